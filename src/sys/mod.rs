@@ -1,0 +1,222 @@
+//! The OS layer: the only code in the crate that makes memory system calls.
+//!
+//! Contract, stated once for every function here:
+//! - lengths are byte counts; addresses passed back in must come from
+//!   [`map`]/[`remap`] of this module (or be page-aligned sub-ranges of them);
+//! - nothing here allocates, panics, formats or takes a lock, so it may run
+//!   inside `malloc`;
+//! - failures are reported as `None` / `false`, never by aborting.
+
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// The system page size (read once, then cached).
+#[inline]
+pub fn page_size() -> usize {
+    let cached = PAGE_SIZE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return cached;
+    }
+    // SAFETY: sysconf has no preconditions and does not allocate.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let size = if size > 0 { size as usize } else { 4096 };
+    PAGE_SIZE.store(size, Ordering::Relaxed);
+    size
+}
+
+/// Maps `len` bytes of zeroed, readable and writable anonymous memory,
+/// page-aligned. `len` must be non-zero; it need not be a page multiple.
+pub fn map(len: usize) -> Option<NonNull<u8>> {
+    debug_assert!(len > 0);
+    // SAFETY: an anonymous private mapping with a NULL hint touches no
+    // existing memory.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(p.cast())
+    }
+}
+
+/// Reserves `len` bytes of address space with no access (for guard pages and
+/// aligned over-mapping). Commit parts of it with [`protect_rw`].
+pub fn reserve(len: usize) -> Option<NonNull<u8>> {
+    debug_assert!(len > 0);
+    // SAFETY: as in `map`, a fresh anonymous mapping.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(p.cast())
+    }
+}
+
+/// Maps `len` bytes aligned to `align` (a power of two, possibly above the
+/// page size) by over-mapping and trimming the excess on both sides.
+pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
+    debug_assert!(len > 0 && align.is_power_of_two());
+    let page = page_size();
+    if align <= page {
+        return map(len);
+    }
+    let len = crate::alignment::forward(len, page)?;
+    let over = len.checked_add(align - page)?;
+    let base = map(over)?.as_ptr() as usize;
+    let start = crate::alignment::forward(base, align)?;
+    let head = start - base;
+    let tail = over - head - len;
+    // SAFETY: [base, base+head) and [start+len, start+len+tail) are page-aligned
+    // parts of the mapping just made, which nobody else knows about.
+    unsafe {
+        if head > 0 {
+            unmap(base as *mut u8, head);
+        }
+        if tail > 0 {
+            unmap((start + len) as *mut u8, tail);
+        }
+    }
+    NonNull::new(start as *mut u8)
+}
+
+/// Unmaps `[addr, addr + len)`.
+///
+/// # Safety
+/// - `addr` is page-aligned and the range lies within mappings made here;
+/// - nothing uses the range afterwards.
+pub unsafe fn unmap(addr: *mut u8, len: usize) {
+    debug_assert!(crate::alignment::is_aligned(addr as usize, page_size()));
+    // SAFETY: caller's promise: the range is ours and dead.
+    unsafe {
+        libc::munmap(addr.cast(), len);
+    }
+}
+
+/// Moves or resizes a mapping with `mremap`. With `may_move` false the
+/// mapping only grows or shrinks in place. Returns the new address.
+///
+/// # Safety
+/// - `addr` is page-aligned, `old_len` the page-rounded length of a mapping
+///   made here; `new_len` is page-rounded and non-zero;
+/// - on success with a different address, the old range is dead.
+pub unsafe fn remap(
+    addr: *mut u8,
+    old_len: usize,
+    new_len: usize,
+    may_move: bool,
+) -> Option<NonNull<u8>> {
+    debug_assert!(crate::alignment::is_aligned(addr as usize, page_size()));
+    debug_assert!(new_len > 0);
+    let flags = if may_move { libc::MREMAP_MAYMOVE } else { 0 };
+    // SAFETY: caller's promise: the range is a mapping of ours.
+    let p = unsafe { libc::mremap(addr.cast(), old_len, new_len, flags) };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(p.cast())
+    }
+}
+
+/// Makes `[addr, addr + len)` readable and writable.
+///
+/// # Safety
+/// The page-aligned range lies within a mapping made here.
+pub unsafe fn protect_rw(addr: *mut u8, len: usize) -> bool {
+    // SAFETY: caller's promise: the range is ours.
+    unsafe { libc::mprotect(addr.cast(), len, libc::PROT_READ | libc::PROT_WRITE) == 0 }
+}
+
+/// Makes `[addr, addr + len)` inaccessible (guard pages).
+///
+/// # Safety
+/// The page-aligned range lies within a mapping made here and nothing may
+/// touch it until it is made accessible again.
+pub unsafe fn protect_none(addr: *mut u8, len: usize) -> bool {
+    // SAFETY: caller's promise: the range is ours.
+    unsafe { libc::mprotect(addr.cast(), len, libc::PROT_NONE) == 0 }
+}
+
+/// Gives the physical pages of `[addr, addr + len)` back to the OS; the range
+/// stays mapped and reads back as zeros when touched again.
+///
+/// # Safety
+/// The page-aligned range lies within a mapping made here and holds no live
+/// data.
+pub unsafe fn decommit(addr: *mut u8, len: usize) -> bool {
+    // SAFETY: caller's promise: the range is ours and dead.
+    unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) == 0 }
+}
+
+/// The calling thread's kernel id (no allocation, no libc state).
+#[inline]
+pub fn thread_id() -> usize {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as usize }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_and_unmap() {
+        let len = page_size() * 3;
+        let p = map(len).unwrap();
+        // SAFETY: the mapping is ours and writable.
+        unsafe {
+            *p.as_ptr() = 7;
+            *p.as_ptr().add(len - 1) = 9;
+            unmap(p.as_ptr(), len);
+        }
+    }
+
+    #[test]
+    fn aligned_mapping() {
+        for shift in [13u32, 16, 21, 22] {
+            let align = 1usize << shift;
+            let p = map_aligned(5000, align).unwrap();
+            assert_eq!(p.as_ptr() as usize % align, 0);
+            // SAFETY: 5000 bytes rounded to pages were mapped.
+            unsafe {
+                *p.as_ptr().add(4999) = 1;
+                unmap(
+                    p.as_ptr(),
+                    crate::alignment::forward(5000, page_size()).unwrap(),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn remap_grows() {
+        let page = page_size();
+        let p = map(page).unwrap();
+        // SAFETY: fresh mapping of one page, grown with MAYMOVE.
+        unsafe {
+            *p.as_ptr() = 42;
+            let q = remap(p.as_ptr(), page, page * 64, true).unwrap();
+            assert_eq!(*q.as_ptr(), 42);
+            *q.as_ptr().add(page * 64 - 1) = 1;
+            unmap(q.as_ptr(), page * 64);
+        }
+    }
+}
