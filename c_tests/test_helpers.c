@@ -5,7 +5,9 @@
  * forwards to a child allocator, remembers the last call (its kind, lengths,
  * alignment and return address) and can be told to refuse alloc, resize or
  * remap. That shows what the helpers hand to the vtable -- or that they do
- * not call it at all (zero bytes, overflow, bad alignment).
+ * not call it at all (zero bytes, overflow, bad alignment). The failure
+ * paths are also run on the library's failing and fixed-buffer allocators,
+ * and the ordinary paths on every core allocator.
  *
  * The return-address checks call each helper from a small non-inlined
  * function of this file and expect the recorded ret_addr to lie inside that
@@ -321,6 +323,67 @@ static void test_realloc_failure(la_allocator child) {
     r.fail_remap = false;
     la_free(a, q, 1, 4096, 16);
     CHECK(r.last == CALL_FREE && r.last_len == 4096 && r.last_align == 4);
+}
+
+/* The same with the library's failing allocator: remaps fail from the first
+ * (resize_fail_index 0), allocations after the first (fail_index 1). */
+static void test_realloc_failure_failing(void) {
+    la_failing *f = la_failing_create(la_c_allocator(), 1, 0);
+    CHECK(f != NULL);
+    if (f == NULL) return;
+    la_allocator a = la_failing_allocator(f);
+    char *p = la_alloc(a, 1, 64, 8);
+    CHECK(p != NULL);
+    if (p != NULL) {
+        fill(p, 64, 6);
+        CHECK(la_realloc(a, p, 1, 64, 4096, 8) == NULL);
+        CHECK(la_realloc(a, p, 1, 64, 16, 8) == NULL);
+        CHECK(filled(p, 64, 6));
+        la_failing_stats st;
+        la_failing_get_stats(f, &st);
+        CHECK_EQ_SZ(st.allocations, 1);
+        CHECK_EQ_SZ(st.deallocations, 0); /* the old block was not freed */
+        CHECK(st.has_induced_failure);
+        CHECK(la_dupez(a, "x", 1) == NULL);
+        CHECK(la_alloc(a, 4, 0, 4) != NULL); /* zero bytes never reach the allocator */
+        la_free(a, p, 1, 64, 8);
+        la_failing_get_stats(f, &st);
+        CHECK_EQ_SZ(st.deallocations, 1);
+        CHECK_EQ_SZ(st.freed_bytes, 64);
+    }
+    la_failing_destroy(f);
+
+    /* Allocator.failing: every request fails, zero-byte ones still succeed. */
+    la_allocator never = la_always_failing_allocator();
+    CHECK(la_alloc(never, 1, 1, 1) == NULL);
+    CHECK(LA_CREATE(never, double) == NULL);
+    CHECK(la_dupe(never, "abc", 3) == NULL);
+    CHECK(la_alloc(never, 8, 0, 8) == zig_dangling(8));
+    CHECK(la_realloc(never, NULL, 1, 0, 10, 1) == NULL);
+}
+
+/* A full fixed buffer: realloc fails and keeps the old block; the most
+ * recent block grows in place. */
+static void test_fixed_buffer_realloc(void) {
+    static unsigned char buf[256];
+    la_fixed_buffer fb;
+    la_fixed_buffer_init(&fb, buf, sizeof buf);
+    la_allocator a = la_fixed_buffer_allocator(&fb);
+    char *first = la_alloc(a, 1, 100, 1);
+    char *last = la_alloc(a, 1, 100, 1);
+    CHECK(first != NULL && last != NULL);
+    if (first == NULL || last == NULL) return;
+    fill(first, 100, 1);
+    fill(last, 100, 2);
+    char *grown = la_realloc(a, last, 1, 100, 150, 1); /* in place: the last block */
+    CHECK(grown == last && filled(grown, 100, 2));
+    CHECK(la_realloc(a, first, 1, 100, 200, 1) == NULL); /* no room to move it */
+    CHECK(filled(first, 100, 1) && filled(grown, 100, 2));
+    CHECK(la_fixed_buffer_owns(&fb, first, 100));
+    char *s = la_alloc_sentinel(a, 1, 3, 1, "");
+    CHECK(s != NULL && s[3] == '\0');
+    la_fixed_buffer_reset(&fb);
+    CHECK(la_alloc(a, 1, 256, 1) == (void *)buf);
 }
 
 /* ---- resize / remap: new_n == 0 frees, n == 0 is refused ---- */
@@ -669,6 +732,8 @@ int main(void) {
     test_sentinel(c);
     test_realloc_failure(c);
     test_realloc_failure(la_page_allocator());
+    test_realloc_failure_failing();
+    test_fixed_buffer_realloc();
     test_resize_remap(c);
     test_resize_remap(la_page_allocator());
     test_dupe(c);
@@ -678,5 +743,28 @@ int main(void) {
     test_on_allocator("page", la_page_allocator());
     test_on_allocator("c", c);
     test_on_allocator("smp", la_smp_allocator());
+
+    la_arena *arena = la_arena_create(la_page_allocator());
+    CHECK(arena != NULL);
+    if (arena != NULL) {
+        test_on_allocator("arena", la_arena_allocator(arena));
+        la_arena_destroy(arena);
+    }
+    static unsigned char fixed[2 << 20];
+    la_fixed_buffer fb;
+    la_fixed_buffer_init(&fb, fixed, sizeof fixed);
+    test_on_allocator("fixed buffer", la_fixed_buffer_allocator(&fb));
+    la_fixed_buffer_init(&fb, fixed, sizeof fixed);
+    test_on_allocator("fixed buffer (thread-safe)", la_fixed_buffer_thread_safe_allocator(&fb));
+    la_failing *pass = la_failing_create(la_c_allocator(), SIZE_MAX, SIZE_MAX);
+    CHECK(pass != NULL);
+    if (pass != NULL) {
+        test_on_allocator("failing (pass-through)", la_failing_allocator(pass));
+        la_failing_stats st;
+        la_failing_get_stats(pass, &st);
+        CHECK(st.allocations > 0 && st.allocations == st.deallocations);
+        CHECK_EQ_SZ(st.allocated_bytes, st.freed_bytes);
+        la_failing_destroy(pass);
+    }
     return check_summary("test_helpers");
 }
