@@ -4,6 +4,13 @@
  *
  *   make bench-core            (or: build/benches/core_bench [--quick])
  *
+ * Contenders: glibc, the bump floor, and through la_alloc / la_free the
+ * page, c and smp allocators, a 64 KiB fixed buffer, an arena over the page
+ * allocator, and a failing allocator over c that never fails (its
+ * bookkeeping cost is its row minus the c row). The fixed buffer is also
+ * driven through la_raw_alloc / la_raw_free (alignment as log2, no C
+ * helper), which shows what the helper layer costs.
+ *
  * Workload, for each block size (16, 32, 64, 128, 256 bytes, alignment 16):
  * rounds of BATCH allocations (one byte written into each) followed by
  * BATCH frees in allocation order; allocators that only reclaim on reset
@@ -28,7 +35,7 @@
 #include <time.h>
 
 #define BATCH 100
-#define ALIGN 16
+#define ALIGN 16 /* la_raw_* take it as log2: 4 */
 #define MAX_CONTENDERS 12
 
 static const size_t sizes[] = {16, 32, 64, 128, 256};
@@ -36,12 +43,12 @@ static const size_t sizes[] = {16, 32, 64, 128, 256};
 
 static volatile unsigned long sink;
 
-enum kind { K_GLIBC, K_BUMP, K_LA };
+enum kind { K_GLIBC, K_BUMP, K_LA, K_RAW };
 
 typedef struct {
     const char *name;
     enum kind kind;
-    la_allocator a;                /* K_LA */
+    la_allocator a;                /* K_LA, K_RAW */
     void (*reset)(void *ctx);      /* called after each round, or NULL */
     void *reset_ctx;
     double ns[NSIZES];             /* median ns per alloc+free */
@@ -121,6 +128,21 @@ static uint64_t run(contender *c, size_t size, size_t rounds) {
             if (c->reset) c->reset(c->reset_ctx);
         }
         break;
+    case K_RAW: /* la_raw_alloc / la_raw_free: the vtable without the C helpers */
+        for (size_t r = 0; r < rounds; r++) {
+            for (size_t i = 0; i < BATCH; i++) {
+                unsigned char *p = la_raw_alloc(c->a, size, 4, 0);
+                if (p == NULL) die(c->name, size);
+                p[0] = (unsigned char)i;
+                ptrs[i] = p;
+            }
+            for (size_t i = 0; i < BATCH; i++) {
+                sum += ptrs[i][0];
+                la_raw_free(c->a, ptrs[i], size, 4, 0);
+            }
+            if (c->reset) c->reset(c->reset_ctx);
+        }
+        break;
     }
     uint64_t t = now_ns() - t0;
     sink += sum;
@@ -150,6 +172,12 @@ static contender *add(const char *name, enum kind kind, la_allocator a) {
     return c;
 }
 
+static void reset_fixed(void *ctx) { la_fixed_buffer_reset(ctx); }
+static void reset_arena(void *ctx) { la_arena_reset(ctx, LA_ARENA_RETAIN_CAPACITY, 0); }
+
+static unsigned char fixed_storage[1 << 16];
+static la_fixed_buffer fixed;
+
 static void add_contenders(void) {
     la_allocator none = {0};
     add("glibc malloc/free", K_GLIBC, none);
@@ -157,6 +185,30 @@ static void add_contenders(void) {
     add("page", K_LA, la_page_allocator());
     add("c", K_LA, la_c_allocator());
     add("smp", K_LA, la_smp_allocator());
+
+    la_fixed_buffer_init(&fixed, fixed_storage, sizeof fixed_storage);
+    contender *c = add("fixed buffer+reset", K_LA, la_fixed_buffer_allocator(&fixed));
+    c->reset = reset_fixed;
+    c->reset_ctx = &fixed;
+    c = add("fixed buffer+reset raw", K_RAW, la_fixed_buffer_allocator(&fixed));
+    c->reset = reset_fixed;
+    c->reset_ctx = &fixed;
+
+    la_arena *arena = la_arena_create(la_page_allocator());
+    if (arena == NULL) {
+        fprintf(stderr, "core_bench: la_arena_create failed\n");
+        exit(1);
+    }
+    c = add("arena(page)+reset", K_LA, la_arena_allocator(arena));
+    c->reset = reset_arena;
+    c->reset_ctx = arena;
+
+    la_failing *f = la_failing_create(la_c_allocator(), SIZE_MAX, SIZE_MAX);
+    if (f == NULL) {
+        fprintf(stderr, "core_bench: la_failing_create failed\n");
+        exit(1);
+    }
+    add("failing(c) pass", K_LA, la_failing_allocator(f));
 }
 
 int main(int argc, char **argv) {
@@ -194,19 +246,19 @@ int main(int argc, char **argv) {
         }
     }
 
-    printf("%-22s", "ns per alloc+free");
+    printf("%-24s", "ns per alloc+free");
     for (size_t s = 0; s < NSIZES; s++) printf("%9zu B", sizes[s]);
     printf("\n");
     for (size_t c = 0; c < ncontenders; c++) {
-        printf("%-22s", contenders[c].name);
+        printf("%-24s", contenders[c].name);
         for (size_t s = 0; s < NSIZES; s++) printf("%11.1f", contenders[c].ns[s]);
         printf("\n");
     }
-    printf("\n%-22s", "ratio to glibc");
+    printf("\n%-24s", "ratio to glibc");
     for (size_t s = 0; s < NSIZES; s++) printf("%9zu B", sizes[s]);
     printf("\n");
     for (size_t c = 0; c < ncontenders; c++) {
-        printf("%-22s", contenders[c].name);
+        printf("%-24s", contenders[c].name);
         for (size_t s = 0; s < NSIZES; s++)
             printf("%10.2fx", contenders[c].ns[s] / contenders[0].ns[s]);
         printf("\n");

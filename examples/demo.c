@@ -108,6 +108,70 @@ static void demo_smp(void) {
     printf("%d small blocks allocated and freed; la_smp_collect() returned the free pages\n", N);
 }
 
+static void demo_fixed_buffer(void) {
+    section("fixed buffer: bump allocation inside memory you own (no syscalls)");
+    static unsigned char storage[256];
+    la_fixed_buffer fb;
+    la_fixed_buffer_init(&fb, storage, sizeof storage);
+    la_allocator a = la_fixed_buffer_allocator(&fb);
+    size_t len = 0;
+    char *s = join_words(a, 4, &len);
+    expect(s != NULL, "join in a fixed buffer");
+    printf("join_words(fixed, 4): \"%s\" -- inside the buffer: %s, %zu of %zu bytes used\n", s,
+           la_fixed_buffer_owns(&fb, s, len) ? "yes" : "no", fb.end_index, fb.len);
+    char *more = join_words(a, 40, &len);
+    printf("join_words(fixed, 40): %s (the buffer is full; nothing leaked)\n",
+           more ? "fits?!" : "NULL, out of memory");
+    expect(more == NULL, "fixed buffer runs out");
+    la_fixed_buffer_reset(&fb);
+    printf("la_fixed_buffer_reset: %zu bytes used, the whole buffer is free again\n", fb.end_index);
+}
+
+static void demo_arena(void) {
+    section("arena: many allocations, one free (over the page allocator)");
+    la_arena *arena = la_arena_create(la_page_allocator());
+    expect(arena != NULL, "arena create");
+    la_allocator a = la_arena_allocator(arena);
+    for (int i = 0; i < 1000; i++) {
+        int *v = LA_ALLOC(a, int, 16);
+        expect(v != NULL, "arena alloc");
+        v[15] = i; /* no la_free needed: the arena frees everything at once */
+    }
+    printf("1000 arrays of 16 ints, never freed one by one; capacity %zu bytes\n",
+           la_arena_query_capacity(arena));
+    la_arena_reset(arena, LA_ARENA_RETAIN_CAPACITY, 0);
+    printf("reset(RETAIN_CAPACITY): everything freed, %zu bytes kept for the next round\n",
+           la_arena_query_capacity(arena));
+    la_arena_reset(arena, LA_ARENA_RETAIN_WITH_LIMIT, 4096);
+    printf("reset(RETAIN_WITH_LIMIT, 4096): %zu bytes kept\n", la_arena_query_capacity(arena));
+    la_arena_reset(arena, LA_ARENA_FREE_ALL, 0);
+    printf("reset(FREE_ALL): %zu bytes kept\n", la_arena_query_capacity(arena));
+    la_arena_destroy(arena);
+}
+
+static void demo_failing(void) {
+    section("failing allocator: inject an out-of-memory to test error paths");
+    la_failing *f = la_failing_create(la_c_allocator(), 2, SIZE_MAX); /* 3rd alloc fails */
+    expect(f != NULL, "failing create");
+    la_allocator a = la_failing_allocator(f);
+    char *copies[3];
+    for (int i = 0; i < 3; i++) {
+        copies[i] = la_dupez(a, "copy", 4);
+        printf("allocation %d: %s\n", i + 1, copies[i] ? "ok" : "NULL (injected failure)");
+    }
+    expect(copies[0] && copies[1] && !copies[2], "failure injected at index 2");
+    for (int i = 0; i < 2; i++) la_free(a, copies[i], 1, 5, 1);
+    la_failing_stats st;
+    la_failing_get_stats(f, &st);
+    printf("stats: %zu allocations, %zu frees, %zu bytes allocated, %zu freed, failure seen: %s\n",
+           st.allocations, st.deallocations, st.allocated_bytes, st.freed_bytes,
+           st.has_induced_failure ? "yes" : "no");
+    la_failing_destroy(f);
+    la_allocator never = la_always_failing_allocator();
+    printf("la_always_failing_allocator(): la_alloc -> %s\n",
+           la_alloc(never, 1, 1, 1) ? "a block?!" : "NULL, always");
+}
+
 static void demo_helpers(void) {
     section("helpers: typed allocation on any allocator");
     la_allocator a = la_c_allocator();
@@ -152,6 +216,9 @@ int main(void) {
     demo_page();
     demo_c();
     demo_smp();
+    demo_fixed_buffer();
+    demo_arena();
+    demo_failing();
     demo_helpers();
     printf("\ndone.\n");
     return 0;
