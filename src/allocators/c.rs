@@ -50,6 +50,12 @@ unsafe impl RawAllocator for CAllocator {
         let Some(align) = alignment::to_bytes(alignment) else {
             return ptr::null_mut();
         };
+        // No object of len bytes at this alignment fits below PTRDIFF_MAX
+        // (e.g. an alignment of 2^63): refuse rather than trust every libc
+        // (or sanitizer runtime) to reject it.
+        if len > isize::MAX as usize - (align - 1) {
+            return ptr::null_mut();
+        }
         let mut out: *mut c_void = ptr::null_mut();
         // SAFETY: align is a power of two and a multiple of sizeof(void *)
         // (it exceeds MAX_ALIGN); `out` is a valid place to write.
@@ -159,6 +165,9 @@ mod tests {
             assert!(la_raw_alloc(a, usize::MAX, 0, 0).is_null());
             assert!(la_raw_alloc(a, usize::MAX / 2 + 1, 4, 0).is_null());
             assert!(la_raw_alloc(a, usize::MAX - 4096, 13, 0).is_null());
+            // Alignments no object can have below PTRDIFF_MAX.
+            assert!(la_raw_alloc(a, 1, 63, 0).is_null());
+            assert!(la_raw_alloc(a, isize::MAX as usize - 4094, 12, 0).is_null());
         }
     }
 }
