@@ -17,6 +17,7 @@ package_for() {
     case "$1" in
         pkg-config) echo pkg-config ;;
         readelf | nm | ar | objdump) echo binutils ;;
+        ldd) echo libc-bin ;;
         cc | gcc) echo gcc ;;
         clang) echo clang ;;
         python3) echo python3 ;;
