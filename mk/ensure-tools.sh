@@ -19,6 +19,7 @@ package_for() {
         readelf | nm | ar | objdump) echo binutils ;;
         ldd) echo libc-bin ;;
         cc | gcc) echo gcc ;;
+        c++ | g++) echo g++ ;;
         clang) echo clang ;;
         python3) echo python3 ;;
         valgrind) echo valgrind ;;
