@@ -6,6 +6,11 @@
 #                  UndefinedBehaviorSanitizer (the C helpers compiled into each
 #                  test, so they are instrumented too); a test that cannot run
 #                  under ASan is named in ASAN_SKIP (e.g. ASAN_SKIP += test_foo)
+#   c-tests-valgrind  the tests named in VALGRIND_TESTS under valgrind
+#                  (memcheck, definite leaks are errors): unlike the sanitizer
+#                  run this also watches the uninstrumented Rust library.
+#                  Opt-in by name (VALGRIND_TESTS += test_foo), since valgrind
+#                  runs threads one at a time and long stress tests would crawl
 #   exports-test   liballoc.so exports every function of include/liballoc.h and
 #                  nothing outside la_*; liballoc.a defines them all; and the
 #                  checker itself rejects a wrong header and a leaky library
@@ -27,11 +32,13 @@ SAN_ENV := ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1:strict_string
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 C_SAN_BINS := $(patsubst c_tests/%.c,$(BUILD)/c_tests_san/%,$(C_TEST_SRCS))
 ASAN_SKIP ?=
+VALGRIND_TESTS += test_helpers test_conformance test_failing test_bad_input test_concurrency
+VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite
 
-.PHONY: test-tools c-tests c-tests-san exports-test header-test install-test demo-check
+.PHONY: test-tools c-tests c-tests-san c-tests-valgrind exports-test header-test install-test demo-check
 
 test-tools:
-	@CC="$(CC)" bash mk/ensure-tools.sh pkg-config readelf nm ldd $(PYTHON) $(CC) $(CXX) asan
+	@CC="$(CC)" bash mk/ensure-tools.sh pkg-config readelf nm ldd valgrind $(PYTHON) $(CC) $(CXX) asan
 
 $(BUILD)/c_tests/%: c_tests/%.c $(C_TEST_HDRS) $(SO_LINK) | test-tools
 	@mkdir -p $(dir $@)
@@ -48,6 +55,12 @@ c-tests-san: $(C_SAN_BINS)
 	@set -e; for t in $(C_SAN_BINS); do \
 	  case " $(ASAN_SKIP) " in *" $$(basename $$t) "*) echo "== $$t: skipped (ASAN_SKIP)"; continue;; esac; \
 	  echo "== $$t (asan+ubsan)"; $(SAN_ENV) ./$$t; done
+
+# The list is read when the recipe runs, after every mk/*.mk has added to it.
+c-tests-valgrind: $(C_TEST_BINS)
+	@set -e; for n in $(sort $(VALGRIND_TESTS)); do \
+	  t=$(BUILD)/c_tests/$$n; test -x $$t || { echo "c-tests-valgrind: no $$t" >&2; exit 1; }; \
+	  echo "== $$t (valgrind)"; $(VALGRIND) ./$$t; done
 
 exports-test: $(SO_LINK) $(STATIC) | test-tools
 	$(PYTHON) c_tests/check_exports.py include/liballoc.h $(SO_LINK) $(STATIC)
@@ -76,4 +89,4 @@ demo-check: $(SO_LINK)
 	@./$(BUILD)/demo > $(BUILD)/demo.out || { cat $(BUILD)/demo.out; exit 1; }
 	@echo "demo-check: examples/demo.c ran ($$(wc -l < $(BUILD)/demo.out) lines of output)"
 
-TESTS += c-tests c-tests-san exports-test header-test install-test demo-check
+TESTS += c-tests c-tests-san c-tests-valgrind exports-test header-test install-test demo-check
