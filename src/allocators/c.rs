@@ -50,10 +50,12 @@ unsafe impl RawAllocator for CAllocator {
         let Some(align) = alignment::to_bytes(alignment) else {
             return ptr::null_mut();
         };
-        // No object of len bytes at this alignment fits below PTRDIFF_MAX
-        // (e.g. an alignment of 2^63): refuse rather than trust every libc
-        // (or sanitizer runtime) to reject it.
-        if len > isize::MAX as usize - (align - 1) {
+        // The block plus its alignment padding must stay below PTRDIFF_MAX
+        // (some malloc implementations mis-handle sizes near it).
+        if len
+            .checked_add(align)
+            .is_none_or(|total| total > isize::MAX as usize)
+        {
             return ptr::null_mut();
         }
         let mut out: *mut c_void = ptr::null_mut();
