@@ -88,9 +88,12 @@ def declared_symbols(header_text):
         if not stmt or stmt.startswith("typedef") or stmt.startswith("static"):
             continue
         if "(" in stmt:
-            if "(*" in stmt.replace(" ", ""):
-                continue  # a function pointer object: not handled, not used
-            m = re.search(r"(\w+)\s*\($", stmt[: stmt.index("(") + 1])
+            first = stmt.index("(")
+            if stmt[first + 1:].lstrip().startswith("*"):
+                continue  # a function pointer object (not used by the API)
+            # the name stands before the first parenthesis; parameters may
+            # themselves be function pointers
+            m = re.search(r"(\w+)\s*\($", stmt[: first + 1])
             if m:
                 functions.add(m.group(1))
         elif stmt.startswith("extern "):
@@ -175,9 +178,11 @@ def self_test(header, shared, static=None):
               "extern const int la_data;\n"
               "#define LA_M(x) la_m(x)\n"
               "void *la_two(size_t a,\n  size_t b);\n"
+              "int la_cb(int (*test)(void *), void *ctx);\n"
+              "extern void (*la_hook)(void);\n"
               "#ifdef __cplusplus\n}\n#endif\n")
     f, v = declared_symbols(sample)
-    results.append(("parser on a sample header", f == {"la_two"} and v == {"la_data"}))
+    results.append(("parser on a sample header", f == {"la_two", "la_cb"} and v == {"la_data"}))
 
     with tempfile.TemporaryDirectory() as tmp:
         fake = os.path.join(tmp, "extra.h")
