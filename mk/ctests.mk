@@ -5,7 +5,8 @@
 #   c-tests-san    the same programs built with AddressSanitizer and
 #                  UndefinedBehaviorSanitizer (the C helpers compiled into each
 #                  test, so they are instrumented too); a test that cannot run
-#                  under ASan is named in ASAN_SKIP (e.g. ASAN_SKIP += test_foo)
+#                  under ASan is named in ASAN_SKIP (e.g. ASAN_SKIP += test_foo);
+#                  a canary (c_tests/san_canary.c) proves the sanitizers are live
 #   c-tests-valgrind  the tests named in VALGRIND_TESTS under valgrind
 #                  (memcheck, definite leaks are errors): unlike the sanitizer
 #                  run this also watches the uninstrumented Rust library.
@@ -51,7 +52,18 @@ $(BUILD)/c_tests_san/%: c_tests/%.c $(C_TEST_HDRS) $(C_HELPER_SRCS) $(SO_LINK) |
 c-tests: $(C_TEST_BINS)
 	@set -e; for t in $(C_TEST_BINS); do echo "== $$t"; ./$$t; done
 
-c-tests-san: $(C_SAN_BINS)
+$(BUILD)/c_tests_san/san_canary: c_tests/san_canary.c include/liballoc.h $(SO_LINK) | test-tools
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -O1 $(SAN_FLAGS) -o $@ $< $(LINK_SO)
+
+# First the canary: the sanitizers must catch its overflow, or nothing below
+# would mean anything.
+c-tests-san: $(C_SAN_BINS) $(BUILD)/c_tests_san/san_canary
+	@if $(SAN_ENV) ./$(BUILD)/c_tests_san/san_canary > $(BUILD)/c_tests_san/canary.out 2>&1; then \
+	  cat $(BUILD)/c_tests_san/canary.out; echo "c-tests-san: the sanitizers missed the canary" >&2; exit 1; \
+	elif ! grep -q heap-buffer-overflow $(BUILD)/c_tests_san/canary.out; then \
+	  cat $(BUILD)/c_tests_san/canary.out; echo "c-tests-san: the canary failed, but not as expected" >&2; exit 1; \
+	else echo "== san_canary: heap overflow caught, as it must be"; fi
 	@set -e; for t in $(C_SAN_BINS); do \
 	  case " $(ASAN_SKIP) " in *" $$(basename $$t) "*) echo "== $$t: skipped (ASAN_SKIP)"; continue;; esac; \
 	  echo "== $$t (asan+ubsan)"; $(SAN_ENV) ./$$t; done
