@@ -17,7 +17,9 @@
 //!   bytes so that an aligned block always fits in the reservation; a single
 //!   compare-and-swap then gives the alignment slack back if nobody bumped
 //!   since. `end_index` may pass the node's size after a failed bump; the
-//!   node is then full for everyone.
+//!   node is then full for everyone. (A request whose `n + align - 1`
+//!   exceeds the node is placed with a compare-and-swap loop instead, so
+//!   huge requests never carry `end_index` around.)
 //! - when the newest node is full, one thread at a time (the "being grown"
 //!   bit in `size`) asks the child to grow it in place; otherwise a node is
 //!   taken from the free list (stolen whole with one atomic swap, so no ABA)
@@ -80,6 +82,36 @@ fn aligned_index(buf: *mut u8, end: usize, align: usize) -> usize {
 fn size_for(aligned: usize, n: usize) -> Option<usize> {
     let raw = NODE_SIZE.checked_add(aligned)?.checked_add(n)?;
     alignment::forward(raw, 2)
+}
+
+/// Places `n` bytes aligned to `align` at the current end of a node's
+/// buffer `buf[..len]` with a compare-and-swap loop, never moving
+/// `end_index` past `len`. `None` when the block does not fit.
+#[inline]
+fn bump_exact(
+    buf: *mut u8,
+    end_index: &AtomicUsize,
+    len: usize,
+    n: usize,
+    align: usize,
+) -> Option<*mut u8> {
+    let mut cur = end_index.load(Ordering::Relaxed);
+    loop {
+        let aligned = aligned_index(buf, cur, align);
+        if aligned > len || n > len - aligned {
+            return None;
+        }
+        // Acquire: memory given back by other threads is ours now.
+        match end_index.compare_exchange_weak(
+            cur,
+            aligned + n,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Some(buf.wrapping_add(aligned)),
+            Err(now) => cur = now,
+        }
+    }
 }
 
 impl Node {
@@ -382,12 +414,10 @@ impl la_arena {
                 // SAFETY: nodes in the used list are live while the arena is.
                 let len = unsafe { Node::buf_len(first) };
                 prev_len = len;
-                // Never reserve more than the node holds: keeps end_index far
-                // from overflowing however large the requests.
+                let buf = buf_of(first);
+                // SAFETY: live node.
+                let end_index = unsafe { &(*first).end_index };
                 if alignable <= len {
-                    let buf = buf_of(first);
-                    // SAFETY: live node.
-                    let end_index = unsafe { &(*first).end_index };
                     // Acquire: memory given back by other threads is ours now.
                     let end = end_index.fetch_add(alignable, Ordering::Acquire);
                     let aligned = aligned_index(buf, end, align);
@@ -405,6 +435,11 @@ impl la_arena {
                     if aligned <= len && n <= len - aligned {
                         return buf.wrapping_add(aligned);
                     }
+                } else if let Some(p) = bump_exact(buf, end_index, len, n, align) {
+                    // `n + align - 1` exceeds the node: an unconditional add
+                    // of that much could carry end_index around, so place the
+                    // block exactly instead (it may fit without all the slack).
+                    return p;
                 }
 
                 // Try to grow the newest node in place (one thread at a time).
