@@ -17,7 +17,9 @@ package_for() {
     case "$1" in
         pkg-config) echo pkg-config ;;
         readelf | nm | ar | objdump) echo binutils ;;
+        ldd) echo libc-bin ;;
         cc | gcc) echo gcc ;;
+        c++ | g++) echo g++ ;;
         clang) echo clang ;;
         python3) echo python3 ;;
         valgrind) echo valgrind ;;

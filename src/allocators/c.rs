@@ -167,6 +167,9 @@ mod tests {
             assert!(la_raw_alloc(a, usize::MAX, 0, 0).is_null());
             assert!(la_raw_alloc(a, usize::MAX / 2 + 1, 4, 0).is_null());
             assert!(la_raw_alloc(a, usize::MAX - 4096, 13, 0).is_null());
+            // Alignments no object can have below PTRDIFF_MAX.
+            assert!(la_raw_alloc(a, 1, 63, 0).is_null());
+            assert!(la_raw_alloc(a, isize::MAX as usize - 4094, 12, 0).is_null());
         }
     }
 }
