@@ -125,15 +125,14 @@ pub extern "C" fn __libc_mallopt(param: c_int, value: c_int) -> c_int {
 }
 
 /// `malloc_info(options, fp)`: an XML description in glibc's shape.
-/// `options` must be 0 (else -1 with EINVAL, as glibc).
+/// `options` must be 0, else it returns EINVAL (as glibc does).
 ///
 /// # Safety
 /// `fp` is an open stdio stream.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_int {
     if options != 0 || fp.is_null() {
-        super::fmt::set_errno(libc::EINVAL);
-        return -1;
+        return libc::EINVAL;
     }
     let counting = super::counting();
     let s = stats::summary(counting);
