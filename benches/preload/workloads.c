@@ -7,7 +7,7 @@
  *              live blocks (allocate, touch, free the oldest)
  *   prodcons   a producer thread allocates, a consumer frees (every block
  *              crosses threads), through a lock-free ring
- *   realloc    1000 buffers grown by realloc in small steps up to 16..32 KiB
+ *   realloc    1000 buffers grown by realloc in small steps up to 8..16 KiB
  *   mixed      2 threads, sizes 8 B..64 KiB with rare 1 MiB blocks
  *   nodes      linked lists of 1M tiny (16..32 B) nodes built, walked, freed
  *
@@ -93,7 +93,7 @@ static uint64_t realloc_growth(void) {
             buf[b] = NULL;
             len[b] = cap[b] = 0;
         }
-        size_t limit = 16384u << round;
+        size_t limit = 8192u << round;
         for (int step = 0; step < 2000; step++) {
             for (int b = 0; b < BUFS; b++) {
                 if (len[b] >= limit) continue;
