@@ -393,6 +393,33 @@ impl la_arena {
         ok
     }
 
+    /// The newest node's bump state when `[memory, memory + len)` is the
+    /// most recent block of the newest node, else `None`.
+    ///
+    /// Besides the end address (all Zig checks), the block must lie inside
+    /// the node's buffer: after a failed bump `end_index` can point past the
+    /// node, where a block of another node may happen to end, and that block
+    /// is not this node's to give back or grow.
+    fn last_block(&self, memory: *mut u8, len: usize) -> Option<LastBlock<'_>> {
+        let node = self.first_node();
+        if node.is_null() {
+            return None;
+        }
+        // SAFETY: nodes in the used list are live while the arena is.
+        let end_index = unsafe { &(*node).end_index };
+        let end = end_index.load(Ordering::Relaxed);
+        // Read after `end`: the size only grows while the arena is shared,
+        // so `end <= buf_len` means `end` lies inside the node.
+        // SAFETY: live node.
+        let buf_len = unsafe { Node::buf_len(node) };
+        let inside = end <= buf_len && len <= end;
+        (inside && buf_of(node) as usize + end == memory as usize + len).then(|| LastBlock {
+            end_index,
+            end,
+            room: buf_len - end,
+        })
+    }
+
     /// The body of `alloc`. `spare` holds a fresh node this call allocated
     /// but could not publish; the caller parks it on the free list.
     ///
@@ -646,6 +673,16 @@ impl la_arena {
     }
 }
 
+/// The most recent block's node state, from [`la_arena::last_block`].
+struct LastBlock<'a> {
+    /// The newest node's bump offset.
+    end_index: &'a AtomicUsize,
+    /// Its value when the block was found to end there.
+    end: usize,
+    /// Bytes of the node's buffer after `end`.
+    room: usize,
+}
+
 /// Outcome of [`la_arena::grow_first`].
 enum Grow {
     /// The block.
@@ -695,42 +732,33 @@ unsafe impl RawAllocator for la_arena {
         new_len: usize,
         _ret_addr: usize,
     ) -> bool {
-        let node = self.first_node();
-        if node.is_null() {
+        let Some(last) = self.last_block(memory, len) else {
+            // Not the most recent block: it can only shrink (in place).
             return new_len <= len;
-        }
-        let buf = buf_of(node) as usize;
-        // SAFETY: live node.
-        let end_index = unsafe { &(*node).end_index };
-        let cur = end_index.load(Ordering::Relaxed);
-        if buf.wrapping_add(cur) != (memory as usize).wrapping_add(len) {
-            // Not the most recent block: it can only shrink.
-            return new_len <= len;
-        }
+        };
         if new_len <= len {
-            // Release: the tail given back may be handed out again.
-            let _ = end_index.compare_exchange(
-                cur,
-                cur - (len - new_len),
+            // Release: the tail given back may be handed out again. If
+            // another thread moved end_index meanwhile, the tail is simply
+            // not reused; shrinking always succeeds.
+            let _ = last.end_index.compare_exchange(
+                last.end,
+                last.end - (len - new_len),
                 Ordering::Release,
                 Ordering::Relaxed,
             );
             return true;
         }
-        // Saturating: the block may belong to another node than `node`.
-        // SAFETY: live node.
-        let room = unsafe { Node::buf_len(node) }.saturating_sub(cur);
-        if room >= new_len - len {
-            return end_index
-                .compare_exchange(
-                    cur,
-                    cur + (new_len - len),
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_ok();
+        if new_len - len > last.room {
+            return false;
         }
-        false
+        last.end_index
+            .compare_exchange(
+                last.end,
+                last.end + (new_len - len),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
     }
 
     unsafe fn remap(
@@ -750,18 +778,15 @@ unsafe impl RawAllocator for la_arena {
     }
 
     unsafe fn free(&self, memory: *mut u8, len: usize, _alignment: u8, _ret_addr: usize) {
-        let node = self.first_node();
-        if node.is_null() {
-            return;
+        // Only the most recent block is given back; others stay until reset.
+        if let Some(last) = self.last_block(memory, len) {
+            let _ = last.end_index.compare_exchange(
+                last.end,
+                last.end - len,
+                Ordering::Release,
+                Ordering::Relaxed,
+            );
         }
-        let buf = buf_of(node) as usize;
-        // SAFETY: live node.
-        let end_index = unsafe { &(*node).end_index };
-        let cur = end_index.load(Ordering::Relaxed);
-        if buf.wrapping_add(cur) != (memory as usize).wrapping_add(len) {
-            return;
-        }
-        let _ = end_index.compare_exchange(cur, cur - len, Ordering::Release, Ordering::Relaxed);
     }
 }
 

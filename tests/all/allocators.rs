@@ -1,7 +1,9 @@
 //! Every allocator under test, built the same way: a constructor giving an
 //! `la_allocator`, what the tests may expect of it, and its teardown.
 
+use std::ffi::c_void;
 use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use alloc::allocators::arena::{la_arena, la_arena_allocator, la_arena_create, la_arena_destroy};
 use alloc::allocators::c::la_c_allocator;
@@ -14,7 +16,8 @@ use alloc::allocators::fixed_buffer::{
 };
 use alloc::allocators::page::la_page_allocator;
 use alloc::allocators::smp::la_smp_allocator;
-use alloc::la_allocator;
+use alloc::vtable::{la_raw_alloc, la_raw_free, la_raw_remap, la_raw_resize};
+use alloc::{la_alignment, la_allocator, la_vtable};
 
 /// Bytes of buffer given to each fixed-buffer allocator.
 pub const FIXED_LEN: usize = 4 << 20;
@@ -30,6 +33,7 @@ pub enum Kind {
     ArenaOverC,
     ArenaOverPage,
     ArenaOverSmp,
+    ArenaOverFlaky,
     FailingOverC,
 }
 
@@ -77,17 +81,22 @@ impl Subject {
                 s.remap_in_place = true;
                 s.fixed = Some((fb, buf));
             }
-            Kind::ArenaOverC | Kind::ArenaOverPage | Kind::ArenaOverSmp => {
+            Kind::ArenaOverC | Kind::ArenaOverPage | Kind::ArenaOverSmp | Kind::ArenaOverFlaky => {
                 let child = match kind {
                     Kind::ArenaOverC => la_c_allocator(),
                     Kind::ArenaOverPage => la_page_allocator(),
+                    Kind::ArenaOverFlaky => flaky_allocator(),
                     _ => la_smp_allocator(),
                 };
+                // A flaky child may refuse the arena's own state: ask again.
                 // SAFETY: the child is valid.
-                let arena = unsafe { la_arena_create(child) };
-                assert!(!arena.is_null());
+                let arena = (0..64)
+                    .map(|_| unsafe { la_arena_create(child) })
+                    .find(|a| !a.is_null())
+                    .expect("arena creation keeps failing");
                 s.a = la_arena_allocator(arena);
                 s.remap_in_place = true;
+                s.bounded = matches!(kind, Kind::ArenaOverFlaky);
                 s.arena = Some(arena);
             }
             Kind::FailingOverC => {
@@ -114,4 +123,80 @@ impl Drop for Subject {
             }
         }
     }
+}
+
+/// A thread-safe child that fails now and then: about one alloc, resize or
+/// remap in four returns NULL / false (decided by a shared counter); the
+/// rest go to the C allocator. Lets the tests reach every out-of-memory path
+/// of an allocator built on a child, also from several threads.
+pub fn flaky_allocator() -> la_allocator {
+    static VTABLE: la_vtable = la_vtable {
+        alloc: Some(flaky_alloc),
+        resize: Some(flaky_resize),
+        remap: Some(flaky_remap),
+        free: Some(flaky_free),
+    };
+    la_allocator {
+        ptr: ptr::null_mut(),
+        vtable: &VTABLE,
+    }
+}
+
+/// Whether this call should fail (one in four, scrambled).
+fn flaky_fails() -> bool {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    (n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) < 4
+}
+
+unsafe extern "C" fn flaky_alloc(
+    _ctx: *mut c_void,
+    len: usize,
+    alignment: la_alignment,
+    ret_addr: usize,
+) -> *mut c_void {
+    if flaky_fails() {
+        return ptr::null_mut();
+    }
+    // SAFETY: forwarded vtable call to a valid allocator.
+    unsafe { la_raw_alloc(la_c_allocator(), len, alignment, ret_addr) }
+}
+
+unsafe extern "C" fn flaky_resize(
+    _ctx: *mut c_void,
+    memory: *mut c_void,
+    len: usize,
+    alignment: la_alignment,
+    new_len: usize,
+    ret_addr: usize,
+) -> bool {
+    // SAFETY: forwarded vtable call; the block is the C allocator's.
+    !flaky_fails()
+        && unsafe { la_raw_resize(la_c_allocator(), memory, len, alignment, new_len, ret_addr) }
+}
+
+unsafe extern "C" fn flaky_remap(
+    _ctx: *mut c_void,
+    memory: *mut c_void,
+    len: usize,
+    alignment: la_alignment,
+    new_len: usize,
+    ret_addr: usize,
+) -> *mut c_void {
+    if flaky_fails() {
+        return ptr::null_mut();
+    }
+    // SAFETY: forwarded vtable call; the block is the C allocator's.
+    unsafe { la_raw_remap(la_c_allocator(), memory, len, alignment, new_len, ret_addr) }
+}
+
+unsafe extern "C" fn flaky_free(
+    _ctx: *mut c_void,
+    memory: *mut c_void,
+    len: usize,
+    alignment: la_alignment,
+    ret_addr: usize,
+) {
+    // SAFETY: forwarded vtable call; the block is the C allocator's.
+    unsafe { la_raw_free(la_c_allocator(), memory, len, alignment, ret_addr) }
 }

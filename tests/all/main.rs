@@ -5,4 +5,5 @@
 //! library's allocation module is `std::alloc`.
 
 mod allocators;
+mod concurrency;
 mod model;

@@ -287,5 +287,6 @@ model_tests! {
     arena_over_c_matches_model => Kind::ArenaOverC,
     arena_over_page_matches_model => Kind::ArenaOverPage,
     arena_over_smp_matches_model => Kind::ArenaOverSmp,
+    arena_over_flaky_child_matches_model => Kind::ArenaOverFlaky,
     failing_over_c_matches_model => Kind::FailingOverC,
 }
