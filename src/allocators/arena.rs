@@ -177,9 +177,13 @@ static VTABLE: la_vtable = vtable_of::<la_arena>();
 
 /// How `la_arena_reset` treats the memory the arena holds (Zig's
 /// `ArenaAllocator.ResetMode`): one of `LA_ARENA_FREE_ALL`,
-/// `LA_ARENA_RETAIN_CAPACITY`, `LA_ARENA_RETAIN_WITH_LIMIT`. An integer
-/// rather than a C enum so that any value a caller passes is well defined
-/// (an unknown one makes `la_arena_reset` return false).
+/// `LA_ARENA_RETAIN_CAPACITY`, `LA_ARENA_RETAIN_WITH_LIMIT`.
+///
+/// The header declares it as the C `typedef enum` of the API contract
+/// (written in cbindgen.toml, since an enum parameter on the Rust side would
+/// make an out-of-range value from C undefined behaviour); Rust receives the
+/// same 32-bit value as this integer, and an unknown one makes
+/// `la_arena_reset` return false.
 #[allow(non_camel_case_types)]
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
