@@ -161,6 +161,12 @@ static void test_always_failing(void) {
     CHECK(a.vtable != NULL);
     CHECK(la_raw_alloc(a, 1, 0, 0) == NULL);
     CHECK(la_raw_alloc(a, 4096, 12, 0) == NULL);
+    /* Zig's `test failing`: huge requests fail too (in the allocator, not
+     * by overflowing in the interface). */
+    const unsigned char zero = 0;
+    CHECK(la_alloc(a, 1, 123, 1) == NULL);
+    CHECK(la_alloc(a, 1, SIZE_MAX, 1) == NULL);
+    CHECK(la_alloc_sentinel(a, 1, SIZE_MAX - 1, 1, &zero) == NULL);
     CHECK(!la_raw_resize(a, &byte, 1, 0, 1, 0));
     CHECK(la_raw_remap(a, &byte, 1, 0, 2, 0) == NULL);
     la_raw_free(a, &byte, 1, 0, 0);
