@@ -23,7 +23,12 @@ package_for() {
         clang) echo clang ;;
         python3) echo python3 ;;
         valgrind) echo valgrind ;;
-        asan) echo "libasan8 libubsan1" ;;
+        asan) # the sanitizer runtimes of the compiler in use
+            if "$CC" --version 2>/dev/null | grep -qi clang; then
+                echo libclang-rt-dev
+            else
+                echo "libasan8 libubsan1"
+            fi ;;
         *) echo "$1" ;;
     esac
 }
