@@ -197,6 +197,22 @@ static void test_bad_alignment(la_allocator child) {
     CHECK_EQ_SZ(r.calls[CALL_FREE], 1);
 }
 
+/* Powers of two no allocator can honour (2^63 bytes) fail cleanly, on every
+ * core allocator; zero bytes at such an alignment still get their dangling
+ * pointer. */
+static void test_huge_alignment(const char *name, la_allocator a) {
+    const size_t huge = (size_t)1 << (sizeof(size_t) * 8 - 1);
+    void *p = la_alloc(a, 1, 8, huge);
+    void *q = la_create(a, 64, huge);
+    void *r = la_alloc_sentinel(a, 1, 3, huge, "");
+    if (p != NULL || q != NULL || r != NULL)
+        fprintf(stderr, "  %s: an alignment of 2^63 was granted\n", name);
+    CHECK(p == NULL && q == NULL && r == NULL);
+    CHECK(la_alloc(a, 1, 0, huge) == zig_dangling(huge));
+    /* the largest alignment the vtable takes (2^63, log2 63) at the raw level */
+    CHECK(la_raw_alloc(a, 1, 63, 0) == NULL);
+}
+
 /* ---- sentinels ---- */
 
 static void test_sentinel(la_allocator child) {
@@ -712,6 +728,7 @@ static void test_return_addresses(la_allocator child) {
 
 static void test_on_allocator(const char *name, la_allocator a) {
     test_realloc_contents(name, a);
+    test_huge_alignment(name, a);
     int *x = LA_ALLOC(a, int, 1000);
     CHECK(x != NULL);
     if (x != NULL) {
