@@ -29,7 +29,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::page::{Block, FULL, Page};
 use super::segment::{self, ABANDONED, Segment};
-use super::size_class::{CLASS_SIZE, NCLASSES, kind_of};
+use super::size_class::{NCLASSES, class_size, kind_of};
 use super::stats;
 use crate::sys;
 
@@ -70,8 +70,10 @@ impl Heap {
     /// Accounts for an allocation of class `cls`.
     #[inline]
     pub fn count_alloc(&self, cls: usize) {
-        bump(&self.allocs[cls]);
-        let d = self.live_bytes.get() + CLASS_SIZE[cls] as isize;
+        debug_assert!(cls < NCLASSES);
+        // SAFETY: cls < NCLASSES.
+        bump(unsafe { self.allocs.get_unchecked(cls) });
+        let d = self.live_bytes.get() + class_size(cls) as isize;
         self.live_count.set(self.live_count.get() + 1);
         self.live_bytes.set(d);
         if d > stats::FLUSH_BYTES {
@@ -82,8 +84,10 @@ impl Heap {
     /// Accounts for a free of class `cls`.
     #[inline]
     pub fn count_free(&self, cls: usize) {
-        bump(&self.frees[cls]);
-        let d = self.live_bytes.get() - CLASS_SIZE[cls] as isize;
+        debug_assert!(cls < NCLASSES);
+        // SAFETY: cls < NCLASSES (page classes are).
+        bump(unsafe { self.frees.get_unchecked(cls) });
+        let d = self.live_bytes.get() - class_size(cls) as isize;
         self.live_count.set(self.live_count.get() - 1);
         self.live_bytes.set(d);
         if d < -stats::FLUSH_BYTES {
@@ -102,7 +106,9 @@ impl Heap {
     /// Pops a block of class `cls` from the first page of its queue.
     #[inline]
     pub fn pop(&self, cls: usize) -> *mut u8 {
-        let page = self.first[cls].get();
+        debug_assert!(cls < NCLASSES);
+        // SAFETY: cls < NCLASSES.
+        let page = unsafe { self.first.get_unchecked(cls) }.get();
         if page.is_null() {
             return ptr::null_mut();
         }
@@ -200,11 +206,12 @@ impl Heap {
         }
     }
 
-    /// Moves a page from the full list back to the front of its queue.
+    /// Moves a page from the full list back to the end of its queue (the
+    /// pages in front have more free blocks).
     fn unfull(&self, page: &Page) {
         self.full_remove(page);
         page.flags.store(0, Ordering::Relaxed);
-        self.queue_push_front(page.class.get() as usize, page);
+        self.queue_push_back(page.class.get() as usize, page);
     }
 
     fn seg_push(&self, seg: &Segment) {
@@ -347,8 +354,9 @@ fn scan_full(heap: &Heap) {
 /// class, else give it back to its segment.
 fn page_retire(heap: &Heap, page: &Page) {
     let cls = page.class.get() as usize;
-    page.retire_time.set(sys::now_ms());
     if heap.first[cls].get() == heap.last[cls].get() {
+        // Kept; the purge pass stamps the time it first sees it empty.
+        page.retire_time.set(0);
         return;
     }
     heap.queue_remove(cls, page);
@@ -416,7 +424,7 @@ fn page_alloc(heap: &Heap, cls: usize) -> *mut Page {
     page.init(
         i,
         cls,
-        CLASS_SIZE[cls],
+        class_size(cls),
         start,
         end,
         heap as *const Heap as *mut Heap,
@@ -492,9 +500,13 @@ pub fn purge(heap: &Heap, now: u64, force: bool) {
         }
         // SAFETY: queue members are our pages.
         let p = unsafe { &*page };
-        if p.next.get().is_null() && p.used.get() == 0 && expired(p.retire_time.get()) {
-            heap.queue_remove(cls, p);
-            page_free_quiet(p);
+        if p.next.get().is_null() && p.used.get() == 0 {
+            if p.retire_time.get() == 0 && !force {
+                p.retire_time.set(now);
+            } else if expired(p.retire_time.get()) {
+                heap.queue_remove(cls, p);
+                page_free_quiet(p);
+            }
         }
     }
     for kind in 0..3 {
@@ -567,6 +579,7 @@ pub fn collect(heap: &Heap) {
         adopt(heap, s);
     }
     purge(heap, sys::now_ms(), true);
+    segment::huge_cache_drain();
 }
 
 /// Gives up a heap whose thread is exiting: frees empty pages, releases

@@ -342,6 +342,66 @@ pub fn note_page_committed(seg: &Segment, i: usize, was_dirty: bool) {
 
 // ---- huge blocks ----
 
+/// Freed huge mappings kept for reuse (mapping start | length in pages;
+/// 0 = empty). Reusing one saves the mmap/munmap pair and the page faults.
+/// Bounded: [`HUGE_CACHE_SLOTS`] mappings of at most [`HUGE_CACHE_MAX`]
+/// bytes; `la_smp_collect` empties it.
+static HUGE_CACHE: [AtomicUsize; HUGE_CACHE_SLOTS] =
+    [const { AtomicUsize::new(0) }; HUGE_CACHE_SLOTS];
+const HUGE_CACHE_SLOTS: usize = 8;
+const HUGE_CACHE_MAX: usize = 8 << 20;
+
+/// Takes a cached mapping of between `total` and `total * 5 / 4` bytes.
+fn huge_cache_take(total: usize) -> Option<(usize, usize)> {
+    let page = sys::page_size();
+    for slot in HUGE_CACHE.iter() {
+        let v = slot.load(Ordering::Relaxed);
+        if v == 0 {
+            continue;
+        }
+        let len = (v & SEGMENT_MASK) * page;
+        if len >= total
+            && len - total <= total / 4
+            && slot
+                .compare_exchange(v, 0, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some((v & !SEGMENT_MASK, len));
+        }
+    }
+    None
+}
+
+/// Offers a dead huge mapping to the cache; false when it must be unmapped.
+fn huge_cache_put(start: usize, len: usize) -> bool {
+    let page = sys::page_size();
+    if len > HUGE_CACHE_MAX || len / page > SEGMENT_MASK {
+        return false;
+    }
+    let v = start | (len / page);
+    HUGE_CACHE.iter().any(|slot| {
+        slot.load(Ordering::Relaxed) == 0
+            && slot
+                .compare_exchange(0, v, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+    })
+}
+
+/// Unmaps every cached huge mapping.
+pub fn huge_cache_drain() {
+    let page = sys::page_size();
+    for slot in HUGE_CACHE.iter() {
+        let v = slot.swap(0, Ordering::Acquire);
+        if v != 0 {
+            let (start, len) = (v & !SEGMENT_MASK, (v & SEGMENT_MASK) * page);
+            set_chunks(start, len, false);
+            stats::sub_committed(len);
+            // SAFETY: a dead mapping of ours that only we now know of.
+            unsafe { sys::unmap(start as *mut u8, len) };
+        }
+    }
+}
+
 /// Maps a huge block of `len` bytes aligned to `1 << align_log2`.
 pub fn huge_alloc(len: usize, align_log2: u8) -> *mut u8 {
     if chunk_map().is_null() {
@@ -365,6 +425,13 @@ pub fn huge_alloc(len: usize, align_log2: u8) -> *mut u8 {
     let Some(total) = body.checked_add(offset) else {
         return ptr::null_mut();
     };
+    if offset == page
+        && let Some((start, len)) = huge_cache_take(total)
+    {
+        huge_init(start, len, start + offset);
+        stats::huge_reuse(len);
+        return (start + offset) as *mut u8;
+    }
     let slack = align.max(SEGMENT_SIZE);
     let Some(over) = total.checked_add(slack) else {
         return ptr::null_mut();
@@ -423,8 +490,17 @@ pub unsafe fn huge_free(seg: *mut Segment) {
     // SAFETY: caller's promise.
     let s = unsafe { &*seg };
     let (start, len) = (s.map_start.get(), s.map_len.get());
-    set_chunks(start, len, false);
+    let offset = s.block.get() - start;
     stats::huge_free(len);
+    if offset == sys::page_size() {
+        // Cached mappings keep their chunk-map entries and read as freed.
+        s.kind.set(CACHED);
+        if huge_cache_put(start, len) {
+            stats::add_committed(len);
+            return;
+        }
+    }
+    set_chunks(start, len, false);
     // SAFETY: the whole mapping is ours and dead.
     unsafe { sys::unmap(start as *mut u8, len) };
 }

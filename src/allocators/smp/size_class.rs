@@ -64,13 +64,22 @@ const fn build_table() -> [u8; TABLE_MAX / 8 + 1] {
     t
 }
 
+/// Block size of class `c` (`c < NCLASSES`), without a bounds check.
+#[inline(always)]
+pub fn class_size(c: usize) -> usize {
+    debug_assert!(c < NCLASSES);
+    // SAFETY: classes are computed below NCLASSES.
+    unsafe { *CLASS_SIZE.get_unchecked(c) }
+}
+
 /// The class of a request of `size` bytes (`0 < size <= LARGE_MAX`) whose
 /// alignment is at most 8 bytes.
 #[inline]
 pub fn class_of(size: usize) -> usize {
     debug_assert!(size > 0 && size <= LARGE_MAX);
     if size <= TABLE_MAX {
-        CLASS_TABLE[size.div_ceil(8)] as usize
+        // SAFETY: size <= TABLE_MAX, so the index is within the table.
+        unsafe { *CLASS_TABLE.get_unchecked(size.div_ceil(8)) as usize }
     } else {
         compute_class(size)
     }
@@ -93,7 +102,8 @@ pub fn class_for(size: usize, align_log2: u8) -> Option<usize> {
         return None;
     }
     let mut c = class_of(size.max(align));
-    while !CLASS_SIZE[c].is_multiple_of(align) {
+    // Terminates: the power of two `align <= LARGE_MAX` is itself a class.
+    while c < NCLASSES - 1 && !class_size(c).is_multiple_of(align) {
         c += 1;
     }
     Some(c)

@@ -59,6 +59,13 @@ pub fn huge_alloc(map_len: usize) {
     flush_live(map_len as isize, 1);
 }
 
+/// A huge block served from the cache of freed mappings (already counted
+/// as committed while cached).
+pub fn huge_reuse(map_len: usize) {
+    sub_committed(map_len);
+    huge_alloc(map_len);
+}
+
 pub fn huge_free(map_len: usize) {
     HUGE_FREES.fetch_add(1, Ordering::Relaxed);
     HUGE_LIVE_BYTES.fetch_sub(map_len, Ordering::Relaxed);

@@ -91,7 +91,9 @@ fn interior_foreign_and_double_frees_are_classified() {
     assert_eq!(check(h.wrapping_add(4096)), PtrCheck::Interior);
     // SAFETY: live block.
     unsafe { free(h) };
-    assert_eq!(check(h), PtrCheck::NotOurs);
+    // Freed huge mappings are cached (reads as Free) or unmapped.
+    let c = check(h);
+    assert!(c == PtrCheck::Free || c == PtrCheck::NotOurs, "{c:?}");
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! Threads: finding the calling thread's heap, thread exit and fork.
 //!
-//! The heap pointer lives in a `thread_local!` `Cell` with a `const`
-//! initialiser and no destructor, which Rust places in static TLS without
-//! registering anything (registration would go through
-//! `__cxa_thread_atexit_impl`, which calls malloc). Thread exit is noticed
+//! The heap pointer lives in static TLS without any destructor registration
+//! (registration would go through `__cxa_thread_atexit_impl`, which calls
+//! malloc). On x86-64 it is an initial-exec slot defined in
+//! `src/c/smp_tls.c`: its offset from the thread pointer is learnt once and
+//! the slot is then read with one `%fs`-relative load (no `__tls_get_addr`
+//! call). Elsewhere it is a `thread_local!` `Cell` with a `const`
+//! initialiser and no `Drop`. Thread exit is noticed
 //! through a pthread key created once, as early as possible (a library
 //! constructor), so that its index is low and `pthread_setspecific` never
 //! allocates; its destructor abandons the heap (`heap::abandon`) and returns
@@ -16,6 +19,7 @@
 //! a child of `fork()` finds every structure consistent: it keeps its own
 //! heap, and the heaps of the parent's other threads simply stay in use.
 
+#[cfg(not(target_arch = "x86_64"))]
 use core::cell::Cell;
 use core::ffi::c_void;
 use core::ptr;
@@ -28,8 +32,83 @@ use crate::sys;
 pub const MAX_HEAPS: usize = 1 << 16;
 const HEAP_STRIDE: usize = core::mem::size_of::<Heap>().next_multiple_of(64);
 
+#[cfg(not(target_arch = "x86_64"))]
 std::thread_local! {
     static HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// The initial-exec TLS slot (x86-64).
+///
+/// cbindgen:ignore
+#[cfg(target_arch = "x86_64")]
+mod tls {
+    use core::sync::atomic::{AtomicIsize, Ordering};
+
+    use super::Heap;
+
+    unsafe extern "C" {
+        fn liballoc_smp_tls_slot() -> *mut *mut core::ffi::c_void;
+    }
+
+    /// Offset of the slot from the thread pointer (0 = not known yet; a
+    /// static TLS slot is never at offset 0, where the TCB is).
+    static OFFSET: AtomicIsize = AtomicIsize::new(0);
+
+    #[inline(always)]
+    fn thread_pointer() -> isize {
+        let tp: isize;
+        // SAFETY: on x86-64 Linux %fs:0 holds the thread pointer (the TCB
+        // points to itself); reading it has no side effects.
+        unsafe {
+            core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure));
+        }
+        tp
+    }
+
+    #[cold]
+    fn learn_offset() -> isize {
+        // SAFETY: the C function returns the calling thread's slot address.
+        let slot = unsafe { liballoc_smp_tls_slot() } as isize;
+        let off = slot - thread_pointer();
+        OFFSET.store(off, Ordering::Relaxed);
+        off
+    }
+
+    /// The calling thread's slot.
+    #[inline(always)]
+    pub fn slot() -> *mut *mut Heap {
+        let mut off = OFFSET.load(Ordering::Relaxed);
+        if off == 0 {
+            off = learn_offset();
+        }
+        thread_pointer().wrapping_add(off) as *mut *mut Heap
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn get_heap() -> *mut Heap {
+    // SAFETY: the slot is the calling thread's initial-exec TLS variable.
+    unsafe { *tls::slot() }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn set_heap(h: *mut Heap) {
+    // SAFETY: as above.
+    unsafe { *tls::slot() = h }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline(always)]
+fn get_heap() -> *mut Heap {
+    HEAP.with(|h| h.get())
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn set_heap(h: *mut Heap) {
+    HEAP.with(|c| c.set(h))
 }
 
 static POOL: AtomicPtr<u8> = AtomicPtr::new(ptr::null_mut());
@@ -43,7 +122,7 @@ static KEY: AtomicU64 = AtomicU64::new(KEY_NONE);
 /// The calling thread's heap, or null before its first allocation.
 #[inline(always)]
 pub fn current() -> *mut Heap {
-    HEAP.with(|h| h.get())
+    get_heap()
 }
 
 fn pool() -> *mut u8 {
@@ -139,11 +218,9 @@ unsafe extern "C" fn thread_done(value: *mut c_void) {
     if h.is_null() {
         return;
     }
-    HEAP.with(|c| {
-        if c.get() == h {
-            c.set(ptr::null_mut());
-        }
-    });
+    if get_heap() == h {
+        set_heap(ptr::null_mut());
+    }
     // SAFETY: the exiting thread's own heap, which nobody else uses.
     heap::abandon(unsafe { &*h });
     pool_release(h);
@@ -194,7 +271,7 @@ pub fn current_or_init() -> *mut Heap {
     if h.is_null() {
         return h;
     }
-    HEAP.with(|c| c.set(h));
+    set_heap(h);
     // SAFETY: key is a live key; the value is our heap.
     unsafe { libc::pthread_setspecific(key, h as *const c_void) };
     h
