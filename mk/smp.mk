@@ -28,3 +28,17 @@ smp-stress-malloc: $(BUILD)/smp/stress_malloc
 	  LD_PRELOAD=$$p ./$(BUILD)/smp/stress_malloc 2 1 || exit 1; done
 
 TESTS += smp-stress
+
+$(BUILD)/smp/bench: benches/smp_bench.c include/liballoc.h $(SO_LINK)
+	@mkdir -p $(dir $@)
+	$(CC) $(CWARN) -O2 -g -Iinclude -o $@ $< $(LINK_SO)
+
+$(BUILD)/smp/bench_malloc: benches/smp_bench.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CWARN) -O2 -g -DBENCH_MALLOC -o $@ $< -lpthread
+
+SMP_BENCH_RUNS ?= 3
+smp-bench: $(BUILD)/smp/bench $(BUILD)/smp/bench_malloc
+	nice $(PYTHON) benches/smp_bench.py $(BUILD)/smp/bench $(BUILD)/smp/bench_malloc $(SMP_BENCH_RUNS)
+
+BENCHES += smp-bench

@@ -118,9 +118,21 @@ pub unsafe fn free(ptr: *mut u8) {
         // SAFETY: our own page and heap; b is a live block of it.
         unsafe { heap::free_local(&*h, page, b) };
     } else {
-        // SAFETY: b is a live block of page.
-        unsafe { heap::free_remote(h, page, b) };
+        free_remote(page, b, h);
     }
+}
+
+/// A free into a page another heap owns; a thread that only frees gets a
+/// heap too, so that its counters stay thread-local.
+#[inline(never)]
+fn free_remote(page: &page::Page, b: *mut page::Block, h: *mut heap::Heap) {
+    let h = if h.is_null() {
+        thread::current_or_init()
+    } else {
+        h
+    };
+    // SAFETY: the caller's block b is a live block of page.
+    unsafe { heap::free_remote(h, page, b) };
 }
 
 /// Usable bytes of a live block.
