@@ -182,7 +182,40 @@ pub unsafe fn remap(ptr: *mut u8, new_len: usize) -> *mut u8 {
         // SAFETY: a live huge block of the caller.
         return unsafe { segment::huge_move(seg, new_len) };
     }
+    if new_len > REMAP_TO_HUGE {
+        // A block that keeps growing: move it once into a huge mapping with
+        // headroom, so that later growth is `mremap` instead of copies.
+        // SAFETY: caller's promise.
+        return unsafe { grow_to_huge(ptr, new_len) };
+    }
     ptr::null_mut()
+}
+
+/// Above this size [`remap`] moves a growing block into a huge mapping.
+const REMAP_TO_HUGE: usize = 64 << 10;
+
+/// Copies a live segment block into a new huge block of at least `new_len`
+/// bytes (plus half of that as headroom) and frees the old one; null (old
+/// block untouched) when out of memory.
+///
+/// # Safety
+/// `ptr` is a live block of this allocator (not huge).
+#[cold]
+unsafe fn grow_to_huge(ptr: *mut u8, new_len: usize) -> *mut u8 {
+    // The block's original alignment is unknown: keep the one its address
+    // has (huge blocks are page-aligned; segments limit it to 4 MiB).
+    let align_log2 = (ptr as usize).trailing_zeros().min(segment::SEGMENT_SHIFT) as u8;
+    let q = segment::huge_alloc(new_len.saturating_add(new_len / 2), align_log2);
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: ptr is live with usable_size(ptr) < new_len bytes; q is a
+    // fresh block of at least new_len bytes; they do not overlap.
+    unsafe {
+        ptr::copy_nonoverlapping(ptr, q, usable_size(ptr));
+        free(ptr);
+    }
+    q
 }
 
 /// Classifies a pointer before it is freed: exact, and never reads memory

@@ -522,7 +522,8 @@ pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize) -> bool {
     let old_total = s.map_len.get();
     if new_len <= usable {
         // Give back the tail when the block shrinks by a lot.
-        if old_total - new_total >= (1 << 20) && old_total - new_total >= old_total / 4 {
+        // (Not for growth within the headroom: that keeps half or more.)
+        if old_total - new_total >= (1 << 20) && new_total < old_total / 4 {
             // SAFETY: the tail beyond the new length is dead.
             if unsafe { sys::remap(s.map_start.get() as *mut u8, old_total, new_total, false) }
                 .is_some()
@@ -535,16 +536,21 @@ pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize) -> bool {
         }
         return true;
     }
+    // Grow with headroom (untouched pages cost no memory), so that a block
+    // that keeps growing needs a system call only every few steps.
+    let roomy = new_len
+        .checked_mul(2)
+        .and_then(|l| alignment::forward(l, page))
+        .and_then(|l| l.checked_add(offset))
+        .unwrap_or(new_total);
     // SAFETY: growing in place never moves the block.
-    match unsafe { sys::remap(s.map_start.get() as *mut u8, old_total, new_total, false) } {
-        Some(_) => {
-            s.map_len.set(new_total);
-            set_chunks(s.map_start.get(), new_total, true);
-            stats::huge_resized(old_total, new_total);
-            true
-        }
-        None => false,
+    if unsafe { sys::remap(s.map_start.get() as *mut u8, old_total, roomy, false) }.is_some() {
+        s.map_len.set(roomy);
+        set_chunks(s.map_start.get(), roomy, true);
+        stats::huge_resized(old_total, roomy);
+        return true;
     }
+    false
 }
 
 /// Moves a huge block to a new segment-aligned place of at least `new_len`
@@ -562,8 +568,8 @@ pub unsafe fn huge_move(seg: *mut Segment, new_len: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     // Headroom: untouched pages cost no memory, and later growth then
-    // succeeds in place.
-    let want = new_len.saturating_add(new_len / 2);
+    // succeeds in place without a system call.
+    let want = new_len.saturating_mul(2);
     let Some(body) = alignment::forward(want, page) else {
         return ptr::null_mut();
     };

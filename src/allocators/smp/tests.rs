@@ -128,8 +128,15 @@ fn small_blocks_resize_within_their_class() {
     unsafe {
         assert!(resize(p, usable_size(p)));
         assert!(!resize(p, usable_size(p) + 1));
-        assert!(remap(p, 1 << 20).is_null());
-        free(p);
+        assert!(remap(p, 10_000).is_null());
+        fill(p, 100, 9);
+        // Growing far moves the block into a huge mapping (once).
+        let q = remap(p, 1 << 20);
+        assert!(!q.is_null());
+        assert_eq!(*q.add(99), 9);
+        assert_eq!(check(q), PtrCheck::Live);
+        assert!(resize(q, 2 << 20));
+        free(q);
     }
 }
 
