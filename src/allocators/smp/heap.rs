@@ -34,7 +34,7 @@ use super::stats;
 use crate::sys;
 
 /// Free pages stay committed this long before they are decommitted.
-pub const PURGE_DELAY_MS: u64 = 10;
+pub const PURGE_DELAY_MS: u64 = 50;
 
 /// A thread's heap. Lives in the heap pool (`thread.rs`), never unmapped;
 /// a zeroed `Heap` is a valid empty heap.
@@ -499,6 +499,7 @@ fn maybe_purge(heap: &Heap) {
 /// Frees empty kept pages and decommits free pages whose delay expired
 /// (all of them when `force`); releases segments left empty.
 pub fn purge(heap: &Heap, now: u64, force: bool) {
+    segment::huge_cache_purge(now, false);
     let now32 = now as u32;
     let expired = |t: u32| force || now32.wrapping_sub(t) as u64 >= PURGE_DELAY_MS;
     for cls in 1..NCLASSES {
@@ -587,7 +588,7 @@ pub fn collect(heap: &Heap) {
         adopt(heap, s);
     }
     purge(heap, sys::now_ms(), true);
-    segment::huge_cache_drain();
+    segment::huge_cache_purge(0, true);
 }
 
 /// Gives up a heap whose thread is exiting: frees empty pages, releases

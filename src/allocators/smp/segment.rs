@@ -30,7 +30,7 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 use super::page::Page;
 use super::stats;
@@ -345,13 +345,19 @@ pub fn note_page_committed(seg: &Segment, i: usize, was_dirty: bool) {
 /// Freed huge mappings kept for reuse (mapping start | length in pages;
 /// 0 = empty). Reusing one saves the mmap/munmap pair and the page faults.
 /// Bounded: [`HUGE_CACHE_SLOTS`] mappings of at most [`HUGE_CACHE_MAX`]
-/// bytes; `la_smp_collect` empties it.
+/// bytes, each unmapped after [`HUGE_CACHE_MS`] unused (by the purge pass
+/// of whichever thread runs one); `la_smp_collect` empties it.
 static HUGE_CACHE: [AtomicUsize; HUGE_CACHE_SLOTS] =
     [const { AtomicUsize::new(0) }; HUGE_CACHE_SLOTS];
-const HUGE_CACHE_SLOTS: usize = 8;
-const HUGE_CACHE_MAX: usize = 8 << 20;
+const HUGE_CACHE_SLOTS: usize = 32;
+const HUGE_CACHE_MS: u32 = 250;
+/// When each slot was filled (ms, wrapping).
+static HUGE_CACHE_TIME: [AtomicU32; HUGE_CACHE_SLOTS] =
+    [const { AtomicU32::new(0) }; HUGE_CACHE_SLOTS];
+const HUGE_CACHE_MAX: usize = 16 << 20;
 
-/// Takes a cached mapping of between `total` and `total * 5 / 4` bytes.
+/// Takes a cached mapping of between `total` and `2 * total` bytes (the
+/// unused tail was either never touched or is already counted).
 fn huge_cache_take(total: usize) -> Option<(usize, usize)> {
     let page = sys::page_size();
     for slot in HUGE_CACHE.iter() {
@@ -361,7 +367,7 @@ fn huge_cache_take(total: usize) -> Option<(usize, usize)> {
         }
         let len = (v & SEGMENT_MASK) * page;
         if len >= total
-            && len - total <= total / 4
+            && len - total <= total
             && slot
                 .compare_exchange(v, 0, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
@@ -379,20 +385,35 @@ fn huge_cache_put(start: usize, len: usize) -> bool {
         return false;
     }
     let v = start | (len / page);
-    HUGE_CACHE.iter().any(|slot| {
-        slot.load(Ordering::Relaxed) == 0
+    let now = sys::now_ms() as u32;
+    for (slot, time) in HUGE_CACHE.iter().zip(HUGE_CACHE_TIME.iter()) {
+        if slot.load(Ordering::Relaxed) == 0
             && slot
                 .compare_exchange(0, v, Ordering::Release, Ordering::Relaxed)
                 .is_ok()
-    })
+        {
+            time.store(now, Ordering::Relaxed);
+            return true;
+        }
+    }
+    false
 }
 
-/// Unmaps every cached huge mapping.
-pub fn huge_cache_drain() {
+/// Unmaps cached huge mappings unused for [`HUGE_CACHE_MS`] (all when
+/// `force`).
+pub fn huge_cache_purge(now: u64, force: bool) {
     let page = sys::page_size();
-    for slot in HUGE_CACHE.iter() {
-        let v = slot.swap(0, Ordering::Acquire);
-        if v != 0 {
+    for (slot, time) in HUGE_CACHE.iter().zip(HUGE_CACHE_TIME.iter()) {
+        let v = slot.load(Ordering::Relaxed);
+        if v == 0 {
+            continue;
+        }
+        let age = (now as u32).wrapping_sub(time.load(Ordering::Relaxed));
+        if (force || age >= HUGE_CACHE_MS)
+            && slot
+                .compare_exchange(v, 0, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
             let (start, len) = (v & !SEGMENT_MASK, (v & SEGMENT_MASK) * page);
             set_chunks(start, len, false);
             stats::sub_committed(len);
