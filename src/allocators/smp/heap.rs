@@ -34,7 +34,7 @@ use super::stats;
 use crate::sys;
 
 /// Free pages stay committed this long before they are decommitted.
-pub const PURGE_DELAY_MS: u64 = 50;
+pub(crate) const PURGE_DELAY_MS: u64 = 50;
 
 /// A thread's heap. Lives in the heap pool (`thread.rs`), never unmapped;
 /// a zeroed `Heap` is a valid empty heap.

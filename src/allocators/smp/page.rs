@@ -36,12 +36,12 @@ pub struct Block {
 
 /// The tag a free block at `addr` carries in its second word.
 #[inline]
-pub const fn free_tag(addr: usize) -> usize {
+pub(crate) const fn free_tag(addr: usize) -> usize {
     addr.rotate_left(23) ^ 0x5a17_c0de_f4ee_b10c
 }
 
 /// Page flag: the page is on its heap's full list.
-pub const FULL: u8 = 1;
+pub(crate) const FULL: u8 = 1;
 
 /// Bytes carved at most per extension (at least one block).
 const EXTEND_BYTES: usize = 16 << 10;

@@ -38,27 +38,27 @@ use crate::alignment;
 use crate::sys;
 
 /// Log2 of the segment size.
-pub const SEGMENT_SHIFT: u32 = 22;
+pub(crate) const SEGMENT_SHIFT: u32 = 22;
 /// Size and alignment of a segment.
-pub const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
+pub(crate) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
 /// Mask of the offset within a segment.
-pub const SEGMENT_MASK: usize = SEGMENT_SIZE - 1;
+pub(crate) const SEGMENT_MASK: usize = SEGMENT_SIZE - 1;
 
 // Page kinds (also the segment's `kind`): 0 small, 1 medium, 2 large
 // (indices into PAGE_SHIFT and AREA_OFFSET), then:
 /// A mapping holding one huge block.
-pub const HUGE: u8 = 3;
+pub(crate) const HUGE: u8 = 3;
 /// A free segment in the cache.
-pub const CACHED: u8 = 4;
+pub(crate) const CACHED: u8 = 4;
 
 /// Page shift of each normal kind.
-pub const PAGE_SHIFT: [u32; 3] = [16, 19, 22];
+pub(crate) const PAGE_SHIFT: [u32; 3] = [16, 19, 22];
 /// Offset of page 0's block area for each normal kind.
-pub const AREA_OFFSET: [usize; 3] = [8 << 10, 128 << 10, 512 << 10];
+pub(crate) const AREA_OFFSET: [usize; 3] = [8 << 10, 128 << 10, 512 << 10];
 /// Most pages in a segment.
-pub const MAX_PAGES: usize = 64;
+pub(crate) const MAX_PAGES: usize = 64;
 /// Offset of the page descriptors from the segment start.
-pub const PAGES_OFFSET: usize = 128;
+pub(crate) const PAGES_OFFSET: usize = 128;
 
 /// The header at the start of every segment and huge mapping.
 #[repr(C)]
@@ -137,9 +137,9 @@ const MAP_ENTRIES: usize = 1 << (47 - SEGMENT_SHIFT);
 static CHUNK_MAP: AtomicPtr<AtomicU8> = AtomicPtr::new(ptr::null_mut());
 
 /// Chunk-map entry values.
-pub const CHUNK_NONE: u8 = 0;
-pub const CHUNK_HEAD: u8 = 1;
-pub const CHUNK_CONT: u8 = 2;
+pub(crate) const CHUNK_NONE: u8 = 0;
+pub(crate) const CHUNK_HEAD: u8 = 1;
+pub(crate) const CHUNK_CONT: u8 = 2;
 
 fn chunk_map() -> *mut AtomicU8 {
     let m = CHUNK_MAP.load(Ordering::Acquire);

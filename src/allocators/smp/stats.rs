@@ -14,7 +14,7 @@ use super::size_class::{CLASS_SIZE, NCLASSES};
 use super::thread;
 
 /// Live-byte deltas are flushed to the global counters past this size.
-pub const FLUSH_BYTES: isize = 256 << 10;
+pub(crate) const FLUSH_BYTES: isize = 256 << 10;
 
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 static LIVE_COUNT: AtomicIsize = AtomicIsize::new(0);
