@@ -250,6 +250,13 @@ fn times() -> Times {
     }
 }
 
+/// Totals over the class rows: (allocations, bytes allocated).
+fn row_totals() -> (u64, u64) {
+    (0..CLASSES)
+        .filter_map(class_row)
+        .fold((0, 0), |(n, b), r| (n + r.allocs, b + r.alloc_bytes))
+}
+
 /// Prints the statistics table to `w` (LA_STATS=1, malloc_stats).
 pub fn print_table(w: &mut Writer, counting: bool) {
     let s = summary(counting);
@@ -257,26 +264,17 @@ pub fn print_table(w: &mut Writer, counting: bool) {
     w.str("liballoc statistics (pid ").u64(pid()).str(")\n");
     if counting {
         w.str("  size class    live blocks      live bytes      peak bytes     allocations  bytes allocated\n");
-        for (i, c) in CLASS.iter().enumerate() {
-            let allocs = c.allocs.load(Relaxed);
-            if allocs == 0 {
-                continue;
-            }
-            w.str("  <= ");
-            if i + 1 == CLASSES {
-                w.str("  max");
-            } else {
-                w.u64_w(class_limit(i), 9);
-            }
-            w.u64_w(c.live_blocks.load(Relaxed), 15)
-                .u64_w(c.live_bytes.load(Relaxed), 16)
-                .u64_w(c.peak_bytes.load(Relaxed), 16)
-                .u64_w(allocs, 16)
-                .u64_w(c.alloc_bytes.load(Relaxed), 17)
+        for row in (0..CLASSES).filter_map(class_row) {
+            w.str("  <= ")
+                .u64_w(row.max_size, 9)
+                .u64_w(row.live_blocks, 15)
+                .u64_w(row.live_bytes, 16)
+                .u64_w(row.peak_bytes, 16)
+                .u64_w(row.allocs, 16)
+                .u64_w(row.alloc_bytes, 17)
                 .str("\n");
         }
-        let allocs: u64 = CLASS.iter().map(|c| c.allocs.load(Relaxed)).sum();
-        let bytes: u64 = CLASS.iter().map(|c| c.alloc_bytes.load(Relaxed)).sum();
+        let (allocs, bytes) = row_totals();
         w.str("  total        ")
             .u64_w(s.live_blocks, 15)
             .u64_w(s.live_bytes, 16)
@@ -316,34 +314,25 @@ pub fn print_json(w: &mut Writer) {
     let t = times();
     w.str("{\"liballoc_stats\":1,\"pid\":").u64(pid());
     w.str(",\"classes\":[");
-    let mut first = true;
-    let (mut allocs, mut bytes) = (0u64, 0u64);
-    for (i, c) in CLASS.iter().enumerate() {
-        let n = c.allocs.load(Relaxed);
-        if n == 0 {
-            continue;
-        }
-        let b = c.alloc_bytes.load(Relaxed);
-        allocs += n;
-        bytes += b;
-        if !first {
+    for (k, row) in (0..CLASSES).filter_map(class_row).enumerate() {
+        if k > 0 {
             w.str(",");
         }
-        first = false;
         w.str("{\"max_size\":")
-            .u64(class_limit(i))
+            .u64(row.max_size)
             .str(",\"live_blocks\":")
-            .u64(c.live_blocks.load(Relaxed))
+            .u64(row.live_blocks)
             .str(",\"live_bytes\":")
-            .u64(c.live_bytes.load(Relaxed))
+            .u64(row.live_bytes)
             .str(",\"peak_bytes\":")
-            .u64(c.peak_bytes.load(Relaxed))
+            .u64(row.peak_bytes)
             .str(",\"allocs\":")
-            .u64(n)
+            .u64(row.allocs)
             .str(",\"alloc_bytes\":")
-            .u64(b)
+            .u64(row.alloc_bytes)
             .str("}");
     }
+    let (allocs, bytes) = row_totals();
     w.str("],\"total\":{\"live_blocks\":")
         .u64(s.live_blocks)
         .str(",\"live_bytes\":")
