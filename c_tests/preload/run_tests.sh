@@ -130,7 +130,8 @@ LA_STATS=json LD_PRELOAD=$SHIM "$OUT/preload_churn" count 5000 2>"$TMP/json"
 check "LA_STATS=json prints one parsable JSON object" "$PYTHON" c_tests/preload/stats_check.py "$TMP/json" 5000
 LA_STATS=1 LD_PRELOAD=$SHIM "$OUT/preload_churn" count 5000 2>"$TMP/table"
 check "LA_STATS=1 prints the table" sh -c "grep -q '^liballoc statistics (pid' '$TMP/table' &&
-    grep -q '^  size class' '$TMP/table' && grep -Eq '^  total +[0-9]+' '$TMP/table' &&
+    grep -q '^  block size' '$TMP/table' && grep -Eq '^ +total +[0-9]+' '$TMP/table' &&
+    grep -q 'heap: committed' '$TMP/table' &&
     grep -q 'process: rss' '$TMP/table' && grep -Eq 'calls: alloc [0-9]{4,}, free [0-9]{4,}' '$TMP/table'"
 LA_VERBOSE=1 LD_PRELOAD=$SHIM /bin/true 2>"$TMP/verbose"
 check "LA_VERBOSE=1 prints one line confirming the shim" sh -c "test \$(grep -c 'liballoc: preload shim active' '$TMP/verbose') = 1"
