@@ -17,6 +17,7 @@ use core::ffi::{CStr, c_char};
 use super::scratch::Scratch;
 
 // The C side is src/c/debug_spawn.c (internal, not in the header).
+#[allow(unused_doc_comments)]
 /// cbindgen:ignore
 unsafe extern "C" {
     fn liballoc_debug_spawn(

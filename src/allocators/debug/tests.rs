@@ -382,7 +382,7 @@ fn multi_threaded_use() {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    if x % 3 == 0 && !live.is_empty() {
+                    if x.is_multiple_of(3) && !live.is_empty() {
                         let (p, len) = live.swap_remove((x as usize / 3) % live.len());
                         d.free(p as *mut u8, Some((len, 3)), 0);
                     } else {
