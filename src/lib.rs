@@ -20,6 +20,9 @@
 
 pub mod alignment;
 pub mod allocators;
+/// cbindgen:ignore
+#[cfg(feature = "preload")]
+pub mod preload;
 pub mod sys;
 pub mod version;
 pub mod vtable;
