@@ -177,6 +177,7 @@ pub unsafe extern "C" fn la_check_all_allocation_failures(
     test: Option<unsafe extern "C" fn(la_allocator, *mut c_void) -> libc::c_int>,
     ctx: *mut c_void,
 ) -> libc::c_int {
+    trace::init();
     let Some(test) = test else {
         return la_check::LA_CHECK_OUT_OF_MEMORY as libc::c_int;
     };

@@ -268,8 +268,9 @@ fn check_canary(canary: u64, lo: usize, hi: usize) -> Option<usize> {
 
 impl la_debug {
     /// Creates an instance in its own mapping; NULL when out of memory.
+    /// Call [`trace::init`] first, outside any allocator (the C entry point
+    /// does).
     pub fn create(backing: la_allocator, cfg: &la_debug_config) -> *mut la_debug {
-        trace::init();
         let Some(mem) = sys::map(core::mem::size_of::<la_debug>()) else {
             return ptr::null_mut();
         };
@@ -1069,6 +1070,25 @@ impl la_debug {
         0
     }
 
+    /// The requested length of live block `p`; reports misuse as done by
+    /// `op` (freed, interior, foreign pointers) and then gives `None`.
+    pub fn live_len(&self, p: *const u8, op: &str, ret_addr: usize) -> Option<usize> {
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        if let Some(r) = st.table.find(p as usize) {
+            // SAFETY: indexed record.
+            if unsafe { (*r).state } == LIVE {
+                // SAFETY: as above.
+                return Some(unsafe { (*r).len });
+            }
+        }
+        let mut tr = [0usize; MAX_FRAMES];
+        let n = self.capture(&mut tr, ret_addr);
+        self.live_for(st, op, p as usize, None, &tr[..n], trace::tid());
+        None
+    }
+
     /// Whether `p` is the start of a live block of this instance.
     pub fn owns(&self, p: *const u8) -> bool {
         let _g = self.lock.lock();
@@ -1243,6 +1263,7 @@ pub unsafe extern "C" fn la_debug_create(
         Some(c) => *c,
         None => la_debug_config::default(),
     };
+    trace::init();
     la_debug::create(backing, &cfg)
 }
 
