@@ -55,6 +55,10 @@ pub const MIN_ALIGN_LOG2: u8 = 4;
 pub const MIN_ALIGN: usize = 1 << MIN_ALIGN_LOG2;
 /// The largest size any allocation may have (`PTRDIFF_MAX`).
 pub const MAX_SIZE: usize = isize::MAX as usize;
+/// Blocks at least this large are shrunk in place by `realloc` (they are
+/// separate mappings in the smp allocator, which unmaps the tail); smaller
+/// ones move when more than half would be wasted.
+const SHRINK_IN_PLACE_MIN: usize = 1 << 20;
 
 /// Bit of [`FLAGS`]: the options have been read.
 pub const READY: u8 = 1;
@@ -230,7 +234,11 @@ pub unsafe fn free(p: *mut u8, func: &str) {
         return;
     }
     validate(p, func);
-    let saved = fmt::errno();
+    // SAFETY: __errno_location returns this thread's errno slot, valid for
+    // the thread's lifetime; read and restored around the free.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    let saved = unsafe { *errno };
     if FLAGS.load(Relaxed) & COUNT != 0 {
         stats::CALLS_FREE.fetch_add(1, Relaxed);
         // SAFETY: validate established that p is a live block.
@@ -238,9 +246,8 @@ pub unsafe fn free(p: *mut u8, func: &str) {
     }
     // SAFETY: validate established that p is a live block.
     unsafe { smp::free(p) };
-    if fmt::errno() != saved {
-        fmt::set_errno(saved);
-    }
+    // SAFETY: as above.
+    unsafe { *errno = saved };
 }
 
 /// Usable bytes of block `p` (0 for NULL), after checking it.
@@ -291,26 +298,38 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
     }
     // SAFETY: validate established that p is a live block.
     let old = unsafe { smp::usable_size(p) };
+    // Shrinking keeps the block when at most half of it is wasted; below
+    // that, large (mapped) blocks shrink in place and others move to a
+    // smaller block, so that a shrunk buffer does not pin its old size.
+    // Growing tries in place, then a move without copying (mremap), then
+    // allocate + copy + free.
+    let q = if size <= old {
+        let in_place = size >= old / 2
+            || (old >= SHRINK_IN_PLACE_MIN && {
+                // SAFETY: p is a live block.
+                unsafe { smp::resize(p, size) }
+            });
+        if in_place {
+            p
+        } else {
+            // A shrink cannot fail: without memory for a smaller block the
+            // block stays as it is.
+            // SAFETY: p is a live block of `old` usable bytes.
+            unsafe { move_block(p, old, size) }.unwrap_or(p)
+        }
     // SAFETY: p is a live block.
-    let q = if unsafe { smp::resize(p, size) } {
+    } else if unsafe { smp::resize(p, size) } {
         p
     } else {
         // SAFETY: p is a live block.
         let moved = unsafe { smp::remap(p, size) };
         if !moved.is_null() {
             moved
-        } else {
-            let fresh = smp::alloc(size, MIN_ALIGN_LOG2);
-            if fresh.is_null() {
-                return out_of_memory();
-            }
-            // SAFETY: both blocks are live and distinct; the copy is within
-            // the smaller of their sizes.
-            unsafe {
-                core::ptr::copy_nonoverlapping(p, fresh, old.min(size));
-                smp::free(p);
-            }
+        // SAFETY: p is a live block of `old` usable bytes.
+        } else if let Some(fresh) = unsafe { move_block(p, old, size) } {
             fresh
+        } else {
+            return out_of_memory();
         }
     };
     if f & COUNT != 0 {
@@ -319,6 +338,25 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
         stats::on_alloc(unsafe { smp::usable_size(q) });
     }
     q
+}
+
+/// Moves live block `p` (`old` usable bytes) to a new block of `size`
+/// bytes: allocate, copy, free. `None` (and `p` untouched) without memory.
+///
+/// # Safety
+/// `p` is a live block with `old` usable bytes.
+unsafe fn move_block(p: *mut u8, old: usize, size: usize) -> Option<*mut u8> {
+    let fresh = smp::alloc(size, MIN_ALIGN_LOG2);
+    if fresh.is_null() {
+        return None;
+    }
+    // SAFETY: both blocks are live and distinct; the copy stays within the
+    // smaller of their sizes.
+    unsafe {
+        core::ptr::copy_nonoverlapping(p, fresh, old.min(size));
+        smp::free(p);
+    }
+    Some(fresh)
 }
 
 /// Allocation with a caller-chosen alignment in bytes (a power of two);
