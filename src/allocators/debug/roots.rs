@@ -90,7 +90,29 @@ impl Ctx<'_> {
                 return;
             }
         }
-        self.scan(lo, hi);
+        self.scan_resident(lo, hi);
+    }
+
+    /// Scans the pages of `[lo, hi)` that are resident: untouched pages of
+    /// large reservations hold nothing and would only be faulted in.
+    fn scan_resident(&mut self, lo: usize, hi: usize) {
+        let page = crate::sys::page_size();
+        let mut at = lo & !(page - 1);
+        let mut vec = [0u8; 1024];
+        while at < hi {
+            let n = ((hi - at).div_ceil(page)).min(vec.len());
+            // SAFETY: mincore only reads page-table state of our own mapping.
+            let ok =
+                unsafe { libc::mincore(at as *mut libc::c_void, n * page, vec.as_mut_ptr()) } == 0;
+            for (i, &v) in vec[..n].iter().enumerate() {
+                if !ok || v & 1 != 0 {
+                    let plo = (at + i * page).max(lo);
+                    let phi = (at + (i + 1) * page).min(hi);
+                    self.scan(plo, phi);
+                }
+            }
+            at += n * page;
+        }
     }
 
     fn drain(&mut self) {
