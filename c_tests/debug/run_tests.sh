@@ -117,6 +117,20 @@ has "liballoc: error: realloc of freed block"
 has "in grow"
 ok
 
+run guard-overflow $ABRT "$LA_RUN" --debug "$BIN/guard_overflow"
+has "liballoc: error: heap buffer overflow (guard page): access at 0x"
+has "is 0 byte(s) past the end of the 200000-byte block"
+has "in read_past"
+has "guard_overflow.c:"
+ok
+
+run guard-use-after-free $ABRT "$LA_RUN" --debug "$BIN/guard_use_after_free"
+has "liballoc: error: use after free: access at 0x"
+has "in the freed 300000-byte block"
+has "in scribble"
+has "freed by thread"
+ok
+
 # Clean programs: no report, exit status unchanged even with --leak-exitcode.
 run clean 0 "$LA_RUN" --debug --leak-exitcode 23 "$BIN/clean"
 lacks "liballoc:"

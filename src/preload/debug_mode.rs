@@ -67,6 +67,48 @@ extern "C" fn fork_child() {
     instance().after_fork();
 }
 
+/// The SIGSEGV action in place before ours (restored for faults that are
+/// not ours).
+static mut OLD_SEGV: core::mem::MaybeUninit<libc::sigaction> = core::mem::MaybeUninit::zeroed();
+
+extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let mut here = [0usize; trace::MAX_FRAMES];
+    #[allow(unused_mut)]
+    let mut n = 0;
+    #[cfg(target_arch = "x86_64")]
+    if !ctx.is_null() {
+        // SAFETY: for SA_SIGINFO handlers ctx is the interrupted ucontext.
+        let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
+        let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
+        let fp = uc.uc_mcontext.gregs[libc::REG_RBP as usize] as usize;
+        n = trace::capture_from(&mut here[..9], pc, fp);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ctx;
+    if !instance().explain_fault(addr, &here[..n]) {
+        // Not a guard page of ours: put the previous action back; the
+        // faulting instruction runs again and gets it.
+        // SAFETY: OLD_SEGV was filled by sigaction in `install_fault_handler`.
+        unsafe { libc::sigaction(sig, (&raw const OLD_SEGV).cast(), ptr::null_mut()) };
+    }
+}
+
+/// Installs [`on_fault`] for SIGSEGV: guard pages and freed guarded blocks
+/// are PROT_NONE, so touching them faults, and the handler explains it.
+fn install_fault_handler() {
+    // SAFETY: a zeroed sigaction is a valid value to fill in.
+    let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
+    sa.sa_sigaction = on_fault as *const () as usize;
+    sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+    // SAFETY: installing a handler; the old action is saved for fallback.
+    unsafe {
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGSEGV, &sa, (&raw mut OLD_SEGV).cast());
+    }
+}
+
 /// The shim's constructor, in debug mode: from now on blocks are tracked as
 /// the program's; register the exit report and the fork handlers.
 pub fn on_load() {
@@ -77,6 +119,7 @@ pub fn on_load() {
         libc::atexit(at_exit);
         libc::pthread_atfork(None, None, Some(fork_child));
     }
+    install_fault_handler();
 }
 
 /// Reads the `LA_SUPPRESSIONS` file into the arena (empty when unset or
@@ -96,8 +139,7 @@ fn suppressions(scratch: &mut Scratch) -> &'static [u8] {
     // SAFETY: a C string from the environment.
     let fd = unsafe { libc::open(path, libc::O_RDONLY | libc::O_CLOEXEC) };
     if fd < 0 {
-        let mut w = super::fmt::Writer::fd(2);
-        w.str("liballoc: warning: cannot read LA_SUPPRESSIONS file\n");
+        // Unreadable: no extra patterns (la-run checks the file up front).
         return &buf[..n];
     }
     loop {
@@ -173,6 +215,11 @@ pub fn usable_size(p: *mut u8) -> usize {
         return 0;
     }
     instance().usable_size(p, 0)
+}
+
+/// The length of live block `p` (for statistics), reporting nothing.
+pub fn len_of(p: *mut u8) -> Option<usize> {
+    instance().len_of(p)
 }
 
 /// `realloc` of a non-NULL block to `size > 0` bytes: in place when the

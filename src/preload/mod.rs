@@ -228,6 +228,9 @@ pub unsafe fn free(p: *mut u8, func: &str) {
         let saved = fmt::errno();
         if FLAGS.load(Relaxed) & COUNT != 0 {
             stats::CALLS_FREE.fetch_add(1, Relaxed);
+            if let Some(n) = debug_mode::len_of(p) {
+                stats::on_free(n);
+            }
         }
         debug_mode::free(p);
         fmt::set_errno(saved);
@@ -286,8 +289,21 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
         if size > MAX_SIZE || injected_failure(f) {
             return out_of_memory();
         }
+        let old = if f & COUNT != 0 {
+            stats::CALLS_REALLOC.fetch_add(1, Relaxed);
+            debug_mode::len_of(p)
+        } else {
+            None
+        };
         let q = debug_mode::realloc(p, size);
-        return if q.is_null() { out_of_memory() } else { q };
+        if q.is_null() {
+            return out_of_memory();
+        }
+        if let Some(old) = old {
+            stats::on_free(old);
+            stats::on_alloc(size);
+        }
+        return q;
     }
     validate(p, func);
     if f & COUNT != 0 {

@@ -594,10 +594,11 @@ impl la_debug {
         rec.addr as *mut u8
     }
 
-    /// Explains a pointer that is no block's start. Called with the lock
-    /// held; takes other instances' locks only after releasing ours is not
-    /// needed because it only peeks at them with `try`-free reads of their
-    /// tables under their own locks.
+    /// Explains a pointer that is no block's start. Called with our lock
+    /// held, on error paths only; it takes each other instance's lock in
+    /// turn to look the pointer up there. (Two threads doing this at once
+    /// across the same two instances could deadlock: misuse reports are
+    /// expected to be rare and, by default, fatal.)
     fn classify(&self, st: &State, p: usize) -> Unknown {
         if let Some(r) = st.table.find_containing(p) {
             return Unknown::Interior(r);
@@ -1133,6 +1134,107 @@ impl la_debug {
         let n = self.capture(&mut tr, ret_addr);
         self.live_for(st, op, p as usize, None, &tr[..n], trace::tid());
         None
+    }
+
+    /// Explains a memory fault at `addr` (from a SIGSEGV handler) when it
+    /// hit a guard page or a freed guarded block: prints the report (with
+    /// the faulting context's trace `here`) and returns true; false when
+    /// the address is not ours or the lock cannot be taken.
+    pub fn explain_fault(&self, addr: usize, here: &[usize]) -> bool {
+        let Some(_g) = self.lock.try_lock() else {
+            return false;
+        };
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        let mut hit = None;
+        st.table.for_each(|r| {
+            // SAFETY: indexed records are valid.
+            let rec = unsafe { &*r };
+            if rec.kind == KIND_GUARDED && rec.base <= addr && addr < rec.base + rec.base_len {
+                hit = Some(r);
+            }
+        });
+        let Some(r) = hit else {
+            return false;
+        };
+        // SAFETY: an indexed record.
+        let rec = unsafe { &*r };
+        // SAFETY: our record.
+        let (at, ft) = unsafe { (st.table.alloc_trace(r), st.table.free_trace(r)) };
+        let end = rec.addr + rec.len;
+        let kind = if rec.state == FREED {
+            la_debug_error::LA_DEBUG_USE_AFTER_FREE
+        } else if addr >= end {
+            la_debug_error::LA_DEBUG_OVERFLOW
+        } else {
+            la_debug_error::LA_DEBUG_UNDERFLOW
+        };
+        let freed = rec.state == FREED;
+        let tid = trace::tid();
+        let access = TraceRef {
+            label: "faulting access",
+            tid,
+            frames: here,
+        };
+        let alloc = TraceRef {
+            label: "allocated",
+            tid: rec.alloc_tid,
+            frames: &at[..rec.n_alloc as usize],
+        };
+        let free = TraceRef {
+            label: "freed",
+            tid: rec.free_tid,
+            frames: &ft[..rec.n_free as usize],
+        };
+        let head = |o: &mut out::Out| {
+            let _ = match kind {
+                la_debug_error::LA_DEBUG_USE_AFTER_FREE => core::fmt::Write::write_fmt(
+                    o,
+                    format_args!(
+                        "use after free: access at 0x{addr:x} in the freed {}-byte block 0x{:x}",
+                        rec.len, rec.addr
+                    ),
+                ),
+                la_debug_error::LA_DEBUG_OVERFLOW => core::fmt::Write::write_fmt(
+                    o,
+                    format_args!(
+                        "heap buffer overflow (guard page): access at 0x{addr:x} is {} byte(s) past the end of the {}-byte block 0x{:x}",
+                        addr - end,
+                        rec.len,
+                        rec.addr
+                    ),
+                ),
+                _ => core::fmt::Write::write_fmt(
+                    o,
+                    format_args!(
+                        "heap buffer underflow (guard page): access at 0x{addr:x} is {} byte(s) before the {}-byte block 0x{:x}",
+                        rec.addr.saturating_sub(addr),
+                        rec.len,
+                        rec.addr
+                    ),
+                ),
+            };
+        };
+        if freed {
+            report::misuse(self.report_fd, head, &[access, free, alloc]);
+        } else {
+            report::misuse(self.report_fd, head, &[access, alloc]);
+        }
+        self.raise(kind);
+        true
+    }
+
+    /// The requested length of live block `p`, without reporting anything.
+    pub fn len_of(&self, p: *const u8) -> Option<usize> {
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        // SAFETY: indexed records are valid.
+        st.table
+            .find(p as usize)
+            .filter(|&r| unsafe { (*r).state } == LIVE)
+            // SAFETY: as above.
+            .map(|r| unsafe { (*r).len })
     }
 
     /// Whether `p` is the start of a live block of this instance.
