@@ -8,9 +8,11 @@
 //! | arena | `arena.rs` | opaque handle over a child |
 //! | failing | `failing.rs` | opaque handle over a child, plus the always-failing one |
 //! | smp | `smp/` | process-wide, thread-caching |
+//! | debug | `debug/` | opaque handle over a backing allocator: traces, leak and misuse reports |
 
 pub mod arena;
 pub mod c;
+pub mod debug;
 pub mod failing;
 pub mod fixed_buffer;
 pub mod page;

@@ -1,0 +1,216 @@
+//! Reachability for leak reports at exit, as LeakSanitizer does it: blocks
+//! still pointed to from the program's roots are in use, not leaked.
+//!
+//! Roots are the writable segments of every loaded module (data and bss,
+//! via `dl_iterate_phdr`), the current thread's stack from the stack
+//! pointer up (registers are spilled there by the call into this code), and
+//! every other writable anonymous mapping (other threads' stacks and TLS,
+//! memory that programs map themselves, such as Python's object arenas),
+//! minus the live blocks themselves (they count only when reachable) and
+//! the allocator's own record slabs (which hold every block's address).
+//! Each aligned word that points into a live block (start or interior)
+//! marks it; marked blocks are scanned in turn (a worklist in the private
+//! arena). The mark is kept in the record's `_pad` byte.
+
+use super::scratch::Scratch;
+use super::table::{LIVE, Record, Table};
+
+struct Ctx<'a> {
+    sorted: &'a [*mut Record],
+    work: &'a mut [*mut Record],
+    top: usize,
+}
+
+impl Ctx<'_> {
+    fn find(&self, v: usize) -> Option<*mut Record> {
+        // The last block starting at or below v.
+        // SAFETY: records in the sorted list are valid.
+        let i = self.sorted.partition_point(|&r| unsafe { (*r).addr } <= v);
+        if i == 0 {
+            return None;
+        }
+        let r = self.sorted[i - 1];
+        // SAFETY: records in the sorted list are valid.
+        let (a, l) = unsafe { ((*r).addr, (*r).len) };
+        (v < a + l.max(1)).then_some(r)
+    }
+
+    fn scan(&mut self, lo: usize, hi: usize) {
+        let mut p = (lo + 7) & !7;
+        while p + 8 <= hi {
+            // SAFETY: callers pass readable ranges.
+            let v = unsafe { *(p as *const usize) };
+            if let Some(r) = self.find(v) {
+                // SAFETY: a valid record; `_pad` is the mark.
+                unsafe {
+                    if (*r)._pad == 0 {
+                        (*r)._pad = 1;
+                        if self.top < self.work.len() {
+                            self.work[self.top] = r;
+                            self.top += 1;
+                        }
+                    }
+                }
+            }
+            p += 8;
+        }
+    }
+
+    /// Scans `[lo, hi)` except live blocks' user ranges and `excluded`.
+    fn scan_gaps(&mut self, lo: usize, hi: usize, excluded: &[(usize, usize)]) {
+        // SAFETY: records in the sorted list are valid.
+        let mut i = self
+            .sorted
+            .partition_point(|&r| unsafe { (*r).addr + (*r).len.max(1) } <= lo);
+        let mut at = lo;
+        while at < hi {
+            let (next_lo, next_hi) = match self.sorted.get(i) {
+                // SAFETY: as above.
+                Some(&r) => unsafe { ((*r).addr.max(at), (*r).addr + (*r).len.max(1)) },
+                None => (hi, hi),
+            };
+            let gap_end = next_lo.min(hi);
+            if gap_end > at {
+                self.scan_minus(at, gap_end, excluded);
+            }
+            at = at.max(next_hi);
+            i += 1;
+        }
+    }
+
+    fn scan_minus(&mut self, lo: usize, hi: usize, excluded: &[(usize, usize)]) {
+        for &(elo, ehi) in excluded {
+            if elo < hi && lo < ehi {
+                if lo < elo {
+                    self.scan_minus(lo, elo, excluded);
+                }
+                if ehi < hi {
+                    self.scan_minus(ehi, hi, excluded);
+                }
+                return;
+            }
+        }
+        self.scan_resident(lo, hi);
+    }
+
+    /// Scans the pages of `[lo, hi)` that are resident: untouched pages of
+    /// large reservations hold nothing and would only be faulted in.
+    fn scan_resident(&mut self, lo: usize, hi: usize) {
+        let page = crate::sys::page_size();
+        let mut at = lo & !(page - 1);
+        let mut vec = [0u8; 1024];
+        while at < hi {
+            let n = ((hi - at).div_ceil(page)).min(vec.len());
+            // SAFETY: mincore only reads page-table state of our own mapping.
+            let ok =
+                unsafe { libc::mincore(at as *mut libc::c_void, n * page, vec.as_mut_ptr()) } == 0;
+            for (i, &v) in vec[..n].iter().enumerate() {
+                if !ok || v & 1 != 0 {
+                    let plo = (at + i * page).max(lo);
+                    let phi = (at + (i + 1) * page).min(hi);
+                    self.scan(plo, phi);
+                }
+            }
+            at += n * page;
+        }
+    }
+
+    fn drain(&mut self) {
+        while self.top > 0 {
+            self.top -= 1;
+            let r = self.work[self.top];
+            // SAFETY: a live block's user range is readable.
+            let (a, l) = unsafe { ((*r).addr, (*r).len) };
+            self.scan(a, a + l);
+        }
+    }
+}
+
+unsafe extern "C" fn phdr_cb(
+    info: *mut libc::dl_phdr_info,
+    _size: usize,
+    data: *mut libc::c_void,
+) -> i32 {
+    // SAFETY: dl_iterate_phdr passes a valid info and our context.
+    let (info, ctx) = unsafe { (&*info, &mut *(data as *mut Ctx<'_>)) };
+    for i in 0..info.dlpi_phnum as usize {
+        // SAFETY: dlpi_phdr has dlpi_phnum entries.
+        let ph = unsafe { &*info.dlpi_phdr.add(i) };
+        if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 {
+            let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
+            ctx.scan(lo, lo + ph.p_memsz as usize);
+            ctx.drain();
+        }
+    }
+    0
+}
+
+/// Marks (`_pad = 1`) every live block of `table` reachable from the roots;
+/// clears the marks of the others.
+#[inline(never)]
+pub fn mark_reachable(table: &Table, scratch: &mut Scratch) {
+    let mut n = 0;
+    table.for_each(|r| {
+        // SAFETY: indexed records are valid.
+        unsafe {
+            (*r)._pad = 0;
+            if (*r).state == LIVE {
+                n += 1;
+            }
+        }
+    });
+    let (Some(sorted), Some(work)) = (
+        scratch.slice::<*mut Record>(n),
+        scratch.slice::<*mut Record>(n),
+    ) else {
+        return;
+    };
+    let mut k = 0;
+    table.for_each(|r| {
+        // SAFETY: as above.
+        if unsafe { (*r).state } == LIVE {
+            sorted[k] = r;
+            k += 1;
+        }
+    });
+    // SAFETY: valid records.
+    sorted.sort_unstable_by_key(|&r| unsafe { (*r).addr });
+    let mut ctx = Ctx {
+        sorted,
+        work,
+        top: 0,
+    };
+    // SAFETY: the callback only reads program headers and writable segments.
+    unsafe { libc::dl_iterate_phdr(Some(phdr_cb), (&mut ctx as *mut Ctx<'_>).cast()) };
+    let marker = 0usize;
+    let sp = &marker as *const usize as usize;
+    let (stack_lo, hi) = super::trace::stack_bounds(sp);
+    ctx.scan(sp, hi);
+    ctx.drain();
+    let mut slabs = [(0usize, 0usize); 256];
+    let mut ns = 0;
+    table.for_each_slab(|lo, hi| {
+        if ns < slabs.len() {
+            slabs[ns] = (lo, hi);
+            ns += 1;
+        }
+    });
+    let mut ranges = [(0usize, 0usize); 512];
+    let mut nr = 0;
+    super::maps::for_each(|m| {
+        if m.readable
+            && m.writable
+            && (m.name.is_empty() || m.name == b"[heap]")
+            && m.lo != stack_lo
+            && nr < ranges.len()
+        {
+            ranges[nr] = (m.lo, m.hi);
+            nr += 1;
+        }
+        true
+    });
+    for &(lo, hi) in &ranges[..nr] {
+        ctx.scan_gaps(lo, hi, &slabs[..ns]);
+        ctx.drain();
+    }
+}
