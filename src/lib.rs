@@ -20,6 +20,7 @@
 
 pub mod alignment;
 pub mod allocators;
+pub mod lock;
 pub mod sys;
 pub mod version;
 pub mod vtable;
