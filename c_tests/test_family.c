@@ -24,10 +24,6 @@
 #include "check.h"
 #include "conformance.h"
 
-#ifdef LA_HAVE_ARENA
-#define HAVE_ARENA 1
-#endif
-
 /* ---- conformance ---- */
 
 static void conformance_family(void) {
@@ -48,18 +44,12 @@ static void conformance_family(void) {
     conformance_run("thread-safe/c", la_thread_safe_allocator(ts));
     la_thread_safe_destroy(ts);
 
-#ifdef HAVE_ARENA
     la_arena *arena = la_arena_create(la_page_allocator());
     CHECK(arena != NULL);
     ts = la_thread_safe_create(la_arena_allocator(arena));
     conformance_run("thread-safe/arena", la_thread_safe_allocator(ts));
     la_thread_safe_destroy(ts);
     la_arena_destroy(arena);
-#else
-    ts = la_thread_safe_create(la_page_allocator());
-    conformance_run("thread-safe/page", la_thread_safe_allocator(ts));
-    la_thread_safe_destroy(ts);
-#endif
 
     int devnull = open("/dev/null", O_WRONLY);
     CHECK(devnull >= 0);

@@ -26,22 +26,15 @@
 
 
 /**
- * How `la_arena_reset` (and `la_pool_reset`) treat the memory they hold.
+ * An arena (Zig's `ArenaAllocator`); opaque, made by `la_arena_create`.
  */
-typedef enum la_arena_reset_mode {
-  /**
-   * Give every block back to the child.
-   */
-  LA_ARENA_FREE_ALL,
-  /**
-   * Keep all the memory for reuse.
-   */
-  LA_ARENA_RETAIN_CAPACITY,
-  /**
-   * Keep at most `limit` bytes for reuse, give the rest back.
-   */
-  LA_ARENA_RETAIN_WITH_LIMIT,
-} la_arena_reset_mode;
+typedef struct la_arena la_arena;
+
+/**
+ * A failing allocator (Zig's `std.testing.FailingAllocator`); opaque, made
+ * by `la_failing_create`.
+ */
+typedef struct la_failing la_failing;
 
 /**
  * A logging wrapper (opaque): an allocator whose calls are written to an fd.
@@ -104,6 +97,15 @@ typedef struct la_allocator {
 } la_allocator;
 
 /**
+ * How `la_arena_reset` treats the memory the arena holds (Zig's
+ * `ArenaAllocator.ResetMode`): one of `LA_ARENA_FREE_ALL`,
+ * `LA_ARENA_RETAIN_CAPACITY`, `LA_ARENA_RETAIN_WITH_LIMIT`. An integer
+ * rather than a C enum so that any value a caller passes is well defined
+ * (an unknown one makes `la_arena_reset` return false).
+ */
+typedef uint32_t la_arena_reset_mode;
+
+/**
  * Buffer-first allocator state, kept in caller storage. Initialise with
  * `la_buffer_first_init`; the fields are private to the library.
  */
@@ -126,9 +128,154 @@ typedef struct la_buffer_first {
   struct la_allocator fallback;
 } la_buffer_first;
 
+/**
+ * Counters of an `la_failing` allocator, filled by `la_failing_get_stats`.
+ */
+typedef struct la_failing_stats {
+  /**
+   * Successful allocations.
+   */
+  size_t allocations;
+  /**
+   * Frees passed to the child.
+   */
+  size_t deallocations;
+  /**
+   * Bytes allocated, plus growth from successful resizes/remaps.
+   */
+  size_t allocated_bytes;
+  /**
+   * Bytes freed, plus shrinkage from successful resizes/remaps.
+   */
+  size_t freed_bytes;
+  /**
+   * Whether an allocation has been made to fail on purpose.
+   */
+  bool has_induced_failure;
+} la_failing_stats;
+
+/**
+ * Fixed-buffer allocator state, kept in caller storage (Zig's
+ * `FixedBufferAllocator`). Initialise it with `la_fixed_buffer_init`; the
+ * fields are visible so that it can live on the stack or in a struct, but
+ * only the `la_fixed_buffer_*` functions should change them.
+ */
+typedef struct la_fixed_buffer {
+  /**
+   * First byte of the buffer (NULL when the buffer is empty).
+   */
+  uint8_t *buffer;
+  /**
+   * Length of the buffer in bytes.
+   */
+  size_t len;
+  /**
+   * Offset of the first byte not handed out yet (`<= len`).
+   */
+  size_t end_index;
+} la_fixed_buffer;
+
+/**
+ * Reset mode: return every buffer to the child.
+ */
+#define LA_ARENA_FREE_ALL 0
+
+/**
+ * Reset mode: keep one buffer as large as everything allocated so far.
+ */
+#define LA_ARENA_RETAIN_CAPACITY 1
+
+/**
+ * Reset mode: as `LA_ARENA_RETAIN_CAPACITY`, keeping at most `limit` bytes.
+ */
+#define LA_ARENA_RETAIN_WITH_LIMIT 2
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+/**
+ * Creates an arena over `child` (Zig's `ArenaAllocator.init`). The arena's
+ * own state is allocated from `child`; buffers are taken from it as needed.
+ *
+ * Parameters: `child` the allocator buffers come from; it must outlive the
+ * arena.
+ *
+ * Returns: the handle, or NULL when `child` has a NULL vtable or is out of
+ * memory.
+ *
+ * Thread safety: the arena's allocator may be used from several threads at
+ * once when `child` is thread-safe (lock-free; see the arena's design
+ * notes); reset, capacity and destroy may not run concurrently with it.
+ *
+ * # Safety
+ * `child` is a valid allocator (or has a NULL vtable).
+ */
+struct la_arena *la_arena_create(struct la_allocator child);
+
+/**
+ * The allocator face of an arena: bump allocation; free and resize act on
+ * the most recent block only (any block can shrink in place).
+ *
+ * Parameters: `arena` a handle from `la_arena_create`.
+ *
+ * Returns: the allocator, valid until the arena is destroyed. NULL: a NULL
+ * `arena` gives an allocator with a NULL vtable, whose every call fails.
+ *
+ * Thread safety: safe from several threads at once when the child is
+ * thread-safe; otherwise one thread at a time.
+ */
+struct la_allocator la_arena_allocator(struct la_arena *arena);
+
+/**
+ * Frees every block of the arena at once (Zig's `ArenaAllocator.reset`).
+ *
+ * Parameters: `arena` a handle; `mode` what to do with the buffers:
+ * `LA_ARENA_FREE_ALL` returns them all to the child;
+ * `LA_ARENA_RETAIN_CAPACITY` keeps one buffer as large as all of them, so a
+ * loop of allocate-then-reset soon stops calling the child;
+ * `LA_ARENA_RETAIN_WITH_LIMIT` does the same but keeps at most `limit`
+ * bytes (a limit of 0 is `LA_ARENA_FREE_ALL`). `limit` is ignored by the
+ * other modes.
+ *
+ * Returns: true on success; false when a retained buffer could not be
+ * resized (the arena still works, every block is freed) or when `mode` is
+ * not one of the three. `LA_ARENA_FREE_ALL` always returns true. NULL: a
+ * NULL `arena` returns false.
+ *
+ * Thread safety: not thread-safe; the arena must not be in use.
+ *
+ * # Safety
+ * `arena` is NULL or a live handle; blocks from it are dead afterwards.
+ */
+bool la_arena_reset(struct la_arena *arena, la_arena_reset_mode mode, size_t limit);
+
+/**
+ * Bytes of buffer the arena holds (Zig's `queryCapacity`), its own
+ * bookkeeping excluded.
+ *
+ * Parameters: `arena` a handle. NULL: returns 0.
+ *
+ * Thread safety: not thread-safe; the arena must not be in use.
+ *
+ * # Safety
+ * `arena` is NULL or a live handle.
+ */
+size_t la_arena_query_capacity(const struct la_arena *arena);
+
+/**
+ * Destroys an arena: every buffer and the arena's state go back to the
+ * child.
+ *
+ * Parameters: `arena` a handle. NULL: does nothing.
+ *
+ * Thread safety: not thread-safe; the arena must not be in use.
+ *
+ * # Safety
+ * `arena` is NULL or a live handle; neither it nor its blocks are used
+ * afterwards.
+ */
+void la_arena_destroy(struct la_arena *arena);
 
 /**
  * Initialises a buffer-first allocator in caller storage: requests are
@@ -203,6 +350,153 @@ size_t la_buffer_first_used(const struct la_buffer_first *bf);
  * Thread safety: as thread-safe as the C library's malloc (glibc's is).
  */
 struct la_allocator la_c_allocator(void);
+
+/**
+ * An allocator that always fails (Zig's `Allocator.failing`): alloc and
+ * remap return NULL, resize returns false, free does nothing.
+ *
+ * Returns: the allocator (stateless; the value may be copied freely).
+ *
+ * Thread safety: safe from any thread.
+ */
+struct la_allocator la_always_failing_allocator(void);
+
+/**
+ * Creates a failing allocator over `child` (Zig's `FailingAllocator.init`).
+ * The state itself is allocated from `child`.
+ *
+ * Parameters: `child` the allocator calls are passed to; `fail_index` the
+ * number of allocations that succeed before every further one fails;
+ * `resize_fail_index` the number of resizes/remaps that succeed before every
+ * further one fails. `SIZE_MAX` for either means never.
+ *
+ * Returns: the handle, or NULL when `child` has a NULL vtable or cannot
+ * allocate the state.
+ *
+ * Thread safety: the allocator is not thread-safe (as in Zig): use it from
+ * one thread at a time.
+ *
+ * # Safety
+ * `child` is a valid allocator (or has a NULL vtable) that outlives the
+ * handle.
+ */
+struct la_failing *la_failing_create(struct la_allocator child,
+                                     size_t fail_index,
+                                     size_t resize_fail_index);
+
+/**
+ * The allocator face of a failing allocator.
+ *
+ * Parameters: `f` a handle from `la_failing_create`.
+ *
+ * Returns: the allocator, valid until `la_failing_destroy(f)`. NULL: a NULL
+ * `f` gives an allocator with a NULL vtable, whose every call fails.
+ *
+ * Thread safety: the allocator is not thread-safe: one thread at a time.
+ */
+struct la_allocator la_failing_allocator(struct la_failing *f);
+
+/**
+ * Copies the counters of `f` into `*out`.
+ *
+ * Parameters: `f` a handle; `out` where to write the counters.
+ *
+ * NULL: a NULL `out` does nothing; a NULL `f` writes all-zero counters.
+ *
+ * Thread safety: not thread-safe with calls through the allocator.
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `out` is NULL or writable.
+ */
+void la_failing_get_stats(const struct la_failing *f, struct la_failing_stats *out);
+
+/**
+ * Destroys a failing allocator, returning its state to the child. Blocks
+ * still live belong to the child and are not freed.
+ *
+ * Parameters: `f` a handle. NULL: does nothing.
+ *
+ * Thread safety: not thread-safe; the allocator must no longer be in use.
+ *
+ * # Safety
+ * `f` is NULL or a live handle, not used afterwards.
+ */
+void la_failing_destroy(struct la_failing *f);
+
+/**
+ * Initialises `fb` to hand out the bytes of `buf[0..len]`.
+ *
+ * Parameters: `fb` caller storage for the state; `buf` the buffer (NULL is
+ * taken as an empty buffer); `len` its length in bytes.
+ *
+ * NULL: a NULL `fb` does nothing.
+ *
+ * Thread safety: not thread-safe; initialise before sharing `fb`.
+ *
+ * # Safety
+ * `fb` is NULL or writable storage for an `la_fixed_buffer`; `buf[0..len]`
+ * is writable memory that outlives every block handed out from it.
+ */
+void la_fixed_buffer_init(struct la_fixed_buffer *fb, void *buf, size_t len);
+
+/**
+ * The single-threaded allocator over `fb`: bump allocation; only the most
+ * recent block can grow in place or be freed, any block can shrink in place.
+ *
+ * Parameters: `fb` an initialised state, which must outlive the allocator.
+ *
+ * Returns: the allocator. NULL: a NULL `fb` gives an allocator with a NULL
+ * vtable, whose every call fails.
+ *
+ * Thread safety: the allocator may be used by one thread at a time, and not
+ * together with `la_fixed_buffer_thread_safe_allocator` on the same `fb`.
+ */
+struct la_allocator la_fixed_buffer_allocator(struct la_fixed_buffer *fb);
+
+/**
+ * The lock-free allocator over `fb`: like `la_fixed_buffer_allocator`, but
+ * `end_index` moves only by atomic compare-and-swap, so any number of
+ * threads may allocate, resize and free at once.
+ *
+ * Parameters: `fb` an initialised state, which must outlive the allocator.
+ *
+ * Returns: the allocator. NULL: a NULL `fb` gives an allocator with a NULL
+ * vtable, whose every call fails.
+ *
+ * Thread safety: safe from any thread, but not together with
+ * `la_fixed_buffer_allocator` or `la_fixed_buffer_reset` on the same `fb`.
+ */
+struct la_allocator la_fixed_buffer_thread_safe_allocator(struct la_fixed_buffer *fb);
+
+/**
+ * Forgets every block: the whole buffer is free again.
+ *
+ * Parameters: `fb` an initialised state. NULL: does nothing.
+ *
+ * Thread safety: not thread-safe; no allocator over `fb` may be in use.
+ *
+ * # Safety
+ * `fb` is NULL or an initialised `la_fixed_buffer`; blocks handed out
+ * before must no longer be used.
+ */
+void la_fixed_buffer_reset(struct la_fixed_buffer *fb);
+
+/**
+ * Whether `fb`'s buffer contains the bytes `[ptr, ptr + len)` (Zig's
+ * `ownsSlice`); with `len == 0`, whether it contains the byte at `ptr`
+ * (Zig's `ownsPtr`).
+ *
+ * Parameters: `fb` an initialised state; `ptr`, `len` the range asked about.
+ *
+ * Returns: true when the range lies inside the buffer (allocated or not).
+ * NULL: false for a NULL `fb` or `ptr`.
+ *
+ * Thread safety: safe from any thread (reads only the buffer bounds).
+ *
+ * # Safety
+ * `fb` is NULL or an initialised `la_fixed_buffer`.
+ */
+bool la_fixed_buffer_owns(const struct la_fixed_buffer *fb, const void *ptr, size_t len);
 
 /**
  * Creates a logging wrapper: every call is forwarded to `child` and
@@ -327,15 +621,15 @@ bool la_pool_preheat(struct la_pool *pool, size_t n);
  * `LA_ARENA_RETAIN_CAPACITY` keeps them all for reuse,
  * `LA_ARENA_RETAIN_WITH_LIMIT` keeps chunks totalling at most `limit` bytes.
  *
- * Returns: true (the pool's chunks never need reallocating); false only for
- * a NULL `pool`.
+ * Returns: true (the pool's chunks never need reallocating); false for a
+ * NULL `pool` or an unknown `mode` (then nothing changes).
  *
  * Thread safety: a pool is for one thread at a time.
  *
  * # Safety
  * `pool` is NULL or a live pool; its items are dead afterwards.
  */
-bool la_pool_reset(struct la_pool *pool, enum la_arena_reset_mode mode, size_t limit);
+bool la_pool_reset(struct la_pool *pool, la_arena_reset_mode mode, size_t limit);
 
 /**
  * The number of items the pool's chunks hold (free, used or not yet

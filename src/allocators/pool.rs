@@ -18,7 +18,9 @@ use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 
 use crate::alignment;
-use crate::allocators::arena::la_arena_reset_mode;
+use crate::allocators::arena::{
+    LA_ARENA_FREE_ALL, LA_ARENA_RETAIN_CAPACITY, LA_ARENA_RETAIN_WITH_LIMIT, la_arena_reset_mode,
+};
 use crate::allocators::handle;
 use crate::vtable::{ChildAllocator, la_allocator};
 use libc::size_t;
@@ -155,17 +157,25 @@ impl la_pool {
         }
     }
 
-    fn reset(&mut self, mode: la_arena_reset_mode, limit: size_t) -> bool {
+    fn reset(&mut self, mode: la_arena_reset_mode, limit: usize) -> bool {
+        let known = [
+            LA_ARENA_FREE_ALL,
+            LA_ARENA_RETAIN_CAPACITY,
+            LA_ARENA_RETAIN_WITH_LIMIT,
+        ];
+        if !known.contains(&mode) {
+            return false;
+        }
         self.free = ptr::null_mut();
         match mode {
-            la_arena_reset_mode::LA_ARENA_FREE_ALL => {
+            LA_ARENA_FREE_ALL => {
                 self.free_chunks(self.first);
                 self.first = ptr::null_mut();
                 self.last = ptr::null_mut();
                 self.next_items = (FIRST_CHUNK_BYTES / self.item_size).max(1);
             }
-            la_arena_reset_mode::LA_ARENA_RETAIN_CAPACITY => {}
-            la_arena_reset_mode::LA_ARENA_RETAIN_WITH_LIMIT => {
+            LA_ARENA_RETAIN_CAPACITY => {}
+            LA_ARENA_RETAIN_WITH_LIMIT => {
                 // Keep the longest prefix of chunks within `limit` bytes.
                 let mut kept: *mut Chunk = ptr::null_mut();
                 let mut total = 0usize;
@@ -194,6 +204,7 @@ impl la_pool {
                 }
                 self.last = kept;
             }
+            _ => {}
         }
         self.cur = self.first;
         self.cur_used = 0;
@@ -325,8 +336,8 @@ pub unsafe extern "C" fn la_pool_preheat(pool: *mut la_pool, n: size_t) -> bool 
 /// `LA_ARENA_RETAIN_CAPACITY` keeps them all for reuse,
 /// `LA_ARENA_RETAIN_WITH_LIMIT` keeps chunks totalling at most `limit` bytes.
 ///
-/// Returns: true (the pool's chunks never need reallocating); false only for
-/// a NULL `pool`.
+/// Returns: true (the pool's chunks never need reallocating); false for a
+/// NULL `pool` or an unknown `mode` (then nothing changes).
 ///
 /// Thread safety: a pool is for one thread at a time.
 ///
@@ -385,7 +396,6 @@ pub unsafe extern "C" fn la_pool_destroy(pool: *mut la_pool) {
 mod tests {
     use super::*;
     use crate::allocators::c::la_c_allocator;
-    use la_arena_reset_mode::*;
 
     #[test]
     fn reuse_is_lifo_and_aligned() {
@@ -442,6 +452,7 @@ mod tests {
             assert!(la_pool_reset(pool, LA_ARENA_RETAIN_WITH_LIMIT, 0));
             assert_eq!(la_pool_query_capacity(pool), 0);
             assert!(!la_pool_create_item(pool).is_null());
+            assert!(!la_pool_reset(pool, la_arena_reset_mode(7), 0));
             assert!(la_pool_reset(pool, LA_ARENA_FREE_ALL, 0));
             assert_eq!(la_pool_query_capacity(pool), 0);
             assert!(!la_pool_create_item(pool).is_null());
