@@ -26,9 +26,141 @@
 
 
 /**
+ * Fill byte of freed blocks.
+ */
+#define FREE_FILL 221
+
+/**
+ * The block is live.
+ */
+#define LIVE 1
+
+/**
+ * The block was freed; its record is kept to explain later misuse.
+ */
+#define FREED 2
+
+/**
+ * The block came from the backing allocator.
+ */
+#define KIND_BACKING 0
+
+/**
+ * The block is its own mapping between two guard pages.
+ */
+#define KIND_GUARDED 1
+
+/**
+ * Most frames a trace can hold.
+ */
+#define MAX_FRAMES 32
+
+/**
+ * What `la_debug` does when it detects misuse.
+ */
+typedef enum la_debug_on_error {
+  /**
+   * Print the report, then abort the process (the default).
+   */
+  LA_DEBUG_ABORT = 0,
+  /**
+   * Print the report, count it (`la_debug_get_stats`) and carry on.
+   */
+  LA_DEBUG_CONTINUE = 1,
+} la_debug_on_error;
+
+/**
+ * The kinds of misuse `la_debug` reports.
+ */
+typedef enum la_debug_error {
+  LA_DEBUG_NO_ERROR = 0,
+  /**
+   * A block freed twice.
+   */
+  LA_DEBUG_DOUBLE_FREE = 1,
+  /**
+   * Free/resize/remap of an address no allocator here gave out.
+   */
+  LA_DEBUG_FOREIGN_POINTER = 2,
+  /**
+   * Free/resize/remap of an address inside a block, not at its start.
+   */
+  LA_DEBUG_INTERIOR_POINTER = 3,
+  /**
+   * Free/resize/remap of a block of another `la_debug` instance.
+   */
+  LA_DEBUG_OTHER_INSTANCE = 4,
+  /**
+   * Free/resize/remap with a length other than the block's.
+   */
+  LA_DEBUG_WRONG_SIZE = 5,
+  /**
+   * Free/resize/remap with an alignment other than the block's.
+   */
+  LA_DEBUG_WRONG_ALIGNMENT = 6,
+  /**
+   * Bytes past the requested length were overwritten.
+   */
+  LA_DEBUG_OVERFLOW = 7,
+  /**
+   * Bytes before the block were overwritten.
+   */
+  LA_DEBUG_UNDERFLOW = 8,
+  /**
+   * A freed block was written to.
+   */
+  LA_DEBUG_WRITE_AFTER_FREE = 9,
+  /**
+   * realloc/resize/usable-size of a block already freed.
+   */
+  LA_DEBUG_USE_AFTER_FREE = 10,
+} la_debug_error;
+
+/**
+ * Result codes of `la_debug_destroy` and `la_check_all_allocation_failures`.
+ */
+typedef enum la_check {
+  /**
+   * No leak, no error.
+   */
+  LA_CHECK_OK = 0,
+  /**
+   * Memory was leaked (reported on stderr / the report fd).
+   */
+  LA_CHECK_LEAK = 1,
+  /**
+   * An induced allocation failure was not reported by the test function
+   * (it returned 0).
+   */
+  LA_CHECK_SWALLOWED_FAILURE = 2,
+  /**
+   * The allocation pattern changed between runs: the failing index was
+   * never reached.
+   */
+  LA_CHECK_NONDETERMINISTIC = 3,
+  /**
+   * The test function failed (non-zero) with no failure induced.
+   */
+  LA_CHECK_TEST_FAILED = 4,
+  /**
+   * The checker itself ran out of memory, or bad arguments (NULL test).
+   */
+  LA_CHECK_OUT_OF_MEMORY = 5,
+  /**
+   * Misuse (double free, overflow, ...) was reported during the run.
+   */
+  LA_CHECK_MISUSE = 6,
+} la_check;
+
+/**
  * An arena (Zig's `ArenaAllocator`); opaque, made by `la_arena_create`.
  */
 typedef struct la_arena la_arena;
+
+/**
+ * A debug allocator instance (opaque in C).
+ */
+typedef struct la_debug la_debug;
 
 /**
  * A failing allocator (Zig's `std.testing.FailingAllocator`); opaque, made
@@ -127,6 +259,91 @@ typedef struct la_buffer_first {
    */
   struct la_allocator fallback;
 } la_buffer_first;
+
+/**
+ * Configuration of a debug allocator. Fill with `la_debug_config_init`,
+ * then change fields; a NULL config means the defaults.
+ */
+typedef struct la_debug_config {
+  /**
+   * Frames captured per trace (allocation and free); default 8, at most
+   * 32; 0 captures none.
+   */
+  size_t stack_trace_frames;
+  /**
+   * Abort on misuse (default) or report and continue.
+   */
+  enum la_debug_on_error on_error;
+  /**
+   * File descriptor reports are written to; default 2 (stderr).
+   */
+  int32_t report_fd;
+  /**
+   * Never give memory back to the backing allocator until destroy, so
+   * addresses are never reused and every double free is caught; default
+   * false.
+   */
+  bool never_reuse;
+  /**
+   * Fill freed blocks with 0xdd and verify the fill when they leave the
+   * quarantine (write-after-free detection); default true.
+   */
+  bool check_write_after_free;
+  /**
+   * Bytes of freed blocks held back before reuse; default 16 MiB.
+   */
+  size_t quarantine_bytes;
+  /**
+   * Allocation fails (NULL) when live requested bytes would exceed this;
+   * default SIZE_MAX (no limit).
+   */
+  size_t memory_limit;
+  /**
+   * Blocks of at least this many bytes get guard pages and are mapped
+   * from the OS directly (not from the backing allocator); default
+   * 128 KiB; 0 disables guard pages.
+   */
+  size_t guard_page_min_len;
+  /**
+   * The per-instance canary written in redzones; 0 (default) derives one
+   * from the instance's address.
+   */
+  uint64_t canary;
+} la_debug_config;
+
+/**
+ * Counters of a debug allocator (`la_debug_get_stats`).
+ */
+typedef struct la_debug_stats {
+  /**
+   * Requested bytes in live blocks (what the memory limit counts).
+   */
+  size_t live_bytes;
+  /**
+   * Live blocks.
+   */
+  size_t live_allocations;
+  /**
+   * Highest `live_bytes` seen.
+   */
+  size_t peak_bytes;
+  /**
+   * Successful allocations so far.
+   */
+  size_t total_allocations;
+  /**
+   * Frees so far.
+   */
+  size_t total_frees;
+  /**
+   * Misuse reports so far.
+   */
+  size_t errors;
+  /**
+   * The kind of the latest report (`la_debug_error` value).
+   */
+  enum la_debug_error last_error;
+} la_debug_stats;
 
 /**
  * Counters of an `la_failing` allocator, filled by `la_failing_get_stats`.
@@ -350,6 +567,152 @@ size_t la_buffer_first_used(const struct la_buffer_first *bf);
  * Thread safety: as thread-safe as the C library's malloc (glibc's is).
  */
 struct la_allocator la_c_allocator(void);
+
+/**
+ * Fills `out` with the default configuration: 8 frames, abort on misuse,
+ * reports to fd 2, no never-reuse, write-after-free checks on, 16 MiB
+ * quarantine, no memory limit, guard pages from 128 KiB, derived canary.
+ *
+ * Parameters: `out` the config to fill; NULL does nothing.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `out` is NULL or points to writable storage for an `la_debug_config`.
+ */
+void la_debug_config_init(struct la_debug_config *out);
+
+/**
+ * Creates a debug allocator over `backing` (Zig's DebugAllocator and
+ * SafeAllocator): traces on every allocation and free, leak reports,
+ * double-free / wrong-size / interior / foreign / other-instance pointer
+ * reports, redzone and guard-page overflow checks, write-after-free checks,
+ * optional never-reuse and memory limit.
+ *
+ * Parameters: `backing` the allocator blocks come from (it must outlive the
+ * debug allocator); `cfg` the configuration, NULL for the defaults
+ * (`la_debug_config_init`).
+ *
+ * Returns: the allocator handle, or NULL when out of memory or `backing`
+ * has a NULL vtable. Misuse reports start with `liballoc: error:` and go to
+ * `cfg->report_fd`; with `LA_DEBUG_ABORT` the process aborts after the
+ * report, with `LA_DEBUG_CONTINUE` the report is counted (see
+ * `la_debug_get_stats`) and the call does nothing harmful (a bad free is
+ * ignored, a mismatched free frees the block as recorded, a bad resize
+ * returns false).
+ *
+ * Thread safety: the debug allocator may be used from any thread at once
+ * (one lock per instance), if `backing` may be used from the thread that
+ * calls it.
+ *
+ * # Safety
+ * `backing` is a valid allocator; `cfg` is NULL or points to a config.
+ */
+struct la_debug *la_debug_create(struct la_allocator backing, const struct la_debug_config *cfg);
+
+/**
+ * The allocator interface of a debug allocator.
+ *
+ * Parameters: `d` the debug allocator; NULL gives an allocator whose every
+ * call fails.
+ *
+ * Returns: the allocator (valid until `la_debug_destroy`).
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `d` is NULL or a live debug allocator.
+ */
+struct la_allocator la_debug_allocator(struct la_debug *d);
+
+/**
+ * Prints a leak report for the blocks still live (grouped by allocation
+ * site, with traces, closing with `SUMMARY: liballoc: X byte(s) leaked in
+ * Y allocation(s).`), and nothing when there are none.
+ *
+ * Parameters: `d` the debug allocator; NULL returns false.
+ *
+ * Returns: true when there were leaks.
+ *
+ * Thread safety: safe from any thread (blocks being allocated meanwhile
+ * may or may not be listed).
+ *
+ * # Safety
+ * `d` is NULL or a live debug allocator.
+ */
+bool la_debug_detect_leaks(struct la_debug *d);
+
+/**
+ * Reads the counters of a debug allocator.
+ *
+ * Parameters: `d` the debug allocator; `out` where to store them. NULL for
+ * either does nothing.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `d` is NULL or a live debug allocator; `out` NULL or writable.
+ */
+void la_debug_get_stats(const struct la_debug *d, struct la_debug_stats *out);
+
+/**
+ * Changes the memory limit: allocations and growing resizes fail when the
+ * live requested bytes would exceed `limit` (SIZE_MAX: no limit).
+ *
+ * Parameters: `d` the debug allocator (NULL does nothing); `limit` bytes.
+ *
+ * Thread safety: safe from any thread.
+ *
+ * # Safety
+ * `d` is NULL or a live debug allocator.
+ */
+void la_debug_set_memory_limit(struct la_debug *d, size_t limit);
+
+/**
+ * Destroys a debug allocator: reports writes after free and leaks (as
+ * `la_debug_detect_leaks`), then gives every block, leaked ones included,
+ * back to the backing allocator.
+ *
+ * Parameters: `d` the debug allocator; NULL returns `LA_CHECK_OK`.
+ *
+ * Returns: `LA_CHECK_OK`, or `LA_CHECK_LEAK` when blocks were still live.
+ *
+ * Thread safety: no other thread may use `d` during or after the call.
+ *
+ * # Safety
+ * `d` is NULL or a live debug allocator, not used afterwards.
+ */
+enum la_check la_debug_destroy(struct la_debug *d);
+
+/**
+ * Runs `test` once to count its allocations, then once per allocation with
+ * that allocation failing, checking that every failure is reported (the
+ * test returns non-zero), that nothing leaks and that the allocation
+ * pattern does not change (Zig's `checkAllAllocationFailures`).
+ *
+ * Parameters: `backing` the allocator the runs draw from (wrapped in a
+ * debug allocator for leak detection, then a failing allocator); `test` the
+ * function under test: it gets the allocator to use and `ctx`, returns 0 on
+ * success and non-zero on failure (out of memory included), and must free
+ * everything it allocates; `ctx` passed through.
+ *
+ * Returns: `LA_CHECK_OK`; `LA_CHECK_TEST_FAILED` when the first run fails;
+ * `LA_CHECK_LEAK` when a run leaks (the leak report names the sites);
+ * `LA_CHECK_SWALLOWED_FAILURE` when a run returns 0 although an allocation
+ * failed; `LA_CHECK_NONDETERMINISTIC` when a run never reaches the failing
+ * index; `LA_CHECK_MISUSE` when the debug allocator reported misuse;
+ * `LA_CHECK_OUT_OF_MEMORY` when the checker could not run (or `test` is
+ * NULL). Problems are also reported on stderr.
+ *
+ * Thread safety: each call is independent; `test` runs on the calling
+ * thread.
+ *
+ * # Safety
+ * `backing` is a valid allocator; `test` is NULL or a function honouring
+ * the contract above.
+ */
+int la_check_all_allocation_failures(struct la_allocator backing, int (*test)(struct la_allocator,
+                                                                              void*), void *ctx);
 
 /**
  * An allocator that always fails (Zig's `Allocator.failing`): alloc and

@@ -21,6 +21,9 @@
 pub mod alignment;
 pub mod allocators;
 pub mod lock;
+/// cbindgen:ignore
+#[cfg(feature = "preload")]
+pub mod preload;
 pub mod sys;
 pub mod version;
 pub mod vtable;

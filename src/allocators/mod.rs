@@ -12,10 +12,12 @@
 //! | memory pool | `pool.rs` | opaque handle over a child: fixed-size items |
 //! | thread-safe | `thread_safe.rs` | opaque handle: a child behind a fork-safe lock |
 //! | logging | `logging.rs` | opaque handle: a child, every call written to an fd |
+//! | debug | `debug/` | opaque handle over a backing allocator: traces, leak and misuse reports |
 
 pub mod arena;
 pub mod buffer_first;
 pub mod c;
+pub mod debug;
 pub mod failing;
 pub mod fixed_buffer;
 pub mod handle;

@@ -1,0 +1,47 @@
+# The malloc shim: build/liballoc_preload.so, its tests and benchmarks.
+#
+# The shim is the crate built with the `preload` feature into its own target
+# directory (so liballoc.a / liballoc.so never contain malloc), linked with
+# src/preload/cxx_new.c and a version script that exports only the malloc
+# family and the C++ operators.
+
+PRELOAD_TARGET := target/preload
+PRELOAD_A      := $(PRELOAD_TARGET)/release/liballoc.a
+PRELOAD_SO     := $(BUILD)/liballoc_preload.so
+PRELOAD_MAP    := src/preload/preload.map
+PRELOAD_NEW_O  := $(BUILD)/preload/cxx_new.o
+PRELOAD_TBIN   := $(BUILD)/preload
+PRELOAD_TESTSH := c_tests/preload/run_tests.sh
+
+lib: $(PRELOAD_SO)
+
+$(PRELOAD_A): $(RUST_SRCS)
+	$(CARGO) build --release --lib --features preload --target-dir $(PRELOAD_TARGET)
+	@touch $@
+
+$(PRELOAD_NEW_O): src/preload/cxx_new.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CWARN) -O2 -g -fPIC -fexceptions -c -o $@ $<
+
+$(PRELOAD_SO): $(PRELOAD_A) $(PRELOAD_NEW_O) $(PRELOAD_MAP)
+	@mkdir -p $(BUILD)
+	$(CC) -shared -o $@ -Wl,-soname,liballoc_preload.so \
+	  -Wl,--version-script=$(PRELOAD_MAP) -Wl,--gc-sections -Wl,-z,now \
+	  $(PRELOAD_NEW_O) -Wl,--whole-archive $(PRELOAD_A) -Wl,--no-whole-archive $(NATIVE_LIBS)
+
+.PHONY: preload preload-test preload-rust-test preload-bench
+preload: $(PRELOAD_SO)
+
+# Rust unit tests and lints of the shim's modules (feature build).
+preload-rust-test:
+	$(CARGO) clippy --all-targets --features preload --target-dir $(PRELOAD_TARGET) -- -D warnings
+	$(CARGO) test --lib --features preload --target-dir $(PRELOAD_TARGET) preload::
+
+preload-test: $(PRELOAD_SO) $(SO_LINK)
+	CC="$(CC)" CWARN="$(CWARN)" BUILD="$(BUILD)" PYTHON="$(PYTHON)" sh $(PRELOAD_TESTSH)
+
+preload-bench: $(PRELOAD_SO)
+	BUILD="$(BUILD)" CC="$(CC)" PYTHON="$(PYTHON)" sh benches/preload/run.sh
+
+TESTS   += preload-rust-test preload-test
+BENCHES += preload-bench

@@ -1,0 +1,238 @@
+//! `la_check_all_allocation_failures`: Zig's
+//! `std.testing.checkAllAllocationFailures` for C.
+//!
+//! The test function runs once on a debug allocator over `backing`, through
+//! a counting wrapper, to learn how many allocations it makes. Then it runs
+//! once per allocation index `i`, with allocation `i` (and every later one,
+//! as Zig's `FailingAllocator` does) failing. Each run must return non-zero
+//! (the failure was propagated), must reach index `i` (same allocation
+//! pattern as the first run) and must free everything (the debug allocator
+//! reports leaks with traces). The first problem found is reported on
+//! stderr, with the trace of the induced failure, and returned as an
+//! `la_check` code.
+
+use core::ffi::c_void;
+use core::fmt::Write;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::report::{self, TraceRef};
+use super::trace::{self, MAX_FRAMES};
+use super::{la_check, la_debug, la_debug_config, la_debug_on_error};
+use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtable_of};
+
+/// A wrapper that fails allocation `fail_index` and every one after it.
+struct Failing {
+    child: ChildAllocator,
+    fail_index: usize,
+    index: AtomicUsize,
+    induced: AtomicBool,
+    trace: [AtomicUsize; MAX_FRAMES],
+    n_trace: AtomicUsize,
+}
+
+static FAILING_VTABLE: la_vtable = vtable_of::<Failing>();
+
+impl Failing {
+    fn new(child: la_allocator, fail_index: usize) -> Self {
+        Failing {
+            child: ChildAllocator(child),
+            fail_index,
+            index: AtomicUsize::new(0),
+            induced: AtomicBool::new(false),
+            trace: [const { AtomicUsize::new(0) }; MAX_FRAMES],
+            n_trace: AtomicUsize::new(0),
+        }
+    }
+
+    fn allocator(&self) -> la_allocator {
+        la_allocator {
+            ptr: self as *const Failing as *mut c_void,
+            vtable: &FAILING_VTABLE,
+        }
+    }
+}
+
+// SAFETY: every call is forwarded to the child unchanged, or fails.
+unsafe impl RawAllocator for Failing {
+    unsafe fn alloc(&self, len: usize, alignment: u8, ret_addr: usize) -> *mut u8 {
+        if self.index.load(Ordering::Relaxed) == self.fail_index {
+            if !self.induced.swap(true, Ordering::Relaxed) {
+                let mut tr = [0usize; MAX_FRAMES];
+                let n = trace::capture(&mut tr[..8], ret_addr);
+                for (slot, &a) in self.trace.iter().zip(&tr[..n]) {
+                    slot.store(a, Ordering::Relaxed);
+                }
+                self.n_trace.store(n, Ordering::Relaxed);
+            }
+            return ptr::null_mut();
+        }
+        // SAFETY: forwarded vtable call.
+        match unsafe { self.child.alloc(len, alignment, ret_addr) } {
+            Some(p) => {
+                self.index.fetch_add(1, Ordering::Relaxed);
+                p.as_ptr()
+            }
+            None => ptr::null_mut(),
+        }
+    }
+
+    unsafe fn resize(&self, m: *mut u8, len: usize, a: u8, new_len: usize, r: usize) -> bool {
+        // SAFETY: forwarded vtable call.
+        unsafe { self.child.resize(m, len, a, new_len, r) }
+    }
+
+    unsafe fn remap(&self, m: *mut u8, len: usize, a: u8, new_len: usize, r: usize) -> *mut u8 {
+        // SAFETY: forwarded vtable call.
+        unsafe { self.child.remap(m, len, a, new_len, r) }.map_or(ptr::null_mut(), |p| p.as_ptr())
+    }
+
+    unsafe fn free(&self, m: *mut u8, len: usize, a: u8, r: usize) {
+        // SAFETY: forwarded vtable call.
+        unsafe { self.child.free(m, len, a, r) }
+    }
+}
+
+/// The test function type.
+pub type TestFn = unsafe extern "C" fn(la_allocator, *mut c_void) -> libc::c_int;
+
+fn headline(f: &Failing, what: core::fmt::Arguments<'_>) {
+    let mut tr = [0usize; MAX_FRAMES];
+    let n = f.n_trace.load(Ordering::Relaxed);
+    for (d, s) in tr.iter_mut().zip(&f.trace) {
+        *d = s.load(Ordering::Relaxed);
+    }
+    report::misuse(
+        2,
+        |o| {
+            let _ = o.write_fmt(what);
+        },
+        &[TraceRef {
+            label: "the failed allocation was requested",
+            tid: 0,
+            frames: &tr[..n],
+        }],
+    );
+}
+
+/// One run with allocation `fail_index` failing; returns the test's result,
+/// whether the failure was induced, the allocations made and the debug
+/// allocator's verdict.
+fn run(
+    backing: la_allocator,
+    test: TestFn,
+    ctx: *mut c_void,
+    fail_index: usize,
+) -> Option<(i32, Failing, la_check)> {
+    let cfg = la_debug_config {
+        on_error: la_debug_on_error::LA_DEBUG_CONTINUE,
+        ..la_debug_config::default()
+    };
+    let d = la_debug::create(backing, &cfg);
+    if d.is_null() {
+        return None;
+    }
+    // SAFETY: d is a fresh instance.
+    let f = Failing::new(unsafe { (*d).allocator() }, fail_index);
+    // SAFETY: the caller's test function, given a valid allocator and its ctx.
+    let rc = unsafe { test(f.allocator(), ctx) };
+    // SAFETY: d is live and unused after this.
+    let errors = unsafe { (*d).stats() }.errors;
+    // SAFETY: as above.
+    let mut verdict = unsafe { la_debug::destroy(d) };
+    if verdict == la_check::LA_CHECK_OK && errors > 0 {
+        verdict = la_check::LA_CHECK_MISUSE;
+    }
+    Some((rc, f, verdict))
+}
+
+/// Runs `test` once to count its allocations, then once per allocation with
+/// that allocation failing, checking that every failure is reported (the
+/// test returns non-zero), that nothing leaks and that the allocation
+/// pattern does not change (Zig's `checkAllAllocationFailures`).
+///
+/// Parameters: `backing` the allocator the runs draw from (wrapped in a
+/// debug allocator for leak detection, then a failing allocator); `test` the
+/// function under test: it gets the allocator to use and `ctx`, returns 0 on
+/// success and non-zero on failure (out of memory included), and must free
+/// everything it allocates; `ctx` passed through.
+///
+/// Returns: `LA_CHECK_OK`; `LA_CHECK_TEST_FAILED` when the first run fails;
+/// `LA_CHECK_LEAK` when a run leaks (the leak report names the sites);
+/// `LA_CHECK_SWALLOWED_FAILURE` when a run returns 0 although an allocation
+/// failed; `LA_CHECK_NONDETERMINISTIC` when a run never reaches the failing
+/// index; `LA_CHECK_MISUSE` when the debug allocator reported misuse;
+/// `LA_CHECK_OUT_OF_MEMORY` when the checker could not run (or `test` is
+/// NULL). Problems are also reported on stderr.
+///
+/// Thread safety: each call is independent; `test` runs on the calling
+/// thread.
+///
+/// # Safety
+/// `backing` is a valid allocator; `test` is NULL or a function honouring
+/// the contract above.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn la_check_all_allocation_failures(
+    backing: la_allocator,
+    test: Option<unsafe extern "C" fn(la_allocator, *mut c_void) -> libc::c_int>,
+    ctx: *mut c_void,
+) -> libc::c_int {
+    let Some(test) = test else {
+        return la_check::LA_CHECK_OUT_OF_MEMORY as libc::c_int;
+    };
+    if backing.vtable.is_null() {
+        return la_check::LA_CHECK_OUT_OF_MEMORY as libc::c_int;
+    }
+    let Some((rc, f, verdict)) = run(backing, test, ctx, usize::MAX) else {
+        return la_check::LA_CHECK_OUT_OF_MEMORY as libc::c_int;
+    };
+    if rc != 0 {
+        let mut out = super::out::Out::new(2);
+        let _ = writeln!(
+            out,
+            "liballoc: error: check_all_allocation_failures: the test function failed ({rc}) with no failure induced"
+        );
+        return la_check::LA_CHECK_TEST_FAILED as libc::c_int;
+    }
+    if verdict != la_check::LA_CHECK_OK {
+        return verdict as libc::c_int;
+    }
+    let count = f.index.load(Ordering::Relaxed);
+    for i in 0..count {
+        let Some((rc, f, verdict)) = run(backing, test, ctx, i) else {
+            return la_check::LA_CHECK_OUT_OF_MEMORY as libc::c_int;
+        };
+        if !f.induced.load(Ordering::Relaxed) {
+            let mut out = super::out::Out::new(2);
+            let _ = writeln!(
+                out,
+                "liballoc: error: check_all_allocation_failures: nondeterministic memory usage: allocation #{i} of {count} was never requested when set to fail"
+            );
+            return la_check::LA_CHECK_NONDETERMINISTIC as libc::c_int;
+        }
+        if rc == 0 {
+            headline(
+                &f,
+                format_args!(
+                    "check_all_allocation_failures: allocation #{i} of {count} failed, but the test function returned 0 (the failure was swallowed)"
+                ),
+            );
+            return la_check::LA_CHECK_SWALLOWED_FAILURE as libc::c_int;
+        }
+        if verdict != la_check::LA_CHECK_OK {
+            headline(
+                &f,
+                format_args!(
+                    "check_all_allocation_failures: {} after allocation #{i} of {count} failed",
+                    if verdict == la_check::LA_CHECK_LEAK {
+                        "memory leaked (see the leak report above)"
+                    } else {
+                        "misuse was reported"
+                    }
+                ),
+            );
+            return verdict as libc::c_int;
+        }
+    }
+    la_check::LA_CHECK_OK as libc::c_int
+}

@@ -1,0 +1,225 @@
+//! Leak reports, shaped like LeakSanitizer's.
+//!
+//! Live blocks (minus suppressed ones and, when asked, those still reachable
+//! from the program's roots: see `roots.rs`) are grouped by allocation
+//! trace; groups are printed largest first as "Leak of N byte(s) in M
+//! object(s) allocated from:" with numbered, symbolized frames, and the
+//! report closes with "SUMMARY: liballoc: X byte(s) leaked in Y
+//! allocation(s).". Groups whose frames match a suppression pattern (the
+//! `leak:pattern` lines of an LSan suppressions file: `*` matches anything,
+//! a pattern matches a function name, file or module path anywhere) are
+//! left out. All memory comes from a private [`Scratch`] arena.
+
+use core::cmp::Ordering;
+use core::fmt::Write;
+
+use super::out::Out;
+use super::roots;
+use super::scratch::Scratch;
+use super::symbolize::Symbols;
+use super::table::{LIVE, Record, Table};
+
+/// How to report.
+#[derive(Default)]
+pub struct Options<'a> {
+    /// Contents of a suppressions file (`leak:pattern` lines).
+    pub suppressions: &'a [u8],
+    /// Leave out blocks reachable from the program's roots (globals,
+    /// the current thread's stack).
+    pub scan_roots: bool,
+}
+
+#[derive(Clone, Copy)]
+struct Group {
+    first: usize,
+    count: usize,
+    bytes: usize,
+}
+
+/// Whether `text` matches the glob `pat` anywhere (`*` = any run).
+pub fn glob_match(pat: &[u8], text: &[u8]) -> bool {
+    let (anchored_start, pat) = match pat.first() {
+        Some(b'^') => (true, &pat[1..]),
+        _ => (false, pat),
+    };
+    let (anchored_end, pat) = match pat.last() {
+        Some(b'$') => (true, &pat[..pat.len() - 1]),
+        _ => (false, pat),
+    };
+    let segs = pat.split(|&c| c == b'*');
+    let nsegs = pat.split(|&c| c == b'*').count();
+    let mut pos = 0;
+    for (i, seg) in segs.enumerate() {
+        if seg.is_empty() {
+            continue;
+        }
+        let first = i == 0 && anchored_start;
+        let last = i + 1 == nsegs && anchored_end;
+        if first {
+            if !text[pos..].starts_with(seg) {
+                return false;
+            }
+            pos += seg.len();
+            continue;
+        }
+        if last {
+            return text.len() >= pos + seg.len() && text.ends_with(seg);
+        }
+        match text[pos..].windows(seg.len()).position(|w| w == seg) {
+            Some(k) => pos += k + seg.len(),
+            None => return false,
+        }
+    }
+    !anchored_end || nsegs == 0 || pat.ends_with(b"*") || pos == text.len() || pat.is_empty()
+}
+
+/// The `leak:` patterns of a suppressions file.
+fn patterns(file: &[u8]) -> impl Iterator<Item = &[u8]> {
+    file.split(|&c| c == b'\n').filter_map(|line| {
+        let line = line.trim_ascii();
+        line.strip_prefix(b"leak:")
+            .map(|p| p.trim_ascii())
+            .filter(|p| !p.is_empty())
+    })
+}
+
+fn trace_of<'a>(t: &Table, r: *mut Record) -> &'a [usize] {
+    // SAFETY: r is a record of t.
+    unsafe { &t.alloc_trace(r)[..(*r).n_alloc as usize] }
+}
+
+/// Prints the leak report for `table` to `fd`; returns (bytes, blocks)
+/// leaked after suppressions. Prints nothing when nothing leaked.
+pub fn report(table: &Table, fd: i32, opts: &Options<'_>) -> (usize, usize) {
+    let mut scratch = Scratch::new();
+    let mut n = 0;
+    table.for_each(|r| {
+        // SAFETY: indexed records are valid.
+        if unsafe { (*r).state == LIVE && (*r).suppressed == 0 } {
+            n += 1;
+        }
+    });
+    if n == 0 {
+        return (0, 0);
+    }
+    if opts.scan_roots {
+        roots::mark_reachable(table, &mut scratch);
+    }
+    let Some(list) = scratch.slice::<*mut Record>(n) else {
+        return (0, 0);
+    };
+    let mut k = 0;
+    table.for_each(|r| {
+        // SAFETY: indexed records are valid; `_pad` is the reachability mark.
+        if unsafe { (*r).state == LIVE && (*r).suppressed == 0 && (*r)._pad == 0 } {
+            list[k] = r;
+            k += 1;
+        }
+    });
+    let list = &mut list[..k];
+    if list.is_empty() {
+        return (0, 0);
+    }
+    list.sort_unstable_by(|&a, &b| trace_of(table, a).cmp(trace_of(table, b)));
+    let Some(groups) = scratch.slice::<Group>(list.len()) else {
+        return (0, 0);
+    };
+    let mut g = 0;
+    for i in 0..list.len() {
+        // SAFETY: a valid record.
+        let len = unsafe { (*list[i]).len };
+        if i > 0 && trace_of(table, list[i]) == trace_of(table, list[i - 1]) {
+            groups[g - 1].count += 1;
+            groups[g - 1].bytes += len;
+        } else {
+            groups[g] = Group {
+                first: i,
+                count: 1,
+                bytes: len,
+            };
+            g += 1;
+        }
+    }
+    let groups = &mut groups[..g];
+    groups.sort_unstable_by(|a, b| match b.bytes.cmp(&a.bytes) {
+        Ordering::Equal => b.count.cmp(&a.count),
+        o => o,
+    });
+    let mut total_frames = 0;
+    for gr in groups.iter() {
+        total_frames += trace_of(table, list[gr.first]).len();
+    }
+    let Some(addrs) = scratch.slice::<usize>(total_frames) else {
+        return (0, 0);
+    };
+    let mut a = 0;
+    for gr in groups.iter() {
+        for &f in trace_of(table, list[gr.first]) {
+            addrs[a] = f;
+            a += 1;
+        }
+    }
+    let syms = Symbols::resolve(&mut scratch, addrs);
+    let suppressed = |gr: &Group| {
+        trace_of(table, list[gr.first]).iter().any(|&f| {
+            let s = syms.get(f);
+            patterns(opts.suppressions).any(|p| {
+                glob_match(p, s.func) || glob_match(p, s.file_line) || glob_match(p, s.module)
+            })
+        })
+    };
+    let (mut bytes, mut blocks) = (0, 0);
+    for gr in groups.iter() {
+        if !suppressed(gr) {
+            bytes += gr.bytes;
+            blocks += gr.count;
+        }
+    }
+    if blocks == 0 {
+        return (0, 0);
+    }
+    let mut out = Out::new(fd);
+    out.bytes(b"\n=================================================================\n");
+    out.bytes(b"liballoc: leak report: detected memory leaks\n\n");
+    for gr in groups.iter() {
+        if suppressed(gr) {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "Leak of {} byte(s) in {} object(s) allocated from:",
+            gr.bytes, gr.count
+        );
+        super::report::frames(&mut out, &syms, trace_of(table, list[gr.first]));
+        out.bytes(b"\n");
+    }
+    let _ = writeln!(
+        out,
+        "SUMMARY: liballoc: {} byte(s) leaked in {} allocation(s).",
+        bytes, blocks
+    );
+    (bytes, blocks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"foo", b"libfoo.so"));
+        assert!(glob_match(b"lib*.so", b"/usr/lib/libc.so"));
+        assert!(!glob_match(b"^foo", b"libfoo"));
+        assert!(glob_match(b"^lib", b"libfoo"));
+        assert!(glob_match(b"main$", b"not_main"));
+        assert!(!glob_match(b"main$", b"main_x"));
+        assert!(!glob_match(b"bar", b"foo"));
+    }
+
+    #[test]
+    fn suppression_lines() {
+        let f = b"# comment\nleak:foo\n  leak: bar \ncalled_from_lib:x\n";
+        let v: [&[u8]; 2] = [b"foo", b"bar"];
+        assert!(patterns(f).eq(v.iter().copied()));
+    }
+}

@@ -1,0 +1,64 @@
+//! The debug allocator's lock: a spin lock that yields the CPU while it waits.
+//!
+//! It never allocates and has no waiter queue, so it may be taken inside
+//! `malloc`. A process that forks while another thread holds it would inherit
+//! it held: the malloc shim takes it around `fork()` (see `lock_for_fork` in
+//! `mod.rs`), and the child resets it with [`SpinLock::reset`].
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// A mutual-exclusion flag; [`SpinLock::lock`] returns a guard that releases it.
+pub struct SpinLock(AtomicBool);
+
+/// Holds a [`SpinLock`] until dropped.
+pub struct Guard<'a>(&'a SpinLock);
+
+impl SpinLock {
+    /// A free lock.
+    pub const fn new() -> Self {
+        SpinLock(AtomicBool::new(false))
+    }
+
+    /// Takes the lock, yielding the CPU between attempts.
+    pub fn lock(&self) -> Guard<'_> {
+        let mut spins = 0u32;
+        while self
+            .0
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            spins += 1;
+            if spins < 64 {
+                core::hint::spin_loop();
+            } else {
+                // SAFETY: sched_yield has no preconditions.
+                unsafe { libc::sched_yield() };
+            }
+        }
+        Guard(self)
+    }
+
+    /// Takes the lock without a guard (for `fork()` handlers); release it with
+    /// [`SpinLock::reset`].
+    pub fn acquire_raw(&self) {
+        core::mem::forget(self.lock());
+    }
+
+    /// Marks the lock free, whoever held it: for the parent after `fork()`
+    /// and for the child, where the holder no longer exists.
+    pub fn reset(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Default for SpinLock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        (self.0).0.store(false, Ordering::Release);
+    }
+}

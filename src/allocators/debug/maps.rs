@@ -1,0 +1,134 @@
+//! Reads `/proc/self/maps` without allocating: open/read/close into a stack
+//! buffer, one line at a time.
+//!
+//! Used to find the current thread's stack bounds (for the frame-pointer walk
+//! and the leak scan) and the writable mappings to scan as roots.
+
+/// One line of `/proc/self/maps`.
+pub struct Mapping<'a> {
+    pub lo: usize,
+    pub hi: usize,
+    pub readable: bool,
+    pub writable: bool,
+    pub executable: bool,
+    /// The file or pseudo-name (`[stack]`, `[heap]`), empty for anonymous.
+    pub name: &'a [u8],
+}
+
+fn hex(s: &[u8]) -> (usize, usize) {
+    let mut v = 0usize;
+    let mut i = 0;
+    while i < s.len() {
+        let d = match s[i] {
+            b'0'..=b'9' => s[i] - b'0',
+            b'a'..=b'f' => s[i] - b'a' + 10,
+            _ => break,
+        };
+        v = v.wrapping_mul(16).wrapping_add(d as usize);
+        i += 1;
+    }
+    (v, i)
+}
+
+fn parse(line: &[u8]) -> Option<Mapping<'_>> {
+    let (lo, n) = hex(line);
+    let rest = line.get(n + 1..)?;
+    let (hi, n) = hex(rest);
+    let rest = rest.get(n + 1..)?;
+    let perms = rest.get(..4)?;
+    // Skip perms, offset, dev, inode: the name starts after the 5th field.
+    let mut fields = 0;
+    let mut i = 0;
+    while i < rest.len() && fields < 4 {
+        if rest[i] == b' ' {
+            fields += 1;
+            while i + 1 < rest.len() && rest[i + 1] == b' ' && fields < 4 {
+                i += 1;
+            }
+        }
+        i += 1;
+    }
+    while i < rest.len() && rest[i] == b' ' {
+        i += 1;
+    }
+    Some(Mapping {
+        lo,
+        hi,
+        readable: perms[0] == b'r',
+        writable: perms[1] == b'w',
+        executable: perms[2] == b'x',
+        name: rest.get(i..).unwrap_or(&[]),
+    })
+}
+
+/// Calls `f` for each mapping until it returns false. Returns false when the
+/// file could not be read.
+pub fn for_each(mut f: impl FnMut(&Mapping<'_>) -> bool) -> bool {
+    // SAFETY: a NUL-terminated path; open has no other preconditions.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/maps".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    let mut buf = [0u8; 8192];
+    let mut have = 0usize;
+    let mut go = true;
+    while go {
+        // SAFETY: reading into the free tail of our stack buffer.
+        let r = unsafe { libc::read(fd, buf[have..].as_mut_ptr().cast(), buf.len() - have) };
+        if r <= 0 {
+            break;
+        }
+        have += r as usize;
+        let mut start = 0;
+        while let Some(nl) = buf[start..have].iter().position(|&c| c == b'\n') {
+            if let Some(m) = parse(&buf[start..start + nl])
+                && !f(&m)
+            {
+                go = false;
+                break;
+            }
+            start += nl + 1;
+        }
+        buf.copy_within(start..have, 0);
+        have -= start;
+        if have == buf.len() {
+            // A line longer than the buffer: drop it.
+            have = 0;
+        }
+    }
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    true
+}
+
+/// The bounds `[lo, hi)` of the mapping holding `addr`, if any.
+pub fn containing(addr: usize) -> Option<(usize, usize)> {
+    let mut found = None;
+    for_each(|m| {
+        if m.lo <= addr && addr < m.hi {
+            found = Some((m.lo, m.hi));
+            false
+        } else {
+            true
+        }
+    });
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_own_stack() {
+        let x = 5u64;
+        let a = &x as *const u64 as usize;
+        let (lo, hi) = containing(a).unwrap();
+        assert!(lo <= a && a < hi);
+    }
+}

@@ -1,0 +1,439 @@
+//! The debug allocator's bookkeeping: one [`Record`] per block (live, or
+//! freed and still remembered), found by the block's address.
+//!
+//! Records live out of band, in slabs mapped from the OS, so a buffer
+//! overflow in user memory cannot corrupt them. Each record is followed by
+//! two traces of `frames` return addresses (allocation, free). The index is
+//! an open-addressing hash table (linear probing, backward-shift deletion)
+//! from the block's user address to its record, doubled when half full.
+//! Nothing here allocates through `malloc`; all memory comes from `sys`.
+
+use core::ptr;
+
+use crate::alignment;
+use crate::sys;
+
+/// The block is live.
+pub const LIVE: u8 = 1;
+/// The block was freed; its record is kept to explain later misuse.
+pub const FREED: u8 = 2;
+
+/// The block came from the backing allocator.
+pub const KIND_BACKING: u8 = 0;
+/// The block is its own mapping between two guard pages.
+pub const KIND_GUARDED: u8 = 1;
+
+/// What the allocator knows about one block.
+#[repr(C)]
+pub struct Record {
+    /// The address handed to the user.
+    pub addr: usize,
+    /// The length the user asked for (as last resized).
+    pub len: usize,
+    /// The backing block (or mapping) holding it, with redzones.
+    pub base: usize,
+    pub base_len: usize,
+    /// log2 alignments of the user block and of the backing block.
+    pub align: u8,
+    pub base_align: u8,
+    /// [`LIVE`] or [`FREED`].
+    pub state: u8,
+    /// [`KIND_BACKING`] or [`KIND_GUARDED`].
+    pub kind: u8,
+    /// Frames used in the allocation and free traces.
+    pub n_alloc: u8,
+    pub n_free: u8,
+    /// Not reported as a leak (made before the program's `main`, say).
+    pub suppressed: u8,
+    pub _pad: u8,
+    /// Kernel thread ids of the allocating and freeing threads.
+    pub alloc_tid: u32,
+    pub free_tid: u32,
+}
+
+const SLAB: usize = 1 << 20;
+
+/// All records of one allocator and the index over them.
+pub struct Table {
+    frames: usize,
+    stride: usize,
+    free_list: *mut Record,
+    slabs: *mut usize,
+    slab_next: usize,
+    slab_end: usize,
+    slots: *mut *mut Record,
+    cap: usize,
+    count: usize,
+}
+
+#[inline]
+fn hash(addr: usize) -> usize {
+    (addr >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+impl Table {
+    /// An empty table whose records hold `frames` frames per trace.
+    pub const fn new(frames: usize) -> Self {
+        let stride = core::mem::size_of::<Record>() + 2 * frames * core::mem::size_of::<usize>();
+        Table {
+            frames,
+            stride,
+            free_list: ptr::null_mut(),
+            slabs: ptr::null_mut(),
+            slab_next: 0,
+            slab_end: 0,
+            slots: ptr::null_mut(),
+            cap: 0,
+            count: 0,
+        }
+    }
+
+    /// Frames per trace.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Records in the index.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Whether the index is empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The allocation trace of `r`.
+    ///
+    /// # Safety
+    /// `r` is a record of this table.
+    pub unsafe fn alloc_trace<'a>(&self, r: *mut Record) -> &'a mut [usize] {
+        // SAFETY: the record is followed by 2 * frames words (stride).
+        unsafe { core::slice::from_raw_parts_mut(r.add(1).cast::<usize>(), self.frames) }
+    }
+
+    /// The free trace of `r`.
+    ///
+    /// # Safety
+    /// `r` is a record of this table.
+    pub unsafe fn free_trace<'a>(&self, r: *mut Record) -> &'a mut [usize] {
+        // SAFETY: as above, the second half.
+        unsafe {
+            core::slice::from_raw_parts_mut(r.add(1).cast::<usize>().add(self.frames), self.frames)
+        }
+    }
+
+    /// A fresh record (not yet in the index), or NULL when out of memory.
+    pub fn new_record(&mut self) -> *mut Record {
+        if !self.free_list.is_null() {
+            let r = self.free_list;
+            // SAFETY: free records store the next free record in `addr`.
+            self.free_list = unsafe { (*r).addr } as *mut Record;
+            return r;
+        }
+        if self.slab_next + self.stride > self.slab_end {
+            let Some(m) = sys::map(SLAB) else {
+                return ptr::null_mut();
+            };
+            let base = m.as_ptr() as usize;
+            // The first word of each slab links the slabs together.
+            // SAFETY: fresh writable mapping.
+            unsafe { *(base as *mut usize) = self.slabs as usize };
+            self.slabs = base as *mut usize;
+            self.slab_next = base + 16;
+            self.slab_end = base + SLAB;
+        }
+        let r = self.slab_next as *mut Record;
+        self.slab_next += alignment::forward(self.stride, 8).unwrap_or(self.stride);
+        r
+    }
+
+    /// Returns a record (already removed from the index) to the free list.
+    ///
+    /// # Safety
+    /// `r` came from [`Table::new_record`] and is not in the index.
+    pub unsafe fn drop_record(&mut self, r: *mut Record) {
+        // SAFETY: caller's promise: the record is ours and unused.
+        unsafe { (*r).addr = self.free_list as usize };
+        self.free_list = r;
+    }
+
+    /// The record of the block at `addr`.
+    pub fn find(&self, addr: usize) -> Option<*mut Record> {
+        if self.cap == 0 {
+            return None;
+        }
+        let mask = self.cap - 1;
+        let mut i = hash(addr) & mask;
+        loop {
+            // SAFETY: i < cap, the slot array has cap entries.
+            let r = unsafe { *self.slots.add(i) };
+            if r.is_null() {
+                return None;
+            }
+            // SAFETY: non-null slots point to records of this table.
+            if unsafe { (*r).addr } == addr {
+                return Some(r);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) -> bool {
+        let new_cap = if self.cap == 0 { 1024 } else { self.cap * 2 };
+        let bytes = new_cap * core::mem::size_of::<*mut Record>();
+        let Some(m) = sys::map(bytes) else {
+            return false;
+        };
+        let old = self.slots;
+        let old_cap = self.cap;
+        self.slots = m.as_ptr().cast();
+        self.cap = new_cap;
+        for i in 0..old_cap {
+            // SAFETY: i < old_cap.
+            let r = unsafe { *old.add(i) };
+            if !r.is_null() {
+                self.place(r);
+            }
+        }
+        if old_cap > 0 {
+            // SAFETY: the old slot array was mapped by us with this size.
+            unsafe { sys::unmap(old.cast(), old_cap * core::mem::size_of::<*mut Record>()) };
+        }
+        true
+    }
+
+    fn place(&mut self, r: *mut Record) {
+        let mask = self.cap - 1;
+        // SAFETY: r is a record of this table.
+        let mut i = hash(unsafe { (*r).addr }) & mask;
+        // SAFETY: i < cap throughout; the table is never full (load ≤ 1/2).
+        unsafe {
+            while !(*self.slots.add(i)).is_null() {
+                i = (i + 1) & mask;
+            }
+            *self.slots.add(i) = r;
+        }
+    }
+
+    /// Adds `r` (its `addr` set, not already present) to the index. False
+    /// when out of memory.
+    pub fn insert(&mut self, r: *mut Record) -> bool {
+        if (self.count + 1) * 2 > self.cap && !self.grow() {
+            return false;
+        }
+        self.place(r);
+        self.count += 1;
+        true
+    }
+
+    /// Removes the record of `addr` from the index (backward-shift deletion).
+    pub fn remove(&mut self, addr: usize) {
+        if self.cap == 0 {
+            return;
+        }
+        let mask = self.cap - 1;
+        let mut i = hash(addr) & mask;
+        // SAFETY: every index is masked to < cap; slots point to records.
+        unsafe {
+            loop {
+                let r = *self.slots.add(i);
+                if r.is_null() {
+                    return;
+                }
+                if (*r).addr == addr {
+                    break;
+                }
+                i = (i + 1) & mask;
+            }
+            let mut hole = i;
+            let mut j = (i + 1) & mask;
+            loop {
+                let r = *self.slots.add(j);
+                if r.is_null() {
+                    break;
+                }
+                let home = hash((*r).addr) & mask;
+                // Move r into the hole unless its home lies cyclically in (hole, j].
+                let between = if hole <= j {
+                    hole < home && home <= j
+                } else {
+                    hole < home || home <= j
+                };
+                if !between {
+                    *self.slots.add(hole) = r;
+                    hole = j;
+                }
+                j = (j + 1) & mask;
+            }
+            *self.slots.add(hole) = ptr::null_mut();
+        }
+        self.count -= 1;
+    }
+
+    /// Calls `f` on every indexed record.
+    pub fn for_each(&self, mut f: impl FnMut(*mut Record)) {
+        for i in 0..self.cap {
+            // SAFETY: i < cap.
+            let r = unsafe { *self.slots.add(i) };
+            if !r.is_null() {
+                f(r);
+            }
+        }
+    }
+
+    /// The record of the block (live or freed) whose user range contains
+    /// `addr`, for explaining interior pointers. Linear: error paths only.
+    pub fn find_containing(&self, addr: usize) -> Option<*mut Record> {
+        let mut found = None;
+        self.for_each(|r| {
+            // SAFETY: indexed records are valid.
+            let (a, l) = unsafe { ((*r).addr, (*r).len) };
+            if a <= addr && addr < a + l.max(1) && found.is_none() {
+                found = Some(r);
+            }
+        });
+        found
+    }
+
+    /// Unmaps the index and every slab (records and traces are gone after).
+    pub fn release(&mut self) {
+        if self.cap > 0 {
+            // SAFETY: the slot array was mapped by `grow` with this size.
+            unsafe {
+                sys::unmap(
+                    self.slots.cast(),
+                    self.cap * core::mem::size_of::<*mut Record>(),
+                )
+            };
+        }
+        let mut s = self.slabs;
+        while !s.is_null() {
+            // SAFETY: each slab's first word links to the previous slab.
+            unsafe {
+                let prev = *s as *mut usize;
+                sys::unmap(s.cast(), SLAB);
+                s = prev;
+            }
+        }
+        *self = Table::new(self.frames);
+    }
+}
+
+/// Freed blocks held back from the backing allocator, oldest first, so
+/// their addresses are not reused at once (double frees and writes after
+/// free stay detectable). A ring of record pointers mapped from the OS.
+pub struct Quarantine {
+    ring: *mut *mut Record,
+    cap: usize,
+    head: usize,
+    len: usize,
+    /// Bytes of backing memory held.
+    pub bytes: usize,
+}
+
+impl Quarantine {
+    /// An empty quarantine of up to `cap` blocks (mapped on first use).
+    pub const fn new(cap: usize) -> Self {
+        Quarantine {
+            ring: ptr::null_mut(),
+            cap,
+            head: 0,
+            len: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Blocks held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether another block fits without evicting one.
+    pub fn full(&self) -> bool {
+        self.len == self.cap
+    }
+
+    /// Appends `r` (holding `base_len` bytes); false when full or out of
+    /// memory.
+    ///
+    /// # Safety
+    /// `r` is a valid record that stays valid while in the quarantine.
+    pub unsafe fn push(&mut self, r: *mut Record) -> bool {
+        if self.ring.is_null() {
+            match sys::map(self.cap * core::mem::size_of::<*mut Record>()) {
+                Some(m) => self.ring = m.as_ptr().cast(),
+                None => return false,
+            }
+        }
+        if self.len == self.cap {
+            return false;
+        }
+        // SAFETY: the slot index is < cap.
+        unsafe { *self.ring.add((self.head + self.len) % self.cap) = r };
+        self.len += 1;
+        // SAFETY: r is a valid record (caller's promise).
+        self.bytes += unsafe { (*r).base_len };
+        true
+    }
+
+    /// Removes and returns the oldest block.
+    pub fn pop(&mut self) -> Option<*mut Record> {
+        if self.len == 0 {
+            return None;
+        }
+        // SAFETY: head < cap.
+        let r = unsafe { *self.ring.add(self.head) };
+        self.head = (self.head + 1) % self.cap;
+        self.len -= 1;
+        // SAFETY: records in the ring stay valid until popped.
+        self.bytes -= unsafe { (*r).base_len };
+        Some(r)
+    }
+
+    /// Unmaps the ring (the records are the table's to release).
+    pub fn release(&mut self) {
+        if !self.ring.is_null() {
+            // SAFETY: mapped by `push` with this size.
+            unsafe {
+                sys::unmap(
+                    self.ring.cast(),
+                    self.cap * core::mem::size_of::<*mut Record>(),
+                )
+            };
+        }
+        *self = Quarantine::new(self.cap);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_find_remove() {
+        let mut t = Table::new(4);
+        let mut recs = [ptr::null_mut(); 3000];
+        for (i, slot) in recs.iter_mut().enumerate() {
+            let r = t.new_record();
+            assert!(!r.is_null());
+            // SAFETY: fresh record.
+            unsafe { (*r).addr = 0x1000 + i * 16 };
+            assert!(t.insert(r));
+            *slot = r;
+        }
+        assert_eq!(t.len(), 3000);
+        for i in (0..3000).step_by(3) {
+            t.remove(0x1000 + i * 16);
+        }
+        for i in 0..3000 {
+            assert_eq!(t.find(0x1000 + i * 16).is_some(), i % 3 != 0, "{i}");
+        }
+        t.release();
+    }
+}

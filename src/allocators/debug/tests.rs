@@ -1,0 +1,420 @@
+//! Unit tests of the debug allocator, mirroring Zig's DebugAllocator tests
+//! (allocation orders, large blocks, resize, memory cap) and adding the
+//! misuse reports. Reports go to a memfd and are read back; every instance
+//! runs in continue mode so misuse is counted instead of aborting.
+
+use super::*;
+use crate::allocators::page::la_page_allocator;
+
+struct Fixture {
+    d: *mut la_debug,
+    fd: i32,
+}
+
+impl Fixture {
+    fn with(f: impl FnOnce(&mut la_debug_config)) -> Fixture {
+        // SAFETY: memfd_create with a static name.
+        let fd = unsafe { libc::memfd_create(c"report".as_ptr(), 0) };
+        assert!(fd >= 0);
+        let mut cfg = la_debug_config {
+            on_error: la_debug_on_error::LA_DEBUG_CONTINUE,
+            report_fd: fd,
+            ..la_debug_config::default()
+        };
+        f(&mut cfg);
+        let d = la_debug::create(la_page_allocator(), &cfg);
+        assert!(!d.is_null());
+        Fixture { d, fd }
+    }
+
+    fn new() -> Fixture {
+        Self::with(|_| {})
+    }
+
+    fn d(&self) -> &la_debug {
+        // SAFETY: live until the fixture is finished.
+        unsafe { &*self.d }
+    }
+
+    fn report(&self) -> String {
+        let mut buf = vec![0u8; 1 << 16];
+        // SAFETY: our memfd and buffer.
+        let n = unsafe { libc::pread(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        buf.truncate(n.max(0) as usize);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+
+    fn errors(&self) -> (usize, la_debug_error) {
+        let s = self.d().stats();
+        (s.errors, s.last_error)
+    }
+
+    fn finish(self) -> la_check {
+        // SAFETY: the instance is not used afterwards.
+        let r = unsafe { la_debug::destroy(self.d) };
+        // SAFETY: our fd.
+        unsafe { libc::close(self.fd) };
+        r
+    }
+}
+
+fn alloc(d: &la_debug, len: usize, align: u8) -> *mut u8 {
+    let p = d.alloc(len, align, 0);
+    assert!(!p.is_null(), "alloc {len}");
+    assert_eq!(p as usize % (1 << align), 0);
+    p
+}
+
+#[test]
+fn small_allocations_free_in_same_order() {
+    let f = Fixture::new();
+    let ptrs: Vec<_> = (0..513).map(|_| alloc(f.d(), 8, 3)).collect();
+    for p in ptrs {
+        f.d().free(p, Some((8, 3)), 0);
+    }
+    assert_eq!(f.errors().0, 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn small_allocations_free_in_reverse_order() {
+    let f = Fixture::new();
+    let ptrs: Vec<_> = (0..513).map(|_| alloc(f.d(), 8, 3)).collect();
+    for p in ptrs.into_iter().rev() {
+        f.d().free(p, Some((8, 3)), 0);
+    }
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn large_allocations() {
+    let f = Fixture::new();
+    let p1 = alloc(f.d(), 42768 * 8, 3);
+    let p2 = alloc(f.d(), 52768 * 8, 3);
+    f.d().free(p1, Some((42768 * 8, 3)), 0);
+    let p3 = alloc(f.d(), 62768 * 8, 3);
+    // SAFETY: a live block of that length.
+    unsafe { p3.add(62768 * 8 - 1).write(1) };
+    f.d().free(p3, Some((62768 * 8, 3)), 0);
+    f.d().free(p2, Some((52768 * 8, 3)), 0);
+    assert_eq!(f.errors().0, 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn very_large_allocation_fails() {
+    let f = Fixture::new();
+    assert!(f.d().alloc(usize::MAX, 0, 0).is_null());
+    assert!(f.d().alloc(usize::MAX - 4096, 0, 0).is_null());
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn guarded_block_ends_at_guard_page() {
+    let f = Fixture::new();
+    let len = 256 << 10;
+    let p = alloc(f.d(), len, 4);
+    assert_eq!((p as usize + len) % sys::page_size(), 0);
+    f.d().free(p, Some((len, 4)), 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn realloc_keeps_address_within_capacity() {
+    let f = Fixture::new();
+    let p = alloc(f.d(), 1, 2);
+    // SAFETY: live block.
+    unsafe { *p = 0x12 };
+    assert!(f.d().resize(p, Some((1, 2)), 2, 0));
+    // SAFETY: live block, now 2 bytes.
+    unsafe { assert_eq!(*p, 0x12) };
+    // Past the block's capacity: only if the backing grows in place.
+    let len = if f.d().resize(p, Some((2, 2)), 17, 0) {
+        17
+    } else {
+        2
+    };
+    // SAFETY: live block.
+    unsafe { assert_eq!(*p, 0x12) };
+    f.d().free(p, Some((len, 2)), 0);
+    assert_eq!(f.errors().0, 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn shrink_keeps_contents_and_rearms_redzone() {
+    let f = Fixture::new();
+    let p = alloc(f.d(), 20, 0);
+    // SAFETY: 20 live bytes.
+    unsafe { ptr::write_bytes(p, 0x11, 20) };
+    assert!(f.d().resize(p, Some((20, 0)), 17, 0));
+    // SAFETY: 17 live bytes.
+    assert!((0..17).all(|i| unsafe { *p.add(i) } == 0x11));
+    // Byte 17 is now past the end: writing it is an overflow.
+    // SAFETY: inside the backing block (redzone), deliberately.
+    unsafe { *p.add(17) = 0 };
+    f.d().free(p, Some((17, 0)), 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_OVERFLOW));
+    f.finish();
+}
+
+#[test]
+fn setting_a_memory_cap() {
+    let f = Fixture::with(|c| c.memory_limit = 1010);
+    let small = alloc(f.d(), 4, 2);
+    assert_eq!(f.d().stats().live_bytes, 4);
+    let big = alloc(f.d(), 1000, 0);
+    assert_eq!(f.d().stats().live_bytes, 1004);
+    assert!(f.d().alloc(8, 3, 0).is_null());
+    f.d().free(small, Some((4, 2)), 0);
+    assert_eq!(f.d().stats().live_bytes, 1000);
+    f.d().free(big, Some((1000, 0)), 0);
+    assert_eq!(f.d().stats().live_bytes, 0);
+    let exact = alloc(f.d(), 1010, 0);
+    assert_eq!(f.d().stats().live_bytes, 1010);
+    assert!(!f.d().resize(exact, Some((1010, 0)), 1011, 0));
+    f.d().free(exact, Some((1010, 0)), 0);
+    f.d().set_memory_limit(usize::MAX);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn large_allocations_count_requested_size() {
+    let f = Fixture::with(|c| c.memory_limit = usize::MAX - 1);
+    let page = sys::page_size();
+    let p = alloc(f.d(), page + 1, 0);
+    assert_eq!(f.d().stats().live_bytes, page + 1);
+    assert!(f.d().resize(p, Some((page + 1, 0)), 1, 0));
+    assert_eq!(f.d().stats().live_bytes, 1);
+    f.d().free(p, Some((1, 0)), 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn leak_is_reported_with_summary() {
+    let f = Fixture::new();
+    let _a = alloc(f.d(), 24, 3);
+    let _b = alloc(f.d(), 24, 3);
+    let c = alloc(f.d(), 10, 0);
+    f.d().free(c, Some((10, 0)), 0);
+    // SAFETY: live instance.
+    assert!(unsafe { la_debug_detect_leaks(f.d) });
+    let r = f.report();
+    assert!(r.contains("byte(s) in"), "{r}");
+    assert!(r.contains("#0 0x"), "{r}");
+    assert!(
+        r.contains("SUMMARY: liballoc: 48 byte(s) leaked in 2 allocation(s)."),
+        "{r}"
+    );
+    assert_eq!(f.finish(), la_check::LA_CHECK_LEAK);
+}
+
+#[test]
+fn double_free_reports_three_traces() {
+    let f = Fixture::new();
+    let p = alloc(f.d(), 32, 3);
+    f.d().free(p, Some((32, 3)), 0);
+    f.d().free(p, Some((32, 3)), 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_DOUBLE_FREE));
+    let r = f.report();
+    assert!(r.starts_with("liballoc: error: double free of 0x"), "{r}");
+    assert!(r.contains("freed again by thread"), "{r}");
+    assert!(r.contains("first freed by thread"), "{r}");
+    assert!(r.contains("allocated by thread"), "{r}");
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn never_reuse_catches_late_double_free() {
+    let f = Fixture::with(|c| c.never_reuse = true);
+    let p = alloc(f.d(), 16, 3);
+    f.d().free(p, Some((16, 3)), 0);
+    let mut seen = Vec::new();
+    for _ in 0..2000 {
+        let q = alloc(f.d(), 16, 3);
+        assert_ne!(q, p);
+        seen.push(q);
+        f.d().free(q, Some((16, 3)), 0);
+    }
+    f.d().free(p, Some((16, 3)), 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_DOUBLE_FREE));
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn wrong_size_and_alignment_free() {
+    let f = Fixture::new();
+    let p = alloc(f.d(), 40, 3);
+    f.d().free(p, Some((41, 3)), 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_WRONG_SIZE));
+    assert!(f.report().contains("free with wrong size"));
+    let q = alloc(f.d(), 40, 4);
+    f.d().free(q, Some((40, 3)), 0);
+    assert_eq!(
+        f.errors(),
+        (2, la_debug_error::LA_DEBUG_WRONG_ALIGNMENT)
+    );
+    // Both were still freed as recorded: no leak.
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn resize_mismatch_is_reported_and_refused() {
+    let f = Fixture::new();
+    let p = alloc(f.d(), 40, 3);
+    assert!(!f.d().resize(p, Some((39, 3)), 8, 0));
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_WRONG_SIZE));
+    assert!(f.report().contains("resize with wrong size"));
+    f.d().free(p, Some((40, 3)), 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn interior_foreign_and_other_instance_pointers() {
+    let f = Fixture::new();
+    let g = Fixture::new();
+    let p = alloc(f.d(), 64, 3);
+    // SAFETY: an address inside the block.
+    f.d().free(unsafe { p.add(8) }, None, 0);
+    assert_eq!(
+        f.errors(),
+        (1, la_debug_error::LA_DEBUG_INTERIOR_POINTER)
+    );
+    assert!(f.report().contains("free of interior pointer"));
+    let mut local = 0u64;
+    f.d().free((&mut local as *mut u64).cast(), None, 0);
+    assert_eq!(
+        f.errors(),
+        (2, la_debug_error::LA_DEBUG_FOREIGN_POINTER)
+    );
+    let q = alloc(g.d(), 16, 3);
+    f.d().free(q, Some((16, 3)), 0);
+    assert_eq!(
+        f.errors(),
+        (3, la_debug_error::LA_DEBUG_OTHER_INSTANCE)
+    );
+    assert!(f.report().contains("another la_debug instance"));
+    g.d().free(q, Some((16, 3)), 0);
+    f.d().free(p, Some((64, 3)), 0);
+    assert_eq!(g.finish(), la_check::LA_CHECK_OK);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn overflow_and_underflow_by_one_byte() {
+    let f = Fixture::new();
+    let p = alloc(f.d(), 13, 0);
+    // SAFETY: one byte past the block, inside its redzone (deliberately).
+    unsafe { *p.add(13) = 0 };
+    f.d().free(p, None, 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_OVERFLOW));
+    assert!(
+        f.report()
+            .contains("heap buffer overflow: byte 0 past the end of the 13-byte block")
+    );
+    let q = alloc(f.d(), 13, 0);
+    // SAFETY: one byte before the block, inside its redzone.
+    unsafe { *q.sub(1) = 0 };
+    f.d().free(q, None, 0);
+    assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_UNDERFLOW));
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn write_after_free_is_found() {
+    let f = Fixture::new();
+    let p = alloc(f.d(), 100, 3);
+    f.d().free(p, Some((100, 3)), 0);
+    // SAFETY: the freed block is held in quarantine (mapped), deliberately written.
+    unsafe { *p.add(50) = 7 };
+    f.d().verify_freed();
+    assert_eq!(
+        f.errors(),
+        (1, la_debug_error::LA_DEBUG_WRITE_AFTER_FREE)
+    );
+    assert!(
+        f.report()
+            .contains("write after free: byte 50 of the freed 100-byte block")
+    );
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn quarantine_eviction_verifies_fill() {
+    let f = Fixture::with(|c| c.quarantine_bytes = 0);
+    let p = alloc(f.d(), 100, 3);
+    f.d().free(p, Some((100, 3)), 0);
+    // Evicted at once: the memory went back to the page allocator.
+    assert_eq!(f.errors().0, 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn usable_size_and_realloc_of_freed_block() {
+    let f = Fixture::new();
+    let p = alloc(f.d(), 10, 4);
+    assert_eq!(f.d().usable_size(p, 0), 10);
+    f.d().free(p, None, 0);
+    assert_eq!(f.d().usable_size(p, 0), 0);
+    assert_eq!(
+        f.errors(),
+        (1, la_debug_error::LA_DEBUG_USE_AFTER_FREE)
+    );
+    assert!(!f.d().resize(p, None, 20, 0));
+    assert_eq!(f.errors().0, 2);
+    assert!(f.report().contains("realloc of freed block"));
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn multi_threaded_use() {
+    let f = Fixture::new();
+    let d = f.d;
+    let addr = d as usize;
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            std::thread::spawn(move || {
+                // SAFETY: the instance outlives the threads (joined below).
+                let d = unsafe { &*(addr as *const la_debug) };
+                let mut live: Vec<(usize, usize)> = Vec::new();
+                let mut x = 12345u64 + t;
+                for _ in 0..5000 {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    if x.is_multiple_of(3) && !live.is_empty() {
+                        let (p, len) = live.swap_remove((x as usize / 3) % live.len());
+                        d.free(p as *mut u8, Some((len, 3)), 0);
+                    } else {
+                        let len = 1 + (x as usize % 300);
+                        let p = d.alloc(len, 3, 0);
+                        assert!(!p.is_null());
+                        // SAFETY: len live bytes.
+                        unsafe { ptr::write_bytes(p, 0x5a, len) };
+                        live.push((p as usize, len));
+                    }
+                }
+                for (p, len) in live {
+                    d.free(p as *mut u8, Some((len, 3)), 0);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(f.errors().0, 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn null_handles_are_harmless() {
+    // SAFETY: NULL handles are documented as accepted.
+    unsafe {
+        assert!(la_debug_allocator(ptr::null_mut()).vtable.is_null());
+        assert!(!la_debug_detect_leaks(ptr::null_mut()));
+        assert_eq!(la_debug_destroy(ptr::null_mut()), la_check::LA_CHECK_OK);
+        la_debug_get_stats(ptr::null(), ptr::null_mut());
+        assert!(la_debug_create(la_allocator::NULL, ptr::null()).is_null());
+    }
+}

@@ -1,0 +1,310 @@
+//! Allocation-free text output for the shim: a writer over a stack buffer
+//! that formats strings, integers, hexadecimal addresses and fixed-point
+//! decimals, and hands full buffers to a sink (`write(2)` on a file
+//! descriptor, or a `FILE *` for `malloc_info`).
+//!
+//! Nothing here allocates, panics or locks, so it may run inside `malloc`,
+//! from a fatal-error path or at process exit. Output that does not fit the
+//! buffer is flushed in pieces; write errors are ignored (there is nowhere
+//! to report them).
+
+use core::ffi::c_void;
+
+/// Where a [`Writer`] sends its bytes.
+#[derive(Clone, Copy)]
+pub enum Sink {
+    /// A file descriptor, written with `write(2)` (retrying on EINTR and
+    /// short writes).
+    Fd(i32),
+    /// A C stdio stream (`malloc_info`), written with `fwrite`.
+    File(*mut libc::FILE),
+}
+
+const CAP: usize = 512;
+
+/// A formatting buffer on the stack. Call [`Writer::flush`] (or drop it)
+/// to emit what is buffered.
+pub struct Writer {
+    buf: [u8; CAP],
+    len: usize,
+    sink: Sink,
+}
+
+impl Writer {
+    /// A writer to file descriptor `fd`.
+    pub const fn fd(fd: i32) -> Self {
+        Writer {
+            buf: [0; CAP],
+            len: 0,
+            sink: Sink::Fd(fd),
+        }
+    }
+
+    /// A writer to a stdio stream.
+    pub const fn file(f: *mut libc::FILE) -> Self {
+        Writer {
+            buf: [0; CAP],
+            len: 0,
+            sink: Sink::File(f),
+        }
+    }
+
+    /// Emits the buffered bytes.
+    pub fn flush(&mut self) {
+        let mut off = 0;
+        while off < self.len {
+            let rest = &self.buf[off..self.len];
+            match self.sink {
+                Sink::Fd(fd) => {
+                    // SAFETY: rest is a valid initialised byte range.
+                    let n = unsafe { libc::write(fd, rest.as_ptr().cast::<c_void>(), rest.len()) };
+                    if n > 0 {
+                        off += n as usize;
+                    } else if n < 0 && errno() == libc::EINTR {
+                        continue;
+                    } else {
+                        break;
+                    }
+                }
+                Sink::File(f) => {
+                    // SAFETY: f is the caller's open stream; rest is valid.
+                    unsafe { libc::fwrite(rest.as_ptr().cast::<c_void>(), 1, rest.len(), f) };
+                    break;
+                }
+            }
+        }
+        self.len = 0;
+    }
+
+    /// Appends raw bytes.
+    pub fn bytes(&mut self, s: &[u8]) -> &mut Self {
+        for chunk in s.chunks(CAP) {
+            if self.len + chunk.len() > CAP {
+                self.flush();
+            }
+            self.buf[self.len..self.len + chunk.len()].copy_from_slice(chunk);
+            self.len += chunk.len();
+        }
+        self
+    }
+
+    /// Appends a string.
+    pub fn str(&mut self, s: &str) -> &mut Self {
+        self.bytes(s.as_bytes())
+    }
+
+    /// Appends `n` copies of `c`.
+    pub fn repeat(&mut self, c: u8, n: usize) -> &mut Self {
+        for _ in 0..n {
+            self.bytes(&[c]);
+        }
+        self
+    }
+
+    /// Appends an unsigned decimal number.
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        let mut tmp = [0u8; 20];
+        let n = decimal(v, &mut tmp);
+        self.bytes(&tmp[20 - n..])
+    }
+
+    /// Appends an unsigned decimal number right-aligned in `width` columns.
+    pub fn u64_w(&mut self, v: u64, width: usize) -> &mut Self {
+        let mut tmp = [0u8; 20];
+        let n = decimal(v, &mut tmp);
+        self.repeat(b' ', width.saturating_sub(n));
+        self.bytes(&tmp[20 - n..])
+    }
+
+    /// Appends a signed decimal number.
+    pub fn i64(&mut self, v: i64) -> &mut Self {
+        if v < 0 {
+            self.bytes(b"-");
+        }
+        self.u64(v.unsigned_abs())
+    }
+
+    /// Appends `0x` and the lowercase hexadecimal digits of `v`.
+    pub fn hex(&mut self, v: usize) -> &mut Self {
+        let mut tmp = [0u8; 16];
+        let mut i = 16;
+        let mut x = v;
+        loop {
+            i -= 1;
+            tmp[i] = b"0123456789abcdef"[x & 15];
+            x >>= 4;
+            if x == 0 {
+                break;
+            }
+        }
+        self.bytes(b"0x");
+        self.bytes(&tmp[i..])
+    }
+
+    /// Appends a non-negative decimal with `places` digits after the point
+    /// (rounded half up; negative, NaN and huge values are clamped).
+    pub fn fixed(&mut self, v: f64, places: u32) -> &mut Self {
+        let scale = 10u64.pow(places.min(9));
+        let v = if v.is_finite() && v > 0.0 { v } else { 0.0 };
+        let scaled = (v * scale as f64 + 0.5).min(u64::MAX as f64 / 2.0) as u64;
+        self.u64(scaled / scale);
+        if places > 0 {
+            self.bytes(b".");
+            let mut tmp = [0u8; 20];
+            let n = decimal(scaled % scale, &mut tmp);
+            self.repeat(b'0', (places as usize).saturating_sub(n));
+            self.bytes(&tmp[20 - n..]);
+        }
+        self
+    }
+
+    /// Appends a byte count in a short human form: `812 B`, `12.5 KiB`,
+    /// `3.0 MiB`, `1.2 GiB`.
+    pub fn size(&mut self, v: u64) -> &mut Self {
+        const UNITS: [&str; 4] = [" KiB", " MiB", " GiB", " TiB"];
+        if v < 1024 {
+            return self.u64(v).str(" B");
+        }
+        let mut x = v as f64 / 1024.0;
+        let mut u = 0;
+        while x >= 1024.0 && u + 1 < UNITS.len() {
+            x /= 1024.0;
+            u += 1;
+        }
+        self.fixed(x, 1).str(UNITS[u])
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Writes the decimal digits of `v` right-aligned into `out`; returns how
+/// many digits were written.
+fn decimal(mut v: u64, out: &mut [u8; 20]) -> usize {
+    let mut i = 20;
+    loop {
+        i -= 1;
+        out[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    20 - i
+}
+
+/// The calling thread's `errno`.
+#[inline]
+pub fn errno() -> i32 {
+    // SAFETY: __errno_location always returns the thread's errno slot.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Sets the calling thread's `errno`.
+#[inline]
+pub fn set_errno(v: i32) {
+    // SAFETY: as in `errno`.
+    unsafe { *libc::__errno_location() = v }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(f: impl FnOnce(&mut Writer)) -> std::string::String {
+        let mut w = Writer::fd(-1);
+        f(&mut w);
+        let s = std::string::String::from_utf8(w.buf[..w.len].to_vec()).unwrap();
+        w.len = 0;
+        s
+    }
+
+    #[test]
+    fn integers_and_hex() {
+        assert_eq!(
+            text(|w| {
+                w.u64(0);
+            }),
+            "0"
+        );
+        assert_eq!(
+            text(|w| {
+                w.u64(u64::MAX);
+            }),
+            "18446744073709551615"
+        );
+        assert_eq!(
+            text(|w| {
+                w.i64(-42);
+            }),
+            "-42"
+        );
+        assert_eq!(
+            text(|w| {
+                w.u64_w(7, 4);
+            }),
+            "   7"
+        );
+        assert_eq!(
+            text(|w| {
+                w.hex(0xdead_beef);
+            }),
+            "0xdeadbeef"
+        );
+        assert_eq!(
+            text(|w| {
+                w.hex(0);
+            }),
+            "0x0"
+        );
+    }
+
+    #[test]
+    fn decimals_and_sizes() {
+        assert_eq!(
+            text(|w| {
+                w.fixed(1.25, 2);
+            }),
+            "1.25"
+        );
+        assert_eq!(
+            text(|w| {
+                w.fixed(0.0049, 2);
+            }),
+            "0.00"
+        );
+        assert_eq!(
+            text(|w| {
+                w.fixed(3.0, 3);
+            }),
+            "3.000"
+        );
+        assert_eq!(
+            text(|w| {
+                w.fixed(2.5, 0);
+            }),
+            "3"
+        );
+        assert_eq!(
+            text(|w| {
+                w.size(100);
+            }),
+            "100 B"
+        );
+        assert_eq!(
+            text(|w| {
+                w.size(1536);
+            }),
+            "1.5 KiB"
+        );
+        assert_eq!(
+            text(|w| {
+                w.size(3 << 20);
+            }),
+            "3.0 MiB"
+        );
+    }
+}

@@ -1,0 +1,175 @@
+//! glibc's heap introspection, answered with the shim's figures:
+//! `mallinfo`, `mallinfo2`, `malloc_stats`, `malloc_trim`, `malloc_info`,
+//! `mallopt` (and the `__libc_mallinfo`/`__libc_mallopt` aliases).
+//!
+//! With `LA_STATS` set the figures are the shim's exact counters (live
+//! bytes and blocks, peak, per size class); without it only the process's
+//! resident memory is known, and it stands in for the heap size (see
+//! `stats::summary`). `malloc_trim` really returns memory: it runs the smp
+//! allocator's `collect`. `mallopt` accepts and ignores glibc's tuning
+//! parameters (they describe glibc's arenas, which do not exist here).
+
+use core::ffi::c_int;
+
+use super::{fmt::Writer, stats};
+use crate::allocators::smp;
+
+/// glibc's `struct mallinfo` (int fields, wraps above 2 GiB).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mallinfo {
+    arena: c_int,
+    ordblks: c_int,
+    smblks: c_int,
+    hblks: c_int,
+    hblkhd: c_int,
+    usmblks: c_int,
+    fsmblks: c_int,
+    uordblks: c_int,
+    fordblks: c_int,
+    keepcost: c_int,
+}
+
+/// glibc's `struct mallinfo2` (size_t fields).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mallinfo2 {
+    arena: usize,
+    ordblks: usize,
+    smblks: usize,
+    hblks: usize,
+    hblkhd: usize,
+    usmblks: usize,
+    fsmblks: usize,
+    uordblks: usize,
+    fordblks: usize,
+    keepcost: usize,
+}
+
+/// The figures: `arena` = memory held (resident), `uordblks` = bytes in
+/// live blocks, `fordblks` = held but not in live blocks, `ordblks` = live
+/// blocks, `usmblks` = peak live bytes.
+fn info2() -> Mallinfo2 {
+    let s = stats::summary(super::counting());
+    let held = s.rss_bytes.max(s.live_bytes);
+    Mallinfo2 {
+        arena: held as usize,
+        ordblks: s.live_blocks as usize,
+        usmblks: s.peak_bytes as usize,
+        uordblks: s.live_bytes as usize,
+        fordblks: held.saturating_sub(s.live_bytes) as usize,
+        ..Mallinfo2::default()
+    }
+}
+
+fn info() -> Mallinfo {
+    let m = info2();
+    // glibc's mallinfo truncates to int the same way.
+    Mallinfo {
+        arena: m.arena as c_int,
+        ordblks: m.ordblks as c_int,
+        smblks: 0,
+        hblks: 0,
+        hblkhd: 0,
+        usmblks: m.usmblks as c_int,
+        fsmblks: 0,
+        uordblks: m.uordblks as c_int,
+        fordblks: m.fordblks as c_int,
+        keepcost: 0,
+    }
+}
+
+/// `mallinfo()`.
+#[unsafe(no_mangle)]
+pub extern "C" fn mallinfo() -> Mallinfo {
+    info()
+}
+
+/// `__libc_mallinfo()`.
+#[unsafe(no_mangle)]
+pub extern "C" fn __libc_mallinfo() -> Mallinfo {
+    info()
+}
+
+/// `mallinfo2()`.
+#[unsafe(no_mangle)]
+pub extern "C" fn mallinfo2() -> Mallinfo2 {
+    info2()
+}
+
+/// `malloc_stats()`: the statistics table on stderr.
+#[unsafe(no_mangle)]
+pub extern "C" fn malloc_stats() {
+    let mut w = Writer::fd(2);
+    stats::print_table(&mut w, super::counting());
+}
+
+/// `malloc_trim(pad)`: returns free memory to the OS; always 1 ("memory
+/// may have been released").
+#[unsafe(no_mangle)]
+pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
+    smp::collect();
+    1
+}
+
+/// `mallopt(param, value)`: accepted and ignored (returns 1, success).
+#[unsafe(no_mangle)]
+pub extern "C" fn mallopt(_param: c_int, _value: c_int) -> c_int {
+    1
+}
+
+/// `__libc_mallopt`.
+#[unsafe(no_mangle)]
+pub extern "C" fn __libc_mallopt(param: c_int, value: c_int) -> c_int {
+    mallopt(param, value)
+}
+
+/// `malloc_info(options, fp)`: an XML description in glibc's shape.
+/// `options` must be 0, else it returns EINVAL (as glibc does).
+///
+/// # Safety
+/// `fp` is an open stdio stream.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_int {
+    if options != 0 || fp.is_null() {
+        return libc::EINVAL;
+    }
+    let counting = super::counting();
+    let s = stats::summary(counting);
+    let mut w = Writer::file(fp);
+    w.str("<malloc version=\"liballoc-1\">\n<heap nr=\"0\">\n<sizes>\n");
+    let mut prev = 0u64;
+    for i in 0..stats::CLASSES {
+        if let Some(row) = stats::class_row(i) {
+            w.str("  <size from=\"")
+                .u64(prev + 1)
+                .str("\" to=\"")
+                .u64(row.max_size)
+                .str("\" total=\"")
+                .u64(row.live_bytes)
+                .str("\" count=\"")
+                .u64(row.live_blocks)
+                .str("\"/>\n");
+        }
+        prev = 1u64 << (i + 4);
+    }
+    w.str("</sizes>\n<total type=\"live\" count=\"")
+        .u64(s.live_blocks)
+        .str("\" size=\"")
+        .u64(s.live_bytes)
+        .str("\"/>\n<system type=\"current\" size=\"")
+        .u64(s.rss_bytes)
+        .str("\"/>\n<system type=\"max\" size=\"")
+        .u64(s.peak_rss_bytes)
+        .str("\"/>\n</heap>\n<total type=\"live\" count=\"")
+        .u64(s.live_blocks)
+        .str("\" size=\"")
+        .u64(s.live_bytes)
+        .str("\"/>\n<system type=\"current\" size=\"")
+        .u64(s.rss_bytes)
+        .str("\"/>\n<system type=\"max\" size=\"")
+        .u64(s.peak_rss_bytes)
+        .str("\"/>\n</malloc>\n");
+    w.flush();
+    0
+}

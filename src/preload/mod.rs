@@ -1,0 +1,327 @@
+//! The malloc shim: `liballoc_preload.so` puts the C `malloc` family and
+//! the C++ `operator new`/`delete` family of any program on the smp
+//! allocator (`LD_PRELOAD=liballoc_preload.so program`).
+//!
+//! Compiled only with the `preload` cargo feature, into its own static
+//! library that `mk/preload.mk` links with a version script exporting only
+//! the malloc family; `liballoc.so` never contains these symbols.
+//!
+//! | file | concept |
+//! |---|---|
+//! | `mod.rs` | the core every symbol shares: alloc, free, realloc, pointer checks, start-up |
+//! | `symbols.rs` | the exported C symbols and their POSIX/C17/glibc semantics |
+//! | `cxx.rs`, `cxx_new.c` | `operator delete` (Rust) and `operator new` (C, so that `std::bad_alloc` can propagate) |
+//! | `introspect.rs` | glibc introspection: `mallinfo`, `mallinfo2`, `malloc_stats`, `malloc_trim`, `malloc_info`, `mallopt` |
+//! | `options.rs` | `LA_*` environment options, read without allocating |
+//! | `stats.rs` | counters and the `LA_STATS` table / JSON output |
+//! | `fatal.rs` | `liballoc: fatal: ...` reports followed by `abort()` |
+//! | `fmt.rs` | allocation-free formatting into a stack buffer |
+//!
+//! How it works. Every entry point tests one word, [`FLAGS`]: when it is
+//! exactly [`READY`] (the shim is initialised, no statistics and no failure
+//! injection are wanted) the call goes straight to the smp allocator. Any
+//! other value takes the slow path, which initialises on first use (reading
+//! the environment without allocating, so it works for the first
+//! allocation of the process, from the dynamic loader or TLS set-up), and
+//! then counts and injects failures as asked. There is no lock anywhere, so
+//! `fork()` cannot leave one held; initialisation is idempotent, so two
+//! threads racing through it agree.
+//!
+//! Every block is at least 16-byte aligned (`max_align_t`), so `free`
+//! rejects a misaligned pointer with one test before asking the smp
+//! allocator to classify the pointer ([`smp::check`]): a pointer that is not
+//! a live block start is reported by [`fatal`] and the process aborts,
+//! instead of corrupting the heap.
+
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
+
+use crate::allocators::smp::{self, PtrCheck};
+
+mod cxx;
+pub mod fatal;
+pub mod fmt;
+mod introspect;
+pub mod options;
+pub mod stats;
+mod symbols;
+
+use fatal::Misuse;
+use options::StatsMode;
+
+/// Log2 of the minimum alignment of every block (16 bytes, `max_align_t`).
+pub const MIN_ALIGN_LOG2: u8 = 4;
+/// The minimum alignment of every block, in bytes.
+pub const MIN_ALIGN: usize = 1 << MIN_ALIGN_LOG2;
+/// The largest size any allocation may have (`PTRDIFF_MAX`).
+pub const MAX_SIZE: usize = isize::MAX as usize;
+
+/// Bit of [`FLAGS`]: the options have been read.
+pub const READY: u8 = 1;
+/// Bit of [`FLAGS`]: statistics are counted.
+pub const COUNT: u8 = 2;
+/// Bit of [`FLAGS`]: `LA_FAIL_AT` failure injection is armed.
+pub const FAIL: u8 = 4;
+
+/// The shim's mode; see the module doc.
+static FLAGS: AtomicU8 = AtomicU8::new(0);
+/// `LA_STATS` output mode (a [`StatsMode`] as `u8`).
+static STATS_MODE: AtomicU8 = AtomicU8::new(0);
+/// `LA_FAIL_AT`.
+static FAIL_AT: AtomicU64 = AtomicU64::new(0);
+/// Allocations numbered so far (only while failure injection is armed).
+static ALLOC_NUMBER: AtomicU64 = AtomicU64::new(0);
+/// Set by the one initialisation that prints messages.
+static ANNOUNCED: AtomicBool = AtomicBool::new(false);
+
+/// Reads the options and sets [`FLAGS`]. Idempotent; never allocates.
+#[cold]
+#[inline(never)]
+fn init() -> u8 {
+    let first = !ANNOUNCED.swap(true, Relaxed);
+    let opts = options::load(first);
+    if first {
+        stats::start_clock();
+    }
+    STATS_MODE.store(opts.stats as u8, Relaxed);
+    FAIL_AT.store(opts.fail_at, Relaxed);
+    let mut flags = READY;
+    if opts.stats != StatsMode::Off {
+        flags |= COUNT;
+    }
+    if opts.fail_at > 0 {
+        flags |= FAIL;
+    }
+    FLAGS.store(flags, Relaxed);
+    if first && opts.verbose {
+        let mut w = fmt::Writer::fd(2);
+        w.str("liballoc: preload shim active (liballoc ")
+            .str(env!("CARGO_PKG_VERSION"))
+            .str(", pid ")
+            .u64(u64::from(std::process::id()))
+            .str(", stats ")
+            .str(match opts.stats {
+                StatsMode::Off => "off",
+                StatsMode::Table => "table",
+                StatsMode::Json => "json",
+            })
+            .str(", fail-at ")
+            .u64(opts.fail_at)
+            .str(if opts.debug_requested {
+                ", LA_DEBUG not available in this build)\n"
+            } else {
+                ")\n"
+            });
+    }
+    flags
+}
+
+/// The current flags, initialising on first use.
+#[inline]
+fn flags() -> u8 {
+    let f = FLAGS.load(Relaxed);
+    if f & READY != 0 { f } else { init() }
+}
+
+/// Whether statistics are being counted.
+pub fn counting() -> bool {
+    flags() & COUNT != 0
+}
+
+/// Sets `errno` to ENOMEM and returns NULL.
+#[cold]
+fn out_of_memory() -> *mut u8 {
+    if FLAGS.load(Relaxed) & COUNT != 0 {
+        stats::CALLS_FAILED.fetch_add(1, Relaxed);
+    }
+    fmt::set_errno(libc::ENOMEM);
+    core::ptr::null_mut()
+}
+
+/// Whether this allocation is the one `LA_FAIL_AT` asks to fail.
+#[inline]
+fn injected_failure(f: u8) -> bool {
+    f & FAIL != 0 && ALLOC_NUMBER.fetch_add(1, Relaxed) + 1 == FAIL_AT.load(Relaxed)
+}
+
+/// Allocates `size` bytes (0 gives a unique block) aligned to
+/// `1 << align_log2` (at least 16). NULL with `errno = ENOMEM` on failure.
+#[inline]
+pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
+    debug_assert!(align_log2 >= MIN_ALIGN_LOG2);
+    if FLAGS.load(Relaxed) == READY && size <= MAX_SIZE {
+        let p = smp::alloc(size.max(1), align_log2);
+        if !p.is_null() {
+            return p;
+        }
+        return out_of_memory();
+    }
+    alloc_slow(size, align_log2)
+}
+
+#[cold]
+#[inline(never)]
+fn alloc_slow(size: usize, align_log2: u8) -> *mut u8 {
+    let f = flags();
+    if f & COUNT != 0 {
+        stats::CALLS_ALLOC.fetch_add(1, Relaxed);
+    }
+    if size > MAX_SIZE || injected_failure(f) {
+        return out_of_memory();
+    }
+    let p = smp::alloc(size.max(1), align_log2);
+    if p.is_null() {
+        return out_of_memory();
+    }
+    if f & COUNT != 0 {
+        // SAFETY: p is a live block just returned by smp.
+        stats::on_alloc(unsafe { smp::usable_size(p) });
+    }
+    p
+}
+
+/// Checks that `p` (non-NULL) is the start of a live block, else reports
+/// the misuse as called from `func` and aborts.
+#[inline]
+pub fn validate(p: *mut u8, func: &str) {
+    if (p as usize) & (MIN_ALIGN - 1) != 0 {
+        fatal::misuse(func, Misuse::Misaligned, p);
+    }
+    match smp::check(p) {
+        PtrCheck::Live => {}
+        PtrCheck::Free => fatal::misuse(func, Misuse::DoubleFree, p),
+        PtrCheck::Interior => fatal::misuse(func, Misuse::Interior, p),
+        PtrCheck::NotOurs => fatal::misuse(func, Misuse::NotOurs, p),
+    }
+}
+
+/// Frees `p` (NULL is ignored) after checking it; preserves `errno`.
+///
+/// # Safety
+/// `p` is NULL or a block the caller obtained from this shim and still
+/// owns; a pointer that is not is caught as far as [`smp::check`] can tell.
+#[inline]
+pub unsafe fn free(p: *mut u8, func: &str) {
+    if p.is_null() {
+        return;
+    }
+    validate(p, func);
+    let saved = fmt::errno();
+    if FLAGS.load(Relaxed) & COUNT != 0 {
+        stats::CALLS_FREE.fetch_add(1, Relaxed);
+        // SAFETY: validate established that p is a live block.
+        stats::on_free(unsafe { smp::usable_size(p) });
+    }
+    // SAFETY: validate established that p is a live block.
+    unsafe { smp::free(p) };
+    if fmt::errno() != saved {
+        fmt::set_errno(saved);
+    }
+}
+
+/// Usable bytes of block `p` (0 for NULL), after checking it.
+///
+/// # Safety
+/// As for [`free`].
+pub unsafe fn usable_size(p: *mut u8, func: &str) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    validate(p, func);
+    // SAFETY: validate established that p is a live block.
+    unsafe { smp::usable_size(p) }
+}
+
+/// `realloc` semantics (glibc): NULL block allocates, size 0 frees and
+/// returns NULL, failure returns NULL with ENOMEM and leaves the block
+/// untouched.
+///
+/// # Safety
+/// As for [`free`].
+pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
+    if p.is_null() {
+        return alloc(size, MIN_ALIGN_LOG2);
+    }
+    if size == 0 {
+        // SAFETY: caller's promise.
+        unsafe { free(p, func) };
+        return core::ptr::null_mut();
+    }
+    validate(p, func);
+    let f = FLAGS.load(Relaxed);
+    if f & COUNT != 0 {
+        stats::CALLS_REALLOC.fetch_add(1, Relaxed);
+    }
+    if size > MAX_SIZE || injected_failure(f) {
+        return out_of_memory();
+    }
+    // SAFETY: validate established that p is a live block.
+    let old = unsafe { smp::usable_size(p) };
+    // SAFETY: p is a live block.
+    let q = if unsafe { smp::resize(p, size) } {
+        p
+    } else {
+        // SAFETY: p is a live block.
+        let moved = unsafe { smp::remap(p, size) };
+        if !moved.is_null() {
+            moved
+        } else {
+            let fresh = smp::alloc(size, MIN_ALIGN_LOG2);
+            if fresh.is_null() {
+                return out_of_memory();
+            }
+            // SAFETY: both blocks are live and distinct; the copy is within
+            // the smaller of their sizes.
+            unsafe {
+                core::ptr::copy_nonoverlapping(p, fresh, old.min(size));
+                smp::free(p);
+            }
+            fresh
+        }
+    };
+    if f & COUNT != 0 {
+        stats::on_free(old);
+        // SAFETY: q is a live block.
+        stats::on_alloc(unsafe { smp::usable_size(q) });
+    }
+    q
+}
+
+/// Allocation with a caller-chosen alignment in bytes (a power of two);
+/// alignments below 16 get 16.
+#[inline]
+pub fn alloc_aligned(size: usize, align: usize) -> *mut u8 {
+    debug_assert!(align.is_power_of_two());
+    let log2 = (align.trailing_zeros() as u8).max(MIN_ALIGN_LOG2);
+    alloc(size, log2)
+}
+
+/// Prints the statistics selected by `LA_STATS` (at exit).
+fn print_exit_stats() {
+    let mode = STATS_MODE.load(Relaxed);
+    let mut w = fmt::Writer::fd(2);
+    if mode == StatsMode::Table as u8 {
+        stats::print_table(&mut w, true);
+    } else if mode == StatsMode::Json as u8 {
+        stats::print_json(&mut w);
+    }
+}
+
+extern "C" fn on_load() {
+    flags();
+}
+
+extern "C" fn on_unload() {
+    if FLAGS.load(Relaxed) & COUNT != 0 {
+        print_exit_stats();
+    }
+}
+
+/// Initialise when the library is loaded, even if nothing allocates.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ON_LOAD: extern "C" fn() = on_load;
+
+/// Print the statistics when the process exits normally.
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static ON_UNLOAD: extern "C" fn() = on_unload;

@@ -1,0 +1,244 @@
+//! Options from the environment, read without allocating.
+//!
+//! The first allocation of the process may happen before the C library has
+//! set up `getenv` (from the dynamic loader, TLS set-up or another library's
+//! constructor), so the shim reads its `LA_*` variables itself: it walks
+//! `environ` when the C library has set it, and otherwise reads
+//! `/proc/self/environ` through a stack buffer with raw `open`/`read`.
+//!
+//! | variable | values | effect |
+//! |---|---|---|
+//! | `LA_STATS` | `1` (table) or `json` | statistics to stderr at exit |
+//! | `LA_VERBOSE` | `1` | one line confirming the shim is active |
+//! | `LA_FAIL_AT` | `N` >= 1 | allocation number N returns NULL/ENOMEM |
+//! | `LA_DEBUG`, `LA_LEAK_EXITCODE`, `LA_SUPPRESSIONS` | | known, reserved for the debug mode |
+//!
+//! Any other `LA_*` name, or a value the shim cannot use, gets a one-line
+//! warning on stderr; the variable is then ignored.
+
+use core::ffi::c_char;
+
+use super::fmt::Writer;
+
+/// How statistics are printed at exit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StatsMode {
+    /// No statistics output.
+    Off = 0,
+    /// A human-readable table.
+    Table = 1,
+    /// One JSON object.
+    Json = 2,
+}
+
+/// The parsed options.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// `LA_STATS`.
+    pub stats: StatsMode,
+    /// `LA_VERBOSE`.
+    pub verbose: bool,
+    /// `LA_FAIL_AT` (0 = off).
+    pub fail_at: u64,
+    /// `LA_DEBUG` was set (not implemented by this shim; reported when
+    /// verbose).
+    pub debug_requested: bool,
+}
+
+impl Options {
+    const DEFAULT: Options = Options {
+        stats: StatsMode::Off,
+        verbose: false,
+        fail_at: 0,
+        debug_requested: false,
+    };
+}
+
+/// Names reserved for the debug mode: accepted without a warning.
+const RESERVED: [&[u8]; 3] = [b"LA_DEBUG", b"LA_LEAK_EXITCODE", b"LA_SUPPRESSIONS"];
+
+unsafe extern "C" {
+    static environ: *const *const c_char;
+}
+
+/// Reads the options from the process environment (see the module doc);
+/// warnings are printed only when `report` is true.
+pub fn load(report: bool) -> Options {
+    let mut opts = Options::DEFAULT;
+    // SAFETY: `environ` is the C library's pointer; reading the pointer
+    // value itself is always allowed (it is NULL before libc sets it).
+    let env = unsafe { core::ptr::read_volatile(&raw const environ) };
+    if !env.is_null() {
+        let mut i = 0;
+        loop {
+            // SAFETY: environ is a NULL-terminated array of C strings.
+            let entry = unsafe { *env.add(i) };
+            if entry.is_null() {
+                break;
+            }
+            // SAFETY: each entry is a NUL-terminated string.
+            let bytes = unsafe { core::ffi::CStr::from_ptr(entry) }.to_bytes();
+            apply(&mut opts, bytes, report);
+            i += 1;
+        }
+    } else {
+        read_proc_environ(&mut opts, report);
+    }
+    opts
+}
+
+/// Streams `/proc/self/environ` through a stack buffer, applying every
+/// `LA_*` entry (entries longer than 256 bytes are cut; no `LA_*` value is
+/// that long).
+fn read_proc_environ(opts: &mut Options, report: bool) {
+    // SAFETY: a constant NUL-terminated path; open has no other
+    // precondition.
+    let fd = unsafe {
+        libc::open(
+            c"/proc/self/environ".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return;
+    }
+    let mut chunk = [0u8; 1024];
+    let mut entry = [0u8; 256];
+    let mut len = 0usize;
+    loop {
+        // SAFETY: chunk is a writable buffer of the given length.
+        let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
+        if n < 0 && super::fmt::errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        for &b in &chunk[..n as usize] {
+            if b == 0 {
+                apply(opts, &entry[..len], report);
+                len = 0;
+            } else if len < entry.len() {
+                entry[len] = b;
+                len += 1;
+            }
+        }
+    }
+    if len > 0 {
+        apply(opts, &entry[..len], report);
+    }
+    // SAFETY: fd was opened above and is closed once.
+    unsafe { libc::close(fd) };
+}
+
+/// Applies one `NAME=value` environment entry (non-`LA_` names are
+/// ignored).
+fn apply(opts: &mut Options, entry: &[u8], report: bool) {
+    if !entry.starts_with(b"LA_") {
+        return;
+    }
+    let eq = entry.iter().position(|&b| b == b'=').unwrap_or(entry.len());
+    let name = &entry[..eq];
+    let value = entry.get(eq + 1..).unwrap_or(&[]);
+    match name {
+        b"LA_STATS" => match value {
+            b"" | b"0" => opts.stats = StatsMode::Off,
+            b"1" | b"table" | b"text" => opts.stats = StatsMode::Table,
+            b"json" | b"JSON" => opts.stats = StatsMode::Json,
+            _ if report => bad_value(name, value, "1 or json"),
+            _ => {}
+        },
+        b"LA_VERBOSE" => match value {
+            b"" | b"0" => opts.verbose = false,
+            b"1" => opts.verbose = true,
+            _ if report => bad_value(name, value, "0 or 1"),
+            _ => {}
+        },
+        b"LA_FAIL_AT" => match parse_u64(value) {
+            Some(n) => opts.fail_at = n,
+            None if report => bad_value(name, value, "a decimal allocation number >= 1"),
+            None => {}
+        },
+        b"LA_DEBUG" => opts.debug_requested = !matches!(value, b"" | b"0"),
+        _ if RESERVED.contains(&name) || !report => {}
+        _ => {
+            let mut w = Writer::fd(2);
+            w.str("liballoc: warning: unknown environment variable ")
+                .bytes(name)
+                .str(" ignored (known: LA_STATS, LA_VERBOSE, LA_FAIL_AT, LA_DEBUG, LA_LEAK_EXITCODE, LA_SUPPRESSIONS)\n");
+        }
+    }
+}
+
+fn bad_value(name: &[u8], value: &[u8], expected: &str) {
+    let mut w = Writer::fd(2);
+    w.str("liballoc: warning: ")
+        .bytes(name)
+        .str("=")
+        .bytes(&value[..value.len().min(64)])
+        .str(" ignored (expected ")
+        .str(expected)
+        .str(")\n");
+}
+
+/// A positive decimal number without sign or spaces.
+fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u64::from(b - b'0');
+    }
+    (v > 0).then_some(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(entries: &[&[u8]]) -> Options {
+        let mut o = Options::DEFAULT;
+        for e in entries {
+            apply(&mut o, e, false);
+        }
+        o
+    }
+
+    #[test]
+    fn recognises_values() {
+        let o = parse(&[
+            b"LA_STATS=json",
+            b"LA_VERBOSE=1",
+            b"LA_FAIL_AT=42",
+            b"PATH=/bin",
+        ]);
+        assert_eq!(o.stats, StatsMode::Json);
+        assert!(o.verbose);
+        assert_eq!(o.fail_at, 42);
+        assert_eq!(parse(&[b"LA_STATS=1"]).stats, StatsMode::Table);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        let o = parse(&[
+            b"LA_FAIL_AT=0",
+            b"LA_STATS=maybe",
+            b"LA_FAIL_AT=x1",
+            b"LA_NOPE=1",
+        ]);
+        assert_eq!(o, Options::DEFAULT);
+        assert_eq!(parse_u64(b"99999999999999999999"), None);
+        assert_eq!(parse_u64(b"18"), Some(18));
+    }
+
+    #[test]
+    fn reserved_names_are_known() {
+        let o = parse(&[b"LA_DEBUG=1", b"LA_LEAK_EXITCODE=3", b"LA_SUPPRESSIONS=/x"]);
+        assert!(o.debug_requested);
+    }
+}
