@@ -4,7 +4,7 @@
  * - la::allocator_ref: a non-owning la_allocator with typed helpers.
  * - RAII owners for the stateful allocators: la::arena, la::fixed_buffer,
  *   la::buffer_first (and la::stack_buffer_first<N> with its own storage),
- *   la::pool<T>, la::thread_safe, la::logging, la::failing. Each converts to
+ *   la::pool<T>, la::thread_safe, la::logging, la::failing, la::debug. Each converts to
  *   la_allocator, is non-copyable, and frees its state in its destructor;
  *   handles are movable, caller-storage ones (fixed_buffer, buffer_first)
  *   are not (the allocator points into them).
@@ -103,6 +103,8 @@ public:
         if (h_ != nullptr) Destroy(h_);
     }
     H *native() const noexcept { return h_; }
+    /* Gives up ownership: the caller destroys the handle. */
+    H *release() noexcept { return std::exchange(h_, nullptr); }
 
 private:
     H *h_;
@@ -238,17 +240,31 @@ public:
     }
 };
 
-#ifdef LA_HAVE_DEBUG_ALLOCATOR
-/* A debug allocator: detects leaks, double frees and misuse. */
-class debug : public handle<la_debug, la_debug_destroy_quiet> {
+namespace detail {
+inline void debug_destroy(la_debug *d) noexcept { (void)la_debug_destroy(d); }
+}  // namespace detail
+
+/* A debug allocator: traces, leak reports, double-free and overflow checks.
+ * Call finish() to learn whether blocks leaked (the destructor only reports
+ * them); default configuration unless `cfg` is given. */
+class debug : public handle<la_debug, detail::debug_destroy> {
 public:
     explicit debug(la_allocator backing = la_page_allocator(), const la_debug_config *cfg = nullptr)
         : handle(la_debug_create(backing, cfg)) {}
     la_allocator get() const noexcept { return la_debug_allocator(native()); }
     operator la_allocator() const noexcept { return get(); }
+    /* Prints a leak report; true when blocks are still live. */
     bool detect_leaks() const noexcept { return la_debug_detect_leaks(native()); }
+    la_debug_stats stats() const noexcept {
+        la_debug_stats s{};
+        la_debug_get_stats(native(), &s);
+        return s;
+    }
+    /* Destroys the allocator now: LA_CHECK_OK or LA_CHECK_LEAK. */
+    la_check finish() noexcept {
+        return la_debug_destroy(release());
+    }
 };
-#endif
 
 /* std::pmr::memory_resource over any la_allocator. */
 class memory_resource : public std::pmr::memory_resource {

@@ -19,3 +19,28 @@ zig-bench: $(SO_LINK) $(ZIG)
 
 TESTS += zig-test
 BENCHES += zig-bench
+
+# ---- C++: include/liballoc.hpp, plain and under AddressSanitizer.
+CXX ?= c++
+CXXWARN := -std=c++17 -Wall -Wextra -Werror
+CPP_TEST_SRC := c_tests/cpp_family.cpp
+CPP_TEST_DEPS := $(CPP_TEST_SRC) include/liballoc.hpp include/liballoc.h c_tests/check.h $(SO_LINK)
+
+$(BUILD)/cpp/cpp_family: $(CPP_TEST_DEPS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXWARN) -O1 -g -Iinclude -Ic_tests -o $@ $(CPP_TEST_SRC) $(LINK_SO)
+
+$(BUILD)/cpp/cpp_family_asan: $(CPP_TEST_DEPS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXWARN) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -Iinclude -Ic_tests \
+	  -o $@ $(CPP_TEST_SRC) $(LINK_SO)
+
+.PHONY: cpp-test
+cpp-test: $(BUILD)/cpp/cpp_family $(BUILD)/cpp/cpp_family_asan
+	@for t in cpp_family cpp_family_asan; do \
+	  ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/cpp/$$t > $(BUILD)/cpp/$$t.log 2>&1; rc=$$?; \
+	  echo "$$t: $$(tail -n 1 $(BUILD)/cpp/$$t.log)"; \
+	  if [ $$rc -ne 0 ]; then cat $(BUILD)/cpp/$$t.log; exit $$rc; fi; \
+	done
+
+TESTS += cpp-test
