@@ -84,19 +84,23 @@ test: rust-lint rust-test $(TESTS)
 
 bench: $(BENCHES)
 
-liballoc.pc: liballoc.pc.in Makefile
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
-	    -e 's|@VERSION@|$(VERSION)|' -e 's|@NATIVE_LIBS@|$(NATIVE_LIBS)|' $< > $@
+# Libs.private for `pkg-config --static`: what liballoc.a needs beyond libc.
+# (Not -lgcc_s: it has no static form; the compiler driver supplies the unwinder.)
+PC_PRIVATE_LIBS := -lpthread -lm -ldl
 
-install: lib liballoc.pc
+# The pkg-config file is written straight into the install tree, so it always
+# names the PREFIX of this install (never a stale one).
+install: lib
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(PCDIR)
 	install -m 755 $(SO_REAL) $(DESTDIR)$(LIBDIR)/
 	ln -sf $(notdir $(SO_REAL)) $(DESTDIR)$(LIBDIR)/liballoc.so.$(SOVERSION)
 	ln -sf liballoc.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/liballoc.so
 	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/
 	install -m 644 include/liballoc.h $(DESTDIR)$(INCDIR)/
-	install -m 644 liballoc.pc $(DESTDIR)$(PCDIR)/
-	@rm -f liballoc.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' -e 's|@PRIVATE_LIBS@|$(PC_PRIVATE_LIBS)|' \
+	    liballoc.pc.in > $(DESTDIR)$(PCDIR)/liballoc.pc
+	chmod 644 $(DESTDIR)$(PCDIR)/liballoc.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/liballoc.so $(DESTDIR)$(LIBDIR)/liballoc.so.$(SOVERSION) \
@@ -109,5 +113,5 @@ demo: lib
 	./$(BUILD)/demo
 
 clean:
-	rm -rf $(BUILD) liballoc.pc
+	rm -rf $(BUILD)
 	$(CARGO) clean

@@ -2,7 +2,7 @@
 //! generates the C header with cbindgen.
 //!
 //! Everything is written to `OUT_DIR`. The generated header's path is passed
-//! to the crate as `LA_GENERATED_HEADER`, so a test can compare it with the
+//! to the crate as `LIBALLOC_GENERATED_HEADER`, so a test can compare it with the
 //! checked-in `include/liballoc.h`; `make header` copies it there.
 
 use std::env;
@@ -45,7 +45,7 @@ fn main() {
     build.compile("la_helpers");
 
     println!(
-        "cargo:rustc-env=LA_GENERATED_HEADER={}",
+        "cargo:rustc-env=LIBALLOC_GENERATED_HEADER={}",
         header.to_str().unwrap()
     );
 }

@@ -21,7 +21,18 @@
 #define LA_VERSION_PATCH 0
 #define LA_VERSION_STRING "0.1.0"
 
-
+/**
+ * How la_arena_reset treats the memory an arena holds (Zig's
+ * ArenaAllocator.ResetMode). Any other value makes la_arena_reset return false.
+ */
+typedef enum la_arena_reset_mode {
+  /** Return every buffer to the child allocator. */
+  LA_ARENA_FREE_ALL = 0,
+  /** Keep one buffer as large as everything allocated so far. */
+  LA_ARENA_RETAIN_CAPACITY = 1,
+  /** As LA_ARENA_RETAIN_CAPACITY, keeping at most `limit` bytes. */
+  LA_ARENA_RETAIN_WITH_LIMIT = 2,
+} la_arena_reset_mode;
 
 
 
@@ -229,15 +240,6 @@ typedef struct la_allocator {
 } la_allocator;
 
 /**
- * How `la_arena_reset` treats the memory the arena holds (Zig's
- * `ArenaAllocator.ResetMode`): one of `LA_ARENA_FREE_ALL`,
- * `LA_ARENA_RETAIN_CAPACITY`, `LA_ARENA_RETAIN_WITH_LIMIT`. An integer
- * rather than a C enum so that any value a caller passes is well defined
- * (an unknown one makes `la_arena_reset` return false).
- */
-typedef uint32_t la_arena_reset_mode;
-
-/**
  * Buffer-first allocator state, kept in caller storage. Initialise with
  * `la_buffer_first_init`; the fields are private to the library.
  */
@@ -391,21 +393,6 @@ typedef struct la_fixed_buffer {
    */
   size_t end_index;
 } la_fixed_buffer;
-
-/**
- * Reset mode: return every buffer to the child.
- */
-#define LA_ARENA_FREE_ALL 0
-
-/**
- * Reset mode: keep one buffer as large as everything allocated so far.
- */
-#define LA_ARENA_RETAIN_CAPACITY 1
-
-/**
- * Reset mode: as `LA_ARENA_RETAIN_CAPACITY`, keeping at most `limit` bytes.
- */
-#define LA_ARENA_RETAIN_WITH_LIMIT 2
 
 #ifdef __cplusplus
 extern "C" {

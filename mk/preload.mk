@@ -45,3 +45,14 @@ preload-bench: $(PRELOAD_SO)
 
 TESTS   += preload-rust-test preload-test
 BENCHES += preload-bench
+
+# `make install` / `make uninstall` also handle the shim (prerequisites
+# added here, so the top-level rules stay as they are).
+.PHONY: install-preload uninstall-preload
+install: install-preload
+uninstall: uninstall-preload
+install-preload: $(PRELOAD_SO)
+	install -d $(DESTDIR)$(LIBDIR)
+	install -m 755 $(PRELOAD_SO) $(DESTDIR)$(LIBDIR)/
+uninstall-preload:
+	rm -f $(DESTDIR)$(LIBDIR)/liballoc_preload.so

@@ -27,7 +27,7 @@ mod tests {
 
     #[test]
     fn checked_in_header_is_fresh() {
-        let generated = std::fs::read_to_string(env!("LA_GENERATED_HEADER")).unwrap();
+        let generated = std::fs::read_to_string(env!("LIBALLOC_GENERATED_HEADER")).unwrap();
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/include/liballoc.h");
         let checked_in = std::fs::read_to_string(path).unwrap_or_default();
         assert!(

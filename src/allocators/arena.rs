@@ -17,7 +17,9 @@
 //!   bytes so that an aligned block always fits in the reservation; a single
 //!   compare-and-swap then gives the alignment slack back if nobody bumped
 //!   since. `end_index` may pass the node's size after a failed bump; the
-//!   node is then full for everyone.
+//!   node is then full for everyone. (A request whose `n + align - 1`
+//!   exceeds the node is placed with a compare-and-swap loop instead, so
+//!   huge requests never carry `end_index` around.)
 //! - when the newest node is full, one thread at a time (the "being grown"
 //!   bit in `size`) asks the child to grow it in place; otherwise a node is
 //!   taken from the free list (stolen whole with one atomic swap, so no ABA)
@@ -80,6 +82,36 @@ fn aligned_index(buf: *mut u8, end: usize, align: usize) -> usize {
 fn size_for(aligned: usize, n: usize) -> Option<usize> {
     let raw = NODE_SIZE.checked_add(aligned)?.checked_add(n)?;
     alignment::forward(raw, 2)
+}
+
+/// Places `n` bytes aligned to `align` at the current end of a node's
+/// buffer `buf[..len]` with a compare-and-swap loop, never moving
+/// `end_index` past `len`. `None` when the block does not fit.
+#[inline]
+fn bump_exact(
+    buf: *mut u8,
+    end_index: &AtomicUsize,
+    len: usize,
+    n: usize,
+    align: usize,
+) -> Option<*mut u8> {
+    let mut cur = end_index.load(Ordering::Relaxed);
+    loop {
+        let aligned = aligned_index(buf, cur, align);
+        if aligned > len || n > len - aligned {
+            return None;
+        }
+        // Acquire: memory given back by other threads is ours now.
+        match end_index.compare_exchange_weak(
+            cur,
+            aligned + n,
+            Ordering::Acquire,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => return Some(buf.wrapping_add(aligned)),
+            Err(now) => cur = now,
+        }
+    }
 }
 
 impl Node {
@@ -145,9 +177,13 @@ static VTABLE: la_vtable = vtable_of::<la_arena>();
 
 /// How `la_arena_reset` treats the memory the arena holds (Zig's
 /// `ArenaAllocator.ResetMode`): one of `LA_ARENA_FREE_ALL`,
-/// `LA_ARENA_RETAIN_CAPACITY`, `LA_ARENA_RETAIN_WITH_LIMIT`. An integer
-/// rather than a C enum so that any value a caller passes is well defined
-/// (an unknown one makes `la_arena_reset` return false).
+/// `LA_ARENA_RETAIN_CAPACITY`, `LA_ARENA_RETAIN_WITH_LIMIT`.
+///
+/// The header declares it as the C `typedef enum` of the API contract
+/// (written in cbindgen.toml, since an enum parameter on the Rust side would
+/// make an out-of-range value from C undefined behaviour); Rust receives the
+/// same 32-bit value as this integer, and an unknown one makes
+/// `la_arena_reset` return false.
 #[allow(non_camel_case_types)]
 #[repr(transparent)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -361,6 +397,33 @@ impl la_arena {
         ok
     }
 
+    /// The newest node's bump state when `[memory, memory + len)` is the
+    /// most recent block of the newest node, else `None`.
+    ///
+    /// Besides the end address (all Zig checks), the block must lie inside
+    /// the node's buffer: after a failed bump `end_index` can point past the
+    /// node, where a block of another node may happen to end, and that block
+    /// is not this node's to give back or grow.
+    fn last_block(&self, memory: *mut u8, len: usize) -> Option<LastBlock<'_>> {
+        let node = self.first_node();
+        if node.is_null() {
+            return None;
+        }
+        // SAFETY: nodes in the used list are live while the arena is.
+        let end_index = unsafe { &(*node).end_index };
+        let end = end_index.load(Ordering::Relaxed);
+        // Read after `end`: the size only grows while the arena is shared,
+        // so `end <= buf_len` means `end` lies inside the node.
+        // SAFETY: live node.
+        let buf_len = unsafe { Node::buf_len(node) };
+        let inside = end <= buf_len && len <= end;
+        (inside && buf_of(node) as usize + end == memory as usize + len).then(|| LastBlock {
+            end_index,
+            end,
+            room: buf_len - end,
+        })
+    }
+
     /// The body of `alloc`. `spare` holds a fresh node this call allocated
     /// but could not publish; the caller parks it on the free list.
     ///
@@ -382,12 +445,10 @@ impl la_arena {
                 // SAFETY: nodes in the used list are live while the arena is.
                 let len = unsafe { Node::buf_len(first) };
                 prev_len = len;
-                // Never reserve more than the node holds: keeps end_index far
-                // from overflowing however large the requests.
+                let buf = buf_of(first);
+                // SAFETY: live node.
+                let end_index = unsafe { &(*first).end_index };
                 if alignable <= len {
-                    let buf = buf_of(first);
-                    // SAFETY: live node.
-                    let end_index = unsafe { &(*first).end_index };
                     // Acquire: memory given back by other threads is ours now.
                     let end = end_index.fetch_add(alignable, Ordering::Acquire);
                     let aligned = aligned_index(buf, end, align);
@@ -405,6 +466,11 @@ impl la_arena {
                     if aligned <= len && n <= len - aligned {
                         return buf.wrapping_add(aligned);
                     }
+                } else if let Some(p) = bump_exact(buf, end_index, len, n, align) {
+                    // `n + align - 1` exceeds the node: an unconditional add
+                    // of that much could carry end_index around, so place the
+                    // block exactly instead (it may fit without all the slack).
+                    return p;
                 }
 
                 // Try to grow the newest node in place (one thread at a time).
@@ -611,6 +677,16 @@ impl la_arena {
     }
 }
 
+/// The most recent block's node state, from [`la_arena::last_block`].
+struct LastBlock<'a> {
+    /// The newest node's bump offset.
+    end_index: &'a AtomicUsize,
+    /// Its value when the block was found to end there.
+    end: usize,
+    /// Bytes of the node's buffer after `end`.
+    room: usize,
+}
+
 /// Outcome of [`la_arena::grow_first`].
 enum Grow {
     /// The block.
@@ -660,42 +736,33 @@ unsafe impl RawAllocator for la_arena {
         new_len: usize,
         _ret_addr: usize,
     ) -> bool {
-        let node = self.first_node();
-        if node.is_null() {
+        let Some(last) = self.last_block(memory, len) else {
+            // Not the most recent block: it can only shrink (in place).
             return new_len <= len;
-        }
-        let buf = buf_of(node) as usize;
-        // SAFETY: live node.
-        let end_index = unsafe { &(*node).end_index };
-        let cur = end_index.load(Ordering::Relaxed);
-        if buf.wrapping_add(cur) != (memory as usize).wrapping_add(len) {
-            // Not the most recent block: it can only shrink.
-            return new_len <= len;
-        }
+        };
         if new_len <= len {
-            // Release: the tail given back may be handed out again.
-            let _ = end_index.compare_exchange(
-                cur,
-                cur - (len - new_len),
+            // Release: the tail given back may be handed out again. If
+            // another thread moved end_index meanwhile, the tail is simply
+            // not reused; shrinking always succeeds.
+            let _ = last.end_index.compare_exchange(
+                last.end,
+                last.end - (len - new_len),
                 Ordering::Release,
                 Ordering::Relaxed,
             );
             return true;
         }
-        // Saturating: the block may belong to another node than `node`.
-        // SAFETY: live node.
-        let room = unsafe { Node::buf_len(node) }.saturating_sub(cur);
-        if room >= new_len - len {
-            return end_index
-                .compare_exchange(
-                    cur,
-                    cur + (new_len - len),
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_ok();
+        if new_len - len > last.room {
+            return false;
         }
-        false
+        last.end_index
+            .compare_exchange(
+                last.end,
+                last.end + (new_len - len),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_ok()
     }
 
     unsafe fn remap(
@@ -715,18 +782,15 @@ unsafe impl RawAllocator for la_arena {
     }
 
     unsafe fn free(&self, memory: *mut u8, len: usize, _alignment: u8, _ret_addr: usize) {
-        let node = self.first_node();
-        if node.is_null() {
-            return;
+        // Only the most recent block is given back; others stay until reset.
+        if let Some(last) = self.last_block(memory, len) {
+            let _ = last.end_index.compare_exchange(
+                last.end,
+                last.end - len,
+                Ordering::Release,
+                Ordering::Relaxed,
+            );
         }
-        let buf = buf_of(node) as usize;
-        // SAFETY: live node.
-        let end_index = unsafe { &(*node).end_index };
-        let cur = end_index.load(Ordering::Relaxed);
-        if buf.wrapping_add(cur) != (memory as usize).wrapping_add(len) {
-            return;
-        }
-        let _ = end_index.compare_exchange(cur, cur - len, Ordering::Release, Ordering::Relaxed);
     }
 }
 

@@ -50,6 +50,14 @@ unsafe impl RawAllocator for CAllocator {
         let Some(align) = alignment::to_bytes(alignment) else {
             return ptr::null_mut();
         };
+        // The block plus its alignment padding must stay below PTRDIFF_MAX
+        // (some malloc implementations mis-handle sizes near it).
+        if len
+            .checked_add(align)
+            .is_none_or(|total| total > isize::MAX as usize)
+        {
+            return ptr::null_mut();
+        }
         let mut out: *mut c_void = ptr::null_mut();
         // SAFETY: align is a power of two and a multiple of sizeof(void *)
         // (it exceeds MAX_ALIGN); `out` is a valid place to write.
@@ -159,6 +167,9 @@ mod tests {
             assert!(la_raw_alloc(a, usize::MAX, 0, 0).is_null());
             assert!(la_raw_alloc(a, usize::MAX / 2 + 1, 4, 0).is_null());
             assert!(la_raw_alloc(a, usize::MAX - 4096, 13, 0).is_null());
+            // Alignments no object can have below PTRDIFF_MAX.
+            assert!(la_raw_alloc(a, 1, 63, 0).is_null());
+            assert!(la_raw_alloc(a, isize::MAX as usize - 4094, 12, 0).is_null());
         }
     }
 }

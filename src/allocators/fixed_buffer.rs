@@ -380,15 +380,19 @@ pub unsafe extern "C" fn la_fixed_buffer_owns(
     ptr: *const c_void,
     len: size_t,
 ) -> bool {
-    // SAFETY: fb is NULL or valid (caller's promise).
-    let Some(fb) = (unsafe { fb.as_ref() }) else {
-        return false;
-    };
-    if ptr.is_null() || fb.buffer.is_null() {
+    if fb.is_null() || ptr.is_null() {
         return false;
     }
-    let start = fb.buffer as usize;
-    let end = start + fb.len;
+    // Read only the two fields that never change after init: another thread
+    // may be moving `end_index` through the thread-safe allocator, so no
+    // reference to the whole struct is formed.
+    // SAFETY: fb is a valid, initialised state (caller's promise).
+    let (buffer, buf_len) = unsafe { ((*fb).buffer, (*fb).len) };
+    if buffer.is_null() {
+        return false;
+    }
+    let start = buffer as usize;
+    let end = start + buf_len;
     let p = ptr as usize;
     if len == 0 {
         return p >= start && p < end;

@@ -25,7 +25,7 @@ pub enum Misuse {
 impl Misuse {
     fn text(self) -> &'static str {
         match self {
-            Misuse::DoubleFree => "double free (block already freed)",
+            Misuse::DoubleFree => "double free (the block is already free)",
             Misuse::NotOurs => "invalid pointer (not allocated by liballoc)",
             Misuse::Interior => "invalid pointer (inside a block, not its start)",
             Misuse::Misaligned => "invalid pointer (misaligned)",

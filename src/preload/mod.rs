@@ -205,7 +205,11 @@ pub unsafe fn free(p: *mut u8, func: &str) {
         return;
     }
     validate(p, func);
-    let saved = fmt::errno();
+    // SAFETY: __errno_location returns this thread's errno slot, valid for
+    // the thread's lifetime; read and restored around the free.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    let saved = unsafe { *errno };
     if FLAGS.load(Relaxed) & COUNT != 0 {
         stats::CALLS_FREE.fetch_add(1, Relaxed);
         // SAFETY: validate established that p is a live block.
@@ -213,9 +217,8 @@ pub unsafe fn free(p: *mut u8, func: &str) {
     }
     // SAFETY: validate established that p is a live block.
     unsafe { smp::free(p) };
-    if fmt::errno() != saved {
-        fmt::set_errno(saved);
-    }
+    // SAFETY: as above.
+    unsafe { *errno = saved };
 }
 
 /// Usable bytes of block `p` (0 for NULL), after checking it.

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# ensure-tools.sh: installs the tools the tests need when they are missing,
+# so that `make test` works on a fresh machine.
+#
+#   mk/ensure-tools.sh pkg-config readelf nm python3 cc asan
+#
+# Each argument is a command looked up with `command -v`; "asan" instead
+# means "the C compiler can build and run with -fsanitize=address,undefined".
+# Missing ones are installed from Debian's packages (apt-get, waiting for a
+# dpkg lock held by someone else). Already present: nothing happens.
+set -euo pipefail
+
+CC=${CC:-cc}
+missing=()
+
+package_for() {
+    case "$1" in
+        pkg-config) echo pkg-config ;;
+        readelf | nm | ar | objdump) echo binutils ;;
+        ldd) echo libc-bin ;;
+        cc | gcc) echo gcc ;;
+        c++ | g++) echo g++ ;;
+        clang) echo clang ;;
+        python3) echo python3 ;;
+        valgrind) echo valgrind ;;
+        asan) echo "libasan8 libubsan1" ;;
+        *) echo "$1" ;;
+    esac
+}
+
+sanitizers_work() {
+    local dir
+    dir=$(mktemp -d)
+    printf 'int main(void) { return 0; }\n' >"$dir/t.c"
+    local ok=1
+    if "$CC" -fsanitize=address,undefined -o "$dir/t" "$dir/t.c" >/dev/null 2>&1 && "$dir/t"; then
+        ok=0
+    fi
+    rm -rf "$dir"
+    return $ok
+}
+
+for tool in "$@"; do
+    if [ "$tool" = asan ]; then
+        sanitizers_work || missing+=("$tool")
+    elif ! command -v "$tool" >/dev/null 2>&1; then
+        missing+=("$tool")
+    fi
+done
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+packages=()
+for tool in "${missing[@]}"; do
+    # shellcheck disable=SC2207
+    packages+=($(package_for "$tool"))
+done
+echo "ensure-tools: installing ${packages[*]} (for: ${missing[*]})"
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${packages[@]}"
+
+for tool in "${missing[@]}"; do
+    if [ "$tool" = asan ]; then
+        sanitizers_work || { echo "ensure-tools: $CC still cannot build with sanitizers" >&2; exit 1; }
+    else
+        command -v "$tool" >/dev/null 2>&1 || { echo "ensure-tools: $tool still missing" >&2; exit 1; }
+    fi
+done

@@ -1,0 +1,202 @@
+//! Every allocator under test, built the same way: a constructor giving an
+//! `la_allocator`, what the tests may expect of it, and its teardown.
+
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use alloc::allocators::arena::{la_arena, la_arena_allocator, la_arena_create, la_arena_destroy};
+use alloc::allocators::c::la_c_allocator;
+use alloc::allocators::failing::{
+    la_failing, la_failing_allocator, la_failing_create, la_failing_destroy,
+};
+use alloc::allocators::fixed_buffer::{
+    la_fixed_buffer, la_fixed_buffer_allocator, la_fixed_buffer_init,
+    la_fixed_buffer_thread_safe_allocator,
+};
+use alloc::allocators::page::la_page_allocator;
+use alloc::allocators::smp::la_smp_allocator;
+use alloc::vtable::{la_raw_alloc, la_raw_free, la_raw_remap, la_raw_resize};
+use alloc::{la_alignment, la_allocator, la_vtable};
+
+/// Bytes of buffer given to each fixed-buffer allocator.
+pub const FIXED_LEN: usize = 4 << 20;
+
+/// Which allocator.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Page,
+    C,
+    Smp,
+    FixedBuffer,
+    ThreadSafeFixedBuffer,
+    ArenaOverC,
+    ArenaOverPage,
+    ArenaOverSmp,
+    ArenaOverFlaky,
+    FailingOverC,
+}
+
+/// An allocator under test and what it owns.
+pub struct Subject {
+    pub a: la_allocator,
+    /// Allocation may fail for in-range requests (a bounded buffer).
+    pub bounded: bool,
+    /// `remap` never moves a block (it is `resize` or NULL).
+    pub remap_in_place: bool,
+    /// The failing allocator's handle, to compare its counters.
+    pub failing: Option<*mut la_failing>,
+    arena: Option<*mut la_arena>,
+    fixed: Option<(Box<la_fixed_buffer>, Vec<u8>)>,
+}
+
+impl Subject {
+    pub fn new(kind: Kind) -> Subject {
+        let mut s = Subject {
+            a: la_allocator::NULL,
+            bounded: false,
+            remap_in_place: false,
+            failing: None,
+            arena: None,
+            fixed: None,
+        };
+        match kind {
+            Kind::Page => s.a = la_page_allocator(),
+            Kind::C => s.a = la_c_allocator(),
+            Kind::Smp => s.a = la_smp_allocator(),
+            Kind::FixedBuffer | Kind::ThreadSafeFixedBuffer => {
+                let mut buf = vec![0u8; FIXED_LEN];
+                let mut fb = Box::new(la_fixed_buffer {
+                    buffer: ptr::null_mut(),
+                    len: 0,
+                    end_index: 0,
+                });
+                // SAFETY: fb is writable; buf lives as long as the subject.
+                unsafe { la_fixed_buffer_init(&mut *fb, buf.as_mut_ptr().cast(), buf.len()) };
+                s.a = match kind {
+                    Kind::FixedBuffer => la_fixed_buffer_allocator(&mut *fb),
+                    _ => la_fixed_buffer_thread_safe_allocator(&mut *fb),
+                };
+                s.bounded = true;
+                s.remap_in_place = true;
+                s.fixed = Some((fb, buf));
+            }
+            Kind::ArenaOverC | Kind::ArenaOverPage | Kind::ArenaOverSmp | Kind::ArenaOverFlaky => {
+                let child = match kind {
+                    Kind::ArenaOverC => la_c_allocator(),
+                    Kind::ArenaOverPage => la_page_allocator(),
+                    Kind::ArenaOverFlaky => flaky_allocator(),
+                    _ => la_smp_allocator(),
+                };
+                // A flaky child may refuse the arena's own state: ask again.
+                // SAFETY: the child is valid.
+                let arena = (0..64)
+                    .map(|_| unsafe { la_arena_create(child) })
+                    .find(|a| !a.is_null())
+                    .expect("arena creation keeps failing");
+                s.a = la_arena_allocator(arena);
+                s.remap_in_place = true;
+                s.bounded = matches!(kind, Kind::ArenaOverFlaky);
+                s.arena = Some(arena);
+            }
+            Kind::FailingOverC => {
+                // SAFETY: the child is valid.
+                let f = unsafe { la_failing_create(la_c_allocator(), usize::MAX, usize::MAX) };
+                assert!(!f.is_null());
+                s.a = la_failing_allocator(f);
+                s.failing = Some(f);
+            }
+        }
+        s
+    }
+}
+
+impl Drop for Subject {
+    fn drop(&mut self) {
+        // SAFETY: the handles are live and no longer used.
+        unsafe {
+            if let Some(arena) = self.arena {
+                la_arena_destroy(arena);
+            }
+            if let Some(f) = self.failing {
+                la_failing_destroy(f);
+            }
+        }
+    }
+}
+
+/// A thread-safe child that fails now and then: about one alloc, resize or
+/// remap in four returns NULL / false (decided by a shared counter); the
+/// rest go to the C allocator. Lets the tests reach every out-of-memory path
+/// of an allocator built on a child, also from several threads.
+pub fn flaky_allocator() -> la_allocator {
+    static VTABLE: la_vtable = la_vtable {
+        alloc: Some(flaky_alloc),
+        resize: Some(flaky_resize),
+        remap: Some(flaky_remap),
+        free: Some(flaky_free),
+    };
+    la_allocator {
+        ptr: ptr::null_mut(),
+        vtable: &VTABLE,
+    }
+}
+
+/// Whether this call should fail (one in four, scrambled).
+fn flaky_fails() -> bool {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, Ordering::Relaxed);
+    (n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) < 4
+}
+
+unsafe extern "C" fn flaky_alloc(
+    _ctx: *mut c_void,
+    len: usize,
+    alignment: la_alignment,
+    ret_addr: usize,
+) -> *mut c_void {
+    if flaky_fails() {
+        return ptr::null_mut();
+    }
+    // SAFETY: forwarded vtable call to a valid allocator.
+    unsafe { la_raw_alloc(la_c_allocator(), len, alignment, ret_addr) }
+}
+
+unsafe extern "C" fn flaky_resize(
+    _ctx: *mut c_void,
+    memory: *mut c_void,
+    len: usize,
+    alignment: la_alignment,
+    new_len: usize,
+    ret_addr: usize,
+) -> bool {
+    // SAFETY: forwarded vtable call; the block is the C allocator's.
+    !flaky_fails()
+        && unsafe { la_raw_resize(la_c_allocator(), memory, len, alignment, new_len, ret_addr) }
+}
+
+unsafe extern "C" fn flaky_remap(
+    _ctx: *mut c_void,
+    memory: *mut c_void,
+    len: usize,
+    alignment: la_alignment,
+    new_len: usize,
+    ret_addr: usize,
+) -> *mut c_void {
+    if flaky_fails() {
+        return ptr::null_mut();
+    }
+    // SAFETY: forwarded vtable call; the block is the C allocator's.
+    unsafe { la_raw_remap(la_c_allocator(), memory, len, alignment, new_len, ret_addr) }
+}
+
+unsafe extern "C" fn flaky_free(
+    _ctx: *mut c_void,
+    memory: *mut c_void,
+    len: usize,
+    alignment: la_alignment,
+    ret_addr: usize,
+) {
+    // SAFETY: forwarded vtable call; the block is the C allocator's.
+    unsafe { la_raw_free(la_c_allocator(), memory, len, alignment, ret_addr) }
+}
