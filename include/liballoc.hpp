@@ -110,7 +110,7 @@ private:
     H *h_;
 };
 
-enum class reset_mode : la_arena_reset_mode {
+enum class reset_mode : int {
     free_all = LA_ARENA_FREE_ALL,
     retain_capacity = LA_ARENA_RETAIN_CAPACITY,
     retain_with_limit = LA_ARENA_RETAIN_WITH_LIMIT,
@@ -124,7 +124,7 @@ public:
     la_allocator get() const noexcept { return la_arena_allocator(native()); }
     operator la_allocator() const noexcept { return get(); }
     bool reset(reset_mode mode = reset_mode::retain_capacity, std::size_t limit = 0) noexcept {
-        return la_arena_reset(native(), static_cast<la_arena_reset_mode>(mode), limit);
+        return la_arena_reset(native(), static_cast<la_arena_reset_mode>(static_cast<int>(mode)), limit);
     }
     std::size_t capacity() const noexcept { return la_arena_query_capacity(native()); }
 };
@@ -204,7 +204,7 @@ public:
     /* Drops every item without running destructors (for trivially
      * destructible T, or after destroying them yourself). */
     bool reset(reset_mode mode = reset_mode::retain_capacity, std::size_t limit = 0) noexcept {
-        return la_pool_reset(native(), static_cast<la_arena_reset_mode>(mode), limit);
+        return la_pool_reset(native(), static_cast<la_arena_reset_mode>(static_cast<int>(mode)), limit);
     }
     std::size_t capacity() const noexcept { return la_pool_query_capacity(native()); }
 };

@@ -44,3 +44,30 @@ cpp-test: $(BUILD)/cpp/cpp_family $(BUILD)/cpp/cpp_family_asan
 	done
 
 TESTS += cpp-test
+
+# ---- Python: pytest from the system or installed into build/pytest; then
+# the package is pip-installed into build/py-install and imported from
+# elsewhere with liballoc.so next to it (no LIBALLOC_PATH).
+PYTEST_DIR := $(BUILD)/pytest
+PY_INSTALL := $(BUILD)/py-install
+
+$(PYTEST_DIR)/.stamp:
+	@mkdir -p $(PYTEST_DIR)
+	@$(PYTHON) -c 'import pytest' 2>/dev/null || \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(PYTEST_DIR) pytest
+	@touch $@
+
+.PHONY: python-test
+python-test: $(SO_LINK) $(PYTEST_DIR)/.stamp
+	LIBALLOC_PATH=$(abspath $(BUILD)) PYTHONPATH=$(abspath bindings/python):$(abspath $(PYTEST_DIR)) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider bindings/python/tests
+	rm -rf $(PY_INSTALL) bindings/python/build bindings/python/liballoc.egg-info
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(PY_INSTALL) ./bindings/python
+	rm -rf bindings/python/build bindings/python/liballoc.egg-info
+	cp $(SO_REAL) $(PY_INSTALL)/liballoc/liballoc.so
+	cd / && env -u LIBALLOC_PATH PYTHONPATH=$(abspath $(PY_INSTALL)) $(PYTHON) -c \
+	  'import liballoc as la, os; b = la.smp.alloc(8); b[0] = 1; la.smp.free(b); \
+	   assert os.path.dirname(la._native.path) == os.path.dirname(la.__file__); \
+	   print("installed package ok:", la.version(), "from", la._native.path)'
+
+TESTS += python-test

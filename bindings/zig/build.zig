@@ -44,6 +44,7 @@ pub fn build(b: *std.Build) void {
     test_mod.addCSourceFile(.{ .file = b.path("tests/drive.c"), .flags = &.{ "-std=c11", "-Wall", "-Wextra", "-Werror" } });
     const tests = b.addTest(.{ .root_module = test_mod });
     const run_tests = b.addRunArtifact(tests);
+    run_tests.has_side_effects = true; // liballoc.so may change under the same inputs
     b.step("test", "run the binding's tests").dependOn(&run_tests.step);
 
     // Benchmark: std.heap.smp_allocator against la_smp_allocator.
@@ -56,5 +57,6 @@ pub fn build(b: *std.Build) void {
     });
     const bench = b.addExecutable(.{ .name = "bench", .root_module = bench_mod });
     const run_bench = b.addRunArtifact(bench);
+    run_bench.has_side_effects = true;
     b.step("bench", "compare std.heap.smp_allocator with la_smp_allocator").dependOn(&run_bench.step);
 }
