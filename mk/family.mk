@@ -71,3 +71,23 @@ python-test: $(SO_LINK) $(PYTEST_DIR)/.stamp
 	   print("installed package ok:", la.version(), "from", la._native.path)'
 
 TESTS += python-test
+
+# ---- Examples of the family: each builds and runs to completion.
+FAMILY_C_EXAMPLES := buffer_first pool thread_safe logging
+
+.PHONY: examples-check
+examples-check: $(SO_LINK) $(ZIG) $(PYTEST_DIR)/.stamp
+	@mkdir -p $(BUILD)/examples
+	@set -e; for e in $(FAMILY_C_EXAMPLES); do \
+	  $(CC) $(CWARN) -O2 -Iinclude -o $(BUILD)/examples/$$e examples/$$e.c $(LINK_SO); \
+	  ./$(BUILD)/examples/$$e > $(BUILD)/examples/$$e.out; \
+	  echo "example $$e: ok ($$(wc -l < $(BUILD)/examples/$$e.out) lines)"; \
+	done
+	$(CXX) $(CXXWARN) -O2 -Iinclude -o $(BUILD)/examples/cpp_example examples/cpp_example.cpp $(LINK_SO)
+	./$(BUILD)/examples/cpp_example > $(BUILD)/examples/cpp_example.out
+	LIBALLOC_PATH=$(abspath $(BUILD)) PYTHONPATH=$(abspath bindings/python) \
+	  $(PYTHON) examples/python_example.py > $(BUILD)/examples/python_example.out
+	cd bindings/zig && $(abspath $(ZIG)) build example $(ZIG_FLAGS) 2> $(abspath $(BUILD))/examples/zig_example.out
+	@echo "examples-check: C, C++, Python and Zig examples ran"
+
+TESTS += examples-check

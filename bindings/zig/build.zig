@@ -3,6 +3,7 @@
 //!
 //!   zig build test  -Dlib-dir=<dir of liballoc.so> -Dinclude-dir=<dir of liballoc.h>
 //!   zig build bench -Dlib-dir=... (ReleaseFast)
+//!   zig build example -Dlib-dir=...   (examples/zig_example.zig)
 //!
 //! The defaults point into the liballoc source tree (../../build and
 //! ../../include), which is how `make test` runs it.
@@ -46,6 +47,19 @@ pub fn build(b: *std.Build) void {
     const run_tests = b.addRunArtifact(tests);
     run_tests.has_side_effects = true; // liballoc.so may change under the same inputs
     b.step("test", "run the binding's tests").dependOn(&run_tests.step);
+
+    // The example in the repository's examples/ folder.
+    const example_mod = b.createModule(.{
+        .root_source_file = b.path("../../examples/zig_example.zig"),
+        .target = target,
+        .optimize = optimize,
+        .link_libc = true,
+        .imports = &.{.{ .name = "liballoc", .module = mod }},
+    });
+    const example = b.addExecutable(.{ .name = "zig_example", .root_module = example_mod });
+    const run_example = b.addRunArtifact(example);
+    run_example.has_side_effects = true;
+    b.step("example", "run examples/zig_example.zig").dependOn(&run_example.step);
 
     // Benchmark: std.heap.smp_allocator against la_smp_allocator.
     const bench_mod = b.createModule(.{
