@@ -67,6 +67,11 @@ typedef enum la_arena_reset_mode {
 #define MAX_FRAMES 32
 
 /**
+ * Number of entries of `la_smp_stats::classes` (entry 0 is huge blocks).
+ */
+#define LA_SMP_CLASSES 109
+
+/**
  * What `la_debug` does when it detects misuse.
  */
 typedef enum la_debug_on_error {
@@ -393,6 +398,78 @@ typedef struct la_fixed_buffer {
    */
   size_t end_index;
 } la_fixed_buffer;
+
+/**
+ * Counters of one size class.
+ */
+typedef struct la_smp_class_stats {
+  /**
+   * Block size of the class in bytes (0 for entry 0, huge blocks).
+   */
+  uintptr_t block_size;
+  /**
+   * Blocks allocated so far.
+   */
+  uint64_t allocs;
+  /**
+   * Blocks freed so far (`allocs - frees` are live).
+   */
+  uint64_t frees;
+} la_smp_class_stats;
+
+/**
+ * A snapshot of the smp allocator's statistics (see `la_smp_get_stats`).
+ *
+ * Byte counts of small blocks are in block sizes (requests rounded up to
+ * their class); huge blocks count their whole mapping.
+ */
+typedef struct la_smp_stats {
+  /**
+   * Bytes in live blocks now.
+   */
+  uintptr_t current_bytes;
+  /**
+   * Live blocks now.
+   */
+  uintptr_t current_count;
+  /**
+   * Highest `current_bytes` seen (exact to within 256 KiB per thread).
+   */
+  uintptr_t peak_bytes;
+  /**
+   * Highest `current_count` seen (same precision).
+   */
+  uintptr_t peak_count;
+  /**
+   * Bytes of all blocks ever allocated.
+   */
+  uint64_t total_bytes;
+  /**
+   * Blocks ever allocated.
+   */
+  uint64_t total_count;
+  /**
+   * Blocks ever freed.
+   */
+  uint64_t total_frees;
+  /**
+   * Memory the allocator holds committed from the OS now (pages in use
+   * or not yet decommitted, and huge mappings).
+   */
+  uintptr_t committed_bytes;
+  /**
+   * Highest `committed_bytes` seen.
+   */
+  uintptr_t peak_committed_bytes;
+  /**
+   * Heaps (threads) that ever existed at once.
+   */
+  uintptr_t heaps;
+  /**
+   * Per class counters; entry 0 counts huge blocks.
+   */
+  struct la_smp_class_stats classes[LA_SMP_CLASSES];
+} la_smp_stats;
 
 #ifdef __cplusplus
 extern "C" {
@@ -1023,6 +1100,33 @@ struct la_allocator la_smp_allocator(void);
  * Thread safety: safe from any thread.
  */
 void la_smp_collect(void);
+
+/**
+ * Fills `out` with the smp allocator's statistics: live, peak and total
+ * bytes and blocks, memory committed from the OS, and per size class
+ * counters (see `la_smp_stats`).
+ *
+ * Parameters: `out` the struct to fill; NULL does nothing.
+ *
+ * Thread safety: safe from any thread; counters of other threads are read
+ * without stopping them, so a snapshot taken while they run is approximate.
+ *
+ * # Safety
+ * `out` is NULL or points to writable storage for an `la_smp_stats`.
+ */
+void la_smp_get_stats(struct la_smp_stats *out);
+
+/**
+ * Diagnostic: checks the consistency of the calling thread's smp heap
+ * (page lists, free lists, block bounds and tags, segment bookkeeping).
+ *
+ * Returns: the number of problems found (0 = consistent); each is also
+ * described on stderr (at most 8).
+ *
+ * Thread safety: checks only the calling thread's heap; safe while other
+ * threads allocate and free.
+ */
+uintptr_t la_smp_check_heap(void);
 
 /**
  * Creates a thread-safe wrapper: every call through it takes a lock and

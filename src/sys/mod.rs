@@ -166,6 +166,65 @@ pub unsafe fn decommit(addr: *mut u8, len: usize) -> bool {
     unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) == 0 }
 }
 
+/// Maps `len` bytes of readable and writable memory without reserving swap
+/// (`MAP_NORESERVE`): for large tables that are touched sparsely, so that
+/// only the pages actually written cost memory.
+pub fn map_lazy(len: usize) -> Option<NonNull<u8>> {
+    debug_assert!(len > 0);
+    // SAFETY: as in `map`, a fresh anonymous mapping.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        None
+    } else {
+        NonNull::new(p.cast())
+    }
+}
+
+/// Moves the mapping `[addr, addr + old_len)` to exactly `target`, resized
+/// to `new_len` (`mremap` with `MREMAP_FIXED`); whatever was mapped at
+/// `[target, target + new_len)` is replaced.
+///
+/// # Safety
+/// - `addr`, `old_len` as for [`remap`]; `target` is page-aligned;
+/// - `[target, target + new_len)` lies within a reservation made here that
+///   nothing else uses and that does not overlap the old range;
+/// - on success the old range is dead.
+pub unsafe fn remap_fixed(addr: *mut u8, old_len: usize, new_len: usize, target: *mut u8) -> bool {
+    debug_assert!(crate::alignment::is_aligned(target as usize, page_size()));
+    // SAFETY: caller's promise: both ranges are ours.
+    let p = unsafe {
+        libc::mremap(
+            addr.cast(),
+            old_len,
+            new_len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            target,
+        )
+    };
+    p == target.cast()
+}
+
+/// A coarse monotonic clock in milliseconds (vDSO, no allocation).
+#[inline]
+pub fn now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
 /// The calling thread's kernel id (no allocation, no libc state).
 #[inline]
 pub fn thread_id() -> usize {

@@ -1,10 +1,22 @@
 //! The general-purpose allocator behind `la_smp_allocator()` and the malloc
-//! shim.
+//! shim: a thread-caching, size-segregated segment allocator.
 //!
-//! STAND-IN: this file currently holds a deliberately simple implementation
-//! (one mapping per block, a header in front) that fixes the module's
-//! interface for its users (the vtable below and the preload shim). The
-//! thread-caching segment allocator replaces the bodies, not the interface:
+//! How it works (one concept per file):
+//! - `size_class.rs`: requests are rounded to 108 classes (at most 12.5%
+//!   waste above 64 bytes);
+//! - `segment.rs`: 4 MiB-aligned segments split into pages of one kind;
+//!   `free` finds a block's page by masking its address; huge blocks get
+//!   their own mapping (grown and shrunk with `mremap`); a chunk map says
+//!   which address ranges are ours;
+//! - `page.rs`: a page's blocks and its free lists (owner's `free` and
+//!   `local_free`, other threads' atomic `thread_free`);
+//! - `heap.rs`: per-thread heaps, page queues, the slow paths, delayed
+//!   decommit, thread-exit abandonment and reclaim;
+//! - `thread.rs`: TLS, the exit key, the heap pool, fork safety;
+//! - `stats.rs`, `check.rs`: statistics, pointer classification and the
+//!   heap-consistency checker.
+//!
+//! The interface used by the vtable below and by the preload shim:
 //!
 //! - [`alloc`]`(len, align_log2)`: `len > 0` bytes, aligned; NULL when out
 //!   of memory or the alignment cannot be met;
@@ -19,13 +31,21 @@
 //! - [`collect`]: returns free memory to the OS now.
 //!
 //! None of these allocate through the global allocator, panic or take a
-//! lock that `fork()` could leave held.
+//! lock (so `fork()` can never leave one held).
+
+mod check;
+mod heap;
+mod page;
+mod segment;
+pub mod size_class;
+mod stats;
+mod thread;
+
+pub use stats::{LA_SMP_CLASSES, la_smp_class_stats, la_smp_stats};
 
 use core::ffi::c_void;
 use core::ptr;
 
-use crate::alignment;
-use crate::sys;
 use crate::vtable::{RawAllocator, la_allocator, la_vtable, vtable_of};
 
 /// What [`check`] knows about a pointer about to be freed.
@@ -41,67 +61,78 @@ pub enum PtrCheck {
     Free,
 }
 
-const HEADER: usize = 64;
-const MAGIC: usize = 0x6c61_736d_7031_2121;
-
-#[repr(C)]
-struct Header {
-    magic: usize,
-    base: usize,
-    mapped: usize,
-    len: usize,
+#[inline]
+fn alloc_in(cls: usize) -> *mut u8 {
+    let h = thread::current();
+    if !h.is_null() {
+        // SAFETY: the calling thread's own heap.
+        let b = unsafe { (*h).pop(cls) };
+        if !b.is_null() {
+            return b;
+        }
+    }
+    alloc_slow(cls)
 }
 
-/// # Safety
-/// `ptr` is the start of a live block from [`alloc`].
-unsafe fn header(ptr: *const u8) -> *mut Header {
-    ptr.wrapping_sub(HEADER) as *mut Header
+#[inline(never)]
+fn alloc_slow(cls: usize) -> *mut u8 {
+    let h = thread::current_or_init();
+    if h.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: the calling thread's own heap.
+    heap::alloc_slow(unsafe { &*h }, cls)
 }
 
 /// Allocates `len > 0` bytes aligned to `1 << align_log2`.
+#[inline]
 pub fn alloc(len: usize, align_log2: u8) -> *mut u8 {
     debug_assert!(len > 0);
-    let Some(align) = alignment::to_bytes(align_log2) else {
-        return ptr::null_mut();
-    };
-    let align = align.max(HEADER);
-    let Some(total) = len
-        .checked_add(HEADER + align)
-        .and_then(|t| alignment::forward(t, sys::page_size()))
-    else {
-        return ptr::null_mut();
-    };
-    let Some(base) = sys::map(total) else {
-        return ptr::null_mut();
-    };
-    let base = base.as_ptr() as usize;
-    let Some(user) = alignment::forward(base + HEADER, align) else {
-        return ptr::null_mut();
-    };
-    // SAFETY: user - HEADER >= base and the header lies inside the fresh mapping.
-    unsafe {
-        header(user as *const u8).write(Header {
-            magic: MAGIC,
-            base,
-            mapped: total,
-            len,
-        });
+    match size_class::class_for(len, align_log2) {
+        Some(cls) => alloc_in(cls),
+        None => segment::huge_alloc(len, align_log2),
     }
-    user as *mut u8
 }
 
 /// Frees a block from [`alloc`] or [`remap`].
 ///
 /// # Safety
 /// `ptr` is a live block of this allocator.
+#[inline]
 pub unsafe fn free(ptr: *mut u8) {
-    // SAFETY: caller's promise: the header in front of ptr is ours.
-    unsafe {
-        let h = header(ptr);
-        debug_assert_eq!((*h).magic, MAGIC);
-        (*h).magic = 0;
-        sys::unmap((*h).base as *mut u8, (*h).mapped);
+    debug_assert!(!ptr.is_null());
+    let seg = segment::segment_of(ptr);
+    // SAFETY: caller's promise: ptr is ours, so its segment header is mapped.
+    let s = unsafe { &*seg };
+    if s.kind.get() == segment::HUGE {
+        // SAFETY: a live huge block, now dead.
+        unsafe { segment::huge_free(seg) };
+        return;
     }
+    let i = (ptr as usize - seg as usize) >> s.page_shift.get();
+    // SAFETY: i is below the page count of this normal segment.
+    let page = unsafe { s.page(i) };
+    let h = thread::current();
+    let b = ptr as *mut page::Block;
+    if !h.is_null() && page.heap.load(core::sync::atomic::Ordering::Relaxed) == h {
+        // SAFETY: our own page and heap; b is a live block of it.
+        unsafe { heap::free_local(&*h, page, b) };
+    } else {
+        free_remote(page, b, h);
+    }
+}
+
+/// A free into a page another heap owns; a thread that only frees gets a
+/// heap too, so that its counters stay thread-local.
+#[inline(never)]
+fn free_remote(page: &page::Page, b: *mut page::Block, h: *mut heap::Heap) {
+    let h = if h.is_null() {
+        thread::current_or_init()
+    } else {
+        h
+    };
+    // SAFETY: the caller's block b is a live block of page.
+    unsafe { heap::free_remote(h, page, b) };
 }
 
 /// Usable bytes of a live block.
@@ -109,11 +140,15 @@ pub unsafe fn free(ptr: *mut u8) {
 /// # Safety
 /// `ptr` is a live block of this allocator.
 pub unsafe fn usable_size(ptr: *const u8) -> usize {
-    // SAFETY: caller's promise.
-    unsafe {
-        let h = header(ptr);
-        (*h).base + (*h).mapped - ptr as usize
+    let seg = segment::segment_of(ptr);
+    // SAFETY: caller's promise: the segment header is mapped.
+    let s = unsafe { &*seg };
+    if s.kind.get() == segment::HUGE {
+        return segment::huge_usable(s);
     }
+    let i = (ptr as usize - seg as usize) >> s.page_shift.get();
+    // SAFETY: i is below the page count.
+    unsafe { s.page(i) }.block_size()
 }
 
 /// Grows or shrinks a block in place.
@@ -121,13 +156,15 @@ pub unsafe fn usable_size(ptr: *const u8) -> usize {
 /// # Safety
 /// `ptr` is a live block of this allocator.
 pub unsafe fn resize(ptr: *mut u8, new_len: usize) -> bool {
-    // SAFETY: caller's promise.
-    let ok = new_len <= unsafe { usable_size(ptr) };
-    if ok {
-        // SAFETY: as above.
-        unsafe { (*header(ptr)).len = new_len };
+    let seg = segment::segment_of(ptr);
+    // SAFETY: caller's promise: the segment header is mapped.
+    let s = unsafe { &*seg };
+    if s.kind.get() == segment::HUGE {
+        // SAFETY: a live huge block of the caller.
+        return unsafe { segment::huge_resize(seg, new_len) };
     }
-    ok
+    // SAFETY: as in usable_size.
+    new_len <= unsafe { usable_size(ptr) }
 }
 
 /// Resizes a block, possibly moving it without the caller copying.
@@ -137,20 +174,66 @@ pub unsafe fn resize(ptr: *mut u8, new_len: usize) -> bool {
 pub unsafe fn remap(ptr: *mut u8, new_len: usize) -> *mut u8 {
     // SAFETY: caller's promise.
     if unsafe { resize(ptr, new_len) } {
-        ptr
-    } else {
-        ptr::null_mut()
+        return ptr;
+    }
+    let seg = segment::segment_of(ptr);
+    // SAFETY: caller's promise: the segment header is mapped.
+    if unsafe { (*seg).kind.get() } == segment::HUGE {
+        // SAFETY: a live huge block of the caller.
+        return unsafe { segment::huge_move(seg, new_len) };
+    }
+    if new_len > REMAP_TO_HUGE {
+        // A block that keeps growing: move it once into a huge mapping with
+        // headroom, so that later growth is `mremap` instead of copies.
+        // SAFETY: caller's promise.
+        return unsafe { grow_to_huge(ptr, new_len) };
+    }
+    ptr::null_mut()
+}
+
+/// Above this size [`remap`] moves a growing block into a huge mapping.
+const REMAP_TO_HUGE: usize = 64 << 10;
+
+/// Copies a live segment block into a new huge block of at least `new_len`
+/// bytes (plus half of that as headroom) and frees the old one; null (old
+/// block untouched) when out of memory.
+///
+/// # Safety
+/// `ptr` is a live block of this allocator (not huge).
+#[cold]
+unsafe fn grow_to_huge(ptr: *mut u8, new_len: usize) -> *mut u8 {
+    // The block's original alignment is unknown: keep the one its address
+    // has (huge blocks are page-aligned; segments limit it to 4 MiB).
+    let align_log2 = (ptr as usize).trailing_zeros().min(segment::SEGMENT_SHIFT) as u8;
+    let q = segment::huge_alloc(new_len.saturating_add(new_len / 2), align_log2);
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: ptr is live with usable_size(ptr) < new_len bytes; q is a
+    // fresh block of at least new_len bytes; they do not overlap.
+    unsafe {
+        ptr::copy_nonoverlapping(ptr, q, usable_size(ptr));
+        free(ptr);
+    }
+    q
+}
+
+/// Classifies a pointer before it is freed: exact, and never reads memory
+/// that is not mapped (see `check.rs`).
+pub fn check(ptr: *const u8) -> PtrCheck {
+    check::check(ptr)
+}
+
+/// Returns free memory to the OS now: collects the calling thread's heap
+/// (blocks freed by other threads, empty pages), reclaims abandoned
+/// segments and decommits every free page.
+pub fn collect() {
+    let h = thread::current_or_init();
+    if !h.is_null() {
+        // SAFETY: the calling thread's own heap.
+        heap::collect(unsafe { &*h });
     }
 }
-
-/// Classifies a pointer before it is freed (the stand-in cannot tell; the
-/// segment allocator answers exactly).
-pub fn check(_ptr: *const u8) -> PtrCheck {
-    PtrCheck::Live
-}
-
-/// Returns free memory to the OS now (the stand-in holds none).
-pub fn collect() {}
 
 /// The vtable face of the smp allocator.
 pub struct SmpAllocator;
@@ -203,3 +286,39 @@ pub extern "C" fn la_smp_allocator() -> la_allocator {
 pub extern "C" fn la_smp_collect() {
     collect()
 }
+
+/// Fills `out` with the smp allocator's statistics: live, peak and total
+/// bytes and blocks, memory committed from the OS, and per size class
+/// counters (see `la_smp_stats`).
+///
+/// Parameters: `out` the struct to fill; NULL does nothing.
+///
+/// Thread safety: safe from any thread; counters of other threads are read
+/// without stopping them, so a snapshot taken while they run is approximate.
+///
+/// # Safety
+/// `out` is NULL or points to writable storage for an `la_smp_stats`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn la_smp_get_stats(out: *mut la_smp_stats) {
+    if out.is_null() {
+        return;
+    }
+    // SAFETY: caller's promise: out is writable.
+    stats::snapshot(unsafe { &mut *out });
+}
+
+/// Diagnostic: checks the consistency of the calling thread's smp heap
+/// (page lists, free lists, block bounds and tags, segment bookkeeping).
+///
+/// Returns: the number of problems found (0 = consistent); each is also
+/// described on stderr (at most 8).
+///
+/// Thread safety: checks only the calling thread's heap; safe while other
+/// threads allocate and free.
+#[unsafe(no_mangle)]
+pub extern "C" fn la_smp_check_heap() -> usize {
+    check::check_heap()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,291 @@
+//! Pointer classification and the heap-consistency checker.
+//!
+//! [`check`] tells the malloc shim what a pointer about to be freed is. It
+//! first consults the chunk map (`segment.rs`), so it never reads memory that
+//! is not ours; then the segment header and page descriptor locate the block
+//! exactly (interior pointers are those not at a block start), and the free
+//! tag every free block carries (`page.rs`) tells a double free in O(1).
+//! Blocks beyond a page's carved capacity, pages not in use and cached
+//! segments count as free.
+//!
+//! [`check_heap`] walks the calling thread's heap: its class queues and full
+//! list, every page's free lists (bounds, alignment, tags, no block twice,
+//! `used + free == capacity`) and every owned segment (kind, owner, chunk
+//! map, free masks, page counts). It is exported as `la_smp_check_heap`, a
+//! diagnostic the tests run after each stress phase.
+
+use core::ptr;
+use core::sync::atomic::Ordering;
+
+use super::heap::Heap;
+use super::page::{Block, FULL, Page, free_tag};
+use super::segment::{
+    self, CACHED, CHUNK_CONT, CHUNK_HEAD, CHUNK_NONE, HUGE, SEGMENT_MASK, SEGMENT_SIZE, Segment,
+};
+use super::size_class::{CLASS_SIZE, NCLASSES};
+use super::{PtrCheck, thread};
+
+/// Classifies `ptr` (see the module comment).
+pub fn check(ptr: *const u8) -> PtrCheck {
+    let a = ptr as usize;
+    if a == 0 || segment::chunk_entry(a) == CHUNK_NONE {
+        return PtrCheck::NotOurs;
+    }
+    let mut head = a & !SEGMENT_MASK;
+    while head >= SEGMENT_SIZE && segment::chunk_entry(head) == CHUNK_CONT {
+        head -= SEGMENT_SIZE;
+    }
+    if segment::chunk_entry(head) != CHUNK_HEAD {
+        return PtrCheck::NotOurs;
+    }
+    // SAFETY: the chunk map says a segment header lives at `head` and stays
+    // mapped while the map says so.
+    let s = unsafe { &*(head as *const Segment) };
+    // SAFETY: reading a field of the mapped header.
+    let kind = unsafe { ptr::read_volatile(s.kind.as_ptr()) };
+    match kind {
+        HUGE => {
+            if a >= s.map_start.get() + s.map_len.get() {
+                PtrCheck::NotOurs
+            } else if a == s.block.get() {
+                PtrCheck::Live
+            } else {
+                PtrCheck::Interior
+            }
+        }
+        CACHED => PtrCheck::Free,
+        _ => {
+            // SAFETY: as above.
+            let shift = unsafe { ptr::read_volatile(s.page_shift.as_ptr()) };
+            let i = (a - head) >> shift;
+            // SAFETY: i < SEGMENT_SIZE >> shift = page count <= MAX_PAGES.
+            let p = unsafe { s.page(i) };
+            // SAFETY: reading fields of the mapped descriptor.
+            let (bs, cap, res) = unsafe {
+                (
+                    p.block_size(),
+                    ptr::read_volatile(p.capacity.as_ptr()) as usize,
+                    ptr::read_volatile(p.reserved.as_ptr()) as usize,
+                )
+            };
+            let area = s.page_area(i).0;
+            if bs == 0 {
+                return PtrCheck::Free;
+            }
+            if a < area {
+                return PtrCheck::Interior;
+            }
+            let off = a - area;
+            let idx = off / bs;
+            if !off.is_multiple_of(bs) || idx >= res {
+                return PtrCheck::Interior;
+            }
+            if idx >= cap {
+                return PtrCheck::Free;
+            }
+            // SAFETY: a carved block of a page in use: mapped and at least
+            // 16 bytes long.
+            let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
+            if tag == free_tag(a) {
+                PtrCheck::Free
+            } else {
+                PtrCheck::Live
+            }
+        }
+    }
+}
+
+fn report(errors: &mut usize, msg: &str) {
+    *errors += 1;
+    if *errors <= 8 {
+        // SAFETY: writing a static string to stderr; no allocation.
+        unsafe {
+            libc::write(2, b"la_smp_check_heap: ".as_ptr().cast(), 19);
+            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::write(2, b"\n".as_ptr().cast(), 1);
+        }
+    }
+}
+
+const MAX_BLOCKS: usize = 4096;
+
+/// Walks one list of a page, marking blocks in `seen`; returns its length.
+fn walk(
+    p: &Page,
+    mut b: *mut Block,
+    seen: &mut [u64; MAX_BLOCKS / 64],
+    errors: &mut usize,
+) -> usize {
+    let (area, bs, cap) = (p.area(), p.block_size(), p.capacity.get() as usize);
+    let mut n = 0;
+    while !b.is_null() {
+        let a = b as usize;
+        if a < area || !(a - area).is_multiple_of(bs) || (a - area) / bs >= cap {
+            report(errors, "free list points outside the page's blocks");
+            return n;
+        }
+        let i = (a - area) / bs;
+        if i >= MAX_BLOCKS || seen[i / 64] & (1 << (i % 64)) != 0 {
+            report(
+                errors,
+                "block twice on the free lists (cycle or double free)",
+            );
+            return n;
+        }
+        seen[i / 64] |= 1 << (i % 64);
+        // SAFETY: a carved block of the page, mapped.
+        let (next, tag) = unsafe { ((*b).next, (*b).tag) };
+        if tag != free_tag(a) {
+            report(
+                errors,
+                "free block without its free tag (written after free?)",
+            );
+        }
+        n += 1;
+        b = next;
+    }
+    n
+}
+
+fn check_page(heap: *mut Heap, p: &Page, cls: usize, full: bool, errors: &mut usize) {
+    if !p.in_use() {
+        report(errors, "page in a list is not in use");
+        return;
+    }
+    if p.heap.load(Ordering::Relaxed) != heap {
+        report(errors, "page in a list belongs to another heap");
+    }
+    if p.class.get() as usize != cls && !full {
+        report(errors, "page in the wrong class queue");
+    }
+    let cls = p.class.get() as usize;
+    if cls == 0 || cls >= NCLASSES || p.block_size() != CLASS_SIZE[cls] {
+        report(errors, "page block size does not match its class");
+        return;
+    }
+    if (p.flags.load(Ordering::Relaxed) & FULL != 0) != full {
+        report(errors, "page FULL flag does not match its list");
+    }
+    let (cap, res) = (p.capacity.get() as usize, p.reserved.get() as usize);
+    if cap > res || cap > MAX_BLOCKS {
+        report(errors, "page capacity above its reserve");
+        return;
+    }
+    let seg = p.segment();
+    let (start, end) = seg.page_area(p.index());
+    if p.area() != start || start + res * p.block_size() > end {
+        report(errors, "page area does not match its segment slot");
+    }
+    let mut seen = [0u64; MAX_BLOCKS / 64];
+    let nf = walk(p, p.free.get(), &mut seen, errors);
+    let nl = walk(p, p.local_free.get(), &mut seen, errors);
+    let nt = walk(p, p.thread_free.load(Ordering::Acquire), &mut seen, errors);
+    if p.used.get() as usize + nf + nl != cap {
+        report(errors, "page used + free blocks != capacity");
+    }
+    if nt > p.used.get() as usize {
+        report(errors, "more blocks freed by other threads than used");
+    }
+}
+
+/// Checks the calling thread's heap; returns the number of problems found
+/// (each is also written to stderr, up to 8).
+pub fn check_heap() -> usize {
+    let heap = thread::current();
+    let mut errors = 0;
+    if heap.is_null() {
+        return 0;
+    }
+    // SAFETY: the calling thread's own heap.
+    let h = unsafe { &*heap };
+    let mut listed = 0usize;
+    for cls in 1..NCLASSES {
+        let mut prev: *mut Page = ptr::null_mut();
+        let mut page = h.q[cls].first.get();
+        let mut n = 0;
+        while !page.is_null() {
+            // SAFETY: queue members are pages of our segments.
+            let p = unsafe { &*page };
+            if p.prev.get() != prev {
+                report(&mut errors, "class queue back link broken");
+            }
+            check_page(heap, p, cls, false, &mut errors);
+            listed += 1;
+            n += 1;
+            if n > 1 << 20 {
+                report(&mut errors, "class queue cycle");
+                break;
+            }
+            prev = page;
+            page = p.next.get();
+        }
+        if h.q[cls].last.get() != prev {
+            report(&mut errors, "class queue last pointer wrong");
+        }
+    }
+    let mut prev: *mut Page = ptr::null_mut();
+    let mut page = h.full.get();
+    while !page.is_null() {
+        // SAFETY: full-list members are pages of our segments.
+        let p = unsafe { &*page };
+        if p.prev.get() != prev {
+            report(&mut errors, "full list back link broken");
+        }
+        check_page(heap, p, 0, true, &mut errors);
+        listed += 1;
+        if listed > 1 << 22 {
+            report(&mut errors, "full list cycle");
+            break;
+        }
+        prev = page;
+        page = p.next.get();
+    }
+    let mut in_use = 0usize;
+    for kind in 0..3u8 {
+        let mut seg = h.segs[kind as usize].get();
+        let mut n = 0;
+        while !seg.is_null() {
+            // SAFETY: listed segments are ours.
+            let s = unsafe { &*seg };
+            n += 1;
+            if n > 1 << 20 {
+                report(&mut errors, "segment list cycle");
+                break;
+            }
+            if s.kind.get() != kind || s.heap.get() != heap as *mut u8 {
+                report(&mut errors, "segment kind or owner wrong");
+            }
+            if segment::chunk_entry(seg as usize) != CHUNK_HEAD {
+                report(&mut errors, "segment missing from the chunk map");
+            }
+            let count = s.page_count.get() as usize;
+            let mut used = 0;
+            for i in 0..count {
+                // SAFETY: i < page_count.
+                let p = unsafe { s.page(i) };
+                let free_bit = s.free_mask.get() & (1 << i) != 0;
+                if (p.in_use()) == free_bit {
+                    report(&mut errors, "segment free mask disagrees with a page");
+                }
+                if p.in_use() {
+                    used += 1;
+                    if p.heap.load(Ordering::Relaxed) != heap {
+                        report(&mut errors, "page of our segment owned by another heap");
+                    }
+                }
+            }
+            if s.dirty_mask.get() & !s.free_mask.get() != 0 {
+                report(&mut errors, "dirty bit on a page in use");
+            }
+            if used != s.used_pages.get() as usize {
+                report(&mut errors, "segment used-page count wrong");
+            }
+            in_use += used;
+            seg = s.next.get();
+        }
+    }
+    if in_use != listed {
+        report(&mut errors, "pages in use are not all on exactly one list");
+    }
+    errors
+}

@@ -1,0 +1,642 @@
+//! Thread-local heaps: the owner of pages and segments.
+//!
+//! Each thread allocates from its own [`Heap`] (found through `thread.rs`)
+//! without locks. Per size class the heap keeps a queue of pages; the fast
+//! path pops the first page's `free` list. When that list is empty the slow
+//! path ([`alloc_slow`]) walks the queue: it collects each page (taking
+//! blocks freed locally and by other threads), carves more blocks, and moves
+//! pages that have nothing left to the heap's full list, where they cost
+//! nothing on later walks. A thread freeing into a page on a full list sets
+//! the heap's `delayed` flag (a Dekker pair of sequentially consistent
+//! accesses on the page's flag and its `thread_free` makes sure either the
+//! freeing thread sees the flag or the owner sees the block), and the owner
+//! rescans its full list on its next slow path.
+//!
+//! A page that becomes empty is returned to its segment unless it is the
+//! only page of its class (kept to avoid thrashing, released after the purge
+//! delay). Free pages stay committed for [`PURGE_DELAY_MS`] and are then
+//! decommitted by a purge pass that runs from slow paths at most once per
+//! delay; segments whose pages are all free and decommitted go back to the
+//! process-wide cache. `la_smp_collect` does all of this at once.
+//!
+//! When a thread exits ([`abandon`]) its empty pages are freed and the
+//! segments that still hold live blocks are pushed on the abandoned stack;
+//! other threads reclaim them ([`adopt`]) when they need a page.
+
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use super::page::{Block, FULL, Page};
+use super::segment::{self, ABANDONED, Segment};
+use super::size_class::{NCLASSES, class_size, kind_of};
+use super::stats;
+use crate::sys;
+
+/// Free pages stay committed this long before they are decommitted.
+pub(crate) const PURGE_DELAY_MS: u64 = 50;
+
+/// A thread's heap. Lives in the heap pool (`thread.rs`), never unmapped;
+/// a zeroed `Heap` is a valid empty heap.
+#[repr(C)]
+pub struct Heap {
+    /// Page queue and counters of each class (one cache line holds two).
+    pub q: [ClassQueue; NCLASSES],
+    /// Pages with no free block (doubly linked through the page links).
+    pub full: Cell<*mut Page>,
+    /// Owned segments per page kind.
+    pub segs: [Cell<*mut Segment>; 3],
+    /// Set by other threads freeing into a page on the full list.
+    pub delayed: AtomicBool,
+    /// Time of the next purge pass.
+    pub next_purge: Cell<u64>,
+    /// Live bytes and blocks not yet flushed to the global counters.
+    pub live_bytes: Cell<isize>,
+    pub live_count: Cell<isize>,
+    /// Link in the heap pool's free stack (index + 1).
+    pub pool_next: core::sync::atomic::AtomicU32,
+}
+
+/// The pages of one class, and how many blocks of it this heap's threads
+/// allocated and freed (written by the owner only, read by statistics).
+#[repr(C, align(32))]
+pub struct ClassQueue {
+    pub first: Cell<*mut Page>,
+    pub last: Cell<*mut Page>,
+    pub allocs: AtomicU64,
+    pub frees: AtomicU64,
+}
+
+#[inline]
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+impl Heap {
+    /// Accounts for an allocation of class `cls`.
+    #[inline]
+    pub fn count_alloc(&self, cls: usize, bsize: usize) {
+        debug_assert!(cls < NCLASSES && bsize == class_size(cls));
+        // SAFETY: cls < NCLASSES.
+        bump(&unsafe { self.q.get_unchecked(cls) }.allocs);
+        let d = self.live_bytes.get() + bsize as isize;
+        self.live_count.set(self.live_count.get() + 1);
+        self.live_bytes.set(d);
+        if d > stats::FLUSH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Accounts for a free of class `cls`.
+    #[inline]
+    pub fn count_free(&self, cls: usize, bsize: usize) {
+        debug_assert!(cls < NCLASSES && bsize == class_size(cls));
+        // SAFETY: cls < NCLASSES (page classes are).
+        bump(&unsafe { self.q.get_unchecked(cls) }.frees);
+        let d = self.live_bytes.get() - bsize as isize;
+        self.live_count.set(self.live_count.get() - 1);
+        self.live_bytes.set(d);
+        if d < -stats::FLUSH_BYTES {
+            self.flush();
+        }
+    }
+
+    /// Moves the unflushed live deltas to the global counters.
+    #[inline(never)]
+    pub fn flush(&self) {
+        stats::flush_live(self.live_bytes.get(), self.live_count.get());
+        self.live_bytes.set(0);
+        self.live_count.set(0);
+    }
+
+    /// Pops a block of class `cls` from the first page of its queue.
+    #[inline]
+    pub fn pop(&self, cls: usize) -> *mut u8 {
+        debug_assert!(cls < NCLASSES);
+        // SAFETY: cls < NCLASSES.
+        let page = unsafe { self.q.get_unchecked(cls) }.first.get();
+        if page.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: pages in our queues are in-use pages we own.
+        let p = unsafe { &*page };
+        let b = p.pop();
+        if !b.is_null() {
+            self.count_alloc(cls, p.block_size());
+        }
+        b
+    }
+
+    // ---- queues ----
+
+    fn queue_push_front(&self, cls: usize, page: &Page) {
+        let p = page as *const Page as *mut Page;
+        let first = self.q[cls].first.get();
+        page.prev.set(ptr::null_mut());
+        page.next.set(first);
+        if first.is_null() {
+            self.q[cls].last.set(p);
+        } else {
+            // SAFETY: queue members are our pages.
+            unsafe { (*first).prev.set(p) };
+        }
+        self.q[cls].first.set(p);
+    }
+
+    fn queue_push_back(&self, cls: usize, page: &Page) {
+        let p = page as *const Page as *mut Page;
+        let last = self.q[cls].last.get();
+        page.next.set(ptr::null_mut());
+        page.prev.set(last);
+        if last.is_null() {
+            self.q[cls].first.set(p);
+        } else {
+            // SAFETY: queue members are our pages.
+            unsafe { (*last).next.set(p) };
+        }
+        self.q[cls].last.set(p);
+    }
+
+    fn queue_remove(&self, cls: usize, page: &Page) {
+        let (prev, next) = (page.prev.get(), page.next.get());
+        if prev.is_null() {
+            self.q[cls].first.set(next);
+        } else {
+            // SAFETY: queue members are our pages.
+            unsafe { (*prev).next.set(next) };
+        }
+        if next.is_null() {
+            self.q[cls].last.set(prev);
+        } else {
+            // SAFETY: as above.
+            unsafe { (*next).prev.set(prev) };
+        }
+        page.next.set(ptr::null_mut());
+        page.prev.set(ptr::null_mut());
+    }
+
+    fn full_push(&self, page: &Page) {
+        let p = page as *const Page as *mut Page;
+        let first = self.full.get();
+        page.prev.set(ptr::null_mut());
+        page.next.set(first);
+        if !first.is_null() {
+            // SAFETY: full-list members are our pages.
+            unsafe { (*first).prev.set(p) };
+        }
+        self.full.set(p);
+    }
+
+    fn full_remove(&self, page: &Page) {
+        let (prev, next) = (page.prev.get(), page.next.get());
+        if prev.is_null() {
+            self.full.set(next);
+        } else {
+            // SAFETY: full-list members are our pages.
+            unsafe { (*prev).next.set(next) };
+        }
+        if !next.is_null() {
+            // SAFETY: as above.
+            unsafe { (*next).prev.set(prev) };
+        }
+        page.next.set(ptr::null_mut());
+        page.prev.set(ptr::null_mut());
+    }
+
+    /// Moves a page from its class queue to the full list.
+    fn make_full(&self, page: &Page) {
+        self.queue_remove(page.class.get() as usize, page);
+        page.flags.store(FULL, Ordering::SeqCst);
+        self.full_push(page);
+        if !page.thread_free.load(Ordering::SeqCst).is_null() {
+            self.delayed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Moves a page from the full list back to the end of its queue (the
+    /// pages in front have more free blocks).
+    fn unfull(&self, page: &Page) {
+        self.full_remove(page);
+        page.flags.store(0, Ordering::Relaxed);
+        self.queue_push_back(page.class.get() as usize, page);
+    }
+
+    fn seg_push(&self, seg: &Segment) {
+        let kind = seg.kind.get() as usize;
+        let s = seg as *const Segment as *mut Segment;
+        let first = self.segs[kind].get();
+        seg.prev.set(ptr::null_mut());
+        seg.next.set(first);
+        if !first.is_null() {
+            // SAFETY: listed segments are ours.
+            unsafe { (*first).prev.set(s) };
+        }
+        self.segs[kind].set(s);
+    }
+
+    fn seg_remove(&self, seg: &Segment) {
+        let kind = seg.kind.get() as usize;
+        let (prev, next) = (seg.prev.get(), seg.next.get());
+        if prev.is_null() {
+            self.segs[kind].set(next);
+        } else {
+            // SAFETY: listed segments are ours.
+            unsafe { (*prev).next.set(next) };
+        }
+        if !next.is_null() {
+            // SAFETY: as above.
+            unsafe { (*next).prev.set(prev) };
+        }
+    }
+}
+
+/// The slow path of allocation: finds or makes a page of class `cls` with a
+/// free block and pops it; null when out of memory.
+pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
+    if heap.delayed.load(Ordering::Relaxed) {
+        heap.delayed.store(false, Ordering::Relaxed);
+        scan_full(heap);
+    }
+    let mut page = heap.q[cls].first.get();
+    while !page.is_null() {
+        // SAFETY: queue members are our in-use pages.
+        let p = unsafe { &*page };
+        let next = p.next.get();
+        p.collect();
+        if p.free.get().is_null() {
+            p.extend();
+        }
+        if !p.free.get().is_null() {
+            if !p.prev.get().is_null() {
+                heap.queue_remove(cls, p);
+                heap.queue_push_front(cls, p);
+            }
+            let b = p.pop();
+            heap.count_alloc(cls, p.block_size());
+            return b;
+        }
+        heap.make_full(p);
+        page = next;
+    }
+    let page = page_alloc(heap, cls);
+    if page.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: a fresh page of ours.
+    let p = unsafe { &*page };
+    heap.queue_push_front(cls, p);
+    p.extend();
+    let b = p.pop();
+    heap.count_alloc(cls, p.block_size());
+    b
+}
+
+/// Frees a block of a page owned by `heap` (the owning thread's path).
+///
+/// # Safety
+/// `b` is a live block of `page`, which `heap` owns.
+#[inline]
+pub unsafe fn free_local(heap: &Heap, page: &Page, b: *mut Block) {
+    heap.count_free(page.class.get() as usize, page.block_size());
+    // SAFETY: caller's promise.
+    if unsafe { page.push_local(b) } {
+        free_local_slow(heap, page);
+    }
+}
+
+#[inline(never)]
+fn free_local_slow(heap: &Heap, page: &Page) {
+    if page.flags.load(Ordering::Relaxed) & FULL != 0 {
+        heap.unfull(page);
+    }
+    if page.used.get() == 0 {
+        page_retire(heap, page);
+    }
+}
+
+/// Frees a block of a page another heap (or none) owns.
+///
+/// # Safety
+/// `b` is a live block of `page`.
+pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
+    let cls = page.class.get() as usize;
+    if heap.is_null() {
+        stats::orphan_free(cls);
+    } else {
+        // SAFETY: the calling thread's own heap.
+        unsafe { (*heap).count_free(cls, page.block_size()) };
+    }
+    // SAFETY: caller's promise.
+    if unsafe { page.push_thread(b) } {
+        let owner = page.heap.load(Ordering::Acquire);
+        if !owner.is_null() {
+            // SAFETY: heaps are never unmapped; a stale owner only gets a
+            // spurious rescan.
+            unsafe { (*owner).delayed.store(true, Ordering::Release) };
+        }
+    }
+}
+
+/// Rescans the full list for pages that got blocks back.
+fn scan_full(heap: &Heap) {
+    let mut page = heap.full.get();
+    while !page.is_null() {
+        // SAFETY: full-list members are our pages.
+        let p = unsafe { &*page };
+        let next = p.next.get();
+        if !p.thread_free.load(Ordering::Relaxed).is_null() || !p.local_free.get().is_null() {
+            p.collect();
+            if p.has_free() {
+                heap.unfull(p);
+                if p.used.get() == 0 {
+                    page_retire(heap, p);
+                }
+            }
+        }
+        page = next;
+    }
+}
+
+/// A page that just became empty: keep it if it is the only one of its
+/// class, else give it back to its segment.
+fn page_retire(heap: &Heap, page: &Page) {
+    let cls = page.class.get() as usize;
+    if heap.q[cls].first.get() == heap.q[cls].last.get() {
+        // Kept; the purge pass stamps the time it first sees it empty.
+        page.retire_time.set(0);
+        return;
+    }
+    heap.queue_remove(cls, page);
+    page_free(heap, page);
+}
+
+/// Returns a page (not in any list) to its segment.
+fn page_free(heap: &Heap, page: &Page) {
+    let seg = page.segment();
+    let i = page.index();
+    let bit = 1u64 << i;
+    if page.capacity.get() > 0 {
+        seg.dirty_mask.set(seg.dirty_mask.get() | bit);
+    } else {
+        let (start, end) = seg.page_area(i);
+        stats::sub_committed(end - start);
+    }
+    page.reset();
+    page.retire_time.set(sys::now_ms() as u32);
+    seg.free_mask.set(seg.free_mask.get() | bit);
+    seg.used_pages.set(seg.used_pages.get() - 1);
+    maybe_purge(heap);
+}
+
+/// Takes a free page for class `cls` from one of our segments, an abandoned
+/// one, the cache or a fresh mapping.
+fn page_alloc(heap: &Heap, cls: usize) -> *mut Page {
+    let kind = kind_of(cls);
+    maybe_purge(heap);
+    let mut seg = find_segment(heap, kind);
+    if seg.is_null() {
+        let mut tries = 0;
+        while tries < 8 && !ABANDONED.is_empty() {
+            let s = ABANDONED.pop();
+            if s.is_null() {
+                break;
+            }
+            adopt(heap, s);
+            tries += 1;
+        }
+        seg = find_segment(heap, kind);
+    }
+    if seg.is_null() {
+        seg = segment::segment_acquire(kind as u8, heap as *const Heap as *mut u8);
+        if seg.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: a fresh segment of ours.
+        heap.seg_push(unsafe { &*seg });
+    }
+    // SAFETY: a segment of ours with a free page.
+    let s = unsafe { &*seg };
+    let free = s.free_mask.get();
+    let dirty = free & s.dirty_mask.get();
+    let i = if dirty != 0 { dirty } else { free }.trailing_zeros() as usize;
+    let bit = 1u64 << i;
+    let was_dirty = s.dirty_mask.get() & bit != 0;
+    s.free_mask.set(free & !bit);
+    s.dirty_mask.set(s.dirty_mask.get() & !bit);
+    s.used_pages.set(s.used_pages.get() + 1);
+    segment::note_page_committed(s, i, was_dirty);
+    let (start, end) = s.page_area(i);
+    // SAFETY: i < page_count.
+    let page = unsafe { s.page(i) };
+    page.init(
+        i,
+        cls,
+        class_size(cls),
+        start,
+        end,
+        heap as *const Heap as *mut Heap,
+    );
+    page as *const Page as *mut Page
+}
+
+/// A segment of `kind` with a free page (preferring committed ones).
+fn find_segment(heap: &Heap, kind: usize) -> *mut Segment {
+    let mut any: *mut Segment = ptr::null_mut();
+    let mut seg = heap.segs[kind].get();
+    while !seg.is_null() {
+        // SAFETY: listed segments are ours.
+        let s = unsafe { &*seg };
+        let free = s.free_mask.get();
+        if free & s.dirty_mask.get() != 0 {
+            return seg;
+        }
+        if free != 0 && any.is_null() {
+            any = seg;
+        }
+        seg = s.next.get();
+    }
+    any
+}
+
+/// Takes over an abandoned segment: its pages join our queues, empty ones
+/// are freed.
+pub fn adopt(heap: &Heap, seg: *mut Segment) {
+    // SAFETY: popped from the abandoned stack, so now ours alone.
+    let s = unsafe { &*seg };
+    s.heap.set(heap as *const Heap as *mut u8);
+    heap.seg_push(s);
+    let hp = heap as *const Heap as *mut Heap;
+    for i in 0..s.page_count.get() as usize {
+        // SAFETY: i < page_count.
+        let p = unsafe { s.page(i) };
+        if !p.in_use() {
+            continue;
+        }
+        p.heap.store(hp, Ordering::Release);
+        p.collect();
+        if p.used.get() == 0 {
+            page_free_quiet(p);
+        } else if p.has_free() {
+            heap.queue_push_back(p.class.get() as usize, p);
+        } else {
+            p.flags.store(FULL, Ordering::SeqCst);
+            heap.full_push(p);
+            if !p.thread_free.load(Ordering::SeqCst).is_null() {
+                heap.delayed.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn maybe_purge(heap: &Heap) {
+    let now = sys::now_ms();
+    if now >= heap.next_purge.get() {
+        heap.next_purge.set(now + PURGE_DELAY_MS);
+        purge(heap, now, false);
+    }
+}
+
+/// Frees empty kept pages and decommits free pages whose delay expired
+/// (all of them when `force`); releases segments left empty.
+pub fn purge(heap: &Heap, now: u64, force: bool) {
+    segment::huge_cache_purge(now, false);
+    let now32 = now as u32;
+    let expired = |t: u32| force || now32.wrapping_sub(t) as u64 >= PURGE_DELAY_MS;
+    for cls in 1..NCLASSES {
+        let page = heap.q[cls].first.get();
+        if page.is_null() {
+            continue;
+        }
+        // SAFETY: queue members are our pages.
+        let p = unsafe { &*page };
+        if p.next.get().is_null() && p.used.get() == 0 {
+            if p.retire_time.get() == 0 && !force {
+                p.retire_time.set(now32);
+            } else if expired(p.retire_time.get()) {
+                heap.queue_remove(cls, p);
+                page_free_quiet(p);
+            }
+        }
+    }
+    for kind in 0..3 {
+        let mut seg = heap.segs[kind].get();
+        while !seg.is_null() {
+            // SAFETY: listed segments are ours.
+            let s = unsafe { &*seg };
+            let next = s.next.get();
+            let mut m = s.free_mask.get() & s.dirty_mask.get();
+            let mut sel = 0u64;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                // SAFETY: i < page_count.
+                if expired(unsafe { s.page(i) }.retire_time.get()) {
+                    sel |= 1 << i;
+                }
+            }
+            segment::decommit_pages(s, sel);
+            if s.used_pages.get() == 0 && s.dirty_mask.get() == 0 {
+                heap.seg_remove(s);
+                segment::segment_release(seg);
+            }
+            seg = next;
+        }
+    }
+}
+
+/// `page_free` without triggering a purge (used inside the purge pass).
+fn page_free_quiet(page: &Page) {
+    let seg = page.segment();
+    let i = page.index();
+    let bit = 1u64 << i;
+    if page.capacity.get() > 0 {
+        seg.dirty_mask.set(seg.dirty_mask.get() | bit);
+    } else {
+        let (start, end) = seg.page_area(i);
+        stats::sub_committed(end - start);
+    }
+    let t = page.retire_time.get();
+    page.reset();
+    page.retire_time.set(t);
+    seg.free_mask.set(seg.free_mask.get() | bit);
+    seg.used_pages.set(seg.used_pages.get() - 1);
+}
+
+/// Collects everything: blocks freed by other threads, empty pages,
+/// abandoned segments; then decommits all free pages.
+pub fn collect(heap: &Heap) {
+    scan_full(heap);
+    for cls in 1..NCLASSES {
+        let mut page = heap.q[cls].first.get();
+        while !page.is_null() {
+            // SAFETY: queue members are our pages.
+            let p = unsafe { &*page };
+            let next = p.next.get();
+            p.collect();
+            if p.used.get() == 0 {
+                heap.queue_remove(cls, p);
+                page_free_quiet(p);
+            }
+            page = next;
+        }
+    }
+    loop {
+        let s = ABANDONED.pop();
+        if s.is_null() {
+            break;
+        }
+        adopt(heap, s);
+    }
+    purge(heap, sys::now_ms(), true);
+    segment::huge_cache_purge(0, true);
+}
+
+/// Gives up a heap whose thread is exiting: frees empty pages, releases
+/// empty segments and abandons the rest. The heap is empty afterwards.
+pub fn abandon(heap: &Heap) {
+    scan_full(heap);
+    for cls in 1..NCLASSES {
+        let mut page = heap.q[cls].first.get();
+        while !page.is_null() {
+            // SAFETY: queue members are our pages.
+            let p = unsafe { &*page };
+            let next = p.next.get();
+            p.collect();
+            if p.used.get() == 0 {
+                heap.queue_remove(cls, p);
+                page_free_quiet(p);
+            }
+            page = next;
+        }
+    }
+    purge(heap, sys::now_ms(), true);
+    for kind in 0..3 {
+        let mut seg = heap.segs[kind].get();
+        while !seg.is_null() {
+            // SAFETY: listed segments are ours.
+            let s = unsafe { &*seg };
+            let next = s.next.get();
+            for i in 0..s.page_count.get() as usize {
+                // SAFETY: i < page_count.
+                let p = unsafe { s.page(i) };
+                if p.in_use() {
+                    p.flags.store(0, Ordering::Relaxed);
+                    p.next.set(ptr::null_mut());
+                    p.prev.set(ptr::null_mut());
+                    p.heap.store(ptr::null_mut(), Ordering::Release);
+                }
+            }
+            s.heap.set(ptr::null_mut());
+            ABANDONED.push(seg);
+            seg = next;
+        }
+        heap.segs[kind].set(ptr::null_mut());
+    }
+    for cls in 0..NCLASSES {
+        heap.q[cls].first.set(ptr::null_mut());
+        heap.q[cls].last.set(ptr::null_mut());
+    }
+    heap.full.set(ptr::null_mut());
+    heap.delayed.store(false, Ordering::Relaxed);
+    heap.flush();
+}

@@ -1,0 +1,267 @@
+//! Pages: runs of blocks of one size class, and their three free lists.
+//!
+//! A page descriptor lives in its segment's header (see `segment.rs`). Its
+//! blocks are carved lazily: `capacity` blocks have been carved so far out of
+//! `reserved`, a bit at a time, so untouched parts of a page cost no memory.
+//! Free blocks sit on one of three singly-linked lists threaded through the
+//! blocks themselves:
+//!
+//! - `free`: what the owning thread allocates from (pop = two loads and two
+//!   stores);
+//! - `local_free`: where the owning thread frees to;
+//! - `thread_free`: an atomic stack other threads push to.
+//!
+//! When `free` runs dry the owner [`Page::collect`]s: it takes the whole
+//! `thread_free` stack with one atomic swap and turns `local_free` into the
+//! new `free` list. `used` counts blocks handed out and not yet back on an
+//! owner list (blocks on `thread_free` still count as used).
+//!
+//! Every free block carries a tag in its second word (`free_tag(addr)`),
+//! cleared when the block is handed out; `check` uses it to recognise a
+//! double free in O(1). Blocks are at least 16 bytes, so both words exist.
+
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+
+use super::heap::Heap;
+use super::segment::{PAGES_OFFSET, SEGMENT_MASK, Segment};
+
+/// A free block: the link and the free tag.
+#[repr(C)]
+pub struct Block {
+    pub next: *mut Block,
+    pub tag: usize,
+}
+
+/// The tag a free block at `addr` carries in its second word.
+#[inline]
+pub(crate) const fn free_tag(addr: usize) -> usize {
+    addr.rotate_left(23) ^ 0x5a17_c0de_f4ee_b10c
+}
+
+/// Page flag: the page is on its heap's full list.
+pub(crate) const FULL: u8 = 1;
+
+/// Bytes carved at most per extension (at least one block).
+const EXTEND_BYTES: usize = 16 << 10;
+
+/// A page descriptor: 64 bytes, cache-line aligned inside the segment
+/// header, with everything the fast paths touch in that one line.
+#[repr(C, align(64))]
+pub struct Page {
+    pub free: Cell<*mut Block>,
+    pub local_free: Cell<*mut Block>,
+    /// Owning heap; null when abandoned.
+    pub heap: AtomicPtr<Heap>,
+    /// Blocks freed by other threads.
+    pub thread_free: AtomicPtr<Block>,
+    /// Links in the heap's class queue or full list.
+    pub next: Cell<*mut Page>,
+    pub prev: Cell<*mut Page>,
+    pub used: Cell<u16>,
+    pub capacity: Cell<u16>,
+    pub reserved: Cell<u16>,
+    pub class: Cell<u8>,
+    /// FULL, read by other threads.
+    pub flags: AtomicU8,
+    /// Block size; 0 when the page is not in use.
+    bsize: Cell<u32>,
+    /// When the page was freed or first seen empty (ms, wrapping; 0 =
+    /// not yet seen).
+    pub retire_time: Cell<u32>,
+}
+
+const _: () = assert!(core::mem::size_of::<Page>() == 64);
+
+impl Page {
+    /// Clears the descriptor of a page that is not in use.
+    pub fn reset(&self) {
+        self.free.set(ptr::null_mut());
+        self.local_free.set(ptr::null_mut());
+        self.used.set(0);
+        self.capacity.set(0);
+        self.reserved.set(0);
+        self.class.set(0);
+        self.flags.store(0, Ordering::Relaxed);
+        self.bsize.set(0);
+        self.heap.store(ptr::null_mut(), Ordering::Relaxed);
+        self.next.set(ptr::null_mut());
+        self.prev.set(ptr::null_mut());
+        self.thread_free.store(ptr::null_mut(), Ordering::Relaxed);
+    }
+
+    /// Sets a free page up for `class` blocks of `block_size` in
+    /// `[area, end)`, owned by `heap`.
+    pub fn init(
+        &self,
+        index: usize,
+        class: usize,
+        block_size: usize,
+        area: usize,
+        end: usize,
+        heap: *mut Heap,
+    ) {
+        self.reset();
+        debug_assert_eq!(index, self.index());
+        self.class.set(class as u8);
+        self.bsize.set(block_size as u32);
+        debug_assert_eq!(area, self.area());
+        self.reserved.set(((end - area) / block_size) as u16);
+        self.heap.store(heap, Ordering::Release);
+    }
+
+    /// Block size in bytes.
+    #[inline(always)]
+    pub fn block_size(&self) -> usize {
+        self.bsize.get() as usize
+    }
+
+    /// Whether the page is in use (holds blocks of a class).
+    #[inline]
+    pub fn in_use(&self) -> bool {
+        self.bsize.get() != 0
+    }
+
+    /// Index of the page in its segment.
+    #[inline]
+    pub fn index(&self) -> usize {
+        let a = self as *const Self as usize;
+        ((a & SEGMENT_MASK) - PAGES_OFFSET) / core::mem::size_of::<Page>()
+    }
+
+    /// Start of the block area.
+    #[inline]
+    pub fn area(&self) -> usize {
+        self.segment().page_area(self.index()).0
+    }
+
+    /// The segment holding this descriptor.
+    #[inline]
+    pub fn segment(&self) -> &Segment {
+        // SAFETY: descriptors live in their segment's header, so masking
+        // gives the (mapped) segment.
+        unsafe { &*((self as *const Self as usize & !SEGMENT_MASK) as *const Segment) }
+    }
+
+    /// Pops a block from `free`, or null.
+    #[inline]
+    pub fn pop(&self) -> *mut u8 {
+        let b = self.free.get();
+        if !b.is_null() {
+            // SAFETY: blocks on `free` are carved, unused blocks of this page.
+            unsafe {
+                self.free.set((*b).next);
+                (*b).tag = 0;
+            }
+            self.used.set(self.used.get() + 1);
+        }
+        b as *mut u8
+    }
+
+    /// Pushes a block freed by the owner onto `local_free`; true when the
+    /// page needs attention (now empty, or on the full list).
+    ///
+    /// # Safety
+    /// `b` is a block of this page handed out and not yet freed; the caller
+    /// owns the page.
+    #[inline]
+    pub unsafe fn push_local(&self, b: *mut Block) -> bool {
+        // SAFETY: caller's promise: b is a dead block of ours.
+        unsafe {
+            (*b).next = self.local_free.get();
+            (*b).tag = free_tag(b as usize);
+        }
+        self.local_free.set(b);
+        let used = self.used.get() - 1;
+        self.used.set(used);
+        used == 0 || self.flags.load(Ordering::Relaxed) != 0
+    }
+
+    /// Pushes a block freed by another thread onto `thread_free`; returns
+    /// whether the page was on its heap's full list.
+    ///
+    /// # Safety
+    /// `b` is a block of this page handed out and not yet freed.
+    pub unsafe fn push_thread(&self, b: *mut Block) -> bool {
+        let mut old = self.thread_free.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: caller's promise: b is a dead block of ours.
+            unsafe {
+                (*b).next = old;
+                (*b).tag = free_tag(b as usize);
+            }
+            match self.thread_free.compare_exchange_weak(
+                old,
+                b,
+                Ordering::SeqCst,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(cur) => old = cur,
+            }
+        }
+        self.flags.load(Ordering::SeqCst) & FULL != 0
+    }
+
+    /// Carves more blocks onto the empty `free` list.
+    pub fn extend(&self) {
+        debug_assert!(self.free.get().is_null());
+        let (cap, res) = (self.capacity.get() as usize, self.reserved.get() as usize);
+        if cap >= res {
+            return;
+        }
+        let bs = self.block_size();
+        let n = (EXTEND_BYTES / bs).clamp(1, res - cap);
+        let first = self.area() + cap * bs;
+        for i in 0..n {
+            let b = (first + i * bs) as *mut Block;
+            let next = if i + 1 < n {
+                (first + (i + 1) * bs) as *mut Block
+            } else {
+                ptr::null_mut()
+            };
+            // SAFETY: block cap + i lies inside the page's reserved area,
+            // which is mapped and unused.
+            unsafe {
+                (*b).next = next;
+                (*b).tag = free_tag(b as usize);
+            }
+        }
+        self.free.set(first as *mut Block);
+        self.capacity.set((cap + n) as u16);
+    }
+
+    /// Takes the blocks other threads freed, and refills `free` from
+    /// `local_free` when it is empty. Owner only.
+    pub fn collect(&self) {
+        if !self.thread_free.load(Ordering::Relaxed).is_null() {
+            let head = self.thread_free.swap(ptr::null_mut(), Ordering::AcqRel);
+            if !head.is_null() {
+                let mut n = 1u16;
+                let mut tail = head;
+                // SAFETY: blocks on thread_free are dead blocks of this page,
+                // immutable once pushed.
+                unsafe {
+                    while !(*tail).next.is_null() {
+                        tail = (*tail).next;
+                        n += 1;
+                    }
+                    (*tail).next = self.local_free.get();
+                }
+                self.local_free.set(head);
+                self.used.set(self.used.get() - n);
+            }
+        }
+        if self.free.get().is_null() {
+            self.free.set(self.local_free.get());
+            self.local_free.set(ptr::null_mut());
+        }
+    }
+
+    /// Whether the page has a block ready or can carve one.
+    #[inline]
+    pub fn has_free(&self) -> bool {
+        !self.free.get().is_null() || self.capacity.get() < self.reserved.get()
+    }
+}

@@ -1,0 +1,639 @@
+//! Segments: 4 MiB, 4 MiB-aligned chunks of address space holding pages.
+//!
+//! A segment starts with a [`Segment`] header followed by its page
+//! descriptors ([`Page`]); the rest is split into equal pages of one kind:
+//! 64 small pages of 64 KiB, 8 medium pages of 512 KiB or one large page of
+//! 4 MiB. Page 0's block area starts after the metadata, at an offset
+//! (8 KiB, 128 KiB, 512 KiB) that keeps it aligned to the page kind's largest
+//! power-of-two class. Because segments are aligned, `free` finds the page
+//! descriptor of any block by masking its address: no lookup, no header.
+//!
+//! Huge blocks (above `LARGE_MAX`, or aligned beyond what pages offer) get a
+//! mapping of their own that also starts with a [`Segment`] header (kind
+//! [`HUGE`]); the block starts at `max(page, align)` past it. For
+//! alignments of a segment or more the block itself is segment-aligned and
+//! the header sits one segment before it; that is why the header of a block
+//! is always found at `(ptr - 1) & !SEGMENT_MASK` (no block starts at offset 0
+//! of a normal segment).
+//!
+//! A process-wide byte map (one byte per 4 MiB of the 47-bit address space,
+//! mapped lazily) records which chunks are ours, so that `check` can classify
+//! any pointer without touching unmapped memory: 0 = not ours, 1 = a segment
+//! header lives at this chunk, 2 = the chunk continues a huge mapping.
+//!
+//! Normal segments are never unmapped: when all their pages are free they are
+//! decommitted and kept on a lock-free cache stack (so a pointer read from a
+//! stack is always to mapped memory). Segments of exited threads that still
+//! hold live blocks go onto a lock-free "abandoned" stack, from which other
+//! threads reclaim them. Both stacks keep an ABA counter in the low 22 bits
+//! of the (segment-aligned) head.
+
+use core::cell::Cell;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+
+use super::page::Page;
+use super::stats;
+use crate::alignment;
+use crate::sys;
+
+/// Log2 of the segment size.
+pub(crate) const SEGMENT_SHIFT: u32 = 22;
+/// Size and alignment of a segment.
+pub(crate) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
+/// Mask of the offset within a segment.
+pub(crate) const SEGMENT_MASK: usize = SEGMENT_SIZE - 1;
+
+// Page kinds (also the segment's `kind`): 0 small, 1 medium, 2 large
+// (indices into PAGE_SHIFT and AREA_OFFSET), then:
+/// A mapping holding one huge block.
+pub(crate) const HUGE: u8 = 3;
+/// A free segment in the cache.
+pub(crate) const CACHED: u8 = 4;
+
+/// Page shift of each normal kind.
+pub(crate) const PAGE_SHIFT: [u32; 3] = [16, 19, 22];
+/// Offset of page 0's block area for each normal kind.
+pub(crate) const AREA_OFFSET: [usize; 3] = [8 << 10, 128 << 10, 512 << 10];
+/// Most pages in a segment.
+pub(crate) const MAX_PAGES: usize = 64;
+/// Offset of the page descriptors from the segment start.
+pub(crate) const PAGES_OFFSET: usize = 128;
+
+/// The header at the start of every segment and huge mapping.
+#[repr(C)]
+pub struct Segment {
+    /// SMALL, MEDIUM, LARGE, HUGE or CACHED.
+    pub kind: Cell<u8>,
+    /// Log2 of the page size.
+    pub page_shift: Cell<u32>,
+    /// Number of pages.
+    pub page_count: Cell<u32>,
+    /// Pages in use.
+    pub used_pages: Cell<u32>,
+    /// Bit i: page i is free.
+    pub free_mask: Cell<u64>,
+    /// Bit i: free page i may hold touched memory (not yet decommitted).
+    pub dirty_mask: Cell<u64>,
+    /// Owning heap (owner-only), null when abandoned or cached.
+    pub heap: Cell<*mut u8>,
+    /// Links in the owner's segment list.
+    pub next: Cell<*mut Segment>,
+    pub prev: Cell<*mut Segment>,
+    /// Link in the cache or abandoned stack.
+    pub stack_next: AtomicUsize,
+    /// Huge: start and length of the whole mapping, and the block.
+    pub map_start: Cell<usize>,
+    pub map_len: Cell<usize>,
+    pub block: Cell<usize>,
+}
+
+const _: () = assert!(core::mem::size_of::<Segment>() <= PAGES_OFFSET);
+const _: () = assert!(PAGES_OFFSET + MAX_PAGES * core::mem::size_of::<Page>() <= AREA_OFFSET[0]);
+
+impl Segment {
+    /// The descriptor of page `i`.
+    ///
+    /// # Safety
+    /// `self` is a normal segment and `i < MAX_PAGES`.
+    #[inline]
+    pub unsafe fn page(&self, i: usize) -> &Page {
+        debug_assert!(i < MAX_PAGES);
+        // SAFETY: the descriptors follow the header inside the segment's
+        // first 8 KiB, which is always mapped and committed.
+        unsafe { &*((self as *const Self as *const u8).add(PAGES_OFFSET) as *const Page).add(i) }
+    }
+
+    /// Start address of the segment.
+    #[inline]
+    pub fn addr(&self) -> usize {
+        self as *const Self as usize
+    }
+
+    /// The block area `[start, end)` of page `i`.
+    #[inline]
+    pub fn page_area(&self, i: usize) -> (usize, usize) {
+        let kind = self.kind.get() as usize;
+        let shift = self.page_shift.get();
+        let start = self.addr() + (i << shift);
+        let first = if i == 0 {
+            start + AREA_OFFSET[kind]
+        } else {
+            start
+        };
+        (first, start + (1 << shift))
+    }
+}
+
+/// The segment header of a block (or of any address handed out by us).
+#[inline]
+pub fn segment_of(ptr: *const u8) -> *mut Segment {
+    ((ptr as usize).wrapping_sub(1) & !SEGMENT_MASK) as *mut Segment
+}
+
+// ---- the chunk map ----
+
+const MAP_ENTRIES: usize = 1 << (47 - SEGMENT_SHIFT);
+static CHUNK_MAP: AtomicPtr<AtomicU8> = AtomicPtr::new(ptr::null_mut());
+
+/// Chunk-map entry values.
+pub(crate) const CHUNK_NONE: u8 = 0;
+pub(crate) const CHUNK_HEAD: u8 = 1;
+pub(crate) const CHUNK_CONT: u8 = 2;
+
+fn chunk_map() -> *mut AtomicU8 {
+    let m = CHUNK_MAP.load(Ordering::Acquire);
+    if !m.is_null() {
+        return m;
+    }
+    let Some(fresh) = sys::map_lazy(MAP_ENTRIES) else {
+        return ptr::null_mut();
+    };
+    let fresh = fresh.as_ptr() as *mut AtomicU8;
+    match CHUNK_MAP.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => fresh,
+        Err(winner) => {
+            // SAFETY: our mapping lost the race and nobody saw it.
+            unsafe { sys::unmap(fresh as *mut u8, MAP_ENTRIES) };
+            winner
+        }
+    }
+}
+
+/// The map entry of the chunk holding `addr` (CHUNK_NONE when outside the
+/// map or before any segment exists).
+pub fn chunk_entry(addr: usize) -> u8 {
+    let m = CHUNK_MAP.load(Ordering::Acquire);
+    let i = addr >> SEGMENT_SHIFT;
+    if m.is_null() || i >= MAP_ENTRIES {
+        return CHUNK_NONE;
+    }
+    // SAFETY: i is within the map, which stays mapped forever.
+    unsafe { (*m.add(i)).load(Ordering::Acquire) }
+}
+
+fn set_chunks(start: usize, len: usize, head: bool) {
+    let m = chunk_map();
+    if m.is_null() {
+        return;
+    }
+    let first = start >> SEGMENT_SHIFT;
+    let last = (start + len - 1) >> SEGMENT_SHIFT;
+    for i in first..=last.min(MAP_ENTRIES - 1) {
+        let v = if !head {
+            CHUNK_NONE
+        } else if i == first {
+            CHUNK_HEAD
+        } else {
+            CHUNK_CONT
+        };
+        // SAFETY: i is within the map.
+        unsafe { (*m.add(i)).store(v, Ordering::Release) };
+    }
+}
+
+// ---- lock-free stacks of segments ----
+
+/// A Treiber stack of segments with an ABA counter in the low bits.
+pub struct SegmentStack {
+    head: AtomicUsize,
+}
+
+impl SegmentStack {
+    pub const fn new() -> Self {
+        SegmentStack {
+            head: AtomicUsize::new(0),
+        }
+    }
+
+    /// Pushes a segment nobody else references.
+    pub fn push(&self, seg: *mut Segment) {
+        let mut old = self.head.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: seg is a mapped segment we own.
+            unsafe {
+                (*seg)
+                    .stack_next
+                    .store(old & !SEGMENT_MASK, Ordering::Relaxed)
+            };
+            let new = seg as usize | (old.wrapping_add(1) & SEGMENT_MASK);
+            match self
+                .head
+                .compare_exchange_weak(old, new, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return,
+                Err(cur) => old = cur,
+            }
+        }
+    }
+
+    /// Pops a segment, or null.
+    pub fn pop(&self) -> *mut Segment {
+        let mut old = self.head.load(Ordering::Acquire);
+        loop {
+            let seg = (old & !SEGMENT_MASK) as *mut Segment;
+            if seg.is_null() {
+                return seg;
+            }
+            // SAFETY: segments on stacks are never unmapped, so the read is of
+            // mapped memory even if another thread popped `seg` meanwhile (the
+            // counter then makes the exchange fail).
+            let next = unsafe { (*seg).stack_next.load(Ordering::Relaxed) };
+            let new = next | (old.wrapping_add(1) & SEGMENT_MASK);
+            match self
+                .head
+                .compare_exchange_weak(old, new, Ordering::Acquire, Ordering::Acquire)
+            {
+                Ok(_) => return seg,
+                Err(cur) => old = cur,
+            }
+        }
+    }
+
+    /// Whether the stack looks empty (racy hint).
+    pub fn is_empty(&self) -> bool {
+        self.head.load(Ordering::Relaxed) & !SEGMENT_MASK == 0
+    }
+}
+
+/// Free, decommitted segments.
+pub static CACHE: SegmentStack = SegmentStack::new();
+/// Segments of exited threads that still hold live blocks.
+pub static ABANDONED: SegmentStack = SegmentStack::new();
+
+/// A fresh or cached segment set up for pages of `kind`, owned by `heap`;
+/// null when out of memory.
+pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
+    let mut seg = CACHE.pop();
+    if seg.is_null() {
+        if chunk_map().is_null() {
+            return ptr::null_mut();
+        }
+        let Some(p) = sys::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE) else {
+            return ptr::null_mut();
+        };
+        seg = p.as_ptr() as *mut Segment;
+        set_chunks(seg as usize, SEGMENT_SIZE, true);
+    }
+    // SAFETY: seg is a mapped segment that only we reference now.
+    let s = unsafe { &*seg };
+    let shift = PAGE_SHIFT[kind as usize];
+    let count = (SEGMENT_SIZE >> shift) as u32;
+    s.kind.set(kind);
+    s.page_shift.set(shift);
+    s.page_count.set(count);
+    s.used_pages.set(0);
+    s.free_mask.set(if count == 64 {
+        u64::MAX
+    } else {
+        (1u64 << count) - 1
+    });
+    s.dirty_mask.set(0);
+    s.heap.set(heap);
+    s.next.set(ptr::null_mut());
+    s.prev.set(ptr::null_mut());
+    for i in 0..count as usize {
+        // SAFETY: i < count <= MAX_PAGES.
+        unsafe { s.page(i).reset() };
+    }
+    seg
+}
+
+/// Decommits the dirty free pages of `seg` selected by `mask`.
+pub fn decommit_pages(seg: &Segment, mask: u64) {
+    let mut m = mask & seg.dirty_mask.get();
+    if m == 0 {
+        return;
+    }
+    seg.dirty_mask.set(seg.dirty_mask.get() & !m);
+    let page = sys::page_size();
+    while m != 0 {
+        let i = m.trailing_zeros() as usize;
+        m &= m - 1;
+        let (start, end) = seg.page_area(i);
+        let start = alignment::forward(start, page).unwrap_or(end);
+        if end > start {
+            // SAFETY: a free page's area holds no live block and lies inside
+            // the segment mapping.
+            unsafe { sys::decommit(start as *mut u8, end - start) };
+            stats::sub_committed(end - start);
+        }
+    }
+}
+
+/// Returns an empty segment to the cache, decommitting its pages.
+pub fn segment_release(seg: *mut Segment) {
+    // SAFETY: seg is a mapped segment we own, with no page in use.
+    let s = unsafe { &*seg };
+    debug_assert_eq!(s.used_pages.get(), 0);
+    decommit_pages(s, u64::MAX);
+    s.kind.set(CACHED);
+    s.heap.set(ptr::null_mut());
+    CACHE.push(seg);
+}
+
+/// Marks that page memory was (re)committed by use.
+pub fn note_page_committed(seg: &Segment, i: usize, was_dirty: bool) {
+    if !was_dirty {
+        let (start, end) = seg.page_area(i);
+        stats::add_committed(end - start);
+    }
+}
+
+// ---- huge blocks ----
+
+/// Freed huge mappings kept for reuse (mapping start | length in pages;
+/// 0 = empty). Reusing one saves the mmap/munmap pair and the page faults.
+/// Bounded: [`HUGE_CACHE_SLOTS`] mappings of at most [`HUGE_CACHE_MAX`]
+/// bytes, each unmapped after [`HUGE_CACHE_MS`] unused (by the purge pass
+/// of whichever thread runs one); `la_smp_collect` empties it.
+static HUGE_CACHE: [AtomicUsize; HUGE_CACHE_SLOTS] =
+    [const { AtomicUsize::new(0) }; HUGE_CACHE_SLOTS];
+const HUGE_CACHE_SLOTS: usize = 32;
+const HUGE_CACHE_MS: u32 = 250;
+/// When each slot was filled (ms, wrapping).
+static HUGE_CACHE_TIME: [AtomicU32; HUGE_CACHE_SLOTS] =
+    [const { AtomicU32::new(0) }; HUGE_CACHE_SLOTS];
+const HUGE_CACHE_MAX: usize = 16 << 20;
+
+/// Takes a cached mapping of between `total` and `2 * total` bytes (the
+/// unused tail was either never touched or is already counted).
+fn huge_cache_take(total: usize) -> Option<(usize, usize)> {
+    let page = sys::page_size();
+    for slot in HUGE_CACHE.iter() {
+        let v = slot.load(Ordering::Relaxed);
+        if v == 0 {
+            continue;
+        }
+        let len = (v & SEGMENT_MASK) * page;
+        if len >= total
+            && len - total <= total
+            && slot
+                .compare_exchange(v, 0, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some((v & !SEGMENT_MASK, len));
+        }
+    }
+    None
+}
+
+/// Offers a dead huge mapping to the cache; false when it must be unmapped.
+fn huge_cache_put(start: usize, len: usize) -> bool {
+    let page = sys::page_size();
+    if len > HUGE_CACHE_MAX || len / page > SEGMENT_MASK {
+        return false;
+    }
+    let v = start | (len / page);
+    let now = sys::now_ms() as u32;
+    for (slot, time) in HUGE_CACHE.iter().zip(HUGE_CACHE_TIME.iter()) {
+        if slot.load(Ordering::Relaxed) == 0
+            && slot
+                .compare_exchange(0, v, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+        {
+            time.store(now, Ordering::Relaxed);
+            return true;
+        }
+    }
+    false
+}
+
+/// Unmaps cached huge mappings unused for [`HUGE_CACHE_MS`] (all when
+/// `force`).
+pub fn huge_cache_purge(now: u64, force: bool) {
+    let page = sys::page_size();
+    for (slot, time) in HUGE_CACHE.iter().zip(HUGE_CACHE_TIME.iter()) {
+        let v = slot.load(Ordering::Relaxed);
+        if v == 0 {
+            continue;
+        }
+        let age = (now as u32).wrapping_sub(time.load(Ordering::Relaxed));
+        if (force || age >= HUGE_CACHE_MS)
+            && slot
+                .compare_exchange(v, 0, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
+            let (start, len) = (v & !SEGMENT_MASK, (v & SEGMENT_MASK) * page);
+            set_chunks(start, len, false);
+            stats::sub_committed(len);
+            // SAFETY: a dead mapping of ours that only we now know of.
+            unsafe { sys::unmap(start as *mut u8, len) };
+        }
+    }
+}
+
+/// Maps a huge block of `len` bytes aligned to `1 << align_log2`.
+pub fn huge_alloc(len: usize, align_log2: u8) -> *mut u8 {
+    if chunk_map().is_null() {
+        return ptr::null_mut();
+    }
+    let page = sys::page_size();
+    let Some(align) = alignment::to_bytes(align_log2) else {
+        return ptr::null_mut();
+    };
+    if align >= 1 << 46 {
+        return ptr::null_mut();
+    }
+    let offset = if align >= SEGMENT_SIZE {
+        SEGMENT_SIZE
+    } else {
+        align.max(page)
+    };
+    let Some(body) = alignment::forward(len, page) else {
+        return ptr::null_mut();
+    };
+    let Some(total) = body.checked_add(offset) else {
+        return ptr::null_mut();
+    };
+    if offset == page
+        && let Some((start, len)) = huge_cache_take(total)
+    {
+        huge_init(start, len, start + offset);
+        stats::huge_reuse(len);
+        return (start + offset) as *mut u8;
+    }
+    let slack = align.max(SEGMENT_SIZE);
+    let Some(over) = total.checked_add(slack) else {
+        return ptr::null_mut();
+    };
+    let Some(base) = sys::map(over) else {
+        return ptr::null_mut();
+    };
+    let base = base.as_ptr() as usize;
+    let start = if align >= SEGMENT_SIZE {
+        match alignment::forward(base + SEGMENT_SIZE, align) {
+            Some(p) => p - SEGMENT_SIZE,
+            None => base,
+        }
+    } else {
+        alignment::forward(base, SEGMENT_SIZE).unwrap_or(base)
+    };
+    // SAFETY: [base, start) and [start+total, base+over) are unused parts of
+    // the fresh mapping.
+    unsafe {
+        if start > base {
+            sys::unmap(base as *mut u8, start - base);
+        }
+        if base + over > start + total {
+            sys::unmap((start + total) as *mut u8, base + over - start - total);
+        }
+    }
+    huge_init(start, total, start + offset);
+    stats::huge_alloc(total);
+    (start + offset) as *mut u8
+}
+
+fn huge_init(start: usize, map_len: usize, block: usize) {
+    // SAFETY: start is the segment-aligned start of a fresh mapping of ours.
+    let s = unsafe { &*(start as *const Segment) };
+    s.kind.set(HUGE);
+    s.page_shift.set(SEGMENT_SHIFT);
+    s.page_count.set(0);
+    s.used_pages.set(1);
+    s.map_start.set(start);
+    s.map_len.set(map_len);
+    s.block.set(block);
+    s.heap.set(ptr::null_mut());
+    set_chunks(start, map_len, true);
+}
+
+/// Usable bytes of a huge block.
+pub fn huge_usable(seg: &Segment) -> usize {
+    seg.map_start.get() + seg.map_len.get() - seg.block.get()
+}
+
+/// Unmaps a huge block.
+///
+/// # Safety
+/// `seg` is the header of a live huge block that nobody uses any more.
+pub unsafe fn huge_free(seg: *mut Segment) {
+    // SAFETY: caller's promise.
+    let s = unsafe { &*seg };
+    let (start, len) = (s.map_start.get(), s.map_len.get());
+    let offset = s.block.get() - start;
+    stats::huge_free(len);
+    if offset == sys::page_size() {
+        // Cached mappings keep their chunk-map entries and read as freed.
+        s.kind.set(CACHED);
+        if huge_cache_put(start, len) {
+            stats::add_committed(len);
+            return;
+        }
+    }
+    set_chunks(start, len, false);
+    // SAFETY: the whole mapping is ours and dead.
+    unsafe { sys::unmap(start as *mut u8, len) };
+}
+
+/// Grows or shrinks a huge block in place; true when it now holds `new_len`.
+///
+/// # Safety
+/// `seg` is the header of a live huge block owned by the caller.
+pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize) -> bool {
+    // SAFETY: caller's promise.
+    let s = unsafe { &*seg };
+    let page = sys::page_size();
+    let usable = huge_usable(s);
+    let offset = s.block.get() - s.map_start.get();
+    let Some(body) = alignment::forward(new_len, page) else {
+        return false;
+    };
+    let new_total = body + offset;
+    let old_total = s.map_len.get();
+    if new_len <= usable {
+        // Give back the tail when the block shrinks by a lot.
+        // (Not for growth within the headroom: that keeps half or more.)
+        if old_total - new_total >= (1 << 20) && new_total < old_total / 4 {
+            // SAFETY: the tail beyond the new length is dead.
+            if unsafe { sys::remap(s.map_start.get() as *mut u8, old_total, new_total, false) }
+                .is_some()
+            {
+                set_chunks(s.map_start.get(), old_total, false);
+                set_chunks(s.map_start.get(), new_total, true);
+                s.map_len.set(new_total);
+                stats::huge_resized(old_total, new_total);
+            }
+        }
+        return true;
+    }
+    // Grow with headroom (untouched pages cost no memory), so that a block
+    // that keeps growing needs a system call only every few steps.
+    let roomy = new_len
+        .checked_mul(2)
+        .and_then(|l| alignment::forward(l, page))
+        .and_then(|l| l.checked_add(offset))
+        .unwrap_or(new_total);
+    // SAFETY: growing in place never moves the block.
+    if unsafe { sys::remap(s.map_start.get() as *mut u8, old_total, roomy, false) }.is_some() {
+        s.map_len.set(roomy);
+        set_chunks(s.map_start.get(), roomy, true);
+        stats::huge_resized(old_total, roomy);
+        return true;
+    }
+    false
+}
+
+/// Moves a huge block to a new segment-aligned place of at least `new_len`
+/// bytes (plus headroom for further growth) without copying; null on
+/// failure (the block is then untouched).
+///
+/// # Safety
+/// `seg` is the header of a live huge block owned by the caller.
+pub unsafe fn huge_move(seg: *mut Segment, new_len: usize) -> *mut u8 {
+    // SAFETY: caller's promise.
+    let s = unsafe { &*seg };
+    let page = sys::page_size();
+    let offset = s.block.get() - s.map_start.get();
+    if offset >= SEGMENT_SIZE {
+        return ptr::null_mut();
+    }
+    // Headroom: untouched pages cost no memory, and later growth then
+    // succeeds in place without a system call.
+    let want = new_len.saturating_mul(2);
+    let Some(body) = alignment::forward(want, page) else {
+        return ptr::null_mut();
+    };
+    let Some(new_total) = body.checked_add(offset) else {
+        return ptr::null_mut();
+    };
+    let Some(over) = new_total.checked_add(SEGMENT_SIZE) else {
+        return ptr::null_mut();
+    };
+    let Some(base) = sys::reserve(over) else {
+        return ptr::null_mut();
+    };
+    let base = base.as_ptr() as usize;
+    let target = alignment::forward(base, SEGMENT_SIZE).unwrap_or(base);
+    let (old_start, old_total) = (s.map_start.get(), s.map_len.get());
+    // SAFETY: target..target+new_total lies in our fresh reservation; the
+    // old mapping is the live block's, which moves as a whole.
+    let ok = unsafe {
+        sys::remap_fixed(
+            old_start as *mut u8,
+            old_total,
+            new_total,
+            target as *mut u8,
+        )
+    };
+    // SAFETY: the unused head and tail of the reservation are ours.
+    unsafe {
+        if target > base {
+            sys::unmap(base as *mut u8, target - base);
+        }
+        let (end, rend) = (target + new_total, base + over);
+        if ok && rend > end {
+            sys::unmap(end as *mut u8, rend - end);
+        }
+        if !ok {
+            sys::unmap(target as *mut u8, rend - target);
+        }
+    }
+    if !ok {
+        return ptr::null_mut();
+    }
+    set_chunks(old_start, old_total, false);
+    huge_init(target, new_total, target + offset);
+    stats::huge_resized(old_total, new_total);
+    (target + offset) as *mut u8
+}

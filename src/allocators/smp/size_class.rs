@@ -1,0 +1,186 @@
+//! Size classes of the smp allocator.
+//!
+//! Every small, medium and large request is rounded up to one of
+//! [`NCLASSES`]` - 1` block sizes; a page holds blocks of one class only.
+//! Classes 1..=4 are 16, 32, 48 and 64 bytes; above 64 bytes each doubling
+//! `(2^k, 2^(k+1)]` is split into 8 equal steps of `2^(k-3)`, so a block is
+//! never more than 12.5% larger than a request above 64 bytes. The largest
+//! class is [`LARGE_MAX`]; bigger requests are "huge" and mapped directly.
+//!
+//! Every power of two from 16 up is a class, and every class is a multiple
+//! of 8 (a multiple of 16 when the request is), so alignment requests are
+//! met by choosing a class whose size is a multiple of the alignment: block
+//! areas of pages are aligned at least as much as their largest power-of-two
+//! class (see `segment.rs`).
+
+/// Number of class indices (index 0 is unused).
+pub(crate) const NCLASSES: usize = 109;
+/// Largest block of a small page (64 KiB pages).
+pub(crate) const SMALL_MAX: usize = 8 << 10;
+/// Largest block of a medium page (512 KiB pages).
+pub(crate) const MEDIUM_MAX: usize = 128 << 10;
+/// Largest block served from segments (large pages: one per segment).
+pub(crate) const LARGE_MAX: usize = 512 << 10;
+/// Requests up to this size use the lookup table.
+const TABLE_MAX: usize = 1024;
+
+/// Block size of each class (index 0: 0).
+pub static CLASS_SIZE: [usize; NCLASSES] = build_sizes();
+/// Class of `(size + 7) / 8` for sizes up to `TABLE_MAX`.
+static CLASS_TABLE: [u8; TABLE_MAX / 8 + 1] = build_table();
+
+const fn compute_class(size: usize) -> usize {
+    if size <= 64 {
+        return if size == 0 { 1 } else { size.div_ceil(16) };
+    }
+    let k = (usize::BITS - 1 - (size - 1).leading_zeros()) as usize;
+    let j = ((size - 1 - (1 << k)) >> (k - 3)) + 1;
+    4 + (k - 6) * 8 + j
+}
+
+const fn build_sizes() -> [usize; NCLASSES] {
+    let mut t = [0usize; NCLASSES];
+    let mut i = 1;
+    while i <= 4 {
+        t[i] = i * 16;
+        i += 1;
+    }
+    while i < NCLASSES {
+        let k = (i - 5) / 8 + 6;
+        let j = (i - 5) % 8 + 1;
+        t[i] = (1 << k) + j * (1 << (k - 3));
+        i += 1;
+    }
+    t
+}
+
+const fn build_table() -> [u8; TABLE_MAX / 8 + 1] {
+    let mut t = [0u8; TABLE_MAX / 8 + 1];
+    let mut i = 0;
+    while i <= TABLE_MAX / 8 {
+        t[i] = compute_class(i * 8) as u8;
+        i += 1;
+    }
+    t
+}
+
+/// Block size of class `c` (`c < NCLASSES`), without a bounds check.
+#[inline(always)]
+pub fn class_size(c: usize) -> usize {
+    debug_assert!(c < NCLASSES);
+    // SAFETY: classes are computed below NCLASSES.
+    unsafe { *CLASS_SIZE.get_unchecked(c) }
+}
+
+/// The class of a request of `size` bytes (`0 < size <= LARGE_MAX`) whose
+/// alignment is at most 8 bytes.
+#[inline]
+pub fn class_of(size: usize) -> usize {
+    debug_assert!(size > 0 && size <= LARGE_MAX);
+    if size <= TABLE_MAX {
+        // SAFETY: size <= TABLE_MAX, so the index is within the table.
+        unsafe { *CLASS_TABLE.get_unchecked(size.div_ceil(8)) as usize }
+    } else {
+        compute_class(size)
+    }
+}
+
+/// The class for `size` bytes aligned to `1 << align_log2`, or `None` when
+/// the request must be served as a huge block.
+#[inline]
+pub fn class_for(size: usize, align_log2: u8) -> Option<usize> {
+    if size > LARGE_MAX {
+        return None;
+    }
+    if align_log2 <= 4 {
+        // Rounding to the alignment makes the class a multiple of it.
+        let mask = (1usize << align_log2) - 1;
+        return Some(class_of((size + mask) & !mask));
+    }
+    let align = 1usize << align_log2;
+    if align > LARGE_MAX {
+        return None;
+    }
+    let mut c = class_of(size.max(align));
+    // Terminates: the power of two `align <= LARGE_MAX` is itself a class.
+    while c < NCLASSES - 1 && !class_size(c).is_multiple_of(align) {
+        c += 1;
+    }
+    Some(c)
+}
+
+/// Page kind serving a class: 0 small, 1 medium, 2 large.
+#[inline]
+pub fn kind_of(class: usize) -> usize {
+    let s = CLASS_SIZE[class];
+    if s <= SMALL_MAX {
+        0
+    } else if s <= MEDIUM_MAX {
+        1
+    } else {
+        2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_increasing_and_end_at_large_max() {
+        for c in 2..NCLASSES {
+            assert!(CLASS_SIZE[c] > CLASS_SIZE[c - 1]);
+            assert_eq!(CLASS_SIZE[c] % 8, 0);
+        }
+        assert_eq!(CLASS_SIZE[NCLASSES - 1], LARGE_MAX);
+    }
+
+    #[test]
+    fn class_of_is_smallest_fitting_class() {
+        for size in 1..=70_000usize {
+            let c = class_of(size);
+            assert!(CLASS_SIZE[c] >= size, "size {size}");
+            assert!(c == 1 || CLASS_SIZE[c - 1] < size, "size {size}");
+        }
+        for shift in 17..=19 {
+            for size in [(1usize << shift) - 1, 1 << shift, (1 << shift) + 1] {
+                let c = class_of(size.min(LARGE_MAX));
+                assert!(CLASS_SIZE[c] >= size.min(LARGE_MAX));
+                assert!(CLASS_SIZE[c - 1] < size.min(LARGE_MAX));
+            }
+        }
+    }
+
+    #[test]
+    fn waste_is_at_most_one_eighth_above_64() {
+        let mut size = 65;
+        while size <= LARGE_MAX {
+            let b = CLASS_SIZE[class_of(size)];
+            assert!((b - size) * 8 <= size, "size {size} block {b}");
+            size += if size < 4096 { 1 } else { 61 };
+        }
+    }
+
+    #[test]
+    fn powers_of_two_are_classes() {
+        let mut p = 16;
+        while p <= LARGE_MAX {
+            assert_eq!(CLASS_SIZE[class_of(p)], p);
+            p *= 2;
+        }
+    }
+
+    #[test]
+    fn aligned_classes_are_multiples_of_the_alignment() {
+        for align_log2 in 0..=19u8 {
+            for size in [1usize, 7, 16, 33, 100, 1000, 5000, 70_000, 300_000] {
+                if let Some(c) = class_for(size, align_log2) {
+                    assert!(CLASS_SIZE[c] >= size);
+                    assert_eq!(CLASS_SIZE[c] % (1 << align_log2), 0);
+                }
+            }
+        }
+        assert_eq!(class_for(LARGE_MAX + 1, 0), None);
+        assert_eq!(class_for(8, 20), None);
+    }
+}

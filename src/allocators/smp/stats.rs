@@ -1,0 +1,184 @@
+//! Statistics of the smp allocator, cheap enough to leave on.
+//!
+//! Per size class each heap counts the blocks its thread allocated and freed
+//! (plain thread-local stores to relaxed atomics, summed over all heaps on
+//! demand). Live bytes and blocks are also kept as a per-heap delta that is
+//! flushed into process-wide atomics once it passes [`FLUSH_BYTES`]; the peak
+//! is taken at those flushes, so it is exact to within `FLUSH_BYTES` per
+//! thread. Huge blocks and memory committed from the OS are counted with
+//! process-wide atomics on their (slow) paths.
+
+use core::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
+
+use super::size_class::{CLASS_SIZE, NCLASSES};
+use super::thread;
+
+/// Live-byte deltas are flushed to the global counters past this size.
+pub(crate) const FLUSH_BYTES: isize = 256 << 10;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+static LIVE_COUNT: AtomicIsize = AtomicIsize::new(0);
+static PEAK_BYTES: AtomicIsize = AtomicIsize::new(0);
+static PEAK_COUNT: AtomicIsize = AtomicIsize::new(0);
+static COMMITTED: AtomicIsize = AtomicIsize::new(0);
+static PEAK_COMMITTED: AtomicIsize = AtomicIsize::new(0);
+static HUGE_ALLOCS: AtomicU64 = AtomicU64::new(0);
+static HUGE_FREES: AtomicU64 = AtomicU64::new(0);
+static HUGE_TOTAL_BYTES: AtomicU64 = AtomicU64::new(0);
+static HUGE_LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static ORPHAN_FREES: [AtomicU64; NCLASSES] = [const { AtomicU64::new(0) }; NCLASSES];
+
+/// Adds a heap's live delta to the global counters.
+pub fn flush_live(bytes: isize, count: isize) {
+    let b = LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    let c = LIVE_COUNT.fetch_add(count, Ordering::Relaxed) + count;
+    PEAK_BYTES.fetch_max(b, Ordering::Relaxed);
+    PEAK_COUNT.fetch_max(c, Ordering::Relaxed);
+}
+
+/// A free by a thread that has no heap.
+pub fn orphan_free(cls: usize) {
+    ORPHAN_FREES[cls].fetch_add(1, Ordering::Relaxed);
+    flush_live(-(CLASS_SIZE[cls] as isize), -1);
+}
+
+pub fn add_committed(bytes: usize) {
+    let v = COMMITTED.fetch_add(bytes as isize, Ordering::Relaxed) + bytes as isize;
+    PEAK_COMMITTED.fetch_max(v, Ordering::Relaxed);
+}
+
+pub fn sub_committed(bytes: usize) {
+    COMMITTED.fetch_sub(bytes as isize, Ordering::Relaxed);
+}
+
+pub fn huge_alloc(map_len: usize) {
+    HUGE_ALLOCS.fetch_add(1, Ordering::Relaxed);
+    HUGE_TOTAL_BYTES.fetch_add(map_len as u64, Ordering::Relaxed);
+    HUGE_LIVE_BYTES.fetch_add(map_len, Ordering::Relaxed);
+    add_committed(map_len);
+    flush_live(map_len as isize, 1);
+}
+
+/// A huge block served from the cache of freed mappings (already counted
+/// as committed while cached).
+pub fn huge_reuse(map_len: usize) {
+    sub_committed(map_len);
+    huge_alloc(map_len);
+}
+
+pub fn huge_free(map_len: usize) {
+    HUGE_FREES.fetch_add(1, Ordering::Relaxed);
+    HUGE_LIVE_BYTES.fetch_sub(map_len, Ordering::Relaxed);
+    sub_committed(map_len);
+    flush_live(-(map_len as isize), -1);
+}
+
+pub fn huge_resized(old_len: usize, new_len: usize) {
+    let d = new_len as isize - old_len as isize;
+    if d > 0 {
+        HUGE_TOTAL_BYTES.fetch_add(d as u64, Ordering::Relaxed);
+    }
+    HUGE_LIVE_BYTES.fetch_add(d as usize, Ordering::Relaxed);
+    if d > 0 {
+        add_committed(d as usize);
+    } else {
+        sub_committed((-d) as usize);
+    }
+    flush_live(d, 0);
+}
+
+/// Number of entries of `la_smp_stats::classes` (entry 0 is huge blocks).
+pub const LA_SMP_CLASSES: usize = 109;
+const _: () = assert!(LA_SMP_CLASSES == NCLASSES);
+
+/// Counters of one size class.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct la_smp_class_stats {
+    /// Block size of the class in bytes (0 for entry 0, huge blocks).
+    pub block_size: usize,
+    /// Blocks allocated so far.
+    pub allocs: u64,
+    /// Blocks freed so far (`allocs - frees` are live).
+    pub frees: u64,
+}
+
+/// A snapshot of the smp allocator's statistics (see `la_smp_get_stats`).
+///
+/// Byte counts of small blocks are in block sizes (requests rounded up to
+/// their class); huge blocks count their whole mapping.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct la_smp_stats {
+    /// Bytes in live blocks now.
+    pub current_bytes: usize,
+    /// Live blocks now.
+    pub current_count: usize,
+    /// Highest `current_bytes` seen (exact to within 256 KiB per thread).
+    pub peak_bytes: usize,
+    /// Highest `current_count` seen (same precision).
+    pub peak_count: usize,
+    /// Bytes of all blocks ever allocated.
+    pub total_bytes: u64,
+    /// Blocks ever allocated.
+    pub total_count: u64,
+    /// Blocks ever freed.
+    pub total_frees: u64,
+    /// Memory the allocator holds committed from the OS now (pages in use
+    /// or not yet decommitted, and huge mappings).
+    pub committed_bytes: usize,
+    /// Highest `committed_bytes` seen.
+    pub peak_committed_bytes: usize,
+    /// Heaps (threads) that ever existed at once.
+    pub heaps: usize,
+    /// Per class counters; entry 0 counts huge blocks.
+    pub classes: [la_smp_class_stats; LA_SMP_CLASSES],
+}
+
+/// Fills `out` with a summary over all heaps.
+pub fn snapshot(out: &mut la_smp_stats) {
+    let mut classes = [la_smp_class_stats::default(); LA_SMP_CLASSES];
+    for (c, e) in classes.iter_mut().enumerate() {
+        e.block_size = CLASS_SIZE[c];
+        e.frees = ORPHAN_FREES[c].load(Ordering::Relaxed);
+    }
+    thread::for_each_heap(|h| {
+        for (c, e) in classes.iter_mut().enumerate().skip(1) {
+            e.allocs += h.q[c].allocs.load(Ordering::Relaxed);
+            e.frees += h.q[c].frees.load(Ordering::Relaxed);
+        }
+    });
+    classes[0].allocs = HUGE_ALLOCS.load(Ordering::Relaxed);
+    classes[0].frees = HUGE_FREES.load(Ordering::Relaxed);
+    let mut cur_bytes = HUGE_LIVE_BYTES.load(Ordering::Relaxed) as u64;
+    let mut cur_count = 0u64;
+    let mut total_bytes = HUGE_TOTAL_BYTES.load(Ordering::Relaxed);
+    let (mut total_count, mut total_frees) = (0u64, 0u64);
+    for e in classes.iter() {
+        let live = e.allocs.saturating_sub(e.frees);
+        cur_count += live;
+        cur_bytes += live * e.block_size as u64;
+        total_bytes += e.allocs * e.block_size as u64;
+        total_count += e.allocs;
+        total_frees += e.frees;
+    }
+    let peak_b = (PEAK_BYTES.load(Ordering::Relaxed).max(0) as u64).max(cur_bytes);
+    let peak_c = (PEAK_COUNT.load(Ordering::Relaxed).max(0) as u64).max(cur_count);
+    PEAK_BYTES.fetch_max(peak_b as isize, Ordering::Relaxed);
+    PEAK_COUNT.fetch_max(peak_c as isize, Ordering::Relaxed);
+    *out = la_smp_stats {
+        current_bytes: cur_bytes as usize,
+        current_count: cur_count as usize,
+        peak_bytes: peak_b as usize,
+        peak_count: peak_c as usize,
+        total_bytes,
+        total_count,
+        total_frees,
+        committed_bytes: COMMITTED.load(Ordering::Relaxed).max(0) as usize,
+        peak_committed_bytes: PEAK_COMMITTED.load(Ordering::Relaxed).max(0) as usize,
+        heaps: thread::heap_count(),
+        classes,
+    };
+}

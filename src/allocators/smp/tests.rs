@@ -1,0 +1,206 @@
+//! Unit tests of the smp allocator: classes through the public functions,
+//! alignment, segment masking, pointer classification, huge blocks,
+//! cross-thread frees, thread exit and the heap checker.
+
+use super::*;
+use crate::allocators::smp::segment::{CHUNK_HEAD, SEGMENT_SIZE, chunk_entry, segment_of};
+
+fn fill(p: *mut u8, len: usize, v: u8) {
+    // SAFETY: p is a live block of at least len bytes.
+    unsafe { core::ptr::write_bytes(p, v, len) };
+}
+
+#[test]
+fn every_size_allocates_frees_and_classifies() {
+    let mut blocks = [ptr::null_mut::<u8>(); 64];
+    let mut size = 1usize;
+    while size <= 600 << 10 {
+        for b in blocks.iter_mut() {
+            *b = alloc(size, 3);
+            assert!(!b.is_null());
+            assert_eq!(*b as usize % 8, 0);
+            assert_eq!(check(*b), PtrCheck::Live);
+            // SAFETY: live block.
+            assert!(unsafe { usable_size(*b) } >= size);
+            fill(*b, size, 0xa5);
+        }
+        for b in blocks.iter() {
+            // SAFETY: live block.
+            unsafe { free(*b) };
+        }
+        for b in blocks.iter() {
+            let c = check(*b);
+            assert!(
+                c == PtrCheck::Free || c == PtrCheck::NotOurs,
+                "size {size}: {c:?}"
+            );
+        }
+        size = size * 5 / 4 + 1;
+    }
+    assert_eq!(la_smp_check_heap(), 0);
+}
+
+#[test]
+fn alignments_up_to_8_mib() {
+    for align_log2 in 0..=23u8 {
+        for size in [1usize, 24, 100, 3000, 70_000, 300_000, 700_000] {
+            let p = alloc(size, align_log2);
+            assert!(!p.is_null());
+            assert_eq!(
+                p as usize % (1 << align_log2),
+                0,
+                "align {align_log2} size {size}"
+            );
+            assert_eq!(check(p), PtrCheck::Live);
+            fill(p, size, 1);
+            // SAFETY: live block.
+            unsafe { free(p) };
+        }
+    }
+    assert_eq!(la_smp_check_heap(), 0);
+}
+
+#[test]
+fn segments_are_found_by_masking() {
+    let mut ptrs = [ptr::null_mut::<u8>(); 200];
+    for (i, p) in ptrs.iter_mut().enumerate() {
+        *p = alloc(16 + i * 97, 4);
+        let seg = segment_of(*p) as usize;
+        assert_eq!(seg % SEGMENT_SIZE, 0);
+        assert_eq!(chunk_entry(seg), CHUNK_HEAD);
+        assert!((*p as usize) > seg && (*p as usize) < seg + SEGMENT_SIZE);
+    }
+    for p in ptrs {
+        // SAFETY: live block.
+        unsafe { free(p) };
+    }
+}
+
+#[test]
+fn interior_foreign_and_double_frees_are_classified() {
+    let p = alloc(100, 4);
+    assert_eq!(check(p.wrapping_add(8)), PtrCheck::Interior);
+    let local = 5u64;
+    assert_eq!(check(&local as *const u64 as *const u8), PtrCheck::NotOurs);
+    assert_eq!(check(ptr::null()), PtrCheck::NotOurs);
+    // SAFETY: live block.
+    unsafe { free(p) };
+    assert_eq!(check(p), PtrCheck::Free);
+    let h = alloc(5 << 20, 4);
+    assert_eq!(check(h), PtrCheck::Live);
+    assert_eq!(check(h.wrapping_add(4096)), PtrCheck::Interior);
+    // SAFETY: live block.
+    unsafe { free(h) };
+    // Freed huge mappings are cached (reads as Free) or unmapped.
+    let c = check(h);
+    assert!(c == PtrCheck::Free || c == PtrCheck::NotOurs, "{c:?}");
+}
+
+#[test]
+fn huge_blocks_grow_and_shrink_with_mremap() {
+    let mut len = 1 << 20;
+    let mut p = alloc(len, 4);
+    fill(p, len, 7);
+    while len < 64 << 20 {
+        let new_len = len * 2;
+        // SAFETY: live block.
+        let q = unsafe { remap(p, new_len) };
+        assert!(!q.is_null());
+        assert_eq!(q as usize % 16, 0);
+        // SAFETY: the first len bytes moved with the mapping.
+        assert_eq!(unsafe { *q.add(len - 1) }, 7);
+        fill(q, new_len, 7);
+        p = q;
+        len = new_len;
+        assert_eq!(check(p), PtrCheck::Live);
+    }
+    // SAFETY: live block.
+    unsafe {
+        assert!(resize(p, 100));
+        free(p);
+    }
+}
+
+#[test]
+fn small_blocks_resize_within_their_class() {
+    let p = alloc(100, 4);
+    // SAFETY: live block.
+    unsafe {
+        assert!(resize(p, usable_size(p)));
+        assert!(!resize(p, usable_size(p) + 1));
+        assert!(remap(p, 10_000).is_null());
+        fill(p, 100, 9);
+        // Growing far moves the block into a huge mapping (once).
+        let q = remap(p, 1 << 20);
+        assert!(!q.is_null());
+        assert_eq!(*q.add(99), 9);
+        assert_eq!(check(q), PtrCheck::Live);
+        assert!(resize(q, (1 << 20) + 1000)); // within the headroom
+        free(q);
+    }
+}
+
+#[test]
+fn cross_thread_frees_come_back_to_the_owner() {
+    const N: usize = 20_000;
+    let addrs: Vec<usize> = (0..N).map(|i| alloc(16 + i % 200, 4) as usize).collect();
+    std::thread::spawn(move || {
+        for a in addrs {
+            // SAFETY: live blocks of the parent thread.
+            unsafe { free(a as *mut u8) };
+        }
+        assert_eq!(la_smp_check_heap(), 0);
+    })
+    .join()
+    .unwrap();
+    // The owner reuses the blocks freed remotely.
+    for _ in 0..3 {
+        let v: Vec<usize> = (0..N).map(|i| alloc(16 + i % 200, 4) as usize).collect();
+        for a in v {
+            // SAFETY: live blocks.
+            unsafe { free(a as *mut u8) };
+        }
+    }
+    assert_eq!(la_smp_check_heap(), 0);
+}
+
+#[test]
+fn blocks_outlive_their_thread() {
+    let addrs = std::thread::spawn(|| {
+        let v: Vec<usize> = (0..5000).map(|i| alloc(8 + i % 3000, 3) as usize).collect();
+        assert_eq!(la_smp_check_heap(), 0);
+        v
+    })
+    .join()
+    .unwrap();
+    for a in addrs {
+        assert_eq!(check(a as *const u8), PtrCheck::Live);
+        // SAFETY: live blocks of an exited thread.
+        unsafe { free(a as *mut u8) };
+    }
+    collect();
+    assert_eq!(la_smp_check_heap(), 0);
+}
+
+#[test]
+fn stats_count_blocks() {
+    let mut before = core::mem::MaybeUninit::<la_smp_stats>::uninit();
+    // SAFETY: out pointer to writable storage.
+    unsafe { la_smp_get_stats(before.as_mut_ptr()) };
+    // SAFETY: filled above.
+    let before = unsafe { before.assume_init() };
+    let p = alloc(1000, 3);
+    let mut after = core::mem::MaybeUninit::<la_smp_stats>::uninit();
+    // SAFETY: as above.
+    unsafe { la_smp_get_stats(after.as_mut_ptr()) };
+    // SAFETY: filled above.
+    let after = unsafe { after.assume_init() };
+    assert!(after.total_count > before.total_count);
+    let c = size_class::class_of(1000);
+    assert!(after.classes[c].allocs > before.classes[c].allocs);
+    assert_eq!(after.classes[c].block_size, size_class::CLASS_SIZE[c]);
+    // SAFETY: live block.
+    unsafe { free(p) };
+    // SAFETY: NULL is accepted.
+    unsafe { la_smp_get_stats(ptr::null_mut()) };
+}
