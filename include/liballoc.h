@@ -185,6 +185,21 @@ typedef struct la_debug la_debug;
 typedef struct la_failing la_failing;
 
 /**
+ * A logging wrapper (opaque): an allocator whose calls are written to an fd.
+ */
+typedef struct la_logging la_logging;
+
+/**
+ * A memory pool (opaque): fixed-size items from a child allocator.
+ */
+typedef struct la_pool la_pool;
+
+/**
+ * A thread-safe wrapper (opaque): an allocator behind a fork-safe lock.
+ */
+typedef struct la_thread_safe la_thread_safe;
+
+/**
  * Log2 of an alignment in bytes: 0 = 1 byte, 4 = 16 bytes, 12 = 4096 bytes.
  */
 typedef uint8_t la_alignment;
@@ -228,6 +243,29 @@ typedef struct la_allocator {
   void *ptr;
   const struct la_vtable *vtable;
 } la_allocator;
+
+/**
+ * Buffer-first allocator state, kept in caller storage. Initialise with
+ * `la_buffer_first_init`; the fields are private to the library.
+ */
+typedef struct la_buffer_first {
+  /**
+   * Start of the caller's buffer (may be NULL when `len` is 0).
+   */
+  uint8_t *buffer;
+  /**
+   * Length of the buffer in bytes.
+   */
+  size_t len;
+  /**
+   * Bytes of the buffer handed out (the bump index).
+   */
+  size_t end_index;
+  /**
+   * Where requests go when the buffer has no room.
+   */
+  struct la_allocator fallback;
+} la_buffer_first;
 
 /**
  * Configuration of a debug allocator. Fill with `la_debug_config_init`,
@@ -519,6 +557,70 @@ size_t la_arena_query_capacity(const struct la_arena *arena);
  * afterwards.
  */
 void la_arena_destroy(struct la_arena *arena);
+
+/**
+ * Initialises a buffer-first allocator in caller storage: requests are
+ * served from `buf` first and from `fallback` when the buffer has no room.
+ *
+ * Parameters: `bf` the state to initialise; `buf`/`len` the buffer (NULL
+ * with `len` 0 means "no buffer": everything goes to the fallback);
+ * `fallback` the allocator used when the buffer is full.
+ *
+ * Returns: nothing. A NULL `bf` does nothing; a NULL `buf` with `len` > 0 is
+ * treated as an empty buffer.
+ *
+ * Thread safety: the allocator is for one thread at a time.
+ *
+ * # Safety
+ * `bf` is NULL or writable; `buf[..len]` stays valid and unused by anything
+ * else while the allocator or any block from it is in use; `fallback` is a
+ * valid allocator that outlives `bf`.
+ */
+void la_buffer_first_init(struct la_buffer_first *bf,
+                          void *buf,
+                          size_t len,
+                          struct la_allocator fallback);
+
+/**
+ * The allocator interface of a buffer-first allocator.
+ *
+ * Parameters: `bf` state initialised by `la_buffer_first_init`.
+ *
+ * Returns: the allocator; for a NULL `bf` an allocator whose every call
+ * fails.
+ *
+ * Thread safety: the allocator is for one thread at a time.
+ *
+ * # Safety
+ * `bf` is NULL or initialised, and outlives every use of the result.
+ */
+struct la_allocator la_buffer_first_allocator(struct la_buffer_first *bf);
+
+/**
+ * Whether `ptr` lies inside the buffer of `bf` (so the block is served by
+ * the buffer rather than the fallback).
+ *
+ * Returns: false for a NULL `bf`.
+ *
+ * Thread safety: read-only; safe while no thread allocates through `bf`.
+ *
+ * # Safety
+ * `bf` is NULL or initialised.
+ */
+bool la_buffer_first_owns(const struct la_buffer_first *bf, const void *ptr);
+
+/**
+ * Bytes of the buffer currently handed out (Zig's `end_index`); 0 once
+ * every buffer block has been freed in reverse order.
+ *
+ * Returns: 0 for a NULL `bf`.
+ *
+ * Thread safety: read-only; safe while no thread allocates through `bf`.
+ *
+ * # Safety
+ * `bf` is NULL or initialised.
+ */
+size_t la_buffer_first_used(const struct la_buffer_first *bf);
 
 /**
  * The C allocator: blocks from the C library's `malloc`, `posix_memalign`
@@ -824,6 +926,53 @@ void la_fixed_buffer_reset(struct la_fixed_buffer *fb);
 bool la_fixed_buffer_owns(const struct la_fixed_buffer *fb, const void *ptr, size_t len);
 
 /**
+ * Creates a logging wrapper: every call is forwarded to `child` and
+ * described by one line written to `fd`:
+ * `alloc len=N align=B ra=0xR -> 0xP|null`,
+ * `resize ptr=0xP len=N align=B new_len=M ra=0xR -> true|false`,
+ * `remap ptr=0xP len=N align=B new_len=M ra=0xR -> 0xQ|null`,
+ * `free ptr=0xP len=N align=B ra=0xR` (`align` in bytes).
+ *
+ * Parameters: `child` the allocator doing the work (it must outlive the
+ * wrapper); `fd` an open file descriptor (not closed by the wrapper);
+ * `min_len` calls whose lengths are all below it are not logged (0 logs
+ * everything).
+ *
+ * Returns: the wrapper, or NULL when `child` has a NULL vtable, `fd` is
+ * negative, or the system is out of memory. The handle does not come from
+ * `child`.
+ *
+ * Thread safety: the wrapper is as thread-safe as `child`; each line is one
+ * `write(2)`. Nothing is allocated while logging.
+ */
+struct la_logging *la_logging_create(struct la_allocator child, int fd, size_t min_len);
+
+/**
+ * The allocator interface of a logging wrapper.
+ *
+ * Returns: the allocator; for a NULL `lg` one whose every call fails.
+ *
+ * Thread safety: as thread-safe as the wrapped child.
+ *
+ * # Safety
+ * `lg` is NULL or a live wrapper, which outlives every use of the result.
+ */
+struct la_allocator la_logging_allocator(struct la_logging *lg);
+
+/**
+ * Destroys a logging wrapper (the fd stays open; blocks allocated through
+ * the wrapper belong to the child).
+ *
+ * Parameters: `lg` the wrapper; NULL does nothing.
+ *
+ * Thread safety: no thread may be using the wrapper's allocator.
+ *
+ * # Safety
+ * `lg` is NULL or a live wrapper not used afterwards.
+ */
+void la_logging_destroy(struct la_logging *lg);
+
+/**
  * The page allocator: each block is its own `mmap`, rounded up to whole
  * pages; `remap` uses `mremap` (no copy). Best for few, large blocks.
  *
@@ -832,6 +981,107 @@ bool la_fixed_buffer_owns(const struct la_fixed_buffer *fb, const void *ptr, siz
  * Thread safety: safe from any thread.
  */
 struct la_allocator la_page_allocator(void);
+
+/**
+ * Creates a memory pool of items of `item_size` bytes aligned to
+ * `item_align` bytes, whose memory comes from `child` in growing chunks.
+ *
+ * Parameters: `child` the backing allocator (must outlive the pool);
+ * `item_size` bytes per item (0 is allowed; slots are at least a pointer);
+ * `item_align` a power of two in bytes (below 2^63).
+ *
+ * Returns: the pool, or NULL when `child` has a NULL vtable, `item_align`
+ * is not a power of two, the slot size overflows, or out of memory. No
+ * memory is taken from `child` until the first item or `la_pool_preheat`.
+ *
+ * Thread safety: a pool is for one thread at a time.
+ */
+struct la_pool *la_pool_create(struct la_allocator child, size_t item_size, size_t item_align);
+
+/**
+ * Takes one item from the pool (its contents are undefined).
+ *
+ * Returns: an item of the pool's size and alignment, or NULL when out of
+ * memory or `pool` is NULL. O(1): a recycled item, else a fresh slot, else
+ * a new chunk from the child.
+ *
+ * Thread safety: a pool is for one thread at a time.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool.
+ */
+void *la_pool_create_item(struct la_pool *pool);
+
+/**
+ * Gives an item back to the pool for reuse (the next `la_pool_create_item`
+ * returns it). O(1).
+ *
+ * Parameters: `item` from `la_pool_create_item` of this pool; NULL (or a
+ * NULL `pool`) does nothing.
+ *
+ * Thread safety: a pool is for one thread at a time.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; `item` is NULL or a live item of it, not
+ * used afterwards.
+ */
+void la_pool_destroy_item(struct la_pool *pool, void *item);
+
+/**
+ * Adds room for `n` more items in one chunk from the child, so that the
+ * next `n` item creations need no further child allocation (Zig's
+ * `addCapacity`).
+ *
+ * Returns: true on success (and for `n` 0); false when out of memory, on
+ * overflow or for a NULL `pool`.
+ *
+ * Thread safety: a pool is for one thread at a time.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool.
+ */
+bool la_pool_preheat(struct la_pool *pool, size_t n);
+
+/**
+ * Destroys every item at once, keeping the pool usable. `mode` is the
+ * arena's: `LA_ARENA_FREE_ALL` gives every chunk back to the child,
+ * `LA_ARENA_RETAIN_CAPACITY` keeps them all for reuse,
+ * `LA_ARENA_RETAIN_WITH_LIMIT` keeps chunks totalling at most `limit` bytes.
+ *
+ * Returns: true (the pool's chunks never need reallocating); false for a
+ * NULL `pool` or an unknown `mode` (then nothing changes).
+ *
+ * Thread safety: a pool is for one thread at a time.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; its items are dead afterwards.
+ */
+bool la_pool_reset(struct la_pool *pool, la_arena_reset_mode mode, size_t limit);
+
+/**
+ * The number of items the pool's chunks hold (free, used or not yet
+ * handed out).
+ *
+ * Returns: 0 for a NULL `pool`.
+ *
+ * Thread safety: a pool is for one thread at a time.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool.
+ */
+size_t la_pool_query_capacity(const struct la_pool *pool);
+
+/**
+ * Destroys the pool and gives all its memory back to the child.
+ *
+ * Parameters: `pool` the pool; NULL does nothing.
+ *
+ * Thread safety: a pool is for one thread at a time.
+ *
+ * # Safety
+ * `pool` is NULL or a live pool; it and its items are dead afterwards.
+ */
+void la_pool_destroy(struct la_pool *pool);
 
 /**
  * The process-wide general-purpose allocator (thread-caching; backs the
@@ -877,6 +1127,48 @@ void la_smp_get_stats(struct la_smp_stats *out);
  * threads allocate and free.
  */
 uintptr_t la_smp_check_heap(void);
+
+/**
+ * Creates a thread-safe wrapper: every call through it takes a lock and
+ * forwards to `child`, so a single-threaded allocator (an arena, a
+ * fixed buffer, a pool-backed allocator) can be shared between threads. The
+ * lock survives `fork()`: the child process can keep using the wrapper.
+ *
+ * Parameters: `child` the allocator to protect (it must outlive the
+ * wrapper).
+ *
+ * Returns: the wrapper, or NULL when `child` has a NULL vtable or the
+ * system is out of memory. The handle does not come from `child`.
+ *
+ * Thread safety: create/destroy from any thread; the allocator from
+ * `la_thread_safe_allocator` is safe from any thread.
+ */
+struct la_thread_safe *la_thread_safe_create(struct la_allocator child);
+
+/**
+ * The allocator interface of a thread-safe wrapper.
+ *
+ * Returns: the allocator; for a NULL `ts` one whose every call fails.
+ *
+ * Thread safety: the result may be used from any thread at once.
+ *
+ * # Safety
+ * `ts` is NULL or a live wrapper, which outlives every use of the result.
+ */
+struct la_allocator la_thread_safe_allocator(struct la_thread_safe *ts);
+
+/**
+ * Destroys a thread-safe wrapper. Blocks still allocated through it belong
+ * to the child (free them there, or with the child's own reset/destroy).
+ *
+ * Parameters: `ts` the wrapper; NULL does nothing.
+ *
+ * Thread safety: no thread may be using the wrapper's allocator.
+ *
+ * # Safety
+ * `ts` is NULL or a live wrapper not used afterwards.
+ */
+void la_thread_safe_destroy(struct la_thread_safe *ts);
 
 /**
  * The library version as "MAJOR.MINOR.PATCH" (compare with the

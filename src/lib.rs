@@ -20,6 +20,7 @@
 
 pub mod alignment;
 pub mod allocators;
+pub mod lock;
 /// cbindgen:ignore
 #[cfg(feature = "preload")]
 pub mod preload;

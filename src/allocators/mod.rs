@@ -8,12 +8,21 @@
 //! | arena | `arena.rs` | opaque handle over a child |
 //! | failing | `failing.rs` | opaque handle over a child, plus the always-failing one |
 //! | smp | `smp/` | process-wide, thread-caching |
+//! | buffer-first | `buffer_first.rs` | caller storage (`la_buffer_first`) over a fallback |
+//! | memory pool | `pool.rs` | opaque handle over a child: fixed-size items |
+//! | thread-safe | `thread_safe.rs` | opaque handle: a child behind a fork-safe lock |
+//! | logging | `logging.rs` | opaque handle: a child, every call written to an fd |
 //! | debug | `debug/` | opaque handle over a backing allocator: traces, leak and misuse reports |
 
 pub mod arena;
+pub mod buffer_first;
 pub mod c;
 pub mod debug;
 pub mod failing;
 pub mod fixed_buffer;
+pub mod handle;
+pub mod logging;
 pub mod page;
+pub mod pool;
 pub mod smp;
+pub mod thread_safe;

@@ -1,0 +1,93 @@
+# The allocator family's language bindings: Zig (bindings/zig), Python
+# (bindings/python), C++ (include/liballoc.hpp). Each has a test target run
+# by `make test`; the Zig benchmark runs with `make bench`.
+
+# ---- Zig: use the reference compiler if present, else install it locally.
+ZIG_LOCAL := $(BUILD)/zig/ziglang/zig
+ZIG ?= $(shell if [ -x /tmp/zig/ziglang/zig ]; then echo /tmp/zig/ziglang/zig; else echo $(ZIG_LOCAL); fi)
+ZIG_FLAGS := -Dlib-dir=$(abspath $(BUILD)) -Dinclude-dir=$(abspath include)
+
+$(ZIG_LOCAL):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(BUILD)/zig ziglang
+
+.PHONY: zig-test zig-bench
+zig-test: $(SO_LINK) $(ZIG)
+	cd bindings/zig && $(abspath $(ZIG)) build test --summary all $(ZIG_FLAGS)
+
+zig-bench: $(SO_LINK) $(ZIG)
+	cd bindings/zig && $(abspath $(ZIG)) build bench $(ZIG_FLAGS)
+
+TESTS += zig-test
+BENCHES += zig-bench
+
+# ---- C++: include/liballoc.hpp, plain and under AddressSanitizer.
+CXX ?= c++
+CXXWARN := -std=c++17 -Wall -Wextra -Werror
+CPP_TEST_SRC := c_tests/cpp_family.cpp
+CPP_TEST_DEPS := $(CPP_TEST_SRC) include/liballoc.hpp include/liballoc.h c_tests/check.h $(SO_LINK)
+
+$(BUILD)/cpp/cpp_family: $(CPP_TEST_DEPS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXWARN) -O1 -g -Iinclude -Ic_tests -o $@ $(CPP_TEST_SRC) $(LINK_SO)
+
+$(BUILD)/cpp/cpp_family_asan: $(CPP_TEST_DEPS)
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXWARN) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -Iinclude -Ic_tests \
+	  -o $@ $(CPP_TEST_SRC) $(LINK_SO)
+
+.PHONY: cpp-test
+cpp-test: $(BUILD)/cpp/cpp_family $(BUILD)/cpp/cpp_family_asan
+	@for t in cpp_family cpp_family_asan; do \
+	  ASAN_OPTIONS=detect_leaks=1 ./$(BUILD)/cpp/$$t > $(BUILD)/cpp/$$t.log 2>&1; rc=$$?; \
+	  echo "$$t: $$(tail -n 1 $(BUILD)/cpp/$$t.log)"; \
+	  if [ $$rc -ne 0 ]; then cat $(BUILD)/cpp/$$t.log; exit $$rc; fi; \
+	done
+
+TESTS += cpp-test
+
+# ---- Python: pytest from the system or installed into build/pytest; then
+# the package is pip-installed into build/py-install and imported from
+# elsewhere with liballoc.so next to it (no LIBALLOC_PATH).
+PYTEST_DIR := $(BUILD)/pytest
+PY_INSTALL := $(BUILD)/py-install
+
+$(PYTEST_DIR)/.stamp:
+	@mkdir -p $(PYTEST_DIR)
+	@$(PYTHON) -c 'import pytest' 2>/dev/null || \
+	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(PYTEST_DIR) pytest
+	@touch $@
+
+.PHONY: python-test
+python-test: $(SO_LINK) $(PYTEST_DIR)/.stamp
+	LIBALLOC_PATH=$(abspath $(BUILD)) PYTHONPATH=$(abspath bindings/python):$(abspath $(PYTEST_DIR)) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider bindings/python/tests
+	rm -rf $(PY_INSTALL) bindings/python/build bindings/python/liballoc.egg-info
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(PY_INSTALL) ./bindings/python
+	rm -rf bindings/python/build bindings/python/liballoc.egg-info
+	cp $(SO_REAL) $(PY_INSTALL)/liballoc/liballoc.so
+	cd / && env -u LIBALLOC_PATH PYTHONPATH=$(abspath $(PY_INSTALL)) $(PYTHON) -c \
+	  'import liballoc as la, os; b = la.smp.alloc(8); b[0] = 1; la.smp.free(b); \
+	   assert os.path.dirname(la._native.path) == os.path.dirname(la.__file__); \
+	   print("installed package ok:", la.version(), "from", la._native.path)'
+
+TESTS += python-test
+
+# ---- Examples of the family: each builds and runs to completion.
+FAMILY_C_EXAMPLES := buffer_first pool thread_safe logging
+
+.PHONY: examples-check
+examples-check: $(SO_LINK) $(ZIG) $(PYTEST_DIR)/.stamp
+	@mkdir -p $(BUILD)/examples
+	@set -e; for e in $(FAMILY_C_EXAMPLES); do \
+	  $(CC) $(CWARN) -O2 -Iinclude -o $(BUILD)/examples/$$e examples/$$e.c $(LINK_SO); \
+	  ./$(BUILD)/examples/$$e > $(BUILD)/examples/$$e.out; \
+	  echo "example $$e: ok ($$(wc -l < $(BUILD)/examples/$$e.out) lines)"; \
+	done
+	$(CXX) $(CXXWARN) -O2 -Iinclude -o $(BUILD)/examples/cpp_example examples/cpp_example.cpp $(LINK_SO)
+	./$(BUILD)/examples/cpp_example > $(BUILD)/examples/cpp_example.out
+	LIBALLOC_PATH=$(abspath $(BUILD)) PYTHONPATH=$(abspath bindings/python) \
+	  $(PYTHON) examples/python_example.py > $(BUILD)/examples/python_example.out
+	cd bindings/zig && $(abspath $(ZIG)) build example $(ZIG_FLAGS) 2> $(abspath $(BUILD))/examples/zig_example.out
+	@echo "examples-check: C, C++, Python and Zig examples ran"
+
+TESTS += examples-check
