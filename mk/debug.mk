@@ -26,11 +26,15 @@ debug-test: $(LA_RUN) $(DEBUG_PRELOAD) $(DEBUG_BUG_BINS)
 debug-bench: $(LA_RUN) $(DEBUG_PRELOAD) $(DEBUG_BUG_BINS)
 	BUILD="$(BUILD)" CC="$(CC)" PYTHON="$(PYTHON)" sh benches/debug/run.sh
 
+# la-run finds the shim (installed by mk/preload.mk) in ../lib beside it.
+.PHONY: uninstall-la-run
 install: install-la-run
-install-la-run: $(LA_RUN) $(DEBUG_PRELOAD)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)
+uninstall: uninstall-la-run
+install-la-run: $(LA_RUN)
+	install -d $(DESTDIR)$(BINDIR)
 	install -m 755 $(LA_RUN) $(DESTDIR)$(BINDIR)/la-run
-	install -m 755 $(DEBUG_PRELOAD) $(DESTDIR)$(LIBDIR)/liballoc_preload.so
+uninstall-la-run:
+	rm -f $(DESTDIR)$(BINDIR)/la-run
 
 TESTS   += debug-test
 BENCHES += debug-bench
