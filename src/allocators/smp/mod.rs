@@ -148,7 +148,7 @@ pub unsafe fn usable_size(ptr: *const u8) -> usize {
     }
     let i = (ptr as usize - seg as usize) >> s.page_shift.get();
     // SAFETY: i is below the page count.
-    unsafe { s.page(i) }.block_size.get()
+    unsafe { s.page(i) }.block_size()
 }
 
 /// Grows or shrinks a block in place.

@@ -30,7 +30,7 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 use super::page::Page;
 use super::stats;
@@ -38,27 +38,27 @@ use crate::alignment;
 use crate::sys;
 
 /// Log2 of the segment size.
-pub const SEGMENT_SHIFT: u32 = 22;
+pub(crate) const SEGMENT_SHIFT: u32 = 22;
 /// Size and alignment of a segment.
-pub const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
+pub(crate) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
 /// Mask of the offset within a segment.
-pub const SEGMENT_MASK: usize = SEGMENT_SIZE - 1;
+pub(crate) const SEGMENT_MASK: usize = SEGMENT_SIZE - 1;
 
 // Page kinds (also the segment's `kind`): 0 small, 1 medium, 2 large
 // (indices into PAGE_SHIFT and AREA_OFFSET), then:
 /// A mapping holding one huge block.
-pub const HUGE: u8 = 3;
+pub(crate) const HUGE: u8 = 3;
 /// A free segment in the cache.
-pub const CACHED: u8 = 4;
+pub(crate) const CACHED: u8 = 4;
 
 /// Page shift of each normal kind.
-pub const PAGE_SHIFT: [u32; 3] = [16, 19, 22];
+pub(crate) const PAGE_SHIFT: [u32; 3] = [16, 19, 22];
 /// Offset of page 0's block area for each normal kind.
-pub const AREA_OFFSET: [usize; 3] = [8 << 10, 128 << 10, 512 << 10];
+pub(crate) const AREA_OFFSET: [usize; 3] = [8 << 10, 128 << 10, 512 << 10];
 /// Most pages in a segment.
-pub const MAX_PAGES: usize = 64;
+pub(crate) const MAX_PAGES: usize = 64;
 /// Offset of the page descriptors from the segment start.
-pub const PAGES_OFFSET: usize = 128;
+pub(crate) const PAGES_OFFSET: usize = 128;
 
 /// The header at the start of every segment and huge mapping.
 #[repr(C)]
@@ -137,9 +137,9 @@ const MAP_ENTRIES: usize = 1 << (47 - SEGMENT_SHIFT);
 static CHUNK_MAP: AtomicPtr<AtomicU8> = AtomicPtr::new(ptr::null_mut());
 
 /// Chunk-map entry values.
-pub const CHUNK_NONE: u8 = 0;
-pub const CHUNK_HEAD: u8 = 1;
-pub const CHUNK_CONT: u8 = 2;
+pub(crate) const CHUNK_NONE: u8 = 0;
+pub(crate) const CHUNK_HEAD: u8 = 1;
+pub(crate) const CHUNK_CONT: u8 = 2;
 
 fn chunk_map() -> *mut AtomicU8 {
     let m = CHUNK_MAP.load(Ordering::Acquire);
@@ -345,13 +345,19 @@ pub fn note_page_committed(seg: &Segment, i: usize, was_dirty: bool) {
 /// Freed huge mappings kept for reuse (mapping start | length in pages;
 /// 0 = empty). Reusing one saves the mmap/munmap pair and the page faults.
 /// Bounded: [`HUGE_CACHE_SLOTS`] mappings of at most [`HUGE_CACHE_MAX`]
-/// bytes; `la_smp_collect` empties it.
+/// bytes, each unmapped after [`HUGE_CACHE_MS`] unused (by the purge pass
+/// of whichever thread runs one); `la_smp_collect` empties it.
 static HUGE_CACHE: [AtomicUsize; HUGE_CACHE_SLOTS] =
     [const { AtomicUsize::new(0) }; HUGE_CACHE_SLOTS];
-const HUGE_CACHE_SLOTS: usize = 8;
-const HUGE_CACHE_MAX: usize = 8 << 20;
+const HUGE_CACHE_SLOTS: usize = 32;
+const HUGE_CACHE_MS: u32 = 250;
+/// When each slot was filled (ms, wrapping).
+static HUGE_CACHE_TIME: [AtomicU32; HUGE_CACHE_SLOTS] =
+    [const { AtomicU32::new(0) }; HUGE_CACHE_SLOTS];
+const HUGE_CACHE_MAX: usize = 16 << 20;
 
-/// Takes a cached mapping of between `total` and `total * 5 / 4` bytes.
+/// Takes a cached mapping of between `total` and `2 * total` bytes (the
+/// unused tail was either never touched or is already counted).
 fn huge_cache_take(total: usize) -> Option<(usize, usize)> {
     let page = sys::page_size();
     for slot in HUGE_CACHE.iter() {
@@ -361,7 +367,7 @@ fn huge_cache_take(total: usize) -> Option<(usize, usize)> {
         }
         let len = (v & SEGMENT_MASK) * page;
         if len >= total
-            && len - total <= total / 4
+            && len - total <= total
             && slot
                 .compare_exchange(v, 0, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
@@ -379,20 +385,35 @@ fn huge_cache_put(start: usize, len: usize) -> bool {
         return false;
     }
     let v = start | (len / page);
-    HUGE_CACHE.iter().any(|slot| {
-        slot.load(Ordering::Relaxed) == 0
+    let now = sys::now_ms() as u32;
+    for (slot, time) in HUGE_CACHE.iter().zip(HUGE_CACHE_TIME.iter()) {
+        if slot.load(Ordering::Relaxed) == 0
             && slot
                 .compare_exchange(0, v, Ordering::Release, Ordering::Relaxed)
                 .is_ok()
-    })
+        {
+            time.store(now, Ordering::Relaxed);
+            return true;
+        }
+    }
+    false
 }
 
-/// Unmaps every cached huge mapping.
-pub fn huge_cache_drain() {
+/// Unmaps cached huge mappings unused for [`HUGE_CACHE_MS`] (all when
+/// `force`).
+pub fn huge_cache_purge(now: u64, force: bool) {
     let page = sys::page_size();
-    for slot in HUGE_CACHE.iter() {
-        let v = slot.swap(0, Ordering::Acquire);
-        if v != 0 {
+    for (slot, time) in HUGE_CACHE.iter().zip(HUGE_CACHE_TIME.iter()) {
+        let v = slot.load(Ordering::Relaxed);
+        if v == 0 {
+            continue;
+        }
+        let age = (now as u32).wrapping_sub(time.load(Ordering::Relaxed));
+        if (force || age >= HUGE_CACHE_MS)
+            && slot
+                .compare_exchange(v, 0, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
             let (start, len) = (v & !SEGMENT_MASK, (v & SEGMENT_MASK) * page);
             set_chunks(start, len, false);
             stats::sub_committed(len);

@@ -29,7 +29,7 @@ use super::heap::{self, Heap};
 use crate::sys;
 
 /// Most heaps alive at once.
-pub const MAX_HEAPS: usize = 1 << 16;
+pub(crate) const MAX_HEAPS: usize = 1 << 16;
 const HEAP_STRIDE: usize = core::mem::size_of::<Heap>().next_multiple_of(64);
 
 #[cfg(not(target_arch = "x86_64"))]
