@@ -16,6 +16,7 @@
 //! | `stats.rs` | counters and the `LA_STATS` table / JSON output |
 //! | `fatal.rs` | `liballoc: fatal: ...` reports followed by `abort()` |
 //! | `fmt.rs` | allocation-free formatting into a stack buffer |
+//! | `errno.rs` | `errno` without a call into libc (saved and restored by `free`) |
 //!
 //! How it works. Every entry point tests one word, [`FLAGS`]: when it is
 //! exactly [`READY`] (the shim is initialised, no statistics and no failure
@@ -38,6 +39,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use crate::allocators::smp::{self, PtrCheck};
 
 mod cxx;
+pub mod errno;
 pub mod fatal;
 pub mod fmt;
 mod introspect;
@@ -137,7 +139,7 @@ fn out_of_memory() -> *mut u8 {
     if FLAGS.load(Relaxed) & COUNT != 0 {
         stats::CALLS_FAILED.fetch_add(1, Relaxed);
     }
-    fmt::set_errno(libc::ENOMEM);
+    errno::set(libc::ENOMEM);
     core::ptr::null_mut()
 }
 
@@ -209,10 +211,9 @@ pub unsafe fn free(p: *mut u8, func: &str) {
         return;
     }
     validate(p, func);
-    // SAFETY: __errno_location returns this thread's errno slot, valid for
-    // the thread's lifetime; read and restored around the free.
-    let errno = unsafe { libc::__errno_location() };
-    // SAFETY: as above.
+    let errno = errno::location();
+    // SAFETY: this thread's errno slot, valid while the thread lives; read
+    // here and restored after the free.
     let saved = unsafe { *errno };
     if FLAGS.load(Relaxed) & COUNT != 0 {
         stats::CALLS_FREE.fetch_add(1, Relaxed);
