@@ -13,7 +13,7 @@
 //! | `cxx.rs`, `cxx_new.c` | `operator delete` (Rust) and `operator new` (C, so that `std::bad_alloc` can propagate) |
 //! | `introspect.rs` | glibc introspection: `mallinfo`, `mallinfo2`, `malloc_stats`, `malloc_trim`, `malloc_info`, `mallopt` |
 //! | `options.rs` | `LA_*` environment options, read without allocating |
-//! | `stats.rs` | counters and the `LA_STATS` table / JSON output |
+//! | `stats.rs` | the smp allocator's statistics, the shim's per-class counters (`LA_STATS`), the table / JSON output |
 //! | `fatal.rs` | `liballoc: fatal: ...` reports followed by `abort()` |
 //! | `fmt.rs` | allocation-free formatting into a stack buffer |
 //! | `errno.rs` | `errno` without a call into libc (saved and restored by `free`) |
@@ -33,6 +33,13 @@
 //! allocator to classify the pointer ([`smp::check`]): a pointer that is not
 //! a live block start is reported by [`fatal`] and the process aborts,
 //! instead of corrupting the heap.
+//!
+//! Choices where the standards leave room (documented in `symbols.rs`):
+//! `realloc(p, 0)` frees and returns NULL (glibc's behaviour);
+//! `aligned_alloc` rejects a non-power-of-two alignment with EINVAL; a
+//! failing `operator new` throws `std::bad_alloc` (see `cxx.rs` for why
+//! that part is C); `realloc` that shrinks a block below half its size
+//! moves it to a smaller one.
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 
