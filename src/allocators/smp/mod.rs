@@ -63,7 +63,7 @@ pub enum PtrCheck {
 
 #[inline]
 fn alloc_in(cls: usize) -> *mut u8 {
-    let h = thread::current();
+    let h = thread::current_fast();
     if !h.is_null() {
         // SAFETY: the calling thread's own heap.
         let b = unsafe { (*h).pop(cls) };
@@ -112,7 +112,7 @@ pub unsafe fn free(ptr: *mut u8) {
     let i = (ptr as usize - seg as usize) >> s.page_shift.get();
     // SAFETY: i is below the page count of this normal segment.
     let page = unsafe { s.page(i) };
-    let h = thread::current();
+    let h = thread::current_fast();
     let b = ptr as *mut page::Block;
     if !h.is_null() && page.heap.load(core::sync::atomic::Ordering::Relaxed) == h {
         // SAFETY: our own page and heap; b is a live block of it.
