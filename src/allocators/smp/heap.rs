@@ -76,29 +76,49 @@ impl Heap {
     /// Accounts for an allocation of class `cls`.
     #[inline]
     pub fn count_alloc(&self, cls: usize, bsize: usize) {
+        if self.count_alloc_noflush(cls, bsize) {
+            self.flush();
+        }
+    }
+
+    /// Accounts for an allocation; true when the deltas must be flushed.
+    #[inline(always)]
+    fn count_alloc_noflush(&self, cls: usize, bsize: usize) -> bool {
         debug_assert!(cls < NCLASSES && bsize == class_size(cls));
         // SAFETY: cls < NCLASSES.
         bump(&unsafe { self.q.get_unchecked(cls) }.allocs);
         let d = self.live_bytes.get() + bsize as isize;
         self.live_count.set(self.live_count.get() + 1);
         self.live_bytes.set(d);
-        if d > stats::FLUSH_BYTES {
-            self.flush();
-        }
+        d > stats::FLUSH_BYTES
     }
 
     /// Accounts for a free of class `cls`.
     #[inline]
     pub fn count_free(&self, cls: usize, bsize: usize) {
+        if self.count_free_noflush(cls, bsize) {
+            self.flush();
+        }
+    }
+
+    /// Accounts for a free; true when the deltas must be flushed.
+    #[inline(always)]
+    fn count_free_noflush(&self, cls: usize, bsize: usize) -> bool {
         debug_assert!(cls < NCLASSES && bsize == class_size(cls));
         // SAFETY: cls < NCLASSES (page classes are).
         bump(&unsafe { self.q.get_unchecked(cls) }.frees);
         let d = self.live_bytes.get() - bsize as isize;
         self.live_count.set(self.live_count.get() - 1);
         self.live_bytes.set(d);
-        if d < -stats::FLUSH_BYTES {
-            self.flush();
-        }
+        d < -stats::FLUSH_BYTES
+    }
+
+    /// Flushes and returns `b` (keeps the call off the fast path).
+    #[inline(never)]
+    #[cold]
+    fn flush_then(&self, b: *mut u8) -> *mut u8 {
+        self.flush();
+        b
     }
 
     /// Moves the unflushed live deltas to the global counters.
@@ -121,8 +141,8 @@ impl Heap {
         // SAFETY: pages in our queues are in-use pages we own.
         let p = unsafe { &*page };
         let b = p.pop();
-        if !b.is_null() {
-            self.count_alloc(cls, p.block_size());
+        if !b.is_null() && self.count_alloc_noflush(cls, p.block_size()) {
+            return self.flush_then(b);
         }
         b
     }
@@ -297,15 +317,18 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
 /// `b` is a live block of `page`, which `heap` owns.
 #[inline]
 pub unsafe fn free_local(heap: &Heap, page: &Page, b: *mut Block) {
-    heap.count_free(page.class.get() as usize, page.block_size());
+    let flush = heap.count_free_noflush(page.class.get() as usize, page.block_size());
     // SAFETY: caller's promise.
-    if unsafe { page.push_local(b) } {
+    if unsafe { page.push_local(b) } | flush {
         free_local_slow(heap, page);
     }
 }
 
 #[inline(never)]
 fn free_local_slow(heap: &Heap, page: &Page) {
+    if heap.live_bytes.get() < -stats::FLUSH_BYTES {
+        heap.flush();
+    }
     if page.flags.load(Ordering::Relaxed) & FULL != 0 {
         heap.unfull(page);
     }

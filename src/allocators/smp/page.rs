@@ -44,7 +44,7 @@ pub(crate) const fn free_tag(addr: usize) -> usize {
 pub(crate) const FULL: u8 = 1;
 
 /// Bytes carved at most per extension (at least one block).
-const EXTEND_BYTES: usize = 16 << 10;
+const EXTEND_BYTES: usize = 4 << 10;
 
 /// A page descriptor: 64 bytes, cache-line aligned inside the segment
 /// header, with everything the fast paths touch in that one line.
