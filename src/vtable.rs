@@ -367,6 +367,11 @@ pub unsafe trait RawAllocator {
     unsafe fn free(&self, memory: *mut u8, len: usize, alignment: u8, ret_addr: usize);
 }
 
+/// The `alloc` entry of [`vtable_of`]: rejects `len == 0` and alignments of
+/// 64 or more, resolves the context, then calls [`RawAllocator::alloc`].
+///
+/// # Safety
+/// - `ctx` is NULL or the context of an `la_allocator` built for `T`, alive.
 unsafe extern "C" fn tramp_alloc<T: RawAllocator>(
     ctx: *mut c_void,
     len: usize,
@@ -384,6 +389,13 @@ unsafe extern "C" fn tramp_alloc<T: RawAllocator>(
     }
 }
 
+/// The `resize` entry of [`vtable_of`]: rejects a NULL block, zero lengths and
+/// alignments of 64 or more, then calls [`RawAllocator::resize`].
+///
+/// # Safety
+/// - `ctx` is NULL or the context of an `la_allocator` built for `T`, alive;
+/// - `memory` is NULL or a live block of that allocator with `len` and
+///   `alignment` as last granted.
 unsafe extern "C" fn tramp_resize<T: RawAllocator>(
     ctx: *mut c_void,
     memory: *mut c_void,
@@ -403,6 +415,11 @@ unsafe extern "C" fn tramp_resize<T: RawAllocator>(
     }
 }
 
+/// The `remap` entry of [`vtable_of`]: the checks of [`tramp_resize`], then
+/// [`RawAllocator::remap`].
+///
+/// # Safety
+/// As for [`tramp_resize`].
 unsafe extern "C" fn tramp_remap<T: RawAllocator>(
     ctx: *mut c_void,
     memory: *mut c_void,
@@ -425,6 +442,11 @@ unsafe extern "C" fn tramp_remap<T: RawAllocator>(
     }
 }
 
+/// The `free` entry of [`vtable_of`]: ignores a NULL block, `len == 0` and
+/// alignments of 64 or more, then calls [`RawAllocator::free`].
+///
+/// # Safety
+/// As for [`tramp_resize`]; the block is dead afterwards.
 unsafe extern "C" fn tramp_free<T: RawAllocator>(
     ctx: *mut c_void,
     memory: *mut c_void,
