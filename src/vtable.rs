@@ -180,6 +180,10 @@ pub unsafe extern "C" fn la_raw_resize(
 
 /// Resizes `memory` through `a`'s vtable, allowing it to move.
 ///
+/// Parameters: as for [`la_raw_resize`]: `memory`, `len` and `alignment`
+/// describe the block as last granted; `new_len` (> 0) is the wanted length;
+/// `ret_addr` the caller's return address or 0.
+///
 /// Returns: the (possibly new) address of the block, now `new_len` bytes; or
 /// NULL, meaning nothing changed and the caller should allocate, copy and free
 /// itself (also for a NULL block, zero lengths, an alignment of 64 or more, or
@@ -243,6 +247,8 @@ pub unsafe extern "C" fn la_raw_free(
 
 /// A vtable `alloc` entry that always fails: returns NULL.
 ///
+/// Parameters: those of `la_vtable.alloc`, all ignored (NULL included).
+///
 /// Thread safety: safe from any thread.
 ///
 /// # Safety
@@ -258,6 +264,8 @@ pub unsafe extern "C" fn la_no_alloc(
 }
 
 /// A vtable `resize` entry that never resizes: returns false.
+///
+/// Parameters: those of `la_vtable.resize`, all ignored (NULL included).
 ///
 /// Thread safety: safe from any thread.
 ///
@@ -277,6 +285,8 @@ pub unsafe extern "C" fn la_no_resize(
 
 /// A vtable `remap` entry that never remaps: returns NULL.
 ///
+/// Parameters: those of `la_vtable.remap`, all ignored (NULL included).
+///
 /// Thread safety: safe from any thread.
 ///
 /// # Safety
@@ -294,6 +304,8 @@ pub unsafe extern "C" fn la_no_remap(
 }
 
 /// A vtable `free` entry that does nothing.
+///
+/// Parameters: those of `la_vtable.free`, all ignored (NULL included).
 ///
 /// Thread safety: safe from any thread.
 ///
