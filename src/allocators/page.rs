@@ -9,6 +9,16 @@
 //! Blocks aligned above the page size are never moved by `remap`, since
 //! `mremap` only promises page alignment. `free` unmaps. Stateless and
 //! thread-safe.
+//!
+//! Two deliberate differences from Zig 0.17, both only ever turning a
+//! refusal into a success the contract allows: Zig's `resize` on Linux
+//! x86-64 never calls `mremap` (its mmap address hints walk down towards the
+//! stack, and growing a mapping upwards in place could take room the stack
+//! needs), so it cannot grow a block past its last page; we give no hints, so
+//! growing in place with `mremap` and no MAYMOVE is safe. And Zig refuses to
+//! resize or remap blocks aligned above the page size at all; changing their
+//! length in place keeps their address, hence their alignment, so we allow
+//! it.
 
 use core::ffi::c_void;
 use core::ptr;
