@@ -167,7 +167,30 @@ static void stateless_bad_input(void) {
     CHECK(la_raw_alloc(la_c_allocator(), SIZE_MAX - 15, 4, 0) == NULL);
 }
 
+/* An allocator whose vtable is NULL, or has NULL entries, fails every call
+ * made through la_raw_* and the helpers instead of jumping to address 0. */
+static void null_vtables(void) {
+    static const la_vtable empty = {NULL, NULL, NULL, NULL};
+    unsigned char byte = 7;
+    la_allocator none = {NULL, NULL};
+    la_allocator holes = {&byte, &empty};
+    la_allocator all[2] = {none, holes};
+    for (int i = 0; i < 2; i++) {
+        la_allocator a = all[i];
+        CHECK(la_raw_alloc(a, 8, 0, 0) == NULL);
+        CHECK(!la_raw_resize(a, &byte, 1, 0, 2, 0));
+        CHECK(la_raw_remap(a, &byte, 1, 0, 2, 0) == NULL);
+        la_raw_free(a, &byte, 1, 0, 0);
+        CHECK(la_alloc(a, 4, 4, 4) == NULL);
+        CHECK(la_realloc(a, &byte, 1, 1, 2, 1) == NULL);
+        CHECK(la_dupez(a, "x", 1) == NULL);
+        la_free(a, &byte, 1, 1, 1);
+        CHECK(byte == 7);
+    }
+}
+
 int main(void) {
+    null_vtables();
     stateless_bad_input();
     fixed_buffer_bad_input();
     arena_bad_input();
