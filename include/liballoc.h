@@ -230,7 +230,10 @@ void la_arena_destroy(struct la_arena *arena);
  * The C allocator: blocks from the C library's `malloc`, `posix_memalign`
  * and `realloc`; `resize` grows in place when `malloc_usable_size` allows.
  *
- * Returns: the allocator (stateless; the value may be copied freely).
+ * Parameters: none.
+ *
+ * Returns: the allocator (stateless; the value may be copied freely); its
+ * vtable is never NULL. Blocks are NULL when malloc fails.
  *
  * Thread safety: as thread-safe as the C library's malloc (glibc's is).
  */
@@ -240,7 +243,10 @@ struct la_allocator la_c_allocator(void);
  * An allocator that always fails (Zig's `Allocator.failing`): alloc and
  * remap return NULL, resize returns false, free does nothing.
  *
- * Returns: the allocator (stateless; the value may be copied freely).
+ * Parameters: none.
+ *
+ * Returns: the allocator (stateless; the value may be copied freely); its
+ * vtable is never NULL, every allocation through it is.
  *
  * Thread safety: safe from any thread.
  */
@@ -387,7 +393,10 @@ bool la_fixed_buffer_owns(const struct la_fixed_buffer *fb, const void *ptr, siz
  * The page allocator: each block is its own `mmap`, rounded up to whole
  * pages; `remap` uses `mremap` (no copy). Best for few, large blocks.
  *
- * Returns: the allocator (stateless; the value may be copied freely).
+ * Parameters: none.
+ *
+ * Returns: the allocator (stateless; the value may be copied freely); its
+ * vtable is never NULL. Blocks are NULL only when the OS refuses memory.
  *
  * Thread safety: safe from any thread.
  */
@@ -414,6 +423,8 @@ void la_smp_collect(void);
 /**
  * The library version as "MAJOR.MINOR.PATCH" (compare with the
  * LA_VERSION_MAJOR/MINOR/PATCH macros to detect a header/library mismatch).
+ *
+ * Parameters: none.
  *
  * Returns: a static NUL-terminated string; never NULL, never freed.
  *
