@@ -58,7 +58,7 @@ pub(crate) const AREA_OFFSET: [usize; 3] = [8 << 10, 128 << 10, 512 << 10];
 /// Most pages in a segment.
 pub(crate) const MAX_PAGES: usize = 64;
 /// Offset of the page descriptors from the segment start.
-pub(crate) const PAGES_OFFSET: usize = 128;
+pub(crate) const PAGES_OFFSET: usize = 512;
 
 /// The header at the start of every segment and huge mapping.
 #[repr(C)]
@@ -86,6 +86,10 @@ pub struct Segment {
     pub map_start: Cell<usize>,
     pub map_len: Cell<usize>,
     pub block: Cell<usize>,
+    /// Bytes of each page's area touched since it was last decommitted
+    /// (the high-water mark of carved blocks, in OS pages); the source of
+    /// the `committed_bytes` statistic.
+    pub touched: [Cell<u32>; MAX_PAGES],
 }
 
 const _: () = assert!(core::mem::size_of::<Segment>() <= PAGES_OFFSET);
@@ -289,6 +293,9 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
         (1u64 << count) - 1
     });
     s.dirty_mask.set(0);
+    for t in s.touched.iter() {
+        t.set(0);
+    }
     s.heap.set(heap);
     s.next.set(ptr::null_mut());
     s.prev.set(ptr::null_mut());
@@ -316,8 +323,8 @@ pub fn decommit_pages(seg: &Segment, mask: u64) {
             // SAFETY: a free page's area holds no live block and lies inside
             // the segment mapping.
             unsafe { sys::decommit(start as *mut u8, end - start) };
-            stats::sub_committed(end - start);
         }
+        stats::sub_committed(seg.touched[i].replace(0) as usize);
     }
 }
 
@@ -332,11 +339,19 @@ pub fn segment_release(seg: *mut Segment) {
     CACHE.push(seg);
 }
 
-/// Marks that page memory was (re)committed by use.
-pub fn note_page_committed(seg: &Segment, i: usize, was_dirty: bool) {
-    if !was_dirty {
-        let (start, end) = seg.page_area(i);
-        stats::add_committed(end - start);
+/// Records that page `i`'s blocks up to `carved_end` (an address) are now
+/// in use, counting newly touched memory as committed.
+pub fn note_carved(seg: &Segment, i: usize, carved_end: usize) {
+    let (start, end) = seg.page_area(i);
+    let os_page = sys::page_size();
+    let upto = alignment::forward(carved_end, os_page)
+        .unwrap_or(end)
+        .min(end);
+    let upto = (upto - start) as u32;
+    let t = &seg.touched[i];
+    if upto > t.get() {
+        stats::add_committed((upto - t.get()) as usize);
+        t.set(upto);
     }
 }
 
