@@ -19,18 +19,21 @@ $(BUILD)/debug/%: c_tests/debug/%.c c_tests/debug/common.h include/liballoc.h $(
 	@mkdir -p $(dir $@)
 	$(CC) $(CWARN) -O1 -g -fno-omit-frame-pointer -Iinclude -o $@ $< $(LINK_SO)
 
-.PHONY: debug-test debug-bench install-la-run
+.PHONY: debug-test debug-bench install-la-run uninstall-la-run
 debug-test: $(LA_RUN) $(DEBUG_PRELOAD) $(DEBUG_BUG_BINS)
 	BUILD="$(BUILD)" PYTHON="$(PYTHON)" sh c_tests/debug/run_tests.sh
 
 debug-bench: $(LA_RUN) $(DEBUG_PRELOAD) $(DEBUG_BUG_BINS)
 	BUILD="$(BUILD)" CC="$(CC)" PYTHON="$(PYTHON)" sh benches/debug/run.sh
 
+# la-run finds the shim (installed by mk/preload.mk) in $(BINDIR)/../lib.
 install: install-la-run
-install-la-run: $(LA_RUN) $(DEBUG_PRELOAD)
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)
+uninstall: uninstall-la-run
+install-la-run: $(LA_RUN)
+	install -d $(DESTDIR)$(BINDIR)
 	install -m 755 $(LA_RUN) $(DESTDIR)$(BINDIR)/la-run
-	install -m 755 $(DEBUG_PRELOAD) $(DESTDIR)$(LIBDIR)/liballoc_preload.so
+uninstall-la-run:
+	rm -f $(DESTDIR)$(BINDIR)/la-run
 
 TESTS   += debug-test
 BENCHES += debug-bench
