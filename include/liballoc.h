@@ -343,7 +343,7 @@ typedef struct la_debug_config {
    */
   bool check_write_after_free;
   /**
-   * Bytes of freed blocks held back before reuse; default 16 MiB.
+   * Bytes of freed blocks held back before reuse; default 4 MiB.
    */
   size_t quarantine_bytes;
   /**
@@ -626,7 +626,7 @@ struct la_allocator la_c_allocator(void);
 
 /**
  * Fills `out` with the default configuration: 8 frames, abort on misuse,
- * reports to fd 2, no never-reuse, write-after-free checks on, 16 MiB
+ * reports to fd 2, no never-reuse, write-after-free checks on, 4 MiB
  * quarantine, no memory limit, guard pages from 128 KiB, derived canary.
  *
  * Parameters: `out` the config to fill; NULL does nothing.

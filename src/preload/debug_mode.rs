@@ -65,6 +65,7 @@ pub fn init() -> bool {
 
 extern "C" fn fork_child() {
     instance().after_fork();
+    trace::reset_tid();
 }
 
 /// The SIGSEGV action in place before ours (restored for faults that are
@@ -101,7 +102,7 @@ fn install_fault_handler() {
     // SAFETY: a zeroed sigaction is a valid value to fill in.
     let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
     sa.sa_sigaction = on_fault as *const () as usize;
-    sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+    sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
     // SAFETY: installing a handler; the old action is saved for fallback.
     unsafe {
         libc::sigemptyset(&mut sa.sa_mask);
