@@ -45,7 +45,14 @@ pub fn init() -> bool {
     if !DEBUG.load(Ordering::Acquire).is_null() {
         return true;
     }
-    let cfg = la_debug_config::default();
+    // Reports go to a private copy of stderr: programs often close fd 2 at
+    // exit (coreutils do), before the leak report is printed.
+    // SAFETY: fcntl on a descriptor number has no memory preconditions.
+    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
+    let cfg = la_debug_config {
+        report_fd: if fd >= 0 { fd } else { 2 },
+        ..la_debug_config::default()
+    };
     let d = la_debug::create(la_smp_allocator(), &cfg);
     if d.is_null() {
         return false;
@@ -57,8 +64,13 @@ pub fn init() -> bool {
         .is_err()
     {
         // Another thread won the race; ours holds no blocks.
-        // SAFETY: d is ours and unused.
-        unsafe { la_debug::destroy(d) };
+        // SAFETY: d is ours and unused; fd is our copy.
+        unsafe {
+            la_debug::destroy(d);
+            if fd >= 0 {
+                libc::close(fd);
+            }
+        }
     }
     true
 }
