@@ -203,6 +203,9 @@ const QUARANTINE_BLOCKS: usize = 1 << 16;
 
 /// Instances alive, so a free given to the wrong one can name the owner.
 static REGISTRY: [AtomicPtr<la_debug>; 64] = [const { AtomicPtr::new(ptr::null_mut()) }; 64];
+/// Held while an instance is looked at through [`REGISTRY`] and while one
+/// leaves it, so no instance is unmapped while another peeks at it.
+static REGISTRY_LOCK: SpinLock = SpinLock::new();
 
 struct State {
     table: Table,
@@ -595,22 +598,27 @@ impl la_debug {
     }
 
     /// Explains a pointer that is no block's start. Called with our lock
-    /// held, on error paths only; it takes each other instance's lock in
-    /// turn to look the pointer up there. (Two threads doing this at once
-    /// across the same two instances could deadlock: misuse reports are
-    /// expected to be rare and, by default, fatal.)
+    /// held, on error paths only; under the registry lock it tries each
+    /// other instance's lock in turn to look the pointer up there (an
+    /// instance busy at that moment is skipped: the pointer is then called
+    /// foreign rather than risk a deadlock).
     fn classify(&self, st: &State, p: usize) -> Unknown {
         if let Some(r) = st.table.find_containing(p) {
             return Unknown::Interior(r);
         }
+        let _registry = REGISTRY_LOCK.lock();
         for slot in &REGISTRY {
             let o = slot.load(Ordering::Acquire);
             if o.is_null() || ptr::eq(o, self) {
                 continue;
             }
-            // SAFETY: registered instances are alive until they unregister.
+            // SAFETY: registered instances stay mapped while REGISTRY_LOCK
+            // is held (destroy unregisters under it).
             let other = unsafe { &*o };
-            let _g = other.lock.lock();
+            // Only try: its holder may be waiting for REGISTRY_LOCK.
+            let Some(_g) = other.lock.try_lock() else {
+                continue;
+            };
             // SAFETY: the other instance's lock is held.
             let ost = unsafe { other.state() };
             if ost.table.find(p).is_some() || ost.table.find_containing(p).is_some() {
@@ -1279,8 +1287,12 @@ impl la_debug {
         let this = unsafe { &*d };
         this.verify_freed();
         let (_, leaked) = this.report_leaks(&leaks::Options::default());
-        for slot in &REGISTRY {
-            let _ = slot.compare_exchange(d, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed);
+        {
+            let _registry = REGISTRY_LOCK.lock();
+            for slot in &REGISTRY {
+                let _ =
+                    slot.compare_exchange(d, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed);
+            }
         }
         {
             let _g = this.lock.lock();
