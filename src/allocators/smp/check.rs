@@ -61,16 +61,15 @@ pub fn check(ptr: *const u8) -> PtrCheck {
             // SAFETY: i < SEGMENT_SIZE >> shift = page count <= MAX_PAGES.
             let p = unsafe { s.page(i) };
             // SAFETY: reading fields of the mapped descriptor.
-            let (in_use, area, bs, cap, res) = unsafe {
+            let (bs, cap, res) = unsafe {
                 (
-                    ptr::read_volatile(p.in_use.as_ptr()),
-                    ptr::read_volatile(p.area.as_ptr()),
-                    ptr::read_volatile(p.block_size.as_ptr()),
+                    p.block_size(),
                     ptr::read_volatile(p.capacity.as_ptr()) as usize,
                     ptr::read_volatile(p.reserved.as_ptr()) as usize,
                 )
             };
-            if in_use == 0 || bs == 0 {
+            let area = s.page_area(i).0;
+            if bs == 0 {
                 return PtrCheck::Free;
             }
             if a < area {
@@ -117,7 +116,7 @@ fn walk(
     seen: &mut [u64; MAX_BLOCKS / 64],
     errors: &mut usize,
 ) -> usize {
-    let (area, bs, cap) = (p.area.get(), p.block_size.get(), p.capacity.get() as usize);
+    let (area, bs, cap) = (p.area(), p.block_size(), p.capacity.get() as usize);
     let mut n = 0;
     while !b.is_null() {
         let a = b as usize;
@@ -149,7 +148,7 @@ fn walk(
 }
 
 fn check_page(heap: *mut Heap, p: &Page, cls: usize, full: bool, errors: &mut usize) {
-    if p.in_use.get() == 0 {
+    if !p.in_use() {
         report(errors, "page in a list is not in use");
         return;
     }
@@ -160,7 +159,7 @@ fn check_page(heap: *mut Heap, p: &Page, cls: usize, full: bool, errors: &mut us
         report(errors, "page in the wrong class queue");
     }
     let cls = p.class.get() as usize;
-    if cls == 0 || cls >= NCLASSES || p.block_size.get() != CLASS_SIZE[cls] {
+    if cls == 0 || cls >= NCLASSES || p.block_size() != CLASS_SIZE[cls] {
         report(errors, "page block size does not match its class");
         return;
     }
@@ -173,8 +172,8 @@ fn check_page(heap: *mut Heap, p: &Page, cls: usize, full: bool, errors: &mut us
         return;
     }
     let seg = p.segment();
-    let (start, end) = seg.page_area(p.index.get() as usize);
-    if p.area.get() != start || start + res * p.block_size.get() > end {
+    let (start, end) = seg.page_area(p.index());
+    if p.area() != start || start + res * p.block_size() > end {
         report(errors, "page area does not match its segment slot");
     }
     let mut seen = [0u64; MAX_BLOCKS / 64];
@@ -202,7 +201,7 @@ pub fn check_heap() -> usize {
     let mut listed = 0usize;
     for cls in 1..NCLASSES {
         let mut prev: *mut Page = ptr::null_mut();
-        let mut page = h.first[cls].get();
+        let mut page = h.q[cls].first.get();
         let mut n = 0;
         while !page.is_null() {
             // SAFETY: queue members are pages of our segments.
@@ -220,7 +219,7 @@ pub fn check_heap() -> usize {
             prev = page;
             page = p.next.get();
         }
-        if h.last[cls].get() != prev {
+        if h.q[cls].last.get() != prev {
             report(&mut errors, "class queue last pointer wrong");
         }
     }
@@ -265,10 +264,10 @@ pub fn check_heap() -> usize {
                 // SAFETY: i < page_count.
                 let p = unsafe { s.page(i) };
                 let free_bit = s.free_mask.get() & (1 << i) != 0;
-                if (p.in_use.get() != 0) == free_bit {
+                if (p.in_use()) == free_bit {
                     report(&mut errors, "segment free mask disagrees with a page");
                 }
-                if p.in_use.get() != 0 {
+                if p.in_use() {
                     used += 1;
                     if p.heap.load(Ordering::Relaxed) != heap {
                         report(&mut errors, "page of our segment owned by another heap");

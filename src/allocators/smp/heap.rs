@@ -34,15 +34,14 @@ use super::stats;
 use crate::sys;
 
 /// Free pages stay committed this long before they are decommitted.
-pub const PURGE_DELAY_MS: u64 = 10;
+pub(crate) const PURGE_DELAY_MS: u64 = 50;
 
 /// A thread's heap. Lives in the heap pool (`thread.rs`), never unmapped;
 /// a zeroed `Heap` is a valid empty heap.
 #[repr(C)]
 pub struct Heap {
-    /// First and last page of each class queue.
-    pub first: [Cell<*mut Page>; NCLASSES],
-    pub last: [Cell<*mut Page>; NCLASSES],
+    /// Page queue and counters of each class (one cache line holds two).
+    pub q: [ClassQueue; NCLASSES],
     /// Pages with no free block (doubly linked through the page links).
     pub full: Cell<*mut Page>,
     /// Owned segments per page kind.
@@ -54,11 +53,18 @@ pub struct Heap {
     /// Live bytes and blocks not yet flushed to the global counters.
     pub live_bytes: Cell<isize>,
     pub live_count: Cell<isize>,
-    /// Blocks allocated / freed by this heap's threads per class.
-    pub allocs: [AtomicU64; NCLASSES],
-    pub frees: [AtomicU64; NCLASSES],
     /// Link in the heap pool's free stack (index + 1).
     pub pool_next: core::sync::atomic::AtomicU32,
+}
+
+/// The pages of one class, and how many blocks of it this heap's threads
+/// allocated and freed (written by the owner only, read by statistics).
+#[repr(C, align(32))]
+pub struct ClassQueue {
+    pub first: Cell<*mut Page>,
+    pub last: Cell<*mut Page>,
+    pub allocs: AtomicU64,
+    pub frees: AtomicU64,
 }
 
 #[inline]
@@ -69,30 +75,50 @@ fn bump(c: &AtomicU64) {
 impl Heap {
     /// Accounts for an allocation of class `cls`.
     #[inline]
-    pub fn count_alloc(&self, cls: usize) {
-        debug_assert!(cls < NCLASSES);
-        // SAFETY: cls < NCLASSES.
-        bump(unsafe { self.allocs.get_unchecked(cls) });
-        let d = self.live_bytes.get() + class_size(cls) as isize;
-        self.live_count.set(self.live_count.get() + 1);
-        self.live_bytes.set(d);
-        if d > stats::FLUSH_BYTES {
+    pub fn count_alloc(&self, cls: usize, bsize: usize) {
+        if self.count_alloc_noflush(cls, bsize) {
             self.flush();
         }
     }
 
+    /// Accounts for an allocation; true when the deltas must be flushed.
+    #[inline(always)]
+    fn count_alloc_noflush(&self, cls: usize, bsize: usize) -> bool {
+        debug_assert!(cls < NCLASSES && bsize == class_size(cls));
+        // SAFETY: cls < NCLASSES.
+        bump(&unsafe { self.q.get_unchecked(cls) }.allocs);
+        let d = self.live_bytes.get() + bsize as isize;
+        self.live_count.set(self.live_count.get() + 1);
+        self.live_bytes.set(d);
+        d > stats::FLUSH_BYTES
+    }
+
     /// Accounts for a free of class `cls`.
     #[inline]
-    pub fn count_free(&self, cls: usize) {
-        debug_assert!(cls < NCLASSES);
-        // SAFETY: cls < NCLASSES (page classes are).
-        bump(unsafe { self.frees.get_unchecked(cls) });
-        let d = self.live_bytes.get() - class_size(cls) as isize;
-        self.live_count.set(self.live_count.get() - 1);
-        self.live_bytes.set(d);
-        if d < -stats::FLUSH_BYTES {
+    pub fn count_free(&self, cls: usize, bsize: usize) {
+        if self.count_free_noflush(cls, bsize) {
             self.flush();
         }
+    }
+
+    /// Accounts for a free; true when the deltas must be flushed.
+    #[inline(always)]
+    fn count_free_noflush(&self, cls: usize, bsize: usize) -> bool {
+        debug_assert!(cls < NCLASSES && bsize == class_size(cls));
+        // SAFETY: cls < NCLASSES (page classes are).
+        bump(&unsafe { self.q.get_unchecked(cls) }.frees);
+        let d = self.live_bytes.get() - bsize as isize;
+        self.live_count.set(self.live_count.get() - 1);
+        self.live_bytes.set(d);
+        d < -stats::FLUSH_BYTES
+    }
+
+    /// Flushes and returns `b` (keeps the call off the fast path).
+    #[inline(never)]
+    #[cold]
+    fn flush_then(&self, b: *mut u8) -> *mut u8 {
+        self.flush();
+        b
     }
 
     /// Moves the unflushed live deltas to the global counters.
@@ -108,14 +134,15 @@ impl Heap {
     pub fn pop(&self, cls: usize) -> *mut u8 {
         debug_assert!(cls < NCLASSES);
         // SAFETY: cls < NCLASSES.
-        let page = unsafe { self.first.get_unchecked(cls) }.get();
+        let page = unsafe { self.q.get_unchecked(cls) }.first.get();
         if page.is_null() {
             return ptr::null_mut();
         }
         // SAFETY: pages in our queues are in-use pages we own.
-        let b = unsafe { (*page).pop() };
-        if !b.is_null() {
-            self.count_alloc(cls);
+        let p = unsafe { &*page };
+        let b = p.pop();
+        if !b.is_null() && self.count_alloc_noflush(cls, p.block_size()) {
+            return self.flush_then(b);
         }
         b
     }
@@ -124,42 +151,42 @@ impl Heap {
 
     fn queue_push_front(&self, cls: usize, page: &Page) {
         let p = page as *const Page as *mut Page;
-        let first = self.first[cls].get();
+        let first = self.q[cls].first.get();
         page.prev.set(ptr::null_mut());
         page.next.set(first);
         if first.is_null() {
-            self.last[cls].set(p);
+            self.q[cls].last.set(p);
         } else {
             // SAFETY: queue members are our pages.
             unsafe { (*first).prev.set(p) };
         }
-        self.first[cls].set(p);
+        self.q[cls].first.set(p);
     }
 
     fn queue_push_back(&self, cls: usize, page: &Page) {
         let p = page as *const Page as *mut Page;
-        let last = self.last[cls].get();
+        let last = self.q[cls].last.get();
         page.next.set(ptr::null_mut());
         page.prev.set(last);
         if last.is_null() {
-            self.first[cls].set(p);
+            self.q[cls].first.set(p);
         } else {
             // SAFETY: queue members are our pages.
             unsafe { (*last).next.set(p) };
         }
-        self.last[cls].set(p);
+        self.q[cls].last.set(p);
     }
 
     fn queue_remove(&self, cls: usize, page: &Page) {
         let (prev, next) = (page.prev.get(), page.next.get());
         if prev.is_null() {
-            self.first[cls].set(next);
+            self.q[cls].first.set(next);
         } else {
             // SAFETY: queue members are our pages.
             unsafe { (*prev).next.set(next) };
         }
         if next.is_null() {
-            self.last[cls].set(prev);
+            self.q[cls].last.set(prev);
         } else {
             // SAFETY: as above.
             unsafe { (*next).prev.set(prev) };
@@ -250,7 +277,7 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
         heap.delayed.store(false, Ordering::Relaxed);
         scan_full(heap);
     }
-    let mut page = heap.first[cls].get();
+    let mut page = heap.q[cls].first.get();
     while !page.is_null() {
         // SAFETY: queue members are our in-use pages.
         let p = unsafe { &*page };
@@ -265,7 +292,7 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
                 heap.queue_push_front(cls, p);
             }
             let b = p.pop();
-            heap.count_alloc(cls);
+            heap.count_alloc(cls, p.block_size());
             return b;
         }
         heap.make_full(p);
@@ -280,7 +307,7 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
     heap.queue_push_front(cls, p);
     p.extend();
     let b = p.pop();
-    heap.count_alloc(cls);
+    heap.count_alloc(cls, p.block_size());
     b
 }
 
@@ -290,15 +317,18 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
 /// `b` is a live block of `page`, which `heap` owns.
 #[inline]
 pub unsafe fn free_local(heap: &Heap, page: &Page, b: *mut Block) {
-    heap.count_free(page.class.get() as usize);
+    let flush = heap.count_free_noflush(page.class.get() as usize, page.block_size());
     // SAFETY: caller's promise.
-    if unsafe { page.push_local(b) } {
+    if unsafe { page.push_local(b) } | flush {
         free_local_slow(heap, page);
     }
 }
 
 #[inline(never)]
 fn free_local_slow(heap: &Heap, page: &Page) {
+    if heap.live_bytes.get() < -stats::FLUSH_BYTES {
+        heap.flush();
+    }
     if page.flags.load(Ordering::Relaxed) & FULL != 0 {
         heap.unfull(page);
     }
@@ -317,7 +347,7 @@ pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
         stats::orphan_free(cls);
     } else {
         // SAFETY: the calling thread's own heap.
-        unsafe { (*heap).count_free(cls) };
+        unsafe { (*heap).count_free(cls, page.block_size()) };
     }
     // SAFETY: caller's promise.
     if unsafe { page.push_thread(b) } {
@@ -354,7 +384,7 @@ fn scan_full(heap: &Heap) {
 /// class, else give it back to its segment.
 fn page_retire(heap: &Heap, page: &Page) {
     let cls = page.class.get() as usize;
-    if heap.first[cls].get() == heap.last[cls].get() {
+    if heap.q[cls].first.get() == heap.q[cls].last.get() {
         // Kept; the purge pass stamps the time it first sees it empty.
         page.retire_time.set(0);
         return;
@@ -366,7 +396,7 @@ fn page_retire(heap: &Heap, page: &Page) {
 /// Returns a page (not in any list) to its segment.
 fn page_free(heap: &Heap, page: &Page) {
     let seg = page.segment();
-    let i = page.index.get() as usize;
+    let i = page.index();
     let bit = 1u64 << i;
     if page.capacity.get() > 0 {
         seg.dirty_mask.set(seg.dirty_mask.get() | bit);
@@ -375,7 +405,7 @@ fn page_free(heap: &Heap, page: &Page) {
         stats::sub_committed(end - start);
     }
     page.reset();
-    page.retire_time.set(sys::now_ms());
+    page.retire_time.set(sys::now_ms() as u32);
     seg.free_mask.set(seg.free_mask.get() | bit);
     seg.used_pages.set(seg.used_pages.get() - 1);
     maybe_purge(heap);
@@ -462,7 +492,7 @@ pub fn adopt(heap: &Heap, seg: *mut Segment) {
     for i in 0..s.page_count.get() as usize {
         // SAFETY: i < page_count.
         let p = unsafe { s.page(i) };
-        if p.in_use.get() == 0 {
+        if !p.in_use() {
             continue;
         }
         p.heap.store(hp, Ordering::Release);
@@ -492,9 +522,11 @@ fn maybe_purge(heap: &Heap) {
 /// Frees empty kept pages and decommits free pages whose delay expired
 /// (all of them when `force`); releases segments left empty.
 pub fn purge(heap: &Heap, now: u64, force: bool) {
-    let expired = |t: u64| force || now.saturating_sub(t) >= PURGE_DELAY_MS;
+    segment::huge_cache_purge(now, false);
+    let now32 = now as u32;
+    let expired = |t: u32| force || now32.wrapping_sub(t) as u64 >= PURGE_DELAY_MS;
     for cls in 1..NCLASSES {
-        let page = heap.first[cls].get();
+        let page = heap.q[cls].first.get();
         if page.is_null() {
             continue;
         }
@@ -502,7 +534,7 @@ pub fn purge(heap: &Heap, now: u64, force: bool) {
         let p = unsafe { &*page };
         if p.next.get().is_null() && p.used.get() == 0 {
             if p.retire_time.get() == 0 && !force {
-                p.retire_time.set(now);
+                p.retire_time.set(now32);
             } else if expired(p.retire_time.get()) {
                 heap.queue_remove(cls, p);
                 page_free_quiet(p);
@@ -538,7 +570,7 @@ pub fn purge(heap: &Heap, now: u64, force: bool) {
 /// `page_free` without triggering a purge (used inside the purge pass).
 fn page_free_quiet(page: &Page) {
     let seg = page.segment();
-    let i = page.index.get() as usize;
+    let i = page.index();
     let bit = 1u64 << i;
     if page.capacity.get() > 0 {
         seg.dirty_mask.set(seg.dirty_mask.get() | bit);
@@ -558,7 +590,7 @@ fn page_free_quiet(page: &Page) {
 pub fn collect(heap: &Heap) {
     scan_full(heap);
     for cls in 1..NCLASSES {
-        let mut page = heap.first[cls].get();
+        let mut page = heap.q[cls].first.get();
         while !page.is_null() {
             // SAFETY: queue members are our pages.
             let p = unsafe { &*page };
@@ -579,7 +611,7 @@ pub fn collect(heap: &Heap) {
         adopt(heap, s);
     }
     purge(heap, sys::now_ms(), true);
-    segment::huge_cache_drain();
+    segment::huge_cache_purge(0, true);
 }
 
 /// Gives up a heap whose thread is exiting: frees empty pages, releases
@@ -587,7 +619,7 @@ pub fn collect(heap: &Heap) {
 pub fn abandon(heap: &Heap) {
     scan_full(heap);
     for cls in 1..NCLASSES {
-        let mut page = heap.first[cls].get();
+        let mut page = heap.q[cls].first.get();
         while !page.is_null() {
             // SAFETY: queue members are our pages.
             let p = unsafe { &*page };
@@ -610,7 +642,7 @@ pub fn abandon(heap: &Heap) {
             for i in 0..s.page_count.get() as usize {
                 // SAFETY: i < page_count.
                 let p = unsafe { s.page(i) };
-                if p.in_use.get() != 0 {
+                if p.in_use() {
                     p.flags.store(0, Ordering::Relaxed);
                     p.next.set(ptr::null_mut());
                     p.prev.set(ptr::null_mut());
@@ -624,8 +656,8 @@ pub fn abandon(heap: &Heap) {
         heap.segs[kind].set(ptr::null_mut());
     }
     for cls in 0..NCLASSES {
-        heap.first[cls].set(ptr::null_mut());
-        heap.last[cls].set(ptr::null_mut());
+        heap.q[cls].first.set(ptr::null_mut());
+        heap.q[cls].last.set(ptr::null_mut());
     }
     heap.full.set(ptr::null_mut());
     heap.delayed.store(false, Ordering::Relaxed);

@@ -25,7 +25,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use super::heap::Heap;
-use super::segment::{SEGMENT_MASK, Segment};
+use super::segment::{PAGES_OFFSET, SEGMENT_MASK, Segment};
 
 /// A free block: the link and the free tag.
 #[repr(C)]
@@ -36,43 +36,43 @@ pub struct Block {
 
 /// The tag a free block at `addr` carries in its second word.
 #[inline]
-pub const fn free_tag(addr: usize) -> usize {
+pub(crate) const fn free_tag(addr: usize) -> usize {
     addr.rotate_left(23) ^ 0x5a17_c0de_f4ee_b10c
 }
 
 /// Page flag: the page is on its heap's full list.
-pub const FULL: u8 = 1;
+pub(crate) const FULL: u8 = 1;
 
 /// Bytes carved at most per extension (at least one block).
-const EXTEND_BYTES: usize = 16 << 10;
+const EXTEND_BYTES: usize = 4 << 10;
 
-/// A page descriptor.
-#[repr(C)]
+/// A page descriptor: 64 bytes, cache-line aligned inside the segment
+/// header, with everything the fast paths touch in that one line.
+#[repr(C, align(64))]
 pub struct Page {
     pub free: Cell<*mut Block>,
     pub local_free: Cell<*mut Block>,
-    pub used: Cell<u32>,
-    pub capacity: Cell<u32>,
-    pub reserved: Cell<u32>,
-    pub class: Cell<u8>,
-    pub in_use: Cell<u8>,
-    /// FULL, read by other threads.
-    pub flags: AtomicU8,
-    /// Index of the page in its segment.
-    pub index: Cell<u8>,
-    pub block_size: Cell<usize>,
-    /// Start of the block area.
-    pub area: Cell<usize>,
     /// Owning heap; null when abandoned.
     pub heap: AtomicPtr<Heap>,
+    /// Blocks freed by other threads.
+    pub thread_free: AtomicPtr<Block>,
     /// Links in the heap's class queue or full list.
     pub next: Cell<*mut Page>,
     pub prev: Cell<*mut Page>,
-    /// When the page was freed or last became empty (ms).
-    pub retire_time: Cell<u64>,
-    /// Blocks freed by other threads.
-    pub thread_free: AtomicPtr<Block>,
+    pub used: Cell<u16>,
+    pub capacity: Cell<u16>,
+    pub reserved: Cell<u16>,
+    pub class: Cell<u8>,
+    /// FULL, read by other threads.
+    pub flags: AtomicU8,
+    /// Block size; 0 when the page is not in use.
+    bsize: Cell<u32>,
+    /// When the page was freed or first seen empty (ms, wrapping; 0 =
+    /// not yet seen).
+    pub retire_time: Cell<u32>,
 }
+
+const _: () = assert!(core::mem::size_of::<Page>() == 64);
 
 impl Page {
     /// Clears the descriptor of a page that is not in use.
@@ -83,9 +83,8 @@ impl Page {
         self.capacity.set(0);
         self.reserved.set(0);
         self.class.set(0);
-        self.in_use.set(0);
         self.flags.store(0, Ordering::Relaxed);
-        self.block_size.set(0);
+        self.bsize.set(0);
         self.heap.store(ptr::null_mut(), Ordering::Relaxed);
         self.next.set(ptr::null_mut());
         self.prev.set(ptr::null_mut());
@@ -104,13 +103,37 @@ impl Page {
         heap: *mut Heap,
     ) {
         self.reset();
-        self.index.set(index as u8);
+        debug_assert_eq!(index, self.index());
         self.class.set(class as u8);
-        self.block_size.set(block_size);
-        self.area.set(area);
-        self.reserved.set(((end - area) / block_size) as u32);
-        self.in_use.set(1);
+        self.bsize.set(block_size as u32);
+        debug_assert_eq!(area, self.area());
+        self.reserved.set(((end - area) / block_size) as u16);
         self.heap.store(heap, Ordering::Release);
+    }
+
+    /// Block size in bytes.
+    #[inline(always)]
+    pub fn block_size(&self) -> usize {
+        self.bsize.get() as usize
+    }
+
+    /// Whether the page is in use (holds blocks of a class).
+    #[inline]
+    pub fn in_use(&self) -> bool {
+        self.bsize.get() != 0
+    }
+
+    /// Index of the page in its segment.
+    #[inline]
+    pub fn index(&self) -> usize {
+        let a = self as *const Self as usize;
+        ((a & SEGMENT_MASK) - PAGES_OFFSET) / core::mem::size_of::<Page>()
+    }
+
+    /// Start of the block area.
+    #[inline]
+    pub fn area(&self) -> usize {
+        self.segment().page_area(self.index()).0
     }
 
     /// The segment holding this descriptor.
@@ -188,9 +211,9 @@ impl Page {
         if cap >= res {
             return;
         }
-        let bs = self.block_size.get();
+        let bs = self.block_size();
         let n = (EXTEND_BYTES / bs).clamp(1, res - cap);
-        let first = self.area.get() + cap * bs;
+        let first = self.area() + cap * bs;
         for i in 0..n {
             let b = (first + i * bs) as *mut Block;
             let next = if i + 1 < n {
@@ -206,7 +229,7 @@ impl Page {
             }
         }
         self.free.set(first as *mut Block);
-        self.capacity.set((cap + n) as u32);
+        self.capacity.set((cap + n) as u16);
     }
 
     /// Takes the blocks other threads freed, and refills `free` from
@@ -215,7 +238,7 @@ impl Page {
         if !self.thread_free.load(Ordering::Relaxed).is_null() {
             let head = self.thread_free.swap(ptr::null_mut(), Ordering::AcqRel);
             if !head.is_null() {
-                let mut n = 1u32;
+                let mut n = 1u16;
                 let mut tail = head;
                 // SAFETY: blocks on thread_free are dead blocks of this page,
                 // immutable once pushed.

@@ -30,7 +30,7 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 use super::page::Page;
 use super::stats;
@@ -38,27 +38,27 @@ use crate::alignment;
 use crate::sys;
 
 /// Log2 of the segment size.
-pub const SEGMENT_SHIFT: u32 = 22;
+pub(crate) const SEGMENT_SHIFT: u32 = 22;
 /// Size and alignment of a segment.
-pub const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
+pub(crate) const SEGMENT_SIZE: usize = 1 << SEGMENT_SHIFT;
 /// Mask of the offset within a segment.
-pub const SEGMENT_MASK: usize = SEGMENT_SIZE - 1;
+pub(crate) const SEGMENT_MASK: usize = SEGMENT_SIZE - 1;
 
 // Page kinds (also the segment's `kind`): 0 small, 1 medium, 2 large
 // (indices into PAGE_SHIFT and AREA_OFFSET), then:
 /// A mapping holding one huge block.
-pub const HUGE: u8 = 3;
+pub(crate) const HUGE: u8 = 3;
 /// A free segment in the cache.
-pub const CACHED: u8 = 4;
+pub(crate) const CACHED: u8 = 4;
 
 /// Page shift of each normal kind.
-pub const PAGE_SHIFT: [u32; 3] = [16, 19, 22];
+pub(crate) const PAGE_SHIFT: [u32; 3] = [16, 19, 22];
 /// Offset of page 0's block area for each normal kind.
-pub const AREA_OFFSET: [usize; 3] = [8 << 10, 128 << 10, 512 << 10];
+pub(crate) const AREA_OFFSET: [usize; 3] = [8 << 10, 128 << 10, 512 << 10];
 /// Most pages in a segment.
-pub const MAX_PAGES: usize = 64;
+pub(crate) const MAX_PAGES: usize = 64;
 /// Offset of the page descriptors from the segment start.
-pub const PAGES_OFFSET: usize = 128;
+pub(crate) const PAGES_OFFSET: usize = 128;
 
 /// The header at the start of every segment and huge mapping.
 #[repr(C)]
@@ -137,9 +137,9 @@ const MAP_ENTRIES: usize = 1 << (47 - SEGMENT_SHIFT);
 static CHUNK_MAP: AtomicPtr<AtomicU8> = AtomicPtr::new(ptr::null_mut());
 
 /// Chunk-map entry values.
-pub const CHUNK_NONE: u8 = 0;
-pub const CHUNK_HEAD: u8 = 1;
-pub const CHUNK_CONT: u8 = 2;
+pub(crate) const CHUNK_NONE: u8 = 0;
+pub(crate) const CHUNK_HEAD: u8 = 1;
+pub(crate) const CHUNK_CONT: u8 = 2;
 
 fn chunk_map() -> *mut AtomicU8 {
     let m = CHUNK_MAP.load(Ordering::Acquire);
@@ -345,14 +345,25 @@ pub fn note_page_committed(seg: &Segment, i: usize, was_dirty: bool) {
 /// Freed huge mappings kept for reuse (mapping start | length in pages;
 /// 0 = empty). Reusing one saves the mmap/munmap pair and the page faults.
 /// Bounded: [`HUGE_CACHE_SLOTS`] mappings of at most [`HUGE_CACHE_MAX`]
-/// bytes; `la_smp_collect` empties it.
+/// bytes, each unmapped after [`HUGE_CACHE_MS`] unused (by the purge pass
+/// of whichever thread runs one); `la_smp_collect` empties it.
 static HUGE_CACHE: [AtomicUsize; HUGE_CACHE_SLOTS] =
     [const { AtomicUsize::new(0) }; HUGE_CACHE_SLOTS];
-const HUGE_CACHE_SLOTS: usize = 8;
-const HUGE_CACHE_MAX: usize = 8 << 20;
+const HUGE_CACHE_SLOTS: usize = 32;
+const HUGE_CACHE_MS: u32 = 250;
+/// When each slot was filled (ms, wrapping).
+static HUGE_CACHE_TIME: [AtomicU32; HUGE_CACHE_SLOTS] =
+    [const { AtomicU32::new(0) }; HUGE_CACHE_SLOTS];
+const HUGE_CACHE_MAX: usize = 1 << 30;
+/// Cached mappings this big are dropped before a new big mapping is made,
+/// so the cache never adds to the peak of resident memory.
+const HUGE_CACHE_BIG: usize = 16 << 20;
 
-/// Takes a cached mapping of between `total` and `total * 5 / 4` bytes.
-fn huge_cache_take(total: usize) -> Option<(usize, usize)> {
+/// Takes a cached mapping of between `total` and `2 * total` bytes (the
+/// unused tail was either never touched or is already counted); for a
+/// block that is growing, any mapping of at least `total` bytes (its
+/// resident pages are reused instead of faulted in again).
+fn huge_cache_take(total: usize, growing: bool) -> Option<(usize, usize)> {
     let page = sys::page_size();
     for slot in HUGE_CACHE.iter() {
         let v = slot.load(Ordering::Relaxed);
@@ -361,7 +372,7 @@ fn huge_cache_take(total: usize) -> Option<(usize, usize)> {
         }
         let len = (v & SEGMENT_MASK) * page;
         if len >= total
-            && len - total <= total / 4
+            && (growing || len - total <= total)
             && slot
                 .compare_exchange(v, 0, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
@@ -379,20 +390,42 @@ fn huge_cache_put(start: usize, len: usize) -> bool {
         return false;
     }
     let v = start | (len / page);
-    HUGE_CACHE.iter().any(|slot| {
-        slot.load(Ordering::Relaxed) == 0
+    let now = sys::now_ms() as u32;
+    for (slot, time) in HUGE_CACHE.iter().zip(HUGE_CACHE_TIME.iter()) {
+        if slot.load(Ordering::Relaxed) == 0
             && slot
                 .compare_exchange(0, v, Ordering::Release, Ordering::Relaxed)
                 .is_ok()
-    })
+        {
+            time.store(now, Ordering::Relaxed);
+            return true;
+        }
+    }
+    false
 }
 
-/// Unmaps every cached huge mapping.
-pub fn huge_cache_drain() {
+/// Unmaps cached huge mappings unused for [`HUGE_CACHE_MS`] (all when
+/// `force`).
+pub fn huge_cache_purge(now: u64, force: bool) {
+    huge_cache_purge_if(now, force, 0);
+}
+
+/// Unmaps cached mappings of at least `min_len` bytes that are unused for
+/// [`HUGE_CACHE_MS`] (all of them when `force`).
+fn huge_cache_purge_if(now: u64, force: bool, min_len: usize) {
     let page = sys::page_size();
-    for slot in HUGE_CACHE.iter() {
-        let v = slot.swap(0, Ordering::Acquire);
-        if v != 0 {
+    for (slot, time) in HUGE_CACHE.iter().zip(HUGE_CACHE_TIME.iter()) {
+        let v = slot.load(Ordering::Relaxed);
+        if v == 0 {
+            continue;
+        }
+        let age = (now as u32).wrapping_sub(time.load(Ordering::Relaxed));
+        if (v & SEGMENT_MASK) * page >= min_len
+            && (force || age >= HUGE_CACHE_MS)
+            && slot
+                .compare_exchange(v, 0, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        {
             let (start, len) = (v & !SEGMENT_MASK, (v & SEGMENT_MASK) * page);
             set_chunks(start, len, false);
             stats::sub_committed(len);
@@ -404,6 +437,15 @@ pub fn huge_cache_drain() {
 
 /// Maps a huge block of `len` bytes aligned to `1 << align_log2`.
 pub fn huge_alloc(len: usize, align_log2: u8) -> *mut u8 {
+    huge_alloc_ex(len, align_log2, false)
+}
+
+/// [`huge_alloc`] for a block that is growing (see `huge_cache_take`).
+pub fn huge_alloc_growing(len: usize, align_log2: u8) -> *mut u8 {
+    huge_alloc_ex(len, align_log2, true)
+}
+
+fn huge_alloc_ex(len: usize, align_log2: u8, growing: bool) -> *mut u8 {
     if chunk_map().is_null() {
         return ptr::null_mut();
     }
@@ -425,12 +467,15 @@ pub fn huge_alloc(len: usize, align_log2: u8) -> *mut u8 {
     let Some(total) = body.checked_add(offset) else {
         return ptr::null_mut();
     };
-    if offset == page
-        && let Some((start, len)) = huge_cache_take(total)
+    if offset < SEGMENT_SIZE
+        && let Some((start, len)) = huge_cache_take(total, growing)
     {
         huge_init(start, len, start + offset);
         stats::huge_reuse(len);
         return (start + offset) as *mut u8;
+    }
+    if total >= HUGE_CACHE_BIG {
+        huge_cache_purge_if(0, true, HUGE_CACHE_BIG);
     }
     let slack = align.max(SEGMENT_SIZE);
     let Some(over) = total.checked_add(slack) else {
@@ -492,7 +537,7 @@ pub unsafe fn huge_free(seg: *mut Segment) {
     let (start, len) = (s.map_start.get(), s.map_len.get());
     let offset = s.block.get() - start;
     stats::huge_free(len);
-    if offset == sys::page_size() {
+    if offset < SEGMENT_SIZE {
         // Cached mappings keep their chunk-map entries and read as freed.
         s.kind.set(CACHED);
         if huge_cache_put(start, len) {
@@ -505,11 +550,13 @@ pub unsafe fn huge_free(seg: *mut Segment) {
     unsafe { sys::unmap(start as *mut u8, len) };
 }
 
-/// Grows or shrinks a huge block in place; true when it now holds `new_len`.
+/// Grows or shrinks a huge block in place; true when it now holds
+/// `new_len`. `shrinking`: the caller knows the block shrinks, so a much
+/// smaller block may give its tail back.
 ///
 /// # Safety
 /// `seg` is the header of a live huge block owned by the caller.
-pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize) -> bool {
+pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize, shrinking: bool) -> bool {
     // SAFETY: caller's promise.
     let s = unsafe { &*seg };
     let page = sys::page_size();
@@ -521,8 +568,9 @@ pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize) -> bool {
     let new_total = body + offset;
     let old_total = s.map_len.get();
     if new_len <= usable {
-        // Give back the tail when the block shrinks by a lot.
-        if old_total - new_total >= (1 << 20) && old_total - new_total >= old_total / 4 {
+        // Give back the tail when the block shrinks by a lot (not when it
+        // grows within its headroom or a roomy cached mapping).
+        if shrinking && old_total - new_total >= (1 << 20) && new_total < old_total / 4 {
             // SAFETY: the tail beyond the new length is dead.
             if unsafe { sys::remap(s.map_start.get() as *mut u8, old_total, new_total, false) }
                 .is_some()
@@ -535,16 +583,21 @@ pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize) -> bool {
         }
         return true;
     }
+    // Grow with headroom (untouched pages cost no memory), so that a block
+    // that keeps growing needs a system call only every few steps.
+    let roomy = new_len
+        .checked_mul(2)
+        .and_then(|l| alignment::forward(l, page))
+        .and_then(|l| l.checked_add(offset))
+        .unwrap_or(new_total);
     // SAFETY: growing in place never moves the block.
-    match unsafe { sys::remap(s.map_start.get() as *mut u8, old_total, new_total, false) } {
-        Some(_) => {
-            s.map_len.set(new_total);
-            set_chunks(s.map_start.get(), new_total, true);
-            stats::huge_resized(old_total, new_total);
-            true
-        }
-        None => false,
+    if unsafe { sys::remap(s.map_start.get() as *mut u8, old_total, roomy, false) }.is_some() {
+        s.map_len.set(roomy);
+        set_chunks(s.map_start.get(), roomy, true);
+        stats::huge_resized(old_total, roomy);
+        return true;
     }
+    false
 }
 
 /// Moves a huge block to a new segment-aligned place of at least `new_len`
@@ -562,8 +615,8 @@ pub unsafe fn huge_move(seg: *mut Segment, new_len: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     // Headroom: untouched pages cost no memory, and later growth then
-    // succeeds in place.
-    let want = new_len.saturating_add(new_len / 2);
+    // succeeds in place without a system call.
+    let want = new_len.saturating_mul(2);
     let Some(body) = alignment::forward(want, page) else {
         return ptr::null_mut();
     };

@@ -14,13 +14,13 @@
 //! class (see `segment.rs`).
 
 /// Number of class indices (index 0 is unused).
-pub const NCLASSES: usize = 109;
+pub(crate) const NCLASSES: usize = 109;
 /// Largest block of a small page (64 KiB pages).
-pub const SMALL_MAX: usize = 8 << 10;
+pub(crate) const SMALL_MAX: usize = 8 << 10;
 /// Largest block of a medium page (512 KiB pages).
-pub const MEDIUM_MAX: usize = 128 << 10;
+pub(crate) const MEDIUM_MAX: usize = 128 << 10;
 /// Largest block served from segments (large pages: one per segment).
-pub const LARGE_MAX: usize = 512 << 10;
+pub(crate) const LARGE_MAX: usize = 512 << 10;
 /// Requests up to this size use the lookup table.
 const TABLE_MAX: usize = 1024;
 

@@ -14,7 +14,7 @@ use super::size_class::{CLASS_SIZE, NCLASSES};
 use super::thread;
 
 /// Live-byte deltas are flushed to the global counters past this size.
-pub const FLUSH_BYTES: isize = 256 << 10;
+pub(crate) const FLUSH_BYTES: isize = 256 << 10;
 
 static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
 static LIVE_COUNT: AtomicIsize = AtomicIsize::new(0);
@@ -146,8 +146,8 @@ pub fn snapshot(out: &mut la_smp_stats) {
     }
     thread::for_each_heap(|h| {
         for (c, e) in classes.iter_mut().enumerate().skip(1) {
-            e.allocs += h.allocs[c].load(Ordering::Relaxed);
-            e.frees += h.frees[c].load(Ordering::Relaxed);
+            e.allocs += h.q[c].allocs.load(Ordering::Relaxed);
+            e.frees += h.q[c].frees.load(Ordering::Relaxed);
         }
     });
     classes[0].allocs = HUGE_ALLOCS.load(Ordering::Relaxed);
