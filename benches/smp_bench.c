@@ -11,7 +11,7 @@
  *   pairs     alloc+free pairs of 16-128 B, one thread
  *   churn     random-order churn over a live set of 20,000 mixed sizes
  *             (16 B - 64 KiB, mostly small), one thread
- *   prodcons  2 producer/consumer pairs: every block freed by the other thread
+ *   prodcons  a producer and a consumer thread: every block freed by the other
  *   mixed     8 threads, each churning a live set of mixed small, medium and
  *             large (up to 2 MiB) blocks
  *   realloc   grow a block by 1/8 at a time from 16 B to 64 MiB, 40 times
@@ -110,12 +110,12 @@ static void w_churn(void) {
 }
 
 /* ---- producer/consumer ---- */
-enum { RING = 4096, PC_ITEMS = 3000000 };
+enum { RING = 4096, PC_ITEMS = 5000000 };
 typedef struct {
     _Atomic(void *) ring[RING];
     char pad[64];
 } channel;
-static channel chans[2];
+static channel chans[1];
 
 static void *producer(void *arg) {
     channel *c = arg;
@@ -144,12 +144,10 @@ static void *consumer(void *arg) {
 }
 
 static void w_prodcons(void) {
-    pthread_t t[4];
-    for (int i = 0; i < 2; i++) {
-        pthread_create(&t[2 * i], NULL, producer, &chans[i]);
-        pthread_create(&t[2 * i + 1], NULL, consumer, &chans[i]);
-    }
-    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    pthread_t t[2];
+    pthread_create(&t[0], NULL, producer, &chans[0]);
+    pthread_create(&t[1], NULL, consumer, &chans[0]);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
 }
 
 /* ---- mixed, many threads ---- */

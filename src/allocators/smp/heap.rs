@@ -398,11 +398,8 @@ fn page_free(heap: &Heap, page: &Page) {
     let seg = page.segment();
     let i = page.index();
     let bit = 1u64 << i;
-    if page.capacity.get() > 0 {
+    if seg.touched[i].get() > 0 {
         seg.dirty_mask.set(seg.dirty_mask.get() | bit);
-    } else {
-        let (start, end) = seg.page_area(i);
-        stats::sub_committed(end - start);
     }
     page.reset();
     page.retire_time.set(sys::now_ms() as u32);
@@ -443,11 +440,9 @@ fn page_alloc(heap: &Heap, cls: usize) -> *mut Page {
     let dirty = free & s.dirty_mask.get();
     let i = if dirty != 0 { dirty } else { free }.trailing_zeros() as usize;
     let bit = 1u64 << i;
-    let was_dirty = s.dirty_mask.get() & bit != 0;
     s.free_mask.set(free & !bit);
     s.dirty_mask.set(s.dirty_mask.get() & !bit);
     s.used_pages.set(s.used_pages.get() + 1);
-    segment::note_page_committed(s, i, was_dirty);
     let (start, end) = s.page_area(i);
     // SAFETY: i < page_count.
     let page = unsafe { s.page(i) };
@@ -572,11 +567,8 @@ fn page_free_quiet(page: &Page) {
     let seg = page.segment();
     let i = page.index();
     let bit = 1u64 << i;
-    if page.capacity.get() > 0 {
+    if seg.touched[i].get() > 0 {
         seg.dirty_mask.set(seg.dirty_mask.get() | bit);
-    } else {
-        let (start, end) = seg.page_area(i);
-        stats::sub_committed(end - start);
     }
     let t = page.retire_time.get();
     page.reset();

@@ -265,9 +265,11 @@ static VTABLE: la_vtable = vtable_of::<SmpAllocator>();
 // SAFETY: blocks are at least `len` bytes and aligned by `alloc`; resize
 // reports success only when the block holds the new length.
 unsafe impl RawAllocator for SmpAllocator {
+    #[inline]
     unsafe fn from_ctx<'a>(_ctx: *mut c_void) -> Option<&'a Self> {
         Some(&INSTANCE)
     }
+    #[inline]
     unsafe fn alloc(&self, len: usize, alignment: u8, _ret_addr: usize) -> *mut u8 {
         alloc(len, alignment)
     }
@@ -279,6 +281,7 @@ unsafe impl RawAllocator for SmpAllocator {
         // SAFETY: vtable promise: m is a live block.
         unsafe { remap_ex(m, new_len, new_len < len) }
     }
+    #[inline]
     unsafe fn free(&self, m: *mut u8, _len: usize, _a: u8, _r: usize) {
         // SAFETY: vtable promise: m is a live block.
         unsafe { free(m) }

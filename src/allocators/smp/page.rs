@@ -230,6 +230,7 @@ impl Page {
         }
         self.free.set(first as *mut Block);
         self.capacity.set((cap + n) as u16);
+        super::segment::note_carved(self.segment(), self.index(), first + n * bs);
     }
 
     /// Takes the blocks other threads freed, and refills `free` from

@@ -58,7 +58,7 @@ pub(crate) const AREA_OFFSET: [usize; 3] = [8 << 10, 128 << 10, 512 << 10];
 /// Most pages in a segment.
 pub(crate) const MAX_PAGES: usize = 64;
 /// Offset of the page descriptors from the segment start.
-pub(crate) const PAGES_OFFSET: usize = 128;
+pub(crate) const PAGES_OFFSET: usize = 512;
 
 /// The header at the start of every segment and huge mapping.
 #[repr(C)]
@@ -86,6 +86,10 @@ pub struct Segment {
     pub map_start: Cell<usize>,
     pub map_len: Cell<usize>,
     pub block: Cell<usize>,
+    /// Bytes of each page's area touched since it was last decommitted
+    /// (the high-water mark of carved blocks, in OS pages); the source of
+    /// the `committed_bytes` statistic.
+    pub touched: [Cell<u32>; MAX_PAGES],
 }
 
 const _: () = assert!(core::mem::size_of::<Segment>() <= PAGES_OFFSET);
@@ -289,6 +293,9 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
         (1u64 << count) - 1
     });
     s.dirty_mask.set(0);
+    for t in s.touched.iter() {
+        t.set(0);
+    }
     s.heap.set(heap);
     s.next.set(ptr::null_mut());
     s.prev.set(ptr::null_mut());
@@ -316,8 +323,8 @@ pub fn decommit_pages(seg: &Segment, mask: u64) {
             // SAFETY: a free page's area holds no live block and lies inside
             // the segment mapping.
             unsafe { sys::decommit(start as *mut u8, end - start) };
-            stats::sub_committed(end - start);
         }
+        stats::sub_committed(seg.touched[i].replace(0) as usize);
     }
 }
 
@@ -332,11 +339,19 @@ pub fn segment_release(seg: *mut Segment) {
     CACHE.push(seg);
 }
 
-/// Marks that page memory was (re)committed by use.
-pub fn note_page_committed(seg: &Segment, i: usize, was_dirty: bool) {
-    if !was_dirty {
-        let (start, end) = seg.page_area(i);
-        stats::add_committed(end - start);
+/// Records that page `i`'s blocks up to `carved_end` (an address) are now
+/// in use, counting newly touched memory as committed.
+pub fn note_carved(seg: &Segment, i: usize, carved_end: usize) {
+    let (start, end) = seg.page_area(i);
+    let os_page = sys::page_size();
+    let upto = alignment::forward(carved_end, os_page)
+        .unwrap_or(end)
+        .min(end);
+    let upto = (upto - start) as u32;
+    let t = &seg.touched[i];
+    if upto > t.get() {
+        stats::add_committed((upto - t.get()) as usize);
+        t.set(upto);
     }
 }
 
@@ -571,14 +586,19 @@ pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize, shrinking: bool) ->
         // Give back the tail when the block shrinks by a lot (not when it
         // grows within its headroom or a roomy cached mapping).
         if shrinking && old_total - new_total >= (1 << 20) && new_total < old_total / 4 {
+            // Chunk-map entries of the tail are cleared while the tail is
+            // still ours: once unmapped, another mapping may land there.
+            let start = s.map_start.get();
+            let keep = alignment::forward(start + new_total, SEGMENT_SIZE).unwrap_or(usize::MAX);
+            if start + old_total > keep {
+                set_chunks(keep, start + old_total - keep, false);
+            }
             // SAFETY: the tail beyond the new length is dead.
-            if unsafe { sys::remap(s.map_start.get() as *mut u8, old_total, new_total, false) }
-                .is_some()
-            {
-                set_chunks(s.map_start.get(), old_total, false);
-                set_chunks(s.map_start.get(), new_total, true);
+            if unsafe { sys::remap(start as *mut u8, old_total, new_total, false) }.is_some() {
                 s.map_len.set(new_total);
                 stats::huge_resized(old_total, new_total);
+            } else {
+                set_chunks(start, old_total, true);
             }
         }
         return true;
@@ -632,6 +652,9 @@ pub unsafe fn huge_move(seg: *mut Segment, new_len: usize) -> *mut u8 {
     let base = base.as_ptr() as usize;
     let target = alignment::forward(base, SEGMENT_SIZE).unwrap_or(base);
     let (old_start, old_total) = (s.map_start.get(), s.map_len.get());
+    // The old range's chunk-map entries go while it is still ours (see
+    // huge_resize); they come back if the move fails.
+    set_chunks(old_start, old_total, false);
     // SAFETY: target..target+new_total lies in our fresh reservation; the
     // old mapping is the live block's, which moves as a whole.
     let ok = unsafe {
@@ -656,9 +679,9 @@ pub unsafe fn huge_move(seg: *mut Segment, new_len: usize) -> *mut u8 {
         }
     }
     if !ok {
+        set_chunks(old_start, old_total, true);
         return ptr::null_mut();
     }
-    set_chunks(old_start, old_total, false);
     huge_init(target, new_total, target + offset);
     stats::huge_resized(old_total, new_total);
     (target + offset) as *mut u8
