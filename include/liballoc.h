@@ -67,93 +67,9 @@ typedef enum la_arena_reset_mode {
 #define MAX_FRAMES 32
 
 /**
- * Free pages stay committed this long before they are decommitted.
- */
-#define PURGE_DELAY_MS 10
-
-/**
- * Page flag: the page is on its heap's full list.
- */
-#define FULL 1
-
-/**
- * Log2 of the segment size.
- */
-#define SEGMENT_SHIFT 22
-
-/**
- * Size and alignment of a segment.
- */
-#define SEGMENT_SIZE (1 << SEGMENT_SHIFT)
-
-/**
- * Mask of the offset within a segment.
- */
-#define SEGMENT_MASK (SEGMENT_SIZE - 1)
-
-/**
- * A mapping holding one huge block.
- */
-#define HUGE 3
-
-/**
- * A free segment in the cache.
- */
-#define CACHED 4
-
-/**
- * Most pages in a segment.
- */
-#define MAX_PAGES 64
-
-/**
- * Offset of the page descriptors from the segment start.
- */
-#define PAGES_OFFSET 128
-
-/**
- * Chunk-map entry values.
- */
-#define CHUNK_NONE 0
-
-#define CHUNK_HEAD 1
-
-#define CHUNK_CONT 2
-
-/**
- * Number of class indices (index 0 is unused).
- */
-#define NCLASSES 109
-
-/**
- * Largest block of a small page (64 KiB pages).
- */
-#define SMALL_MAX (8 << 10)
-
-/**
- * Largest block of a medium page (512 KiB pages).
- */
-#define MEDIUM_MAX (128 << 10)
-
-/**
- * Largest block served from segments (large pages: one per segment).
- */
-#define LARGE_MAX (512 << 10)
-
-/**
- * Live-byte deltas are flushed to the global counters past this size.
- */
-#define FLUSH_BYTES (256 << 10)
-
-/**
  * Number of entries of `la_smp_stats::classes` (entry 0 is huge blocks).
  */
 #define LA_SMP_CLASSES 109
-
-/**
- * Most heaps alive at once.
- */
-#define MAX_HEAPS (1 << 16)
 
 /**
  * What `la_debug` does when it detects misuse.
@@ -523,16 +439,6 @@ typedef struct la_smp_stats {
    */
   struct la_smp_class_stats classes[LA_SMP_CLASSES];
 } la_smp_stats;
-
-/**
- * Page shift of each normal kind.
- */
-#define PAGE_SHIFT { 16, 19, 22, }
-
-/**
- * Offset of page 0's block area for each normal kind.
- */
-#define AREA_OFFSET { (8 << 10), (128 << 10), (512 << 10), }
 
 #ifdef __cplusplus
 extern "C" {
