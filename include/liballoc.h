@@ -353,6 +353,13 @@ typedef struct la_debug_stats {
 } la_debug_stats;
 
 /**
+ * A function checked by `la_check_all_allocation_failures`: it gets the
+ * allocator to use and its context, returns 0 on success and non-zero on
+ * failure (out of memory included).
+ */
+typedef int (*la_check_test_fn)(struct la_allocator, void*);
+
+/**
  * Counters of an `la_failing` allocator, filled by `la_failing_get_stats`.
  */
 typedef struct la_failing_stats {
@@ -780,8 +787,7 @@ enum la_check la_debug_destroy(struct la_debug *d);
  * `backing` is a valid allocator; `test` is NULL or a function honouring
  * the contract above.
  */
-int la_check_all_allocation_failures(struct la_allocator backing, int (*test)(struct la_allocator,
-                                                                              void*), void *ctx);
+int la_check_all_allocation_failures(struct la_allocator backing, la_check_test_fn test, void *ctx);
 
 /**
  * An allocator that always fails (Zig's `Allocator.failing`): alloc and

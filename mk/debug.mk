@@ -19,14 +19,14 @@ $(BUILD)/debug/%: c_tests/debug/%.c c_tests/debug/common.h include/liballoc.h $(
 	@mkdir -p $(dir $@)
 	$(CC) $(CWARN) -O1 -g -fno-omit-frame-pointer -Iinclude -o $@ $< $(LINK_SO)
 
-.PHONY: debug-test debug-bench install-la-run
+.PHONY: debug-test debug-bench install-la-run uninstall-la-run
 debug-test: $(LA_RUN) $(DEBUG_PRELOAD) $(DEBUG_BUG_BINS)
 	BUILD="$(BUILD)" PYTHON="$(PYTHON)" sh c_tests/debug/run_tests.sh
 
 debug-bench: $(LA_RUN) $(DEBUG_PRELOAD) $(DEBUG_BUG_BINS)
 	BUILD="$(BUILD)" CC="$(CC)" PYTHON="$(PYTHON)" sh benches/debug/run.sh
 
-# la-run finds the shim (installed by mk/preload.mk) in ../lib beside it.
+# la-run finds the shim (installed by mk/preload.mk) in $(BINDIR)/../lib.
 .PHONY: uninstall-la-run
 install: install-la-run
 uninstall: uninstall-la-run

@@ -45,7 +45,14 @@ pub fn init() -> bool {
     if !DEBUG.load(Ordering::Acquire).is_null() {
         return true;
     }
-    let cfg = la_debug_config::default();
+    // Reports go to a private copy of stderr: programs often close fd 2 at
+    // exit (coreutils do), before the leak report is printed.
+    // SAFETY: fcntl on a descriptor number has no memory preconditions.
+    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
+    let cfg = la_debug_config {
+        report_fd: if fd >= 0 { fd } else { 2 },
+        ..la_debug_config::default()
+    };
     let d = la_debug::create(la_smp_allocator(), &cfg);
     if d.is_null() {
         return false;
@@ -57,14 +64,20 @@ pub fn init() -> bool {
         .is_err()
     {
         // Another thread won the race; ours holds no blocks.
-        // SAFETY: d is ours and unused.
-        unsafe { la_debug::destroy(d) };
+        // SAFETY: d is ours and unused; fd is our copy.
+        unsafe {
+            la_debug::destroy(d);
+            if fd >= 0 {
+                libc::close(fd);
+            }
+        }
     }
     true
 }
 
 extern "C" fn fork_child() {
     instance().after_fork();
+    trace::reset_tid();
 }
 
 /// The SIGSEGV action in place before ours (restored for faults that are
@@ -101,7 +114,7 @@ fn install_fault_handler() {
     // SAFETY: a zeroed sigaction is a valid value to fill in.
     let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
     sa.sa_sigaction = on_fault as *const () as usize;
-    sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
+    sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
     // SAFETY: installing a handler; the old action is saved for fallback.
     unsafe {
         libc::sigemptyset(&mut sa.sa_mask);

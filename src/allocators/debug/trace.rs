@@ -37,6 +37,11 @@ thread_local! {
     static TID: Cell<u32> = const { Cell::new(0) };
 }
 
+/// Forgets the cached thread id (in a child after `fork()`).
+pub fn reset_tid() {
+    TID.with(|c| c.set(0));
+}
+
 /// The calling thread's kernel id, cached per thread.
 pub fn tid() -> u32 {
     let t = TID.with(|c| c.get());
