@@ -91,3 +91,13 @@ examples-check: $(SO_LINK) $(ZIG) $(PYTEST_DIR)/.stamp
 	@echo "examples-check: C, C++, Python and Zig examples ran"
 
 TESTS += examples-check
+
+# ---- `make install` / `uninstall` also handle the C++ header.
+.PHONY: install-hpp uninstall-hpp
+install: install-hpp
+install-hpp:
+	install -d $(DESTDIR)$(INCDIR)
+	install -m 644 include/liballoc.hpp $(DESTDIR)$(INCDIR)/
+uninstall: uninstall-hpp
+uninstall-hpp:
+	rm -f $(DESTDIR)$(INCDIR)/liballoc.hpp
