@@ -179,6 +179,19 @@ static void reallocs(void) {
     CHECK(r != NULL && memcmp(r, "abcde", 5) == 0);
     if (r) p = r;
 
+    /* Shrinking a big block to a few bytes does not pin the old size. */
+    char *shrink = malloc(100000);
+    CHECK(shrink != NULL);
+    if (shrink) {
+        memcpy(shrink, "0123456789", 10);
+        char *small = realloc(shrink, 10);
+        CHECK(small != NULL && memcmp(small, "0123456789", 10) == 0);
+        void *fresh = malloc(10);
+        CHECK(small && fresh && malloc_usable_size(small) <= malloc_usable_size(fresh));
+        free(fresh);
+        free(small ? small : shrink);
+    }
+
     /* realloc(p, 0) frees p and returns NULL (glibc's choice; C17 leaves it
      * implementation-defined). */
     CHECK(realloc(p, 0) == NULL);

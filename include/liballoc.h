@@ -297,7 +297,7 @@ typedef struct la_debug_config {
    */
   bool check_write_after_free;
   /**
-   * Bytes of freed blocks held back before reuse; default 16 MiB.
+   * Bytes of freed blocks held back before reuse; default 4 MiB.
    */
   size_t quarantine_bytes;
   /**
@@ -351,6 +351,13 @@ typedef struct la_debug_stats {
    */
   enum la_debug_error last_error;
 } la_debug_stats;
+
+/**
+ * A function checked by `la_check_all_allocation_failures`: it gets the
+ * allocator to use and its context, returns 0 on success and non-zero on
+ * failure (out of memory included).
+ */
+typedef int (*la_check_test_fn)(struct la_allocator, void*);
 
 /**
  * Counters of an `la_failing` allocator, filled by `la_failing_get_stats`.
@@ -634,7 +641,7 @@ struct la_allocator la_c_allocator(void);
 
 /**
  * Fills `out` with the default configuration: 8 frames, abort on misuse,
- * reports to fd 2, no never-reuse, write-after-free checks on, 16 MiB
+ * reports to fd 2, no never-reuse, write-after-free checks on, 4 MiB
  * quarantine, no memory limit, guard pages from 128 KiB, derived canary.
  *
  * Parameters: `out` the config to fill; NULL does nothing.
@@ -775,8 +782,7 @@ enum la_check la_debug_destroy(struct la_debug *d);
  * `backing` is a valid allocator; `test` is NULL or a function honouring
  * the contract above.
  */
-int la_check_all_allocation_failures(struct la_allocator backing, int (*test)(struct la_allocator,
-                                                                              void*), void *ctx);
+int la_check_all_allocation_failures(struct la_allocator backing, la_check_test_fn test, void *ctx);
 
 /**
  * An allocator that always fails (Zig's `Allocator.failing`): alloc and

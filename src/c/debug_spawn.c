@@ -6,6 +6,7 @@
  * internal and not exported from liballoc.so.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -37,9 +38,10 @@ int liballoc_debug_spawn(const char *path, char *const argv[], char *const envp[
     return fds[0];
 }
 
-/* Waits for the child started by liballoc_debug_spawn. */
+/* Waits for the child started by liballoc_debug_spawn (the program's own
+ * SIGCHLD handler may have reaped it already: ECHILD ends the wait). */
 void liballoc_debug_reap(int pid) {
     int status;
-    while (waitpid((pid_t)pid, &status, 0) < 0) {
+    while (waitpid((pid_t)pid, &status, 0) < 0 && errno == EINTR) {
     }
 }

@@ -38,6 +38,7 @@ use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 use crate::allocators::smp::{self, PtrCheck};
 
 mod cxx;
+mod debug_mode;
 pub mod fatal;
 pub mod fmt;
 mod introspect;
@@ -54,6 +55,10 @@ pub const MIN_ALIGN_LOG2: u8 = 4;
 pub const MIN_ALIGN: usize = 1 << MIN_ALIGN_LOG2;
 /// The largest size any allocation may have (`PTRDIFF_MAX`).
 pub const MAX_SIZE: usize = isize::MAX as usize;
+/// Blocks at least this large are shrunk in place by `realloc` (they are
+/// separate mappings in the smp allocator, which unmaps the tail); smaller
+/// ones move when more than half would be wasted.
+const SHRINK_IN_PLACE_MIN: usize = 1 << 20;
 
 /// Bit of [`FLAGS`]: the options have been read.
 pub const READY: u8 = 1;
@@ -61,6 +66,8 @@ pub const READY: u8 = 1;
 pub const COUNT: u8 = 2;
 /// Bit of [`FLAGS`]: `LA_FAIL_AT` failure injection is armed.
 pub const FAIL: u8 = 4;
+/// Bit of [`FLAGS`]: `LA_DEBUG` is on (see `debug_mode.rs`).
+pub const DEBUG: u8 = 8;
 
 /// The shim's mode; see the module doc.
 static FLAGS: AtomicU8 = AtomicU8::new(0);
@@ -91,6 +98,9 @@ fn init() -> u8 {
     if opts.fail_at > 0 {
         flags |= FAIL;
     }
+    if opts.debug_requested && debug_mode::init() {
+        flags |= DEBUG;
+    }
     FLAGS.store(flags, Relaxed);
     if first && opts.verbose {
         let mut w = fmt::Writer::fd(2);
@@ -106,8 +116,8 @@ fn init() -> u8 {
             })
             .str(", fail-at ")
             .u64(opts.fail_at)
-            .str(if opts.debug_requested {
-                ", LA_DEBUG not available in this build)\n"
+            .str(if flags & DEBUG != 0 {
+                ", debug)\n"
             } else {
                 ")\n"
             });
@@ -168,6 +178,16 @@ fn alloc_slow(size: usize, align_log2: u8) -> *mut u8 {
     if size > MAX_SIZE || injected_failure(f) {
         return out_of_memory();
     }
+    if f & DEBUG != 0 {
+        let p = debug_mode::alloc(size.max(1), align_log2);
+        if p.is_null() {
+            return out_of_memory();
+        }
+        if f & COUNT != 0 {
+            stats::on_alloc(size.max(1));
+        }
+        return p;
+    }
     let p = smp::alloc(size.max(1), align_log2);
     if p.is_null() {
         return out_of_memory();
@@ -204,6 +224,18 @@ pub unsafe fn free(p: *mut u8, func: &str) {
     if p.is_null() {
         return;
     }
+    if FLAGS.load(Relaxed) & DEBUG != 0 {
+        let saved = fmt::errno();
+        if FLAGS.load(Relaxed) & COUNT != 0 {
+            stats::CALLS_FREE.fetch_add(1, Relaxed);
+            if let Some(n) = debug_mode::len_of(p) {
+                stats::on_free(n);
+            }
+        }
+        debug_mode::free(p);
+        fmt::set_errno(saved);
+        return;
+    }
     validate(p, func);
     // SAFETY: __errno_location returns this thread's errno slot, valid for
     // the thread's lifetime; read and restored around the free.
@@ -229,6 +261,9 @@ pub unsafe fn usable_size(p: *mut u8, func: &str) -> usize {
     if p.is_null() {
         return 0;
     }
+    if FLAGS.load(Relaxed) & DEBUG != 0 {
+        return debug_mode::usable_size(p);
+    }
     validate(p, func);
     // SAFETY: validate established that p is a live block.
     unsafe { smp::usable_size(p) }
@@ -249,8 +284,28 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
         unsafe { free(p, func) };
         return core::ptr::null_mut();
     }
-    validate(p, func);
     let f = FLAGS.load(Relaxed);
+    if f & DEBUG != 0 {
+        if size > MAX_SIZE || injected_failure(f) {
+            return out_of_memory();
+        }
+        let old = if f & COUNT != 0 {
+            stats::CALLS_REALLOC.fetch_add(1, Relaxed);
+            debug_mode::len_of(p)
+        } else {
+            None
+        };
+        let q = debug_mode::realloc(p, size);
+        if q.is_null() {
+            return out_of_memory();
+        }
+        if let Some(old) = old {
+            stats::on_free(old);
+            stats::on_alloc(size);
+        }
+        return q;
+    }
+    validate(p, func);
     if f & COUNT != 0 {
         stats::CALLS_REALLOC.fetch_add(1, Relaxed);
     }
@@ -259,26 +314,38 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
     }
     // SAFETY: validate established that p is a live block.
     let old = unsafe { smp::usable_size(p) };
+    // Shrinking keeps the block when at most half of it is wasted; below
+    // that, large (mapped) blocks shrink in place and others move to a
+    // smaller block, so that a shrunk buffer does not pin its old size.
+    // Growing tries in place, then a move without copying (mremap), then
+    // allocate + copy + free.
+    let q = if size <= old {
+        let in_place = size >= old / 2
+            || (old >= SHRINK_IN_PLACE_MIN && {
+                // SAFETY: p is a live block.
+                unsafe { smp::resize(p, size) }
+            });
+        if in_place {
+            p
+        } else {
+            // A shrink cannot fail: without memory for a smaller block the
+            // block stays as it is.
+            // SAFETY: p is a live block of `old` usable bytes.
+            unsafe { move_block(p, old, size) }.unwrap_or(p)
+        }
     // SAFETY: p is a live block.
-    let q = if unsafe { smp::resize(p, size) } {
+    } else if unsafe { smp::resize(p, size) } {
         p
     } else {
         // SAFETY: p is a live block.
         let moved = unsafe { smp::remap(p, size) };
         if !moved.is_null() {
             moved
-        } else {
-            let fresh = smp::alloc(size, MIN_ALIGN_LOG2);
-            if fresh.is_null() {
-                return out_of_memory();
-            }
-            // SAFETY: both blocks are live and distinct; the copy is within
-            // the smaller of their sizes.
-            unsafe {
-                core::ptr::copy_nonoverlapping(p, fresh, old.min(size));
-                smp::free(p);
-            }
+        // SAFETY: p is a live block of `old` usable bytes.
+        } else if let Some(fresh) = unsafe { move_block(p, old, size) } {
             fresh
+        } else {
+            return out_of_memory();
         }
     };
     if f & COUNT != 0 {
@@ -287,6 +354,25 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
         stats::on_alloc(unsafe { smp::usable_size(q) });
     }
     q
+}
+
+/// Moves live block `p` (`old` usable bytes) to a new block of `size`
+/// bytes: allocate, copy, free. `None` (and `p` untouched) without memory.
+///
+/// # Safety
+/// `p` is a live block with `old` usable bytes.
+unsafe fn move_block(p: *mut u8, old: usize, size: usize) -> Option<*mut u8> {
+    let fresh = smp::alloc(size, MIN_ALIGN_LOG2);
+    if fresh.is_null() {
+        return None;
+    }
+    // SAFETY: both blocks are live and distinct; the copy stays within the
+    // smaller of their sizes.
+    unsafe {
+        core::ptr::copy_nonoverlapping(p, fresh, old.min(size));
+        smp::free(p);
+    }
+    Some(fresh)
 }
 
 /// Allocation with a caller-chosen alignment in bytes (a power of two);
@@ -310,7 +396,9 @@ fn print_exit_stats() {
 }
 
 extern "C" fn on_load() {
-    flags();
+    if flags() & DEBUG != 0 {
+        debug_mode::on_load();
+    }
 }
 
 extern "C" fn on_unload() {

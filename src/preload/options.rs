@@ -11,7 +11,9 @@
 //! | `LA_STATS` | `1` (table) or `json` | statistics to stderr at exit |
 //! | `LA_VERBOSE` | `1` | one line confirming the shim is active |
 //! | `LA_FAIL_AT` | `N` >= 1 | allocation number N returns NULL/ENOMEM |
-//! | `LA_DEBUG`, `LA_LEAK_EXITCODE`, `LA_SUPPRESSIONS` | | known, reserved for the debug mode |
+//! | `LA_DEBUG` | `1` | debug mode: `la_debug` behind the shim (`debug_mode.rs`) |
+//! | `LA_LEAK_EXITCODE` | `N` | debug mode: exit status when leaks are found (read at exit) |
+//! | `LA_SUPPRESSIONS` | file | debug mode: `leak:pattern` lines (read at exit) |
 //!
 //! Any other `LA_*` name, or a value the shim cannot use, gets a one-line
 //! warning on stderr; the variable is then ignored.
@@ -41,7 +43,7 @@ pub struct Options {
     pub verbose: bool,
     /// `LA_FAIL_AT` (0 = off).
     pub fail_at: u64,
-    /// `LA_DEBUG` was set (not implemented by this shim; reported when
+    /// `LA_DEBUG` was set (the debug mode; see `debug_mode.rs`;
     /// verbose).
     pub debug_requested: bool,
 }

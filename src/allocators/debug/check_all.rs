@@ -96,6 +96,12 @@ unsafe impl RawAllocator for Failing {
 /// The test function type.
 pub type TestFn = unsafe extern "C" fn(la_allocator, *mut c_void) -> libc::c_int;
 
+/// A function checked by `la_check_all_allocation_failures`: it gets the
+/// allocator to use and its context, returns 0 on success and non-zero on
+/// failure (out of memory included).
+#[allow(non_camel_case_types)]
+pub type la_check_test_fn = Option<unsafe extern "C" fn(la_allocator, *mut c_void) -> libc::c_int>;
+
 fn headline(f: &Failing, what: core::fmt::Arguments<'_>) {
     let mut tr = [0usize; MAX_FRAMES];
     let n = f.n_trace.load(Ordering::Relaxed);
@@ -174,9 +180,10 @@ fn run(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn la_check_all_allocation_failures(
     backing: la_allocator,
-    test: Option<unsafe extern "C" fn(la_allocator, *mut c_void) -> libc::c_int>,
+    test: la_check_test_fn,
     ctx: *mut c_void,
 ) -> libc::c_int {
+    trace::init();
     let Some(test) = test else {
         return la_check::LA_CHECK_OUT_OF_MEMORY as libc::c_int;
     };

@@ -38,6 +38,22 @@ impl SpinLock {
         Guard(self)
     }
 
+    /// Takes the lock if it can within a bounded number of attempts (for
+    /// signal handlers, which must not wait for their own thread).
+    pub fn try_lock(&self) -> Option<Guard<'_>> {
+        for _ in 0..1000 {
+            if self
+                .0
+                .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(Guard(self));
+            }
+            core::hint::spin_loop();
+        }
+        None
+    }
+
     /// Takes the lock without a guard (for `fork()` handlers); release it with
     /// [`SpinLock::reset`].
     pub fn acquire_raw(&self) {

@@ -143,7 +143,7 @@ pub struct la_debug_config {
     /// Fill freed blocks with 0xdd and verify the fill when they leave the
     /// quarantine (write-after-free detection); default true.
     pub check_write_after_free: bool,
-    /// Bytes of freed blocks held back before reuse; default 16 MiB.
+    /// Bytes of freed blocks held back before reuse; default 4 MiB.
     pub quarantine_bytes: libc::size_t,
     /// Allocation fails (NULL) when live requested bytes would exceed this;
     /// default SIZE_MAX (no limit).
@@ -165,7 +165,7 @@ impl Default for la_debug_config {
             report_fd: 2,
             never_reuse: false,
             check_write_after_free: true,
-            quarantine_bytes: 16 << 20,
+            quarantine_bytes: 4 << 20,
             memory_limit: usize::MAX,
             guard_page_min_len: 128 << 10,
             canary: 0,
@@ -254,22 +254,69 @@ fn canary_byte(canary: u64, addr: usize) -> u8 {
 }
 
 fn fill_canary(canary: u64, lo: usize, hi: usize) {
-    for a in lo..hi {
+    let mut a = lo;
+    while a < hi && !a.is_multiple_of(8) {
         // SAFETY: callers pass redzone ranges inside a block we own.
         unsafe { *(a as *mut u8) = canary_byte(canary, a) };
+        a += 1;
+    }
+    // An aligned word holds the canary's bytes in address order.
+    while a + 8 <= hi {
+        // SAFETY: as above; `a` is 8-aligned.
+        unsafe { *(a as *mut u64) = canary.to_le() };
+        a += 8;
+    }
+    while a < hi {
+        // SAFETY: as above.
+        unsafe { *(a as *mut u8) = canary_byte(canary, a) };
+        a += 1;
     }
 }
 
 /// The first address in `[lo, hi)` not holding the canary.
 fn check_canary(canary: u64, lo: usize, hi: usize) -> Option<usize> {
-    // SAFETY: callers pass redzone ranges inside a block we own.
-    (lo..hi).find(|&a| unsafe { *(a as *const u8) } != canary_byte(canary, a))
+    let mut a = lo;
+    while a < hi {
+        if a.is_multiple_of(8) && a + 8 <= hi {
+            // SAFETY: callers pass redzone ranges inside a block we own.
+            if unsafe { *(a as *const u64) } == canary.to_le() {
+                a += 8;
+                continue;
+            }
+        }
+        // SAFETY: as above.
+        if unsafe { *(a as *const u8) } != canary_byte(canary, a) {
+            return Some(a);
+        }
+        a += 1;
+    }
+    None
+}
+
+/// The offset of the first byte of `bytes` that is not `FREE_FILL`.
+fn first_unfilled(bytes: &[u8]) -> Option<usize> {
+    const WORD: u64 = u64::from_ne_bytes([FREE_FILL; 8]);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut off = 0;
+    for c in &mut chunks {
+        let w = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        if w != WORD {
+            return c.iter().position(|&b| b != FREE_FILL).map(|i| off + i);
+        }
+        off += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b != FREE_FILL)
+        .map(|i| off + i)
 }
 
 impl la_debug {
     /// Creates an instance in its own mapping; NULL when out of memory.
+    /// Call [`trace::init`] first, outside any allocator (the C entry point
+    /// does).
     pub fn create(backing: la_allocator, cfg: &la_debug_config) -> *mut la_debug {
-        trace::init();
         let Some(mem) = sys::map(core::mem::size_of::<la_debug>()) else {
             return ptr::null_mut();
         };
@@ -547,10 +594,11 @@ impl la_debug {
         rec.addr as *mut u8
     }
 
-    /// Explains a pointer that is no block's start. Called with the lock
-    /// held; takes other instances' locks only after releasing ours is not
-    /// needed because it only peeks at them with `try`-free reads of their
-    /// tables under their own locks.
+    /// Explains a pointer that is no block's start. Called with our lock
+    /// held, on error paths only; it takes each other instance's lock in
+    /// turn to look the pointer up there. (Two threads doing this at once
+    /// across the same two instances could deadlock: misuse reports are
+    /// expected to be rare and, by default, fatal.)
     fn classify(&self, st: &State, p: usize) -> Unknown {
         if let Some(r) = st.table.find_containing(p) {
             return Unknown::Interior(r);
@@ -833,7 +881,7 @@ impl la_debug {
         }
         // SAFETY: the freed block's memory is still held (quarantine).
         let bytes = unsafe { core::slice::from_raw_parts(rec.addr as *const u8, rec.len) };
-        let Some(off) = bytes.iter().position(|&b| b != FREE_FILL) else {
+        let Some(off) = first_unfilled(bytes) else {
             return;
         };
         // SAFETY: our record.
@@ -1069,6 +1117,126 @@ impl la_debug {
         0
     }
 
+    /// The requested length of live block `p`; reports misuse as done by
+    /// `op` (freed, interior, foreign pointers) and then gives `None`.
+    pub fn live_len(&self, p: *const u8, op: &str, ret_addr: usize) -> Option<usize> {
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        if let Some(r) = st.table.find(p as usize) {
+            // SAFETY: indexed record.
+            if unsafe { (*r).state } == LIVE {
+                // SAFETY: as above.
+                return Some(unsafe { (*r).len });
+            }
+        }
+        let mut tr = [0usize; MAX_FRAMES];
+        let n = self.capture(&mut tr, ret_addr);
+        self.live_for(st, op, p as usize, None, &tr[..n], trace::tid());
+        None
+    }
+
+    /// Explains a memory fault at `addr` (from a SIGSEGV handler) when it
+    /// hit a guard page or a freed guarded block: prints the report (with
+    /// the faulting context's trace `here`) and returns true; false when
+    /// the address is not ours or the lock cannot be taken.
+    pub fn explain_fault(&self, addr: usize, here: &[usize]) -> bool {
+        let Some(_g) = self.lock.try_lock() else {
+            return false;
+        };
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        let mut hit = None;
+        st.table.for_each(|r| {
+            // SAFETY: indexed records are valid.
+            let rec = unsafe { &*r };
+            if rec.kind == KIND_GUARDED && rec.base <= addr && addr < rec.base + rec.base_len {
+                hit = Some(r);
+            }
+        });
+        let Some(r) = hit else {
+            return false;
+        };
+        // SAFETY: an indexed record.
+        let rec = unsafe { &*r };
+        // SAFETY: our record.
+        let (at, ft) = unsafe { (st.table.alloc_trace(r), st.table.free_trace(r)) };
+        let end = rec.addr + rec.len;
+        let kind = if rec.state == FREED {
+            la_debug_error::LA_DEBUG_USE_AFTER_FREE
+        } else if addr >= end {
+            la_debug_error::LA_DEBUG_OVERFLOW
+        } else {
+            la_debug_error::LA_DEBUG_UNDERFLOW
+        };
+        let freed = rec.state == FREED;
+        let tid = trace::tid();
+        let access = TraceRef {
+            label: "faulting access",
+            tid,
+            frames: here,
+        };
+        let alloc = TraceRef {
+            label: "allocated",
+            tid: rec.alloc_tid,
+            frames: &at[..rec.n_alloc as usize],
+        };
+        let free = TraceRef {
+            label: "freed",
+            tid: rec.free_tid,
+            frames: &ft[..rec.n_free as usize],
+        };
+        let head = |o: &mut out::Out| {
+            let _ = match kind {
+                la_debug_error::LA_DEBUG_USE_AFTER_FREE => core::fmt::Write::write_fmt(
+                    o,
+                    format_args!(
+                        "use after free: access at 0x{addr:x} in the freed {}-byte block 0x{:x}",
+                        rec.len, rec.addr
+                    ),
+                ),
+                la_debug_error::LA_DEBUG_OVERFLOW => core::fmt::Write::write_fmt(
+                    o,
+                    format_args!(
+                        "heap buffer overflow (guard page): access at 0x{addr:x} is {} byte(s) past the end of the {}-byte block 0x{:x}",
+                        addr - end,
+                        rec.len,
+                        rec.addr
+                    ),
+                ),
+                _ => core::fmt::Write::write_fmt(
+                    o,
+                    format_args!(
+                        "heap buffer underflow (guard page): access at 0x{addr:x} is {} byte(s) before the {}-byte block 0x{:x}",
+                        rec.addr.saturating_sub(addr),
+                        rec.len,
+                        rec.addr
+                    ),
+                ),
+            };
+        };
+        if freed {
+            report::misuse(self.report_fd, head, &[access, free, alloc]);
+        } else {
+            report::misuse(self.report_fd, head, &[access, alloc]);
+        }
+        self.raise(kind);
+        true
+    }
+
+    /// The requested length of live block `p`, without reporting anything.
+    pub fn len_of(&self, p: *const u8) -> Option<usize> {
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        // SAFETY: indexed records are valid.
+        st.table
+            .find(p as usize)
+            .filter(|&r| unsafe { (*r).state } == LIVE)
+            // SAFETY: as above.
+            .map(|r| unsafe { (*r).len })
+    }
+
     /// Whether `p` is the start of a live block of this instance.
     pub fn owns(&self, p: *const u8) -> bool {
         let _g = self.lock.lock();
@@ -1189,7 +1357,7 @@ unsafe impl RawAllocator for la_debug {
 }
 
 /// Fills `out` with the default configuration: 8 frames, abort on misuse,
-/// reports to fd 2, no never-reuse, write-after-free checks on, 16 MiB
+/// reports to fd 2, no never-reuse, write-after-free checks on, 4 MiB
 /// quarantine, no memory limit, guard pages from 128 KiB, derived canary.
 ///
 /// Parameters: `out` the config to fill; NULL does nothing.
@@ -1243,6 +1411,7 @@ pub unsafe extern "C" fn la_debug_create(
         Some(c) => *c,
         None => la_debug_config::default(),
     };
+    trace::init();
     la_debug::create(backing, &cfg)
 }
 

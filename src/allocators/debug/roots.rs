@@ -2,12 +2,15 @@
 //! still pointed to from the program's roots are in use, not leaked.
 //!
 //! Roots are the writable segments of every loaded module (data and bss,
-//! via `dl_iterate_phdr`) and the current thread's stack from the stack
-//! pointer up (registers are spilled there by the call into this code).
+//! via `dl_iterate_phdr`), the current thread's stack from the stack
+//! pointer up (registers are spilled there by the call into this code), and
+//! every other writable anonymous mapping (other threads' stacks and TLS,
+//! memory that programs map themselves, such as Python's object arenas),
+//! minus the live blocks themselves (they count only when reachable) and
+//! the allocator's own record slabs (which hold every block's address).
 //! Each aligned word that points into a live block (start or interior)
 //! marks it; marked blocks are scanned in turn (a worklist in the private
-//! arena). The mark is kept in the record's `_pad` byte. Blocks reachable
-//! only from other threads' stacks or registers are reported as leaks.
+//! arena). The mark is kept in the record's `_pad` byte.
 
 use super::scratch::Scratch;
 use super::table::{LIVE, Record, Table};
@@ -50,6 +53,65 @@ impl Ctx<'_> {
                 }
             }
             p += 8;
+        }
+    }
+
+    /// Scans `[lo, hi)` except live blocks' user ranges and `excluded`.
+    fn scan_gaps(&mut self, lo: usize, hi: usize, excluded: &[(usize, usize)]) {
+        // SAFETY: records in the sorted list are valid.
+        let mut i = self
+            .sorted
+            .partition_point(|&r| unsafe { (*r).addr + (*r).len.max(1) } <= lo);
+        let mut at = lo;
+        while at < hi {
+            let (next_lo, next_hi) = match self.sorted.get(i) {
+                // SAFETY: as above.
+                Some(&r) => unsafe { ((*r).addr.max(at), (*r).addr + (*r).len.max(1)) },
+                None => (hi, hi),
+            };
+            let gap_end = next_lo.min(hi);
+            if gap_end > at {
+                self.scan_minus(at, gap_end, excluded);
+            }
+            at = at.max(next_hi);
+            i += 1;
+        }
+    }
+
+    fn scan_minus(&mut self, lo: usize, hi: usize, excluded: &[(usize, usize)]) {
+        for &(elo, ehi) in excluded {
+            if elo < hi && lo < ehi {
+                if lo < elo {
+                    self.scan_minus(lo, elo, excluded);
+                }
+                if ehi < hi {
+                    self.scan_minus(ehi, hi, excluded);
+                }
+                return;
+            }
+        }
+        self.scan_resident(lo, hi);
+    }
+
+    /// Scans the pages of `[lo, hi)` that are resident: untouched pages of
+    /// large reservations hold nothing and would only be faulted in.
+    fn scan_resident(&mut self, lo: usize, hi: usize) {
+        let page = crate::sys::page_size();
+        let mut at = lo & !(page - 1);
+        let mut vec = [0u8; 1024];
+        while at < hi {
+            let n = ((hi - at).div_ceil(page)).min(vec.len());
+            // SAFETY: mincore only reads page-table state of our own mapping.
+            let ok =
+                unsafe { libc::mincore(at as *mut libc::c_void, n * page, vec.as_mut_ptr()) } == 0;
+            for (i, &v) in vec[..n].iter().enumerate() {
+                if !ok || v & 1 != 0 {
+                    let plo = (at + i * page).max(lo);
+                    let phi = (at + (i + 1) * page).min(hi);
+                    self.scan(plo, phi);
+                }
+            }
+            at += n * page;
         }
     }
 
@@ -122,7 +184,33 @@ pub fn mark_reachable(table: &Table, scratch: &mut Scratch) {
     unsafe { libc::dl_iterate_phdr(Some(phdr_cb), (&mut ctx as *mut Ctx<'_>).cast()) };
     let marker = 0usize;
     let sp = &marker as *const usize as usize;
-    let (_, hi) = super::trace::stack_bounds(sp);
+    let (stack_lo, hi) = super::trace::stack_bounds(sp);
     ctx.scan(sp, hi);
     ctx.drain();
+    let mut slabs = [(0usize, 0usize); 256];
+    let mut ns = 0;
+    table.for_each_slab(|lo, hi| {
+        if ns < slabs.len() {
+            slabs[ns] = (lo, hi);
+            ns += 1;
+        }
+    });
+    let mut ranges = [(0usize, 0usize); 512];
+    let mut nr = 0;
+    super::maps::for_each(|m| {
+        if m.readable
+            && m.writable
+            && (m.name.is_empty() || m.name == b"[heap]")
+            && m.lo != stack_lo
+            && nr < ranges.len()
+        {
+            ranges[nr] = (m.lo, m.hi);
+            nr += 1;
+        }
+        true
+    });
+    for &(lo, hi) in &ranges[..nr] {
+        ctx.scan_gaps(lo, hi, &slabs[..ns]);
+        ctx.drain();
+    }
 }

@@ -296,6 +296,16 @@ impl Table {
         found
     }
 
+    /// Calls `f(lo, hi)` for each slab mapping holding records.
+    pub fn for_each_slab(&self, mut f: impl FnMut(usize, usize)) {
+        let mut s = self.slabs;
+        while !s.is_null() {
+            f(s as usize, s as usize + SLAB);
+            // SAFETY: each slab's first word links to the previous slab.
+            s = unsafe { *s } as *mut usize;
+        }
+    }
+
     /// Unmaps the index and every slab (records and traces are gone after).
     pub fn release(&mut self) {
         if self.cap > 0 {

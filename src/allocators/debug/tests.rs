@@ -22,6 +22,7 @@ impl Fixture {
             ..la_debug_config::default()
         };
         f(&mut cfg);
+        trace::init();
         let d = la_debug::create(la_page_allocator(), &cfg);
         assert!(!d.is_null());
         Fixture { d, fd }
@@ -250,10 +251,7 @@ fn wrong_size_and_alignment_free() {
     assert!(f.report().contains("free with wrong size"));
     let q = alloc(f.d(), 40, 4);
     f.d().free(q, Some((40, 3)), 0);
-    assert_eq!(
-        f.errors(),
-        (2, la_debug_error::LA_DEBUG_WRONG_ALIGNMENT)
-    );
+    assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_WRONG_ALIGNMENT));
     // Both were still freed as recorded: no leak.
     assert_eq!(f.finish(), la_check::LA_CHECK_OK);
 }
@@ -276,23 +274,14 @@ fn interior_foreign_and_other_instance_pointers() {
     let p = alloc(f.d(), 64, 3);
     // SAFETY: an address inside the block.
     f.d().free(unsafe { p.add(8) }, None, 0);
-    assert_eq!(
-        f.errors(),
-        (1, la_debug_error::LA_DEBUG_INTERIOR_POINTER)
-    );
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_INTERIOR_POINTER));
     assert!(f.report().contains("free of interior pointer"));
     let mut local = 0u64;
     f.d().free((&mut local as *mut u64).cast(), None, 0);
-    assert_eq!(
-        f.errors(),
-        (2, la_debug_error::LA_DEBUG_FOREIGN_POINTER)
-    );
+    assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_FOREIGN_POINTER));
     let q = alloc(g.d(), 16, 3);
     f.d().free(q, Some((16, 3)), 0);
-    assert_eq!(
-        f.errors(),
-        (3, la_debug_error::LA_DEBUG_OTHER_INSTANCE)
-    );
+    assert_eq!(f.errors(), (3, la_debug_error::LA_DEBUG_OTHER_INSTANCE));
     assert!(f.report().contains("another la_debug instance"));
     g.d().free(q, Some((16, 3)), 0);
     f.d().free(p, Some((64, 3)), 0);
@@ -328,10 +317,7 @@ fn write_after_free_is_found() {
     // SAFETY: the freed block is held in quarantine (mapped), deliberately written.
     unsafe { *p.add(50) = 7 };
     f.d().verify_freed();
-    assert_eq!(
-        f.errors(),
-        (1, la_debug_error::LA_DEBUG_WRITE_AFTER_FREE)
-    );
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_WRITE_AFTER_FREE));
     assert!(
         f.report()
             .contains("write after free: byte 50 of the freed 100-byte block")
@@ -356,10 +342,7 @@ fn usable_size_and_realloc_of_freed_block() {
     assert_eq!(f.d().usable_size(p, 0), 10);
     f.d().free(p, None, 0);
     assert_eq!(f.d().usable_size(p, 0), 0);
-    assert_eq!(
-        f.errors(),
-        (1, la_debug_error::LA_DEBUG_USE_AFTER_FREE)
-    );
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_USE_AFTER_FREE));
     assert!(!f.d().resize(p, None, 20, 0));
     assert_eq!(f.errors().0, 2);
     assert!(f.report().contains("realloc of freed block"));

@@ -37,6 +37,11 @@ thread_local! {
     static TID: Cell<u32> = const { Cell::new(0) };
 }
 
+/// Forgets the cached thread id (in a child after `fork()`).
+pub fn reset_tid() {
+    TID.with(|c| c.set(0));
+}
+
 /// The calling thread's kernel id, cached per thread.
 pub fn tid() -> u32 {
     let t = TID.with(|c| c.get());
@@ -146,20 +151,29 @@ pub fn stack_bounds(sp: usize) -> (usize, usize) {
     b
 }
 
-/// Captures the return addresses of the current call chain into `out`,
-/// without the allocator's own frames. `ret_addr` is the allocator caller's
-/// return address (0 when unknown). Returns the number of frames written.
-#[inline(never)]
-pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
-    let want = out.len().min(MAX_FRAMES);
-    if want == 0 {
+/// Captures the call chain of an interrupted context (a signal's
+/// `ucontext`): the faulting instruction `pc`, then the frame-pointer walk
+/// from `fp`. Returns the number of frames written.
+pub fn capture_from(out: &mut [usize], pc: usize, fp: usize) -> usize {
+    if out.is_empty() {
         return 0;
     }
-    let mut raw = [0usize; MAX_FRAMES + EXTRA];
-    let mut fp = frame_pointer();
+    // Stored as if it were a return address (symbolization looks up the
+    // byte before each frame's address), so the faulting instruction itself
+    // is named.
+    out[0] = pc + 1;
+    let n = out.len().min(MAX_FRAMES);
+    let mut raw = [0usize; MAX_FRAMES];
+    let k = walk(fp, &mut raw[..n - 1]);
+    out[1..1 + k].copy_from_slice(&raw[..k]);
+    1 + k
+}
+
+/// Follows the frame-pointer chain from `fp`, storing return addresses.
+fn walk(mut fp: usize, raw: &mut [usize]) -> usize {
     let (lo, hi) = stack_bounds(fp);
     let mut n = 0;
-    while n < want + EXTRA {
+    while n < raw.len() {
         if fp < lo
             || !fp.is_multiple_of(core::mem::size_of::<usize>())
             || fp.saturating_add(16) > hi
@@ -178,6 +192,20 @@ pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
         }
         fp = next;
     }
+    n
+}
+
+/// Captures the return addresses of the current call chain into `out`,
+/// without the allocator's own frames. `ret_addr` is the allocator caller's
+/// return address (0 when unknown). Returns the number of frames written.
+#[inline(never)]
+pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
+    let want = out.len().min(MAX_FRAMES);
+    if want == 0 {
+        return 0;
+    }
+    let mut raw = [0usize; MAX_FRAMES + EXTRA];
+    let n = walk(frame_pointer(), &mut raw[..want + EXTRA]);
     let mut start = if ret_addr != 0 {
         raw[..n].iter().position(|&r| r == ret_addr)
     } else {

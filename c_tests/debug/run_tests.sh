@@ -1,0 +1,183 @@
+#!/bin/sh
+# run_tests.sh: the debug mode's end-to-end tests (run by `make debug-test`).
+#
+# Each seeded-bug program runs under `la-run --debug`; the test asserts on
+# the exit status and on the report text (what went wrong, the functions
+# involved, file:line). Clean programs -- our own, python3, git, ls -- must
+# print no report and keep their exit status even with --leak-exitcode.
+# la-run's own option handling is checked too.
+#
+# Environment: BUILD (from mk/debug.mk), PYTHON.
+set -u
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-python3}
+LA_RUN=$BUILD/la-run
+BIN=$BUILD/debug
+TMP=$(mktemp -d /tmp/la_debug.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+passed=0
+failed=0
+
+# run NAME WANT_STATUS CMD...: runs CMD (stdout/stderr into $TMP), checks
+# the status; `has`/`lacks` then check stderr.
+run() {
+    name=$1 want=$2
+    shift 2
+    "$@" >"$TMP/out" 2>"$TMP/err"
+    got=$?
+    if [ "$got" = "$want" ]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name: exit status $got, expected $want"
+        sed 's/^/     | /' "$TMP/err" | head -n 30
+    fi
+}
+has() {
+    if grep -qF -- "$1" "$TMP/err"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name: report lacks: $1"
+        sed 's/^/     | /' "$TMP/err" | head -n 30
+    fi
+}
+lacks() {
+    if grep -qF -- "$1" "$TMP/err"; then
+        failed=$((failed + 1))
+        echo "FAIL $name: unexpected: $1"
+        sed 's/^/     | /' "$TMP/err" | head -n 30
+    else
+        passed=$((passed + 1))
+    fi
+}
+ok() { echo "ok   $name"; }
+
+ABRT=134 # 128 + SIGABRT
+
+run leak 0 "$LA_RUN" --debug "$BIN/leak"
+has "liballoc: leak report: detected memory leaks"
+has "Leak of 96 byte(s) in 3 object(s) allocated from:"
+has "in leaky_alloc"
+has "leak.c:9"
+has "SUMMARY: liballoc: 96 byte(s) leaked in 3 allocation(s)."
+lacks "100 byte(s)"
+ok
+run leak-exitcode 23 "$LA_RUN" --debug --leak-exitcode 23 "$BIN/leak"
+has "SUMMARY: liballoc: 96 byte(s) leaked"
+ok
+grep -q "leaked 2" "$TMP/out" && passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL leak-exitcode: stdout lost"; }
+printf '# ours\nleak:leaky_alloc\n' >"$TMP/supp"
+run leak-suppressed 0 "$LA_RUN" --debug --leak-exitcode 23 --suppressions "$TMP/supp" "$BIN/leak"
+lacks "liballoc:"
+ok
+
+run double-free $ABRT "$LA_RUN" --debug "$BIN/double_free"
+has "liballoc: error: double free of 0x"
+has "freed again by thread"
+has "in second_release"
+has "first freed by thread"
+has "in first_release"
+has "in make_buffer"
+has "double_free.c:"
+ok
+
+run interior-free $ABRT "$LA_RUN" --debug "$BIN/interior_free"
+has "liballoc: error: free of interior pointer"
+has "8 byte(s) into a live block of 64 byte(s)"
+has "in release_middle"
+ok
+
+run wrong-size-api $ABRT "$LA_RUN" --debug "$BIN/wrong_size"
+has "liballoc: error: free with wrong size: block"
+has "has 40 byte(s), free was given 36"
+has "in release_short"
+has "in main"
+ok
+
+run overflow $ABRT "$LA_RUN" --debug "$BIN/overflow"
+has "liballoc: error: heap buffer overflow: byte 0 past the end of the 10-byte block"
+has "in main"
+has "overflow.c:"
+ok
+
+run write-after-free $ABRT "$LA_RUN" --debug "$BIN/write_after_free"
+has "liballoc: error: write after free: byte 5 of the freed 64-byte block"
+has "freed by thread"
+has "write_after_free.c:"
+ok
+
+run foreign-free $ABRT "$LA_RUN" --debug "$BIN/foreign_free"
+has "liballoc: error: free of foreign pointer"
+has "in release_static"
+ok
+
+run realloc-freed $ABRT "$LA_RUN" --debug "$BIN/realloc_freed"
+has "liballoc: error: realloc of freed block"
+has "in grow"
+ok
+
+run guard-overflow $ABRT "$LA_RUN" --debug "$BIN/guard_overflow"
+has "liballoc: error: heap buffer overflow (guard page): access at 0x"
+has "is 0 byte(s) past the end of the 200000-byte block"
+has "in read_past"
+has "guard_overflow.c:"
+ok
+
+run guard-use-after-free $ABRT "$LA_RUN" --debug "$BIN/guard_use_after_free"
+has "liballoc: error: use after free: access at 0x"
+has "in the freed 300000-byte block"
+has "in scribble"
+has "freed by thread"
+ok
+
+# Clean programs: no report, exit status unchanged even with --leak-exitcode.
+run clean 0 "$LA_RUN" --debug --leak-exitcode 23 "$BIN/clean"
+lacks "liballoc:"
+has "stderr works too"
+ok
+PY=$("$PYTHON" -c 'import sys; print(sys.executable)')
+name=python3
+run python3 0 "$LA_RUN" --debug --leak-exitcode 23 "$PY" -c 'print(1)'
+lacks "liballoc:"
+ok
+run python3-json 0 "$LA_RUN" --debug --leak-exitcode 23 "$PY" -c 'import json; print(json.dumps({"a": [1, 2, 3]}))'
+lacks "liballoc:"
+ok
+if command -v git >/dev/null 2>&1; then
+    run git 0 "$LA_RUN" --debug --leak-exitcode 23 git --version
+    lacks "liballoc:"
+    ok
+fi
+run ls 0 "$LA_RUN" --debug --leak-exitcode 23 ls -l /
+lacks "liballoc:"
+ok
+
+# la-run itself.
+run la-run-help 0 "$LA_RUN" --help
+grep -q -- "--leak-exitcode N" "$TMP/out" && grep -q -- "--fail-at N" "$TMP/out" && grep -q -- "--stats=json" "$TMP/out" &&
+    passed=$((passed + 1)) || { failed=$((failed + 1)); echo "FAIL la-run-help: option missing"; }
+ok
+run la-run-bad-option 2 "$LA_RUN" --frobnicate ls
+has "la-run: unknown option '--frobnicate'"
+ok
+run la-run-bad-number 2 "$LA_RUN" --fail-at zero ls
+has "--fail-at needs an allocation number"
+ok
+run la-run-no-program 2 "$LA_RUN" --debug
+has "no program to run"
+ok
+run la-run-missing-program 127 "$LA_RUN" /nonexistent/program
+has "la-run: cannot run '/nonexistent/program'"
+ok
+run la-run-status 3 "$LA_RUN" sh -c 'exit 3'
+ok
+run la-run-fail-at 1 "$LA_RUN" --fail-at 1 "$PY" -c 'print(1)'
+has "memory allocation failed"
+ok
+run la-run-stats 0 "$LA_RUN" --stats=json "$BIN/clean"
+has '"liballoc_stats"'
+ok
+
+echo "debug-test: $passed passed, $failed failed"
+[ "$failed" = 0 ]

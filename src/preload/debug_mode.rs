@@ -1,0 +1,258 @@
+//! `LA_DEBUG=1`: the shim backed by the debug allocator (`la_debug` over
+//! the smp allocator) instead of the smp allocator directly.
+//!
+//! Every `malloc`/`free`/`realloc`/`malloc_usable_size` then goes through
+//! `la_debug`: misuse (double free, interior or foreign pointers, overflow
+//! into the redzones, writes after free) prints a `liballoc: error: ...`
+//! report with stack traces and aborts. At exit a leak report is printed:
+//! blocks made before the shim's constructor ran (the C runtime and the
+//! dynamic loader) are suppressed, and blocks still reachable from global
+//! data or the exiting thread's stack are not leaks (`roots.rs`), so a clean
+//! program reports nothing. `LA_SUPPRESSIONS=file` adds LeakSanitizer-style
+//! `leak:pattern` lines; `LA_LEAK_EXITCODE=N` makes a leak end the process
+//! with status N.
+//!
+//! Reports never call `malloc` (private arena, raw `write`), so they are
+//! safe from inside the shim. A child of `fork()` resets the instance's
+//! lock (`pthread_atfork` child handler), in case another thread of the
+//! parent held it. The lock is not taken in a prepare handler: other
+//! libraries' prepare handlers, which run after it, may call `malloc`.
+
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::allocators::debug::scratch::Scratch;
+use crate::allocators::debug::{la_debug, la_debug_config, leaks, trace};
+use crate::allocators::smp::la_smp_allocator;
+
+static DEBUG: AtomicPtr<la_debug> = AtomicPtr::new(ptr::null_mut());
+
+/// Suppressions always applied: allocations the C runtime keeps for the
+/// life of the process in places the root scan does not see.
+const BUILTIN_SUPPRESSIONS: &[u8] = b"leak:_dl_allocate_tls\nleak:__libc_early_init\n";
+
+/// The instance (NULL before [`init`]).
+#[inline]
+fn instance() -> &'static la_debug {
+    // SAFETY: set once by `init` before the DEBUG flag is published, never
+    // freed.
+    unsafe { &*DEBUG.load(Ordering::Acquire) }
+}
+
+/// Creates the instance; false when that fails (the shim then stays on the
+/// smp allocator). Blocks made until [`on_load`] are suppressed.
+pub fn init() -> bool {
+    if !DEBUG.load(Ordering::Acquire).is_null() {
+        return true;
+    }
+    // Reports go to a private copy of stderr: programs often close fd 2 at
+    // exit (coreutils do), before the leak report is printed.
+    // SAFETY: fcntl on a descriptor number has no memory preconditions.
+    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
+    let cfg = la_debug_config {
+        report_fd: if fd >= 0 { fd } else { 2 },
+        ..la_debug_config::default()
+    };
+    let d = la_debug::create(la_smp_allocator(), &cfg);
+    if d.is_null() {
+        return false;
+    }
+    // SAFETY: fresh instance.
+    unsafe { (*d).set_suppress_new(true) };
+    if DEBUG
+        .compare_exchange(ptr::null_mut(), d, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        // Another thread won the race; ours holds no blocks.
+        // SAFETY: d is ours and unused; fd is our copy.
+        unsafe {
+            la_debug::destroy(d);
+            if fd >= 0 {
+                libc::close(fd);
+            }
+        }
+    }
+    true
+}
+
+extern "C" fn fork_child() {
+    instance().after_fork();
+    trace::reset_tid();
+}
+
+/// The SIGSEGV action in place before ours (restored for faults that are
+/// not ours).
+static mut OLD_SEGV: core::mem::MaybeUninit<libc::sigaction> = core::mem::MaybeUninit::zeroed();
+
+extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let mut here = [0usize; trace::MAX_FRAMES];
+    #[allow(unused_mut)]
+    let mut n = 0;
+    #[cfg(target_arch = "x86_64")]
+    if !ctx.is_null() {
+        // SAFETY: for SA_SIGINFO handlers ctx is the interrupted ucontext.
+        let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
+        let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
+        let fp = uc.uc_mcontext.gregs[libc::REG_RBP as usize] as usize;
+        n = trace::capture_from(&mut here[..9], pc, fp);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ctx;
+    if !instance().explain_fault(addr, &here[..n]) {
+        // Not a guard page of ours: put the previous action back; the
+        // faulting instruction runs again and gets it.
+        // SAFETY: OLD_SEGV was filled by sigaction in `install_fault_handler`.
+        unsafe { libc::sigaction(sig, (&raw const OLD_SEGV).cast(), ptr::null_mut()) };
+    }
+}
+
+/// Installs [`on_fault`] for SIGSEGV: guard pages and freed guarded blocks
+/// are PROT_NONE, so touching them faults, and the handler explains it.
+fn install_fault_handler() {
+    // SAFETY: a zeroed sigaction is a valid value to fill in.
+    let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
+    sa.sa_sigaction = on_fault as *const () as usize;
+    sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: installing a handler; the old action is saved for fallback.
+    unsafe {
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGSEGV, &sa, (&raw mut OLD_SEGV).cast());
+    }
+}
+
+/// The shim's constructor, in debug mode: from now on blocks are tracked as
+/// the program's; register the exit report and the fork handlers.
+pub fn on_load() {
+    trace::init();
+    instance().set_suppress_new(false);
+    // SAFETY: registering plain functions with no preconditions.
+    unsafe {
+        libc::atexit(at_exit);
+        libc::pthread_atfork(None, None, Some(fork_child));
+    }
+    install_fault_handler();
+}
+
+/// Reads the `LA_SUPPRESSIONS` file into the arena (empty when unset or
+/// unreadable), after the built-in patterns.
+fn suppressions(scratch: &mut Scratch) -> &'static [u8] {
+    const MAX: usize = 1 << 20;
+    let Some(buf) = scratch.slice::<u8>(MAX) else {
+        return BUILTIN_SUPPRESSIONS;
+    };
+    let mut n = BUILTIN_SUPPRESSIONS.len();
+    buf[..n].copy_from_slice(BUILTIN_SUPPRESSIONS);
+    // SAFETY: getenv at exit, with the C runtime fully set up.
+    let path = unsafe { libc::getenv(c"LA_SUPPRESSIONS".as_ptr()) };
+    if path.is_null() {
+        return &buf[..n];
+    }
+    // SAFETY: a C string from the environment.
+    let fd = unsafe { libc::open(path, libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        // Unreadable: no extra patterns (la-run checks the file up front).
+        return &buf[..n];
+    }
+    loop {
+        // SAFETY: reading into the free tail of our buffer.
+        let r = unsafe { libc::read(fd, buf[n..].as_mut_ptr().cast(), MAX - n) };
+        if r <= 0 {
+            break;
+        }
+        n += r as usize;
+    }
+    // SAFETY: our fd.
+    unsafe { libc::close(fd) };
+    &buf[..n]
+}
+
+/// `LA_LEAK_EXITCODE` (0 when unset or not a number).
+fn leak_exitcode() -> i32 {
+    // SAFETY: getenv at exit.
+    let v = unsafe { libc::getenv(c"LA_LEAK_EXITCODE".as_ptr()) };
+    if v.is_null() {
+        return 0;
+    }
+    // SAFETY: a C string from the environment.
+    let s = unsafe { core::ffi::CStr::from_ptr(v) }.to_bytes();
+    let mut n: i32 = 0;
+    for &c in s {
+        if !c.is_ascii_digit() {
+            return 0;
+        }
+        n = n.saturating_mul(10).saturating_add((c - b'0') as i32);
+    }
+    n & 0xff
+}
+
+extern "C" fn at_exit() {
+    let d = instance();
+    d.verify_freed();
+    let mut scratch = Scratch::new();
+    let supp = suppressions(&mut scratch);
+    let (_, leaked) = d.report_leaks(&leaks::Options {
+        suppressions: supp,
+        scan_roots: true,
+    });
+    if leaked > 0 {
+        let code = leak_exitcode();
+        if code != 0 {
+            // SAFETY: flushing stdio at exit, then ending the process.
+            unsafe {
+                libc::fflush(ptr::null_mut());
+                libc::_exit(code);
+            }
+        }
+    }
+}
+
+/// `malloc`-family allocation of `size > 0` bytes.
+#[inline(never)]
+pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
+    instance().alloc(size, align_log2, 0)
+}
+
+/// `free` (NULL already filtered out).
+#[inline(never)]
+pub fn free(p: *mut u8) {
+    instance().free(p, None, 0)
+}
+
+/// `malloc_usable_size`: the requested length (so writes past it are
+/// caught), 0 for NULL.
+#[inline(never)]
+pub fn usable_size(p: *mut u8) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    instance().usable_size(p, 0)
+}
+
+/// The length of live block `p` (for statistics), reporting nothing.
+pub fn len_of(p: *mut u8) -> Option<usize> {
+    instance().len_of(p)
+}
+
+/// `realloc` of a non-NULL block to `size > 0` bytes: in place when the
+/// block has room, else allocate, copy and free. NULL (block untouched)
+/// when out of memory or when the block is not live (reported).
+#[inline(never)]
+pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
+    let d = instance();
+    let Some(old) = d.live_len(p, "realloc", 0) else {
+        return ptr::null_mut();
+    };
+    if d.resize(p, None, size, 0) {
+        return p;
+    }
+    let q = d.alloc(size, super::MIN_ALIGN_LOG2, 0);
+    if q.is_null() {
+        return q;
+    }
+    // SAFETY: both blocks are live and distinct; the copy fits in both.
+    unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) };
+    d.free(p, None, 0);
+    q
+}
