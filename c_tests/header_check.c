@@ -16,7 +16,13 @@ int main(void) {
     char *p = (char *)la_alloc(a, 1, 16, 1);
     if (p == NULL) return 1;
     memcpy(p, "header", 7);
-    int ok = strcmp(p, "header") == 0 && la_version()[0] == '0' + LA_VERSION_MAJOR;
+    /* The version macros and the library agree. */
+    char version[64];
+    snprintf(version, sizeof version, "%d.%d.%d", LA_VERSION_MAJOR, LA_VERSION_MINOR,
+             LA_VERSION_PATCH);
+    int ok = strcmp(p, "header") == 0 && strcmp(la_version(), version) == 0 &&
+             strcmp(la_version(), LA_VERSION_STRING) == 0;
+    if (!ok) fprintf(stderr, "header_check: la_version() %s, macros %s\n", la_version(), version);
     la_free(a, p, 1, 16, 1);
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
     /* The typed macros need C11's _Alignof. */

@@ -1,7 +1,7 @@
 /*
  * test_bad_input: impossible requests and NULL handles must give NULL /
- * false / nothing, never a crash. Covers the fixed-buffer, arena and
- * failing allocators: alignments of 64 and above and above what the
+ * false / nothing, never a crash. Covers the page, C, fixed-buffer, arena
+ * and failing allocators: alignments of 64 and above and above what the
  * allocator can meet, lengths whose rounding overflows, zero lengths given
  * straight to the vtable, and NULL handles to every la_fixed_buffer_*,
  * la_arena_* and la_failing_* function.
@@ -156,7 +156,42 @@ static void failing_bad_input(void) {
     CHECK(LA_CREATE(a, int) == NULL);
 }
 
+static void stateless_bad_input(void) {
+    vtable_rejects("page", la_page_allocator());
+    vtable_rejects("c", la_c_allocator());
+    /* An alignment no mapping can have. (Not asked of the C allocator
+     * here: valgrind's posix_memalign aborts on such alignments, where
+     * glibc's returns ENOMEM.) */
+    CHECK(la_raw_alloc(la_page_allocator(), 1, 62, 0) == NULL);
+    CHECK(la_raw_alloc(la_page_allocator(), SIZE_MAX - 4095, 0, 0) == NULL);
+    CHECK(la_raw_alloc(la_c_allocator(), SIZE_MAX - 15, 4, 0) == NULL);
+}
+
+/* An allocator whose vtable is NULL, or has NULL entries, fails every call
+ * made through la_raw_* and the helpers instead of jumping to address 0. */
+static void null_vtables(void) {
+    static const la_vtable empty = {NULL, NULL, NULL, NULL};
+    unsigned char byte = 7;
+    la_allocator none = {NULL, NULL};
+    la_allocator holes = {&byte, &empty};
+    la_allocator all[2] = {none, holes};
+    for (int i = 0; i < 2; i++) {
+        la_allocator a = all[i];
+        CHECK(la_raw_alloc(a, 8, 0, 0) == NULL);
+        CHECK(!la_raw_resize(a, &byte, 1, 0, 2, 0));
+        CHECK(la_raw_remap(a, &byte, 1, 0, 2, 0) == NULL);
+        la_raw_free(a, &byte, 1, 0, 0);
+        CHECK(la_alloc(a, 4, 4, 4) == NULL);
+        CHECK(la_realloc(a, &byte, 1, 1, 2, 1) == NULL);
+        CHECK(la_dupez(a, "x", 1) == NULL);
+        la_free(a, &byte, 1, 1, 1);
+        CHECK(byte == 7);
+    }
+}
+
 int main(void) {
+    null_vtables();
+    stateless_bad_input();
     fixed_buffer_bad_input();
     arena_bad_input();
     failing_bad_input();

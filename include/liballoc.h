@@ -1228,6 +1228,10 @@ bool la_raw_resize(struct la_allocator a,
 /**
  * Resizes `memory` through `a`'s vtable, allowing it to move.
  *
+ * Parameters: as for [`la_raw_resize`]: `memory`, `len` and `alignment`
+ * describe the block as last granted; `new_len` (> 0) is the wanted length;
+ * `ret_addr` the caller's return address or 0.
+ *
  * Returns: the (possibly new) address of the block, now `new_len` bytes; or
  * NULL, meaning nothing changed and the caller should allocate, copy and free
  * itself (also for a NULL block, zero lengths, an alignment of 64 or more, or
@@ -1265,6 +1269,8 @@ void la_raw_free(struct la_allocator a,
 /**
  * A vtable `alloc` entry that always fails: returns NULL.
  *
+ * Parameters: those of `la_vtable.alloc`, all ignored (NULL included).
+ *
  * Thread safety: safe from any thread.
  *
  * # Safety
@@ -1274,6 +1280,8 @@ void *la_no_alloc(void *_ctx, size_t _len, la_alignment _alignment, uintptr_t _r
 
 /**
  * A vtable `resize` entry that never resizes: returns false.
+ *
+ * Parameters: those of `la_vtable.resize`, all ignored (NULL included).
  *
  * Thread safety: safe from any thread.
  *
@@ -1290,6 +1298,8 @@ bool la_no_resize(void *_ctx,
 /**
  * A vtable `remap` entry that never remaps: returns NULL.
  *
+ * Parameters: those of `la_vtable.remap`, all ignored (NULL included).
+ *
  * Thread safety: safe from any thread.
  *
  * # Safety
@@ -1304,6 +1314,8 @@ void *la_no_remap(void *_ctx,
 
 /**
  * A vtable `free` entry that does nothing.
+ *
+ * Parameters: those of `la_vtable.free`, all ignored (NULL included).
  *
  * Thread safety: safe from any thread.
  *
@@ -1338,62 +1350,102 @@ void la_no_free(void *_ctx,
 extern "C" {
 #endif
 
-/** Allocates one object of `size` bytes aligned to `align` bytes.
- *  Returns: the object, a dangling pointer when `size` is 0, or NULL when out
- *  of memory or `align` is not a power of two. Free with la_destroy. */
+/** Allocates one object (Zig's Allocator.create).
+ *  Parameters: `a` the allocator; `size` the object's size in bytes; `align`
+ *  its alignment in bytes (a power of two).
+ *  Returns: the object; a dangling, aligned pointer when `size` is 0 (nothing
+ *  reaches the allocator); NULL when out of memory or `align` is not a power
+ *  of two. Free with la_destroy(a, p, size, align).
+ *  NULL: an allocator with a NULL vtable gives NULL (except for size 0).
+ *  Thread safety: that of `a`. */
 void *la_create(la_allocator a, size_t size, size_t align);
 
-/** Frees an object from la_create with the same `size` and `align`.
- *  NULL `ptr`, `size` 0 or a bad `align` do nothing. */
+/** Frees an object from la_create (Zig's Allocator.destroy).
+ *  Parameters: `a` the allocator it came from; `ptr` the object; `size` and
+ *  `align` as given to la_create.
+ *  NULL: a NULL `ptr` does nothing, as do `size` 0 and a bad `align`.
+ *  Thread safety: that of `a`. */
 void la_destroy(la_allocator a, void *ptr, size_t size, size_t align);
 
-/** Allocates an array of `n` elements of `elem_size` bytes aligned to `align`.
- *  Returns: the array; a dangling pointer when it has 0 bytes; NULL when out
- *  of memory, when `elem_size * n` overflows or `align` is not a power of two.
- *  Free with la_free(a, p, elem_size, n, align). */
+/** Allocates an array (Zig's Allocator.alloc / alignedAlloc).
+ *  Parameters: `a` the allocator; `n` elements of `elem_size` bytes each;
+ *  `align` the alignment in bytes (a power of two).
+ *  Returns: the array; a dangling, aligned pointer when it has 0 bytes; NULL
+ *  when out of memory, when `elem_size * n` overflows or `align` is not a
+ *  power of two. Free with la_free(a, p, elem_size, n, align).
+ *  NULL: an allocator with a NULL vtable gives NULL (except for 0 bytes).
+ *  Thread safety: that of `a`. */
 void *la_alloc(la_allocator a, size_t elem_size, size_t n, size_t align);
 
-/** Like la_alloc for `n + 1` elements, with element `n` set to the
- *  `elem_size` bytes at `sentinel` (a terminator, as in Zig's allocSentinel).
- *  Returns NULL also when `sentinel` is NULL. Free with la_free(..., n + 1, ...). */
+/** Allocates `n + 1` elements and sets element `n` to the `elem_size` bytes
+ *  at `sentinel` (a terminator, as in Zig's allocSentinel).
+ *  Parameters: as la_alloc, plus `sentinel` the terminator element.
+ *  Returns: the array, or NULL as for la_alloc (also when `n + 1` overflows).
+ *  Free with la_free(a, p, elem_size, n + 1, align).
+ *  NULL: a NULL `sentinel` gives NULL.
+ *  Thread safety: that of `a`. */
 void *la_alloc_sentinel(la_allocator a, size_t elem_size, size_t n, size_t align,
                         const void *sentinel);
 
-/** Resizes an array of `n` elements to `new_n` in place.
+/** Resizes an array of `n` elements to `new_n` in place (Zig's
+ *  Allocator.resize).
+ *  Parameters: `a` the allocator; `mem` the array; `elem_size`, `n` and
+ *  `align` as last granted; `new_n` the wanted element count.
  *  Returns: true when `mem` now holds `new_n` elements at the same address;
  *  `new_n == 0` frees the array and returns true; false when the allocator
- *  cannot (the array is unchanged), when `n` is 0 or `mem` NULL, on overflow
- *  or a bad `align`. */
+ *  cannot (the array is unchanged), when `n` is 0, on overflow or a bad
+ *  `align` (which frees nothing).
+ *  NULL: a NULL `mem` gives false (or, with `new_n == 0`, true and nothing).
+ *  Thread safety: that of `a`. */
 bool la_resize(la_allocator a, void *mem, size_t elem_size, size_t n, size_t new_n, size_t align);
 
-/** Resizes an array of `n` elements to `new_n`, allowing it to move (no copy
- *  needed by the caller).
+/** Resizes an array of `n` elements to `new_n`, allowing it to move with no
+ *  copy by the caller (Zig's Allocator.remap).
+ *  Parameters: as la_resize.
  *  Returns: the array's address afterwards; for `new_n == 0` the array is
- *  freed and a dangling pointer returned; NULL when the allocator cannot do
- *  better than allocate+copy+free (the array is unchanged), when `n` is 0 or
- *  `mem` NULL, on overflow or a bad `align`. Zero-size elements: returns `mem`. */
+ *  freed and a dangling pointer returned; zero-size elements: `mem`; NULL
+ *  when the allocator cannot do better than allocate+copy+free (the array is
+ *  unchanged and still the caller's), when `n` is 0, on overflow or a bad
+ *  `align`.
+ *  NULL: a NULL `mem` gives NULL.
+ *  Thread safety: that of `a`. */
 void *la_remap(la_allocator a, void *mem, size_t elem_size, size_t n, size_t new_n, size_t align);
 
-/** Changes an array of `n` elements to `new_n`: tries la_remap, else
- *  allocates, copies min(n, new_n) elements and frees the old array.
- *  `n == 0` allocates afresh (`mem` is ignored); `new_n == 0` frees and
- *  returns a dangling pointer.
- *  Returns: the new array, or NULL when out of memory (or overflow, or a bad
- *  `align`) -- then the old array is untouched and still owned by the caller. */
+/** Changes an array of `n` elements to `new_n` (Zig's Allocator.realloc):
+ *  tries la_remap, else allocates, copies min(n, new_n) elements and frees
+ *  the old array.
+ *  Parameters: as la_resize. `n == 0` allocates afresh (`mem` is ignored);
+ *  `new_n == 0` frees and returns a dangling pointer.
+ *  Returns: the new array, or NULL when out of memory, on overflow or a bad
+ *  `align` -- then the old array is untouched and still owned by the caller.
+ *  NULL: a NULL `mem` allocates afresh.
+ *  Thread safety: that of `a`. */
 void *la_realloc(la_allocator a, void *mem, size_t elem_size, size_t n, size_t new_n, size_t align);
 
-/** Frees an array of `n` elements from la_alloc/la_realloc/...
- *  NULL `mem`, zero bytes, overflow or a bad `align` do nothing. */
+/** Frees an array from la_alloc / la_realloc / ... (Zig's Allocator.free).
+ *  Parameters: `a` the allocator it came from; `mem` the array;
+ *  `elem_size`, `n` and `align` as last granted.
+ *  NULL: a NULL `mem` does nothing, as do zero bytes, overflow and a bad
+ *  `align`.
+ *  Thread safety: that of `a`. */
 void la_free(la_allocator a, void *mem, size_t elem_size, size_t n, size_t align);
 
-/** Copies `len` bytes from `src` into a new byte array (alignment 1).
- *  Returns: the copy, a dangling pointer when `len` is 0, NULL when out of
- *  memory or `src` is NULL with `len` > 0. Free with la_free(a, p, 1, len, 1). */
+/** Copies `len` bytes into a new byte array, alignment 1 (Zig's
+ *  Allocator.dupe).
+ *  Parameters: `a` the allocator; `src` the bytes; `len` their count.
+ *  Returns: the copy; a dangling pointer when `len` is 0; NULL when out of
+ *  memory. Free with la_free(a, p, 1, len, 1).
+ *  NULL: a NULL `src` with `len` > 0 gives NULL.
+ *  Thread safety: that of `a`. */
 void *la_dupe(la_allocator a, const void *src, size_t len);
 
-/** Copies `len` bytes from `src` and appends a NUL byte.
- *  Returns: the NUL-terminated copy, or NULL when out of memory or `src` is
- *  NULL with `len` > 0. Free with la_free(a, s, 1, len + 1, 1). */
+/** Copies `len` bytes and appends a NUL byte (Zig's Allocator.dupeZ).
+ *  Parameters: `a` the allocator; `src` the bytes (NULs inside are copied
+ *  as they are); `len` their count.
+ *  Returns: the NUL-terminated copy, or NULL when out of memory or `len + 1`
+ *  overflows. Free with la_free(a, s, 1, len + 1, 1).
+ *  NULL: a NULL `src` with `len` > 0 gives NULL.
+ *  Thread safety: that of `a`. */
 char *la_dupez(la_allocator a, const char *src, size_t len);
 
 #ifdef __cplusplus

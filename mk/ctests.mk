@@ -40,6 +40,13 @@ VALGRIND := valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-
 test-tools:
 	@CC="$(CC)" bash mk/ensure-tools.sh pkg-config readelf nm ldd valgrind $(PYTHON) $(CC) $(CXX) asan
 
+# cargo's lints and tests need rustfmt, clippy and a C compiler (build.rs
+# compiles the C helpers) before anything else runs.
+.PHONY: rust-tools
+rust-tools:
+	@CC="$(CC)" bash mk/ensure-tools.sh rustfmt clippy $(CC)
+rust-lint rust-test: rust-tools
+
 $(BUILD)/c_tests/%: c_tests/%.c $(C_TEST_HDRS) $(SO_LINK) | test-tools
 	@mkdir -p $(dir $@)
 	$(CC) $(TEST_CFLAGS) -o $@ $< $(LINK_SO)

@@ -5,9 +5,11 @@
 #   mk/ensure-tools.sh pkg-config readelf nm python3 cc asan
 #
 # Each argument is a command looked up with `command -v`; "asan" instead
-# means "the C compiler can build and run with -fsanitize=address,undefined".
-# Missing ones are installed from Debian's packages (apt-get, waiting for a
-# dpkg lock held by someone else). Already present: nothing happens.
+# means "the C compiler can build and run with -fsanitize=address,undefined";
+# "rustfmt" and "clippy" mean "cargo fmt" / "cargo clippy" work, and are added
+# with rustup when they do not. Other missing tools are installed from
+# Debian's packages (apt-get, waiting for a dpkg lock held by someone else).
+# Already present: nothing happens.
 set -euo pipefail
 
 CC=${CC:-cc}
@@ -40,8 +42,30 @@ sanitizers_work() {
     return $ok
 }
 
+# The Rust components come from rustup, not apt.
+rust_components=()
 for tool in "$@"; do
-    if [ "$tool" = asan ]; then
+    case "$tool" in
+        rustfmt | clippy)
+            sub=fmt
+            [ "$tool" = clippy ] && sub=clippy
+            if ! cargo "$sub" --version >/dev/null 2>&1; then
+                command -v rustup >/dev/null 2>&1 ||
+                    { echo "ensure-tools: cargo $sub missing and no rustup to add it" >&2; exit 1; }
+                rust_components+=("$tool")
+            fi
+            ;;
+    esac
+done
+if [ ${#rust_components[@]} -gt 0 ]; then
+    echo "ensure-tools: rustup component add ${rust_components[*]}"
+    rustup component add "${rust_components[@]}"
+fi
+
+for tool in "$@"; do
+    if [ "$tool" = rustfmt ] || [ "$tool" = clippy ]; then
+        continue
+    elif [ "$tool" = asan ]; then
         sanitizers_work || missing+=("$tool")
     elif ! command -v "$tool" >/dev/null 2>&1; then
         missing+=("$tool")

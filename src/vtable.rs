@@ -180,6 +180,10 @@ pub unsafe extern "C" fn la_raw_resize(
 
 /// Resizes `memory` through `a`'s vtable, allowing it to move.
 ///
+/// Parameters: as for [`la_raw_resize`]: `memory`, `len` and `alignment`
+/// describe the block as last granted; `new_len` (> 0) is the wanted length;
+/// `ret_addr` the caller's return address or 0.
+///
 /// Returns: the (possibly new) address of the block, now `new_len` bytes; or
 /// NULL, meaning nothing changed and the caller should allocate, copy and free
 /// itself (also for a NULL block, zero lengths, an alignment of 64 or more, or
@@ -243,6 +247,8 @@ pub unsafe extern "C" fn la_raw_free(
 
 /// A vtable `alloc` entry that always fails: returns NULL.
 ///
+/// Parameters: those of `la_vtable.alloc`, all ignored (NULL included).
+///
 /// Thread safety: safe from any thread.
 ///
 /// # Safety
@@ -258,6 +264,8 @@ pub unsafe extern "C" fn la_no_alloc(
 }
 
 /// A vtable `resize` entry that never resizes: returns false.
+///
+/// Parameters: those of `la_vtable.resize`, all ignored (NULL included).
 ///
 /// Thread safety: safe from any thread.
 ///
@@ -277,6 +285,8 @@ pub unsafe extern "C" fn la_no_resize(
 
 /// A vtable `remap` entry that never remaps: returns NULL.
 ///
+/// Parameters: those of `la_vtable.remap`, all ignored (NULL included).
+///
 /// Thread safety: safe from any thread.
 ///
 /// # Safety
@@ -294,6 +304,8 @@ pub unsafe extern "C" fn la_no_remap(
 }
 
 /// A vtable `free` entry that does nothing.
+///
+/// Parameters: those of `la_vtable.free`, all ignored (NULL included).
 ///
 /// Thread safety: safe from any thread.
 ///
@@ -367,6 +379,11 @@ pub unsafe trait RawAllocator {
     unsafe fn free(&self, memory: *mut u8, len: usize, alignment: u8, ret_addr: usize);
 }
 
+/// The `alloc` entry of [`vtable_of`]: rejects `len == 0` and alignments of
+/// 64 or more, resolves the context, then calls [`RawAllocator::alloc`].
+///
+/// # Safety
+/// - `ctx` is NULL or the context of an `la_allocator` built for `T`, alive.
 unsafe extern "C" fn tramp_alloc<T: RawAllocator>(
     ctx: *mut c_void,
     len: usize,
@@ -384,6 +401,13 @@ unsafe extern "C" fn tramp_alloc<T: RawAllocator>(
     }
 }
 
+/// The `resize` entry of [`vtable_of`]: rejects a NULL block, zero lengths and
+/// alignments of 64 or more, then calls [`RawAllocator::resize`].
+///
+/// # Safety
+/// - `ctx` is NULL or the context of an `la_allocator` built for `T`, alive;
+/// - `memory` is NULL or a live block of that allocator with `len` and
+///   `alignment` as last granted.
 unsafe extern "C" fn tramp_resize<T: RawAllocator>(
     ctx: *mut c_void,
     memory: *mut c_void,
@@ -403,6 +427,11 @@ unsafe extern "C" fn tramp_resize<T: RawAllocator>(
     }
 }
 
+/// The `remap` entry of [`vtable_of`]: the checks of [`tramp_resize`], then
+/// [`RawAllocator::remap`].
+///
+/// # Safety
+/// As for [`tramp_resize`].
 unsafe extern "C" fn tramp_remap<T: RawAllocator>(
     ctx: *mut c_void,
     memory: *mut c_void,
@@ -425,6 +454,11 @@ unsafe extern "C" fn tramp_remap<T: RawAllocator>(
     }
 }
 
+/// The `free` entry of [`vtable_of`]: ignores a NULL block, `len == 0` and
+/// alignments of 64 or more, then calls [`RawAllocator::free`].
+///
+/// # Safety
+/// As for [`tramp_resize`]; the block is dead afterwards.
 unsafe extern "C" fn tramp_free<T: RawAllocator>(
     ctx: *mut c_void,
     memory: *mut c_void,

@@ -160,6 +160,40 @@ mod tests {
     }
 
     #[test]
+    fn resize_grows_exactly_within_the_usable_size() {
+        let a = la_c_allocator();
+        // SAFETY: the block is used within its granted length and freed once
+        // with the length last granted.
+        unsafe {
+            let p = la_raw_alloc(a, 1, 0, 0) as *mut u8;
+            assert!(!p.is_null());
+            let usable = libc::malloc_usable_size(p.cast());
+            assert!(usable >= MAX_ALIGN);
+            // Shrinking always works; growing works up to the usable size
+            // and not one byte further.
+            assert!(la_raw_resize(a, p.cast(), 1, 0, 1, 0));
+            assert!(la_raw_resize(a, p.cast(), 1, 0, usable, 0));
+            p.write_bytes(0x3c, usable);
+            assert!(!la_raw_resize(a, p.cast(), usable, 0, usable + 1, 0));
+            // remap prefers the in-place answer, and keeps the address.
+            assert_eq!(la_raw_remap(a, p.cast(), usable, 0, 2, 0), p.cast());
+            assert!(la_raw_resize(a, p.cast(), 2, 0, usable, 0));
+            assert_eq!(*p.add(usable - 1), 0x3c);
+            la_raw_free(a, p.cast(), usable, 0, 0);
+
+            // Over-aligned blocks: resize in place works the same way, but
+            // remap never falls back to realloc (which could lose the
+            // alignment), as in Zig.
+            let q = la_raw_alloc(a, 64, 12, 0) as *mut u8;
+            assert!(!q.is_null() && (q as usize).is_multiple_of(4096));
+            let usable = libc::malloc_usable_size(q.cast());
+            assert!(la_raw_resize(a, q.cast(), 64, 12, usable, 0));
+            assert!(la_raw_remap(a, q.cast(), usable, 12, usable + 1, 0).is_null());
+            la_raw_free(a, q.cast(), usable, 12, 0);
+        }
+    }
+
+    #[test]
     fn refuses_impossible_sizes() {
         let a = la_c_allocator();
         // SAFETY: requests that must fail cleanly.

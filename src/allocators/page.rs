@@ -9,6 +9,16 @@
 //! Blocks aligned above the page size are never moved by `remap`, since
 //! `mremap` only promises page alignment. `free` unmaps. Stateless and
 //! thread-safe.
+//!
+//! Two deliberate differences from Zig 0.17, both only ever turning a
+//! refusal into a success the contract allows: Zig's `resize` on Linux
+//! x86-64 never calls `mremap` (its mmap address hints walk down towards the
+//! stack, and growing a mapping upwards in place could take room the stack
+//! needs), so it cannot grow a block past its last page; we give no hints, so
+//! growing in place with `mremap` and no MAYMOVE is safe. And Zig refuses to
+//! resize or remap blocks aligned above the page size at all; changing their
+//! length in place keeps their address, hence their alignment, so we allow
+//! it.
 
 use core::ffi::c_void;
 use core::ptr;
@@ -154,6 +164,64 @@ mod tests {
                 assert_eq!(p as usize % (1usize << log2), 0);
                 la_raw_free(a, p, 3000, log2, 0);
             }
+        }
+    }
+
+    #[test]
+    fn resize_follows_page_rounding() {
+        let a = la_page_allocator();
+        let page = sys::page_size();
+        // SAFETY: blocks are used within their granted lengths and freed
+        // with the length last granted.
+        unsafe {
+            let p = la_raw_alloc(a, 1, 0, 0) as *mut u8;
+            assert!(!p.is_null());
+            // Anything up to the end of the page fits without a syscall.
+            assert!(la_raw_resize(a, p.cast(), 1, 0, page, 0));
+            p.write_bytes(0x11, page);
+            assert!(la_raw_resize(a, p.cast(), page, 0, 10, 0));
+            assert_eq!(*p.add(9), 0x11);
+            la_raw_free(a, p.cast(), 10, 0, 0);
+
+            // Shrinking across pages gives the tail back in place.
+            let q = la_raw_alloc(a, 4 * page, 0, 0) as *mut u8;
+            assert!(!q.is_null());
+            q.write_bytes(0x22, 4 * page);
+            assert!(la_raw_resize(a, q.cast(), 4 * page, 0, page + 1, 0));
+            assert_eq!(*q.add(page), 0x22);
+            la_raw_free(a, q.cast(), page + 1, 0, 0);
+        }
+    }
+
+    #[test]
+    fn remap_moves_without_losing_contents_or_alignment() {
+        let a = la_page_allocator();
+        let page = sys::page_size();
+        // SAFETY: as above.
+        unsafe {
+            // A page-aligned block may move: its contents come along.
+            let p = la_raw_alloc(a, page, 12, 0) as *mut u8;
+            assert!(!p.is_null());
+            p.write_bytes(0x5a, page);
+            let q = la_raw_remap(a, p.cast(), page, 12, 64 * page, 0) as *mut u8;
+            assert!(!q.is_null());
+            assert!((0..page).all(|i| *q.add(i) == 0x5a));
+            la_raw_free(a, q.cast(), 64 * page, 12, 0);
+
+            // A block aligned above the page size is never moved by remap
+            // (mremap only promises page alignment): it grows in place or
+            // not at all, and always stays aligned.
+            let big = 1usize << 21;
+            let r = la_raw_alloc(a, page, 21, 0) as *mut u8;
+            assert!(!r.is_null() && (r as usize).is_multiple_of(big));
+            let s = la_raw_remap(a, r.cast(), page, 21, 64 * page, 0) as *mut u8;
+            let len = if s.is_null() {
+                page
+            } else {
+                assert_eq!(s, r);
+                64 * page
+            };
+            la_raw_free(a, r.cast(), len, 21, 0);
         }
     }
 

@@ -20,9 +20,7 @@
 /* log2 of a power-of-two byte alignment, or -1. */
 static int log2_align(size_t align) {
     if (align == 0 || (align & (align - 1)) != 0) return -1;
-    int l = 0;
-    while (((size_t)1 << l) != align) l++;
-    return l;
+    return __builtin_ctzll((unsigned long long)align);
 }
 
 /* The dangling pointer for a zero-byte block of the given alignment. */

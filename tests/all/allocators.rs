@@ -149,6 +149,10 @@ fn flaky_fails() -> bool {
     (n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 60) < 4
 }
 
+/// `alloc` of [`flaky_allocator`]: fails one call in four, else the C allocator.
+///
+/// # Safety
+/// None beyond the vtable contract: the arguments go to `la_raw_alloc`.
 unsafe extern "C" fn flaky_alloc(
     _ctx: *mut c_void,
     len: usize,
@@ -162,6 +166,11 @@ unsafe extern "C" fn flaky_alloc(
     unsafe { la_raw_alloc(la_c_allocator(), len, alignment, ret_addr) }
 }
 
+/// `resize` of [`flaky_allocator`].
+///
+/// # Safety
+/// `memory` is a live block of this allocator (so of the C allocator) with
+/// `len` and `alignment` as last granted.
 unsafe extern "C" fn flaky_resize(
     _ctx: *mut c_void,
     memory: *mut c_void,
@@ -175,6 +184,10 @@ unsafe extern "C" fn flaky_resize(
         && unsafe { la_raw_resize(la_c_allocator(), memory, len, alignment, new_len, ret_addr) }
 }
 
+/// `remap` of [`flaky_allocator`].
+///
+/// # Safety
+/// As for [`flaky_resize`].
 unsafe extern "C" fn flaky_remap(
     _ctx: *mut c_void,
     memory: *mut c_void,
@@ -190,6 +203,10 @@ unsafe extern "C" fn flaky_remap(
     unsafe { la_raw_remap(la_c_allocator(), memory, len, alignment, new_len, ret_addr) }
 }
 
+/// `free` of [`flaky_allocator`].
+///
+/// # Safety
+/// As for [`flaky_resize`]; the block is dead afterwards.
 unsafe extern "C" fn flaky_free(
     _ctx: *mut c_void,
     memory: *mut c_void,

@@ -4,6 +4,9 @@
 //! Inside this crate's tests `alloc::` is liballoc itself; the standard
 //! library's allocation module is `std::alloc`.
 
+// The library's rule holds here too: every `unsafe {}` argues its case.
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod allocators;
 mod concurrency;
 mod model;
