@@ -11,7 +11,7 @@
  *   pairs     alloc+free pairs of 16-128 B, one thread
  *   churn     random-order churn over a live set of 20,000 mixed sizes
  *             (16 B - 64 KiB, mostly small), one thread
- *   prodcons  2 producer/consumer pairs: every block freed by the other thread
+ *   prodcons  a producer and a consumer thread: every block freed by the other
  *   mixed     8 threads, each churning a live set of mixed small, medium and
  *             large (up to 2 MiB) blocks
  *   realloc   grow a block by 1/8 at a time from 16 B to 64 MiB, 40 times
@@ -87,29 +87,35 @@ static size_t mixed_small(uint64_t *r) {
     return 4096 + v % 61440;
 }
 
+/* Live blocks are kept as (pointer, length) pairs, like slices, so that
+ * passing the length to the allocator costs no extra cache miss. */
+typedef struct {
+    void *p;
+    size_t n;
+} slice;
+
 static void w_churn(void) {
     enum { LIVE = 20000 };
-    static void *slot[LIVE];
-    static size_t len[LIVE];
+    static slice slot[LIVE];
     uint64_t r = 7;
     for (long i = 0; i < ITERS(8000000); i++) {
-        unsigned k = (unsigned)(rnd(&r) % LIVE);
-        if (slot[k]) b_free(slot[k], len[k]);
-        len[k] = mixed_small(&r);
-        slot[k] = b_alloc(len[k]);
-        memset(slot[k], 0, 16);
+        slice *s = &slot[rnd(&r) % LIVE];
+        if (s->p) b_free(s->p, s->n);
+        s->n = mixed_small(&r);
+        s->p = b_alloc(s->n);
+        memset(s->p, 0, 16);
     }
     for (unsigned k = 0; k < LIVE; k++)
-        if (slot[k]) b_free(slot[k], len[k]);
+        if (slot[k].p) b_free(slot[k].p, slot[k].n);
 }
 
 /* ---- producer/consumer ---- */
-enum { RING = 4096, PC_ITEMS = 3000000 };
+enum { RING = 4096, PC_ITEMS = 5000000 };
 typedef struct {
     _Atomic(void *) ring[RING];
     char pad[64];
 } channel;
-static channel chans[2];
+static channel chans[1];
 
 static void *producer(void *arg) {
     channel *c = arg;
@@ -138,12 +144,10 @@ static void *consumer(void *arg) {
 }
 
 static void w_prodcons(void) {
-    pthread_t t[4];
-    for (int i = 0; i < 2; i++) {
-        pthread_create(&t[2 * i], NULL, producer, &chans[i]);
-        pthread_create(&t[2 * i + 1], NULL, consumer, &chans[i]);
-    }
-    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    pthread_t t[2];
+    pthread_create(&t[0], NULL, producer, &chans[0]);
+    pthread_create(&t[1], NULL, consumer, &chans[0]);
+    for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
 }
 
 /* ---- mixed, many threads ---- */
@@ -159,18 +163,17 @@ static size_t mixed_any(uint64_t *r) {
 
 static void *mixed_worker(void *arg) {
     enum { LIVE = 2000 };
-    void *slot[LIVE] = {0};
-    size_t len[LIVE] = {0};
+    slice slot[LIVE] = {{0, 0}};
     uint64_t r = (uintptr_t)arg * 0x9e3779b97f4a7c15ull + 3;
     for (long i = 0; i < ITERS(600000); i++) {
-        unsigned k = (unsigned)(rnd(&r) % LIVE);
-        if (slot[k]) b_free(slot[k], len[k]);
-        len[k] = mixed_any(&r);
-        slot[k] = b_alloc(len[k]);
-        memset(slot[k], 1, len[k] < 64 ? len[k] : 64);
+        slice *s = &slot[rnd(&r) % LIVE];
+        if (s->p) b_free(s->p, s->n);
+        s->n = mixed_any(&r);
+        s->p = b_alloc(s->n);
+        memset(s->p, 1, s->n < 64 ? s->n : 64);
     }
     for (unsigned k = 0; k < LIVE; k++)
-        if (slot[k]) b_free(slot[k], len[k]);
+        if (slot[k].p) b_free(slot[k].p, slot[k].n);
     return NULL;
 }
 

@@ -76,29 +76,49 @@ impl Heap {
     /// Accounts for an allocation of class `cls`.
     #[inline]
     pub fn count_alloc(&self, cls: usize, bsize: usize) {
+        if self.count_alloc_noflush(cls, bsize) {
+            self.flush();
+        }
+    }
+
+    /// Accounts for an allocation; true when the deltas must be flushed.
+    #[inline(always)]
+    fn count_alloc_noflush(&self, cls: usize, bsize: usize) -> bool {
         debug_assert!(cls < NCLASSES && bsize == class_size(cls));
         // SAFETY: cls < NCLASSES.
         bump(&unsafe { self.q.get_unchecked(cls) }.allocs);
         let d = self.live_bytes.get() + bsize as isize;
         self.live_count.set(self.live_count.get() + 1);
         self.live_bytes.set(d);
-        if d > stats::FLUSH_BYTES {
-            self.flush();
-        }
+        d > stats::FLUSH_BYTES
     }
 
     /// Accounts for a free of class `cls`.
     #[inline]
     pub fn count_free(&self, cls: usize, bsize: usize) {
+        if self.count_free_noflush(cls, bsize) {
+            self.flush();
+        }
+    }
+
+    /// Accounts for a free; true when the deltas must be flushed.
+    #[inline(always)]
+    fn count_free_noflush(&self, cls: usize, bsize: usize) -> bool {
         debug_assert!(cls < NCLASSES && bsize == class_size(cls));
         // SAFETY: cls < NCLASSES (page classes are).
         bump(&unsafe { self.q.get_unchecked(cls) }.frees);
         let d = self.live_bytes.get() - bsize as isize;
         self.live_count.set(self.live_count.get() - 1);
         self.live_bytes.set(d);
-        if d < -stats::FLUSH_BYTES {
-            self.flush();
-        }
+        d < -stats::FLUSH_BYTES
+    }
+
+    /// Flushes and returns `b` (keeps the call off the fast path).
+    #[inline(never)]
+    #[cold]
+    fn flush_then(&self, b: *mut u8) -> *mut u8 {
+        self.flush();
+        b
     }
 
     /// Moves the unflushed live deltas to the global counters.
@@ -121,8 +141,8 @@ impl Heap {
         // SAFETY: pages in our queues are in-use pages we own.
         let p = unsafe { &*page };
         let b = p.pop();
-        if !b.is_null() {
-            self.count_alloc(cls, p.block_size());
+        if !b.is_null() && self.count_alloc_noflush(cls, p.block_size()) {
+            return self.flush_then(b);
         }
         b
     }
@@ -297,15 +317,18 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
 /// `b` is a live block of `page`, which `heap` owns.
 #[inline]
 pub unsafe fn free_local(heap: &Heap, page: &Page, b: *mut Block) {
-    heap.count_free(page.class.get() as usize, page.block_size());
+    let flush = heap.count_free_noflush(page.class.get() as usize, page.block_size());
     // SAFETY: caller's promise.
-    if unsafe { page.push_local(b) } {
+    if unsafe { page.push_local(b) } | flush {
         free_local_slow(heap, page);
     }
 }
 
 #[inline(never)]
 fn free_local_slow(heap: &Heap, page: &Page) {
+    if heap.live_bytes.get() < -stats::FLUSH_BYTES {
+        heap.flush();
+    }
     if page.flags.load(Ordering::Relaxed) & FULL != 0 {
         heap.unfull(page);
     }
@@ -375,11 +398,8 @@ fn page_free(heap: &Heap, page: &Page) {
     let seg = page.segment();
     let i = page.index();
     let bit = 1u64 << i;
-    if page.capacity.get() > 0 {
+    if seg.touched[i].get() > 0 {
         seg.dirty_mask.set(seg.dirty_mask.get() | bit);
-    } else {
-        let (start, end) = seg.page_area(i);
-        stats::sub_committed(end - start);
     }
     page.reset();
     page.retire_time.set(sys::now_ms() as u32);
@@ -420,11 +440,9 @@ fn page_alloc(heap: &Heap, cls: usize) -> *mut Page {
     let dirty = free & s.dirty_mask.get();
     let i = if dirty != 0 { dirty } else { free }.trailing_zeros() as usize;
     let bit = 1u64 << i;
-    let was_dirty = s.dirty_mask.get() & bit != 0;
     s.free_mask.set(free & !bit);
     s.dirty_mask.set(s.dirty_mask.get() & !bit);
     s.used_pages.set(s.used_pages.get() + 1);
-    segment::note_page_committed(s, i, was_dirty);
     let (start, end) = s.page_area(i);
     // SAFETY: i < page_count.
     let page = unsafe { s.page(i) };
@@ -549,11 +567,8 @@ fn page_free_quiet(page: &Page) {
     let seg = page.segment();
     let i = page.index();
     let bit = 1u64 << i;
-    if page.capacity.get() > 0 {
+    if seg.touched[i].get() > 0 {
         seg.dirty_mask.set(seg.dirty_mask.get() | bit);
-    } else {
-        let (start, end) = seg.page_area(i);
-        stats::sub_committed(end - start);
     }
     let t = page.retire_time.get();
     page.reset();

@@ -63,7 +63,7 @@ pub enum PtrCheck {
 
 #[inline]
 fn alloc_in(cls: usize) -> *mut u8 {
-    let h = thread::current();
+    let h = thread::current_fast();
     if !h.is_null() {
         // SAFETY: the calling thread's own heap.
         let b = unsafe { (*h).pop(cls) };
@@ -112,7 +112,7 @@ pub unsafe fn free(ptr: *mut u8) {
     let i = (ptr as usize - seg as usize) >> s.page_shift.get();
     // SAFETY: i is below the page count of this normal segment.
     let page = unsafe { s.page(i) };
-    let h = thread::current();
+    let h = thread::current_fast();
     let b = ptr as *mut page::Block;
     if !h.is_null() && page.heap.load(core::sync::atomic::Ordering::Relaxed) == h {
         // SAFETY: our own page and heap; b is a live block of it.
@@ -156,12 +156,22 @@ pub unsafe fn usable_size(ptr: *const u8) -> usize {
 /// # Safety
 /// `ptr` is a live block of this allocator.
 pub unsafe fn resize(ptr: *mut u8, new_len: usize) -> bool {
+    // SAFETY: caller's promise.
+    unsafe { resize_ex(ptr, new_len, false) }
+}
+
+/// [`resize`], told whether the block shrinks (then a huge block much
+/// larger than `new_len` gives its tail back to the OS).
+///
+/// # Safety
+/// `ptr` is a live block of this allocator.
+pub unsafe fn resize_ex(ptr: *mut u8, new_len: usize, shrinking: bool) -> bool {
     let seg = segment::segment_of(ptr);
     // SAFETY: caller's promise: the segment header is mapped.
     let s = unsafe { &*seg };
     if s.kind.get() == segment::HUGE {
         // SAFETY: a live huge block of the caller.
-        return unsafe { segment::huge_resize(seg, new_len) };
+        return unsafe { segment::huge_resize(seg, new_len, shrinking) };
     }
     // SAFETY: as in usable_size.
     new_len <= unsafe { usable_size(ptr) }
@@ -173,7 +183,16 @@ pub unsafe fn resize(ptr: *mut u8, new_len: usize) -> bool {
 /// `ptr` is a live block of this allocator.
 pub unsafe fn remap(ptr: *mut u8, new_len: usize) -> *mut u8 {
     // SAFETY: caller's promise.
-    if unsafe { resize(ptr, new_len) } {
+    unsafe { remap_ex(ptr, new_len, false) }
+}
+
+/// [`remap`], told whether the block shrinks (see [`resize_ex`]).
+///
+/// # Safety
+/// `ptr` is a live block of this allocator.
+pub unsafe fn remap_ex(ptr: *mut u8, new_len: usize, shrinking: bool) -> *mut u8 {
+    // SAFETY: caller's promise.
+    if unsafe { resize_ex(ptr, new_len, shrinking) } {
         return ptr;
     }
     let seg = segment::segment_of(ptr);
@@ -202,10 +221,12 @@ const REMAP_TO_HUGE: usize = 64 << 10;
 /// `ptr` is a live block of this allocator (not huge).
 #[cold]
 unsafe fn grow_to_huge(ptr: *mut u8, new_len: usize) -> *mut u8 {
-    // The block's original alignment is unknown: keep the one its address
-    // has (huge blocks are page-aligned; segments limit it to 4 MiB).
-    let align_log2 = (ptr as usize).trailing_zeros().min(segment::SEGMENT_SHIFT) as u8;
-    let q = segment::huge_alloc(new_len.saturating_add(new_len / 2), align_log2);
+    // The block's requested alignment is unknown, but it divides both its
+    // address and its class size (classes are chosen that way).
+    // SAFETY: caller's promise: ptr is live.
+    let bs = unsafe { usable_size(ptr) };
+    let align_log2 = (ptr as usize).trailing_zeros().min(bs.trailing_zeros()) as u8;
+    let q = segment::huge_alloc_growing(new_len.saturating_add(new_len / 2), align_log2);
     if q.is_null() {
         return q;
     }
@@ -244,20 +265,23 @@ static VTABLE: la_vtable = vtable_of::<SmpAllocator>();
 // SAFETY: blocks are at least `len` bytes and aligned by `alloc`; resize
 // reports success only when the block holds the new length.
 unsafe impl RawAllocator for SmpAllocator {
+    #[inline]
     unsafe fn from_ctx<'a>(_ctx: *mut c_void) -> Option<&'a Self> {
         Some(&INSTANCE)
     }
+    #[inline]
     unsafe fn alloc(&self, len: usize, alignment: u8, _ret_addr: usize) -> *mut u8 {
         alloc(len, alignment)
     }
-    unsafe fn resize(&self, m: *mut u8, _len: usize, _a: u8, new_len: usize, _r: usize) -> bool {
+    unsafe fn resize(&self, m: *mut u8, len: usize, _a: u8, new_len: usize, _r: usize) -> bool {
         // SAFETY: vtable promise: m is a live block.
-        unsafe { resize(m, new_len) }
+        unsafe { resize_ex(m, new_len, new_len < len) }
     }
-    unsafe fn remap(&self, m: *mut u8, _len: usize, _a: u8, new_len: usize, _r: usize) -> *mut u8 {
+    unsafe fn remap(&self, m: *mut u8, len: usize, _a: u8, new_len: usize, _r: usize) -> *mut u8 {
         // SAFETY: vtable promise: m is a live block.
-        unsafe { remap(m, new_len) }
+        unsafe { remap_ex(m, new_len, new_len < len) }
     }
+    #[inline]
     unsafe fn free(&self, m: *mut u8, _len: usize, _a: u8, _r: usize) {
         // SAFETY: vtable promise: m is a live block.
         unsafe { free(m) }

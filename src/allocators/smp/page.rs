@@ -44,7 +44,7 @@ pub(crate) const fn free_tag(addr: usize) -> usize {
 pub(crate) const FULL: u8 = 1;
 
 /// Bytes carved at most per extension (at least one block).
-const EXTEND_BYTES: usize = 16 << 10;
+const EXTEND_BYTES: usize = 4 << 10;
 
 /// A page descriptor: 64 bytes, cache-line aligned inside the segment
 /// header, with everything the fast paths touch in that one line.
@@ -230,6 +230,7 @@ impl Page {
         }
         self.free.set(first as *mut Block);
         self.capacity.set((cap + n) as u16);
+        super::segment::note_carved(self.segment(), self.index(), first + n * bs);
     }
 
     /// Takes the blocks other threads freed, and refills `free` from

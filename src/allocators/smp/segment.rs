@@ -58,7 +58,7 @@ pub(crate) const AREA_OFFSET: [usize; 3] = [8 << 10, 128 << 10, 512 << 10];
 /// Most pages in a segment.
 pub(crate) const MAX_PAGES: usize = 64;
 /// Offset of the page descriptors from the segment start.
-pub(crate) const PAGES_OFFSET: usize = 128;
+pub(crate) const PAGES_OFFSET: usize = 512;
 
 /// The header at the start of every segment and huge mapping.
 #[repr(C)]
@@ -86,6 +86,10 @@ pub struct Segment {
     pub map_start: Cell<usize>,
     pub map_len: Cell<usize>,
     pub block: Cell<usize>,
+    /// Bytes of each page's area touched since it was last decommitted
+    /// (the high-water mark of carved blocks, in OS pages); the source of
+    /// the `committed_bytes` statistic.
+    pub touched: [Cell<u32>; MAX_PAGES],
 }
 
 const _: () = assert!(core::mem::size_of::<Segment>() <= PAGES_OFFSET);
@@ -289,6 +293,9 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
         (1u64 << count) - 1
     });
     s.dirty_mask.set(0);
+    for t in s.touched.iter() {
+        t.set(0);
+    }
     s.heap.set(heap);
     s.next.set(ptr::null_mut());
     s.prev.set(ptr::null_mut());
@@ -316,8 +323,8 @@ pub fn decommit_pages(seg: &Segment, mask: u64) {
             // SAFETY: a free page's area holds no live block and lies inside
             // the segment mapping.
             unsafe { sys::decommit(start as *mut u8, end - start) };
-            stats::sub_committed(end - start);
         }
+        stats::sub_committed(seg.touched[i].replace(0) as usize);
     }
 }
 
@@ -332,11 +339,19 @@ pub fn segment_release(seg: *mut Segment) {
     CACHE.push(seg);
 }
 
-/// Marks that page memory was (re)committed by use.
-pub fn note_page_committed(seg: &Segment, i: usize, was_dirty: bool) {
-    if !was_dirty {
-        let (start, end) = seg.page_area(i);
-        stats::add_committed(end - start);
+/// Records that page `i`'s blocks up to `carved_end` (an address) are now
+/// in use, counting newly touched memory as committed.
+pub fn note_carved(seg: &Segment, i: usize, carved_end: usize) {
+    let (start, end) = seg.page_area(i);
+    let os_page = sys::page_size();
+    let upto = alignment::forward(carved_end, os_page)
+        .unwrap_or(end)
+        .min(end);
+    let upto = (upto - start) as u32;
+    let t = &seg.touched[i];
+    if upto > t.get() {
+        stats::add_committed((upto - t.get()) as usize);
+        t.set(upto);
     }
 }
 
@@ -354,11 +369,16 @@ const HUGE_CACHE_MS: u32 = 250;
 /// When each slot was filled (ms, wrapping).
 static HUGE_CACHE_TIME: [AtomicU32; HUGE_CACHE_SLOTS] =
     [const { AtomicU32::new(0) }; HUGE_CACHE_SLOTS];
-const HUGE_CACHE_MAX: usize = 16 << 20;
+const HUGE_CACHE_MAX: usize = 1 << 30;
+/// Cached mappings this big are dropped before a new big mapping is made,
+/// so the cache never adds to the peak of resident memory.
+const HUGE_CACHE_BIG: usize = 16 << 20;
 
 /// Takes a cached mapping of between `total` and `2 * total` bytes (the
-/// unused tail was either never touched or is already counted).
-fn huge_cache_take(total: usize) -> Option<(usize, usize)> {
+/// unused tail was either never touched or is already counted); for a
+/// block that is growing, any mapping of at least `total` bytes (its
+/// resident pages are reused instead of faulted in again).
+fn huge_cache_take(total: usize, growing: bool) -> Option<(usize, usize)> {
     let page = sys::page_size();
     for slot in HUGE_CACHE.iter() {
         let v = slot.load(Ordering::Relaxed);
@@ -367,7 +387,7 @@ fn huge_cache_take(total: usize) -> Option<(usize, usize)> {
         }
         let len = (v & SEGMENT_MASK) * page;
         if len >= total
-            && len - total <= total
+            && (growing || len - total <= total)
             && slot
                 .compare_exchange(v, 0, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
@@ -402,6 +422,12 @@ fn huge_cache_put(start: usize, len: usize) -> bool {
 /// Unmaps cached huge mappings unused for [`HUGE_CACHE_MS`] (all when
 /// `force`).
 pub fn huge_cache_purge(now: u64, force: bool) {
+    huge_cache_purge_if(now, force, 0);
+}
+
+/// Unmaps cached mappings of at least `min_len` bytes that are unused for
+/// [`HUGE_CACHE_MS`] (all of them when `force`).
+fn huge_cache_purge_if(now: u64, force: bool, min_len: usize) {
     let page = sys::page_size();
     for (slot, time) in HUGE_CACHE.iter().zip(HUGE_CACHE_TIME.iter()) {
         let v = slot.load(Ordering::Relaxed);
@@ -409,7 +435,8 @@ pub fn huge_cache_purge(now: u64, force: bool) {
             continue;
         }
         let age = (now as u32).wrapping_sub(time.load(Ordering::Relaxed));
-        if (force || age >= HUGE_CACHE_MS)
+        if (v & SEGMENT_MASK) * page >= min_len
+            && (force || age >= HUGE_CACHE_MS)
             && slot
                 .compare_exchange(v, 0, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
@@ -425,6 +452,15 @@ pub fn huge_cache_purge(now: u64, force: bool) {
 
 /// Maps a huge block of `len` bytes aligned to `1 << align_log2`.
 pub fn huge_alloc(len: usize, align_log2: u8) -> *mut u8 {
+    huge_alloc_ex(len, align_log2, false)
+}
+
+/// [`huge_alloc`] for a block that is growing (see `huge_cache_take`).
+pub fn huge_alloc_growing(len: usize, align_log2: u8) -> *mut u8 {
+    huge_alloc_ex(len, align_log2, true)
+}
+
+fn huge_alloc_ex(len: usize, align_log2: u8, growing: bool) -> *mut u8 {
     if chunk_map().is_null() {
         return ptr::null_mut();
     }
@@ -446,12 +482,15 @@ pub fn huge_alloc(len: usize, align_log2: u8) -> *mut u8 {
     let Some(total) = body.checked_add(offset) else {
         return ptr::null_mut();
     };
-    if offset == page
-        && let Some((start, len)) = huge_cache_take(total)
+    if offset < SEGMENT_SIZE
+        && let Some((start, len)) = huge_cache_take(total, growing)
     {
         huge_init(start, len, start + offset);
         stats::huge_reuse(len);
         return (start + offset) as *mut u8;
+    }
+    if total >= HUGE_CACHE_BIG {
+        huge_cache_purge_if(0, true, HUGE_CACHE_BIG);
     }
     let slack = align.max(SEGMENT_SIZE);
     let Some(over) = total.checked_add(slack) else {
@@ -513,7 +552,7 @@ pub unsafe fn huge_free(seg: *mut Segment) {
     let (start, len) = (s.map_start.get(), s.map_len.get());
     let offset = s.block.get() - start;
     stats::huge_free(len);
-    if offset == sys::page_size() {
+    if offset < SEGMENT_SIZE {
         // Cached mappings keep their chunk-map entries and read as freed.
         s.kind.set(CACHED);
         if huge_cache_put(start, len) {
@@ -526,11 +565,13 @@ pub unsafe fn huge_free(seg: *mut Segment) {
     unsafe { sys::unmap(start as *mut u8, len) };
 }
 
-/// Grows or shrinks a huge block in place; true when it now holds `new_len`.
+/// Grows or shrinks a huge block in place; true when it now holds
+/// `new_len`. `shrinking`: the caller knows the block shrinks, so a much
+/// smaller block may give its tail back.
 ///
 /// # Safety
 /// `seg` is the header of a live huge block owned by the caller.
-pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize) -> bool {
+pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize, shrinking: bool) -> bool {
     // SAFETY: caller's promise.
     let s = unsafe { &*seg };
     let page = sys::page_size();
@@ -542,9 +583,9 @@ pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize) -> bool {
     let new_total = body + offset;
     let old_total = s.map_len.get();
     if new_len <= usable {
-        // Give back the tail when the block shrinks by a lot.
-        // (Not for growth within the headroom: that keeps half or more.)
-        if old_total - new_total >= (1 << 20) && new_total < old_total / 4 {
+        // Give back the tail when the block shrinks by a lot (not when it
+        // grows within its headroom or a roomy cached mapping).
+        if shrinking && old_total - new_total >= (1 << 20) && new_total < old_total / 4 {
             // SAFETY: the tail beyond the new length is dead.
             if unsafe { sys::remap(s.map_start.get() as *mut u8, old_total, new_total, false) }
                 .is_some()

@@ -22,7 +22,7 @@ pub(crate) const MEDIUM_MAX: usize = 128 << 10;
 /// Largest block served from segments (large pages: one per segment).
 pub(crate) const LARGE_MAX: usize = 512 << 10;
 /// Requests up to this size use the lookup table.
-const TABLE_MAX: usize = 1024;
+const TABLE_MAX: usize = 8192;
 
 /// Block size of each class (index 0: 0).
 pub static CLASS_SIZE: [usize; NCLASSES] = build_sizes();
@@ -92,10 +92,13 @@ pub fn class_for(size: usize, align_log2: u8) -> Option<usize> {
     if size > LARGE_MAX {
         return None;
     }
-    if align_log2 <= 4 {
-        // Rounding to the alignment makes the class a multiple of it.
-        let mask = (1usize << align_log2) - 1;
-        return Some(class_of((size + mask) & !mask));
+    if align_log2 <= 3 {
+        // Every class is a multiple of 8.
+        return Some(class_of(size));
+    }
+    if align_log2 == 4 {
+        // Rounding to 16 makes the class a multiple of 16.
+        return Some(class_of((size + 15) & !15));
     }
     let align = 1usize << align_log2;
     if align > LARGE_MAX {

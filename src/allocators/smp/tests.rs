@@ -204,3 +204,33 @@ fn stats_count_blocks() {
     // SAFETY: NULL is accepted.
     unsafe { la_smp_get_stats(ptr::null_mut()) };
 }
+
+#[test]
+fn huge_blocks_give_their_tail_back_only_when_shrinking() {
+    let p = alloc(16 << 20, 4);
+    fill(p, 16 << 20, 3);
+    // SAFETY: live block.
+    unsafe {
+        let before = usable_size(p);
+        // Not known to shrink: keeps its mapping.
+        assert!(resize(p, 1 << 20));
+        assert_eq!(usable_size(p), before);
+        // A real shrink gives most of it back.
+        assert!(resize_ex(p, 1 << 20, true));
+        assert!(usable_size(p) < before / 4);
+        assert_eq!(*p.add((1 << 20) - 1), 3);
+        free(p);
+    }
+}
+
+#[test]
+fn freed_huge_mappings_are_cached_then_released_by_collect() {
+    let p = alloc(3 << 20, 4);
+    // SAFETY: live block.
+    unsafe { free(p) };
+    collect();
+    // After collect nothing cached remains (another test may have mapped
+    // the same address again, which then reads as live).
+    let c = check(p);
+    assert!(c == PtrCheck::NotOurs || c == PtrCheck::Live, "{c:?}");
+}

@@ -74,6 +74,18 @@ mod tls {
         off
     }
 
+    /// The calling thread's heap pointer, or null when the slot's offset is
+    /// not known yet (no call on this path).
+    #[inline(always)]
+    pub fn get_fast() -> *mut Heap {
+        let off = OFFSET.load(Ordering::Relaxed);
+        if off == 0 {
+            return core::ptr::null_mut();
+        }
+        // SAFETY: the offset leads to the calling thread's initial-exec slot.
+        unsafe { *(thread_pointer().wrapping_add(off) as *const *mut Heap) }
+    }
+
     /// The calling thread's slot.
     #[inline(always)]
     pub fn slot() -> *mut *mut Heap {
@@ -123,6 +135,21 @@ static KEY: AtomicU64 = AtomicU64::new(KEY_NONE);
 #[inline(always)]
 pub fn current() -> *mut Heap {
     get_heap()
+}
+
+/// [`current`] without any call on the path: may also return null before
+/// the first allocation of the process (callers then take a slow path that
+/// uses [`current_or_init`]).
+#[inline(always)]
+pub fn current_fast() -> *mut Heap {
+    #[cfg(target_arch = "x86_64")]
+    {
+        tls::get_fast()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        get_heap()
+    }
 }
 
 fn pool() -> *mut u8 {
