@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::allocators::page::la_page_allocator;
+use crate::sys;
 
 struct Fixture {
     d: *mut la_debug,

@@ -1,0 +1,596 @@
+//! The debug allocator's core: creating an instance, and allocation,
+//! resize, free, quarantine and teardown on top of the records
+//! (`table.rs`), redzones (`redzone.rs`) and misuse checks (`misuse.rs`).
+//!
+//! Every operation captures its trace before taking the instance's lock,
+//! then does all bookkeeping under it; blocks come from the backing
+//! allocator (or, when large, from guarded OS mappings).
+
+use core::cell::UnsafeCell;
+use core::ffi::c_void;
+use core::ptr;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+
+use super::lock::SpinLock;
+use super::redzone::fill_canary;
+use super::table::{FREED, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table};
+use super::trace::{self, MAX_FRAMES};
+use super::{
+    FREE_FILL, QUARANTINE_BLOCKS, REDZONE, REGISTRY, REGISTRY_LOCK, State, VTABLE, la_check,
+    la_debug, la_debug_config, la_debug_error, la_debug_on_error, la_debug_stats, leaks,
+};
+use crate::alignment;
+use crate::sys;
+use crate::vtable::{ChildAllocator, la_allocator};
+
+impl la_debug {
+    /// Creates an instance in its own mapping; NULL when out of memory.
+    /// Call [`trace::init`] first, outside any allocator (the C entry point
+    /// does).
+    pub fn create(backing: la_allocator, cfg: &la_debug_config) -> *mut la_debug {
+        let Some(mem) = sys::map(core::mem::size_of::<la_debug>()) else {
+            return ptr::null_mut();
+        };
+        let p = mem.as_ptr().cast::<la_debug>();
+        let frames = cfg.stack_trace_frames.min(MAX_FRAMES);
+        let canary = if cfg.canary != 0 {
+            cfg.canary
+        } else {
+            (p as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x85df_f10f_9232_a6ff
+        };
+        let d = la_debug {
+            backing: ChildAllocator(backing),
+            frames,
+            abort: cfg.on_error != la_debug_on_error::LA_DEBUG_CONTINUE,
+            report_fd: cfg.report_fd,
+            never_reuse: cfg.never_reuse,
+            check_waf: cfg.check_write_after_free,
+            quarantine_bytes: cfg.quarantine_bytes,
+            guard_min: cfg.guard_page_min_len,
+            canary,
+            limit: AtomicUsize::new(cfg.memory_limit),
+            lock: SpinLock::new(),
+            st: UnsafeCell::new(State {
+                table: Table::new(frames),
+                quarantine: Quarantine::new(QUARANTINE_BLOCKS),
+                live_bytes: 0,
+                live_count: 0,
+                peak: 0,
+                total_allocs: 0,
+                total_frees: 0,
+                suppress_new: false,
+            }),
+            errors: AtomicUsize::new(0),
+            last_error: AtomicU32::new(0),
+        };
+        // SAFETY: fresh mapping, large and aligned enough for la_debug.
+        unsafe { p.write(d) };
+        for slot in &REGISTRY {
+            if slot
+                .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                break;
+            }
+        }
+        p
+    }
+
+    /// The allocator handle of this instance.
+    pub fn allocator(&self) -> la_allocator {
+        la_allocator {
+            ptr: self as *const la_debug as *mut c_void,
+            vtable: &VTABLE,
+        }
+    }
+
+    /// The mutable state.
+    ///
+    /// # Safety
+    /// `self.lock` is held by the caller, and no other reference to the state
+    /// is live.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn state(&self) -> &mut State {
+        // SAFETY: caller's promise: exclusive under the lock.
+        unsafe { &mut *self.st.get() }
+    }
+
+    /// Sets or clears marking new blocks as suppressed (never leaks).
+    pub fn set_suppress_new(&self, on: bool) {
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        unsafe { self.state() }.suppress_new = on;
+    }
+
+    /// Takes the lock for `fork()` (the child then calls [`Self::after_fork`]).
+    pub fn lock_for_fork(&self) {
+        self.lock.acquire_raw();
+    }
+
+    /// Releases the lock taken by [`Self::lock_for_fork`], in parent and child.
+    pub fn after_fork(&self) {
+        self.lock.reset();
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> la_debug_stats {
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        la_debug_stats {
+            live_bytes: st.live_bytes,
+            live_allocations: st.live_count,
+            peak_bytes: st.peak,
+            total_allocations: st.total_allocs,
+            total_frees: st.total_frees,
+            errors: self.errors.load(Ordering::Relaxed),
+            last_error: la_debug_error::from_u32(self.last_error.load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Sets the memory limit (live requested bytes).
+    pub fn set_memory_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
+    }
+
+    pub(super) fn capture(&self, out: &mut [usize; MAX_FRAMES], ret_addr: usize) -> usize {
+        trace::capture(&mut out[..self.frames], ret_addr)
+    }
+
+    /// Counts a report and aborts unless configured to continue.
+    pub(super) fn raise(&self, kind: la_debug_error) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.last_error.store(kind as u32, Ordering::Relaxed);
+        if self.abort {
+            // SAFETY: abort has no preconditions.
+            unsafe { libc::abort() };
+        }
+    }
+
+    /// Gets memory for a `len`-byte block into `r` (addr, base, ...).
+    ///
+    /// # Safety
+    /// `r` is a fresh record; `len > 0`, `align < 64`.
+    pub(super) unsafe fn obtain(
+        &self,
+        r: &mut Record,
+        len: usize,
+        align: u8,
+        ret_addr: usize,
+    ) -> bool {
+        let Some(align_b) = alignment::to_bytes(align) else {
+            return false;
+        };
+        let page = sys::page_size();
+        if self.guard_min != 0 && len >= self.guard_min {
+            let Some(commit) = len
+                .checked_add(align_b - 1)
+                .and_then(|n| alignment::forward(n, page))
+            else {
+                return false;
+            };
+            let Some(total) = commit.checked_add(2 * page) else {
+                return false;
+            };
+            let Some(base) = sys::reserve(total) else {
+                return false;
+            };
+            let base = base.as_ptr() as usize;
+            // SAFETY: the middle of the reservation we just made.
+            if !unsafe { sys::protect_rw((base + page) as *mut u8, commit) } {
+                // SAFETY: our reservation.
+                unsafe { sys::unmap(base as *mut u8, total) };
+                return false;
+            }
+            let top = base + page + commit;
+            r.addr = alignment::backward(top - len, align_b);
+            r.base = base;
+            r.base_len = total;
+            r.base_align = align;
+            r.kind = KIND_GUARDED;
+        } else {
+            let front = REDZONE.max(align_b);
+            let Some(base_len) =
+                alignment::forward(len, REDZONE).and_then(|b| b.checked_add(front + REDZONE))
+            else {
+                return false;
+            };
+            let base_align = align.max(4);
+            // SAFETY: base_len > 0; the backing is valid (create's contract).
+            let Some(base) = (unsafe { self.backing.alloc(base_len, base_align, ret_addr) }) else {
+                return false;
+            };
+            let base = base.as_ptr() as usize;
+            r.addr = base + front;
+            r.base = base;
+            r.base_len = base_len;
+            r.base_align = base_align;
+            r.kind = KIND_BACKING;
+        }
+        r.len = len;
+        r.align = align;
+        for (lo, hi) in Self::zones(r) {
+            fill_canary(self.canary, lo, hi);
+        }
+        true
+    }
+
+    /// Gives a block's memory back (backing free or unmap).
+    ///
+    /// # Safety
+    /// The record's block is ours and dead.
+    pub(super) unsafe fn give_back(&self, r: &Record) {
+        if r.kind == KIND_GUARDED {
+            // SAFETY: the whole reservation was made by `obtain`.
+            unsafe { sys::unmap(r.base as *mut u8, r.base_len) };
+        } else {
+            // SAFETY: the backing block as allocated.
+            unsafe {
+                self.backing
+                    .free(r.base as *mut u8, r.base_len, r.base_align, 0)
+            };
+        }
+    }
+
+    /// Allocates `len > 0` bytes aligned to `1 << align`.
+    pub fn alloc(&self, len: usize, align: u8, ret_addr: usize) -> *mut u8 {
+        if len == 0 || align > alignment::MAX_LOG2 {
+            return ptr::null_mut();
+        }
+        let mut tr = [0usize; MAX_FRAMES];
+        let n = self.capture(&mut tr, ret_addr);
+        let tid = trace::tid();
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        match st.live_bytes.checked_add(len) {
+            Some(t) if t <= self.limit.load(Ordering::Relaxed) => {}
+            _ => return ptr::null_mut(),
+        }
+        let r = st.table.new_record();
+        if r.is_null() {
+            return ptr::null_mut();
+        }
+        // SAFETY: fresh record; len > 0 and align checked.
+        if !unsafe { self.obtain(&mut *r, len, align, ret_addr) } {
+            // SAFETY: not indexed.
+            unsafe { st.table.drop_record(r) };
+            return ptr::null_mut();
+        }
+        // SAFETY: r is a valid record we own exclusively under the lock.
+        let rec = unsafe { &mut *r };
+        if let Some(stale) = st.table.find(rec.addr) {
+            // Only possible when the backing reused an address whose record
+            // was kept (never happens for quarantined blocks, whose memory is
+            // still held): forget the old record.
+            st.table.remove(rec.addr);
+            // SAFETY: removed from the index; not in the quarantine (see above).
+            unsafe { st.table.drop_record(stale) };
+        }
+        if !st.table.insert(r) {
+            // SAFETY: the block was just obtained and is unused.
+            unsafe {
+                self.give_back(rec);
+                st.table.drop_record(r);
+            }
+            return ptr::null_mut();
+        }
+        rec.state = LIVE;
+        rec.n_alloc = n as u8;
+        rec.n_free = 0;
+        rec.suppressed = st.suppress_new as u8;
+        rec._pad = 0;
+        rec.alloc_tid = tid;
+        rec.free_tid = 0;
+        // SAFETY: r is a record of this table.
+        unsafe { st.table.alloc_trace(r)[..n].copy_from_slice(&tr[..n]) };
+        st.live_bytes += len;
+        st.live_count += 1;
+        st.total_allocs += 1;
+        st.peak = st.peak.max(st.live_bytes);
+        rec.addr as *mut u8
+    }
+
+    /// Removes a quarantined block for good: verify, give back, forget.
+    pub(super) fn evict(&self, st: &mut State, r: *mut Record) {
+        self.check_fill(st, r);
+        // SAFETY: a freed record whose memory we still hold.
+        unsafe {
+            self.give_back(&*r);
+            st.table.remove((*r).addr);
+            st.table.drop_record(r);
+        }
+    }
+
+    /// Marks a live block freed (traces, fill, quarantine).
+    pub(super) fn retire(&self, st: &mut State, r: *mut Record, here: &[usize], tid: u32) {
+        // SAFETY: an indexed live record.
+        let rec = unsafe { &mut *r };
+        rec.state = FREED;
+        rec.n_free = here.len() as u8;
+        rec.free_tid = tid;
+        // SAFETY: our record.
+        unsafe { st.table.free_trace(r)[..here.len()].copy_from_slice(here) };
+        st.live_bytes -= rec.len;
+        st.live_count -= 1;
+        st.total_frees += 1;
+        if rec.kind == KIND_GUARDED {
+            let page = sys::page_size();
+            // SAFETY: the committed middle of our own reservation.
+            unsafe { sys::protect_none((rec.base + page) as *mut u8, rec.base_len - 2 * page) };
+        } else if self.check_waf {
+            // SAFETY: the user range of a block we hold.
+            unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
+        }
+        if self.never_reuse {
+            return;
+        }
+        if st.quarantine.full()
+            && let Some(old) = st.quarantine.pop()
+        {
+            self.evict(st, old);
+        }
+        // SAFETY: the record stays indexed (valid) until evicted.
+        if !unsafe { st.quarantine.push(r) } {
+            self.evict(st, r);
+            return;
+        }
+        while st.quarantine.bytes > self.quarantine_bytes {
+            let Some(old) = st.quarantine.pop() else {
+                break;
+            };
+            self.evict(st, old);
+        }
+    }
+
+    /// Frees a block; `shape` is `Some((len, align))` for sized frees (the
+    /// vtable) and `None` for `free(p)`.
+    pub fn free(&self, p: *mut u8, shape: Option<(usize, u8)>, ret_addr: usize) {
+        if p.is_null() {
+            return;
+        }
+        let mut tr = [0usize; MAX_FRAMES];
+        let n = self.capture(&mut tr, ret_addr);
+        let here = &tr[..n];
+        let tid = trace::tid();
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        let Some(r) = st.table.find(p as usize) else {
+            self.report_unknown(st, "free", p as usize, here, tid);
+            return;
+        };
+        // SAFETY: an indexed record.
+        if unsafe { (*r).state } == FREED {
+            self.report_freed(st, "free", r, here, tid);
+            return;
+        }
+        if let Some((len, align)) = shape {
+            // A mismatch is reported; the block is still freed as recorded.
+            self.check_shape(st, "free", r, len, align, here, tid);
+        }
+        self.check_zones(st, r, here, tid);
+        self.retire(st, r, here, tid);
+    }
+
+    /// Finds the live record of `p` for a resize-like operation, reporting
+    /// misuse. `shape` as for [`Self::free`].
+    pub(super) fn live_for(
+        &self,
+        st: &State,
+        op: &str,
+        p: usize,
+        shape: Option<(usize, u8)>,
+        here: &[usize],
+        tid: u32,
+    ) -> Option<*mut Record> {
+        let Some(r) = st.table.find(p) else {
+            self.report_unknown(st, op, p, here, tid);
+            return None;
+        };
+        // SAFETY: an indexed record.
+        if unsafe { (*r).state } == FREED {
+            self.report_freed(st, op, r, here, tid);
+            return None;
+        }
+        if let Some((len, align)) = shape
+            && !self.check_shape(st, op, r, len, align, here, tid)
+        {
+            return None;
+        }
+        Some(r)
+    }
+
+    /// Resizes a live block in place; true when it now has `new_len` bytes.
+    pub fn resize(
+        &self,
+        p: *mut u8,
+        shape: Option<(usize, u8)>,
+        new_len: usize,
+        ret_addr: usize,
+    ) -> bool {
+        if p.is_null() || new_len == 0 {
+            return false;
+        }
+        let mut tr = [0usize; MAX_FRAMES];
+        let n = self.capture(&mut tr, ret_addr);
+        let here = &tr[..n];
+        let tid = trace::tid();
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        let op = if shape.is_some() { "resize" } else { "realloc" };
+        let Some(r) = self.live_for(st, op, p as usize, shape, here, tid) else {
+            return false;
+        };
+        self.check_zones(st, r, here, tid);
+        // SAFETY: an indexed live record, exclusively ours under the lock.
+        let rec = unsafe { &mut *r };
+        if new_len > rec.len {
+            match (st.live_bytes - rec.len).checked_add(new_len) {
+                Some(t) if t <= self.limit.load(Ordering::Relaxed) => {}
+                _ => return false,
+            }
+        }
+        if new_len > Self::capacity(rec) {
+            if rec.kind != KIND_BACKING {
+                return false;
+            }
+            let front = rec.addr - rec.base;
+            let Some(new_base_len) =
+                alignment::forward(new_len, REDZONE).and_then(|b| b.checked_add(front + REDZONE))
+            else {
+                return false;
+            };
+            // SAFETY: the backing block as last granted.
+            if !unsafe {
+                self.backing.resize(
+                    rec.base as *mut u8,
+                    rec.base_len,
+                    rec.base_align,
+                    new_base_len,
+                    ret_addr,
+                )
+            } {
+                return false;
+            }
+            rec.base_len = new_base_len;
+        }
+        st.live_bytes = st.live_bytes - rec.len + new_len;
+        st.peak = st.peak.max(st.live_bytes);
+        rec.len = new_len;
+        let [_, back] = Self::zones(rec);
+        fill_canary(self.canary, back.0, back.1);
+        true
+    }
+
+    /// The requested length of a live block (malloc_usable_size), reporting
+    /// freed, interior and foreign pointers (then 0).
+    pub fn usable_size(&self, p: *const u8, ret_addr: usize) -> usize {
+        if p.is_null() {
+            return 0;
+        }
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        if let Some(r) = st.table.find(p as usize) {
+            // SAFETY: indexed record.
+            if unsafe { (*r).state } == LIVE {
+                // SAFETY: as above.
+                return unsafe { (*r).len };
+            }
+        }
+        let mut tr = [0usize; MAX_FRAMES];
+        let n = self.capture(&mut tr, ret_addr);
+        self.live_for(
+            st,
+            "malloc_usable_size",
+            p as usize,
+            None,
+            &tr[..n],
+            trace::tid(),
+        );
+        0
+    }
+
+    /// The requested length of live block `p`; reports misuse as done by
+    /// `op` (freed, interior, foreign pointers) and then gives `None`.
+    pub fn live_len(&self, p: *const u8, op: &str, ret_addr: usize) -> Option<usize> {
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        if let Some(r) = st.table.find(p as usize) {
+            // SAFETY: indexed record.
+            if unsafe { (*r).state } == LIVE {
+                // SAFETY: as above.
+                return Some(unsafe { (*r).len });
+            }
+        }
+        let mut tr = [0usize; MAX_FRAMES];
+        let n = self.capture(&mut tr, ret_addr);
+        self.live_for(st, op, p as usize, None, &tr[..n], trace::tid());
+        None
+    }
+
+    /// The requested length of live block `p`, without reporting anything.
+    pub fn len_of(&self, p: *const u8) -> Option<usize> {
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        // SAFETY: indexed records are valid.
+        st.table
+            .find(p as usize)
+            .filter(|&r| unsafe { (*r).state } == LIVE)
+            // SAFETY: as above.
+            .map(|r| unsafe { (*r).len })
+    }
+
+    /// Whether `p` is the start of a live block of this instance.
+    pub fn owns(&self, p: *const u8) -> bool {
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        // SAFETY: indexed records are valid.
+        st.table
+            .find(p as usize)
+            .is_some_and(|r| unsafe { (*r).state } == LIVE)
+    }
+
+    /// Reports write-after-free in every held block (quarantine and
+    /// never-reuse), without releasing them.
+    pub fn verify_freed(&self) {
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        st.table.for_each(|r| {
+            // SAFETY: indexed record.
+            if unsafe { (*r).state } == FREED {
+                self.check_fill(st, r);
+            }
+        });
+    }
+
+    /// Prints a leak report (see `leaks.rs`); returns (bytes, blocks) leaked.
+    pub fn report_leaks(&self, opts: &leaks::Options<'_>) -> (usize, usize) {
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        leaks::report(&st.table, self.report_fd, opts)
+    }
+
+    /// Gives every block back and unmaps the instance.
+    ///
+    /// # Safety
+    /// `d` came from [`la_debug::create`]; nothing uses it afterwards.
+    pub unsafe fn destroy(d: *mut la_debug) -> la_check {
+        // SAFETY: caller's promise: d is a live instance.
+        let this = unsafe { &*d };
+        this.verify_freed();
+        let (_, leaked) = this.report_leaks(&leaks::Options::default());
+        {
+            let _registry = REGISTRY_LOCK.lock();
+            for slot in &REGISTRY {
+                let _ =
+                    slot.compare_exchange(d, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed);
+            }
+        }
+        {
+            let _g = this.lock.lock();
+            // SAFETY: lock held.
+            let st = unsafe { this.state() };
+            st.table.for_each(|r| {
+                // SAFETY: every indexed record's block is ours to give back.
+                unsafe { this.give_back(&*r) };
+            });
+            st.table.release();
+            st.quarantine.release();
+        }
+        // SAFETY: mapped by `create` with this size; nothing uses it now.
+        unsafe { sys::unmap(d.cast(), core::mem::size_of::<la_debug>()) };
+        if leaked > 0 {
+            la_check::LA_CHECK_LEAK
+        } else {
+            la_check::LA_CHECK_OK
+        }
+    }
+}

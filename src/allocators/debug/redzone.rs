@@ -1,0 +1,100 @@
+//! Redzones and fills: the bytes around and inside blocks that reveal
+//! overflows, underflows and writes after free.
+//!
+//! Redzone byte at address `a` holds byte `a % 8` of the instance's canary,
+//! so an aligned word of redzone equals the canary itself and the checks run
+//! a word at a time. A backing block is `[front redzone | user | back
+//! redzone]`, the front at least 16 bytes (and at least the alignment), the
+//! back at least 16 bytes plus the rounding of the length to 16; a guarded
+//! block's redzones are the slack between its guard pages and the user
+//! bytes. Freed blocks are filled with `FREE_FILL`.
+
+use super::table::{KIND_GUARDED, Record};
+use super::{FREE_FILL, REDZONE, la_debug};
+use crate::sys;
+
+#[inline]
+pub(super) fn canary_byte(canary: u64, addr: usize) -> u8 {
+    (canary >> ((addr & 7) * 8)) as u8
+}
+
+pub(super) fn fill_canary(canary: u64, lo: usize, hi: usize) {
+    let mut a = lo;
+    while a < hi && !a.is_multiple_of(8) {
+        // SAFETY: callers pass redzone ranges inside a block we own.
+        unsafe { *(a as *mut u8) = canary_byte(canary, a) };
+        a += 1;
+    }
+    // An aligned word holds the canary's bytes in address order.
+    while a + 8 <= hi {
+        // SAFETY: as above; `a` is 8-aligned.
+        unsafe { *(a as *mut u64) = canary.to_le() };
+        a += 8;
+    }
+    while a < hi {
+        // SAFETY: as above.
+        unsafe { *(a as *mut u8) = canary_byte(canary, a) };
+        a += 1;
+    }
+}
+
+/// The first address in `[lo, hi)` not holding the canary.
+pub(super) fn check_canary(canary: u64, lo: usize, hi: usize) -> Option<usize> {
+    let mut a = lo;
+    while a < hi {
+        if a.is_multiple_of(8) && a + 8 <= hi {
+            // SAFETY: callers pass redzone ranges inside a block we own.
+            if unsafe { *(a as *const u64) } == canary.to_le() {
+                a += 8;
+                continue;
+            }
+        }
+        // SAFETY: as above.
+        if unsafe { *(a as *const u8) } != canary_byte(canary, a) {
+            return Some(a);
+        }
+        a += 1;
+    }
+    None
+}
+
+/// The offset of the first byte of `bytes` that is not `FREE_FILL`.
+pub(super) fn first_unfilled(bytes: &[u8]) -> Option<usize> {
+    const WORD: u64 = u64::from_ne_bytes([FREE_FILL; 8]);
+    let mut chunks = bytes.chunks_exact(8);
+    let mut off = 0;
+    for c in &mut chunks {
+        let w = u64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        if w != WORD {
+            return c.iter().position(|&b| b != FREE_FILL).map(|i| off + i);
+        }
+        off += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&b| b != FREE_FILL)
+        .map(|i| off + i)
+}
+
+impl la_debug {
+    /// The redzones of a record: `[(front_lo, front_hi), (back_lo, back_hi)]`.
+    pub(super) fn zones(r: &Record) -> [(usize, usize); 2] {
+        let (lo, hi) = if r.kind == KIND_GUARDED {
+            let page = sys::page_size();
+            (r.base + page, r.base + r.base_len - page)
+        } else {
+            (r.base, r.base + r.base_len)
+        };
+        [(lo, r.addr), (r.addr + r.len, hi)]
+    }
+
+    /// Bytes the block can grow to in place.
+    pub(super) fn capacity(r: &Record) -> usize {
+        if r.kind == KIND_GUARDED {
+            r.base + r.base_len - sys::page_size() - r.addr
+        } else {
+            r.base + r.base_len - REDZONE - r.addr
+        }
+    }
+}
