@@ -2,6 +2,10 @@
 # (bindings/python), C++ (include/liballoc.hpp). Each has a test target run
 # by `make test`; the Zig benchmark runs with `make bench`.
 
+# test_family (c_tests/test_family.c, built by mk/ctests.mk) also runs under
+# valgrind: it is short, and the fork and thread tests are small.
+VALGRIND_TESTS += test_family
+
 # ---- Zig: use the reference compiler if present, else install it locally.
 ZIG_LOCAL := $(BUILD)/zig/ziglang/zig
 ZIG ?= $(shell if [ -x /tmp/zig/ziglang/zig ]; then echo /tmp/zig/ziglang/zig; else echo $(ZIG_LOCAL); fi)
@@ -91,3 +95,13 @@ examples-check: $(SO_LINK) $(ZIG) $(PYTEST_DIR)/.stamp
 	@echo "examples-check: C, C++, Python and Zig examples ran"
 
 TESTS += examples-check
+
+# ---- `make install` / `uninstall` also handle the C++ header.
+.PHONY: install-hpp uninstall-hpp
+install: install-hpp
+install-hpp:
+	install -d $(DESTDIR)$(INCDIR)
+	install -m 644 include/liballoc.hpp $(DESTDIR)$(INCDIR)/
+uninstall: uninstall-hpp
+uninstall-hpp:
+	rm -f $(DESTDIR)$(INCDIR)/liballoc.hpp

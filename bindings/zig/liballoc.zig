@@ -47,6 +47,7 @@ pub const c = struct {
     pub const la_pool = opaque {};
     pub const la_thread_safe = opaque {};
     pub const la_logging = opaque {};
+    pub const la_debug = opaque {};
 
     pub extern fn la_version() [*:0]const u8;
     pub extern fn la_raw_alloc(a: Allocator, len: usize, alignment: u8, ret_addr: usize) ?*anyopaque;
@@ -93,6 +94,13 @@ pub const c = struct {
     pub extern fn la_logging_create(child: Allocator, fd: c_int, min_len: usize) ?*la_logging;
     pub extern fn la_logging_allocator(lg: *la_logging) Allocator;
     pub extern fn la_logging_destroy(lg: *la_logging) void;
+
+    /// `cfg` is a `la_debug_config *` (NULL: defaults); see the header.
+    pub extern fn la_debug_create(backing: Allocator, cfg: ?*const anyopaque) ?*la_debug;
+    pub extern fn la_debug_allocator(d: *la_debug) Allocator;
+    pub extern fn la_debug_detect_leaks(d: *la_debug) bool;
+    /// Returns LA_CHECK_OK (0) or LA_CHECK_LEAK (1).
+    pub extern fn la_debug_destroy(d: *la_debug) c_int;
 };
 
 inline fn log2(a: Alignment) u8 {
@@ -134,30 +142,38 @@ pub const Adapter = struct {
     }
 };
 
-/// A `std.mem.Allocator` over one of liballoc's stateless process-wide
-/// allocators (`get` returns it). Needs no adapter state: the vtable calls
-/// the C vtable directly, as the two contracts are the same.
+/// A `std.mem.Allocator` over one of liballoc's process-wide allocators
+/// (`get` returns it). The `la_allocator` is read once into static storage
+/// that the Zig allocator points to, and calls go straight to the C vtable
+/// (the two contracts are the same, and these allocators are never NULL),
+/// so the binding costs one load and one indirect call per operation.
 fn Static(comptime get: fn () callconv(.c) c.Allocator) type {
     return struct {
+        var cached: c.Allocator = .{ .ptr = null, .vtable = null };
         const vtable: ZigAllocator.VTable = .{ .alloc = alloc, .resize = resize, .remap = remap, .free = free };
-        fn alloc(_: *anyopaque, len: usize, alignment: Alignment, ra: usize) ?[*]u8 {
-            const a = get();
+        inline fn la(ctx: *anyopaque) *const c.Allocator {
+            return @ptrCast(@alignCast(ctx));
+        }
+        fn alloc(ctx: *anyopaque, len: usize, alignment: Alignment, ra: usize) ?[*]u8 {
+            const a = la(ctx);
             return @ptrCast(a.vtable.?.alloc.?(a.ptr, len, log2(alignment), ra));
         }
-        fn resize(_: *anyopaque, memory: []u8, alignment: Alignment, new_len: usize, ra: usize) bool {
-            const a = get();
+        fn resize(ctx: *anyopaque, memory: []u8, alignment: Alignment, new_len: usize, ra: usize) bool {
+            const a = la(ctx);
             return a.vtable.?.resize.?(a.ptr, memory.ptr, memory.len, log2(alignment), new_len, ra);
         }
-        fn remap(_: *anyopaque, memory: []u8, alignment: Alignment, new_len: usize, ra: usize) ?[*]u8 {
-            const a = get();
+        fn remap(ctx: *anyopaque, memory: []u8, alignment: Alignment, new_len: usize, ra: usize) ?[*]u8 {
+            const a = la(ctx);
             return @ptrCast(a.vtable.?.remap.?(a.ptr, memory.ptr, memory.len, log2(alignment), new_len, ra));
         }
-        fn free(_: *anyopaque, memory: []u8, alignment: Alignment, ra: usize) void {
-            const a = get();
+        fn free(ctx: *anyopaque, memory: []u8, alignment: Alignment, ra: usize) void {
+            const a = la(ctx);
             a.vtable.?.free.?(a.ptr, memory.ptr, memory.len, log2(alignment), ra);
         }
         fn allocator() ZigAllocator {
-            return .{ .ptr = undefined, .vtable = &vtable };
+            // Every caller stores the same value, so racing callers agree.
+            cached = get();
+            return .{ .ptr = &cached, .vtable = &vtable };
         }
     };
 }

@@ -179,3 +179,31 @@ test "round trip: Zig -> la -> Zig runs Zig's suite" {
     var ad: la.Adapter = .init(la.fromZig(&zig_allocator));
     try both(ad.allocator());
 }
+
+test "debug allocator over c: clean under Zig's suite" {
+    const d = c.la_debug_create(c.la_c_allocator(), null) orelse return error.OutOfMemory;
+    var ad: la.Adapter = .init(c.la_debug_allocator(d));
+    try both(ad.allocator());
+    try testing.expect(!c.la_debug_detect_leaks(d));
+    try testing.expectEqual(@as(c_int, 0), c.la_debug_destroy(d));
+}
+
+test "debug allocator over smp behind a thread-safe wrapper, from threads" {
+    const d = c.la_debug_create(c.la_smp_allocator(), null) orelse return error.OutOfMemory;
+    const ts = c.la_thread_safe_create(c.la_debug_allocator(d)) orelse return error.OutOfMemory;
+    var ad: la.Adapter = .init(c.la_thread_safe_allocator(ts));
+    const a = ad.allocator();
+    const Worker = struct {
+        fn run(alloc: std.mem.Allocator) void {
+            for (0..500) |i| {
+                const s = std.fmt.allocPrint(alloc, "{d}", .{i}) catch return;
+                alloc.free(s);
+            }
+        }
+    };
+    var threads: [3]std.Thread = undefined;
+    for (&threads) |*t| t.* = try std.Thread.spawn(.{}, Worker.run, .{a});
+    for (threads) |t| t.join();
+    c.la_thread_safe_destroy(ts);
+    try testing.expectEqual(@as(c_int, 0), c.la_debug_destroy(d));
+}
