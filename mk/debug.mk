@@ -27,7 +27,6 @@ debug-bench: $(LA_RUN) $(DEBUG_PRELOAD) $(DEBUG_BUG_BINS)
 	BUILD="$(BUILD)" CC="$(CC)" PYTHON="$(PYTHON)" sh benches/debug/run.sh
 
 # la-run finds the shim (installed by mk/preload.mk) in $(BINDIR)/../lib.
-.PHONY: uninstall-la-run
 install: install-la-run
 uninstall: uninstall-la-run
 install-la-run: $(LA_RUN)
