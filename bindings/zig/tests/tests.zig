@@ -207,3 +207,11 @@ test "debug allocator over smp behind a thread-safe wrapper, from threads" {
     c.la_thread_safe_destroy(ts);
     try testing.expectEqual(@as(c_int, 0), c.la_debug_destroy(d));
 }
+
+test "failing allocator that never fails passes Zig's suite" {
+    const never = std.math.maxInt(usize);
+    const f = c.la_failing_create(c.la_c_allocator(), never, never) orelse return error.OutOfMemory;
+    defer c.la_failing_destroy(f);
+    var ad: la.Adapter = .init(c.la_failing_allocator(f));
+    try both(ad.allocator());
+}
