@@ -215,3 +215,15 @@ test "failing allocator that never fails passes Zig's suite" {
     var ad: la.Adapter = .init(c.la_failing_allocator(f));
     try both(ad.allocator());
 }
+
+extern fn drive_sizeof(which: c_int) usize;
+
+test "hand-written declarations match the C header's layouts" {
+    try testing.expectEqual(drive_sizeof(0), @sizeOf(c.Allocator));
+    try testing.expectEqual(drive_sizeof(1), @sizeOf(c.VTable));
+    try testing.expectEqual(drive_sizeof(2), @sizeOf(c.FixedBuffer));
+    try testing.expectEqual(drive_sizeof(3), @sizeOf(c.BufferFirst));
+    try testing.expectEqual(drive_sizeof(4), @sizeOf(c.ResetMode));
+    try testing.expectEqual(drive_sizeof(5), @offsetOf(c.BufferFirst, "fallback"));
+    try testing.expectEqual(drive_sizeof(6), @offsetOf(c.FixedBuffer, "end_index"));
+}
