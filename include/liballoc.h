@@ -633,7 +633,10 @@ size_t la_buffer_first_used(const struct la_buffer_first *bf);
  * The C allocator: blocks from the C library's `malloc`, `posix_memalign`
  * and `realloc`; `resize` grows in place when `malloc_usable_size` allows.
  *
- * Returns: the allocator (stateless; the value may be copied freely).
+ * Parameters: none.
+ *
+ * Returns: the allocator (stateless; the value may be copied freely); its
+ * vtable is never NULL. Blocks are NULL when malloc fails.
  *
  * Thread safety: as thread-safe as the C library's malloc (glibc's is).
  */
@@ -788,7 +791,10 @@ int la_check_all_allocation_failures(struct la_allocator backing, la_check_test_
  * An allocator that always fails (Zig's `Allocator.failing`): alloc and
  * remap return NULL, resize returns false, free does nothing.
  *
- * Returns: the allocator (stateless; the value may be copied freely).
+ * Parameters: none.
+ *
+ * Returns: the allocator (stateless; the value may be copied freely); its
+ * vtable is never NULL, every allocation through it is.
  *
  * Thread safety: safe from any thread.
  */
@@ -982,7 +988,10 @@ void la_logging_destroy(struct la_logging *lg);
  * The page allocator: each block is its own `mmap`, rounded up to whole
  * pages; `remap` uses `mremap` (no copy). Best for few, large blocks.
  *
- * Returns: the allocator (stateless; the value may be copied freely).
+ * Parameters: none.
+ *
+ * Returns: the allocator (stateless; the value may be copied freely); its
+ * vtable is never NULL. Blocks are NULL only when the OS refuses memory.
  *
  * Thread safety: safe from any thread.
  */
@@ -1179,6 +1188,8 @@ void la_thread_safe_destroy(struct la_thread_safe *ts);
 /**
  * The library version as "MAJOR.MINOR.PATCH" (compare with the
  * LA_VERSION_MAJOR/MINOR/PATCH macros to detect a header/library mismatch).
+ *
+ * Parameters: none.
  *
  * Returns: a static NUL-terminated string; never NULL, never freed.
  *

@@ -8,6 +8,8 @@ static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 /// The library version as "MAJOR.MINOR.PATCH" (compare with the
 /// LA_VERSION_MAJOR/MINOR/PATCH macros to detect a header/library mismatch).
 ///
+/// Parameters: none.
+///
 /// Returns: a static NUL-terminated string; never NULL, never freed.
 ///
 /// Thread safety: safe from any thread.

@@ -111,7 +111,10 @@ unsafe impl RawAllocator for CAllocator {
 /// The C allocator: blocks from the C library's `malloc`, `posix_memalign`
 /// and `realloc`; `resize` grows in place when `malloc_usable_size` allows.
 ///
-/// Returns: the allocator (stateless; the value may be copied freely).
+/// Parameters: none.
+///
+/// Returns: the allocator (stateless; the value may be copied freely); its
+/// vtable is never NULL. Blocks are NULL when malloc fails.
 ///
 /// Thread safety: as thread-safe as the C library's malloc (glibc's is).
 #[unsafe(no_mangle)]

@@ -34,7 +34,10 @@ static ALWAYS_FAILING_VTABLE: la_vtable = la_vtable {
 /// An allocator that always fails (Zig's `Allocator.failing`): alloc and
 /// remap return NULL, resize returns false, free does nothing.
 ///
-/// Returns: the allocator (stateless; the value may be copied freely).
+/// Parameters: none.
+///
+/// Returns: the allocator (stateless; the value may be copied freely); its
+/// vtable is never NULL, every allocation through it is.
 ///
 /// Thread safety: safe from any thread.
 #[unsafe(no_mangle)]

@@ -120,7 +120,10 @@ unsafe impl RawAllocator for PageAllocator {
 /// The page allocator: each block is its own `mmap`, rounded up to whole
 /// pages; `remap` uses `mremap` (no copy). Best for few, large blocks.
 ///
-/// Returns: the allocator (stateless; the value may be copied freely).
+/// Parameters: none.
+///
+/// Returns: the allocator (stateless; the value may be copied freely); its
+/// vtable is never NULL. Blocks are NULL only when the OS refuses memory.
 ///
 /// Thread safety: safe from any thread.
 #[unsafe(no_mangle)]
