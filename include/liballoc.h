@@ -460,8 +460,10 @@ typedef struct la_smp_stats {
    */
   uint64_t total_frees;
   /**
-   * Memory the allocator holds committed from the OS now (pages in use
-   * or not yet decommitted, and huge mappings).
+   * Memory the allocator holds committed from the OS now: the parts of
+   * its pages that blocks were carved from and that were not decommitted
+   * since, plus whole huge mappings (live or cached). An estimate of the
+   * resident memory the allocator is responsible for.
    */
   uintptr_t committed_bytes;
   /**

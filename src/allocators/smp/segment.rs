@@ -14,7 +14,11 @@
 //! alignments of a segment or more the block itself is segment-aligned and
 //! the header sits one segment before it; that is why the header of a block
 //! is always found at `(ptr - 1) & !SEGMENT_MASK` (no block starts at offset 0
-//! of a normal segment).
+//! of a normal segment). Huge blocks grow and shrink with `mremap`; growth
+//! takes headroom (twice the request: untouched pages cost no memory) so a
+//! block that keeps growing needs a system call only now and then, and a
+//! move goes to a fresh segment-aligned reservation (`MREMAP_FIXED`). Freed
+//! huge mappings wait in a small cache for reuse (unmapped after 250 ms).
 //!
 //! A process-wide byte map (one byte per 4 MiB of the 47-bit address space,
 //! mapped lazily) records which chunks are ours, so that `check` can classify
@@ -586,14 +590,19 @@ pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize, shrinking: bool) ->
         // Give back the tail when the block shrinks by a lot (not when it
         // grows within its headroom or a roomy cached mapping).
         if shrinking && old_total - new_total >= (1 << 20) && new_total < old_total / 4 {
+            // Chunk-map entries of the tail are cleared while the tail is
+            // still ours: once unmapped, another mapping may land there.
+            let start = s.map_start.get();
+            let keep = alignment::forward(start + new_total, SEGMENT_SIZE).unwrap_or(usize::MAX);
+            if start + old_total > keep {
+                set_chunks(keep, start + old_total - keep, false);
+            }
             // SAFETY: the tail beyond the new length is dead.
-            if unsafe { sys::remap(s.map_start.get() as *mut u8, old_total, new_total, false) }
-                .is_some()
-            {
-                set_chunks(s.map_start.get(), old_total, false);
-                set_chunks(s.map_start.get(), new_total, true);
+            if unsafe { sys::remap(start as *mut u8, old_total, new_total, false) }.is_some() {
                 s.map_len.set(new_total);
                 stats::huge_resized(old_total, new_total);
+            } else {
+                set_chunks(start, old_total, true);
             }
         }
         return true;
@@ -647,6 +656,9 @@ pub unsafe fn huge_move(seg: *mut Segment, new_len: usize) -> *mut u8 {
     let base = base.as_ptr() as usize;
     let target = alignment::forward(base, SEGMENT_SIZE).unwrap_or(base);
     let (old_start, old_total) = (s.map_start.get(), s.map_len.get());
+    // The old range's chunk-map entries go while it is still ours (see
+    // huge_resize); they come back if the move fails.
+    set_chunks(old_start, old_total, false);
     // SAFETY: target..target+new_total lies in our fresh reservation; the
     // old mapping is the live block's, which moves as a whole.
     let ok = unsafe {
@@ -671,9 +683,9 @@ pub unsafe fn huge_move(seg: *mut Segment, new_len: usize) -> *mut u8 {
         }
     }
     if !ok {
+        set_chunks(old_start, old_total, true);
         return ptr::null_mut();
     }
-    set_chunks(old_start, old_total, false);
     huge_init(target, new_total, target + offset);
     stats::huge_resized(old_total, new_total);
     (target + offset) as *mut u8

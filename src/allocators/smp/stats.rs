@@ -5,8 +5,9 @@
 //! demand). Live bytes and blocks are also kept as a per-heap delta that is
 //! flushed into process-wide atomics once it passes [`FLUSH_BYTES`]; the peak
 //! is taken at those flushes, so it is exact to within `FLUSH_BYTES` per
-//! thread. Huge blocks and memory committed from the OS are counted with
-//! process-wide atomics on their (slow) paths.
+//! thread. Huge blocks and memory committed from the OS (the high-water mark
+//! of carved blocks of each page, see `segment::note_carved`) are counted
+//! with process-wide atomics on their (slow) paths.
 
 use core::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 
@@ -126,8 +127,10 @@ pub struct la_smp_stats {
     pub total_count: u64,
     /// Blocks ever freed.
     pub total_frees: u64,
-    /// Memory the allocator holds committed from the OS now (pages in use
-    /// or not yet decommitted, and huge mappings).
+    /// Memory the allocator holds committed from the OS now: the parts of
+    /// its pages that blocks were carved from and that were not decommitted
+    /// since, plus whole huge mappings (live or cached). An estimate of the
+    /// resident memory the allocator is responsible for.
     pub committed_bytes: usize,
     /// Highest `committed_bytes` seen.
     pub peak_committed_bytes: usize,
