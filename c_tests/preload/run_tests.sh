@@ -116,8 +116,8 @@ check "thread/fork churn on glibc" "$OUT/preload_churn" churn
 check "thread/fork churn on liballoc_preload.so" shim "$OUT/preload_churn" churn
 check "LA_FAIL_AT=500: exactly one failed allocation with ENOMEM" env LA_FAIL_AT=500 LD_PRELOAD="$SHIM" "$OUT/preload_churn" failat
 if [ -f c_tests/stress.c ]; then
-    if $CC -std=c11 -O2 -g -DSTRESS_MALLOC -Ic_tests -Iinclude -o "$OUT/stress_malloc" c_tests/stress.c -lpthread >"$TMP/build.log" 2>&1; then
-        check "smp stress test (plain malloc build) under the shim" shim "$OUT/stress_malloc"
+    if $CC $CWARN -O2 -g -DSTRESS_MALLOC -Ic_tests -Iinclude -o "$OUT/stress_malloc" c_tests/stress.c -lpthread >"$TMP/build.log" 2>&1; then
+        check "smp stress test (plain malloc build, 4 s, 2 phases) under the shim" timeout 120 env LD_PRELOAD="$SHIM" "$OUT/stress_malloc" 4 2
     else
         bad "smp stress test builds with -DSTRESS_MALLOC"
         tail -n 5 "$TMP/build.log"
@@ -130,7 +130,8 @@ LA_STATS=json LD_PRELOAD=$SHIM "$OUT/preload_churn" count 5000 2>"$TMP/json"
 check "LA_STATS=json prints one parsable JSON object" "$PYTHON" c_tests/preload/stats_check.py "$TMP/json" 5000
 LA_STATS=1 LD_PRELOAD=$SHIM "$OUT/preload_churn" count 5000 2>"$TMP/table"
 check "LA_STATS=1 prints the table" sh -c "grep -q '^liballoc statistics (pid' '$TMP/table' &&
-    grep -q '^  size class' '$TMP/table' && grep -Eq '^  total +[0-9]+' '$TMP/table' &&
+    grep -q '^  block size' '$TMP/table' && grep -Eq '^ +total +[0-9]+' '$TMP/table' &&
+    grep -q 'heap: committed' '$TMP/table' &&
     grep -q 'process: rss' '$TMP/table' && grep -Eq 'calls: alloc [0-9]{4,}, free [0-9]{4,}' '$TMP/table'"
 LA_VERBOSE=1 LD_PRELOAD=$SHIM /bin/true 2>"$TMP/verbose"
 check "LA_VERBOSE=1 prints one line confirming the shim" sh -c "test \$(grep -c 'liballoc: preload shim active' '$TMP/verbose') = 1"

@@ -15,6 +15,8 @@ assert s["total"]["allocs"] >= want
 assert s["total"]["live_bytes"] <= s["total"]["peak_bytes"]
 assert sum(c["allocs"] for c in s["classes"]) == s["total"]["allocs"]
 assert all(c["live_bytes"] <= c["peak_bytes"] for c in s["classes"])
+assert s["heap"]["committed_bytes"] > 0 and s["heap"]["thread_heaps"] >= 1
+assert all(c["block_size"] > 0 or c["huge"] for c in s["classes"])
 assert s["process"]["rss_bytes"] > 0 and s["process"]["peak_rss_bytes"] > 0
 assert s["process"]["wall_s"] >= 0 and s["process"]["user_s"] >= 0
 print("stats json ok: %d allocations, peak %d bytes, %d classes"

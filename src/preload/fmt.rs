@@ -60,7 +60,7 @@ impl Writer {
                     let n = unsafe { libc::write(fd, rest.as_ptr().cast::<c_void>(), rest.len()) };
                     if n > 0 {
                         off += n as usize;
-                    } else if n < 0 && errno() == libc::EINTR {
+                    } else if n < 0 && super::errno::get() == libc::EINTR {
                         continue;
                     } else {
                         break;
@@ -194,20 +194,6 @@ fn decimal(mut v: u64, out: &mut [u8; 20]) -> usize {
         }
     }
     20 - i
-}
-
-/// The calling thread's `errno`.
-#[inline]
-pub fn errno() -> i32 {
-    // SAFETY: __errno_location always returns the thread's errno slot.
-    unsafe { *libc::__errno_location() }
-}
-
-/// Sets the calling thread's `errno`.
-#[inline]
-pub fn set_errno(v: i32) {
-    // SAFETY: as in `errno`.
-    unsafe { *libc::__errno_location() = v }
 }
 
 #[cfg(test)]

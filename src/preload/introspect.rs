@@ -2,10 +2,11 @@
 //! `mallinfo`, `mallinfo2`, `malloc_stats`, `malloc_trim`, `malloc_info`,
 //! `mallopt` (and the `__libc_mallinfo`/`__libc_mallopt` aliases).
 //!
-//! With `LA_STATS` set the figures are the shim's exact counters (live
-//! bytes and blocks, peak, per size class); without it only the process's
-//! resident memory is known, and it stands in for the heap size (see
-//! `stats::summary`). `malloc_trim` really returns memory: it runs the smp
+//! The figures come from the smp allocator's statistics (always on): memory
+//! committed from the OS, live and peak bytes and blocks, per size class
+//! counts; with `LA_STATS` set the shim's exact per-class counters (with
+//! peaks) replace the per-class part (see `stats.rs`). `malloc_trim` really
+//! returns memory: it runs the smp
 //! allocator's `collect`. `mallopt` accepts and ignores glibc's tuning
 //! parameters (they describe glibc's arenas, which do not exist here).
 
@@ -46,15 +47,19 @@ pub struct Mallinfo2 {
     keepcost: usize,
 }
 
-/// The figures: `arena` = memory held (resident), `uordblks` = bytes in
-/// live blocks, `fordblks` = held but not in live blocks, `ordblks` = live
-/// blocks, `usmblks` = peak live bytes.
+/// The figures: `arena` = memory the allocator holds committed from the
+/// OS, `uordblks` = bytes in live blocks, `fordblks` = committed but not in
+/// live blocks, `ordblks` = live blocks, `usmblks` = peak live bytes,
+/// `hblks` = live huge blocks (each its own mapping).
 fn info2() -> Mallinfo2 {
-    let s = stats::summary(super::counting());
-    let held = s.rss_bytes.max(s.live_bytes);
+    let smp = stats::smp_stats();
+    let s = stats::summary(super::counting(), &smp);
+    let held = s.committed_bytes.max(s.live_bytes);
+    let huge = smp.classes[0].allocs.saturating_sub(smp.classes[0].frees);
     Mallinfo2 {
         arena: held as usize,
         ordblks: s.live_blocks as usize,
+        hblks: huge as usize,
         usmblks: s.peak_bytes as usize,
         uordblks: s.live_bytes as usize,
         fordblks: held.saturating_sub(s.live_bytes) as usize,
@@ -69,7 +74,7 @@ fn info() -> Mallinfo {
         arena: m.arena as c_int,
         ordblks: m.ordblks as c_int,
         smblks: 0,
-        hblks: 0,
+        hblks: m.hblks as c_int,
         hblkhd: 0,
         usmblks: m.usmblks as c_int,
         fsmblks: 0,
@@ -135,40 +140,44 @@ pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_i
         return libc::EINVAL;
     }
     let counting = super::counting();
-    let s = stats::summary(counting);
+    let smp = stats::smp_stats();
+    let s = stats::summary(counting, &smp);
     let mut w = Writer::file(fp);
     w.str("<malloc version=\"liballoc-1\">\n<heap nr=\"0\">\n<sizes>\n");
-    let mut prev = 0u64;
-    for i in 0..stats::CLASSES {
-        if let Some(row) = stats::class_row(i) {
-            w.str("  <size from=\"")
-                .u64(prev + 1)
-                .str("\" to=\"")
-                .u64(row.max_size)
-                .str("\" total=\"")
-                .u64(row.live_bytes)
-                .str("\" count=\"")
+    for row in (0..stats::CLASSES).filter_map(|i| stats::class_row(i, counting, &smp)) {
+        if row.block_size == 0 {
+            // Huge blocks: sizes vary; the count is what smp knows.
+            w.str("  <unsorted from=\"huge\" count=\"")
                 .u64(row.live_blocks)
                 .str("\"/>\n");
+            continue;
         }
-        prev = 1u64 << (i + 4);
+        w.str("  <size from=\"")
+            .u64(row.block_size)
+            .str("\" to=\"")
+            .u64(row.block_size)
+            .str("\" total=\"")
+            .u64(row.live_bytes)
+            .str("\" count=\"")
+            .u64(row.live_blocks)
+            .str("\"/>\n");
     }
     w.str("</sizes>\n<total type=\"live\" count=\"")
         .u64(s.live_blocks)
         .str("\" size=\"")
         .u64(s.live_bytes)
         .str("\"/>\n<system type=\"current\" size=\"")
-        .u64(s.rss_bytes)
+        .u64(s.committed_bytes)
         .str("\"/>\n<system type=\"max\" size=\"")
-        .u64(s.peak_rss_bytes)
+        .u64(s.peak_committed_bytes)
         .str("\"/>\n</heap>\n<total type=\"live\" count=\"")
         .u64(s.live_blocks)
         .str("\" size=\"")
         .u64(s.live_bytes)
         .str("\"/>\n<system type=\"current\" size=\"")
-        .u64(s.rss_bytes)
+        .u64(s.committed_bytes)
         .str("\"/>\n<system type=\"max\" size=\"")
-        .u64(s.peak_rss_bytes)
+        .u64(s.peak_committed_bytes)
         .str("\"/>\n</malloc>\n");
     w.flush();
     0

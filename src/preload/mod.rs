@@ -13,9 +13,10 @@
 //! | `cxx.rs`, `cxx_new.c` | `operator delete` (Rust) and `operator new` (C, so that `std::bad_alloc` can propagate) |
 //! | `introspect.rs` | glibc introspection: `mallinfo`, `mallinfo2`, `malloc_stats`, `malloc_trim`, `malloc_info`, `mallopt` |
 //! | `options.rs` | `LA_*` environment options, read without allocating |
-//! | `stats.rs` | counters and the `LA_STATS` table / JSON output |
+//! | `stats.rs` | the smp allocator's statistics, the shim's per-class counters (`LA_STATS`), the table / JSON output |
 //! | `fatal.rs` | `liballoc: fatal: ...` reports followed by `abort()` |
 //! | `fmt.rs` | allocation-free formatting into a stack buffer |
+//! | `errno.rs` | `errno` without a call into libc (saved and restored by `free`) |
 //!
 //! How it works. Every entry point tests one word, [`FLAGS`]: when it is
 //! exactly [`READY`] (the shim is initialised, no statistics and no failure
@@ -32,6 +33,13 @@
 //! allocator to classify the pointer ([`smp::check`]): a pointer that is not
 //! a live block start is reported by [`fatal`] and the process aborts,
 //! instead of corrupting the heap.
+//!
+//! Choices where the standards leave room (documented in `symbols.rs`):
+//! `realloc(p, 0)` frees and returns NULL (glibc's behaviour);
+//! `aligned_alloc` rejects a non-power-of-two alignment with EINVAL; a
+//! failing `operator new` throws `std::bad_alloc` (see `cxx.rs` for why
+//! that part is C); `realloc` that shrinks a block below half its size
+//! moves it to a smaller one.
 
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
 
@@ -39,6 +47,7 @@ use crate::allocators::smp::{self, PtrCheck};
 
 mod cxx;
 mod debug_mode;
+pub mod errno;
 pub mod fatal;
 pub mod fmt;
 mod introspect;
@@ -143,7 +152,7 @@ fn out_of_memory() -> *mut u8 {
     if FLAGS.load(Relaxed) & COUNT != 0 {
         stats::CALLS_FAILED.fetch_add(1, Relaxed);
     }
-    fmt::set_errno(libc::ENOMEM);
+    errno::set(libc::ENOMEM);
     core::ptr::null_mut()
 }
 
@@ -225,7 +234,7 @@ pub unsafe fn free(p: *mut u8, func: &str) {
         return;
     }
     if FLAGS.load(Relaxed) & DEBUG != 0 {
-        let saved = fmt::errno();
+        let saved = errno::get();
         if FLAGS.load(Relaxed) & COUNT != 0 {
             stats::CALLS_FREE.fetch_add(1, Relaxed);
             if let Some(n) = debug_mode::len_of(p) {
@@ -233,14 +242,13 @@ pub unsafe fn free(p: *mut u8, func: &str) {
             }
         }
         debug_mode::free(p);
-        fmt::set_errno(saved);
+        errno::set(saved);
         return;
     }
     validate(p, func);
-    // SAFETY: __errno_location returns this thread's errno slot, valid for
-    // the thread's lifetime; read and restored around the free.
-    let errno = unsafe { libc::__errno_location() };
-    // SAFETY: as above.
+    let errno = errno::location();
+    // SAFETY: this thread's errno slot, valid while the thread lives; read
+    // here and restored after the free.
     let saved = unsafe { *errno };
     if FLAGS.load(Relaxed) & COUNT != 0 {
         stats::CALLS_FREE.fetch_add(1, Relaxed);

@@ -111,7 +111,7 @@ fn read_proc_environ(opts: &mut Options, report: bool) {
     loop {
         // SAFETY: chunk is a writable buffer of the given length.
         let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
-        if n < 0 && super::fmt::errno() == libc::EINTR {
+        if n < 0 && super::errno::get() == libc::EINTR {
             continue;
         }
         if n <= 0 {

@@ -1,22 +1,27 @@
 //! Allocation statistics of the shim and their output (`LA_STATS=1` table,
-//! `LA_STATS=json` object, `malloc_stats`, the figures behind `mallinfo`).
+//! `LA_STATS=json` object, `malloc_stats`, `malloc_info`, the figures
+//! behind `mallinfo`).
 //!
-//! Counting costs shared atomic updates on every call, so it only runs when
-//! `LA_STATS` asks for it; the malloc fast path then tests one flag. Blocks
-//! are counted by their usable size in power-of-two size classes (`<= 16`,
-//! `<= 32`, ... bytes): per class the live blocks and bytes, the peak of the
-//! live bytes, and the total number and bytes of allocations. All counters
-//! are relaxed atomics: exact when the process is quiet (at exit), a close
-//! approximation while threads run. Process figures (RSS, peak RSS, CPU and
-//! wall time) come from `/proc/self/statm` and `getrusage`.
+//! Two sources. The smp allocator's own statistics (`la_smp_get_stats`:
+//! live, peak and committed bytes, per size class allocations and frees)
+//! are always on and cheap; they answer `mallinfo`, `malloc_info` and
+//! `malloc_stats`. The peak per size class is not among them, so with
+//! `LA_STATS` set the shim also counts every call itself, per smp size
+//! class (class 0 = huge blocks): live blocks and bytes, the peak of the
+//! live bytes, and total allocations and bytes. That costs shared atomic
+//! updates, hence only on request; the malloc fast path then tests one
+//! flag. All counters are relaxed atomics: exact when the process is quiet
+//! (at exit), a close approximation while threads run. Process figures
+//! (RSS, peak RSS, CPU and wall time) come from `/proc/self/statm` and
+//! `getrusage`.
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use super::fmt::Writer;
+use crate::allocators::smp::{self, la_smp_stats, size_class};
 
-/// Number of power-of-two size classes (class `i` holds usable sizes in
-/// `(2^(i+3), 2^(i+4)]`, class 0 everything up to 16 bytes).
-pub const CLASSES: usize = 44;
+/// Number of size classes: the smp allocator's (index 0: huge blocks).
+pub const CLASSES: usize = smp::LA_SMP_CLASSES;
 
 struct Class {
     live_blocks: AtomicU64,
@@ -51,20 +56,19 @@ pub static CALLS_FAILED: AtomicU64 = AtomicU64::new(0);
 /// Monotonic time when the shim initialised (nanoseconds).
 static START_NS: AtomicU64 = AtomicU64::new(0);
 
-/// The size class of a block of `usable` bytes.
+/// The smp size class of a block of `usable` bytes (0 for huge blocks).
 #[inline]
 pub fn class_of(usable: usize) -> usize {
-    if usable <= 16 {
+    if usable == 0 || usable > size_class::LARGE_MAX {
         0
     } else {
-        let bits = usize::BITS - (usable - 1).leading_zeros();
-        ((bits - 4) as usize).min(CLASSES - 1)
+        size_class::class_of(usable)
     }
 }
 
-/// The largest usable size of class `i`.
-fn class_limit(i: usize) -> u64 {
-    1u64 << (i + 4)
+/// The block size of class `i` (0 for huge blocks).
+fn class_size(i: usize) -> u64 {
+    size_class::CLASS_SIZE[i] as u64
 }
 
 /// Records a new block of `usable` bytes.
@@ -98,32 +102,57 @@ pub fn on_free(usable: usize) {
 /// One size class's counters, for output.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ClassRow {
-    /// The largest usable size in the class.
-    pub max_size: u64,
+    /// Block size of the class (0: huge blocks, each its own mapping).
+    pub block_size: u64,
     /// Live blocks.
     pub live_blocks: u64,
     /// Bytes in live blocks.
     pub live_bytes: u64,
-    /// Highest `live_bytes` seen.
-    pub peak_bytes: u64,
+    /// Highest `live_bytes` seen (only counted with `LA_STATS`).
+    pub peak_bytes: Option<u64>,
     /// Allocations so far.
     pub allocs: u64,
     /// Bytes allocated so far.
     pub alloc_bytes: u64,
 }
 
-/// The counters of class `i`, or `None` when nothing was allocated in it.
-pub fn class_row(i: usize) -> Option<ClassRow> {
-    let c = CLASS.get(i)?;
-    let allocs = c.allocs.load(Relaxed);
-    (allocs > 0).then(|| ClassRow {
-        max_size: class_limit(i),
-        live_blocks: c.live_blocks.load(Relaxed),
-        live_bytes: c.live_bytes.load(Relaxed),
-        peak_bytes: c.peak_bytes.load(Relaxed),
-        allocs,
-        alloc_bytes: c.alloc_bytes.load(Relaxed),
-    })
+/// The counters of class `i`, or `None` when nothing was allocated in it:
+/// the shim's own when `counting`, else the smp allocator's (`smp`, a
+/// snapshot; no peak, and huge blocks without their sizes).
+pub fn class_row(i: usize, counting: bool, smp: &la_smp_stats) -> Option<ClassRow> {
+    if counting {
+        let c = CLASS.get(i)?;
+        let allocs = c.allocs.load(Relaxed);
+        (allocs > 0).then(|| ClassRow {
+            block_size: class_size(i),
+            live_blocks: c.live_blocks.load(Relaxed),
+            live_bytes: c.live_bytes.load(Relaxed),
+            peak_bytes: Some(c.peak_bytes.load(Relaxed)),
+            allocs,
+            alloc_bytes: c.alloc_bytes.load(Relaxed),
+        })
+    } else {
+        let c = smp.classes.get(i)?;
+        let live = c.allocs.saturating_sub(c.frees);
+        let size = c.block_size as u64;
+        (c.allocs > 0).then_some(ClassRow {
+            block_size: size,
+            live_blocks: live,
+            live_bytes: live * size,
+            peak_bytes: None,
+            allocs: c.allocs,
+            alloc_bytes: c.allocs * size,
+        })
+    }
+}
+
+/// A snapshot of the smp allocator's statistics.
+pub fn smp_stats() -> la_smp_stats {
+    // SAFETY: la_smp_stats is plain integers, for which zero is valid.
+    let mut out: la_smp_stats = unsafe { core::mem::zeroed() };
+    // SAFETY: out is writable storage for an la_smp_stats.
+    unsafe { smp::la_smp_get_stats(&mut out) };
+    out
 }
 
 /// Remembers the start time (called once at initialisation).
@@ -144,41 +173,44 @@ fn now_ns() -> u64 {
 /// Heap figures for `mallinfo`, `malloc_stats` and the tables.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Summary {
-    /// Bytes in live blocks (usable sizes).
+    /// Bytes in live blocks (block sizes).
     pub live_bytes: u64,
     /// Highest `live_bytes` seen.
     pub peak_bytes: u64,
     /// Live blocks.
     pub live_blocks: u64,
+    /// Memory the smp allocator holds committed from the OS.
+    pub committed_bytes: u64,
+    /// Highest `committed_bytes` seen.
+    pub peak_committed_bytes: u64,
+    /// Thread heaps that existed.
+    pub heaps: u64,
     /// Memory the process holds (resident set), bytes.
     pub rss_bytes: u64,
     /// Highest resident set, bytes.
     pub peak_rss_bytes: u64,
 }
 
-/// Heap figures: the counters when statistics are on, otherwise the
-/// process's resident memory stands in for the heap figures.
-pub fn summary(counting: bool) -> Summary {
+/// Heap figures: live and peak from the shim's counters when `counting`
+/// (exact), else from the smp snapshot `smp`; committed memory from smp.
+pub fn summary(counting: bool, smp: &la_smp_stats) -> Summary {
     let rss = rss_bytes();
-    let peak_rss = peak_rss_bytes().max(rss);
+    let mut s = Summary {
+        live_bytes: smp.current_bytes as u64,
+        peak_bytes: smp.peak_bytes as u64,
+        live_blocks: smp.current_count as u64,
+        committed_bytes: smp.committed_bytes as u64,
+        peak_committed_bytes: smp.peak_committed_bytes as u64,
+        heaps: smp.heaps as u64,
+        rss_bytes: rss,
+        peak_rss_bytes: peak_rss_bytes().max(rss),
+    };
     if counting {
-        let live_blocks = CLASS.iter().map(|c| c.live_blocks.load(Relaxed)).sum();
-        Summary {
-            live_bytes: LIVE_BYTES.load(Relaxed),
-            peak_bytes: PEAK_BYTES.load(Relaxed),
-            live_blocks,
-            rss_bytes: rss,
-            peak_rss_bytes: peak_rss,
-        }
-    } else {
-        Summary {
-            live_bytes: rss,
-            peak_bytes: peak_rss,
-            live_blocks: 0,
-            rss_bytes: rss,
-            peak_rss_bytes: peak_rss,
-        }
+        s.live_bytes = LIVE_BYTES.load(Relaxed);
+        s.peak_bytes = PEAK_BYTES.load(Relaxed);
+        s.live_blocks = CLASS.iter().map(|c| c.live_blocks.load(Relaxed)).sum();
     }
+    s
 }
 
 /// Current resident set size from `/proc/self/statm` (0 if unreadable).
@@ -250,40 +282,43 @@ fn times() -> Times {
     }
 }
 
-/// Prints the statistics table to `w` (LA_STATS=1, malloc_stats).
+/// Totals over the class rows: (allocations, bytes allocated).
+fn row_totals(counting: bool, smp: &la_smp_stats) -> (u64, u64) {
+    (0..CLASSES)
+        .filter_map(|i| class_row(i, counting, smp))
+        .fold((0, 0), |(n, b), r| (n + r.allocs, b + r.alloc_bytes))
+}
+
+/// Prints the statistics table to `w` (LA_STATS=1, malloc_stats): the shim's
+/// per-class counters when `counting`, else the smp allocator's.
 pub fn print_table(w: &mut Writer, counting: bool) {
-    let s = summary(counting);
+    let smp = smp_stats();
+    let s = summary(counting, &smp);
     let t = times();
     w.str("liballoc statistics (pid ").u64(pid()).str(")\n");
-    if counting {
-        w.str("  size class    live blocks      live bytes      peak bytes     allocations  bytes allocated\n");
-        for (i, c) in CLASS.iter().enumerate() {
-            let allocs = c.allocs.load(Relaxed);
-            if allocs == 0 {
-                continue;
-            }
-            w.str("  <= ");
-            if i + 1 == CLASSES {
-                w.str("  max");
-            } else {
-                w.u64_w(class_limit(i), 9);
-            }
-            w.u64_w(c.live_blocks.load(Relaxed), 15)
-                .u64_w(c.live_bytes.load(Relaxed), 16)
-                .u64_w(c.peak_bytes.load(Relaxed), 16)
-                .u64_w(allocs, 16)
-                .u64_w(c.alloc_bytes.load(Relaxed), 17)
-                .str("\n");
+    w.str("  block size    live blocks      live bytes      peak bytes     allocations  bytes allocated\n");
+    for row in (0..CLASSES).filter_map(|i| class_row(i, counting, &smp)) {
+        if row.block_size == 0 {
+            w.str("       huge");
+        } else {
+            w.u64_w(row.block_size, 11);
         }
-        let allocs: u64 = CLASS.iter().map(|c| c.allocs.load(Relaxed)).sum();
-        let bytes: u64 = CLASS.iter().map(|c| c.alloc_bytes.load(Relaxed)).sum();
-        w.str("  total        ")
-            .u64_w(s.live_blocks, 15)
-            .u64_w(s.live_bytes, 16)
-            .u64_w(s.peak_bytes, 16)
-            .u64_w(allocs, 16)
-            .u64_w(bytes, 17)
-            .str("\n");
+        w.u64_w(row.live_blocks, 15).u64_w(row.live_bytes, 16);
+        match row.peak_bytes {
+            Some(p) => w.u64_w(p, 16),
+            None => w.repeat(b' ', 15).str("-"),
+        };
+        w.u64_w(row.allocs, 16).u64_w(row.alloc_bytes, 17).str("\n");
+    }
+    let (allocs, bytes) = row_totals(counting, &smp);
+    w.str("      total")
+        .u64_w(s.live_blocks, 15)
+        .u64_w(s.live_bytes, 16)
+        .u64_w(s.peak_bytes, 16)
+        .u64_w(allocs, 16)
+        .u64_w(bytes, 17)
+        .str("\n");
+    if counting {
         w.str("  calls: alloc ")
             .u64(CALLS_ALLOC.load(Relaxed))
             .str(", free ")
@@ -293,9 +328,14 @@ pub fn print_table(w: &mut Writer, counting: bool) {
             .str(", failed ")
             .u64(CALLS_FAILED.load(Relaxed))
             .str("\n");
-    } else {
-        w.str("  (per-class counters are kept only with LA_STATS set)\n");
     }
+    w.str("  heap: committed ")
+        .size(s.committed_bytes)
+        .str(", peak committed ")
+        .size(s.peak_committed_bytes)
+        .str(", thread heaps ")
+        .u64(s.heaps)
+        .str("\n");
     w.str("  process: rss ")
         .size(s.rss_bytes)
         .str(", peak rss ")
@@ -312,38 +352,35 @@ pub fn print_table(w: &mut Writer, counting: bool) {
 
 /// Prints the statistics as one JSON object on one line (LA_STATS=json).
 pub fn print_json(w: &mut Writer) {
-    let s = summary(true);
+    let smp = smp_stats();
+    let s = summary(true, &smp);
     let t = times();
     w.str("{\"liballoc_stats\":1,\"pid\":").u64(pid());
     w.str(",\"classes\":[");
-    let mut first = true;
-    let (mut allocs, mut bytes) = (0u64, 0u64);
-    for (i, c) in CLASS.iter().enumerate() {
-        let n = c.allocs.load(Relaxed);
-        if n == 0 {
-            continue;
-        }
-        let b = c.alloc_bytes.load(Relaxed);
-        allocs += n;
-        bytes += b;
-        if !first {
+    for (k, row) in (0..CLASSES)
+        .filter_map(|i| class_row(i, true, &smp))
+        .enumerate()
+    {
+        if k > 0 {
             w.str(",");
         }
-        first = false;
-        w.str("{\"max_size\":")
-            .u64(class_limit(i))
+        w.str("{\"block_size\":")
+            .u64(row.block_size)
+            .str(",\"huge\":")
+            .str(if row.block_size == 0 { "true" } else { "false" })
             .str(",\"live_blocks\":")
-            .u64(c.live_blocks.load(Relaxed))
+            .u64(row.live_blocks)
             .str(",\"live_bytes\":")
-            .u64(c.live_bytes.load(Relaxed))
+            .u64(row.live_bytes)
             .str(",\"peak_bytes\":")
-            .u64(c.peak_bytes.load(Relaxed))
+            .u64(row.peak_bytes.unwrap_or(0))
             .str(",\"allocs\":")
-            .u64(n)
+            .u64(row.allocs)
             .str(",\"alloc_bytes\":")
-            .u64(b)
+            .u64(row.alloc_bytes)
             .str("}");
     }
+    let (allocs, bytes) = row_totals(true, &smp);
     w.str("],\"total\":{\"live_blocks\":")
         .u64(s.live_blocks)
         .str(",\"live_bytes\":")
@@ -362,6 +399,16 @@ pub fn print_json(w: &mut Writer) {
         .u64(CALLS_REALLOC.load(Relaxed))
         .str(",\"failed\":")
         .u64(CALLS_FAILED.load(Relaxed))
+        .str("},\"heap\":{\"committed_bytes\":")
+        .u64(s.committed_bytes)
+        .str(",\"peak_committed_bytes\":")
+        .u64(s.peak_committed_bytes)
+        .str(",\"smp_live_bytes\":")
+        .u64(smp.current_bytes as u64)
+        .str(",\"smp_peak_bytes\":")
+        .u64(smp.peak_bytes as u64)
+        .str(",\"thread_heaps\":")
+        .u64(s.heaps)
         .str("},\"process\":{\"rss_bytes\":")
         .u64(s.rss_bytes)
         .str(",\"peak_rss_bytes\":")
@@ -381,14 +428,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classes_are_powers_of_two() {
-        assert_eq!(class_of(1), 0);
-        assert_eq!(class_of(16), 0);
-        assert_eq!(class_of(17), 1);
-        assert_eq!(class_of(32), 1);
-        assert_eq!(class_of(33), 2);
-        assert_eq!(class_of(4096), 8);
-        assert_eq!(class_limit(8), 4096);
-        assert_eq!(class_of(usize::MAX), CLASSES - 1);
+    fn classes_follow_smp() {
+        assert_eq!(class_of(16), 1);
+        assert_eq!(class_size(class_of(16)), 16);
+        for i in 1..CLASSES {
+            assert_eq!(class_of(class_size(i) as usize), i);
+        }
+        assert_eq!(class_of(size_class::LARGE_MAX + 1), 0);
+        assert_eq!(class_size(0), 0);
+    }
+
+    #[test]
+    fn counters_track_live_and_peak() {
+        let c = class_of(48);
+        on_alloc(48);
+        on_alloc(48);
+        on_free(48);
+        let row = class_row(c, true, &smp_stats()).unwrap();
+        assert!(row.allocs >= 2 && row.live_blocks >= 1);
+        assert!(row.peak_bytes.unwrap() >= 96);
     }
 }

@@ -28,7 +28,7 @@
 use core::ffi::{c_int, c_void};
 use core::ptr;
 
-use super::{MIN_ALIGN, MIN_ALIGN_LOG2, fmt};
+use super::{MIN_ALIGN, MIN_ALIGN_LOG2, errno};
 
 #[inline]
 fn malloc_impl(size: usize) -> *mut c_void {
@@ -38,7 +38,7 @@ fn malloc_impl(size: usize) -> *mut c_void {
 #[inline]
 fn calloc_impl(n: usize, size: usize) -> *mut c_void {
     let Some(total) = n.checked_mul(size) else {
-        fmt::set_errno(libc::ENOMEM);
+        errno::set(libc::ENOMEM);
         return ptr::null_mut();
     };
     let p = super::alloc(total, MIN_ALIGN_LOG2);
@@ -56,7 +56,7 @@ fn memalign_impl(align: usize, size: usize) -> *mut c_void {
         return malloc_impl(size);
     }
     let Some(align) = align.checked_next_power_of_two() else {
-        fmt::set_errno(libc::EINVAL);
+        errno::set(libc::EINVAL);
         return ptr::null_mut();
     };
     super::alloc_aligned(size, align).cast()
@@ -71,7 +71,7 @@ fn pvalloc_impl(size: usize) -> *mut c_void {
     match crate::alignment::forward(size.max(1), page) {
         Some(rounded) => super::alloc_aligned(rounded, page).cast(),
         None => {
-            fmt::set_errno(libc::ENOMEM);
+            errno::set(libc::ENOMEM);
             ptr::null_mut()
         }
     }
@@ -84,7 +84,7 @@ unsafe fn reallocarray_impl(p: *mut c_void, n: usize, size: usize, func: &str) -
         // SAFETY: caller's promise (reallocarray is an unsafe fn).
         Some(total) => unsafe { super::realloc(p.cast(), total, func).cast() },
         None => {
-            fmt::set_errno(libc::ENOMEM);
+            errno::set(libc::ENOMEM);
             ptr::null_mut()
         }
     }
@@ -218,9 +218,9 @@ pub unsafe extern "C" fn posix_memalign(
     if !alignment.is_power_of_two() || alignment < core::mem::size_of::<*mut c_void>() {
         return libc::EINVAL;
     }
-    let saved = fmt::errno();
+    let saved = errno::get();
     let p = super::alloc_aligned(size, alignment);
-    fmt::set_errno(saved);
+    errno::set(saved);
     if p.is_null() {
         return libc::ENOMEM;
     }
@@ -234,7 +234,7 @@ pub unsafe extern "C" fn posix_memalign(
 #[unsafe(no_mangle)]
 pub extern "C" fn aligned_alloc(alignment: usize, size: usize) -> *mut c_void {
     if !alignment.is_power_of_two() {
-        fmt::set_errno(libc::EINVAL);
+        errno::set(libc::EINVAL);
         return ptr::null_mut();
     }
     super::alloc_aligned(size, alignment).cast()
