@@ -21,7 +21,7 @@ $(BUILD)/debug/%: c_tests/debug/%.c c_tests/debug/common.h include/liballoc.h $(
 
 .PHONY: debug-test debug-bench install-la-run uninstall-la-run
 debug-test: $(LA_RUN) $(DEBUG_PRELOAD) $(DEBUG_BUG_BINS)
-	BUILD="$(BUILD)" PYTHON="$(PYTHON)" sh c_tests/debug/run_tests.sh
+	BUILD="$(BUILD)" CC="$(CC)" PYTHON="$(PYTHON)" sh c_tests/debug/run_tests.sh
 
 debug-bench: $(LA_RUN) $(DEBUG_PRELOAD) $(DEBUG_BUG_BINS)
 	BUILD="$(BUILD)" CC="$(CC)" PYTHON="$(PYTHON)" sh benches/debug/run.sh

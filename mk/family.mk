@@ -12,7 +12,7 @@ ZIG ?= $(shell if [ -x /tmp/zig/ziglang/zig ]; then echo /tmp/zig/ziglang/zig; e
 ZIG_FLAGS := -Dlib-dir=$(abspath $(BUILD)) -Dinclude-dir=$(abspath include)
 
 $(ZIG_LOCAL):
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(BUILD)/zig ziglang
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(BUILD)/zig 'ziglang>=0.17,<0.18'
 
 .PHONY: zig-test zig-bench
 zig-test: $(SO_LINK) $(ZIG)

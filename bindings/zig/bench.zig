@@ -106,8 +106,11 @@ pub fn main() !void {
     };
     const theirs = std.heap.smp_allocator;
     const ours = la.smpAllocator();
-    std.debug.print("zig bench: ns/op (best of 2), std.heap.smp_allocator vs la_smp_allocator\n", .{});
-    std.debug.print("{s:<18} {s:>10} {s:>10} {s:>8}\n", .{ "workload", "std smp", "la smp", "std/la" });
+    // glibc malloc through the same binding: a peer that shows how much of a
+    // difference is the binding and how much the allocator.
+    const libc = la.cAllocator();
+    std.debug.print("zig bench: ns/op (best of 2), std.heap.smp_allocator vs la_smp_allocator (and la_c_allocator for reference)\n", .{});
+    std.debug.print("{s:<18} {s:>10} {s:>10} {s:>10} {s:>8}\n", .{ "workload", "std smp", "la smp", "la c", "std/la" });
     var log_sum: f64 = 0;
     for (works) |w| {
         // Alternate the order so warm-up effects do not favour one side.
@@ -115,10 +118,11 @@ pub fn main() !void {
         const l1 = try measure(ours, w);
         const l2 = try measure(ours, w);
         const s2 = try measure(theirs, w);
+        const cl = try measure(libc, w);
         const s = @min(s1, s2);
         const l = @min(l1, l2);
         log_sum += @log(s / l);
-        std.debug.print("{s:<18} {d:>10.1} {d:>10.1} {d:>8.2}\n", .{ w.name, s, l, s / l });
+        std.debug.print("{s:<18} {d:>10.1} {d:>10.1} {d:>10.1} {d:>8.2}\n", .{ w.name, s, l, cl, s / l });
     }
     std.debug.print("geometric mean std/la: {d:.2} (above 1: liballoc faster)\n", .{@exp(log_sum / works.len)});
 }

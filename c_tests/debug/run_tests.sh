@@ -7,7 +7,7 @@
 # print no report and keep their exit status even with --leak-exitcode.
 # la-run's own option handling is checked too.
 #
-# Environment: BUILD (from mk/debug.mk), PYTHON.
+# Environment: BUILD, CC (from mk/debug.mk), PYTHON.
 set -u
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-python3}
@@ -152,6 +152,20 @@ fi
 run ls 0 "$LA_RUN" --debug --leak-exitcode 23 ls -l /
 lacks "liballoc:"
 ok
+# Threads, cross-thread frees, fork and thread-exit destructors (the shim's
+# churn test), and C++ new/delete with the STL, all clean.
+CC=${CC:-cc}
+if $CC -std=c11 -O2 -g -Ic_tests -o "$BIN/preload_churn" c_tests/preload_churn.c -lpthread 2>"$TMP/err"; then
+    run threads-fork 0 "$LA_RUN" --debug --leak-exitcode 23 "$BIN/preload_churn" churn
+    lacks "liballoc:"
+    ok
+fi
+if command -v g++ >/dev/null 2>&1 &&
+    g++ -std=c++17 -O2 -g -o "$BIN/preload_cxx" c_tests/preload_cxx.cpp 2>"$TMP/err"; then
+    run cxx 0 "$LA_RUN" --debug --leak-exitcode 23 "$BIN/preload_cxx"
+    lacks "liballoc:"
+    ok
+fi
 
 # la-run itself.
 run la-run-help 0 "$LA_RUN" --help

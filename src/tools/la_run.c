@@ -157,6 +157,7 @@ int main(int argc, char **argv) {
 
     char shim[PATH_MAX];
     if (!find_shim(shim, sizeof shim)) return 127;
+    unsetenv("LA_PRELOAD_LIB"); /* la-run's own: the shim would warn about it */
 
     if (stats) setenv("LA_STATS", stats, 1);
     if (debug) setenv("LA_DEBUG", "1", 1);

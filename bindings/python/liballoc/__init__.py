@@ -299,13 +299,20 @@ class Logging(_Handle):
 
 
 class FixedBuffer(Allocator):
-    """Bump allocation inside a buffer of `size` bytes owned by this object."""
+    """Bump allocation inside a buffer of `size` bytes owned by this object.
+    With `thread_safe=True` the lock-free variant is used, so several
+    threads may allocate from it at once."""
 
-    def __init__(self, size):
+    def __init__(self, size, thread_safe=False):
         self._buf = (ctypes.c_ubyte * size)()
         self._fb = _n.LaFixedBuffer()
         _lib.la_fixed_buffer_init(ctypes.byref(self._fb), ctypes.addressof(self._buf), size)
-        super().__init__(_lib.la_fixed_buffer_allocator(ctypes.byref(self._fb)))
+        get = (
+            _lib.la_fixed_buffer_thread_safe_allocator
+            if thread_safe
+            else _lib.la_fixed_buffer_allocator
+        )
+        super().__init__(get(ctypes.byref(self._fb)))
 
     def reset(self):
         """Frees every block at once."""

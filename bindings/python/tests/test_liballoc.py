@@ -30,6 +30,7 @@ def general_allocators():
         ("smp", static(la.smp)),
         ("arena", closing(lambda: la.Arena(la.page))),
         ("fixed_buffer", static(la.FixedBuffer(1 << 20))),
+        ("fixed_buffer(thread-safe)", static(la.FixedBuffer(1 << 20, thread_safe=True))),
         ("buffer_first", static(la.BufferFirst(4096, la.c))),
         ("thread_safe", closing(lambda: la.ThreadSafe(la.c))),
         ("logging", closing(lambda: la.Logging(la.c, devnull))),

@@ -3,6 +3,7 @@
  * through liballoc.fromZig (the reverse direction of the binding).
  * Returns 0 when every step worked, else the number of the failing step.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "liballoc.h"
@@ -30,4 +31,20 @@ int drive_allocator(la_allocator a) {
     la_free(a, s, 1, 13, 1);
     la_free(a, ys, sizeof(int), 10000, _Alignof(int));
     return 0;
+}
+
+/* Layouts of the caller-storage structs as C sees them, so the Zig test
+ * can check the hand-written declarations in liballoc.zig against the
+ * header. */
+size_t drive_sizeof(int which) {
+    switch (which) {
+    case 0: return sizeof(la_allocator);
+    case 1: return sizeof(la_vtable);
+    case 2: return sizeof(la_fixed_buffer);
+    case 3: return sizeof(la_buffer_first);
+    case 4: return sizeof(la_arena_reset_mode);
+    case 5: return offsetof(la_buffer_first, fallback);
+    case 6: return offsetof(la_fixed_buffer, end_index);
+    default: return 0;
+    }
 }

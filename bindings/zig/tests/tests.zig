@@ -207,3 +207,23 @@ test "debug allocator over smp behind a thread-safe wrapper, from threads" {
     c.la_thread_safe_destroy(ts);
     try testing.expectEqual(@as(c_int, 0), c.la_debug_destroy(d));
 }
+
+test "failing allocator that never fails passes Zig's suite" {
+    const never = std.math.maxInt(usize);
+    const f = c.la_failing_create(c.la_c_allocator(), never, never) orelse return error.OutOfMemory;
+    defer c.la_failing_destroy(f);
+    var ad: la.Adapter = .init(c.la_failing_allocator(f));
+    try both(ad.allocator());
+}
+
+extern fn drive_sizeof(which: c_int) usize;
+
+test "hand-written declarations match the C header's layouts" {
+    try testing.expectEqual(drive_sizeof(0), @sizeOf(c.Allocator));
+    try testing.expectEqual(drive_sizeof(1), @sizeOf(c.VTable));
+    try testing.expectEqual(drive_sizeof(2), @sizeOf(c.FixedBuffer));
+    try testing.expectEqual(drive_sizeof(3), @sizeOf(c.BufferFirst));
+    try testing.expectEqual(drive_sizeof(4), @sizeOf(c.ResetMode));
+    try testing.expectEqual(drive_sizeof(5), @offsetOf(c.BufferFirst, "fallback"));
+    try testing.expectEqual(drive_sizeof(6), @offsetOf(c.FixedBuffer, "end_index"));
+}

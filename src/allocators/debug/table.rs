@@ -66,9 +66,18 @@ pub struct Table {
     count: usize,
 }
 
+/// Slot hash of a block address: each 4 KiB page of addresses gets its own
+/// run of 256 slots, placed by a multiplicative hash of the page number,
+/// and the blocks of a page take nearby slots in that run. Blocks
+/// allocated or freed near each other in memory thus touch few cache lines
+/// of the index, while pages spread evenly over it.
 #[inline]
 fn hash(addr: usize) -> usize {
-    (addr >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    let h = (addr >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // Pages sharing a run place their blocks at different offsets (XOR with
+    // a per-page byte keeps each aligned group of 8 slots together).
+    let offset = ((addr >> 4) ^ (h >> 56)) & 0xff;
+    ((h >> 16) << 8) | offset
 }
 
 impl Table {
