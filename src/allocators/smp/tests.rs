@@ -244,10 +244,8 @@ fn vtable_alloc_rejects_what_the_contract_rejects() {
     let f = unsafe { (*a.vtable).alloc }.unwrap();
     for align in 0..=255u8 {
         // SAFETY: the entry checks every argument.
-        assert!(
-            unsafe { f(a.ptr, 0, align, 0) }.is_null(),
-            "len 0 align {align}"
-        );
+        let p = unsafe { f(a.ptr, 0, align, 0) };
+        assert!(p.is_null(), "len 0 align {align}");
         if align >= 64 {
             // SAFETY: as above.
             assert!(unsafe { f(a.ptr, 16, align, 0) }.is_null(), "align {align}");
