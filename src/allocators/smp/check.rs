@@ -69,11 +69,12 @@ pub fn check(ptr: *const u8) -> PtrCheck {
                 )
             };
             let area = s.page_area(i).0;
+            if a < area {
+                // Segment metadata, before page 0's blocks.
+                return PtrCheck::Interior;
+            }
             if bs == 0 {
                 return PtrCheck::Free;
-            }
-            if a < area {
-                return PtrCheck::Interior;
             }
             let off = a - area;
             let idx = off / bs;

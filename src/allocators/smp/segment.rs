@@ -14,7 +14,11 @@
 //! alignments of a segment or more the block itself is segment-aligned and
 //! the header sits one segment before it; that is why the header of a block
 //! is always found at `(ptr - 1) & !SEGMENT_MASK` (no block starts at offset 0
-//! of a normal segment).
+//! of a normal segment). Huge blocks grow and shrink with `mremap`; growth
+//! takes headroom (twice the request: untouched pages cost no memory) so a
+//! block that keeps growing needs a system call only now and then, and a
+//! move goes to a fresh segment-aligned reservation (`MREMAP_FIXED`). Freed
+//! huge mappings wait in a small cache for reuse (unmapped after 250 ms).
 //!
 //! A process-wide byte map (one byte per 4 MiB of the 47-bit address space,
 //! mapped lazily) records which chunks are ours, so that `check` can classify

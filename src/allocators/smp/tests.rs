@@ -80,6 +80,8 @@ fn segments_are_found_by_masking() {
 fn interior_foreign_and_double_frees_are_classified() {
     let p = alloc(100, 4);
     assert_eq!(check(p.wrapping_add(8)), PtrCheck::Interior);
+    let seg = segment_of(p) as *const u8;
+    assert_eq!(check(seg.wrapping_add(64)), PtrCheck::Interior);
     let local = 5u64;
     assert_eq!(check(&local as *const u64 as *const u8), PtrCheck::NotOurs);
     assert_eq!(check(ptr::null()), PtrCheck::NotOurs);

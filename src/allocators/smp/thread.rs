@@ -291,15 +291,17 @@ pub fn current_or_init() -> *mut Heap {
     if !h.is_null() {
         return h;
     }
-    let Some(key) = ensure_key() else {
-        return ptr::null_mut();
-    };
+    let key = ensure_key();
     let h = pool_acquire();
     if h.is_null() {
         return h;
     }
     set_heap(h);
-    // SAFETY: key is a live key; the value is our heap.
-    unsafe { libc::pthread_setspecific(key, h as *const c_void) };
+    // Without a key (all taken) the heap still works; it is just not
+    // abandoned when the thread exits.
+    if let Some(key) = key {
+        // SAFETY: key is a live key; the value is our heap.
+        unsafe { libc::pthread_setspecific(key, h as *const c_void) };
+    }
     h
 }
