@@ -98,7 +98,7 @@ pub fn alloc(len: usize, align_log2: u8) -> *mut u8 {
 ///
 /// # Safety
 /// `ptr` is a live block of this allocator.
-#[inline]
+#[inline(always)]
 pub unsafe fn free(ptr: *mut u8) {
     debug_assert!(!ptr.is_null());
     let seg = segment::segment_of(ptr);
