@@ -34,6 +34,7 @@
 //! lock (so `fork()` can never leave one held).
 
 mod check;
+mod checked;
 mod heap;
 mod page;
 mod segment;
@@ -41,6 +42,7 @@ pub mod size_class;
 mod stats;
 mod thread;
 
+pub use checked::{alloc_zeroed, free_checked};
 pub use stats::{LA_SMP_CLASSES, la_smp_class_stats, la_smp_stats};
 
 use core::ffi::c_void;
@@ -240,9 +242,10 @@ unsafe fn grow_to_huge(ptr: *mut u8, new_len: usize) -> *mut u8 {
 }
 
 /// Classifies a pointer before it is freed: exact, and never reads memory
-/// that is not mapped (see `check.rs`).
+/// that is not mapped (see `check.rs`); no division (see `checked.rs`).
+#[inline]
 pub fn check(ptr: *const u8) -> PtrCheck {
-    check::check(ptr)
+    checked::check(ptr)
 }
 
 /// Returns free memory to the OS now: collects the calling thread's heap
