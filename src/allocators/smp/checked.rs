@@ -39,9 +39,9 @@ const MAGIC_SHIFT: u32 = 44;
 
 const _: () = assert!(SEGMENT_SHIFT + SEGMENT_SHIFT <= MAGIC_SHIFT);
 
-const fn build_magic() -> [u64; NCLASSES] {
+const fn build_magic() -> [u64; 256] {
     let sizes = size_class::build_sizes();
-    let mut m = [0u64; NCLASSES];
+    let mut m = [0u64; 256];
     let mut c = 0;
     while c < NCLASSES {
         let d = sizes[c] as u64;
@@ -54,8 +54,9 @@ const fn build_magic() -> [u64; NCLASSES] {
     m
 }
 
-/// Per-class reciprocals (see [`MAGIC_SHIFT`]); 0 for the unused class 0.
-static MAGIC: [u64; NCLASSES] = build_magic();
+/// Per-class reciprocals (see [`MAGIC_SHIFT`]), indexed by any `u8` so the
+/// lookup needs no bounds check; 0 for class 0 and beyond the last class.
+static MAGIC: [u64; 256] = build_magic();
 
 /// What [`classify`] found.
 #[derive(Clone, Copy)]
@@ -132,7 +133,7 @@ fn classify_in(s: &'static Segment, a: usize) -> Found {
     let (bs, cls, cap, res) = unsafe {
         (
             p.block_size(),
-            ptr::read_volatile(p.class.as_ptr()) as usize,
+            ptr::read_volatile(p.class.as_ptr()),
             ptr::read_volatile(p.capacity.as_ptr()) as usize,
             ptr::read_volatile(p.reserved.as_ptr()) as usize,
         )
@@ -142,9 +143,9 @@ fn classify_in(s: &'static Segment, a: usize) -> Found {
     }
     let off = a - area;
     // off < page size <= SEGMENT_SIZE. A class read while the page is
-    // being reused by another thread may not match bs: the exact test
-    // below still only accepts a true block start.
-    let magic = MAGIC[cls % NCLASSES];
+    // being reused by another thread may not match bs (its magic may even
+    // be 0): the exact test below still only accepts a true block start.
+    let magic = MAGIC[cls as usize];
     let idx = ((off as u64 * magic) >> MAGIC_SHIFT) as usize;
     if idx >= res || idx * bs != off {
         return Found::Not(PtrCheck::Interior);
