@@ -364,7 +364,8 @@ pub fn note_carved(seg: &Segment, i: usize, carved_end: usize) {
 /// Freed huge mappings kept for reuse (mapping start | length in pages;
 /// 0 = empty). Reusing one saves the mmap/munmap pair and the page faults.
 /// Bounded: [`HUGE_CACHE_SLOTS`] mappings of at most [`HUGE_CACHE_MAX`]
-/// bytes, each unmapped after [`HUGE_CACHE_MS`] unused (by the purge pass
+/// bytes and [`HUGE_CACHE_TOTAL`] in all, each unmapped after
+/// [`HUGE_CACHE_MS`] unused (by the purge pass
 /// of whichever thread runs one); `la_smp_collect` empties it.
 static HUGE_CACHE: [AtomicUsize; HUGE_CACHE_SLOTS] =
     [const { AtomicUsize::new(0) }; HUGE_CACHE_SLOTS];
@@ -374,6 +375,8 @@ const HUGE_CACHE_MS: u32 = 250;
 static HUGE_CACHE_TIME: [AtomicU32; HUGE_CACHE_SLOTS] =
     [const { AtomicU32::new(0) }; HUGE_CACHE_SLOTS];
 const HUGE_CACHE_MAX: usize = 1 << 30;
+/// At most this many bytes of mappings wait in the cache at once.
+const HUGE_CACHE_TOTAL: usize = 256 << 20;
 /// Cached mappings this big are dropped before a new big mapping is made,
 /// so the cache never adds to the peak of resident memory.
 const HUGE_CACHE_BIG: usize = 16 << 20;
@@ -406,6 +409,13 @@ fn huge_cache_take(total: usize, growing: bool) -> Option<(usize, usize)> {
 fn huge_cache_put(start: usize, len: usize) -> bool {
     let page = sys::page_size();
     if len > HUGE_CACHE_MAX || len / page > SEGMENT_MASK {
+        return false;
+    }
+    let cached: usize = HUGE_CACHE
+        .iter()
+        .map(|slot| (slot.load(Ordering::Relaxed) & SEGMENT_MASK) * page)
+        .sum();
+    if cached + len > HUGE_CACHE_TOTAL {
         return false;
     }
     let v = start | (len / page);
