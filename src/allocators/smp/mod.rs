@@ -14,7 +14,8 @@
 //!   decommit, thread-exit abandonment and reclaim;
 //! - `thread.rs`: TLS, the exit key, the heap pool, fork safety;
 //! - `stats.rs`, `check.rs`: statistics, pointer classification and the
-//!   heap-consistency checker.
+//!   heap-consistency checker; `checked.rs`: the shim's checked entry
+//!   points (division-free classification, checked free, zeroed alloc).
 //!
 //! The interface used by the vtable below and by the preload shim:
 //!
@@ -28,7 +29,12 @@
 //!   when that is no better than alloc + copy + free;
 //! - [`check`]`(ptr)`: classifies a pointer before it is freed, so the shim
 //!   can report foreign, interior and double frees instead of corrupting;
-//! - [`collect`]: returns free memory to the OS now.
+//! - [`collect`]: returns free memory to the OS now;
+//! - [`free_checked`]`(ptr)`: [`check`] and [`free`] with one lookup (the
+//!   shim's `free`); [`alloc_zeroed`]`(len, align_log2)`: `calloc` without
+//!   clearing fresh huge mappings (both in `checked.rs`).
+//!
+//! `free` and `free_checked` never change `errno` (see `checked.rs`).
 //!
 //! None of these allocate through the global allocator, panic or take a
 //! lock (so `fork()` can never leave one held).
