@@ -252,7 +252,7 @@ pub fn validate(p: *mut u8, func: &str) {
 /// # Safety
 /// `p` is NULL or a block the caller obtained from this shim and still
 /// owns; a pointer that is not is caught as far as [`smp::check`] can tell.
-#[inline]
+#[inline(always)]
 pub unsafe fn free(p: *mut u8, func: &str) {
     if p.is_null() {
         return;
