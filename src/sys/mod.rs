@@ -257,6 +257,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn failed_calls_keep_errno() {
+        let page = page_size();
+        let p = map(page).unwrap().as_ptr();
+        let errno = || {
+            // SAFETY: the thread's errno slot.
+            unsafe { *libc::__errno_location() }
+        };
+        // SAFETY: the thread's errno slot.
+        unsafe { *libc::__errno_location() = 4321 };
+        // SAFETY: an empty and a misaligned range inside our mapping: the
+        // calls fail with EINVAL without touching anything.
+        unsafe {
+            unmap(p, 0);
+            assert!(!protect_rw(p.add(1), 1));
+        }
+        assert!(map(usize::MAX - page).is_none());
+        assert_eq!(errno(), 4321);
+        // SAFETY: the mapping is ours.
+        unsafe { unmap(p, page) };
+    }
+
+    #[test]
     fn map_and_unmap() {
         let len = page_size() * 3;
         let p = map(len).unwrap();
