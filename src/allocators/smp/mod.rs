@@ -84,6 +84,10 @@ fn alloc_in(cls: usize) -> *mut u8 {
 
 #[inline(never)]
 fn alloc_slow(cls: usize) -> *mut u8 {
+    if cls == 0 {
+        // Class 0 (a zero-length request, see `size_class::class_small`).
+        return ptr::null_mut();
+    }
     let h = thread::current_or_init();
     if h.is_null() {
         return ptr::null_mut();
@@ -269,7 +273,40 @@ pub fn collect() {
 pub struct SmpAllocator;
 
 static INSTANCE: SmpAllocator = SmpAllocator;
-static VTABLE: la_vtable = vtable_of::<SmpAllocator>();
+/// The shared trampolines of [`vtable_of`], except `alloc`: see [`vt_alloc`].
+static VTABLE: la_vtable = la_vtable {
+    alloc: Some(vt_alloc),
+    ..vtable_of::<SmpAllocator>()
+};
+
+/// The vtable's `alloc` entry. Gives what the shared trampoline gives (NULL
+/// for `len == 0` and alignments of 64 or more; the context is ignored),
+/// but the common case, a table-sized request aligned to at most 16 bytes,
+/// needs no test of its own: `len == 0` maps to class 0, which has no
+/// pages, so it ends on the slow path, which returns NULL.
+///
+/// # Safety
+/// None beyond the vtable contract: every argument is checked.
+unsafe extern "C" fn vt_alloc(
+    _ctx: *mut c_void,
+    len: usize,
+    alignment: u8,
+    _ret_addr: usize,
+) -> *mut c_void {
+    if len <= size_class::TABLE_MAX && alignment <= 4 {
+        return alloc_in(size_class::class_small(len, alignment)).cast();
+    }
+    alloc_checked(len, alignment).cast()
+}
+
+/// [`alloc`] behind the contract's checks (the rest of [`vt_alloc`]).
+#[inline(never)]
+fn alloc_checked(len: usize, alignment: u8) -> *mut u8 {
+    if len == 0 || alignment > crate::alignment::MAX_LOG2 {
+        return ptr::null_mut();
+    }
+    alloc(len, alignment)
+}
 
 // SAFETY: blocks are at least `len` bytes and aligned by `alloc`; resize
 // reports success only when the block holds the new length.
