@@ -14,7 +14,8 @@
 //!   decommit, thread-exit abandonment and reclaim;
 //! - `thread.rs`: TLS, the exit key, the heap pool, fork safety;
 //! - `stats.rs`, `check.rs`: statistics, pointer classification and the
-//!   heap-consistency checker.
+//!   heap-consistency checker; `checked.rs`: the shim's checked entry
+//!   points (division-free classification, checked free, zeroed alloc).
 //!
 //! The interface used by the vtable below and by the preload shim:
 //!
@@ -28,12 +29,18 @@
 //!   when that is no better than alloc + copy + free;
 //! - [`check`]`(ptr)`: classifies a pointer before it is freed, so the shim
 //!   can report foreign, interior and double frees instead of corrupting;
-//! - [`collect`]: returns free memory to the OS now.
+//! - [`collect`]: returns free memory to the OS now;
+//! - [`free_checked`]`(ptr)`: [`check`] and [`free`] with one lookup (the
+//!   shim's `free`); [`alloc_zeroed`]`(len, align_log2)`: `calloc` without
+//!   clearing fresh huge mappings (both in `checked.rs`).
+//!
+//! `free` and `free_checked` never change `errno` (see `checked.rs`).
 //!
 //! None of these allocate through the global allocator, panic or take a
 //! lock (so `fork()` can never leave one held).
 
 mod check;
+mod checked;
 mod heap;
 mod page;
 mod segment;
@@ -41,6 +48,7 @@ pub mod size_class;
 mod stats;
 mod thread;
 
+pub use checked::{alloc_zeroed, free_checked};
 pub use stats::{LA_SMP_CLASSES, la_smp_class_stats, la_smp_stats};
 
 use core::ffi::c_void;
@@ -244,9 +252,10 @@ unsafe fn grow_to_huge(ptr: *mut u8, new_len: usize) -> *mut u8 {
 }
 
 /// Classifies a pointer before it is freed: exact, and never reads memory
-/// that is not mapped (see `check.rs`).
+/// that is not mapped (see `check.rs`); no division (see `checked.rs`).
+#[inline]
 pub fn check(ptr: *const u8) -> PtrCheck {
-    check::check(ptr)
+    checked::check(ptr)
 }
 
 /// Returns free memory to the OS now: collects the calling thread's heap

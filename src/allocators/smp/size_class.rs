@@ -40,7 +40,7 @@ const fn compute_class(size: usize) -> usize {
     4 + (k - 6) * 8 + j
 }
 
-const fn build_sizes() -> [usize; NCLASSES] {
+pub(crate) const fn build_sizes() -> [usize; NCLASSES] {
     let mut t = [0usize; NCLASSES];
     let mut i = 1;
     while i <= 4 {
