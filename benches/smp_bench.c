@@ -95,17 +95,17 @@ typedef struct {
 } slice;
 
 static void w_churn(void) {
-    enum { LIVE = 20000 };
-    static slice slot[LIVE];
+    enum { LIVE_SET = 20000 };
+    static slice slot[LIVE_SET];
     uint64_t r = 7;
     for (long i = 0; i < ITERS(8000000); i++) {
-        slice *s = &slot[rnd(&r) % LIVE];
+        slice *s = &slot[rnd(&r) % LIVE_SET];
         if (s->p) b_free(s->p, s->n);
         s->n = mixed_small(&r);
         s->p = b_alloc(s->n);
         memset(s->p, 0, 16);
     }
-    for (unsigned k = 0; k < LIVE; k++)
+    for (unsigned k = 0; k < LIVE_SET; k++)
         if (slot[k].p) b_free(slot[k].p, slot[k].n);
 }
 
@@ -162,17 +162,17 @@ static size_t mixed_any(uint64_t *r) {
 }
 
 static void *mixed_worker(void *arg) {
-    enum { LIVE = 2000 };
-    slice slot[LIVE] = {{0, 0}};
+    enum { LIVE_SET = 2000 };
+    slice slot[LIVE_SET] = {{0, 0}};
     uint64_t r = (uintptr_t)arg * 0x9e3779b97f4a7c15ull + 3;
     for (long i = 0; i < ITERS(600000); i++) {
-        slice *s = &slot[rnd(&r) % LIVE];
+        slice *s = &slot[rnd(&r) % LIVE_SET];
         if (s->p) b_free(s->p, s->n);
         s->n = mixed_any(&r);
         s->p = b_alloc(s->n);
         memset(s->p, 1, s->n < 64 ? s->n : 64);
     }
-    for (unsigned k = 0; k < LIVE; k++)
+    for (unsigned k = 0; k < LIVE_SET; k++)
         if (slot[k].p) b_free(slot[k].p, slot[k].n);
     return NULL;
 }

@@ -440,7 +440,8 @@ typedef struct la_smp_stats {
    */
   uintptr_t current_count;
   /**
-   * Highest `current_bytes` seen (exact to within 256 KiB per thread).
+   * Highest `current_bytes` seen (approximate: sampled on slow paths,
+   * to within 256 KiB per thread plus about a page per size class).
    */
   uintptr_t peak_bytes;
   /**

@@ -16,7 +16,7 @@
 //! | `stats.rs` | the smp allocator's statistics, the shim's per-class counters (`LA_STATS`), the table / JSON output |
 //! | `fatal.rs` | `liballoc: fatal: ...` reports followed by `abort()` |
 //! | `fmt.rs` | allocation-free formatting into a stack buffer |
-//! | `errno.rs` | `errno` without a call into libc (saved and restored by `free`) |
+//! | `errno.rs` | `errno` without a call into libc (set on failure; smp's `free` never changes it) |
 //!
 //! How it works. Every entry point tests one word, [`FLAGS`]: when it is
 //! exactly [`READY`] (the shim is initialised, no statistics and no failure
@@ -30,9 +30,10 @@
 //!
 //! Every block is at least 16-byte aligned (`max_align_t`), so `free`
 //! rejects a misaligned pointer with one test before asking the smp
-//! allocator to classify the pointer ([`smp::check`]): a pointer that is not
-//! a live block start is reported by [`fatal`] and the process aborts,
-//! instead of corrupting the heap.
+//! allocator to classify the pointer and free it when it is a live block,
+//! with one lookup ([`smp::free_checked`]): a pointer that is not a live
+//! block start is reported by [`fatal`] and the process aborts, instead of
+//! corrupting the heap.
 //!
 //! Choices where the standards leave room (documented in `symbols.rs`):
 //! `realloc(p, 0)` frees and returns NULL (glibc's behaviour);
@@ -177,6 +178,25 @@ pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
     alloc_slow(size, align_log2)
 }
 
+/// [`alloc`] of zeroed memory (`calloc`): fresh huge mappings are not
+/// cleared again (see [`smp::alloc_zeroed`]).
+#[inline]
+pub fn alloc_zeroed(size: usize) -> *mut u8 {
+    if FLAGS.load(Relaxed) == READY && size <= MAX_SIZE {
+        let p = smp::alloc_zeroed(size.max(1), MIN_ALIGN_LOG2);
+        if !p.is_null() {
+            return p;
+        }
+        return out_of_memory();
+    }
+    let p = alloc_slow(size, MIN_ALIGN_LOG2);
+    if !p.is_null() {
+        // SAFETY: p is a fresh block of at least `size` bytes.
+        unsafe { core::ptr::write_bytes(p, 0, size) };
+    }
+    p
+}
+
 #[cold]
 #[inline(never)]
 fn alloc_slow(size: usize, align_log2: u8) -> *mut u8 {
@@ -223,16 +243,52 @@ pub fn validate(p: *mut u8, func: &str) {
     }
 }
 
-/// Frees `p` (NULL is ignored) after checking it; preserves `errno`.
+/// Frees `p` (NULL is ignored) after checking it; preserves `errno` (smp's
+/// `free` never changes it, see `smp/checked.rs`; the debug mode saves it).
+///
+/// The default mode classifies and frees with one lookup
+/// ([`smp::free_checked`]); anything but a live block is fatal.
 ///
 /// # Safety
 /// `p` is NULL or a block the caller obtained from this shim and still
 /// owns; a pointer that is not is caught as far as [`smp::check`] can tell.
-#[inline]
+#[inline(always)]
 pub unsafe fn free(p: *mut u8, func: &str) {
     if p.is_null() {
         return;
     }
+    if FLAGS.load(Relaxed) & (DEBUG | COUNT) != 0 {
+        // SAFETY: caller's promise.
+        return unsafe { free_slow(p, func) };
+    }
+    if (p as usize) & (MIN_ALIGN - 1) != 0 {
+        fatal::misuse(func, Misuse::Misaligned, p);
+    }
+    // SAFETY: caller's promise: a live block is theirs to free.
+    match unsafe { smp::free_checked(p) } {
+        PtrCheck::Live => {}
+        c => misuse_of(func, c, p),
+    }
+}
+
+/// Reports a pointer [`smp::check`] did not find live.
+#[cold]
+#[inline(never)]
+fn misuse_of(func: &str, c: PtrCheck, p: *mut u8) -> ! {
+    match c {
+        PtrCheck::Free => fatal::misuse(func, Misuse::DoubleFree, p),
+        PtrCheck::Interior => fatal::misuse(func, Misuse::Interior, p),
+        PtrCheck::NotOurs | PtrCheck::Live => fatal::misuse(func, Misuse::NotOurs, p),
+    }
+}
+
+/// [`free`] with statistics or the debug mode on.
+///
+/// # Safety
+/// As for [`free`].
+#[cold]
+#[inline(never)]
+unsafe fn free_slow(p: *mut u8, func: &str) {
     if FLAGS.load(Relaxed) & DEBUG != 0 {
         let saved = errno::get();
         if FLAGS.load(Relaxed) & COUNT != 0 {
@@ -246,19 +302,11 @@ pub unsafe fn free(p: *mut u8, func: &str) {
         return;
     }
     validate(p, func);
-    let errno = errno::location();
-    // SAFETY: this thread's errno slot, valid while the thread lives; read
-    // here and restored after the free.
-    let saved = unsafe { *errno };
-    if FLAGS.load(Relaxed) & COUNT != 0 {
-        stats::CALLS_FREE.fetch_add(1, Relaxed);
-        // SAFETY: validate established that p is a live block.
-        stats::on_free(unsafe { smp::usable_size(p) });
-    }
+    stats::CALLS_FREE.fetch_add(1, Relaxed);
     // SAFETY: validate established that p is a live block.
-    unsafe { smp::free(p) };
+    stats::on_free(unsafe { smp::usable_size(p) });
     // SAFETY: as above.
-    unsafe { *errno = saved };
+    unsafe { smp::free(p) };
 }
 
 /// Usable bytes of block `p` (0 for NULL), after checking it.

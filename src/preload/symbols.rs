@@ -41,12 +41,7 @@ fn calloc_impl(n: usize, size: usize) -> *mut c_void {
         errno::set(libc::ENOMEM);
         return ptr::null_mut();
     };
-    let p = super::alloc(total, MIN_ALIGN_LOG2);
-    if !p.is_null() {
-        // SAFETY: p is a fresh block of at least `total` bytes.
-        unsafe { ptr::write_bytes(p, 0, total) };
-    }
-    p.cast()
+    super::alloc_zeroed(total).cast()
 }
 
 /// glibc `memalign`: an alignment that is not a power of two is rounded up

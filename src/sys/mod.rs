@@ -5,10 +5,28 @@
 //!   [`map`]/[`remap`] of this module (or be page-aligned sub-ranges of them);
 //! - nothing here allocates, panics, formats or takes a lock, so it may run
 //!   inside `malloc`;
-//! - failures are reported as `None` / `false`, never by aborting.
+//! - failures are reported as `None` / `false`, never by aborting;
+//! - nothing here changes `errno` ([`keep_errno`] puts it back after every
+//!   call that could fail), so a caller such as `free` can promise to leave
+//!   it alone.
 
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Runs `call` (one system call) and puts the thread's `errno` back as it
+/// was: failures are reported by return values only.
+#[inline]
+fn keep_errno<T>(call: impl FnOnce() -> T) -> T {
+    // SAFETY: __errno_location returns the calling thread's errno slot,
+    // valid while the thread lives.
+    let slot = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    let saved = unsafe { *slot };
+    let r = call();
+    // SAFETY: as above.
+    unsafe { *slot = saved };
+    r
+}
 
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(0);
 
@@ -32,7 +50,7 @@ pub fn map(len: usize) -> Option<NonNull<u8>> {
     debug_assert!(len > 0);
     // SAFETY: an anonymous private mapping with a NULL hint touches no
     // existing memory.
-    let p = unsafe {
+    let p = keep_errno(|| unsafe {
         libc::mmap(
             ptr::null_mut(),
             len,
@@ -41,7 +59,7 @@ pub fn map(len: usize) -> Option<NonNull<u8>> {
             -1,
             0,
         )
-    };
+    });
     if p == libc::MAP_FAILED {
         None
     } else {
@@ -54,7 +72,7 @@ pub fn map(len: usize) -> Option<NonNull<u8>> {
 pub fn reserve(len: usize) -> Option<NonNull<u8>> {
     debug_assert!(len > 0);
     // SAFETY: as in `map`, a fresh anonymous mapping.
-    let p = unsafe {
+    let p = keep_errno(|| unsafe {
         libc::mmap(
             ptr::null_mut(),
             len,
@@ -63,7 +81,7 @@ pub fn reserve(len: usize) -> Option<NonNull<u8>> {
             -1,
             0,
         )
-    };
+    });
     if p == libc::MAP_FAILED {
         None
     } else {
@@ -106,9 +124,9 @@ pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
 pub unsafe fn unmap(addr: *mut u8, len: usize) {
     debug_assert!(crate::alignment::is_aligned(addr as usize, page_size()));
     // SAFETY: caller's promise: the range is ours and dead.
-    unsafe {
+    keep_errno(|| unsafe {
         libc::munmap(addr.cast(), len);
-    }
+    });
 }
 
 /// Moves or resizes a mapping with `mremap`. With `may_move` false the
@@ -128,7 +146,7 @@ pub unsafe fn remap(
     debug_assert!(new_len > 0);
     let flags = if may_move { libc::MREMAP_MAYMOVE } else { 0 };
     // SAFETY: caller's promise: the range is a mapping of ours.
-    let p = unsafe { libc::mremap(addr.cast(), old_len, new_len, flags) };
+    let p = keep_errno(|| unsafe { libc::mremap(addr.cast(), old_len, new_len, flags) });
     if p == libc::MAP_FAILED {
         None
     } else {
@@ -142,7 +160,9 @@ pub unsafe fn remap(
 /// The page-aligned range lies within a mapping made here.
 pub unsafe fn protect_rw(addr: *mut u8, len: usize) -> bool {
     // SAFETY: caller's promise: the range is ours.
-    unsafe { libc::mprotect(addr.cast(), len, libc::PROT_READ | libc::PROT_WRITE) == 0 }
+    keep_errno(|| unsafe {
+        libc::mprotect(addr.cast(), len, libc::PROT_READ | libc::PROT_WRITE) == 0
+    })
 }
 
 /// Makes `[addr, addr + len)` inaccessible (guard pages).
@@ -152,7 +172,7 @@ pub unsafe fn protect_rw(addr: *mut u8, len: usize) -> bool {
 /// touch it until it is made accessible again.
 pub unsafe fn protect_none(addr: *mut u8, len: usize) -> bool {
     // SAFETY: caller's promise: the range is ours.
-    unsafe { libc::mprotect(addr.cast(), len, libc::PROT_NONE) == 0 }
+    keep_errno(|| unsafe { libc::mprotect(addr.cast(), len, libc::PROT_NONE) == 0 })
 }
 
 /// Gives the physical pages of `[addr, addr + len)` back to the OS; the range
@@ -163,7 +183,7 @@ pub unsafe fn protect_none(addr: *mut u8, len: usize) -> bool {
 /// data.
 pub unsafe fn decommit(addr: *mut u8, len: usize) -> bool {
     // SAFETY: caller's promise: the range is ours and dead.
-    unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) == 0 }
+    keep_errno(|| unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) == 0 })
 }
 
 /// Maps `len` bytes of readable and writable memory without reserving swap
@@ -172,7 +192,7 @@ pub unsafe fn decommit(addr: *mut u8, len: usize) -> bool {
 pub fn map_lazy(len: usize) -> Option<NonNull<u8>> {
     debug_assert!(len > 0);
     // SAFETY: as in `map`, a fresh anonymous mapping.
-    let p = unsafe {
+    let p = keep_errno(|| unsafe {
         libc::mmap(
             ptr::null_mut(),
             len,
@@ -181,7 +201,7 @@ pub fn map_lazy(len: usize) -> Option<NonNull<u8>> {
             -1,
             0,
         )
-    };
+    });
     if p == libc::MAP_FAILED {
         None
     } else {
@@ -201,7 +221,7 @@ pub fn map_lazy(len: usize) -> Option<NonNull<u8>> {
 pub unsafe fn remap_fixed(addr: *mut u8, old_len: usize, new_len: usize, target: *mut u8) -> bool {
     debug_assert!(crate::alignment::is_aligned(target as usize, page_size()));
     // SAFETY: caller's promise: both ranges are ours.
-    let p = unsafe {
+    let p = keep_errno(|| unsafe {
         libc::mremap(
             addr.cast(),
             old_len,
@@ -209,7 +229,7 @@ pub unsafe fn remap_fixed(addr: *mut u8, old_len: usize, new_len: usize, target:
             libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
             target,
         )
-    };
+    });
     p == target.cast()
 }
 
@@ -235,6 +255,28 @@ pub fn thread_id() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_calls_keep_errno() {
+        let page = page_size();
+        let p = map(page).unwrap().as_ptr();
+        let errno = || {
+            // SAFETY: the thread's errno slot.
+            unsafe { *libc::__errno_location() }
+        };
+        // SAFETY: the thread's errno slot.
+        unsafe { *libc::__errno_location() = 4321 };
+        // SAFETY: an empty and a misaligned range inside our mapping: the
+        // calls fail with EINVAL without touching anything.
+        unsafe {
+            unmap(p, 0);
+            assert!(!protect_rw(p.add(1), 1));
+        }
+        assert!(map(usize::MAX - page).is_none());
+        assert_eq!(errno(), 4321);
+        // SAFETY: the mapping is ours.
+        unsafe { unmap(p, page) };
+    }
 
     #[test]
     fn map_and_unmap() {

@@ -50,9 +50,12 @@ pub struct Heap {
     pub delayed: AtomicBool,
     /// Time of the next purge pass.
     pub next_purge: Cell<u64>,
-    /// Live bytes and blocks not yet flushed to the global counters.
+    /// Live bytes and blocks not yet flushed to the global counters, as of
+    /// the last [`Heap::sync_class`] of each class.
     pub live_bytes: Cell<isize>,
     pub live_count: Cell<isize>,
+    /// Live blocks of each class (`allocs - frees`) at its last sync.
+    pub synced: [Cell<isize>; NCLASSES],
     /// Link in the heap pool's free stack (index + 1).
     pub pool_next: core::sync::atomic::AtomicU32,
 }
@@ -73,52 +76,52 @@ fn bump(c: &AtomicU64) {
 }
 
 impl Heap {
-    /// Accounts for an allocation of class `cls`.
-    #[inline]
-    pub fn count_alloc(&self, cls: usize, bsize: usize) {
-        if self.count_alloc_noflush(cls, bsize) {
-            self.flush();
-        }
-    }
-
-    /// Accounts for an allocation; true when the deltas must be flushed.
+    /// Counts an allocation of class `cls` (the fast path's only
+    /// bookkeeping: one thread-local increment).
     #[inline(always)]
-    fn count_alloc_noflush(&self, cls: usize, bsize: usize) -> bool {
-        debug_assert!(cls < NCLASSES && bsize == class_size(cls));
+    pub fn count_alloc(&self, cls: usize) {
+        debug_assert!(cls < NCLASSES);
         // SAFETY: cls < NCLASSES.
         bump(&unsafe { self.q.get_unchecked(cls) }.allocs);
-        let d = self.live_bytes.get() + bsize as isize;
-        self.live_count.set(self.live_count.get() + 1);
-        self.live_bytes.set(d);
-        d > stats::FLUSH_BYTES
     }
 
-    /// Accounts for a free of class `cls`.
-    #[inline]
-    pub fn count_free(&self, cls: usize, bsize: usize) {
-        if self.count_free_noflush(cls, bsize) {
+    /// Counts a free of class `cls` (one thread-local increment).
+    #[inline(always)]
+    pub fn count_free(&self, cls: usize) {
+        debug_assert!(cls < NCLASSES);
+        // SAFETY: cls < NCLASSES (page classes are).
+        bump(&unsafe { self.q.get_unchecked(cls) }.frees);
+    }
+
+    /// Brings the live deltas up to date with class `cls`'s counters, and
+    /// flushes them to the global counters (where the peak is taken) once
+    /// they pass `stats::FLUSH_BYTES`. Called from slow paths only.
+    pub fn sync_class(&self, cls: usize) {
+        debug_assert!(cls < NCLASSES);
+        let q = &self.q[cls];
+        let live = q
+            .allocs
+            .load(Ordering::Relaxed)
+            .wrapping_sub(q.frees.load(Ordering::Relaxed)) as isize;
+        let d = live.wrapping_sub(self.synced[cls].get());
+        if d == 0 {
+            return;
+        }
+        self.synced[cls].set(live);
+        let bytes = self.live_bytes.get() + d * class_size(cls) as isize;
+        self.live_bytes.set(bytes);
+        self.live_count.set(self.live_count.get() + d);
+        if bytes.unsigned_abs() > stats::FLUSH_BYTES as usize {
             self.flush();
         }
     }
 
-    /// Accounts for a free; true when the deltas must be flushed.
-    #[inline(always)]
-    fn count_free_noflush(&self, cls: usize, bsize: usize) -> bool {
-        debug_assert!(cls < NCLASSES && bsize == class_size(cls));
-        // SAFETY: cls < NCLASSES (page classes are).
-        bump(&unsafe { self.q.get_unchecked(cls) }.frees);
-        let d = self.live_bytes.get() - bsize as isize;
-        self.live_count.set(self.live_count.get() - 1);
-        self.live_bytes.set(d);
-        d < -stats::FLUSH_BYTES
-    }
-
-    /// Flushes and returns `b` (keeps the call off the fast path).
-    #[inline(never)]
-    #[cold]
-    fn flush_then(&self, b: *mut u8) -> *mut u8 {
+    /// [`Heap::sync_class`] for every class, then [`Heap::flush`].
+    pub fn sync_all(&self) {
+        for cls in 1..NCLASSES {
+            self.sync_class(cls);
+        }
         self.flush();
-        b
     }
 
     /// Moves the unflushed live deltas to the global counters.
@@ -141,8 +144,8 @@ impl Heap {
         // SAFETY: pages in our queues are in-use pages we own.
         let p = unsafe { &*page };
         let b = p.pop();
-        if !b.is_null() && self.count_alloc_noflush(cls, p.block_size()) {
-            return self.flush_then(b);
+        if !b.is_null() {
+            self.count_alloc(cls);
         }
         b
     }
@@ -292,7 +295,8 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
                 heap.queue_push_front(cls, p);
             }
             let b = p.pop();
-            heap.count_alloc(cls, p.block_size());
+            heap.count_alloc(cls);
+            heap.sync_class(cls);
             return b;
         }
         heap.make_full(p);
@@ -307,7 +311,8 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
     heap.queue_push_front(cls, p);
     p.extend();
     let b = p.pop();
-    heap.count_alloc(cls, p.block_size());
+    heap.count_alloc(cls);
+    heap.sync_class(cls);
     b
 }
 
@@ -317,18 +322,16 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
 /// `b` is a live block of `page`, which `heap` owns.
 #[inline]
 pub unsafe fn free_local(heap: &Heap, page: &Page, b: *mut Block) {
-    let flush = heap.count_free_noflush(page.class.get() as usize, page.block_size());
+    heap.count_free(page.class.get() as usize);
     // SAFETY: caller's promise.
-    if unsafe { page.push_local(b) } | flush {
+    if unsafe { page.push_local(b) } {
         free_local_slow(heap, page);
     }
 }
 
 #[inline(never)]
 fn free_local_slow(heap: &Heap, page: &Page) {
-    if heap.live_bytes.get() < -stats::FLUSH_BYTES {
-        heap.flush();
-    }
+    heap.sync_class(page.class.get() as usize);
     if page.flags.load(Ordering::Relaxed) & FULL != 0 {
         heap.unfull(page);
     }
@@ -336,6 +339,10 @@ fn free_local_slow(heap: &Heap, page: &Page) {
         page_retire(heap, page);
     }
 }
+
+/// A thread freeing other threads' blocks syncs its live deltas every this
+/// many frees of a class (it may never take a slow path of its own).
+const REMOTE_SYNC: u64 = 64;
 
 /// Frees a block of a page another heap (or none) owns.
 ///
@@ -347,7 +354,11 @@ pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
         stats::orphan_free(cls);
     } else {
         // SAFETY: the calling thread's own heap.
-        unsafe { (*heap).count_free(cls, page.block_size()) };
+        let h = unsafe { &*heap };
+        h.count_free(cls);
+        if h.q[cls].frees.load(Ordering::Relaxed) % REMOTE_SYNC == 0 {
+            h.sync_class(cls);
+        }
     }
     // SAFETY: caller's promise.
     if unsafe { page.push_thread(b) } {
@@ -653,5 +664,5 @@ pub fn abandon(heap: &Heap) {
     }
     heap.full.set(ptr::null_mut());
     heap.delayed.store(false, Ordering::Relaxed);
-    heap.flush();
+    heap.sync_all();
 }

@@ -14,7 +14,8 @@
 //!   decommit, thread-exit abandonment and reclaim;
 //! - `thread.rs`: TLS, the exit key, the heap pool, fork safety;
 //! - `stats.rs`, `check.rs`: statistics, pointer classification and the
-//!   heap-consistency checker.
+//!   heap-consistency checker; `checked.rs`: the shim's checked entry
+//!   points (division-free classification, checked free, zeroed alloc).
 //!
 //! The interface used by the vtable below and by the preload shim:
 //!
@@ -28,12 +29,18 @@
 //!   when that is no better than alloc + copy + free;
 //! - [`check`]`(ptr)`: classifies a pointer before it is freed, so the shim
 //!   can report foreign, interior and double frees instead of corrupting;
-//! - [`collect`]: returns free memory to the OS now.
+//! - [`collect`]: returns free memory to the OS now;
+//! - [`free_checked`]`(ptr)`: [`check`] and [`free`] with one lookup (the
+//!   shim's `free`); [`alloc_zeroed`]`(len, align_log2)`: `calloc` without
+//!   clearing fresh huge mappings (both in `checked.rs`).
+//!
+//! `free` and `free_checked` never change `errno` (see `checked.rs`).
 //!
 //! None of these allocate through the global allocator, panic or take a
 //! lock (so `fork()` can never leave one held).
 
 mod check;
+mod checked;
 mod heap;
 mod page;
 mod segment;
@@ -41,6 +48,7 @@ pub mod size_class;
 mod stats;
 mod thread;
 
+pub use checked::{alloc_zeroed, free_checked};
 pub use stats::{LA_SMP_CLASSES, la_smp_class_stats, la_smp_stats};
 
 use core::ffi::c_void;
@@ -76,6 +84,10 @@ fn alloc_in(cls: usize) -> *mut u8 {
 
 #[inline(never)]
 fn alloc_slow(cls: usize) -> *mut u8 {
+    if cls == 0 {
+        // Class 0 (a zero-length request, see `size_class::class_small`).
+        return ptr::null_mut();
+    }
     let h = thread::current_or_init();
     if h.is_null() {
         return ptr::null_mut();
@@ -240,9 +252,10 @@ unsafe fn grow_to_huge(ptr: *mut u8, new_len: usize) -> *mut u8 {
 }
 
 /// Classifies a pointer before it is freed: exact, and never reads memory
-/// that is not mapped (see `check.rs`).
+/// that is not mapped (see `check.rs`); no division (see `checked.rs`).
+#[inline]
 pub fn check(ptr: *const u8) -> PtrCheck {
-    check::check(ptr)
+    checked::check(ptr)
 }
 
 /// Returns free memory to the OS now: collects the calling thread's heap
@@ -260,7 +273,40 @@ pub fn collect() {
 pub struct SmpAllocator;
 
 static INSTANCE: SmpAllocator = SmpAllocator;
-static VTABLE: la_vtable = vtable_of::<SmpAllocator>();
+/// The shared trampolines of [`vtable_of`], except `alloc`: see [`vt_alloc`].
+static VTABLE: la_vtable = la_vtable {
+    alloc: Some(vt_alloc),
+    ..vtable_of::<SmpAllocator>()
+};
+
+/// The vtable's `alloc` entry. Gives what the shared trampoline gives (NULL
+/// for `len == 0` and alignments of 64 or more; the context is ignored),
+/// but the common case, a table-sized request aligned to at most 16 bytes,
+/// needs no test of its own: `len == 0` maps to class 0, which has no
+/// pages, so it ends on the slow path, which returns NULL.
+///
+/// # Safety
+/// None beyond the vtable contract: every argument is checked.
+unsafe extern "C" fn vt_alloc(
+    _ctx: *mut c_void,
+    len: usize,
+    alignment: u8,
+    _ret_addr: usize,
+) -> *mut c_void {
+    if len <= size_class::TABLE_MAX && alignment <= 4 {
+        return alloc_in(size_class::class_small(len, alignment)).cast();
+    }
+    alloc_checked(len, alignment).cast()
+}
+
+/// [`alloc`] behind the contract's checks (the rest of [`vt_alloc`]).
+#[inline(never)]
+fn alloc_checked(len: usize, alignment: u8) -> *mut u8 {
+    if len == 0 || alignment > crate::alignment::MAX_LOG2 {
+        return ptr::null_mut();
+    }
+    alloc(len, alignment)
+}
 
 // SAFETY: blocks are at least `len` bytes and aligned by `alloc`; resize
 // reports success only when the block holds the new length.

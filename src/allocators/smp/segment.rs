@@ -466,15 +466,20 @@ fn huge_cache_purge_if(now: u64, force: bool, min_len: usize) {
 
 /// Maps a huge block of `len` bytes aligned to `1 << align_log2`.
 pub fn huge_alloc(len: usize, align_log2: u8) -> *mut u8 {
-    huge_alloc_ex(len, align_log2, false)
+    huge_alloc_ex(len, align_log2, false, false)
+}
+
+/// [`huge_alloc`] of zeroed memory: only a recycled mapping is cleared.
+pub fn huge_alloc_zeroed(len: usize, align_log2: u8) -> *mut u8 {
+    huge_alloc_ex(len, align_log2, false, true)
 }
 
 /// [`huge_alloc`] for a block that is growing (see `huge_cache_take`).
 pub fn huge_alloc_growing(len: usize, align_log2: u8) -> *mut u8 {
-    huge_alloc_ex(len, align_log2, true)
+    huge_alloc_ex(len, align_log2, true, false)
 }
 
-fn huge_alloc_ex(len: usize, align_log2: u8, growing: bool) -> *mut u8 {
+fn huge_alloc_ex(len: usize, align_log2: u8, growing: bool, zero: bool) -> *mut u8 {
     if chunk_map().is_null() {
         return ptr::null_mut();
     }
@@ -501,6 +506,11 @@ fn huge_alloc_ex(len: usize, align_log2: u8, growing: bool) -> *mut u8 {
     {
         huge_init(start, len, start + offset);
         stats::huge_reuse(len);
+        if zero {
+            // SAFETY: the block's body (the request rounded to pages) lies
+            // inside the mapping (`total <= len`).
+            unsafe { ptr::write_bytes((start + offset) as *mut u8, 0, body) };
+        }
         return (start + offset) as *mut u8;
     }
     if total >= HUGE_CACHE_BIG {

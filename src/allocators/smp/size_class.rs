@@ -22,11 +22,13 @@ pub(crate) const MEDIUM_MAX: usize = 128 << 10;
 /// Largest block served from segments (large pages: one per segment).
 pub(crate) const LARGE_MAX: usize = 512 << 10;
 /// Requests up to this size use the lookup table.
-const TABLE_MAX: usize = 8192;
+pub(crate) const TABLE_MAX: usize = 8192;
 
 /// Block size of each class (index 0: 0).
 pub static CLASS_SIZE: [usize; NCLASSES] = build_sizes();
-/// Class of `(size + 7) / 8` for sizes up to `TABLE_MAX`.
+/// Class of `(size + 7) / 8` for sizes up to `TABLE_MAX`; entry 0 (size 0)
+/// is class 0, which never has pages, so that a zero-length request fails
+/// on the slow path instead of costing a test on the fast one.
 static CLASS_TABLE: [u8; TABLE_MAX / 8 + 1] = build_table();
 
 const fn compute_class(size: usize) -> usize {
@@ -38,7 +40,7 @@ const fn compute_class(size: usize) -> usize {
     4 + (k - 6) * 8 + j
 }
 
-const fn build_sizes() -> [usize; NCLASSES] {
+pub(crate) const fn build_sizes() -> [usize; NCLASSES] {
     let mut t = [0usize; NCLASSES];
     let mut i = 1;
     while i <= 4 {
@@ -56,7 +58,7 @@ const fn build_sizes() -> [usize; NCLASSES] {
 
 const fn build_table() -> [u8; TABLE_MAX / 8 + 1] {
     let mut t = [0u8; TABLE_MAX / 8 + 1];
-    let mut i = 0;
+    let mut i = 1;
     while i <= TABLE_MAX / 8 {
         t[i] = compute_class(i * 8) as u8;
         i += 1;
@@ -83,6 +85,22 @@ pub fn class_of(size: usize) -> usize {
     } else {
         compute_class(size)
     }
+}
+
+/// The class of a request of `size <= TABLE_MAX` bytes aligned to at most
+/// 16 bytes (`align_log2 <= 4`); class 0 (no pages, so allocation fails)
+/// for `size == 0`.
+#[inline(always)]
+pub fn class_small(size: usize, align_log2: u8) -> usize {
+    debug_assert!(size <= TABLE_MAX && align_log2 <= 4);
+    let i = if align_log2 == 4 {
+        // Rounding to 16 makes the class a multiple of 16.
+        ((size + 15) >> 4) << 1
+    } else {
+        (size + 7) >> 3
+    };
+    // SAFETY: size <= TABLE_MAX, a multiple of 16, so i <= TABLE_MAX / 8.
+    unsafe { *CLASS_TABLE.get_unchecked(i) as usize }
 }
 
 /// The class for `size` bytes aligned to `1 << align_log2`, or `None` when
@@ -161,6 +179,18 @@ mod tests {
             let b = CLASS_SIZE[class_of(size)];
             assert!((b - size) * 8 <= size, "size {size} block {b}");
             size += if size < 4096 { 1 } else { 61 };
+        }
+    }
+
+    #[test]
+    fn class_small_agrees_with_class_for() {
+        for size in 1..=TABLE_MAX {
+            for a in 0..=4u8 {
+                assert_eq!(Some(class_small(size, a)), class_for(size, a), "{size} {a}");
+            }
+        }
+        for a in 0..=4u8 {
+            assert_eq!(class_small(0, a), 0);
         }
     }
 

@@ -1,13 +1,21 @@
 //! Statistics of the smp allocator, cheap enough to leave on.
 //!
 //! Per size class each heap counts the blocks its thread allocated and freed
-//! (plain thread-local stores to relaxed atomics, summed over all heaps on
-//! demand). Live bytes and blocks are also kept as a per-heap delta that is
-//! flushed into process-wide atomics once it passes [`FLUSH_BYTES`]; the peak
-//! is taken at those flushes, so it is exact to within `FLUSH_BYTES` per
-//! thread. Huge blocks and memory committed from the OS (the high-water mark
-//! of carved blocks of each page, see `segment::note_carved`) are counted
-//! with process-wide atomics on their (slow) paths.
+//! (one plain thread-local increment of a relaxed atomic per operation, the
+//! only bookkeeping on the fast paths); current, total and per-class figures
+//! are these counters summed over all heaps on demand, so they are exact.
+//! The peak needs a running total: on slow paths (a page refill, a page
+//! becoming empty or leaving the full list, every 64th remote free of a
+//! class) a heap turns the change of that class's counters into live-byte
+//! and block deltas, flushed into process-wide atomics once they pass
+//! [`FLUSH_BYTES`]; the peak is taken at those flushes and at each snapshot.
+//! It is therefore approximate: off by at most `FLUSH_BYTES` per thread plus
+//! the blocks a thread allocated or freed in a class since its last slow
+//! path there (at most a page's worth of allocations, and the frees into
+//! pages that have not emptied since). Huge blocks and memory committed
+//! from the OS (the high-water mark of carved blocks of each page, see
+//! `segment::note_carved`) are counted with process-wide atomics on their
+//! (slow) paths.
 
 use core::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 
@@ -117,7 +125,8 @@ pub struct la_smp_stats {
     pub current_bytes: usize,
     /// Live blocks now.
     pub current_count: usize,
-    /// Highest `current_bytes` seen (exact to within 256 KiB per thread).
+    /// Highest `current_bytes` seen (approximate: sampled on slow paths,
+    /// to within 256 KiB per thread plus about a page per size class).
     pub peak_bytes: usize,
     /// Highest `current_count` seen (same precision).
     pub peak_count: usize,

@@ -236,3 +236,34 @@ fn freed_huge_mappings_are_cached_then_released_by_collect() {
     let c = check(p);
     assert!(c == PtrCheck::NotOurs || c == PtrCheck::Live, "{c:?}");
 }
+
+#[test]
+fn vtable_alloc_rejects_what_the_contract_rejects() {
+    let a = la_smp_allocator();
+    // SAFETY: a static vtable with every entry set.
+    let f = unsafe { (*a.vtable).alloc }.unwrap();
+    for align in 0..=255u8 {
+        // SAFETY: the entry checks every argument.
+        let p = unsafe { f(a.ptr, 0, align, 0) };
+        assert!(p.is_null(), "len 0 align {align}");
+        if align >= 64 {
+            // SAFETY: as above.
+            assert!(unsafe { f(a.ptr, 16, align, 0) }.is_null(), "align {align}");
+        }
+    }
+    // SAFETY: as above.
+    let free = unsafe { (*a.vtable).free }.unwrap();
+    for len in [1, 15, 16, 17, 8191, 8192, 8193, 600_000] {
+        for align in [0u8, 3, 4, 5, 12] {
+            // SAFETY: as above.
+            let p = unsafe { f(a.ptr, len, align, 0) } as *mut u8;
+            assert!(!p.is_null());
+            assert_eq!(p as usize % (1 << align), 0);
+            // SAFETY: p is live (just allocated).
+            assert!(unsafe { usable_size(p) } >= len);
+            fill(p, len, 9);
+            // SAFETY: p is live with this len and alignment.
+            unsafe { free(a.ptr, p.cast(), len, align, 0) };
+        }
+    }
+}

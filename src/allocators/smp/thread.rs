@@ -3,9 +3,9 @@
 //! The heap pointer lives in static TLS without any destructor registration
 //! (registration would go through `__cxa_thread_atexit_impl`, which calls
 //! malloc). On x86-64 it is an initial-exec slot defined in
-//! `src/c/smp_tls.c`: its offset from the thread pointer is learnt once and
-//! the slot is then read with one `%fs`-relative load (no `__tls_get_addr`
-//! call). Elsewhere it is a `thread_local!` `Cell` with a `const`
+//! `src/c/smp_tls.c`: the fast paths read it with two loads (its offset
+//! from the GOT, then `%fs`-relative), other paths through an offset learnt
+//! once; neither calls `__tls_get_addr`. Elsewhere it is a `thread_local!` `Cell` with a `const`
 //! initialiser and no `Drop`. Thread exit is noticed
 //! through a pthread key created once, as early as possible (a library
 //! constructor), so that its index is low and `pthread_setspecific` never
@@ -74,16 +74,25 @@ mod tls {
         off
     }
 
-    /// The calling thread's heap pointer, or null when the slot's offset is
-    /// not known yet (no call on this path).
+    /// The calling thread's heap pointer (null before its first
+    /// allocation): the slot's offset from the GOT, then one load relative
+    /// to %fs.
     #[inline(always)]
     pub fn get_fast() -> *mut Heap {
-        let off = OFFSET.load(Ordering::Relaxed);
-        if off == 0 {
-            return core::ptr::null_mut();
+        let h: *mut Heap;
+        // SAFETY: `liballoc_smp_heap_slot` is the initial-exec TLS slot of
+        // src/c/smp_tls.c (a pointer); its GOTTPOFF entry holds its offset
+        // from the thread pointer, so the second load reads the calling
+        // thread's slot. Only memory is read.
+        unsafe {
+            core::arch::asm!(
+                "mov {h}, qword ptr [rip + liballoc_smp_heap_slot@GOTTPOFF]",
+                "mov {h}, qword ptr fs:[{h}]",
+                h = out(reg) h,
+                options(nostack, readonly, preserves_flags),
+            );
         }
-        // SAFETY: the offset leads to the calling thread's initial-exec slot.
-        unsafe { *(thread_pointer().wrapping_add(off) as *const *mut Heap) }
+        h
     }
 
     /// The calling thread's slot.

@@ -1,0 +1,336 @@
+//! The checked entry points the malloc shim uses: a division-free pointer
+//! classifier, a free that classifies and frees with one lookup, and a
+//! zeroed allocation.
+//!
+//! [`classify`] finds what a pointer is the way `check.rs` documents (chunk
+//! map first, so memory that is not ours is never read; then the segment
+//! header, the page descriptor and the block's free tag), but turns the
+//! offset into a block index with a multiply by a per-class reciprocal
+//! ([`MAGIC`]) instead of a division, and hands back the page it found.
+//! [`free_checked`] uses that page to free a live block at once, so a
+//! checked `free` costs one lookup, not a check followed by a free.
+//!
+//! `errno`: neither [`free_checked`] nor [`super::free`] ever changes it.
+//! Their fast paths make no calls; their slow paths call only the OS layer
+//! (`sys`, whose wrappers put `errno` back when a call fails),
+//! `clock_gettime` on a valid clock (no failure) and, once per thread,
+//! `pthread_setspecific` on the exit key created while the process starts
+//! (an index below 32, so glibc never allocates for it) — so the shim need
+//! not save and restore `errno` around `free`.
+
+use core::ptr;
+
+use super::page::{Block, Page, free_tag};
+use super::segment::{
+    self, CACHED, CHUNK_CONT, CHUNK_HEAD, CHUNK_NONE, HUGE, SEGMENT_MASK, SEGMENT_SHIFT,
+    SEGMENT_SIZE, Segment,
+};
+use super::size_class::{self, NCLASSES};
+use super::{PtrCheck, heap, thread};
+
+/// `q = (off * MAGIC[class]) >> MAGIC_SHIFT` is `off / CLASS_SIZE[class]`
+/// for every offset inside a page (`off < SEGMENT_SIZE`).
+///
+/// With `m = ceil(2^S / d) = (2^S + e) / d`, `0 <= e < d`, the product is
+/// `off / d + off * e / (d * 2^S)`: exact after flooring when
+/// `off * e < 2^S`, which holds for `off < 2^22` and `d <= 2^22` at
+/// `S = 44`; and `off * m < 2^22 * (2^40 + 1)` cannot overflow.
+const MAGIC_SHIFT: u32 = 44;
+
+const _: () = assert!(SEGMENT_SHIFT + SEGMENT_SHIFT <= MAGIC_SHIFT);
+
+const fn build_magic() -> [u64; 256] {
+    let sizes = size_class::build_sizes();
+    let mut m = [0u64; 256];
+    let mut c = 0;
+    while c < NCLASSES {
+        let d = sizes[c] as u64;
+        assert!(d <= 1 << SEGMENT_SHIFT);
+        if d != 0 {
+            m[c] = (1u64 << MAGIC_SHIFT).div_ceil(d);
+        }
+        c += 1;
+    }
+    m
+}
+
+/// Per-class reciprocals (see [`MAGIC_SHIFT`]), indexed by any `u8` so the
+/// lookup needs no bounds check; 0 for class 0 and beyond the last class.
+static MAGIC: [u64; 256] = build_magic();
+
+/// What [`classify`] found.
+#[derive(Clone, Copy)]
+pub enum Found {
+    /// The start of a live block of this page.
+    Block(&'static Page),
+    /// The start of a live huge block with this header.
+    Huge(*mut Segment),
+    /// Anything else.
+    Not(PtrCheck),
+}
+
+/// Classifies `a` (see the module comment); never reads memory that is not
+/// ours, never divides.
+#[inline(always)]
+pub fn classify(a: usize) -> Found {
+    let entry = segment::chunk_entry(a);
+    if entry != CHUNK_HEAD {
+        return classify_far(a, entry);
+    }
+    // SAFETY: the chunk map says a segment header lives at the start of
+    // a's chunk, and it stays mapped while the map says so.
+    let s = unsafe { &*((a & !SEGMENT_MASK) as *const Segment) };
+    classify_in(s, a)
+}
+
+/// A pointer outside a segment's first chunk: not ours, or inside a huge
+/// mapping spanning several chunks.
+#[cold]
+#[inline(never)]
+fn classify_far(a: usize, entry: u8) -> Found {
+    if a == 0 || entry == CHUNK_NONE {
+        return Found::Not(PtrCheck::NotOurs);
+    }
+    let mut head = a & !SEGMENT_MASK;
+    while head >= SEGMENT_SIZE && segment::chunk_entry(head) == CHUNK_CONT {
+        head -= SEGMENT_SIZE;
+    }
+    if segment::chunk_entry(head) != CHUNK_HEAD {
+        return Found::Not(PtrCheck::NotOurs);
+    }
+    // SAFETY: as in `classify`.
+    classify_in(unsafe { &*(head as *const Segment) }, a)
+}
+
+#[inline(always)]
+fn classify_in(s: &'static Segment, a: usize) -> Found {
+    let head = s as *const Segment as usize;
+    // SAFETY: reading a field of the mapped header.
+    let kind = unsafe { ptr::read_volatile(s.kind.as_ptr()) };
+    if kind == HUGE {
+        return if a >= s.map_start.get() + s.map_len.get() {
+            Found::Not(PtrCheck::NotOurs)
+        } else if a == s.block.get() {
+            Found::Huge(head as *mut Segment)
+        } else {
+            Found::Not(PtrCheck::Interior)
+        };
+    }
+    if kind == CACHED {
+        return Found::Not(PtrCheck::Free);
+    }
+    // SAFETY: as above.
+    let shift = unsafe { ptr::read_volatile(s.page_shift.as_ptr()) };
+    let i = (a - head) >> shift;
+    // SAFETY: i < SEGMENT_SIZE >> shift = page count <= MAX_PAGES.
+    let p: &'static Page = unsafe { s.page(i) };
+    let area = s.page_area(i).0;
+    if a < area {
+        // Segment metadata, before page 0's blocks.
+        return Found::Not(PtrCheck::Interior);
+    }
+    // SAFETY: reading fields of the mapped descriptor.
+    let (bs, cls, cap, res) = unsafe {
+        (
+            p.block_size(),
+            ptr::read_volatile(p.class.as_ptr()),
+            ptr::read_volatile(p.capacity.as_ptr()) as usize,
+            ptr::read_volatile(p.reserved.as_ptr()) as usize,
+        )
+    };
+    if bs == 0 {
+        return Found::Not(PtrCheck::Free);
+    }
+    let off = a - area;
+    // off < page size <= SEGMENT_SIZE. A class read while the page is
+    // being reused by another thread may not match bs (its magic may even
+    // be 0): the exact test below still only accepts a true block start.
+    let magic = MAGIC[cls as usize];
+    let idx = ((off as u64 * magic) >> MAGIC_SHIFT) as usize;
+    if idx >= res || idx * bs != off {
+        return Found::Not(PtrCheck::Interior);
+    }
+    if idx >= cap {
+        return Found::Not(PtrCheck::Free);
+    }
+    // SAFETY: a carved block of a page in use: mapped and at least 16
+    // bytes long.
+    let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
+    if tag == free_tag(a) {
+        Found::Not(PtrCheck::Free)
+    } else {
+        Found::Block(p)
+    }
+}
+
+/// Classifies a pointer before it is freed (the division-free version of
+/// `check.rs`'s reference classifier).
+#[inline]
+pub fn check(ptr: *const u8) -> PtrCheck {
+    match classify(ptr as usize) {
+        Found::Block(_) | Found::Huge(_) => PtrCheck::Live,
+        Found::Not(c) => c,
+    }
+}
+
+/// Frees `ptr` when it is the start of a live block and says what it was;
+/// anything else is left alone and classified (`NotOurs`, `Interior`,
+/// `Free`), for the caller to report.
+///
+/// # Safety
+/// When `ptr` is a live block, the caller owns it: nothing uses it after
+/// this call, and no other thread frees it at the same time.
+#[inline(always)]
+pub unsafe fn free_checked(ptr: *mut u8) -> PtrCheck {
+    match classify(ptr as usize) {
+        Found::Block(page) => {
+            let h = thread::current_fast();
+            let b = ptr as *mut Block;
+            if !h.is_null() && page.heap.load(core::sync::atomic::Ordering::Relaxed) == h {
+                // SAFETY: our own page and heap; b is a live block of it
+                // (classified), now owned by us (caller's promise).
+                unsafe { heap::free_local(&*h, page, b) };
+            } else {
+                super::free_remote(page, b, h);
+            }
+            PtrCheck::Live
+        }
+        Found::Huge(seg) => {
+            // SAFETY: the header of a live huge block the caller owns.
+            unsafe { segment::huge_free(seg) };
+            PtrCheck::Live
+        }
+        Found::Not(c) => c,
+    }
+}
+
+/// Allocates `len > 0` zeroed bytes aligned to `1 << align_log2`; NULL as
+/// for [`super::alloc`]. Fresh huge mappings are zero already and are not
+/// written; a recycled one, and blocks of classes, are cleared (`len`
+/// bytes).
+pub fn alloc_zeroed(len: usize, align_log2: u8) -> *mut u8 {
+    debug_assert!(len > 0);
+    let p = match size_class::class_for(len, align_log2) {
+        Some(cls) => super::alloc_in(cls),
+        None => return segment::huge_alloc_zeroed(len, align_log2),
+    };
+    if !p.is_null() {
+        // SAFETY: p is a fresh block of at least len bytes.
+        unsafe { ptr::write_bytes(p, 0, len) };
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::check::check as reference;
+    use super::super::size_class::CLASS_SIZE;
+    use super::*;
+
+    #[test]
+    fn magic_divides_every_offset_of_every_class() {
+        for c in 1..NCLASSES {
+            let d = CLASS_SIZE[c];
+            let mut off = 0;
+            while off < SEGMENT_SIZE {
+                for o in [off, off + 1, off + d - 1] {
+                    if o < SEGMENT_SIZE {
+                        let q = ((o as u64 * MAGIC[c]) >> MAGIC_SHIFT) as usize;
+                        assert_eq!(q, o / d, "class {c} size {d} offset {o}");
+                    }
+                }
+                off += d;
+            }
+        }
+    }
+
+    #[test]
+    fn agrees_with_the_reference_classifier() {
+        let mut live = [ptr::null_mut::<u8>(); 64];
+        let sizes = [
+            1usize,
+            16,
+            24,
+            100,
+            1000,
+            5000,
+            40 << 10,
+            300 << 10,
+            3 << 20,
+        ];
+        for (k, p) in live.iter_mut().enumerate() {
+            *p = super::super::alloc(sizes[k % sizes.len()], 4);
+            assert!(!p.is_null());
+        }
+        let freed = live[1];
+        // SAFETY: a live block of ours.
+        unsafe { super::super::free(freed) };
+        let stack = 0u64;
+        let mut probes: Vec<*const u8> = Vec::new();
+        for &p in &live {
+            for d in [0usize, 1, 8, 15, 16, 24, 4096] {
+                probes.push(p.wrapping_add(d) as *const u8);
+                probes.push(p.wrapping_sub(d) as *const u8);
+            }
+        }
+        probes.push(&stack as *const u64 as *const u8);
+        probes.push(ptr::null());
+        probes.push(16 as *const u8);
+        for &q in &probes {
+            assert_eq!(check(q), reference(q), "pointer {q:p}");
+        }
+        assert_eq!(check(freed), PtrCheck::Free);
+        for &p in &live[2..] {
+            assert_eq!(check(p), PtrCheck::Live);
+            // SAFETY: a live block of ours, freed once.
+            assert_eq!(unsafe { free_checked(p) }, PtrCheck::Live);
+            assert_eq!(check(p), PtrCheck::Free);
+            // SAFETY: a double free is classified and not performed.
+            assert_eq!(unsafe { free_checked(p) }, PtrCheck::Free);
+        }
+        // SAFETY: interior and foreign pointers are classified only.
+        unsafe {
+            assert_eq!(free_checked(live[0].wrapping_add(8)), PtrCheck::Interior);
+            assert_eq!(
+                free_checked(&stack as *const u64 as *mut u8),
+                PtrCheck::NotOurs
+            );
+            assert_eq!(free_checked(live[0]), PtrCheck::Live);
+        }
+    }
+
+    #[test]
+    fn zeroed_blocks_are_zero_even_when_recycled() {
+        for &len in &[16usize, 200, 5000, 100 << 10, 5 << 20] {
+            for _ in 0..3 {
+                let p = super::super::alloc(len, 4);
+                // SAFETY: p is a fresh block of len bytes.
+                unsafe {
+                    ptr::write_bytes(p, 0xa5, len);
+                    super::super::free(p);
+                }
+                let z = alloc_zeroed(len, 4);
+                assert!(!z.is_null());
+                // SAFETY: z is a fresh block of len bytes.
+                let s = unsafe { core::slice::from_raw_parts(z, len) };
+                assert!(s.iter().all(|&b| b == 0), "len {len}");
+                // SAFETY: live block of ours.
+                unsafe { super::super::free(z) };
+            }
+        }
+    }
+
+    #[test]
+    fn free_keeps_errno() {
+        for &len in &[16usize, 100 << 10, 8 << 20] {
+            let p = super::super::alloc(len, 4);
+            // SAFETY: the thread's errno slot.
+            unsafe { *libc::__errno_location() = 4321 };
+            // SAFETY: a live block of ours.
+            assert_eq!(unsafe { free_checked(p) }, PtrCheck::Live);
+            super::super::collect();
+            // SAFETY: as above.
+            assert_eq!(unsafe { *libc::__errno_location() }, 4321);
+        }
+    }
+}
