@@ -81,6 +81,7 @@ rust-test:
 
 test: rust-lint rust-test $(TESTS)
 	@echo "make test: all suites passed"
+	@echo "suites: $(words rust-lint rust-test $(TESTS)) passed, 0 failed"
 
 bench: $(BENCHES)
 
