@@ -13,6 +13,7 @@
 const std = @import("std");
 const la = @import("liballoc");
 
+extern "c" fn getenv(name: [*:0]const u8) ?[*:0]const u8;
 extern "c" fn clock_gettime(clk: c_int, tp: *Timespec) c_int;
 const Timespec = extern struct { sec: isize, nsec: isize };
 
@@ -122,6 +123,20 @@ pub fn main() !void {
     // glibc malloc through the same binding: a peer that shows how much of a
     // difference is the binding and how much the allocator.
     const libc = la.cAllocator();
+
+    // LA_BENCH_ONE=<workload 0..3>:<std|la|c>: one untimed run of one
+    // workload on one allocator, for instruction counts under
+    // valgrind --tool=callgrind.
+    if (getenv("LA_BENCH_ONE")) |one_z| {
+        const one = std.mem.span(one_z);
+        const colon = std.mem.indexOfScalar(u8, one, ':') orelse one.len;
+        const w = works[try std.fmt.parseInt(usize, one[0..colon], 10)];
+        const side = if (colon < one.len) one[colon + 1 ..] else "la";
+        const a = if (std.mem.eql(u8, side, "std")) theirs else if (std.mem.eql(u8, side, "c")) libc else ours;
+        _ = try w.run(a, 0x5eed);
+        return;
+    }
+
     std.debug.print("zig bench: ns/op, median of {d} interleaved rounds after a warm-up;\n", .{rounds});
     std.debug.print("std/la = per-round ratio std.heap.smp_allocator / la_smp_allocator (above 1: liballoc faster),\n", .{});
     std.debug.print("median [min..max]; la c = la_c_allocator (glibc malloc) through the binding, for reference\n", .{});
