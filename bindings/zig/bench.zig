@@ -1,7 +1,8 @@
 //! Benchmark: the same allocation work through `std.heap.smp_allocator` and
 //! through `la_smp_allocator` (via the binding), measured in one run so the
 //! machine's noise hits both; prints ns per operation and the ratio
-//! (std / liballoc: above 1 means liballoc is faster). Figures, not a test.
+//! (std / liballoc: above 1 means liballoc is faster), as the median and
+//! spread of interleaved rounds. Figures, not a test.
 //!
 //! Workloads:
 //! - churn: a window of 1000 live blocks of 8..1024 bytes, each step frees
@@ -12,6 +13,7 @@
 const std = @import("std");
 const la = @import("liballoc");
 
+extern "c" fn getenv(name: [*:0]const u8) ?[*:0]const u8;
 extern "c" fn clock_gettime(clk: c_int, tp: *Timespec) c_int;
 const Timespec = extern struct { sec: isize, nsec: isize };
 
@@ -21,7 +23,7 @@ fn nowNs() u64 {
     return @as(u64, @intCast(ts.sec)) * std.time.ns_per_s + @as(u64, @intCast(ts.nsec));
 }
 
-const churn_steps = 100_000;
+const churn_steps = 1_000_000;
 const window = 1000;
 
 fn churn(a: std.mem.Allocator, seed: u64) !u64 {
@@ -56,10 +58,10 @@ fn churn2(a: std.mem.Allocator, seed: u64) !u64 {
 fn grow(a: std.mem.Allocator, seed: u64) !u64 {
     _ = seed;
     var ops: u64 = 0;
-    for (0..100) |round| {
+    for (0..4000) |round| {
         var list: std.ArrayList(u32) = .empty;
         defer list.deinit(a);
-        for (0..2000 + round * 10) |i| {
+        for (0..2000 + (round % 100) * 10) |i| {
             try list.append(a, @intCast(i));
             ops += 1;
         }
@@ -75,7 +77,7 @@ fn mixed(a: std.mem.Allocator, seed: u64) !u64 {
         while (it.next()) |v| a.free(v.*);
         map.deinit();
     }
-    for (0..30_000) |i| {
+    for (0..200_000) |i| {
         const key = (i *% 2654435761 +% seed) % 5000;
         const s = try std.fmt.allocPrint(a, "item-{d}-{d}", .{ key, i });
         if (try map.fetchPut(key, s)) |old| a.free(old.value);
@@ -86,15 +88,27 @@ fn mixed(a: std.mem.Allocator, seed: u64) !u64 {
 
 const Work = struct { name: []const u8, run: *const fn (std.mem.Allocator, u64) anyerror!u64 };
 
-fn measure(a: std.mem.Allocator, w: Work) !f64 {
-    var best: f64 = std.math.inf(f64);
-    for (0..1) |rep| {
-        const t0 = nowNs();
-        const ops = try w.run(a, 0x5eed + rep);
-        const dt = nowNs() - t0;
-        best = @min(best, @as(f64, @floatFromInt(dt)) / @as(f64, @floatFromInt(ops)));
-    }
-    return best;
+/// One timed run of `w` on `a`: nanoseconds per operation.
+fn once(a: std.mem.Allocator, w: Work, seed: u64) !f64 {
+    const t0 = nowNs();
+    const ops = try w.run(a, seed);
+    const dt = nowNs() - t0;
+    return @as(f64, @floatFromInt(dt)) / @as(f64, @floatFromInt(ops));
+}
+
+/// Rounds per workload. Each round runs both allocators on the same seed,
+/// alternating which goes first, so slow spells of the shared machine hit
+/// both sides of a round alike; the per-round ratio is what is summarised.
+const rounds = 15;
+
+fn lessThan(_: void, x: f64, y: f64) bool {
+    return x < y;
+}
+/// The `q`-quantile (0..1) of `v` (sorted in place), nearest rank.
+fn quantile(v: []f64, q: f64) f64 {
+    std.mem.sort(f64, v, {}, lessThan);
+    const i: usize = @intFromFloat(@round(q * @as(f64, @floatFromInt(v.len - 1))));
+    return v[i];
 }
 
 pub fn main() !void {
@@ -109,20 +123,52 @@ pub fn main() !void {
     // glibc malloc through the same binding: a peer that shows how much of a
     // difference is the binding and how much the allocator.
     const libc = la.cAllocator();
-    std.debug.print("zig bench: ns/op (best of 2), std.heap.smp_allocator vs la_smp_allocator (and la_c_allocator for reference)\n", .{});
-    std.debug.print("{s:<18} {s:>10} {s:>10} {s:>10} {s:>8}\n", .{ "workload", "std smp", "la smp", "la c", "std/la" });
+
+    // LA_BENCH_ONE=<workload 0..3>:<std|la|c>: one untimed run of one
+    // workload on one allocator, for instruction counts under
+    // valgrind --tool=callgrind.
+    if (getenv("LA_BENCH_ONE")) |one_z| {
+        const one = std.mem.span(one_z);
+        const colon = std.mem.indexOfScalar(u8, one, ':') orelse one.len;
+        const w = works[try std.fmt.parseInt(usize, one[0..colon], 10)];
+        const side = if (colon < one.len) one[colon + 1 ..] else "la";
+        const a = if (std.mem.eql(u8, side, "std")) theirs else if (std.mem.eql(u8, side, "c")) libc else ours;
+        _ = try w.run(a, 0x5eed);
+        return;
+    }
+
+    std.debug.print("zig bench: ns/op, median of {d} interleaved rounds after a warm-up;\n", .{rounds});
+    std.debug.print("std/la = per-round ratio std.heap.smp_allocator / la_smp_allocator (above 1: liballoc faster),\n", .{});
+    std.debug.print("median [min..max]; la c = la_c_allocator (glibc malloc) through the binding, for reference\n", .{});
+    std.debug.print("{s:<18} {s:>9} {s:>9} {s:>9} {s:>8} {s:>15}\n", .{ "workload", "std smp", "la smp", "la c", "std/la", "spread" });
     var log_sum: f64 = 0;
     for (works) |w| {
-        // Alternate the order so warm-up effects do not favour one side.
-        const s1 = try measure(theirs, w);
-        const l1 = try measure(ours, w);
-        const l2 = try measure(ours, w);
-        const s2 = try measure(theirs, w);
-        const cl = try measure(libc, w);
-        const s = @min(s1, s2);
-        const l = @min(l1, l2);
-        log_sum += @log(s / l);
-        std.debug.print("{s:<18} {d:>10.1} {d:>10.1} {d:>10.1} {d:>8.2}\n", .{ w.name, s, l, cl, s / l });
+        // Warm-up: fault in both heaps (and their thread caches) first.
+        _ = try once(theirs, w, 1);
+        _ = try once(ours, w, 1);
+        _ = try once(libc, w, 1);
+        var s: [rounds]f64 = undefined;
+        var l: [rounds]f64 = undefined;
+        var cl: [rounds]f64 = undefined;
+        var ratio: [rounds]f64 = undefined;
+        for (0..rounds) |r| {
+            const seed = 0x5eed + r;
+            if (r % 2 == 0) {
+                s[r] = try once(theirs, w, seed);
+                l[r] = try once(ours, w, seed);
+            } else {
+                l[r] = try once(ours, w, seed);
+                s[r] = try once(theirs, w, seed);
+            }
+            cl[r] = try once(libc, w, seed);
+            ratio[r] = s[r] / l[r];
+        }
+        const med = quantile(&ratio, 0.5);
+        log_sum += @log(med);
+        std.debug.print("{s:<18} {d:>9.2} {d:>9.2} {d:>9.2} {d:>8.2}   [{d:.2}..{d:.2}]\n", .{
+            w.name, quantile(&s, 0.5), quantile(&l, 0.5), quantile(&cl, 0.5),
+            med,    ratio[0],          ratio[rounds - 1],
+        });
     }
-    std.debug.print("geometric mean std/la: {d:.2} (above 1: liballoc faster)\n", .{@exp(log_sum / works.len)});
+    std.debug.print("geometric mean of the median ratios std/la: {d:.2} (above 1: liballoc faster)\n", .{@exp(log_sum / works.len)});
 }

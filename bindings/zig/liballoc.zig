@@ -111,6 +111,12 @@ inline fn log2(a: Alignment) u8 {
 
 /// Adapter state for turning an `la_allocator` into a `std.mem.Allocator`.
 /// Keep it alive (and in place) while the Zig allocator is in use.
+///
+/// Calls go straight to the `la_allocator`'s C vtable (one indirect call),
+/// not through `la_raw_*`: Zig's Allocator contract already guarantees what
+/// those check (len and new_len > 0, a real block, alignment < 64). What
+/// Zig cannot guarantee is the C value itself, so a NULL vtable or entry
+/// behaves like `la_raw_*`: allocations fail, frees do nothing.
 pub const Adapter = struct {
     la: c.Allocator,
 
@@ -124,21 +130,29 @@ pub const Adapter = struct {
 
     const vtable: ZigAllocator.VTable = .{ .alloc = alloc, .resize = resize, .remap = remap, .free = free };
 
-    fn get(ctx: *anyopaque) c.Allocator {
+    inline fn get(ctx: *anyopaque) *const c.Allocator {
         const self: *Adapter = @ptrCast(@alignCast(ctx));
-        return self.la;
+        return &self.la;
     }
     fn alloc(ctx: *anyopaque, len: usize, alignment: Alignment, ra: usize) ?[*]u8 {
-        return @ptrCast(c.la_raw_alloc(get(ctx), len, log2(alignment), ra));
+        const a = get(ctx);
+        const f = (a.vtable orelse return null).alloc orelse return null;
+        return @ptrCast(f(a.ptr, len, log2(alignment), ra));
     }
     fn resize(ctx: *anyopaque, memory: []u8, alignment: Alignment, new_len: usize, ra: usize) bool {
-        return c.la_raw_resize(get(ctx), memory.ptr, memory.len, log2(alignment), new_len, ra);
+        const a = get(ctx);
+        const f = (a.vtable orelse return false).resize orelse return false;
+        return f(a.ptr, memory.ptr, memory.len, log2(alignment), new_len, ra);
     }
     fn remap(ctx: *anyopaque, memory: []u8, alignment: Alignment, new_len: usize, ra: usize) ?[*]u8 {
-        return @ptrCast(c.la_raw_remap(get(ctx), memory.ptr, memory.len, log2(alignment), new_len, ra));
+        const a = get(ctx);
+        const f = (a.vtable orelse return null).remap orelse return null;
+        return @ptrCast(f(a.ptr, memory.ptr, memory.len, log2(alignment), new_len, ra));
     }
     fn free(ctx: *anyopaque, memory: []u8, alignment: Alignment, ra: usize) void {
-        c.la_raw_free(get(ctx), memory.ptr, memory.len, log2(alignment), ra);
+        const a = get(ctx);
+        const f = (a.vtable orelse return).free orelse return;
+        f(a.ptr, memory.ptr, memory.len, log2(alignment), ra);
     }
 };
 

@@ -62,6 +62,21 @@ test "adapter over the smp la_allocator" {
     try both(ad.allocator());
 }
 
+test "adapter over a NULL vtable or NULL entries: allocations fail, nothing crashes" {
+    var none: la.Adapter = .init(.{ .ptr = null, .vtable = null });
+    try testing.expectError(error.OutOfMemory, none.allocator().alloc(u8, 16));
+    const empty: c.VTable = .{ .alloc = null, .resize = null, .remap = null, .free = null };
+    var holes: la.Adapter = .init(.{ .ptr = null, .vtable = &empty });
+    const a = holes.allocator();
+    try testing.expectError(error.OutOfMemory, a.alloc(u8, 16));
+    // resize/remap/free of a block the adapter never made: refused or ignored.
+    var buf: [16]u8 = undefined;
+    try testing.expect(!a.rawResize(&buf, .@"1", 8, @returnAddress()));
+    try testing.expect(a.rawRemap(&buf, .@"1", 32, @returnAddress()) == null);
+    a.rawFree(&buf, .@"1", @returnAddress());
+    none.allocator().rawFree(&buf, .@"1", @returnAddress());
+}
+
 test "arena over page" {
     var arena = try la.Arena.init(la.page());
     defer arena.deinit();

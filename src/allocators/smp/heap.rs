@@ -331,9 +331,9 @@ pub unsafe fn free_local(heap: &Heap, page: &Page, b: *mut Block) {
 
 #[inline(never)]
 fn free_local_slow(heap: &Heap, page: &Page) {
-    heap.sync_class(page.class.get() as usize);
     if page.flags.load(Ordering::Relaxed) & FULL != 0 {
         heap.unfull(page);
+        heap.sync_class(page.class.get() as usize);
     }
     if page.used.get() == 0 {
         page_retire(heap, page);
@@ -400,6 +400,7 @@ fn page_retire(heap: &Heap, page: &Page) {
         page.retire_time.set(0);
         return;
     }
+    heap.sync_class(cls);
     heap.queue_remove(cls, page);
     page_free(heap, page);
 }

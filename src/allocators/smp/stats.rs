@@ -5,7 +5,7 @@
 //! only bookkeeping on the fast paths); current, total and per-class figures
 //! are these counters summed over all heaps on demand, so they are exact.
 //! The peak needs a running total: on slow paths (a page refill, a page
-//! becoming empty or leaving the full list, every 64th remote free of a
+//! being freed or leaving the full list, every 64th remote free of a
 //! class) a heap turns the change of that class's counters into live-byte
 //! and block deltas, flushed into process-wide atomics once they pass
 //! [`FLUSH_BYTES`]; the peak is taken at those flushes and at each snapshot.
