@@ -231,7 +231,7 @@ impl Heap {
         self.queue_remove(page.class.get() as usize, page);
         page.flags.store(FULL, Ordering::SeqCst);
         self.full_push(page);
-        if !page.thread_free.load(Ordering::SeqCst).is_null() {
+        if page.has_thread_free(Ordering::SeqCst) {
             self.delayed.store(true, Ordering::Relaxed);
         }
     }
@@ -378,7 +378,7 @@ fn scan_full(heap: &Heap) {
         // SAFETY: full-list members are our pages.
         let p = unsafe { &*page };
         let next = p.next.get();
-        if !p.thread_free.load(Ordering::Relaxed).is_null() || !p.local_free.get().is_null() {
+        if p.has_thread_free(Ordering::Relaxed) || !p.local_free.get().is_null() {
             p.collect();
             if p.has_free() {
                 heap.unfull(p);
@@ -511,7 +511,7 @@ pub fn adopt(heap: &Heap, seg: *mut Segment) {
         } else {
             p.flags.store(FULL, Ordering::SeqCst);
             heap.full_push(p);
-            if !p.thread_free.load(Ordering::SeqCst).is_null() {
+            if p.has_thread_free(Ordering::SeqCst) {
                 heap.delayed.store(true, Ordering::Relaxed);
             }
         }
