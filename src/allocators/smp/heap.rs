@@ -341,8 +341,11 @@ fn free_local_slow(heap: &Heap, page: &Page) {
 }
 
 /// A thread freeing other threads' blocks syncs its live deltas every this
-/// many frees of a class (it may never take a slow path of its own).
+/// many frees of a class (it may never take a slow path of its own)...
 const REMOTE_SYNC: u64 = 64;
+/// ...and at every free of a class larger than this (so that the deltas it
+/// holds back stay below 16 KiB per class).
+const REMOTE_SYNC_MAX: usize = 256;
 
 /// Frees a block of a page another heap (or none) owns.
 ///
@@ -356,7 +359,9 @@ pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
         // SAFETY: the calling thread's own heap.
         let h = unsafe { &*heap };
         h.count_free(cls);
-        if h.q[cls].frees.load(Ordering::Relaxed) % REMOTE_SYNC == 0 {
+        if class_size(cls) > REMOTE_SYNC_MAX
+            || h.q[cls].frees.load(Ordering::Relaxed) % REMOTE_SYNC == 0
+        {
             h.sync_class(cls);
         }
     }
