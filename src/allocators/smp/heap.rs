@@ -280,24 +280,26 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
         heap.delayed.store(false, Ordering::Relaxed);
         scan_full(heap);
     }
+    // Blocks already freed come first: carving touches fresh memory.
     let mut page = heap.q[cls].first.get();
     while !page.is_null() {
         // SAFETY: queue members are our in-use pages.
         let p = unsafe { &*page };
         let next = p.next.get();
         p.collect();
-        if p.free.get().is_null() {
-            p.extend();
-        }
         if !p.free.get().is_null() {
-            if !p.prev.get().is_null() {
-                heap.queue_remove(cls, p);
-                heap.queue_push_front(cls, p);
-            }
-            let b = p.pop();
-            heap.count_alloc(cls);
-            heap.sync_class(cls);
-            return b;
+            return take_from(heap, cls, p);
+        }
+        page = next;
+    }
+    let mut page = heap.q[cls].first.get();
+    while !page.is_null() {
+        // SAFETY: as above.
+        let p = unsafe { &*page };
+        let next = p.next.get();
+        p.extend();
+        if !p.free.get().is_null() {
+            return take_from(heap, cls, p);
         }
         heap.make_full(p);
         page = next;
@@ -310,6 +312,19 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
     let p = unsafe { &*page };
     heap.queue_push_front(cls, p);
     p.extend();
+    let b = p.pop();
+    heap.count_alloc(cls);
+    heap.sync_class(cls);
+    b
+}
+
+/// Moves queue page `p` (with a block on `free`) to the front of its queue
+/// and pops a block from it.
+fn take_from(heap: &Heap, cls: usize, p: &Page) -> *mut u8 {
+    if !p.prev.get().is_null() {
+        heap.queue_remove(cls, p);
+        heap.queue_push_front(cls, p);
+    }
     let b = p.pop();
     heap.count_alloc(cls);
     heap.sync_class(cls);
