@@ -182,7 +182,7 @@ fn check_page(heap: *mut Heap, p: &Page, cls: usize, full: bool, errors: &mut us
     let mut seen = [0u64; MAX_BLOCKS / 64];
     let nf = walk(p, p.free.get(), &mut seen, errors);
     let nl = walk(p, p.local_free.get(), &mut seen, errors);
-    let nt = walk(p, p.thread_free.load(Ordering::Acquire), &mut seen, errors);
+    let nt = walk(p, p.thread_free_head(), &mut seen, errors);
     if p.used.get() as usize + nf + nl != cap {
         report(errors, "page used + free blocks != capacity");
     }

@@ -231,7 +231,7 @@ impl Heap {
         self.queue_remove(page.class.get() as usize, page);
         page.flags.store(FULL, Ordering::SeqCst);
         self.full_push(page);
-        if !page.thread_free.load(Ordering::SeqCst).is_null() {
+        if page.has_thread_free(Ordering::SeqCst) {
             self.delayed.store(true, Ordering::Relaxed);
         }
     }
@@ -280,24 +280,26 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
         heap.delayed.store(false, Ordering::Relaxed);
         scan_full(heap);
     }
+    // Blocks already freed come first: carving touches fresh memory.
     let mut page = heap.q[cls].first.get();
     while !page.is_null() {
         // SAFETY: queue members are our in-use pages.
         let p = unsafe { &*page };
         let next = p.next.get();
         p.collect();
-        if p.free.get().is_null() {
-            p.extend();
-        }
         if !p.free.get().is_null() {
-            if !p.prev.get().is_null() {
-                heap.queue_remove(cls, p);
-                heap.queue_push_front(cls, p);
-            }
-            let b = p.pop();
-            heap.count_alloc(cls);
-            heap.sync_class(cls);
-            return b;
+            return take_from(heap, cls, p);
+        }
+        page = next;
+    }
+    let mut page = heap.q[cls].first.get();
+    while !page.is_null() {
+        // SAFETY: as above.
+        let p = unsafe { &*page };
+        let next = p.next.get();
+        p.extend();
+        if !p.free.get().is_null() {
+            return take_from(heap, cls, p);
         }
         heap.make_full(p);
         page = next;
@@ -310,6 +312,19 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
     let p = unsafe { &*page };
     heap.queue_push_front(cls, p);
     p.extend();
+    let b = p.pop();
+    heap.count_alloc(cls);
+    heap.sync_class(cls);
+    b
+}
+
+/// Moves queue page `p` (with a block on `free`) to the front of its queue
+/// and pops a block from it.
+fn take_from(heap: &Heap, cls: usize, p: &Page) -> *mut u8 {
+    if !p.prev.get().is_null() {
+        heap.queue_remove(cls, p);
+        heap.queue_push_front(cls, p);
+    }
     let b = p.pop();
     heap.count_alloc(cls);
     heap.sync_class(cls);
@@ -341,8 +356,11 @@ fn free_local_slow(heap: &Heap, page: &Page) {
 }
 
 /// A thread freeing other threads' blocks syncs its live deltas every this
-/// many frees of a class (it may never take a slow path of its own).
+/// many frees of a class (it may never take a slow path of its own)...
 const REMOTE_SYNC: u64 = 64;
+/// ...and at every free of a class larger than this (so that the deltas it
+/// holds back stay below 16 KiB per class).
+const REMOTE_SYNC_MAX: usize = 256;
 
 /// Frees a block of a page another heap (or none) owns.
 ///
@@ -356,7 +374,9 @@ pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
         // SAFETY: the calling thread's own heap.
         let h = unsafe { &*heap };
         h.count_free(cls);
-        if h.q[cls].frees.load(Ordering::Relaxed) % REMOTE_SYNC == 0 {
+        if class_size(cls) > REMOTE_SYNC_MAX
+            || h.q[cls].frees.load(Ordering::Relaxed) % REMOTE_SYNC == 0
+        {
             h.sync_class(cls);
         }
     }
@@ -378,7 +398,7 @@ fn scan_full(heap: &Heap) {
         // SAFETY: full-list members are our pages.
         let p = unsafe { &*page };
         let next = p.next.get();
-        if !p.thread_free.load(Ordering::Relaxed).is_null() || !p.local_free.get().is_null() {
+        if p.has_thread_free(Ordering::Relaxed) || !p.local_free.get().is_null() {
             p.collect();
             if p.has_free() {
                 heap.unfull(p);
@@ -511,7 +531,7 @@ pub fn adopt(heap: &Heap, seg: *mut Segment) {
         } else {
             p.flags.store(FULL, Ordering::SeqCst);
             heap.full_push(p);
-            if !p.thread_free.load(Ordering::SeqCst).is_null() {
+            if p.has_thread_free(Ordering::SeqCst) {
                 heap.delayed.store(true, Ordering::Relaxed);
             }
         }

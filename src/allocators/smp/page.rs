@@ -9,11 +9,16 @@
 //! - `free`: what the owning thread allocates from (pop = two loads and two
 //!   stores);
 //! - `local_free`: where the owning thread frees to;
-//! - `thread_free`: an atomic stack other threads push to.
+//! - `thread_free`: an atomic stack other threads push to. Its head is one
+//!   word holding the top block's offset in the segment (low 32 bits, 0 =
+//!   empty) and the number of blocks on the stack (high 32 bits), so a push
+//!   is one compare-and-swap and the owner learns how many blocks it took
+//!   without walking them (a walk would chase pointers through lines other
+//!   cores just wrote, one cache miss after another).
 //!
 //! When `free` runs dry the owner [`Page::collect`]s: it takes the whole
-//! `thread_free` stack with one atomic swap and turns `local_free` into the
-//! new `free` list. `used` counts blocks handed out and not yet back on an
+//! `thread_free` stack with one atomic swap and turns it and `local_free`
+//! into the new `free` list. `used` counts blocks handed out and not yet back on an
 //! owner list (blocks on `thread_free` still count as used).
 //!
 //! Every free block carries a tag in its second word (`free_tag(addr)`),
@@ -22,7 +27,7 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, Ordering};
 
 use super::heap::Heap;
 use super::segment::{PAGES_OFFSET, SEGMENT_MASK, Segment};
@@ -54,8 +59,9 @@ pub struct Page {
     pub local_free: Cell<*mut Block>,
     /// Owning heap; null when abandoned.
     pub heap: AtomicPtr<Heap>,
-    /// Blocks freed by other threads.
-    pub thread_free: AtomicPtr<Block>,
+    /// Blocks freed by other threads: count << 32 | top block's offset in
+    /// the segment (see [`Page::thread_free_head`]).
+    thread_free: AtomicU64,
     /// Links in the heap's class queue or full list.
     pub next: Cell<*mut Page>,
     pub prev: Cell<*mut Page>,
@@ -88,7 +94,36 @@ impl Page {
         self.heap.store(ptr::null_mut(), Ordering::Relaxed);
         self.next.set(ptr::null_mut());
         self.prev.set(ptr::null_mut());
-        self.thread_free.store(ptr::null_mut(), Ordering::Relaxed);
+        self.thread_free.store(0, Ordering::Relaxed);
+    }
+
+    /// The segment's base address.
+    #[inline(always)]
+    fn seg_base(&self) -> usize {
+        self as *const Self as usize & !SEGMENT_MASK
+    }
+
+    /// The top block of a `thread_free` word (null for 0).
+    #[inline(always)]
+    fn decode(&self, w: u64) -> *mut Block {
+        let off = w as u32 as usize;
+        if off == 0 {
+            ptr::null_mut()
+        } else {
+            (self.seg_base() + off) as *mut Block
+        }
+    }
+
+    /// Whether other threads freed blocks that were not collected yet
+    /// (`order` as for an atomic load).
+    #[inline]
+    pub fn has_thread_free(&self, order: Ordering) -> bool {
+        self.thread_free.load(order) != 0
+    }
+
+    /// The top block of `thread_free` (for the consistency checker).
+    pub fn thread_free_head(&self) -> *mut Block {
+        self.decode(self.thread_free.load(Ordering::Acquire))
     }
 
     /// Sets a free page up for `class` blocks of `block_size` in
@@ -184,16 +219,20 @@ impl Page {
     /// # Safety
     /// `b` is a block of this page handed out and not yet freed.
     pub unsafe fn push_thread(&self, b: *mut Block) -> bool {
+        debug_assert!(b as usize & !SEGMENT_MASK == self.seg_base());
+        // Blocks never start at offset 0 (the segment header is there).
+        let off = (b as usize - self.seg_base()) as u64;
         let mut old = self.thread_free.load(Ordering::Relaxed);
         loop {
             // SAFETY: caller's promise: b is a dead block of ours.
             unsafe {
-                (*b).next = old;
+                (*b).next = self.decode(old);
                 (*b).tag = free_tag(b as usize);
             }
+            let new = ((old >> 32) + 1) << 32 | off;
             match self.thread_free.compare_exchange_weak(
                 old,
-                b,
+                new,
                 Ordering::SeqCst,
                 Ordering::Relaxed,
             ) {
@@ -236,22 +275,31 @@ impl Page {
     /// Takes the blocks other threads freed, and refills `free` from
     /// `local_free` when it is empty. Owner only.
     pub fn collect(&self) {
-        if !self.thread_free.load(Ordering::Relaxed).is_null() {
-            let head = self.thread_free.swap(ptr::null_mut(), Ordering::AcqRel);
+        if self.thread_free.load(Ordering::Relaxed) != 0 {
+            let w = self.thread_free.swap(0, Ordering::AcqRel);
+            let head = self.decode(w);
             if !head.is_null() {
-                let mut n = 1u16;
-                let mut tail = head;
-                // SAFETY: blocks on thread_free are dead blocks of this page,
-                // immutable once pushed.
-                unsafe {
-                    while !(*tail).next.is_null() {
-                        tail = (*tail).next;
-                        n += 1;
+                // The count came with the list in one word: no walk.
+                self.used.set(self.used.get() - (w >> 32) as u16);
+                if self.local_free.get().is_null() {
+                    self.local_free.set(head);
+                } else if self.free.get().is_null() {
+                    self.free.set(self.local_free.get());
+                    self.local_free.set(head);
+                } else {
+                    // Both owner lists hold blocks (collections off the
+                    // allocation path): splice in front of local_free.
+                    let mut tail = head;
+                    // SAFETY: blocks on thread_free are dead blocks of this
+                    // page, immutable once pushed.
+                    unsafe {
+                        while !(*tail).next.is_null() {
+                            tail = (*tail).next;
+                        }
+                        (*tail).next = self.local_free.get();
                     }
-                    (*tail).next = self.local_free.get();
+                    self.local_free.set(head);
                 }
-                self.local_free.set(head);
-                self.used.set(self.used.get() - n);
             }
         }
         if self.free.get().is_null() {

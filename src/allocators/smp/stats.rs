@@ -3,19 +3,19 @@
 //! Per size class each heap counts the blocks its thread allocated and freed
 //! (one plain thread-local increment of a relaxed atomic per operation, the
 //! only bookkeeping on the fast paths); current, total and per-class figures
-//! are these counters summed over all heaps on demand, so they are exact.
-//! The peak needs a running total: on slow paths (a page refill, a page
-//! being freed or leaving the full list, every 64th remote free of a
-//! class) a heap turns the change of that class's counters into live-byte
-//! and block deltas, flushed into process-wide atomics once they pass
-//! [`FLUSH_BYTES`]; the peak is taken at those flushes and at each snapshot.
-//! It is therefore approximate: off by at most `FLUSH_BYTES` per thread plus
-//! the blocks a thread allocated or freed in a class since its last slow
-//! path there (at most a page's worth of allocations, and the frees into
-//! pages that have not emptied since). Huge blocks and memory committed
-//! from the OS (the high-water mark of carved blocks of each page, see
-//! `segment::note_carved`) are counted with process-wide atomics on their
-//! (slow) paths.
+//! are these counters summed over all heaps on demand, so they are exact. The
+//! peak needs a running total: on slow paths (a page refill, a page being
+//! freed or leaving the full list, every remote free of a class above 256
+//! bytes, every 64th of a smaller one) a heap turns the change of that
+//! class's counters into live-byte and block deltas, flushed into
+//! process-wide atomics once they pass [`FLUSH_BYTES`]; the peak is taken at
+//! those flushes and at each snapshot. It is therefore approximate: off by at
+//! most `FLUSH_BYTES` per thread plus the blocks a thread allocated or freed
+//! in a class since its last slow path there (at most a page's worth of
+//! allocations, and the frees into pages that have not emptied since). Huge
+//! blocks and memory committed from the OS (the high-water mark of carved
+//! blocks of each page, see `segment::note_carved`) are counted with
+//! process-wide atomics on their (slow) paths.
 
 use core::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 
