@@ -134,8 +134,13 @@ def archive_functions(path):
 def check(header, shared, static=None, quiet=False):
     """Returns the list of problems (empty when the library matches the header)."""
     with open(header) as f:
-        functions, variables = declared_symbols(f.read())
+        text = f.read()
+    functions, variables = declared_symbols(text)
     problems = []
+    # Every macro the header defines is in the library's namespace too.
+    for macro in re.findall(r"^\s*#\s*define\s+([A-Za-z_][A-Za-z0-9_]*)", text, re.M):
+        if not macro.startswith(("LA_", "LIBALLOC_")):
+            problems.append(f"{header}: defines macro {macro}, outside LA_*")
     if not functions:
         problems.append(f"{header}: no function declarations found")
     exported = nm_defined(["-D", "--defined-only"], shared)
@@ -191,6 +196,13 @@ def self_test(header, shared, static=None):
         probs = check(fake, shared, static, quiet=True)
         results.append(("header with an extra prototype is rejected",
                         any(p.startswith(shared) and "la_not_in_the_library" in p for p in probs)))
+        with open(fake, "w") as out:
+            out.write(real + "\n#define LIVE 1\n")
+        results.append(("header with a macro outside LA_* is rejected",
+                        any("macro LIVE" in p for p in check(fake, shared, quiet=True))))
+        with open(fake, "w") as out:
+            out.write(real + "\nvoid la_not_in_the_library(void);\n")
+        probs = check(fake, shared, static, quiet=True)
         if static:
             results.append(("... also for the static library",
                             any(p.startswith(static) and "la_not_in_the_library" in p

@@ -37,36 +37,6 @@ typedef enum la_arena_reset_mode {
 
 
 /**
- * Fill byte of freed blocks.
- */
-#define FREE_FILL 221
-
-/**
- * The block is live.
- */
-#define LIVE 1
-
-/**
- * The block was freed; its record is kept to explain later misuse.
- */
-#define FREED 2
-
-/**
- * The block came from the backing allocator.
- */
-#define KIND_BACKING 0
-
-/**
- * The block is its own mapping between two guard pages.
- */
-#define KIND_GUARDED 1
-
-/**
- * Most frames a trace can hold.
- */
-#define MAX_FRAMES 32
-
-/**
  * Number of entries of `la_smp_stats::classes` (entry 0 is huge blocks).
  */
 #define LA_SMP_CLASSES 109

@@ -210,7 +210,7 @@ pub struct la_debug_stats {
 }
 
 /// Fill byte of freed blocks.
-pub const FREE_FILL: u8 = 0xdd;
+pub(crate) const FREE_FILL: u8 = 0xdd;
 /// Minimum redzone on each side of a backing block.
 pub(crate) const REDZONE: usize = 16;
 /// Quarantine ring capacity (blocks).

@@ -14,14 +14,14 @@ use crate::alignment;
 use crate::sys;
 
 /// The block is live.
-pub const LIVE: u8 = 1;
+pub(crate) const LIVE: u8 = 1;
 /// The block was freed; its record is kept to explain later misuse.
-pub const FREED: u8 = 2;
+pub(crate) const FREED: u8 = 2;
 
 /// The block came from the backing allocator.
-pub const KIND_BACKING: u8 = 0;
+pub(crate) const KIND_BACKING: u8 = 0;
 /// The block is its own mapping between two guard pages.
-pub const KIND_GUARDED: u8 = 1;
+pub(crate) const KIND_GUARDED: u8 = 1;
 
 /// What the allocator knows about one block.
 #[repr(C)]

@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use super::maps;
 
 /// Most frames a trace can hold.
-pub const MAX_FRAMES: usize = 32;
+pub(crate) const MAX_FRAMES: usize = 32;
 
 /// Frames walked beyond the wanted count, to make room for skipped ones.
 const EXTRA: usize = 16;
