@@ -363,6 +363,10 @@ pub unsafe trait RawAllocator {
         ret_addr: usize,
     ) -> bool;
 
+    /// Resizes, possibly moving the block. The default is what an allocator
+    /// that cannot move blocks cheaply does: the in-place resize, else NULL
+    /// (the caller allocates, copies and frees).
+    ///
     /// # Safety
     /// As for [`RawAllocator::resize`].
     unsafe fn remap(
@@ -372,7 +376,14 @@ pub unsafe trait RawAllocator {
         alignment: u8,
         new_len: usize,
         ret_addr: usize,
-    ) -> *mut u8;
+    ) -> *mut u8 {
+        // SAFETY: forwarded caller promise.
+        if unsafe { self.resize(memory, len, alignment, new_len, ret_addr) } {
+            memory
+        } else {
+            ptr::null_mut()
+        }
+    }
 
     /// # Safety
     /// As for [`RawAllocator::resize`]; the block is dead afterwards.

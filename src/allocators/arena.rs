@@ -765,22 +765,6 @@ unsafe impl RawAllocator for la_arena {
             .is_ok()
     }
 
-    unsafe fn remap(
-        &self,
-        memory: *mut u8,
-        len: usize,
-        alignment: u8,
-        new_len: usize,
-        ret_addr: usize,
-    ) -> *mut u8 {
-        // SAFETY: forwarded vtable promise.
-        if unsafe { self.resize(memory, len, alignment, new_len, ret_addr) } {
-            memory
-        } else {
-            ptr::null_mut()
-        }
-    }
-
     unsafe fn free(&self, memory: *mut u8, len: usize, _alignment: u8, _ret_addr: usize) {
         // Only the most recent block is given back; others stay until reset.
         if let Some(last) = self.last_block(memory, len) {

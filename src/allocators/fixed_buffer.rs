@@ -153,22 +153,6 @@ unsafe impl RawAllocator for Plain {
         true
     }
 
-    unsafe fn remap(
-        &self,
-        memory: *mut u8,
-        len: usize,
-        alignment: u8,
-        new_len: usize,
-        ret_addr: usize,
-    ) -> *mut u8 {
-        // SAFETY: forwarded vtable promise.
-        if unsafe { self.resize(memory, len, alignment, new_len, ret_addr) } {
-            memory
-        } else {
-            ptr::null_mut()
-        }
-    }
-
     unsafe fn free(&self, memory: *mut u8, len: usize, _alignment: u8, _ret_addr: usize) {
         let s = &self.0;
         let end = s.end();
@@ -236,22 +220,6 @@ unsafe impl RawAllocator for ThreadSafe {
         end_index
             .compare_exchange(cur, cur + add, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
-    }
-
-    unsafe fn remap(
-        &self,
-        memory: *mut u8,
-        len: usize,
-        alignment: u8,
-        new_len: usize,
-        ret_addr: usize,
-    ) -> *mut u8 {
-        // SAFETY: forwarded vtable promise.
-        if unsafe { self.resize(memory, len, alignment, new_len, ret_addr) } {
-            memory
-        } else {
-            ptr::null_mut()
-        }
     }
 
     unsafe fn free(&self, memory: *mut u8, len: usize, _alignment: u8, _ret_addr: usize) {
