@@ -7,7 +7,7 @@ Every (workload, allocator) pair runs `runs` times (default 3) in its own
 process; the runs are interleaved (round-robin over allocators, then over
 repetitions) so that machine noise spreads evenly. The table shows the median
 time and median peak RSS (VmHWM) and their ratios to mimalloc measured in
-the same session (for realloc also the ratio to glibc). Figures, not a test.
+the same run (for realloc also the ratio to glibc). Figures, not a test.
 """
 import os
 import statistics

@@ -1,7 +1,7 @@
 """bench.py: leak-check cost of la-run --debug against valgrind memcheck.
 
 Each program runs natively, under `la-run --debug` and under
-`valgrind --leak-check=full` in the same session (best wall time of N
+`valgrind --leak-check=full` in the same run (best wall time of N
 rounds; valgrind once, it is slow), and the table gives the slowdown of
 each checker against native and valgrind's time over la-run's. A second
 table runs malloc-bound microbenchmarks (the preload workload suite)
