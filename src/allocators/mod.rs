@@ -19,8 +19,6 @@ pub mod buffer_first;
 pub mod c;
 pub mod debug;
 pub mod failing;
-#[cfg(test)]
-mod family_model;
 pub mod fixed_buffer;
 pub mod handle;
 pub mod logging;

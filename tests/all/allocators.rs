@@ -2,10 +2,16 @@
 //! `la_allocator`, what the tests may expect of it, and its teardown.
 
 use std::ffi::c_void;
+use std::fs::File;
+use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use alloc::allocators::arena::{la_arena, la_arena_allocator, la_arena_create, la_arena_destroy};
+use alloc::allocators::buffer_first::{
+    la_buffer_first, la_buffer_first_allocator, la_buffer_first_init,
+};
 use alloc::allocators::c::la_c_allocator;
 use alloc::allocators::failing::{
     la_failing, la_failing_allocator, la_failing_create, la_failing_destroy,
@@ -14,13 +20,23 @@ use alloc::allocators::fixed_buffer::{
     la_fixed_buffer, la_fixed_buffer_allocator, la_fixed_buffer_init,
     la_fixed_buffer_thread_safe_allocator,
 };
+use alloc::allocators::logging::{
+    la_logging, la_logging_allocator, la_logging_create, la_logging_destroy,
+};
 use alloc::allocators::page::la_page_allocator;
 use alloc::allocators::smp::la_smp_allocator;
+use alloc::allocators::thread_safe::{
+    la_thread_safe, la_thread_safe_allocator, la_thread_safe_create, la_thread_safe_destroy,
+};
 use alloc::vtable::{la_raw_alloc, la_raw_free, la_raw_remap, la_raw_resize};
 use alloc::{la_alignment, la_allocator, la_vtable};
 
 /// Bytes of buffer given to each fixed-buffer allocator.
 pub const FIXED_LEN: usize = 4 << 20;
+
+/// Bytes of buffer given to each buffer-first allocator (small, so that
+/// blocks go both to the buffer and to the fallback).
+pub const BUFFER_FIRST_LEN: usize = 8192;
 
 /// Which allocator.
 #[derive(Clone, Copy, Debug)]
@@ -35,6 +51,10 @@ pub enum Kind {
     ArenaOverSmp,
     ArenaOverFlaky,
     FailingOverC,
+    BufferFirstOverC,
+    BufferFirstOverSmp,
+    ThreadSafeOverArena,
+    LoggingOverC,
 }
 
 /// An allocator under test and what it owns.
@@ -48,6 +68,9 @@ pub struct Subject {
     pub failing: Option<*mut la_failing>,
     arena: Option<*mut la_arena>,
     fixed: Option<(Box<la_fixed_buffer>, Vec<u8>)>,
+    buffer_first: Option<(Box<MaybeUninit<la_buffer_first>>, Vec<u8>)>,
+    thread_safe: Option<*mut la_thread_safe>,
+    logging: Option<(*mut la_logging, File)>,
 }
 
 impl Subject {
@@ -59,6 +82,9 @@ impl Subject {
             failing: None,
             arena: None,
             fixed: None,
+            buffer_first: None,
+            thread_safe: None,
+            logging: None,
         };
         match kind {
             Kind::Page => s.a = la_page_allocator(),
@@ -99,6 +125,46 @@ impl Subject {
                 s.bounded = matches!(kind, Kind::ArenaOverFlaky);
                 s.arena = Some(arena);
             }
+            Kind::BufferFirstOverC | Kind::BufferFirstOverSmp => {
+                let fallback = match kind {
+                    Kind::BufferFirstOverC => la_c_allocator(),
+                    _ => la_smp_allocator(),
+                };
+                let mut buf = vec![0u8; BUFFER_FIRST_LEN];
+                let mut bf = Box::new(MaybeUninit::<la_buffer_first>::uninit());
+                // SAFETY: writable state, a buffer that lives as long as the
+                // subject, a valid fallback.
+                unsafe {
+                    la_buffer_first_init(
+                        bf.as_mut_ptr(),
+                        buf.as_mut_ptr().cast(),
+                        buf.len(),
+                        fallback,
+                    );
+                    s.a = la_buffer_first_allocator(bf.as_mut_ptr());
+                }
+                s.buffer_first = Some((bf, buf));
+            }
+            Kind::ThreadSafeOverArena => {
+                // SAFETY: the page allocator is a valid child.
+                let arena = unsafe { la_arena_create(la_page_allocator()) };
+                assert!(!arena.is_null());
+                let ts = la_thread_safe_create(la_arena_allocator(arena));
+                assert!(!ts.is_null());
+                // SAFETY: a live wrapper, destroyed (before the arena) in drop.
+                s.a = unsafe { la_thread_safe_allocator(ts) };
+                s.remap_in_place = true;
+                s.arena = Some(arena);
+                s.thread_safe = Some(ts);
+            }
+            Kind::LoggingOverC => {
+                let devnull = File::options().write(true).open("/dev/null").unwrap();
+                let lg = la_logging_create(la_c_allocator(), devnull.as_raw_fd(), 0);
+                assert!(!lg.is_null());
+                // SAFETY: a live wrapper, destroyed in drop.
+                s.a = unsafe { la_logging_allocator(lg) };
+                s.logging = Some((lg, devnull));
+            }
             Kind::FailingOverC => {
                 // SAFETY: the child is valid.
                 let f = unsafe { la_failing_create(la_c_allocator(), usize::MAX, usize::MAX) };
@@ -115,6 +181,12 @@ impl Drop for Subject {
     fn drop(&mut self) {
         // SAFETY: the handles are live and no longer used.
         unsafe {
+            if let Some(ts) = self.thread_safe {
+                la_thread_safe_destroy(ts);
+            }
+            if let Some((lg, _)) = &self.logging {
+                la_logging_destroy(*lg);
+            }
             if let Some(arena) = self.arena {
                 la_arena_destroy(arena);
             }

@@ -10,3 +10,4 @@
 mod allocators;
 mod concurrency;
 mod model;
+mod pool;

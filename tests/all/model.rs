@@ -289,4 +289,8 @@ model_tests! {
     arena_over_smp_matches_model => Kind::ArenaOverSmp,
     arena_over_flaky_child_matches_model => Kind::ArenaOverFlaky,
     failing_over_c_matches_model => Kind::FailingOverC,
+    buffer_first_over_c_matches_model => Kind::BufferFirstOverC,
+    buffer_first_over_smp_matches_model => Kind::BufferFirstOverSmp,
+    thread_safe_over_arena_matches_model => Kind::ThreadSafeOverArena,
+    logging_over_c_matches_model => Kind::LoggingOverC,
 }
