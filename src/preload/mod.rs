@@ -373,8 +373,9 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
     // Shrinking keeps the block when at most half of it is wasted; below
     // that, large (mapped) blocks shrink in place and others move to a
     // smaller block, so that a shrunk buffer does not pin its old size.
-    // Growing tries in place, then a move without copying (mremap), then
-    // allocate + copy + free.
+    // Growing is in place when the block has room, else `smp::remap`
+    // moves it (by `mremap` when huge, else by copying into a block with
+    // headroom for further growth; see `smp::remap`).
     let q = if size <= old {
         let in_place = size >= old / 2
             || (old >= SHRINK_IN_PLACE_MIN && {
@@ -389,20 +390,14 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
             // SAFETY: p is a live block of `old` usable bytes.
             unsafe { move_block(p, old, size) }.unwrap_or(p)
         }
-    // SAFETY: p is a live block.
-    } else if unsafe { smp::resize(p, size) } {
-        p
     } else {
-        // SAFETY: p is a live block.
-        let moved = unsafe { smp::remap(p, size) };
-        if !moved.is_null() {
-            moved
-        // SAFETY: p is a live block of `old` usable bytes.
-        } else if let Some(fresh) = unsafe { move_block(p, old, size) } {
-            fresh
-        } else {
+        // SAFETY: p is a live block of `old` usable bytes, aligned to at
+        // least MIN_ALIGN (malloc's alignment is all realloc keeps).
+        let moved = unsafe { smp::remap(p, size, MIN_ALIGN_LOG2, old) };
+        if moved.is_null() {
             return out_of_memory();
         }
+        moved
     };
     if f & COUNT != 0 {
         stats::on_free(old);

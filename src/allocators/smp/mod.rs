@@ -25,8 +25,9 @@
 //! - [`usable_size`]`(ptr)`: bytes usable in a live block (>= requested);
 //! - [`resize`]`(ptr, new_len)`: in place, true when the block now holds
 //!   `new_len` bytes;
-//! - [`remap`]`(ptr, new_len)`: may move without the caller copying; NULL
-//!   when that is no better than alloc + copy + free;
+//! - [`remap`]`(ptr, new_len, align_log2, copy_len)`: may move (a growing
+//!   block moves with headroom for further growth); NULL when out of
+//!   memory;
 //! - [`check`]`(ptr)`: classifies a pointer before it is freed, so the shim
 //!   can report foreign, interior and double frees instead of corrupting;
 //! - [`collect`]: returns free memory to the OS now;
@@ -189,20 +190,30 @@ pub unsafe fn resize_ex(ptr: *mut u8, new_len: usize, shrinking: bool) -> bool {
     new_len <= unsafe { usable_size(ptr) }
 }
 
-/// Resizes a block, possibly moving it without the caller copying.
+/// Resizes a block, possibly moving it: in place when it fits, by `mremap`
+/// for huge blocks, and otherwise a growing block moves (copying
+/// `copy_len` bytes) to a block with headroom for further growth (see
+/// [`grow_move`]). NULL when out of memory; the block is then untouched.
 ///
 /// # Safety
-/// `ptr` is a live block of this allocator.
-pub unsafe fn remap(ptr: *mut u8, new_len: usize) -> *mut u8 {
+/// `ptr` is a live block of this allocator, aligned to `1 << align_log2`;
+/// `copy_len` is at most its usable size.
+pub unsafe fn remap(ptr: *mut u8, new_len: usize, align_log2: u8, copy_len: usize) -> *mut u8 {
     // SAFETY: caller's promise.
-    unsafe { remap_ex(ptr, new_len, false) }
+    unsafe { remap_ex(ptr, new_len, align_log2, copy_len, false) }
 }
 
 /// [`remap`], told whether the block shrinks (see [`resize_ex`]).
 ///
 /// # Safety
-/// `ptr` is a live block of this allocator.
-pub unsafe fn remap_ex(ptr: *mut u8, new_len: usize, shrinking: bool) -> *mut u8 {
+/// As for [`remap`].
+pub unsafe fn remap_ex(
+    ptr: *mut u8,
+    new_len: usize,
+    align_log2: u8,
+    copy_len: usize,
+    shrinking: bool,
+) -> *mut u8 {
     // SAFETY: caller's promise.
     if unsafe { resize_ex(ptr, new_len, shrinking) } {
         return ptr;
@@ -211,41 +222,63 @@ pub unsafe fn remap_ex(ptr: *mut u8, new_len: usize, shrinking: bool) -> *mut u8
     // SAFETY: caller's promise: the segment header is mapped.
     if unsafe { (*seg).kind.get() } == segment::HUGE {
         // SAFETY: a live huge block of the caller.
-        return unsafe { segment::huge_move(seg, new_len) };
+        let moved = unsafe { segment::huge_move(seg, new_len) };
+        if !moved.is_null() {
+            return moved;
+        }
     }
-    if new_len > REMAP_TO_HUGE {
-        // A block that keeps growing: move it once into a huge mapping with
-        // headroom, so that later growth is `mremap` instead of copies.
-        // SAFETY: caller's promise.
-        return unsafe { grow_to_huge(ptr, new_len) };
-    }
-    ptr::null_mut()
+    // Not resized in place (the block grows past its class or mapping) and
+    // not moved by `mremap`: copy.
+    // SAFETY: caller's promise.
+    unsafe { grow_move(ptr, new_len, align_log2, copy_len) }
 }
 
-/// Above this size [`remap`] moves a growing block into a huge mapping.
+/// Above this size a growing block moves into a huge mapping, whose later
+/// growth is `mremap` instead of copies.
 const REMAP_TO_HUGE: usize = 64 << 10;
 
-/// Copies a live segment block into a new huge block of at least `new_len`
-/// bytes (plus half of that as headroom) and frees the old one; null (old
-/// block untouched) when out of memory.
+/// Moves a growing block to a new one of at least `new_len` bytes and
+/// frees the old one; NULL (old block untouched) when out of memory.
+///
+/// A block that grew is likely to grow again (appends, `realloc` in a
+/// loop), so the new block gets headroom: `5/8` of `new_len` more, but
+/// never more than the old block's size, so that a single large jump is
+/// not inflated. Later growth within the headroom is in place: a buffer
+/// grown in small steps moves about a fifth as often as class rounding
+/// alone would make it, and a vector that grows by half its size plus a
+/// little (Zig's `ArrayList`, most dynamic arrays) moves on every second
+/// step only (`5/8` rather than `1/2` leaves room for the "little").
+/// Above [`REMAP_TO_HUGE`] the new block is a huge mapping (grown later by
+/// `mremap`).
 ///
 /// # Safety
-/// `ptr` is a live block of this allocator (not huge).
-#[cold]
-unsafe fn grow_to_huge(ptr: *mut u8, new_len: usize) -> *mut u8 {
-    // The block's requested alignment is unknown, but it divides both its
-    // address and its class size (classes are chosen that way).
+/// `ptr` is a live block of this allocator aligned to `1 << align_log2`,
+/// with fewer than `new_len` usable bytes; `copy_len` is at most its
+/// usable size.
+#[inline(never)]
+unsafe fn grow_move(ptr: *mut u8, new_len: usize, align_log2: u8, copy_len: usize) -> *mut u8 {
     // SAFETY: caller's promise: ptr is live.
-    let bs = unsafe { usable_size(ptr) };
-    let align_log2 = (ptr as usize).trailing_zeros().min(bs.trailing_zeros()) as u8;
-    let q = segment::huge_alloc_growing(new_len.saturating_add(new_len / 2), align_log2);
+    let old = unsafe { usable_size(ptr) };
+    debug_assert!(copy_len <= old && old < new_len);
+    let want = new_len.saturating_add((new_len / 8 * 5).min(old));
+    let q = if want > REMAP_TO_HUGE {
+        segment::huge_alloc_growing(want, align_log2)
+    } else {
+        alloc(want, align_log2)
+    };
+    // Without room for the headroom, the exact length may still fit.
+    let q = if q.is_null() && want > new_len {
+        alloc(new_len, align_log2)
+    } else {
+        q
+    };
     if q.is_null() {
         return q;
     }
-    // SAFETY: ptr is live with usable_size(ptr) < new_len bytes; q is a
-    // fresh block of at least new_len bytes; they do not overlap.
+    // SAFETY: ptr is live with at least copy_len bytes; q is a fresh block
+    // of at least new_len > old >= copy_len bytes; they do not overlap.
     unsafe {
-        ptr::copy_nonoverlapping(ptr, q, usable_size(ptr));
+        ptr::copy_nonoverlapping(ptr, q, copy_len);
         free(ptr);
     }
     q
@@ -323,9 +356,10 @@ unsafe impl RawAllocator for SmpAllocator {
         // SAFETY: vtable promise: m is a live block.
         unsafe { resize_ex(m, new_len, new_len < len) }
     }
-    unsafe fn remap(&self, m: *mut u8, len: usize, _a: u8, new_len: usize, _r: usize) -> *mut u8 {
-        // SAFETY: vtable promise: m is a live block.
-        unsafe { remap_ex(m, new_len, new_len < len) }
+    unsafe fn remap(&self, m: *mut u8, len: usize, a: u8, new_len: usize, _r: usize) -> *mut u8 {
+        // SAFETY: vtable promise: m is a live block of len bytes aligned to
+        // 1 << a (len is at most its usable size).
+        unsafe { remap_ex(m, new_len, a, len, new_len < len) }
     }
     #[inline]
     unsafe fn free(&self, m: *mut u8, _len: usize, _a: u8, _r: usize) {

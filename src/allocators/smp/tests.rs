@@ -106,7 +106,7 @@ fn huge_blocks_grow_and_shrink_with_mremap() {
     while len < 64 << 20 {
         let new_len = len * 2;
         // SAFETY: live block.
-        let q = unsafe { remap(p, new_len) };
+        let q = unsafe { remap(p, new_len, 4, len) };
         assert!(!q.is_null());
         assert_eq!(q as usize % 16, 0);
         // SAFETY: the first len bytes moved with the mapping.
@@ -130,15 +130,62 @@ fn small_blocks_resize_within_their_class() {
     unsafe {
         assert!(resize(p, usable_size(p)));
         assert!(!resize(p, usable_size(p) + 1));
-        assert!(remap(p, 10_000).is_null());
         fill(p, 100, 9);
         // Growing far moves the block into a huge mapping (once).
-        let q = remap(p, 1 << 20);
+        let q = remap(p, 1 << 20, 4, 100);
         assert!(!q.is_null());
         assert_eq!(*q.add(99), 9);
         assert_eq!(check(q), PtrCheck::Live);
-        assert!(resize(q, (1 << 20) + 1000)); // within the headroom
+        assert!(resize(q, (1 << 20) + 1000)); // within the page rounding
         free(q);
+    }
+}
+
+#[test]
+fn growing_blocks_move_with_headroom() {
+    // Grown by small steps, a block moves with room for more: most steps
+    // are in place, and the contents always come along.
+    let mut len = 16;
+    let mut p = alloc(len, 4);
+    fill(p, len, 3);
+    let mut moves = 0;
+    while len < 60_000 {
+        let new_len = len + 24;
+        // SAFETY: p is live with len bytes, 16-aligned.
+        let q = unsafe { remap(p, new_len, 4, len) };
+        assert!(!q.is_null());
+        assert_eq!(q as usize % 16, 0);
+        // SAFETY: the first len bytes came along.
+        assert!((0..len).all(|i| unsafe { *q.add(i) } == 3));
+        if q != p {
+            moves += 1;
+            // SAFETY: q is live.
+            let usable = unsafe { usable_size(q) };
+            assert!(usable >= new_len + new_len / 2, "{usable} for {new_len}");
+        }
+        fill(q, new_len, 3);
+        p = q;
+        len = new_len;
+    }
+    // 16 B to 60 KB by 24-byte steps: 13 moves with headroom, where
+    // moving to the next 12.5% class each time would take 73.
+    assert!(moves <= 16, "{moves} moves");
+    // A single large jump gets at most the old size as headroom.
+    let q = alloc(100, 4);
+    // SAFETY: live blocks.
+    unsafe {
+        let r = remap(q, 4000, 4, 100);
+        // 4000 + 112 (the old class) rounds up to the 4608 class, where
+        // half of 4000 as headroom would have taken 6144.
+        assert!(usable_size(r) < 5000, "{}", usable_size(r));
+        free(r);
+        // Alignment is kept across a move.
+        let a = alloc(200, 8);
+        assert_eq!(a as usize % 256, 0);
+        let b = remap(a, 3000, 8, 200);
+        assert_eq!(b as usize % 256, 0);
+        free(b);
+        free(p);
     }
 }
 
