@@ -30,9 +30,10 @@
 //!
 //! Every block is at least 16-byte aligned (`max_align_t`), so `free`
 //! rejects a misaligned pointer with one test before asking the smp
-//! allocator to classify the pointer and free it when it is a live block,
-//! with one lookup ([`smp::free_checked`]): a pointer that is not a live
-//! block start is reported by [`fatal`] and the process aborts, instead of
+//! allocator to confirm the pointer is a live block start and free it, in
+//! one lookup ([`smp::free_fast`]; huge blocks and anything it does not
+//! confirm go to [`smp::free_checked`]): a pointer that is not a live block
+//! start is reported by [`fatal`] and the process aborts, instead of
 //! corrupting the heap.
 //!
 //! Choices where the standards leave room (documented in `symbols.rs`):
@@ -42,7 +43,10 @@
 //! that part is C); `realloc` that shrinks a block below half its size
 //! moves it to a smaller one.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicBool, AtomicU8, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 use crate::allocators::smp::{self, PtrCheck};
 
@@ -78,6 +82,9 @@ pub const COUNT: u8 = 2;
 pub const FAIL: u8 = 4;
 /// Bit of [`FLAGS`]: `LA_DEBUG` is on (see `debug_mode.rs`).
 pub const DEBUG: u8 = 8;
+/// Bit of [`FLAGS`]: the fast paths are off, because the smp allocator
+/// could not map its chunk map (which `free`'s fast path reads untested).
+pub const NO_FAST: u8 = 16;
 
 /// The shim's mode; see the module doc.
 static FLAGS: AtomicU8 = AtomicU8::new(0);
@@ -111,7 +118,11 @@ fn init() -> u8 {
     if opts.debug_requested && debug_mode::init() {
         flags |= DEBUG;
     }
-    FLAGS.store(flags, Relaxed);
+    if !smp::prepare() {
+        flags |= NO_FAST;
+    }
+    // Release: a thread that sees READY alone also sees the chunk map.
+    FLAGS.store(flags, Release);
     if first && opts.verbose {
         let mut w = fmt::Writer::fd(2);
         w.str("liballoc: preload shim active (liballoc ")
@@ -168,6 +179,23 @@ fn injected_failure(f: u8) -> bool {
 #[inline]
 pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
     debug_assert!(align_log2 >= MIN_ALIGN_LOG2);
+    // `malloc`'s common case: one table lookup gives the class.
+    if align_log2 == MIN_ALIGN_LOG2
+        && size <= smp::size_class::TABLE_MAX
+        && FLAGS.load(Relaxed) == READY
+    {
+        let p = smp::alloc_in(smp::size_class::class_malloc(size));
+        if !p.is_null() {
+            return p;
+        }
+        return out_of_memory();
+    }
+    alloc_general(size, align_log2)
+}
+
+/// [`alloc`] for sizes above the table, other alignments, and the modes.
+#[inline(never)]
+fn alloc_general(size: usize, align_log2: u8) -> *mut u8 {
     if FLAGS.load(Relaxed) == READY && size <= MAX_SIZE {
         let p = smp::alloc(size.max(1), align_log2);
         if !p.is_null() {
@@ -257,10 +285,28 @@ pub unsafe fn free(p: *mut u8, func: &str) {
     if p.is_null() {
         return;
     }
-    if FLAGS.load(Relaxed) & (DEBUG | COUNT) != 0 {
+    if FLAGS.load(Acquire) != READY {
         // SAFETY: caller's promise.
         return unsafe { free_slow(p, func) };
     }
+    // SAFETY: caller's promise: a live block is theirs to free; READY
+    // alone means smp::prepare() succeeded (and the Acquire load above
+    // pairs with init's Release store).
+    if (p as usize) & (MIN_ALIGN - 1) == 0 && unsafe { smp::free_fast(p) } {
+        return;
+    }
+    // SAFETY: caller's promise.
+    unsafe { free_cold(p, func) }
+}
+
+/// [`free`] of what the fast check did not confirm: a huge block, or
+/// misuse (reported, fatal).
+///
+/// # Safety
+/// As for [`free`].
+#[cold]
+#[inline(never)]
+unsafe fn free_cold(p: *mut u8, func: &str) {
     if (p as usize) & (MIN_ALIGN - 1) != 0 {
         fatal::misuse(func, Misuse::Misaligned, p);
     }
@@ -289,9 +335,10 @@ fn misuse_of(func: &str, c: PtrCheck, p: *mut u8) -> ! {
 #[cold]
 #[inline(never)]
 unsafe fn free_slow(p: *mut u8, func: &str) {
-    if FLAGS.load(Relaxed) & DEBUG != 0 {
+    let f = flags();
+    if f & DEBUG != 0 {
         let saved = errno::get();
-        if FLAGS.load(Relaxed) & COUNT != 0 {
+        if f & COUNT != 0 {
             stats::CALLS_FREE.fetch_add(1, Relaxed);
             if let Some(n) = debug_mode::len_of(p) {
                 stats::on_free(n);
@@ -300,6 +347,11 @@ unsafe fn free_slow(p: *mut u8, func: &str) {
         debug_mode::free(p);
         errno::set(saved);
         return;
+    }
+    if f & COUNT == 0 {
+        // Failure injection alone, or no fast path: the checked free.
+        // SAFETY: caller's promise.
+        return unsafe { free_cold(p, func) };
     }
     validate(p, func);
     stats::CALLS_FREE.fetch_add(1, Relaxed);

@@ -8,7 +8,10 @@
 //! offset into a block index with a multiply by a per-class reciprocal
 //! ([`MAGIC`]) instead of a division, and hands back the page it found.
 //! [`free_checked`] uses that page to free a live block at once, so a
-//! checked `free` costs one lookup, not a check followed by a free.
+//! checked `free` costs one lookup, not a check followed by a free; its
+//! common case, [`free_fast`], confirms a live block of a normal segment
+//! with the same exact tests in fewer instructions (a division-free
+//! divisibility test, [`DIVISOR_TEST`], instead of computing the index).
 //!
 //! `errno`: neither [`free_checked`] nor [`super::free`] ever changes it.
 //! Their fast paths make no calls; their slow paths call only the OS layer
@@ -57,6 +60,32 @@ const fn build_magic() -> [u64; 256] {
 /// Per-class reciprocals (see [`MAGIC_SHIFT`]), indexed by any `u8` so the
 /// lookup needs no bounds check; 0 for class 0 and beyond the last class.
 static MAGIC: [u64; 256] = build_magic();
+
+/// `DIVISOR_TEST[class] = ceil(2^64 / CLASS_SIZE[class])` (0 for class 0
+/// and beyond the last class): an offset `off < 2^32` is a multiple of the
+/// class size exactly when `off * m mod 2^64 < m`.
+///
+/// With `d * m = 2^64 + e`, `0 <= e < d`: for `off = q * d` the product is
+/// `q * e < off < m`; for `off = q * d + r`, `0 < r < d`, it is
+/// `q * e + r * m`, at least `m` and (as `q * e + e < m` for `off`, `d`
+/// below `2^22`, `m >= 2^42`) below `2^64`. A zero entry accepts nothing.
+static DIVISOR_TEST: [u64; 256] = build_divisor_test();
+
+const fn build_divisor_test() -> [u64; 256] {
+    let sizes = size_class::build_sizes();
+    let mut m = [0u64; 256];
+    let mut c = 0;
+    while c < NCLASSES {
+        let d = sizes[c] as u64;
+        assert!(d <= 1 << SEGMENT_SHIFT);
+        // ceil(2^64 / d) for d > 1 (d is at least 16); 0 for d == 0.
+        if let Some(q) = u64::MAX.checked_div(d) {
+            m[c] = q + 1;
+        }
+        c += 1;
+    }
+    m
+}
 
 /// What [`classify`] found.
 #[derive(Clone, Copy)]
@@ -177,24 +206,77 @@ pub fn check(ptr: *const u8) -> PtrCheck {
 /// anything else is left alone and classified (`NotOurs`, `Interior`,
 /// `Free`), for the caller to report.
 ///
+/// The common case -- a live block of a normal segment -- is confirmed by
+/// [`live_block`] with the same exact tests as [`classify`] in fewer
+/// instructions; anything it does not confirm (huge blocks, misuse) goes
+/// through the full classification. [`free_fast`] is the common case
+/// alone, for callers that made sure the chunk map exists.
+///
 /// # Safety
 /// When `ptr` is a live block, the caller owns it: nothing uses it after
 /// this call, and no other thread frees it at the same time.
-#[inline(always)]
+#[inline]
 pub unsafe fn free_checked(ptr: *mut u8) -> PtrCheck {
-    match classify(ptr as usize) {
-        Found::Block(page) => {
-            let h = thread::current_fast();
-            let b = ptr as *mut Block;
-            if !h.is_null() && page.heap.load(core::sync::atomic::Ordering::Relaxed) == h {
-                // SAFETY: our own page and heap; b is a live block of it
-                // (classified), now owned by us (caller's promise).
-                unsafe { heap::free_local(&*h, page, b) };
-            } else {
-                super::free_remote(page, b, h);
-            }
-            PtrCheck::Live
+    if super::segment::prepare_map() {
+        // SAFETY: the map exists; the rest is the caller's promise.
+        if let Some(page) = unsafe { live_block(ptr as usize) } {
+            // SAFETY: a live block of page (confirmed), now owned by us.
+            return unsafe { free_in(page, ptr) };
         }
+    }
+    // SAFETY: caller's promise.
+    unsafe { free_classified(ptr) }
+}
+
+/// The fast half of [`free_checked`]: frees `ptr` and returns true when
+/// [`live_block`] confirms it is a live block; false (nothing done) for
+/// anything else, which [`free_checked`] then classifies.
+///
+/// # Safety
+/// As for [`free_checked`]; and [`super::prepare`] returned true in a way
+/// that happens-before this call.
+#[inline(always)]
+pub unsafe fn free_fast(ptr: *mut u8) -> bool {
+    // SAFETY: caller's promise: the chunk map exists.
+    match unsafe { live_block(ptr as usize) } {
+        Some(page) => {
+            // SAFETY: a live block of page (confirmed), now owned by us
+            // (caller's promise).
+            unsafe { free_in(page, ptr) };
+            true
+        }
+        None => false,
+    }
+}
+
+/// Frees live block `ptr` of `page`.
+///
+/// # Safety
+/// `ptr` is a live block of `page` that the caller owns.
+#[inline(always)]
+unsafe fn free_in(page: &'static Page, ptr: *mut u8) -> PtrCheck {
+    let h = thread::current_fast();
+    let b = ptr as *mut Block;
+    if !h.is_null() && page.heap.load(core::sync::atomic::Ordering::Relaxed) == h {
+        // SAFETY: our own page and heap; b is a live block of it (caller's
+        // promise), now owned by us.
+        unsafe { heap::free_local(&*h, page, b) };
+    } else {
+        super::free_remote(page, b, h);
+    }
+    PtrCheck::Live
+}
+
+/// [`free_checked`] for what [`live_block`] did not confirm.
+///
+/// # Safety
+/// As for [`free_checked`].
+#[cold]
+#[inline(never)]
+unsafe fn free_classified(ptr: *mut u8) -> PtrCheck {
+    match classify(ptr as usize) {
+        // SAFETY: classified live; the caller owns it.
+        Found::Block(page) => unsafe { free_in(page, ptr) },
         Found::Huge(seg) => {
             // SAFETY: the header of a live huge block the caller owns.
             unsafe { segment::huge_free(seg) };
@@ -202,6 +284,62 @@ pub unsafe fn free_checked(ptr: *mut u8) -> PtrCheck {
         }
         Found::Not(c) => c,
     }
+}
+
+/// The page of `a` when `a` is the start of a live block of a normal
+/// segment; `None` when it is anything else -- or a huge block: `None`
+/// only means "classify in full".
+///
+/// The tests are those of [`classify_in`], arranged for the common case:
+/// the chunk map (so nothing unmapped is read), the segment kind, then two
+/// independent tests of the offset in the page: a multiple of the block
+/// size ([`DIVISOR_TEST`]; an unused page, class 0, fails it) and below the
+/// carved blocks' end (an address before the page's first block wraps to
+/// a huge offset and fails it); last the free tag in the (mapped, carved)
+/// block.
+///
+/// # Safety
+/// The chunk map exists (see [`free_fast`]).
+#[inline(always)]
+unsafe fn live_block(a: usize) -> Option<&'static Page> {
+    // SAFETY: caller's promise.
+    if unsafe { segment::chunk_entry_ready(a) } != CHUNK_HEAD {
+        return None;
+    }
+    let head = a & !SEGMENT_MASK;
+    // SAFETY: the chunk map says a segment header lives at `head`, and it
+    // stays mapped while the map says so.
+    let s = unsafe { &*(head as *const Segment) };
+    // SAFETY: reading a field of the mapped header.
+    let kind = unsafe { ptr::read_volatile(s.kind.as_ptr()) };
+    if kind >= HUGE {
+        return None;
+    }
+    // SAFETY: as above.
+    let shift = unsafe { ptr::read_volatile(s.page_shift.as_ptr()) };
+    let rel = a & SEGMENT_MASK;
+    // SAFETY: i < SEGMENT_SIZE >> shift = page count <= MAX_PAGES.
+    let p: &'static Page = unsafe { s.page(rel.wrapping_shr(shift)) };
+    // An address before the page's first block (in the segment header,
+    // say) wraps to a huge offset.
+    let off = rel.wrapping_sub(p.area_off());
+    // SAFETY: reading fields of the mapped descriptor.
+    let (bs, cls, cap) = unsafe {
+        (
+            p.block_size(),
+            ptr::read_volatile(p.class.as_ptr()),
+            ptr::read_volatile(p.capacity.as_ptr()) as usize,
+        )
+    };
+    // Both tests are independent of each other (one multiply each).
+    let m = DIVISOR_TEST[cls as usize];
+    if (off as u64).wrapping_mul(m) >= m || off >= cap * bs {
+        return None;
+    }
+    // SAFETY: a carved block of a page in use: mapped and at least 16
+    // bytes long.
+    let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
+    if tag == free_tag(a) { None } else { Some(p) }
 }
 
 /// Allocates `len > 0` zeroed bytes aligned to `1 << align_log2`; NULL as
@@ -242,6 +380,26 @@ mod tests {
                 off += d;
             }
         }
+    }
+
+    #[test]
+    fn divisor_test_accepts_exactly_the_multiples() {
+        for c in 1..NCLASSES {
+            let d = CLASS_SIZE[c];
+            let m = DIVISOR_TEST[c];
+            let mut off = 0;
+            while off < SEGMENT_SIZE {
+                for o in [off, off + 1, off + 8, off + d / 2, off + d - 1] {
+                    if o < SEGMENT_SIZE {
+                        let accepted = (o as u64).wrapping_mul(m) < m;
+                        assert_eq!(accepted, o % d == 0, "class {c} size {d} offset {o}");
+                    }
+                }
+                off += d;
+            }
+        }
+        // Class 0 (an unused page) accepts nothing, not even offset 0.
+        assert_eq!(DIVISOR_TEST[0], 0);
     }
 
     #[test]

@@ -32,8 +32,10 @@
 //!   can report foreign, interior and double frees instead of corrupting;
 //! - [`collect`]: returns free memory to the OS now;
 //! - [`free_checked`]`(ptr)`: [`check`] and [`free`] with one lookup (the
-//!   shim's `free`); [`alloc_zeroed`]`(len, align_log2)`: `calloc` without
-//!   clearing fresh huge mappings (both in `checked.rs`).
+//!   shim's `free`), and [`free_fast`]`(ptr)`, its common case alone (a
+//!   live block of a normal segment, else nothing done);
+//!   [`alloc_zeroed`]`(len, align_log2)`: `calloc` without clearing fresh
+//!   huge mappings (all three in `checked.rs`).
 //!
 //! `free` and `free_checked` never change `errno` (see `checked.rs`).
 //!
@@ -49,7 +51,7 @@ pub mod size_class;
 mod stats;
 mod thread;
 
-pub use checked::{alloc_zeroed, free_checked};
+pub use checked::{alloc_zeroed, free_checked, free_fast};
 pub use stats::{LA_SMP_CLASSES, la_smp_class_stats, la_smp_stats};
 
 use core::ffi::c_void;
@@ -70,8 +72,10 @@ pub enum PtrCheck {
     Free,
 }
 
+/// Allocates a block of class `cls` (from [`size_class`]); NULL when out of
+/// memory (or for class 0).
 #[inline]
-fn alloc_in(cls: usize) -> *mut u8 {
+pub fn alloc_in(cls: usize) -> *mut u8 {
     let h = thread::current_fast();
     if !h.is_null() {
         // SAFETY: the calling thread's own heap.
@@ -289,6 +293,12 @@ unsafe fn grow_move(ptr: *mut u8, new_len: usize, align_log2: u8, copy_len: usiz
 #[inline]
 pub fn check(ptr: *const u8) -> PtrCheck {
     checked::check(ptr)
+}
+
+/// Sets up what [`free_fast`] relies on (the chunk map, otherwise made
+/// with the first segment); false when that memory cannot be mapped.
+pub fn prepare() -> bool {
+    segment::prepare_map()
 }
 
 /// Returns free memory to the OS now: collects the calling thread's heap

@@ -39,10 +39,12 @@ pub struct Block {
     pub tag: usize,
 }
 
-/// The tag a free block at `addr` carries in its second word.
-#[inline]
+/// The tag a free block at `addr` carries in its second word: the address
+/// with its top bits scrambled into a non-canonical value, which no live
+/// pointer and hardly any other data takes (one XOR to make or test).
+#[inline(always)]
 pub(crate) const fn free_tag(addr: usize) -> usize {
-    addr.rotate_left(23) ^ 0x5a17_c0de_f4ee_b10c
+    addr ^ 0x5a17_c0de_f4ee_b10c
 }
 
 /// Page flag: the page is on its heap's full list.
@@ -73,9 +75,9 @@ pub struct Page {
     pub flags: AtomicU8,
     /// Block size; 0 when the page is not in use.
     bsize: Cell<u32>,
-    /// When the page was freed or first seen empty (ms, wrapping; 0 =
-    /// not yet seen).
-    pub retire_time: Cell<u32>,
+    /// Offset of the first block from the segment's start (the free check
+    /// measures block offsets from it).
+    area_off: Cell<u32>,
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 64);
@@ -91,6 +93,7 @@ impl Page {
         self.class.set(0);
         self.flags.store(0, Ordering::Relaxed);
         self.bsize.set(0);
+        self.area_off.set(0);
         self.heap.store(ptr::null_mut(), Ordering::Relaxed);
         self.next.set(ptr::null_mut());
         self.prev.set(ptr::null_mut());
@@ -141,7 +144,8 @@ impl Page {
         debug_assert_eq!(index, self.index());
         self.class.set(class as u8);
         self.bsize.set(block_size as u32);
-        debug_assert_eq!(area, self.area());
+        self.area_off.set((area - self.seg_base()) as u32);
+        debug_assert_eq!(area, self.segment().page_area(index).0);
         self.reserved.set(((end - area) / block_size) as u16);
         self.heap.store(heap, Ordering::Release);
     }
@@ -165,10 +169,23 @@ impl Page {
         ((a & SEGMENT_MASK) - PAGES_OFFSET) / core::mem::size_of::<Page>()
     }
 
-    /// Start of the block area.
+    /// Start of the block area (of a page in use).
     #[inline]
     pub fn area(&self) -> usize {
-        self.segment().page_area(self.index()).0
+        self.seg_base() + self.area_off()
+    }
+
+    /// Offset of the block area from the segment's start (of a page in use).
+    #[inline(always)]
+    pub fn area_off(&self) -> usize {
+        self.area_off.get() as usize
+    }
+
+    /// When the page was freed or first seen empty (ms, wrapping; 0 = not
+    /// yet seen); kept in the segment header, off the fast paths' line.
+    #[inline]
+    pub fn retire_time(&self) -> &Cell<u32> {
+        &self.segment().retired[self.index()]
     }
 
     /// The segment holding this descriptor.

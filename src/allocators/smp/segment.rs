@@ -62,7 +62,7 @@ pub(crate) const AREA_OFFSET: [usize; 3] = [8 << 10, 128 << 10, 512 << 10];
 /// Most pages in a segment.
 pub(crate) const MAX_PAGES: usize = 64;
 /// Offset of the page descriptors from the segment start.
-pub(crate) const PAGES_OFFSET: usize = 512;
+pub(crate) const PAGES_OFFSET: usize = 1024;
 
 /// The header at the start of every segment and huge mapping.
 #[repr(C)]
@@ -94,6 +94,9 @@ pub struct Segment {
     /// (the high-water mark of carved blocks, in OS pages); the source of
     /// the `committed_bytes` statistic.
     pub touched: [Cell<u32>; MAX_PAGES],
+    /// When each page was freed or first seen empty (ms, wrapping; 0 = not
+    /// yet seen); see `Page::retire_time`.
+    pub retired: [Cell<u32>; MAX_PAGES],
 }
 
 const _: () = assert!(core::mem::size_of::<Segment>() <= PAGES_OFFSET);
@@ -177,6 +180,30 @@ pub fn chunk_entry(addr: usize) -> u8 {
         return CHUNK_NONE;
     }
     // SAFETY: i is within the map, which stays mapped forever.
+    unsafe { (*m.add(i)).load(Ordering::Acquire) }
+}
+
+/// Makes the chunk map now (it is otherwise made with the first segment);
+/// false when it cannot be mapped.
+pub fn prepare_map() -> bool {
+    !chunk_map().is_null()
+}
+
+/// [`chunk_entry`] once the map is known to exist (no test for it).
+///
+/// # Safety
+/// [`prepare_map`] returned true before, in a way that happens-before this
+/// call (the map, once made, is never unmapped).
+#[inline(always)]
+pub unsafe fn chunk_entry_ready(addr: usize) -> u8 {
+    let m = CHUNK_MAP.load(Ordering::Acquire);
+    debug_assert!(!m.is_null());
+    let i = addr >> SEGMENT_SHIFT;
+    if i >= MAP_ENTRIES {
+        return CHUNK_NONE;
+    }
+    // SAFETY: i is within the map, which exists (caller's promise) and
+    // stays mapped forever.
     unsafe { (*m.add(i)).load(Ordering::Acquire) }
 }
 
@@ -297,7 +324,7 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
         (1u64 << count) - 1
     });
     s.dirty_mask.set(0);
-    for t in s.touched.iter() {
+    for t in s.touched.iter().chain(s.retired.iter()) {
         t.set(0);
     }
     s.heap.set(heap);

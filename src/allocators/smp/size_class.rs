@@ -103,6 +103,29 @@ pub fn class_small(size: usize, align_log2: u8) -> usize {
     unsafe { *CLASS_TABLE.get_unchecked(i) as usize }
 }
 
+/// Class of a `malloc` of `16 * i - 15 ..= 16 * i` bytes (16-byte aligned),
+/// for sizes up to `TABLE_MAX`; entry 0 (`malloc(0)`) is the 16-byte class.
+static MALLOC_TABLE: [u8; TABLE_MAX / 16 + 1] = build_malloc_table();
+
+const fn build_malloc_table() -> [u8; TABLE_MAX / 16 + 1] {
+    let mut t = [0u8; TABLE_MAX / 16 + 1];
+    let mut i = 0;
+    while i <= TABLE_MAX / 16 {
+        t[i] = compute_class(if i == 0 { 16 } else { i * 16 }) as u8;
+        i += 1;
+    }
+    t
+}
+
+/// The class of a `malloc` of `size <= TABLE_MAX` bytes: 16-byte aligned,
+/// and `malloc(0)` gets the smallest block (one lookup, no other test).
+#[inline(always)]
+pub fn class_malloc(size: usize) -> usize {
+    debug_assert!(size <= TABLE_MAX);
+    // SAFETY: size <= TABLE_MAX, so the index is within the table.
+    unsafe { *MALLOC_TABLE.get_unchecked((size + 15) >> 4) as usize }
+}
+
 /// The class for `size` bytes aligned to `1 << align_log2`, or `None` when
 /// the request must be served as a huge block.
 #[inline]
@@ -192,6 +215,14 @@ mod tests {
         for a in 0..=4u8 {
             assert_eq!(class_small(0, a), 0);
         }
+    }
+
+    #[test]
+    fn class_malloc_agrees_with_class_for() {
+        for size in 1..=TABLE_MAX {
+            assert_eq!(Some(class_malloc(size)), class_for(size, 4), "{size}");
+        }
+        assert_eq!(class_malloc(0), class_for(1, 4).unwrap());
     }
 
     #[test]
