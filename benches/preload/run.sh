@@ -16,4 +16,4 @@ if ! "$PYTHON" -c 'import matplotlib' 2>/dev/null; then
     "$PYTHON" -m pip install --quiet --target "$PYLIB" matplotlib >/dev/null 2>&1 ||
         echo "pip install matplotlib failed: the table is written without a chart"
 fi
-nice "$PYTHON" benches/preload/bench.py "$BUILD" "$BUILD/preload/workloads" "$BUILD/preload/measure" "${LA_BENCH_ROUNDS:-3}"
+nice "$PYTHON" benches/preload/bench.py "$BUILD" "$BUILD/preload/workloads" "$BUILD/preload/measure" "${LA_BENCH_ROUNDS:-5}"
