@@ -292,11 +292,11 @@ unsafe fn free_classified(ptr: *mut u8) -> PtrCheck {
 ///
 /// The tests are those of [`classify_in`], arranged for the common case:
 /// the chunk map (so nothing unmapped is read), the segment kind, then two
-/// independent tests of the offset in the page: a multiple of the block
-/// size ([`DIVISOR_TEST`]; an unused page, class 0, fails it) and below the
-/// carved blocks' end (an address before the page's first block wraps to
-/// a huge offset and fails it); last the free tag in the (mapped, carved)
-/// block.
+/// independent tests of the offset from the page's first block: below the
+/// carved bytes (an address before the first block wraps to a huge offset
+/// and fails it, as does any address of an unused page) and a multiple of
+/// the block size ([`DIVISOR_TEST`]); last the free tag in the (mapped,
+/// carved) block.
 ///
 /// # Safety
 /// The chunk map exists (see [`free_fast`]).
@@ -320,20 +320,21 @@ unsafe fn live_block(a: usize) -> Option<&'static Page> {
     let rel = a & SEGMENT_MASK;
     // SAFETY: i < SEGMENT_SIZE >> shift = page count <= MAX_PAGES.
     let p: &'static Page = unsafe { s.page(rel.wrapping_shr(shift)) };
-    // An address before the page's first block (in the segment header,
-    // say) wraps to a huge offset.
-    let off = rel.wrapping_sub(p.area_off());
     // SAFETY: reading fields of the mapped descriptor.
-    let (bs, cls, cap) = unsafe {
+    let (cls, area_off, carved_len) = unsafe {
         (
-            p.block_size(),
             ptr::read_volatile(p.class.as_ptr()),
-            ptr::read_volatile(p.capacity.as_ptr()) as usize,
+            ptr::read_volatile(p.area_off.as_ptr()) as usize,
+            ptr::read_volatile(p.carved_len.as_ptr()) as usize,
         )
     };
-    // Both tests are independent of each other (one multiply each).
+    // Two independent tests (one multiply): a multiple of the block size
+    // (exact below 2^32) and inside the carved blocks -- which also
+    // rejects an address before the first block (the offset wraps to a
+    // huge value) and any address of an unused page (nothing carved).
+    let off = rel.wrapping_sub(area_off);
     let m = DIVISOR_TEST[cls as usize];
-    if (off as u64).wrapping_mul(m) >= m || off >= cap * bs {
+    if off >= carved_len || (off as u64).wrapping_mul(m) >= m {
         return None;
     }
     // SAFETY: a carved block of a page in use: mapped and at least 16

@@ -6,9 +6,11 @@
 //! Free blocks sit on one of three singly-linked lists threaded through the
 //! blocks themselves:
 //!
-//! - `free`: what the owning thread allocates from (pop = two loads and two
-//!   stores);
-//! - `local_free`: where the owning thread frees to;
+//! - `free`: what the owning thread allocates from and frees to, last in
+//!   first out (pop = two loads and two stores): the block handed out next
+//!   is the one freed last, still in cache;
+//! - `local_free`: blocks collected from `thread_free` while `free` still
+//!   had some, waiting for `free` to run dry;
 //! - `thread_free`: an atomic stack other threads push to. Its head is one
 //!   word holding the top block's offset in the segment (low 32 bits, 0 =
 //!   empty) and the number of blocks on the stack (high 32 bits), so a push
@@ -18,8 +20,11 @@
 //!
 //! When `free` runs dry the owner [`Page::collect`]s: it takes the whole
 //! `thread_free` stack with one atomic swap and turns it and `local_free`
-//! into the new `free` list. `used` counts blocks handed out and not yet back on an
-//! owner list (blocks on `thread_free` still count as used).
+//! into the new `free` list. Blocks other threads freed thus wait until the
+//! owner's own supply runs out (they stay counted in the page, which stays
+//! in use); the owner's own frees are reused at once. `used` counts blocks
+//! handed out and not yet back on an owner list (blocks on `thread_free`
+//! still count as used).
 //!
 //! Every free block carries a tag in its second word (`free_tag(addr)`),
 //! cleared when the block is handed out; `check` uses it to recognise a
@@ -73,11 +78,12 @@ pub struct Page {
     pub class: Cell<u8>,
     /// FULL, read by other threads.
     pub flags: AtomicU8,
-    /// Block size; 0 when the page is not in use.
-    bsize: Cell<u32>,
+    /// Bytes of carved blocks (`capacity * block_size`); 0 when the page is
+    /// not in use. The free check compares a block's offset with it.
+    pub(crate) carved_len: Cell<u32>,
     /// Offset of the first block from the segment's start (the free check
     /// measures block offsets from it).
-    area_off: Cell<u32>,
+    pub(crate) area_off: Cell<u32>,
 }
 
 const _: () = assert!(core::mem::size_of::<Page>() == 64);
@@ -92,7 +98,7 @@ impl Page {
         self.reserved.set(0);
         self.class.set(0);
         self.flags.store(0, Ordering::Relaxed);
-        self.bsize.set(0);
+        self.carved_len.set(0);
         self.area_off.set(0);
         self.heap.store(ptr::null_mut(), Ordering::Relaxed);
         self.next.set(ptr::null_mut());
@@ -142,9 +148,10 @@ impl Page {
     ) {
         self.reset();
         debug_assert_eq!(index, self.index());
+        debug_assert_eq!(block_size, super::size_class::class_size(class));
         self.class.set(class as u8);
-        self.bsize.set(block_size as u32);
         self.area_off.set((area - self.seg_base()) as u32);
+        self.carved_len.set(0);
         debug_assert_eq!(area, self.segment().page_area(index).0);
         self.reserved.set(((end - area) / block_size) as u16);
         self.heap.store(heap, Ordering::Release);
@@ -153,13 +160,13 @@ impl Page {
     /// Block size in bytes.
     #[inline(always)]
     pub fn block_size(&self) -> usize {
-        self.bsize.get() as usize
+        super::size_class::class_size(self.class.get() as usize)
     }
 
     /// Whether the page is in use (holds blocks of a class).
     #[inline]
     pub fn in_use(&self) -> bool {
-        self.bsize.get() != 0
+        self.class.get() != 0
     }
 
     /// Index of the page in its segment.
@@ -211,8 +218,9 @@ impl Page {
         b as *mut u8
     }
 
-    /// Pushes a block freed by the owner onto `local_free`; true when the
-    /// page needs attention (now empty, or on the full list).
+    /// Pushes a block freed by the owner onto `free` (so that it is the next
+    /// one handed out); true when the page needs attention (now empty, or
+    /// on the full list).
     ///
     /// # Safety
     /// `b` is a block of this page handed out and not yet freed; the caller
@@ -221,10 +229,10 @@ impl Page {
     pub unsafe fn push_local(&self, b: *mut Block) -> bool {
         // SAFETY: caller's promise: b is a dead block of ours.
         unsafe {
-            (*b).next = self.local_free.get();
+            (*b).next = self.free.get();
             (*b).tag = free_tag(b as usize);
         }
-        self.local_free.set(b);
+        self.free.set(b);
         let used = self.used.get() - 1;
         self.used.set(used);
         used == 0 || self.flags.load(Ordering::Relaxed) != 0
@@ -286,6 +294,7 @@ impl Page {
         }
         self.free.set(first as *mut Block);
         self.capacity.set((cap + n) as u16);
+        self.carved_len.set(((cap + n) * bs) as u32);
         super::segment::note_carved(self.segment(), self.index(), first + n * bs);
     }
 
