@@ -218,21 +218,28 @@ pub unsafe fn remap_ex(
     copy_len: usize,
     shrinking: bool,
 ) -> *mut u8 {
-    // SAFETY: caller's promise.
-    if unsafe { resize_ex(ptr, new_len, shrinking) } {
-        return ptr;
-    }
     let seg = segment::segment_of(ptr);
     // SAFETY: caller's promise: the segment header is mapped.
-    if unsafe { (*seg).kind.get() } == segment::HUGE {
+    let s = unsafe { &*seg };
+    if s.kind.get() == segment::HUGE {
         // SAFETY: a live huge block of the caller.
+        if unsafe { segment::huge_resize(seg, new_len, shrinking) } {
+            return ptr;
+        }
+        // SAFETY: as above.
         let moved = unsafe { segment::huge_move(seg, new_len) };
         if !moved.is_null() {
             return moved;
         }
+    } else {
+        let i = (ptr as usize - seg as usize) >> s.page_shift.get();
+        // SAFETY: i is below the page count of this normal segment.
+        if new_len <= unsafe { s.page(i) }.block_size() {
+            return ptr;
+        }
     }
-    // Not resized in place (the block grows past its class or mapping) and
-    // not moved by `mremap`: copy.
+    // Neither resized in place (the block grows past its class or
+    // mapping) nor moved by `mremap`: copy.
     // SAFETY: caller's promise.
     unsafe { grow_move(ptr, new_len, align_log2, copy_len) }
 }
