@@ -392,7 +392,18 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
         unsafe { free(p, func) };
         return core::ptr::null_mut();
     }
-    let f = FLAGS.load(Relaxed);
+    let f = FLAGS.load(Acquire);
+    // The common case, a block that already holds the new size without
+    // wasting half of it, stays where it is after one lookup.
+    if f == READY
+        && (p as usize) & (MIN_ALIGN - 1) == 0
+        // SAFETY: READY alone means smp::prepare() succeeded (see `free`).
+        && let Some(bs) = unsafe { smp::live_block_size(p) }
+        && size <= bs
+        && size >= bs / 2
+    {
+        return p;
+    }
     if f & DEBUG != 0 {
         if size > MAX_SIZE || injected_failure(f) {
             return out_of_memory();

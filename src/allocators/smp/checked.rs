@@ -249,6 +249,18 @@ pub unsafe fn free_fast(ptr: *mut u8) -> bool {
     }
 }
 
+/// The usable size of `ptr` when [`live_block`] confirms it is a live
+/// block of a normal segment; `None` for anything else (a huge block, or
+/// misuse), which the caller then classifies in full.
+///
+/// # Safety
+/// [`super::prepare`] returned true in a way that happens-before this call.
+#[inline(always)]
+pub unsafe fn live_block_size(ptr: *const u8) -> Option<usize> {
+    // SAFETY: caller's promise: the chunk map exists.
+    unsafe { live_block(ptr as usize) }.map(Page::block_size)
+}
+
 /// Frees live block `ptr` of `page`.
 ///
 /// # Safety

@@ -33,7 +33,8 @@
 //! - [`collect`]: returns free memory to the OS now;
 //! - [`free_checked`]`(ptr)`: [`check`] and [`free`] with one lookup (the
 //!   shim's `free`), and [`free_fast`]`(ptr)`, its common case alone (a
-//!   live block of a normal segment, else nothing done);
+//!   live block of a normal segment, else nothing done), and
+//!   [`live_block_size`] (the same test, for `realloc` in place);
 //!   [`alloc_zeroed`]`(len, align_log2)`: `calloc` without clearing fresh
 //!   huge mappings (all three in `checked.rs`).
 //!
@@ -51,7 +52,7 @@ pub mod size_class;
 mod stats;
 mod thread;
 
-pub use checked::{alloc_zeroed, free_checked, free_fast};
+pub use checked::{alloc_zeroed, free_checked, free_fast, live_block_size};
 pub use stats::{LA_SMP_CLASSES, la_smp_class_stats, la_smp_stats};
 
 use core::ffi::c_void;
