@@ -212,6 +212,7 @@ pub unsafe fn remap(ptr: *mut u8, new_len: usize, align_log2: u8, copy_len: usiz
 ///
 /// # Safety
 /// As for [`remap`].
+#[inline]
 pub unsafe fn remap_ex(
     ptr: *mut u8,
     new_len: usize,
@@ -224,23 +225,41 @@ pub unsafe fn remap_ex(
     let s = unsafe { &*seg };
     if s.kind.get() == segment::HUGE {
         // SAFETY: a live huge block of the caller.
-        if unsafe { segment::huge_resize(seg, new_len, shrinking) } {
-            return ptr;
-        }
-        // SAFETY: as above.
-        let moved = unsafe { segment::huge_move(seg, new_len) };
-        if !moved.is_null() {
-            return moved;
-        }
-    } else {
-        let i = (ptr as usize - seg as usize) >> s.page_shift.get();
-        // SAFETY: i is below the page count of this normal segment.
-        if new_len <= unsafe { s.page(i) }.block_size() {
-            return ptr;
-        }
+        return unsafe { remap_huge(ptr, new_len, align_log2, copy_len, shrinking) };
     }
-    // Neither resized in place (the block grows past its class or
-    // mapping) nor moved by `mremap`: copy.
+    let i = (ptr as usize - seg as usize) >> s.page_shift.get();
+    // SAFETY: i is below the page count of this normal segment.
+    if new_len <= unsafe { s.page(i) }.block_size() {
+        return ptr;
+    }
+    // The block grows past its class: copy.
+    // SAFETY: caller's promise.
+    unsafe { grow_move(ptr, new_len, align_log2, copy_len) }
+}
+
+/// [`remap_ex`] of a huge block: in place, else by `mremap` to a new
+/// place, else by copying.
+///
+/// # Safety
+/// As for [`remap`]; `ptr` is a huge block.
+#[inline(never)]
+unsafe fn remap_huge(
+    ptr: *mut u8,
+    new_len: usize,
+    align_log2: u8,
+    copy_len: usize,
+    shrinking: bool,
+) -> *mut u8 {
+    let seg = segment::segment_of(ptr);
+    // SAFETY: a live huge block of the caller.
+    if unsafe { segment::huge_resize(seg, new_len, shrinking) } {
+        return ptr;
+    }
+    // SAFETY: as above.
+    let moved = unsafe { segment::huge_move(seg, new_len) };
+    if !moved.is_null() {
+        return moved;
+    }
     // SAFETY: caller's promise.
     unsafe { grow_move(ptr, new_len, align_log2, copy_len) }
 }
