@@ -12,6 +12,10 @@ PRELOAD_MAP    := src/preload/preload.map
 PRELOAD_NEW_O  := $(BUILD)/preload/cxx_new.o
 PRELOAD_TBIN   := $(BUILD)/preload
 PRELOAD_TESTSH := c_tests/preload/run_tests.sh
+# The same shim with an unchecked free, for the benchmark's cost-of-checks
+# column only (never installed).
+PRELOAD_UNCHECKED_TARGET := target/preload-unchecked
+PRELOAD_UNCHECKED_SO     := $(BUILD)/bench/liballoc_preload_unchecked.so
 
 lib: $(PRELOAD_SO)
 
@@ -29,6 +33,14 @@ $(PRELOAD_SO): $(PRELOAD_A) $(PRELOAD_NEW_O) $(PRELOAD_MAP)
 	  -Wl,--version-script=$(PRELOAD_MAP) -Wl,--gc-sections -Wl,-z,now \
 	  $(PRELOAD_NEW_O) -Wl,--whole-archive $(PRELOAD_A) -Wl,--no-whole-archive $(NATIVE_LIBS)
 
+$(PRELOAD_UNCHECKED_SO): $(RUST_SRCS) $(PRELOAD_NEW_O) $(PRELOAD_MAP)
+	$(CARGO) build --release --lib --features bench-unchecked-free --target-dir $(PRELOAD_UNCHECKED_TARGET)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ -Wl,-soname,liballoc_preload.so \
+	  -Wl,--version-script=$(PRELOAD_MAP) -Wl,--gc-sections -Wl,-z,now \
+	  $(PRELOAD_NEW_O) -Wl,--whole-archive $(PRELOAD_UNCHECKED_TARGET)/release/liballoc.a \
+	  -Wl,--no-whole-archive $(NATIVE_LIBS)
+
 .PHONY: preload preload-test preload-rust-test preload-bench
 preload: $(PRELOAD_SO)
 
@@ -40,7 +52,7 @@ preload-rust-test:
 preload-test: $(PRELOAD_SO) $(SO_LINK)
 	CC="$(CC)" CWARN="$(CWARN)" BUILD="$(BUILD)" PYTHON="$(PYTHON)" sh $(PRELOAD_TESTSH)
 
-preload-bench: $(PRELOAD_SO)
+preload-bench: $(PRELOAD_SO) $(PRELOAD_UNCHECKED_SO)
 	BUILD="$(BUILD)" CC="$(CC)" PYTHON="$(PYTHON)" sh benches/preload/run.sh
 
 TESTS   += preload-rust-test preload-test

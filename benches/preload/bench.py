@@ -9,6 +9,11 @@ mimalloc, the targets) and build/preload_bench.png (time and RSS ratios to
 glibc). A run whose output differs from glibc's is marked wrong; a run that
 exceeds the time limit is marked as a timeout. Figures, never pass/fail.
 
+One more column, "liballoc unchecked", is the same shim built with
+`free` trusting its argument (build/bench/liballoc_preload_unchecked.so):
+it is not a peer, only the yardstick for what the pointer checks of
+`free` cost, reported in a section of its own.
+
 Usage: bench.py BUILD_DIR WORKLOADS_BINARY MEASURE_BINARY [ROUNDS]
 """
 import math
@@ -26,12 +31,14 @@ TIMEOUT = float(os.environ.get("LA_BENCH_TIMEOUT", "60"))
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
 ROOT = os.getcwd()
 
+UNCHECKED = "liballoc unchecked"
 ALLOCATORS = [
     ("glibc", ""),
     ("jemalloc", f"{LIBDIR}/libjemalloc.so.2"),
     ("tcmalloc", f"{LIBDIR}/libtcmalloc_minimal.so.4"),
     ("mimalloc", f"{LIBDIR}/libmimalloc.so.2"),
     ("liballoc", os.path.join(ROOT, BUILD, "liballoc_preload.so")),
+    (UNCHECKED, os.path.join(ROOT, BUILD, "bench", "liballoc_preload_unchecked.so")),
 ]
 ALLOCATORS = [(n, p) for n, p in ALLOCATORS if not p or os.path.exists(p)]
 PY = sys.executable
@@ -148,11 +155,24 @@ def write_report(results, bad):
         lines.append(f"- geometric-mean time vs mimalloc: {gm_t['liballoc'] / gm_t['mimalloc']:.2f}x (target <= 1.0)")
         lines.append(f"- geometric-mean time vs glibc: {gm_t['liballoc']:.2f}x (target <= 0.7)")
         lines.append(f"- geometric-mean peak RSS vs mimalloc: {gm_r['liballoc'] / gm_r['mimalloc']:.2f}x (target <= 1.1)")
-        worst = max(((med(results, w, "liballoc", 0) / min(med(results, w, a, 0) for a in names if a != "liballoc"), w)
+        peers = [a for a in names if a not in ("liballoc", UNCHECKED)]
+        worst = max(((med(results, w, "liballoc", 0) / min(med(results, w, a, 0) for a in peers), w)
                      for w in complete))
         lines.append(f"- slowest workload vs the best peer: {worst[0]:.2f}x on {worst[1]} (target <= 1.3)")
     else:
         lines.append("- not every allocator completed every workload: targets not evaluated")
+    if "liballoc" in names and UNCHECKED in names:
+        lines += ["", "## Cost of free's pointer checks", "",
+                  "Wall time of liballoc over the same shim with an unchecked `free` (same run):", "",
+                  "| workload | checked / unchecked |", "|---|---|"]
+        costs = []
+        for w in works:
+            c, u = med(results, w, "liballoc", 0), med(results, w, UNCHECKED, 0)
+            if c and u:
+                costs.append(c / u)
+                lines.append(f"| {w} | {c / u:.3f}x |")
+        if costs:
+            lines.append(f"| **geometric mean** | **{geomean(costs):.3f}x** |")
     if bad:
         lines += ["", "Failed, wrong or timed out (limit %.0f s): " % TIMEOUT +
                   ", ".join(f"{w} on {a}" for w, a in sorted(bad))]

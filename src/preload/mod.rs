@@ -289,6 +289,13 @@ pub unsafe fn free(p: *mut u8, func: &str) {
         // SAFETY: caller's promise.
         return unsafe { free_slow(p, func) };
     }
+    #[cfg(feature = "bench-unchecked-free")]
+    if (p as usize) & (MIN_ALIGN - 1) == 0 {
+        // SAFETY: the benchmark build trusts the caller's promise (a live
+        // block), to measure what the checks below cost.
+        unsafe { smp::free(p) };
+        return;
+    }
     // SAFETY: caller's promise: a live block is theirs to free; READY
     // alone means smp::prepare() succeeded (and the Acquire load above
     // pairs with init's Release store).
