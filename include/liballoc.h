@@ -1075,6 +1075,11 @@ void la_pool_destroy(struct la_pool *pool);
  * The process-wide general-purpose allocator (thread-caching; backs the
  * malloc shim).
  *
+ * `remap` of a block that outgrows its size class moves it to a block
+ * with headroom for further growth (up to 5/8 of the new length, never
+ * more than the old size), so a buffer that keeps growing is mostly
+ * resized in place; `resize` never moves.
+ *
  * Returns: the allocator (stateless handle; may be copied freely).
  *
  * Thread safety: safe from any thread; a block may be freed by a thread

@@ -408,6 +408,11 @@ unsafe impl RawAllocator for SmpAllocator {
 /// The process-wide general-purpose allocator (thread-caching; backs the
 /// malloc shim).
 ///
+/// `remap` of a block that outgrows its size class moves it to a block
+/// with headroom for further growth (up to 5/8 of the new length, never
+/// more than the old size), so a buffer that keeps growing is mostly
+/// resized in place; `resize` never moves.
+///
 /// Returns: the allocator (stateless handle; may be copied freely).
 ///
 /// Thread safety: safe from any thread; a block may be freed by a thread
