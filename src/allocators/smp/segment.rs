@@ -4,7 +4,7 @@
 //! descriptors ([`Page`]); the rest is split into equal pages of one kind:
 //! 64 small pages of 64 KiB, 8 medium pages of 512 KiB or one large page of
 //! 4 MiB. Page 0's block area starts after the metadata, at an offset
-//! (8 KiB, 128 KiB, 512 KiB) that keeps it aligned to the page kind's largest
+//! (16 KiB, 128 KiB, 512 KiB) that keeps it aligned to the page kind's largest
 //! power-of-two class. Because segments are aligned, `free` finds the page
 //! descriptor of any block by masking its address: no lookup, no header.
 //!
@@ -58,7 +58,7 @@ pub(crate) const CACHED: u8 = 4;
 /// Page shift of each normal kind.
 pub(crate) const PAGE_SHIFT: [u32; 3] = [16, 19, 22];
 /// Offset of page 0's block area for each normal kind.
-pub(crate) const AREA_OFFSET: [usize; 3] = [8 << 10, 128 << 10, 512 << 10];
+pub(crate) const AREA_OFFSET: [usize; 3] = [16 << 10, 128 << 10, 512 << 10];
 /// Most pages in a segment.
 pub(crate) const MAX_PAGES: usize = 64;
 /// Offset of the page descriptors from the segment start.
@@ -111,7 +111,7 @@ impl Segment {
     pub unsafe fn page(&self, i: usize) -> &Page {
         debug_assert!(i < MAX_PAGES);
         // SAFETY: the descriptors follow the header inside the segment's
-        // first 8 KiB, which is always mapped and committed.
+        // first 16 KiB, which is always mapped and committed.
         unsafe { &*((self as *const Self as *const u8).add(PAGES_OFFSET) as *const Page).add(i) }
     }
 
