@@ -11,6 +11,7 @@ use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
+use super::depot::{self, Depot};
 use super::lock::SpinLock;
 use super::redzone::fill_canary;
 use super::table::{FREED, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table};
@@ -51,7 +52,8 @@ impl la_debug {
             limit: AtomicUsize::new(cfg.memory_limit),
             lock: SpinLock::new(),
             st: UnsafeCell::new(State {
-                table: Table::new(frames),
+                table: Table::new(),
+                depot: Depot::new(),
                 quarantine: Quarantine::new(QUARANTINE_BLOCKS),
                 live_bytes: 0,
                 live_count: 0,
@@ -239,6 +241,7 @@ impl la_debug {
         }
         let mut tr = [0usize; MAX_FRAMES];
         let n = self.capture(&mut tr, ret_addr);
+        let h = depot::hash(&tr[..n]);
         let tid = trace::tid();
         let _g = self.lock.lock();
         // SAFETY: lock held.
@@ -276,14 +279,12 @@ impl la_debug {
             return ptr::null_mut();
         }
         rec.state = LIVE;
-        rec.n_alloc = n as u8;
-        rec.n_free = 0;
+        rec.alloc_stack = st.depot.intern(&tr[..n], h);
+        rec.free_stack = 0;
         rec.suppressed = st.suppress_new as u8;
         rec._pad = 0;
         rec.alloc_tid = tid;
         rec.free_tid = 0;
-        // SAFETY: r is a record of this table.
-        unsafe { st.table.alloc_trace(r)[..n].copy_from_slice(&tr[..n]) };
         st.live_bytes += len;
         st.live_count += 1;
         st.total_allocs += 1;
@@ -302,15 +303,14 @@ impl la_debug {
         }
     }
 
-    /// Marks a live block freed (traces, fill, quarantine).
-    pub(super) fn retire(&self, st: &mut State, r: *mut Record, here: &[usize], tid: u32) {
+    /// Marks a live block freed (traces, fill, quarantine); `h` is the hash
+    /// of `here`.
+    pub(super) fn retire(&self, st: &mut State, r: *mut Record, here: &[usize], h: u64, tid: u32) {
         // SAFETY: an indexed live record.
         let rec = unsafe { &mut *r };
         rec.state = FREED;
-        rec.n_free = here.len() as u8;
+        rec.free_stack = st.depot.intern(here, h);
         rec.free_tid = tid;
-        // SAFETY: our record.
-        unsafe { st.table.free_trace(r)[..here.len()].copy_from_slice(here) };
         st.live_bytes -= rec.len;
         st.live_count -= 1;
         st.total_frees += 1;
@@ -352,6 +352,7 @@ impl la_debug {
         let mut tr = [0usize; MAX_FRAMES];
         let n = self.capture(&mut tr, ret_addr);
         let here = &tr[..n];
+        let h = depot::hash(here);
         let tid = trace::tid();
         let _g = self.lock.lock();
         // SAFETY: lock held.
@@ -370,7 +371,7 @@ impl la_debug {
             self.check_shape(st, "free", r, len, align, here, tid);
         }
         self.check_zones(st, r, here, tid);
-        self.retire(st, r, here, tid);
+        self.retire(st, r, here, h, tid);
     }
 
     /// Finds the live record of `p` for a resize-like operation, reporting
@@ -555,7 +556,7 @@ impl la_debug {
         let _g = self.lock.lock();
         // SAFETY: lock held.
         let st = unsafe { self.state() };
-        leaks::report(&st.table, self.report_fd, opts)
+        leaks::report(&st.table, &st.depot, self.report_fd, opts)
     }
 
     /// Gives every block back and unmaps the instance.
@@ -583,6 +584,7 @@ impl la_debug {
                 unsafe { this.give_back(&*r) };
             });
             st.table.release();
+            st.depot.release();
             st.quarantine.release();
         }
         // SAFETY: mapped by `create` with this size; nothing uses it now.

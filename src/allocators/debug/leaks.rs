@@ -13,6 +13,7 @@
 use core::cmp::Ordering;
 use core::fmt::Write;
 
+use super::depot::Depot;
 use super::out::Out;
 use super::roots;
 use super::scratch::Scratch;
@@ -83,14 +84,16 @@ fn patterns(file: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-fn trace_of<'a>(t: &Table, r: *mut Record) -> &'a [usize] {
-    // SAFETY: r is a record of t.
-    unsafe { &t.alloc_trace(r)[..(*r).n_alloc as usize] }
+fn site(r: *mut Record) -> u32 {
+    // SAFETY: callers pass records of the table being reported.
+    unsafe { (*r).alloc_stack }
 }
 
-/// Prints the leak report for `table` to `fd`; returns (bytes, blocks)
-/// leaked after suppressions. Prints nothing when nothing leaked.
-pub fn report(table: &Table, fd: i32, opts: &Options<'_>) -> (usize, usize) {
+/// Prints the leak report for `table` (traces in `depot`) to `fd`; returns
+/// (bytes, blocks) leaked after suppressions. Prints nothing when nothing
+/// leaked.
+pub fn report(table: &Table, depot: &Depot, fd: i32, opts: &Options<'_>) -> (usize, usize) {
+    let trace_of = |r: *mut Record| depot.get(site(r));
     let mut scratch = Scratch::new();
     let mut n = 0;
     table.for_each(|r| {
@@ -103,7 +106,7 @@ pub fn report(table: &Table, fd: i32, opts: &Options<'_>) -> (usize, usize) {
         return (0, 0);
     }
     if opts.scan_roots {
-        roots::mark_reachable(table, &mut scratch);
+        roots::mark_reachable(table, depot.range(), &mut scratch);
     }
     let Some(list) = scratch.slice::<*mut Record>(n) else {
         return (0, 0);
@@ -120,7 +123,8 @@ pub fn report(table: &Table, fd: i32, opts: &Options<'_>) -> (usize, usize) {
     if list.is_empty() {
         return (0, 0);
     }
-    list.sort_unstable_by(|&a, &b| trace_of(table, a).cmp(trace_of(table, b)));
+    // A site is a depot id: equal traces have equal ids.
+    list.sort_unstable_by_key(|&r| site(r));
     let Some(groups) = scratch.slice::<Group>(list.len()) else {
         return (0, 0);
     };
@@ -128,7 +132,7 @@ pub fn report(table: &Table, fd: i32, opts: &Options<'_>) -> (usize, usize) {
     for i in 0..list.len() {
         // SAFETY: a valid record.
         let len = unsafe { (*list[i]).len };
-        if i > 0 && trace_of(table, list[i]) == trace_of(table, list[i - 1]) {
+        if i > 0 && site(list[i]) == site(list[i - 1]) {
             groups[g - 1].count += 1;
             groups[g - 1].bytes += len;
         } else {
@@ -147,21 +151,21 @@ pub fn report(table: &Table, fd: i32, opts: &Options<'_>) -> (usize, usize) {
     });
     let mut total_frames = 0;
     for gr in groups.iter() {
-        total_frames += trace_of(table, list[gr.first]).len();
+        total_frames += trace_of(list[gr.first]).len();
     }
     let Some(addrs) = scratch.slice::<usize>(total_frames) else {
         return (0, 0);
     };
     let mut a = 0;
     for gr in groups.iter() {
-        for &f in trace_of(table, list[gr.first]) {
+        for &f in trace_of(list[gr.first]) {
             addrs[a] = f;
             a += 1;
         }
     }
     let syms = Symbols::resolve(&mut scratch, addrs);
     let suppressed = |gr: &Group| {
-        trace_of(table, list[gr.first]).iter().any(|&f| {
+        trace_of(list[gr.first]).iter().any(|&f| {
             let s = syms.get(f);
             patterns(opts.suppressions).any(|p| {
                 glob_match(p, s.func) || glob_match(p, s.file_line) || glob_match(p, s.module)
@@ -190,7 +194,7 @@ pub fn report(table: &Table, fd: i32, opts: &Options<'_>) -> (usize, usize) {
             "Leak of {} byte(s) in {} object(s) allocated from:",
             gr.bytes, gr.count
         );
-        super::report::frames(&mut out, &syms, trace_of(table, list[gr.first]));
+        super::report::frames(&mut out, &syms, trace_of(list[gr.first]));
         out.bytes(b"\n");
     }
     let _ = writeln!(

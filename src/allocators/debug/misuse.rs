@@ -74,7 +74,7 @@ impl la_debug {
                 // SAFETY: an indexed record.
                 let rec = unsafe { &*r };
                 // SAFETY: r belongs to our table.
-                let at = unsafe { st.table.alloc_trace(r) };
+                let (at, _) = unsafe { st.traces(r) };
                 let state = if rec.state == LIVE { "live" } else { "freed" };
                 report::misuse(
                     self.report_fd,
@@ -98,7 +98,7 @@ impl la_debug {
                         TraceRef {
                             label: "block allocated",
                             tid: rec.alloc_tid,
-                            frames: &at[..rec.n_alloc as usize],
+                            frames: at,
                         },
                     ],
                 );
@@ -155,7 +155,7 @@ impl la_debug {
         // SAFETY: an indexed record of our table.
         let rec = unsafe { &*r };
         // SAFETY: as above.
-        let (at, ft) = unsafe { (st.table.alloc_trace(r), st.table.free_trace(r)) };
+        let (at, ft) = unsafe { st.traces(r) };
         let double = op == "free";
         report::misuse(
             self.report_fd,
@@ -181,12 +181,12 @@ impl la_debug {
                 TraceRef {
                     label: "first freed",
                     tid: rec.free_tid,
-                    frames: &ft[..rec.n_free as usize],
+                    frames: ft,
                 },
                 TraceRef {
                     label: "allocated",
                     tid: rec.alloc_tid,
-                    frames: &at[..rec.n_alloc as usize],
+                    frames: at,
                 },
             ],
         );
@@ -215,7 +215,7 @@ impl la_debug {
             return true;
         }
         // SAFETY: our record.
-        let at = unsafe { st.table.alloc_trace(r) };
+        let (at, _) = unsafe { st.traces(r) };
         let size = rec.len != len;
         report::misuse(
             self.report_fd,
@@ -249,7 +249,7 @@ impl la_debug {
                 TraceRef {
                     label: "allocated",
                     tid: rec.alloc_tid,
-                    frames: &at[..rec.n_alloc as usize],
+                    frames: at,
                 },
             ],
         );
@@ -276,7 +276,7 @@ impl la_debug {
             return;
         };
         // SAFETY: our record.
-        let at = unsafe { st.table.alloc_trace(r) };
+        let (at, _) = unsafe { st.traces(r) };
         let is_over = over.is_some();
         report::misuse(
             self.report_fd,
@@ -312,7 +312,7 @@ impl la_debug {
                 TraceRef {
                     label: "allocated",
                     tid: rec.alloc_tid,
-                    frames: &at[..rec.n_alloc as usize],
+                    frames: at,
                 },
             ],
         );
@@ -339,7 +339,7 @@ impl la_debug {
             return;
         };
         // SAFETY: our record.
-        let (at, ft) = unsafe { (st.table.alloc_trace(r), st.table.free_trace(r)) };
+        let (at, ft) = unsafe { st.traces(r) };
         report::misuse(
             self.report_fd,
             |o| {
@@ -355,12 +355,12 @@ impl la_debug {
                 TraceRef {
                     label: "freed",
                     tid: rec.free_tid,
-                    frames: &ft[..rec.n_free as usize],
+                    frames: ft,
                 },
                 TraceRef {
                     label: "allocated",
                     tid: rec.alloc_tid,
-                    frames: &at[..rec.n_alloc as usize],
+                    frames: at,
                 },
             ],
         );
@@ -393,7 +393,7 @@ impl la_debug {
         // SAFETY: an indexed record.
         let rec = unsafe { &*r };
         // SAFETY: our record.
-        let (at, ft) = unsafe { (st.table.alloc_trace(r), st.table.free_trace(r)) };
+        let (at, ft) = unsafe { st.traces(r) };
         let end = rec.addr + rec.len;
         let kind = if rec.state == FREED {
             la_debug_error::LA_DEBUG_USE_AFTER_FREE
@@ -412,12 +412,12 @@ impl la_debug {
         let alloc = TraceRef {
             label: "allocated",
             tid: rec.alloc_tid,
-            frames: &at[..rec.n_alloc as usize],
+            frames: at,
         };
         let free = TraceRef {
             label: "freed",
             tid: rec.free_tid,
-            frames: &ft[..rec.n_free as usize],
+            frames: ft,
         };
         let head = |o: &mut out::Out| {
             let _ = match kind {

@@ -3,7 +3,8 @@
 //!
 //! Every block gets a record kept out of band (`table.rs`) with its length,
 //! alignment, state and two stack traces (allocation and free, captured by a
-//! frame-pointer walk, `trace.rs`). The user block sits between two redzones
+//! frame-pointer walk, `trace.rs`, and stored once per distinct trace in a
+//! stack depot, `depot.rs`). The user block sits between two redzones
 //! filled with this instance's canary bytes; they are checked on free and
 //! resize (overflow past the requested length, underflow before the block).
 //! Blocks of at least `guard_page_min_len` bytes are their own mapping with
@@ -21,6 +22,7 @@
 //! | `mod.rs` | the C API: config, stats, result codes, `la_debug_*`, the vtable |
 //! | `instance.rs` | the allocator core: create, alloc, resize, free, quarantine, destroy |
 //! | `table.rs` | out-of-band records, the address index, the quarantine ring |
+//! | `depot.rs` | the stack depot: each distinct trace stored once, named by an id |
 //! | `redzone.rs` | canary redzones and the free fill |
 //! | `misuse.rs` | misuse checks and their reports, guard-page faults |
 //! | `trace.rs` | stack capture by frame-pointer walk (no allocation) |
@@ -34,6 +36,7 @@
 //! arena over `mmap`), so nothing can re-enter `malloc` under the shim.
 
 pub mod check_all;
+pub mod depot;
 mod instance;
 pub mod leaks;
 pub mod lock;
@@ -54,8 +57,9 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize};
 
 use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtable_of};
 
+use depot::Depot;
 use lock::SpinLock;
-use table::{Quarantine, Table};
+use table::{Quarantine, Record, Table};
 
 /// What `la_debug` does when it detects misuse.
 #[allow(non_camel_case_types)]
@@ -224,6 +228,7 @@ static REGISTRY_LOCK: SpinLock = SpinLock::new();
 
 struct State {
     table: Table,
+    depot: Depot,
     quarantine: Quarantine,
     live_bytes: usize,
     live_count: usize,
@@ -232,6 +237,18 @@ struct State {
     total_frees: usize,
     /// New records are marked suppressed (allocations before `main`).
     suppress_new: bool,
+}
+
+impl State {
+    /// The allocation and free traces of record `r`.
+    ///
+    /// # Safety
+    /// `r` is a record of this state's table.
+    unsafe fn traces(&self, r: *const Record) -> (&[usize], &[usize]) {
+        // SAFETY: caller's promise: a valid record.
+        let (a, f) = unsafe { ((*r).alloc_stack, (*r).free_stack) };
+        (self.depot.get(a), self.depot.get(f))
+    }
 }
 
 /// A debug allocator instance (opaque in C).

@@ -146,9 +146,10 @@ unsafe extern "C" fn phdr_cb(
 }
 
 /// Marks (`_pad = 1`) every live block of `table` reachable from the roots;
-/// clears the marks of the others.
+/// clears the marks of the others. `depot` is the stack depot's range
+/// (skipped: it holds code addresses only).
 #[inline(never)]
-pub fn mark_reachable(table: &Table, scratch: &mut Scratch) {
+pub fn mark_reachable(table: &Table, depot: (usize, usize), scratch: &mut Scratch) {
     let mut n = 0;
     table.for_each(|r| {
         // SAFETY: indexed records are valid.
@@ -188,7 +189,8 @@ pub fn mark_reachable(table: &Table, scratch: &mut Scratch) {
     ctx.scan(sp, hi);
     ctx.drain();
     let mut slabs = [(0usize, 0usize); 256];
-    let mut ns = 0;
+    slabs[0] = depot;
+    let mut ns = 1;
     table.for_each_slab(|lo, hi| {
         if ns < slabs.len() {
             slabs[ns] = (lo, hi);

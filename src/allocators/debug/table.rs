@@ -2,15 +2,15 @@
 //! freed and still remembered), found by the block's address.
 //!
 //! Records live out of band, in slabs mapped from the OS, so a buffer
-//! overflow in user memory cannot corrupt them. Each record is followed by
-//! two traces of `frames` return addresses (allocation, free). The index is
+//! overflow in user memory cannot corrupt them. A record names its
+//! allocation and free traces by their ids in the instance's stack depot
+//! (`depot.rs`), so it takes 56 bytes whatever the trace depth. The index is
 //! an open-addressing hash table (linear probing, backward-shift deletion)
 //! from the block's user address to its record, doubled when half full.
 //! Nothing here allocates through `malloc`; all memory comes from `sys`.
 
 use core::ptr;
 
-use crate::alignment;
 use crate::sys;
 
 /// The block is live.
@@ -33,6 +33,12 @@ pub struct Record {
     /// The backing block (or mapping) holding it, with redzones.
     pub base: usize,
     pub base_len: usize,
+    /// Depot ids of the allocation and free traces (0: none).
+    pub alloc_stack: u32,
+    pub free_stack: u32,
+    /// Kernel thread ids of the allocating and freeing threads.
+    pub alloc_tid: u32,
+    pub free_tid: u32,
     /// log2 alignments of the user block and of the backing block.
     pub align: u8,
     pub base_align: u8,
@@ -40,23 +46,16 @@ pub struct Record {
     pub state: u8,
     /// [`KIND_BACKING`] or [`KIND_GUARDED`].
     pub kind: u8,
-    /// Frames used in the allocation and free traces.
-    pub n_alloc: u8,
-    pub n_free: u8,
     /// Not reported as a leak (made before the program's `main`, say).
     pub suppressed: u8,
+    /// Scratch mark (reachability during a leak scan).
     pub _pad: u8,
-    /// Kernel thread ids of the allocating and freeing threads.
-    pub alloc_tid: u32,
-    pub free_tid: u32,
 }
 
 const SLAB: usize = 1 << 20;
 
 /// All records of one allocator and the index over them.
 pub struct Table {
-    frames: usize,
-    stride: usize,
     free_list: *mut Record,
     slabs: *mut usize,
     slab_next: usize,
@@ -81,12 +80,9 @@ fn hash(addr: usize) -> usize {
 }
 
 impl Table {
-    /// An empty table whose records hold `frames` frames per trace.
-    pub const fn new(frames: usize) -> Self {
-        let stride = core::mem::size_of::<Record>() + 2 * frames * core::mem::size_of::<usize>();
+    /// An empty table.
+    pub const fn new() -> Self {
         Table {
-            frames,
-            stride,
             free_list: ptr::null_mut(),
             slabs: ptr::null_mut(),
             slab_next: 0,
@@ -95,11 +91,6 @@ impl Table {
             cap: 0,
             count: 0,
         }
-    }
-
-    /// Frames per trace.
-    pub fn frames(&self) -> usize {
-        self.frames
     }
 
     /// Records in the index.
@@ -112,26 +103,6 @@ impl Table {
         self.count == 0
     }
 
-    /// The allocation trace of `r`.
-    ///
-    /// # Safety
-    /// `r` is a record of this table.
-    pub unsafe fn alloc_trace<'a>(&self, r: *mut Record) -> &'a mut [usize] {
-        // SAFETY: the record is followed by 2 * frames words (stride).
-        unsafe { core::slice::from_raw_parts_mut(r.add(1).cast::<usize>(), self.frames) }
-    }
-
-    /// The free trace of `r`.
-    ///
-    /// # Safety
-    /// `r` is a record of this table.
-    pub unsafe fn free_trace<'a>(&self, r: *mut Record) -> &'a mut [usize] {
-        // SAFETY: as above, the second half.
-        unsafe {
-            core::slice::from_raw_parts_mut(r.add(1).cast::<usize>().add(self.frames), self.frames)
-        }
-    }
-
     /// A fresh record (not yet in the index), or NULL when out of memory.
     pub fn new_record(&mut self) -> *mut Record {
         if !self.free_list.is_null() {
@@ -140,7 +111,8 @@ impl Table {
             self.free_list = unsafe { (*r).addr } as *mut Record;
             return r;
         }
-        if self.slab_next + self.stride > self.slab_end {
+        const STRIDE: usize = core::mem::size_of::<Record>();
+        if self.slab_next + STRIDE > self.slab_end {
             let Some(m) = sys::map(SLAB) else {
                 return ptr::null_mut();
             };
@@ -153,7 +125,7 @@ impl Table {
             self.slab_end = base + SLAB;
         }
         let r = self.slab_next as *mut Record;
-        self.slab_next += alignment::forward(self.stride, 8).unwrap_or(self.stride);
+        self.slab_next += STRIDE;
         r
     }
 
@@ -335,9 +307,17 @@ impl Table {
                 s = prev;
             }
         }
-        *self = Table::new(self.frames);
+        *self = Table::new();
     }
 }
+
+impl Default for Table {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<Record>() == 56);
 
 /// Freed blocks held back from the backing allocator, oldest first, so
 /// their addresses are not reused at once (double frees and writes after
@@ -436,7 +416,7 @@ mod tests {
 
     #[test]
     fn insert_find_remove() {
-        let mut t = Table::new(4);
+        let mut t = Table::new();
         let mut recs = [ptr::null_mut(); 3000];
         for (i, slot) in recs.iter_mut().enumerate() {
             let r = t.new_record();
