@@ -14,7 +14,7 @@ use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use super::depot::{self, Depot};
 use super::lock::SpinLock;
 use super::redzone::fill_canary;
-use super::table::{FREED, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table};
+use super::table::{self, FREED, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table};
 use super::trace::{self, MAX_FRAMES};
 use super::{
     FREE_FILL, QUARANTINE_BLOCKS, REDZONE, REGISTRY, REGISTRY_LOCK, State, VTABLE, la_check,
@@ -51,6 +51,8 @@ impl la_debug {
             canary,
             limit: AtomicUsize::new(cfg.memory_limit),
             lock: SpinLock::new(),
+            index_slots: AtomicUsize::new(0),
+            index_mask: AtomicUsize::new(0),
             st: UnsafeCell::new(State {
                 table: Table::new(),
                 depot: Depot::new(),
@@ -203,6 +205,13 @@ impl la_debug {
                 return false;
             };
             let base = base.as_ptr() as usize;
+            // The index slot of the new block loads while its redzones are
+            // written.
+            table::prefetch(table::slot_hint(
+                self.index_slots.load(Ordering::Relaxed),
+                self.index_mask.load(Ordering::Relaxed),
+                base + front,
+            ));
             r.addr = base + front;
             r.base = base;
             r.base_len = base_len;
@@ -278,6 +287,11 @@ impl la_debug {
             }
             return ptr::null_mut();
         }
+        let (slots, mask) = st.table.hint();
+        if self.index_slots.load(Ordering::Relaxed) != slots {
+            self.index_slots.store(slots, Ordering::Relaxed);
+            self.index_mask.store(mask, Ordering::Relaxed);
+        }
         rec.state = LIVE;
         rec.alloc_stack = st.depot.intern(&tr[..n], h);
         rec.free_stack = 0;
@@ -325,6 +339,23 @@ impl la_debug {
         if self.never_reuse {
             return;
         }
+        // Start loading what the next evictions touch: the record two
+        // blocks ahead, and the index slot and first bytes of the block one
+        // ahead (whose record the previous call fetched).
+        if let Some(r2) = st.quarantine.peek(2) {
+            table::prefetch(r2 as usize);
+        }
+        if let Some(r1) = st.quarantine.peek(1) {
+            // SAFETY: quarantined records stay valid until evicted.
+            let (a, l) = unsafe { ((*r1).addr, (*r1).len) };
+            let (slots, mask) = st.table.hint();
+            table::prefetch(table::slot_hint(slots, mask, a));
+            let mut at = a;
+            while at < a + l.min(256) {
+                table::prefetch(at);
+                at += 64;
+            }
+        }
         if st.quarantine.full()
             && let Some(old) = st.quarantine.pop()
         {
@@ -349,6 +380,12 @@ impl la_debug {
         if p.is_null() {
             return;
         }
+        // The index slot of `p` loads while the trace is taken.
+        table::prefetch(table::slot_hint(
+            self.index_slots.load(Ordering::Relaxed),
+            self.index_mask.load(Ordering::Relaxed),
+            p as usize,
+        ));
         let mut tr = [0usize; MAX_FRAMES];
         let n = self.capture(&mut tr, ret_addr);
         let here = &tr[..n];

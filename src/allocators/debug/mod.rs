@@ -265,6 +265,10 @@ pub struct la_debug {
     canary: u64,
     limit: AtomicUsize,
     lock: SpinLock,
+    /// The index's slot array and mask, mirrored for lock-free prefetch
+    /// hints (`table::slot_hint`); possibly stale, never dereferenced.
+    index_slots: AtomicUsize,
+    index_mask: AtomicUsize,
     st: UnsafeCell<State>,
     errors: AtomicUsize,
     last_error: AtomicU32,

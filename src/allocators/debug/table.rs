@@ -4,9 +4,12 @@
 //! Records live out of band, in slabs mapped from the OS, so a buffer
 //! overflow in user memory cannot corrupt them. A record names its
 //! allocation and free traces by their ids in the instance's stack depot
-//! (`depot.rs`), so it takes 56 bytes whatever the trace depth. The index is
-//! an open-addressing hash table (linear probing, backward-shift deletion)
-//! from the block's user address to its record, doubled when half full.
+//! (`depot.rs`), so it takes one cache line whatever the trace depth. The
+//! index is an open-addressing hash table (linear probing, backward-shift
+//! deletion) from the block's user address to its record, doubled when half
+//! full. A slot holds the record's address (below 2^48) with a 16-bit tag
+//! of the block address in the top bits, so a probe passing other blocks'
+//! slots does not load their records.
 //! Nothing here allocates through `malloc`; all memory comes from `sys`.
 
 use core::ptr;
@@ -53,6 +56,21 @@ pub struct Record {
 }
 
 const SLAB: usize = 1 << 20;
+/// Bytes per record in a slab: a cache line, so a record is one miss.
+const STRIDE: usize = 64;
+
+/// Asks the CPU to start loading the cache line holding `addr` (a hint:
+/// never faults, even for an address no longer mapped).
+#[inline(always)]
+pub fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching has no architectural effect and cannot fault.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
 
 /// All records of one allocator and the index over them.
 pub struct Table {
@@ -60,9 +78,38 @@ pub struct Table {
     slabs: *mut usize,
     slab_next: usize,
     slab_end: usize,
-    slots: *mut *mut Record,
+    /// Tagged record pointers ([`tag`]); 0 = empty.
+    slots: *mut usize,
     cap: usize,
     count: usize,
+}
+
+/// The slot of `addr`'s probe start, as an address for [`prefetch`], given
+/// a slot array and its mask (possibly stale: only a hint).
+#[inline]
+pub fn slot_hint(slots: usize, mask: usize, addr: usize) -> usize {
+    slots + (hash(addr) & mask) * core::mem::size_of::<usize>()
+}
+
+/// Bits of a slot holding the record's address.
+const PTR_MASK: usize = (1 << 48) - 1;
+
+/// The tag bits of a slot for block address `addr`.
+#[inline]
+fn tag(addr: usize) -> usize {
+    ((addr >> 4).wrapping_mul(0xd6e8_feb8_6659_fd93) >> 48) << 48
+}
+
+/// The slot value of record `r` at block address `addr`.
+#[inline]
+fn slot_of(r: *mut Record, addr: usize) -> usize {
+    r as usize | tag(addr)
+}
+
+/// The record of a non-empty slot.
+#[inline]
+fn record_of(slot: usize) -> *mut Record {
+    (slot & PTR_MASK) as *mut Record
 }
 
 /// Slot hash of a block address: each 4 KiB page of addresses gets its own
@@ -111,17 +158,21 @@ impl Table {
             self.free_list = unsafe { (*r).addr } as *mut Record;
             return r;
         }
-        const STRIDE: usize = core::mem::size_of::<Record>();
         if self.slab_next + STRIDE > self.slab_end {
             let Some(m) = sys::map(SLAB) else {
                 return ptr::null_mut();
             };
             let base = m.as_ptr() as usize;
+            if base + SLAB > PTR_MASK {
+                // SAFETY: just mapped with this size.
+                unsafe { sys::unmap(m.as_ptr(), SLAB) };
+                return ptr::null_mut();
+            }
             // The first word of each slab links the slabs together.
             // SAFETY: fresh writable mapping.
             unsafe { *(base as *mut usize) = self.slabs as usize };
             self.slabs = base as *mut usize;
-            self.slab_next = base + 16;
+            self.slab_next = base + STRIDE;
             self.slab_end = base + SLAB;
         }
         let r = self.slab_next as *mut Record;
@@ -145,15 +196,17 @@ impl Table {
             return None;
         }
         let mask = self.cap - 1;
+        let t = tag(addr);
         let mut i = hash(addr) & mask;
         loop {
             // SAFETY: i < cap, the slot array has cap entries.
-            let r = unsafe { *self.slots.add(i) };
-            if r.is_null() {
+            let s = unsafe { *self.slots.add(i) };
+            if s == 0 {
                 return None;
             }
-            // SAFETY: non-null slots point to records of this table.
-            if unsafe { (*r).addr } == addr {
+            let r = record_of(s);
+            // SAFETY: non-empty slots point to records of this table.
+            if s & !PTR_MASK == t && unsafe { (*r).addr } == addr {
                 return Some(r);
             }
             i = (i + 1) & mask;
@@ -162,7 +215,7 @@ impl Table {
 
     fn grow(&mut self) -> bool {
         let new_cap = if self.cap == 0 { 1024 } else { self.cap * 2 };
-        let bytes = new_cap * core::mem::size_of::<*mut Record>();
+        let bytes = new_cap * core::mem::size_of::<usize>();
         let Some(m) = sys::map(bytes) else {
             return false;
         };
@@ -172,14 +225,14 @@ impl Table {
         self.cap = new_cap;
         for i in 0..old_cap {
             // SAFETY: i < old_cap.
-            let r = unsafe { *old.add(i) };
-            if !r.is_null() {
-                self.place(r);
+            let s = unsafe { *old.add(i) };
+            if s != 0 {
+                self.place(record_of(s));
             }
         }
         if old_cap > 0 {
             // SAFETY: the old slot array was mapped by us with this size.
-            unsafe { sys::unmap(old.cast(), old_cap * core::mem::size_of::<*mut Record>()) };
+            unsafe { sys::unmap(old.cast(), old_cap * core::mem::size_of::<usize>()) };
         }
         true
     }
@@ -187,14 +240,20 @@ impl Table {
     fn place(&mut self, r: *mut Record) {
         let mask = self.cap - 1;
         // SAFETY: r is a record of this table.
-        let mut i = hash(unsafe { (*r).addr }) & mask;
+        let addr = unsafe { (*r).addr };
+        let mut i = hash(addr) & mask;
         // SAFETY: i < cap throughout; the table is never full (load ≤ 1/2).
         unsafe {
-            while !(*self.slots.add(i)).is_null() {
+            while *self.slots.add(i) != 0 {
                 i = (i + 1) & mask;
             }
-            *self.slots.add(i) = r;
+            *self.slots.add(i) = slot_of(r, addr);
         }
+    }
+
+    /// The slot array and its mask (for [`slot_hint`]); (0, 0) when empty.
+    pub fn hint(&self) -> (usize, usize) {
+        (self.slots as usize, self.cap.wrapping_sub(1))
     }
 
     /// Adds `r` (its `addr` set, not already present) to the index. False
@@ -214,15 +273,16 @@ impl Table {
             return;
         }
         let mask = self.cap - 1;
+        let t = tag(addr);
         let mut i = hash(addr) & mask;
         // SAFETY: every index is masked to < cap; slots point to records.
         unsafe {
             loop {
-                let r = *self.slots.add(i);
-                if r.is_null() {
+                let s = *self.slots.add(i);
+                if s == 0 {
                     return;
                 }
-                if (*r).addr == addr {
+                if s & !PTR_MASK == t && (*record_of(s)).addr == addr {
                     break;
                 }
                 i = (i + 1) & mask;
@@ -230,11 +290,11 @@ impl Table {
             let mut hole = i;
             let mut j = (i + 1) & mask;
             loop {
-                let r = *self.slots.add(j);
-                if r.is_null() {
+                let s = *self.slots.add(j);
+                if s == 0 {
                     break;
                 }
-                let home = hash((*r).addr) & mask;
+                let home = hash((*record_of(s)).addr) & mask;
                 // Move r into the hole unless its home lies cyclically in (hole, j].
                 let between = if hole <= j {
                     hole < home && home <= j
@@ -242,12 +302,12 @@ impl Table {
                     hole < home || home <= j
                 };
                 if !between {
-                    *self.slots.add(hole) = r;
+                    *self.slots.add(hole) = s;
                     hole = j;
                 }
                 j = (j + 1) & mask;
             }
-            *self.slots.add(hole) = ptr::null_mut();
+            *self.slots.add(hole) = 0;
         }
         self.count -= 1;
     }
@@ -256,9 +316,9 @@ impl Table {
     pub fn for_each(&self, mut f: impl FnMut(*mut Record)) {
         for i in 0..self.cap {
             // SAFETY: i < cap.
-            let r = unsafe { *self.slots.add(i) };
-            if !r.is_null() {
-                f(r);
+            let s = unsafe { *self.slots.add(i) };
+            if s != 0 {
+                f(record_of(s));
             }
         }
     }
@@ -291,12 +351,7 @@ impl Table {
     pub fn release(&mut self) {
         if self.cap > 0 {
             // SAFETY: the slot array was mapped by `grow` with this size.
-            unsafe {
-                sys::unmap(
-                    self.slots.cast(),
-                    self.cap * core::mem::size_of::<*mut Record>(),
-                )
-            };
+            unsafe { sys::unmap(self.slots.cast(), self.cap * core::mem::size_of::<usize>()) };
         }
         let mut s = self.slabs;
         while !s.is_null() {
@@ -317,7 +372,7 @@ impl Default for Table {
     }
 }
 
-const _: () = assert!(core::mem::size_of::<Record>() == 56);
+const _: () = assert!(core::mem::size_of::<Record>() <= STRIDE);
 
 /// Freed blocks held back from the backing allocator, oldest first, so
 /// their addresses are not reused at once (double frees and writes after
@@ -332,8 +387,10 @@ pub struct Quarantine {
 }
 
 impl Quarantine {
-    /// An empty quarantine of up to `cap` blocks (mapped on first use).
+    /// An empty quarantine of up to `cap` blocks (a power of two; mapped on
+    /// first use).
     pub const fn new(cap: usize) -> Self {
+        assert!(cap.is_power_of_two());
         Quarantine {
             ring: ptr::null_mut(),
             cap,
@@ -374,11 +431,20 @@ impl Quarantine {
             return false;
         }
         // SAFETY: the slot index is < cap.
-        unsafe { *self.ring.add((self.head + self.len) % self.cap) = r };
+        unsafe { *self.ring.add((self.head + self.len) & (self.cap - 1)) = r };
         self.len += 1;
         // SAFETY: r is a valid record (caller's promise).
         self.bytes += unsafe { (*r).base_len };
         true
+    }
+
+    /// The `k`-th oldest block (0: the next one [`Quarantine::pop`] gives).
+    pub fn peek(&self, k: usize) -> Option<*mut Record> {
+        if k >= self.len {
+            return None;
+        }
+        // SAFETY: the slot index is < cap and holds one of the len blocks.
+        Some(unsafe { *self.ring.add((self.head + k) & (self.cap - 1)) })
     }
 
     /// Removes and returns the oldest block.
@@ -388,7 +454,7 @@ impl Quarantine {
         }
         // SAFETY: head < cap.
         let r = unsafe { *self.ring.add(self.head) };
-        self.head = (self.head + 1) % self.cap;
+        self.head = (self.head + 1) & (self.cap - 1);
         self.len -= 1;
         // SAFETY: records in the ring stay valid until popped.
         self.bytes -= unsafe { (*r).base_len };

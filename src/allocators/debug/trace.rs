@@ -204,6 +204,9 @@ pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
     if want == 0 {
         return 0;
     }
+    if ret_addr == 0 {
+        return capture_skipping_own(&mut out[..want]);
+    }
     let mut raw = [0usize; MAX_FRAMES + EXTRA];
     let n = walk(frame_pointer(), &mut raw[..want + EXTRA]);
     let mut start = if ret_addr != 0 {
@@ -226,6 +229,42 @@ pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
     let k = (n - start).min(want);
     out[..k].copy_from_slice(&raw[start..start + k]);
     k
+}
+
+/// [`capture`] without a caller's address: the walk drops the leading
+/// frames inside the library and writes the rest straight into `out`.
+#[inline(always)]
+fn capture_skipping_own(out: &mut [usize]) -> usize {
+    let mut fp = frame_pointer();
+    let (lo, hi) = stack_bounds(fp);
+    let mut n = 0;
+    let mut skipped = 0;
+    let mut leading = true;
+    while n < out.len() && skipped <= EXTRA {
+        if fp < lo
+            || !fp.is_multiple_of(core::mem::size_of::<usize>())
+            || fp.saturating_add(16) > hi
+        {
+            break;
+        }
+        // SAFETY: [fp, fp + 16) lies within the current thread's stack mapping.
+        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        if ret == 0 {
+            break;
+        }
+        if leading && is_own(ret) {
+            skipped += 1;
+        } else {
+            leading = false;
+            out[n] = ret;
+            n += 1;
+        }
+        if next <= fp {
+            break;
+        }
+        fp = next;
+    }
+    n
 }
 
 #[cfg(test)]
