@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use super::depot::{self, Depot};
 use super::lock::SpinLock;
-use super::redzone::fill_canary;
+use super::redzone::{fill_canary, first_unfilled};
 use super::table::{self, FREED, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table};
 use super::trace::{self, MAX_FRAMES};
 use super::{
@@ -23,6 +23,30 @@ use super::{
 use crate::alignment;
 use crate::sys;
 use crate::vtable::{ChildAllocator, la_allocator};
+
+/// Freed blocks up to this many bytes are filled, and verified when they
+/// leave the quarantine, with the lock held; longer ones without it, so
+/// threads do not wait for each other's fills.
+const INLINE_FILL: usize = 1024;
+
+/// Most evicted blocks verified outside the lock per call.
+const DEFERRED: usize = 8;
+
+/// Blocks evicted from the quarantine whose fill is verified after the
+/// lock is released.
+struct Deferred {
+    n: usize,
+    r: [*mut Record; DEFERRED],
+}
+
+impl Deferred {
+    fn new() -> Self {
+        Deferred {
+            n: 0,
+            r: [ptr::null_mut(); DEFERRED],
+        }
+    }
+}
 
 impl la_debug {
     /// Creates an instance in its own mapping; NULL when out of memory.
@@ -297,6 +321,7 @@ impl la_debug {
         rec.free_stack = 0;
         rec.suppressed = st.suppress_new as u8;
         rec._pad = 0;
+        rec.filling = 0;
         rec.alloc_tid = tid;
         rec.free_tid = 0;
         st.live_bytes += len;
@@ -310,6 +335,15 @@ impl la_debug {
     pub(super) fn evict(&self, st: &mut State, r: *mut Record) {
         self.check_fill(st, r);
         // SAFETY: a freed record whose memory we still hold.
+        unsafe { self.forget(st, r) };
+    }
+
+    /// Gives a freed block back and drops its record.
+    ///
+    /// # Safety
+    /// `r` is an indexed freed record whose memory we hold, in no list.
+    unsafe fn forget(&self, st: &mut State, r: *mut Record) {
+        // SAFETY: caller's promise.
         unsafe {
             self.give_back(&*r);
             st.table.remove((*r).addr);
@@ -317,9 +351,34 @@ impl la_debug {
         }
     }
 
-    /// Marks a live block freed (traces, fill, quarantine); `h` is the hash
-    /// of `here`.
-    pub(super) fn retire(&self, st: &mut State, r: *mut Record, here: &[usize], h: u64, tid: u32) {
+    /// Evicts `r` now, or leaves its (long) fill to be verified after the
+    /// lock is released (`later`).
+    fn evict_or_defer(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
+        // SAFETY: a quarantined record.
+        let rec = unsafe { &*r };
+        if self.check_waf
+            && rec.kind == KIND_BACKING
+            && rec.len > INLINE_FILL
+            && later.n < later.r.len()
+        {
+            later.r[later.n] = r;
+            later.n += 1;
+        } else {
+            self.evict(st, r);
+        }
+    }
+
+    /// Marks a live block freed (traces, counters, guard pages); `h` is the
+    /// hash of `here`. Returns true when the free fill is left to the
+    /// caller, to write outside the lock (`filling` is then set).
+    pub(super) fn retire(
+        &self,
+        st: &mut State,
+        r: *mut Record,
+        here: &[usize],
+        h: u64,
+        tid: u32,
+    ) -> bool {
         // SAFETY: an indexed live record.
         let rec = unsafe { &mut *r };
         rec.state = FREED;
@@ -333,9 +392,19 @@ impl la_debug {
             // SAFETY: the committed middle of our own reservation.
             unsafe { sys::protect_none((rec.base + page) as *mut u8, rec.base_len - 2 * page) };
         } else if self.check_waf {
+            if rec.len > INLINE_FILL {
+                rec.filling = 1;
+                return true;
+            }
             // SAFETY: the user range of a block we hold.
             unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
         }
+        false
+    }
+
+    /// Puts a freed (and filled) block in the quarantine, evicting the
+    /// oldest ones beyond its limits (long ones into `later`).
+    fn enqueue(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
         if self.never_reuse {
             return;
         }
@@ -359,18 +428,43 @@ impl la_debug {
         if st.quarantine.full()
             && let Some(old) = st.quarantine.pop()
         {
-            self.evict(st, old);
+            self.evict_or_defer(st, old, later);
         }
         // SAFETY: the record stays indexed (valid) until evicted.
         if !unsafe { st.quarantine.push(r) } {
-            self.evict(st, r);
+            self.evict_or_defer(st, r, later);
             return;
         }
         while st.quarantine.bytes > self.quarantine_bytes {
             let Some(old) = st.quarantine.pop() else {
                 break;
             };
-            self.evict(st, old);
+            self.evict_or_defer(st, old, later);
+        }
+    }
+
+    /// Verifies the fills of `later` without the lock, then takes it to
+    /// report damage and give the blocks back.
+    fn finish_deferred(&self, later: &Deferred) {
+        if later.n == 0 {
+            return;
+        }
+        let mut damaged = [false; DEFERRED];
+        for (i, &r) in later.r[..later.n].iter().enumerate() {
+            // SAFETY: evicted records stay indexed and their memory held
+            // until `forget` below; no other path writes them.
+            let bytes = unsafe { core::slice::from_raw_parts((*r).addr as *const u8, (*r).len) };
+            damaged[i] = first_unfilled(bytes).is_some();
+        }
+        let _g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        for (i, &r) in later.r[..later.n].iter().enumerate() {
+            if damaged[i] {
+                self.check_fill(st, r);
+            }
+            // SAFETY: evicted from the quarantine, so in no list.
+            unsafe { self.forget(st, r) };
         }
     }
 
@@ -391,24 +485,48 @@ impl la_debug {
         let here = &tr[..n];
         let h = depot::hash(here);
         let tid = trace::tid();
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
-        let Some(r) = st.table.find(p as usize) else {
-            self.report_unknown(st, "free", p as usize, here, tid);
-            return;
+        let mut later = Deferred::new();
+        let fill_later = {
+            let _g = self.lock.lock();
+            // SAFETY: lock held.
+            let st = unsafe { self.state() };
+            let Some(r) = st.table.find(p as usize) else {
+                self.report_unknown(st, "free", p as usize, here, tid);
+                return;
+            };
+            // SAFETY: an indexed record.
+            if unsafe { (*r).state } == FREED {
+                self.report_freed(st, "free", r, here, tid);
+                return;
+            }
+            if let Some((len, align)) = shape {
+                // A mismatch is reported; the block is still freed as recorded.
+                self.check_shape(st, "free", r, len, align, here, tid);
+            }
+            self.check_zones(st, r, here, tid);
+            if self.retire(st, r, here, h, tid) {
+                // SAFETY: an indexed record (freed: its range is fixed now).
+                Some((r, unsafe { ((*r).addr, (*r).len) }))
+            } else {
+                self.enqueue(st, r, &mut later);
+                None
+            }
         };
-        // SAFETY: an indexed record.
-        if unsafe { (*r).state } == FREED {
-            self.report_freed(st, "free", r, here, tid);
-            return;
+        if let Some((r, (addr, len))) = fill_later {
+            // Long fills run without the lock: the block is freed (a second
+            // free is reported as such) and in no list yet, so nothing else
+            // reads or writes its bytes.
+            // SAFETY: the user range of a block we still hold.
+            unsafe { ptr::write_bytes(addr as *mut u8, FREE_FILL, len) };
+            let _g = self.lock.lock();
+            // SAFETY: lock held.
+            let st = unsafe { self.state() };
+            // SAFETY: still indexed: only eviction drops freed records, and
+            // this one is in no quarantine.
+            unsafe { (*r).filling = 0 };
+            self.enqueue(st, r, &mut later);
         }
-        if let Some((len, align)) = shape {
-            // A mismatch is reported; the block is still freed as recorded.
-            self.check_shape(st, "free", r, len, align, here, tid);
-        }
-        self.check_zones(st, r, here, tid);
-        self.retire(st, r, here, h, tid);
+        self.finish_deferred(&later);
     }
 
     /// Finds the live record of `p` for a resize-like operation, reporting
@@ -582,7 +700,7 @@ impl la_debug {
         let st = unsafe { self.state() };
         st.table.for_each(|r| {
             // SAFETY: indexed record.
-            if unsafe { (*r).state } == FREED {
+            if unsafe { (*r).state == FREED && (*r).filling == 0 } {
                 self.check_fill(st, r);
             }
         });

@@ -66,33 +66,31 @@ pub(super) fn check_canary(canary: u64, lo: usize, hi: usize) -> Option<usize> {
 /// only a chunk that differs is searched byte by byte.
 pub(super) fn first_unfilled(bytes: &[u8]) -> Option<usize> {
     const WORD: u64 = u64::from_ne_bytes([FREE_FILL; 8]);
-    #[inline(always)]
-    fn word(c: &[u8], i: usize) -> u64 {
-        u64::from_ne_bytes([
-            c[i],
-            c[i + 1],
-            c[i + 2],
-            c[i + 3],
-            c[i + 4],
-            c[i + 5],
-            c[i + 6],
-            c[i + 7],
-        ])
-    }
-    let find = |c: &[u8], off: usize| c.iter().position(|&b| b != FREE_FILL).map(|i| off + i);
-    let mut chunks = bytes.chunks_exact(64);
+    let n = bytes.len();
+    let p = bytes.as_ptr();
     let mut off = 0;
-    for c in &mut chunks {
+    while off + 64 <= n {
         let mut acc = 0;
         for i in 0..8 {
-            acc |= word(c, 8 * i) ^ WORD;
+            // SAFETY: off + 8 * i + 8 <= off + 64 <= n: inside `bytes`.
+            acc |= unsafe { p.add(off + 8 * i).cast::<u64>().read_unaligned() } ^ WORD;
         }
         if acc != 0 {
-            return find(c, off);
+            break;
         }
         off += 64;
     }
-    find(chunks.remainder(), off)
+    while off + 8 <= n {
+        // SAFETY: off + 8 <= n: inside `bytes`.
+        if unsafe { p.add(off).cast::<u64>().read_unaligned() } != WORD {
+            break;
+        }
+        off += 8;
+    }
+    bytes[off..]
+        .iter()
+        .position(|&b| b != FREE_FILL)
+        .map(|i| off + i)
 }
 
 impl la_debug {

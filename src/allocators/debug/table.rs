@@ -51,6 +51,9 @@ pub struct Record {
     pub kind: u8,
     /// Not reported as a leak (made before the program's `main`, say).
     pub suppressed: u8,
+    /// Freed, and its free fill is being written outside the lock: not in
+    /// the quarantine yet, not to be verified.
+    pub filling: u8,
     /// Scratch mark (reachability during a leak scan).
     pub _pad: u8,
 }

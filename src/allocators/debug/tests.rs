@@ -337,6 +337,32 @@ fn quarantine_eviction_verifies_fill() {
 }
 
 #[test]
+fn long_blocks_are_filled_and_verified_outside_the_lock() {
+    // Blocks over 1 KiB are filled after the lock is released and verified
+    // after eviction without it: writes after free are still found.
+    let f = Fixture::with(|c| c.quarantine_bytes = 16 << 10);
+    let p = alloc(f.d(), 5000, 4);
+    f.d().free(p, Some((5000, 4)), 0);
+    // SAFETY: the freed block is held in quarantine, deliberately written.
+    unsafe { *p.add(4321) = 1 };
+    for _ in 0..4 {
+        let q = alloc(f.d(), 6000, 4);
+        f.d().free(q, Some((6000, 4)), 0);
+    }
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_WRITE_AFTER_FREE));
+    assert!(
+        f.report()
+            .contains("write after free: byte 4321 of the freed 5000-byte block")
+    );
+    // A double free of a long block is still one.
+    let q = alloc(f.d(), 3000, 4);
+    f.d().free(q, None, 0);
+    f.d().free(q, None, 0);
+    assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_DOUBLE_FREE));
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
 fn usable_size_and_realloc_of_freed_block() {
     let f = Fixture::new();
     let p = alloc(f.d(), 10, 4);
