@@ -4,9 +4,11 @@ Each program runs natively, under `la-run --debug` and under
 `valgrind --leak-check=full` in the same run (best wall time of N
 rounds; valgrind once, it is slow), and the table gives the slowdown of
 each checker against native and valgrind's time over la-run's. A second
-table runs malloc-bound microbenchmarks (the preload workload suite)
-natively and under la-run --debug only, since valgrind would take minutes.
-Writes build/debug_bench.md. Figures, not pass/fail.
+table does the same for the malloc-bound workload suite of
+benches/preload/workloads.c (churn, prodcons, realloc, mixed, nodes), with
+the peak RSS of each run; valgrind gets one run of at most
+LA_BENCH_VG_TIMEOUT seconds per workload (default 240; a slower run shows
+as "> N"). Writes build/debug_bench.md. Figures, not pass/fail.
 """
 import os
 import shutil
@@ -29,7 +31,8 @@ PROGRAMS = [
     ("git log -n 100 --stat", ["git", "log", "-n", "100", "--stat"]),
     ("ls -lR /usr/include", ["ls", "-lR", "/usr/include"]),
 ]
-WORKLOADS = ["realloc", "churn", "nodes"]
+WORKLOADS = ["churn", "prodcons", "realloc", "mixed", "nodes"]
+VG_TIMEOUT = int(os.environ.get("LA_BENCH_VG_TIMEOUT", "240"))
 
 
 def timed(cmd, rounds, timeout=300):
@@ -46,8 +49,35 @@ def timed(cmd, rounds, timeout=300):
     return best
 
 
+def timed_rss(cmd, rounds, timeout=300):
+    """Best wall time and the peak RSS (MB) of its run; (None, None) on timeout."""
+    best, rss = None, None
+    for _ in range(rounds):
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = t + timeout
+        while True:
+            pid, _, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                p.kill()
+                os.wait4(p.pid, 0)
+                return None, None
+            time.sleep(0.005)
+        p.returncode = 0
+        dt = time.perf_counter() - t
+        if best is None or dt < best:
+            best, rss = dt, ru.ru_maxrss / 1024
+    return best, rss
+
+
 def fmt(x):
     return "-" if x is None else f"{x:.3f}"
+
+
+def fmt1(x):
+    return "-" if x is None else f"{x:.0f}"
 
 
 def ratio(a, b):
@@ -69,14 +99,26 @@ def main():
         lines.append(f"| {name} | {fmt(native)} | {fmt(debug)} | {fmt(vg)} | "
                      f"{ratio(debug, native)} | {ratio(vg, native)} | {ratio(vg, debug)} |")
         print(lines[-1], flush=True)
-    lines += ["", "# Malloc-bound microbenchmarks (preload workload suite)", "",
-              "| workload | native s | la-run --debug s | debug/native |", "|---|---|---|---|"]
+    lines += ["", "# Malloc-bound workload suite (benches/preload/workloads.c)", "",
+              "| workload | native s | la-run --debug s | valgrind s | debug/native | "
+              "valgrind/debug | native MB | debug MB |",
+              "|---|---|---|---|---|---|---|---|"]
     wl = os.path.join(BUILD, "debug", "workloads")
     for w in WORKLOADS:
-        native = timed([wl, w], ROUNDS)
-        debug = timed([LA_RUN, "--debug", wl, w], 1)
-        lines.append(f"| {w} | {fmt(native)} | {fmt(debug)} | {ratio(debug, native)} |")
+        native, native_rss = timed_rss([wl, w], ROUNDS)
+        debug, debug_rss = timed_rss([LA_RUN, "--debug", wl, w], ROUNDS)
+        vg, vg_cell = None, "-"
+        if have_valgrind:
+            vg, _ = timed_rss(["valgrind", "-q", "--leak-check=full", wl, w], 1, VG_TIMEOUT)
+            vg_cell = fmt(vg) if vg is not None else f"> {VG_TIMEOUT}"
+        vg_ratio = ratio(vg, debug) if vg is not None else (
+            f"> {VG_TIMEOUT / debug:.0f}x" if have_valgrind and debug else "-")
+        lines.append(f"| {w} | {fmt(native)} | {fmt(debug)} | {vg_cell} | "
+                     f"{ratio(debug, native)} | {vg_ratio} | "
+                     f"{fmt1(native_rss)} | {fmt1(debug_rss)} |")
         print(lines[-1], flush=True)
+    lines += ["", f"Best of {ROUNDS} rounds (valgrind: one run); peak RSS of the best run. "
+              f"Command: `make debug-bench`."]
     out = os.path.join(BUILD, "debug_bench.md")
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -295,21 +295,24 @@ impl la_debug {
         }
         // SAFETY: r is a valid record we own exclusively under the lock.
         let rec = unsafe { &mut *r };
-        if let Some(stale) = st.table.find(rec.addr) {
-            // Only possible when the backing reused an address whose record
-            // was kept (never happens for quarantined blocks, whose memory is
-            // still held): forget the old record.
-            st.table.remove(rec.addr);
-            // SAFETY: removed from the index; not in the quarantine (see above).
-            unsafe { st.table.drop_record(stale) };
-        }
-        if !st.table.insert(r) {
-            // SAFETY: the block was just obtained and is unused.
-            unsafe {
-                self.give_back(rec);
-                st.table.drop_record(r);
+        // SAFETY: a fresh record, not yet indexed.
+        match unsafe { st.table.insert_replacing(r) } {
+            Ok(None) => {}
+            Ok(Some(stale)) => {
+                // Only possible when the backing reused an address whose
+                // record was kept (never happens for quarantined blocks,
+                // whose memory is still held): forget the old record.
+                // SAFETY: no longer indexed; not in the quarantine (see above).
+                unsafe { st.table.drop_record(stale) };
             }
-            return ptr::null_mut();
+            Err(_) => {
+                // SAFETY: the block was just obtained and is unused.
+                unsafe {
+                    self.give_back(rec);
+                    st.table.drop_record(r);
+                }
+                return ptr::null_mut();
+            }
         }
         let (slots, mask) = st.table.hint();
         if self.index_slots.load(Ordering::Relaxed) != slots {

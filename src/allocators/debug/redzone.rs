@@ -18,44 +18,62 @@ pub(super) fn canary_byte(canary: u64, addr: usize) -> u8 {
     (canary >> ((addr & 7) * 8)) as u8
 }
 
+/// The canary bytes of `[addr, addr + 8)` as one (unaligned) word, in the
+/// byte order of memory.
+#[inline]
+fn canary_word(canary: u64, addr: usize) -> u64 {
+    canary.rotate_right(((addr & 7) * 8) as u32).to_le()
+}
+
+/// Writes the canary over `[lo, hi)`: an unaligned word at each end and
+/// aligned words between (bytes only when the range is under 8 bytes).
 pub(super) fn fill_canary(canary: u64, lo: usize, hi: usize) {
-    let mut a = lo;
-    while a < hi && !a.is_multiple_of(8) {
-        // SAFETY: callers pass redzone ranges inside a block we own.
-        unsafe { *(a as *mut u8) = canary_byte(canary, a) };
-        a += 1;
+    if hi - lo < 8 {
+        for a in lo..hi {
+            // SAFETY: callers pass redzone ranges inside a block we own.
+            unsafe { *(a as *mut u8) = canary_byte(canary, a) };
+        }
+        return;
     }
+    // SAFETY: as above; [lo, lo + 8) and [hi - 8, hi) lie in the range.
+    unsafe {
+        (lo as *mut u64).write_unaligned(canary_word(canary, lo));
+        ((hi - 8) as *mut u64).write_unaligned(canary_word(canary, hi - 8));
+    }
+    let mut a = (lo + 7) & !7;
     // An aligned word holds the canary's bytes in address order.
     while a + 8 <= hi {
         // SAFETY: as above; `a` is 8-aligned.
         unsafe { *(a as *mut u64) = canary.to_le() };
         a += 8;
     }
-    while a < hi {
-        // SAFETY: as above.
-        unsafe { *(a as *mut u8) = canary_byte(canary, a) };
-        a += 1;
-    }
 }
 
 /// The first address in `[lo, hi)` not holding the canary.
 pub(super) fn check_canary(canary: u64, lo: usize, hi: usize) -> Option<usize> {
-    let mut a = lo;
-    while a < hi {
-        if a.is_multiple_of(8) && a + 8 <= hi {
-            // SAFETY: callers pass redzone ranges inside a block we own.
-            if unsafe { *(a as *const u64) } == canary.to_le() {
-                a += 8;
-                continue;
-            }
+    if hi - lo >= 8 {
+        // Words first (all intact is the common case), then bytes to
+        // locate a difference.
+        // SAFETY: callers pass redzone ranges inside a block we own.
+        let mut ok = unsafe {
+            (lo as *const u64).read_unaligned() == canary_word(canary, lo)
+                && ((hi - 8) as *const u64).read_unaligned() == canary_word(canary, hi - 8)
+        };
+        let mut a = (lo + 7) & !7;
+        while ok && a + 8 <= hi {
+            // SAFETY: as above; `a` is 8-aligned.
+            ok = unsafe { *(a as *const u64) } == canary.to_le();
+            a += 8;
         }
-        // SAFETY: as above.
-        if unsafe { *(a as *const u8) } != canary_byte(canary, a) {
-            return Some(a);
+        if ok {
+            return None;
         }
-        a += 1;
     }
-    None
+    (lo..hi).find(|&a| {
+        // SAFETY: as above.
+        let b = unsafe { *(a as *const u8) };
+        b != canary_byte(canary, a)
+    })
 }
 
 /// The offset of the first byte of `bytes` that is not `FREE_FILL`.

@@ -75,6 +75,10 @@ pub fn prefetch(addr: usize) {
     let _ = addr;
 }
 
+/// The index could not grow.
+#[derive(Debug)]
+pub struct OutOfMemory;
+
 /// All records of one allocator and the index over them.
 pub struct Table {
     free_list: *mut Record,
@@ -268,6 +272,45 @@ impl Table {
         self.place(r);
         self.count += 1;
         true
+    }
+
+    /// Adds `r` (its `addr` set) to the index in one probe; a record already
+    /// there for the same address is replaced and returned (no longer
+    /// indexed).
+    ///
+    /// # Safety
+    /// `r` came from [`Table::new_record`] and is not in the index.
+    pub unsafe fn insert_replacing(
+        &mut self,
+        r: *mut Record,
+    ) -> Result<Option<*mut Record>, OutOfMemory> {
+        if (self.count + 1) * 2 > self.cap && !self.grow() {
+            return Err(OutOfMemory);
+        }
+        let mask = self.cap - 1;
+        // SAFETY: r is a record of this table.
+        let addr = unsafe { (*r).addr };
+        let t = tag(addr);
+        let mut i = hash(addr) & mask;
+        // SAFETY: i < cap throughout; the table is never full (load ≤ 1/2);
+        // non-empty slots point to records of this table.
+        unsafe {
+            loop {
+                let s = *self.slots.add(i);
+                if s == 0 {
+                    break;
+                }
+                let old = record_of(s);
+                if s & !PTR_MASK == t && (*old).addr == addr {
+                    *self.slots.add(i) = slot_of(r, addr);
+                    return Ok(Some(old));
+                }
+                i = (i + 1) & mask;
+            }
+            *self.slots.add(i) = slot_of(r, addr);
+        }
+        self.count += 1;
+        Ok(None)
     }
 
     /// Removes the record of `addr` from the index (backward-shift deletion).
