@@ -161,8 +161,10 @@ impl la_debug {
         self.limit.store(limit, Ordering::Relaxed);
     }
 
-    pub(super) fn capture(&self, out: &mut [usize; MAX_FRAMES], ret_addr: usize) -> usize {
-        trace::capture(&mut out[..self.frames], ret_addr)
+    /// Captures the caller's trace into `out`; returns its length and the
+    /// calling thread's id.
+    pub(super) fn capture(&self, out: &mut [usize; MAX_FRAMES], ret_addr: usize) -> (usize, u32) {
+        trace::capture_tid(&mut out[..self.frames], ret_addr)
     }
 
     /// Counts a report and aborts unless configured to continue.
@@ -273,9 +275,8 @@ impl la_debug {
             return ptr::null_mut();
         }
         let mut tr = [0usize; MAX_FRAMES];
-        let n = self.capture(&mut tr, ret_addr);
+        let (n, tid) = self.capture(&mut tr, ret_addr);
         let h = depot::hash(&tr[..n]);
-        let tid = trace::tid();
         let _g = self.lock.lock();
         // SAFETY: lock held.
         let st = unsafe { self.state() };
@@ -484,10 +485,9 @@ impl la_debug {
             p as usize,
         ));
         let mut tr = [0usize; MAX_FRAMES];
-        let n = self.capture(&mut tr, ret_addr);
+        let (n, tid) = self.capture(&mut tr, ret_addr);
         let here = &tr[..n];
         let h = depot::hash(here);
-        let tid = trace::tid();
         let mut later = Deferred::new();
         let fill_later = {
             let _g = self.lock.lock();
@@ -572,9 +572,8 @@ impl la_debug {
             return false;
         }
         let mut tr = [0usize; MAX_FRAMES];
-        let n = self.capture(&mut tr, ret_addr);
+        let (n, tid) = self.capture(&mut tr, ret_addr);
         let here = &tr[..n];
-        let tid = trace::tid();
         let _g = self.lock.lock();
         // SAFETY: lock held.
         let st = unsafe { self.state() };
@@ -640,15 +639,8 @@ impl la_debug {
             }
         }
         let mut tr = [0usize; MAX_FRAMES];
-        let n = self.capture(&mut tr, ret_addr);
-        self.live_for(
-            st,
-            "malloc_usable_size",
-            p as usize,
-            None,
-            &tr[..n],
-            trace::tid(),
-        );
+        let (n, tid) = self.capture(&mut tr, ret_addr);
+        self.live_for(st, "malloc_usable_size", p as usize, None, &tr[..n], tid);
         0
     }
 
@@ -666,8 +658,8 @@ impl la_debug {
             }
         }
         let mut tr = [0usize; MAX_FRAMES];
-        let n = self.capture(&mut tr, ret_addr);
-        self.live_for(st, op, p as usize, None, &tr[..n], trace::tid());
+        let (n, tid) = self.capture(&mut tr, ret_addr);
+        self.live_for(st, op, p as usize, None, &tr[..n], tid);
         None
     }
 

@@ -32,25 +32,62 @@ static OWN_LO: AtomicUsize = AtomicUsize::new(0);
 static OWN_HI: AtomicUsize = AtomicUsize::new(0);
 static OWN_INIT: AtomicUsize = AtomicUsize::new(0);
 
+/// What is cached per thread: its stack bounds and kernel id (one
+/// thread-local, so a capture looks both up at once).
+#[derive(Clone, Copy)]
+struct Thread {
+    lo: usize,
+    hi: usize,
+    tid: u32,
+}
+
 thread_local! {
-    static STACK: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-    static TID: Cell<u32> = const { Cell::new(0) };
+    static THREAD: Cell<Thread> = const { Cell::new(Thread { lo: 0, hi: 0, tid: 0 }) };
 }
 
 /// Forgets the cached thread id (in a child after `fork()`).
 pub fn reset_tid() {
-    TID.with(|c| c.set(0));
+    THREAD.with(|c| {
+        let mut t = c.get();
+        t.tid = 0;
+        c.set(t);
+    });
 }
 
 /// The calling thread's kernel id, cached per thread.
 pub fn tid() -> u32 {
-    let t = TID.with(|c| c.get());
-    if t != 0 {
-        return t;
+    let t = THREAD.with(|c| c.get());
+    if t.tid != 0 {
+        return t.tid;
     }
-    let t = crate::sys::thread_id() as u32;
-    TID.with(|c| c.set(t));
+    thread_refreshed(t, None).tid
+}
+
+/// Fills in what `t` (the thread's cached state) lacks: the id, and the
+/// stack bounds when `sp` is given and outside them; stores and returns it.
+#[cold]
+fn thread_refreshed(mut t: Thread, sp: Option<usize>) -> Thread {
+    if t.tid == 0 {
+        t.tid = crate::sys::thread_id() as u32;
+    }
+    if let Some(sp) = sp
+        && !(t.lo <= sp && sp < t.hi)
+    {
+        (t.lo, t.hi) = maps::containing(sp).unwrap_or((sp, sp));
+    }
+    THREAD.with(|c| c.set(t));
     t
+}
+
+/// The thread's cached state, with bounds that hold `sp`.
+#[inline(always)]
+fn thread_at(sp: usize) -> Thread {
+    let t = THREAD.with(|c| c.get());
+    if t.tid != 0 && t.lo <= sp && sp < t.hi {
+        t
+    } else {
+        thread_refreshed(t, Some(sp))
+    }
 }
 
 struct Search {
@@ -142,13 +179,8 @@ fn frame_pointer() -> usize {
 /// The current thread's stack bounds, cached per thread and refreshed when
 /// the stack pointer leaves them (signal stacks, a new thread).
 pub fn stack_bounds(sp: usize) -> (usize, usize) {
-    let cached = STACK.with(|c| c.get());
-    if cached.0 <= sp && sp < cached.1 {
-        return cached;
-    }
-    let b = maps::containing(sp).unwrap_or((sp, sp));
-    STACK.with(|c| c.set(b));
-    b
+    let t = thread_at(sp);
+    (t.lo, t.hi)
 }
 
 /// Captures the call chain of an interrupted context (a signal's
@@ -170,8 +202,14 @@ pub fn capture_from(out: &mut [usize], pc: usize, fp: usize) -> usize {
 }
 
 /// Follows the frame-pointer chain from `fp`, storing return addresses.
-fn walk(mut fp: usize, raw: &mut [usize]) -> usize {
+fn walk(fp: usize, raw: &mut [usize]) -> usize {
     let (lo, hi) = stack_bounds(fp);
+    walk_in(fp, lo, hi, raw)
+}
+
+/// [`walk`] within known stack bounds `[lo, hi)`.
+#[inline(always)]
+fn walk_in(mut fp: usize, lo: usize, hi: usize, raw: &mut [usize]) -> usize {
     let mut n = 0;
     while n < raw.len() {
         if fp < lo
@@ -200,25 +238,36 @@ fn walk(mut fp: usize, raw: &mut [usize]) -> usize {
 /// return address (0 when unknown). Returns the number of frames written.
 #[inline(never)]
 pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
+    let fp = frame_pointer();
+    capture_in(out, ret_addr, fp, thread_at(fp))
+}
+
+/// [`capture`], and the calling thread's kernel id (one thread-local
+/// lookup for both).
+#[inline(never)]
+pub fn capture_tid(out: &mut [usize], ret_addr: usize) -> (usize, u32) {
+    let fp = frame_pointer();
+    let t = thread_at(fp);
+    (capture_in(out, ret_addr, fp, t), t.tid)
+}
+
+#[inline(always)]
+fn capture_in(out: &mut [usize], ret_addr: usize, fp: usize, t: Thread) -> usize {
     let want = out.len().min(MAX_FRAMES);
     if want == 0 {
         return 0;
     }
     if ret_addr == 0 {
-        return capture_skipping_own(&mut out[..want]);
+        return capture_skipping_own(&mut out[..want], fp, t.lo, t.hi);
     }
     let mut raw = [0usize; MAX_FRAMES + EXTRA];
-    let n = walk(frame_pointer(), &mut raw[..want + EXTRA]);
-    let mut start = if ret_addr != 0 {
-        raw[..n].iter().position(|&r| r == ret_addr)
-    } else {
-        None
-    };
+    let n = walk_in(fp, t.lo, t.hi, &mut raw[..want + EXTRA]);
+    let mut start = raw[..n].iter().position(|&r| r == ret_addr);
     if start.is_none() {
         let skip = raw[..n].iter().take_while(|&&r| is_own(r)).count();
         if skip > 0 {
             start = Some(skip);
-        } else if ret_addr != 0 {
+        } else {
             // The caller's address is not in the walk (a frame without a
             // frame pointer): the trace is the caller alone.
             out[0] = ret_addr;
@@ -234,9 +283,11 @@ pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
 /// [`capture`] without a caller's address: the walk drops the leading
 /// frames inside the library and writes the rest straight into `out`.
 #[inline(always)]
-fn capture_skipping_own(out: &mut [usize]) -> usize {
-    let mut fp = frame_pointer();
-    let (lo, hi) = stack_bounds(fp);
+fn capture_skipping_own(out: &mut [usize], mut fp: usize, lo: usize, hi: usize) -> usize {
+    let (own_lo, own_hi) = (
+        OWN_LO.load(Ordering::Relaxed),
+        OWN_HI.load(Ordering::Relaxed),
+    );
     let mut n = 0;
     let mut skipped = 0;
     let mut leading = true;
@@ -252,7 +303,7 @@ fn capture_skipping_own(out: &mut [usize]) -> usize {
         if ret == 0 {
             break;
         }
-        if leading && is_own(ret) {
+        if leading && own_lo <= ret && ret < own_hi {
             skipped += 1;
         } else {
             leading = false;
