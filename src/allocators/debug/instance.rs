@@ -29,14 +29,17 @@ use crate::vtable::{ChildAllocator, la_allocator};
 /// threads do not wait for each other's fills.
 const INLINE_FILL: usize = 1024;
 
-/// Most evicted blocks verified outside the lock per call.
+/// Most evicted blocks verified, and given back, outside the lock per call.
 const DEFERRED: usize = 8;
 
-/// Blocks evicted from the quarantine whose fill is verified after the
-/// lock is released.
-struct Deferred {
+/// Work left for after the lock is released: blocks evicted from the
+/// quarantine whose fill is to be verified (`r`), and dropped blocks whose
+/// memory is to be given back (`back`).
+pub(super) struct Deferred {
     n: usize,
     r: [*mut Record; DEFERRED],
+    nb: usize,
+    back: [Record; DEFERRED],
 }
 
 impl Deferred {
@@ -44,6 +47,8 @@ impl Deferred {
         Deferred {
             n: 0,
             r: [ptr::null_mut(); DEFERRED],
+            nb: 0,
+            back: [Record::EMPTY; DEFERRED],
         }
     }
 }
@@ -53,6 +58,17 @@ impl la_debug {
     /// Call [`trace::init`] first, outside any allocator (the C entry point
     /// does).
     pub fn create(backing: la_allocator, cfg: &la_debug_config) -> *mut la_debug {
+        Self::create_with(backing, cfg, false)
+    }
+
+    /// [`Self::create`] over a backing that may be called from any thread
+    /// at once (`backing_shared`: its calls are then made without the
+    /// instance's lock held, so threads wait for each other less).
+    pub fn create_with(
+        backing: la_allocator,
+        cfg: &la_debug_config,
+        backing_shared: bool,
+    ) -> *mut la_debug {
         let Some(mem) = sys::map(core::mem::size_of::<la_debug>()) else {
             return ptr::null_mut();
         };
@@ -65,6 +81,7 @@ impl la_debug {
         };
         let d = la_debug {
             backing: ChildAllocator(backing),
+            backing_shared,
             frames,
             abort: cfg.on_error != la_debug_on_error::LA_DEBUG_CONTINUE,
             report_fd: cfg.report_fd,
@@ -277,19 +294,39 @@ impl la_debug {
         let mut tr = [0usize; MAX_FRAMES];
         let (n, tid) = self.capture(&mut tr, ret_addr);
         let h = depot::hash(&tr[..n]);
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
-        match st.live_bytes.checked_add(len) {
-            Some(t) if t <= self.limit.load(Ordering::Relaxed) => {}
-            _ => return ptr::null_mut(),
-        }
-        let r = st.table.new_record();
-        if r.is_null() {
+        // Memory that needs no lock (guarded mappings, a shared backing)
+        // is obtained before taking it.
+        let early = self.backing_shared || (self.guard_min != 0 && len >= self.guard_min);
+        let mut got = Record::EMPTY;
+        // SAFETY: len > 0 and align checked.
+        if early && !unsafe { self.obtain(&mut got, len, align, ret_addr) } {
             return ptr::null_mut();
         }
+        let g = self.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { self.state() };
+        let within_limit = matches!(
+            st.live_bytes.checked_add(len),
+            Some(t) if t <= self.limit.load(Ordering::Relaxed)
+        );
+        let r = if within_limit {
+            st.table.new_record()
+        } else {
+            ptr::null_mut()
+        };
+        if r.is_null() {
+            drop(g);
+            if early {
+                // SAFETY: obtained above, never handed out.
+                unsafe { self.give_back(&got) };
+            }
+            return ptr::null_mut();
+        }
+        if early {
+            // SAFETY: a fresh record of our table.
+            unsafe { r.write(got) };
         // SAFETY: fresh record; len > 0 and align checked.
-        if !unsafe { self.obtain(&mut *r, len, align, ret_addr) } {
+        } else if !unsafe { self.obtain(&mut *r, len, align, ret_addr) } {
             // SAFETY: not indexed.
             unsafe { st.table.drop_record(r) };
             return ptr::null_mut();
@@ -336,23 +373,30 @@ impl la_debug {
     }
 
     /// Removes a quarantined block for good: verify, give back, forget.
-    pub(super) fn evict(&self, st: &mut State, r: *mut Record) {
+    pub(super) fn evict(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
         self.check_fill(st, r);
         // SAFETY: a freed record whose memory we still hold.
-        unsafe { self.forget(st, r) };
+        unsafe { self.forget(st, r, later) };
     }
 
-    /// Gives a freed block back and drops its record.
+    /// Drops a freed block's record and gives its memory back: at once, or
+    /// after the lock is released (`later`) when that needs no lock.
     ///
     /// # Safety
     /// `r` is an indexed freed record whose memory we hold, in no list.
-    unsafe fn forget(&self, st: &mut State, r: *mut Record) {
+    unsafe fn forget(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
         // SAFETY: caller's promise.
-        unsafe {
-            self.give_back(&*r);
-            st.table.remove((*r).addr);
-            st.table.drop_record(r);
+        let rec = unsafe { *r };
+        if (self.backing_shared || rec.kind == KIND_GUARDED) && later.nb < DEFERRED {
+            later.back[later.nb] = rec;
+            later.nb += 1;
+        } else {
+            // SAFETY: caller's promise: the block is dead and ours.
+            unsafe { self.give_back(&rec) };
         }
+        st.table.remove(rec.addr);
+        // SAFETY: removed from the index; in no list.
+        unsafe { st.table.drop_record(r) };
     }
 
     /// Evicts `r` now, or leaves its (long) fill to be verified after the
@@ -360,21 +404,19 @@ impl la_debug {
     fn evict_or_defer(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
         // SAFETY: a quarantined record.
         let rec = unsafe { &*r };
-        if self.check_waf
-            && rec.kind == KIND_BACKING
-            && rec.len > INLINE_FILL
-            && later.n < later.r.len()
+        if self.check_waf && rec.kind == KIND_BACKING && rec.len > INLINE_FILL && later.n < DEFERRED
         {
             later.r[later.n] = r;
             later.n += 1;
         } else {
-            self.evict(st, r);
+            self.evict(st, r, later);
         }
     }
 
-    /// Marks a live block freed (traces, counters, guard pages); `h` is the
-    /// hash of `here`. Returns true when the free fill is left to the
-    /// caller, to write outside the lock (`filling` is then set).
+    /// Marks a live block freed (traces, counters); `h` is the hash of
+    /// `here`. Returns true when the free fill (or, for a guarded block,
+    /// taking its pages away) is left to the caller, to do outside the lock
+    /// (`filling` is then set).
     pub(super) fn retire(
         &self,
         st: &mut State,
@@ -392,9 +434,8 @@ impl la_debug {
         st.live_count -= 1;
         st.total_frees += 1;
         if rec.kind == KIND_GUARDED {
-            let page = sys::page_size();
-            // SAFETY: the committed middle of our own reservation.
-            unsafe { sys::protect_none((rec.base + page) as *mut u8, rec.base_len - 2 * page) };
+            rec.filling = 1;
+            return true;
         } else if self.check_waf {
             if rec.len > INLINE_FILL {
                 rec.filling = 1;
@@ -448,28 +489,38 @@ impl la_debug {
     }
 
     /// Verifies the fills of `later` without the lock, then takes it to
-    /// report damage and give the blocks back.
-    fn finish_deferred(&self, later: &Deferred) {
-        if later.n == 0 {
-            return;
-        }
-        let mut damaged = [false; DEFERRED];
-        for (i, &r) in later.r[..later.n].iter().enumerate() {
-            // SAFETY: evicted records stay indexed and their memory held
-            // until `forget` below; no other path writes them.
-            let bytes = unsafe { core::slice::from_raw_parts((*r).addr as *const u8, (*r).len) };
-            damaged[i] = first_unfilled(bytes).is_some();
-        }
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
-        for (i, &r) in later.r[..later.n].iter().enumerate() {
-            if damaged[i] {
-                self.check_fill(st, r);
+    /// report damage and drop the blocks; finally gives back the memory
+    /// left to give back without the lock.
+    fn finish_deferred(&self, later: &mut Deferred) {
+        if later.n > 0 {
+            let mut damaged = [false; DEFERRED];
+            for (i, &r) in later.r[..later.n].iter().enumerate() {
+                // SAFETY: evicted records stay indexed and their memory held
+                // until `forget` below; no other path writes them.
+                let bytes =
+                    unsafe { core::slice::from_raw_parts((*r).addr as *const u8, (*r).len) };
+                damaged[i] = first_unfilled(bytes).is_some();
             }
-            // SAFETY: evicted from the quarantine, so in no list.
-            unsafe { self.forget(st, r) };
+            let _g = self.lock.lock();
+            // SAFETY: lock held.
+            let st = unsafe { self.state() };
+            let n = later.n;
+            later.n = 0;
+            let evicted = later.r;
+            for (&r, &bad) in evicted[..n].iter().zip(&damaged) {
+                if bad {
+                    self.check_fill(st, r);
+                }
+                // SAFETY: evicted from the quarantine, so in no list.
+                unsafe { self.forget(st, r, later) };
+            }
         }
+        for rec in &later.back[..later.nb] {
+            // SAFETY: dropped from the index (its address is free to be
+            // reused only now), memory still ours.
+            unsafe { self.give_back(rec) };
+        }
+        later.nb = 0;
     }
 
     /// Frees a block; `shape` is `Some((len, align))` for sized frees (the
@@ -509,18 +560,24 @@ impl la_debug {
             self.check_zones(st, r, here, tid);
             if self.retire(st, r, here, h, tid) {
                 // SAFETY: an indexed record (freed: its range is fixed now).
-                Some((r, unsafe { ((*r).addr, (*r).len) }))
+                Some((r, unsafe { *r }))
             } else {
                 self.enqueue(st, r, &mut later);
                 None
             }
         };
-        if let Some((r, (addr, len))) = fill_later {
-            // Long fills run without the lock: the block is freed (a second
-            // free is reported as such) and in no list yet, so nothing else
-            // reads or writes its bytes.
-            // SAFETY: the user range of a block we still hold.
-            unsafe { ptr::write_bytes(addr as *mut u8, FREE_FILL, len) };
+        if let Some((r, rec)) = fill_later {
+            // Long fills and guard changes run without the lock: the block
+            // is freed (a second free is reported as such) and in no list
+            // yet, so nothing else reads, writes or releases its bytes.
+            if rec.kind == KIND_GUARDED {
+                let page = sys::page_size();
+                // SAFETY: the committed middle of our own reservation.
+                unsafe { sys::protect_none((rec.base + page) as *mut u8, rec.base_len - 2 * page) };
+            } else {
+                // SAFETY: the user range of a block we still hold.
+                unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
+            }
             let _g = self.lock.lock();
             // SAFETY: lock held.
             let st = unsafe { self.state() };
@@ -529,7 +586,7 @@ impl la_debug {
             unsafe { (*r).filling = 0 };
             self.enqueue(st, r, &mut later);
         }
-        self.finish_deferred(&later);
+        self.finish_deferred(&mut later);
     }
 
     /// Finds the live record of `p` for a resize-like operation, reporting

@@ -255,6 +255,9 @@ impl State {
 #[allow(non_camel_case_types)]
 pub struct la_debug {
     backing: ChildAllocator,
+    /// The backing may be called from any thread at once, so blocks are
+    /// obtained from and given back to it without the lock held.
+    backing_shared: bool,
     frames: usize,
     abort: bool,
     report_fd: i32,

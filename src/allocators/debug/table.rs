@@ -28,6 +28,7 @@ pub(crate) const KIND_GUARDED: u8 = 1;
 
 /// What the allocator knows about one block.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct Record {
     /// The address handed to the user.
     pub addr: usize,
@@ -56,6 +57,27 @@ pub struct Record {
     pub filling: u8,
     /// Scratch mark (reachability during a leak scan).
     pub _pad: u8,
+}
+
+impl Record {
+    /// A record with every field zero (filled in by its user).
+    pub const EMPTY: Record = Record {
+        addr: 0,
+        len: 0,
+        base: 0,
+        base_len: 0,
+        alloc_stack: 0,
+        free_stack: 0,
+        alloc_tid: 0,
+        free_tid: 0,
+        align: 0,
+        base_align: 0,
+        state: 0,
+        kind: 0,
+        suppressed: 0,
+        _pad: 0,
+        filling: 0,
+    };
 }
 
 const SLAB: usize = 1 << 20;
