@@ -49,26 +49,36 @@ def timed(cmd, rounds, timeout=300):
     return best
 
 
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
 def timed_rss(cmd, rounds, timeout=300):
-    """Best wall time and the peak RSS (MB) of its run; (None, None) on timeout."""
+    """Best wall time and the peak RSS (MB) of that run; (None, None) on timeout.
+
+    The RSS comes from GNU time (/usr/bin/time: its child is a small process
+    before it execs the program; a fork of this Python process would count
+    Python's own size); without it the RSS stays unknown (None)."""
     best, rss = None, None
     for _ in range(rounds):
+        run = cmd
+        out = None
+        if GNU_TIME:
+            out = os.path.join(BUILD, "debug", ".rss")
+            run = [GNU_TIME, "-q", "-f", "%M", "-o", out] + cmd
         t = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = t + timeout
-        while True:
-            pid, _, ru = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() > deadline:
-                p.kill()
-                os.wait4(p.pid, 0)
-                return None, None
-            time.sleep(0.005)
-        p.returncode = 0
+        p = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return None, None
         dt = time.perf_counter() - t
         if best is None or dt < best:
-            best, rss = dt, ru.ru_maxrss / 1024
+            best = dt
+            if out:
+                with open(out) as f:
+                    rss = int(f.read().split()[-1]) / 1024
     return best, rss
 
 
