@@ -7,9 +7,10 @@
 //! (`depot.rs`), so it takes one cache line whatever the trace depth. The
 //! index is an open-addressing hash table (linear probing, backward-shift
 //! deletion) from the block's user address to its record, doubled when half
-//! full. A slot holds the record's address (below 2^48) with a 16-bit tag
-//! of the block address in the top bits, so a probe passing other blocks'
-//! slots does not load their records.
+//! full. A slot holds the record's address (below 2^48), an 8-bit tag of
+//! the block address and the slot's distance from its home slot (capped at
+//! 255), so neither a probe passing other blocks' slots nor a deletion
+//! shifting them back loads their records.
 //! Nothing here allocates through `malloc`; all memory comes from `sys`.
 
 use core::ptr;
@@ -122,23 +123,35 @@ pub fn slot_hint(slots: usize, mask: usize, addr: usize) -> usize {
 
 /// Bits of a slot holding the record's address.
 const PTR_MASK: usize = (1 << 48) - 1;
+/// Bits of a slot holding the tag.
+const TAG_MASK: usize = 0xff << 48;
+/// First bit of the distance from home; [`FAR`] means "at least that far".
+const DIST_SHIFT: u32 = 56;
+const FAR: usize = 255;
 
 /// The tag bits of a slot for block address `addr`.
 #[inline]
 fn tag(addr: usize) -> usize {
-    ((addr >> 4).wrapping_mul(0xd6e8_feb8_6659_fd93) >> 48) << 48
+    ((addr >> 4).wrapping_mul(0xd6e8_feb8_6659_fd93) >> 56) << 48
 }
 
-/// The slot value of record `r` at block address `addr`.
+/// The slot value of record `r` at block address `addr`, `dist` slots past
+/// its home.
 #[inline]
-fn slot_of(r: *mut Record, addr: usize) -> usize {
-    r as usize | tag(addr)
+fn slot_of(r: *mut Record, addr: usize, dist: usize) -> usize {
+    r as usize | tag(addr) | (dist.min(FAR) << DIST_SHIFT)
 }
 
 /// The record of a non-empty slot.
 #[inline]
 fn record_of(slot: usize) -> *mut Record {
     (slot & PTR_MASK) as *mut Record
+}
+
+/// Whether a non-empty slot may be the one of block address tag `t`.
+#[inline]
+fn tag_matches(slot: usize, t: usize) -> bool {
+    slot & TAG_MASK == t
 }
 
 /// Slot hash of a block address: each 4 KiB page of addresses gets its own
@@ -235,7 +248,7 @@ impl Table {
             }
             let r = record_of(s);
             // SAFETY: non-empty slots point to records of this table.
-            if s & !PTR_MASK == t && unsafe { (*r).addr } == addr {
+            if tag_matches(s, t) && unsafe { (*r).addr } == addr {
                 return Some(r);
             }
             i = (i + 1) & mask;
@@ -270,13 +283,14 @@ impl Table {
         let mask = self.cap - 1;
         // SAFETY: r is a record of this table.
         let addr = unsafe { (*r).addr };
-        let mut i = hash(addr) & mask;
+        let home = hash(addr) & mask;
+        let mut i = home;
         // SAFETY: i < cap throughout; the table is never full (load ≤ 1/2).
         unsafe {
             while *self.slots.add(i) != 0 {
                 i = (i + 1) & mask;
             }
-            *self.slots.add(i) = slot_of(r, addr);
+            *self.slots.add(i) = slot_of(r, addr, i.wrapping_sub(home) & mask);
         }
     }
 
@@ -313,7 +327,8 @@ impl Table {
         // SAFETY: r is a record of this table.
         let addr = unsafe { (*r).addr };
         let t = tag(addr);
-        let mut i = hash(addr) & mask;
+        let home = hash(addr) & mask;
+        let mut i = home;
         // SAFETY: i < cap throughout; the table is never full (load ≤ 1/2);
         // non-empty slots point to records of this table.
         unsafe {
@@ -323,13 +338,13 @@ impl Table {
                     break;
                 }
                 let old = record_of(s);
-                if s & !PTR_MASK == t && (*old).addr == addr {
-                    *self.slots.add(i) = slot_of(r, addr);
+                if tag_matches(s, t) && (*old).addr == addr {
+                    *self.slots.add(i) = slot_of(r, addr, i.wrapping_sub(home) & mask);
                     return Ok(Some(old));
                 }
                 i = (i + 1) & mask;
             }
-            *self.slots.add(i) = slot_of(r, addr);
+            *self.slots.add(i) = slot_of(r, addr, i.wrapping_sub(home) & mask);
         }
         self.count += 1;
         Ok(None)
@@ -350,7 +365,7 @@ impl Table {
                 if s == 0 {
                     return;
                 }
-                if s & !PTR_MASK == t && (*record_of(s)).addr == addr {
+                if tag_matches(s, t) && (*record_of(s)).addr == addr {
                     break;
                 }
                 i = (i + 1) & mask;
@@ -362,15 +377,18 @@ impl Table {
                 if s == 0 {
                     break;
                 }
-                let home = hash((*record_of(s)).addr) & mask;
-                // Move r into the hole unless its home lies cyclically in (hole, j].
-                let between = if hole <= j {
-                    hole < home && home <= j
-                } else {
-                    hole < home || home <= j
-                };
-                if !between {
-                    *self.slots.add(hole) = s;
+                let mut dist = s >> DIST_SHIFT;
+                if dist == FAR {
+                    let a = (*record_of(s)).addr;
+                    dist = j.wrapping_sub(hash(a)) & mask;
+                }
+                // Move the entry into the hole unless its home lies
+                // cyclically in (hole, j], i.e. unless it is nearer its home
+                // than the hole is.
+                let gap = j.wrapping_sub(hole) & mask;
+                if dist >= gap {
+                    let moved = (s & (PTR_MASK | TAG_MASK)) | ((dist - gap).min(FAR) << DIST_SHIFT);
+                    *self.slots.add(hole) = moved;
                     hole = j;
                 }
                 j = (j + 1) & mask;
@@ -566,6 +584,38 @@ mod tests {
         }
         for i in 0..3000 {
             assert_eq!(t.find(0x1000 + i * 16).is_some(), i % 3 != 0, "{i}");
+        }
+        t.release();
+    }
+
+    #[test]
+    fn random_inserts_and_removes_match_a_model() {
+        // Blocks packed into few pages make long probe runs, so deletions
+        // shift entries back across many slots.
+        let mut t = Table::new();
+        let mut live = std::collections::HashSet::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let addr = 0x10_0000 + (x as usize % 4096) * 16;
+            if live.contains(&addr) {
+                t.remove(addr);
+                live.remove(&addr);
+            } else {
+                let r = t.new_record();
+                // SAFETY: fresh record.
+                unsafe { (*r).addr = addr };
+                // SAFETY: fresh record, and addr is not indexed.
+                assert!(matches!(unsafe { t.insert_replacing(r) }, Ok(None)));
+                live.insert(addr);
+            }
+            assert_eq!(t.len(), live.len());
+        }
+        for k in 0..4096 {
+            let addr = 0x10_0000 + k * 16;
+            assert_eq!(t.find(addr).is_some(), live.contains(&addr), "{addr:x}");
         }
         t.release();
     }
