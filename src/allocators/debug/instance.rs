@@ -2,9 +2,14 @@
 //! resize, free, quarantine and teardown on top of the records
 //! (`table.rs`), redzones (`redzone.rs`) and misuse checks (`misuse.rs`).
 //!
-//! Every operation captures its trace before taking the instance's lock,
-//! then does all bookkeeping under it; blocks come from the backing
-//! allocator (or, when large, from guarded OS mappings).
+//! Every operation captures its trace (and hashes it for the stack depot)
+//! before taking the instance's lock, then does its bookkeeping under it.
+//! Blocks come from the backing allocator (or, when large, from guarded OS
+//! mappings). Work that needs no lock is done without it, so threads wait
+//! for each other less: the free fill of blocks over 1 KiB and its
+//! verification on eviction, mapping and protecting guarded blocks, and,
+//! over a backing that may be called from any thread (the shim's smp),
+//! getting and giving back blocks.
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;

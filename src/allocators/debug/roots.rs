@@ -6,8 +6,9 @@
 //! pointer up (registers are spilled there by the call into this code), and
 //! every other writable anonymous mapping (other threads' stacks and TLS,
 //! memory that programs map themselves, such as Python's object arenas),
-//! minus the live blocks themselves (they count only when reachable) and
-//! the allocator's own record slabs (which hold every block's address).
+//! minus the live blocks themselves (they count only when reachable), the
+//! allocator's own record slabs (which hold every block's address) and its
+//! stack depot (code addresses only).
 //! Each aligned word that points into a live block (start or interior)
 //! marks it; marked blocks are scanned in turn (a worklist in the private
 //! arena). The mark is kept in the record's `_pad` byte.
