@@ -15,7 +15,6 @@
 //! code (its executable segments, found with `dl_iterate_phdr` at init) are
 //! skipped.
 
-use core::cell::Cell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::maps;
@@ -33,7 +32,9 @@ static OWN_HI: AtomicUsize = AtomicUsize::new(0);
 static OWN_INIT: AtomicUsize = AtomicUsize::new(0);
 
 /// What is cached per thread: its stack bounds and kernel id (one
-/// thread-local, so a capture looks both up at once).
+/// thread-local, so a capture looks both up at once). The layout of
+/// `struct liballoc_debug_thread` in src/c/debug_tls.c.
+#[repr(C)]
 #[derive(Clone, Copy)]
 struct Thread {
     lo: usize,
@@ -41,22 +42,97 @@ struct Thread {
     tid: u32,
 }
 
-thread_local! {
-    static THREAD: Cell<Thread> = const { Cell::new(Thread { lo: 0, hi: 0, tid: 0 }) };
+/// The cache in the initial-exec TLS slot of src/c/debug_tls.c (x86-64).
+///
+/// cbindgen:ignore
+#[cfg(target_arch = "x86_64")]
+mod tls {
+    use core::sync::atomic::{AtomicIsize, Ordering};
+
+    use super::Thread;
+
+    unsafe extern "C" {
+        fn liballoc_debug_thread_slot() -> *mut Thread;
+    }
+
+    /// Offset of the slot from the thread pointer (0 = not known yet; a
+    /// static TLS slot is never at offset 0, where the TCB is).
+    static OFFSET: AtomicIsize = AtomicIsize::new(0);
+
+    #[inline(always)]
+    fn thread_pointer() -> isize {
+        let tp: isize;
+        // SAFETY: on x86-64 Linux %fs:0 holds the thread pointer (the TCB
+        // points to itself); reading it has no side effects.
+        unsafe {
+            core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure));
+        }
+        tp
+    }
+
+    #[cold]
+    fn learn_offset() -> isize {
+        // SAFETY: the C function returns the calling thread's slot address.
+        let slot = unsafe { liballoc_debug_thread_slot() } as isize;
+        let off = slot - thread_pointer();
+        OFFSET.store(off, Ordering::Relaxed);
+        off
+    }
+
+    /// The calling thread's cache slot.
+    #[inline(always)]
+    fn slot() -> *mut Thread {
+        let mut off = OFFSET.load(Ordering::Relaxed);
+        if off == 0 {
+            off = learn_offset();
+        }
+        thread_pointer().wrapping_add(off) as *mut Thread
+    }
+
+    #[inline(always)]
+    pub fn get() -> Thread {
+        // SAFETY: the calling thread's own initial-exec slot: valid, and
+        // touched by no other thread.
+        unsafe { *slot() }
+    }
+
+    #[inline(always)]
+    pub fn set(t: Thread) {
+        // SAFETY: as above.
+        unsafe { *slot() = t }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod tls {
+
+    use super::Thread;
+
+    std::thread_local! {
+        static THREAD: Cell<Thread> = const { Cell::new(Thread { lo: 0, hi: 0, tid: 0 }) };
+    }
+
+    #[inline(always)]
+    pub fn get() -> Thread {
+        THREAD.with(|c| c.get())
+    }
+
+    #[inline(always)]
+    pub fn set(t: Thread) {
+        THREAD.with(|c| c.set(t))
+    }
 }
 
 /// Forgets the cached thread id (in a child after `fork()`).
 pub fn reset_tid() {
-    THREAD.with(|c| {
-        let mut t = c.get();
-        t.tid = 0;
-        c.set(t);
-    });
+    let mut t = tls::get();
+    t.tid = 0;
+    tls::set(t);
 }
 
 /// The calling thread's kernel id, cached per thread.
 pub fn tid() -> u32 {
-    let t = THREAD.with(|c| c.get());
+    let t = tls::get();
     if t.tid != 0 {
         return t.tid;
     }
@@ -75,14 +151,14 @@ fn thread_refreshed(mut t: Thread, sp: Option<usize>) -> Thread {
     {
         (t.lo, t.hi) = maps::containing(sp).unwrap_or((sp, sp));
     }
-    THREAD.with(|c| c.set(t));
+    tls::set(t);
     t
 }
 
 /// The thread's cached state, with bounds that hold `sp`.
 #[inline(always)]
 fn thread_at(sp: usize) -> Thread {
-    let t = THREAD.with(|c| c.get());
+    let t = tls::get();
     if t.tid != 0 && t.lo <= sp && sp < t.hi {
         t
     } else {
