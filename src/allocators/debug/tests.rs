@@ -294,8 +294,9 @@ fn interior_foreign_and_other_instance_pointers() {
 fn overflow_and_underflow_by_one_byte() {
     let f = Fixture::new();
     let p = alloc(f.d(), 13, 0);
-    // SAFETY: one byte past the block, inside its redzone (deliberately).
-    unsafe { *p.add(13) = 0 };
+    // SAFETY: one byte past the block, inside its redzone (deliberately;
+    // flipped, so it changes whatever the canary byte is).
+    unsafe { *p.add(13) ^= 0xff };
     f.d().free(p, None, 0);
     assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_OVERFLOW));
     assert!(
@@ -304,7 +305,7 @@ fn overflow_and_underflow_by_one_byte() {
     );
     let q = alloc(f.d(), 13, 0);
     // SAFETY: one byte before the block, inside its redzone.
-    unsafe { *q.sub(1) = 0 };
+    unsafe { *q.sub(1) ^= 0xff };
     f.d().free(q, None, 0);
     assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_UNDERFLOW));
     assert_eq!(f.finish(), la_check::LA_CHECK_OK);
