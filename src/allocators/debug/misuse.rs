@@ -214,6 +214,27 @@ impl la_debug {
         if rec.len == len && rec.align == align {
             return true;
         }
+        self.report_shape(st, op, r, len, align, here, tid);
+        false
+    }
+
+    /// The report of [`Self::check_shape`] (out of line: the checks stay
+    /// small and fast).
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn report_shape(
+        &self,
+        st: &State,
+        op: &str,
+        r: *mut Record,
+        len: usize,
+        align: u8,
+        here: &[usize],
+        tid: u32,
+    ) {
+        // SAFETY: an indexed record.
+        let rec = unsafe { &*r };
         // SAFETY: our record.
         let (at, _) = unsafe { st.traces(r) };
         let size = rec.len != len;
@@ -258,7 +279,6 @@ impl la_debug {
         } else {
             la_debug_error::LA_DEBUG_WRONG_ALIGNMENT
         });
-        false
     }
 
     /// Checks the redzones of a live block, reporting damage.
@@ -272,6 +292,27 @@ impl la_debug {
         } else {
             None
         };
+        if over.is_some() || under.is_some() {
+            self.report_zones(st, r, here, tid, over, under);
+        }
+    }
+
+    /// The report of [`Self::check_zones`] (out of line), which then
+    /// repairs the redzones.
+    #[cold]
+    #[inline(never)]
+    fn report_zones(
+        &self,
+        st: &State,
+        r: *mut Record,
+        here: &[usize],
+        tid: u32,
+        over: Option<usize>,
+        under: Option<usize>,
+    ) {
+        // SAFETY: an indexed record.
+        let rec = unsafe { &*r };
+        let [front, back] = Self::zones(rec);
         let Some(bad) = over.or(under) else {
             return;
         };
@@ -335,9 +376,18 @@ impl la_debug {
         }
         // SAFETY: the freed block's memory is still held (quarantine).
         let bytes = unsafe { core::slice::from_raw_parts(rec.addr as *const u8, rec.len) };
-        let Some(off) = first_unfilled(bytes) else {
-            return;
-        };
+        if let Some(off) = first_unfilled(bytes) {
+            self.report_fill(st, r, off);
+        }
+    }
+
+    /// The report of [`Self::check_fill`] (out of line), which then refills
+    /// the block.
+    #[cold]
+    #[inline(never)]
+    fn report_fill(&self, st: &State, r: *mut Record, off: usize) {
+        // SAFETY: an indexed record.
+        let rec = unsafe { &*r };
         // SAFETY: our record.
         let (at, ft) = unsafe { st.traces(r) };
         report::misuse(
