@@ -1,8 +1,9 @@
 """bench.py: leak-check cost of la-run --debug against valgrind memcheck.
 
 Each program runs natively, under `la-run --debug` and under
-`valgrind --leak-check=full` in the same run (best wall time of N
-rounds; valgrind once, it is slow), and the table gives the slowdown of
+`valgrind --leak-check=full` in the same run (the median wall time of N
+rounds, native and la-run interleaved so that load from other processes
+hits both alike; valgrind once, it is slow), and the table gives the slowdown of
 each checker against native and valgrind's time over la-run's. A second
 table does the same for the malloc-bound workload suite of
 benches/preload/workloads.c (churn, prodcons, realloc, mixed, nodes), with
@@ -52,34 +53,49 @@ def timed(cmd, rounds, timeout=300):
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
-def timed_rss(cmd, rounds, timeout=300):
-    """Best wall time and the peak RSS (MB) of that run; (None, None) on timeout.
+def run_rss(cmd, timeout=300):
+    """Wall time and peak RSS (MB, None when unknown) of one run; (None, None)
+    on timeout.
 
     The RSS comes from GNU time (/usr/bin/time: its child is a small process
     before it execs the program; a fork of this Python process would count
-    Python's own size); without it the RSS stays unknown (None)."""
-    best, rss = None, None
+    Python's own size); without it the RSS stays unknown."""
+    out = None
+    run = cmd
+    if GNU_TIME:
+        out = os.path.join(BUILD, "debug", ".rss")
+        run = [GNU_TIME, "-q", "-f", "%M", "-o", out] + cmd
+    t = time.perf_counter()
+    p = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        return None, None
+    dt = time.perf_counter() - t
+    rss = None
+    if out:
+        with open(out) as f:
+            rss = int(f.read().split()[-1]) / 1024
+    return dt, rss
+
+
+def interleaved(cmds, rounds):
+    """Runs each command once per round, in turn; per command, the median
+    time and the RSS of the run closest to it (None on a timeout)."""
+    runs = [[] for _ in cmds]
     for _ in range(rounds):
-        run = cmd
-        out = None
-        if GNU_TIME:
-            out = os.path.join(BUILD, "debug", ".rss")
-            run = [GNU_TIME, "-q", "-f", "%M", "-o", out] + cmd
-        t = time.perf_counter()
-        p = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-            return None, None
-        dt = time.perf_counter() - t
-        if best is None or dt < best:
-            best = dt
-            if out:
-                with open(out) as f:
-                    rss = int(f.read().split()[-1]) / 1024
-    return best, rss
+        for i, cmd in enumerate(cmds):
+            runs[i].append(run_rss(cmd))
+    result = []
+    for r in runs:
+        if any(t is None for t, _ in r):
+            result.append((None, None))
+            continue
+        r.sort(key=lambda x: x[0])
+        result.append(r[len(r) // 2])
+    return result
 
 
 def fmt(x):
@@ -103,8 +119,7 @@ def main():
     for name, cmd in PROGRAMS:
         if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
             continue
-        native = timed(cmd, ROUNDS)
-        debug = timed([LA_RUN, "--debug"] + cmd, ROUNDS)
+        (native, _), (debug, _) = interleaved([cmd, [LA_RUN, "--debug"] + cmd], ROUNDS)
         vg = timed(["valgrind", "-q", "--leak-check=full"] + cmd, 1) if have_valgrind else None
         lines.append(f"| {name} | {fmt(native)} | {fmt(debug)} | {fmt(vg)} | "
                      f"{ratio(debug, native)} | {ratio(vg, native)} | {ratio(vg, debug)} |")
@@ -115,11 +130,11 @@ def main():
               "|---|---|---|---|---|---|---|---|"]
     wl = os.path.join(BUILD, "debug", "workloads")
     for w in WORKLOADS:
-        native, native_rss = timed_rss([wl, w], ROUNDS)
-        debug, debug_rss = timed_rss([LA_RUN, "--debug", wl, w], ROUNDS)
+        (native, native_rss), (debug, debug_rss) = interleaved(
+            [[wl, w], [LA_RUN, "--debug", wl, w]], ROUNDS)
         vg, vg_cell = None, "-"
         if have_valgrind:
-            vg, _ = timed_rss(["valgrind", "-q", "--leak-check=full", wl, w], 1, VG_TIMEOUT)
+            vg, _ = run_rss(["valgrind", "-q", "--leak-check=full", wl, w], VG_TIMEOUT)
             vg_cell = fmt(vg) if vg is not None else f"> {VG_TIMEOUT}"
         vg_ratio = ratio(vg, debug) if vg is not None else (
             f"> {VG_TIMEOUT / debug:.0f}x" if have_valgrind and debug else "-")
@@ -127,8 +142,8 @@ def main():
                      f"{ratio(debug, native)} | {vg_ratio} | "
                      f"{fmt1(native_rss)} | {fmt1(debug_rss)} |")
         print(lines[-1], flush=True)
-    lines += ["", f"Best of {ROUNDS} rounds (valgrind: one run); peak RSS of the best run. "
-              f"Command: `make debug-bench`."]
+    lines += ["", f"Median of {ROUNDS} interleaved rounds (valgrind: one run); peak RSS "
+              f"of the median run. Command: `make debug-bench` (LA_BENCH_ROUNDS={ROUNDS})."]
     out = os.path.join(BUILD, "debug_bench.md")
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")
