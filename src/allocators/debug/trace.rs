@@ -357,35 +357,52 @@ fn capture_in(out: &mut [usize], ret_addr: usize, fp: usize, t: Thread) -> usize
 }
 
 /// [`capture`] without a caller's address: the walk drops the leading
-/// frames inside the library and writes the rest straight into `out`.
+/// frames inside the library (at most `EXTRA + 1`) and writes the rest
+/// straight into `out`.
 #[inline(always)]
 fn capture_skipping_own(out: &mut [usize], mut fp: usize, lo: usize, hi: usize) -> usize {
+    // A frame at `fp` is readable when lo <= fp <= hi - 16 (one unsigned
+    // compare against `span`) and fp is aligned.
+    if hi < lo.saturating_add(16) {
+        return 0;
+    }
+    let span = hi - 16 - lo;
+    let ok = |fp: usize| fp.wrapping_sub(lo) <= span && fp.is_multiple_of(8);
     let (own_lo, own_hi) = (
         OWN_LO.load(Ordering::Relaxed),
         OWN_HI.load(Ordering::Relaxed),
     );
-    let mut n = 0;
-    let mut skipped = 0;
-    let mut leading = true;
-    while n < out.len() && skipped <= EXTRA {
-        if fp < lo
-            || !fp.is_multiple_of(core::mem::size_of::<usize>())
-            || fp.saturating_add(16) > hi
-        {
-            break;
+    let own_span = own_hi.wrapping_sub(own_lo);
+    let mut skip_left = EXTRA + 1;
+    // The library's own frames.
+    loop {
+        if !ok(fp) {
+            return 0;
         }
         // SAFETY: [fp, fp + 16) lies within the current thread's stack mapping.
         let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
         if ret == 0 {
+            return 0;
+        }
+        if ret.wrapping_sub(own_lo) >= own_span {
             break;
         }
-        if leading && own_lo <= ret && ret < own_hi {
-            skipped += 1;
-        } else {
-            leading = false;
-            out[n] = ret;
-            n += 1;
+        skip_left -= 1;
+        if skip_left == 0 || next <= fp {
+            return 0;
         }
+        fp = next;
+    }
+    // The caller's frames, from the first outside the library.
+    let mut n = 0;
+    while n < out.len() && ok(fp) {
+        // SAFETY: as above.
+        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        if ret == 0 {
+            break;
+        }
+        out[n] = ret;
+        n += 1;
         if next <= fp {
             break;
         }
