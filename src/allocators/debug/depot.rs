@@ -1,25 +1,28 @@
 //! The stack depot: every distinct stack trace stored once, named by a
 //! 4-byte id, so a block's record holds two ids instead of two arrays of
-//! frames (records shrink from ~170 to 56 bytes; most allocations of a
-//! program come from few call sites).
+//! frames (records shrink from ~170 bytes to one cache line; most
+//! allocations of a program come from few call sites).
 //!
-//! Traces are appended to an arena reserved from the OS up front
-//! (`MAP_NORESERVE`, pages committed as they are touched): a trace of `n`
-//! frames takes `n + 1` words, its length then its frames, and its id is
-//! the index of its first word (0 is the empty trace). An open-addressing
-//! table of `hash << 32 | id` words (linear probing, doubled when half
-//! full) finds a trace already stored. The hash is computed by the caller
-//! before it takes the instance's lock ([`hash`]); interning runs under it.
-//! When the arena is full, new traces get id 0 (no trace) rather than fail
-//! the allocation. Nothing is ever removed: a depot lives as long as its
+//! Traces are appended to an arena of 1 MiB chunks mapped from the OS as
+//! needed: a trace of `n` frames takes `n + 1` words, its length then its
+//! frames, never straddling two chunks, and its id is the index of its
+//! first word counted over all chunks (0 is the empty trace). An
+//! open-addressing table of `hash << 32 | id` words (linear probing,
+//! doubled when half full) finds a trace already stored. The hash is
+//! computed by the caller before it takes the instance's lock ([`hash`]);
+//! interning runs under it. When the arena is full (256 chunks) or memory
+//! runs out, new traces get id 0 (no trace) rather than fail the
+//! allocation. Nothing is ever removed: a depot lives as long as its
 //! instance.
 
 use core::ptr;
 
 use crate::sys;
 
-/// Arena bytes reserved per depot (virtual; only used pages take memory).
-const ARENA_BYTES: usize = 256 << 20;
+/// Words per arena chunk (1 MiB).
+const CHUNK_WORDS: usize = 1 << 17;
+/// Most chunks (256 MiB of traces).
+const MAX_CHUNKS: usize = 256;
 /// Initial table slots.
 const FIRST_CAP: usize = 1024;
 
@@ -42,8 +45,11 @@ fn same(a: &[usize], b: &[usize]) -> bool {
 
 /// Distinct traces of one instance.
 pub struct Depot {
-    arena: *mut usize,
-    /// Next free word of the arena (word 0 is never used: id 0 = none).
+    /// The arena's chunks (null past `nchunks`).
+    chunks: [*mut usize; MAX_CHUNKS],
+    nchunks: usize,
+    /// Next free word, counted over all chunks (word 0 is never used: id 0
+    /// = none).
     top: usize,
     slots: *mut u64,
     cap: usize,
@@ -54,7 +60,8 @@ impl Depot {
     /// An empty depot (mapped on first use).
     pub const fn new() -> Self {
         Depot {
-            arena: ptr::null_mut(),
+            chunks: [ptr::null_mut(); MAX_CHUNKS],
+            nchunks: 0,
             top: 1,
             slots: ptr::null_mut(),
             cap: 0,
@@ -86,39 +93,58 @@ impl Depot {
             }
             i = (i + 1) & mask;
         }
-        let words = frames.len() + 1;
-        if self.arena.is_null() {
-            match sys::map_lazy(ARENA_BYTES) {
-                Some(m) => self.arena = m.as_ptr().cast(),
-                None => return 0,
-            }
-        }
-        if self.top + words > ARENA_BYTES / 8 || self.top > u32::MAX as usize {
+        let Some(id) = self.room(frames.len() + 1) else {
             return 0;
-        }
-        let id = self.top;
-        // SAFETY: [id, id + words) lies inside the arena (checked above).
+        };
+        let p = self.word(id);
+        // SAFETY: `room` gave `frames.len() + 1` words at `p`, in one chunk.
         unsafe {
-            *self.arena.add(id) = frames.len();
-            ptr::copy_nonoverlapping(frames.as_ptr(), self.arena.add(id + 1), frames.len());
+            *p = frames.len();
+            ptr::copy_nonoverlapping(frames.as_ptr(), p.add(1), frames.len());
             *self.slots.add(i) = (tag << 32) | id as u64;
         }
-        self.top += words;
         self.count += 1;
         id as u32
     }
 
+    /// Reserves `words` words in one chunk; their id (first word's index).
+    fn room(&mut self, words: usize) -> Option<usize> {
+        debug_assert!(words <= CHUNK_WORDS);
+        let mut id = self.top;
+        if id % CHUNK_WORDS + words > CHUNK_WORDS {
+            // Not in the rest of this chunk: start the next one.
+            id = id.next_multiple_of(CHUNK_WORDS);
+        }
+        let end = id + words;
+        let need = end.div_ceil(CHUNK_WORDS);
+        if need > MAX_CHUNKS || end > u32::MAX as usize {
+            return None;
+        }
+        while self.nchunks < need {
+            let m = sys::map(CHUNK_WORDS * 8)?;
+            self.chunks[self.nchunks] = m.as_ptr().cast();
+            self.nchunks += 1;
+        }
+        self.top = end;
+        Some(id)
+    }
+
+    /// The address of arena word `id` (in a mapped chunk).
+    #[inline]
+    fn word(&self, id: usize) -> *mut usize {
+        // SAFETY (for callers): ids below `top` lie in mapped chunks.
+        self.chunks[id / CHUNK_WORDS].wrapping_add(id % CHUNK_WORDS)
+    }
+
     /// The frames of trace `id` (empty for 0).
     pub fn get(&self, id: u32) -> &[usize] {
-        if id == 0 || self.arena.is_null() || id as usize >= self.top {
+        if id == 0 || id as usize >= self.top {
             return &[];
         }
+        let p = self.word(id as usize);
         // SAFETY: ids below `top` name stored traces: a length word, then
-        // that many frames, all inside the arena.
-        unsafe {
-            let p = self.arena.add(id as usize);
-            core::slice::from_raw_parts(p.add(1), *p)
-        }
+        // that many frames, all in one mapped chunk.
+        unsafe { core::slice::from_raw_parts(p.add(1), *p) }
     }
 
     /// Distinct traces stored.
@@ -167,24 +193,15 @@ impl Depot {
         true
     }
 
-    /// The arena's address range (for leak scans to skip), or (0, 0).
-    pub fn range(&self) -> (usize, usize) {
-        if self.arena.is_null() {
-            (0, 0)
-        } else {
-            (self.arena as usize, self.arena as usize + ARENA_BYTES)
-        }
-    }
-
     /// Unmaps everything (every id becomes invalid).
     pub fn release(&mut self) {
         if self.cap > 0 {
             // SAFETY: mapped by `grow` with this size.
             unsafe { sys::unmap(self.slots.cast(), self.cap * 8) };
         }
-        if !self.arena.is_null() {
-            // SAFETY: mapped by `intern` with this size.
-            unsafe { sys::unmap(self.arena.cast(), ARENA_BYTES) };
+        for &c in &self.chunks[..self.nchunks] {
+            // SAFETY: mapped by `room` with this size.
+            unsafe { sys::unmap(c.cast(), CHUNK_WORDS * 8) };
         }
         *self = Depot::new();
     }
@@ -218,5 +235,26 @@ mod tests {
         assert_eq!(d.len(), 3000);
         d.release();
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn traces_never_straddle_chunks() {
+        // 40-frame traces fill a chunk to within a few words of its end;
+        // the next one starts a new chunk and every trace reads back.
+        let mut d = Depot::new();
+        let n = 2 * CHUNK_WORDS / 41 + 5;
+        let mut ids = std::vec::Vec::new();
+        for i in 0..n {
+            let t: [usize; 40] = core::array::from_fn(|k| i * 64 + k + 1);
+            let id = d.intern(&t, hash(&t));
+            assert_ne!(id, 0);
+            ids.push(id);
+        }
+        assert!(d.nchunks >= 3);
+        for (i, &id) in ids.iter().enumerate() {
+            let t: [usize; 40] = core::array::from_fn(|k| i * 64 + k + 1);
+            assert_eq!(d.get(id), &t);
+        }
+        d.release();
     }
 }

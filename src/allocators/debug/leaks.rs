@@ -106,7 +106,7 @@ pub fn report(table: &Table, depot: &Depot, fd: i32, opts: &Options<'_>) -> (usi
         return (0, 0);
     }
     if opts.scan_roots {
-        roots::mark_reachable(table, depot.range(), &mut scratch);
+        roots::mark_reachable(table, &mut scratch);
     }
     let Some(list) = scratch.slice::<*mut Record>(n) else {
         return (0, 0);

@@ -6,9 +6,8 @@
 //! pointer up (registers are spilled there by the call into this code), and
 //! every other writable anonymous mapping (other threads' stacks and TLS,
 //! memory that programs map themselves, such as Python's object arenas),
-//! minus the live blocks themselves (they count only when reachable), the
-//! allocator's own record slabs (which hold every block's address) and its
-//! stack depot (code addresses only).
+//! minus the live blocks themselves (they count only when reachable) and
+//! the allocator's own record slabs (which hold every block's address).
 //! Each aligned word that points into a live block (start or interior)
 //! marks it; marked blocks are scanned in turn (a worklist in the private
 //! arena). The mark is kept in the record's `_pad` byte.
@@ -147,10 +146,9 @@ unsafe extern "C" fn phdr_cb(
 }
 
 /// Marks (`_pad = 1`) every live block of `table` reachable from the roots;
-/// clears the marks of the others. `depot` is the stack depot's range
-/// (skipped: it holds code addresses only).
+/// clears the marks of the others.
 #[inline(never)]
-pub fn mark_reachable(table: &Table, depot: (usize, usize), scratch: &mut Scratch) {
+pub fn mark_reachable(table: &Table, scratch: &mut Scratch) {
     let mut n = 0;
     table.for_each(|r| {
         // SAFETY: indexed records are valid.
@@ -190,8 +188,7 @@ pub fn mark_reachable(table: &Table, depot: (usize, usize), scratch: &mut Scratc
     ctx.scan(sp, hi);
     ctx.drain();
     let mut slabs = [(0usize, 0usize); 256];
-    slabs[0] = depot;
-    let mut ns = 1;
+    let mut ns = 0;
     table.for_each_slab(|lo, hi| {
         if ns < slabs.len() {
             slabs[ns] = (lo, hi);
