@@ -78,11 +78,55 @@ pub(super) fn check_canary(canary: u64, lo: usize, hi: usize) -> Option<usize> {
 
 /// The offset of the first byte of `bytes` that is not `FREE_FILL`.
 ///
-/// Runs over 64-byte chunks whose eight words are XOR-ed with the fill
-/// pattern and OR-ed together with no branch inside a chunk (the compiler
-/// turns it into vector loads), so a clean block costs about a memory read;
-/// only a chunk that differs is searched byte by byte.
+/// Compares 64 bytes per step (SSE2 on x86-64, which every x86-64 CPU has;
+/// eight words OR-ed together elsewhere), then 16 or 8, and searches byte
+/// by byte only from the first step that differs, so a clean block costs
+/// about a memory read.
 pub(super) fn first_unfilled(bytes: &[u8]) -> Option<usize> {
+    let off = clean_prefix(bytes);
+    bytes[off..]
+        .iter()
+        .position(|&b| b != FREE_FILL)
+        .map(|i| off + i)
+}
+
+/// A length of `bytes` known to hold only `FREE_FILL` (the bytes after it
+/// are not checked yet).
+#[cfg(target_arch = "x86_64")]
+fn clean_prefix(bytes: &[u8]) -> usize {
+    use core::arch::x86_64::{
+        _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    let n = bytes.len();
+    let p = bytes.as_ptr();
+    let mut off = 0;
+    // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16
+    // bytes at p + off + k with off + k + 16 <= n, inside `bytes`.
+    unsafe {
+        let fill = _mm_set1_epi8(FREE_FILL as i8);
+        let eq = |at: usize| _mm_cmpeq_epi8(_mm_loadu_si128(p.add(at).cast()), fill);
+        while off + 64 <= n {
+            let all = _mm_and_si128(
+                _mm_and_si128(eq(off), eq(off + 16)),
+                _mm_and_si128(eq(off + 32), eq(off + 48)),
+            );
+            if _mm_movemask_epi8(all) != 0xffff {
+                return off;
+            }
+            off += 64;
+        }
+        while off + 16 <= n {
+            if _mm_movemask_epi8(eq(off)) != 0xffff {
+                return off;
+            }
+            off += 16;
+        }
+    }
+    off
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn clean_prefix(bytes: &[u8]) -> usize {
     const WORD: u64 = u64::from_ne_bytes([FREE_FILL; 8]);
     let n = bytes.len();
     let p = bytes.as_ptr();
@@ -94,21 +138,18 @@ pub(super) fn first_unfilled(bytes: &[u8]) -> Option<usize> {
             acc |= unsafe { p.add(off + 8 * i).cast::<u64>().read_unaligned() } ^ WORD;
         }
         if acc != 0 {
-            break;
+            return off;
         }
         off += 64;
     }
     while off + 8 <= n {
         // SAFETY: off + 8 <= n: inside `bytes`.
         if unsafe { p.add(off).cast::<u64>().read_unaligned() } != WORD {
-            break;
+            return off;
         }
         off += 8;
     }
-    bytes[off..]
-        .iter()
-        .position(|&b| b != FREE_FILL)
-        .map(|i| off + i)
+    off
 }
 
 impl la_debug {
