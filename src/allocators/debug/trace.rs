@@ -336,6 +336,14 @@ fn capture_in(out: &mut [usize], ret_addr: usize, fp: usize, t: Thread) -> usize
     if ret_addr == 0 {
         return capture_skipping_own(&mut out[..want], fp, t.lo, t.hi);
     }
+    capture_from_caller(&mut out[..want], ret_addr, fp, t)
+}
+
+/// [`capture`] with the caller's address: the trace starts at its frame
+/// (out of line: its scratch array stays off the common path's frame).
+#[inline(never)]
+fn capture_from_caller(out: &mut [usize], ret_addr: usize, fp: usize, t: Thread) -> usize {
+    let want = out.len();
     let mut raw = [0usize; MAX_FRAMES + EXTRA];
     let n = walk_in(fp, t.lo, t.hi, &mut raw[..want + EXTRA]);
     let mut start = raw[..n].iter().position(|&r| r == ret_addr);
