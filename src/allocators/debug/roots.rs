@@ -19,10 +19,18 @@ struct Ctx<'a> {
     sorted: &'a [*mut Record],
     work: &'a mut [*mut Record],
     top: usize,
+    /// `[lo, hi)` spans every live block: most words fall outside and are
+    /// rejected without a search.
+    lo: usize,
+    hi: usize,
 }
 
 impl Ctx<'_> {
+    #[inline]
     fn find(&self, v: usize) -> Option<*mut Record> {
+        if v.wrapping_sub(self.lo) >= self.hi.wrapping_sub(self.lo) {
+            return None;
+        }
         // The last block starting at or below v.
         // SAFETY: records in the sorted list are valid.
         let i = self.sorted.partition_point(|&r| unsafe { (*r).addr } <= v);
@@ -175,10 +183,23 @@ pub fn mark_reachable(table: &Table, scratch: &mut Scratch) {
     });
     // SAFETY: valid records.
     sorted.sort_unstable_by_key(|&r| unsafe { (*r).addr });
+    // SAFETY: valid records.
+    let (lo, hi) = unsafe {
+        (
+            sorted.first().map_or(0, |&r| (*r).addr),
+            sorted
+                .iter()
+                .map(|&r| (*r).addr + (*r).len.max(1))
+                .max()
+                .unwrap_or(0),
+        )
+    };
     let mut ctx = Ctx {
         sorted,
         work,
         top: 0,
+        lo,
+        hi,
     };
     // SAFETY: the callback only reads program headers and writable segments.
     unsafe { libc::dl_iterate_phdr(Some(phdr_cb), (&mut ctx as *mut Ctx<'_>).cast()) };
