@@ -3,7 +3,9 @@
 //! (`table.rs`), redzones (`redzone.rs`) and misuse checks (`misuse.rs`).
 //!
 //! Every operation captures its trace (and hashes it for the stack depot)
-//! before taking the instance's lock, then does its bookkeeping under it.
+//! before taking the lock of the block's shard (one per instance, or, over
+//! a backing that may be called from any thread, one per shard of the
+//! address space: see `Shard`), then does its bookkeeping under it.
 //! Blocks come from the backing allocator (or, when large, from guarded OS
 //! mappings). Work that needs no lock is done without it, so threads wait
 //! for each other less: the free fill of blocks over 1 KiB and its
@@ -14,7 +16,7 @@
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use super::depot::{self, Depot};
 use super::lock::SpinLock;
@@ -22,8 +24,9 @@ use super::redzone::{fill_canary, first_unfilled};
 use super::table::{self, FREED, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table};
 use super::trace::{self, MAX_FRAMES};
 use super::{
-    FREE_FILL, QUARANTINE_BLOCKS, REDZONE, REGISTRY, REGISTRY_LOCK, State, VTABLE, la_check,
-    la_debug, la_debug_config, la_debug_error, la_debug_on_error, la_debug_stats, leaks,
+    FREE_FILL, MAX_SHARDS, QUARANTINE_BLOCKS, REDZONE, REGISTRY, REGISTRY_LOCK, Shard, State,
+    VTABLE, la_check, la_debug, la_debug_config, la_debug_error, la_debug_on_error, la_debug_stats,
+    leaks,
 };
 use crate::alignment;
 use crate::sys;
@@ -58,6 +61,55 @@ impl Deferred {
     }
 }
 
+impl Shard {
+    const fn new() -> Self {
+        Shard {
+            lock: SpinLock::new(),
+            index_slots: AtomicUsize::new(0),
+            index_mask: AtomicUsize::new(0),
+            st: UnsafeCell::new(State {
+                table: Table::new(),
+                depot: Depot::new(),
+                quarantine: Quarantine::new(QUARANTINE_BLOCKS),
+                live_count: 0,
+                total_allocs: 0,
+                total_frees: 0,
+            }),
+        }
+    }
+
+    /// The mutable state.
+    ///
+    /// # Safety
+    /// `self.lock` is held by the caller, and no other reference to the state
+    /// is live.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn state(&self) -> &mut State {
+        // SAFETY: caller's promise: exclusive under the lock.
+        unsafe { &mut *self.st.get() }
+    }
+
+    /// The state, for reading.
+    ///
+    /// # Safety
+    /// `self.lock` is held by the caller (or the shard is unused), and no
+    /// mutable reference to the state is live.
+    pub(super) unsafe fn state_ref(&self) -> &State {
+        // SAFETY: caller's promise.
+        unsafe { &*self.st.get() }
+    }
+
+    /// Starts loading the index slot of block address `addr`.
+    #[inline]
+    fn prefetch_slot(&self, addr: usize) {
+        table::prefetch(table::slot_hint(
+            self.index_slots.load(Ordering::Relaxed),
+            self.index_mask.load(Ordering::Relaxed),
+            addr,
+        ));
+    }
+}
+
 impl la_debug {
     /// Creates an instance in its own mapping; NULL when out of memory.
     /// Call [`trace::init`] first, outside any allocator (the C entry point
@@ -84,6 +136,7 @@ impl la_debug {
         } else {
             (p as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x85df_f10f_9232_a6ff
         };
+        let nshards = if backing_shared { MAX_SHARDS } else { 1 };
         let d = la_debug {
             backing: ChildAllocator(backing),
             backing_shared,
@@ -92,24 +145,15 @@ impl la_debug {
             report_fd: cfg.report_fd,
             never_reuse: cfg.never_reuse,
             check_waf: cfg.check_write_after_free,
-            quarantine_bytes: cfg.quarantine_bytes,
+            quarantine_bytes: cfg.quarantine_bytes / nshards,
             guard_min: cfg.guard_page_min_len,
             canary,
             limit: AtomicUsize::new(cfg.memory_limit),
-            lock: SpinLock::new(),
-            index_slots: AtomicUsize::new(0),
-            index_mask: AtomicUsize::new(0),
-            st: UnsafeCell::new(State {
-                table: Table::new(),
-                depot: Depot::new(),
-                quarantine: Quarantine::new(QUARANTINE_BLOCKS),
-                live_bytes: 0,
-                live_count: 0,
-                peak: 0,
-                total_allocs: 0,
-                total_frees: 0,
-                suppress_new: false,
-            }),
+            live_bytes: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            suppress_new: AtomicBool::new(false),
+            nshards,
+            shards: [const { Shard::new() }; MAX_SHARDS],
             errors: AtomicUsize::new(0),
             last_error: AtomicU32::new(0),
         };
@@ -134,48 +178,99 @@ impl la_debug {
         }
     }
 
-    /// The mutable state.
-    ///
-    /// # Safety
-    /// `self.lock` is held by the caller, and no other reference to the state
-    /// is live.
-    #[allow(clippy::mut_from_ref)]
-    pub(super) unsafe fn state(&self) -> &mut State {
-        // SAFETY: caller's promise: exclusive under the lock.
-        unsafe { &mut *self.st.get() }
+    /// The shards in use.
+    pub(super) fn shards(&self) -> &[Shard] {
+        &self.shards[..self.nshards]
+    }
+
+    /// The shard of the block at `addr`: blocks of one 4 KiB page share a
+    /// shard, pages spread over all of them.
+    #[inline]
+    pub(super) fn shard(&self, addr: usize) -> &Shard {
+        debug_assert!(self.nshards.is_power_of_two());
+        let i = ((addr >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) & (self.nshards - 1);
+        &self.shards[i]
     }
 
     /// Sets or clears marking new blocks as suppressed (never leaks).
     pub fn set_suppress_new(&self, on: bool) {
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        unsafe { self.state() }.suppress_new = on;
+        self.suppress_new.store(on, Ordering::Relaxed);
     }
 
-    /// Takes the lock for `fork()` (the child then calls [`Self::after_fork`]).
+    /// Takes the locks for `fork()` (the child then calls
+    /// [`Self::after_fork`]).
     pub fn lock_for_fork(&self) {
-        self.lock.acquire_raw();
+        for sh in self.shards() {
+            sh.lock.acquire_raw();
+        }
     }
 
-    /// Releases the lock taken by [`Self::lock_for_fork`], in parent and child.
+    /// Releases the locks taken by [`Self::lock_for_fork`], in parent and
+    /// child (where another thread of the parent may have held them).
     pub fn after_fork(&self) {
-        self.lock.reset();
+        for sh in self.shards() {
+            sh.lock.reset();
+        }
     }
 
     /// Counters.
     pub fn stats(&self) -> la_debug_stats {
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        let (mut live, mut allocs, mut frees) = (0, 0, 0);
+        for sh in self.shards() {
+            let _g = sh.lock.lock();
+            // SAFETY: lock held.
+            let st = unsafe { sh.state() };
+            live += st.live_count;
+            allocs += st.total_allocs;
+            frees += st.total_frees;
+        }
         la_debug_stats {
-            live_bytes: st.live_bytes,
-            live_allocations: st.live_count,
-            peak_bytes: st.peak,
-            total_allocations: st.total_allocs,
-            total_frees: st.total_frees,
+            live_bytes: self.live_bytes.load(Ordering::Relaxed),
+            live_allocations: live,
+            peak_bytes: self.peak.load(Ordering::Relaxed),
+            total_allocations: allocs,
+            total_frees: frees,
             errors: self.errors.load(Ordering::Relaxed),
             last_error: la_debug_error::from_u32(self.last_error.load(Ordering::Relaxed)),
         }
+    }
+
+    /// Counts `len` more live bytes unless that passes the memory limit.
+    fn charge(&self, len: usize) -> bool {
+        let limit = self.limit.load(Ordering::Relaxed);
+        if limit == usize::MAX && len < 1 << 48 {
+            // No limit: one add (it cannot wrap: live bytes are mapped).
+            let t = self.live_bytes.fetch_add(len, Ordering::Relaxed) + len;
+            if t > self.peak.load(Ordering::Relaxed) {
+                self.peak.fetch_max(t, Ordering::Relaxed);
+            }
+            return true;
+        }
+        let mut cur = self.live_bytes.load(Ordering::Relaxed);
+        loop {
+            let Some(t) = cur.checked_add(len).filter(|&t| t <= limit) else {
+                return false;
+            };
+            match self.live_bytes.compare_exchange_weak(
+                cur,
+                t,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    if t > self.peak.load(Ordering::Relaxed) {
+                        self.peak.fetch_max(t, Ordering::Relaxed);
+                    }
+                    return true;
+                }
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    /// Counts `len` live bytes fewer.
+    fn discharge(&self, len: usize) {
+        self.live_bytes.fetch_sub(len, Ordering::Relaxed);
     }
 
     /// Sets the memory limit (live requested bytes).
@@ -255,11 +350,7 @@ impl la_debug {
             let base = base.as_ptr() as usize;
             // The index slot of the new block loads while its redzones are
             // written.
-            table::prefetch(table::slot_hint(
-                self.index_slots.load(Ordering::Relaxed),
-                self.index_mask.load(Ordering::Relaxed),
-                base + front,
-            ));
+            self.shard(base + front).prefetch_slot(base + front);
             r.addr = base + front;
             r.base = base;
             r.base_len = base_len;
@@ -307,20 +398,22 @@ impl la_debug {
         if early && !unsafe { self.obtain(&mut got, len, align, ret_addr) } {
             return ptr::null_mut();
         }
-        let g = self.lock.lock();
+        // Without early memory the instance has a single shard.
+        let sh = self.shard(got.addr);
+        let g = sh.lock.lock();
         // SAFETY: lock held.
-        let st = unsafe { self.state() };
-        let within_limit = matches!(
-            st.live_bytes.checked_add(len),
-            Some(t) if t <= self.limit.load(Ordering::Relaxed)
-        );
-        let r = if within_limit {
+        let st = unsafe { sh.state() };
+        let charged = self.charge(len);
+        let r = if charged {
             st.table.new_record()
         } else {
             ptr::null_mut()
         };
         if r.is_null() {
             drop(g);
+            if charged {
+                self.discharge(len);
+            }
             if early {
                 // SAFETY: obtained above, never handed out.
                 unsafe { self.give_back(&got) };
@@ -334,6 +427,7 @@ impl la_debug {
         } else if !unsafe { self.obtain(&mut *r, len, align, ret_addr) } {
             // SAFETY: not indexed.
             unsafe { st.table.drop_record(r) };
+            self.discharge(len);
             return ptr::null_mut();
         }
         // SAFETY: r is a valid record we own exclusively under the lock.
@@ -354,26 +448,25 @@ impl la_debug {
                     self.give_back(rec);
                     st.table.drop_record(r);
                 }
+                self.discharge(len);
                 return ptr::null_mut();
             }
         }
         let (slots, mask) = st.table.hint();
-        if self.index_slots.load(Ordering::Relaxed) != slots {
-            self.index_slots.store(slots, Ordering::Relaxed);
-            self.index_mask.store(mask, Ordering::Relaxed);
+        if sh.index_slots.load(Ordering::Relaxed) != slots {
+            sh.index_slots.store(slots, Ordering::Relaxed);
+            sh.index_mask.store(mask, Ordering::Relaxed);
         }
         rec.state = LIVE;
         rec.alloc_stack = st.depot.intern(&tr[..n], h);
         rec.free_stack = 0;
-        rec.suppressed = st.suppress_new as u8;
+        rec.suppressed = self.suppress_new.load(Ordering::Relaxed) as u8;
         rec._pad = 0;
         rec.filling = 0;
         rec.alloc_tid = tid;
         rec.free_tid = 0;
-        st.live_bytes += len;
         st.live_count += 1;
         st.total_allocs += 1;
-        st.peak = st.peak.max(st.live_bytes);
         rec.addr as *mut u8
     }
 
@@ -435,7 +528,7 @@ impl la_debug {
         rec.state = FREED;
         rec.free_stack = st.depot.intern(here, h);
         rec.free_tid = tid;
-        st.live_bytes -= rec.len;
+        self.discharge(rec.len);
         st.live_count -= 1;
         st.total_frees += 1;
         if rec.kind == KIND_GUARDED {
@@ -496,7 +589,7 @@ impl la_debug {
     /// Verifies the fills of `later` without the lock, then takes it to
     /// report damage and drop the blocks; finally gives back the memory
     /// left to give back without the lock.
-    fn finish_deferred(&self, later: &mut Deferred) {
+    fn finish_deferred(&self, sh: &Shard, later: &mut Deferred) {
         if later.n > 0 {
             let mut damaged = [false; DEFERRED];
             for (i, &r) in later.r[..later.n].iter().enumerate() {
@@ -506,9 +599,9 @@ impl la_debug {
                     unsafe { core::slice::from_raw_parts((*r).addr as *const u8, (*r).len) };
                 damaged[i] = first_unfilled(bytes).is_some();
             }
-            let _g = self.lock.lock();
+            let _g = sh.lock.lock();
             // SAFETY: lock held.
-            let st = unsafe { self.state() };
+            let st = unsafe { sh.state() };
             let n = later.n;
             later.n = 0;
             let evicted = later.r;
@@ -535,20 +628,17 @@ impl la_debug {
             return;
         }
         // The index slot of `p` loads while the trace is taken.
-        table::prefetch(table::slot_hint(
-            self.index_slots.load(Ordering::Relaxed),
-            self.index_mask.load(Ordering::Relaxed),
-            p as usize,
-        ));
+        let sh = self.shard(p as usize);
+        sh.prefetch_slot(p as usize);
         let mut tr = [0usize; MAX_FRAMES];
         let (n, tid) = self.capture(&mut tr, ret_addr);
         let here = &tr[..n];
         let h = depot::hash(here);
         let mut later = Deferred::new();
         let fill_later = {
-            let _g = self.lock.lock();
+            let _g = sh.lock.lock();
             // SAFETY: lock held.
-            let st = unsafe { self.state() };
+            let st = unsafe { sh.state() };
             let Some(r) = st.table.find(p as usize) else {
                 self.report_unknown(st, "free", p as usize, here, tid);
                 return;
@@ -583,15 +673,15 @@ impl la_debug {
                 // SAFETY: the user range of a block we still hold.
                 unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
             }
-            let _g = self.lock.lock();
+            let _g = sh.lock.lock();
             // SAFETY: lock held.
-            let st = unsafe { self.state() };
+            let st = unsafe { sh.state() };
             // SAFETY: still indexed: only eviction drops freed records, and
             // this one is in no quarantine.
             unsafe { (*r).filling = 0 };
             self.enqueue(st, r, &mut later);
         }
-        self.finish_deferred(&mut later);
+        self.finish_deferred(sh, &mut later);
     }
 
     /// Finds the live record of `p` for a resize-like operation, reporting
@@ -636,9 +726,10 @@ impl la_debug {
         let mut tr = [0usize; MAX_FRAMES];
         let (n, tid) = self.capture(&mut tr, ret_addr);
         let here = &tr[..n];
-        let _g = self.lock.lock();
+        let sh = self.shard(p as usize);
+        let _g = sh.lock.lock();
         // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        let st = unsafe { sh.state() };
         let op = if shape.is_some() { "resize" } else { "realloc" };
         let Some(r) = self.live_for(st, op, p as usize, shape, here, tid) else {
             return false;
@@ -646,20 +737,17 @@ impl la_debug {
         self.check_zones(st, r, here, tid);
         // SAFETY: an indexed live record, exclusively ours under the lock.
         let rec = unsafe { &mut *r };
-        if new_len > rec.len {
-            match (st.live_bytes - rec.len).checked_add(new_len) {
-                Some(t) if t <= self.limit.load(Ordering::Relaxed) => {}
-                _ => return false,
-            }
+        let grow = new_len.saturating_sub(rec.len);
+        if grow > 0 && !self.charge(grow) {
+            return false;
         }
         if new_len > Self::capacity(rec) {
-            if rec.kind != KIND_BACKING {
-                return false;
-            }
             let front = rec.addr - rec.base;
-            let Some(new_base_len) =
-                alignment::forward(new_len, REDZONE).and_then(|b| b.checked_add(front + REDZONE))
-            else {
+            let new_base_len = alignment::forward(new_len, REDZONE)
+                .and_then(|b| b.checked_add(front + REDZONE))
+                .filter(|_| rec.kind == KIND_BACKING);
+            let Some(new_base_len) = new_base_len else {
+                self.discharge(grow);
                 return false;
             };
             // SAFETY: the backing block as last granted.
@@ -672,12 +760,14 @@ impl la_debug {
                     ret_addr,
                 )
             } {
+                self.discharge(grow);
                 return false;
             }
             rec.base_len = new_base_len;
         }
-        st.live_bytes = st.live_bytes - rec.len + new_len;
-        st.peak = st.peak.max(st.live_bytes);
+        if new_len < rec.len {
+            self.discharge(rec.len - new_len);
+        }
         rec.len = new_len;
         let [_, back] = Self::zones(rec);
         fill_canary(self.canary, back.0, back.1);
@@ -690,9 +780,10 @@ impl la_debug {
         if p.is_null() {
             return 0;
         }
-        let _g = self.lock.lock();
+        let sh = self.shard(p as usize);
+        let _g = sh.lock.lock();
         // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        let st = unsafe { sh.state() };
         if let Some(r) = st.table.find(p as usize) {
             // SAFETY: indexed record.
             if unsafe { (*r).state } == LIVE {
@@ -709,9 +800,10 @@ impl la_debug {
     /// The requested length of live block `p`; reports misuse as done by
     /// `op` (freed, interior, foreign pointers) and then gives `None`.
     pub fn live_len(&self, p: *const u8, op: &str, ret_addr: usize) -> Option<usize> {
-        let _g = self.lock.lock();
+        let sh = self.shard(p as usize);
+        let _g = sh.lock.lock();
         // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        let st = unsafe { sh.state() };
         if let Some(r) = st.table.find(p as usize) {
             // SAFETY: indexed record.
             if unsafe { (*r).state } == LIVE {
@@ -727,9 +819,10 @@ impl la_debug {
 
     /// The requested length of live block `p`, without reporting anything.
     pub fn len_of(&self, p: *const u8) -> Option<usize> {
-        let _g = self.lock.lock();
+        let sh = self.shard(p as usize);
+        let _g = sh.lock.lock();
         // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        let st = unsafe { sh.state() };
         // SAFETY: indexed records are valid.
         st.table
             .find(p as usize)
@@ -740,9 +833,10 @@ impl la_debug {
 
     /// Whether `p` is the start of a live block of this instance.
     pub fn owns(&self, p: *const u8) -> bool {
-        let _g = self.lock.lock();
+        let sh = self.shard(p as usize);
+        let _g = sh.lock.lock();
         // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        let st = unsafe { sh.state() };
         // SAFETY: indexed records are valid.
         st.table
             .find(p as usize)
@@ -752,23 +846,37 @@ impl la_debug {
     /// Reports write-after-free in every held block (quarantine and
     /// never-reuse), without releasing them.
     pub fn verify_freed(&self) {
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
-        st.table.for_each(|r| {
-            // SAFETY: indexed record.
-            if unsafe { (*r).state == FREED && (*r).filling == 0 } {
-                self.check_fill(st, r);
-            }
-        });
+        for sh in self.shards() {
+            let _g = sh.lock.lock();
+            // SAFETY: lock held.
+            let st = unsafe { sh.state() };
+            st.table.for_each(|r| {
+                // SAFETY: indexed record.
+                if unsafe { (*r).state == FREED && (*r).filling == 0 } {
+                    self.check_fill(st, r);
+                }
+            });
+        }
     }
 
     /// Prints a leak report (see `leaks.rs`); returns (bytes, blocks) leaked.
     pub fn report_leaks(&self, opts: &leaks::Options<'_>) -> (usize, usize) {
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
-        leaks::report(&st.table, &st.depot, self.report_fd, opts)
+        // All shards at once, taken in order (other paths hold one at most).
+        let shards = self.shards();
+        for sh in shards {
+            sh.lock.acquire_raw();
+        }
+        let parts: [(&Table, &Depot); MAX_SHARDS] = core::array::from_fn(|i| {
+            // SAFETY: the locks of the shards in use are held; the others
+            // are never touched (only the first `shards.len()` are read).
+            let st = unsafe { self.shards[i].state_ref() };
+            (&st.table, &st.depot)
+        });
+        let found = leaks::report(&parts[..shards.len()], self.report_fd, opts);
+        for sh in shards {
+            sh.lock.reset();
+        }
+        found
     }
 
     /// Gives every block back and unmaps the instance.
@@ -787,10 +895,10 @@ impl la_debug {
                     slot.compare_exchange(d, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed);
             }
         }
-        {
-            let _g = this.lock.lock();
+        for sh in this.shards() {
+            let _g = sh.lock.lock();
             // SAFETY: lock held.
-            let st = unsafe { this.state() };
+            let st = unsafe { sh.state() };
             st.table.for_each(|r| {
                 // SAFETY: every indexed record's block is ours to give back.
                 unsafe { this.give_back(&*r) };

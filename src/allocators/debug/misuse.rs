@@ -15,13 +15,31 @@ use core::sync::atomic::Ordering;
 use super::redzone::{check_canary, fill_canary, first_unfilled};
 use super::report::{self, TraceRef};
 use super::table::{FREED, KIND_BACKING, KIND_GUARDED, LIVE, Record};
+use super::trace::MAX_FRAMES;
 use super::{FREE_FILL, REGISTRY, REGISTRY_LOCK, State, la_debug, la_debug_error, out, trace};
 
-/// What a lookup of a pointer that is no block's start found.
+/// What a lookup of a pointer that is no block's start found (on error
+/// paths only: the size of the interior case does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Unknown {
-    Interior(*mut Record),
+    /// Inside this block (a copy of its record and allocation trace, which
+    /// may come from another shard).
+    Interior(Record, [usize; MAX_FRAMES], usize),
     OtherInstance,
     Foreign,
+}
+
+/// The interior-pointer finding for block `r` of `st`.
+///
+/// # Safety
+/// `r` is a record of `st`'s table.
+unsafe fn interior(st: &State, r: *mut Record) -> Unknown {
+    // SAFETY: caller's promise.
+    let (rec, (at, _)) = unsafe { (*r, st.traces(r)) };
+    let mut frames = [0usize; MAX_FRAMES];
+    let n = at.len().min(MAX_FRAMES);
+    frames[..n].copy_from_slice(&at[..n]);
+    Unknown::Interior(rec, frames, n)
 }
 
 fn op_label(op: &str) -> &'static str {
@@ -36,14 +54,31 @@ fn op_label(op: &str) -> &'static str {
 }
 
 impl la_debug {
-    /// Explains a pointer that is no block's start. Called with our lock
-    /// held, on error paths only; under the registry lock it tries each
-    /// other instance's lock in turn to look the pointer up there (an
-    /// instance busy at that moment is skipped: the pointer is then called
-    /// foreign rather than risk a deadlock).
+    /// Explains a pointer that is no block's start. Called with the lock of
+    /// the shard `st` held, on error paths only; it tries the locks of our
+    /// other shards, then, under the registry lock, each other instance's
+    /// shards in turn to look the pointer up there (a shard busy at that
+    /// moment is skipped: the pointer is then called foreign rather than
+    /// risk a deadlock).
     fn classify(&self, st: &State, p: usize) -> Unknown {
         if let Some(r) = st.table.find_containing(p) {
-            return Unknown::Interior(r);
+            // SAFETY: a record of st.
+            return unsafe { interior(st, r) };
+        }
+        for sh in self.shards() {
+            if ptr::eq(sh.st.get().cast_const(), st) {
+                continue;
+            }
+            // Only try: its holder may be waiting for ours.
+            let Some(_g) = sh.lock.try_lock() else {
+                continue;
+            };
+            // SAFETY: the shard's lock is held.
+            let ost = unsafe { sh.state_ref() };
+            if let Some(r) = ost.table.find_containing(p) {
+                // SAFETY: a record of ost.
+                return unsafe { interior(ost, r) };
+            }
         }
         let _registry = REGISTRY_LOCK.lock();
         for slot in &REGISTRY {
@@ -54,14 +89,16 @@ impl la_debug {
             // SAFETY: registered instances stay mapped while REGISTRY_LOCK
             // is held (destroy unregisters under it).
             let other = unsafe { &*o };
-            // Only try: its holder may be waiting for REGISTRY_LOCK.
-            let Some(_g) = other.lock.try_lock() else {
-                continue;
-            };
-            // SAFETY: the other instance's lock is held.
-            let ost = unsafe { other.state() };
-            if ost.table.find(p).is_some() || ost.table.find_containing(p).is_some() {
-                return Unknown::OtherInstance;
+            for sh in other.shards() {
+                // Only try: its holder may be waiting for REGISTRY_LOCK.
+                let Some(_g) = sh.lock.try_lock() else {
+                    continue;
+                };
+                // SAFETY: the other instance's shard lock is held.
+                let ost = unsafe { sh.state_ref() };
+                if ost.table.find(p).is_some() || ost.table.find_containing(p).is_some() {
+                    return Unknown::OtherInstance;
+                }
             }
         }
         Unknown::Foreign
@@ -70,11 +107,8 @@ impl la_debug {
     /// Reports a bad pointer given to `op` ("free", "resize", ...).
     pub(super) fn report_unknown(&self, st: &State, op: &str, p: usize, here: &[usize], tid: u32) {
         match self.classify(st, p) {
-            Unknown::Interior(r) => {
-                // SAFETY: an indexed record.
-                let rec = unsafe { &*r };
-                // SAFETY: r belongs to our table.
-                let (at, _) = unsafe { st.traces(r) };
+            Unknown::Interior(rec, frames, n) => {
+                let at = &frames[..n];
                 let state = if rec.state == LIVE { "live" } else { "freed" };
                 report::misuse(
                     self.report_fd,
@@ -424,11 +458,18 @@ impl la_debug {
     /// the faulting context's trace `here`) and returns true; false when
     /// the address is not ours or the lock cannot be taken.
     pub fn explain_fault(&self, addr: usize, here: &[usize]) -> bool {
-        let Some(_g) = self.lock.try_lock() else {
-            return false;
-        };
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        self.shards().iter().any(|sh| {
+            let Some(_g) = sh.lock.try_lock() else {
+                return false;
+            };
+            // SAFETY: lock held.
+            let st = unsafe { sh.state_ref() };
+            self.explain_fault_in(st, addr, here)
+        })
+    }
+
+    /// [`Self::explain_fault`] for the blocks of one shard (locked).
+    fn explain_fault_in(&self, st: &State, addr: usize, here: &[usize]) -> bool {
         let mut hit = None;
         st.table.for_each(|r| {
             // SAFETY: indexed records are valid.

@@ -15,7 +15,9 @@
 //! foreign or other-instance pointers, overflows -- is reported with traces
 //! (`report.rs`), then aborts or, with `LA_DEBUG_CONTINUE`, is counted and
 //! the call does the safest thing. Leaks are reported grouped by allocation
-//! site (`leaks.rs`). One lock per instance makes it thread-safe.
+//! site (`leaks.rs`). Locks make it thread-safe: one per instance, or, over
+//! a backing that may be called from any thread (the shim's), one per
+//! shard of the address space.
 //!
 //! | file | concept |
 //! |---|---|
@@ -53,7 +55,7 @@ pub mod trace;
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize};
 
 use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtable_of};
 
@@ -226,17 +228,17 @@ static REGISTRY: [AtomicPtr<la_debug>; 64] = [const { AtomicPtr::new(ptr::null_m
 /// leaves it, so no instance is unmapped while another peeks at it.
 static REGISTRY_LOCK: SpinLock = SpinLock::new();
 
+/// Shards of an instance over a shared backing (see [`Shard`]).
+pub(crate) const MAX_SHARDS: usize = 8;
+
+/// The bookkeeping of one shard.
 struct State {
     table: Table,
     depot: Depot,
     quarantine: Quarantine,
-    live_bytes: usize,
     live_count: usize,
-    peak: usize,
     total_allocs: usize,
     total_frees: usize,
-    /// New records are marked suppressed (allocations before `main`).
-    suppress_new: bool,
 }
 
 impl State {
@@ -251,34 +253,51 @@ impl State {
     }
 }
 
-/// A debug allocator instance (opaque in C).
-#[allow(non_camel_case_types)]
-pub struct la_debug {
-    backing: ChildAllocator,
-    /// The backing may be called from any thread at once, so blocks are
-    /// obtained from and given back to it without the lock held.
-    backing_shared: bool,
-    frames: usize,
-    abort: bool,
-    report_fd: i32,
-    never_reuse: bool,
-    check_waf: bool,
-    quarantine_bytes: usize,
-    guard_min: usize,
-    canary: u64,
-    limit: AtomicUsize,
+/// One lock and the records, stack depot and quarantine it guards. A block
+/// belongs to the shard its address picks (`la_debug::shard`), so threads
+/// working on different blocks mostly take different locks. An instance
+/// over a backing only callable under a lock has a single shard.
+#[repr(align(128))]
+struct Shard {
     lock: SpinLock,
     /// The index's slot array and mask, mirrored for lock-free prefetch
     /// hints (`table::slot_hint`); possibly stale, never dereferenced.
     index_slots: AtomicUsize,
     index_mask: AtomicUsize,
     st: UnsafeCell<State>,
+}
+
+/// A debug allocator instance (opaque in C).
+#[allow(non_camel_case_types)]
+pub struct la_debug {
+    backing: ChildAllocator,
+    /// The backing may be called from any thread at once, so blocks are
+    /// obtained from and given back to it without a lock held, and the
+    /// instance has [`MAX_SHARDS`] shards.
+    backing_shared: bool,
+    frames: usize,
+    abort: bool,
+    report_fd: i32,
+    never_reuse: bool,
+    check_waf: bool,
+    /// Quarantine bytes per shard.
+    quarantine_bytes: usize,
+    guard_min: usize,
+    canary: u64,
+    limit: AtomicUsize,
+    /// Requested bytes in live blocks, and their peak.
+    live_bytes: AtomicUsize,
+    peak: AtomicUsize,
+    /// New records are marked suppressed (allocations before `main`).
+    suppress_new: AtomicBool,
+    nshards: usize,
+    shards: [Shard; MAX_SHARDS],
     errors: AtomicUsize,
     last_error: AtomicU32,
 }
 
-// SAFETY: all mutable state is in `st`, touched only with `lock` held; the
-// rest is immutable after creation or atomic.
+// SAFETY: all mutable state is in the shards' `st`, each touched only with
+// its shard's `lock` held; the rest is immutable after creation or atomic.
 unsafe impl Sync for la_debug {}
 // SAFETY: as above.
 unsafe impl Send for la_debug {}
