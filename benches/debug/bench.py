@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
@@ -36,20 +37,6 @@ WORKLOADS = ["churn", "prodcons", "realloc", "mixed", "nodes"]
 VG_TIMEOUT = int(os.environ.get("LA_BENCH_VG_TIMEOUT", "240"))
 
 
-def timed(cmd, rounds, timeout=300):
-    best = None
-    for _ in range(rounds):
-        t = time.perf_counter()
-        try:
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            return None
-        dt = time.perf_counter() - t
-        best = dt if best is None else min(best, dt)
-    return best
-
-
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 
 
@@ -65,15 +52,18 @@ def run_rss(cmd, timeout=300):
     if GNU_TIME:
         out = os.path.join(BUILD, "debug", ".rss")
         run = [GNU_TIME, "-q", "-f", "%M", "-o", out] + cmd
+    # A blocking wait with a watchdog: Popen.wait(timeout) polls with
+    # sleeps of up to 50 ms, which would round short runs up.
+    killed = []
     t = time.perf_counter()
     p = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        return None, None
+    watchdog = threading.Timer(timeout, lambda: (killed.append(1), p.kill()))
+    watchdog.start()
+    p.wait()
     dt = time.perf_counter() - t
+    watchdog.cancel()
+    if killed:
+        return None, None
     rss = None
     if out:
         with open(out) as f:
@@ -120,7 +110,7 @@ def main():
         if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
             continue
         (native, _), (debug, _) = interleaved([cmd, [LA_RUN, "--debug"] + cmd], ROUNDS)
-        vg = timed(["valgrind", "-q", "--leak-check=full"] + cmd, 1) if have_valgrind else None
+        vg = run_rss(["valgrind", "-q", "--leak-check=full"] + cmd)[0] if have_valgrind else None
         lines.append(f"| {name} | {fmt(native)} | {fmt(debug)} | {fmt(vg)} | "
                      f"{ratio(debug, native)} | {ratio(vg, native)} | {ratio(vg, debug)} |")
         print(lines[-1], flush=True)
