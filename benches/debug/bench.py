@@ -1,17 +1,21 @@
 """bench.py: leak-check cost of la-run --debug against valgrind memcheck.
 
 Each program runs natively, under `la-run --debug` and under
-`valgrind --leak-check=full` in the same run (best wall time of N
-rounds; valgrind once, it is slow), and the table gives the slowdown of
+`valgrind --leak-check=full` in the same run (the median wall time of N
+rounds, native and la-run interleaved so that load from other processes
+hits both alike; valgrind once, it is slow), and the table gives the slowdown of
 each checker against native and valgrind's time over la-run's. A second
-table runs malloc-bound microbenchmarks (the preload workload suite)
-natively and under la-run --debug only, since valgrind would take minutes.
-Writes build/debug_bench.md. Figures, not pass/fail.
+table does the same for the malloc-bound workload suite of
+benches/preload/workloads.c (churn, prodcons, realloc, mixed, nodes), with
+the peak RSS of each run; valgrind gets one run of at most
+LA_BENCH_VG_TIMEOUT seconds per workload (default 240; a slower run shows
+as "> N"). Writes build/debug_bench.md. Figures, not pass/fail.
 """
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 BUILD = sys.argv[1] if len(sys.argv) > 1 else "build"
@@ -29,25 +33,67 @@ PROGRAMS = [
     ("git log -n 100 --stat", ["git", "log", "-n", "100", "--stat"]),
     ("ls -lR /usr/include", ["ls", "-lR", "/usr/include"]),
 ]
-WORKLOADS = ["realloc", "churn", "nodes"]
+WORKLOADS = ["churn", "prodcons", "realloc", "mixed", "nodes"]
+VG_TIMEOUT = int(os.environ.get("LA_BENCH_VG_TIMEOUT", "240"))
 
 
-def timed(cmd, rounds, timeout=300):
-    best = None
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+
+
+def run_rss(cmd, timeout=300):
+    """Wall time and peak RSS (MB, None when unknown) of one run; (None, None)
+    on timeout.
+
+    The RSS comes from GNU time (/usr/bin/time: its child is a small process
+    before it execs the program; a fork of this Python process would count
+    Python's own size); without it the RSS stays unknown."""
+    out = None
+    run = cmd
+    if GNU_TIME:
+        out = os.path.join(BUILD, "debug", ".rss")
+        run = [GNU_TIME, "-q", "-f", "%M", "-o", out] + cmd
+    # A blocking wait with a watchdog: Popen.wait(timeout) polls with
+    # sleeps of up to 50 ms, which would round short runs up.
+    killed = []
+    t = time.perf_counter()
+    p = subprocess.Popen(run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    watchdog = threading.Timer(timeout, lambda: (killed.append(1), p.kill()))
+    watchdog.start()
+    p.wait()
+    dt = time.perf_counter() - t
+    watchdog.cancel()
+    if killed:
+        return None, None
+    rss = None
+    if out:
+        with open(out) as f:
+            rss = int(f.read().split()[-1]) / 1024
+    return dt, rss
+
+
+def interleaved(cmds, rounds):
+    """Runs each command once per round, in turn; per command, the median
+    time and the RSS of the run closest to it (None on a timeout)."""
+    runs = [[] for _ in cmds]
     for _ in range(rounds):
-        t = time.perf_counter()
-        try:
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            return None
-        dt = time.perf_counter() - t
-        best = dt if best is None else min(best, dt)
-    return best
+        for i, cmd in enumerate(cmds):
+            runs[i].append(run_rss(cmd))
+    result = []
+    for r in runs:
+        if any(t is None for t, _ in r):
+            result.append((None, None))
+            continue
+        r.sort(key=lambda x: x[0])
+        result.append(r[len(r) // 2])
+    return result
 
 
 def fmt(x):
     return "-" if x is None else f"{x:.3f}"
+
+
+def fmt1(x):
+    return "-" if x is None else f"{x:.0f}"
 
 
 def ratio(a, b):
@@ -63,20 +109,31 @@ def main():
     for name, cmd in PROGRAMS:
         if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
             continue
-        native = timed(cmd, ROUNDS)
-        debug = timed([LA_RUN, "--debug"] + cmd, ROUNDS)
-        vg = timed(["valgrind", "-q", "--leak-check=full"] + cmd, 1) if have_valgrind else None
+        (native, _), (debug, _) = interleaved([cmd, [LA_RUN, "--debug"] + cmd], ROUNDS)
+        vg = run_rss(["valgrind", "-q", "--leak-check=full"] + cmd)[0] if have_valgrind else None
         lines.append(f"| {name} | {fmt(native)} | {fmt(debug)} | {fmt(vg)} | "
                      f"{ratio(debug, native)} | {ratio(vg, native)} | {ratio(vg, debug)} |")
         print(lines[-1], flush=True)
-    lines += ["", "# Malloc-bound microbenchmarks (preload workload suite)", "",
-              "| workload | native s | la-run --debug s | debug/native |", "|---|---|---|---|"]
+    lines += ["", "# Malloc-bound workload suite (benches/preload/workloads.c)", "",
+              "| workload | native s | la-run --debug s | valgrind s | debug/native | "
+              "valgrind/debug | native MB | debug MB |",
+              "|---|---|---|---|---|---|---|---|"]
     wl = os.path.join(BUILD, "debug", "workloads")
     for w in WORKLOADS:
-        native = timed([wl, w], ROUNDS)
-        debug = timed([LA_RUN, "--debug", wl, w], 1)
-        lines.append(f"| {w} | {fmt(native)} | {fmt(debug)} | {ratio(debug, native)} |")
+        (native, native_rss), (debug, debug_rss) = interleaved(
+            [[wl, w], [LA_RUN, "--debug", wl, w]], ROUNDS)
+        vg, vg_cell = None, "-"
+        if have_valgrind:
+            vg, _ = run_rss(["valgrind", "-q", "--leak-check=full", wl, w], VG_TIMEOUT)
+            vg_cell = fmt(vg) if vg is not None else f"> {VG_TIMEOUT}"
+        vg_ratio = ratio(vg, debug) if vg is not None else (
+            f"> {VG_TIMEOUT / debug:.0f}x" if have_valgrind and debug else "-")
+        lines.append(f"| {w} | {fmt(native)} | {fmt(debug)} | {vg_cell} | "
+                     f"{ratio(debug, native)} | {vg_ratio} | "
+                     f"{fmt1(native_rss)} | {fmt1(debug_rss)} |")
         print(lines[-1], flush=True)
+    lines += ["", f"Median of {ROUNDS} interleaved rounds (valgrind: one run); peak RSS "
+              f"of the median run. Command: `make debug-bench` (LA_BENCH_ROUNDS={ROUNDS})."]
     out = os.path.join(BUILD, "debug_bench.md")
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -53,7 +53,9 @@ pub fn init() -> bool {
         report_fd: if fd >= 0 { fd } else { 2 },
         ..la_debug_config::default()
     };
-    let d = la_debug::create(la_smp_allocator(), &cfg);
+    // The smp allocator may be called from any thread at once: blocks come
+    // from it and go back to it without the debug allocator's lock held.
+    let d = la_debug::create_with(la_smp_allocator(), &cfg, true);
     if d.is_null() {
         return false;
     }

@@ -2,32 +2,130 @@
 //! resize, free, quarantine and teardown on top of the records
 //! (`table.rs`), redzones (`redzone.rs`) and misuse checks (`misuse.rs`).
 //!
-//! Every operation captures its trace before taking the instance's lock,
-//! then does all bookkeeping under it; blocks come from the backing
-//! allocator (or, when large, from guarded OS mappings).
+//! Every operation captures its trace (and hashes it for the stack depot)
+//! before taking the lock of the block's shard (one per instance, or, over
+//! a backing that may be called from any thread, one per shard of the
+//! address space: see `Shard`), then does its bookkeeping under it.
+//! Blocks come from the backing allocator (or, when large, from guarded OS
+//! mappings). Work that needs no lock is done without it, so threads wait
+//! for each other less: the free fill of blocks over 1 KiB and its
+//! verification on eviction, mapping and protecting guarded blocks, and,
+//! over a backing that may be called from any thread (the shim's smp),
+//! getting and giving back blocks.
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::ptr;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
+use super::depot::{self, Depot};
 use super::lock::SpinLock;
-use super::redzone::fill_canary;
-use super::table::{FREED, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table};
+use super::redzone::{fill_canary, first_unfilled};
+use super::table::{self, FREED, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table};
 use super::trace::{self, MAX_FRAMES};
 use super::{
-    FREE_FILL, QUARANTINE_BLOCKS, REDZONE, REGISTRY, REGISTRY_LOCK, State, VTABLE, la_check,
-    la_debug, la_debug_config, la_debug_error, la_debug_on_error, la_debug_stats, leaks,
+    FREE_FILL, MAX_SHARDS, QUARANTINE_BLOCKS, REDZONE, REGISTRY, REGISTRY_LOCK, Shard, State,
+    VTABLE, la_check, la_debug, la_debug_config, la_debug_error, la_debug_on_error, la_debug_stats,
+    leaks,
 };
 use crate::alignment;
 use crate::sys;
 use crate::vtable::{ChildAllocator, la_allocator};
+
+/// Freed blocks up to this many bytes are filled, and verified when they
+/// leave the quarantine, with the lock held; longer ones without it, so
+/// threads do not wait for each other's fills.
+const INLINE_FILL: usize = 1024;
+
+/// Most evicted blocks verified, and given back, outside the lock per call.
+const DEFERRED: usize = 8;
+
+/// Work left for after the lock is released: blocks evicted from the
+/// quarantine whose fill is to be verified (`r`), and dropped blocks whose
+/// memory is to be given back (`back`).
+pub(super) struct Deferred {
+    n: usize,
+    r: [*mut Record; DEFERRED],
+    nb: usize,
+    back: [Record; DEFERRED],
+}
+
+impl Deferred {
+    fn new() -> Self {
+        Deferred {
+            n: 0,
+            r: [ptr::null_mut(); DEFERRED],
+            nb: 0,
+            back: [Record::EMPTY; DEFERRED],
+        }
+    }
+}
+
+impl Shard {
+    const fn new() -> Self {
+        Shard {
+            lock: SpinLock::new(),
+            index_slots: AtomicUsize::new(0),
+            index_mask: AtomicUsize::new(0),
+            st: UnsafeCell::new(State {
+                table: Table::new(),
+                depot: Depot::new(),
+                quarantine: Quarantine::new(QUARANTINE_BLOCKS),
+                live_count: 0,
+                total_allocs: 0,
+                total_frees: 0,
+            }),
+        }
+    }
+
+    /// The mutable state.
+    ///
+    /// # Safety
+    /// `self.lock` is held by the caller, and no other reference to the state
+    /// is live.
+    #[allow(clippy::mut_from_ref)]
+    pub(super) unsafe fn state(&self) -> &mut State {
+        // SAFETY: caller's promise: exclusive under the lock.
+        unsafe { &mut *self.st.get() }
+    }
+
+    /// The state, for reading.
+    ///
+    /// # Safety
+    /// `self.lock` is held by the caller (or the shard is unused), and no
+    /// mutable reference to the state is live.
+    pub(super) unsafe fn state_ref(&self) -> &State {
+        // SAFETY: caller's promise.
+        unsafe { &*self.st.get() }
+    }
+
+    /// Starts loading the index slot of block address `addr`.
+    #[inline]
+    fn prefetch_slot(&self, addr: usize) {
+        table::prefetch(table::slot_hint(
+            self.index_slots.load(Ordering::Relaxed),
+            self.index_mask.load(Ordering::Relaxed),
+            addr,
+        ));
+    }
+}
 
 impl la_debug {
     /// Creates an instance in its own mapping; NULL when out of memory.
     /// Call [`trace::init`] first, outside any allocator (the C entry point
     /// does).
     pub fn create(backing: la_allocator, cfg: &la_debug_config) -> *mut la_debug {
+        Self::create_with(backing, cfg, false)
+    }
+
+    /// [`Self::create`] over a backing that may be called from any thread
+    /// at once (`backing_shared`: its calls are then made without the
+    /// instance's lock held, so threads wait for each other less).
+    pub fn create_with(
+        backing: la_allocator,
+        cfg: &la_debug_config,
+        backing_shared: bool,
+    ) -> *mut la_debug {
         let Some(mem) = sys::map(core::mem::size_of::<la_debug>()) else {
             return ptr::null_mut();
         };
@@ -38,28 +136,24 @@ impl la_debug {
         } else {
             (p as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x85df_f10f_9232_a6ff
         };
+        let nshards = if backing_shared { MAX_SHARDS } else { 1 };
         let d = la_debug {
             backing: ChildAllocator(backing),
+            backing_shared,
             frames,
             abort: cfg.on_error != la_debug_on_error::LA_DEBUG_CONTINUE,
             report_fd: cfg.report_fd,
             never_reuse: cfg.never_reuse,
             check_waf: cfg.check_write_after_free,
-            quarantine_bytes: cfg.quarantine_bytes,
+            quarantine_bytes: cfg.quarantine_bytes / nshards,
             guard_min: cfg.guard_page_min_len,
             canary,
             limit: AtomicUsize::new(cfg.memory_limit),
-            lock: SpinLock::new(),
-            st: UnsafeCell::new(State {
-                table: Table::new(frames),
-                quarantine: Quarantine::new(QUARANTINE_BLOCKS),
-                live_bytes: 0,
-                live_count: 0,
-                peak: 0,
-                total_allocs: 0,
-                total_frees: 0,
-                suppress_new: false,
-            }),
+            live_bytes: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            suppress_new: AtomicBool::new(false),
+            nshards,
+            shards: [const { Shard::new() }; MAX_SHARDS],
             errors: AtomicUsize::new(0),
             last_error: AtomicU32::new(0),
         };
@@ -84,48 +178,99 @@ impl la_debug {
         }
     }
 
-    /// The mutable state.
-    ///
-    /// # Safety
-    /// `self.lock` is held by the caller, and no other reference to the state
-    /// is live.
-    #[allow(clippy::mut_from_ref)]
-    pub(super) unsafe fn state(&self) -> &mut State {
-        // SAFETY: caller's promise: exclusive under the lock.
-        unsafe { &mut *self.st.get() }
+    /// The shards in use.
+    pub(super) fn shards(&self) -> &[Shard] {
+        &self.shards[..self.nshards]
+    }
+
+    /// The shard of the block at `addr`: blocks of one 4 KiB page share a
+    /// shard, pages spread over all of them.
+    #[inline]
+    pub(super) fn shard(&self, addr: usize) -> &Shard {
+        debug_assert!(self.nshards.is_power_of_two());
+        let i = ((addr >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) & (self.nshards - 1);
+        &self.shards[i]
     }
 
     /// Sets or clears marking new blocks as suppressed (never leaks).
     pub fn set_suppress_new(&self, on: bool) {
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        unsafe { self.state() }.suppress_new = on;
+        self.suppress_new.store(on, Ordering::Relaxed);
     }
 
-    /// Takes the lock for `fork()` (the child then calls [`Self::after_fork`]).
+    /// Takes the locks for `fork()` (the child then calls
+    /// [`Self::after_fork`]).
     pub fn lock_for_fork(&self) {
-        self.lock.acquire_raw();
+        for sh in self.shards() {
+            sh.lock.acquire_raw();
+        }
     }
 
-    /// Releases the lock taken by [`Self::lock_for_fork`], in parent and child.
+    /// Releases the locks taken by [`Self::lock_for_fork`], in parent and
+    /// child (where another thread of the parent may have held them).
     pub fn after_fork(&self) {
-        self.lock.reset();
+        for sh in self.shards() {
+            sh.lock.reset();
+        }
     }
 
     /// Counters.
     pub fn stats(&self) -> la_debug_stats {
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        let (mut live, mut allocs, mut frees) = (0, 0, 0);
+        for sh in self.shards() {
+            let _g = sh.lock.lock();
+            // SAFETY: lock held.
+            let st = unsafe { sh.state() };
+            live += st.live_count;
+            allocs += st.total_allocs;
+            frees += st.total_frees;
+        }
         la_debug_stats {
-            live_bytes: st.live_bytes,
-            live_allocations: st.live_count,
-            peak_bytes: st.peak,
-            total_allocations: st.total_allocs,
-            total_frees: st.total_frees,
+            live_bytes: self.live_bytes.load(Ordering::Relaxed),
+            live_allocations: live,
+            peak_bytes: self.peak.load(Ordering::Relaxed),
+            total_allocations: allocs,
+            total_frees: frees,
             errors: self.errors.load(Ordering::Relaxed),
             last_error: la_debug_error::from_u32(self.last_error.load(Ordering::Relaxed)),
         }
+    }
+
+    /// Counts `len` more live bytes unless that passes the memory limit.
+    fn charge(&self, len: usize) -> bool {
+        let limit = self.limit.load(Ordering::Relaxed);
+        if limit == usize::MAX && len < 1 << 48 {
+            // No limit: one add (it cannot wrap: live bytes are mapped).
+            let t = self.live_bytes.fetch_add(len, Ordering::Relaxed) + len;
+            if t > self.peak.load(Ordering::Relaxed) {
+                self.peak.fetch_max(t, Ordering::Relaxed);
+            }
+            return true;
+        }
+        let mut cur = self.live_bytes.load(Ordering::Relaxed);
+        loop {
+            let Some(t) = cur.checked_add(len).filter(|&t| t <= limit) else {
+                return false;
+            };
+            match self.live_bytes.compare_exchange_weak(
+                cur,
+                t,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    if t > self.peak.load(Ordering::Relaxed) {
+                        self.peak.fetch_max(t, Ordering::Relaxed);
+                    }
+                    return true;
+                }
+                Err(c) => cur = c,
+            }
+        }
+    }
+
+    /// Counts `len` live bytes fewer.
+    fn discharge(&self, len: usize) {
+        self.live_bytes.fetch_sub(len, Ordering::Relaxed);
     }
 
     /// Sets the memory limit (live requested bytes).
@@ -133,8 +278,10 @@ impl la_debug {
         self.limit.store(limit, Ordering::Relaxed);
     }
 
-    pub(super) fn capture(&self, out: &mut [usize; MAX_FRAMES], ret_addr: usize) -> usize {
-        trace::capture(&mut out[..self.frames], ret_addr)
+    /// Captures the caller's trace into `out`; returns its length and the
+    /// calling thread's id.
+    pub(super) fn capture(&self, out: &mut [usize; MAX_FRAMES], ret_addr: usize) -> (usize, u32) {
+        trace::capture_tid(&mut out[..self.frames], ret_addr)
     }
 
     /// Counts a report and aborts unless configured to continue.
@@ -201,6 +348,9 @@ impl la_debug {
                 return false;
             };
             let base = base.as_ptr() as usize;
+            // The index slot of the new block loads while its redzones are
+            // written.
+            self.shard(base + front).prefetch_slot(base + front);
             r.addr = base + front;
             r.base = base;
             r.base_len = base_len;
@@ -238,109 +388,237 @@ impl la_debug {
             return ptr::null_mut();
         }
         let mut tr = [0usize; MAX_FRAMES];
-        let n = self.capture(&mut tr, ret_addr);
-        let tid = trace::tid();
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
-        match st.live_bytes.checked_add(len) {
-            Some(t) if t <= self.limit.load(Ordering::Relaxed) => {}
-            _ => return ptr::null_mut(),
-        }
-        let r = st.table.new_record();
-        if r.is_null() {
+        let (n, tid) = self.capture(&mut tr, ret_addr);
+        let h = depot::hash(&tr[..n]);
+        // Memory that needs no lock (guarded mappings, a shared backing)
+        // is obtained before taking it.
+        let early = self.backing_shared || (self.guard_min != 0 && len >= self.guard_min);
+        let mut got = Record::EMPTY;
+        // SAFETY: len > 0 and align checked.
+        if early && !unsafe { self.obtain(&mut got, len, align, ret_addr) } {
             return ptr::null_mut();
         }
+        // Without early memory the instance has a single shard.
+        let sh = self.shard(got.addr);
+        let g = sh.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { sh.state() };
+        let charged = self.charge(len);
+        let r = if charged {
+            st.table.new_record()
+        } else {
+            ptr::null_mut()
+        };
+        if r.is_null() {
+            drop(g);
+            if charged {
+                self.discharge(len);
+            }
+            if early {
+                // SAFETY: obtained above, never handed out.
+                unsafe { self.give_back(&got) };
+            }
+            return ptr::null_mut();
+        }
+        if early {
+            // SAFETY: a fresh record of our table.
+            unsafe { r.write(got) };
         // SAFETY: fresh record; len > 0 and align checked.
-        if !unsafe { self.obtain(&mut *r, len, align, ret_addr) } {
+        } else if !unsafe { self.obtain(&mut *r, len, align, ret_addr) } {
             // SAFETY: not indexed.
             unsafe { st.table.drop_record(r) };
+            self.discharge(len);
             return ptr::null_mut();
         }
         // SAFETY: r is a valid record we own exclusively under the lock.
         let rec = unsafe { &mut *r };
-        if let Some(stale) = st.table.find(rec.addr) {
-            // Only possible when the backing reused an address whose record
-            // was kept (never happens for quarantined blocks, whose memory is
-            // still held): forget the old record.
-            st.table.remove(rec.addr);
-            // SAFETY: removed from the index; not in the quarantine (see above).
-            unsafe { st.table.drop_record(stale) };
-        }
-        if !st.table.insert(r) {
-            // SAFETY: the block was just obtained and is unused.
-            unsafe {
-                self.give_back(rec);
-                st.table.drop_record(r);
+        // SAFETY: a fresh record, not yet indexed.
+        match unsafe { st.table.insert_replacing(r) } {
+            Ok(None) => {}
+            Ok(Some(stale)) => {
+                // Only possible when the backing reused an address whose
+                // record was kept (never happens for quarantined blocks,
+                // whose memory is still held): forget the old record.
+                // SAFETY: no longer indexed; not in the quarantine (see above).
+                unsafe { st.table.drop_record(stale) };
             }
-            return ptr::null_mut();
+            Err(_) => {
+                // SAFETY: the block was just obtained and is unused.
+                unsafe {
+                    self.give_back(rec);
+                    st.table.drop_record(r);
+                }
+                self.discharge(len);
+                return ptr::null_mut();
+            }
+        }
+        let (slots, mask) = st.table.hint();
+        if sh.index_slots.load(Ordering::Relaxed) != slots {
+            sh.index_slots.store(slots, Ordering::Relaxed);
+            sh.index_mask.store(mask, Ordering::Relaxed);
         }
         rec.state = LIVE;
-        rec.n_alloc = n as u8;
-        rec.n_free = 0;
-        rec.suppressed = st.suppress_new as u8;
+        rec.alloc_stack = st.depot.intern(&tr[..n], h);
+        rec.free_stack = 0;
+        rec.suppressed = self.suppress_new.load(Ordering::Relaxed) as u8;
         rec._pad = 0;
+        rec.filling = 0;
         rec.alloc_tid = tid;
         rec.free_tid = 0;
-        // SAFETY: r is a record of this table.
-        unsafe { st.table.alloc_trace(r)[..n].copy_from_slice(&tr[..n]) };
-        st.live_bytes += len;
         st.live_count += 1;
         st.total_allocs += 1;
-        st.peak = st.peak.max(st.live_bytes);
         rec.addr as *mut u8
     }
 
     /// Removes a quarantined block for good: verify, give back, forget.
-    pub(super) fn evict(&self, st: &mut State, r: *mut Record) {
+    pub(super) fn evict(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
         self.check_fill(st, r);
         // SAFETY: a freed record whose memory we still hold.
-        unsafe {
-            self.give_back(&*r);
-            st.table.remove((*r).addr);
-            st.table.drop_record(r);
+        unsafe { self.forget(st, r, later) };
+    }
+
+    /// Drops a freed block's record and gives its memory back: at once, or
+    /// after the lock is released (`later`) when that needs no lock.
+    ///
+    /// # Safety
+    /// `r` is an indexed freed record whose memory we hold, in no list.
+    unsafe fn forget(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
+        // SAFETY: caller's promise.
+        let rec = unsafe { *r };
+        if (self.backing_shared || rec.kind == KIND_GUARDED) && later.nb < DEFERRED {
+            later.back[later.nb] = rec;
+            later.nb += 1;
+        } else {
+            // SAFETY: caller's promise: the block is dead and ours.
+            unsafe { self.give_back(&rec) };
+        }
+        st.table.remove(rec.addr);
+        // SAFETY: removed from the index; in no list.
+        unsafe { st.table.drop_record(r) };
+    }
+
+    /// Evicts `r` now, or leaves its (long) fill to be verified after the
+    /// lock is released (`later`).
+    fn evict_or_defer(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
+        // SAFETY: a quarantined record.
+        let rec = unsafe { &*r };
+        if self.check_waf && rec.kind == KIND_BACKING && rec.len > INLINE_FILL && later.n < DEFERRED
+        {
+            later.r[later.n] = r;
+            later.n += 1;
+        } else {
+            self.evict(st, r, later);
         }
     }
 
-    /// Marks a live block freed (traces, fill, quarantine).
-    pub(super) fn retire(&self, st: &mut State, r: *mut Record, here: &[usize], tid: u32) {
+    /// Marks a live block freed (traces, counters); `h` is the hash of
+    /// `here`. Returns true when the free fill (or, for a guarded block,
+    /// taking its pages away) is left to the caller, to do outside the lock
+    /// (`filling` is then set).
+    pub(super) fn retire(
+        &self,
+        st: &mut State,
+        r: *mut Record,
+        here: &[usize],
+        h: u64,
+        tid: u32,
+    ) -> bool {
         // SAFETY: an indexed live record.
         let rec = unsafe { &mut *r };
         rec.state = FREED;
-        rec.n_free = here.len() as u8;
+        rec.free_stack = st.depot.intern(here, h);
         rec.free_tid = tid;
-        // SAFETY: our record.
-        unsafe { st.table.free_trace(r)[..here.len()].copy_from_slice(here) };
-        st.live_bytes -= rec.len;
+        self.discharge(rec.len);
         st.live_count -= 1;
         st.total_frees += 1;
         if rec.kind == KIND_GUARDED {
-            let page = sys::page_size();
-            // SAFETY: the committed middle of our own reservation.
-            unsafe { sys::protect_none((rec.base + page) as *mut u8, rec.base_len - 2 * page) };
+            rec.filling = 1;
+            return true;
         } else if self.check_waf {
+            if rec.len > INLINE_FILL {
+                rec.filling = 1;
+                return true;
+            }
             // SAFETY: the user range of a block we hold.
             unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
         }
+        false
+    }
+
+    /// Puts a freed (and filled) block in the quarantine, evicting the
+    /// oldest ones beyond its limits (long ones into `later`).
+    fn enqueue(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
         if self.never_reuse {
             return;
+        }
+        // Start loading what the next evictions touch: the record two
+        // blocks ahead, and the index slot and first bytes of the block one
+        // ahead (whose record the previous call fetched).
+        if let Some(r2) = st.quarantine.peek(2) {
+            table::prefetch(r2 as usize);
+        }
+        if let Some(r1) = st.quarantine.peek(1) {
+            // SAFETY: quarantined records stay valid until evicted.
+            let (a, l) = unsafe { ((*r1).addr, (*r1).len) };
+            let (slots, mask) = st.table.hint();
+            table::prefetch(table::slot_hint(slots, mask, a));
+            let mut at = a;
+            while at < a + l.min(256) {
+                table::prefetch(at);
+                at += 64;
+            }
         }
         if st.quarantine.full()
             && let Some(old) = st.quarantine.pop()
         {
-            self.evict(st, old);
+            self.evict_or_defer(st, old, later);
         }
         // SAFETY: the record stays indexed (valid) until evicted.
         if !unsafe { st.quarantine.push(r) } {
-            self.evict(st, r);
+            self.evict_or_defer(st, r, later);
             return;
         }
         while st.quarantine.bytes > self.quarantine_bytes {
             let Some(old) = st.quarantine.pop() else {
                 break;
             };
-            self.evict(st, old);
+            self.evict_or_defer(st, old, later);
         }
+    }
+
+    /// Verifies the fills of `later` without the lock, then takes it to
+    /// report damage and drop the blocks; finally gives back the memory
+    /// left to give back without the lock.
+    fn finish_deferred(&self, sh: &Shard, later: &mut Deferred) {
+        if later.n > 0 {
+            let mut damaged = [false; DEFERRED];
+            for (i, &r) in later.r[..later.n].iter().enumerate() {
+                // SAFETY: evicted records stay indexed and their memory held
+                // until `forget` below; no other path writes them.
+                let bytes =
+                    unsafe { core::slice::from_raw_parts((*r).addr as *const u8, (*r).len) };
+                damaged[i] = first_unfilled(bytes).is_some();
+            }
+            let _g = sh.lock.lock();
+            // SAFETY: lock held.
+            let st = unsafe { sh.state() };
+            let n = later.n;
+            later.n = 0;
+            let evicted = later.r;
+            for (&r, &bad) in evicted[..n].iter().zip(&damaged) {
+                if bad {
+                    self.check_fill(st, r);
+                }
+                // SAFETY: evicted from the quarantine, so in no list.
+                unsafe { self.forget(st, r, later) };
+            }
+        }
+        for rec in &later.back[..later.nb] {
+            // SAFETY: dropped from the index (its address is free to be
+            // reused only now), memory still ours.
+            unsafe { self.give_back(rec) };
+        }
+        later.nb = 0;
     }
 
     /// Frees a block; `shape` is `Some((len, align))` for sized frees (the
@@ -349,28 +627,61 @@ impl la_debug {
         if p.is_null() {
             return;
         }
+        // The index slot of `p` loads while the trace is taken.
+        let sh = self.shard(p as usize);
+        sh.prefetch_slot(p as usize);
         let mut tr = [0usize; MAX_FRAMES];
-        let n = self.capture(&mut tr, ret_addr);
+        let (n, tid) = self.capture(&mut tr, ret_addr);
         let here = &tr[..n];
-        let tid = trace::tid();
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
-        let Some(r) = st.table.find(p as usize) else {
-            self.report_unknown(st, "free", p as usize, here, tid);
-            return;
+        let h = depot::hash(here);
+        let mut later = Deferred::new();
+        let fill_later = {
+            let _g = sh.lock.lock();
+            // SAFETY: lock held.
+            let st = unsafe { sh.state() };
+            let Some(r) = st.table.find(p as usize) else {
+                self.report_unknown(st, "free", p as usize, here, tid);
+                return;
+            };
+            // SAFETY: an indexed record.
+            if unsafe { (*r).state } == FREED {
+                self.report_freed(st, "free", r, here, tid);
+                return;
+            }
+            if let Some((len, align)) = shape {
+                // A mismatch is reported; the block is still freed as recorded.
+                self.check_shape(st, "free", r, len, align, here, tid);
+            }
+            self.check_zones(st, r, here, tid);
+            if self.retire(st, r, here, h, tid) {
+                // SAFETY: an indexed record (freed: its range is fixed now).
+                Some((r, unsafe { *r }))
+            } else {
+                self.enqueue(st, r, &mut later);
+                None
+            }
         };
-        // SAFETY: an indexed record.
-        if unsafe { (*r).state } == FREED {
-            self.report_freed(st, "free", r, here, tid);
-            return;
+        if let Some((r, rec)) = fill_later {
+            // Long fills and guard changes run without the lock: the block
+            // is freed (a second free is reported as such) and in no list
+            // yet, so nothing else reads, writes or releases its bytes.
+            if rec.kind == KIND_GUARDED {
+                let page = sys::page_size();
+                // SAFETY: the committed middle of our own reservation.
+                unsafe { sys::protect_none((rec.base + page) as *mut u8, rec.base_len - 2 * page) };
+            } else {
+                // SAFETY: the user range of a block we still hold.
+                unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
+            }
+            let _g = sh.lock.lock();
+            // SAFETY: lock held.
+            let st = unsafe { sh.state() };
+            // SAFETY: still indexed: only eviction drops freed records, and
+            // this one is in no quarantine.
+            unsafe { (*r).filling = 0 };
+            self.enqueue(st, r, &mut later);
         }
-        if let Some((len, align)) = shape {
-            // A mismatch is reported; the block is still freed as recorded.
-            self.check_shape(st, "free", r, len, align, here, tid);
-        }
-        self.check_zones(st, r, here, tid);
-        self.retire(st, r, here, tid);
+        self.finish_deferred(sh, &mut later);
     }
 
     /// Finds the live record of `p` for a resize-like operation, reporting
@@ -413,12 +724,12 @@ impl la_debug {
             return false;
         }
         let mut tr = [0usize; MAX_FRAMES];
-        let n = self.capture(&mut tr, ret_addr);
+        let (n, tid) = self.capture(&mut tr, ret_addr);
         let here = &tr[..n];
-        let tid = trace::tid();
-        let _g = self.lock.lock();
+        let sh = self.shard(p as usize);
+        let _g = sh.lock.lock();
         // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        let st = unsafe { sh.state() };
         let op = if shape.is_some() { "resize" } else { "realloc" };
         let Some(r) = self.live_for(st, op, p as usize, shape, here, tid) else {
             return false;
@@ -426,20 +737,17 @@ impl la_debug {
         self.check_zones(st, r, here, tid);
         // SAFETY: an indexed live record, exclusively ours under the lock.
         let rec = unsafe { &mut *r };
-        if new_len > rec.len {
-            match (st.live_bytes - rec.len).checked_add(new_len) {
-                Some(t) if t <= self.limit.load(Ordering::Relaxed) => {}
-                _ => return false,
-            }
+        let grow = new_len.saturating_sub(rec.len);
+        if grow > 0 && !self.charge(grow) {
+            return false;
         }
         if new_len > Self::capacity(rec) {
-            if rec.kind != KIND_BACKING {
-                return false;
-            }
             let front = rec.addr - rec.base;
-            let Some(new_base_len) =
-                alignment::forward(new_len, REDZONE).and_then(|b| b.checked_add(front + REDZONE))
-            else {
+            let new_base_len = alignment::forward(new_len, REDZONE)
+                .and_then(|b| b.checked_add(front + REDZONE))
+                .filter(|_| rec.kind == KIND_BACKING);
+            let Some(new_base_len) = new_base_len else {
+                self.discharge(grow);
                 return false;
             };
             // SAFETY: the backing block as last granted.
@@ -452,12 +760,14 @@ impl la_debug {
                     ret_addr,
                 )
             } {
+                self.discharge(grow);
                 return false;
             }
             rec.base_len = new_base_len;
         }
-        st.live_bytes = st.live_bytes - rec.len + new_len;
-        st.peak = st.peak.max(st.live_bytes);
+        if new_len < rec.len {
+            self.discharge(rec.len - new_len);
+        }
         rec.len = new_len;
         let [_, back] = Self::zones(rec);
         fill_canary(self.canary, back.0, back.1);
@@ -470,9 +780,10 @@ impl la_debug {
         if p.is_null() {
             return 0;
         }
-        let _g = self.lock.lock();
+        let sh = self.shard(p as usize);
+        let _g = sh.lock.lock();
         // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        let st = unsafe { sh.state() };
         if let Some(r) = st.table.find(p as usize) {
             // SAFETY: indexed record.
             if unsafe { (*r).state } == LIVE {
@@ -481,24 +792,18 @@ impl la_debug {
             }
         }
         let mut tr = [0usize; MAX_FRAMES];
-        let n = self.capture(&mut tr, ret_addr);
-        self.live_for(
-            st,
-            "malloc_usable_size",
-            p as usize,
-            None,
-            &tr[..n],
-            trace::tid(),
-        );
+        let (n, tid) = self.capture(&mut tr, ret_addr);
+        self.live_for(st, "malloc_usable_size", p as usize, None, &tr[..n], tid);
         0
     }
 
     /// The requested length of live block `p`; reports misuse as done by
     /// `op` (freed, interior, foreign pointers) and then gives `None`.
     pub fn live_len(&self, p: *const u8, op: &str, ret_addr: usize) -> Option<usize> {
-        let _g = self.lock.lock();
+        let sh = self.shard(p as usize);
+        let _g = sh.lock.lock();
         // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        let st = unsafe { sh.state() };
         if let Some(r) = st.table.find(p as usize) {
             // SAFETY: indexed record.
             if unsafe { (*r).state } == LIVE {
@@ -507,16 +812,17 @@ impl la_debug {
             }
         }
         let mut tr = [0usize; MAX_FRAMES];
-        let n = self.capture(&mut tr, ret_addr);
-        self.live_for(st, op, p as usize, None, &tr[..n], trace::tid());
+        let (n, tid) = self.capture(&mut tr, ret_addr);
+        self.live_for(st, op, p as usize, None, &tr[..n], tid);
         None
     }
 
     /// The requested length of live block `p`, without reporting anything.
     pub fn len_of(&self, p: *const u8) -> Option<usize> {
-        let _g = self.lock.lock();
+        let sh = self.shard(p as usize);
+        let _g = sh.lock.lock();
         // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        let st = unsafe { sh.state() };
         // SAFETY: indexed records are valid.
         st.table
             .find(p as usize)
@@ -527,9 +833,10 @@ impl la_debug {
 
     /// Whether `p` is the start of a live block of this instance.
     pub fn owns(&self, p: *const u8) -> bool {
-        let _g = self.lock.lock();
+        let sh = self.shard(p as usize);
+        let _g = sh.lock.lock();
         // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        let st = unsafe { sh.state() };
         // SAFETY: indexed records are valid.
         st.table
             .find(p as usize)
@@ -539,23 +846,37 @@ impl la_debug {
     /// Reports write-after-free in every held block (quarantine and
     /// never-reuse), without releasing them.
     pub fn verify_freed(&self) {
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
-        st.table.for_each(|r| {
-            // SAFETY: indexed record.
-            if unsafe { (*r).state } == FREED {
-                self.check_fill(st, r);
-            }
-        });
+        for sh in self.shards() {
+            let _g = sh.lock.lock();
+            // SAFETY: lock held.
+            let st = unsafe { sh.state() };
+            st.table.for_each(|r| {
+                // SAFETY: indexed record.
+                if unsafe { (*r).state == FREED && (*r).filling == 0 } {
+                    self.check_fill(st, r);
+                }
+            });
+        }
     }
 
     /// Prints a leak report (see `leaks.rs`); returns (bytes, blocks) leaked.
     pub fn report_leaks(&self, opts: &leaks::Options<'_>) -> (usize, usize) {
-        let _g = self.lock.lock();
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
-        leaks::report(&st.table, self.report_fd, opts)
+        // All shards at once, taken in order (other paths hold one at most).
+        let shards = self.shards();
+        for sh in shards {
+            sh.lock.acquire_raw();
+        }
+        let parts: [(&Table, &Depot); MAX_SHARDS] = core::array::from_fn(|i| {
+            // SAFETY: the locks of the shards in use are held; the others
+            // are never touched (only the first `shards.len()` are read).
+            let st = unsafe { self.shards[i].state_ref() };
+            (&st.table, &st.depot)
+        });
+        let found = leaks::report(&parts[..shards.len()], self.report_fd, opts);
+        for sh in shards {
+            sh.lock.reset();
+        }
+        found
     }
 
     /// Gives every block back and unmaps the instance.
@@ -574,15 +895,16 @@ impl la_debug {
                     slot.compare_exchange(d, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed);
             }
         }
-        {
-            let _g = this.lock.lock();
+        for sh in this.shards() {
+            let _g = sh.lock.lock();
             // SAFETY: lock held.
-            let st = unsafe { this.state() };
+            let st = unsafe { sh.state() };
             st.table.for_each(|r| {
                 // SAFETY: every indexed record's block is ours to give back.
                 unsafe { this.give_back(&*r) };
             });
             st.table.release();
+            st.depot.release();
             st.quarantine.release();
         }
         // SAFETY: mapped by `create` with this size; nothing uses it now.

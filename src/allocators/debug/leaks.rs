@@ -13,6 +13,7 @@
 use core::cmp::Ordering;
 use core::fmt::Write;
 
+use super::depot::Depot;
 use super::out::Out;
 use super::roots;
 use super::scratch::Scratch;
@@ -83,52 +84,66 @@ fn patterns(file: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-fn trace_of<'a>(t: &Table, r: *mut Record) -> &'a [usize] {
-    // SAFETY: r is a record of t.
-    unsafe { &t.alloc_trace(r)[..(*r).n_alloc as usize] }
+/// A live block to report: its record and the index of its shard.
+#[derive(Clone, Copy)]
+struct Leak {
+    r: *mut Record,
+    part: usize,
 }
 
-/// Prints the leak report for `table` to `fd`; returns (bytes, blocks)
-/// leaked after suppressions. Prints nothing when nothing leaked.
-pub fn report(table: &Table, fd: i32, opts: &Options<'_>) -> (usize, usize) {
+/// Prints the leak report for the shards `parts` (each a table and the
+/// depot of its traces) to `fd`; returns (bytes, blocks) leaked after
+/// suppressions. Prints nothing when nothing leaked.
+pub fn report(parts: &[(&Table, &Depot)], fd: i32, opts: &Options<'_>) -> (usize, usize) {
+    // SAFETY: the records of the tables being reported (locked).
+    let trace = |l: &Leak| parts[l.part].1.get(unsafe { (*l.r).alloc_stack });
+    if parts.is_empty() {
+        return (0, 0);
+    }
     let mut scratch = Scratch::new();
     let mut n = 0;
-    table.for_each(|r| {
-        // SAFETY: indexed records are valid.
-        if unsafe { (*r).state == LIVE && (*r).suppressed == 0 } {
-            n += 1;
-        }
-    });
+    for (table, _) in parts {
+        table.for_each(|r| {
+            // SAFETY: indexed records are valid.
+            if unsafe { (*r).state == LIVE && (*r).suppressed == 0 } {
+                n += 1;
+            }
+        });
+    }
     if n == 0 {
         return (0, 0);
     }
     if opts.scan_roots {
-        roots::mark_reachable(table, &mut scratch);
+        let tables: [&Table; super::MAX_SHARDS] =
+            core::array::from_fn(|i| parts[i.min(parts.len() - 1)].0);
+        roots::mark_reachable(&tables[..parts.len().min(super::MAX_SHARDS)], &mut scratch);
     }
-    let Some(list) = scratch.slice::<*mut Record>(n) else {
+    let Some(list) = scratch.slice::<Leak>(n) else {
         return (0, 0);
     };
     let mut k = 0;
-    table.for_each(|r| {
-        // SAFETY: indexed records are valid; `_pad` is the reachability mark.
-        if unsafe { (*r).state == LIVE && (*r).suppressed == 0 && (*r)._pad == 0 } {
-            list[k] = r;
-            k += 1;
-        }
-    });
+    for (part, (table, _)) in parts.iter().enumerate() {
+        table.for_each(|r| {
+            // SAFETY: indexed records are valid; `_pad` is the reachability mark.
+            if unsafe { (*r).state == LIVE && (*r).suppressed == 0 && (*r)._pad == 0 } && k < n {
+                list[k] = Leak { r, part };
+                k += 1;
+            }
+        });
+    }
     let list = &mut list[..k];
     if list.is_empty() {
         return (0, 0);
     }
-    list.sort_unstable_by(|&a, &b| trace_of(table, a).cmp(trace_of(table, b)));
+    list.sort_unstable_by(|a, b| trace(a).cmp(trace(b)));
     let Some(groups) = scratch.slice::<Group>(list.len()) else {
         return (0, 0);
     };
     let mut g = 0;
     for i in 0..list.len() {
         // SAFETY: a valid record.
-        let len = unsafe { (*list[i]).len };
-        if i > 0 && trace_of(table, list[i]) == trace_of(table, list[i - 1]) {
+        let len = unsafe { (*list[i].r).len };
+        if i > 0 && trace(&list[i]) == trace(&list[i - 1]) {
             groups[g - 1].count += 1;
             groups[g - 1].bytes += len;
         } else {
@@ -147,21 +162,21 @@ pub fn report(table: &Table, fd: i32, opts: &Options<'_>) -> (usize, usize) {
     });
     let mut total_frames = 0;
     for gr in groups.iter() {
-        total_frames += trace_of(table, list[gr.first]).len();
+        total_frames += trace(&list[gr.first]).len();
     }
     let Some(addrs) = scratch.slice::<usize>(total_frames) else {
         return (0, 0);
     };
     let mut a = 0;
     for gr in groups.iter() {
-        for &f in trace_of(table, list[gr.first]) {
+        for &f in trace(&list[gr.first]) {
             addrs[a] = f;
             a += 1;
         }
     }
     let syms = Symbols::resolve(&mut scratch, addrs);
     let suppressed = |gr: &Group| {
-        trace_of(table, list[gr.first]).iter().any(|&f| {
+        trace(&list[gr.first]).iter().any(|&f| {
             let s = syms.get(f);
             patterns(opts.suppressions).any(|p| {
                 glob_match(p, s.func) || glob_match(p, s.file_line) || glob_match(p, s.module)
@@ -190,7 +205,7 @@ pub fn report(table: &Table, fd: i32, opts: &Options<'_>) -> (usize, usize) {
             "Leak of {} byte(s) in {} object(s) allocated from:",
             gr.bytes, gr.count
         );
-        super::report::frames(&mut out, &syms, trace_of(table, list[gr.first]));
+        super::report::frames(&mut out, &syms, trace(&list[gr.first]));
         out.bytes(b"\n");
     }
     let _ = writeln!(

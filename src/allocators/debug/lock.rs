@@ -27,12 +27,16 @@ impl SpinLock {
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            spins += 1;
-            if spins < 64 {
-                core::hint::spin_loop();
-            } else {
-                // SAFETY: sched_yield has no preconditions.
-                unsafe { libc::sched_yield() };
+            // Wait with plain loads (the cache line stays shared instead of
+            // bouncing between the waiters' failed exchanges).
+            while self.0.load(Ordering::Relaxed) {
+                spins += 1;
+                if spins < 256 {
+                    core::hint::spin_loop();
+                } else {
+                    // SAFETY: sched_yield has no preconditions.
+                    unsafe { libc::sched_yield() };
+                }
             }
         }
         Guard(self)

@@ -15,13 +15,31 @@ use core::sync::atomic::Ordering;
 use super::redzone::{check_canary, fill_canary, first_unfilled};
 use super::report::{self, TraceRef};
 use super::table::{FREED, KIND_BACKING, KIND_GUARDED, LIVE, Record};
+use super::trace::MAX_FRAMES;
 use super::{FREE_FILL, REGISTRY, REGISTRY_LOCK, State, la_debug, la_debug_error, out, trace};
 
-/// What a lookup of a pointer that is no block's start found.
+/// What a lookup of a pointer that is no block's start found (on error
+/// paths only: the size of the interior case does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Unknown {
-    Interior(*mut Record),
+    /// Inside this block (a copy of its record and allocation trace, which
+    /// may come from another shard).
+    Interior(Record, [usize; MAX_FRAMES], usize),
     OtherInstance,
     Foreign,
+}
+
+/// The interior-pointer finding for block `r` of `st`.
+///
+/// # Safety
+/// `r` is a record of `st`'s table.
+unsafe fn interior(st: &State, r: *mut Record) -> Unknown {
+    // SAFETY: caller's promise.
+    let (rec, (at, _)) = unsafe { (*r, st.traces(r)) };
+    let mut frames = [0usize; MAX_FRAMES];
+    let n = at.len().min(MAX_FRAMES);
+    frames[..n].copy_from_slice(&at[..n]);
+    Unknown::Interior(rec, frames, n)
 }
 
 fn op_label(op: &str) -> &'static str {
@@ -36,14 +54,31 @@ fn op_label(op: &str) -> &'static str {
 }
 
 impl la_debug {
-    /// Explains a pointer that is no block's start. Called with our lock
-    /// held, on error paths only; under the registry lock it tries each
-    /// other instance's lock in turn to look the pointer up there (an
-    /// instance busy at that moment is skipped: the pointer is then called
-    /// foreign rather than risk a deadlock).
+    /// Explains a pointer that is no block's start. Called with the lock of
+    /// the shard `st` held, on error paths only; it tries the locks of our
+    /// other shards, then, under the registry lock, each other instance's
+    /// shards in turn to look the pointer up there (a shard busy at that
+    /// moment is skipped: the pointer is then called foreign rather than
+    /// risk a deadlock).
     fn classify(&self, st: &State, p: usize) -> Unknown {
         if let Some(r) = st.table.find_containing(p) {
-            return Unknown::Interior(r);
+            // SAFETY: a record of st.
+            return unsafe { interior(st, r) };
+        }
+        for sh in self.shards() {
+            if ptr::eq(sh.st.get().cast_const(), st) {
+                continue;
+            }
+            // Only try: its holder may be waiting for ours.
+            let Some(_g) = sh.lock.try_lock() else {
+                continue;
+            };
+            // SAFETY: the shard's lock is held.
+            let ost = unsafe { sh.state_ref() };
+            if let Some(r) = ost.table.find_containing(p) {
+                // SAFETY: a record of ost.
+                return unsafe { interior(ost, r) };
+            }
         }
         let _registry = REGISTRY_LOCK.lock();
         for slot in &REGISTRY {
@@ -54,14 +89,16 @@ impl la_debug {
             // SAFETY: registered instances stay mapped while REGISTRY_LOCK
             // is held (destroy unregisters under it).
             let other = unsafe { &*o };
-            // Only try: its holder may be waiting for REGISTRY_LOCK.
-            let Some(_g) = other.lock.try_lock() else {
-                continue;
-            };
-            // SAFETY: the other instance's lock is held.
-            let ost = unsafe { other.state() };
-            if ost.table.find(p).is_some() || ost.table.find_containing(p).is_some() {
-                return Unknown::OtherInstance;
+            for sh in other.shards() {
+                // Only try: its holder may be waiting for REGISTRY_LOCK.
+                let Some(_g) = sh.lock.try_lock() else {
+                    continue;
+                };
+                // SAFETY: the other instance's shard lock is held.
+                let ost = unsafe { sh.state_ref() };
+                if ost.table.find(p).is_some() || ost.table.find_containing(p).is_some() {
+                    return Unknown::OtherInstance;
+                }
             }
         }
         Unknown::Foreign
@@ -70,11 +107,8 @@ impl la_debug {
     /// Reports a bad pointer given to `op` ("free", "resize", ...).
     pub(super) fn report_unknown(&self, st: &State, op: &str, p: usize, here: &[usize], tid: u32) {
         match self.classify(st, p) {
-            Unknown::Interior(r) => {
-                // SAFETY: an indexed record.
-                let rec = unsafe { &*r };
-                // SAFETY: r belongs to our table.
-                let at = unsafe { st.table.alloc_trace(r) };
+            Unknown::Interior(rec, frames, n) => {
+                let at = &frames[..n];
                 let state = if rec.state == LIVE { "live" } else { "freed" };
                 report::misuse(
                     self.report_fd,
@@ -98,7 +132,7 @@ impl la_debug {
                         TraceRef {
                             label: "block allocated",
                             tid: rec.alloc_tid,
-                            frames: &at[..rec.n_alloc as usize],
+                            frames: at,
                         },
                     ],
                 );
@@ -155,7 +189,7 @@ impl la_debug {
         // SAFETY: an indexed record of our table.
         let rec = unsafe { &*r };
         // SAFETY: as above.
-        let (at, ft) = unsafe { (st.table.alloc_trace(r), st.table.free_trace(r)) };
+        let (at, ft) = unsafe { st.traces(r) };
         let double = op == "free";
         report::misuse(
             self.report_fd,
@@ -181,12 +215,12 @@ impl la_debug {
                 TraceRef {
                     label: "first freed",
                     tid: rec.free_tid,
-                    frames: &ft[..rec.n_free as usize],
+                    frames: ft,
                 },
                 TraceRef {
                     label: "allocated",
                     tid: rec.alloc_tid,
-                    frames: &at[..rec.n_alloc as usize],
+                    frames: at,
                 },
             ],
         );
@@ -214,8 +248,29 @@ impl la_debug {
         if rec.len == len && rec.align == align {
             return true;
         }
+        self.report_shape(st, op, r, len, align, here, tid);
+        false
+    }
+
+    /// The report of [`Self::check_shape`] (out of line: the checks stay
+    /// small and fast).
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn report_shape(
+        &self,
+        st: &State,
+        op: &str,
+        r: *mut Record,
+        len: usize,
+        align: u8,
+        here: &[usize],
+        tid: u32,
+    ) {
+        // SAFETY: an indexed record.
+        let rec = unsafe { &*r };
         // SAFETY: our record.
-        let at = unsafe { st.table.alloc_trace(r) };
+        let (at, _) = unsafe { st.traces(r) };
         let size = rec.len != len;
         report::misuse(
             self.report_fd,
@@ -249,7 +304,7 @@ impl la_debug {
                 TraceRef {
                     label: "allocated",
                     tid: rec.alloc_tid,
-                    frames: &at[..rec.n_alloc as usize],
+                    frames: at,
                 },
             ],
         );
@@ -258,7 +313,6 @@ impl la_debug {
         } else {
             la_debug_error::LA_DEBUG_WRONG_ALIGNMENT
         });
-        false
     }
 
     /// Checks the redzones of a live block, reporting damage.
@@ -272,11 +326,32 @@ impl la_debug {
         } else {
             None
         };
+        if over.is_some() || under.is_some() {
+            self.report_zones(st, r, here, tid, over, under);
+        }
+    }
+
+    /// The report of [`Self::check_zones`] (out of line), which then
+    /// repairs the redzones.
+    #[cold]
+    #[inline(never)]
+    fn report_zones(
+        &self,
+        st: &State,
+        r: *mut Record,
+        here: &[usize],
+        tid: u32,
+        over: Option<usize>,
+        under: Option<usize>,
+    ) {
+        // SAFETY: an indexed record.
+        let rec = unsafe { &*r };
+        let [front, back] = Self::zones(rec);
         let Some(bad) = over.or(under) else {
             return;
         };
         // SAFETY: our record.
-        let at = unsafe { st.table.alloc_trace(r) };
+        let (at, _) = unsafe { st.traces(r) };
         let is_over = over.is_some();
         report::misuse(
             self.report_fd,
@@ -312,7 +387,7 @@ impl la_debug {
                 TraceRef {
                     label: "allocated",
                     tid: rec.alloc_tid,
-                    frames: &at[..rec.n_alloc as usize],
+                    frames: at,
                 },
             ],
         );
@@ -335,11 +410,20 @@ impl la_debug {
         }
         // SAFETY: the freed block's memory is still held (quarantine).
         let bytes = unsafe { core::slice::from_raw_parts(rec.addr as *const u8, rec.len) };
-        let Some(off) = first_unfilled(bytes) else {
-            return;
-        };
+        if let Some(off) = first_unfilled(bytes) {
+            self.report_fill(st, r, off);
+        }
+    }
+
+    /// The report of [`Self::check_fill`] (out of line), which then refills
+    /// the block.
+    #[cold]
+    #[inline(never)]
+    fn report_fill(&self, st: &State, r: *mut Record, off: usize) {
+        // SAFETY: an indexed record.
+        let rec = unsafe { &*r };
         // SAFETY: our record.
-        let (at, ft) = unsafe { (st.table.alloc_trace(r), st.table.free_trace(r)) };
+        let (at, ft) = unsafe { st.traces(r) };
         report::misuse(
             self.report_fd,
             |o| {
@@ -355,12 +439,12 @@ impl la_debug {
                 TraceRef {
                     label: "freed",
                     tid: rec.free_tid,
-                    frames: &ft[..rec.n_free as usize],
+                    frames: ft,
                 },
                 TraceRef {
                     label: "allocated",
                     tid: rec.alloc_tid,
-                    frames: &at[..rec.n_alloc as usize],
+                    frames: at,
                 },
             ],
         );
@@ -374,11 +458,18 @@ impl la_debug {
     /// the faulting context's trace `here`) and returns true; false when
     /// the address is not ours or the lock cannot be taken.
     pub fn explain_fault(&self, addr: usize, here: &[usize]) -> bool {
-        let Some(_g) = self.lock.try_lock() else {
-            return false;
-        };
-        // SAFETY: lock held.
-        let st = unsafe { self.state() };
+        self.shards().iter().any(|sh| {
+            let Some(_g) = sh.lock.try_lock() else {
+                return false;
+            };
+            // SAFETY: lock held.
+            let st = unsafe { sh.state_ref() };
+            self.explain_fault_in(st, addr, here)
+        })
+    }
+
+    /// [`Self::explain_fault`] for the blocks of one shard (locked).
+    fn explain_fault_in(&self, st: &State, addr: usize, here: &[usize]) -> bool {
         let mut hit = None;
         st.table.for_each(|r| {
             // SAFETY: indexed records are valid.
@@ -393,7 +484,7 @@ impl la_debug {
         // SAFETY: an indexed record.
         let rec = unsafe { &*r };
         // SAFETY: our record.
-        let (at, ft) = unsafe { (st.table.alloc_trace(r), st.table.free_trace(r)) };
+        let (at, ft) = unsafe { st.traces(r) };
         let end = rec.addr + rec.len;
         let kind = if rec.state == FREED {
             la_debug_error::LA_DEBUG_USE_AFTER_FREE
@@ -412,12 +503,12 @@ impl la_debug {
         let alloc = TraceRef {
             label: "allocated",
             tid: rec.alloc_tid,
-            frames: &at[..rec.n_alloc as usize],
+            frames: at,
         };
         let free = TraceRef {
             label: "freed",
             tid: rec.free_tid,
-            frames: &ft[..rec.n_free as usize],
+            frames: ft,
         };
         let head = |o: &mut out::Out| {
             let _ = match kind {

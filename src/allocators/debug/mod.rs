@@ -3,7 +3,8 @@
 //!
 //! Every block gets a record kept out of band (`table.rs`) with its length,
 //! alignment, state and two stack traces (allocation and free, captured by a
-//! frame-pointer walk, `trace.rs`). The user block sits between two redzones
+//! frame-pointer walk, `trace.rs`, and stored once per distinct trace in a
+//! stack depot, `depot.rs`). The user block sits between two redzones
 //! filled with this instance's canary bytes; they are checked on free and
 //! resize (overflow past the requested length, underflow before the block).
 //! Blocks of at least `guard_page_min_len` bytes are their own mapping with
@@ -14,13 +15,16 @@
 //! foreign or other-instance pointers, overflows -- is reported with traces
 //! (`report.rs`), then aborts or, with `LA_DEBUG_CONTINUE`, is counted and
 //! the call does the safest thing. Leaks are reported grouped by allocation
-//! site (`leaks.rs`). One lock per instance makes it thread-safe.
+//! site (`leaks.rs`). Locks make it thread-safe: one per instance, or, over
+//! a backing that may be called from any thread (the shim's), one per
+//! shard of the address space.
 //!
 //! | file | concept |
 //! |---|---|
 //! | `mod.rs` | the C API: config, stats, result codes, `la_debug_*`, the vtable |
 //! | `instance.rs` | the allocator core: create, alloc, resize, free, quarantine, destroy |
 //! | `table.rs` | out-of-band records, the address index, the quarantine ring |
+//! | `depot.rs` | the stack depot: each distinct trace stored once, named by an id |
 //! | `redzone.rs` | canary redzones and the free fill |
 //! | `misuse.rs` | misuse checks and their reports, guard-page faults |
 //! | `trace.rs` | stack capture by frame-pointer walk (no allocation) |
@@ -34,6 +38,7 @@
 //! arena over `mmap`), so nothing can re-enter `malloc` under the shim.
 
 pub mod check_all;
+pub mod depot;
 mod instance;
 pub mod leaks;
 pub mod lock;
@@ -50,12 +55,13 @@ pub mod trace;
 
 use core::cell::UnsafeCell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize};
 
 use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtable_of};
 
+use depot::Depot;
 use lock::SpinLock;
-use table::{Quarantine, Table};
+use table::{Quarantine, Record, Table};
 
 /// What `la_debug` does when it detects misuse.
 #[allow(non_camel_case_types)]
@@ -222,39 +228,76 @@ static REGISTRY: [AtomicPtr<la_debug>; 64] = [const { AtomicPtr::new(ptr::null_m
 /// leaves it, so no instance is unmapped while another peeks at it.
 static REGISTRY_LOCK: SpinLock = SpinLock::new();
 
+/// Shards of an instance over a shared backing (see [`Shard`]).
+pub(crate) const MAX_SHARDS: usize = 8;
+
+/// The bookkeeping of one shard.
 struct State {
     table: Table,
+    depot: Depot,
     quarantine: Quarantine,
-    live_bytes: usize,
     live_count: usize,
-    peak: usize,
     total_allocs: usize,
     total_frees: usize,
-    /// New records are marked suppressed (allocations before `main`).
-    suppress_new: bool,
+}
+
+impl State {
+    /// The allocation and free traces of record `r`.
+    ///
+    /// # Safety
+    /// `r` is a record of this state's table.
+    unsafe fn traces(&self, r: *const Record) -> (&[usize], &[usize]) {
+        // SAFETY: caller's promise: a valid record.
+        let (a, f) = unsafe { ((*r).alloc_stack, (*r).free_stack) };
+        (self.depot.get(a), self.depot.get(f))
+    }
+}
+
+/// One lock and the records, stack depot and quarantine it guards. A block
+/// belongs to the shard its address picks (`la_debug::shard`), so threads
+/// working on different blocks mostly take different locks. An instance
+/// over a backing only callable under a lock has a single shard.
+#[repr(align(128))]
+struct Shard {
+    lock: SpinLock,
+    /// The index's slot array and mask, mirrored for lock-free prefetch
+    /// hints (`table::slot_hint`); possibly stale, never dereferenced.
+    index_slots: AtomicUsize,
+    index_mask: AtomicUsize,
+    st: UnsafeCell<State>,
 }
 
 /// A debug allocator instance (opaque in C).
 #[allow(non_camel_case_types)]
 pub struct la_debug {
     backing: ChildAllocator,
+    /// The backing may be called from any thread at once, so blocks are
+    /// obtained from and given back to it without a lock held, and the
+    /// instance has [`MAX_SHARDS`] shards.
+    backing_shared: bool,
     frames: usize,
     abort: bool,
     report_fd: i32,
     never_reuse: bool,
     check_waf: bool,
+    /// Quarantine bytes per shard.
     quarantine_bytes: usize,
     guard_min: usize,
     canary: u64,
     limit: AtomicUsize,
-    lock: SpinLock,
-    st: UnsafeCell<State>,
+    /// Requested bytes in live blocks, and their peak.
+    live_bytes: AtomicUsize,
+    peak: AtomicUsize,
+    /// New records are marked suppressed (allocations before `main`).
+    suppress_new: AtomicBool,
+    nshards: usize,
+    shards: [Shard; MAX_SHARDS],
     errors: AtomicUsize,
     last_error: AtomicU32,
 }
 
-// SAFETY: all mutable state is in `st`, touched only with `lock` held; the
-// rest is immutable after creation or atomic.
+// SAFETY: all mutable state is in the shards' `st`, each touched only with
+// its shard's `lock` held; the rest is immutable after creation or atomic.
 unsafe impl Sync for la_debug {}
 // SAFETY: as above.
 unsafe impl Send for la_debug {}

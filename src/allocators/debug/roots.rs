@@ -19,10 +19,18 @@ struct Ctx<'a> {
     sorted: &'a [*mut Record],
     work: &'a mut [*mut Record],
     top: usize,
+    /// `[lo, hi)` spans every live block: most words fall outside and are
+    /// rejected without a search.
+    lo: usize,
+    hi: usize,
 }
 
 impl Ctx<'_> {
+    #[inline]
     fn find(&self, v: usize) -> Option<*mut Record> {
+        if v.wrapping_sub(self.lo) >= self.hi.wrapping_sub(self.lo) {
+            return None;
+        }
         // The last block starting at or below v.
         // SAFETY: records in the sorted list are valid.
         let i = self.sorted.partition_point(|&r| unsafe { (*r).addr } <= v);
@@ -145,20 +153,23 @@ unsafe extern "C" fn phdr_cb(
     0
 }
 
-/// Marks (`_pad = 1`) every live block of `table` reachable from the roots;
-/// clears the marks of the others.
+/// Marks (`_pad = 1`) every live block of `tables` (the shards of one
+/// instance) reachable from the roots; clears the marks of the others.
 #[inline(never)]
-pub fn mark_reachable(table: &Table, scratch: &mut Scratch) {
+pub fn mark_reachable(tables: &[&Table], scratch: &mut Scratch) {
+    let tables = || tables.iter();
     let mut n = 0;
-    table.for_each(|r| {
-        // SAFETY: indexed records are valid.
-        unsafe {
-            (*r)._pad = 0;
-            if (*r).state == LIVE {
-                n += 1;
+    for table in tables() {
+        table.for_each(|r| {
+            // SAFETY: indexed records are valid.
+            unsafe {
+                (*r)._pad = 0;
+                if (*r).state == LIVE {
+                    n += 1;
+                }
             }
-        }
-    });
+        });
+    }
     let (Some(sorted), Some(work)) = (
         scratch.slice::<*mut Record>(n),
         scratch.slice::<*mut Record>(n),
@@ -166,19 +177,34 @@ pub fn mark_reachable(table: &Table, scratch: &mut Scratch) {
         return;
     };
     let mut k = 0;
-    table.for_each(|r| {
-        // SAFETY: as above.
-        if unsafe { (*r).state } == LIVE {
-            sorted[k] = r;
-            k += 1;
-        }
-    });
+    for table in tables() {
+        table.for_each(|r| {
+            // SAFETY: as above.
+            if unsafe { (*r).state } == LIVE && k < n {
+                sorted[k] = r;
+                k += 1;
+            }
+        });
+    }
     // SAFETY: valid records.
     sorted.sort_unstable_by_key(|&r| unsafe { (*r).addr });
+    // SAFETY: valid records.
+    let (lo, hi) = unsafe {
+        (
+            sorted.first().map_or(0, |&r| (*r).addr),
+            sorted
+                .iter()
+                .map(|&r| (*r).addr + (*r).len.max(1))
+                .max()
+                .unwrap_or(0),
+        )
+    };
     let mut ctx = Ctx {
         sorted,
         work,
         top: 0,
+        lo,
+        hi,
     };
     // SAFETY: the callback only reads program headers and writable segments.
     unsafe { libc::dl_iterate_phdr(Some(phdr_cb), (&mut ctx as *mut Ctx<'_>).cast()) };
@@ -189,12 +215,14 @@ pub fn mark_reachable(table: &Table, scratch: &mut Scratch) {
     ctx.drain();
     let mut slabs = [(0usize, 0usize); 256];
     let mut ns = 0;
-    table.for_each_slab(|lo, hi| {
-        if ns < slabs.len() {
-            slabs[ns] = (lo, hi);
-            ns += 1;
-        }
-    });
+    for table in tables() {
+        table.for_each_slab(|lo, hi| {
+            if ns < slabs.len() {
+                slabs[ns] = (lo, hi);
+                ns += 1;
+            }
+        });
+    }
     let mut ranges = [(0usize, 0usize); 512];
     let mut nr = 0;
     super::maps::for_each(|m| {

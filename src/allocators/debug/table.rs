@@ -2,15 +2,19 @@
 //! freed and still remembered), found by the block's address.
 //!
 //! Records live out of band, in slabs mapped from the OS, so a buffer
-//! overflow in user memory cannot corrupt them. Each record is followed by
-//! two traces of `frames` return addresses (allocation, free). The index is
-//! an open-addressing hash table (linear probing, backward-shift deletion)
-//! from the block's user address to its record, doubled when half full.
+//! overflow in user memory cannot corrupt them. A record names its
+//! allocation and free traces by their ids in the instance's stack depot
+//! (`depot.rs`), so it takes one cache line whatever the trace depth. The
+//! index is an open-addressing hash table (linear probing, backward-shift
+//! deletion) from the block's user address to its record, doubled when half
+//! full. A slot holds the record's address (below 2^48), an 8-bit tag of
+//! the block address and the slot's distance from its home slot (capped at
+//! 255), so neither a probe passing other blocks' slots nor a deletion
+//! shifting them back loads their records.
 //! Nothing here allocates through `malloc`; all memory comes from `sys`.
 
 use core::ptr;
 
-use crate::alignment;
 use crate::sys;
 
 /// The block is live.
@@ -25,6 +29,7 @@ pub(crate) const KIND_GUARDED: u8 = 1;
 
 /// What the allocator knows about one block.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct Record {
     /// The address handed to the user.
     pub addr: usize,
@@ -33,6 +38,12 @@ pub struct Record {
     /// The backing block (or mapping) holding it, with redzones.
     pub base: usize,
     pub base_len: usize,
+    /// Depot ids of the allocation and free traces (0: none).
+    pub alloc_stack: u32,
+    pub free_stack: u32,
+    /// Kernel thread ids of the allocating and freeing threads.
+    pub alloc_tid: u32,
+    pub free_tid: u32,
     /// log2 alignments of the user block and of the backing block.
     pub align: u8,
     pub base_align: u8,
@@ -40,30 +51,107 @@ pub struct Record {
     pub state: u8,
     /// [`KIND_BACKING`] or [`KIND_GUARDED`].
     pub kind: u8,
-    /// Frames used in the allocation and free traces.
-    pub n_alloc: u8,
-    pub n_free: u8,
     /// Not reported as a leak (made before the program's `main`, say).
     pub suppressed: u8,
+    /// Freed, and its free fill is being written outside the lock: not in
+    /// the quarantine yet, not to be verified.
+    pub filling: u8,
+    /// Scratch mark (reachability during a leak scan).
     pub _pad: u8,
-    /// Kernel thread ids of the allocating and freeing threads.
-    pub alloc_tid: u32,
-    pub free_tid: u32,
+}
+
+impl Record {
+    /// A record with every field zero (filled in by its user).
+    pub const EMPTY: Record = Record {
+        addr: 0,
+        len: 0,
+        base: 0,
+        base_len: 0,
+        alloc_stack: 0,
+        free_stack: 0,
+        alloc_tid: 0,
+        free_tid: 0,
+        align: 0,
+        base_align: 0,
+        state: 0,
+        kind: 0,
+        suppressed: 0,
+        _pad: 0,
+        filling: 0,
+    };
 }
 
 const SLAB: usize = 1 << 20;
+/// Bytes per record in a slab: a cache line, so a record is one miss.
+const STRIDE: usize = 64;
+
+/// Asks the CPU to start loading the cache line holding `addr` (a hint:
+/// never faults, even for an address no longer mapped).
+#[inline(always)]
+pub fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching has no architectural effect and cannot fault.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(addr as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
+/// The index could not grow.
+#[derive(Debug)]
+pub struct OutOfMemory;
 
 /// All records of one allocator and the index over them.
 pub struct Table {
-    frames: usize,
-    stride: usize,
     free_list: *mut Record,
     slabs: *mut usize,
     slab_next: usize,
     slab_end: usize,
-    slots: *mut *mut Record,
+    /// Tagged record pointers ([`tag`]); 0 = empty.
+    slots: *mut usize,
     cap: usize,
     count: usize,
+}
+
+/// The slot of `addr`'s probe start, as an address for [`prefetch`], given
+/// a slot array and its mask (possibly stale: only a hint).
+#[inline]
+pub fn slot_hint(slots: usize, mask: usize, addr: usize) -> usize {
+    slots + (hash(addr) & mask) * core::mem::size_of::<usize>()
+}
+
+/// Bits of a slot holding the record's address.
+const PTR_MASK: usize = (1 << 48) - 1;
+/// Bits of a slot holding the tag.
+const TAG_MASK: usize = 0xff << 48;
+/// First bit of the distance from home; [`FAR`] means "at least that far".
+const DIST_SHIFT: u32 = 56;
+const FAR: usize = 255;
+
+/// The tag bits of a slot for block address `addr`.
+#[inline]
+fn tag(addr: usize) -> usize {
+    ((addr >> 4).wrapping_mul(0xd6e8_feb8_6659_fd93) >> 56) << 48
+}
+
+/// The slot value of record `r` at block address `addr`, `dist` slots past
+/// its home.
+#[inline]
+fn slot_of(r: *mut Record, addr: usize, dist: usize) -> usize {
+    r as usize | tag(addr) | (dist.min(FAR) << DIST_SHIFT)
+}
+
+/// The record of a non-empty slot.
+#[inline]
+fn record_of(slot: usize) -> *mut Record {
+    (slot & PTR_MASK) as *mut Record
+}
+
+/// Whether a non-empty slot may be the one of block address tag `t`.
+#[inline]
+fn tag_matches(slot: usize, t: usize) -> bool {
+    slot & TAG_MASK == t
 }
 
 /// Slot hash of a block address: each 4 KiB page of addresses gets its own
@@ -81,12 +169,9 @@ fn hash(addr: usize) -> usize {
 }
 
 impl Table {
-    /// An empty table whose records hold `frames` frames per trace.
-    pub const fn new(frames: usize) -> Self {
-        let stride = core::mem::size_of::<Record>() + 2 * frames * core::mem::size_of::<usize>();
+    /// An empty table.
+    pub const fn new() -> Self {
         Table {
-            frames,
-            stride,
             free_list: ptr::null_mut(),
             slabs: ptr::null_mut(),
             slab_next: 0,
@@ -95,11 +180,6 @@ impl Table {
             cap: 0,
             count: 0,
         }
-    }
-
-    /// Frames per trace.
-    pub fn frames(&self) -> usize {
-        self.frames
     }
 
     /// Records in the index.
@@ -112,26 +192,6 @@ impl Table {
         self.count == 0
     }
 
-    /// The allocation trace of `r`.
-    ///
-    /// # Safety
-    /// `r` is a record of this table.
-    pub unsafe fn alloc_trace<'a>(&self, r: *mut Record) -> &'a mut [usize] {
-        // SAFETY: the record is followed by 2 * frames words (stride).
-        unsafe { core::slice::from_raw_parts_mut(r.add(1).cast::<usize>(), self.frames) }
-    }
-
-    /// The free trace of `r`.
-    ///
-    /// # Safety
-    /// `r` is a record of this table.
-    pub unsafe fn free_trace<'a>(&self, r: *mut Record) -> &'a mut [usize] {
-        // SAFETY: as above, the second half.
-        unsafe {
-            core::slice::from_raw_parts_mut(r.add(1).cast::<usize>().add(self.frames), self.frames)
-        }
-    }
-
     /// A fresh record (not yet in the index), or NULL when out of memory.
     pub fn new_record(&mut self) -> *mut Record {
         if !self.free_list.is_null() {
@@ -140,20 +200,25 @@ impl Table {
             self.free_list = unsafe { (*r).addr } as *mut Record;
             return r;
         }
-        if self.slab_next + self.stride > self.slab_end {
+        if self.slab_next + STRIDE > self.slab_end {
             let Some(m) = sys::map(SLAB) else {
                 return ptr::null_mut();
             };
             let base = m.as_ptr() as usize;
+            if base + SLAB > PTR_MASK {
+                // SAFETY: just mapped with this size.
+                unsafe { sys::unmap(m.as_ptr(), SLAB) };
+                return ptr::null_mut();
+            }
             // The first word of each slab links the slabs together.
             // SAFETY: fresh writable mapping.
             unsafe { *(base as *mut usize) = self.slabs as usize };
             self.slabs = base as *mut usize;
-            self.slab_next = base + 16;
+            self.slab_next = base + STRIDE;
             self.slab_end = base + SLAB;
         }
         let r = self.slab_next as *mut Record;
-        self.slab_next += alignment::forward(self.stride, 8).unwrap_or(self.stride);
+        self.slab_next += STRIDE;
         r
     }
 
@@ -173,15 +238,17 @@ impl Table {
             return None;
         }
         let mask = self.cap - 1;
+        let t = tag(addr);
         let mut i = hash(addr) & mask;
         loop {
             // SAFETY: i < cap, the slot array has cap entries.
-            let r = unsafe { *self.slots.add(i) };
-            if r.is_null() {
+            let s = unsafe { *self.slots.add(i) };
+            if s == 0 {
                 return None;
             }
-            // SAFETY: non-null slots point to records of this table.
-            if unsafe { (*r).addr } == addr {
+            let r = record_of(s);
+            // SAFETY: non-empty slots point to records of this table.
+            if tag_matches(s, t) && unsafe { (*r).addr } == addr {
                 return Some(r);
             }
             i = (i + 1) & mask;
@@ -190,7 +257,7 @@ impl Table {
 
     fn grow(&mut self) -> bool {
         let new_cap = if self.cap == 0 { 1024 } else { self.cap * 2 };
-        let bytes = new_cap * core::mem::size_of::<*mut Record>();
+        let bytes = new_cap * core::mem::size_of::<usize>();
         let Some(m) = sys::map(bytes) else {
             return false;
         };
@@ -200,14 +267,14 @@ impl Table {
         self.cap = new_cap;
         for i in 0..old_cap {
             // SAFETY: i < old_cap.
-            let r = unsafe { *old.add(i) };
-            if !r.is_null() {
-                self.place(r);
+            let s = unsafe { *old.add(i) };
+            if s != 0 {
+                self.place(record_of(s));
             }
         }
         if old_cap > 0 {
             // SAFETY: the old slot array was mapped by us with this size.
-            unsafe { sys::unmap(old.cast(), old_cap * core::mem::size_of::<*mut Record>()) };
+            unsafe { sys::unmap(old.cast(), old_cap * core::mem::size_of::<usize>()) };
         }
         true
     }
@@ -215,14 +282,21 @@ impl Table {
     fn place(&mut self, r: *mut Record) {
         let mask = self.cap - 1;
         // SAFETY: r is a record of this table.
-        let mut i = hash(unsafe { (*r).addr }) & mask;
+        let addr = unsafe { (*r).addr };
+        let home = hash(addr) & mask;
+        let mut i = home;
         // SAFETY: i < cap throughout; the table is never full (load ≤ 1/2).
         unsafe {
-            while !(*self.slots.add(i)).is_null() {
+            while *self.slots.add(i) != 0 {
                 i = (i + 1) & mask;
             }
-            *self.slots.add(i) = r;
+            *self.slots.add(i) = slot_of(r, addr, i.wrapping_sub(home) & mask);
         }
+    }
+
+    /// The slot array and its mask (for [`slot_hint`]); (0, 0) when empty.
+    pub fn hint(&self) -> (usize, usize) {
+        (self.slots as usize, self.cap.wrapping_sub(1))
     }
 
     /// Adds `r` (its `addr` set, not already present) to the index. False
@@ -236,21 +310,62 @@ impl Table {
         true
     }
 
+    /// Adds `r` (its `addr` set) to the index in one probe; a record already
+    /// there for the same address is replaced and returned (no longer
+    /// indexed).
+    ///
+    /// # Safety
+    /// `r` came from [`Table::new_record`] and is not in the index.
+    pub unsafe fn insert_replacing(
+        &mut self,
+        r: *mut Record,
+    ) -> Result<Option<*mut Record>, OutOfMemory> {
+        if (self.count + 1) * 2 > self.cap && !self.grow() {
+            return Err(OutOfMemory);
+        }
+        let mask = self.cap - 1;
+        // SAFETY: r is a record of this table.
+        let addr = unsafe { (*r).addr };
+        let t = tag(addr);
+        let home = hash(addr) & mask;
+        let mut i = home;
+        // SAFETY: i < cap throughout; the table is never full (load ≤ 1/2);
+        // non-empty slots point to records of this table.
+        unsafe {
+            loop {
+                let s = *self.slots.add(i);
+                if s == 0 {
+                    break;
+                }
+                let old = record_of(s);
+                if tag_matches(s, t) && (*old).addr == addr {
+                    *self.slots.add(i) = slot_of(r, addr, i.wrapping_sub(home) & mask);
+                    return Ok(Some(old));
+                }
+                i = (i + 1) & mask;
+            }
+            *self.slots.add(i) = slot_of(r, addr, i.wrapping_sub(home) & mask);
+        }
+        self.count += 1;
+        Ok(None)
+    }
+
     /// Removes the record of `addr` from the index (backward-shift deletion).
     pub fn remove(&mut self, addr: usize) {
         if self.cap == 0 {
             return;
         }
         let mask = self.cap - 1;
+        let t = tag(addr);
         let mut i = hash(addr) & mask;
         // SAFETY: every index is masked to < cap; slots point to records.
         unsafe {
             loop {
-                let r = *self.slots.add(i);
-                if r.is_null() {
+                let s = *self.slots.add(i);
+                if s == 0 {
                     return;
                 }
-                if (*r).addr == addr {
+                if tag_matches(s, t) && (*record_of(s)).addr == addr {
                     break;
                 }
                 i = (i + 1) & mask;
@@ -258,24 +373,27 @@ impl Table {
             let mut hole = i;
             let mut j = (i + 1) & mask;
             loop {
-                let r = *self.slots.add(j);
-                if r.is_null() {
+                let s = *self.slots.add(j);
+                if s == 0 {
                     break;
                 }
-                let home = hash((*r).addr) & mask;
-                // Move r into the hole unless its home lies cyclically in (hole, j].
-                let between = if hole <= j {
-                    hole < home && home <= j
-                } else {
-                    hole < home || home <= j
-                };
-                if !between {
-                    *self.slots.add(hole) = r;
+                let mut dist = s >> DIST_SHIFT;
+                if dist == FAR {
+                    let a = (*record_of(s)).addr;
+                    dist = j.wrapping_sub(hash(a)) & mask;
+                }
+                // Move the entry into the hole unless its home lies
+                // cyclically in (hole, j], i.e. unless it is nearer its home
+                // than the hole is.
+                let gap = j.wrapping_sub(hole) & mask;
+                if dist >= gap {
+                    let moved = (s & (PTR_MASK | TAG_MASK)) | ((dist - gap).min(FAR) << DIST_SHIFT);
+                    *self.slots.add(hole) = moved;
                     hole = j;
                 }
                 j = (j + 1) & mask;
             }
-            *self.slots.add(hole) = ptr::null_mut();
+            *self.slots.add(hole) = 0;
         }
         self.count -= 1;
     }
@@ -284,9 +402,9 @@ impl Table {
     pub fn for_each(&self, mut f: impl FnMut(*mut Record)) {
         for i in 0..self.cap {
             // SAFETY: i < cap.
-            let r = unsafe { *self.slots.add(i) };
-            if !r.is_null() {
-                f(r);
+            let s = unsafe { *self.slots.add(i) };
+            if s != 0 {
+                f(record_of(s));
             }
         }
     }
@@ -319,12 +437,7 @@ impl Table {
     pub fn release(&mut self) {
         if self.cap > 0 {
             // SAFETY: the slot array was mapped by `grow` with this size.
-            unsafe {
-                sys::unmap(
-                    self.slots.cast(),
-                    self.cap * core::mem::size_of::<*mut Record>(),
-                )
-            };
+            unsafe { sys::unmap(self.slots.cast(), self.cap * core::mem::size_of::<usize>()) };
         }
         let mut s = self.slabs;
         while !s.is_null() {
@@ -335,9 +448,17 @@ impl Table {
                 s = prev;
             }
         }
-        *self = Table::new(self.frames);
+        *self = Table::new();
     }
 }
+
+impl Default for Table {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<Record>() <= STRIDE);
 
 /// Freed blocks held back from the backing allocator, oldest first, so
 /// their addresses are not reused at once (double frees and writes after
@@ -352,8 +473,10 @@ pub struct Quarantine {
 }
 
 impl Quarantine {
-    /// An empty quarantine of up to `cap` blocks (mapped on first use).
+    /// An empty quarantine of up to `cap` blocks (a power of two; mapped on
+    /// first use).
     pub const fn new(cap: usize) -> Self {
+        assert!(cap.is_power_of_two());
         Quarantine {
             ring: ptr::null_mut(),
             cap,
@@ -394,11 +517,20 @@ impl Quarantine {
             return false;
         }
         // SAFETY: the slot index is < cap.
-        unsafe { *self.ring.add((self.head + self.len) % self.cap) = r };
+        unsafe { *self.ring.add((self.head + self.len) & (self.cap - 1)) = r };
         self.len += 1;
         // SAFETY: r is a valid record (caller's promise).
         self.bytes += unsafe { (*r).base_len };
         true
+    }
+
+    /// The `k`-th oldest block (0: the next one [`Quarantine::pop`] gives).
+    pub fn peek(&self, k: usize) -> Option<*mut Record> {
+        if k >= self.len {
+            return None;
+        }
+        // SAFETY: the slot index is < cap and holds one of the len blocks.
+        Some(unsafe { *self.ring.add((self.head + k) & (self.cap - 1)) })
     }
 
     /// Removes and returns the oldest block.
@@ -408,7 +540,7 @@ impl Quarantine {
         }
         // SAFETY: head < cap.
         let r = unsafe { *self.ring.add(self.head) };
-        self.head = (self.head + 1) % self.cap;
+        self.head = (self.head + 1) & (self.cap - 1);
         self.len -= 1;
         // SAFETY: records in the ring stay valid until popped.
         self.bytes -= unsafe { (*r).base_len };
@@ -436,7 +568,7 @@ mod tests {
 
     #[test]
     fn insert_find_remove() {
-        let mut t = Table::new(4);
+        let mut t = Table::new();
         let mut recs = [ptr::null_mut(); 3000];
         for (i, slot) in recs.iter_mut().enumerate() {
             let r = t.new_record();
@@ -452,6 +584,38 @@ mod tests {
         }
         for i in 0..3000 {
             assert_eq!(t.find(0x1000 + i * 16).is_some(), i % 3 != 0, "{i}");
+        }
+        t.release();
+    }
+
+    #[test]
+    fn random_inserts_and_removes_match_a_model() {
+        // Blocks packed into few pages make long probe runs, so deletions
+        // shift entries back across many slots.
+        let mut t = Table::new();
+        let mut live = std::collections::HashSet::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let addr = 0x10_0000 + (x as usize % 4096) * 16;
+            if live.contains(&addr) {
+                t.remove(addr);
+                live.remove(&addr);
+            } else {
+                let r = t.new_record();
+                // SAFETY: fresh record.
+                unsafe { (*r).addr = addr };
+                // SAFETY: fresh record, and addr is not indexed.
+                assert!(matches!(unsafe { t.insert_replacing(r) }, Ok(None)));
+                live.insert(addr);
+            }
+            assert_eq!(t.len(), live.len());
+        }
+        for k in 0..4096 {
+            let addr = 0x10_0000 + k * 16;
+            assert_eq!(t.find(addr).is_some(), live.contains(&addr), "{addr:x}");
         }
         t.release();
     }

@@ -33,6 +33,23 @@ impl Fixture {
         Self::with(|_| {})
     }
 
+    /// An instance over a backing callable from any thread (the page
+    /// allocator), so with several shards, as the shim's.
+    fn sharded() -> Fixture {
+        let f = Self::with(|_| {});
+        // SAFETY: the instance is unused; replaced by a sharded one with the
+        // same configuration and report fd.
+        unsafe { la_debug::destroy(f.d) };
+        let cfg = la_debug_config {
+            on_error: la_debug_on_error::LA_DEBUG_CONTINUE,
+            report_fd: f.fd,
+            ..la_debug_config::default()
+        };
+        let d = la_debug::create_with(la_page_allocator(), &cfg, true);
+        assert!(!d.is_null());
+        Fixture { d, fd: f.fd }
+    }
+
     fn d(&self) -> &la_debug {
         // SAFETY: live until the fixture is finished.
         unsafe { &*self.d }
@@ -212,6 +229,43 @@ fn leak_is_reported_with_summary() {
 }
 
 #[test]
+fn sharded_instance_finds_misuse_and_leaks_across_shards() {
+    let f = Fixture::sharded();
+    let g = Fixture::sharded();
+    // Blocks on many pages, so in every shard.
+    let mut blocks = [ptr::null_mut(); 40];
+    for b in blocks.iter_mut() {
+        *b = alloc(f.d(), 5000, 4);
+    }
+    assert_eq!(f.d().stats().live_allocations, 40);
+    // An interior pointer on another page than its block's start.
+    let p = blocks[0];
+    f.d().free(p.wrapping_add(4100), None, 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_INTERIOR_POINTER));
+    assert!(f.report().contains("free of interior pointer"));
+    f.d().free(p, Some((5000, 4)), 0);
+    f.d().free(p, None, 0);
+    assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_DOUBLE_FREE));
+    let q = alloc(g.d(), 64, 3);
+    f.d().free(q, None, 0);
+    assert_eq!(f.errors(), (3, la_debug_error::LA_DEBUG_OTHER_INSTANCE));
+    g.d().free(q, None, 0);
+    // The 39 others leak from one site: one group, whatever their shards.
+    // SAFETY: live instance.
+    assert!(unsafe { la_debug_detect_leaks(f.d) });
+    let r = f.report();
+    assert!(r.contains("Leak of 195000 byte(s) in 39 object(s)"), "{r}");
+    assert!(
+        r.contains("SUMMARY: liballoc: 195000 byte(s) leaked in 39 allocation(s)."),
+        "{r}"
+    );
+    let s = f.d().stats();
+    assert_eq!((s.live_allocations, s.live_bytes), (39, 195000));
+    assert_eq!(g.finish(), la_check::LA_CHECK_OK);
+    assert_eq!(f.finish(), la_check::LA_CHECK_LEAK);
+}
+
+#[test]
 fn double_free_reports_three_traces() {
     let f = Fixture::new();
     let p = alloc(f.d(), 32, 3);
@@ -294,8 +348,9 @@ fn interior_foreign_and_other_instance_pointers() {
 fn overflow_and_underflow_by_one_byte() {
     let f = Fixture::new();
     let p = alloc(f.d(), 13, 0);
-    // SAFETY: one byte past the block, inside its redzone (deliberately).
-    unsafe { *p.add(13) = 0 };
+    // SAFETY: one byte past the block, inside its redzone (deliberately;
+    // flipped, so it changes whatever the canary byte is).
+    unsafe { *p.add(13) ^= 0xff };
     f.d().free(p, None, 0);
     assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_OVERFLOW));
     assert!(
@@ -304,7 +359,7 @@ fn overflow_and_underflow_by_one_byte() {
     );
     let q = alloc(f.d(), 13, 0);
     // SAFETY: one byte before the block, inside its redzone.
-    unsafe { *q.sub(1) = 0 };
+    unsafe { *q.sub(1) ^= 0xff };
     f.d().free(q, None, 0);
     assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_UNDERFLOW));
     assert_eq!(f.finish(), la_check::LA_CHECK_OK);
@@ -333,6 +388,32 @@ fn quarantine_eviction_verifies_fill() {
     f.d().free(p, Some((100, 3)), 0);
     // Evicted at once: the memory went back to the page allocator.
     assert_eq!(f.errors().0, 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn long_blocks_are_filled_and_verified_outside_the_lock() {
+    // Blocks over 1 KiB are filled after the lock is released and verified
+    // after eviction without it: writes after free are still found.
+    let f = Fixture::with(|c| c.quarantine_bytes = 16 << 10);
+    let p = alloc(f.d(), 5000, 4);
+    f.d().free(p, Some((5000, 4)), 0);
+    // SAFETY: the freed block is held in quarantine, deliberately written.
+    unsafe { *p.add(4321) = 1 };
+    for _ in 0..4 {
+        let q = alloc(f.d(), 6000, 4);
+        f.d().free(q, Some((6000, 4)), 0);
+    }
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_WRITE_AFTER_FREE));
+    assert!(
+        f.report()
+            .contains("write after free: byte 4321 of the freed 5000-byte block")
+    );
+    // A double free of a long block is still one.
+    let q = alloc(f.d(), 3000, 4);
+    f.d().free(q, None, 0);
+    f.d().free(q, None, 0);
+    assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_DOUBLE_FREE));
     assert_eq!(f.finish(), la_check::LA_CHECK_OK);
 }
 

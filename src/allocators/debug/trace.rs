@@ -15,7 +15,6 @@
 //! code (its executable segments, found with `dl_iterate_phdr` at init) are
 //! skipped.
 
-use core::cell::Cell;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::maps;
@@ -32,25 +31,139 @@ static OWN_LO: AtomicUsize = AtomicUsize::new(0);
 static OWN_HI: AtomicUsize = AtomicUsize::new(0);
 static OWN_INIT: AtomicUsize = AtomicUsize::new(0);
 
-thread_local! {
-    static STACK: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
-    static TID: Cell<u32> = const { Cell::new(0) };
+/// What is cached per thread: its stack bounds and kernel id (one
+/// thread-local, so a capture looks both up at once). The layout of
+/// `struct liballoc_debug_thread` in src/c/debug_tls.c.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Thread {
+    lo: usize,
+    hi: usize,
+    tid: u32,
+}
+
+/// The cache in the initial-exec TLS slot of src/c/debug_tls.c (x86-64).
+///
+/// cbindgen:ignore
+#[cfg(target_arch = "x86_64")]
+mod tls {
+    use core::sync::atomic::{AtomicIsize, Ordering};
+
+    use super::Thread;
+
+    unsafe extern "C" {
+        fn liballoc_debug_thread_slot() -> *mut Thread;
+    }
+
+    /// Offset of the slot from the thread pointer (0 = not known yet; a
+    /// static TLS slot is never at offset 0, where the TCB is).
+    static OFFSET: AtomicIsize = AtomicIsize::new(0);
+
+    #[inline(always)]
+    fn thread_pointer() -> isize {
+        let tp: isize;
+        // SAFETY: on x86-64 Linux %fs:0 holds the thread pointer (the TCB
+        // points to itself); reading it has no side effects.
+        unsafe {
+            core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure));
+        }
+        tp
+    }
+
+    #[cold]
+    fn learn_offset() -> isize {
+        // SAFETY: the C function returns the calling thread's slot address.
+        let slot = unsafe { liballoc_debug_thread_slot() } as isize;
+        let off = slot - thread_pointer();
+        OFFSET.store(off, Ordering::Relaxed);
+        off
+    }
+
+    /// The calling thread's cache slot.
+    #[inline(always)]
+    fn slot() -> *mut Thread {
+        let mut off = OFFSET.load(Ordering::Relaxed);
+        if off == 0 {
+            off = learn_offset();
+        }
+        thread_pointer().wrapping_add(off) as *mut Thread
+    }
+
+    #[inline(always)]
+    pub fn get() -> Thread {
+        // SAFETY: the calling thread's own initial-exec slot: valid, and
+        // touched by no other thread.
+        unsafe { *slot() }
+    }
+
+    #[inline(always)]
+    pub fn set(t: Thread) {
+        // SAFETY: as above.
+        unsafe { *slot() = t }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+mod tls {
+
+    use super::Thread;
+
+    std::thread_local! {
+        static THREAD: Cell<Thread> = const { Cell::new(Thread { lo: 0, hi: 0, tid: 0 }) };
+    }
+
+    #[inline(always)]
+    pub fn get() -> Thread {
+        THREAD.with(|c| c.get())
+    }
+
+    #[inline(always)]
+    pub fn set(t: Thread) {
+        THREAD.with(|c| c.set(t))
+    }
 }
 
 /// Forgets the cached thread id (in a child after `fork()`).
 pub fn reset_tid() {
-    TID.with(|c| c.set(0));
+    let mut t = tls::get();
+    t.tid = 0;
+    tls::set(t);
 }
 
 /// The calling thread's kernel id, cached per thread.
 pub fn tid() -> u32 {
-    let t = TID.with(|c| c.get());
-    if t != 0 {
-        return t;
+    let t = tls::get();
+    if t.tid != 0 {
+        return t.tid;
     }
-    let t = crate::sys::thread_id() as u32;
-    TID.with(|c| c.set(t));
+    thread_refreshed(t, None).tid
+}
+
+/// Fills in what `t` (the thread's cached state) lacks: the id, and the
+/// stack bounds when `sp` is given and outside them; stores and returns it.
+#[cold]
+fn thread_refreshed(mut t: Thread, sp: Option<usize>) -> Thread {
+    if t.tid == 0 {
+        t.tid = crate::sys::thread_id() as u32;
+    }
+    if let Some(sp) = sp
+        && !(t.lo <= sp && sp < t.hi)
+    {
+        (t.lo, t.hi) = maps::containing(sp).unwrap_or((sp, sp));
+    }
+    tls::set(t);
     t
+}
+
+/// The thread's cached state, with bounds that hold `sp`.
+#[inline(always)]
+fn thread_at(sp: usize) -> Thread {
+    let t = tls::get();
+    if t.tid != 0 && t.lo <= sp && sp < t.hi {
+        t
+    } else {
+        thread_refreshed(t, Some(sp))
+    }
 }
 
 struct Search {
@@ -142,13 +255,8 @@ fn frame_pointer() -> usize {
 /// The current thread's stack bounds, cached per thread and refreshed when
 /// the stack pointer leaves them (signal stacks, a new thread).
 pub fn stack_bounds(sp: usize) -> (usize, usize) {
-    let cached = STACK.with(|c| c.get());
-    if cached.0 <= sp && sp < cached.1 {
-        return cached;
-    }
-    let b = maps::containing(sp).unwrap_or((sp, sp));
-    STACK.with(|c| c.set(b));
-    b
+    let t = thread_at(sp);
+    (t.lo, t.hi)
 }
 
 /// Captures the call chain of an interrupted context (a signal's
@@ -170,8 +278,14 @@ pub fn capture_from(out: &mut [usize], pc: usize, fp: usize) -> usize {
 }
 
 /// Follows the frame-pointer chain from `fp`, storing return addresses.
-fn walk(mut fp: usize, raw: &mut [usize]) -> usize {
+fn walk(fp: usize, raw: &mut [usize]) -> usize {
     let (lo, hi) = stack_bounds(fp);
+    walk_in(fp, lo, hi, raw)
+}
+
+/// [`walk`] within known stack bounds `[lo, hi)`.
+#[inline(always)]
+fn walk_in(mut fp: usize, lo: usize, hi: usize, raw: &mut [usize]) -> usize {
     let mut n = 0;
     while n < raw.len() {
         if fp < lo
@@ -200,22 +314,44 @@ fn walk(mut fp: usize, raw: &mut [usize]) -> usize {
 /// return address (0 when unknown). Returns the number of frames written.
 #[inline(never)]
 pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
+    let fp = frame_pointer();
+    capture_in(out, ret_addr, fp, thread_at(fp))
+}
+
+/// [`capture`], and the calling thread's kernel id (one thread-local
+/// lookup for both).
+#[inline(never)]
+pub fn capture_tid(out: &mut [usize], ret_addr: usize) -> (usize, u32) {
+    let fp = frame_pointer();
+    let t = thread_at(fp);
+    (capture_in(out, ret_addr, fp, t), t.tid)
+}
+
+#[inline(always)]
+fn capture_in(out: &mut [usize], ret_addr: usize, fp: usize, t: Thread) -> usize {
     let want = out.len().min(MAX_FRAMES);
     if want == 0 {
         return 0;
     }
+    if ret_addr == 0 {
+        return capture_skipping_own(&mut out[..want], fp, t.lo, t.hi);
+    }
+    capture_from_caller(&mut out[..want], ret_addr, fp, t)
+}
+
+/// [`capture`] with the caller's address: the trace starts at its frame
+/// (out of line: its scratch array stays off the common path's frame).
+#[inline(never)]
+fn capture_from_caller(out: &mut [usize], ret_addr: usize, fp: usize, t: Thread) -> usize {
+    let want = out.len();
     let mut raw = [0usize; MAX_FRAMES + EXTRA];
-    let n = walk(frame_pointer(), &mut raw[..want + EXTRA]);
-    let mut start = if ret_addr != 0 {
-        raw[..n].iter().position(|&r| r == ret_addr)
-    } else {
-        None
-    };
+    let n = walk_in(fp, t.lo, t.hi, &mut raw[..want + EXTRA]);
+    let mut start = raw[..n].iter().position(|&r| r == ret_addr);
     if start.is_none() {
         let skip = raw[..n].iter().take_while(|&&r| is_own(r)).count();
         if skip > 0 {
             start = Some(skip);
-        } else if ret_addr != 0 {
+        } else {
             // The caller's address is not in the walk (a frame without a
             // frame pointer): the trace is the caller alone.
             out[0] = ret_addr;
@@ -226,6 +362,61 @@ pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
     let k = (n - start).min(want);
     out[..k].copy_from_slice(&raw[start..start + k]);
     k
+}
+
+/// [`capture`] without a caller's address: the walk drops the leading
+/// frames inside the library (at most `EXTRA + 1`) and writes the rest
+/// straight into `out`.
+#[inline(always)]
+fn capture_skipping_own(out: &mut [usize], mut fp: usize, lo: usize, hi: usize) -> usize {
+    // A frame at `fp` is readable when lo <= fp <= hi - 16 (one unsigned
+    // compare against `span`) and fp is aligned.
+    if hi < lo.saturating_add(16) {
+        return 0;
+    }
+    let span = hi - 16 - lo;
+    let ok = |fp: usize| fp.wrapping_sub(lo) <= span && fp.is_multiple_of(8);
+    let (own_lo, own_hi) = (
+        OWN_LO.load(Ordering::Relaxed),
+        OWN_HI.load(Ordering::Relaxed),
+    );
+    let own_span = own_hi.wrapping_sub(own_lo);
+    let mut skip_left = EXTRA + 1;
+    // The library's own frames.
+    loop {
+        if !ok(fp) {
+            return 0;
+        }
+        // SAFETY: [fp, fp + 16) lies within the current thread's stack mapping.
+        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        if ret == 0 {
+            return 0;
+        }
+        if ret.wrapping_sub(own_lo) >= own_span {
+            break;
+        }
+        skip_left -= 1;
+        if skip_left == 0 || next <= fp {
+            return 0;
+        }
+        fp = next;
+    }
+    // The caller's frames, from the first outside the library.
+    let mut n = 0;
+    while n < out.len() && ok(fp) {
+        // SAFETY: as above.
+        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        if ret == 0 {
+            break;
+        }
+        out[n] = ret;
+        n += 1;
+        if next <= fp {
+            break;
+        }
+        fp = next;
+    }
+    n
 }
 
 #[cfg(test)]
