@@ -20,7 +20,7 @@ use core::sync::atomic::Ordering;
 use super::heap::Heap;
 use super::page::{Block, FULL, Page, free_tag};
 use super::segment::{
-    self, CACHED, CHUNK_CONT, CHUNK_HEAD, CHUNK_NONE, HUGE, SEGMENT_MASK, SEGMENT_SIZE, Segment,
+    self, CACHED, CHUNK_CONT, CHUNK_NONE, HUGE, SEGMENT_MASK, SEGMENT_SIZE, Segment,
 };
 use super::size_class::{CLASS_SIZE, NCLASSES};
 use super::{PtrCheck, thread};
@@ -37,7 +37,7 @@ pub fn check(ptr: *const u8) -> PtrCheck {
     while head >= SEGMENT_SIZE && segment::chunk_entry(head) == CHUNK_CONT {
         head -= SEGMENT_SIZE;
     }
-    if segment::chunk_entry(head) != CHUNK_HEAD {
+    if !segment::is_head(segment::chunk_entry(head)) {
         return PtrCheck::NotOurs;
     }
     // SAFETY: the chunk map says a segment header lives at `head` and stays
@@ -258,7 +258,7 @@ pub fn check_heap() -> usize {
             if s.kind.get() != kind || s.heap.get() != heap as *mut u8 {
                 report(&mut errors, "segment kind or owner wrong");
             }
-            if segment::chunk_entry(seg as usize) != CHUNK_HEAD {
+            if !segment::is_head(segment::chunk_entry(seg as usize)) {
                 report(&mut errors, "segment missing from the chunk map");
             }
             let count = s.page_count.get() as usize;

@@ -25,7 +25,7 @@ use core::ptr;
 
 use super::page::{Block, Page, free_tag};
 use super::segment::{
-    self, CACHED, CHUNK_CONT, CHUNK_HEAD, CHUNK_NONE, HUGE, SEGMENT_MASK, SEGMENT_SHIFT,
+    self, CACHED, CHUNK_CONT, CHUNK_NONE, CHUNK_NORMAL, HUGE, SEGMENT_MASK, SEGMENT_SHIFT,
     SEGMENT_SIZE, Segment,
 };
 use super::size_class::{self, NCLASSES};
@@ -103,7 +103,7 @@ pub enum Found {
 #[inline(always)]
 pub fn classify(a: usize) -> Found {
     let entry = segment::chunk_entry(a);
-    if entry != CHUNK_HEAD {
+    if !segment::is_head(entry) {
         return classify_far(a, entry);
     }
     // SAFETY: the chunk map says a segment header lives at the start of
@@ -124,7 +124,7 @@ fn classify_far(a: usize, entry: u8) -> Found {
     while head >= SEGMENT_SIZE && segment::chunk_entry(head) == CHUNK_CONT {
         head -= SEGMENT_SIZE;
     }
-    if segment::chunk_entry(head) != CHUNK_HEAD {
+    if !segment::is_head(segment::chunk_entry(head)) {
         return Found::Not(PtrCheck::NotOurs);
     }
     // SAFETY: as in `classify`.
@@ -315,20 +315,16 @@ unsafe fn free_classified(ptr: *mut u8) -> PtrCheck {
 #[inline(always)]
 unsafe fn live_block(a: usize) -> Option<&'static Page> {
     // SAFETY: caller's promise.
-    if unsafe { segment::chunk_entry_ready(a) } != CHUNK_HEAD {
+    let entry = unsafe { segment::chunk_entry_ready(a) };
+    if entry < CHUNK_NORMAL {
         return None;
     }
+    // A normal segment in use: its entry carries the page shift.
+    let shift = u32::from(entry - CHUNK_NORMAL);
     let head = a & !SEGMENT_MASK;
-    // SAFETY: the chunk map says a segment header lives at `head`, and it
-    // stays mapped while the map says so.
+    // SAFETY: the chunk map says a normal segment's header lives at
+    // `head`; it stays mapped while the map says so.
     let s = unsafe { &*(head as *const Segment) };
-    // SAFETY: reading a field of the mapped header.
-    let kind = unsafe { ptr::read_volatile(s.kind.as_ptr()) };
-    if kind >= HUGE {
-        return None;
-    }
-    // SAFETY: as above.
-    let shift = unsafe { ptr::read_volatile(s.page_shift.as_ptr()) };
     let rel = a & SEGMENT_MASK;
     // SAFETY: i < SEGMENT_SIZE >> shift = page count <= MAX_PAGES.
     let p: &'static Page = unsafe { s.page(rel.wrapping_shr(shift)) };

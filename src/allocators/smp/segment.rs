@@ -22,8 +22,10 @@
 //!
 //! A process-wide byte map (one byte per 4 MiB of the 47-bit address space,
 //! mapped lazily) records which chunks are ours, so that `check` can classify
-//! any pointer without touching unmapped memory: 0 = not ours, 1 = a segment
-//! header lives at this chunk, 2 = the chunk continues a huge mapping.
+//! any pointer without touching unmapped memory: 0 = not ours, 1 = the
+//! header of a huge mapping or a cached segment lives at this chunk, 2 = the
+//! chunk continues a huge mapping, 16 + page shift = a normal segment in use
+//! (so the shim's checked `free` needs nothing from the header itself).
 //!
 //! Normal segments are never unmapped: when all their pages are free they are
 //! decommitted and kept on a lock-free cache stack (so a pointer read from a
@@ -147,10 +149,37 @@ pub fn segment_of(ptr: *const u8) -> *mut Segment {
 const MAP_ENTRIES: usize = 1 << (47 - SEGMENT_SHIFT);
 static CHUNK_MAP: AtomicPtr<AtomicU8> = AtomicPtr::new(ptr::null_mut());
 
-/// Chunk-map entry values.
+/// Chunk-map entry values: not ours; the header of a huge mapping or of a
+/// cached segment; the continuation of a huge mapping; and, from
+/// [`CHUNK_NORMAL`] up, the header of a normal segment in use, whose entry
+/// is `CHUNK_NORMAL + page_shift` (so the checked `free` learns the page
+/// size without reading the header). [`is_head`] tells any header.
 pub(crate) const CHUNK_NONE: u8 = 0;
 pub(crate) const CHUNK_HEAD: u8 = 1;
 pub(crate) const CHUNK_CONT: u8 = 2;
+pub(crate) const CHUNK_NORMAL: u8 = 16;
+
+/// Whether a chunk-map entry marks a segment header (of any kind).
+#[inline(always)]
+pub fn is_head(entry: u8) -> bool {
+    entry == CHUNK_HEAD || entry >= CHUNK_NORMAL
+}
+
+/// Marks `seg`'s chunk as the header of a segment in use with pages of
+/// `1 << shift` bytes (`normal`), or as a cached one.
+fn set_head(seg: *mut Segment, normal: Option<u32>) {
+    let m = chunk_map();
+    let i = seg as usize >> SEGMENT_SHIFT;
+    if m.is_null() || i >= MAP_ENTRIES {
+        return;
+    }
+    let v = match normal {
+        Some(shift) => CHUNK_NORMAL + shift as u8,
+        None => CHUNK_HEAD,
+    };
+    // SAFETY: i is within the map.
+    unsafe { (*m.add(i)).store(v, Ordering::Release) };
+}
 
 fn chunk_map() -> *mut AtomicU8 {
     let m = CHUNK_MAP.load(Ordering::Acquire);
@@ -334,6 +363,8 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
         // SAFETY: i < count <= MAX_PAGES.
         unsafe { s.page(i).reset() };
     }
+    // Last: a checked free that reads the entry finds the pages set up.
+    set_head(seg, Some(shift));
     seg
 }
 
@@ -365,6 +396,7 @@ pub fn segment_release(seg: *mut Segment) {
     let s = unsafe { &*seg };
     debug_assert_eq!(s.used_pages.get(), 0);
     decommit_pages(s, u64::MAX);
+    set_head(seg, None);
     s.kind.set(CACHED);
     s.heap.set(ptr::null_mut());
     CACHE.push(seg);

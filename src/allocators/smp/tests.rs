@@ -3,7 +3,9 @@
 //! cross-thread frees, thread exit and the heap checker.
 
 use super::*;
-use crate::allocators::smp::segment::{CHUNK_HEAD, SEGMENT_SIZE, chunk_entry, segment_of};
+use crate::allocators::smp::segment::{
+    CHUNK_NORMAL, PAGE_SHIFT, SEGMENT_SIZE, Segment, chunk_entry, segment_of,
+};
 
 fn fill(p: *mut u8, len: usize, v: u8) {
     // SAFETY: p is a live block of at least len bytes.
@@ -67,7 +69,13 @@ fn segments_are_found_by_masking() {
         *p = alloc(16 + i * 97, 4);
         let seg = segment_of(*p) as usize;
         assert_eq!(seg % SEGMENT_SIZE, 0);
-        assert_eq!(chunk_entry(seg), CHUNK_HEAD);
+        // A normal segment's entry carries its page shift.
+        let shift = u32::from(chunk_entry(seg) - CHUNK_NORMAL);
+        assert!(PAGE_SHIFT.contains(&shift), "{shift}");
+        // SAFETY: a normal segment's header.
+        assert_eq!(shift, unsafe {
+            (*(seg as *const Segment)).page_shift.get()
+        });
         assert!((*p as usize) > seg && (*p as usize) < seg + SEGMENT_SIZE);
     }
     for p in ptrs {
