@@ -2,7 +2,8 @@
 //! through `la_smp_allocator` (via the binding), measured in one run so the
 //! machine's noise hits both; prints ns per operation and the ratio
 //! (std / liballoc: above 1 means liballoc is faster), as the median and
-//! spread of interleaved rounds. Figures, not a test.
+//! spread of interleaved rounds, and the time of one round of every
+//! workload, as one program, on each side. Figures, not a test.
 //!
 //! Workloads:
 //! - churn: a window of 1000 live blocks of 8..1024 bytes, each step frees
@@ -89,10 +90,14 @@ fn mixed(a: std.mem.Allocator, seed: u64) !u64 {
 const Work = struct { name: []const u8, run: *const fn (std.mem.Allocator, u64) anyerror!u64 };
 
 /// One timed run of `w` on `a`: nanoseconds per operation.
+/// Operations done by the last `once` (the same for every allocator).
+var last_ops: u64 = 0;
+
 fn once(a: std.mem.Allocator, w: Work, seed: u64) !f64 {
     const t0 = nowNs();
     const ops = try w.run(a, seed);
     const dt = nowNs() - t0;
+    last_ops = ops;
     return @as(f64, @floatFromInt(dt)) / @as(f64, @floatFromInt(ops));
 }
 
@@ -142,6 +147,9 @@ pub fn main() !void {
     std.debug.print("median [min..max]; la c = la_c_allocator (glibc malloc) through the binding, for reference\n", .{});
     std.debug.print("{s:<18} {s:>9} {s:>9} {s:>9} {s:>8} {s:>15}\n", .{ "workload", "std smp", "la smp", "la c", "std/la", "spread" });
     var log_sum: f64 = 0;
+    // One round of every workload, as one program: median ms per workload.
+    var program_std: f64 = 0;
+    var program_la: f64 = 0;
     for (works) |w| {
         // Warm-up: fault in both heaps (and their thread caches) first.
         _ = try once(theirs, w, 1);
@@ -165,10 +173,16 @@ pub fn main() !void {
         }
         const med = quantile(&ratio, 0.5);
         log_sum += @log(med);
+        const ops: f64 = @floatFromInt(last_ops);
+        program_std += quantile(&s, 0.5) * ops / 1e6;
+        program_la += quantile(&l, 0.5) * ops / 1e6;
         std.debug.print("{s:<18} {d:>9.2} {d:>9.2} {d:>9.2} {d:>8.2}   [{d:.2}..{d:.2}]\n", .{
             w.name, quantile(&s, 0.5), quantile(&l, 0.5), quantile(&cl, 0.5),
             med,    ratio[0],          ratio[rounds - 1],
         });
     }
     std.debug.print("geometric mean of the median ratios std/la: {d:.2} (above 1: liballoc faster)\n", .{@exp(log_sum / works.len)});
+    std.debug.print("whole program (one round of every workload, medians): std {d:.1} ms, la {d:.1} ms, std/la {d:.2}\n", .{
+        program_std, program_la, program_std / program_la,
+    });
 }
