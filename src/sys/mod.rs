@@ -10,6 +10,9 @@
 //!   call that could fail), so a caller such as `free` can promise to leave
 //!   it alone.
 
+#[cfg(target_arch = "x86_64")]
+pub mod tls;
+
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicUsize, Ordering};
 

@@ -42,16 +42,22 @@ const MAGIC_SHIFT: u32 = 44;
 
 const _: () = assert!(SEGMENT_SHIFT + SEGMENT_SHIFT <= MAGIC_SHIFT);
 
-const fn build_magic() -> [u64; 256] {
+/// A per-class table of the two block-start tests' constants, indexed by
+/// any `u8` so a lookup needs no bounds check (0 for class 0 and beyond the
+/// last class): [`MAGIC`] (`reciprocal`) or [`DIVISOR_TEST`].
+const fn per_class(reciprocal: bool) -> [u64; 256] {
     let sizes = size_class::build_sizes();
     let mut m = [0u64; 256];
-    let mut c = 0;
+    let mut c = 1;
     while c < NCLASSES {
         let d = sizes[c] as u64;
-        assert!(d <= 1 << SEGMENT_SHIFT);
-        if d != 0 {
-            m[c] = (1u64 << MAGIC_SHIFT).div_ceil(d);
-        }
+        assert!(d >= 16 && d <= 1 << SEGMENT_SHIFT);
+        m[c] = if reciprocal {
+            (1u64 << MAGIC_SHIFT).div_ceil(d)
+        } else {
+            // ceil(2^64 / d), d > 1.
+            u64::MAX / d + 1
+        };
         c += 1;
     }
     m
@@ -59,7 +65,7 @@ const fn build_magic() -> [u64; 256] {
 
 /// Per-class reciprocals (see [`MAGIC_SHIFT`]), indexed by any `u8` so the
 /// lookup needs no bounds check; 0 for class 0 and beyond the last class.
-static MAGIC: [u64; 256] = build_magic();
+static MAGIC: [u64; 256] = per_class(true);
 
 /// `DIVISOR_TEST[class] = ceil(2^64 / CLASS_SIZE[class])` (0 for class 0
 /// and beyond the last class): an offset `off < 2^32` is a multiple of the
@@ -69,23 +75,7 @@ static MAGIC: [u64; 256] = build_magic();
 /// `q * e < off < m`; for `off = q * d + r`, `0 < r < d`, it is
 /// `q * e + r * m`, at least `m` and (as `q * e + e < m` for `off`, `d`
 /// below `2^22`, `m >= 2^42`) below `2^64`. A zero entry accepts nothing.
-static DIVISOR_TEST: [u64; 256] = build_divisor_test();
-
-const fn build_divisor_test() -> [u64; 256] {
-    let sizes = size_class::build_sizes();
-    let mut m = [0u64; 256];
-    let mut c = 0;
-    while c < NCLASSES {
-        let d = sizes[c] as u64;
-        assert!(d <= 1 << SEGMENT_SHIFT);
-        // ceil(2^64 / d) for d > 1 (d is at least 16); 0 for d == 0.
-        if let Some(q) = u64::MAX.checked_div(d) {
-            m[c] = q + 1;
-        }
-        c += 1;
-    }
-    m
-}
+static DIVISOR_TEST: [u64; 256] = per_class(false);
 
 /// What [`classify`] found.
 #[derive(Clone, Copy)]

@@ -42,37 +42,14 @@ std::thread_local! {
 /// cbindgen:ignore
 #[cfg(target_arch = "x86_64")]
 mod tls {
-    use core::sync::atomic::{AtomicIsize, Ordering};
-
     use super::Heap;
+    use crate::sys::tls::StaticSlot;
 
     unsafe extern "C" {
-        fn liballoc_smp_tls_slot() -> *mut *mut core::ffi::c_void;
+        fn liballoc_smp_tls_slot() -> *mut core::ffi::c_void;
     }
 
-    /// Offset of the slot from the thread pointer (0 = not known yet; a
-    /// static TLS slot is never at offset 0, where the TCB is).
-    static OFFSET: AtomicIsize = AtomicIsize::new(0);
-
-    #[inline(always)]
-    fn thread_pointer() -> isize {
-        let tp: isize;
-        // SAFETY: on x86-64 Linux %fs:0 holds the thread pointer (the TCB
-        // points to itself); reading it has no side effects.
-        unsafe {
-            core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure));
-        }
-        tp
-    }
-
-    #[cold]
-    fn learn_offset() -> isize {
-        // SAFETY: the C function returns the calling thread's slot address.
-        let slot = unsafe { liballoc_smp_tls_slot() } as isize;
-        let off = slot - thread_pointer();
-        OFFSET.store(off, Ordering::Relaxed);
-        off
-    }
+    static SLOT: StaticSlot = StaticSlot::new(liballoc_smp_tls_slot);
 
     /// The calling thread's heap pointer (null before its first
     /// allocation): the slot's offset from the GOT, then one load relative
@@ -98,11 +75,7 @@ mod tls {
     /// The calling thread's slot.
     #[inline(always)]
     pub fn slot() -> *mut *mut Heap {
-        let mut off = OFFSET.load(Ordering::Relaxed);
-        if off == 0 {
-            off = learn_offset();
-        }
-        thread_pointer().wrapping_add(off) as *mut *mut Heap
+        SLOT.get().cast()
     }
 }
 
