@@ -412,14 +412,22 @@ fn scan_full(heap: &Heap) {
 }
 
 /// A page that just became empty: keep it if it is the only one of its
-/// class, else give it back to its segment.
+/// class (the common case, kept short: a buffer freed and allocated again
+/// empties its page every time), else give it back to its segment.
+#[inline]
 fn page_retire(heap: &Heap, page: &Page) {
     let cls = page.class.get() as usize;
     if heap.q[cls].first.get() == heap.q[cls].last.get() {
         // Kept; the purge pass stamps the time it first sees it empty.
-        page.retire_time().set(0);
+        page.retire_time.set(0);
         return;
     }
+    page_retire_shared(heap, page, cls);
+}
+
+/// [`page_retire`] of a page with others in its class queue.
+#[inline(never)]
+fn page_retire_shared(heap: &Heap, page: &Page, cls: usize) {
     heap.sync_class(cls);
     heap.queue_remove(cls, page);
     page_free(heap, page);
@@ -434,7 +442,7 @@ fn page_free(heap: &Heap, page: &Page) {
         seg.dirty_mask.set(seg.dirty_mask.get() | bit);
     }
     page.reset();
-    page.retire_time().set(sys::now_ms() as u32);
+    page.retire_time.set(sys::now_ms() as u32);
     seg.free_mask.set(seg.free_mask.get() | bit);
     seg.used_pages.set(seg.used_pages.get() - 1);
     maybe_purge(heap);
@@ -560,9 +568,9 @@ pub fn purge(heap: &Heap, now: u64, force: bool) {
         // SAFETY: queue members are our pages.
         let p = unsafe { &*page };
         if p.next.get().is_null() && p.used.get() == 0 {
-            if p.retire_time().get() == 0 && !force {
-                p.retire_time().set(now32);
-            } else if expired(p.retire_time().get()) {
+            if p.retire_time.get() == 0 && !force {
+                p.retire_time.set(now32);
+            } else if expired(p.retire_time.get()) {
                 heap.queue_remove(cls, p);
                 page_free_quiet(p);
             }
@@ -580,7 +588,7 @@ pub fn purge(heap: &Heap, now: u64, force: bool) {
                 let i = m.trailing_zeros() as usize;
                 m &= m - 1;
                 // SAFETY: i < page_count.
-                if expired(unsafe { s.page(i) }.retire_time().get()) {
+                if expired(unsafe { s.page(i) }.retire_time.get()) {
                     sel |= 1 << i;
                 }
             }
@@ -602,9 +610,9 @@ fn page_free_quiet(page: &Page) {
     if seg.touched[i].get() > 0 {
         seg.dirty_mask.set(seg.dirty_mask.get() | bit);
     }
-    let t = page.retire_time().get();
+    let t = page.retire_time.get();
     page.reset();
-    page.retire_time().set(t);
+    page.retire_time.set(t);
     seg.free_mask.set(seg.free_mask.get() | bit);
     seg.used_pages.set(seg.used_pages.get() - 1);
 }

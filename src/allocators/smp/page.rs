@@ -93,7 +93,10 @@ pub struct Page {
     /// Offset of the first block from the segment's start (the free check
     /// measures block offsets from it).
     pub(crate) area_off: Cell<u32>,
-    _pad0: [u8; 24],
+    /// When the page was freed or first seen empty (ms, wrapping; 0 = not
+    /// yet seen). Not cleared by `reset` (a free page keeps its time).
+    pub retire_time: Cell<u32>,
+    _pad0: [u8; 20],
     // ---- line 1: the owner's lists ----
     pub free: Cell<*mut Block>,
     pub local_free: Cell<*mut Block>,
@@ -210,13 +213,6 @@ impl Page {
     #[inline(always)]
     pub fn area_off(&self) -> usize {
         self.area_off.get() as usize
-    }
-
-    /// When the page was freed or first seen empty (ms, wrapping; 0 = not
-    /// yet seen); kept in the segment header, off the fast paths' line.
-    #[inline]
-    pub fn retire_time(&self) -> &Cell<u32> {
-        &self.segment().retired[self.index()]
     }
 
     /// The segment holding this descriptor.

@@ -96,9 +96,6 @@ pub struct Segment {
     /// (the high-water mark of carved blocks, in OS pages); the source of
     /// the `committed_bytes` statistic.
     pub touched: [Cell<u32>; MAX_PAGES],
-    /// When each page was freed or first seen empty (ms, wrapping; 0 = not
-    /// yet seen); see `Page::retire_time`.
-    pub retired: [Cell<u32>; MAX_PAGES],
 }
 
 const _: () = assert!(core::mem::size_of::<Segment>() <= PAGES_OFFSET);
@@ -353,7 +350,7 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
         (1u64 << count) - 1
     });
     s.dirty_mask.set(0);
-    for t in s.touched.iter().chain(s.retired.iter()) {
+    for t in s.touched.iter() {
         t.set(0);
     }
     s.heap.set(heap);
