@@ -282,8 +282,11 @@ typedef struct la_debug_config {
    */
   size_t guard_page_min_len;
   /**
-   * The per-instance canary written in redzones; 0 (default) derives one
-   * from the instance's address.
+   * The per-instance canary written in redzones (byte `a % 8` of it at
+   * address `a`); 0 (default) derives one from the instance's address
+   * whose every byte lies in 0x80..0xfe and is not the free fill 0xdd, so
+   * that an overflow writing NUL, a small integer, 0xff or ASCII text is
+   * always caught. A canary given here is used as is.
    */
   uint64_t canary;
 } la_debug_config;

@@ -20,7 +20,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use super::depot::{self, Depot};
 use super::lock::SpinLock;
-use super::redzone::{fill_canary, first_unfilled};
+use super::redzone::{default_canary, fill_canary, first_unfilled};
 use super::table::{self, FREED, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table};
 use super::trace::{self, MAX_FRAMES};
 use super::{
@@ -134,7 +134,7 @@ impl la_debug {
         let canary = if cfg.canary != 0 {
             cfg.canary
         } else {
-            (p as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x85df_f10f_9232_a6ff
+            default_canary(p as u64)
         };
         let nshards = if backing_shared { MAX_SHARDS } else { 1 };
         let d = la_debug {

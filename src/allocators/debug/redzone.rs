@@ -13,6 +13,29 @@ use super::table::{KIND_GUARDED, Record};
 use super::{FREE_FILL, REDZONE, la_debug};
 use crate::sys;
 
+/// The default canary of an instance, from a per-instance `seed`: eight
+/// bytes that vary with the seed but each lie in `0x80..=0xfe` and are
+/// never the free fill. A one-byte overflow of NUL (the classic string
+/// off-by-one), a small integer, `0xff` or ASCII text therefore always
+/// changes the redzone and is caught, whatever the seed; a canary taken
+/// straight from the seed would let such a write through whenever the byte
+/// it hits happens to match (1 time in 256 per byte).
+pub(super) fn default_canary(seed: u64) -> u64 {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x85df_f10f_9232_a6ff;
+    let mut c = 0u64;
+    for i in 0..8 {
+        x ^= x >> 29;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        // 127 values 0x80..=0xfe; 0xdd (the free fill) moves to 0xde.
+        let mut b = 0x80 + ((x >> 56) % 127) as u8;
+        if b == FREE_FILL {
+            b += 1;
+        }
+        c |= u64::from(b) << (i * 8);
+    }
+    c
+}
+
 #[inline]
 pub(super) fn canary_byte(canary: u64, addr: usize) -> u8 {
     (canary >> ((addr & 7) * 8)) as u8

@@ -366,6 +366,39 @@ fn overflow_and_underflow_by_one_byte() {
 }
 
 #[test]
+fn default_canary_never_matches_common_overflow_bytes() {
+    let mut distinct = [false; 256];
+    for seed in 0..100_000u64 {
+        let c = super::redzone::default_canary(seed.wrapping_mul(4096) + (1 << 40));
+        for b in c.to_le_bytes() {
+            assert!((0x80..=0xfe).contains(&b) && b != FREE_FILL, "byte {b:#x}");
+            distinct[b as usize] = true;
+        }
+    }
+    // Still varies: every allowed byte value turns up.
+    assert_eq!(distinct.iter().filter(|&&d| d).count(), 126);
+}
+
+#[test]
+fn one_byte_overflows_of_common_values_are_always_caught() {
+    // NUL (the string off-by-one), small integers, 0xff and text, on a few
+    // instances (each with its own default canary; the test above covers
+    // the canary's range for many seeds).
+    for round in 0..3 {
+        let f = Fixture::new();
+        for (i, v) in [0u8, 1, 2, 0x7f, 0xff, b'a', b' '].into_iter().enumerate() {
+            let n = 13 + i + round % 8;
+            let p = alloc(f.d(), n, 0);
+            // SAFETY: one byte past the block, inside its redzone.
+            unsafe { *p.add(n) = v };
+            f.d().free(p, None, 0);
+            assert_eq!(f.errors(), (i + 1, la_debug_error::LA_DEBUG_OVERFLOW));
+        }
+        assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+    }
+}
+
+#[test]
 fn write_after_free_is_found() {
     let f = Fixture::new();
     let p = alloc(f.d(), 100, 3);
