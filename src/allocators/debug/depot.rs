@@ -26,15 +26,29 @@ const MAX_CHUNKS: usize = 256;
 /// Initial table slots.
 const FIRST_CAP: usize = 1024;
 
-/// The hash of a trace (its frames), never 0 for a non-empty trace.
+/// The hash of a trace (its frames), never 0 for a non-empty trace:
+/// [`hash_step`] over the frames from [`HASH_SEED`], then [`hash_finish`]
+/// (the stack walk computes it on the way, `trace::capture_tid`).
 #[inline]
 pub fn hash(frames: &[usize]) -> u64 {
-    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ frames.len() as u64;
-    for &f in frames {
-        h = (h.rotate_left(23) ^ f as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    h ^= h >> 29;
-    h | 1
+    let h = frames.iter().fold(HASH_SEED, |h, &f| hash_step(h, f));
+    hash_finish(h, frames.len())
+}
+
+/// The start of [`hash`].
+pub(crate) const HASH_SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+/// Folds one frame into a trace hash.
+#[inline(always)]
+pub fn hash_step(h: u64, frame: usize) -> u64 {
+    (h.rotate_left(23) ^ frame as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Finishes a trace hash of `n` frames.
+#[inline(always)]
+pub fn hash_finish(h: u64, n: usize) -> u64 {
+    let h = h ^ (n as u64).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    (h ^ (h >> 29)) | 1
 }
 
 /// Whether two traces are equal (short: a loop beats a `memcmp` call).

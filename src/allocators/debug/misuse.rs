@@ -319,6 +319,9 @@ impl la_debug {
     pub(super) fn check_zones(&self, st: &State, r: *mut Record, here: &[usize], tid: u32) {
         // SAFETY: an indexed record.
         let rec = unsafe { &*r };
+        if self.zones_intact(rec) {
+            return;
+        }
         let [front, back] = Self::zones(rec);
         let over = check_canary(self.canary, back.0, back.1);
         let under = if over.is_none() {

@@ -9,7 +9,7 @@
 //! block's redzones are the slack between its guard pages and the user
 //! bytes. Freed blocks are filled with `FREE_FILL`.
 
-use super::table::{KIND_GUARDED, Record};
+use super::table::{KIND_BACKING, KIND_GUARDED, Record};
 use super::{FREE_FILL, REDZONE, la_debug};
 use crate::sys;
 
@@ -152,7 +152,73 @@ fn clean_prefix(bytes: &[u8]) -> usize {
     off
 }
 
+/// Whether block `r` has the common shape: a backing block, 16-aligned,
+/// with a 16-byte front redzone and the back redzone of a fresh block (the
+/// length rounded up to 16, plus 16), so both redzones lie in three aligned
+/// 16-byte chunks: `[base, base + 16)` and the last two of the block.
+#[inline]
+fn compact(r: &Record) -> bool {
+    r.kind == KIND_BACKING
+        && r.addr.wrapping_sub(r.base) == REDZONE
+        && r.base.is_multiple_of(16)
+        && r.base_len == ((r.len + 15) & !15) + 2 * REDZONE
+}
+
 impl la_debug {
+    /// Writes the canary into both redzones of a fresh block (whose user
+    /// bytes hold nothing yet: a compact block's last chunks are written
+    /// whole, user bytes included).
+    pub(super) fn fill_zones(&self, r: &Record) {
+        #[cfg(target_arch = "x86_64")]
+        if compact(r) {
+            use core::arch::x86_64::{__m128i, _mm_set1_epi64x, _mm_store_si128};
+            let end = r.base + r.base_len;
+            // SAFETY: SSE2 is baseline on x86-64; the three chunks are
+            // 16-aligned and inside the fresh block (`compact`: the block
+            // is at least 48 bytes, its first and last 32 bytes are ours).
+            unsafe {
+                let c = _mm_set1_epi64x(self.canary as i64);
+                _mm_store_si128(r.base as *mut __m128i, c);
+                _mm_store_si128((end - 32) as *mut __m128i, c);
+                _mm_store_si128((end - 16) as *mut __m128i, c);
+            }
+            return;
+        }
+        for (lo, hi) in Self::zones(r) {
+            fill_canary(self.canary, lo, hi);
+        }
+    }
+
+    /// True when both redzones of `r` are known intact by a quick check
+    /// (compact blocks on x86-64: three 16-byte compares); false means
+    /// look closer with [`check_canary`].
+    #[inline]
+    pub(super) fn zones_intact(&self, r: &Record) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if compact(r) {
+            use core::arch::x86_64::{
+                __m128i, _mm_cmpeq_epi8, _mm_load_si128, _mm_movemask_epi8, _mm_set1_epi64x,
+            };
+            let end = r.base + r.base_len;
+            // The back redzone starts this many bytes into the
+            // second-to-last chunk (1 to 16).
+            let skip = r.addr + r.len - (end - 32);
+            let need = (0xffff_u32 << skip) & 0xffff;
+            // SAFETY: SSE2 is baseline on x86-64; the chunks are 16-aligned
+            // inside the block (see `fill_zones`).
+            unsafe {
+                let c = _mm_set1_epi64x(self.canary as i64);
+                let m = |a: usize| {
+                    _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_load_si128(a as *const __m128i), c)) as u32
+                };
+                return (m(r.base) & m(end - 16)) == 0xffff && m(end - 32) & need == need;
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = r;
+        false
+    }
+
     /// The redzones of a record: `[(front_lo, front_hi), (back_lo, back_hi)]`.
     pub(super) fn zones(r: &Record) -> [(usize, usize); 2] {
         let (lo, hi) = if r.kind == KIND_GUARDED {

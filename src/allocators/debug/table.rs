@@ -255,6 +255,30 @@ impl Table {
         }
     }
 
+    /// The record of the first slot on `addr`'s probe path whose tag
+    /// matches, without reading any record: most likely the record of
+    /// `addr`, to prefetch before [`Table::find`] reads it.
+    #[inline]
+    pub fn candidate(&self, addr: usize) -> Option<*mut Record> {
+        if self.cap == 0 {
+            return None;
+        }
+        let mask = self.cap - 1;
+        let t = tag(addr);
+        let mut i = hash(addr) & mask;
+        loop {
+            // SAFETY: i < cap, the slot array has cap entries.
+            let s = unsafe { *self.slots.add(i) };
+            if s == 0 {
+                return None;
+            }
+            if tag_matches(s, t) {
+                return Some(record_of(s));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     fn grow(&mut self) -> bool {
         let new_cap = if self.cap == 0 { 1024 } else { self.cap * 2 };
         let bytes = new_cap * core::mem::size_of::<usize>();

@@ -366,6 +366,42 @@ fn overflow_and_underflow_by_one_byte() {
 }
 
 #[test]
+fn every_redzone_byte_is_checked() {
+    // Short blocks have the compact layout (16-byte front redzone, back
+    // redzone of 16 to 31 bytes) checked by whole 16-byte compares: a
+    // change to any one redzone byte is still found, on the right side.
+    // (No traces: the reports then need no symbolizing.)
+    let f = Fixture::with(|c| c.stack_trace_frames = 0);
+    let mut errors = 0;
+    for len in 1..=48usize {
+        let back = len.next_multiple_of(16) + 16 - len;
+        for off in (1..=16)
+            .map(|k| -(k as isize))
+            .chain((0..back).map(|k| (len + k) as isize))
+        {
+            let p = alloc(f.d(), len, 0);
+            // SAFETY: a redzone byte of the block (deliberately changed).
+            unsafe { *p.offset(off) ^= 0x5a };
+            f.d().free(p, None, 0);
+            errors += 1;
+            let want = if off < 0 {
+                la_debug_error::LA_DEBUG_UNDERFLOW
+            } else {
+                la_debug_error::LA_DEBUG_OVERFLOW
+            };
+            assert_eq!(f.errors(), (errors, want), "len {len} offset {off}");
+        }
+        // The user bytes themselves are not redzone.
+        let p = alloc(f.d(), len, 0);
+        // SAFETY: the block's own bytes.
+        unsafe { ptr::write_bytes(p, 0x5a, len) };
+        f.d().free(p, None, 0);
+        assert_eq!(f.errors().0, errors, "len {len}");
+    }
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
 fn write_after_free_is_found() {
     let f = Fixture::new();
     let p = alloc(f.d(), 100, 3);

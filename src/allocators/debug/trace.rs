@@ -17,7 +17,7 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::maps;
+use super::{depot, maps};
 
 /// Most frames a trace can hold.
 pub(crate) const MAX_FRAMES: usize = 32;
@@ -288,28 +288,32 @@ fn walk_in(mut fp: usize, lo: usize, hi: usize, raw: &mut [usize]) -> usize {
 #[inline(never)]
 pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
     let fp = frame_pointer();
-    capture_in(out, ret_addr, fp, thread_at(fp))
+    capture_in(out, ret_addr, fp, thread_at(fp)).0
 }
 
-/// [`capture`], and the calling thread's kernel id (one thread-local
-/// lookup for both).
+/// [`capture`], the calling thread's kernel id (one thread-local lookup
+/// for both) and the trace's hash (`depot::hash`, computed during the
+/// walk).
 #[inline(never)]
-pub fn capture_tid(out: &mut [usize], ret_addr: usize) -> (usize, u32) {
+pub fn capture_tid(out: &mut [usize], ret_addr: usize) -> (usize, u32, u64) {
     let fp = frame_pointer();
     let t = thread_at(fp);
-    (capture_in(out, ret_addr, fp, t), t.tid)
+    let (n, h) = capture_in(out, ret_addr, fp, t);
+    (n, t.tid, h)
 }
 
+/// The frames written and their hash.
 #[inline(always)]
-fn capture_in(out: &mut [usize], ret_addr: usize, fp: usize, t: Thread) -> usize {
+fn capture_in(out: &mut [usize], ret_addr: usize, fp: usize, t: Thread) -> (usize, u64) {
     let want = out.len().min(MAX_FRAMES);
     if want == 0 {
-        return 0;
+        return (0, depot::hash(&[]));
     }
     if ret_addr == 0 {
         return capture_skipping_own(&mut out[..want], fp, t.lo, t.hi);
     }
-    capture_from_caller(&mut out[..want], ret_addr, fp, t)
+    let n = capture_from_caller(&mut out[..want], ret_addr, fp, t);
+    (n, depot::hash(&out[..n]))
 }
 
 /// [`capture`] with the caller's address: the trace starts at its frame
@@ -339,13 +343,14 @@ fn capture_from_caller(out: &mut [usize], ret_addr: usize, fp: usize, t: Thread)
 
 /// [`capture`] without a caller's address: the walk drops the leading
 /// frames inside the library (at most `EXTRA + 1`) and writes the rest
-/// straight into `out`.
+/// straight into `out`, hashing them on the way.
 #[inline(always)]
-fn capture_skipping_own(out: &mut [usize], mut fp: usize, lo: usize, hi: usize) -> usize {
+fn capture_skipping_own(out: &mut [usize], mut fp: usize, lo: usize, hi: usize) -> (usize, u64) {
     // A frame at `fp` is readable when lo <= fp <= hi - 16 (one unsigned
     // compare against `span`) and fp is aligned.
+    let none = (0, depot::hash(&[]));
     if hi < lo.saturating_add(16) {
-        return 0;
+        return none;
     }
     let span = hi - 16 - lo;
     let ok = |fp: usize| fp.wrapping_sub(lo) <= span && fp.is_multiple_of(8);
@@ -358,24 +363,25 @@ fn capture_skipping_own(out: &mut [usize], mut fp: usize, lo: usize, hi: usize) 
     // The library's own frames.
     loop {
         if !ok(fp) {
-            return 0;
+            return none;
         }
         // SAFETY: [fp, fp + 16) lies within the current thread's stack mapping.
         let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
         if ret == 0 {
-            return 0;
+            return none;
         }
         if ret.wrapping_sub(own_lo) >= own_span {
             break;
         }
         skip_left -= 1;
         if skip_left == 0 || next <= fp {
-            return 0;
+            return none;
         }
         fp = next;
     }
     // The caller's frames, from the first outside the library.
     let mut n = 0;
+    let mut h = depot::HASH_SEED;
     while n < out.len() && ok(fp) {
         // SAFETY: as above.
         let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
@@ -383,13 +389,14 @@ fn capture_skipping_own(out: &mut [usize], mut fp: usize, lo: usize, hi: usize) 
             break;
         }
         out[n] = ret;
+        h = depot::hash_step(h, ret);
         n += 1;
         if next <= fp {
             break;
         }
         fp = next;
     }
-    n
+    (n, depot::hash_finish(h, n))
 }
 
 #[cfg(test)]
