@@ -413,16 +413,17 @@ impl la_debug {
         if len == 0 || align > alignment::MAX_LOG2 {
             return ptr::null_mut();
         }
-        let mut tr = [0usize; MAX_FRAMES];
-        let (n, tid, h) = self.capture(&mut tr, ret_addr);
         // Memory that needs no lock (guarded mappings, a shared backing)
-        // is obtained before taking it.
+        // is obtained before taking it, and before the trace is taken, so
+        // the block's index slot loads meanwhile (`obtain`).
         let early = self.backing_shared || (self.guard_min != 0 && len >= self.guard_min);
         let mut got = Record::EMPTY;
         // SAFETY: len > 0 and align checked.
         if early && !unsafe { self.obtain(&mut got, len, align, ret_addr) } {
             return ptr::null_mut();
         }
+        let mut tr = [0usize; MAX_FRAMES];
+        let (n, tid, h) = self.capture(&mut tr, ret_addr);
         // Without early memory the instance has a single shard.
         let sh = self.shard(got.addr);
         let g = sh.lock.lock();
@@ -594,15 +595,24 @@ impl la_debug {
         // Bit i: block i's fill was damaged.
         let mut damaged = 0u32;
         if self.check_waf {
+            // The first bytes of the blocks a few places ahead start loading
+            // while a block is verified.
+            const AHEAD: usize = 3;
+            let prefetch_block = |r: *mut Record| {
+                // SAFETY: evicted records stay valid until dropped below.
+                let (a, l) = unsafe { ((*r).addr, (*r).len) };
+                let mut at = a;
+                while at < a + l.min(256) {
+                    table::prefetch(at);
+                    at += 64;
+                }
+            };
+            for &r in evicted.iter().take(AHEAD) {
+                prefetch_block(r);
+            }
             for (i, &r) in evicted.iter().enumerate() {
-                if let Some(&next) = evicted.get(i + 1) {
-                    // SAFETY: evicted records stay valid until dropped below.
-                    let (a, l) = unsafe { ((*next).addr, (*next).len) };
-                    let mut at = a;
-                    while at < a + l.min(256) {
-                        table::prefetch(at);
-                        at += 64;
-                    }
+                if let Some(&next) = evicted.get(i + AHEAD) {
+                    prefetch_block(next);
                 }
                 // SAFETY: as above; no other path writes or releases an
                 // evicted block's memory, held until given back below.

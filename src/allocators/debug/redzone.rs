@@ -121,6 +121,11 @@ fn clean_prefix(bytes: &[u8]) -> usize {
             }
             off += 16;
         }
+        // The last bytes in one compare of the 16 ending the block (they
+        // overlap bytes already checked).
+        if off < n && n >= 16 && _mm_movemask_epi8(eq(n - 16)) == 0xffff {
+            off = n;
+        }
     }
     off
 }
@@ -236,6 +241,29 @@ impl la_debug {
             r.base + r.base_len - sys::page_size() - r.addr
         } else {
             r.base + r.base_len - REDZONE - r.addr
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_unfilled_finds_any_byte() {
+        let mut buf = [FREE_FILL; 200];
+        for n in 0..buf.len() {
+            assert_eq!(first_unfilled(&buf[..n]), None, "clean {n}");
+            for pos in 0..n {
+                buf[pos] = 0;
+                assert_eq!(first_unfilled(&buf[..n]), Some(pos), "{n} {pos}");
+                if pos + 1 < n {
+                    buf[n - 1] = 1;
+                    assert_eq!(first_unfilled(&buf[..n]), Some(pos), "{n} {pos} +last");
+                    buf[n - 1] = FREE_FILL;
+                }
+                buf[pos] = FREE_FILL;
+            }
         }
     }
 }
