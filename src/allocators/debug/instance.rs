@@ -96,6 +96,8 @@ impl Shard {
                 depot: Depot::new(),
                 quarantine: Quarantine::new(QUARANTINE_BLOCKS),
                 live_count: 0,
+                live_bytes: 0,
+                peak_bytes: 0,
                 total_allocs: 0,
                 total_frees: 0,
             }),
@@ -174,7 +176,6 @@ impl la_debug {
             canary,
             limit: AtomicUsize::new(cfg.memory_limit),
             live_bytes: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
             suppress_new: AtomicBool::new(false),
             nshards,
             shards: [const { Shard::new() }; MAX_SHARDS],
@@ -240,6 +241,7 @@ impl la_debug {
     /// Counters.
     pub fn stats(&self) -> la_debug_stats {
         let (mut live, mut allocs, mut frees) = (0, 0, 0);
+        let (mut live_bytes, mut peak_bytes) = (0usize, 0usize);
         for sh in self.shards() {
             let _g = sh.lock.lock();
             // SAFETY: lock held.
@@ -247,11 +249,16 @@ impl la_debug {
             live += st.live_count;
             allocs += st.total_allocs;
             frees += st.total_frees;
+            live_bytes = live_bytes.wrapping_add(st.live_bytes);
+            // With several shards, the sum of their peaks: an upper bound
+            // of the instance's peak (exact with one shard, as every
+            // instance made by `la_debug_create` has).
+            peak_bytes = peak_bytes.saturating_add(st.peak_bytes);
         }
         la_debug_stats {
-            live_bytes: self.live_bytes.load(Ordering::Relaxed),
+            live_bytes,
             live_allocations: live,
-            peak_bytes: self.peak.load(Ordering::Relaxed),
+            peak_bytes,
             total_allocations: allocs,
             total_frees: frees,
             errors: self.errors.load(Ordering::Relaxed),
@@ -259,47 +266,65 @@ impl la_debug {
         }
     }
 
-    /// Counts `len` more live bytes unless that passes the memory limit.
-    fn charge(&self, len: usize) -> bool {
+    /// Counts `len` more live bytes in shard state `st` (locked) unless
+    /// that passes the memory limit.
+    ///
+    /// Live and peak bytes are counted per shard, under its lock, so
+    /// threads working in different shards share no counter. Only while a
+    /// limit is set is the instance-wide count (`live_bytes`, an atomic)
+    /// kept too, for an exact admission test across shards.
+    fn charge(&self, st: &mut State, len: usize) -> bool {
         let limit = self.limit.load(Ordering::Relaxed);
-        if limit == usize::MAX && len < 1 << 48 {
-            // No limit: one add (it cannot wrap: live bytes are mapped).
-            let t = self.live_bytes.fetch_add(len, Ordering::Relaxed) + len;
-            if t > self.peak.load(Ordering::Relaxed) {
-                self.peak.fetch_max(t, Ordering::Relaxed);
-            }
-            return true;
-        }
-        let mut cur = self.live_bytes.load(Ordering::Relaxed);
-        loop {
-            let Some(t) = cur.checked_add(len).filter(|&t| t <= limit) else {
-                return false;
-            };
-            match self.live_bytes.compare_exchange_weak(
-                cur,
-                t,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    if t > self.peak.load(Ordering::Relaxed) {
-                        self.peak.fetch_max(t, Ordering::Relaxed);
-                    }
-                    return true;
+        if limit != usize::MAX {
+            let mut cur = self.live_bytes.load(Ordering::Relaxed);
+            loop {
+                let Some(t) = cur.checked_add(len).filter(|&t| t <= limit) else {
+                    return false;
+                };
+                match self.live_bytes.compare_exchange_weak(
+                    cur,
+                    t,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(c) => cur = c,
                 }
-                Err(c) => cur = c,
             }
+        }
+        // Cannot wrap: the shard's live bytes are mapped (below 2^47), and
+        // a request beyond that fails before it is charged again.
+        st.live_bytes = st.live_bytes.wrapping_add(len);
+        st.peak_bytes = st.peak_bytes.max(st.live_bytes);
+        true
+    }
+
+    /// Counts `len` live bytes fewer in shard state `st` (locked).
+    fn discharge(&self, st: &mut State, len: usize) {
+        st.live_bytes = st.live_bytes.wrapping_sub(len);
+        if self.limit.load(Ordering::Relaxed) != usize::MAX {
+            self.live_bytes.fetch_sub(len, Ordering::Relaxed);
         }
     }
 
-    /// Counts `len` live bytes fewer.
-    fn discharge(&self, len: usize) {
-        self.live_bytes.fetch_sub(len, Ordering::Relaxed);
-    }
-
-    /// Sets the memory limit (live requested bytes).
+    /// Sets the memory limit (live requested bytes). With every shard's
+    /// lock held, so no charge runs meanwhile, the instance-wide count is
+    /// set to the sum of the shards' before the limit takes effect.
     pub fn set_memory_limit(&self, limit: usize) {
+        let shards = self.shards();
+        for sh in shards {
+            sh.lock.acquire_raw();
+        }
+        let mut live = 0usize;
+        for sh in shards {
+            // SAFETY: every shard's lock is held.
+            live = live.wrapping_add(unsafe { sh.state_ref() }.live_bytes);
+        }
+        self.live_bytes.store(live, Ordering::Relaxed);
         self.limit.store(limit, Ordering::Relaxed);
+        for sh in shards {
+            sh.lock.reset();
+        }
     }
 
     /// Captures the caller's trace into `out`; returns its length, the
@@ -429,17 +454,17 @@ impl la_debug {
         let g = sh.lock.lock();
         // SAFETY: lock held.
         let st = unsafe { sh.state() };
-        let charged = self.charge(len);
+        let charged = self.charge(st, len);
         let r = if charged {
             st.table.new_record()
         } else {
             ptr::null_mut()
         };
         if r.is_null() {
-            drop(g);
             if charged {
-                self.discharge(len);
+                self.discharge(st, len);
             }
+            drop(g);
             if early {
                 // SAFETY: obtained above, never handed out.
                 unsafe { self.give_back(Held::of(&got)) };
@@ -453,7 +478,7 @@ impl la_debug {
         } else if !unsafe { self.obtain(&mut *r, len, align, ret_addr) } {
             // SAFETY: not indexed.
             unsafe { st.table.drop_record(r) };
-            self.discharge(len);
+            self.discharge(st, len);
             return ptr::null_mut();
         }
         // SAFETY: r is a valid record we own exclusively under the lock.
@@ -474,7 +499,7 @@ impl la_debug {
                     self.give_back(Held::of(rec));
                     st.table.drop_record(r);
                 }
-                self.discharge(len);
+                self.discharge(st, len);
                 return ptr::null_mut();
             }
         }
@@ -523,7 +548,7 @@ impl la_debug {
         rec.state = FREED;
         rec.free_stack = free_stack;
         rec.free_tid = tid;
-        self.discharge(rec.len);
+        self.discharge(st, rec.len);
         st.live_count -= 1;
         st.total_frees += 1;
         if rec.kind == KIND_GUARDED {
@@ -786,7 +811,7 @@ impl la_debug {
         // SAFETY: an indexed live record, exclusively ours under the lock.
         let rec = unsafe { &mut *r };
         let grow = new_len.saturating_sub(rec.len);
-        if grow > 0 && !self.charge(grow) {
+        if grow > 0 && !self.charge(st, grow) {
             return false;
         }
         if new_len > Self::capacity(rec) {
@@ -795,7 +820,7 @@ impl la_debug {
                 .and_then(|b| b.checked_add(front + REDZONE))
                 .filter(|_| rec.kind == KIND_BACKING);
             let Some(new_base_len) = new_base_len else {
-                self.discharge(grow);
+                self.discharge(st, grow);
                 return false;
             };
             // SAFETY: the backing block as last granted.
@@ -808,13 +833,13 @@ impl la_debug {
                     ret_addr,
                 )
             } {
-                self.discharge(grow);
+                self.discharge(st, grow);
                 return false;
             }
             rec.base_len = new_base_len;
         }
         if new_len < rec.len {
-            self.discharge(rec.len - new_len);
+            self.discharge(st, rec.len - new_len);
         }
         rec.len = new_len;
         let [_, back] = Self::zones(rec);

@@ -237,6 +237,9 @@ struct State {
     depot: Depot,
     quarantine: Quarantine,
     live_count: usize,
+    /// Requested bytes in this shard's live blocks, and their peak.
+    live_bytes: usize,
+    peak_bytes: usize,
     total_allocs: usize,
     total_frees: usize,
 }
@@ -285,9 +288,9 @@ pub struct la_debug {
     guard_min: usize,
     canary: u64,
     limit: AtomicUsize,
-    /// Requested bytes in live blocks, and their peak.
+    /// Requested bytes in live blocks over all shards, kept only while a
+    /// memory limit is set (see `charge`).
     live_bytes: AtomicUsize,
-    peak: AtomicUsize,
     /// New records are marked suppressed (allocations before `main`).
     suppress_new: AtomicBool,
     nshards: usize,

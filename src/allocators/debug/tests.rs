@@ -198,6 +198,30 @@ fn setting_a_memory_cap() {
 }
 
 #[test]
+fn a_memory_cap_set_later_counts_every_shard() {
+    // Bytes are counted per shard; a limit set later starts from the sum
+    // of all shards and holds across them.
+    let f = Fixture::sharded();
+    let blocks: Vec<*mut u8> = (0..64).map(|_| alloc(f.d(), 100, 0)).collect();
+    let s = f.d().stats();
+    assert_eq!((s.live_bytes, s.peak_bytes), (6400, 6400));
+    f.d().set_memory_limit(6400 + 250);
+    let extra: Vec<*mut u8> = (0..2).map(|_| alloc(f.d(), 100, 0)).collect();
+    assert!(f.d().alloc(100, 0, 0).is_null());
+    let last = alloc(f.d(), 50, 0);
+    assert_eq!(f.d().stats().live_bytes, 6650);
+    f.d().set_memory_limit(usize::MAX);
+    for p in blocks.into_iter().chain(extra) {
+        f.d().free(p, Some((100, 0)), 0);
+    }
+    let s = f.d().stats();
+    assert_eq!((s.live_bytes, s.live_allocations), (50, 1));
+    assert!(s.peak_bytes >= 6650);
+    f.d().free(last, Some((50, 0)), 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
 fn large_allocations_count_requested_size() {
     let f = Fixture::with(|c| c.memory_limit = usize::MAX - 1);
     let page = sys::page_size();
