@@ -78,7 +78,8 @@ pub(super) fn check_canary(canary: u64, lo: usize, hi: usize) -> Option<usize> {
 
 /// The offset of the first byte of `bytes` that is not `FREE_FILL`.
 ///
-/// Compares 64 bytes per step (SSE2 on x86-64, which every x86-64 CPU has;
+/// Compares 64 bytes per step (SSE2 on x86-64, which every x86-64 CPU has,
+/// and 128 with AVX2 when the CPU has it, for blocks of 512 bytes or more;
 /// eight words OR-ed together elsewhere), then 16 or 8, and searches byte
 /// by byte only from the first step that differs, so a clean block costs
 /// about a memory read.
@@ -100,6 +101,10 @@ fn clean_prefix(bytes: &[u8]) -> usize {
     let n = bytes.len();
     let p = bytes.as_ptr();
     let mut off = 0;
+    if n >= 512 && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        off = unsafe { clean_prefix_avx2(bytes) };
+    }
     // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16
     // bytes at p + off + k with off + k + 16 <= n, inside `bytes`.
     unsafe {
@@ -126,6 +131,39 @@ fn clean_prefix(bytes: &[u8]) -> usize {
         if off < n && n >= 16 && _mm_movemask_epi8(eq(n - 16)) == 0xffff {
             off = n;
         }
+    }
+    off
+}
+
+/// The start of the first 128-byte step of `bytes` that is not all
+/// `FREE_FILL`, or of the tail shorter than a step: four 32-byte compares
+/// per step.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn clean_prefix_avx2(bytes: &[u8]) -> usize {
+    use core::arch::x86_64::{
+        _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8,
+        _mm256_set1_epi8,
+    };
+    let n = bytes.len();
+    let p = bytes.as_ptr();
+    let mut off = 0;
+    let fill = _mm256_set1_epi8(FREE_FILL as i8);
+    // SAFETY: every load reads 32 bytes at p + off + k with
+    // off + k + 32 <= off + 128 <= n, inside `bytes`.
+    let eq = |at: usize| unsafe { _mm256_cmpeq_epi8(_mm256_loadu_si256(p.add(at).cast()), fill) };
+    while off + 128 <= n {
+        let all = _mm256_and_si256(
+            _mm256_and_si256(eq(off), eq(off + 32)),
+            _mm256_and_si256(eq(off + 64), eq(off + 96)),
+        );
+        if _mm256_movemask_epi8(all) != -1 {
+            break;
+        }
+        off += 128;
     }
     off
 }
@@ -251,7 +289,7 @@ mod tests {
 
     #[test]
     fn first_unfilled_finds_any_byte() {
-        let mut buf = [FREE_FILL; 200];
+        let mut buf = [FREE_FILL; 700];
         for n in 0..buf.len() {
             assert_eq!(first_unfilled(&buf[..n]), None, "clean {n}");
             for pos in 0..n {

@@ -198,6 +198,8 @@ impl Table {
             let r = self.free_list;
             // SAFETY: free records store the next free record in `addr`.
             self.free_list = unsafe { (*r).addr } as *mut Record;
+            // The next call's record starts loading.
+            prefetch(self.free_list as usize);
             return r;
         }
         if self.slab_next + STRIDE > self.slab_end {
