@@ -84,12 +84,62 @@ impl Depot {
     }
 
     /// The id of `frames` (hashed by [`hash`] into `h`), storing them if
-    /// they are new; 0 for an empty trace or when out of memory.
+    /// they are new; 0 for an empty trace or when out of memory. A trace
+    /// already stored (the common case) is found inline; storing one is
+    /// out of line.
+    #[inline]
     pub fn intern(&mut self, frames: &[usize], h: u64) -> u32 {
+        debug_assert_eq!(h, hash(frames));
+        if self.cap == 0 || frames.is_empty() {
+            return self.store(frames, h);
+        }
+        let mask = self.cap - 1;
+        let tag = h >> 32;
+        let mut i = h as usize & mask;
+        loop {
+            // SAFETY: i < cap, the slot array has cap entries.
+            let s = unsafe { *self.slots.add(i) };
+            if s == 0 {
+                return self.store(frames, h);
+            }
+            if s >> 32 == tag && self.holds(s as u32, frames) {
+                return s as u32;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Whether stored trace `id` is `frames`.
+    #[inline(always)]
+    fn holds(&self, id: u32, frames: &[usize]) -> bool {
+        if id == 0 || id as usize >= self.top {
+            return false;
+        }
+        let p = self.word(id as usize);
+        // SAFETY: ids below `top` name stored traces: a length word, then
+        // that many frames, all in one mapped chunk.
+        unsafe {
+            if *p != frames.len() {
+                return false;
+            }
+            for (k, &f) in frames.iter().enumerate() {
+                if *p.add(1 + k) != f {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// [`Depot::intern`] of a trace not found: grows the table when half
+    /// full, then stores the trace (unless it is empty, or stored after
+    /// all).
+    #[cold]
+    #[inline(never)]
+    fn store(&mut self, frames: &[usize], h: u64) -> u32 {
         if frames.is_empty() {
             return 0;
         }
-        debug_assert_eq!(h, hash(frames));
         if (self.count + 1) * 2 > self.cap && !self.grow() {
             return 0;
         }

@@ -329,6 +329,7 @@ impl la_debug {
 
     /// Captures the caller's trace into `out`; returns its length, the
     /// calling thread's id and the trace's hash (`depot::hash`).
+    #[inline(always)]
     pub(super) fn capture(
         &self,
         out: &mut [usize; MAX_FRAMES],

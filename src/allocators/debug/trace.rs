@@ -293,8 +293,9 @@ pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
 
 /// [`capture`], the calling thread's kernel id (one thread-local lookup
 /// for both) and the trace's hash (`depot::hash`, computed during the
-/// walk).
-#[inline(never)]
+/// walk). Inlined into the allocator's entry points: the walk starts at
+/// their frame (skipped with the library's other frames).
+#[inline(always)]
 pub fn capture_tid(out: &mut [usize], ret_addr: usize) -> (usize, u32, u64) {
     let fp = frame_pointer();
     let t = thread_at(fp);
