@@ -709,11 +709,12 @@ impl la_debug {
             let st = unsafe { sh.state() };
             // The block's record (found through its index slot, loaded by
             // now) starts loading while the free trace is interned.
-            if let Some(c) = st.table.candidate(p as usize) {
+            let cand = st.table.candidate(p as usize);
+            if let Some((_, c)) = cand {
                 table::prefetch(c as usize);
             }
             let free_stack = st.depot.intern(here, h);
-            let Some(r) = st.table.find(p as usize) else {
+            let Some(r) = cand.and_then(|(i, _)| st.table.find_from(p as usize, i)) else {
                 self.report_unknown(st, "free", p as usize, here, tid);
                 return;
             };

@@ -257,11 +257,12 @@ impl Table {
         }
     }
 
-    /// The record of the first slot on `addr`'s probe path whose tag
-    /// matches, without reading any record: most likely the record of
-    /// `addr`, to prefetch before [`Table::find`] reads it.
+    /// The first slot on `addr`'s probe path whose tag matches, and its
+    /// record, without reading any record: most likely the record of
+    /// `addr`, to prefetch before [`Table::find_from`] reads it from there.
+    /// `None` means `addr` is not indexed.
     #[inline]
-    pub fn candidate(&self, addr: usize) -> Option<*mut Record> {
+    pub fn candidate(&self, addr: usize) -> Option<(usize, *mut Record)> {
         if self.cap == 0 {
             return None;
         }
@@ -275,7 +276,29 @@ impl Table {
                 return None;
             }
             if tag_matches(s, t) {
-                return Some(record_of(s));
+                return Some((i, record_of(s)));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// [`Table::find`] from slot `i` of `addr`'s probe path (a
+    /// [`Table::candidate`], the table unchanged since).
+    #[inline]
+    pub fn find_from(&self, addr: usize, mut i: usize) -> Option<*mut Record> {
+        debug_assert!(i < self.cap);
+        let mask = self.cap - 1;
+        let t = tag(addr);
+        loop {
+            // SAFETY: i < cap, the slot array has cap entries.
+            let s = unsafe { *self.slots.add(i) };
+            if s == 0 {
+                return None;
+            }
+            let r = record_of(s);
+            // SAFETY: non-empty slots point to records of this table.
+            if tag_matches(s, t) && unsafe { (*r).addr } == addr {
+                return Some(r);
             }
             i = (i + 1) & mask;
         }
