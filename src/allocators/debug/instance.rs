@@ -332,7 +332,7 @@ impl la_debug {
     #[inline(always)]
     pub(super) fn capture(
         &self,
-        out: &mut [usize; MAX_FRAMES],
+        out: &mut [MaybeUninit<usize>; MAX_FRAMES],
         ret_addr: usize,
     ) -> (usize, u32, u64) {
         trace::capture_tid(&mut out[..self.frames], ret_addr)
@@ -448,7 +448,7 @@ impl la_debug {
         if early && !unsafe { self.obtain(&mut got, len, align, ret_addr) } {
             return ptr::null_mut();
         }
-        let mut tr = [0usize; MAX_FRAMES];
+        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, h) = self.capture(&mut tr, ret_addr);
         // Without early memory the instance has a single shard.
         let sh = self.shard(got.addr);
@@ -510,7 +510,8 @@ impl la_debug {
             sh.index_mask.store(mask, Ordering::Relaxed);
         }
         rec.state = LIVE;
-        rec.alloc_stack = st.depot.intern(&tr[..n], h);
+        // SAFETY: `capture` wrote the first n frames.
+        rec.alloc_stack = st.depot.intern(unsafe { trace::frames(&tr, n) }, h);
         rec.free_stack = 0;
         rec.suppressed = self.suppress_new.load(Ordering::Relaxed) as u8;
         rec._pad = 0;
@@ -699,9 +700,10 @@ impl la_debug {
         // The index slot of `p` loads while the trace is taken.
         let sh = self.shard(p as usize);
         sh.prefetch_slot(p as usize);
-        let mut tr = [0usize; MAX_FRAMES];
+        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, h) = self.capture(&mut tr, ret_addr);
-        let here = &tr[..n];
+        // SAFETY: `capture` wrote the first n frames.
+        let here = unsafe { trace::frames(&tr, n) };
         let mut later = Deferred::new();
         let fill_later = {
             let _g = sh.lock.lock();
@@ -798,9 +800,10 @@ impl la_debug {
         if p.is_null() || new_len == 0 {
             return false;
         }
-        let mut tr = [0usize; MAX_FRAMES];
+        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, _) = self.capture(&mut tr, ret_addr);
-        let here = &tr[..n];
+        // SAFETY: `capture` wrote the first n frames.
+        let here = unsafe { trace::frames(&tr, n) };
         let sh = self.shard(p as usize);
         let _g = sh.lock.lock();
         // SAFETY: lock held.
@@ -866,9 +869,11 @@ impl la_debug {
                 return unsafe { (*r).len };
             }
         }
-        let mut tr = [0usize; MAX_FRAMES];
+        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, _) = self.capture(&mut tr, ret_addr);
-        self.live_for(st, "malloc_usable_size", p as usize, None, &tr[..n], tid);
+        // SAFETY: `capture` wrote the first n frames.
+        let here = unsafe { trace::frames(&tr, n) };
+        self.live_for(st, "malloc_usable_size", p as usize, None, here, tid);
         0
     }
 
@@ -886,9 +891,11 @@ impl la_debug {
                 return Some(unsafe { (*r).len });
             }
         }
-        let mut tr = [0usize; MAX_FRAMES];
+        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, _) = self.capture(&mut tr, ret_addr);
-        self.live_for(st, op, p as usize, None, &tr[..n], tid);
+        // SAFETY: `capture` wrote the first n frames.
+        let here = unsafe { trace::frames(&tr, n) };
+        self.live_for(st, op, p as usize, None, here, tid);
         None
     }
 
