@@ -307,7 +307,15 @@ impl Table {
     fn grow(&mut self) -> bool {
         let new_cap = if self.cap == 0 { 1024 } else { self.cap * 2 };
         let bytes = new_cap * core::mem::size_of::<usize>();
-        let Some(m) = sys::map(bytes) else {
+        // A large slot array (hundreds of thousands of blocks) in huge
+        // pages: every lookup touches a random slot, and with small pages
+        // most of them would also miss the TLB.
+        let m = if bytes >= sys::HUGE_PAGE {
+            sys::map_huge(bytes)
+        } else {
+            sys::map(bytes)
+        };
+        let Some(m) = m else {
             return false;
         };
         let old = self.slots;
