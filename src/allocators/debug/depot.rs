@@ -26,15 +26,29 @@ const MAX_CHUNKS: usize = 256;
 /// Initial table slots.
 const FIRST_CAP: usize = 1024;
 
-/// The hash of a trace (its frames), never 0 for a non-empty trace.
+/// The hash of a trace (its frames), never 0 for a non-empty trace:
+/// [`hash_step`] over the frames from [`HASH_SEED`], then [`hash_finish`]
+/// (the stack walk computes it on the way, `trace::capture_tid`).
 #[inline]
 pub fn hash(frames: &[usize]) -> u64 {
-    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ frames.len() as u64;
-    for &f in frames {
-        h = (h.rotate_left(23) ^ f as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    h ^= h >> 29;
-    h | 1
+    let h = frames.iter().fold(HASH_SEED, |h, &f| hash_step(h, f));
+    hash_finish(h, frames.len())
+}
+
+/// The start of [`hash`].
+pub(crate) const HASH_SEED: u64 = 0x243f_6a88_85a3_08d3;
+
+/// Folds one frame into a trace hash.
+#[inline(always)]
+pub fn hash_step(h: u64, frame: usize) -> u64 {
+    (h.rotate_left(23) ^ frame as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// Finishes a trace hash of `n` frames.
+#[inline(always)]
+pub fn hash_finish(h: u64, n: usize) -> u64 {
+    let h = h ^ (n as u64).wrapping_mul(0xff51_afd7_ed55_8ccd);
+    (h ^ (h >> 29)) | 1
 }
 
 /// Whether two traces are equal (short: a loop beats a `memcmp` call).
@@ -70,12 +84,62 @@ impl Depot {
     }
 
     /// The id of `frames` (hashed by [`hash`] into `h`), storing them if
-    /// they are new; 0 for an empty trace or when out of memory.
+    /// they are new; 0 for an empty trace or when out of memory. A trace
+    /// already stored (the common case) is found inline; storing one is
+    /// out of line.
+    #[inline]
     pub fn intern(&mut self, frames: &[usize], h: u64) -> u32 {
+        debug_assert_eq!(h, hash(frames));
+        if self.cap == 0 || frames.is_empty() {
+            return self.store(frames, h);
+        }
+        let mask = self.cap - 1;
+        let tag = h >> 32;
+        let mut i = h as usize & mask;
+        loop {
+            // SAFETY: i < cap, the slot array has cap entries.
+            let s = unsafe { *self.slots.add(i) };
+            if s == 0 {
+                return self.store(frames, h);
+            }
+            if s >> 32 == tag && self.holds(s as u32, frames) {
+                return s as u32;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Whether stored trace `id` is `frames`.
+    #[inline(always)]
+    fn holds(&self, id: u32, frames: &[usize]) -> bool {
+        if id == 0 || id as usize >= self.top {
+            return false;
+        }
+        let p = self.word(id as usize);
+        // SAFETY: ids below `top` name stored traces: a length word, then
+        // that many frames, all in one mapped chunk.
+        unsafe {
+            if *p != frames.len() {
+                return false;
+            }
+            for (k, &f) in frames.iter().enumerate() {
+                if *p.add(1 + k) != f {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// [`Depot::intern`] of a trace not found: grows the table when half
+    /// full, then stores the trace (unless it is empty, or stored after
+    /// all).
+    #[cold]
+    #[inline(never)]
+    fn store(&mut self, frames: &[usize], h: u64) -> u32 {
         if frames.is_empty() {
             return 0;
         }
-        debug_assert_eq!(h, hash(frames));
         if (self.count + 1) * 2 > self.cap && !self.grow() {
             return 0;
         }

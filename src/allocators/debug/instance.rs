@@ -8,17 +8,19 @@
 //! address space: see `Shard`), then does its bookkeeping under it.
 //! Blocks come from the backing allocator (or, when large, from guarded OS
 //! mappings). Work that needs no lock is done without it, so threads wait
-//! for each other less: the free fill of blocks over 1 KiB and its
-//! verification on eviction, mapping and protecting guarded blocks, and,
-//! over a backing that may be called from any thread (the shim's smp),
-//! getting and giving back blocks.
+//! for each other less: the free fill of blocks over 1 KiB, the
+//! verification of the fills of blocks leaving the quarantine (taken out in
+//! batches, so the lock is taken again once per batch), mapping and
+//! protecting guarded blocks, and, over a backing that may be called from
+//! any thread (the shim's smp), getting and giving back blocks.
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
+use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
-use super::depot::{self, Depot};
+use super::depot::Depot;
 use super::lock::SpinLock;
 use super::redzone::{default_canary, fill_canary, first_unfilled};
 use super::table::{self, FREED, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table};
@@ -32,31 +34,53 @@ use crate::alignment;
 use crate::sys;
 use crate::vtable::{ChildAllocator, la_allocator};
 
-/// Freed blocks up to this many bytes are filled, and verified when they
-/// leave the quarantine, with the lock held; longer ones without it, so
-/// threads do not wait for each other's fills.
+/// Freed blocks up to this many bytes are filled with the lock held;
+/// longer ones without it, so threads do not wait for each other's fills.
 const INLINE_FILL: usize = 1024;
 
-/// Most evicted blocks verified, and given back, outside the lock per call.
-const DEFERRED: usize = 8;
+/// Most blocks evicted from the quarantine at once (see `enqueue`).
+const BATCH: usize = 32;
 
-/// Work left for after the lock is released: blocks evicted from the
-/// quarantine whose fill is to be verified (`r`), and dropped blocks whose
-/// memory is to be given back (`back`).
+/// Blocks evicted from the quarantine under the lock, still indexed (as
+/// freed) and their memory still held, for [`la_debug::finish_deferred`]
+/// to verify without the lock, then drop under it, then give back.
 pub(super) struct Deferred {
     n: usize,
-    r: [*mut Record; DEFERRED],
-    nb: usize,
-    back: [Record; DEFERRED],
+    r: [MaybeUninit<*mut Record>; BATCH],
 }
 
 impl Deferred {
     fn new() -> Self {
         Deferred {
             n: 0,
-            r: [ptr::null_mut(); DEFERRED],
-            nb: 0,
-            back: [Record::EMPTY; DEFERRED],
+            r: [MaybeUninit::uninit(); BATCH],
+        }
+    }
+
+    /// The evicted records.
+    fn records(&self) -> &[*mut Record] {
+        // SAFETY: the first `n` entries were written by `enqueue`;
+        // MaybeUninit<T> has the layout of T.
+        unsafe { core::slice::from_raw_parts(self.r.as_ptr().cast(), self.n) }
+    }
+}
+
+/// The memory of a dropped block, to give back once its record is gone.
+#[derive(Clone, Copy)]
+pub(super) struct Held {
+    base: usize,
+    base_len: usize,
+    base_align: u8,
+    kind: u8,
+}
+
+impl Held {
+    pub(super) fn of(r: &Record) -> Self {
+        Held {
+            base: r.base,
+            base_len: r.base_len,
+            base_align: r.base_align,
+            kind: r.kind,
         }
     }
 }
@@ -72,6 +96,8 @@ impl Shard {
                 depot: Depot::new(),
                 quarantine: Quarantine::new(QUARANTINE_BLOCKS),
                 live_count: 0,
+                live_bytes: 0,
+                peak_bytes: 0,
                 total_allocs: 0,
                 total_frees: 0,
             }),
@@ -150,7 +176,6 @@ impl la_debug {
             canary,
             limit: AtomicUsize::new(cfg.memory_limit),
             live_bytes: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
             suppress_new: AtomicBool::new(false),
             nshards,
             shards: [const { Shard::new() }; MAX_SHARDS],
@@ -216,6 +241,7 @@ impl la_debug {
     /// Counters.
     pub fn stats(&self) -> la_debug_stats {
         let (mut live, mut allocs, mut frees) = (0, 0, 0);
+        let (mut live_bytes, mut peak_bytes) = (0usize, 0usize);
         for sh in self.shards() {
             let _g = sh.lock.lock();
             // SAFETY: lock held.
@@ -223,11 +249,16 @@ impl la_debug {
             live += st.live_count;
             allocs += st.total_allocs;
             frees += st.total_frees;
+            live_bytes = live_bytes.wrapping_add(st.live_bytes);
+            // With several shards, the sum of their peaks: an upper bound
+            // of the instance's peak (exact with one shard, as every
+            // instance made by `la_debug_create` has).
+            peak_bytes = peak_bytes.saturating_add(st.peak_bytes);
         }
         la_debug_stats {
-            live_bytes: self.live_bytes.load(Ordering::Relaxed),
+            live_bytes,
             live_allocations: live,
-            peak_bytes: self.peak.load(Ordering::Relaxed),
+            peak_bytes,
             total_allocations: allocs,
             total_frees: frees,
             errors: self.errors.load(Ordering::Relaxed),
@@ -235,52 +266,75 @@ impl la_debug {
         }
     }
 
-    /// Counts `len` more live bytes unless that passes the memory limit.
-    fn charge(&self, len: usize) -> bool {
+    /// Counts `len` more live bytes in shard state `st` (locked) unless
+    /// that passes the memory limit.
+    ///
+    /// Live and peak bytes are counted per shard, under its lock, so
+    /// threads working in different shards share no counter. Only while a
+    /// limit is set is the instance-wide count (`live_bytes`, an atomic)
+    /// kept too, for an exact admission test across shards.
+    fn charge(&self, st: &mut State, len: usize) -> bool {
         let limit = self.limit.load(Ordering::Relaxed);
-        if limit == usize::MAX && len < 1 << 48 {
-            // No limit: one add (it cannot wrap: live bytes are mapped).
-            let t = self.live_bytes.fetch_add(len, Ordering::Relaxed) + len;
-            if t > self.peak.load(Ordering::Relaxed) {
-                self.peak.fetch_max(t, Ordering::Relaxed);
-            }
-            return true;
-        }
-        let mut cur = self.live_bytes.load(Ordering::Relaxed);
-        loop {
-            let Some(t) = cur.checked_add(len).filter(|&t| t <= limit) else {
-                return false;
-            };
-            match self.live_bytes.compare_exchange_weak(
-                cur,
-                t,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => {
-                    if t > self.peak.load(Ordering::Relaxed) {
-                        self.peak.fetch_max(t, Ordering::Relaxed);
-                    }
-                    return true;
+        if limit != usize::MAX {
+            let mut cur = self.live_bytes.load(Ordering::Relaxed);
+            loop {
+                let Some(t) = cur.checked_add(len).filter(|&t| t <= limit) else {
+                    return false;
+                };
+                match self.live_bytes.compare_exchange_weak(
+                    cur,
+                    t,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => break,
+                    Err(c) => cur = c,
                 }
-                Err(c) => cur = c,
             }
+        }
+        // Cannot wrap: the shard's live bytes are mapped (below 2^47), and
+        // a request beyond that fails before it is charged again.
+        st.live_bytes = st.live_bytes.wrapping_add(len);
+        st.peak_bytes = st.peak_bytes.max(st.live_bytes);
+        true
+    }
+
+    /// Counts `len` live bytes fewer in shard state `st` (locked).
+    fn discharge(&self, st: &mut State, len: usize) {
+        st.live_bytes = st.live_bytes.wrapping_sub(len);
+        if self.limit.load(Ordering::Relaxed) != usize::MAX {
+            self.live_bytes.fetch_sub(len, Ordering::Relaxed);
         }
     }
 
-    /// Counts `len` live bytes fewer.
-    fn discharge(&self, len: usize) {
-        self.live_bytes.fetch_sub(len, Ordering::Relaxed);
-    }
-
-    /// Sets the memory limit (live requested bytes).
+    /// Sets the memory limit (live requested bytes). With every shard's
+    /// lock held, so no charge runs meanwhile, the instance-wide count is
+    /// set to the sum of the shards' before the limit takes effect.
     pub fn set_memory_limit(&self, limit: usize) {
+        let shards = self.shards();
+        for sh in shards {
+            sh.lock.acquire_raw();
+        }
+        let mut live = 0usize;
+        for sh in shards {
+            // SAFETY: every shard's lock is held.
+            live = live.wrapping_add(unsafe { sh.state_ref() }.live_bytes);
+        }
+        self.live_bytes.store(live, Ordering::Relaxed);
         self.limit.store(limit, Ordering::Relaxed);
+        for sh in shards {
+            sh.lock.reset();
+        }
     }
 
-    /// Captures the caller's trace into `out`; returns its length and the
-    /// calling thread's id.
-    pub(super) fn capture(&self, out: &mut [usize; MAX_FRAMES], ret_addr: usize) -> (usize, u32) {
+    /// Captures the caller's trace into `out`; returns its length, the
+    /// calling thread's id and the trace's hash (`depot::hash`).
+    #[inline(always)]
+    pub(super) fn capture(
+        &self,
+        out: &mut [MaybeUninit<usize>; MAX_FRAMES],
+        ret_addr: usize,
+    ) -> (usize, u32, u64) {
         trace::capture_tid(&mut out[..self.frames], ret_addr)
     }
 
@@ -359,25 +413,23 @@ impl la_debug {
         }
         r.len = len;
         r.align = align;
-        for (lo, hi) in Self::zones(r) {
-            fill_canary(self.canary, lo, hi);
-        }
+        self.fill_zones(r);
         true
     }
 
     /// Gives a block's memory back (backing free or unmap).
     ///
     /// # Safety
-    /// The record's block is ours and dead.
-    pub(super) unsafe fn give_back(&self, r: &Record) {
-        if r.kind == KIND_GUARDED {
+    /// The block is ours and dead, and its record is no longer indexed.
+    pub(super) unsafe fn give_back(&self, h: Held) {
+        if h.kind == KIND_GUARDED {
             // SAFETY: the whole reservation was made by `obtain`.
-            unsafe { sys::unmap(r.base as *mut u8, r.base_len) };
+            unsafe { sys::unmap(h.base as *mut u8, h.base_len) };
         } else {
             // SAFETY: the backing block as allocated.
             unsafe {
                 self.backing
-                    .free(r.base as *mut u8, r.base_len, r.base_align, 0)
+                    .free(h.base as *mut u8, h.base_len, h.base_align, 0)
             };
         }
     }
@@ -387,36 +439,36 @@ impl la_debug {
         if len == 0 || align > alignment::MAX_LOG2 {
             return ptr::null_mut();
         }
-        let mut tr = [0usize; MAX_FRAMES];
-        let (n, tid) = self.capture(&mut tr, ret_addr);
-        let h = depot::hash(&tr[..n]);
         // Memory that needs no lock (guarded mappings, a shared backing)
-        // is obtained before taking it.
+        // is obtained before taking it, and before the trace is taken, so
+        // the block's index slot loads meanwhile (`obtain`).
         let early = self.backing_shared || (self.guard_min != 0 && len >= self.guard_min);
         let mut got = Record::EMPTY;
         // SAFETY: len > 0 and align checked.
         if early && !unsafe { self.obtain(&mut got, len, align, ret_addr) } {
             return ptr::null_mut();
         }
+        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
+        let (n, tid, h) = self.capture(&mut tr, ret_addr);
         // Without early memory the instance has a single shard.
         let sh = self.shard(got.addr);
         let g = sh.lock.lock();
         // SAFETY: lock held.
         let st = unsafe { sh.state() };
-        let charged = self.charge(len);
+        let charged = self.charge(st, len);
         let r = if charged {
             st.table.new_record()
         } else {
             ptr::null_mut()
         };
         if r.is_null() {
-            drop(g);
             if charged {
-                self.discharge(len);
+                self.discharge(st, len);
             }
+            drop(g);
             if early {
                 // SAFETY: obtained above, never handed out.
-                unsafe { self.give_back(&got) };
+                unsafe { self.give_back(Held::of(&got)) };
             }
             return ptr::null_mut();
         }
@@ -427,7 +479,7 @@ impl la_debug {
         } else if !unsafe { self.obtain(&mut *r, len, align, ret_addr) } {
             // SAFETY: not indexed.
             unsafe { st.table.drop_record(r) };
-            self.discharge(len);
+            self.discharge(st, len);
             return ptr::null_mut();
         }
         // SAFETY: r is a valid record we own exclusively under the lock.
@@ -445,10 +497,10 @@ impl la_debug {
             Err(_) => {
                 // SAFETY: the block was just obtained and is unused.
                 unsafe {
-                    self.give_back(rec);
+                    self.give_back(Held::of(rec));
                     st.table.drop_record(r);
                 }
-                self.discharge(len);
+                self.discharge(st, len);
                 return ptr::null_mut();
             }
         }
@@ -458,7 +510,8 @@ impl la_debug {
             sh.index_mask.store(mask, Ordering::Relaxed);
         }
         rec.state = LIVE;
-        rec.alloc_stack = st.depot.intern(&tr[..n], h);
+        // SAFETY: `capture` wrote the first n frames.
+        rec.alloc_stack = st.depot.intern(unsafe { trace::frames(&tr, n) }, h);
         rec.free_stack = 0;
         rec.suppressed = self.suppress_new.load(Ordering::Relaxed) as u8;
         rec._pad = 0;
@@ -470,65 +523,34 @@ impl la_debug {
         rec.addr as *mut u8
     }
 
-    /// Removes a quarantined block for good: verify, give back, forget.
-    pub(super) fn evict(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
-        self.check_fill(st, r);
-        // SAFETY: a freed record whose memory we still hold.
-        unsafe { self.forget(st, r, later) };
-    }
-
-    /// Drops a freed block's record and gives its memory back: at once, or
-    /// after the lock is released (`later`) when that needs no lock.
+    /// Drops a freed block's record and gives its memory back at once
+    /// (with the lock held).
     ///
     /// # Safety
     /// `r` is an indexed freed record whose memory we hold, in no list.
-    unsafe fn forget(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
+    unsafe fn forget_now(&self, st: &mut State, r: *mut Record) {
         // SAFETY: caller's promise.
-        let rec = unsafe { *r };
-        if (self.backing_shared || rec.kind == KIND_GUARDED) && later.nb < DEFERRED {
-            later.back[later.nb] = rec;
-            later.nb += 1;
-        } else {
-            // SAFETY: caller's promise: the block is dead and ours.
-            unsafe { self.give_back(&rec) };
-        }
-        st.table.remove(rec.addr);
-        // SAFETY: removed from the index; in no list.
-        unsafe { st.table.drop_record(r) };
-    }
-
-    /// Evicts `r` now, or leaves its (long) fill to be verified after the
-    /// lock is released (`later`).
-    fn evict_or_defer(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
-        // SAFETY: a quarantined record.
-        let rec = unsafe { &*r };
-        if self.check_waf && rec.kind == KIND_BACKING && rec.len > INLINE_FILL && later.n < DEFERRED
-        {
-            later.r[later.n] = r;
-            later.n += 1;
-        } else {
-            self.evict(st, r, later);
+        let h = Held::of(unsafe { &*r });
+        // SAFETY: as above.
+        st.table.remove(unsafe { (*r).addr });
+        // SAFETY: removed from the index; in no list; the block is dead.
+        unsafe {
+            st.table.drop_record(r);
+            self.give_back(h);
         }
     }
 
-    /// Marks a live block freed (traces, counters); `h` is the hash of
-    /// `here`. Returns true when the free fill (or, for a guarded block,
-    /// taking its pages away) is left to the caller, to do outside the lock
-    /// (`filling` is then set).
-    pub(super) fn retire(
-        &self,
-        st: &mut State,
-        r: *mut Record,
-        here: &[usize],
-        h: u64,
-        tid: u32,
-    ) -> bool {
+    /// Marks a live block freed (counters; `free_stack` is the depot id of
+    /// the free trace). Returns true when the free fill (or, for a guarded
+    /// block, taking its pages away) is left to the caller, to do outside
+    /// the lock (`filling` is then set).
+    pub(super) fn retire(&self, st: &mut State, r: *mut Record, free_stack: u32, tid: u32) -> bool {
         // SAFETY: an indexed live record.
         let rec = unsafe { &mut *r };
         rec.state = FREED;
-        rec.free_stack = st.depot.intern(here, h);
+        rec.free_stack = free_stack;
         rec.free_tid = tid;
-        self.discharge(rec.len);
+        self.discharge(st, rec.len);
         st.live_count -= 1;
         st.total_frees += 1;
         if rec.kind == KIND_GUARDED {
@@ -545,80 +567,128 @@ impl la_debug {
         false
     }
 
-    /// Puts a freed (and filled) block in the quarantine, evicting the
-    /// oldest ones beyond its limits (long ones into `later`).
+    /// Puts a freed (and filled) block in the quarantine. When the
+    /// quarantine holds more than its bytes (or blocks), the oldest blocks
+    /// are taken out into `later` until it holds at most 15/16 of its
+    /// bytes, [`BATCH`] blocks at most per call: the lock is then taken a
+    /// second time once per batch, not once per block, and the fills of the
+    /// batch are verified without it.
     fn enqueue(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
         if self.never_reuse {
             return;
         }
-        // Start loading what the next evictions touch: the record two
-        // blocks ahead, and the index slot and first bytes of the block one
-        // ahead (whose record the previous call fetched).
-        if let Some(r2) = st.quarantine.peek(2) {
-            table::prefetch(r2 as usize);
-        }
-        if let Some(r1) = st.quarantine.peek(1) {
-            // SAFETY: quarantined records stay valid until evicted.
-            let (a, l) = unsafe { ((*r1).addr, (*r1).len) };
-            let (slots, mask) = st.table.hint();
-            table::prefetch(table::slot_hint(slots, mask, a));
-            let mut at = a;
-            while at < a + l.min(256) {
-                table::prefetch(at);
-                at += 64;
-            }
-        }
-        if st.quarantine.full()
-            && let Some(old) = st.quarantine.pop()
-        {
-            self.evict_or_defer(st, old, later);
+        if st.quarantine.full() {
+            self.take_oldest(st, later, usize::MAX);
         }
         // SAFETY: the record stays indexed (valid) until evicted.
         if !unsafe { st.quarantine.push(r) } {
-            self.evict_or_defer(st, r, later);
+            // No room (full batch) or no memory for the ring: evict it now.
+            self.check_fill(st, r);
+            // SAFETY: an indexed freed record whose memory we hold, in no
+            // list.
+            unsafe { self.forget_now(st, r) };
             return;
         }
-        while st.quarantine.bytes > self.quarantine_bytes {
-            let Some(old) = st.quarantine.pop() else {
-                break;
-            };
-            self.evict_or_defer(st, old, later);
+        let limit = self.quarantine_bytes;
+        if st.quarantine.bytes > limit {
+            self.take_oldest(st, later, limit - limit / 16);
         }
     }
 
-    /// Verifies the fills of `later` without the lock, then takes it to
-    /// report damage and drop the blocks; finally gives back the memory
-    /// left to give back without the lock.
-    fn finish_deferred(&self, sh: &Shard, later: &mut Deferred) {
-        if later.n > 0 {
-            let mut damaged = [false; DEFERRED];
-            for (i, &r) in later.r[..later.n].iter().enumerate() {
-                // SAFETY: evicted records stay indexed and their memory held
-                // until `forget` below; no other path writes them.
-                let bytes =
-                    unsafe { core::slice::from_raw_parts((*r).addr as *const u8, (*r).len) };
-                damaged[i] = first_unfilled(bytes).is_some();
+    /// Moves the oldest quarantined blocks into `later` until the
+    /// quarantine holds at most `low` bytes and is not full, or `later` is.
+    fn take_oldest(&self, st: &mut State, later: &mut Deferred, low: usize) {
+        while later.n < BATCH && (st.quarantine.bytes > low || st.quarantine.full()) {
+            // The records a few pops ahead start loading.
+            if let Some(ahead) = st.quarantine.peek(8) {
+                table::prefetch(ahead as usize);
             }
+            let Some(old) = st.quarantine.pop() else {
+                break;
+            };
+            later.r[later.n] = MaybeUninit::new(old);
+            later.n += 1;
+        }
+    }
+
+    /// Finishes the evictions of `later`: verifies their fills without the
+    /// lock, then takes it to report damage and drop the records, and gives
+    /// the memory back (without the lock when the backing allows).
+    fn finish_deferred(&self, sh: &Shard, later: &mut Deferred) {
+        if later.n == 0 {
+            return;
+        }
+        let evicted = later.records();
+        // Bit i: block i's fill was damaged.
+        let mut damaged = 0u32;
+        if self.check_waf {
+            // The first bytes of the blocks a few places ahead start loading
+            // while a block is verified.
+            const AHEAD: usize = 3;
+            let prefetch_block = |r: *mut Record| {
+                // SAFETY: evicted records stay valid until dropped below.
+                let (a, l) = unsafe { ((*r).addr, (*r).len) };
+                let mut at = a;
+                while at < a + l.min(256) {
+                    table::prefetch(at);
+                    at += 64;
+                }
+            };
+            for &r in evicted.iter().take(AHEAD) {
+                prefetch_block(r);
+            }
+            for (i, &r) in evicted.iter().enumerate() {
+                if let Some(&next) = evicted.get(i + AHEAD) {
+                    prefetch_block(next);
+                }
+                // SAFETY: as above; no other path writes or releases an
+                // evicted block's memory, held until given back below.
+                let rec = unsafe { &*r };
+                if rec.kind == KIND_BACKING {
+                    // SAFETY: as above.
+                    let bytes =
+                        unsafe { core::slice::from_raw_parts(rec.addr as *const u8, rec.len) };
+                    if first_unfilled(bytes).is_some() {
+                        damaged |= 1 << i;
+                    }
+                }
+            }
+        }
+        let mut back = [MaybeUninit::<Held>::uninit(); BATCH];
+        let mut nb = 0;
+        {
             let _g = sh.lock.lock();
             // SAFETY: lock held.
             let st = unsafe { sh.state() };
-            let n = later.n;
-            later.n = 0;
-            let evicted = later.r;
-            for (&r, &bad) in evicted[..n].iter().zip(&damaged) {
-                if bad {
+            let (slots, mask) = st.table.hint();
+            for &r in evicted {
+                // SAFETY: evicted records stay valid until dropped below.
+                table::prefetch(table::slot_hint(slots, mask, unsafe { (*r).addr }));
+            }
+            for (i, &r) in evicted.iter().enumerate() {
+                if damaged & (1 << i) != 0 {
                     self.check_fill(st, r);
                 }
-                // SAFETY: evicted from the quarantine, so in no list.
-                unsafe { self.forget(st, r, later) };
+                // SAFETY: an indexed freed record, in no list.
+                let rec = unsafe { &*r };
+                if self.backing_shared || rec.kind == KIND_GUARDED {
+                    back[nb] = MaybeUninit::new(Held::of(rec));
+                    nb += 1;
+                    st.table.remove(rec.addr);
+                    // SAFETY: removed from the index, in no list.
+                    unsafe { st.table.drop_record(r) };
+                } else {
+                    // SAFETY: an indexed freed record whose memory we hold.
+                    unsafe { self.forget_now(st, r) };
+                }
             }
         }
-        for rec in &later.back[..later.nb] {
-            // SAFETY: dropped from the index (its address is free to be
-            // reused only now), memory still ours.
-            unsafe { self.give_back(rec) };
+        later.n = 0;
+        for h in &back[..nb] {
+            // SAFETY: written above; dropped from the index (its address is
+            // free to be reused only now), memory still ours.
+            unsafe { self.give_back(h.assume_init()) };
         }
-        later.nb = 0;
     }
 
     /// Frees a block; `shape` is `Some((len, align))` for sized frees (the
@@ -630,16 +700,23 @@ impl la_debug {
         // The index slot of `p` loads while the trace is taken.
         let sh = self.shard(p as usize);
         sh.prefetch_slot(p as usize);
-        let mut tr = [0usize; MAX_FRAMES];
-        let (n, tid) = self.capture(&mut tr, ret_addr);
-        let here = &tr[..n];
-        let h = depot::hash(here);
+        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
+        let (n, tid, h) = self.capture(&mut tr, ret_addr);
+        // SAFETY: `capture` wrote the first n frames.
+        let here = unsafe { trace::frames(&tr, n) };
         let mut later = Deferred::new();
         let fill_later = {
             let _g = sh.lock.lock();
             // SAFETY: lock held.
             let st = unsafe { sh.state() };
-            let Some(r) = st.table.find(p as usize) else {
+            // The block's record (found through its index slot, loaded by
+            // now) starts loading while the free trace is interned.
+            let cand = st.table.candidate(p as usize);
+            if let Some((_, c)) = cand {
+                table::prefetch(c as usize);
+            }
+            let free_stack = st.depot.intern(here, h);
+            let Some(r) = cand.and_then(|(i, _)| st.table.find_from(p as usize, i)) else {
                 self.report_unknown(st, "free", p as usize, here, tid);
                 return;
             };
@@ -653,7 +730,7 @@ impl la_debug {
                 self.check_shape(st, "free", r, len, align, here, tid);
             }
             self.check_zones(st, r, here, tid);
-            if self.retire(st, r, here, h, tid) {
+            if self.retire(st, r, free_stack, tid) {
                 // SAFETY: an indexed record (freed: its range is fixed now).
                 Some((r, unsafe { *r }))
             } else {
@@ -723,9 +800,10 @@ impl la_debug {
         if p.is_null() || new_len == 0 {
             return false;
         }
-        let mut tr = [0usize; MAX_FRAMES];
-        let (n, tid) = self.capture(&mut tr, ret_addr);
-        let here = &tr[..n];
+        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
+        let (n, tid, _) = self.capture(&mut tr, ret_addr);
+        // SAFETY: `capture` wrote the first n frames.
+        let here = unsafe { trace::frames(&tr, n) };
         let sh = self.shard(p as usize);
         let _g = sh.lock.lock();
         // SAFETY: lock held.
@@ -738,7 +816,7 @@ impl la_debug {
         // SAFETY: an indexed live record, exclusively ours under the lock.
         let rec = unsafe { &mut *r };
         let grow = new_len.saturating_sub(rec.len);
-        if grow > 0 && !self.charge(grow) {
+        if grow > 0 && !self.charge(st, grow) {
             return false;
         }
         if new_len > Self::capacity(rec) {
@@ -747,7 +825,7 @@ impl la_debug {
                 .and_then(|b| b.checked_add(front + REDZONE))
                 .filter(|_| rec.kind == KIND_BACKING);
             let Some(new_base_len) = new_base_len else {
-                self.discharge(grow);
+                self.discharge(st, grow);
                 return false;
             };
             // SAFETY: the backing block as last granted.
@@ -760,13 +838,13 @@ impl la_debug {
                     ret_addr,
                 )
             } {
-                self.discharge(grow);
+                self.discharge(st, grow);
                 return false;
             }
             rec.base_len = new_base_len;
         }
         if new_len < rec.len {
-            self.discharge(rec.len - new_len);
+            self.discharge(st, rec.len - new_len);
         }
         rec.len = new_len;
         let [_, back] = Self::zones(rec);
@@ -791,9 +869,11 @@ impl la_debug {
                 return unsafe { (*r).len };
             }
         }
-        let mut tr = [0usize; MAX_FRAMES];
-        let (n, tid) = self.capture(&mut tr, ret_addr);
-        self.live_for(st, "malloc_usable_size", p as usize, None, &tr[..n], tid);
+        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
+        let (n, tid, _) = self.capture(&mut tr, ret_addr);
+        // SAFETY: `capture` wrote the first n frames.
+        let here = unsafe { trace::frames(&tr, n) };
+        self.live_for(st, "malloc_usable_size", p as usize, None, here, tid);
         0
     }
 
@@ -811,9 +891,11 @@ impl la_debug {
                 return Some(unsafe { (*r).len });
             }
         }
-        let mut tr = [0usize; MAX_FRAMES];
-        let (n, tid) = self.capture(&mut tr, ret_addr);
-        self.live_for(st, op, p as usize, None, &tr[..n], tid);
+        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
+        let (n, tid, _) = self.capture(&mut tr, ret_addr);
+        // SAFETY: `capture` wrote the first n frames.
+        let here = unsafe { trace::frames(&tr, n) };
+        self.live_for(st, op, p as usize, None, here, tid);
         None
     }
 
@@ -901,7 +983,7 @@ impl la_debug {
             let st = unsafe { sh.state() };
             st.table.for_each(|r| {
                 // SAFETY: every indexed record's block is ours to give back.
-                unsafe { this.give_back(&*r) };
+                unsafe { this.give_back(Held::of(&*r)) };
             });
             st.table.release();
             st.depot.release();

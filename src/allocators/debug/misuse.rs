@@ -315,8 +315,19 @@ impl la_debug {
         });
     }
 
-    /// Checks the redzones of a live block, reporting damage.
+    /// Checks the redzones of a live block, reporting damage: the quick
+    /// check inline, a closer look out of line.
+    #[inline(always)]
     pub(super) fn check_zones(&self, st: &State, r: *mut Record, here: &[usize], tid: u32) {
+        // SAFETY: an indexed record.
+        if !self.zones_intact(unsafe { &*r }) {
+            self.check_zones_closely(st, r, here, tid);
+        }
+    }
+
+    /// [`Self::check_zones`] byte by byte (blocks of other shapes, damage).
+    #[inline(never)]
+    fn check_zones_closely(&self, st: &State, r: *mut Record, here: &[usize], tid: u32) {
         // SAFETY: an indexed record.
         let rec = unsafe { &*r };
         let [front, back] = Self::zones(rec);

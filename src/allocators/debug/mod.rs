@@ -164,7 +164,10 @@ pub struct la_debug_config {
     /// Fill freed blocks with 0xdd and verify the fill when they leave the
     /// quarantine (write-after-free detection); default true.
     pub check_write_after_free: bool,
-    /// Bytes of freed blocks held back before reuse; default 4 MiB.
+    /// Bytes of freed blocks held back before reuse; default 4 MiB. Once
+    /// they pass it, the oldest blocks leave in batches, until 15/16 of it
+    /// are held (over a backing callable from any thread, the shim's, each
+    /// of the instance's 8 shards holds 1/8 of it).
     pub quarantine_bytes: libc::size_t,
     /// Allocation fails (NULL) when live requested bytes would exceed this;
     /// default SIZE_MAX (no limit).
@@ -240,6 +243,9 @@ struct State {
     depot: Depot,
     quarantine: Quarantine,
     live_count: usize,
+    /// Requested bytes in this shard's live blocks, and their peak.
+    live_bytes: usize,
+    peak_bytes: usize,
     total_allocs: usize,
     total_frees: usize,
 }
@@ -288,9 +294,9 @@ pub struct la_debug {
     guard_min: usize,
     canary: u64,
     limit: AtomicUsize,
-    /// Requested bytes in live blocks, and their peak.
+    /// Requested bytes in live blocks over all shards, kept only while a
+    /// memory limit is set (see `charge`).
     live_bytes: AtomicUsize,
-    peak: AtomicUsize,
     /// New records are marked suppressed (allocations before `main`).
     suppress_new: AtomicBool,
     nshards: usize,

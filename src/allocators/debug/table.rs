@@ -198,6 +198,8 @@ impl Table {
             let r = self.free_list;
             // SAFETY: free records store the next free record in `addr`.
             self.free_list = unsafe { (*r).addr } as *mut Record;
+            // The next call's record starts loading.
+            prefetch(self.free_list as usize);
             return r;
         }
         if self.slab_next + STRIDE > self.slab_end {
@@ -255,10 +257,65 @@ impl Table {
         }
     }
 
+    /// The first slot on `addr`'s probe path whose tag matches, and its
+    /// record, without reading any record: most likely the record of
+    /// `addr`, to prefetch before [`Table::find_from`] reads it from there.
+    /// `None` means `addr` is not indexed.
+    #[inline]
+    pub fn candidate(&self, addr: usize) -> Option<(usize, *mut Record)> {
+        if self.cap == 0 {
+            return None;
+        }
+        let mask = self.cap - 1;
+        let t = tag(addr);
+        let mut i = hash(addr) & mask;
+        loop {
+            // SAFETY: i < cap, the slot array has cap entries.
+            let s = unsafe { *self.slots.add(i) };
+            if s == 0 {
+                return None;
+            }
+            if tag_matches(s, t) {
+                return Some((i, record_of(s)));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// [`Table::find`] from slot `i` of `addr`'s probe path (a
+    /// [`Table::candidate`], the table unchanged since).
+    #[inline]
+    pub fn find_from(&self, addr: usize, mut i: usize) -> Option<*mut Record> {
+        debug_assert!(i < self.cap);
+        let mask = self.cap - 1;
+        let t = tag(addr);
+        loop {
+            // SAFETY: i < cap, the slot array has cap entries.
+            let s = unsafe { *self.slots.add(i) };
+            if s == 0 {
+                return None;
+            }
+            let r = record_of(s);
+            // SAFETY: non-empty slots point to records of this table.
+            if tag_matches(s, t) && unsafe { (*r).addr } == addr {
+                return Some(r);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     fn grow(&mut self) -> bool {
         let new_cap = if self.cap == 0 { 1024 } else { self.cap * 2 };
         let bytes = new_cap * core::mem::size_of::<usize>();
-        let Some(m) = sys::map(bytes) else {
+        // A large slot array (hundreds of thousands of blocks) in huge
+        // pages: every lookup touches a random slot, and with small pages
+        // most of them would also miss the TLB.
+        let m = if bytes >= sys::HUGE_PAGE {
+            sys::map_huge(bytes)
+        } else {
+            sys::map(bytes)
+        };
+        let Some(m) = m else {
             return false;
         };
         let old = self.slots;

@@ -198,6 +198,30 @@ fn setting_a_memory_cap() {
 }
 
 #[test]
+fn a_memory_cap_set_later_counts_every_shard() {
+    // Bytes are counted per shard; a limit set later starts from the sum
+    // of all shards and holds across them.
+    let f = Fixture::sharded();
+    let blocks: Vec<*mut u8> = (0..64).map(|_| alloc(f.d(), 100, 0)).collect();
+    let s = f.d().stats();
+    assert_eq!((s.live_bytes, s.peak_bytes), (6400, 6400));
+    f.d().set_memory_limit(6400 + 250);
+    let extra: Vec<*mut u8> = (0..2).map(|_| alloc(f.d(), 100, 0)).collect();
+    assert!(f.d().alloc(100, 0, 0).is_null());
+    let last = alloc(f.d(), 50, 0);
+    assert_eq!(f.d().stats().live_bytes, 6650);
+    f.d().set_memory_limit(usize::MAX);
+    for p in blocks.into_iter().chain(extra) {
+        f.d().free(p, Some((100, 0)), 0);
+    }
+    let s = f.d().stats();
+    assert_eq!((s.live_bytes, s.live_allocations), (50, 1));
+    assert!(s.peak_bytes >= 6650);
+    f.d().free(last, Some((50, 0)), 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
 fn large_allocations_count_requested_size() {
     let f = Fixture::with(|c| c.memory_limit = usize::MAX - 1);
     let page = sys::page_size();
@@ -396,6 +420,42 @@ fn one_byte_overflows_of_common_values_are_always_caught() {
         }
         assert_eq!(f.finish(), la_check::LA_CHECK_OK);
     }
+}
+
+#[test]
+fn every_redzone_byte_is_checked() {
+    // Short blocks have the compact layout (16-byte front redzone, back
+    // redzone of 16 to 31 bytes) checked by whole 16-byte compares: a
+    // change to any one redzone byte is still found, on the right side.
+    // (No traces: the reports then need no symbolizing.)
+    let f = Fixture::with(|c| c.stack_trace_frames = 0);
+    let mut errors = 0;
+    for len in 1..=48usize {
+        let back = len.next_multiple_of(16) + 16 - len;
+        for off in (1..=16)
+            .map(|k| -(k as isize))
+            .chain((0..back).map(|k| (len + k) as isize))
+        {
+            let p = alloc(f.d(), len, 0);
+            // SAFETY: a redzone byte of the block (deliberately changed).
+            unsafe { *p.offset(off) ^= 0x5a };
+            f.d().free(p, None, 0);
+            errors += 1;
+            let want = if off < 0 {
+                la_debug_error::LA_DEBUG_UNDERFLOW
+            } else {
+                la_debug_error::LA_DEBUG_OVERFLOW
+            };
+            assert_eq!(f.errors(), (errors, want), "len {len} offset {off}");
+        }
+        // The user bytes themselves are not redzone.
+        let p = alloc(f.d(), len, 0);
+        // SAFETY: the block's own bytes.
+        unsafe { ptr::write_bytes(p, 0x5a, len) };
+        f.d().free(p, None, 0);
+        assert_eq!(f.errors().0, errors, "len {len}");
+    }
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
 }
 
 #[test]

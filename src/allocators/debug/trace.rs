@@ -15,9 +15,10 @@
 //! code (its executable segments, found with `dl_iterate_phdr` at init) are
 //! skipped.
 
+use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::maps;
+use super::{depot, maps};
 
 /// Most frames a trace can hold.
 pub(crate) const MAX_FRAMES: usize = 32;
@@ -287,35 +288,68 @@ fn walk_in(mut fp: usize, lo: usize, hi: usize, raw: &mut [usize]) -> usize {
 /// return address (0 when unknown). Returns the number of frames written.
 #[inline(never)]
 pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
+    // SAFETY: MaybeUninit<usize> has the layout of usize, and only
+    // initialized values are written through the view.
+    let out = unsafe { &mut *(out as *mut [usize] as *mut [MaybeUninit<usize>]) };
     let fp = frame_pointer();
-    capture_in(out, ret_addr, fp, thread_at(fp))
+    capture_in(out, ret_addr, fp, thread_at(fp)).0
 }
 
-/// [`capture`], and the calling thread's kernel id (one thread-local
-/// lookup for both).
-#[inline(never)]
-pub fn capture_tid(out: &mut [usize], ret_addr: usize) -> (usize, u32) {
+/// [`capture`] into a buffer that needs no clearing (read the frames with
+/// [`frames`]), also giving the calling thread's kernel id (one
+/// thread-local lookup for both) and the trace's hash (`depot::hash`,
+/// computed during the walk). Inlined into the allocator's entry points:
+/// the walk starts at their frame (skipped with the library's other
+/// frames).
+#[inline(always)]
+pub fn capture_tid(out: &mut [MaybeUninit<usize>], ret_addr: usize) -> (usize, u32, u64) {
     let fp = frame_pointer();
     let t = thread_at(fp);
-    (capture_in(out, ret_addr, fp, t), t.tid)
+    let (n, h) = capture_in(out, ret_addr, fp, t);
+    (n, t.tid, h)
 }
 
+/// The first `n` frames of `buf`, as written by [`capture_tid`].
+///
+/// # Safety
+/// [`capture_tid`] wrote `buf` and returned `n`.
 #[inline(always)]
-fn capture_in(out: &mut [usize], ret_addr: usize, fp: usize, t: Thread) -> usize {
+pub unsafe fn frames(buf: &[MaybeUninit<usize>], n: usize) -> &[usize] {
+    debug_assert!(n <= buf.len());
+    // SAFETY: caller's promise: the first n entries are initialized;
+    // MaybeUninit<usize> has the layout of usize.
+    unsafe { core::slice::from_raw_parts(buf.as_ptr().cast(), n) }
+}
+
+/// The frames written and their hash.
+#[inline(always)]
+fn capture_in(
+    out: &mut [MaybeUninit<usize>],
+    ret_addr: usize,
+    fp: usize,
+    t: Thread,
+) -> (usize, u64) {
     let want = out.len().min(MAX_FRAMES);
     if want == 0 {
-        return 0;
+        return (0, depot::hash(&[]));
     }
     if ret_addr == 0 {
         return capture_skipping_own(&mut out[..want], fp, t.lo, t.hi);
     }
-    capture_from_caller(&mut out[..want], ret_addr, fp, t)
+    let n = capture_from_caller(&mut out[..want], ret_addr, fp, t);
+    // SAFETY: the first n entries were just written.
+    (n, depot::hash(unsafe { frames(out, n) }))
 }
 
 /// [`capture`] with the caller's address: the trace starts at its frame
 /// (out of line: its scratch array stays off the common path's frame).
 #[inline(never)]
-fn capture_from_caller(out: &mut [usize], ret_addr: usize, fp: usize, t: Thread) -> usize {
+fn capture_from_caller(
+    out: &mut [MaybeUninit<usize>],
+    ret_addr: usize,
+    fp: usize,
+    t: Thread,
+) -> usize {
     let want = out.len();
     let mut raw = [0usize; MAX_FRAMES + EXTRA];
     let n = walk_in(fp, t.lo, t.hi, &mut raw[..want + EXTRA]);
@@ -327,25 +361,33 @@ fn capture_from_caller(out: &mut [usize], ret_addr: usize, fp: usize, t: Thread)
         } else {
             // The caller's address is not in the walk (a frame without a
             // frame pointer): the trace is the caller alone.
-            out[0] = ret_addr;
+            out[0] = MaybeUninit::new(ret_addr);
             return 1;
         }
     }
     let start = start.unwrap_or(0);
     let k = (n - start).min(want);
-    out[..k].copy_from_slice(&raw[start..start + k]);
+    for (o, &r) in out.iter_mut().zip(&raw[start..start + k]) {
+        *o = MaybeUninit::new(r);
+    }
     k
 }
 
 /// [`capture`] without a caller's address: the walk drops the leading
 /// frames inside the library (at most `EXTRA + 1`) and writes the rest
-/// straight into `out`.
+/// straight into `out`, hashing them on the way.
 #[inline(always)]
-fn capture_skipping_own(out: &mut [usize], mut fp: usize, lo: usize, hi: usize) -> usize {
+fn capture_skipping_own(
+    out: &mut [MaybeUninit<usize>],
+    mut fp: usize,
+    lo: usize,
+    hi: usize,
+) -> (usize, u64) {
     // A frame at `fp` is readable when lo <= fp <= hi - 16 (one unsigned
     // compare against `span`) and fp is aligned.
+    let none = (0, depot::hash(&[]));
     if hi < lo.saturating_add(16) {
-        return 0;
+        return none;
     }
     let span = hi - 16 - lo;
     let ok = |fp: usize| fp.wrapping_sub(lo) <= span && fp.is_multiple_of(8);
@@ -358,38 +400,40 @@ fn capture_skipping_own(out: &mut [usize], mut fp: usize, lo: usize, hi: usize) 
     // The library's own frames.
     loop {
         if !ok(fp) {
-            return 0;
+            return none;
         }
         // SAFETY: [fp, fp + 16) lies within the current thread's stack mapping.
         let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
         if ret == 0 {
-            return 0;
+            return none;
         }
         if ret.wrapping_sub(own_lo) >= own_span {
             break;
         }
         skip_left -= 1;
         if skip_left == 0 || next <= fp {
-            return 0;
+            return none;
         }
         fp = next;
     }
     // The caller's frames, from the first outside the library.
     let mut n = 0;
+    let mut h = depot::HASH_SEED;
     while n < out.len() && ok(fp) {
         // SAFETY: as above.
         let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
         if ret == 0 {
             break;
         }
-        out[n] = ret;
+        out[n] = MaybeUninit::new(ret);
+        h = depot::hash_step(h, ret);
         n += 1;
         if next <= fp {
             break;
         }
         fp = next;
     }
-    n
+    (n, depot::hash_finish(h, n))
 }
 
 #[cfg(test)]
