@@ -51,12 +51,6 @@ pub fn hash_finish(h: u64, n: usize) -> u64 {
     (h ^ (h >> 29)) | 1
 }
 
-/// Whether two traces are equal (short: a loop beats a `memcmp` call).
-#[inline]
-fn same(a: &[usize], b: &[usize]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
-}
-
 /// Distinct traces of one instance.
 pub struct Depot {
     /// The arena's chunks (null past `nchunks`).
@@ -93,6 +87,18 @@ impl Depot {
         if self.cap == 0 || frames.is_empty() {
             return self.store(frames, h);
         }
+        match self.probe(frames, h) {
+            Ok(id) => id,
+            Err(_) => self.store(frames, h),
+        }
+    }
+
+    /// Looks `frames` (hashed into `h`) up: `Ok(id)` when stored, else
+    /// `Err(i)` with the empty slot `i` that ends its probe path. The table
+    /// has slots (`cap > 0`) and at least one empty.
+    #[inline(always)]
+    fn probe(&self, frames: &[usize], h: u64) -> Result<u32, usize> {
+        debug_assert!(self.cap > 0);
         let mask = self.cap - 1;
         let tag = h >> 32;
         let mut i = h as usize & mask;
@@ -100,10 +106,10 @@ impl Depot {
             // SAFETY: i < cap, the slot array has cap entries.
             let s = unsafe { *self.slots.add(i) };
             if s == 0 {
-                return self.store(frames, h);
+                return Err(i);
             }
             if s >> 32 == tag && self.holds(s as u32, frames) {
-                return s as u32;
+                return Ok(s as u32);
             }
             i = (i + 1) & mask;
         }
@@ -143,20 +149,11 @@ impl Depot {
         if (self.count + 1) * 2 > self.cap && !self.grow() {
             return 0;
         }
-        let mask = self.cap - 1;
         let tag = h >> 32;
-        let mut i = h as usize & mask;
-        loop {
-            // SAFETY: i < cap, the slot array has cap entries.
-            let s = unsafe { *self.slots.add(i) };
-            if s == 0 {
-                break;
-            }
-            if s >> 32 == tag && same(self.get(s as u32), frames) {
-                return s as u32;
-            }
-            i = (i + 1) & mask;
-        }
+        let i = match self.probe(frames, h) {
+            Ok(id) => return id,
+            Err(i) => i,
+        };
         let Some(id) = self.room(frames.len() + 1) else {
             return 0;
         };

@@ -239,22 +239,7 @@ impl Table {
         if self.cap == 0 {
             return None;
         }
-        let mask = self.cap - 1;
-        let t = tag(addr);
-        let mut i = hash(addr) & mask;
-        loop {
-            // SAFETY: i < cap, the slot array has cap entries.
-            let s = unsafe { *self.slots.add(i) };
-            if s == 0 {
-                return None;
-            }
-            let r = record_of(s);
-            // SAFETY: non-empty slots point to records of this table.
-            if tag_matches(s, t) && unsafe { (*r).addr } == addr {
-                return Some(r);
-            }
-            i = (i + 1) & mask;
-        }
+        self.find_from(addr, hash(addr) & (self.cap - 1))
     }
 
     /// The first slot on `addr`'s probe path whose tag matches, and its
@@ -282,8 +267,8 @@ impl Table {
         }
     }
 
-    /// [`Table::find`] from slot `i` of `addr`'s probe path (a
-    /// [`Table::candidate`], the table unchanged since).
+    /// [`Table::find`] from slot `i` of `addr`'s probe path (its home slot,
+    /// or a [`Table::candidate`] with the table unchanged since).
     #[inline]
     pub fn find_from(&self, addr: usize, mut i: usize) -> Option<*mut Record> {
         debug_assert!(i < self.cap);
