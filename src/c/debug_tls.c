@@ -1,6 +1,6 @@
 /*
  * debug_tls.c: the debug allocator's per-thread cache (the thread's stack
- * bounds and kernel id), in static TLS.
+ * bounds [lo, lo + span) and kernel id), in static TLS.
  *
  * The initial-exec model puts it at a fixed offset from the thread pointer
  * in every thread, so a stack capture reads it relative to %fs without
@@ -12,7 +12,7 @@
 
 struct liballoc_debug_thread {
     uintptr_t lo;
-    uintptr_t hi;
+    uintptr_t span;
     uint32_t tid;
 };
 

@@ -210,26 +210,61 @@ extern "C" fn at_exit() {
     }
 }
 
-/// `malloc`-family allocation of `size > 0` bytes.
+/// The functions below hand the debug allocator the frame of the function
+/// they are in or inlined into (`trace::entry_frame`), so traces start at
+/// that function's return address, the user's call (or, when that function
+/// was called by another of the library's, at the first frame outside the
+/// library) without a walk through the library's frames.
+///
+/// `malloc` in the debug mode alone (no statistics, no failure injection):
+/// `malloc` jumps to the shim's `alloc_general`, which jumps here, so this
+/// frame returns to the caller of `malloc`. NULL with `errno = ENOMEM` on
+/// failure.
 #[inline(never)]
+pub fn alloc_entry(size: usize, align_log2: u8) -> *mut u8 {
+    if size > super::MAX_SIZE {
+        return super::out_of_memory();
+    }
+    let p = alloc(size.max(1), align_log2);
+    if p.is_null() {
+        return super::out_of_memory();
+    }
+    p
+}
+
+/// `free` of non-NULL `p` in the debug mode alone: `free` jumps here, so
+/// this frame returns to the caller of `free`. Keeps `errno` (the debug
+/// allocator's free may make system calls: unmapping, reports).
+#[inline(never)]
+pub fn free_entry(p: *mut u8) {
+    let errno = super::errno::location();
+    // SAFETY: this thread's errno slot.
+    let saved = unsafe { *errno };
+    free(p);
+    // SAFETY: as above.
+    unsafe { *errno = saved };
+}
+
+/// `malloc`-family allocation of `size > 0` bytes.
+#[inline(always)]
 pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
-    instance().alloc(size, align_log2, 0)
+    instance().alloc(size, align_log2, trace::entry_frame())
 }
 
 /// `free` (NULL already filtered out).
-#[inline(never)]
+#[inline(always)]
 pub fn free(p: *mut u8) {
-    instance().free(p, None, 0)
+    instance().free(p, None, trace::entry_frame())
 }
 
 /// `malloc_usable_size`: the requested length (so writes past it are
 /// caught), 0 for NULL.
-#[inline(never)]
+#[inline(always)]
 pub fn usable_size(p: *mut u8) -> usize {
     if p.is_null() {
         return 0;
     }
-    instance().usable_size(p, 0)
+    instance().usable_size(p, trace::entry_frame())
 }
 
 /// The length of live block `p` (for statistics), reporting nothing.
@@ -240,21 +275,22 @@ pub fn len_of(p: *mut u8) -> Option<usize> {
 /// `realloc` of a non-NULL block to `size > 0` bytes: in place when the
 /// block has room, else allocate, copy and free. NULL (block untouched)
 /// when out of memory or when the block is not live (reported).
-#[inline(never)]
+#[inline(always)]
 pub fn realloc(p: *mut u8, size: usize) -> *mut u8 {
     let d = instance();
-    let Some(old) = d.live_len(p, "realloc", 0) else {
+    let at = trace::entry_frame();
+    let Some(old) = d.live_len(p, "realloc", at) else {
         return ptr::null_mut();
     };
-    if d.resize(p, None, size, 0) {
+    if d.resize(p, None, size, at) {
         return p;
     }
-    let q = d.alloc(size, super::MIN_ALIGN_LOG2, 0);
+    let q = d.alloc(size, super::MIN_ALIGN_LOG2, at);
     if q.is_null() {
         return q;
     }
     // SAFETY: both blocks are live and distinct; the copy fits in both.
     unsafe { ptr::copy_nonoverlapping(p, q, old.min(size)) };
-    d.free(p, None, 0);
+    d.free(p, None, at);
     q
 }

@@ -196,12 +196,17 @@ pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
 /// [`alloc`] for sizes above the table, other alignments, and the modes.
 #[inline(never)]
 fn alloc_general(size: usize, align_log2: u8) -> *mut u8 {
-    if FLAGS.load(Relaxed) == READY && size <= MAX_SIZE {
+    let f = FLAGS.load(Relaxed);
+    if f == READY && size <= MAX_SIZE {
         let p = smp::alloc(size.max(1), align_log2);
         if !p.is_null() {
             return p;
         }
         return out_of_memory();
+    }
+    if f == READY | DEBUG {
+        // The debug mode alone: straight to the debug allocator.
+        return debug_mode::alloc_entry(size, align_log2);
     }
     alloc_slow(size, align_log2)
 }
@@ -285,7 +290,12 @@ pub unsafe fn free(p: *mut u8, func: &str) {
     if p.is_null() {
         return;
     }
-    if FLAGS.load(Acquire) != READY {
+    let f = FLAGS.load(Acquire);
+    if f != READY {
+        if f == READY | DEBUG {
+            // The debug mode alone: straight to the debug allocator.
+            return debug_mode::free_entry(p);
+        }
         // SAFETY: caller's promise.
         return unsafe { free_slow(p, func) };
     }

@@ -14,6 +14,13 @@
 //! runs out, new traces get id 0 (no trace) rather than fail the
 //! allocation. Nothing is ever removed: a depot lives as long as its
 //! instance.
+//!
+//! In front of the table sits a small direct-mapped cache of traces found
+//! recently (by hash: the hash, where the trace is stored, its id): a
+//! program allocates from few sites again and again, and a hit costs one
+//! hash compare and the frames' compare, without the table's probe and the
+//! arena's chunk lookup. A hit still compares every frame, so the depot
+//! stays exact: an id always names exactly the trace interned.
 
 use core::ptr;
 
@@ -25,6 +32,25 @@ const CHUNK_WORDS: usize = 1 << 17;
 const MAX_CHUNKS: usize = 256;
 /// Initial table slots.
 const FIRST_CAP: usize = 1024;
+/// Log2 of the entries of the recent-trace cache.
+const RECENT_LOG2: u32 = 6;
+
+/// A cache entry: a stored trace's hash, its length word in the arena, its
+/// id (hash 0, which no trace has: empty).
+#[derive(Clone, Copy)]
+struct Recent {
+    hash: u64,
+    at: *const usize,
+    id: u32,
+}
+
+impl Recent {
+    const EMPTY: Recent = Recent {
+        hash: 0,
+        at: ptr::null(),
+        id: 0,
+    };
+}
 
 /// The hash of a trace (its frames), never 0 for a non-empty trace:
 /// [`hash_step`] over the frames from [`HASH_SEED`], then [`hash_finish`]
@@ -38,10 +64,14 @@ pub fn hash(frames: &[usize]) -> u64 {
 /// The start of [`hash`].
 pub(crate) const HASH_SEED: u64 = 0x243f_6a88_85a3_08d3;
 
-/// Folds one frame into a trace hash.
+/// Folds one frame into a trace hash: xor, then multiply by an odd
+/// constant. Each step is a bijection of the running value, so two traces
+/// of one length that differ in a single frame get different values; the
+/// finish brings the high bits, where the frames' differences may lie,
+/// down to the low ones.
 #[inline(always)]
 pub fn hash_step(h: u64, frame: usize) -> u64 {
-    (h.rotate_left(23) ^ frame as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    (h ^ frame as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// Finishes a trace hash of `n` frames.
@@ -62,6 +92,8 @@ pub struct Depot {
     slots: *mut u64,
     cap: usize,
     count: usize,
+    /// Traces found recently, indexed by the top bits of their hash.
+    recent: [Recent; 1 << RECENT_LOG2],
 }
 
 impl Depot {
@@ -74,6 +106,7 @@ impl Depot {
             slots: ptr::null_mut(),
             cap: 0,
             count: 0,
+            recent: [Recent::EMPTY; 1 << RECENT_LOG2],
         }
     }
 
@@ -84,13 +117,39 @@ impl Depot {
     #[inline]
     pub fn intern(&mut self, frames: &[usize], h: u64) -> u32 {
         debug_assert_eq!(h, hash(frames));
-        if self.cap == 0 || frames.is_empty() {
-            return self.store(frames, h);
+        let e = (h >> (64 - RECENT_LOG2)) as usize;
+        let r = self.recent[e];
+        // SAFETY: a cache entry with a non-zero hash points at a stored
+        // trace (its length word, then its frames).
+        if r.hash == h && unsafe { stored_is(r.at, frames) } {
+            return r.id;
         }
-        match self.probe(frames, h) {
-            Ok(id) => id,
-            Err(_) => self.store(frames, h),
+        self.intern_uncached(frames, h, e)
+    }
+
+    /// [`Depot::intern`] past the cache: the table, then cache entry `e`
+    /// names the trace found or stored.
+    #[inline(never)]
+    fn intern_uncached(&mut self, frames: &[usize], h: u64, e: usize) -> u32 {
+        if frames.is_empty() {
+            return 0;
         }
+        let id = if self.cap == 0 {
+            self.store(frames, h)
+        } else {
+            match self.probe(frames, h) {
+                Ok(id) => id,
+                Err(_) => self.store(frames, h),
+            }
+        };
+        if id != 0 {
+            self.recent[e] = Recent {
+                hash: h,
+                at: self.word(id as usize),
+                id,
+            };
+        }
+        id
     }
 
     /// Looks `frames` (hashed into `h`) up: `Ok(id)` when stored, else
@@ -121,20 +180,9 @@ impl Depot {
         if id == 0 || id as usize >= self.top {
             return false;
         }
-        let p = self.word(id as usize);
         // SAFETY: ids below `top` name stored traces: a length word, then
         // that many frames, all in one mapped chunk.
-        unsafe {
-            if *p != frames.len() {
-                return false;
-            }
-            for (k, &f) in frames.iter().enumerate() {
-                if *p.add(1 + k) != f {
-                    return false;
-                }
-            }
-        }
-        true
+        unsafe { stored_is(self.word(id as usize), frames) }
     }
 
     /// [`Depot::intern`] of a trace not found: grows the table when half
@@ -268,6 +316,27 @@ impl Depot {
     }
 }
 
+/// Whether the trace stored at `at` (its length word) is `frames`.
+///
+/// # Safety
+/// `at` points at a stored trace: a length word, then that many frames.
+#[inline(always)]
+unsafe fn stored_is(at: *const usize, frames: &[usize]) -> bool {
+    // SAFETY: caller's promise; frames are read only up to the length.
+    unsafe {
+        if *at != frames.len() {
+            return false;
+        }
+        let stored = at.add(1);
+        for (k, &f) in frames.iter().enumerate() {
+            if *stored.add(k) != f {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 impl Default for Depot {
     fn default() -> Self {
         Self::new()
@@ -296,6 +365,29 @@ mod tests {
         assert_eq!(d.len(), 3000);
         d.release();
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn recent_traces_stay_exact() {
+        // Traces that share a prefix, or whose cache entry another trace
+        // took over, keep their own ids.
+        let mut d = Depot::new();
+        let a = [0x1000usize, 0x2000, 0x3000];
+        let b = [0x1000usize, 0x2000];
+        let c = [0x1000usize, 0x2000, 0x3001];
+        let ia = d.intern(&a, hash(&a));
+        let ib = d.intern(&b, hash(&b));
+        let ic = d.intern(&c, hash(&c));
+        assert!(ia != ib && ib != ic && ia != ic);
+        for round in 0..3 {
+            assert_eq!(d.intern(&a, hash(&a)), ia, "round {round}");
+            assert_eq!(d.intern(&c, hash(&c)), ic, "round {round}");
+            assert_eq!(d.intern(&b, hash(&b)), ib, "round {round}");
+        }
+        assert_eq!(d.get(ia), &a);
+        assert_eq!(d.get(ib), &b);
+        assert_eq!(d.get(ic), &c);
+        d.release();
     }
 
     #[test]

@@ -335,7 +335,7 @@ impl la_debug {
         out: &mut [MaybeUninit<usize>; MAX_FRAMES],
         ret_addr: usize,
     ) -> (usize, u32, u64) {
-        trace::capture_tid(&mut out[..self.frames], ret_addr)
+        trace::capture_tid(&mut out[..self.frames.min(MAX_FRAMES)], ret_addr)
     }
 
     /// Counts a report and aborts unless configured to continue.

@@ -13,7 +13,10 @@
 //! return address when the caller passed one (`ret_addr` of the vtable) and
 //! it appears in the walk; otherwise leading frames inside the library's own
 //! code (its executable segments, found with `dl_iterate_phdr` at init) are
-//! skipped.
+//! skipped. An entry point of the library that knows its own frame returns
+//! to the user (the malloc shim's `malloc`, `free`, ...) passes that frame
+//! instead ([`entry_frame`]): the walk then starts there, with no library
+//! frames to walk through and skip.
 
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicUsize, Ordering};
@@ -26,20 +29,24 @@ pub(crate) const MAX_FRAMES: usize = 32;
 /// Frames walked beyond the wanted count, to make room for skipped ones.
 const EXTRA: usize = 16;
 
-/// The library's own executable range `[OWN_LO, OWN_HI)` (0, 0 when unknown
-/// or when the library is linked into the main program).
+/// The library's own executable range `[OWN_LO, OWN_LO + OWN_SPAN)` (0, 0
+/// when unknown or when the library is linked into the main program).
 static OWN_LO: AtomicUsize = AtomicUsize::new(0);
-static OWN_HI: AtomicUsize = AtomicUsize::new(0);
+static OWN_SPAN: AtomicUsize = AtomicUsize::new(0);
 static OWN_INIT: AtomicUsize = AtomicUsize::new(0);
 
 /// What is cached per thread: its stack bounds and kernel id (one
 /// thread-local, so a capture looks both up at once). The layout of
 /// `struct liballoc_debug_thread` in src/c/debug_tls.c.
+///
+/// The bounds are `[lo, lo + span)`; `span` is 0 until they are known and
+/// whenever `tid` is not, so one compare (`sp - lo < span`) tells that both
+/// are valid for a stack pointer `sp`.
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct Thread {
     lo: usize,
-    hi: usize,
+    span: usize,
     tid: u32,
 }
 
@@ -83,7 +90,7 @@ mod tls {
     use super::Thread;
 
     std::thread_local! {
-        static THREAD: Cell<Thread> = const { Cell::new(Thread { lo: 0, hi: 0, tid: 0 }) };
+        static THREAD: Cell<Thread> = const { Cell::new(Thread { lo: 0, span: 0, tid: 0 }) };
     }
 
     #[inline(always)]
@@ -97,11 +104,14 @@ mod tls {
     }
 }
 
-/// Forgets the cached thread id (in a child after `fork()`).
+/// Forgets the cached thread id (in a child after `fork()`), and with it
+/// the stack bounds (see [`Thread`]).
 pub fn reset_tid() {
-    let mut t = tls::get();
-    t.tid = 0;
-    tls::set(t);
+    tls::set(Thread {
+        lo: 0,
+        span: 0,
+        tid: 0,
+    });
 }
 
 /// The calling thread's kernel id, cached per thread.
@@ -110,34 +120,39 @@ pub fn tid() -> u32 {
     if t.tid != 0 {
         return t.tid;
     }
-    thread_refreshed(t, None).tid
+    refresh_thread(None);
+    tls::get().tid
 }
 
-/// Fills in what `t` (the thread's cached state) lacks: the id, and the
-/// stack bounds when `sp` is given and outside them; stores and returns it.
+/// Fills in what the thread's cached state lacks: the id, and the stack
+/// bounds when `sp` is given and outside them.
 #[cold]
-fn thread_refreshed(mut t: Thread, sp: Option<usize>) -> Thread {
+#[inline(never)]
+fn refresh_thread(sp: Option<usize>) {
+    let mut t = tls::get();
     if t.tid == 0 {
         t.tid = crate::sys::thread_id() as u32;
     }
     if let Some(sp) = sp
-        && !(t.lo <= sp && sp < t.hi)
+        && sp.wrapping_sub(t.lo) >= t.span
     {
-        (t.lo, t.hi) = maps::containing(sp).unwrap_or((sp, sp));
+        let (lo, hi) = maps::containing(sp).unwrap_or((sp, sp));
+        t.lo = lo;
+        t.span = hi - lo;
     }
     tls::set(t);
-    t
 }
 
-/// The thread's cached state, with bounds that hold `sp`.
+/// The thread's cached state, with bounds that hold `sp` (unless they
+/// cannot be found: then `span` is 0).
 #[inline(always)]
 fn thread_at(sp: usize) -> Thread {
     let t = tls::get();
-    if t.tid != 0 && t.lo <= sp && sp < t.hi {
-        t
-    } else {
-        thread_refreshed(t, Some(sp))
+    if sp.wrapping_sub(t.lo) < t.span {
+        return t;
     }
+    refresh_thread(Some(sp));
+    tls::get()
 }
 
 struct Search {
@@ -196,16 +211,18 @@ pub fn init() {
     // SAFETY: the callback only reads the loader's program headers.
     unsafe { libc::dl_iterate_phdr(Some(phdr_cb), (&mut s as *mut Search).cast()) };
     OWN_LO.store(s.lo, Ordering::Relaxed);
-    OWN_HI.store(s.hi, Ordering::Relaxed);
+    OWN_SPAN.store(s.hi - s.lo, Ordering::Relaxed);
     OWN_INIT.store(1, Ordering::Release);
 }
 
 /// Whether `addr` lies in the library's own code.
-#[inline]
+#[inline(always)]
 pub fn is_own(addr: usize) -> bool {
-    OWN_LO.load(Ordering::Relaxed) <= addr && addr < OWN_HI.load(Ordering::Relaxed)
+    addr.wrapping_sub(OWN_LO.load(Ordering::Relaxed)) < OWN_SPAN.load(Ordering::Relaxed)
 }
 
+/// The frame pointer register: the calling function's frame (frame
+/// pointers are kept in every function, `.cargo/config.toml`).
 #[inline(always)]
 fn frame_pointer() -> usize {
     let fp: usize;
@@ -230,7 +247,25 @@ fn frame_pointer() -> usize {
 /// the stack pointer leaves them (signal stacks, a new thread).
 pub fn stack_bounds(sp: usize) -> (usize, usize) {
     let t = thread_at(sp);
-    (t.lo, t.hi)
+    (t.lo, t.lo + t.span)
+}
+
+/// The bit that marks a `ret_addr` as an entry point's frame ([`entry_frame`])
+/// rather than a return address: the top bit, never set in a user-space
+/// code address.
+pub(crate) const ENTRY_FRAME: usize = 1 << 63;
+
+/// The calling function's frame, as a `ret_addr` for the debug allocator:
+/// its trace then starts at that function's return address. For the
+/// library's entry points, called in the function that returns to the
+/// user (when its return address is in the library after all, the
+/// library's frames from there on are skipped as usual). Only the debug
+/// allocator reads the value (its backing must ignore `ret_addr`, as the
+/// smp allocator does).
+#[cfg_attr(not(feature = "preload"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn entry_frame() -> usize {
+    frame_pointer() | ENTRY_FRAME
 }
 
 /// Captures the call chain of an interrupted context (a signal's
@@ -253,8 +288,8 @@ pub fn capture_from(out: &mut [usize], pc: usize, fp: usize) -> usize {
 
 /// Follows the frame-pointer chain from `fp`, storing return addresses.
 fn walk(fp: usize, raw: &mut [usize]) -> usize {
-    let (lo, hi) = stack_bounds(fp);
-    walk_in(fp, lo, hi, raw)
+    let t = thread_at(fp);
+    walk_in(fp, t.lo, t.lo + t.span, raw)
 }
 
 /// [`walk`] within known stack bounds `[lo, hi)`.
@@ -292,7 +327,8 @@ pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
     // initialized values are written through the view.
     let out = unsafe { &mut *(out as *mut [usize] as *mut [MaybeUninit<usize>]) };
     let fp = frame_pointer();
-    capture_in(out, ret_addr, fp, thread_at(fp)).0
+    let t = thread_at(fp);
+    capture_in(out, ret_addr, fp, t.lo, t.span).0
 }
 
 /// [`capture`] into a buffer that needs no clearing (read the frames with
@@ -305,7 +341,7 @@ pub fn capture(out: &mut [usize], ret_addr: usize) -> usize {
 pub fn capture_tid(out: &mut [MaybeUninit<usize>], ret_addr: usize) -> (usize, u32, u64) {
     let fp = frame_pointer();
     let t = thread_at(fp);
-    let (n, h) = capture_in(out, ret_addr, fp, t);
+    let (n, h) = capture_in(out, ret_addr, fp, t.lo, t.span);
     (n, t.tid, h)
 }
 
@@ -327,18 +363,86 @@ fn capture_in(
     out: &mut [MaybeUninit<usize>],
     ret_addr: usize,
     fp: usize,
-    t: Thread,
+    lo: usize,
+    span: usize,
 ) -> (usize, u64) {
     let want = out.len().min(MAX_FRAMES);
     if want == 0 {
         return (0, depot::hash(&[]));
     }
-    if ret_addr == 0 {
-        return capture_skipping_own(&mut out[..want], fp, t.lo, t.hi);
+    let out = &mut out[..want];
+    if ret_addr & ENTRY_FRAME != 0 {
+        // An entry point's frame (aligned: the mask drops the tag and
+        // the low bits), readable, and an ancestor of this one.
+        let entry = ret_addr & !(ENTRY_FRAME | 7);
+        let last = (lo + span).wrapping_sub(16);
+        if climbs(fp, entry, last) {
+            // SAFETY: [entry, entry + 16) lies within the thread's stack.
+            let (next, ret) = unsafe { read_frame(entry) };
+            if !is_own(ret) {
+                return collect(out, entry, next, ret, last);
+            }
+            // Called from within the library after all.
+            return capture_skipping_own(out, entry, lo, span);
+        }
+        // Not a frame of this call chain: the walk starts here.
+        return capture_skipping_own(out, fp, lo, span);
     }
-    let n = capture_from_caller(&mut out[..want], ret_addr, fp, t);
+    if ret_addr == 0 {
+        return capture_skipping_own(out, fp, lo, span);
+    }
+    let n = capture_from_caller(out, ret_addr, fp, lo, span);
     // SAFETY: the first n entries were just written.
     (n, depot::hash(unsafe { frames(out, n) }))
+}
+
+/// Whether `next`, the frame saved in frame `fp`, continues the chain: it
+/// lies above `fp`, at most at `last` (the highest address a frame can
+/// have in the stack), and is aligned.
+#[inline(always)]
+fn climbs(fp: usize, next: usize, last: usize) -> bool {
+    next > fp && next <= last && next.is_multiple_of(8)
+}
+
+/// The saved frame pointer and return address of frame `fp`.
+///
+/// # Safety
+/// `[fp, fp + 16)` is readable (within the current thread's stack).
+#[inline(always)]
+unsafe fn read_frame(fp: usize) -> (usize, usize) {
+    // SAFETY: caller's promise.
+    unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) }
+}
+
+/// Writes the trace from frame `fp` (readable, its saved frame pointer
+/// `next` and return address `ret` already read) into `out` (not empty),
+/// hashing it on the way, up to `out.len()` frames, a zero return address
+/// or a frame that does not [`climbs`] (`last` as there).
+#[inline(always)]
+fn collect(
+    out: &mut [MaybeUninit<usize>],
+    mut fp: usize,
+    mut next: usize,
+    mut ret: usize,
+    last: usize,
+) -> (usize, u64) {
+    debug_assert!(!out.is_empty());
+    let (p, want) = (out.as_mut_ptr(), out.len());
+    let mut n = 0;
+    let mut h = depot::HASH_SEED;
+    while ret != 0 {
+        // SAFETY: n < want: checked below before every further round.
+        unsafe { *p.add(n) = MaybeUninit::new(ret) };
+        h = depot::hash_step(h, ret);
+        n += 1;
+        if n == want || !climbs(fp, next, last) {
+            break;
+        }
+        fp = next;
+        // SAFETY: `climbs`: within the thread's stack.
+        (next, ret) = unsafe { read_frame(fp) };
+    }
+    (n, depot::hash_finish(h, n))
 }
 
 /// [`capture`] with the caller's address: the trace starts at its frame
@@ -348,11 +452,12 @@ fn capture_from_caller(
     out: &mut [MaybeUninit<usize>],
     ret_addr: usize,
     fp: usize,
-    t: Thread,
+    lo: usize,
+    span: usize,
 ) -> usize {
     let want = out.len();
     let mut raw = [0usize; MAX_FRAMES + EXTRA];
-    let n = walk_in(fp, t.lo, t.hi, &mut raw[..want + EXTRA]);
+    let n = walk_in(fp, lo, lo + span, &mut raw[..want + EXTRA]);
     let mut start = raw[..n].iter().position(|&r| r == ret_addr);
     if start.is_none() {
         let skip = raw[..n].iter().take_while(|&&r| is_own(r)).count();
@@ -373,67 +478,41 @@ fn capture_from_caller(
     k
 }
 
-/// [`capture`] without a caller's address: the walk drops the leading
-/// frames inside the library (at most `EXTRA + 1`) and writes the rest
-/// straight into `out`, hashing them on the way.
-#[inline(always)]
+/// [`capture`] without a caller's address, from frame `fp` (the
+/// capturing function's, or an entry point's): the walk drops the leading frames inside the library (at most
+/// `EXTRA`) and writes the rest straight into `out` (not empty), hashing
+/// them on the way (out of line: the shim's entry points pass their frame
+/// instead, see [`entry_frame`]).
+#[inline(never)]
 fn capture_skipping_own(
     out: &mut [MaybeUninit<usize>],
     mut fp: usize,
     lo: usize,
-    hi: usize,
+    span: usize,
 ) -> (usize, u64) {
-    // A frame at `fp` is readable when lo <= fp <= hi - 16 (one unsigned
-    // compare against `span`) and fp is aligned.
     let none = (0, depot::hash(&[]));
-    if hi < lo.saturating_add(16) {
+    // A frame at `fp` is readable when it is aligned and lo <= fp <= last
+    // (16 bytes below the top of the stack).
+    let Some(room) = span.checked_sub(16) else {
+        return none;
+    };
+    let last = lo + room;
+    if fp.wrapping_sub(lo) > room || !fp.is_multiple_of(8) {
         return none;
     }
-    let span = hi - 16 - lo;
-    let ok = |fp: usize| fp.wrapping_sub(lo) <= span && fp.is_multiple_of(8);
-    let (own_lo, own_hi) = (
-        OWN_LO.load(Ordering::Relaxed),
-        OWN_HI.load(Ordering::Relaxed),
-    );
-    let own_span = own_hi.wrapping_sub(own_lo);
-    let mut skip_left = EXTRA + 1;
-    // The library's own frames.
-    loop {
-        if !ok(fp) {
+    // SAFETY: just checked (and `climbs` for every further frame).
+    let (mut next, mut ret) = unsafe { read_frame(fp) };
+    let mut skip_left = EXTRA;
+    while is_own(ret) {
+        if skip_left == 0 || !climbs(fp, next, last) {
             return none;
-        }
-        // SAFETY: [fp, fp + 16) lies within the current thread's stack mapping.
-        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
-        if ret == 0 {
-            return none;
-        }
-        if ret.wrapping_sub(own_lo) >= own_span {
-            break;
         }
         skip_left -= 1;
-        if skip_left == 0 || next <= fp {
-            return none;
-        }
         fp = next;
-    }
-    // The caller's frames, from the first outside the library.
-    let mut n = 0;
-    let mut h = depot::HASH_SEED;
-    while n < out.len() && ok(fp) {
         // SAFETY: as above.
-        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
-        if ret == 0 {
-            break;
-        }
-        out[n] = MaybeUninit::new(ret);
-        h = depot::hash_step(h, ret);
-        n += 1;
-        if next <= fp {
-            break;
-        }
-        fp = next;
+        (next, ret) = unsafe { read_frame(fp) };
     }
-    (n, depot::hash_finish(h, n))
+    collect(out, fp, next, ret, last)
 }
 
 #[cfg(test)]
@@ -443,6 +522,42 @@ mod tests {
     #[inline(never)]
     fn nested(out: &mut [usize]) -> usize {
         capture(out, 0)
+    }
+
+    /// Captures from a frame below `site`'s: from `entry_frame` (mode 0),
+    /// by the walk from `capture`'s own frame (1), or with a tagged value
+    /// that is no frame of the chain (2).
+    #[inline(never)]
+    fn leaf(out: &mut [usize], mode: u8) -> usize {
+        match mode {
+            0 => capture(out, entry_frame()),
+            1 => capture(out, 0),
+            _ => capture(out, ENTRY_FRAME | 8),
+        }
+    }
+
+    #[inline(never)]
+    fn site(out: &mut [usize], mode: u8) -> usize {
+        let n = leaf(out, mode);
+        core::hint::black_box(n)
+    }
+
+    #[test]
+    fn entry_frame_starts_at_its_return_address() {
+        init();
+        let (mut a, mut b, mut c) = ([0usize; 8], [0usize; 8], [0usize; 8]);
+        let na = site(&mut a, 0);
+        let nb = site(&mut b, 1);
+        let nc = site(&mut c, 2);
+        // The walk: capture's return into leaf, leaf's into site, ...; from
+        // leaf's frame: leaf's return into site first.
+        assert!(na >= 1 && nb >= 2, "captured {na} and {nb} frames");
+        assert_eq!(a[0], b[1]);
+        // Not a frame: the walk from capture's frame (the frames past the
+        // test's two calls of site agree).
+        assert_eq!(nc, nb);
+        assert_eq!(b[1], c[1]);
+        assert_eq!(b[3..nb], c[3..nc]);
     }
 
     #[test]
