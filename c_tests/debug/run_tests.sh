@@ -52,6 +52,16 @@ lacks() {
     fi
 }
 ok() { echo "ok   $name"; }
+# has_first FUNCTION: some trace of the report starts (frame #0) in FUNCTION.
+has_first() {
+    if grep -qE -- "#0 0x[0-9a-f]+ in $1 " "$TMP/err"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL $name: no trace starts in $1"
+        sed 's/^/     | /' "$TMP/err" | head -n 30
+    fi
+}
 
 ABRT=134 # 128 + SIGABRT
 
@@ -129,6 +139,21 @@ has "liballoc: error: use after free: access at 0x"
 has "in the freed 300000-byte block"
 has "in scribble"
 has "freed by thread"
+ok
+
+# Traces start at the user's call, whatever the entry point: allocation
+# (each leak of entry_points comes from a function of its own) and free.
+run entry-points 0 "$LA_RUN" --debug "$BIN/entry_points"
+for f in via_malloc via_calloc via_realloc_null via_realloc_grow via_memalign \
+    via_aligned_alloc via_posix_memalign via_valloc; do
+    has_first "$f"
+done
+has "8 allocation(s)"
+ok
+run first-frames $ABRT "$LA_RUN" --debug "$BIN/double_free"
+has_first second_release
+has_first first_release
+has_first make_buffer
 ok
 
 # Clean programs: no report, exit status unchanged even with --leak-exitcode.
