@@ -23,7 +23,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use super::depot::Depot;
 use super::lock::SpinLock;
 use super::redzone::{default_canary, fill_canary, first_unfilled};
-use super::table::{self, FREED, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table};
+use super::table::{
+    self, FREED, HDR, INBAND_FRONT, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table,
+};
 use super::trace::{self, MAX_FRAMES};
 use super::{
     FREE_FILL, MAX_SHARDS, QUARANTINE_BLOCKS, REDZONE, REGISTRY, REGISTRY_LOCK, Shard, State,
@@ -31,6 +33,7 @@ use super::{
     leaks,
 };
 use crate::alignment;
+use crate::allocators::smp;
 use crate::sys;
 use crate::vtable::{ChildAllocator, la_allocator};
 
@@ -72,6 +75,7 @@ pub(super) struct Held {
     base_len: usize,
     base_align: u8,
     kind: u8,
+    inband: bool,
 }
 
 impl Held {
@@ -81,6 +85,7 @@ impl Held {
             base_len: r.base_len,
             base_align: r.base_align,
             kind: r.kind,
+            inband: r.inband != 0,
         }
     }
 }
@@ -163,6 +168,9 @@ impl la_debug {
             default_canary(p as u64)
         };
         let nshards = if backing_shared { MAX_SHARDS } else { 1 };
+        // Over the smp allocator (its chunk map ready, so blocks can be
+        // checked against it), blocks carry in-band headers.
+        let smp_backed = ptr::eq(backing.vtable, smp::la_smp_allocator().vtable) && smp::prepare();
         let d = la_debug {
             backing: ChildAllocator(backing),
             backing_shared,
@@ -177,6 +185,7 @@ impl la_debug {
             limit: AtomicUsize::new(cfg.memory_limit),
             live_bytes: AtomicUsize::new(0),
             suppress_new: AtomicBool::new(false),
+            smp_backed,
             nshards,
             shards: [const { Shard::new() }; MAX_SHARDS],
             errors: AtomicUsize::new(0),
@@ -184,6 +193,16 @@ impl la_debug {
         };
         // SAFETY: fresh mapping, large and aligned enough for la_debug.
         unsafe { p.write(d) };
+        if smp_backed {
+            for i in 0..nshards {
+                // A key per table from the instance's (random) address, so
+                // a header is no plain pointer and garbage decodes to an
+                // address far outside the record region.
+                let key = ((p as usize) ^ (i << 4)).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1 << 63;
+                // SAFETY: the instance is not shared yet.
+                unsafe { (*p).shards[i].state() }.table.set_inband(key);
+            }
+        }
         for slot in &REGISTRY {
             if slot
                 .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Relaxed)
@@ -389,6 +408,7 @@ impl la_debug {
             r.base_len = total;
             r.base_align = align;
             r.kind = KIND_GUARDED;
+            r.inband = 0;
         } else {
             let front = REDZONE.max(align_b);
             let Some(base_len) =
@@ -397,24 +417,60 @@ impl la_debug {
                 return false;
             };
             let base_align = align.max(4);
-            // SAFETY: base_len > 0; the backing is valid (create's contract).
-            let Some(base) = (unsafe { self.backing.alloc(base_len, base_align, ret_addr) }) else {
-                return false;
-            };
-            let base = base.as_ptr() as usize;
-            // The index slot of the new block loads while its redzones are
-            // written.
-            self.shard(base + front).prefetch_slot(base + front);
-            r.addr = base + front;
-            r.base = base;
-            r.base_len = base_len;
-            r.base_align = base_align;
-            r.kind = KIND_BACKING;
+            if let Some(cls) = self.inband_class(base_len, align_b) {
+                // An in-band block: [header | front redzone | block | back
+                // redzone] in one block of an smp size class.
+                let b = smp::alloc_in(cls) as usize;
+                if b == 0 {
+                    return false;
+                }
+                r.addr = b + INBAND_FRONT;
+                r.base = b + HDR;
+                r.base_len = base_len;
+                r.base_align = base_align;
+                r.kind = KIND_BACKING;
+                r.inband = 1;
+            } else {
+                // SAFETY: base_len > 0; the backing is valid (create's
+                // contract).
+                let Some(base) = (unsafe { self.backing.alloc(base_len, base_align, ret_addr) })
+                else {
+                    return false;
+                };
+                let base = base.as_ptr() as usize;
+                // The index slot of the new block loads while its redzones
+                // are written.
+                self.shard(base + front).prefetch_slot(base + front);
+                r.addr = base + front;
+                r.base = base;
+                r.base_len = base_len;
+                r.base_align = base_align;
+                r.kind = KIND_BACKING;
+                r.inband = 0;
+            }
         }
         r.len = len;
         r.align = align;
         self.fill_zones(r);
         true
+    }
+
+    /// The smp size class of an in-band block whose redzones and user
+    /// bytes take `base_len` bytes at alignment `align_b`; `None` when the
+    /// block is to be indexed instead (not over the smp allocator, aligned
+    /// above 16, or beyond the size classes).
+    #[inline]
+    fn inband_class(&self, base_len: usize, align_b: usize) -> Option<usize> {
+        if !self.smp_backed || align_b > 16 {
+            return None;
+        }
+        let total = base_len.checked_add(HDR)?;
+        let cls = if total <= smp::size_class::TABLE_MAX {
+            smp::size_class::class_small(total, 4)
+        } else {
+            smp::size_class::class_for(total, 4)?
+        };
+        (cls != 0).then_some(cls)
     }
 
     /// Gives a block's memory back (backing free or unmap).
@@ -425,6 +481,9 @@ impl la_debug {
         if h.kind == KIND_GUARDED {
             // SAFETY: the whole reservation was made by `obtain`.
             unsafe { sys::unmap(h.base as *mut u8, h.base_len) };
+        } else if h.inband {
+            // SAFETY: an smp block from `obtain`, its header in front.
+            unsafe { smp::free((h.base - HDR) as *mut u8) };
         } else {
             // SAFETY: the backing block as allocated.
             unsafe {
@@ -504,10 +563,12 @@ impl la_debug {
                 return ptr::null_mut();
             }
         }
-        let (slots, mask) = st.table.hint();
-        if sh.index_slots.load(Ordering::Relaxed) != slots {
-            sh.index_slots.store(slots, Ordering::Relaxed);
-            sh.index_mask.store(mask, Ordering::Relaxed);
+        if rec.inband == 0 {
+            let (slots, mask) = st.table.hint();
+            if sh.index_slots.load(Ordering::Relaxed) != slots {
+                sh.index_slots.store(slots, Ordering::Relaxed);
+                sh.index_mask.store(mask, Ordering::Relaxed);
+            }
         }
         rec.state = LIVE;
         // SAFETY: `capture` wrote the first n frames.
@@ -531,8 +592,8 @@ impl la_debug {
     unsafe fn forget_now(&self, st: &mut State, r: *mut Record) {
         // SAFETY: caller's promise.
         let h = Held::of(unsafe { &*r });
-        // SAFETY: as above.
-        st.table.remove(unsafe { (*r).addr });
+        // SAFETY: as above; the block's memory is still ours.
+        unsafe { st.table.remove_record(r) };
         // SAFETY: removed from the index; in no list; the block is dead.
         unsafe {
             st.table.drop_record(r);
@@ -663,7 +724,10 @@ impl la_debug {
             let (slots, mask) = st.table.hint();
             for &r in evicted {
                 // SAFETY: evicted records stay valid until dropped below.
-                table::prefetch(table::slot_hint(slots, mask, unsafe { (*r).addr }));
+                let (addr, inband) = unsafe { ((*r).addr, (*r).inband) };
+                if inband == 0 {
+                    table::prefetch(table::slot_hint(slots, mask, addr));
+                }
             }
             for (i, &r) in evicted.iter().enumerate() {
                 if damaged & (1 << i) != 0 {
@@ -674,7 +738,8 @@ impl la_debug {
                 if self.backing_shared || rec.kind == KIND_GUARDED {
                     back[nb] = MaybeUninit::new(Held::of(rec));
                     nb += 1;
-                    st.table.remove(rec.addr);
+                    // SAFETY: a record of this table; its memory still ours.
+                    unsafe { st.table.remove_record(r) };
                     // SAFETY: removed from the index, in no list.
                     unsafe { st.table.drop_record(r) };
                 } else {
@@ -699,7 +764,9 @@ impl la_debug {
         }
         // The index slot of `p` loads while the trace is taken.
         let sh = self.shard(p as usize);
-        sh.prefetch_slot(p as usize);
+        if !self.smp_backed {
+            sh.prefetch_slot(p as usize);
+        }
         let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, h) = self.capture(&mut tr, ret_addr);
         // SAFETY: `capture` wrote the first n frames.
@@ -709,14 +776,22 @@ impl la_debug {
             let _g = sh.lock.lock();
             // SAFETY: lock held.
             let st = unsafe { sh.state() };
-            // The block's record (found through its index slot, loaded by
-            // now) starts loading while the free trace is interned.
-            let cand = st.table.candidate(p as usize);
+            // An in-band block's record is found through its header;
+            // otherwise the record (found through its index slot, loaded
+            // by now) starts loading while the free trace is interned.
+            let direct = st.table.find_inband(p as usize);
+            let cand = match direct {
+                Some(_) => None,
+                None => st.table.candidate(p as usize),
+            };
             if let Some((_, c)) = cand {
                 table::prefetch(c as usize);
             }
             let free_stack = st.depot.intern(here, h);
-            let Some(r) = cand.and_then(|(i, _)| st.table.find_from(p as usize, i)) else {
+            let found = direct
+                .or_else(|| cand.and_then(|(i, _)| st.table.find_from(p as usize, i)))
+                .or_else(|| st.table.find_scan(p as usize));
+            let Some(r) = found else {
                 self.report_unknown(st, "free", p as usize, here, tid);
                 return;
             };
@@ -828,16 +903,22 @@ impl la_debug {
                 self.discharge(st, grow);
                 return false;
             };
-            // SAFETY: the backing block as last granted.
-            if !unsafe {
-                self.backing.resize(
-                    rec.base as *mut u8,
-                    rec.base_len,
-                    rec.base_align,
-                    new_base_len,
-                    ret_addr,
-                )
-            } {
+            let grown = if rec.inband != 0 {
+                // SAFETY: the smp block from `obtain`, its header in front.
+                unsafe { smp::resize((rec.base - HDR) as *mut u8, new_base_len + HDR) }
+            } else {
+                // SAFETY: the backing block as last granted.
+                unsafe {
+                    self.backing.resize(
+                        rec.base as *mut u8,
+                        rec.base_len,
+                        rec.base_align,
+                        new_base_len,
+                        ret_addr,
+                    )
+                }
+            };
+            if !grown {
                 self.discharge(st, grow);
                 return false;
             }

@@ -4,7 +4,10 @@
 //! Every block gets a record kept out of band (`table.rs`) with its length,
 //! alignment, state and two stack traces (allocation and free, captured by a
 //! frame-pointer walk, `trace.rs`, and stored once per distinct trace in a
-//! stack depot, `depot.rs`). The user block sits between two redzones
+//! stack depot, `depot.rs`). Records are found by block address through an
+//! index, or, over the smp allocator (the shim's backing), through a small
+//! header in front of the block, checked against the smp allocator's own
+//! exact block test (`table.rs`). The user block sits between two redzones
 //! filled with this instance's canary bytes; they are checked on free and
 //! resize (overflow past the requested length, underflow before the block).
 //! Blocks of at least `guard_page_min_len` bytes are their own mapping with
@@ -23,7 +26,7 @@
 //! |---|---|
 //! | `mod.rs` | the C API: config, stats, result codes, `la_debug_*`, the vtable |
 //! | `instance.rs` | the allocator core: create, alloc, resize, free, quarantine, destroy |
-//! | `table.rs` | out-of-band records, the address index, the quarantine ring |
+//! | `table.rs` | out-of-band records, the address index or in-band headers, the quarantine ring |
 //! | `depot.rs` | the stack depot: each distinct trace stored once, named by an id |
 //! | `redzone.rs` | canary redzones and the free fill |
 //! | `misuse.rs` | misuse checks and their reports, guard-page faults |
@@ -299,6 +302,10 @@ pub struct la_debug {
     live_bytes: AtomicUsize,
     /// New records are marked suppressed (allocations before `main`).
     suppress_new: AtomicBool,
+    /// The backing is the smp allocator: blocks of its size classes get an
+    /// in-band header instead of an index entry (`table.rs`), and it is
+    /// called directly, not through its vtable.
+    smp_backed: bool,
     nshards: usize,
     shards: [Shard; MAX_SHARDS],
     errors: AtomicUsize,
