@@ -96,6 +96,7 @@ impl Shard {
             lock: SpinLock::new(),
             index_slots: AtomicUsize::new(0),
             index_mask: AtomicUsize::new(0),
+            inband_key: AtomicUsize::new(0),
             st: UnsafeCell::new(State {
                 table: Table::new(),
                 depot: Depot::new(),
@@ -200,7 +201,10 @@ impl la_debug {
                 // address far outside the record region.
                 let key = ((p as usize) ^ (i << 4)).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1 << 63;
                 // SAFETY: the instance is not shared yet.
-                unsafe { (*p).shards[i].state() }.table.set_inband(key);
+                unsafe {
+                    (*p).shards[i].state().table.set_inband(key);
+                    (*p).shards[i].inband_key.store(key, Ordering::Relaxed);
+                }
             }
         }
         for slot in &REGISTRY {
@@ -762,11 +766,17 @@ impl la_debug {
         if p.is_null() {
             return;
         }
-        // The index slot of `p` loads while the trace is taken.
+        // The block's record (named by its in-band header) or index slot
+        // loads while the trace is taken.
         let sh = self.shard(p as usize);
-        if !self.smp_backed {
+        let word = if self.smp_backed {
+            let w = table::header_word(p as usize, sh.inband_key.load(Ordering::Relaxed));
+            table::prefetch(w);
+            w
+        } else {
             sh.prefetch_slot(p as usize);
-        }
+            0
+        };
         let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, h) = self.capture(&mut tr, ret_addr);
         // SAFETY: `capture` wrote the first n frames.
@@ -779,7 +789,11 @@ impl la_debug {
             // An in-band block's record is found through its header;
             // otherwise the record (found through its index slot, loaded
             // by now) starts loading while the free trace is interned.
-            let direct = st.table.find_inband(p as usize);
+            let direct = if word != 0 {
+                st.table.find_inband_from(p as usize, word)
+            } else {
+                None
+            };
             let cand = match direct {
                 Some(_) => None,
                 None => st.table.candidate(p as usize),

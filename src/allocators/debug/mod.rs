@@ -276,6 +276,9 @@ struct Shard {
     /// hints (`table::slot_hint`); possibly stale, never dereferenced.
     index_slots: AtomicUsize,
     index_mask: AtomicUsize,
+    /// The table's in-band header key (0: not in-band), for reading
+    /// headers before the lock is taken.
+    inband_key: AtomicUsize,
     st: UnsafeCell<State>,
 }
 

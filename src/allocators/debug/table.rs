@@ -126,6 +126,29 @@ pub fn prefetch(addr: usize) {
     let _ = addr;
 }
 
+/// The record address named by the in-band header of block `addr` (with
+/// header key `key`), or 0 when `addr` is not the start of a live block of
+/// an smp size class. Only a candidate: [`Table::find_inband_from`]
+/// checks it. Reads nothing but smp metadata and the header of a live smp
+/// block, so it may run without the table's lock (a block freed meanwhile
+/// by another thread yields a stale candidate, rejected by that check).
+/// Only for in-band tables (the smp chunk map is then prepared).
+#[inline]
+pub fn header_word(addr: usize, key: usize) -> usize {
+    if !addr.is_multiple_of(16) || addr < INBAND_FRONT {
+        return 0;
+    }
+    let b = addr - INBAND_FRONT;
+    // SAFETY: in-band mode implies the smp chunk map is prepared
+    // (`set_inband`'s contract); the check reads only smp metadata.
+    if unsafe { crate::allocators::smp::live_block_size(b as *const u8) }.is_none() {
+        return 0;
+    }
+    // SAFETY: a live smp block is mapped and at least 16 bytes long; a
+    // volatile read, as its owner may be rewriting it (see above).
+    unsafe { ptr::read_volatile(b as *const usize) ^ key }
+}
+
 /// The index could not grow.
 #[derive(Debug)]
 pub struct OutOfMemory;
@@ -225,6 +248,12 @@ impl Table {
         debug_assert!(self.slab_end == 0 && self.cap == 0);
         self.inband = true;
         self.key = key;
+    }
+
+    /// The header key of an in-band table.
+    #[inline]
+    pub fn key(&self) -> usize {
+        self.key
     }
 
     /// Whether the table is in-band (see the module doc).
@@ -356,15 +385,17 @@ impl Table {
     /// be indexed).
     #[inline]
     pub fn find_inband(&self, addr: usize) -> Option<*mut Record> {
-        if !self.inband || !addr.is_multiple_of(16) || addr < INBAND_FRONT {
+        if !self.inband {
             return None;
         }
-        let b = addr - INBAND_FRONT;
-        // SAFETY: in-band mode implies the smp chunk map is prepared
-        // (`set_inband`'s contract); the check reads only smp metadata.
-        unsafe { crate::allocators::smp::live_block_size(b as *const u8) }?;
-        // SAFETY: a live smp block is mapped and at least 16 bytes long.
-        let w = unsafe { *(b as *const usize) } ^ self.key;
+        self.find_inband_from(addr, header_word(addr, self.key))
+    }
+
+    /// [`Table::find_inband`] given `w`, what [`header_word`] read for
+    /// `addr` (possibly before the lock was taken: it is checked again
+    /// here).
+    #[inline]
+    pub fn find_inband_from(&self, addr: usize, w: usize) -> Option<*mut Record> {
         if w.wrapping_sub(self.region) >= self.slab_next.wrapping_sub(self.region)
             || !w.is_multiple_of(STRIDE)
         {
