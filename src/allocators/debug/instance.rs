@@ -235,9 +235,10 @@ impl la_debug {
     /// shard, pages spread over all of them.
     #[inline]
     pub(super) fn shard(&self, addr: usize) -> &Shard {
-        debug_assert!(self.nshards.is_power_of_two());
+        debug_assert!(self.nshards.is_power_of_two() && self.nshards <= MAX_SHARDS);
         let i = ((addr >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) & (self.nshards - 1);
-        &self.shards[i]
+        // SAFETY: i < nshards <= MAX_SHARDS (a power of two, see `create`).
+        unsafe { self.shards.get_unchecked(i) }
     }
 
     /// Sets or clears marking new blocks as suppressed (never leaks).
@@ -502,6 +503,13 @@ impl la_debug {
         if len == 0 || align > alignment::MAX_LOG2 {
             return ptr::null_mut();
         }
+        if self.smp_backed
+            && align <= 4
+            && (self.guard_min == 0 || len < self.guard_min)
+            && let Some(p) = self.alloc_inband(len, align, ret_addr)
+        {
+            return p;
+        }
         // Memory that needs no lock (guarded mappings, a shared backing)
         // is obtained before taking it, and before the trace is taken, so
         // the block's index slot loads meanwhile (`obtain`).
@@ -586,6 +594,72 @@ impl la_debug {
         st.live_count += 1;
         st.total_allocs += 1;
         rec.addr as *mut u8
+    }
+
+    /// [`Self::alloc`] of an in-band block (`table.rs`), the common case
+    /// over the smp allocator, in one pass: the smp block is taken and its
+    /// redzones written before the trace is taken and the lock held. `None`
+    /// when the block is not to be in-band (beyond the size classes).
+    #[inline(always)]
+    fn alloc_inband(&self, len: usize, align: u8, ret_addr: usize) -> Option<*mut u8> {
+        debug_assert!(self.smp_backed && align <= 4);
+        let base_len = alignment::forward(len, REDZONE)?.checked_add(2 * REDZONE)?;
+        let cls = self.inband_class(base_len, 16)?;
+        let b = smp::alloc_in(cls) as usize;
+        if b == 0 {
+            return Some(ptr::null_mut());
+        }
+        let mut rec = Record {
+            addr: b + INBAND_FRONT,
+            len,
+            base: b + HDR,
+            base_len,
+            alloc_stack: 0,
+            free_stack: 0,
+            alloc_tid: 0,
+            free_tid: 0,
+            align,
+            base_align: 4,
+            state: LIVE,
+            kind: KIND_BACKING,
+            suppressed: self.suppress_new.load(Ordering::Relaxed) as u8,
+            filling: 0,
+            _pad: 0,
+            inband: 1,
+        };
+        self.fill_zones(&rec);
+        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
+        let (n, tid, h) = self.capture(&mut tr, ret_addr);
+        let sh = self.shard(rec.addr);
+        let g = sh.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { sh.state() };
+        let r = if self.charge(st, len) {
+            let r = st.table.new_record();
+            if r.is_null() {
+                self.discharge(st, len);
+            }
+            r
+        } else {
+            ptr::null_mut()
+        };
+        if r.is_null() {
+            drop(g);
+            // SAFETY: taken above, never handed out.
+            unsafe { smp::free(b as *mut u8) };
+            return Some(ptr::null_mut());
+        }
+        // SAFETY: `capture` wrote the first n frames.
+        rec.alloc_stack = st.depot.intern(unsafe { trace::frames(&tr, n) }, h);
+        rec.alloc_tid = tid;
+        // SAFETY: a fresh record of our table, for the in-band block we hold.
+        unsafe {
+            r.write(rec);
+            st.table.write_header(r);
+        }
+        st.live_count += 1;
+        st.total_allocs += 1;
+        Some(rec.addr as *mut u8)
     }
 
     /// Drops a freed block's record and gives its memory back at once
