@@ -180,6 +180,7 @@ impl la_debug {
             report_fd: cfg.report_fd,
             never_reuse: cfg.never_reuse,
             check_waf: cfg.check_write_after_free,
+            fill_max: cfg.free_fill_max_len,
             quarantine_bytes: cfg.quarantine_bytes / nshards,
             guard_min: cfg.guard_page_min_len,
             canary,
@@ -696,14 +697,21 @@ impl la_debug {
             rec.filling = 1;
             return true;
         } else if self.check_waf {
-            if rec.len > INLINE_FILL {
+            let n = self.fill_len(rec);
+            if n > INLINE_FILL {
                 rec.filling = 1;
                 return true;
             }
-            // SAFETY: the user range of a block we hold.
-            unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
+            // SAFETY: the start of the user range of a block we hold.
+            unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, n) };
         }
         false
+    }
+
+    /// Bytes filled (and verified) from the start of freed block `rec`.
+    #[inline]
+    pub(super) fn fill_len(&self, rec: &Record) -> usize {
+        rec.len.min(self.fill_max)
     }
 
     /// Puts a freed (and filled) block in the quarantine. When the
@@ -766,7 +774,7 @@ impl la_debug {
             const AHEAD: usize = 3;
             let prefetch_block = |r: *mut Record| {
                 // SAFETY: evicted records stay valid until dropped below.
-                let (a, l) = unsafe { ((*r).addr, (*r).len) };
+                let (a, l) = unsafe { ((*r).addr, self.fill_len(&*r)) };
                 let mut at = a;
                 while at < a + l.min(256) {
                     table::prefetch(at);
@@ -785,8 +793,9 @@ impl la_debug {
                 let rec = unsafe { &*r };
                 if rec.kind == KIND_BACKING {
                     // SAFETY: as above.
-                    let bytes =
-                        unsafe { core::slice::from_raw_parts(rec.addr as *const u8, rec.len) };
+                    let bytes = unsafe {
+                        core::slice::from_raw_parts(rec.addr as *const u8, self.fill_len(rec))
+                    };
                     if first_unfilled(bytes).is_some() {
                         damaged |= 1 << i;
                     }
@@ -910,8 +919,9 @@ impl la_debug {
                 // SAFETY: the committed middle of our own reservation.
                 unsafe { sys::protect_none((rec.base + page) as *mut u8, rec.base_len - 2 * page) };
             } else {
-                // SAFETY: the user range of a block we still hold.
-                unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
+                // SAFETY: the start of the user range of a block we still
+                // hold.
+                unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, self.fill_len(&rec)) };
             }
             let _g = sh.lock.lock();
             // SAFETY: lock held.

@@ -432,7 +432,8 @@ impl la_debug {
             return;
         }
         // SAFETY: the freed block's memory is still held (quarantine).
-        let bytes = unsafe { core::slice::from_raw_parts(rec.addr as *const u8, rec.len) };
+        let bytes =
+            unsafe { core::slice::from_raw_parts(rec.addr as *const u8, self.fill_len(rec)) };
         if let Some(off) = first_unfilled(bytes) {
             self.report_fill(st, r, off);
         }
@@ -473,7 +474,7 @@ impl la_debug {
         );
         self.raise(la_debug_error::LA_DEBUG_WRITE_AFTER_FREE);
         // SAFETY: as above; refill so it is reported once.
-        unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
+        unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, self.fill_len(rec)) };
     }
 
     /// Explains a memory fault at `addr` (from a SIGSEGV handler) when it

@@ -165,7 +165,8 @@ pub struct la_debug_config {
     /// false.
     pub never_reuse: bool,
     /// Fill freed blocks with 0xdd and verify the fill when they leave the
-    /// quarantine (write-after-free detection); default true.
+    /// quarantine (write-after-free detection); default true. How much of
+    /// each block is filled: `free_fill_max_len`.
     pub check_write_after_free: bool,
     /// Bytes of freed blocks held back before reuse; default 4 MiB. Once
     /// they pass it, the oldest blocks leave in batches, until 15/16 of it
@@ -185,6 +186,11 @@ pub struct la_debug_config {
     /// that an overflow writing NUL, a small integer, 0xff or ASCII text is
     /// always caught. A canary given here is used as is.
     pub canary: u64,
+    /// Freed blocks are filled (and verified) from their start up to this
+    /// many bytes; default 4096, so a long freed buffer costs no more than
+    /// a page of filling and checking. Writes after free beyond it are not
+    /// found. SIZE_MAX fills every byte.
+    pub free_fill_max_len: libc::size_t,
 }
 
 impl Default for la_debug_config {
@@ -199,6 +205,7 @@ impl Default for la_debug_config {
             memory_limit: usize::MAX,
             guard_page_min_len: 128 << 10,
             canary: 0,
+            free_fill_max_len: 4096,
         }
     }
 }
@@ -295,6 +302,8 @@ pub struct la_debug {
     report_fd: i32,
     never_reuse: bool,
     check_waf: bool,
+    /// Bytes filled from the start of a freed block (`free_fill_max_len`).
+    fill_max: usize,
     /// Quarantine bytes per shard.
     quarantine_bytes: usize,
     guard_min: usize,

@@ -515,7 +515,10 @@ fn quarantine_eviction_verifies_fill() {
 fn long_blocks_are_filled_and_verified_outside_the_lock() {
     // Blocks over 1 KiB are filled after the lock is released and verified
     // after eviction without it: writes after free are still found.
-    let f = Fixture::with(|c| c.quarantine_bytes = 16 << 10);
+    let f = Fixture::with(|c| {
+        c.quarantine_bytes = 16 << 10;
+        c.free_fill_max_len = usize::MAX;
+    });
     let p = alloc(f.d(), 5000, 4);
     f.d().free(p, Some((5000, 4)), 0);
     // SAFETY: the freed block is held in quarantine, deliberately written.
@@ -734,4 +737,46 @@ fn smp_multi_threaded_cross_frees() {
     assert_eq!(f.errors().0, 0, "{}", f.report());
     assert_eq!(f.d().stats().live_allocations, 0);
     assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn free_fill_stops_at_its_limit() {
+    // Default: the first 4096 bytes of a freed block are filled and checked.
+    let f = Fixture::new();
+    let p = alloc(f.d(), 10_000, 4);
+    // SAFETY: the block's bytes.
+    unsafe { ptr::write_bytes(p, 0x33, 10_000) };
+    f.d().free(p, None, 0);
+    // SAFETY: the freed block is held in quarantine (mapped).
+    unsafe {
+        assert_eq!(*p.add(4095), FREE_FILL);
+        assert_eq!(
+            *p.add(4096),
+            0x33,
+            "bytes past the limit keep their contents"
+        );
+        *p.add(9000) = 1;
+    }
+    f.d().verify_freed();
+    assert_eq!(f.errors().0, 0, "a write past the limit is not looked for");
+    // SAFETY: as above, inside the filled part.
+    unsafe { *p.add(4095) = 1 };
+    f.d().verify_freed();
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_WRITE_AFTER_FREE));
+    assert!(
+        f.report()
+            .contains("write after free: byte 4095 of the freed 10000-byte block")
+    );
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+    // A limit of 0 fills nothing; SIZE_MAX fills everything.
+    for (limit, found) in [(0, 0), (usize::MAX, 1)] {
+        let f = Fixture::with(|c| c.free_fill_max_len = limit);
+        let p = alloc(f.d(), 10_000, 4);
+        f.d().free(p, None, 0);
+        // SAFETY: as above.
+        unsafe { *p.add(9999) ^= 0x5a };
+        f.d().verify_freed();
+        assert_eq!(f.errors().0, found, "limit {limit}");
+        assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+    }
 }
