@@ -269,9 +269,10 @@ typedef struct la_debug_config {
   bool check_write_after_free;
   /**
    * Bytes of freed blocks held back before reuse; default 4 MiB. Once
-   * they pass it, the oldest blocks leave in batches, until 15/16 of it
-   * are held (over a backing callable from any thread, the shim's, each
-   * of the instance's 8 shards holds 1/8 of it).
+   * they pass it, the next allocations let the oldest blocks leave in
+   * batches, until 15/16 of it are held (frees alone let it grow to
+   * twice this; over a backing callable from any thread, the shim's,
+   * each of the instance's 8 shards holds 1/8 of it).
    */
   size_t quarantine_bytes;
   /**

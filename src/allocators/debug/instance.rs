@@ -594,7 +594,12 @@ impl la_debug {
         rec.free_tid = 0;
         st.live_count += 1;
         st.total_allocs += 1;
-        rec.addr as *mut u8
+        let addr = rec.addr;
+        let mut later = Deferred::new();
+        self.evict_for_alloc(st, &mut later);
+        drop(g);
+        self.finish_deferred(sh, &mut later);
+        addr as *mut u8
     }
 
     /// [`Self::alloc`] of an in-band block (`table.rs`), the common case
@@ -660,6 +665,10 @@ impl la_debug {
         }
         st.live_count += 1;
         st.total_allocs += 1;
+        let mut later = Deferred::new();
+        self.evict_for_alloc(st, &mut later);
+        drop(g);
+        self.finish_deferred(sh, &mut later);
         Some(rec.addr as *mut u8)
     }
 
@@ -714,12 +723,14 @@ impl la_debug {
         rec.len.min(self.fill_max)
     }
 
-    /// Puts a freed (and filled) block in the quarantine. When the
-    /// quarantine holds more than its bytes (or blocks), the oldest blocks
-    /// are taken out into `later` until it holds at most 15/16 of its
-    /// bytes, [`BATCH`] blocks at most per call: the lock is then taken a
-    /// second time once per batch, not once per block, and the fills of the
-    /// batch are verified without it.
+    /// Puts a freed (and filled) block in the quarantine. Blocks leave it
+    /// when allocations need memory ([`Self::evict_for_alloc`]); a free
+    /// takes the oldest out itself only when the quarantine holds twice its
+    /// bytes (a program that frees without allocating) or is full (in
+    /// blocks): into `later`, until it holds at most 15/16 of its bytes,
+    /// [`BATCH`] blocks at most per call. The lock is then taken a second
+    /// time once per batch, not once per block, and the fills of the batch
+    /// are verified without it.
     fn enqueue(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
         if self.never_reuse {
             return;
@@ -736,6 +747,22 @@ impl la_debug {
             unsafe { self.forget_now(st, r) };
             return;
         }
+        let limit = self.quarantine_bytes;
+        if st.quarantine.bytes > limit.saturating_mul(2) {
+            self.take_oldest(st, later, limit - limit / 16);
+        }
+    }
+
+    /// Called by an allocation in shard state `st` (locked): when the
+    /// quarantine holds more than its bytes, moves its oldest blocks into
+    /// `later` (as [`Self::enqueue`]) for the caller to finish after
+    /// releasing the lock. So the thread that needs memory pays for
+    /// verifying and releasing quarantined blocks, not the thread that
+    /// freed them: a thread freeing what another allocates (a consumer)
+    /// does not carry the whole cost, and blocks return to the smp
+    /// allocator from the thread that owns them.
+    #[inline]
+    fn evict_for_alloc(&self, st: &mut State, later: &mut Deferred) {
         let limit = self.quarantine_bytes;
         if st.quarantine.bytes > limit {
             self.take_oldest(st, later, limit - limit / 16);

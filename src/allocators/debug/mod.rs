@@ -169,9 +169,10 @@ pub struct la_debug_config {
     /// each block is filled: `free_fill_max_len`.
     pub check_write_after_free: bool,
     /// Bytes of freed blocks held back before reuse; default 4 MiB. Once
-    /// they pass it, the oldest blocks leave in batches, until 15/16 of it
-    /// are held (over a backing callable from any thread, the shim's, each
-    /// of the instance's 8 shards holds 1/8 of it).
+    /// they pass it, the next allocations let the oldest blocks leave in
+    /// batches, until 15/16 of it are held (frees alone let it grow to
+    /// twice this; over a backing callable from any thread, the shim's,
+    /// each of the instance's 8 shards holds 1/8 of it).
     pub quarantine_bytes: libc::size_t,
     /// Allocation fails (NULL) when live requested bytes would exceed this;
     /// default SIZE_MAX (no limit).

@@ -780,3 +780,28 @@ fn free_fill_stops_at_its_limit() {
         assert_eq!(f.finish(), la_check::LA_CHECK_OK);
     }
 }
+
+#[test]
+fn allocations_let_quarantined_blocks_leave() {
+    let f = Fixture::with(|c| c.quarantine_bytes = 16 << 10);
+    let p = alloc(f.d(), 4000, 4);
+    f.d().free(p, None, 0);
+    // SAFETY: the freed block is held in quarantine, deliberately written.
+    unsafe { *p.add(7) = 1 };
+    // Frees alone keep up to twice the budget: nothing leaves yet.
+    let blocks: Vec<_> = (0..6).map(|_| alloc(f.d(), 4000, 4)).collect();
+    for &b in &blocks {
+        f.d().free(b, None, 0);
+    }
+    assert_eq!(f.errors().0, 0);
+    // The next allocation finds the quarantine over budget: the oldest
+    // block leaves, its fill is verified.
+    let q = alloc(f.d(), 16, 3);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_WRITE_AFTER_FREE));
+    assert!(
+        f.report()
+            .contains("write after free: byte 7 of the freed 4000-byte block")
+    );
+    f.d().free(q, None, 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
