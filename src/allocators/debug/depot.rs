@@ -322,19 +322,23 @@ impl Depot {
 /// `at` points at a stored trace: a length word, then that many frames.
 #[inline(always)]
 unsafe fn stored_is(at: *const usize, frames: &[usize]) -> bool {
-    // SAFETY: caller's promise; frames are read only up to the length.
+    let n = frames.len();
+    let (s, f) = (at.wrapping_add(1), frames.as_ptr());
+    // SAFETY: caller's promise; both are read only below the length,
+    // checked equal first. Two frames per round (one branch for both).
     unsafe {
-        if *at != frames.len() {
+        if *at != n {
             return false;
         }
-        let stored = at.add(1);
-        for (k, &f) in frames.iter().enumerate() {
-            if *stored.add(k) != f {
+        let mut k = 0;
+        while k + 2 <= n {
+            if (*s.add(k) ^ *f.add(k)) | (*s.add(k + 1) ^ *f.add(k + 1)) != 0 {
                 return false;
             }
+            k += 2;
         }
+        k == n || *s.add(k) == *f.add(k)
     }
-    true
 }
 
 impl Default for Depot {
