@@ -197,16 +197,16 @@ pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
 #[inline(never)]
 fn alloc_general(size: usize, align_log2: u8) -> *mut u8 {
     let f = FLAGS.load(Relaxed);
+    if f == READY | DEBUG {
+        // The debug mode alone: straight to the debug allocator.
+        return debug_mode::alloc_entry(size, align_log2);
+    }
     if f == READY && size <= MAX_SIZE {
         let p = smp::alloc(size.max(1), align_log2);
         if !p.is_null() {
             return p;
         }
         return out_of_memory();
-    }
-    if f == READY | DEBUG {
-        // The debug mode alone: straight to the debug allocator.
-        return debug_mode::alloc_entry(size, align_log2);
     }
     alloc_slow(size, align_log2)
 }

@@ -58,7 +58,7 @@ impl Recent {
 #[inline]
 pub fn hash(frames: &[usize]) -> u64 {
     let h = frames.iter().fold(HASH_SEED, |h, &f| hash_step(h, f));
-    hash_finish(h, frames.len())
+    hash_finish(h)
 }
 
 /// The start of [`hash`].
@@ -74,10 +74,11 @@ pub fn hash_step(h: u64, frame: usize) -> u64 {
     (h ^ frame as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-/// Finishes a trace hash of `n` frames.
+/// Finishes a trace hash: the high bits folded into the low ones (the
+/// table indexes by the low bits). The length needs no mixing in: every
+/// frame took a step.
 #[inline(always)]
-pub fn hash_finish(h: u64, n: usize) -> u64 {
-    let h = h ^ (n as u64).wrapping_mul(0xff51_afd7_ed55_8ccd);
+pub fn hash_finish(h: u64) -> u64 {
     (h ^ (h >> 29)) | 1
 }
 

@@ -442,7 +442,7 @@ fn collect(
         // SAFETY: `climbs`: within the thread's stack.
         (next, ret) = unsafe { read_frame(fp) };
     }
-    (n, depot::hash_finish(h, n))
+    (n, depot::hash_finish(h))
 }
 
 /// [`capture`] with the caller's address: the trace starts at its frame
