@@ -15,12 +15,13 @@
 //! allocation. Nothing is ever removed: a depot lives as long as its
 //! instance.
 //!
-//! In front of the table sits a small direct-mapped cache of traces found
-//! recently (by hash: the hash, where the trace is stored, its id): a
-//! program allocates from few sites again and again, and a hit costs one
-//! hash compare and the frames' compare, without the table's probe and the
-//! arena's chunk lookup. A hit still compares every frame, so the depot
-//! stays exact: an id always names exactly the trace interned.
+//! In front of the table sits a direct-mapped cache of traces found
+//! recently (by hash: the hash, where the trace is stored, its id; 1024
+//! entries, mapped with the first trace stored): a program allocates from
+//! few sites again and again, and a hit costs one hash compare and the
+//! frames' compare, without the table's probe and the arena's chunk
+//! lookup. A hit still compares every frame, so the depot stays exact: an
+//! id always names exactly the trace interned.
 
 use core::ptr;
 
@@ -33,7 +34,9 @@ const MAX_CHUNKS: usize = 256;
 /// Initial table slots.
 const FIRST_CAP: usize = 1024;
 /// Log2 of the entries of the recent-trace cache.
-const RECENT_LOG2: u32 = 6;
+const RECENT_LOG2: u32 = 10;
+/// Entries of the recent-trace cache.
+const RECENT: usize = 1 << RECENT_LOG2;
 
 /// A cache entry: a stored trace's hash, its length word in the arena, its
 /// id (hash 0, which no trace has: empty).
@@ -51,6 +54,13 @@ impl Recent {
         id: 0,
     };
 }
+
+/// The cache of a depot that has stored no trace yet: all empty, never
+/// written (so lookups need no test for a missing cache).
+struct NoRecent([Recent; RECENT]);
+// SAFETY: never written; its pointers are all null.
+unsafe impl Sync for NoRecent {}
+static NO_RECENT: NoRecent = NoRecent([Recent::EMPTY; RECENT]);
 
 /// The hash of a trace (its frames), never 0 for a non-empty trace:
 /// [`hash_step`] over the frames from [`HASH_SEED`], then [`hash_finish`]
@@ -93,8 +103,9 @@ pub struct Depot {
     slots: *mut u64,
     cap: usize,
     count: usize,
-    /// Traces found recently, indexed by the top bits of their hash.
-    recent: [Recent; 1 << RECENT_LOG2],
+    /// Traces found recently, indexed by the top bits of their hash
+    /// ([`RECENT`] entries: [`NO_RECENT`] until mapped).
+    recent: *mut Recent,
 }
 
 impl Depot {
@@ -107,7 +118,7 @@ impl Depot {
             slots: ptr::null_mut(),
             cap: 0,
             count: 0,
-            recent: [Recent::EMPTY; 1 << RECENT_LOG2],
+            recent: &raw const NO_RECENT.0 as *mut Recent,
         }
     }
 
@@ -119,7 +130,8 @@ impl Depot {
     pub fn intern(&mut self, frames: &[usize], h: u64) -> u32 {
         debug_assert_eq!(h, hash(frames));
         let e = (h >> (64 - RECENT_LOG2)) as usize;
-        let r = self.recent[e];
+        // SAFETY: e < RECENT, the entries of the cache (mapped or empty).
+        let r = unsafe { *self.recent.add(e) };
         // SAFETY: a cache entry with a non-zero hash points at a stored
         // trace (its length word, then its frames).
         if r.hash == h && unsafe { stored_is(r.at, frames) } {
@@ -143,14 +155,31 @@ impl Depot {
                 Err(_) => self.store(frames, h),
             }
         };
-        if id != 0 {
-            self.recent[e] = Recent {
-                hash: h,
-                at: self.word(id as usize),
-                id,
+        if id != 0 && self.recent_mapped() {
+            // SAFETY: e < RECENT, the entries of the mapped cache.
+            unsafe {
+                *self.recent.add(e) = Recent {
+                    hash: h,
+                    at: self.word(id as usize),
+                    id,
+                }
             };
         }
         id
+    }
+
+    /// Whether the cache is mapped, mapping it if not (false when out of
+    /// memory: the depot then works without it).
+    fn recent_mapped(&mut self) -> bool {
+        if !ptr::eq(self.recent, &NO_RECENT.0[0]) {
+            return true;
+        }
+        // Zeroed memory: every entry empty (hash 0).
+        let Some(m) = sys::map(RECENT * core::mem::size_of::<Recent>()) else {
+            return false;
+        };
+        self.recent = m.as_ptr().cast();
+        true
     }
 
     /// Looks `frames` (hashed into `h`) up: `Ok(id)` when stored, else
@@ -305,6 +334,10 @@ impl Depot {
 
     /// Unmaps everything (every id becomes invalid).
     pub fn release(&mut self) {
+        if !ptr::eq(self.recent, &NO_RECENT.0[0]) {
+            // SAFETY: mapped by `recent_mapped` with this size.
+            unsafe { sys::unmap(self.recent.cast(), RECENT * core::mem::size_of::<Recent>()) };
+        }
         if self.cap > 0 {
             // SAFETY: mapped by `grow` with this size.
             unsafe { sys::unmap(self.slots.cast(), self.cap * 8) };
