@@ -20,7 +20,10 @@
 //!
 //! How it works. Every entry point tests one word, [`FLAGS`]: when it is
 //! exactly [`READY`] (the shim is initialised, no statistics and no failure
-//! injection are wanted) the call goes straight to the smp allocator. Any
+//! injection are wanted) the call goes straight to the smp allocator; when
+//! it is exactly `READY | DEBUG`, allocations and `free` go straight to
+//! the debug allocator (`debug_mode.rs`; `malloc` and `free` get there by
+//! jumps only, so the trace starts right at the caller's call). Any
 //! other value takes the slow path, which initialises on first use (reading
 //! the environment without allocating, so it works for the first
 //! allocation of the process, from the dynamic loader or TLS set-up), and
