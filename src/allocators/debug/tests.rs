@@ -267,15 +267,21 @@ fn leak_is_reported_with_summary() {
     let _b = alloc(f.d(), 24, 3);
     let c = alloc(f.d(), 10, 0);
     f.d().free(c, Some((10, 0)), 0);
+    finish_leaking(
+        f,
+        "SUMMARY: liballoc: 48 byte(s) leaked in 2 allocation(s).",
+    );
+}
+
+/// Checks that `f` finds leaks with traces and the `summary` line, and
+/// that finishing it says so.
+fn finish_leaking(f: Fixture, summary: &str) {
     // SAFETY: live instance.
     assert!(unsafe { la_debug_detect_leaks(f.d) });
     let r = f.report();
     assert!(r.contains("byte(s) in"), "{r}");
     assert!(r.contains("#0 0x"), "{r}");
-    assert!(
-        r.contains("SUMMARY: liballoc: 48 byte(s) leaked in 2 allocation(s)."),
-        "{r}"
-    );
+    assert!(r.contains(summary), "{r}");
     assert_eq!(f.finish(), la_check::LA_CHECK_LEAK);
 }
 
@@ -703,14 +709,10 @@ fn smp_leaks_are_reported() {
     let _c = alloc(f.d(), 100, 6);
     let d = alloc(f.d(), 10, 0);
     f.d().free(d, None, 0);
-    // SAFETY: live instance.
-    assert!(unsafe { la_debug_detect_leaks(f.d) });
-    let r = f.report();
-    assert!(
-        r.contains("SUMMARY: liballoc: 148 byte(s) leaked in 3 allocation(s)."),
-        "{r}"
+    finish_leaking(
+        f,
+        "SUMMARY: liballoc: 148 byte(s) leaked in 3 allocation(s).",
     );
-    assert_eq!(f.finish(), la_check::LA_CHECK_LEAK);
 }
 
 #[test]
