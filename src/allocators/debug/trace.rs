@@ -428,14 +428,18 @@ fn collect(
 ) -> (usize, u64) {
     debug_assert!(!out.is_empty());
     let (p, want) = (out.as_mut_ptr(), out.len());
-    let mut n = 0;
+    let mut n = want;
     let mut h = depot::HASH_SEED;
-    while ret != 0 {
-        // SAFETY: n < want: checked below before every further round.
-        unsafe { *p.add(n) = MaybeUninit::new(ret) };
+    for i in 0..want {
+        if ret == 0 {
+            n = i;
+            break;
+        }
+        // SAFETY: i < want, the length of `out`.
+        unsafe { *p.add(i) = MaybeUninit::new(ret) };
         h = depot::hash_step(h, ret);
-        n += 1;
-        if n == want || !climbs(fp, next, last) {
+        if !climbs(fp, next, last) {
+            n = i + 1;
             break;
         }
         fp = next;
