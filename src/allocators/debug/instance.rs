@@ -562,7 +562,7 @@ impl la_debug {
                 return true;
             }
             // SAFETY: the user range of a block we hold.
-            unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
+            unsafe { super::redzone::fill_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
         }
         false
     }
@@ -748,7 +748,7 @@ impl la_debug {
                 unsafe { sys::protect_none((rec.base + page) as *mut u8, rec.base_len - 2 * page) };
             } else {
                 // SAFETY: the user range of a block we still hold.
-                unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
+                unsafe { super::redzone::fill_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
             }
             let _g = sh.lock.lock();
             // SAFETY: lock held.
