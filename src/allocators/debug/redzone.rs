@@ -7,7 +7,10 @@
 //! redzone]`, the front at least 16 bytes (and at least the alignment), the
 //! back at least 16 bytes plus the rounding of the length to 16; a guarded
 //! block's redzones are the slack between its guard pages and the user
-//! bytes. Freed blocks are filled with `FREE_FILL`.
+//! bytes. Freed blocks are filled with `FREE_FILL` and the fill is
+//! checked when they leave the quarantine, both with the widest vector
+//! steps the CPU has (32 bytes with AVX2, detected once), the check folding
+//! every step into one accumulator tested once per block.
 
 use super::table::{KIND_BACKING, KIND_GUARDED, Record};
 use super::{FREE_FILL, REDZONE, la_debug};
@@ -161,12 +164,7 @@ pub(super) fn first_unfilled(bytes: &[u8]) -> Option<usize> {
         first_unfilled_other(bytes)
     }
     #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: [p, p + n) is `bytes`.
-    if unsafe { filled_words(bytes.as_ptr(), bytes.len()) } {
-        None
-    } else {
-        first_unfilled_slow(bytes)
-    }
+    first_unfilled_words(bytes)
 }
 
 /// [`fill_bytes`] when AVX2 is not known to be there (yet): asks once,
@@ -193,12 +191,32 @@ unsafe fn fill_other(dst: *mut u8, byte: u8, len: usize) {
 #[cfg(target_arch = "x86_64")]
 #[inline(never)]
 fn first_unfilled_other(bytes: &[u8]) -> Option<usize> {
-    let (p, n) = (bytes.as_ptr(), bytes.len());
     if has_avx2() {
         // SAFETY: the CPU has AVX2; [p, p + n) is `bytes`.
-        unsafe { first_unfilled_avx2(p, n) }
+        unsafe { first_unfilled_avx2(bytes.as_ptr(), bytes.len()) }
+    } else {
+        first_unfilled_sse2(bytes)
+    }
+}
+
+/// [`first_unfilled`] with SSE2 (part of the x86-64 baseline).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn first_unfilled_sse2(bytes: &[u8]) -> Option<usize> {
     // SAFETY: [p, p + n) is `bytes`.
-    } else if unsafe { filled_sse2(p, n) } {
+    if unsafe { filled_sse2(bytes.as_ptr(), bytes.len()) } {
+        None
+    } else {
+        first_unfilled_slow(bytes)
+    }
+}
+
+/// [`first_unfilled`] a word at a time (the portable version; on x86-64
+/// only the tests use it).
+#[cfg(any(not(target_arch = "x86_64"), test))]
+fn first_unfilled_words(bytes: &[u8]) -> Option<usize> {
+    // SAFETY: [p, p + n) is `bytes`.
+    if unsafe { filled_words(bytes.as_ptr(), bytes.len()) } {
         None
     } else {
         first_unfilled_slow(bytes)
@@ -551,6 +569,13 @@ unsafe fn fill_avx2(p: *mut u8, byte: u8, n: usize) {
     }
 }
 
+// The SSE2 and word versions below cover a length `n` from 16 bytes in
+// steps of `W` bytes (16 or 8) this way: up to 2W, the first and the last
+// step; up to 4W, the first two and the last two; longer blocks run a
+// loop of four steps over [0, n - 4W) and finish with the four steps
+// ending the block (each loop step starts below n - 4W, so stays inside
+// it). Bytes in an overlap are read or written twice; none is skipped.
+
 /// Whether the `n` bytes at `p` are all `FREE_FILL`, 16 bytes per load
 /// (SSE2, part of the x86-64 baseline): each load compared with the fill
 /// and AND-ed into one accumulator, tested once.
@@ -650,7 +675,7 @@ unsafe fn filled_words(p: *const u8, n: usize) -> bool {
     }
     let word = splat(FREE_FILL);
     // SAFETY: every load below reads [at, at + 8) with at + 8 <= n (the
-    // plan above with W = 8; lengths from 2W), inside the caller's range.
+    // plan above with W = 8), inside the caller's range.
     let x = |at: usize| unsafe { p.add(at).cast::<u64>().read_unaligned() } ^ word;
     let acc = if n <= 32 {
         x(0) | x(8) | x(n - 16) | x(n - 8)
@@ -806,6 +831,7 @@ mod tests {
 
     type Filled = fn(*const u8, usize) -> bool;
     type Fill = fn(*mut u8, u8, usize);
+    type Search = fn(&[u8]) -> Option<usize>;
 
     /// Every version of the clean-block check this CPU can run, by name.
     /// (The tests pass ranges inside their buffers; every `unsafe` below
@@ -890,20 +916,45 @@ mod tests {
         }
     }
 
+    /// Every version of the search this CPU can run, by name.
+    fn searches() -> Vec<(&'static str, Search)> {
+        let mut v: Vec<(&'static str, Search)> = vec![
+            ("dispatch", first_unfilled),
+            ("words", first_unfilled_words),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        {
+            v.push(("sse2", first_unfilled_sse2));
+            v.push(("other", first_unfilled_other));
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2; the range is the slice.
+                v.push(("avx2", |b| unsafe {
+                    first_unfilled_avx2(b.as_ptr(), b.len())
+                }));
+            }
+        }
+        v
+    }
+
+    /// Every search, every length up to `MAX` at every start offset,
+    /// reports the first changed byte (with another changed byte at the
+    /// end), at the tried positions.
     #[test]
-    fn first_unfilled_long_blocks() {
+    fn every_search_finds_the_first_changed_byte() {
         let mut buf = vec![FREE_FILL; MAX + 64];
-        for n in 700..=MAX {
-            for off in OFFSETS {
-                let b = &mut buf[off..off + n];
-                assert_eq!(first_unfilled(b), None, "clean {n} @{off}");
-                for pos in positions(n) {
-                    b[pos] = FREE_FILL ^ 0x80;
-                    assert_eq!(first_unfilled(b), Some(pos), "{n} @{off} {pos}");
-                    b[n - 1] = 0;
-                    assert_eq!(first_unfilled(b), Some(pos), "{n} @{off} {pos} +last");
-                    b[n - 1] = FREE_FILL;
-                    b[pos] = FREE_FILL;
+        for (name, search) in searches() {
+            for n in 0..=MAX {
+                for off in OFFSETS {
+                    let b = &mut buf[off..off + n];
+                    assert_eq!(search(b), None, "{name}: clean {n} @{off}");
+                    for pos in positions(n) {
+                        b[pos] = FREE_FILL ^ 0x80;
+                        assert_eq!(search(b), Some(pos), "{name}: {n} @{off} {pos}");
+                        b[n - 1] = 0;
+                        assert_eq!(search(b), Some(pos), "{name}: {n} @{off} {pos} +last");
+                        b[n - 1] = FREE_FILL;
+                        b[pos] = FREE_FILL;
+                    }
                 }
             }
         }
