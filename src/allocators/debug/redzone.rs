@@ -12,7 +12,7 @@
 //! steps the CPU has (32 bytes with AVX2, detected once), the check folding
 //! every step into one accumulator tested once per block.
 
-use super::table::{KIND_BACKING, KIND_GUARDED, Record};
+use super::table::{KIND_GUARDED, Record};
 use super::{FREE_FILL, REDZONE, la_debug};
 use crate::sys;
 #[cfg(target_arch = "x86_64")]
@@ -112,6 +112,7 @@ const FILL_INLINE_MAX: usize = 4096;
 /// Blocks of 32 to this many bytes are filled and checked (with AVX2) by
 /// straight-line code of exactly as many 32-byte steps as they need,
 /// entered by one jump on the count ([`by_count!`]); longer ones by a loop.
+#[cfg(target_arch = "x86_64")]
 const STRAIGHT_MAX: usize = 512;
 
 /// Writes `byte` over the `len` bytes at `dst`: `ptr::write_bytes`, but
@@ -734,9 +735,10 @@ unsafe fn fill_words(p: *mut u8, byte: u8, n: usize) {
 /// with a 16-byte front redzone and the back redzone of a fresh block (the
 /// length rounded up to 16, plus 16), so both redzones lie in three aligned
 /// 16-byte chunks: `[base, base + 16)` and the last two of the block.
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn compact(r: &Record) -> bool {
-    r.kind == KIND_BACKING
+    r.kind == super::table::KIND_BACKING
         && r.addr.wrapping_sub(r.base) == REDZONE
         && r.base.is_multiple_of(16)
         && r.base_len == ((r.len + 15) & !15) + 2 * REDZONE
@@ -837,6 +839,7 @@ mod tests {
     /// (The tests pass ranges inside their buffers; every `unsafe` below
     /// relies on that, and on the CPU having AVX2 where it says so.)
     fn checks() -> Vec<(&'static str, Filled)> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut v: Vec<(&'static str, Filled)> = vec![
             ("dispatch", |p, n| {
                 // SAFETY: a range of the test's buffer.
@@ -864,6 +867,7 @@ mod tests {
     /// Every version of the fill this CPU can run, by name (the same
     /// promises as in [`checks`]).
     fn fills() -> Vec<(&'static str, Fill)> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut v: Vec<(&'static str, Fill)> = vec![
             // SAFETY: a range of the test's buffer.
             ("dispatch", |p, b, n| unsafe { fill_bytes(p, b, n) }),
@@ -918,6 +922,7 @@ mod tests {
 
     /// Every version of the search this CPU can run, by name.
     fn searches() -> Vec<(&'static str, Search)> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut v: Vec<(&'static str, Search)> = vec![
             ("dispatch", first_unfilled),
             ("words", first_unfilled_words),
