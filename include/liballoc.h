@@ -263,14 +263,16 @@ typedef struct la_debug_config {
   bool never_reuse;
   /**
    * Fill freed blocks with 0xdd and verify the fill when they leave the
-   * quarantine (write-after-free detection); default true.
+   * quarantine (write-after-free detection); default true. How much of
+   * each block is filled: `free_fill_max_len`.
    */
   bool check_write_after_free;
   /**
    * Bytes of freed blocks held back before reuse; default 4 MiB. Once
-   * they pass it, the oldest blocks leave in batches, until 15/16 of it
-   * are held (over a backing callable from any thread, the shim's, each
-   * of the instance's 8 shards holds 1/8 of it).
+   * they pass it, the next allocations let the oldest blocks leave in
+   * batches, until 15/16 of it are held (frees alone let it grow to
+   * twice this; over a backing callable from any thread, the shim's,
+   * each of the instance's 8 shards holds 1/8 of it).
    */
   size_t quarantine_bytes;
   /**
@@ -292,6 +294,13 @@ typedef struct la_debug_config {
    * always caught. A canary given here is used as is.
    */
   uint64_t canary;
+  /**
+   * Freed blocks are filled (and verified) from their start up to this
+   * many bytes; default 4096, so a long freed buffer costs no more than
+   * a page of filling and checking. Writes after free beyond it are not
+   * found. SIZE_MAX fills every byte.
+   */
+  size_t free_fill_max_len;
 } la_debug_config;
 
 /**

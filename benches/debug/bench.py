@@ -11,6 +11,7 @@ the peak RSS of each run; valgrind gets one run of at most
 LA_BENCH_VG_TIMEOUT seconds per workload (default 240; a slower run shows
 as "> N"). Writes build/debug_bench.md. Figures, not pass/fail.
 """
+import math
 import os
 import shutil
 import subprocess
@@ -100,6 +101,10 @@ def ratio(a, b):
     return "-" if a is None or b is None or b == 0 else f"{a / b:.1f}x"
 
 
+def geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
 def main():
     have_valgrind = shutil.which("valgrind") is not None
     lines = ["# Leak check: la-run --debug vs valgrind memcheck", "",
@@ -119,6 +124,7 @@ def main():
               "valgrind/debug | native MB | debug MB |",
               "|---|---|---|---|---|---|---|---|"]
     wl = os.path.join(BUILD, "debug", "workloads")
+    slow, fast = [], []
     for w in WORKLOADS:
         (native, native_rss), (debug, debug_rss) = interleaved(
             [[wl, w], [LA_RUN, "--debug", wl, w]], ROUNDS)
@@ -132,6 +138,13 @@ def main():
                      f"{ratio(debug, native)} | {vg_ratio} | "
                      f"{fmt1(native_rss)} | {fmt1(debug_rss)} |")
         print(lines[-1], flush=True)
+        if native and debug:
+            slow.append(debug / native)
+            if vg is not None:
+                fast.append(vg / debug)
+    if slow:
+        lines.append(f"| geo-mean | | | | {geomean(slow):.1f}x | "
+                     f"{f'{geomean(fast):.1f}x' if len(fast) == len(slow) else '-'} | | |")
     lines += ["", f"Median of {ROUNDS} interleaved rounds (valgrind: one run); peak RSS "
               f"of the median run. Command: `make debug-bench` (LA_BENCH_ROUNDS={ROUNDS})."]
     out = os.path.join(BUILD, "debug_bench.md")

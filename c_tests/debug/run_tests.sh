@@ -107,6 +107,21 @@ has "freed by thread"
 has "write_after_free.c:"
 ok
 
+# Tuning variables: no fill means no write-after-free check; one frame per
+# trace; a bad value is named and ignored.
+run tuned-no-fill 0 env LA_DEBUG_FILL=0 "$LA_RUN" --debug "$BIN/write_after_free"
+lacks "write after free"
+ok
+run tuned-one-frame 0 env LA_DEBUG_FRAMES=1 "$LA_RUN" --debug "$BIN/leak"
+has "#0 0x"
+has "in leaky_alloc"
+lacks "#1 0x"
+ok
+run tuned-bad-value 0 env LA_DEBUG_QUARANTINE=lots LA_DEBUG_FILL=all "$LA_RUN" --debug "$BIN/clean"
+has "liballoc: warning: LA_DEBUG_QUARANTINE=lots ignored"
+lacks "LA_DEBUG_FILL"
+ok
+
 run foreign-free $ABRT "$LA_RUN" --debug "$BIN/foreign_free"
 has "liballoc: error: free of foreign pointer"
 has "in release_static"

@@ -10,7 +10,9 @@
 //! data or the exiting thread's stack are not leaks (`roots.rs`), so a clean
 //! program reports nothing. `LA_SUPPRESSIONS=file` adds LeakSanitizer-style
 //! `leak:pattern` lines; `LA_LEAK_EXITCODE=N` makes a leak end the process
-//! with status N.
+//! with status N. `LA_DEBUG_FRAMES`, `LA_DEBUG_QUARANTINE` and
+//! `LA_DEBUG_FILL` trade cost against coverage (frames per trace, bytes
+//! held back before reuse, bytes filled and checked per freed block).
 //!
 //! Reports never call `malloc` (private arena, raw `write`), so they are
 //! safe from inside the shim. A child of `fork()` resets the instance's
@@ -24,6 +26,8 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 use crate::allocators::debug::scratch::Scratch;
 use crate::allocators::debug::{la_debug, la_debug_config, leaks, trace};
 use crate::allocators::smp::la_smp_allocator;
+
+use super::options::Options;
 
 static DEBUG: AtomicPtr<la_debug> = AtomicPtr::new(ptr::null_mut());
 
@@ -41,7 +45,7 @@ fn instance() -> &'static la_debug {
 
 /// Creates the instance; false when that fails (the shim then stays on the
 /// smp allocator). Blocks made until [`on_load`] are suppressed.
-pub fn init() -> bool {
+pub fn init(opts: &Options) -> bool {
     if !DEBUG.load(Ordering::Acquire).is_null() {
         return true;
     }
@@ -49,10 +53,20 @@ pub fn init() -> bool {
     // exit (coreutils do), before the leak report is printed.
     // SAFETY: fcntl on a descriptor number has no memory preconditions.
     let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
-    let cfg = la_debug_config {
+    let mut cfg = la_debug_config {
         report_fd: if fd >= 0 { fd } else { 2 },
         ..la_debug_config::default()
     };
+    if let Some(n) = opts.debug_frames {
+        cfg.stack_trace_frames = n;
+    }
+    if let Some(n) = opts.debug_quarantine {
+        cfg.quarantine_bytes = n;
+    }
+    if let Some(n) = opts.debug_fill {
+        cfg.free_fill_max_len = n;
+        cfg.check_write_after_free = n > 0;
+    }
     // The smp allocator may be called from any thread at once: blocks come
     // from it and go back to it without the debug allocator's lock held.
     let d = la_debug::create_with(la_smp_allocator(), &cfg, true);

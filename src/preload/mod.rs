@@ -115,7 +115,7 @@ fn init() -> u8 {
     if opts.fail_at > 0 {
         flags |= FAIL;
     }
-    if opts.debug_requested && debug_mode::init() {
+    if opts.debug_requested && debug_mode::init(&opts) {
         flags |= DEBUG;
     }
     if !smp::prepare() {

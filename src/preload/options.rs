@@ -14,6 +14,9 @@
 //! | `LA_DEBUG` | `1` | debug mode: `la_debug` behind the shim (`debug_mode.rs`) |
 //! | `LA_LEAK_EXITCODE` | `N` | debug mode: exit status when leaks are found (read at exit) |
 //! | `LA_SUPPRESSIONS` | file | debug mode: `leak:pattern` lines (read at exit) |
+//! | `LA_DEBUG_FRAMES` | `0`..`32` | debug mode: frames per trace (default 8) |
+//! | `LA_DEBUG_QUARANTINE` | bytes (`k`/`m`/`g` suffix) | debug mode: freed bytes held back before reuse (default 4m) |
+//! | `LA_DEBUG_FILL` | bytes or `all` | debug mode: bytes filled and checked from the start of each freed block (default 4k; 0: none) |
 //!
 //! Any other `LA_*` name, or a value the shim cannot use, gets a one-line
 //! warning on stderr; the variable is then ignored.
@@ -46,6 +49,11 @@ pub struct Options {
     /// `LA_DEBUG` was set (the debug mode; see `debug_mode.rs`;
     /// verbose).
     pub debug_requested: bool,
+    /// `LA_DEBUG_FRAMES`, `LA_DEBUG_QUARANTINE`, `LA_DEBUG_FILL` (unset:
+    /// the debug allocator's defaults).
+    pub debug_frames: Option<usize>,
+    pub debug_quarantine: Option<usize>,
+    pub debug_fill: Option<usize>,
 }
 
 impl Options {
@@ -54,6 +62,9 @@ impl Options {
         verbose: false,
         fail_at: 0,
         debug_requested: false,
+        debug_frames: None,
+        debug_quarantine: None,
+        debug_fill: None,
     };
 }
 
@@ -163,12 +174,30 @@ fn apply(opts: &mut Options, entry: &[u8], report: bool) {
             None => {}
         },
         b"LA_DEBUG" => opts.debug_requested = !matches!(value, b"" | b"0"),
+        b"LA_DEBUG_FRAMES" => match parse_size(value).filter(|&n| n <= 32) {
+            Some(n) => opts.debug_frames = Some(n),
+            None if report => bad_value(name, value, "a frame count from 0 to 32"),
+            None => {}
+        },
+        b"LA_DEBUG_QUARANTINE" => match parse_size(value) {
+            Some(n) => opts.debug_quarantine = Some(n),
+            None if report => bad_value(name, value, "a byte count, as 4194304 or 4m"),
+            None => {}
+        },
+        b"LA_DEBUG_FILL" => match value {
+            b"all" => opts.debug_fill = Some(usize::MAX),
+            _ => match parse_size(value) {
+                Some(n) => opts.debug_fill = Some(n),
+                None if report => bad_value(name, value, "a byte count, as 4096 or 4k, or all"),
+                None => {}
+            },
+        },
         _ if RESERVED.contains(&name) || !report => {}
         _ => {
             let mut w = Writer::fd(2);
             w.str("liballoc: warning: unknown environment variable ")
                 .bytes(name)
-                .str(" ignored (known: LA_STATS, LA_VERBOSE, LA_FAIL_AT, LA_DEBUG, LA_LEAK_EXITCODE, LA_SUPPRESSIONS)\n");
+                .str(" ignored (known: LA_STATS, LA_VERBOSE, LA_FAIL_AT, LA_DEBUG, LA_LEAK_EXITCODE, LA_SUPPRESSIONS, LA_DEBUG_FRAMES, LA_DEBUG_QUARANTINE, LA_DEBUG_FILL)\n");
         }
     }
 }
@@ -197,6 +226,26 @@ fn parse_u64(s: &[u8]) -> Option<u64> {
         v = v * 10 + u64::from(b - b'0');
     }
     (v > 0).then_some(v)
+}
+
+/// A byte count: decimal digits (0 allowed), optionally followed by `k`,
+/// `m` or `g` (either case) for KiB, MiB, GiB; `None` when malformed or
+/// beyond `usize`.
+fn parse_size(s: &[u8]) -> Option<usize> {
+    let (digits, shift) = match s.last()? {
+        b'k' | b'K' => (&s[..s.len() - 1], 10),
+        b'm' | b'M' => (&s[..s.len() - 1], 20),
+        b'g' | b'G' => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v = digits
+        .iter()
+        .fold(0u64, |v, &b| v * 10 + u64::from(b - b'0'));
+    let v = usize::try_from(v).ok()?;
+    v.checked_mul(1 << shift)
 }
 
 #[cfg(test)]
@@ -236,6 +285,36 @@ mod tests {
         assert_eq!(o, Options::DEFAULT);
         assert_eq!(parse_u64(b"99999999999999999999"), None);
         assert_eq!(parse_u64(b"18"), Some(18));
+    }
+
+    #[test]
+    fn debug_tuning() {
+        let o = parse(&[
+            b"LA_DEBUG_FRAMES=3",
+            b"LA_DEBUG_QUARANTINE=16m",
+            b"LA_DEBUG_FILL=all",
+        ]);
+        assert_eq!(o.debug_frames, Some(3));
+        assert_eq!(o.debug_quarantine, Some(16 << 20));
+        assert_eq!(o.debug_fill, Some(usize::MAX));
+        let o = parse(&[
+            b"LA_DEBUG_FRAMES=0",
+            b"LA_DEBUG_QUARANTINE=0",
+            b"LA_DEBUG_FILL=2K",
+        ]);
+        assert_eq!(
+            (o.debug_frames, o.debug_quarantine, o.debug_fill),
+            (Some(0), Some(0), Some(2048))
+        );
+        let o = parse(&[
+            b"LA_DEBUG_FRAMES=33",
+            b"LA_DEBUG_QUARANTINE=-1",
+            b"LA_DEBUG_FILL=lots",
+            b"LA_DEBUG_QUARANTINE=99999999999g",
+        ]);
+        assert_eq!(o, Options::DEFAULT);
+        assert_eq!(parse_size(b"k"), None);
+        assert_eq!(parse_size(b"1G"), Some(1 << 30));
     }
 
     #[test]

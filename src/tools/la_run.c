@@ -44,7 +44,13 @@ static const char *usage_text =
     "\n"
     "environment: the options set LA_STATS, LA_DEBUG, LA_LEAK_EXITCODE,\n"
     "LA_SUPPRESSIONS, LA_FAIL_AT and LA_VERBOSE; LA_PRELOAD_LIB names the\n"
-    "shim library to use instead of the one installed next to la-run.\n";
+    "shim library to use instead of the one installed next to la-run.\n"
+    "With --debug, these tune cost against coverage (set them yourself):\n"
+    "  LA_DEBUG_FRAMES=N         frames per stack trace, 0 to 32 (default 8)\n"
+    "  LA_DEBUG_QUARANTINE=SIZE  freed bytes held back before reuse\n"
+    "                            (default 4m; suffixes k, m, g)\n"
+    "  LA_DEBUG_FILL=SIZE|all    bytes of each freed block filled and checked\n"
+    "                            for writes after free (default 4k; 0: none)\n";
 
 static void die_usage(const char *fmt, const char *arg) {
     fprintf(stderr, "la-run: ");

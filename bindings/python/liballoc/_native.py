@@ -68,6 +68,7 @@ class LaDebugConfig(Structure):
         ("memory_limit", c_size_t),
         ("guard_page_min_len", c_size_t),
         ("canary", c_uint64),
+        ("free_fill_max_len", c_size_t),
     ]
 
 

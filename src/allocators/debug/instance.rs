@@ -23,7 +23,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use super::depot::Depot;
 use super::lock::SpinLock;
 use super::redzone::{default_canary, fill_canary, first_unfilled};
-use super::table::{self, FREED, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table};
+use super::table::{
+    self, FREED, HDR, INBAND_FRONT, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table,
+};
 use super::trace::{self, MAX_FRAMES};
 use super::{
     FREE_FILL, MAX_SHARDS, QUARANTINE_BLOCKS, REDZONE, REGISTRY, REGISTRY_LOCK, Shard, State,
@@ -31,6 +33,7 @@ use super::{
     leaks,
 };
 use crate::alignment;
+use crate::allocators::smp;
 use crate::sys;
 use crate::vtable::{ChildAllocator, la_allocator};
 
@@ -72,6 +75,7 @@ pub(super) struct Held {
     base_len: usize,
     base_align: u8,
     kind: u8,
+    inband: bool,
 }
 
 impl Held {
@@ -81,6 +85,7 @@ impl Held {
             base_len: r.base_len,
             base_align: r.base_align,
             kind: r.kind,
+            inband: r.inband != 0,
         }
     }
 }
@@ -91,6 +96,7 @@ impl Shard {
             lock: SpinLock::new(),
             index_slots: AtomicUsize::new(0),
             index_mask: AtomicUsize::new(0),
+            inband_key: AtomicUsize::new(0),
             st: UnsafeCell::new(State {
                 table: Table::new(),
                 depot: Depot::new(),
@@ -163,6 +169,9 @@ impl la_debug {
             default_canary(p as u64)
         };
         let nshards = if backing_shared { MAX_SHARDS } else { 1 };
+        // Over the smp allocator (its chunk map ready, so blocks can be
+        // checked against it), blocks carry in-band headers.
+        let smp_backed = ptr::eq(backing.vtable, smp::la_smp_allocator().vtable) && smp::prepare();
         let d = la_debug {
             backing: ChildAllocator(backing),
             backing_shared,
@@ -171,12 +180,14 @@ impl la_debug {
             report_fd: cfg.report_fd,
             never_reuse: cfg.never_reuse,
             check_waf: cfg.check_write_after_free,
+            fill_max: cfg.free_fill_max_len,
             quarantine_bytes: cfg.quarantine_bytes / nshards,
             guard_min: cfg.guard_page_min_len,
             canary,
             limit: AtomicUsize::new(cfg.memory_limit),
             live_bytes: AtomicUsize::new(0),
             suppress_new: AtomicBool::new(false),
+            smp_backed,
             nshards,
             shards: [const { Shard::new() }; MAX_SHARDS],
             errors: AtomicUsize::new(0),
@@ -184,6 +195,19 @@ impl la_debug {
         };
         // SAFETY: fresh mapping, large and aligned enough for la_debug.
         unsafe { p.write(d) };
+        if smp_backed {
+            for i in 0..nshards {
+                // A key per table from the instance's (random) address, so
+                // a header is no plain pointer and garbage decodes to an
+                // address far outside the record region.
+                let key = ((p as usize) ^ (i << 4)).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1 << 63;
+                // SAFETY: the instance is not shared yet.
+                unsafe {
+                    (*p).shards[i].state().table.set_inband(key);
+                    (*p).shards[i].inband_key.store(key, Ordering::Relaxed);
+                }
+            }
+        }
         for slot in &REGISTRY {
             if slot
                 .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Relaxed)
@@ -212,9 +236,10 @@ impl la_debug {
     /// shard, pages spread over all of them.
     #[inline]
     pub(super) fn shard(&self, addr: usize) -> &Shard {
-        debug_assert!(self.nshards.is_power_of_two());
+        debug_assert!(self.nshards.is_power_of_two() && self.nshards <= MAX_SHARDS);
         let i = ((addr >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) & (self.nshards - 1);
-        &self.shards[i]
+        // SAFETY: i < nshards <= MAX_SHARDS (a power of two, see `create`).
+        unsafe { self.shards.get_unchecked(i) }
     }
 
     /// Sets or clears marking new blocks as suppressed (never leaks).
@@ -389,6 +414,7 @@ impl la_debug {
             r.base_len = total;
             r.base_align = align;
             r.kind = KIND_GUARDED;
+            r.inband = 0;
         } else {
             let front = REDZONE.max(align_b);
             let Some(base_len) =
@@ -397,24 +423,60 @@ impl la_debug {
                 return false;
             };
             let base_align = align.max(4);
-            // SAFETY: base_len > 0; the backing is valid (create's contract).
-            let Some(base) = (unsafe { self.backing.alloc(base_len, base_align, ret_addr) }) else {
-                return false;
-            };
-            let base = base.as_ptr() as usize;
-            // The index slot of the new block loads while its redzones are
-            // written.
-            self.shard(base + front).prefetch_slot(base + front);
-            r.addr = base + front;
-            r.base = base;
-            r.base_len = base_len;
-            r.base_align = base_align;
-            r.kind = KIND_BACKING;
+            if let Some(cls) = self.inband_class(base_len, align_b) {
+                // An in-band block: [header | front redzone | block | back
+                // redzone] in one block of an smp size class.
+                let b = smp::alloc_in(cls) as usize;
+                if b == 0 {
+                    return false;
+                }
+                r.addr = b + INBAND_FRONT;
+                r.base = b + HDR;
+                r.base_len = base_len;
+                r.base_align = base_align;
+                r.kind = KIND_BACKING;
+                r.inband = 1;
+            } else {
+                // SAFETY: base_len > 0; the backing is valid (create's
+                // contract).
+                let Some(base) = (unsafe { self.backing.alloc(base_len, base_align, ret_addr) })
+                else {
+                    return false;
+                };
+                let base = base.as_ptr() as usize;
+                // The index slot of the new block loads while its redzones
+                // are written.
+                self.shard(base + front).prefetch_slot(base + front);
+                r.addr = base + front;
+                r.base = base;
+                r.base_len = base_len;
+                r.base_align = base_align;
+                r.kind = KIND_BACKING;
+                r.inband = 0;
+            }
         }
         r.len = len;
         r.align = align;
         self.fill_zones(r);
         true
+    }
+
+    /// The smp size class of an in-band block whose redzones and user
+    /// bytes take `base_len` bytes at alignment `align_b`; `None` when the
+    /// block is to be indexed instead (not over the smp allocator, aligned
+    /// above 16, or beyond the size classes).
+    #[inline]
+    fn inband_class(&self, base_len: usize, align_b: usize) -> Option<usize> {
+        if !self.smp_backed || align_b > 16 {
+            return None;
+        }
+        let total = base_len.checked_add(HDR)?;
+        let cls = if total <= smp::size_class::TABLE_MAX {
+            smp::size_class::class_small(total, 4)
+        } else {
+            smp::size_class::class_for(total, 4)?
+        };
+        (cls != 0).then_some(cls)
     }
 
     /// Gives a block's memory back (backing free or unmap).
@@ -425,6 +487,9 @@ impl la_debug {
         if h.kind == KIND_GUARDED {
             // SAFETY: the whole reservation was made by `obtain`.
             unsafe { sys::unmap(h.base as *mut u8, h.base_len) };
+        } else if h.inband {
+            // SAFETY: an smp block from `obtain`, its header in front.
+            unsafe { smp::free((h.base - HDR) as *mut u8) };
         } else {
             // SAFETY: the backing block as allocated.
             unsafe {
@@ -438,6 +503,13 @@ impl la_debug {
     pub fn alloc(&self, len: usize, align: u8, ret_addr: usize) -> *mut u8 {
         if len == 0 || align > alignment::MAX_LOG2 {
             return ptr::null_mut();
+        }
+        if self.smp_backed
+            && align <= 4
+            && (self.guard_min == 0 || len < self.guard_min)
+            && let Some(p) = self.alloc_inband(len, align, ret_addr)
+        {
+            return p;
         }
         // Memory that needs no lock (guarded mappings, a shared backing)
         // is obtained before taking it, and before the trace is taken, so
@@ -504,10 +576,12 @@ impl la_debug {
                 return ptr::null_mut();
             }
         }
-        let (slots, mask) = st.table.hint();
-        if sh.index_slots.load(Ordering::Relaxed) != slots {
-            sh.index_slots.store(slots, Ordering::Relaxed);
-            sh.index_mask.store(mask, Ordering::Relaxed);
+        if rec.inband == 0 {
+            let (slots, mask) = st.table.hint();
+            if sh.index_slots.load(Ordering::Relaxed) != slots {
+                sh.index_slots.store(slots, Ordering::Relaxed);
+                sh.index_mask.store(mask, Ordering::Relaxed);
+            }
         }
         rec.state = LIVE;
         // SAFETY: `capture` wrote the first n frames.
@@ -520,7 +594,82 @@ impl la_debug {
         rec.free_tid = 0;
         st.live_count += 1;
         st.total_allocs += 1;
-        rec.addr as *mut u8
+        let addr = rec.addr;
+        let mut later = Deferred::new();
+        self.evict_for_alloc(st, &mut later);
+        drop(g);
+        self.finish_deferred(sh, &mut later);
+        addr as *mut u8
+    }
+
+    /// [`Self::alloc`] of an in-band block (`table.rs`), the common case
+    /// over the smp allocator, in one pass: the smp block is taken and its
+    /// redzones written before the trace is taken and the lock held. `None`
+    /// when the block is not to be in-band (beyond the size classes).
+    #[inline(always)]
+    fn alloc_inband(&self, len: usize, align: u8, ret_addr: usize) -> Option<*mut u8> {
+        debug_assert!(self.smp_backed && align <= 4);
+        let base_len = alignment::forward(len, REDZONE)?.checked_add(2 * REDZONE)?;
+        let cls = self.inband_class(base_len, 16)?;
+        let b = smp::alloc_in(cls) as usize;
+        if b == 0 {
+            return Some(ptr::null_mut());
+        }
+        let mut rec = Record {
+            addr: b + INBAND_FRONT,
+            len,
+            base: b + HDR,
+            base_len,
+            alloc_stack: 0,
+            free_stack: 0,
+            alloc_tid: 0,
+            free_tid: 0,
+            align,
+            base_align: 4,
+            state: LIVE,
+            kind: KIND_BACKING,
+            suppressed: self.suppress_new.load(Ordering::Relaxed) as u8,
+            filling: 0,
+            _pad: 0,
+            inband: 1,
+        };
+        self.fill_zones(&rec);
+        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
+        let (n, tid, h) = self.capture(&mut tr, ret_addr);
+        let sh = self.shard(rec.addr);
+        let g = sh.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { sh.state() };
+        let r = if self.charge(st, len) {
+            let r = st.table.new_record();
+            if r.is_null() {
+                self.discharge(st, len);
+            }
+            r
+        } else {
+            ptr::null_mut()
+        };
+        if r.is_null() {
+            drop(g);
+            // SAFETY: taken above, never handed out.
+            unsafe { smp::free(b as *mut u8) };
+            return Some(ptr::null_mut());
+        }
+        // SAFETY: `capture` wrote the first n frames.
+        rec.alloc_stack = st.depot.intern(unsafe { trace::frames(&tr, n) }, h);
+        rec.alloc_tid = tid;
+        // SAFETY: a fresh record of our table, for the in-band block we hold.
+        unsafe {
+            r.write(rec);
+            st.table.write_header(r);
+        }
+        st.live_count += 1;
+        st.total_allocs += 1;
+        let mut later = Deferred::new();
+        self.evict_for_alloc(st, &mut later);
+        drop(g);
+        self.finish_deferred(sh, &mut later);
+        Some(rec.addr as *mut u8)
     }
 
     /// Drops a freed block's record and gives its memory back at once
@@ -531,8 +680,8 @@ impl la_debug {
     unsafe fn forget_now(&self, st: &mut State, r: *mut Record) {
         // SAFETY: caller's promise.
         let h = Held::of(unsafe { &*r });
-        // SAFETY: as above.
-        st.table.remove(unsafe { (*r).addr });
+        // SAFETY: as above; the block's memory is still ours.
+        unsafe { st.table.remove_record(r) };
         // SAFETY: removed from the index; in no list; the block is dead.
         unsafe {
             st.table.drop_record(r);
@@ -557,22 +706,31 @@ impl la_debug {
             rec.filling = 1;
             return true;
         } else if self.check_waf {
-            if rec.len > INLINE_FILL {
+            let n = self.fill_len(rec);
+            if n > INLINE_FILL {
                 rec.filling = 1;
                 return true;
             }
-            // SAFETY: the user range of a block we hold.
-            unsafe { super::redzone::fill_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
+            // SAFETY: the start of the user range of a block we hold.
+            unsafe { super::redzone::fill_bytes(rec.addr as *mut u8, FREE_FILL, n) };
         }
         false
     }
 
-    /// Puts a freed (and filled) block in the quarantine. When the
-    /// quarantine holds more than its bytes (or blocks), the oldest blocks
-    /// are taken out into `later` until it holds at most 15/16 of its
-    /// bytes, [`BATCH`] blocks at most per call: the lock is then taken a
-    /// second time once per batch, not once per block, and the fills of the
-    /// batch are verified without it.
+    /// Bytes filled (and verified) from the start of freed block `rec`.
+    #[inline]
+    pub(super) fn fill_len(&self, rec: &Record) -> usize {
+        rec.len.min(self.fill_max)
+    }
+
+    /// Puts a freed (and filled) block in the quarantine. Blocks leave it
+    /// when allocations need memory ([`Self::evict_for_alloc`]); a free
+    /// takes the oldest out itself only when the quarantine holds twice its
+    /// bytes (a program that frees without allocating) or is full (in
+    /// blocks): into `later`, until it holds at most 15/16 of its bytes,
+    /// [`BATCH`] blocks at most per call. The lock is then taken a second
+    /// time once per batch, not once per block, and the fills of the batch
+    /// are verified without it.
     fn enqueue(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
         if self.never_reuse {
             return;
@@ -589,6 +747,22 @@ impl la_debug {
             unsafe { self.forget_now(st, r) };
             return;
         }
+        let limit = self.quarantine_bytes;
+        if st.quarantine.bytes > limit.saturating_mul(2) {
+            self.take_oldest(st, later, limit - limit / 16);
+        }
+    }
+
+    /// Called by an allocation in shard state `st` (locked): when the
+    /// quarantine holds more than its bytes, moves its oldest blocks into
+    /// `later` (as [`Self::enqueue`]) for the caller to finish after
+    /// releasing the lock. So the thread that needs memory pays for
+    /// verifying and releasing quarantined blocks, not the thread that
+    /// freed them: a thread freeing what another allocates (a consumer)
+    /// does not carry the whole cost, and blocks return to the smp
+    /// allocator from the thread that owns them.
+    #[inline]
+    fn evict_for_alloc(&self, st: &mut State, later: &mut Deferred) {
         let limit = self.quarantine_bytes;
         if st.quarantine.bytes > limit {
             self.take_oldest(st, later, limit - limit / 16);
@@ -627,7 +801,7 @@ impl la_debug {
             const AHEAD: usize = 3;
             let prefetch_block = |r: *mut Record| {
                 // SAFETY: evicted records stay valid until dropped below.
-                let (a, l) = unsafe { ((*r).addr, (*r).len) };
+                let (a, l) = unsafe { ((*r).addr, self.fill_len(&*r)) };
                 let mut at = a;
                 while at < a + l.min(256) {
                     table::prefetch(at);
@@ -646,8 +820,9 @@ impl la_debug {
                 let rec = unsafe { &*r };
                 if rec.kind == KIND_BACKING {
                     // SAFETY: as above.
-                    let bytes =
-                        unsafe { core::slice::from_raw_parts(rec.addr as *const u8, rec.len) };
+                    let bytes = unsafe {
+                        core::slice::from_raw_parts(rec.addr as *const u8, self.fill_len(rec))
+                    };
                     if first_unfilled(bytes).is_some() {
                         damaged |= 1 << i;
                     }
@@ -663,7 +838,10 @@ impl la_debug {
             let (slots, mask) = st.table.hint();
             for &r in evicted {
                 // SAFETY: evicted records stay valid until dropped below.
-                table::prefetch(table::slot_hint(slots, mask, unsafe { (*r).addr }));
+                let (addr, inband) = unsafe { ((*r).addr, (*r).inband) };
+                if inband == 0 {
+                    table::prefetch(table::slot_hint(slots, mask, addr));
+                }
             }
             for (i, &r) in evicted.iter().enumerate() {
                 if damaged & (1 << i) != 0 {
@@ -674,7 +852,8 @@ impl la_debug {
                 if self.backing_shared || rec.kind == KIND_GUARDED {
                     back[nb] = MaybeUninit::new(Held::of(rec));
                     nb += 1;
-                    st.table.remove(rec.addr);
+                    // SAFETY: a record of this table; its memory still ours.
+                    unsafe { st.table.remove_record(r) };
                     // SAFETY: removed from the index, in no list.
                     unsafe { st.table.drop_record(r) };
                 } else {
@@ -697,9 +876,17 @@ impl la_debug {
         if p.is_null() {
             return;
         }
-        // The index slot of `p` loads while the trace is taken.
+        // The block's record (named by its in-band header) or index slot
+        // loads while the trace is taken.
         let sh = self.shard(p as usize);
-        sh.prefetch_slot(p as usize);
+        let word = if self.smp_backed {
+            let w = table::header_word(p as usize, sh.inband_key.load(Ordering::Relaxed));
+            table::prefetch(w);
+            w
+        } else {
+            sh.prefetch_slot(p as usize);
+            0
+        };
         let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, h) = self.capture(&mut tr, ret_addr);
         // SAFETY: `capture` wrote the first n frames.
@@ -709,14 +896,26 @@ impl la_debug {
             let _g = sh.lock.lock();
             // SAFETY: lock held.
             let st = unsafe { sh.state() };
-            // The block's record (found through its index slot, loaded by
-            // now) starts loading while the free trace is interned.
-            let cand = st.table.candidate(p as usize);
+            // An in-band block's record is found through its header;
+            // otherwise the record (found through its index slot, loaded
+            // by now) starts loading while the free trace is interned.
+            let direct = if word != 0 {
+                st.table.find_inband_from(p as usize, word)
+            } else {
+                None
+            };
+            let cand = match direct {
+                Some(_) => None,
+                None => st.table.candidate(p as usize),
+            };
             if let Some((_, c)) = cand {
                 table::prefetch(c as usize);
             }
             let free_stack = st.depot.intern(here, h);
-            let Some(r) = cand.and_then(|(i, _)| st.table.find_from(p as usize, i)) else {
+            let found = direct
+                .or_else(|| cand.and_then(|(i, _)| st.table.find_from(p as usize, i)))
+                .or_else(|| st.table.find_scan(p as usize));
+            let Some(r) = found else {
                 self.report_unknown(st, "free", p as usize, here, tid);
                 return;
             };
@@ -747,8 +946,10 @@ impl la_debug {
                 // SAFETY: the committed middle of our own reservation.
                 unsafe { sys::protect_none((rec.base + page) as *mut u8, rec.base_len - 2 * page) };
             } else {
-                // SAFETY: the user range of a block we still hold.
-                unsafe { super::redzone::fill_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
+                let n = self.fill_len(&rec);
+                // SAFETY: the start of the user range of a block we still
+                // hold.
+                unsafe { super::redzone::fill_bytes(rec.addr as *mut u8, FREE_FILL, n) };
             }
             let _g = sh.lock.lock();
             // SAFETY: lock held.
@@ -828,16 +1029,22 @@ impl la_debug {
                 self.discharge(st, grow);
                 return false;
             };
-            // SAFETY: the backing block as last granted.
-            if !unsafe {
-                self.backing.resize(
-                    rec.base as *mut u8,
-                    rec.base_len,
-                    rec.base_align,
-                    new_base_len,
-                    ret_addr,
-                )
-            } {
+            let grown = if rec.inband != 0 {
+                // SAFETY: the smp block from `obtain`, its header in front.
+                unsafe { smp::resize((rec.base - HDR) as *mut u8, new_base_len + HDR) }
+            } else {
+                // SAFETY: the backing block as last granted.
+                unsafe {
+                    self.backing.resize(
+                        rec.base as *mut u8,
+                        rec.base_len,
+                        rec.base_align,
+                        new_base_len,
+                        ret_addr,
+                    )
+                }
+            };
+            if !grown {
                 self.discharge(st, grow);
                 return false;
             }

@@ -320,7 +320,10 @@ impl la_debug {
     #[inline(always)]
     pub(super) fn check_zones(&self, st: &State, r: *mut Record, here: &[usize], tid: u32) {
         // SAFETY: an indexed record.
-        if !self.zones_intact(unsafe { &*r }) {
+        let rec = unsafe { &*r };
+        // SAFETY: an in-band record's block is held while its record is in
+        // use.
+        if !self.zones_intact(rec) || (rec.inband != 0 && !unsafe { st.table.header_intact(r) }) {
             self.check_zones_closely(st, r, here, tid);
         }
     }
@@ -333,7 +336,12 @@ impl la_debug {
         let [front, back] = Self::zones(rec);
         let over = check_canary(self.canary, back.0, back.1);
         let under = if over.is_none() {
-            check_canary(self.canary, front.0, front.1)
+            check_canary(self.canary, front.0, front.1).or_else(|| {
+                // SAFETY: an in-band record of st's table, block held.
+                (rec.inband != 0)
+                    .then(|| unsafe { st.table.header_damage(r) })
+                    .flatten()
+            })
         } else {
             None
         };
@@ -410,6 +418,10 @@ impl la_debug {
         // Repair so the same damage is reported once.
         fill_canary(self.canary, front.0, front.1);
         fill_canary(self.canary, back.0, back.1);
+        if rec.inband != 0 {
+            // SAFETY: an in-band record of st's table, its block held.
+            unsafe { st.table.write_header(r) };
+        }
     }
 
     /// Verifies the free fill of a quarantined block, reporting writes.
@@ -420,7 +432,8 @@ impl la_debug {
             return;
         }
         // SAFETY: the freed block's memory is still held (quarantine).
-        let bytes = unsafe { core::slice::from_raw_parts(rec.addr as *const u8, rec.len) };
+        let bytes =
+            unsafe { core::slice::from_raw_parts(rec.addr as *const u8, self.fill_len(rec)) };
         if let Some(off) = first_unfilled(bytes) {
             self.report_fill(st, r, off);
         }
@@ -461,7 +474,7 @@ impl la_debug {
         );
         self.raise(la_debug_error::LA_DEBUG_WRITE_AFTER_FREE);
         // SAFETY: as above; refill so it is reported once.
-        unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, rec.len) };
+        unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, self.fill_len(rec)) };
     }
 
     /// Explains a memory fault at `addr` (from a SIGSEGV handler) when it

@@ -4,7 +4,10 @@
 //! Every block gets a record kept out of band (`table.rs`) with its length,
 //! alignment, state and two stack traces (allocation and free, captured by a
 //! frame-pointer walk, `trace.rs`, and stored once per distinct trace in a
-//! stack depot, `depot.rs`). The user block sits between two redzones
+//! stack depot, `depot.rs`). Records are found by block address through an
+//! index, or, over the smp allocator (the shim's backing), through a small
+//! header in front of the block, checked against the smp allocator's own
+//! exact block test (`table.rs`). The user block sits between two redzones
 //! filled with this instance's canary bytes; they are checked on free and
 //! resize (overflow past the requested length, underflow before the block).
 //! Blocks of at least `guard_page_min_len` bytes are their own mapping with
@@ -23,7 +26,7 @@
 //! |---|---|
 //! | `mod.rs` | the C API: config, stats, result codes, `la_debug_*`, the vtable |
 //! | `instance.rs` | the allocator core: create, alloc, resize, free, quarantine, destroy |
-//! | `table.rs` | out-of-band records, the address index, the quarantine ring |
+//! | `table.rs` | out-of-band records, the address index or in-band headers, the quarantine ring |
 //! | `depot.rs` | the stack depot: each distinct trace stored once, named by an id |
 //! | `redzone.rs` | canary redzones and the free fill |
 //! | `misuse.rs` | misuse checks and their reports, guard-page faults |
@@ -162,12 +165,14 @@ pub struct la_debug_config {
     /// false.
     pub never_reuse: bool,
     /// Fill freed blocks with 0xdd and verify the fill when they leave the
-    /// quarantine (write-after-free detection); default true.
+    /// quarantine (write-after-free detection); default true. How much of
+    /// each block is filled: `free_fill_max_len`.
     pub check_write_after_free: bool,
     /// Bytes of freed blocks held back before reuse; default 4 MiB. Once
-    /// they pass it, the oldest blocks leave in batches, until 15/16 of it
-    /// are held (over a backing callable from any thread, the shim's, each
-    /// of the instance's 8 shards holds 1/8 of it).
+    /// they pass it, the next allocations let the oldest blocks leave in
+    /// batches, until 15/16 of it are held (frees alone let it grow to
+    /// twice this; over a backing callable from any thread, the shim's,
+    /// each of the instance's 8 shards holds 1/8 of it).
     pub quarantine_bytes: libc::size_t,
     /// Allocation fails (NULL) when live requested bytes would exceed this;
     /// default SIZE_MAX (no limit).
@@ -182,6 +187,11 @@ pub struct la_debug_config {
     /// that an overflow writing NUL, a small integer, 0xff or ASCII text is
     /// always caught. A canary given here is used as is.
     pub canary: u64,
+    /// Freed blocks are filled (and verified) from their start up to this
+    /// many bytes; default 4096, so a long freed buffer costs no more than
+    /// a page of filling and checking. Writes after free beyond it are not
+    /// found. SIZE_MAX fills every byte.
+    pub free_fill_max_len: libc::size_t,
 }
 
 impl Default for la_debug_config {
@@ -196,6 +206,7 @@ impl Default for la_debug_config {
             memory_limit: usize::MAX,
             guard_page_min_len: 128 << 10,
             canary: 0,
+            free_fill_max_len: 4096,
         }
     }
 }
@@ -273,6 +284,9 @@ struct Shard {
     /// hints (`table::slot_hint`); possibly stale, never dereferenced.
     index_slots: AtomicUsize,
     index_mask: AtomicUsize,
+    /// The table's in-band header key (0: not in-band), for reading
+    /// headers before the lock is taken.
+    inband_key: AtomicUsize,
     st: UnsafeCell<State>,
 }
 
@@ -289,6 +303,8 @@ pub struct la_debug {
     report_fd: i32,
     never_reuse: bool,
     check_waf: bool,
+    /// Bytes filled from the start of a freed block (`free_fill_max_len`).
+    fill_max: usize,
     /// Quarantine bytes per shard.
     quarantine_bytes: usize,
     guard_min: usize,
@@ -299,6 +315,10 @@ pub struct la_debug {
     live_bytes: AtomicUsize,
     /// New records are marked suppressed (allocations before `main`).
     suppress_new: AtomicBool,
+    /// The backing is the smp allocator: blocks of its size classes get an
+    /// in-band header instead of an index entry (`table.rs`), and it is
+    /// called directly, not through its vtable.
+    smp_backed: bool,
     nshards: usize,
     shards: [Shard; MAX_SHARDS],
     errors: AtomicUsize,

@@ -11,6 +11,20 @@
 //! the block address and the slot's distance from its home slot (capped at
 //! 255), so neither a probe passing other blocks' slots nor a deletion
 //! shifting them back loads their records.
+//!
+//! Over the smp allocator (the shim's backing) most blocks need no index
+//! entry at all: such a table is *in-band*. Its records live in one
+//! reserved region, and a block of a size class the smp allocator serves
+//! carries a 16-byte header just before its front redzone holding its
+//! record's address (masked with a per-table key). A lookup asks the smp
+//! allocator whether the header's block is live -- an exact test that never
+//! reads memory that is not ours -- then checks that the decoded address is
+//! a record of the region naming this very block. Only the other blocks
+//! (guarded mappings, alignments above 16, sizes beyond the size classes)
+//! go into the index. Leak reports and interior-pointer explanations walk
+//! the region. A damaged header (an underflow reaching it) is then not
+//! found by address: the free is explained through the region as for an
+//! interior pointer.
 //! Nothing here allocates through `malloc`; all memory comes from `sys`.
 
 use core::ptr;
@@ -58,6 +72,9 @@ pub struct Record {
     pub filling: u8,
     /// Scratch mark (reachability during a leak scan).
     pub _pad: u8,
+    /// The block carries an in-band header naming this record (at
+    /// `base - HDR`) and is not in the index.
+    pub inband: u8,
 }
 
 impl Record {
@@ -78,10 +95,21 @@ impl Record {
         suppressed: 0,
         _pad: 0,
         filling: 0,
+        inband: 0,
     };
 }
 
 const SLAB: usize = 1 << 20;
+/// Address space reserved for the records of an in-band table (committed
+/// a slab at a time): 64 M records.
+const REGION: usize = 1 << 32;
+/// Bytes of the in-band header in front of a block's front redzone: the
+/// masked record address, then a second word the smp allocator's free tag
+/// check reads (never its tag value for a live block).
+pub(crate) const HDR: usize = 16;
+/// Front redzone plus header of an in-band block: its backing block starts
+/// this many bytes before the user address.
+pub(crate) const INBAND_FRONT: usize = HDR + 16;
 /// Bytes per record in a slab: a cache line, so a record is one miss.
 const STRIDE: usize = 64;
 
@@ -98,6 +126,29 @@ pub fn prefetch(addr: usize) {
     let _ = addr;
 }
 
+/// The record address named by the in-band header of block `addr` (with
+/// header key `key`), or 0 when `addr` is not the start of a live block of
+/// an smp size class. Only a candidate: [`Table::find_inband_from`]
+/// checks it. Reads nothing but smp metadata and the header of a live smp
+/// block, so it may run without the table's lock (a block freed meanwhile
+/// by another thread yields a stale candidate, rejected by that check).
+/// Only for in-band tables (the smp chunk map is then prepared).
+#[inline]
+pub fn header_word(addr: usize, key: usize) -> usize {
+    if !addr.is_multiple_of(16) || addr < INBAND_FRONT {
+        return 0;
+    }
+    let b = addr - INBAND_FRONT;
+    // SAFETY: in-band mode implies the smp chunk map is prepared
+    // (`set_inband`'s contract); the check reads only smp metadata.
+    if unsafe { crate::allocators::smp::live_block_size(b as *const u8) }.is_none() {
+        return 0;
+    }
+    // SAFETY: a live smp block is mapped and at least 16 bytes long; a
+    // volatile read, as its owner may be rewriting it (see above).
+    unsafe { ptr::read_volatile(b as *const usize) ^ key }
+}
+
 /// The index could not grow.
 #[derive(Debug)]
 pub struct OutOfMemory;
@@ -112,6 +163,11 @@ pub struct Table {
     slots: *mut usize,
     cap: usize,
     count: usize,
+    /// In-band mode (see the module doc): the start of the reserved record
+    /// region (0 until the first record) and the header key.
+    inband: bool,
+    region: usize,
+    key: usize,
 }
 
 /// The slot of `addr`'s probe start, as an address for [`prefetch`], given
@@ -179,7 +235,31 @@ impl Table {
             slots: ptr::null_mut(),
             cap: 0,
             count: 0,
+            inband: false,
+            region: 0,
+            key: 0,
         }
+    }
+
+    /// Switches an unused table to in-band mode, headers masked with `key`.
+    /// Only for a table whose in-band blocks come from the smp allocator,
+    /// with its chunk map prepared (`smp::prepare`).
+    pub fn set_inband(&mut self, key: usize) {
+        debug_assert!(self.slab_end == 0 && self.cap == 0);
+        self.inband = true;
+        self.key = key;
+    }
+
+    /// The header key of an in-band table.
+    #[inline]
+    pub fn key(&self) -> usize {
+        self.key
+    }
+
+    /// Whether the table is in-band (see the module doc).
+    #[inline]
+    pub fn is_inband(&self) -> bool {
+        self.inband
     }
 
     /// Records in the index.
@@ -202,7 +282,11 @@ impl Table {
             prefetch(self.free_list as usize);
             return r;
         }
-        if self.slab_next + STRIDE > self.slab_end {
+        if self.slab_next + STRIDE > self.slab_end && self.inband {
+            if !self.grow_region() {
+                return ptr::null_mut();
+            }
+        } else if self.slab_next + STRIDE > self.slab_end {
             let Some(m) = sys::map(SLAB) else {
                 return ptr::null_mut();
             };
@@ -230,16 +314,98 @@ impl Table {
     /// `r` came from [`Table::new_record`] and is not in the index.
     pub unsafe fn drop_record(&mut self, r: *mut Record) {
         // SAFETY: caller's promise: the record is ours and unused.
-        unsafe { (*r).addr = self.free_list as usize };
+        unsafe {
+            (*r).addr = self.free_list as usize;
+            (*r).state = 0;
+        }
         self.free_list = r;
+    }
+
+    /// Commits the next slab of the in-band record region (reserving the
+    /// region first); false when out of memory or address space.
+    #[cold]
+    fn grow_region(&mut self) -> bool {
+        if self.region == 0 {
+            let Some(m) = sys::reserve(REGION) else {
+                return false;
+            };
+            let base = m.as_ptr() as usize;
+            if base + REGION > PTR_MASK {
+                // SAFETY: just reserved with this size.
+                unsafe { sys::unmap(m.as_ptr(), REGION) };
+                return false;
+            }
+            self.region = base;
+            self.slab_next = base;
+            self.slab_end = base;
+        }
+        if self.slab_end + SLAB > self.region + REGION {
+            return false;
+        }
+        // SAFETY: the next slab of our own reservation.
+        if !unsafe { sys::protect_rw(self.slab_end as *mut u8, SLAB) } {
+            return false;
+        }
+        self.slab_end += SLAB;
+        true
     }
 
     /// The record of the block at `addr`.
     pub fn find(&self, addr: usize) -> Option<*mut Record> {
-        if self.cap == 0 {
+        if let Some(r) = self.find_inband(addr) {
+            return Some(r);
+        }
+        if self.cap != 0
+            && let Some(r) = self.find_from(addr, hash(addr) & (self.cap - 1))
+        {
+            return Some(r);
+        }
+        self.find_scan(addr)
+    }
+
+    /// The in-band record of block `addr` whose header was damaged (an
+    /// underflow reaching it), by a walk of the region: only for addresses
+    /// neither the header nor the index knows, which are misuse anyway.
+    #[cold]
+    pub fn find_scan(&self, addr: usize) -> Option<*mut Record> {
+        let mut found = None;
+        if self.inband {
+            self.for_each(|r| {
+                // SAFETY: a record in use.
+                if unsafe { (*r).inband != 0 && (*r).addr == addr } {
+                    found = Some(r);
+                }
+            });
+        }
+        found
+    }
+
+    /// The record of in-band block `addr`, through its header; `None` when
+    /// the table is not in-band or `addr` is not such a block (it may still
+    /// be indexed).
+    #[inline]
+    pub fn find_inband(&self, addr: usize) -> Option<*mut Record> {
+        if !self.inband {
             return None;
         }
-        self.find_from(addr, hash(addr) & (self.cap - 1))
+        self.find_inband_from(addr, header_word(addr, self.key))
+    }
+
+    /// [`Table::find_inband`] given `w`, what [`header_word`] read for
+    /// `addr` (possibly before the lock was taken: it is checked again
+    /// here).
+    #[inline]
+    pub fn find_inband_from(&self, addr: usize, w: usize) -> Option<*mut Record> {
+        if w.wrapping_sub(self.region) >= self.slab_next.wrapping_sub(self.region)
+            || !w.is_multiple_of(STRIDE)
+        {
+            return None;
+        }
+        let r = w as *mut Record;
+        // SAFETY: a record slot of our region below `slab_next`: committed,
+        // and records are plain data (a free one reads as state 0).
+        let ok = unsafe { (*r).addr == addr && (*r).inband != 0 && (*r).state != 0 };
+        ok.then_some(r)
     }
 
     /// The first slot on `addr`'s probe path whose tag matches, and its
@@ -362,6 +528,13 @@ impl Table {
         &mut self,
         r: *mut Record,
     ) -> Result<Option<*mut Record>, OutOfMemory> {
+        // SAFETY: r is a record of this table.
+        if unsafe { (*r).inband } != 0 {
+            debug_assert!(self.inband);
+            // SAFETY: as above; its block is ours.
+            unsafe { self.write_header(r) };
+            return Ok(None);
+        }
         if (self.count + 1) * 2 > self.cap && !self.grow() {
             return Err(OutOfMemory);
         }
@@ -390,6 +563,69 @@ impl Table {
         }
         self.count += 1;
         Ok(None)
+    }
+
+    /// The two words of in-band record `r`'s header.
+    fn header_words(&self, r: *mut Record) -> [usize; 2] {
+        let w = r as usize ^ self.key;
+        [w, !w]
+    }
+
+    /// Writes (or repairs) the header of in-band record `r`.
+    ///
+    /// # Safety
+    /// `r` is an in-band record of this table whose block is still held.
+    pub unsafe fn write_header(&self, r: *mut Record) {
+        // SAFETY: caller's promise: the header lies just below the block's
+        // base, inside the backing block we own.
+        unsafe {
+            let h = ((*r).base - HDR) as *mut [usize; 2];
+            *h = self.header_words(r);
+        }
+    }
+
+    /// Whether in-band record `r`'s header is intact.
+    ///
+    /// # Safety
+    /// As for [`Table::write_header`].
+    #[inline]
+    pub unsafe fn header_intact(&self, r: *mut Record) -> bool {
+        // SAFETY: caller's promise.
+        unsafe { *(((*r).base - HDR) as *const [usize; 2]) == self.header_words(r) }
+    }
+
+    /// The highest damaged byte of in-band record `r`'s header (the one
+    /// nearest the block), or `None` when it is intact.
+    ///
+    /// # Safety
+    /// As for [`Table::write_header`].
+    pub unsafe fn header_damage(&self, r: *mut Record) -> Option<usize> {
+        // SAFETY: caller's promise.
+        let at = unsafe { (*r).base } - HDR;
+        // SAFETY: as above.
+        let got = unsafe { *(at as *const [usize; 2]) };
+        let want = self.header_words(r);
+        (0..HDR)
+            .rev()
+            .find(|&i| (got[i / 8] >> (i % 8 * 8)) as u8 != (want[i / 8] >> (i % 8 * 8)) as u8)
+            .map(|i| at + i)
+    }
+
+    /// Takes record `r` out of the lookup: clears an in-band block's
+    /// header, or removes it from the index.
+    ///
+    /// # Safety
+    /// `r` is a record of this table; an in-band block's memory is still
+    /// held.
+    pub unsafe fn remove_record(&mut self, r: *mut Record) {
+        // SAFETY: caller's promise.
+        let rec = unsafe { &*r };
+        if rec.inband != 0 {
+            // SAFETY: the header of a block we still hold.
+            unsafe { *((rec.base - HDR) as *mut usize) = 0 };
+        } else {
+            self.remove(rec.addr);
+        }
     }
 
     /// Removes the record of `addr` from the index (backward-shift deletion).
@@ -440,8 +676,21 @@ impl Table {
         self.count -= 1;
     }
 
-    /// Calls `f` on every indexed record.
+    /// Calls `f` on every record in use (indexed, or with an in-band
+    /// header).
     pub fn for_each(&self, mut f: impl FnMut(*mut Record)) {
+        if self.inband {
+            let mut at = self.region;
+            while at < self.slab_next {
+                let r = at as *mut Record;
+                // SAFETY: a committed record slot; free ones have state 0.
+                if unsafe { (*r).state } != 0 {
+                    f(r);
+                }
+                at += STRIDE;
+            }
+            return;
+        }
         for i in 0..self.cap {
             // SAFETY: i < cap.
             let s = unsafe { *self.slots.add(i) };
@@ -467,6 +716,12 @@ impl Table {
 
     /// Calls `f(lo, hi)` for each slab mapping holding records.
     pub fn for_each_slab(&self, mut f: impl FnMut(usize, usize)) {
+        if self.inband {
+            if self.region != 0 {
+                f(self.region, self.slab_end);
+            }
+            return;
+        }
         let mut s = self.slabs;
         while !s.is_null() {
             f(s as usize, s as usize + SLAB);
@@ -481,6 +736,10 @@ impl Table {
             // SAFETY: the slot array was mapped by `grow` with this size.
             unsafe { sys::unmap(self.slots.cast(), self.cap * core::mem::size_of::<usize>()) };
         }
+        if self.region != 0 {
+            // SAFETY: reserved by `grow_region` with this size.
+            unsafe { sys::unmap(self.region as *mut u8, REGION) };
+        }
         let mut s = self.slabs;
         while !s.is_null() {
             // SAFETY: each slab's first word links to the previous slab.
@@ -490,7 +749,10 @@ impl Table {
                 s = prev;
             }
         }
+        let (inband, key) = (self.inband, self.key);
         *self = Table::new();
+        self.inband = inband;
+        self.key = key;
     }
 }
 

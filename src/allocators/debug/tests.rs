@@ -4,6 +4,7 @@
 //! runs in continue mode so misuse is counted instead of aborting.
 
 use super::*;
+use crate::allocators::debug::table::{FREED, LIVE};
 use crate::allocators::page::la_page_allocator;
 use crate::sys;
 
@@ -48,6 +49,32 @@ impl Fixture {
         let d = la_debug::create_with(la_page_allocator(), &cfg, true);
         assert!(!d.is_null());
         Fixture { d, fd: f.fd }
+    }
+
+    /// A sharded instance over the smp allocator, as the shim's: blocks of
+    /// its size classes carry in-band headers instead of index entries.
+    fn smp() -> Fixture {
+        let f = Self::with(|_| {});
+        // SAFETY: the instance is unused; replaced as in `sharded`.
+        unsafe { la_debug::destroy(f.d) };
+        let cfg = la_debug_config {
+            on_error: la_debug_on_error::LA_DEBUG_CONTINUE,
+            report_fd: f.fd,
+            ..la_debug_config::default()
+        };
+        let d = la_debug::create_with(crate::allocators::smp::la_smp_allocator(), &cfg, true);
+        assert!(!d.is_null());
+        Fixture { d, fd: f.fd }
+    }
+
+    /// The record of block `p` (live or freed), as the allocator finds it.
+    fn record(&self, p: *mut u8) -> Option<Record> {
+        let sh = self.d().shard(p as usize);
+        let _g = sh.lock.lock();
+        // SAFETY: lock held.
+        let st = unsafe { sh.state_ref() };
+        // SAFETY: records in use are valid.
+        st.table.find(p as usize).map(|r| unsafe { *r })
     }
 
     fn d(&self) -> &la_debug {
@@ -240,15 +267,21 @@ fn leak_is_reported_with_summary() {
     let _b = alloc(f.d(), 24, 3);
     let c = alloc(f.d(), 10, 0);
     f.d().free(c, Some((10, 0)), 0);
+    finish_leaking(
+        f,
+        "SUMMARY: liballoc: 48 byte(s) leaked in 2 allocation(s).",
+    );
+}
+
+/// Checks that `f` finds leaks with traces and the `summary` line, and
+/// that finishing it says so.
+fn finish_leaking(f: Fixture, summary: &str) {
     // SAFETY: live instance.
     assert!(unsafe { la_debug_detect_leaks(f.d) });
     let r = f.report();
     assert!(r.contains("byte(s) in"), "{r}");
     assert!(r.contains("#0 0x"), "{r}");
-    assert!(
-        r.contains("SUMMARY: liballoc: 48 byte(s) leaked in 2 allocation(s)."),
-        "{r}"
-    );
+    assert!(r.contains(summary), "{r}");
     assert_eq!(f.finish(), la_check::LA_CHECK_LEAK);
 }
 
@@ -488,7 +521,10 @@ fn quarantine_eviction_verifies_fill() {
 fn long_blocks_are_filled_and_verified_outside_the_lock() {
     // Blocks over 1 KiB are filled after the lock is released and verified
     // after eviction without it: writes after free are still found.
-    let f = Fixture::with(|c| c.quarantine_bytes = 16 << 10);
+    let f = Fixture::with(|c| {
+        c.quarantine_bytes = 16 << 10;
+        c.free_fill_max_len = usize::MAX;
+    });
     let p = alloc(f.d(), 5000, 4);
     f.d().free(p, Some((5000, 4)), 0);
     // SAFETY: the freed block is held in quarantine, deliberately written.
@@ -575,4 +611,199 @@ fn null_handles_are_harmless() {
         la_debug_get_stats(ptr::null(), ptr::null_mut());
         assert!(la_debug_create(la_allocator::NULL, ptr::null()).is_null());
     }
+}
+
+#[test]
+fn smp_blocks_of_every_kind_are_found() {
+    let f = Fixture::smp();
+    // (length, log2 alignment, expected in-band)
+    let shapes = [
+        (1, 0, true),
+        (16, 4, true),
+        (100, 3, true),
+        (4000, 4, true),
+        (8150, 4, true),
+        (20_000, 4, true),
+        (100, 6, false),
+        (200_000, 4, false),
+    ];
+    let mut blocks = Vec::new();
+    for round in 0..3 {
+        for &(len, align, inband) in &shapes {
+            let p = alloc(f.d(), len + round, align);
+            let r = f.record(p).expect("record of a live block");
+            assert_eq!((r.addr, r.len, r.state), (p as usize, len + round, LIVE));
+            assert_eq!(r.inband != 0, inband, "len {len} align {align}");
+            assert_eq!(f.d().len_of(p), Some(len + round));
+            // SAFETY: the block's bytes.
+            unsafe { ptr::write_bytes(p, 0x11, len + round) };
+            blocks.push((p, len + round, align));
+        }
+    }
+    for &(p, len, align) in &blocks {
+        f.d().free(p, Some((len, align)), 0);
+        assert_eq!(f.record(p).map(|r| r.state), Some(FREED));
+        assert!(!f.d().owns(p));
+    }
+    assert_eq!(f.errors().0, 0, "{}", f.report());
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn smp_blocks_report_misuse() {
+    let f = Fixture::smp();
+    let p = alloc(f.d(), 64, 3);
+    f.d().free(p.wrapping_add(16), None, 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_INTERIOR_POINTER));
+    assert!(f.report().contains("free of interior pointer"));
+    let mut local = 0u64;
+    f.d().free((&mut local as *mut u64).cast(), None, 0);
+    assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_FOREIGN_POINTER));
+    f.d().free(p, None, 0);
+    f.d().free(p, None, 0);
+    assert_eq!(f.errors(), (3, la_debug_error::LA_DEBUG_DOUBLE_FREE));
+    assert!(f.report().contains("double free of 0x"));
+    let q = alloc(f.d(), 40, 3);
+    // SAFETY: one byte before the block, in its redzone.
+    unsafe { *q.sub(1) ^= 0xff };
+    f.d().free(q, None, 0);
+    assert_eq!(f.errors(), (4, la_debug_error::LA_DEBUG_UNDERFLOW));
+    assert!(f.report().contains("byte 1 before the 40-byte block"));
+    let g = Fixture::smp();
+    let o = alloc(g.d(), 24, 3);
+    f.d().free(o, None, 0);
+    assert_eq!(f.errors(), (5, la_debug_error::LA_DEBUG_OTHER_INSTANCE));
+    g.d().free(o, None, 0);
+    assert_eq!(g.finish(), la_check::LA_CHECK_OK);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn smp_damaged_header_is_an_underflow_not_a_lost_block() {
+    let f = Fixture::smp();
+    let p = alloc(f.d(), 48, 3);
+    assert_eq!(f.record(p).map(|r| r.inband), Some(1));
+    // SAFETY: the first byte of the block's in-band header (32 bytes
+    // before it), past the front redzone, as a stray write there would.
+    unsafe { *p.sub(32) ^= 0x5a };
+    // Still found (through the record region), its damage reported.
+    assert_eq!(f.d().len_of(p), Some(48));
+    f.d().free(p, None, 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_UNDERFLOW));
+    assert!(
+        f.report().contains("byte 32 before the 48-byte block"),
+        "{}",
+        f.report()
+    );
+    // Freed as recorded: a second free is a double free.
+    f.d().free(p, None, 0);
+    assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_DOUBLE_FREE));
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn smp_leaks_are_reported() {
+    let f = Fixture::smp();
+    let _a = alloc(f.d(), 24, 3);
+    let _b = alloc(f.d(), 24, 3);
+    let _c = alloc(f.d(), 100, 6);
+    let d = alloc(f.d(), 10, 0);
+    f.d().free(d, None, 0);
+    finish_leaking(
+        f,
+        "SUMMARY: liballoc: 148 byte(s) leaked in 3 allocation(s).",
+    );
+}
+
+#[test]
+fn smp_multi_threaded_cross_frees() {
+    let f = Fixture::smp();
+    let addr = f.d as usize;
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, usize)>();
+    let producer = std::thread::spawn(move || {
+        // SAFETY: the instance outlives the thread (joined below).
+        let d = unsafe { &*(addr as *const la_debug) };
+        for i in 0..20_000usize {
+            let len = 1 + i % 700;
+            let p = d.alloc(len, 3, 0);
+            assert!(!p.is_null());
+            // SAFETY: len live bytes.
+            unsafe { ptr::write_bytes(p, 0x5a, len) };
+            tx.send((p as usize, len)).unwrap();
+        }
+    });
+    for (p, len) in rx {
+        f.d().free(p as *mut u8, Some((len, 3)), 0);
+    }
+    producer.join().unwrap();
+    assert_eq!(f.errors().0, 0, "{}", f.report());
+    assert_eq!(f.d().stats().live_allocations, 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn free_fill_stops_at_its_limit() {
+    // Default: the first 4096 bytes of a freed block are filled and checked.
+    let f = Fixture::new();
+    let p = alloc(f.d(), 10_000, 4);
+    // SAFETY: the block's bytes.
+    unsafe { ptr::write_bytes(p, 0x33, 10_000) };
+    f.d().free(p, None, 0);
+    // SAFETY: the freed block is held in quarantine (mapped).
+    unsafe {
+        assert_eq!(*p.add(4095), FREE_FILL);
+        assert_eq!(
+            *p.add(4096),
+            0x33,
+            "bytes past the limit keep their contents"
+        );
+        *p.add(9000) = 1;
+    }
+    f.d().verify_freed();
+    assert_eq!(f.errors().0, 0, "a write past the limit is not looked for");
+    // SAFETY: as above, inside the filled part.
+    unsafe { *p.add(4095) = 1 };
+    f.d().verify_freed();
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_WRITE_AFTER_FREE));
+    assert!(
+        f.report()
+            .contains("write after free: byte 4095 of the freed 10000-byte block")
+    );
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+    // A limit of 0 fills nothing; SIZE_MAX fills everything.
+    for (limit, found) in [(0, 0), (usize::MAX, 1)] {
+        let f = Fixture::with(|c| c.free_fill_max_len = limit);
+        let p = alloc(f.d(), 10_000, 4);
+        f.d().free(p, None, 0);
+        // SAFETY: as above.
+        unsafe { *p.add(9999) ^= 0x5a };
+        f.d().verify_freed();
+        assert_eq!(f.errors().0, found, "limit {limit}");
+        assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+    }
+}
+
+#[test]
+fn allocations_let_quarantined_blocks_leave() {
+    let f = Fixture::with(|c| c.quarantine_bytes = 16 << 10);
+    let p = alloc(f.d(), 4000, 4);
+    f.d().free(p, None, 0);
+    // SAFETY: the freed block is held in quarantine, deliberately written.
+    unsafe { *p.add(7) = 1 };
+    // Frees alone keep up to twice the budget: nothing leaves yet.
+    let blocks: Vec<_> = (0..6).map(|_| alloc(f.d(), 4000, 4)).collect();
+    for &b in &blocks {
+        f.d().free(b, None, 0);
+    }
+    assert_eq!(f.errors().0, 0);
+    // The next allocation finds the quarantine over budget: the oldest
+    // block leaves, its fill is verified.
+    let q = alloc(f.d(), 16, 3);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_WRITE_AFTER_FREE));
+    assert!(
+        f.report()
+            .contains("write after free: byte 7 of the freed 4000-byte block")
+    );
+    f.d().free(q, None, 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
 }
