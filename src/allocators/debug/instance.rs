@@ -21,8 +21,9 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use super::depot::Depot;
+use super::fill::{fill_bytes, first_unfilled};
 use super::lock::SpinLock;
-use super::redzone::{default_canary, fill_canary, first_unfilled};
+use super::redzone::{default_canary, fill_canary};
 use super::table::{
     self, FREED, HDR, INBAND_FRONT, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table,
 };
@@ -712,7 +713,7 @@ impl la_debug {
                 return true;
             }
             // SAFETY: the start of the user range of a block we hold.
-            unsafe { super::redzone::fill_bytes(rec.addr as *mut u8, FREE_FILL, n) };
+            unsafe { fill_bytes(rec.addr as *mut u8, FREE_FILL, n) };
         }
         false
     }
@@ -949,7 +950,7 @@ impl la_debug {
                 let n = self.fill_len(&rec);
                 // SAFETY: the start of the user range of a block we still
                 // hold.
-                unsafe { super::redzone::fill_bytes(rec.addr as *mut u8, FREE_FILL, n) };
+                unsafe { fill_bytes(rec.addr as *mut u8, FREE_FILL, n) };
             }
             let _g = sh.lock.lock();
             // SAFETY: lock held.
