@@ -634,7 +634,9 @@ impl la_debug {
             _pad: 0,
             inband: 1,
         };
-        self.fill_zones(&rec);
+        // SAFETY: a fresh in-band block: [header | 16-byte front redzone |
+        // len rounded to 16 | 16-byte back redzone], 16-aligned.
+        unsafe { self.fill_compact_zones(&rec) };
         let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, h) = self.capture(&mut tr, ret_addr);
         let sh = self.shard(rec.addr);

@@ -119,19 +119,39 @@ impl la_debug {
     pub(super) fn fill_zones(&self, r: &Record) {
         #[cfg(target_arch = "x86_64")]
         if compact(r) {
+            // SAFETY: `compact` checked the shape.
+            unsafe { self.fill_compact_zones(r) };
+            return;
+        }
+        for (lo, hi) in Self::zones(r) {
+            fill_canary(self.canary, lo, hi);
+        }
+    }
+
+    /// [`Self::fill_zones`] of a block of the compact shape (a fresh
+    /// in-band block always has it).
+    ///
+    /// # Safety
+    /// `compact(r)` holds, and `r` is a fresh block we own.
+    #[inline(always)]
+    pub(super) unsafe fn fill_compact_zones(&self, r: &Record) {
+        #[cfg(target_arch = "x86_64")]
+        {
             use core::arch::x86_64::{__m128i, _mm_set1_epi64x, _mm_store_si128};
+            debug_assert!(compact(r));
             let end = r.base + r.base_len;
             // SAFETY: SSE2 is baseline on x86-64; the three chunks are
-            // 16-aligned and inside the fresh block (`compact`: the block
-            // is at least 48 bytes, its first and last 32 bytes are ours).
+            // 16-aligned and inside the fresh block (caller's promise: the
+            // block is at least 48 bytes, its first and last 32 bytes are
+            // ours).
             unsafe {
                 let c = _mm_set1_epi64x(self.canary as i64);
                 _mm_store_si128(r.base as *mut __m128i, c);
                 _mm_store_si128((end - 32) as *mut __m128i, c);
                 _mm_store_si128((end - 16) as *mut __m128i, c);
             }
-            return;
         }
+        #[cfg(not(target_arch = "x86_64"))]
         for (lo, hi) in Self::zones(r) {
             fill_canary(self.canary, lo, hi);
         }
