@@ -788,13 +788,21 @@ impl la_debug {
         }
     }
 
-    /// Finishes the evictions of `later`: verifies their fills without the
-    /// lock, then takes it to report damage and drop the records, and gives
-    /// the memory back (without the lock when the backing allows).
+    /// Finishes the evictions of `later`, if any (most calls have none:
+    /// blocks leave the quarantine in batches).
+    #[inline(always)]
     fn finish_deferred(&self, sh: &Shard, later: &mut Deferred) {
-        if later.n == 0 {
-            return;
+        if later.n != 0 {
+            self.finish_batch(sh, later);
         }
+    }
+
+    /// Finishes the evictions of `later` (not empty): verifies their fills
+    /// without the lock, then takes it to report damage and drop the
+    /// records, and gives the memory back (without the lock when the
+    /// backing allows).
+    #[inline(never)]
+    fn finish_batch(&self, sh: &Shard, later: &mut Deferred) {
         let evicted = later.records();
         // Bit i: block i's fill was damaged.
         let mut damaged = 0u32;
