@@ -21,8 +21,9 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use super::depot::Depot;
+use super::fill::{fill_bytes, first_unfilled};
 use super::lock::SpinLock;
-use super::redzone::{default_canary, fill_canary, first_unfilled};
+use super::redzone::{default_canary, fill_canary};
 use super::table::{
     self, FREED, HDR, INBAND_FRONT, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table,
 };
@@ -633,7 +634,9 @@ impl la_debug {
             _pad: 0,
             inband: 1,
         };
-        self.fill_zones(&rec);
+        // SAFETY: a fresh in-band block: [header | 16-byte front redzone |
+        // len rounded to 16 | 16-byte back redzone], 16-aligned.
+        unsafe { self.fill_compact_zones(&rec) };
         let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, h) = self.capture(&mut tr, ret_addr);
         let sh = self.shard(rec.addr);
@@ -712,7 +715,7 @@ impl la_debug {
                 return true;
             }
             // SAFETY: the start of the user range of a block we hold.
-            unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, n) };
+            unsafe { fill_bytes(rec.addr as *mut u8, FREE_FILL, n) };
         }
         false
     }
@@ -785,13 +788,21 @@ impl la_debug {
         }
     }
 
-    /// Finishes the evictions of `later`: verifies their fills without the
-    /// lock, then takes it to report damage and drop the records, and gives
-    /// the memory back (without the lock when the backing allows).
+    /// Finishes the evictions of `later`, if any (most calls have none:
+    /// blocks leave the quarantine in batches).
+    #[inline(always)]
     fn finish_deferred(&self, sh: &Shard, later: &mut Deferred) {
-        if later.n == 0 {
-            return;
+        if later.n != 0 {
+            self.finish_batch(sh, later);
         }
+    }
+
+    /// Finishes the evictions of `later` (not empty): verifies their fills
+    /// without the lock, then takes it to report damage and drop the
+    /// records, and gives the memory back (without the lock when the
+    /// backing allows).
+    #[inline(never)]
+    fn finish_batch(&self, sh: &Shard, later: &mut Deferred) {
         let evicted = later.records();
         // Bit i: block i's fill was damaged.
         let mut damaged = 0u32;
@@ -946,9 +957,10 @@ impl la_debug {
                 // SAFETY: the committed middle of our own reservation.
                 unsafe { sys::protect_none((rec.base + page) as *mut u8, rec.base_len - 2 * page) };
             } else {
+                let n = self.fill_len(&rec);
                 // SAFETY: the start of the user range of a block we still
                 // hold.
-                unsafe { ptr::write_bytes(rec.addr as *mut u8, FREE_FILL, self.fill_len(&rec)) };
+                unsafe { fill_bytes(rec.addr as *mut u8, FREE_FILL, n) };
             }
             let _g = sh.lock.lock();
             // SAFETY: lock held.

@@ -12,7 +12,8 @@
 use core::ptr;
 use core::sync::atomic::Ordering;
 
-use super::redzone::{check_canary, fill_canary, first_unfilled};
+use super::fill::first_unfilled;
+use super::redzone::{check_canary, fill_canary};
 use super::report::{self, TraceRef};
 use super::table::{FREED, KIND_BACKING, KIND_GUARDED, LIVE, Record};
 use super::trace::MAX_FRAMES;

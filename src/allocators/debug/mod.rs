@@ -28,7 +28,8 @@
 //! | `instance.rs` | the allocator core: create, alloc, resize, free, quarantine, destroy |
 //! | `table.rs` | out-of-band records, the address index or in-band headers, the quarantine ring |
 //! | `depot.rs` | the stack depot: each distinct trace stored once, named by an id |
-//! | `redzone.rs` | canary redzones and the free fill |
+//! | `redzone.rs` | canary redzones |
+//! | `fill.rs` | the free fill and its check (write after free) |
 //! | `misuse.rs` | misuse checks and their reports, guard-page faults |
 //! | `trace.rs` | stack capture by frame-pointer walk (no allocation) |
 //! | `symbolize.rs` | report-time symbolization (`dladdr`, `addr2line`) |
@@ -42,6 +43,7 @@
 
 pub mod check_all;
 pub mod depot;
+mod fill;
 mod instance;
 pub mod leaks;
 pub mod lock;

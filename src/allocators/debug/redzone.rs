@@ -1,5 +1,5 @@
-//! Redzones and fills: the bytes around and inside blocks that reveal
-//! overflows, underflows and writes after free.
+//! Redzones: the canary bytes around blocks that reveal overflows and
+//! underflows.
 //!
 //! Redzone byte at address `a` holds byte `a % 8` of the instance's canary,
 //! so an aligned word of redzone equals the canary itself and the checks run
@@ -7,9 +7,9 @@
 //! redzone]`, the front at least 16 bytes (and at least the alignment), the
 //! back at least 16 bytes plus the rounding of the length to 16; a guarded
 //! block's redzones are the slack between its guard pages and the user
-//! bytes. Freed blocks are filled with `FREE_FILL`.
+//! bytes. (The free fill inside freed blocks is `fill.rs`.)
 
-use super::table::{KIND_BACKING, KIND_GUARDED, Record};
+use super::table::{KIND_GUARDED, Record};
 use super::{FREE_FILL, REDZONE, la_debug};
 use crate::sys;
 
@@ -99,146 +99,14 @@ pub(super) fn check_canary(canary: u64, lo: usize, hi: usize) -> Option<usize> {
     })
 }
 
-/// The offset of the first byte of `bytes` that is not `FREE_FILL`.
-///
-/// Compares 64 bytes per step (SSE2 on x86-64, which every x86-64 CPU has,
-/// and 128 with AVX2 when the CPU has it, for blocks of 512 bytes or more;
-/// eight words OR-ed together elsewhere), then 16 or 8, and searches byte
-/// by byte only from the first step that differs, so a clean block costs
-/// about a memory read.
-pub(super) fn first_unfilled(bytes: &[u8]) -> Option<usize> {
-    let off = clean_prefix(bytes);
-    bytes[off..]
-        .iter()
-        .position(|&b| b != FREE_FILL)
-        .map(|i| off + i)
-}
-
-/// A length of `bytes` known to hold only `FREE_FILL` (the bytes after it
-/// are not checked yet).
-#[cfg(target_arch = "x86_64")]
-fn clean_prefix(bytes: &[u8]) -> usize {
-    use core::arch::x86_64::{
-        _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
-    };
-    let n = bytes.len();
-    let p = bytes.as_ptr();
-    let mut off = 0;
-    if n >= 512 && std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2.
-        off = unsafe { clean_prefix_avx2(bytes) };
-    }
-    // SAFETY: SSE2 is part of the x86-64 baseline; every load reads 16
-    // bytes at p + off + k with off + k + 16 <= n, inside `bytes`.
-    unsafe {
-        let fill = _mm_set1_epi8(FREE_FILL as i8);
-        let eq = |at: usize| _mm_cmpeq_epi8(_mm_loadu_si128(p.add(at).cast()), fill);
-        if (16..=1024).contains(&n) {
-            // Short blocks (the common case) in one pass without a test
-            // per step: every 16 bytes (the last 16 overlapping) AND-ed
-            // together; only a block that differs is searched below.
-            let mut all = eq(n - 16);
-            let mut at = off;
-            while at + 16 <= n {
-                all = _mm_and_si128(all, eq(at));
-                at += 16;
-            }
-            if _mm_movemask_epi8(all) == 0xffff {
-                return n;
-            }
-        }
-        while off + 64 <= n {
-            let all = _mm_and_si128(
-                _mm_and_si128(eq(off), eq(off + 16)),
-                _mm_and_si128(eq(off + 32), eq(off + 48)),
-            );
-            if _mm_movemask_epi8(all) != 0xffff {
-                return off;
-            }
-            off += 64;
-        }
-        while off + 16 <= n {
-            if _mm_movemask_epi8(eq(off)) != 0xffff {
-                return off;
-            }
-            off += 16;
-        }
-        // The last bytes in one compare of the 16 ending the block (they
-        // overlap bytes already checked).
-        if off < n && n >= 16 && _mm_movemask_epi8(eq(n - 16)) == 0xffff {
-            off = n;
-        }
-    }
-    off
-}
-
-/// The start of the first 128-byte step of `bytes` that is not all
-/// `FREE_FILL`, or of the tail shorter than a step: four 32-byte compares
-/// per step.
-///
-/// # Safety
-/// The CPU has AVX2.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn clean_prefix_avx2(bytes: &[u8]) -> usize {
-    use core::arch::x86_64::{
-        _mm256_and_si256, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8,
-        _mm256_set1_epi8,
-    };
-    let n = bytes.len();
-    let p = bytes.as_ptr();
-    let mut off = 0;
-    let fill = _mm256_set1_epi8(FREE_FILL as i8);
-    // SAFETY: every load reads 32 bytes at p + off + k with
-    // off + k + 32 <= off + 128 <= n, inside `bytes`.
-    let eq = |at: usize| unsafe { _mm256_cmpeq_epi8(_mm256_loadu_si256(p.add(at).cast()), fill) };
-    while off + 128 <= n {
-        let all = _mm256_and_si256(
-            _mm256_and_si256(eq(off), eq(off + 32)),
-            _mm256_and_si256(eq(off + 64), eq(off + 96)),
-        );
-        if _mm256_movemask_epi8(all) != -1 {
-            break;
-        }
-        off += 128;
-    }
-    off
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn clean_prefix(bytes: &[u8]) -> usize {
-    const WORD: u64 = u64::from_ne_bytes([FREE_FILL; 8]);
-    let n = bytes.len();
-    let p = bytes.as_ptr();
-    let mut off = 0;
-    while off + 64 <= n {
-        let mut acc = 0;
-        for i in 0..8 {
-            // SAFETY: off + 8 * i + 8 <= off + 64 <= n: inside `bytes`.
-            acc |= unsafe { p.add(off + 8 * i).cast::<u64>().read_unaligned() } ^ WORD;
-        }
-        if acc != 0 {
-            return off;
-        }
-        off += 64;
-    }
-    while off + 8 <= n {
-        // SAFETY: off + 8 <= n: inside `bytes`.
-        if unsafe { p.add(off).cast::<u64>().read_unaligned() } != WORD {
-            return off;
-        }
-        off += 8;
-    }
-    off
-}
-
 /// Whether block `r` has the common shape: a backing block, 16-aligned,
 /// with a 16-byte front redzone and the back redzone of a fresh block (the
 /// length rounded up to 16, plus 16), so both redzones lie in three aligned
 /// 16-byte chunks: `[base, base + 16)` and the last two of the block.
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn compact(r: &Record) -> bool {
-    r.kind == KIND_BACKING
+    r.kind == super::table::KIND_BACKING
         && r.addr.wrapping_sub(r.base) == REDZONE
         && r.base.is_multiple_of(16)
         && r.base_len == ((r.len + 15) & !15) + 2 * REDZONE
@@ -251,19 +119,39 @@ impl la_debug {
     pub(super) fn fill_zones(&self, r: &Record) {
         #[cfg(target_arch = "x86_64")]
         if compact(r) {
+            // SAFETY: `compact` checked the shape.
+            unsafe { self.fill_compact_zones(r) };
+            return;
+        }
+        for (lo, hi) in Self::zones(r) {
+            fill_canary(self.canary, lo, hi);
+        }
+    }
+
+    /// [`Self::fill_zones`] of a block of the compact shape (a fresh
+    /// in-band block always has it).
+    ///
+    /// # Safety
+    /// `compact(r)` holds, and `r` is a fresh block we own.
+    #[inline(always)]
+    pub(super) unsafe fn fill_compact_zones(&self, r: &Record) {
+        #[cfg(target_arch = "x86_64")]
+        {
             use core::arch::x86_64::{__m128i, _mm_set1_epi64x, _mm_store_si128};
+            debug_assert!(compact(r));
             let end = r.base + r.base_len;
             // SAFETY: SSE2 is baseline on x86-64; the three chunks are
-            // 16-aligned and inside the fresh block (`compact`: the block
-            // is at least 48 bytes, its first and last 32 bytes are ours).
+            // 16-aligned and inside the fresh block (caller's promise: the
+            // block is at least 48 bytes, its first and last 32 bytes are
+            // ours).
             unsafe {
                 let c = _mm_set1_epi64x(self.canary as i64);
                 _mm_store_si128(r.base as *mut __m128i, c);
                 _mm_store_si128((end - 32) as *mut __m128i, c);
                 _mm_store_si128((end - 16) as *mut __m128i, c);
             }
-            return;
         }
+        #[cfg(not(target_arch = "x86_64"))]
         for (lo, hi) in Self::zones(r) {
             fill_canary(self.canary, lo, hi);
         }
@@ -316,29 +204,6 @@ impl la_debug {
             r.base + r.base_len - sys::page_size() - r.addr
         } else {
             r.base + r.base_len - REDZONE - r.addr
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn first_unfilled_finds_any_byte() {
-        let mut buf = [FREE_FILL; 700];
-        for n in 0..buf.len() {
-            assert_eq!(first_unfilled(&buf[..n]), None, "clean {n}");
-            for pos in 0..n {
-                buf[pos] = 0;
-                assert_eq!(first_unfilled(&buf[..n]), Some(pos), "{n} {pos}");
-                if pos + 1 < n {
-                    buf[n - 1] = 1;
-                    assert_eq!(first_unfilled(&buf[..n]), Some(pos), "{n} {pos} +last");
-                    buf[n - 1] = FREE_FILL;
-                }
-                buf[pos] = FREE_FILL;
-            }
         }
     }
 }
