@@ -440,8 +440,10 @@ impl la_debug {
             } else {
                 // SAFETY: base_len > 0; the backing is valid (create's
                 // contract).
-                let Some(base) = (unsafe { self.backing.alloc(base_len, base_align, ret_addr) })
-                else {
+                let Some(base) = (unsafe {
+                    self.backing
+                        .alloc(base_len, base_align, trace::return_address(ret_addr))
+                }) else {
                     return false;
                 };
                 let base = base.as_ptr() as usize;
@@ -1051,7 +1053,7 @@ impl la_debug {
                         rec.base_len,
                         rec.base_align,
                         new_base_len,
-                        ret_addr,
+                        trace::return_address(ret_addr),
                     )
                 }
             };

@@ -260,12 +260,23 @@ pub(crate) const ENTRY_FRAME: usize = 1 << 63;
 /// library's entry points, called in the function that returns to the
 /// user (when its return address is in the library after all, the
 /// library's frames from there on are skipped as usual). Only the debug
-/// allocator reads the value (its backing must ignore `ret_addr`, as the
-/// smp allocator does).
+/// allocator reads the value; its backing gets 0 instead
+/// ([`return_address`]).
 #[cfg_attr(not(feature = "preload"), allow(dead_code))]
 #[inline(always)]
 pub(crate) fn entry_frame() -> usize {
     frame_pointer() | ENTRY_FRAME
+}
+
+/// `ret_addr` as passed on to a backing allocator: a return address as
+/// is, 0 for an entry point's frame ([`entry_frame`]).
+#[inline(always)]
+pub(crate) fn return_address(ret_addr: usize) -> usize {
+    if ret_addr & ENTRY_FRAME != 0 {
+        0
+    } else {
+        ret_addr
+    }
 }
 
 /// Captures the call chain of an interrupted context (a signal's
