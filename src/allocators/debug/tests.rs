@@ -702,6 +702,30 @@ fn smp_damaged_header_is_an_underflow_not_a_lost_block() {
 }
 
 #[test]
+fn smp_blocks_resize_in_place_cleanly() {
+    let f = Fixture::smp();
+    let p = alloc(f.d(), 100, 3);
+    // Shrunk, grown back and grown into its capacity in place: redzones and
+    // header stay right, so nothing is reported.
+    for len in [20, 100, 1, 108] {
+        assert!(f.d().resize(p, None, len, 0), "resize to {len}");
+        assert_eq!(f.d().len_of(p), Some(len));
+        assert_eq!(f.record(p).map(|r| r.len), Some(len));
+    }
+    // One byte past the new end is caught.
+    // SAFETY: inside the block's back redzone.
+    unsafe { *p.add(108) = 0 };
+    f.d().free(p, None, 0);
+    assert_eq!(
+        f.errors(),
+        (1, la_debug_error::LA_DEBUG_OVERFLOW),
+        "{}",
+        f.report()
+    );
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
 fn smp_leaks_are_reported() {
     let f = Fixture::smp();
     let _a = alloc(f.d(), 24, 3);

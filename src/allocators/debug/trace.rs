@@ -557,7 +557,10 @@ mod tests {
         core::hint::black_box(n)
     }
 
+    // Frame layout is only fixed without optimisation (an optimised build
+    // may inline `capture` into some of `leaf`'s arms and not others).
     #[test]
+    #[cfg_attr(not(debug_assertions), ignore)]
     fn entry_frame_starts_at_its_return_address() {
         init();
         let (mut a, mut b, mut c) = ([0usize; 8], [0usize; 8], [0usize; 8]);
