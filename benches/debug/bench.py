@@ -105,6 +105,29 @@ def geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
+def targets(per, slow, fast):
+    """The suite's targets (at most 3x native, at least 10x faster than
+    valgrind), over the geo-mean and workload by workload."""
+    def verdict(ok):
+        return "met" if ok else "NOT met"
+    out = ["Targets:"]
+    g = geomean(slow)
+    over = [f"{w} {s:.1f}x" for w, s, _ in per if s > 3.0]
+    out.append(f"- at most 3x native: geo-mean {g:.1f}x ({verdict(g <= 3.0)}); "
+               f"{len(per) - len(over)} of {len(per)} workloads"
+               + (f" (over: {', '.join(over)})" if over else ""))
+    if len(fast) == len(slow):
+        g = geomean(fast)
+        under = [f"{w} {v:.1f}x" for w, _, v in per if v < 10.0]
+        out.append(f"- at least 10x faster than valgrind: geo-mean {g:.1f}x "
+                   f"({verdict(g >= 10.0)}); {len(per) - len(under)} of {len(per)} workloads"
+                   + (f" (under: {', '.join(under)})" if under else ""))
+    else:
+        out.append("- at least 10x faster than valgrind: not measured (valgrind missing "
+                   "or timed out)")
+    return out
+
+
 def main():
     have_valgrind = shutil.which("valgrind") is not None
     lines = ["# Leak check: la-run --debug vs valgrind memcheck", "",
@@ -125,6 +148,7 @@ def main():
               "|---|---|---|---|---|---|---|---|"]
     wl = os.path.join(BUILD, "debug", "workloads")
     slow, fast = [], []
+    per = []  # (workload, debug/native, valgrind/debug or None)
     for w in WORKLOADS:
         (native, native_rss), (debug, debug_rss) = interleaved(
             [[wl, w], [LA_RUN, "--debug", wl, w]], ROUNDS)
@@ -142,9 +166,11 @@ def main():
             slow.append(debug / native)
             if vg is not None:
                 fast.append(vg / debug)
+            per.append((w, debug / native, vg / debug if vg is not None else None))
     if slow:
         lines.append(f"| geo-mean | | | | {geomean(slow):.1f}x | "
                      f"{f'{geomean(fast):.1f}x' if len(fast) == len(slow) else '-'} | | |")
+        lines += ["", *targets(per, slow, fast)]
     lines += ["", f"Median of {ROUNDS} interleaved rounds (valgrind: one run); peak RSS "
               f"of the median run. Command: `make debug-bench` (LA_BENCH_ROUNDS={ROUNDS})."]
     out = os.path.join(BUILD, "debug_bench.md")
