@@ -13,6 +13,8 @@
 //! with status N. `LA_DEBUG_FRAMES`, `LA_DEBUG_QUARANTINE` and
 //! `LA_DEBUG_FILL` trade cost against coverage (frames per trace, bytes
 //! held back before reuse, bytes filled and checked per freed block).
+//! The smp allocator keeps free pages committed ten times longer than
+//! usual, as every operation takes longer.
 //!
 //! Reports never call `malloc` (private arena, raw `write`), so they are
 //! safe from inside the shim. A child of `fork()` resets the instance's
@@ -25,11 +27,14 @@ use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::allocators::debug::scratch::Scratch;
 use crate::allocators::debug::{la_debug, la_debug_config, leaks, trace};
-use crate::allocators::smp::la_smp_allocator;
+use crate::allocators::smp::{self, la_smp_allocator};
 
 use super::options::Options;
 
 static DEBUG: AtomicPtr<la_debug> = AtomicPtr::new(ptr::null_mut());
+
+/// The smp allocator's purge delay in debug mode (ten times its default).
+const DEBUG_PURGE_DELAY_MS: u64 = 500;
 
 /// Suppressions always applied: allocations the C runtime keeps for the
 /// life of the process in places the root scan does not see.
@@ -73,6 +78,11 @@ pub fn init(opts: &Options) -> bool {
     if d.is_null() {
         return false;
     }
+    // Checked operations take several times as long: free pages wait as
+    // many times longer before they are decommitted, so that a program
+    // phase that frees and then allocates again finds them still committed
+    // (rather than fault them in anew).
+    smp::set_purge_delay_ms(DEBUG_PURGE_DELAY_MS);
     // SAFETY: fresh instance.
     unsafe { (*d).set_suppress_new(true) };
     if DEBUG

@@ -14,7 +14,8 @@
 //!
 //! A page that becomes empty is returned to its segment unless it is the
 //! only page of its class (kept to avoid thrashing, released after the purge
-//! delay). Free pages stay committed for [`PURGE_DELAY_MS`] and are then
+//! delay). Free pages stay committed for [`PURGE_DELAY_MS`] (or what
+//! [`set_purge_delay_ms`] set) and are then
 //! decommitted by a purge pass that runs from slow paths at most once per
 //! delay; segments whose pages are all free and decommitted go back to the
 //! process-wide cache. `la_smp_collect` does all of this at once.
@@ -33,8 +34,26 @@ use super::size_class::{NCLASSES, class_size, kind_of};
 use super::stats;
 use crate::sys;
 
-/// Free pages stay committed this long before they are decommitted.
+/// Free pages stay committed this long before they are decommitted (by
+/// default; see [`set_purge_delay_ms`]).
 pub(crate) const PURGE_DELAY_MS: u64 = 50;
+
+/// The purge delay in force, in milliseconds.
+static PURGE_DELAY: AtomicU64 = AtomicU64::new(PURGE_DELAY_MS);
+
+/// Sets how long free pages stay committed before a purge pass decommits
+/// them (process-wide; read by slow paths only). The shim's debug mode
+/// stretches it: its operations take several times longer, and a delay
+/// counted in time would otherwise decommit, mid-phase, pages the program
+/// is about to use again.
+pub fn set_purge_delay_ms(ms: u64) {
+    PURGE_DELAY.store(ms, Ordering::Relaxed);
+}
+
+/// The purge delay in force, in milliseconds.
+fn purge_delay() -> u64 {
+    PURGE_DELAY.load(Ordering::Relaxed)
+}
 
 /// A thread's heap. Lives in the heap pool (`thread.rs`), never unmapped;
 /// a zeroed `Heap` is a valid empty heap.
@@ -549,7 +568,7 @@ pub fn adopt(heap: &Heap, seg: *mut Segment) {
 fn maybe_purge(heap: &Heap) {
     let now = sys::now_ms();
     if now >= heap.next_purge.get() {
-        heap.next_purge.set(now + PURGE_DELAY_MS);
+        heap.next_purge.set(now + purge_delay());
         purge(heap, now, false);
     }
 }
@@ -559,7 +578,8 @@ fn maybe_purge(heap: &Heap) {
 pub fn purge(heap: &Heap, now: u64, force: bool) {
     segment::huge_cache_purge(now, false);
     let now32 = now as u32;
-    let expired = |t: u32| force || now32.wrapping_sub(t) as u64 >= PURGE_DELAY_MS;
+    let delay = purge_delay();
+    let expired = |t: u32| force || now32.wrapping_sub(t) as u64 >= delay;
     for cls in 1..NCLASSES {
         let page = heap.q[cls].first.get();
         if page.is_null() {

@@ -322,3 +322,54 @@ fn vtable_alloc_rejects_what_the_contract_rejects() {
         }
     }
 }
+
+#[test]
+fn free_pages_stay_committed_for_the_purge_delay() {
+    // A long delay first, so that no purge pass run by the frees below
+    // decommits anything on its own.
+    set_purge_delay_ms(60_000);
+    let h = thread::current_or_init();
+    assert!(!h.is_null());
+    // Blocks filling several 64 KiB pages of one class, written, then freed:
+    // all but one of their pages go back to their segments, free and dirty.
+    let blocks: Vec<*mut u8> = (0..160).map(|_| alloc(2000, 3)).collect();
+    let mut pages = Vec::new();
+    for &p in &blocks {
+        assert!(!p.is_null());
+        fill(p, 2000, 0x5a);
+        // SAFETY: a live block of ours: its segment header is mapped.
+        let s = unsafe { &*segment_of(p) };
+        let i = (p as usize - s.addr()) >> s.page_shift.get();
+        if !pages.contains(&(s.addr(), i)) {
+            pages.push((s.addr(), i));
+        }
+    }
+    for &p in &blocks {
+        // SAFETY: live blocks, freed once.
+        unsafe { free(p) };
+    }
+    let dirty = |&(s, i): &(usize, usize)| {
+        // SAFETY: segments holding our pages stay mapped while they hold
+        // dirty free pages (released only when all are decommitted).
+        let s = unsafe { &*(s as *const Segment) };
+        s.free_mask.get() & s.dirty_mask.get() & (1 << i) != 0
+    };
+    let freed: Vec<_> = pages.iter().copied().filter(dirty).collect();
+    assert!(
+        freed.len() >= 3,
+        "{} of {} pages free and dirty",
+        freed.len(),
+        pages.len()
+    );
+    // SAFETY: the calling thread's own heap.
+    let heap = unsafe { &*h };
+    let now = crate::sys::now_ms();
+    // Within the delay (here 500 ms): still committed.
+    set_purge_delay_ms(500);
+    heap::purge(heap, now + 400, false);
+    assert!(freed.iter().all(dirty), "decommitted before the delay");
+    // Past it: decommitted.
+    heap::purge(heap, now + 600, false);
+    assert!(!freed.iter().any(dirty), "still committed after the delay");
+    set_purge_delay_ms(heap::PURGE_DELAY_MS);
+}
