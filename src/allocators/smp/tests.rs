@@ -330,36 +330,41 @@ fn free_pages_stay_committed_for_the_purge_delay() {
     set_purge_delay_ms(60_000);
     let h = thread::current_or_init();
     assert!(!h.is_null());
-    // Blocks filling several 64 KiB pages of one class, written, then freed:
-    // all but one of their pages go back to their segments, free and dirty.
+    // Blocks filling several 64 KiB pages of one class, written, then freed
+    // but for the last: the pages emptied go back to their segment, free
+    // and dirty. The last block keeps that segment in use, so it is not
+    // released (and taken by another thread) when its free pages are
+    // decommitted.
     let blocks: Vec<*mut u8> = (0..160).map(|_| alloc(2000, 3)).collect();
-    let mut pages = Vec::new();
+    let (&keep, rest) = blocks.split_last().unwrap();
+    assert!(blocks.iter().all(|p| !p.is_null()));
     for &p in &blocks {
-        assert!(!p.is_null());
         fill(p, 2000, 0x5a);
-        // SAFETY: a live block of ours: its segment header is mapped.
-        let s = unsafe { &*segment_of(p) };
-        let i = (p as usize - s.addr()) >> s.page_shift.get();
-        if !pages.contains(&(s.addr(), i)) {
-            pages.push((s.addr(), i));
-        }
     }
-    for &p in &blocks {
+    let seg = segment_of(keep) as usize;
+    let page_of = |p: *mut u8| {
+        // SAFETY: a block of ours: its segment header is mapped.
+        let s = unsafe { &*segment_of(p) };
+        (p as usize - s.addr()) >> s.page_shift.get()
+    };
+    let mut pages: Vec<usize> = rest
+        .iter()
+        .filter(|&&p| segment_of(p) as usize == seg && page_of(p) != page_of(keep))
+        .map(|&p| page_of(p))
+        .collect();
+    pages.dedup();
+    for &p in rest {
         // SAFETY: live blocks, freed once.
         unsafe { free(p) };
     }
-    let dirty = |&(s, i): &(usize, usize)| {
-        // SAFETY: segments holding our pages stay mapped while they hold
-        // dirty free pages (released only when all are decommitted).
-        let s = unsafe { &*(s as *const Segment) };
+    let dirty = |i: &usize| {
+        // SAFETY: the segment holds `keep`, live: mapped and ours.
+        let s = unsafe { &*(seg as *const Segment) };
         s.free_mask.get() & s.dirty_mask.get() & (1 << i) != 0
     };
-    let freed: Vec<_> = pages.iter().copied().filter(dirty).collect();
     assert!(
-        freed.len() >= 3,
-        "{} of {} pages free and dirty",
-        freed.len(),
-        pages.len()
+        pages.len() >= 2 && pages.iter().all(dirty),
+        "pages {pages:?}"
     );
     // SAFETY: the calling thread's own heap.
     let heap = unsafe { &*h };
@@ -367,9 +372,11 @@ fn free_pages_stay_committed_for_the_purge_delay() {
     // Within the delay (here 500 ms): still committed.
     set_purge_delay_ms(500);
     heap::purge(heap, now + 400, false);
-    assert!(freed.iter().all(dirty), "decommitted before the delay");
+    assert!(pages.iter().all(dirty), "decommitted before the delay");
     // Past it: decommitted.
     heap::purge(heap, now + 600, false);
-    assert!(!freed.iter().any(dirty), "still committed after the delay");
+    assert!(!pages.iter().any(dirty), "still committed after the delay");
     set_purge_delay_ms(heap::PURGE_DELAY_MS);
+    // SAFETY: live block, freed once.
+    unsafe { free(keep) };
 }
