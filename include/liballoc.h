@@ -272,7 +272,8 @@ typedef struct la_debug_config {
    * they pass it, the next allocations let the oldest blocks leave in
    * batches, until 15/16 of it are held (frees alone let it grow to
    * twice this; over a backing callable from any thread, the shim's,
-   * each of the instance's 8 shards holds 1/8 of it).
+   * each of the instance's 8 shards holds 1/8 of it). A block with guard
+   * pages gives its memory back when freed and counts 16 KiB here.
    */
   size_t quarantine_bytes;
   /**

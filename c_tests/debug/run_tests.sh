@@ -156,6 +156,14 @@ has "in scribble"
 has "freed by thread"
 ok
 
+# A large block (its mapping alone counts against the quarantine) is still
+# explained after a thousand small blocks came and went.
+run guard-use-after-free-later $ABRT "$LA_RUN" --debug "$BIN/guard_use_after_free" 4194304 1000
+has "liballoc: error: use after free: access at 0x"
+has "in the freed 4194304-byte block"
+has "in scribble"
+ok
+
 # Traces start at the user's call, whatever the entry point: allocation
 # (each leak of entry_points comes from a function of its own) and free.
 run entry-points 0 "$LA_RUN" --debug "$BIN/entry_points"

@@ -955,9 +955,17 @@ impl la_debug {
             // is freed (a second free is reported as such) and in no list
             // yet, so nothing else reads, writes or releases its bytes.
             if rec.kind == KIND_GUARDED {
+                // The pages become inaccessible (a later access faults and
+                // is explained) and go back to the OS: only the mapping
+                // stays in the quarantine.
                 let page = sys::page_size();
-                // SAFETY: the committed middle of our own reservation.
-                unsafe { sys::protect_none((rec.base + page) as *mut u8, rec.base_len - 2 * page) };
+                let (mid, len) = ((rec.base + page) as *mut u8, rec.base_len - 2 * page);
+                // SAFETY: the committed middle of our own reservation; the
+                // block is dead.
+                unsafe {
+                    sys::protect_none(mid, len);
+                    sys::decommit(mid, len);
+                }
             } else {
                 let n = self.fill_len(&rec);
                 // SAFETY: the start of the user range of a block we still

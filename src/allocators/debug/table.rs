@@ -764,6 +764,27 @@ impl Default for Table {
 
 const _: () = assert!(core::mem::size_of::<Record>() <= STRIDE);
 
+/// What a freed block with guard pages counts against the quarantine's
+/// bytes: its pages go back to the OS when it is freed (`la_debug::free`),
+/// only its inaccessible mapping stays. So a large block stays quarantined
+/// about as long as small ones do, rather than push them all out at once
+/// and leave at once itself (a later access would then fault with no
+/// record to explain it); the budget still bounds how many mappings are
+/// kept.
+pub(crate) const GUARDED_QUARANTINE_COST: usize = 16 << 10;
+
+impl Record {
+    /// The bytes this freed block counts against the quarantine.
+    #[inline]
+    fn quarantine_cost(&self) -> usize {
+        if self.kind == KIND_GUARDED {
+            GUARDED_QUARANTINE_COST
+        } else {
+            self.base_len
+        }
+    }
+}
+
 /// Freed blocks held back from the backing allocator, oldest first, so
 /// their addresses are not reused at once (double frees and writes after
 /// free stay detectable). A ring of record pointers mapped from the OS.
@@ -805,8 +826,8 @@ impl Quarantine {
         self.len == self.cap
     }
 
-    /// Appends `r` (holding `base_len` bytes); false when full or out of
-    /// memory.
+    /// Appends `r` (counting its `quarantine_cost`); false when full or out
+    /// of memory.
     ///
     /// # Safety
     /// `r` is a valid record that stays valid while in the quarantine.
@@ -824,7 +845,7 @@ impl Quarantine {
         unsafe { *self.ring.add((self.head + self.len) & (self.cap - 1)) = r };
         self.len += 1;
         // SAFETY: r is a valid record (caller's promise).
-        self.bytes += unsafe { (*r).base_len };
+        self.bytes += unsafe { (*r).quarantine_cost() };
         true
     }
 
@@ -847,7 +868,7 @@ impl Quarantine {
         self.head = (self.head + 1) & (self.cap - 1);
         self.len -= 1;
         // SAFETY: records in the ring stay valid until popped.
-        self.bytes -= unsafe { (*r).base_len };
+        self.bytes -= unsafe { (*r).quarantine_cost() };
         Some(r)
     }
 

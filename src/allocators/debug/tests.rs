@@ -166,6 +166,40 @@ fn guarded_block_ends_at_guard_page() {
 }
 
 #[test]
+fn freed_guarded_blocks_stay_quarantined_like_small_ones() {
+    // A 4 MiB block in a 64 KiB quarantine: it counts only its mapping, so
+    // it neither leaves at once nor pushes the small blocks out.
+    let f = Fixture::with(|c| c.quarantine_bytes = 64 << 10);
+    let len = 4 << 20;
+    let small: Vec<*mut u8> = (0..8).map(|_| alloc(f.d(), 100, 3)).collect();
+    let big = alloc(f.d(), len, 4);
+    for &q in &small {
+        f.d().free(q, Some((100, 3)), 0);
+    }
+    f.d().free(big, Some((len, 4)), 0);
+    for _ in 0..8 {
+        let q = alloc(f.d(), 200, 3);
+        f.d().free(q, Some((200, 3)), 0);
+    }
+    assert_eq!(f.record(big).map(|r| r.state), Some(FREED));
+    assert!(
+        small
+            .iter()
+            .all(|&q| f.record(q).map(|r| r.state) == Some(FREED))
+    );
+    // So a second free is still explained as a double free.
+    f.d().free(big, None, 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_DOUBLE_FREE));
+    // It leaves once enough other blocks have followed it.
+    for _ in 0..32 {
+        let q = alloc(f.d(), 4000, 3);
+        f.d().free(q, Some((4000, 3)), 0);
+    }
+    assert!(f.record(big).is_none());
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
 fn realloc_keeps_address_within_capacity() {
     let f = Fixture::new();
     let p = alloc(f.d(), 1, 2);
