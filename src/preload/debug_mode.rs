@@ -33,8 +33,8 @@ use super::options::Options;
 
 static DEBUG: AtomicPtr<la_debug> = AtomicPtr::new(ptr::null_mut());
 
-/// The smp allocator's purge delay in debug mode (ten times its default).
-const DEBUG_PURGE_DELAY_MS: u64 = 500;
+/// The smp allocator's purge delay in debug mode: ten times its default.
+const DEBUG_PURGE_DELAY_MS: u64 = 10 * smp::PURGE_DELAY_MS;
 
 /// Suppressions always applied: allocations the C runtime keeps for the
 /// life of the process in places the root scan does not see.
