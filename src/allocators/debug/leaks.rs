@@ -101,37 +101,65 @@ pub fn report(parts: &[(&Table, &Depot)], fd: i32, opts: &Options<'_>) -> (usize
         return (0, 0);
     }
     let mut scratch = Scratch::new();
-    let mut n = 0;
+    // Two walks over the records: one counts the live blocks (and those
+    // that may be reported) and clears the reachability marks, one collects
+    // the live blocks.
+    let (mut live, mut n) = (0, 0);
     for (table, _) in parts {
         table.for_each(|r| {
-            // SAFETY: indexed records are valid.
-            if unsafe { (*r).state == LIVE && (*r).suppressed == 0 } {
-                n += 1;
+            // SAFETY: indexed records are valid; `_pad` is the mark.
+            unsafe {
+                (*r)._pad = 0;
+                if (*r).state == LIVE {
+                    live += 1;
+                    n += ((*r).suppressed == 0) as usize;
+                }
             }
         });
     }
     if n == 0 {
         return (0, 0);
     }
-    if opts.scan_roots {
-        let tables: [&Table; super::MAX_SHARDS] =
-            core::array::from_fn(|i| parts[i.min(parts.len() - 1)].0);
-        roots::mark_reachable(&tables[..parts.len().min(super::MAX_SHARDS)], &mut scratch);
-    }
-    let Some(list) = scratch.slice::<Leak>(n) else {
+    let Some(all) = scratch.slice::<Leak>(live) else {
         return (0, 0);
     };
     let mut k = 0;
     for (part, (table, _)) in parts.iter().enumerate() {
         table.for_each(|r| {
-            // SAFETY: indexed records are valid; `_pad` is the reachability mark.
-            if unsafe { (*r).state == LIVE && (*r).suppressed == 0 && (*r)._pad == 0 } && k < n {
-                list[k] = Leak { r, part };
+            // SAFETY: indexed records are valid.
+            if unsafe { (*r).state } == LIVE && k < live {
+                all[k] = Leak { r, part };
                 k += 1;
             }
         });
     }
-    let list = &mut list[..k];
+    let all = &mut all[..k];
+    if opts.scan_roots {
+        let Some(blocks) = scratch.slice::<*mut Record>(all.len()) else {
+            return (0, 0);
+        };
+        for (b, l) in blocks.iter_mut().zip(all.iter()) {
+            *b = l.r;
+        }
+        let tables: [&Table; super::MAX_SHARDS] =
+            core::array::from_fn(|i| parts[i.min(parts.len() - 1)].0);
+        roots::mark_reachable(
+            blocks,
+            &tables[..parts.len().min(super::MAX_SHARDS)],
+            &mut scratch,
+        );
+    }
+    // The leaks: live, not suppressed, not reached.
+    let mut m = 0;
+    for i in 0..all.len() {
+        let r = all[i].r;
+        // SAFETY: a valid record; `_pad` is the reachability mark.
+        if unsafe { (*r).suppressed == 0 && (*r)._pad == 0 } {
+            all[m] = all[i];
+            m += 1;
+        }
+    }
+    let list = &mut all[..m];
     if list.is_empty() {
         return (0, 0);
     }

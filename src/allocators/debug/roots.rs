@@ -13,7 +13,7 @@
 //! arena). The mark is kept in the record's `_pad` byte.
 
 use super::scratch::Scratch;
-use super::table::{LIVE, Record, Table};
+use super::table::{Record, Table};
 
 struct Ctx<'a> {
     sorted: &'a [*mut Record],
@@ -153,39 +153,15 @@ unsafe extern "C" fn phdr_cb(
     0
 }
 
-/// Marks (`_pad = 1`) every live block of `tables` (the shards of one
-/// instance) reachable from the roots; clears the marks of the others.
+/// Marks (`_pad = 1`; callers clear the marks first) every block of
+/// `sorted` reachable from the roots: the live blocks of `tables` (the
+/// shards of one instance), given in any order and sorted here by address.
 #[inline(never)]
-pub fn mark_reachable(tables: &[&Table], scratch: &mut Scratch) {
+pub fn mark_reachable(sorted: &mut [*mut Record], tables: &[&Table], scratch: &mut Scratch) {
     let tables = || tables.iter();
-    let mut n = 0;
-    for table in tables() {
-        table.for_each(|r| {
-            // SAFETY: indexed records are valid.
-            unsafe {
-                (*r)._pad = 0;
-                if (*r).state == LIVE {
-                    n += 1;
-                }
-            }
-        });
-    }
-    let (Some(sorted), Some(work)) = (
-        scratch.slice::<*mut Record>(n),
-        scratch.slice::<*mut Record>(n),
-    ) else {
+    let Some(work) = scratch.slice::<*mut Record>(sorted.len()) else {
         return;
     };
-    let mut k = 0;
-    for table in tables() {
-        table.for_each(|r| {
-            // SAFETY: as above.
-            if unsafe { (*r).state } == LIVE && k < n {
-                sorted[k] = r;
-                k += 1;
-            }
-        });
-    }
     // SAFETY: valid records.
     sorted.sort_unstable_by_key(|&r| unsafe { (*r).addr });
     // SAFETY: valid records.
