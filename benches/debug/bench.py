@@ -12,6 +12,14 @@ their median, when set) of at most LA_BENCH_VG_TIMEOUT seconds per workload
 (default 240; a slower run shows as "> N"). Writes build/debug_bench.md,
 ending with the targets' verdicts (at most 3x native, at least 10x faster
 than valgrind, over the geo-mean and per workload). Figures, not pass/fail.
+
+When run.sh could build the suite with AddressSanitizer
+(build/debug/workloads_asan), that build runs in the same rounds, with the
+quarantine and trace depth of `la-run --debug` (ASAN_OPTIONS below) and its
+leak check on: a reference for the cost of a compiled-in checker. It
+instruments the program's own memory accesses as well, so its figure is not
+an allocator's alone; the workloads make few accesses besides their calls
+to malloc and free.
 """
 import math
 import os
@@ -39,6 +47,8 @@ PROGRAMS = [
 WORKLOADS = ["churn", "prodcons", "realloc", "mixed", "nodes"]
 VG_TIMEOUT = int(os.environ.get("LA_BENCH_VG_TIMEOUT", "240"))
 VG_ROUNDS = max(1, int(os.environ.get("LA_BENCH_VG_ROUNDS", "1")))
+# `la-run --debug`'s defaults: a 4 MiB quarantine, 8 frames per trace.
+ASAN_OPTIONS = "detect_leaks=1:quarantine_size_mb=4:malloc_context_size=8"
 
 
 GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
@@ -158,38 +168,55 @@ def main():
                      f"{ratio(debug, native)} | {ratio(vg, native)} | {ratio(vg, debug)} |")
         print(lines[-1], flush=True)
     lines += ["", "# Malloc-bound workload suite (benches/preload/workloads.c)", "",
-              "| workload | native s | la-run --debug s | valgrind s | debug/native | "
-              "valgrind/debug | native MB | debug MB |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| workload | native s | la-run --debug s | valgrind s | ASan s | "
+              "debug/native | ASan/native | valgrind/debug | native MB | debug MB |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     wl = os.path.join(BUILD, "debug", "workloads")
-    slow, fast = [], []
+    wl_asan = os.path.join(BUILD, "debug", "workloads_asan")
+    have_asan = os.access(wl_asan, os.X_OK)
+    slow, fast, vs_asan = [], [], []
     per = []  # (workload, debug/native, valgrind/debug or None)
     for w in WORKLOADS:
-        (native, native_rss), (debug, debug_rss) = interleaved(
-            [[wl, w], [LA_RUN, "--debug", wl, w]], ROUNDS)
+        cmds = [[wl, w], [LA_RUN, "--debug", wl, w]]
+        if have_asan:
+            cmds.append(["env", f"ASAN_OPTIONS={ASAN_OPTIONS}", wl_asan, w])
+        timed = interleaved(cmds, ROUNDS)
+        (native, native_rss), (debug, debug_rss) = timed[:2]
+        asan = timed[2][0] if have_asan else None
         vg, vg_cell = None, "-"
         if have_valgrind:
             vg = valgrind_time([wl, w], VG_TIMEOUT)
             vg_cell = fmt(vg) if vg is not None else f"> {VG_TIMEOUT}"
         vg_ratio = ratio(vg, debug) if vg is not None else (
             f"> {VG_TIMEOUT / debug:.0f}x" if have_valgrind and debug else "-")
-        lines.append(f"| {w} | {fmt(native)} | {fmt(debug)} | {vg_cell} | "
-                     f"{ratio(debug, native)} | {vg_ratio} | "
+        lines.append(f"| {w} | {fmt(native)} | {fmt(debug)} | {vg_cell} | {fmt(asan)} | "
+                     f"{ratio(debug, native)} | {ratio(asan, native)} | {vg_ratio} | "
                      f"{fmt1(native_rss)} | {fmt1(debug_rss)} |")
         print(lines[-1], flush=True)
+        if native and debug and asan:
+            vs_asan.append(asan / native)
         if native and debug:
             slow.append(debug / native)
             if vg is not None:
                 fast.append(vg / debug)
             per.append((w, debug / native, vg / debug if vg is not None else None))
     if slow:
-        lines.append(f"| geo-mean | | | | {geomean(slow):.1f}x | "
+        asan_g = f"{geomean(vs_asan):.1f}x" if vs_asan and len(vs_asan) == len(slow) else "-"
+        lines.append(f"| geo-mean | | | | | {geomean(slow):.1f}x | {asan_g} | "
                      f"{f'{geomean(fast):.1f}x' if len(fast) == len(slow) else '-'} | | |")
         lines += ["", *targets(per, slow, fast)]
     vg_runs = "one run" if VG_ROUNDS == 1 else f"median of {VG_ROUNDS} runs"
     lines += ["", f"Median of {ROUNDS} interleaved rounds (valgrind: {vg_runs}); peak RSS "
               f"of the median run. Command: `make debug-bench` (LA_BENCH_ROUNDS={ROUNDS}"
               f"{f' LA_BENCH_VG_ROUNDS={VG_ROUNDS}' if VG_ROUNDS > 1 else ''})."]
+    if have_asan:
+        lines += ["", "ASan: the same workloads built with `-fsanitize=address`, run with "
+                  f"`ASAN_OPTIONS={ASAN_OPTIONS}` (the quarantine and trace depth of "
+                  "`la-run --debug`, leak check on); it also checks the program's own "
+                  "memory accesses, so it is a reference, not an allocator-only figure."]
+    else:
+        lines += ["", "ASan: not measured (the compiler could not build the workloads "
+                  "with -fsanitize=address)."]
     out = os.path.join(BUILD, "debug_bench.md")
     with open(out, "w") as f:
         f.write("\n".join(lines) + "\n")

@@ -2,6 +2,8 @@
 # run.sh: `make debug-bench`. Times a leak check of the same programs run
 # natively, under `la-run --debug` and under valgrind memcheck
 # (--leak-check=full), and prints slowdown ratios (benches/debug/bench.py).
+# The workload suite is also built with AddressSanitizer, when the compiler
+# can, as a reference for what a compiled-in checker costs.
 set -eu
 BUILD=${BUILD:-build}
 CC=${CC:-cc}
@@ -15,4 +17,11 @@ fi
 mkdir -p "$BUILD/preload"
 $CC -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -fno-omit-frame-pointer \
     -o "$BUILD/debug/workloads" benches/preload/workloads.c -lpthread
+rm -f "$BUILD/debug/workloads_asan"
+if ! $CC -std=c11 -O2 -g -fno-omit-frame-pointer -fsanitize=address \
+        -o "$BUILD/debug/workloads_asan" benches/preload/workloads.c -lpthread 2>/dev/null ||
+    ! "$BUILD/debug/workloads_asan" realloc >/dev/null 2>&1; then
+    rm -f "$BUILD/debug/workloads_asan"
+    echo "no AddressSanitizer here: its column stays empty"
+fi
 nice "$PYTHON" benches/debug/bench.py "$BUILD" "${LA_BENCH_ROUNDS:-3}"
