@@ -559,6 +559,9 @@ impl la_debug {
         }
         // SAFETY: r is a valid record we own exclusively under the lock.
         let rec = unsafe { &mut *r };
+        // Live before it is indexed: an in-band block's header, written by
+        // the insertion, carries the state.
+        rec.state = LIVE;
         // SAFETY: a fresh record, not yet indexed.
         match unsafe { st.table.insert_replacing(r) } {
             Ok(None) => {}
@@ -586,7 +589,6 @@ impl la_debug {
                 sh.index_mask.store(mask, Ordering::Relaxed);
             }
         }
-        rec.state = LIVE;
         // SAFETY: `capture` wrote the first n frames.
         rec.alloc_stack = st.depot.intern(unsafe { trace::frames(&tr, n) }, h);
         rec.free_stack = 0;
@@ -704,6 +706,12 @@ impl la_debug {
         rec.state = FREED;
         rec.free_stack = free_stack;
         rec.free_tid = tid;
+        if rec.inband != 0 {
+            // The header says freed too, so a second free does not pass
+            // `Table::live_header`. SAFETY: an in-band record's block is
+            // held until its record is dropped.
+            unsafe { st.table.write_header(r) };
+        }
         self.discharge(st, rec.len);
         st.live_count -= 1;
         st.total_frees += 1;
@@ -725,10 +733,18 @@ impl la_debug {
     /// Bytes filled (and verified) from the start of freed block `rec`.
     #[inline]
     pub(super) fn fill_len(&self, rec: &Record) -> usize {
-        rec.len.min(self.fill_max)
+        self.fill_len_of(rec.len)
     }
 
-    /// Puts a freed (and filled) block in the quarantine. Blocks leave it
+    /// Bytes filled (and verified) from the start of a freed `len`-byte
+    /// block.
+    #[inline]
+    pub(super) fn fill_len_of(&self, len: usize) -> usize {
+        len.min(self.fill_max)
+    }
+
+    /// Puts a freed (and filled) block in the quarantine (counting `cost`,
+    /// its [`Record::quarantine_cost`]). Blocks leave it
     /// when allocations need memory ([`Self::evict_for_alloc`]); a free
     /// takes the oldest out itself only when the quarantine holds twice its
     /// bytes (a program that frees without allocating) or is full (in
@@ -736,15 +752,16 @@ impl la_debug {
     /// [`BATCH`] blocks at most per call. The lock is then taken a second
     /// time once per batch, not once per block, and the fills of the batch
     /// are verified without it.
-    fn enqueue(&self, st: &mut State, r: *mut Record, later: &mut Deferred) {
+    fn enqueue(&self, st: &mut State, r: *mut Record, cost: usize, later: &mut Deferred) {
         if self.never_reuse {
             return;
         }
         if st.quarantine.full() {
             self.take_oldest(st, later, usize::MAX);
         }
-        // SAFETY: the record stays indexed (valid) until evicted.
-        if !unsafe { st.quarantine.push(r) } {
+        // SAFETY: the record stays indexed (valid) until evicted; `cost` is
+        // its quarantine cost (callers').
+        if !unsafe { st.quarantine.push(r, cost) } {
             // No room (full batch) or no memory for the ring: evict it now.
             self.check_fill(st, r);
             // SAFETY: an indexed freed record whose memory we hold, in no
@@ -892,13 +909,14 @@ impl la_debug {
         // The block's record (named by its in-band header) or index slot
         // loads while the trace is taken.
         let sh = self.shard(p as usize);
-        let word = if self.smp_backed {
-            let w = table::header_word(p as usize, sh.inband_key.load(Ordering::Relaxed));
+        let (word, size) = if self.smp_backed {
+            let (w, size) =
+                table::header_word_sized(p as usize, sh.inband_key.load(Ordering::Relaxed));
             table::prefetch(w);
-            w
+            (w, size)
         } else {
             sh.prefetch_slot(p as usize);
-            0
+            (0, 0)
         };
         let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, h) = self.capture(&mut tr, ret_addr);
@@ -909,6 +927,18 @@ impl la_debug {
             let _g = sh.lock.lock();
             // SAFETY: lock held.
             let st = unsafe { sh.state() };
+            // The common case over the smp allocator: a plain free() of a
+            // live in-band block, done from its header alone.
+            let done = word != 0
+                && shape.is_none()
+                // SAFETY: `word` and `size` came from `header_word_sized`
+                // with this table's key; the lock is held.
+                && unsafe { self.free_inband(st, p as usize, word, size, here, h, tid, &mut later) };
+            if done {
+                drop(_g);
+                self.finish_deferred(sh, &mut later);
+                return;
+            }
             // An in-band block's record is found through its header;
             // otherwise the record (found through its index slot, loaded
             // by now) starts loading while the free trace is interned.
@@ -946,7 +976,8 @@ impl la_debug {
                 // SAFETY: an indexed record (freed: its range is fixed now).
                 Some((r, unsafe { *r }))
             } else {
-                self.enqueue(st, r, &mut later);
+                // SAFETY: an indexed record.
+                self.enqueue(st, r, unsafe { (*r).quarantine_cost() }, &mut later);
                 None
             }
         };
@@ -978,9 +1009,77 @@ impl la_debug {
             // SAFETY: still indexed: only eviction drops freed records, and
             // this one is in no quarantine.
             unsafe { (*r).filling = 0 };
-            self.enqueue(st, r, &mut later);
+            self.enqueue(st, r, rec.quarantine_cost(), &mut later);
         }
         self.finish_deferred(sh, &mut later);
+    }
+
+    /// [`Self::free`] of a live in-band block with intact redzones and
+    /// header, when its fill can be written under the lock: everything
+    /// checked and done from the block's header, its record written and
+    /// never read (it may not be in cache; the header is next to the
+    /// bytes the program has just used). False, with nothing changed, for
+    /// any other block: the caller then finds the record and explains.
+    ///
+    /// # Safety
+    /// `w != 0` and `size` came from [`table::header_word_sized`] for `p`
+    /// with the key of `st`'s table, whose lock the caller holds.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn free_inband(
+        &self,
+        st: &mut State,
+        p: usize,
+        w: usize,
+        size: usize,
+        here: &[usize],
+        h: u64,
+        tid: u32,
+        later: &mut Deferred,
+    ) -> bool {
+        // SAFETY: caller's promise.
+        let Some((r, len)) = (unsafe { st.table.live_header(p, w, size) }) else {
+            return false;
+        };
+        let fill = if self.check_waf {
+            self.fill_len_of(len)
+        } else {
+            0
+        };
+        if fill > INLINE_FILL {
+            return false;
+        }
+        // The block as its record describes it (`live_header` checked that
+        // these bounds lie inside the smp block).
+        let view = Record {
+            addr: p,
+            len,
+            base: p - REDZONE,
+            base_len: len.next_multiple_of(REDZONE) + 2 * REDZONE,
+            kind: KIND_BACKING,
+            inband: 1,
+            ..Record::EMPTY
+        };
+        if !self.zones_intact(&view) {
+            return false;
+        }
+        let free_stack = st.depot.intern(here, h);
+        // SAFETY: `live_header` passed: r is the live record of this block
+        // (a record of our region, named by an intact header), exclusively
+        // ours under the lock; its header lies inside the block we hold.
+        unsafe {
+            (*r).state = FREED;
+            (*r).free_stack = free_stack;
+            (*r).free_tid = tid;
+            st.table.set_header_freed(p, w, len);
+        }
+        self.discharge(st, len);
+        st.live_count -= 1;
+        st.total_frees += 1;
+        // SAFETY: the start of the user range of a block we hold.
+        unsafe { fill_bytes(p as *mut u8, FREE_FILL, fill) };
+        self.enqueue(st, r, view.base_len, later);
+        true
     }
 
     /// Finds the live record of `p` for a resize-like operation, reporting
@@ -1075,6 +1174,10 @@ impl la_debug {
             self.discharge(st, rec.len - new_len);
         }
         rec.len = new_len;
+        if rec.inband != 0 {
+            // SAFETY: an in-band record's block is held while it is live.
+            unsafe { st.table.write_header(r) };
+        }
         let [_, back] = Self::zones(rec);
         fill_canary(self.canary, back.0, back.1);
         true

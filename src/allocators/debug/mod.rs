@@ -7,7 +7,9 @@
 //! stack depot, `depot.rs`). Records are found by block address through an
 //! index, or, over the smp allocator (the shim's backing), through a small
 //! header in front of the block, checked against the smp allocator's own
-//! exact block test (`table.rs`). The user block sits between two redzones
+//! exact block test (`table.rs`); that header also carries the block's
+//! length and state, so a plain `free` of an intact block reads only the
+//! block and writes its record. The user block sits between two redzones
 //! filled with this instance's canary bytes; they are checked on free and
 //! resize (overflow past the requested length, underflow before the block).
 //! Blocks of at least `guard_page_min_len` bytes are their own mapping with

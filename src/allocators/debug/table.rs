@@ -16,7 +16,11 @@
 //! entry at all: such a table is *in-band*. Its records live in one
 //! reserved region, and a block of a size class the smp allocator serves
 //! carries a 16-byte header just before its front redzone holding its
-//! record's address (masked with a per-table key). A lookup asks the smp
+//! record's address (masked with a per-table key) and, checked against
+//! it, the block's length and state (live or freed). A free reads the
+//! header only ([`Table::live_header`]): its record is written, never read,
+//! unless the header does not pass (then the full lookup explains why).
+//! A lookup asks the smp
 //! allocator whether the header's block is live -- an exact test that never
 //! reads memory that is not ours -- then checks that the decoded address is
 //! a record of the region naming this very block. Only the other blocks
@@ -104,8 +108,10 @@ const SLAB: usize = 1 << 20;
 /// a slab at a time): 64 M records.
 const REGION: usize = 1 << 32;
 /// Bytes of the in-band header in front of a block's front redzone: the
-/// masked record address, then a second word the smp allocator's free tag
-/// check reads (never its tag value for a live block).
+/// masked record address, then the block's length and state, stored as
+/// the first word's complement XOR `len << 8 | state` (a second word the
+/// smp allocator's free tag check reads, never its tag value for a live
+/// block).
 pub(crate) const HDR: usize = 16;
 /// Front redzone plus header of an in-band block: its backing block starts
 /// this many bytes before the user address.
@@ -135,18 +141,36 @@ pub fn prefetch(addr: usize) {
 /// Only for in-band tables (the smp chunk map is then prepared).
 #[inline]
 pub fn header_word(addr: usize, key: usize) -> usize {
+    header_word_sized(addr, key).0
+}
+
+/// [`header_word`], and the size of the smp block (0 with it).
+#[inline]
+pub fn header_word_sized(addr: usize, key: usize) -> (usize, usize) {
     if !addr.is_multiple_of(16) || addr < INBAND_FRONT {
-        return 0;
+        return (0, 0);
     }
     let b = addr - INBAND_FRONT;
     // SAFETY: in-band mode implies the smp chunk map is prepared
     // (`set_inband`'s contract); the check reads only smp metadata.
-    if unsafe { crate::allocators::smp::live_block_size(b as *const u8) }.is_none() {
-        return 0;
-    }
+    let Some(size) = (unsafe { crate::allocators::smp::live_block_size(b as *const u8) }) else {
+        return (0, 0);
+    };
     // SAFETY: a live smp block is mapped and at least 16 bytes long; a
     // volatile read, as its owner may be rewriting it (see above).
-    unsafe { ptr::read_volatile(b as *const usize) ^ key }
+    (unsafe { ptr::read_volatile(b as *const usize) ^ key }, size)
+}
+
+/// The second header word's payload for a block of `len` bytes (below
+/// 2^40) in state `state` ([`LIVE`] or [`FREED`]), whose first header word
+/// is `w0`: `len << 8 | state` in the low 48 bits, and in the high 16 a
+/// check of those bits mixed with `w0`, so a header damaged in one word,
+/// or given another length or state, is not taken for intact (but by one
+/// chance in 65536).
+#[inline]
+const fn header_meta(len: usize, state: u8, w0: usize) -> usize {
+    let m = len << 8 | state as usize;
+    m | (m ^ w0).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48 << 48
 }
 
 /// The index could not grow.
@@ -396,9 +420,7 @@ impl Table {
     /// here).
     #[inline]
     pub fn find_inband_from(&self, addr: usize, w: usize) -> Option<*mut Record> {
-        if w.wrapping_sub(self.region) >= self.slab_next.wrapping_sub(self.region)
-            || !w.is_multiple_of(STRIDE)
-        {
+        if !self.in_region(w) {
             return None;
         }
         let r = w as *mut Record;
@@ -565,10 +587,70 @@ impl Table {
         Ok(None)
     }
 
+    /// Whether `w` is the address of a record slot of the in-band region
+    /// (committed: below `slab_next`), whatever its contents.
+    #[inline]
+    fn in_region(&self, w: usize) -> bool {
+        w.wrapping_sub(self.region) < self.slab_next.wrapping_sub(self.region)
+            && w.is_multiple_of(STRIDE)
+    }
+
     /// The two words of in-band record `r`'s header.
     fn header_words(&self, r: *mut Record) -> [usize; 2] {
         let w = r as usize ^ self.key;
-        [w, !w]
+        // SAFETY: callers pass records of this table.
+        let (len, state) = unsafe { ((*r).len, (*r).state) };
+        [w, !w ^ header_meta(len, state, w)]
+    }
+
+    /// What the header of in-band block `addr` says when it is intact and
+    /// the block live: its record and length. `w` and `size` are what
+    /// [`header_word_sized`] gave (possibly before the lock was taken): the
+    /// header is read again, and must still name record `w`, say the block
+    /// is live, and give a length whose redzones fit the `size`-byte smp
+    /// block. Reads no record: a header fails these tests when it was
+    /// damaged (see [`header_meta`]), or the block is not live (a double
+    /// free), or is not in-band -- cases for the full lookup
+    /// ([`Table::find_inband_from`]), which explains them.
+    ///
+    /// # Safety
+    /// `w != 0` came from [`header_word_sized`] for `addr` with this
+    /// table's key, and the caller holds the table's lock.
+    #[inline]
+    pub unsafe fn live_header(
+        &self,
+        addr: usize,
+        w: usize,
+        size: usize,
+    ) -> Option<(*mut Record, usize)> {
+        debug_assert!(self.inband && w != 0 && addr >= INBAND_FRONT);
+        if !self.in_region(w) {
+            return None;
+        }
+        // SAFETY: caller's promise: `addr` is (or was, just before the lock)
+        // the start of a live smp block of `size` bytes, header included;
+        // the block's memory stays mapped while its record is live, and a
+        // stale header fails the tests below.
+        let [w0, w1] = unsafe { ptr::read_volatile((addr - INBAND_FRONT) as *const [usize; 2]) };
+        if w0 ^ self.key != w {
+            return None;
+        }
+        let meta = w1 ^ !w0;
+        let len = (meta & ((1 << 48) - 1)) >> 8;
+        let fits = len != 0 && len <= size && len.next_multiple_of(16) + INBAND_FRONT + 16 <= size;
+        (fits && meta == header_meta(len, LIVE, w0)).then_some((w as *mut Record, len))
+    }
+
+    /// Marks the header of in-band block `addr` freed, as its record now
+    /// is; `w` and `len` are what [`Table::live_header`] said of it.
+    ///
+    /// # Safety
+    /// As for [`Table::live_header`], which passed for `addr`.
+    #[inline]
+    pub unsafe fn set_header_freed(&self, addr: usize, w: usize, len: usize) {
+        let w0 = w ^ self.key;
+        // SAFETY: caller's promise: the header of a block we hold.
+        unsafe { *((addr - INBAND_FRONT + 8) as *mut usize) = !w0 ^ header_meta(len, FREED, w0) };
     }
 
     /// Writes (or repairs) the header of in-band record `r`.
@@ -776,7 +858,7 @@ pub(crate) const GUARDED_QUARANTINE_COST: usize = 16 << 10;
 impl Record {
     /// The bytes this freed block counts against the quarantine.
     #[inline]
-    fn quarantine_cost(&self) -> usize {
+    pub(crate) fn quarantine_cost(&self) -> usize {
         if self.kind == KIND_GUARDED {
             GUARDED_QUARANTINE_COST
         } else {
@@ -826,12 +908,13 @@ impl Quarantine {
         self.len == self.cap
     }
 
-    /// Appends `r` (counting its `quarantine_cost`); false when full or out
-    /// of memory.
+    /// Appends `r`, counting `cost` bytes (its `quarantine_cost`, given by
+    /// the caller, who may not want to read the record again); false when
+    /// full or out of memory.
     ///
     /// # Safety
     /// `r` is a valid record that stays valid while in the quarantine.
-    pub unsafe fn push(&mut self, r: *mut Record) -> bool {
+    pub unsafe fn push(&mut self, r: *mut Record, cost: usize) -> bool {
         if self.ring.is_null() {
             match sys::map(self.cap * core::mem::size_of::<*mut Record>()) {
                 Some(m) => self.ring = m.as_ptr().cast(),
@@ -845,7 +928,8 @@ impl Quarantine {
         unsafe { *self.ring.add((self.head + self.len) & (self.cap - 1)) = r };
         self.len += 1;
         // SAFETY: r is a valid record (caller's promise).
-        self.bytes += unsafe { (*r).quarantine_cost() };
+        debug_assert!(cost == unsafe { (*r).quarantine_cost() });
+        self.bytes += cost;
         true
     }
 

@@ -736,6 +736,69 @@ fn smp_damaged_header_is_an_underflow_not_a_lost_block() {
 }
 
 #[test]
+fn smp_damage_to_the_header_length_word_is_an_underflow() {
+    let f = Fixture::smp();
+    let p = alloc(f.d(), 48, 3);
+    // SAFETY: byte 20 before the block: the header's second word (length
+    // and state), past the intact front redzone.
+    unsafe { *p.sub(20) ^= 0x01 };
+    f.d().free(p, None, 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_UNDERFLOW));
+    assert!(
+        f.report().contains("byte 20 before the 48-byte block"),
+        "{}",
+        f.report()
+    );
+    f.d().free(p, None, 0);
+    assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_DOUBLE_FREE));
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn smp_double_free_after_a_sized_free_is_caught() {
+    let f = Fixture::smp();
+    let p = alloc(f.d(), 48, 3);
+    // The sized free (the vtable's) takes the full lookup; the header must
+    // say freed afterwards all the same, or the plain free() that follows
+    // would pass for the free of a live block.
+    f.d().free(p, Some((48, 3)), 0);
+    assert_eq!(f.errors().0, 0, "{}", f.report());
+    f.d().free(p, None, 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_DOUBLE_FREE));
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn smp_header_with_another_length_is_not_trusted() {
+    let f = Fixture::smp();
+    let p = alloc(f.d(), 48, 3);
+    // The header rewritten to say 32 bytes (its length bits changed, the
+    // rest kept), and the 16 bytes past that length made to look like a
+    // back redzone: a free trusting the header would free 32 bytes and
+    // later report the 16 it did not fill as written after free.
+    // SAFETY: the header's second word and bytes 32..48 of the block.
+    unsafe {
+        *(p.sub(24) as *mut usize) ^= (48 ^ 32) << 8;
+        core::ptr::copy_nonoverlapping(p.add(48), p.add(32), 16);
+    }
+    f.d().free(p, None, 0);
+    assert_eq!(
+        f.errors(),
+        (1, la_debug_error::LA_DEBUG_UNDERFLOW),
+        "{}",
+        f.report()
+    );
+    assert!(
+        f.report().contains("before the 48-byte block"),
+        "{}",
+        f.report()
+    );
+    f.d().verify_freed();
+    assert_eq!(f.errors().0, 1, "{}", f.report());
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
 fn smp_blocks_resize_in_place_cleanly() {
     let f = Fixture::smp();
     let p = alloc(f.d(), 100, 3);
