@@ -714,44 +714,26 @@ fn smp_blocks_report_misuse() {
 
 #[test]
 fn smp_damaged_header_is_an_underflow_not_a_lost_block() {
-    let f = Fixture::smp();
-    let p = alloc(f.d(), 48, 3);
-    assert_eq!(f.record(p).map(|r| r.inband), Some(1));
-    // SAFETY: the first byte of the block's in-band header (32 bytes
-    // before it), past the front redzone, as a stray write there would.
-    unsafe { *p.sub(32) ^= 0x5a };
-    // Still found (through the record region), its damage reported.
-    assert_eq!(f.d().len_of(p), Some(48));
-    f.d().free(p, None, 0);
-    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_UNDERFLOW));
-    assert!(
-        f.report().contains("byte 32 before the 48-byte block"),
-        "{}",
-        f.report()
-    );
-    // Freed as recorded: a second free is a double free.
-    f.d().free(p, None, 0);
-    assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_DOUBLE_FREE));
-    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
-}
-
-#[test]
-fn smp_damage_to_the_header_length_word_is_an_underflow() {
-    let f = Fixture::smp();
-    let p = alloc(f.d(), 48, 3);
-    // SAFETY: byte 20 before the block: the header's second word (length
-    // and state), past the intact front redzone.
-    unsafe { *p.sub(20) ^= 0x01 };
-    f.d().free(p, None, 0);
-    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_UNDERFLOW));
-    assert!(
-        f.report().contains("byte 20 before the 48-byte block"),
-        "{}",
-        f.report()
-    );
-    f.d().free(p, None, 0);
-    assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_DOUBLE_FREE));
-    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+    // A byte of either header word -- the record's address (32 bytes
+    // before the block) or the length and state (20 bytes before) -- past
+    // the intact front redzone, as a stray write there would change it.
+    for before in [32, 20] {
+        let f = Fixture::smp();
+        let p = alloc(f.d(), 48, 3);
+        assert_eq!(f.record(p).map(|r| r.inband), Some(1));
+        // SAFETY: inside the block's in-band header.
+        unsafe { *p.sub(before) ^= 0x5a };
+        // Still found (through the record region), its damage reported.
+        assert_eq!(f.d().len_of(p), Some(48));
+        f.d().free(p, None, 0);
+        assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_UNDERFLOW));
+        let want = format!("byte {before} before the 48-byte block");
+        assert!(f.report().contains(&want), "{}", f.report());
+        // Freed as recorded: a second free is a double free.
+        f.d().free(p, None, 0);
+        assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_DOUBLE_FREE));
+        assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+    }
 }
 
 #[test]
