@@ -2,6 +2,7 @@
 #
 #   make debug-test    seeded-bug programs and clean programs under la-run --debug
 #   make debug-bench   leak check under la-run --debug vs valgrind vs native
+#                      (the workload suite also built with AddressSanitizer)
 #   build/la-run       the launcher (installed into $(BINDIR) by make install)
 
 LA_RUN         := $(BUILD)/la-run
