@@ -20,15 +20,14 @@
 //! it, the block's length and state (live or freed). A free reads the
 //! header only ([`Table::live_header`]): its record is written, never read,
 //! unless the header does not pass (then the full lookup explains why).
-//! A lookup asks the smp
-//! allocator whether the header's block is live -- an exact test that never
-//! reads memory that is not ours -- then checks that the decoded address is
-//! a record of the region naming this very block. Only the other blocks
-//! (guarded mappings, alignments above 16, sizes beyond the size classes)
-//! go into the index. Leak reports and interior-pointer explanations walk
-//! the region. A damaged header (an underflow reaching it) is then not
-//! found by address: the free is explained through the region as for an
-//! interior pointer.
+//! A lookup asks the smp allocator whether the header's block is live --
+//! an exact test that never reads memory that is not ours -- then checks
+//! that the decoded address is a record of the region naming this very
+//! block. Only the other blocks (guarded mappings, alignments above 16,
+//! sizes beyond the size classes) go into the index. Leak reports and
+//! interior-pointer explanations walk the region. A damaged header (an
+//! underflow reaching it) is then not found by address: the free is
+//! explained through the region as for an interior pointer.
 //! Nothing here allocates through `malloc`; all memory comes from `sys`.
 
 use core::ptr;
@@ -108,10 +107,10 @@ const SLAB: usize = 1 << 20;
 /// a slab at a time): 64 M records.
 const REGION: usize = 1 << 32;
 /// Bytes of the in-band header in front of a block's front redzone: the
-/// masked record address, then the block's length and state, stored as
-/// the first word's complement XOR `len << 8 | state` (a second word the
-/// smp allocator's free tag check reads, never its tag value for a live
-/// block).
+/// masked record address, then the block's length and state with their
+/// check ([`header_meta`]) XOR the first word's complement (a second word
+/// the smp allocator's free tag check reads, never its tag value for a
+/// live block).
 pub(crate) const HDR: usize = 16;
 /// Front redzone plus header of an in-band block: its backing block starts
 /// this many bytes before the user address.
@@ -637,6 +636,7 @@ impl Table {
         }
         let meta = w1 ^ !w0;
         let len = (meta & ((1 << 48) - 1)) >> 8;
+        // (`len <= size` first: the sum below cannot overflow.)
         let fits = len != 0 && len <= size && len.next_multiple_of(16) + INBAND_FRONT + 16 <= size;
         (fits && meta == header_meta(len, LIVE, w0)).then_some((w as *mut Record, len))
     }
