@@ -702,19 +702,17 @@ impl la_debug {
     /// the lock (`filling` is then set).
     pub(super) fn retire(&self, st: &mut State, r: *mut Record, free_stack: u32, tid: u32) -> bool {
         // SAFETY: an indexed live record.
+        // SAFETY: as above.
+        unsafe { Self::mark_freed(r, free_stack, tid) };
+        // SAFETY: as above.
         let rec = unsafe { &mut *r };
-        rec.state = FREED;
-        rec.free_stack = free_stack;
-        rec.free_tid = tid;
         if rec.inband != 0 {
             // The header says freed too, so a second free does not pass
             // `Table::live_header`. SAFETY: an in-band record's block is
             // held until its record is dropped.
             unsafe { st.table.write_header(r) };
         }
-        self.discharge(st, rec.len);
-        st.live_count -= 1;
-        st.total_frees += 1;
+        self.count_free(st, rec.len);
         if rec.kind == KIND_GUARDED {
             rec.filling = 1;
             return true;
@@ -728,6 +726,29 @@ impl la_debug {
             unsafe { fill_bytes(rec.addr as *mut u8, FREE_FILL, n) };
         }
         false
+    }
+
+    /// Records that live record `r` was freed, by trace `free_stack` (a
+    /// depot id) on thread `tid`; writes the record without reading it.
+    ///
+    /// # Safety
+    /// `r` is a live record of a locked shard, exclusively ours.
+    #[inline(always)]
+    unsafe fn mark_freed(r: *mut Record, free_stack: u32, tid: u32) {
+        // SAFETY: caller's promise.
+        unsafe {
+            (*r).state = FREED;
+            (*r).free_stack = free_stack;
+            (*r).free_tid = tid;
+        }
+    }
+
+    /// Counts the free of a `len`-byte block in shard state `st` (locked).
+    #[inline(always)]
+    fn count_free(&self, st: &mut State, len: usize) {
+        self.discharge(st, len);
+        st.live_count -= 1;
+        st.total_frees += 1;
     }
 
     /// Bytes filled (and verified) from the start of freed block `rec`.
@@ -1068,14 +1089,10 @@ impl la_debug {
         // (a record of our region, named by an intact header), exclusively
         // ours under the lock; its header lies inside the block we hold.
         unsafe {
-            (*r).state = FREED;
-            (*r).free_stack = free_stack;
-            (*r).free_tid = tid;
+            Self::mark_freed(r, free_stack, tid);
             st.table.set_header_freed(p, w, len);
         }
-        self.discharge(st, len);
-        st.live_count -= 1;
-        st.total_frees += 1;
+        self.count_free(st, len);
         // SAFETY: the start of the user range of a block we hold.
         unsafe { fill_bytes(p as *mut u8, FREE_FILL, fill) };
         self.enqueue(st, r, view.base_len, later);
