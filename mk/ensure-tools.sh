@@ -7,12 +7,14 @@
 # Each argument is a command looked up with `command -v`; "asan" instead
 # means "the C compiler can build and run with -fsanitize=address,undefined";
 # "rustfmt" and "clippy" mean "cargo fmt" / "cargo clippy" work, and are added
-# with rustup when they do not. Other missing tools are installed from
-# Debian's packages (apt-get, waiting for a dpkg lock held by someone else).
-# Already present: nothing happens.
+# with rustup when they do not; a shared library name (libjemalloc.so.2,
+# the peers of the benchmarks) means "that file is in $LIBDIR". Other missing
+# tools are installed from Debian's packages (apt-get, waiting for a dpkg
+# lock held by someone else). Already present: nothing happens.
 set -euo pipefail
 
 CC=${CC:-cc}
+LIBDIR=${LIBDIR:-/usr/lib/x86_64-linux-gnu}
 missing=()
 
 package_for() {
@@ -25,6 +27,9 @@ package_for() {
         clang) echo clang ;;
         python3) echo python3 ;;
         valgrind) echo valgrind ;;
+        libmimalloc.so.2) echo libmimalloc2.0 ;;
+        libjemalloc.so.2) echo libjemalloc2 ;;
+        libtcmalloc_minimal.so.4) echo libtcmalloc-minimal4 ;;
         asan) # the sanitizer runtimes of the compiler in use
             if "$CC" --version 2>/dev/null | grep -qi clang; then
                 echo libclang-rt-dev
@@ -45,6 +50,14 @@ sanitizers_work() {
     fi
     rm -rf "$dir"
     return $ok
+}
+
+# A command on the PATH, or a shared library (lib*.so.N) in $LIBDIR.
+present() {
+    case "$1" in
+        lib*.so.*) [ -e "$LIBDIR/$1" ] ;;
+        *) command -v "$1" >/dev/null 2>&1 ;;
+    esac
 }
 
 # The Rust components come from rustup, not apt.
@@ -72,7 +85,7 @@ for tool in "$@"; do
         continue
     elif [ "$tool" = asan ]; then
         sanitizers_work || missing+=("$tool")
-    elif ! command -v "$tool" >/dev/null 2>&1; then
+    elif ! present "$tool"; then
         missing+=("$tool")
     fi
 done
@@ -94,6 +107,6 @@ for tool in "${missing[@]}"; do
     if [ "$tool" = asan ]; then
         sanitizers_work || { echo "ensure-tools: $CC still cannot build with sanitizers" >&2; exit 1; }
     else
-        command -v "$tool" >/dev/null 2>&1 || { echo "ensure-tools: $tool still missing" >&2; exit 1; }
+        present "$tool" || { echo "ensure-tools: $tool still missing" >&2; exit 1; }
     fi
 done
