@@ -17,7 +17,7 @@
  *           the allocator
  *   large   each thread churns 8 live blocks of 256 KiB..4 MiB, writing the
  *           first, middle and last page of each so that pages are faulted in
- *   waves   waves of short-lived threads: each wave starts THREADS threads
+ *   waves   200 waves of short-lived threads: each starts THREADS threads
  *           that allocate 2,000 blocks of 16..2,000 B, free them and exit;
  *           the wave is joined before the next one starts
  *
@@ -34,17 +34,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Work per thread, sized for roughly a quarter of a second on glibc with
- * one thread on the reference machine (2 cores). */
+/* Work per thread, sized for 0.1 to 0.5 s per run with one thread on a
+ * 2-core machine, so that the whole suite (5 allocators, 3 rounds, 1, 2
+ * and 4 threads) takes a few minutes there. */
 enum {
     CHURN_WINDOW = 1024,
     CHURN_OPS = 7500000,
     RING_BATCH = 64,
     RING_SLOTS = 32,
-    RING_BATCHES = 36000,
+    RING_BATCHES = 60000,
     LARGE_LIVE = 8,
     LARGE_OPS = 30000,
-    WAVES = 100,
+    WAVES = 200,
     WAVE_BLOCKS = 2000,
 };
 
