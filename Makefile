@@ -3,7 +3,7 @@
 #   make            release build: build/liballoc.so (+ soname links), build/liballoc.a, header
 #   make test       every test (installs missing tools itself)
 #   make demo       build and run examples/demo.c
-#   make bench      benchmarks (figures, not pass/fail)
+#   make bench      benchmarks (figures, not pass/fail), collected in docs/benchmarks.md
 #   make install PREFIX=/usr/local   /   make uninstall PREFIX=...
 #
 # Areas add their own targets in mk/*.mk; each appends to TESTS (targets run
@@ -40,7 +40,7 @@ LINK_SO := -L$(BUILD) -lalloc -Wl,-rpath,$(abspath $(BUILD)) -lpthread
 TESTS   :=
 BENCHES :=
 
-.PHONY: all lib header header-check test demo bench install uninstall clean rust-test rust-lint
+.PHONY: all lib header header-check test demo bench bench-doc install uninstall clean rust-test rust-lint
 all: lib header
 
 lib: $(SO_LINK) $(STATIC)
@@ -83,7 +83,13 @@ test: rust-lint rust-test $(TESTS)
 	@echo "make test: all suites passed"
 	@echo "suites: $(words rust-lint rust-test $(TESTS)) passed, 0 failed"
 
+# After the benchmarks, docs/benchmarks.md is assembled from the reports they
+# wrote (build/*_bench.md); `make bench-doc` does only that step.
 bench: $(BENCHES)
+	$(PYTHON) benches/collect.py $(BUILD) docs/benchmarks.md
+
+bench-doc:
+	$(PYTHON) benches/collect.py $(BUILD) docs/benchmarks.md
 
 # Libs.private for `pkg-config --static`: what liballoc.a needs beyond libc.
 # (Not -lgcc_s: it has no static form; the compiler driver supplies the unwinder.)
