@@ -1111,6 +1111,30 @@ struct la_allocator la_smp_allocator(void);
 void la_smp_collect(void);
 
 /**
+ * Sets how long free memory stays committed before the smp allocator
+ * gives it back to the OS (`MADV_DONTNEED`), in milliseconds; the default
+ * is 50. Memory freed and reused within the delay costs no system call;
+ * 0 gives memory back at the next purge pass. `la_smp_collect` gives
+ * everything back at once, whatever the delay.
+ *
+ * Thread safety: safe from any thread; takes effect at the next purge
+ * pass.
+ */
+void la_smp_set_purge_delay_ms(uint64_t ms);
+
+/**
+ * Switches the smp allocator's background purger on (the default) or off.
+ * The purger is a thread that exists only while freed memory waits for
+ * its purge delay, so that a program that stops allocating still gets its
+ * memory back; it exits when nothing is left to purge, and never keeps a
+ * process alive. Off, free memory is given back only from allocation
+ * calls, `la_smp_collect` and `malloc_trim`.
+ *
+ * Thread safety: safe from any thread.
+ */
+void la_smp_set_purge_thread(bool enabled);
+
+/**
  * Fills `out` with the smp allocator's statistics: live, peak and total
  * bytes and blocks, memory committed from the OS, and per size class
  * counters (see `la_smp_stats`).

@@ -10,6 +10,7 @@
 //!   call that could fail), so a caller such as `free` can promise to leave
 //!   it alone.
 
+pub mod thread;
 #[cfg(target_arch = "x86_64")]
 pub mod tls;
 
@@ -225,6 +226,31 @@ pub fn map_lazy(len: usize) -> Option<NonNull<u8>> {
     } else {
         NonNull::new(p.cast())
     }
+}
+
+/// [`map_lazy`] of `len` bytes aligned to `align` (a power of two above
+/// the page size), by over-mapping and trimming the excess: for arenas of
+/// address space that are touched a part at a time.
+pub fn map_aligned_lazy(len: usize, align: usize) -> Option<NonNull<u8>> {
+    debug_assert!(len > 0 && align.is_power_of_two());
+    let page = page_size();
+    let len = crate::alignment::forward(len, page)?;
+    let over = len.checked_add(align.saturating_sub(page))?;
+    let base = map_lazy(over)?.as_ptr() as usize;
+    let start = crate::alignment::forward(base, align)?;
+    let head = start - base;
+    let tail = over - head - len;
+    // SAFETY: [base, base+head) and [start+len, start+len+tail) are
+    // page-aligned parts of the mapping just made, which nobody else knows.
+    unsafe {
+        if head > 0 {
+            unmap(base as *mut u8, head);
+        }
+        if tail > 0 {
+            unmap((start + len) as *mut u8, tail);
+        }
+    }
+    NonNull::new(start as *mut u8)
 }
 
 /// Moves the mapping `[addr, addr + old_len)` to exactly `target`, resized

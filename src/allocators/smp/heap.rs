@@ -51,7 +51,7 @@ pub fn set_purge_delay_ms(ms: u64) {
 }
 
 /// The purge delay in force, in milliseconds.
-fn purge_delay() -> u64 {
+pub(crate) fn purge_delay() -> u64 {
     PURGE_DELAY.load(Ordering::Relaxed)
 }
 
@@ -372,6 +372,7 @@ fn free_local_slow(heap: &Heap, page: &Page) {
     if page.used.get() == 0 {
         page_retire(heap, page);
     }
+    super::purger::poll();
 }
 
 /// A thread freeing other threads' blocks syncs its live deltas every this
@@ -464,6 +465,12 @@ fn page_free(heap: &Heap, page: &Page) {
     page.retire_time.set(sys::now_ms() as u32);
     seg.free_mask.set(seg.free_mask.get() | bit);
     seg.used_pages.set(seg.used_pages.get() - 1);
+    if seg.used_pages.get() == 0 {
+        // An empty segment goes to the shared reserve at once, resident:
+        // any thread may reuse it before the purge delay runs out.
+        heap.seg_remove(seg);
+        segment::segment_release(seg as *const Segment as *mut Segment);
+    }
     maybe_purge(heap);
 }
 
@@ -563,6 +570,10 @@ pub fn adopt(heap: &Heap, seg: *mut Segment) {
             }
         }
     }
+    if s.used_pages.get() == 0 {
+        heap.seg_remove(s);
+        segment::segment_release(seg);
+    }
 }
 
 fn maybe_purge(heap: &Heap) {
@@ -573,29 +584,15 @@ fn maybe_purge(heap: &Heap) {
     }
 }
 
-/// Frees empty kept pages and decommits free pages whose delay expired
-/// (all of them when `force`); releases segments left empty.
+/// The heap's part of the decay, then the shared part: frees empty kept
+/// pages and decommits free pages whose delay expired (all of them when
+/// `force`), gives empty segments to the reserve, and purges the reserve
+/// (when a pass is due, or at once when `force`).
 pub fn purge(heap: &Heap, now: u64, force: bool) {
-    segment::huge_cache_purge(now, false);
-    let now32 = now as u32;
     let delay = purge_delay();
+    free_kept_pages(heap, now, force);
+    let now32 = now as u32;
     let expired = |t: u32| force || now32.wrapping_sub(t) as u64 >= delay;
-    for cls in 1..NCLASSES {
-        let page = heap.q[cls].first.get();
-        if page.is_null() {
-            continue;
-        }
-        // SAFETY: queue members are our pages.
-        let p = unsafe { &*page };
-        if p.next.get().is_null() && p.used.get() == 0 {
-            if p.retire_time.get() == 0 && !force {
-                p.retire_time.set(now32);
-            } else if expired(p.retire_time.get()) {
-                heap.queue_remove(cls, p);
-                page_free_quiet(p);
-            }
-        }
-    }
     for kind in 0..3 {
         let mut seg = heap.segs[kind].get();
         while !seg.is_null() {
@@ -613,7 +610,49 @@ pub fn purge(heap: &Heap, now: u64, force: bool) {
                 }
             }
             segment::decommit_pages(s, sel);
-            if s.used_pages.get() == 0 && s.dirty_mask.get() == 0 {
+            seg = next;
+        }
+    }
+    release_empty_segments(heap);
+    if force {
+        segment::purge_shared(now, delay, true);
+    } else {
+        segment::maybe_purge_shared(now, delay);
+    }
+}
+
+/// Frees the empty pages kept as the only page of their class once they
+/// stayed empty for the purge delay (all of them when `force`).
+fn free_kept_pages(heap: &Heap, now: u64, force: bool) {
+    let now32 = now as u32;
+    let delay = purge_delay();
+    for cls in 1..NCLASSES {
+        let page = heap.q[cls].first.get();
+        if page.is_null() {
+            continue;
+        }
+        // SAFETY: queue members are our pages.
+        let p = unsafe { &*page };
+        if p.next.get().is_null() && p.used.get() == 0 {
+            if p.retire_time.get() == 0 && !force {
+                p.retire_time.set(now32);
+            } else if force || now32.wrapping_sub(p.retire_time.get()) as u64 >= delay {
+                heap.queue_remove(cls, p);
+                page_free_quiet(p);
+            }
+        }
+    }
+}
+
+/// Gives the heap's segments that have no page in use to the reserve.
+fn release_empty_segments(heap: &Heap) {
+    for kind in 0..3 {
+        let mut seg = heap.segs[kind].get();
+        while !seg.is_null() {
+            // SAFETY: listed segments are ours.
+            let s = unsafe { &*seg };
+            let next = s.next.get();
+            if s.used_pages.get() == 0 {
                 heap.seg_remove(s);
                 segment::segment_release(seg);
             }
@@ -663,7 +702,6 @@ pub fn collect(heap: &Heap) {
         adopt(heap, s);
     }
     purge(heap, sys::now_ms(), true);
-    segment::huge_cache_purge(0, true);
 }
 
 /// Gives up a heap whose thread is exiting: frees empty pages, releases
@@ -684,7 +722,10 @@ pub fn abandon(heap: &Heap) {
             page = next;
         }
     }
-    purge(heap, sys::now_ms(), true);
+    // Nothing is decommitted here: empty segments go to the reserve still
+    // resident, so the next thread reuses them without a system call.
+    free_kept_pages(heap, 0, true);
+    release_empty_segments(heap);
     for kind in 0..3 {
         let mut seg = heap.segs[kind].get();
         while !seg.is_null() {

@@ -47,6 +47,8 @@ mod check;
 mod checked;
 mod heap;
 mod page;
+mod purger;
+mod reserve;
 mod segment;
 pub mod size_class;
 mod stats;
@@ -102,7 +104,9 @@ fn alloc_slow(cls: usize) -> *mut u8 {
         return ptr::null_mut();
     }
     // SAFETY: the calling thread's own heap.
-    heap::alloc_slow(unsafe { &*h }, cls)
+    let b = heap::alloc_slow(unsafe { &*h }, cls);
+    purger::poll();
+    b
 }
 
 /// Allocates `len > 0` bytes aligned to `1 << align_log2`.
@@ -267,9 +271,9 @@ unsafe fn remap_huge(
     unsafe { grow_move(ptr, new_len, align_log2, copy_len) }
 }
 
-/// Above this size a growing block moves into a huge mapping, whose later
-/// growth is `mremap` instead of copies.
-const REMAP_TO_HUGE: usize = 64 << 10;
+/// Above this size a growing block moves into a huge block, whose later
+/// growth is in place within its reserve slots, or by `mremap`.
+const REMAP_TO_HUGE: usize = size_class::LARGE_MAX;
 
 /// Moves a growing block to a new one of at least `new_len` bytes and
 /// frees the old one; NULL (old block untouched) when out of memory.
@@ -434,6 +438,32 @@ pub extern "C" fn la_smp_allocator() -> la_allocator {
 #[unsafe(no_mangle)]
 pub extern "C" fn la_smp_collect() {
     collect()
+}
+
+/// Sets how long free memory stays committed before the smp allocator
+/// gives it back to the OS (`MADV_DONTNEED`), in milliseconds; the default
+/// is 50. Memory freed and reused within the delay costs no system call;
+/// 0 gives memory back at the next purge pass. `la_smp_collect` gives
+/// everything back at once, whatever the delay.
+///
+/// Thread safety: safe from any thread; takes effect at the next purge
+/// pass.
+#[unsafe(no_mangle)]
+pub extern "C" fn la_smp_set_purge_delay_ms(ms: u64) {
+    set_purge_delay_ms(ms)
+}
+
+/// Switches the smp allocator's background purger on (the default) or off.
+/// The purger is a thread that exists only while freed memory waits for
+/// its purge delay, so that a program that stops allocating still gets its
+/// memory back; it exits when nothing is left to purge, and never keeps a
+/// process alive. Off, free memory is given back only from allocation
+/// calls, `la_smp_collect` and `malloc_trim`.
+///
+/// Thread safety: safe from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn la_smp_set_purge_thread(enabled: bool) {
+    purger::set_enabled(enabled)
 }
 
 /// Fills `out` with the smp allocator's statistics: live, peak and total

@@ -39,7 +39,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering};
 
 use super::page::Page;
-use super::stats;
+use super::{reserve, stats};
 use crate::alignment;
 use crate::sys;
 
@@ -88,6 +88,12 @@ pub struct Segment {
     pub prev: Cell<*mut Segment>,
     /// Link in the cache or abandoned stack.
     pub stack_next: AtomicUsize,
+    /// Where the segment or huge block lies in the reserve: arena index,
+    /// first slot and number of slots (0 slots: a huge block mapped on its
+    /// own).
+    pub arena: Cell<u32>,
+    pub slot: Cell<u32>,
+    pub slots: Cell<u32>,
     /// Huge: start and length of the whole mapping, and the block.
     pub map_start: Cell<usize>,
     pub map_len: Cell<usize>,
@@ -317,48 +323,51 @@ impl SegmentStack {
     }
 }
 
-/// Free, decommitted segments.
-pub static CACHE: SegmentStack = SegmentStack::new();
 /// Segments of exited threads that still hold live blocks.
 pub static ABANDONED: SegmentStack = SegmentStack::new();
 
-/// A fresh or cached segment set up for pages of `kind`, owned by `heap`;
-/// null when out of memory.
+/// A segment from the reserve set up for pages of `kind`, owned by `heap`;
+/// null when out of memory. Slots that are still resident come first; their
+/// pages are marked dirty (so the heap reuses them before untouched ones,
+/// and decommits them after the purge delay if it does not).
 pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
-    let mut seg = CACHE.pop();
-    if seg.is_null() {
-        if chunk_map().is_null() {
-            return ptr::null_mut();
-        }
-        let Some(p) = sys::map_aligned(SEGMENT_SIZE, SEGMENT_SIZE) else {
-            return ptr::null_mut();
-        };
-        seg = p.as_ptr() as *mut Segment;
-        set_chunks(seg as usize, SEGMENT_SIZE, true);
+    if chunk_map().is_null() {
+        return ptr::null_mut();
     }
-    // SAFETY: seg is a mapped segment that only we reference now.
+    let Some(c) = reserve::claim(1) else {
+        return ptr::null_mut();
+    };
+    let seg = c.addr as *mut Segment;
+    // SAFETY: seg is a slot of ours that only we reference now.
     let s = unsafe { &*seg };
     let shift = PAGE_SHIFT[kind as usize];
     let count = (SEGMENT_SIZE >> shift) as u32;
+    let all = if count == 64 {
+        u64::MAX
+    } else {
+        (1u64 << count) - 1
+    };
     s.kind.set(kind);
     s.page_shift.set(shift);
     s.page_count.set(count);
     s.used_pages.set(0);
-    s.free_mask.set(if count == 64 {
-        u64::MAX
-    } else {
-        (1u64 << count) - 1
-    });
-    s.dirty_mask.set(0);
+    s.free_mask.set(all);
+    s.dirty_mask.set(if c.dirty != 0 { all } else { 0 });
+    s.arena.set(c.arena);
+    s.slot.set(c.slot);
+    s.slots.set(1);
     for t in s.touched.iter() {
         t.set(0);
     }
     s.heap.set(heap);
     s.next.set(ptr::null_mut());
     s.prev.set(ptr::null_mut());
+    let now = sys::now_ms() as u32;
     for i in 0..count as usize {
         // SAFETY: i < count <= MAX_PAGES.
-        unsafe { s.page(i).reset() };
+        let p = unsafe { s.page(i) };
+        p.reset();
+        p.retire_time.set(now);
     }
     // Last: a checked free that reads the entry finds the pages set up.
     set_head(seg, Some(shift));
@@ -387,16 +396,52 @@ pub fn decommit_pages(seg: &Segment, mask: u64) {
     }
 }
 
-/// Returns an empty segment to the cache, decommitting its pages.
+/// Returns an empty segment to the reserve as it is: its touched pages stay
+/// resident until the reserve's purge delay runs out, for any thread to
+/// reuse.
 pub fn segment_release(seg: *mut Segment) {
     // SAFETY: seg is a mapped segment we own, with no page in use.
     let s = unsafe { &*seg };
     debug_assert_eq!(s.used_pages.get(), 0);
-    decommit_pages(s, u64::MAX);
+    debug_assert_eq!(s.slots.get(), 1);
+    let counted: usize = s.touched.iter().map(|t| t.replace(0) as usize).sum();
     set_head(seg, None);
     s.kind.set(CACHED);
     s.heap.set(ptr::null_mut());
-    CACHE.push(seg);
+    reserve::release(s.arena.get(), s.slot.get(), 1, true, counted);
+}
+
+/// Whether a segment header is recorded at `addr` (a slot start).
+pub fn chunk_head_at(addr: usize) -> bool {
+    is_head(chunk_entry(addr))
+}
+
+/// Rewrites the header a free slot keeps after its memory was decommitted
+/// (see `reserve.rs`).
+///
+/// # Safety
+/// `addr` is the start of a free slot of the reserve that the caller holds.
+pub unsafe fn write_cached_header(addr: usize) {
+    // SAFETY: caller's promise: the slot is mapped and nobody else uses it.
+    let s = unsafe { &*(addr as *const Segment) };
+    s.kind.set(CACHED);
+    s.heap.set(ptr::null_mut());
+}
+
+/// Runs the purge of what all threads share (the reserve and the cache of
+/// huge mappings) if one is due.
+pub fn maybe_purge_shared(now: u64, delay: u64) {
+    reserve::maybe_purge(now, delay);
+    huge_cache_purge(now, false);
+}
+
+/// Purges what all threads share: the reserve's slots free for `delay` ms
+/// and cached huge mappings unused for long (everything when `force`).
+/// Returns whether something is left for a later pass.
+pub fn purge_shared(now: u64, delay: u64, force: bool) -> bool {
+    let left = reserve::purge(now, delay, force);
+    huge_cache_purge(if force { 0 } else { now }, force);
+    left || huge_cache_used()
 }
 
 /// Records that page `i`'s blocks up to `carved_end` (an address) are now
@@ -495,6 +540,11 @@ pub fn huge_cache_purge(now: u64, force: bool) {
     huge_cache_purge_if(now, force, 0);
 }
 
+/// Whether the cache of huge mappings holds any.
+fn huge_cache_used() -> bool {
+    HUGE_CACHE.iter().any(|v| v.load(Ordering::Relaxed) != 0)
+}
+
 /// Unmaps cached mappings of at least `min_len` bytes that are unused for
 /// [`HUGE_CACHE_MS`] (all of them when `force`).
 fn huge_cache_purge_if(now: u64, force: bool, min_len: usize) {
@@ -557,6 +607,12 @@ fn huge_alloc_ex(len: usize, align_log2: u8, growing: bool, zero: bool) -> *mut 
     let Some(total) = body.checked_add(offset) else {
         return ptr::null_mut();
     };
+    if offset < SEGMENT_SIZE && total <= reserve::RESERVE_HUGE_MAX {
+        let p = huge_from_reserve(total, offset, body, zero);
+        if !p.is_null() {
+            return p;
+        }
+    }
     if offset < SEGMENT_SIZE
         && let Some((start, len)) = huge_cache_take(total, growing)
     {
@@ -603,9 +659,47 @@ fn huge_alloc_ex(len: usize, align_log2: u8, growing: bool, zero: bool) -> *mut 
     (start + offset) as *mut u8
 }
 
+/// A huge block of `total` bytes (header offset included) carved from a
+/// run of reserve slots; null when the reserve has no room.
+fn huge_from_reserve(total: usize, offset: usize, body: usize, zero: bool) -> *mut u8 {
+    let Some(c) = reserve::claim(reserve::slots_for(total)) else {
+        return ptr::null_mut();
+    };
+    let start = c.addr;
+    if zero {
+        if c.dirty != 0 {
+            // SAFETY: the body lies inside the claimed slots.
+            unsafe { ptr::write_bytes((start + offset) as *mut u8, 0, body) };
+        } else {
+            // Clean slots read as zeros, except the header a free slot
+            // keeps (see `reserve.rs`), inside the body from slot 1 on.
+            for i in 1..c.count as usize {
+                // SAFETY: slot i of the claim is ours and mapped.
+                unsafe {
+                    ptr::write_bytes(
+                        (start + i * SEGMENT_SIZE) as *mut u8,
+                        0,
+                        core::mem::size_of::<Segment>(),
+                    )
+                };
+            }
+        }
+    }
+    huge_init(start, total, start + offset);
+    // SAFETY: the header was just written at start.
+    let s = unsafe { &*(start as *const Segment) };
+    s.arena.set(c.arena);
+    s.slot.set(c.slot);
+    s.slots.set(c.count);
+    set_chunks(start, c.count as usize * SEGMENT_SIZE, true);
+    stats::huge_alloc(total);
+    (start + offset) as *mut u8
+}
+
 fn huge_init(start: usize, map_len: usize, block: usize) {
     // SAFETY: start is the segment-aligned start of a fresh mapping of ours.
     let s = unsafe { &*(start as *const Segment) };
+    s.slots.set(0);
     s.kind.set(HUGE);
     s.page_shift.set(SEGMENT_SHIFT);
     s.page_count.set(0);
@@ -632,6 +726,22 @@ pub unsafe fn huge_free(seg: *mut Segment) {
     let (start, len) = (s.map_start.get(), s.map_len.get());
     let offset = s.block.get() - start;
     stats::huge_free(len);
+    let slots = s.slots.get();
+    if slots > 0 {
+        // Back to the reserve, resident: the first slot keeps a header that
+        // reads as freed, the others read as not ours.
+        s.kind.set(CACHED);
+        if slots > 1 {
+            set_chunks(
+                start + SEGMENT_SIZE,
+                (slots as usize - 1) * SEGMENT_SIZE,
+                false,
+            );
+        }
+        reserve::release(s.arena.get(), s.slot.get(), slots, true, len);
+        super::purger::poll();
+        return;
+    }
     if offset < SEGMENT_SIZE {
         // Cached mappings keep their chunk-map entries and read as freed.
         s.kind.set(CACHED);
@@ -662,6 +772,9 @@ pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize, shrinking: bool) ->
     };
     let new_total = body + offset;
     let old_total = s.map_len.get();
+    if s.slots.get() > 0 {
+        return huge_resize_in_reserve(s, new_total, shrinking);
+    }
     if new_len <= usable {
         // Give back the tail when the block shrinks by a lot (not when it
         // grows within its headroom or a roomy cached mapping).
@@ -700,6 +813,41 @@ pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize, shrinking: bool) ->
     false
 }
 
+/// [`huge_resize`] of a block carved from reserve slots: it grows in place
+/// up to the end of its slots; when it shrinks by a lot, the slots past its
+/// new end go back to the reserve.
+fn huge_resize_in_reserve(s: &Segment, new_total: usize, shrinking: bool) -> bool {
+    let slots = s.slots.get() as usize;
+    let cur = s.map_len.get();
+    if new_total > slots * SEGMENT_SIZE {
+        return false;
+    }
+    if new_total > cur {
+        stats::huge_resized(cur, new_total);
+        s.map_len.set(new_total);
+        return true;
+    }
+    let keep = new_total.div_ceil(SEGMENT_SIZE);
+    if shrinking && keep < slots && new_total < cur / 4 {
+        let tail = s.map_start.get() + keep * SEGMENT_SIZE;
+        set_chunks(tail, (slots - keep) * SEGMENT_SIZE, false);
+        s.slots.set(keep as u32);
+        s.map_len.set(new_total);
+        // The tail's committed bytes move to the reserve with it.
+        let counted = cur.saturating_sub(keep * SEGMENT_SIZE);
+        stats::huge_resized(cur, new_total);
+        stats::add_committed(counted);
+        reserve::release(
+            s.arena.get(),
+            s.slot.get() + keep as u32,
+            (slots - keep) as u32,
+            true,
+            counted,
+        );
+    }
+    true
+}
+
 /// Moves a huge block to a new segment-aligned place of at least `new_len`
 /// bytes (plus headroom for further growth) without copying; null on
 /// failure (the block is then untouched).
@@ -711,7 +859,7 @@ pub unsafe fn huge_move(seg: *mut Segment, new_len: usize) -> *mut u8 {
     let s = unsafe { &*seg };
     let page = sys::page_size();
     let offset = s.block.get() - s.map_start.get();
-    if offset >= SEGMENT_SIZE {
+    if offset >= SEGMENT_SIZE || s.slots.get() > 0 {
         return ptr::null_mut();
     }
     // Headroom: untouched pages cost no memory, and later growth then

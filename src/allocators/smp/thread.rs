@@ -233,6 +233,9 @@ unsafe extern "C" fn thread_done(value: *mut c_void) {
     // SAFETY: the exiting thread's own heap, which nobody else uses.
     heap::abandon(unsafe { &*h });
     pool_release(h);
+    // The heap's empty segments went to the reserve: start the purger if it
+    // is wanted and no other thread would.
+    super::purger::poll();
 }
 
 /// Creates the thread-exit key once.
@@ -259,6 +262,7 @@ pub fn ensure_key() -> Option<libc::pthread_key_t> {
 /// Creates the key while the process starts, so its index is low.
 extern "C" fn smp_init() {
     let _ = ensure_key();
+    super::purger::init();
 }
 
 #[used]
