@@ -7,7 +7,9 @@
 # 3. preload_misuse: every misuse aborts with "liballoc: fatal:" (glibc's
 #    behaviour printed alongside). Expected to fail while the smp allocator
 #    is the stand-in (its check() cannot classify pointers).
-# 4. preload_churn (threads, fork, thread-exit frees) both ways; LA_FAIL_AT;
+# 4. preload_churn (threads, fork, thread-exit frees) both ways;
+#    preload_introspect (malloc_stats under a pending cancellation) both
+#    ways; LA_FAIL_AT;
 #    LA_STATS=1 / json / LA_VERBOSE / unknown LA_* warnings; the smp stress
 #    test (c_tests/stress.c built as plain malloc code) when it exists.
 # 5. Real programs, output compared with a run without the shim: C++ STL,
@@ -72,6 +74,7 @@ build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_conformance_linked" c_tests/p
     -L"$BUILD" -lalloc -Wl,-rpath,"$ROOT/$BUILD" -Wl,--no-as-needed
 build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_misuse" c_tests/preload_misuse.c
 build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_churn" c_tests/preload_churn.c -lpthread
+build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_introspect" c_tests/preload_introspect.c -lpthread
 build g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -O2 -g -o "$OUT/preload_cxx" c_tests/preload_cxx.cpp
 
 # ---- 1. symbols
@@ -111,7 +114,11 @@ else
     sed 's/^/     | /' "$TMP/misuse"
 fi
 
-# ---- 4. churn, options, stats
+# ---- 4. churn, introspection, options, stats
+for t in cancel; do
+    check "introspection ($t) on glibc" "$OUT/preload_introspect" $t
+    check "introspection ($t) on liballoc_preload.so" shim "$OUT/preload_introspect" $t
+done
 check "thread/fork churn on glibc" "$OUT/preload_churn" churn
 check "thread/fork churn on liballoc_preload.so" shim "$OUT/preload_churn" churn
 check "LA_FAIL_AT=500: exactly one failed allocation with ENOMEM" env LA_FAIL_AT=500 LD_PRELOAD="$SHIM" "$OUT/preload_churn" failat

@@ -102,11 +102,18 @@ pub extern "C" fn mallinfo2() -> Mallinfo2 {
     info2()
 }
 
-/// `malloc_stats()`: the statistics table on stderr.
+/// `malloc_stats()`: the statistics table on stderr. Like glibc's, it is
+/// no cancellation point: cancellation is disabled while the table is read
+/// and written (a pending request acts at the thread's next cancellation
+/// point).
 #[unsafe(no_mangle)]
 pub extern "C" fn malloc_stats() {
-    let mut w = Writer::fd(2);
-    stats::print_table(&mut w, super::counting());
+    let old = crate::sys::disable_cancel();
+    {
+        let mut w = Writer::fd(2);
+        stats::print_table(&mut w, super::counting());
+    }
+    crate::sys::restore_cancel(old);
 }
 
 /// `malloc_trim(pad)`: returns free memory to the OS; always 1 ("memory

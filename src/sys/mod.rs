@@ -13,6 +13,7 @@
 #[cfg(target_arch = "x86_64")]
 pub mod tls;
 
+use core::ffi::c_int;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -251,6 +252,32 @@ pub unsafe fn remap_fixed(addr: *mut u8, old_len: usize, new_len: usize, target:
     p == target.cast()
 }
 
+unsafe extern "C" {
+    fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int;
+}
+
+/// `PTHREAD_CANCEL_DISABLE` (glibc and musl).
+const PTHREAD_CANCEL_DISABLE: c_int = 1;
+
+/// Disables cancellation of the calling thread (so that the `write`s,
+/// `open`s and `read`s of a report that must complete are no cancellation
+/// points); returns the previous state, to hand to [`restore_cancel`].
+pub fn disable_cancel() -> c_int {
+    let mut old: c_int = 0;
+    // SAFETY: `old` is a valid out pointer; the call does not allocate.
+    keep_errno(|| unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut old) });
+    old
+}
+
+/// Puts back the cancellation state [`disable_cancel`] returned. A pending
+/// cancellation request then acts at the thread's next cancellation point
+/// (not here: `pthread_setcancelstate` is none).
+pub fn restore_cancel(old: c_int) {
+    let mut prev: c_int = 0;
+    // SAFETY: as in `disable_cancel`.
+    keep_errno(|| unsafe { pthread_setcancelstate(old, &mut prev) });
+}
+
 /// A coarse monotonic clock in milliseconds (vDSO, no allocation).
 #[inline]
 pub fn now_ms() -> u64 {
@@ -294,6 +321,15 @@ mod tests {
         assert_eq!(errno(), 4321);
         // SAFETY: the mapping is ours.
         unsafe { unmap(p, page) };
+    }
+
+    #[test]
+    fn cancellation_state_is_restored() {
+        let old = disable_cancel();
+        assert_eq!(disable_cancel(), PTHREAD_CANCEL_DISABLE);
+        restore_cancel(old);
+        assert_eq!(disable_cancel(), old);
+        restore_cancel(old);
     }
 
     #[test]
