@@ -8,8 +8,8 @@
 #    behaviour printed alongside). Expected to fail while the smp allocator
 #    is the stand-in (its check() cannot classify pointers).
 # 4. preload_churn (threads, fork, thread-exit frees) both ways;
-#    preload_introspect (malloc_stats under a pending cancellation) both
-#    ways; LA_FAIL_AT;
+#    preload_introspect (malloc_stats under a pending cancellation,
+#    mallinfo/mallinfo2 of a huge block) both ways; LA_FAIL_AT;
 #    LA_STATS=1 / json / LA_VERBOSE / unknown LA_* warnings; the smp stress
 #    test (c_tests/stress.c built as plain malloc code) when it exists.
 # 5. Real programs, output compared with a run without the shim: C++ STL,
@@ -115,7 +115,7 @@ else
 fi
 
 # ---- 4. churn, introspection, options, stats
-for t in cancel; do
+for t in cancel mallinfo; do
     check "introspection ($t) on glibc" "$OUT/preload_introspect" $t
     check "introspection ($t) on liballoc_preload.so" shim "$OUT/preload_introspect" $t
 done

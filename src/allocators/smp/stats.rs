@@ -96,6 +96,12 @@ pub fn huge_resized(old_len: usize, new_len: usize) {
     flush_live(d, 0);
 }
 
+/// Bytes in live huge blocks now: their whole mappings, each made for its
+/// block alone (glibc's `mallinfo` calls these `hblkhd`).
+pub fn huge_live_bytes() -> usize {
+    HUGE_LIVE_BYTES.load(Ordering::Relaxed)
+}
+
 /// Number of entries of `la_smp_stats::classes` (entry 0 is huge blocks).
 pub const LA_SMP_CLASSES: usize = 109;
 const _: () = assert!(LA_SMP_CLASSES == NCLASSES);
