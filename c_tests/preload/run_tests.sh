@@ -139,6 +139,7 @@ LA_STATS=1 LD_PRELOAD=$SHIM "$OUT/preload_churn" count 5000 2>"$TMP/table"
 check "LA_STATS=1 prints the table" sh -c "grep -q '^liballoc statistics (pid' '$TMP/table' &&
     grep -q '^  block size' '$TMP/table' && grep -Eq '^ +total +[0-9]+' '$TMP/table' &&
     grep -q 'heap: committed' '$TMP/table' &&
+    grep -Eq 'system calls: mmap [1-9][0-9]*, munmap [0-9]+, madvise [0-9]+, mremap [0-9]+, purged ' '$TMP/table' &&
     grep -q 'process: rss' '$TMP/table' && grep -Eq 'calls: alloc [0-9]{4,}, free [0-9]{4,}' '$TMP/table'"
 LA_VERBOSE=1 LD_PRELOAD=$SHIM /bin/true 2>"$TMP/verbose"
 check "LA_VERBOSE=1 prints one line confirming the shim" sh -c "test \$(grep -c 'liballoc: preload shim active' '$TMP/verbose') = 1"
