@@ -4,8 +4,9 @@
 # 1. symbols: liballoc.so exports no malloc; the shim exports the whole
 #    family; a program linked with liballoc.so alone still runs on glibc.
 # 2. preload_conformance under the shim and under glibc.
-# 3. preload_misuse: every misuse aborts with "liballoc: fatal:" (glibc's
-#    behaviour printed alongside). Expected to fail while the smp allocator
+# 3. preload_misuse: every misuse aborts with "liballoc: fatal:" and says
+#    "double free" or "invalid pointer" as it must (glibc's behaviour
+#    printed alongside). Expected to fail while the smp allocator
 #    is the stand-in (its check() cannot classify pointers).
 # 4. preload_churn (threads, fork, thread-exit frees) both ways;
 #    preload_introspect (malloc_stats under a pending cancellation,
@@ -105,7 +106,7 @@ check "conformance on liballoc_preload.so" shim "$OUT/preload_conformance" shim
 echo "     glibc baseline:"
 sed 's/^/     | /' "$TMP/misuse_glibc" | grep -v 'passed,'
 if shim "$OUT/preload_misuse" shim >"$TMP/misuse" 2>&1; then
-    ok "misuse (double/interior/stack/global/wild/misaligned) aborts with liballoc: fatal:"
+    ok "misuse (double/interior/stack/global/wild/misaligned/unallocated) aborts with liballoc: fatal:"
 elif [ "$STAND_IN" = 1 ]; then
     xfail "misuse detection needs smp::check (the smp stand-in says every pointer is live)"
     grep -E 'stops|passed' "$TMP/misuse" | sed 's/^/     | /'

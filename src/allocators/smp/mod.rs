@@ -72,8 +72,13 @@ pub enum PtrCheck {
     NotOurs,
     /// Inside a block of this allocator, but not at its start.
     Interior,
-    /// The start of a block that is already free.
+    /// The start of a block that was handed out and is already free.
     Free,
+    /// Inside memory this allocator manages, but where no block was handed
+    /// out: a block carved but never allocated, the uncarved part of a
+    /// page, a page or segment not in use (unless its memory still shows a
+    /// freed block there), the inside of a freed huge mapping.
+    Unallocated,
 }
 
 /// Allocates a block of class `cls` (from [`size_class`]); NULL when out of
