@@ -2,14 +2,18 @@
  * preload_misuse.c: heap misuse must stop the process with a report.
  *
  * Each scenario (double free, interior, misaligned, stack, global and wild
- * pointers given to free/realloc, ...) runs in a forked child whose stderr
- * is captured. With "shim" (under LD_PRELOAD=liballoc_preload.so) every
- * child must die of SIGABRT after writing "liballoc: fatal:". With "glibc"
+ * pointers given to free/realloc, addresses inside the heap where no block
+ * was ever handed out, ...) runs in a forked child whose stderr is
+ * captured. With "shim" (under LD_PRELOAD=liballoc_preload.so) every child
+ * must die of SIGABRT after writing "liballoc: fatal:" and the kind of
+ * misuse: "double free" only for a block that was allocated and freed,
+ * "invalid pointer" for everything else. With "glibc"
  * the program only reports what plain glibc does with each scenario
  * (abort, crash or nothing), the baseline the shim must at least match.
  * Not named test_*.c: it needs its argument and the preloaded shim.
  */
 #define _GNU_SOURCE
+#include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,6 +78,27 @@ static void global_pointer(void) { free_fn(global_buf + 64); }
 
 static void wild_pointer(void) { free_fn((void *)(uintptr_t)0x7e5700000000ull); }
 
+/* The block after a fresh one of an otherwise unused size class: carved
+ * (small blocks are carved 4 KiB at a time) but never handed out. */
+static void never_allocated_block(void) {
+    char *p = malloc(300);
+    free_fn(p + malloc_usable_size(p));
+}
+
+/* The block after the only one of a page of 40 KiB blocks (carved one at a
+ * time): not carved yet. */
+static void uncarved_block(void) {
+    char *p = malloc(40000);
+    free_fn(p + malloc_usable_size(p));
+}
+
+/* Inside a huge block's mapping after the block was freed. */
+static void inside_freed_huge(void) {
+    char *p = malloc(8 << 20);
+    free_fn(p);
+    free_fn(p + (64 << 10));
+}
+
 static void realloc_stack(void) {
     _Alignas(16) char buf[256];
     memset(buf, 0, sizeof buf);
@@ -91,22 +116,29 @@ static void realloc_interior(void) {
     realloc_fn(p + 32, 300);
 }
 
+#define DOUBLE "double free"
+#define INVALID "invalid pointer"
+
 static const struct {
     const char *name;
     void (*run)(void);
+    const char *report; /* what the shim's report must say */
 } scenarios[] = {
-    {"double free", double_free},
-    {"double free after other frees", double_free_later},
-    {"double free of a large block", double_free_large},
-    {"interior pointer", interior},
-    {"interior pointer of a large block", interior_large},
-    {"misaligned pointer", misaligned},
-    {"stack pointer", stack_pointer},
-    {"global pointer", global_pointer},
-    {"wild pointer", wild_pointer},
-    {"realloc of a stack pointer", realloc_stack},
-    {"realloc of a freed block", realloc_freed},
-    {"realloc of an interior pointer", realloc_interior},
+    {"double free", double_free, DOUBLE},
+    {"double free after other frees", double_free_later, DOUBLE},
+    {"double free of a large block", double_free_large, DOUBLE},
+    {"interior pointer", interior, INVALID},
+    {"interior pointer of a large block", interior_large, INVALID},
+    {"misaligned pointer", misaligned, INVALID},
+    {"stack pointer", stack_pointer, INVALID},
+    {"global pointer", global_pointer, INVALID},
+    {"wild pointer", wild_pointer, INVALID},
+    {"carved block never handed out", never_allocated_block, INVALID},
+    {"uncarved block of a page", uncarved_block, INVALID},
+    {"inside a freed huge block", inside_freed_huge, INVALID},
+    {"realloc of a stack pointer", realloc_stack, INVALID},
+    {"realloc of a freed block", realloc_freed, DOUBLE},
+    {"realloc of an interior pointer", realloc_interior, INVALID},
 };
 
 enum outcome { SURVIVED, ABORT_REPORTED, ABORT_OTHER, CRASHED };
@@ -153,7 +185,12 @@ int main(int argc, char **argv) {
                                      "crashed (signal)"};
         printf("  %-36s %-20s %s\n", scenarios[i].name, what[o], msg);
         if (o == ABORT_REPORTED || o == ABORT_OTHER) caught++;
-        if (shim) CHECK(o == ABORT_REPORTED);
+        if (shim) {
+            CHECK(o == ABORT_REPORTED);
+            if (!strstr(msg, scenarios[i].report))
+                printf("  %-36s the report should say \"%s\"\n", "", scenarios[i].report);
+            CHECK(strstr(msg, scenarios[i].report) != NULL);
+        }
     }
     printf("  %s stops %d of %d misuses with abort()\n", shim ? "liballoc" : "glibc", caught,
            total);

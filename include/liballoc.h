@@ -465,6 +465,33 @@ typedef struct la_smp_stats {
    * Per class counters; entry 0 counts huge blocks.
    */
   struct la_smp_class_stats classes[LA_SMP_CLASSES];
+  /**
+   * `mmap` calls made so far (segments, huge blocks, the allocator's
+   * tables), failed ones included. Process-wide: every allocator of
+   * this library that maps memory counts here.
+   */
+  uint64_t mmap_calls;
+  /**
+   * `munmap` calls made so far (huge blocks freed or trimmed, the
+   * excess of aligned mappings). Process-wide.
+   */
+  uint64_t munmap_calls;
+  /**
+   * `madvise` calls made so far (decommitting free pages, huge-page
+   * advice). Process-wide.
+   */
+  uint64_t madvise_calls;
+  /**
+   * `mremap` calls made so far (huge blocks growing or shrinking).
+   * Process-wide.
+   */
+  uint64_t mremap_calls;
+  /**
+   * Bytes given back to the OS so far by decommitting free memory that
+   * stays mapped (`madvise(MADV_DONTNEED)`); unmapped memory is not
+   * counted here. Process-wide.
+   */
+  uint64_t purged_bytes;
 } la_smp_stats;
 
 #ifdef __cplusplus

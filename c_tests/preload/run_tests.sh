@@ -4,10 +4,13 @@
 # 1. symbols: liballoc.so exports no malloc; the shim exports the whole
 #    family; a program linked with liballoc.so alone still runs on glibc.
 # 2. preload_conformance under the shim and under glibc.
-# 3. preload_misuse: every misuse aborts with "liballoc: fatal:" (glibc's
-#    behaviour printed alongside). Expected to fail while the smp allocator
+# 3. preload_misuse: every misuse aborts with "liballoc: fatal:" and says
+#    "double free" or "invalid pointer" as it must (glibc's behaviour
+#    printed alongside). Expected to fail while the smp allocator
 #    is the stand-in (its check() cannot classify pointers).
-# 4. preload_churn (threads, fork, thread-exit frees) both ways; LA_FAIL_AT;
+# 4. preload_churn (threads, fork, thread-exit frees) both ways;
+#    preload_introspect (malloc_stats under a pending cancellation,
+#    mallinfo/mallinfo2 of a huge block) both ways; LA_FAIL_AT;
 #    LA_STATS=1 / json / LA_VERBOSE / unknown LA_* warnings; the smp stress
 #    test (c_tests/stress.c built as plain malloc code) when it exists.
 # 5. Real programs, output compared with a run without the shim: C++ STL,
@@ -72,6 +75,7 @@ build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_conformance_linked" c_tests/p
     -L"$BUILD" -lalloc -Wl,-rpath,"$ROOT/$BUILD" -Wl,--no-as-needed
 build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_misuse" c_tests/preload_misuse.c
 build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_churn" c_tests/preload_churn.c -lpthread
+build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_introspect" c_tests/preload_introspect.c -lpthread
 build g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -O2 -g -o "$OUT/preload_cxx" c_tests/preload_cxx.cpp
 
 # ---- 1. symbols
@@ -102,7 +106,7 @@ check "conformance on liballoc_preload.so" shim "$OUT/preload_conformance" shim
 echo "     glibc baseline:"
 sed 's/^/     | /' "$TMP/misuse_glibc" | grep -v 'passed,'
 if shim "$OUT/preload_misuse" shim >"$TMP/misuse" 2>&1; then
-    ok "misuse (double/interior/stack/global/wild/misaligned) aborts with liballoc: fatal:"
+    ok "misuse (double/interior/stack/global/wild/misaligned/unallocated) aborts with liballoc: fatal:"
 elif [ "$STAND_IN" = 1 ]; then
     xfail "misuse detection needs smp::check (the smp stand-in says every pointer is live)"
     grep -E 'stops|passed' "$TMP/misuse" | sed 's/^/     | /'
@@ -111,7 +115,11 @@ else
     sed 's/^/     | /' "$TMP/misuse"
 fi
 
-# ---- 4. churn, options, stats
+# ---- 4. churn, introspection, options, stats
+for t in cancel mallinfo; do
+    check "introspection ($t) on glibc" "$OUT/preload_introspect" $t
+    check "introspection ($t) on liballoc_preload.so" shim "$OUT/preload_introspect" $t
+done
 check "thread/fork churn on glibc" "$OUT/preload_churn" churn
 check "thread/fork churn on liballoc_preload.so" shim "$OUT/preload_churn" churn
 check "LA_FAIL_AT=500: exactly one failed allocation with ENOMEM" env LA_FAIL_AT=500 LD_PRELOAD="$SHIM" "$OUT/preload_churn" failat
@@ -132,6 +140,7 @@ LA_STATS=1 LD_PRELOAD=$SHIM "$OUT/preload_churn" count 5000 2>"$TMP/table"
 check "LA_STATS=1 prints the table" sh -c "grep -q '^liballoc statistics (pid' '$TMP/table' &&
     grep -q '^  block size' '$TMP/table' && grep -Eq '^ +total +[0-9]+' '$TMP/table' &&
     grep -q 'heap: committed' '$TMP/table' &&
+    grep -Eq 'system calls: mmap [1-9][0-9]*, munmap [0-9]+, madvise [0-9]+, mremap [0-9]+, purged ' '$TMP/table' &&
     grep -q 'process: rss' '$TMP/table' && grep -Eq 'calls: alloc [0-9]{4,}, free [0-9]{4,}' '$TMP/table'"
 LA_VERBOSE=1 LD_PRELOAD=$SHIM /bin/true 2>"$TMP/verbose"
 check "LA_VERBOSE=1 prints one line confirming the shim" sh -c "test \$(grep -c 'liballoc: preload shim active' '$TMP/verbose') = 1"

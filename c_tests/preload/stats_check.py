@@ -17,6 +17,9 @@ assert sum(c["allocs"] for c in s["classes"]) == s["total"]["allocs"]
 assert all(c["live_bytes"] <= c["peak_bytes"] for c in s["classes"])
 assert s["heap"]["committed_bytes"] > 0 and s["heap"]["thread_heaps"] >= 1
 assert all(c["block_size"] > 0 or c["huge"] for c in s["classes"])
+sc = s["syscalls"]
+assert sc["mmap"] >= 1, sc
+assert all(sc[k] >= 0 for k in ("munmap", "madvise", "mremap", "purged_bytes")), sc
 assert s["process"]["rss_bytes"] > 0 and s["process"]["peak_rss_bytes"] > 0
 assert s["process"]["wall_s"] >= 0 and s["process"]["user_s"] >= 0
 print("stats json ok: %d allocations, peak %d bytes, %d classes"

@@ -2,8 +2,9 @@
 //! written to stderr with `write(2)`, then `abort()`.
 //!
 //! Called when a program hands the shim a pointer it did not allocate (a
-//! stack, global or wild address), an interior or misaligned pointer, or a
-//! block that is already free. Continuing would corrupt the heap, so the
+//! stack, global or wild address, or one inside its heap where no block was
+//! handed out), an interior or misaligned pointer, or a block that is
+//! already free. Continuing would corrupt the heap, so the
 //! process stops at the faulty call, where a debugger or core dump shows the
 //! culprit. Allocation-free and lock-free, so it works in any state.
 
@@ -14,6 +15,8 @@ use super::fmt::Writer;
 pub enum Misuse {
     /// The block was already freed.
     DoubleFree,
+    /// Inside this allocator's memory, where no block was handed out.
+    Unallocated,
     /// Not a block of this allocator (stack, global, foreign or wild).
     NotOurs,
     /// Points inside a block of this allocator, not at its start.
@@ -26,6 +29,7 @@ impl Misuse {
     fn text(self) -> &'static str {
         match self {
             Misuse::DoubleFree => "double free (the block is already free)",
+            Misuse::Unallocated => "invalid pointer (no allocated block starts here)",
             Misuse::NotOurs => "invalid pointer (not allocated by liballoc)",
             Misuse::Interior => "invalid pointer (inside a block, not its start)",
             Misuse::Misaligned => "invalid pointer (misaligned)",

@@ -50,7 +50,8 @@ pub struct Mallinfo2 {
 /// The figures: `arena` = memory the allocator holds committed from the
 /// OS, `uordblks` = bytes in live blocks, `fordblks` = committed but not in
 /// live blocks, `ordblks` = live blocks, `usmblks` = peak live bytes,
-/// `hblks` = live huge blocks (each its own mapping).
+/// `hblks` = live huge blocks (each its own mapping), `hblkhd` = the bytes
+/// of their mappings.
 fn info2() -> Mallinfo2 {
     let smp = stats::smp_stats();
     let s = stats::summary(super::counting(), &smp);
@@ -60,6 +61,7 @@ fn info2() -> Mallinfo2 {
         arena: held as usize,
         ordblks: s.live_blocks as usize,
         hblks: huge as usize,
+        hblkhd: smp::huge_live_bytes(),
         usmblks: s.peak_bytes as usize,
         uordblks: s.live_bytes as usize,
         fordblks: held.saturating_sub(s.live_bytes) as usize,
@@ -75,7 +77,7 @@ fn info() -> Mallinfo {
         ordblks: m.ordblks as c_int,
         smblks: 0,
         hblks: m.hblks as c_int,
-        hblkhd: 0,
+        hblkhd: m.hblkhd as c_int,
         usmblks: m.usmblks as c_int,
         fsmblks: 0,
         uordblks: m.uordblks as c_int,
@@ -102,11 +104,18 @@ pub extern "C" fn mallinfo2() -> Mallinfo2 {
     info2()
 }
 
-/// `malloc_stats()`: the statistics table on stderr.
+/// `malloc_stats()`: the statistics table on stderr. Like glibc's, it is
+/// no cancellation point: cancellation is disabled while the table is read
+/// and written (a pending request acts at the thread's next cancellation
+/// point).
 #[unsafe(no_mangle)]
 pub extern "C" fn malloc_stats() {
-    let mut w = Writer::fd(2);
-    stats::print_table(&mut w, super::counting());
+    let old = crate::sys::disable_cancel();
+    {
+        let mut w = Writer::fd(2);
+        stats::print_table(&mut w, super::counting());
+    }
+    crate::sys::restore_cancel(old);
 }
 
 /// `malloc_trim(pad)`: returns free memory to the OS; always 1 ("memory

@@ -275,6 +275,7 @@ pub fn validate(p: *mut u8, func: &str) {
         PtrCheck::Live => {}
         PtrCheck::Free => fatal::misuse(func, Misuse::DoubleFree, p),
         PtrCheck::Interior => fatal::misuse(func, Misuse::Interior, p),
+        PtrCheck::Unallocated => fatal::misuse(func, Misuse::Unallocated, p),
         PtrCheck::NotOurs => fatal::misuse(func, Misuse::NotOurs, p),
     }
 }
@@ -344,6 +345,7 @@ fn misuse_of(func: &str, c: PtrCheck, p: *mut u8) -> ! {
     match c {
         PtrCheck::Free => fatal::misuse(func, Misuse::DoubleFree, p),
         PtrCheck::Interior => fatal::misuse(func, Misuse::Interior, p),
+        PtrCheck::Unallocated => fatal::misuse(func, Misuse::Unallocated, p),
         PtrCheck::NotOurs | PtrCheck::Live => fatal::misuse(func, Misuse::NotOurs, p),
     }
 }

@@ -13,7 +13,8 @@
 //! flag. All counters are relaxed atomics: exact when the process is quiet
 //! (at exit), a close approximation while threads run. Process figures
 //! (RSS, peak RSS, CPU and wall time) come from `/proc/self/statm` and
-//! `getrusage`.
+//! `getrusage`; the system calls the allocator made (`mmap`, `munmap`,
+//! `madvise`, `mremap`, bytes decommitted) from the smp statistics.
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -336,6 +337,17 @@ pub fn print_table(w: &mut Writer, counting: bool) {
         .str(", thread heaps ")
         .u64(s.heaps)
         .str("\n");
+    w.str("  system calls: mmap ")
+        .u64(smp.mmap_calls)
+        .str(", munmap ")
+        .u64(smp.munmap_calls)
+        .str(", madvise ")
+        .u64(smp.madvise_calls)
+        .str(", mremap ")
+        .u64(smp.mremap_calls)
+        .str(", purged ")
+        .size(smp.purged_bytes)
+        .str("\n");
     w.str("  process: rss ")
         .size(s.rss_bytes)
         .str(", peak rss ")
@@ -409,6 +421,16 @@ pub fn print_json(w: &mut Writer) {
         .u64(smp.peak_bytes as u64)
         .str(",\"thread_heaps\":")
         .u64(s.heaps)
+        .str("},\"syscalls\":{\"mmap\":")
+        .u64(smp.mmap_calls)
+        .str(",\"munmap\":")
+        .u64(smp.munmap_calls)
+        .str(",\"madvise\":")
+        .u64(smp.madvise_calls)
+        .str(",\"mremap\":")
+        .u64(smp.mremap_calls)
+        .str(",\"purged_bytes\":")
+        .u64(smp.purged_bytes)
         .str("},\"process\":{\"rss_bytes\":")
         .u64(s.rss_bytes)
         .str(",\"peak_rss_bytes\":")

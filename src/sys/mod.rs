@@ -9,13 +9,58 @@
 //! - nothing here changes `errno` ([`keep_errno`] puts it back after every
 //!   call that could fail), so a caller such as `free` can promise to leave
 //!   it alone.
+//!
+//! Every call is counted ([`counters`]): `mmap`, `munmap`, `madvise` and
+//! `mremap` calls and the bytes decommitted, in process-wide relaxed
+//! atomics (one uncontended add per system call, which costs far more).
 
 pub mod thread;
 #[cfg(target_arch = "x86_64")]
 pub mod tls;
 
+use core::ffi::c_int;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+static MMAP_CALLS: AtomicU64 = AtomicU64::new(0);
+static MUNMAP_CALLS: AtomicU64 = AtomicU64::new(0);
+static MADVISE_CALLS: AtomicU64 = AtomicU64::new(0);
+static MREMAP_CALLS: AtomicU64 = AtomicU64::new(0);
+static PURGED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+#[inline]
+fn count(counter: &AtomicU64, n: u64) {
+    counter.fetch_add(n, Ordering::Relaxed);
+}
+
+/// The system calls made here so far, process-wide (see [`counters`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// `mmap` calls ([`map`], [`reserve`], [`map_lazy`], and the mappings
+    /// inside [`map_aligned`] and [`map_huge`]), failed ones included.
+    pub mmap_calls: u64,
+    /// `munmap` calls ([`unmap`], and the trims inside [`map_aligned`]).
+    pub munmap_calls: u64,
+    /// `madvise` calls ([`decommit`], and the huge-page advice of
+    /// [`map_huge`]).
+    pub madvise_calls: u64,
+    /// `mremap` calls ([`remap`], [`remap_fixed`]).
+    pub mremap_calls: u64,
+    /// Bytes given back to the OS by successful [`decommit`] calls.
+    pub purged_bytes: u64,
+}
+
+/// A snapshot of the system-call counters (relaxed loads: exact when the
+/// process is quiet, a close approximation while threads run).
+pub fn counters() -> Counters {
+    Counters {
+        mmap_calls: MMAP_CALLS.load(Ordering::Relaxed),
+        munmap_calls: MUNMAP_CALLS.load(Ordering::Relaxed),
+        madvise_calls: MADVISE_CALLS.load(Ordering::Relaxed),
+        mremap_calls: MREMAP_CALLS.load(Ordering::Relaxed),
+        purged_bytes: PURGED_BYTES.load(Ordering::Relaxed),
+    }
+}
 
 /// Runs `call` (one system call) and puts the thread's `errno` back as it
 /// was: failures are reported by return values only.
@@ -52,6 +97,7 @@ pub fn page_size() -> usize {
 /// page-aligned. `len` must be non-zero; it need not be a page multiple.
 pub fn map(len: usize) -> Option<NonNull<u8>> {
     debug_assert!(len > 0);
+    count(&MMAP_CALLS, 1);
     // SAFETY: an anonymous private mapping with a NULL hint touches no
     // existing memory.
     let p = keep_errno(|| unsafe {
@@ -75,6 +121,7 @@ pub fn map(len: usize) -> Option<NonNull<u8>> {
 /// aligned over-mapping). Commit parts of it with [`protect_rw`].
 pub fn reserve(len: usize) -> Option<NonNull<u8>> {
     debug_assert!(len > 0);
+    count(&MMAP_CALLS, 1);
     // SAFETY: as in `map`, a fresh anonymous mapping.
     let p = keep_errno(|| unsafe {
         libc::mmap(
@@ -127,6 +174,7 @@ pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
 /// - nothing uses the range afterwards.
 pub unsafe fn unmap(addr: *mut u8, len: usize) {
     debug_assert!(crate::alignment::is_aligned(addr as usize, page_size()));
+    count(&MUNMAP_CALLS, 1);
     // SAFETY: caller's promise: the range is ours and dead.
     keep_errno(|| unsafe {
         libc::munmap(addr.cast(), len);
@@ -149,6 +197,7 @@ pub unsafe fn remap(
     debug_assert!(crate::alignment::is_aligned(addr as usize, page_size()));
     debug_assert!(new_len > 0);
     let flags = if may_move { libc::MREMAP_MAYMOVE } else { 0 };
+    count(&MREMAP_CALLS, 1);
     // SAFETY: caller's promise: the range is a mapping of ours.
     let p = keep_errno(|| unsafe { libc::mremap(addr.cast(), old_len, new_len, flags) });
     if p == libc::MAP_FAILED {
@@ -186,8 +235,13 @@ pub unsafe fn protect_none(addr: *mut u8, len: usize) -> bool {
 /// The page-aligned range lies within a mapping made here and holds no live
 /// data.
 pub unsafe fn decommit(addr: *mut u8, len: usize) -> bool {
+    count(&MADVISE_CALLS, 1);
     // SAFETY: caller's promise: the range is ours and dead.
-    keep_errno(|| unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) == 0 })
+    let ok = keep_errno(|| unsafe { libc::madvise(addr.cast(), len, libc::MADV_DONTNEED) == 0 });
+    if ok {
+        count(&PURGED_BYTES, len as u64);
+    }
+    ok
 }
 
 /// Maps `len` bytes of zeroed, readable and writable anonymous memory,
@@ -197,6 +251,7 @@ pub unsafe fn decommit(addr: *mut u8, len: usize) -> bool {
 /// [`HUGE_PAGE`].
 pub fn map_huge(len: usize) -> Option<NonNull<u8>> {
     let p = map_aligned(len, HUGE_PAGE)?;
+    count(&MADVISE_CALLS, 1);
     // SAFETY: advice on our fresh mapping; failure (no THP) is harmless.
     keep_errno(|| unsafe { libc::madvise(p.as_ptr().cast(), len, libc::MADV_HUGEPAGE) });
     Some(p)
@@ -210,6 +265,7 @@ pub(crate) const HUGE_PAGE: usize = 2 << 20;
 /// only the pages actually written cost memory.
 pub fn map_lazy(len: usize) -> Option<NonNull<u8>> {
     debug_assert!(len > 0);
+    count(&MMAP_CALLS, 1);
     // SAFETY: as in `map`, a fresh anonymous mapping.
     let p = keep_errno(|| unsafe {
         libc::mmap(
@@ -264,6 +320,7 @@ pub fn map_aligned_lazy(len: usize, align: usize) -> Option<NonNull<u8>> {
 /// - on success the old range is dead.
 pub unsafe fn remap_fixed(addr: *mut u8, old_len: usize, new_len: usize, target: *mut u8) -> bool {
     debug_assert!(crate::alignment::is_aligned(target as usize, page_size()));
+    count(&MREMAP_CALLS, 1);
     // SAFETY: caller's promise: both ranges are ours.
     let p = keep_errno(|| unsafe {
         libc::mremap(
@@ -275,6 +332,32 @@ pub unsafe fn remap_fixed(addr: *mut u8, old_len: usize, new_len: usize, target:
         )
     });
     p == target.cast()
+}
+
+unsafe extern "C" {
+    fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int;
+}
+
+/// `PTHREAD_CANCEL_DISABLE` (glibc and musl).
+const PTHREAD_CANCEL_DISABLE: c_int = 1;
+
+/// Disables cancellation of the calling thread (so that the `write`s,
+/// `open`s and `read`s of a report that must complete are no cancellation
+/// points); returns the previous state, to hand to [`restore_cancel`].
+pub fn disable_cancel() -> c_int {
+    let mut old: c_int = 0;
+    // SAFETY: `old` is a valid out pointer; the call does not allocate.
+    keep_errno(|| unsafe { pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &mut old) });
+    old
+}
+
+/// Puts back the cancellation state [`disable_cancel`] returned. A pending
+/// cancellation request then acts at the thread's next cancellation point
+/// (not here: `pthread_setcancelstate` is none).
+pub fn restore_cancel(old: c_int) {
+    let mut prev: c_int = 0;
+    // SAFETY: as in `disable_cancel`.
+    keep_errno(|| unsafe { pthread_setcancelstate(old, &mut prev) });
 }
 
 /// A coarse monotonic clock in milliseconds (vDSO, no allocation).
@@ -320,6 +403,37 @@ mod tests {
         assert_eq!(errno(), 4321);
         // SAFETY: the mapping is ours.
         unsafe { unmap(p, page) };
+    }
+
+    #[test]
+    fn system_calls_are_counted() {
+        // Other tests run at the same time: the counters only grow, so
+        // each must have grown at least by the calls made here.
+        let page = page_size();
+        let before = counters();
+        let p = map(page * 4).unwrap().as_ptr();
+        // SAFETY: the mapping is ours; its pages hold nothing.
+        unsafe {
+            *p = 1;
+            assert!(decommit(p, page * 2));
+            let q = remap(p, page * 4, page * 8, true).unwrap().as_ptr();
+            unmap(q, page * 8);
+        }
+        let after = counters();
+        assert!(after.mmap_calls > before.mmap_calls);
+        assert!(after.munmap_calls > before.munmap_calls);
+        assert!(after.madvise_calls > before.madvise_calls);
+        assert!(after.mremap_calls > before.mremap_calls);
+        assert!(after.purged_bytes >= before.purged_bytes + (page * 2) as u64);
+    }
+
+    #[test]
+    fn cancellation_state_is_restored() {
+        let old = disable_cancel();
+        assert_eq!(disable_cancel(), PTHREAD_CANCEL_DISABLE);
+        restore_cancel(old);
+        assert_eq!(disable_cancel(), old);
+        restore_cancel(old);
     }
 
     #[test]

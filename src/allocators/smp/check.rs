@@ -3,10 +3,15 @@
 //! [`check`] tells the malloc shim what a pointer about to be freed is. It
 //! first consults the chunk map (`segment.rs`), so it never reads memory that
 //! is not ours; then the segment header and page descriptor locate the block
-//! exactly (interior pointers are those not at a block start), and the free
-//! tag every free block carries (`page.rs`) tells a double free in O(1).
-//! Blocks beyond a page's carved capacity, pages not in use and cached
-//! segments count as free.
+//! exactly (interior pointers are those not at a block start inside the
+//! carved blocks), and the tags every free block carries (`page.rs`) tell a
+//! double free (a block freed before) from a block never handed out in
+//! O(1). Everything else inside our memory where no block was handed out is
+//! `Unallocated`: blocks beyond a page's carved capacity, cached segments
+//! and freed huge mappings except at the freed block's start (a double
+//! free), and pages not in use -- unless the memory the page still holds
+//! carries a free tag at the address (a block freed before the page was
+//! given back: a double free).
 //!
 //! [`check_heap`] walks the calling thread's heap: its class queues and full
 //! list, every page's free lists (bounds, alignment, tags, no block twice,
@@ -18,7 +23,7 @@ use core::ptr;
 use core::sync::atomic::Ordering;
 
 use super::heap::Heap;
-use super::page::{Block, FULL, Page, free_tag};
+use super::page::{Block, FULL, Page, free_tag, is_free};
 use super::segment::{
     self, CACHED, CHUNK_CONT, CHUNK_NONE, HUGE, SEGMENT_MASK, SEGMENT_SIZE, Segment,
 };
@@ -55,7 +60,7 @@ pub fn check(ptr: *const u8) -> PtrCheck {
                 PtrCheck::Interior
             }
         }
-        CACHED => PtrCheck::Free,
+        CACHED => cached(s, a),
         _ => {
             // SAFETY: as above.
             let shift = unsafe { ptr::read_volatile(s.page_shift.as_ptr()) };
@@ -76,25 +81,65 @@ pub fn check(ptr: *const u8) -> PtrCheck {
                 return PtrCheck::Interior;
             }
             if bs == 0 {
-                return PtrCheck::Free;
+                return unused_page(s, i, area, a);
             }
             let off = a - area;
             let idx = off / bs;
-            if !off.is_multiple_of(bs) || idx >= res {
-                return PtrCheck::Interior;
+            if idx >= cap || idx >= res {
+                return PtrCheck::Unallocated;
             }
-            if idx >= cap {
-                return PtrCheck::Free;
+            if !off.is_multiple_of(bs) {
+                return PtrCheck::Interior;
             }
             // SAFETY: a carved block of a page in use: mapped and at least
             // 16 bytes long.
             let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
-            if tag == free_tag(a) {
-                PtrCheck::Free
-            } else {
-                PtrCheck::Live
-            }
+            tagged(a, tag)
         }
+    }
+}
+
+/// What the tag `tag` of the carved block at `a` says it is.
+#[inline(always)]
+pub(crate) fn tagged(a: usize, tag: usize) -> PtrCheck {
+    if tag == free_tag(a) {
+        PtrCheck::Free
+    } else if is_free(a, tag) {
+        PtrCheck::Unallocated
+    } else {
+        PtrCheck::Live
+    }
+}
+
+/// `a` inside a cached segment: a double free at the start of a freed huge
+/// block (a cached huge mapping keeps its header), else `Unallocated`.
+pub(crate) fn cached(s: &Segment, a: usize) -> PtrCheck {
+    // SAFETY: reading a field of the mapped header.
+    if a == unsafe { ptr::read_volatile(s.block.as_ptr()) } {
+        PtrCheck::Free
+    } else {
+        PtrCheck::Unallocated
+    }
+}
+
+/// `a`, at or after `area` (the start of page `i`'s block area), in page
+/// `i` of `s`, a page not in use: a double free when the part of the page
+/// still committed from its last use (`touched`) shows a freed block at
+/// `a`, else `Unallocated` (the page's blocks, if any, are gone).
+pub(crate) fn unused_page(s: &Segment, i: usize, area: usize, a: usize) -> PtrCheck {
+    // SAFETY: reading a field of the mapped header; i < page_count.
+    let touched = unsafe { ptr::read_volatile(s.touched[i].as_ptr()) } as usize;
+    if a - area + 16 > touched || !a.is_multiple_of(8) {
+        return PtrCheck::Unallocated;
+    }
+    // SAFETY: [area, area + touched) was carved since the page's memory was
+    // last decommitted: committed, mapped, and the aligned word at a + 8
+    // lies inside it.
+    let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
+    if tag == free_tag(a) {
+        PtrCheck::Free
+    } else {
+        PtrCheck::Unallocated
     }
 }
 
@@ -138,7 +183,7 @@ fn walk(
         seen[i / 64] |= 1 << (i % 64);
         // SAFETY: a carved block of the page, mapped.
         let (next, tag) = unsafe { ((*b).next, (*b).tag) };
-        if tag != free_tag(a) {
+        if !is_free(a, tag) {
             report(
                 errors,
                 "free block without its free tag (written after free?)",

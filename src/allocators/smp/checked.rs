@@ -23,7 +23,8 @@
 
 use core::ptr;
 
-use super::page::{Block, Page, free_tag};
+use super::check::{cached, tagged, unused_page};
+use super::page::{Block, Page, is_free};
 use super::segment::{
     self, CACHED, CHUNK_CONT, CHUNK_NONE, CHUNK_NORMAL, HUGE, SEGMENT_MASK, SEGMENT_SHIFT,
     SEGMENT_SIZE, Segment,
@@ -136,7 +137,7 @@ fn classify_in(s: &'static Segment, a: usize) -> Found {
         };
     }
     if kind == CACHED {
-        return Found::Not(PtrCheck::Free);
+        return Found::Not(cached(s, a));
     }
     // SAFETY: as above.
     let shift = unsafe { ptr::read_volatile(s.page_shift.as_ptr()) };
@@ -158,7 +159,7 @@ fn classify_in(s: &'static Segment, a: usize) -> Found {
         )
     };
     if bs == 0 {
-        return Found::Not(PtrCheck::Free);
+        return Found::Not(unused_page(s, i, area, a));
     }
     let off = a - area;
     // off < page size <= SEGMENT_SIZE. A class read while the page is
@@ -166,19 +167,18 @@ fn classify_in(s: &'static Segment, a: usize) -> Found {
     // be 0): the exact test below still only accepts a true block start.
     let magic = MAGIC[cls as usize];
     let idx = ((off as u64 * magic) >> MAGIC_SHIFT) as usize;
-    if idx >= res || idx * bs != off {
-        return Found::Not(PtrCheck::Interior);
+    if idx >= cap || idx >= res {
+        return Found::Not(PtrCheck::Unallocated);
     }
-    if idx >= cap {
-        return Found::Not(PtrCheck::Free);
+    if idx * bs != off {
+        return Found::Not(PtrCheck::Interior);
     }
     // SAFETY: a carved block of a page in use: mapped and at least 16
     // bytes long.
     let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
-    if tag == free_tag(a) {
-        Found::Not(PtrCheck::Free)
-    } else {
-        Found::Block(p)
+    match tagged(a, tag) {
+        PtrCheck::Live => Found::Block(p),
+        c => Found::Not(c),
     }
 }
 
@@ -338,7 +338,7 @@ unsafe fn live_block(a: usize) -> Option<&'static Page> {
     // SAFETY: a carved block of a page in use: mapped and at least 16
     // bytes long.
     let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
-    if tag == free_tag(a) { None } else { Some(p) }
+    if is_free(a, tag) { None } else { Some(p) }
 }
 
 /// Allocates `len > 0` zeroed bytes aligned to `1 << align_log2`; NULL as

@@ -58,7 +58,7 @@ pub use checked::{alloc_zeroed, free_checked, free_fast, live_block_size};
 #[cfg(feature = "preload")]
 pub(crate) use heap::PURGE_DELAY_MS;
 pub use heap::set_purge_delay_ms;
-pub use stats::{LA_SMP_CLASSES, la_smp_class_stats, la_smp_stats};
+pub use stats::{LA_SMP_CLASSES, huge_live_bytes, la_smp_class_stats, la_smp_stats};
 
 use core::ffi::c_void;
 use core::ptr;
@@ -74,8 +74,13 @@ pub enum PtrCheck {
     NotOurs,
     /// Inside a block of this allocator, but not at its start.
     Interior,
-    /// The start of a block that is already free.
+    /// The start of a block that was handed out and is already free.
     Free,
+    /// Inside memory this allocator manages, but where no block was handed
+    /// out: a block carved but never allocated, the uncarved part of a
+    /// page, a page or segment not in use (unless its memory still shows a
+    /// freed block there), the inside of a freed huge mapping.
+    Unallocated,
 }
 
 /// Allocates a block of class `cls` (from [`size_class`]); NULL when out of

@@ -26,9 +26,12 @@
 //! handed out and not yet back on an owner list (blocks on `thread_free`
 //! still count as used).
 //!
-//! Every free block carries a tag in its second word (`free_tag(addr)`),
-//! cleared when the block is handed out; `check` uses it to recognise a
-//! double free in O(1). Blocks are at least 16 bytes, so both words exist.
+//! Every free block carries a tag in its second word, cleared when the
+//! block is handed out: `free_tag(addr)` once it was freed, `fresh_tag(addr)`
+//! while it was carved but never handed out. `check` uses them to recognise
+//! a double free in O(1), and to tell it from a free of an address where no
+//! block was ever handed out. Blocks are at least 16 bytes, so both words
+//! exist.
 
 use core::cell::Cell;
 use core::ptr;
@@ -50,6 +53,21 @@ pub struct Block {
 #[inline(always)]
 pub(crate) const fn free_tag(addr: usize) -> usize {
     addr ^ 0x5a17_c0de_f4ee_b10c
+}
+
+/// The tag a block carved but never handed out carries: the free tag with
+/// its lowest bit flipped, so that [`is_free`] recognises both kinds of
+/// free block with one test.
+#[inline(always)]
+pub(crate) const fn fresh_tag(addr: usize) -> usize {
+    free_tag(addr) ^ 1
+}
+
+/// Whether `tag`, the second word of the block at `addr`, marks the block
+/// free: freed ([`free_tag`]) or never handed out ([`fresh_tag`]).
+#[inline(always)]
+pub(crate) const fn is_free(addr: usize, tag: usize) -> bool {
+    (tag ^ free_tag(addr)) <= 1
 }
 
 /// Page flag: the page is on its heap's full list.
@@ -309,7 +327,7 @@ impl Page {
             // which is mapped and unused.
             unsafe {
                 (*b).next = next;
-                (*b).tag = free_tag(b as usize);
+                (*b).tag = fresh_tag(b as usize);
             }
         }
         self.free.set(first as *mut Block);

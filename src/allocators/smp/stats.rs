@@ -96,6 +96,12 @@ pub fn huge_resized(old_len: usize, new_len: usize) {
     flush_live(d, 0);
 }
 
+/// Bytes in live huge blocks now: their whole mappings, each made for its
+/// block alone (glibc's `mallinfo` calls these `hblkhd`).
+pub fn huge_live_bytes() -> usize {
+    HUGE_LIVE_BYTES.load(Ordering::Relaxed)
+}
+
 /// Number of entries of `la_smp_stats::classes` (entry 0 is huge blocks).
 pub const LA_SMP_CLASSES: usize = 109;
 const _: () = assert!(LA_SMP_CLASSES == NCLASSES);
@@ -147,6 +153,23 @@ pub struct la_smp_stats {
     pub heaps: usize,
     /// Per class counters; entry 0 counts huge blocks.
     pub classes: [la_smp_class_stats; LA_SMP_CLASSES],
+    /// `mmap` calls made so far (segments, huge blocks, the allocator's
+    /// tables), failed ones included. Process-wide: every allocator of
+    /// this library that maps memory counts here.
+    pub mmap_calls: u64,
+    /// `munmap` calls made so far (huge blocks freed or trimmed, the
+    /// excess of aligned mappings). Process-wide.
+    pub munmap_calls: u64,
+    /// `madvise` calls made so far (decommitting free pages, huge-page
+    /// advice). Process-wide.
+    pub madvise_calls: u64,
+    /// `mremap` calls made so far (huge blocks growing or shrinking).
+    /// Process-wide.
+    pub mremap_calls: u64,
+    /// Bytes given back to the OS so far by decommitting free memory that
+    /// stays mapped (`madvise(MADV_DONTNEED)`); unmapped memory is not
+    /// counted here. Process-wide.
+    pub purged_bytes: u64,
 }
 
 /// Fills `out` with a summary over all heaps.
@@ -180,6 +203,7 @@ pub fn snapshot(out: &mut la_smp_stats) {
     let peak_c = (PEAK_COUNT.load(Ordering::Relaxed).max(0) as u64).max(cur_count);
     PEAK_BYTES.fetch_max(peak_b as isize, Ordering::Relaxed);
     PEAK_COUNT.fetch_max(peak_c as isize, Ordering::Relaxed);
+    let sys = crate::sys::counters();
     *out = la_smp_stats {
         current_bytes: cur_bytes as usize,
         current_count: cur_count as usize,
@@ -192,5 +216,10 @@ pub fn snapshot(out: &mut la_smp_stats) {
         peak_committed_bytes: PEAK_COMMITTED.load(Ordering::Relaxed).max(0) as usize,
         heaps: thread::heap_count(),
         classes,
+        mmap_calls: sys.mmap_calls,
+        munmap_calls: sys.munmap_calls,
+        madvise_calls: sys.madvise_calls,
+        mremap_calls: sys.mremap_calls,
+        purged_bytes: sys.purged_bytes,
     };
 }

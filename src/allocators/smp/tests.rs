@@ -31,9 +31,11 @@ fn every_size_allocates_frees_and_classifies() {
             unsafe { free(*b) };
         }
         for b in blocks.iter() {
+            // Free, unless the memory was given back already (then no
+            // block can be seen there).
             let c = check(*b);
             assert!(
-                c == PtrCheck::Free || c == PtrCheck::NotOurs,
+                c == PtrCheck::Free || c == PtrCheck::NotOurs || c == PtrCheck::Unallocated,
                 "size {size}: {c:?}"
             );
         }
@@ -104,6 +106,81 @@ fn interior_foreign_and_double_frees_are_classified() {
     // Freed huge mappings are cached (reads as Free) or unmapped.
     let c = check(h);
     assert!(c == PtrCheck::Free || c == PtrCheck::NotOurs, "{c:?}");
+}
+
+#[test]
+fn addresses_where_no_block_was_handed_out_are_unallocated() {
+    use super::check::check as reference;
+    // The first block of a fresh page of 300-byte blocks; the next one is
+    // carved (4 KiB at a time) but not handed out.
+    let p = alloc(300, 4);
+    // SAFETY: live block.
+    let bs = unsafe { usable_size(p) };
+    let next = p.wrapping_add(bs);
+    assert_eq!(check(next), PtrCheck::Unallocated);
+    assert_eq!(reference(next), PtrCheck::Unallocated);
+    assert_eq!(check(next.wrapping_add(16)), PtrCheck::Interior);
+    // Handed out and freed, it is a double free.
+    let q = alloc(300, 4);
+    assert_eq!(q, next);
+    // SAFETY: live block.
+    unsafe { free(q) };
+    assert_eq!(check(next), PtrCheck::Free);
+    assert_eq!(reference(next), PtrCheck::Free);
+    // Blocks of 40000 bytes are carved one at a time: the one after the
+    // first is not carved yet, nor is anything further in the page.
+    let big = alloc(40000, 4);
+    // SAFETY: live block.
+    let big_bs = unsafe { usable_size(big) };
+    for probe in [big.wrapping_add(big_bs), big.wrapping_add(big_bs + 48)] {
+        assert_eq!(check(probe), PtrCheck::Unallocated);
+        assert_eq!(reference(probe), PtrCheck::Unallocated);
+    }
+    // Inside a freed huge block's mapping (cached, or unmapped).
+    let h = alloc(5 << 20, 4);
+    // SAFETY: live blocks.
+    unsafe {
+        free(h);
+        free(p);
+        free(big);
+    }
+    let c = check(h.wrapping_add(64 << 10));
+    assert!(
+        c == PtrCheck::Unallocated || c == PtrCheck::NotOurs,
+        "{c:?}"
+    );
+    assert_eq!(check(p), PtrCheck::Free);
+    assert_eq!(la_smp_check_heap(), 0);
+}
+
+#[test]
+fn blocks_of_pages_given_back_are_still_double_frees() {
+    use super::check::check as reference;
+    let mut blocks = [ptr::null_mut::<u8>(); 64];
+    for b in blocks.iter_mut() {
+        *b = alloc(40000, 4);
+        assert!(!b.is_null());
+    }
+    for &b in &blocks {
+        // SAFETY: live block.
+        unsafe { free(b) };
+    }
+    // Every page but the last one of the class went back to its segment
+    // (and stays committed for the purge delay, which only this thread's
+    // slow paths act on).
+    let mut given_back = 0;
+    for &b in &blocks {
+        // SAFETY: the segment of a block of ours, still mapped.
+        let s = unsafe { &*segment_of(b) };
+        let i = (b as usize - s.addr()) >> s.page_shift.get();
+        // SAFETY: i < page_count.
+        if !unsafe { s.page(i) }.in_use() {
+            given_back += 1;
+        }
+        assert_eq!(check(b), PtrCheck::Free);
+        assert_eq!(reference(b), PtrCheck::Free);
+    }
+    assert!(given_back > 0);
 }
 
 #[test]
