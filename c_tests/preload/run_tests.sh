@@ -16,6 +16,10 @@
 # 5. Real programs, output compared with a run without the shim: C++ STL,
 #    python3 (json + sqlite3), git, sqlite3, gcc, redis-server driven by
 #    redis-benchmark.
+# 6. Address space: a trivial program's VmSize under the shim is close to
+#    mimalloc's (glibc's + 40 MiB without libmimalloc); under
+#    `ulimit -v 131072`, ls, python3 and 4 threads allocating small and
+#    1-4 MiB blocks run.
 #
 # Environment: CC, CWARN, BUILD, PYTHON (from mk/preload.mk).
 set -u
@@ -76,6 +80,7 @@ build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_conformance_linked" c_tests/p
 build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_misuse" c_tests/preload_misuse.c
 build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_churn" c_tests/preload_churn.c -lpthread
 build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_introspect" c_tests/preload_introspect.c -lpthread
+build $CC $CWARN -O2 -g -o "$OUT/preload_vm" c_tests/preload_vm.c -lpthread
 build g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -O2 -g -o "$OUT/preload_cxx" c_tests/preload_cxx.cpp
 
 # ---- 1. symbols
@@ -244,6 +249,28 @@ else
     diff "$TMP/redis1.out" "$TMP/redis2.out" | head -n 10 | sed 's/^/     | /'
     tail -n 5 "$TMP/redis.16380.log" 2>/dev/null | sed 's/^/     | /'
 fi
+
+# ---- 6. address space
+MIMALLOC=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2
+vm_shim=$(LD_PRELOAD=$SHIM "$OUT/preload_vm" vmsize)
+vm_glibc=$("$OUT/preload_vm" vmsize)
+if [ -f "$MIMALLOC" ]; then
+    vm_mi=$(LD_PRELOAD=$MIMALLOC "$OUT/preload_vm" vmsize)
+    vm_ref="mimalloc ${vm_mi} kB"
+    vm_max=$((vm_mi + 4096))
+else
+    vm_ref="glibc ${vm_glibc} kB, no libmimalloc"
+    vm_max=$((vm_glibc + 40960))
+fi
+check "VmSize at start under the shim: ${vm_shim:-?} kB <= $vm_max kB ($vm_ref; glibc $vm_glibc kB)" \
+    test "${vm_shim:-999999999}" -le "$vm_max"
+VM_LIMIT=131072
+check "ulimit -v $VM_LIMIT: ls / under the shim" \
+    sh -c "ulimit -v $VM_LIMIT && LD_PRELOAD='$SHIM' ls / >'$TMP/ls.out' && test -s '$TMP/ls.out'"
+check "ulimit -v $VM_LIMIT: $PYTHON -c pass under the shim" \
+    sh -c "ulimit -v $VM_LIMIT && LD_PRELOAD='$SHIM' '$PYTHON' -c pass"
+check "ulimit -v $VM_LIMIT: 4 threads, small and 1-4 MiB blocks, under the shim" \
+    sh -c "ulimit -v $VM_LIMIT && LD_PRELOAD='$SHIM' '$OUT/preload_vm' threads"
 
 echo "preload tests: $passed passed, $failed failed, $xfailed expected failures"
 [ $failed = 0 ]

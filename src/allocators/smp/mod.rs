@@ -6,8 +6,9 @@
 //!   waste above 64 bytes);
 //! - `segment.rs`: 4 MiB-aligned segments split into pages of one kind;
 //!   `free` finds a block's page by masking its address; huge blocks get
-//!   their own mapping (grown and shrunk with `mremap`); a chunk map says
-//!   which address ranges are ours;
+//!   their own mapping (grown and shrunk with `mremap`);
+//! - `chunk_map.rs`: a two-level byte map saying which 4 MiB chunks of the
+//!   address space are ours (leaves mapped on first write);
 //! - `page.rs`: a page's blocks and its free lists (owner's `free` and
 //!   `local_free`, other threads' atomic `thread_free`);
 //! - `heap.rs`: per-thread heaps, page queues, the slow paths, delayed
@@ -45,6 +46,7 @@
 
 mod check;
 mod checked;
+mod chunk_map;
 mod heap;
 mod page;
 mod purger;

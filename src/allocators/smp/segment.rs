@@ -21,11 +21,12 @@
 //! huge mappings wait in a small cache for reuse (unmapped after 250 ms).
 //!
 //! A process-wide byte map (one byte per 4 MiB of the 47-bit address space,
-//! mapped lazily) records which chunks are ours, so that `check` can classify
-//! any pointer without touching unmapped memory: 0 = not ours, 1 = the
-//! header of a huge mapping or a cached segment lives at this chunk, 2 = the
-//! chunk continues a huge mapping, 16 + page shift = a normal segment in use
-//! (so the shim's checked `free` needs nothing from the header itself).
+//! in two levels; see `chunk_map.rs`) records which chunks are ours, so
+//! that `check` can classify any pointer without touching unmapped memory:
+//! 0 = not ours, 1 = the header of a huge mapping or a cached segment lives
+//! at this chunk, 2 = the chunk continues a huge mapping, 16 + page shift =
+//! a normal segment in use (so the shim's checked `free` needs nothing from
+//! the header itself).
 //!
 //! Normal segments are never unmapped: when all their pages are free they are
 //! decommitted and kept on a lock-free cache stack (so a pointer read from a
@@ -36,10 +37,10 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use super::page::Page;
-use super::{reserve, stats};
+use super::{chunk_map, reserve, stats};
 use crate::alignment;
 use crate::sys;
 
@@ -147,117 +148,12 @@ pub fn segment_of(ptr: *const u8) -> *mut Segment {
     ((ptr as usize).wrapping_sub(1) & !SEGMENT_MASK) as *mut Segment
 }
 
-// ---- the chunk map ----
+// ---- the chunk map (in chunk_map.rs) ----
 
-const MAP_ENTRIES: usize = 1 << (47 - SEGMENT_SHIFT);
-static CHUNK_MAP: AtomicPtr<AtomicU8> = AtomicPtr::new(ptr::null_mut());
-
-/// Chunk-map entry values: not ours; the header of a huge mapping or of a
-/// cached segment; the continuation of a huge mapping; and, from
-/// [`CHUNK_NORMAL`] up, the header of a normal segment in use, whose entry
-/// is `CHUNK_NORMAL + page_shift` (so the checked `free` learns the page
-/// size without reading the header). [`is_head`] tells any header.
-pub(crate) const CHUNK_NONE: u8 = 0;
-pub(crate) const CHUNK_HEAD: u8 = 1;
-pub(crate) const CHUNK_CONT: u8 = 2;
-pub(crate) const CHUNK_NORMAL: u8 = 16;
-
-/// Whether a chunk-map entry marks a segment header (of any kind).
-#[inline(always)]
-pub fn is_head(entry: u8) -> bool {
-    entry == CHUNK_HEAD || entry >= CHUNK_NORMAL
-}
-
-/// Marks `seg`'s chunk as the header of a segment in use with pages of
-/// `1 << shift` bytes (`normal`), or as a cached one.
-fn set_head(seg: *mut Segment, normal: Option<u32>) {
-    let m = chunk_map();
-    let i = seg as usize >> SEGMENT_SHIFT;
-    if m.is_null() || i >= MAP_ENTRIES {
-        return;
-    }
-    let v = match normal {
-        Some(shift) => CHUNK_NORMAL + shift as u8,
-        None => CHUNK_HEAD,
-    };
-    // SAFETY: i is within the map.
-    unsafe { (*m.add(i)).store(v, Ordering::Release) };
-}
-
-fn chunk_map() -> *mut AtomicU8 {
-    let m = CHUNK_MAP.load(Ordering::Acquire);
-    if !m.is_null() {
-        return m;
-    }
-    let Some(fresh) = sys::map_lazy(MAP_ENTRIES) else {
-        return ptr::null_mut();
-    };
-    let fresh = fresh.as_ptr() as *mut AtomicU8;
-    match CHUNK_MAP.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
-        Ok(_) => fresh,
-        Err(winner) => {
-            // SAFETY: our mapping lost the race and nobody saw it.
-            unsafe { sys::unmap(fresh as *mut u8, MAP_ENTRIES) };
-            winner
-        }
-    }
-}
-
-/// The map entry of the chunk holding `addr` (CHUNK_NONE when outside the
-/// map or before any segment exists).
-pub fn chunk_entry(addr: usize) -> u8 {
-    let m = CHUNK_MAP.load(Ordering::Acquire);
-    let i = addr >> SEGMENT_SHIFT;
-    if m.is_null() || i >= MAP_ENTRIES {
-        return CHUNK_NONE;
-    }
-    // SAFETY: i is within the map, which stays mapped forever.
-    unsafe { (*m.add(i)).load(Ordering::Acquire) }
-}
-
-/// Makes the chunk map now (it is otherwise made with the first segment);
-/// false when it cannot be mapped.
-pub fn prepare_map() -> bool {
-    !chunk_map().is_null()
-}
-
-/// [`chunk_entry`] once the map is known to exist (no test for it).
-///
-/// # Safety
-/// [`prepare_map`] returned true before, in a way that happens-before this
-/// call (the map, once made, is never unmapped).
-#[inline(always)]
-pub unsafe fn chunk_entry_ready(addr: usize) -> u8 {
-    let m = CHUNK_MAP.load(Ordering::Acquire);
-    debug_assert!(!m.is_null());
-    let i = addr >> SEGMENT_SHIFT;
-    if i >= MAP_ENTRIES {
-        return CHUNK_NONE;
-    }
-    // SAFETY: i is within the map, which exists (caller's promise) and
-    // stays mapped forever.
-    unsafe { (*m.add(i)).load(Ordering::Acquire) }
-}
-
-fn set_chunks(start: usize, len: usize, head: bool) {
-    let m = chunk_map();
-    if m.is_null() {
-        return;
-    }
-    let first = start >> SEGMENT_SHIFT;
-    let last = (start + len - 1) >> SEGMENT_SHIFT;
-    for i in first..=last.min(MAP_ENTRIES - 1) {
-        let v = if !head {
-            CHUNK_NONE
-        } else if i == first {
-            CHUNK_HEAD
-        } else {
-            CHUNK_CONT
-        };
-        // SAFETY: i is within the map.
-        unsafe { (*m.add(i)).store(v, Ordering::Release) };
-    }
-}
+pub(crate) use super::chunk_map::{
+    CHUNK_CONT, CHUNK_NONE, CHUNK_NORMAL, chunk_entry, chunk_entry_ready, is_head, prepare_map,
+    prepare_range, set_chunks, set_head,
+};
 
 // ---- lock-free stacks of segments ----
 
@@ -331,12 +227,13 @@ pub static ABANDONED: SegmentStack = SegmentStack::new();
 /// pages are marked dirty (so the heap reuses them before untouched ones,
 /// and decommits them after the purge delay if it does not).
 pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
-    if chunk_map().is_null() {
-        return ptr::null_mut();
-    }
     let Some(c) = reserve::claim(1) else {
         return ptr::null_mut();
     };
+    if !chunk_map::prepare_range(c.addr, SEGMENT_SIZE) {
+        reserve::release(c.arena, c.slot, 1, c.dirty != 0, 0);
+        return ptr::null_mut();
+    }
     let seg = c.addr as *mut Segment;
     // SAFETY: seg is a slot of ours that only we reference now.
     let s = unsafe { &*seg };
@@ -370,7 +267,9 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
         p.retire_time.set(now);
     }
     // Last: a checked free that reads the entry finds the pages set up.
-    set_head(seg, Some(shift));
+    // (`prepare_range` above mapped the chunk's leaf.)
+    let marked = set_head(seg, Some(shift));
+    debug_assert!(marked);
     seg
 }
 
@@ -405,7 +304,9 @@ pub fn segment_release(seg: *mut Segment) {
     debug_assert_eq!(s.used_pages.get(), 0);
     debug_assert_eq!(s.slots.get(), 1);
     let counted: usize = s.touched.iter().map(|t| t.replace(0) as usize).sum();
-    set_head(seg, None);
+    // The chunk's leaf exists (the segment was marked in use).
+    let marked = set_head(seg, None);
+    debug_assert!(marked);
     s.kind.set(CACHED);
     s.heap.set(ptr::null_mut());
     reserve::release(s.arena.get(), s.slot.get(), 1, true, counted);
@@ -586,9 +487,6 @@ pub fn huge_alloc_growing(len: usize, align_log2: u8) -> *mut u8 {
 }
 
 fn huge_alloc_ex(len: usize, align_log2: u8, growing: bool, zero: bool) -> *mut u8 {
-    if chunk_map().is_null() {
-        return ptr::null_mut();
-    }
     let page = sys::page_size();
     let Some(align) = alignment::to_bytes(align_log2) else {
         return ptr::null_mut();
@@ -616,7 +514,9 @@ fn huge_alloc_ex(len: usize, align_log2: u8, growing: bool, zero: bool) -> *mut 
     if offset < SEGMENT_SIZE
         && let Some((start, len)) = huge_cache_take(total, growing)
     {
-        huge_init(start, len, start + offset);
+        // The cached mapping kept its chunk-map entries (and leaves).
+        let marked = huge_init(start, len, start + offset);
+        debug_assert!(marked);
         stats::huge_reuse(len);
         if zero {
             // SAFETY: the block's body (the request rounded to pages) lies
@@ -654,7 +554,11 @@ fn huge_alloc_ex(len: usize, align_log2: u8, growing: bool, zero: bool) -> *mut 
             sys::unmap((start + total) as *mut u8, base + over - start - total);
         }
     }
-    huge_init(start, total, start + offset);
+    if !huge_init(start, total, start + offset) {
+        // SAFETY: our fresh mapping, which nobody else knows of.
+        unsafe { sys::unmap(start as *mut u8, total) };
+        return ptr::null_mut();
+    }
     stats::huge_alloc(total);
     (start + offset) as *mut u8
 }
@@ -666,6 +570,10 @@ fn huge_from_reserve(total: usize, offset: usize, body: usize, zero: bool) -> *m
         return ptr::null_mut();
     };
     let start = c.addr;
+    if !chunk_map::prepare_range(start, c.count as usize * SEGMENT_SIZE) {
+        reserve::release(c.arena, c.slot, c.count, c.dirty != 0, 0);
+        return ptr::null_mut();
+    }
     if zero {
         if c.dirty != 0 {
             // SAFETY: the body lies inside the claimed slots.
@@ -685,18 +593,22 @@ fn huge_from_reserve(total: usize, offset: usize, body: usize, zero: bool) -> *m
             }
         }
     }
-    huge_init(start, total, start + offset);
+    let marked = huge_init(start, total, start + offset);
+    debug_assert!(marked);
     // SAFETY: the header was just written at start.
     let s = unsafe { &*(start as *const Segment) };
     s.arena.set(c.arena);
     s.slot.set(c.slot);
     s.slots.set(c.count);
-    set_chunks(start, c.count as usize * SEGMENT_SIZE, true);
+    let marked = set_chunks(start, c.count as usize * SEGMENT_SIZE, true);
+    debug_assert!(marked);
     stats::huge_alloc(total);
     (start + offset) as *mut u8
 }
 
-fn huge_init(start: usize, map_len: usize, block: usize) {
+/// Sets up the header of a huge mapping and marks its chunks; false (the
+/// chunks unmarked) when the chunk map cannot take them.
+fn huge_init(start: usize, map_len: usize, block: usize) -> bool {
     // SAFETY: start is the segment-aligned start of a fresh mapping of ours.
     let s = unsafe { &*(start as *const Segment) };
     s.slots.set(0);
@@ -708,7 +620,7 @@ fn huge_init(start: usize, map_len: usize, block: usize) {
     s.map_len.set(map_len);
     s.block.set(block);
     s.heap.set(ptr::null_mut());
-    set_chunks(start, map_len, true);
+    set_chunks(start, map_len, true)
 }
 
 /// Usable bytes of a huge block.
@@ -803,6 +715,10 @@ pub unsafe fn huge_resize(seg: *mut Segment, new_len: usize, shrinking: bool) ->
         .and_then(|l| alignment::forward(l, page))
         .and_then(|l| l.checked_add(offset))
         .unwrap_or(new_total);
+    // The chunk map must be able to take the grown range before it grows.
+    if !prepare_range(s.map_start.get(), roomy) {
+        return false;
+    }
     // SAFETY: growing in place never moves the block.
     if unsafe { sys::remap(s.map_start.get() as *mut u8, old_total, roomy, false) }.is_some() {
         s.map_len.set(roomy);
@@ -880,6 +796,12 @@ pub unsafe fn huge_move(seg: *mut Segment, new_len: usize) -> *mut u8 {
     let base = base.as_ptr() as usize;
     let target = alignment::forward(base, SEGMENT_SIZE).unwrap_or(base);
     let (old_start, old_total) = (s.map_start.get(), s.map_len.get());
+    // The chunk map must be able to take the new range before the move.
+    if !prepare_range(target, new_total) {
+        // SAFETY: the fresh reservation is ours and unused.
+        unsafe { sys::unmap(base as *mut u8, over) };
+        return ptr::null_mut();
+    }
     // The old range's chunk-map entries go while it is still ours (see
     // huge_resize); they come back if the move fails.
     set_chunks(old_start, old_total, false);
@@ -910,7 +832,8 @@ pub unsafe fn huge_move(seg: *mut Segment, new_len: usize) -> *mut u8 {
         set_chunks(old_start, old_total, true);
         return ptr::null_mut();
     }
-    huge_init(target, new_total, target + offset);
+    let marked = huge_init(target, new_total, target + offset);
+    debug_assert!(marked);
     stats::huge_resized(old_total, new_total);
     (target + offset) as *mut u8
 }

@@ -13,9 +13,12 @@
 //! it to the pool. The TLS slot is set before `pthread_setspecific` is called,
 //! so even an allocating `pthread_setspecific` would re-enter safely.
 //!
-//! Heaps come from a pool: one lazily-mapped array of up to [`MAX_HEAPS`]
-//! heaps that is never unmapped, plus a lock-free stack (index + ABA counter
-//! in one word) of heaps whose threads exited. Nothing here takes a lock, so
+//! Heaps come from a pool of up to [`MAX_HEAPS`] heaps in two levels: a
+//! static directory of atomic pointers to blocks of [`BLOCK_HEAPS`] heaps,
+//! each block mapped when the first of its heaps is handed out (so a
+//! process with few threads maps one block of about 300 KiB, not room for
+//! every heap) and never unmapped; plus a lock-free stack (index + ABA
+//! counter in one word) of heaps whose threads exited. Nothing here takes a lock, so
 //! a child of `fork()` finds every structure consistent: it keeps its own
 //! heap, and the heaps of the parent's other threads simply stay in use.
 
@@ -31,6 +34,13 @@ use crate::sys;
 /// Most heaps alive at once.
 pub(crate) const MAX_HEAPS: usize = 1 << 16;
 const HEAP_STRIDE: usize = core::mem::size_of::<Heap>().next_multiple_of(64);
+/// Heaps in one block of the pool.
+const BLOCK_HEAPS: usize = 64;
+/// Bytes of one block (whole OS pages, so blocks never share a page).
+const BLOCK_BYTES: usize = (BLOCK_HEAPS * HEAP_STRIDE).next_multiple_of(4096);
+/// Blocks in the directory.
+const BLOCKS: usize = MAX_HEAPS / BLOCK_HEAPS;
+const _: () = assert!(BLOCKS * BLOCK_HEAPS == MAX_HEAPS);
 
 #[cfg(not(target_arch = "x86_64"))]
 std::thread_local! {
@@ -105,7 +115,10 @@ fn set_heap(h: *mut Heap) {
     HEAP.with(|c| c.set(h))
 }
 
-static POOL: AtomicPtr<u8> = AtomicPtr::new(ptr::null_mut());
+/// The pool's directory: block `b` holds heaps `[b * BLOCK_HEAPS,
+/// (b + 1) * BLOCK_HEAPS)`; null until its first heap is handed out.
+static POOL: [AtomicPtr<u8>; BLOCKS] = [const { AtomicPtr::new(ptr::null_mut()) }; BLOCKS];
+/// Heaps handed out so far (their blocks are mapped).
 static POOL_COUNT: AtomicU32 = AtomicU32::new(0);
 /// Free heaps: low 32 bits index + 1 (0 = empty), high 32 bits ABA counter.
 static POOL_FREE: AtomicU64 = AtomicU64::new(0);
@@ -134,42 +147,68 @@ pub fn current_fast() -> *mut Heap {
     }
 }
 
-fn pool() -> *mut u8 {
-    let p = POOL.load(Ordering::Acquire);
+/// Block `b` of the pool, mapped now when absent; null when it cannot be
+/// mapped.
+fn block_or_map(b: usize) -> *mut u8 {
+    debug_assert!(b < BLOCKS);
+    let slot = &POOL[b];
+    let p = slot.load(Ordering::Acquire);
     if !p.is_null() {
         return p;
     }
-    let Some(fresh) = sys::map_lazy(MAX_HEAPS * HEAP_STRIDE) else {
+    let Some(fresh) = sys::map_lazy(BLOCK_BYTES) else {
         return ptr::null_mut();
     };
     let fresh = fresh.as_ptr();
-    match POOL.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+    match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => fresh,
         Err(winner) => {
             // SAFETY: our mapping lost the race and nobody saw it.
-            unsafe { sys::unmap(fresh, MAX_HEAPS * HEAP_STRIDE) };
+            unsafe { sys::unmap(fresh, BLOCK_BYTES) };
             winner
         }
     }
 }
 
-fn heap_at(base: *mut u8, i: usize) -> *mut Heap {
-    base.wrapping_add(i * HEAP_STRIDE) as *mut Heap
+/// Heap `i` of the pool.
+///
+/// # Safety
+/// `i` is below the pool count read with Acquire ordering (so its block is
+/// mapped, and stays so forever).
+unsafe fn heap_at(i: usize) -> *mut Heap {
+    debug_assert!(i < MAX_HEAPS);
+    let base = POOL[i / BLOCK_HEAPS].load(Ordering::Acquire);
+    debug_assert!(!base.is_null());
+    base.wrapping_add((i % BLOCK_HEAPS) * HEAP_STRIDE) as *mut Heap
+}
+
+/// The pool index of heap `h` (a search of the directory: thread exit
+/// only); `None` for a heap that is not in the pool.
+fn index_of(h: *mut Heap) -> Option<usize> {
+    let a = h as usize;
+    let n = (POOL_COUNT.load(Ordering::Acquire) as usize).min(MAX_HEAPS);
+    POOL[..n.div_ceil(BLOCK_HEAPS)]
+        .iter()
+        .enumerate()
+        .find_map(|(b, slot)| {
+            let base = slot.load(Ordering::Acquire) as usize;
+            let off = a.wrapping_sub(base);
+            (off < BLOCK_HEAPS * HEAP_STRIDE).then_some(b * BLOCK_HEAPS + off / HEAP_STRIDE)
+        })
 }
 
 fn pool_acquire() -> *mut Heap {
-    let base = pool();
-    if base.is_null() {
-        return ptr::null_mut();
-    }
     let mut old = POOL_FREE.load(Ordering::Acquire);
     loop {
         let idx = (old & 0xffff_ffff) as usize;
         if idx == 0 {
             break;
         }
-        let h = heap_at(base, idx - 1);
-        // SAFETY: heaps in the pool array stay mapped forever.
+        // SAFETY: indices on the free stack are below the pool count, and
+        // the Acquire load of POOL_FREE saw the push made after the count
+        // covered them.
+        let h = unsafe { heap_at(idx - 1) };
+        // SAFETY: heaps in the pool stay mapped forever.
         let next = unsafe { (*h).pool_next.load(Ordering::Relaxed) } as u64;
         let new = ((old >> 32).wrapping_add(1) << 32) | next;
         match POOL_FREE.compare_exchange_weak(old, new, Ordering::Acquire, Ordering::Acquire) {
@@ -177,17 +216,37 @@ fn pool_acquire() -> *mut Heap {
             Err(cur) => old = cur,
         }
     }
-    let i = POOL_COUNT.fetch_add(1, Ordering::Relaxed) as usize;
-    if i >= MAX_HEAPS {
-        POOL_COUNT.fetch_sub(1, Ordering::Relaxed);
-        return ptr::null_mut();
+    // A new heap: its block is mapped before the count covers it, so
+    // nothing is consumed when the mapping fails.
+    let mut i = POOL_COUNT.load(Ordering::Acquire) as usize;
+    loop {
+        if i >= MAX_HEAPS {
+            return ptr::null_mut();
+        }
+        let base = block_or_map(i / BLOCK_HEAPS);
+        if base.is_null() {
+            return ptr::null_mut();
+        }
+        match POOL_COUNT.compare_exchange_weak(
+            i as u32,
+            i as u32 + 1,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => return base.wrapping_add((i % BLOCK_HEAPS) * HEAP_STRIDE) as *mut Heap,
+            Err(cur) => i = cur as usize,
+        }
     }
-    heap_at(base, i)
 }
 
 fn pool_release(h: *mut Heap) {
-    let base = POOL.load(Ordering::Acquire);
-    let idx = (h as usize - base as usize) / HEAP_STRIDE + 1;
+    let found = index_of(h);
+    // Every heap comes from the pool.
+    debug_assert!(found.is_some());
+    let Some(i) = found else {
+        return;
+    };
+    let idx = i + 1;
     let mut old = POOL_FREE.load(Ordering::Relaxed);
     loop {
         // SAFETY: h is a pool heap no thread uses any more.
@@ -205,15 +264,12 @@ fn pool_release(h: *mut Heap) {
 
 /// Calls `f` on every heap that ever existed (for statistics).
 pub fn for_each_heap(mut f: impl FnMut(&Heap)) {
-    let base = POOL.load(Ordering::Acquire);
-    if base.is_null() {
-        return;
-    }
     let n = (POOL_COUNT.load(Ordering::Acquire) as usize).min(MAX_HEAPS);
     for i in 0..n {
-        // SAFETY: heaps below the count are initialised pool entries; only
+        // SAFETY: heaps below the count (read with Acquire) are in mapped
+        // blocks and are valid heaps (zeroed memory is an empty heap); only
         // their atomic counters are read.
-        f(unsafe { &*heap_at(base, i) });
+        f(unsafe { &*heap_at(i) });
     }
 }
 
@@ -290,4 +346,50 @@ pub fn current_or_init() -> *mut Heap {
         unsafe { libc::pthread_setspecific(key, h as *const c_void) };
     }
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Barrier};
+
+    #[test]
+    fn heaps_span_pool_blocks_and_are_found_again() {
+        // More live threads than one block holds: their heaps come from at
+        // least three blocks, each mapped on demand.
+        const THREADS: usize = 2 * BLOCK_HEAPS + 8;
+        let barrier = Arc::new(Barrier::new(THREADS + 1));
+        let threads: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let b = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    let h = current_or_init();
+                    assert!(!h.is_null());
+                    b.wait(); // all heaps taken
+                    b.wait(); // counted
+                    h as usize
+                })
+            })
+            .collect();
+        barrier.wait();
+        assert!(heap_count() >= THREADS);
+        let mut seen = 0;
+        for_each_heap(|_| seen += 1);
+        assert!(seen >= THREADS);
+        barrier.wait();
+        let heaps: Vec<usize> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        for &h in &heaps {
+            let i = index_of(h as *mut Heap).expect("a pool heap");
+            // SAFETY: i is below the pool count (it was handed out).
+            assert_eq!(unsafe { heap_at(i) } as usize, h);
+        }
+        let mut blocks: Vec<usize> = heaps
+            .iter()
+            .map(|&h| index_of(h as *mut Heap).unwrap() / BLOCK_HEAPS)
+            .collect();
+        blocks.sort_unstable();
+        blocks.dedup();
+        assert!(blocks.len() >= 3);
+        assert!(index_of(ptr::null_mut()).is_none());
+    }
 }
