@@ -345,13 +345,19 @@ fn purge_slots(a: &Arena, start: usize, sel: u64) {
         let addr = start + i * SLOT;
         // Whether the slot holds a header (it held a segment or a huge
         // block's first slot): it is rewritten after the decommit.
-        let had_header = super::segment::chunk_head_at(addr);
+        let header = if super::segment::chunk_head_at(addr) {
+            // SAFETY: a free slot we claimed, whose chunk entry says it
+            // holds a header.
+            Some(unsafe { super::segment::cached_block(addr) })
+        } else {
+            None
+        };
         // SAFETY: a free slot we claimed: inside our arena mapping, holding
         // no live data.
         unsafe { sys::decommit(addr as *mut u8, SLOT) };
-        if had_header {
+        if let Some(block) = header {
             // SAFETY: as above: a free slot we hold.
-            unsafe { super::segment::write_cached_header(addr) };
+            unsafe { super::segment::write_cached_header(addr, block) };
         }
     }
     if pages > 0 {

@@ -253,6 +253,7 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
     s.arena.set(c.arena);
     s.slot.set(c.slot);
     s.slots.set(1);
+    s.block.set(0);
     for t in s.touched.iter() {
         t.set(0);
     }
@@ -317,16 +318,28 @@ pub fn chunk_head_at(addr: usize) -> bool {
     is_head(chunk_entry(addr))
 }
 
+/// The block address a free slot's header remembers (a freed huge block's
+/// start: a later `free` of it is a double free; see `check.rs`).
+///
+/// # Safety
+/// `addr` is the start of a free slot of the reserve that the caller holds,
+/// and holds a header.
+pub unsafe fn cached_block(addr: usize) -> usize {
+    // SAFETY: caller's promise: a mapped header nobody else uses.
+    unsafe { &*(addr as *const Segment) }.block.get()
+}
+
 /// Rewrites the header a free slot keeps after its memory was decommitted
-/// (see `reserve.rs`).
+/// (see `reserve.rs`), remembering `block` (see [`cached_block`]).
 ///
 /// # Safety
 /// `addr` is the start of a free slot of the reserve that the caller holds.
-pub unsafe fn write_cached_header(addr: usize) {
+pub unsafe fn write_cached_header(addr: usize, block: usize) {
     // SAFETY: caller's promise: the slot is mapped and nobody else uses it.
     let s = unsafe { &*(addr as *const Segment) };
     s.kind.set(CACHED);
     s.heap.set(ptr::null_mut());
+    s.block.set(block);
 }
 
 /// Runs the purge of what all threads share (the reserve and the cache of
