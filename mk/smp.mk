@@ -3,6 +3,9 @@
 #   make smp-stress        c_tests/stress.c through la_smp_allocator (~6 s)
 #   make smp-stress-malloc the same source as plain malloc code, under
 #                          LD_PRELOAD of each installed peer (sanity check)
+#   make smp-policy-test   c_tests/smp_policy.c: system calls per operation and
+#                          per thread, RSS after a burst (idle, trimmed, forked),
+#                          through the API and under the shim (~15 s)
 #   make smp-bench         benches/smp_bench.c: ours vs glibc, mimalloc,
 #                          jemalloc, tcmalloc (figures, not pass/fail)
 
@@ -28,6 +31,24 @@ smp-stress-malloc: $(BUILD)/smp/stress_malloc
 	  LD_PRELOAD=$$p ./$(BUILD)/smp/stress_malloc 2 1 || exit 1; done
 
 TESTS += smp-stress
+
+$(BUILD)/smp/policy: c_tests/smp_policy.c c_tests/check.h include/liballoc.h $(SO_LINK)
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(LINK_SO)
+
+$(BUILD)/smp/policy_malloc: c_tests/smp_policy.c c_tests/check.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TEST_CFLAGS) -DPOLICY_MALLOC -o $@ $< -lpthread
+
+.PHONY: smp-policy-test
+smp-policy-test: $(BUILD)/smp/policy $(BUILD)/smp/policy_malloc $(PRELOAD_SO)
+	@set -e; for m in large waves idle trim fork; do ./$(BUILD)/smp/policy $$m; done
+	@set -e; shim=$(abspath $(PRELOAD_SO)); \
+	  LD_PRELOAD=$$shim ./$(BUILD)/smp/policy_malloc idle; \
+	  LD_PRELOAD=$$shim LA_PURGE_THREAD=0 ./$(BUILD)/smp/policy_malloc trim; \
+	  LD_PRELOAD=$$shim ./$(BUILD)/smp/policy_malloc fork
+
+TESTS += smp-policy-test
 
 $(BUILD)/smp/bench: benches/smp_bench.c include/liballoc.h $(SO_LINK)
 	@mkdir -p $(dir $@)

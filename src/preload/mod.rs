@@ -121,6 +121,13 @@ fn init() -> u8 {
     if opts.debug_requested && debug_mode::init(&opts) {
         flags |= DEBUG;
     }
+    // After the debug mode, whose own purge delay they override.
+    if let Some(ms) = opts.purge_delay_ms {
+        smp::set_purge_delay_ms(ms);
+    }
+    if !opts.purge_thread {
+        smp::set_purge_thread(false);
+    }
     if !smp::prepare() {
         flags |= NO_FAST;
     }

@@ -17,6 +17,8 @@
 //! | `LA_DEBUG_FRAMES` | `0`..`32` | debug mode: frames per trace (default 8) |
 //! | `LA_DEBUG_QUARANTINE` | bytes (`k`/`m`/`g` suffix) | debug mode: freed bytes held back before reuse (default 4m) |
 //! | `LA_DEBUG_FILL` | bytes or `all` | debug mode: bytes filled and checked from the start of each freed block (default 4k; 0: none) |
+//! | `LA_PURGE_DELAY_MS` | `N` >= 0 | free memory stays committed this long before it goes back to the OS (default 50; debug mode 500) |
+//! | `LA_PURGE_THREAD` | `0` or `1` | `0`: no background purger; free memory goes back only from allocation calls and `malloc_trim` (default 1) |
 //!
 //! Any other `LA_*` name, or a value the shim cannot use, gets a one-line
 //! warning on stderr; the variable is then ignored.
@@ -54,6 +56,10 @@ pub struct Options {
     pub debug_frames: Option<usize>,
     pub debug_quarantine: Option<usize>,
     pub debug_fill: Option<usize>,
+    /// `LA_PURGE_DELAY_MS` (unset: the allocator's default).
+    pub purge_delay_ms: Option<u64>,
+    /// `LA_PURGE_THREAD` (default on).
+    pub purge_thread: bool,
 }
 
 impl Options {
@@ -65,6 +71,8 @@ impl Options {
         debug_frames: None,
         debug_quarantine: None,
         debug_fill: None,
+        purge_delay_ms: None,
+        purge_thread: true,
     };
 }
 
@@ -192,12 +200,26 @@ fn apply(opts: &mut Options, entry: &[u8], report: bool) {
                 None => {}
             },
         },
+        b"LA_PURGE_DELAY_MS" => match value {
+            b"0" => opts.purge_delay_ms = Some(0),
+            _ => match parse_u64(value) {
+                Some(n) => opts.purge_delay_ms = Some(n),
+                None if report => bad_value(name, value, "a delay in milliseconds, as 50"),
+                None => {}
+            },
+        },
+        b"LA_PURGE_THREAD" => match value {
+            b"0" => opts.purge_thread = false,
+            b"" | b"1" => opts.purge_thread = true,
+            _ if report => bad_value(name, value, "0 or 1"),
+            _ => {}
+        },
         _ if RESERVED.contains(&name) || !report => {}
         _ => {
             let mut w = Writer::fd(2);
             w.str("liballoc: warning: unknown environment variable ")
                 .bytes(name)
-                .str(" ignored (known: LA_STATS, LA_VERBOSE, LA_FAIL_AT, LA_DEBUG, LA_LEAK_EXITCODE, LA_SUPPRESSIONS, LA_DEBUG_FRAMES, LA_DEBUG_QUARANTINE, LA_DEBUG_FILL)\n");
+                .str(" ignored (known: LA_STATS, LA_VERBOSE, LA_FAIL_AT, LA_DEBUG, LA_LEAK_EXITCODE, LA_SUPPRESSIONS, LA_DEBUG_FRAMES, LA_DEBUG_QUARANTINE, LA_DEBUG_FILL, LA_PURGE_DELAY_MS, LA_PURGE_THREAD)\n");
         }
     }
 }
@@ -315,6 +337,18 @@ mod tests {
         assert_eq!(o, Options::DEFAULT);
         assert_eq!(parse_size(b"k"), None);
         assert_eq!(parse_size(b"1G"), Some(1 << 30));
+    }
+
+    #[test]
+    fn purge_options_are_read_and_checked() {
+        let o = parse(&[b"LA_PURGE_DELAY_MS=250", b"LA_PURGE_THREAD=0"]);
+        assert_eq!(o.purge_delay_ms, Some(250));
+        assert!(!o.purge_thread);
+        let o = parse(&[b"LA_PURGE_DELAY_MS=0", b"LA_PURGE_THREAD=1"]);
+        assert_eq!(o.purge_delay_ms, Some(0));
+        assert!(o.purge_thread);
+        let o = parse(&[b"LA_PURGE_DELAY_MS=-5", b"LA_PURGE_THREAD=off"]);
+        assert_eq!(o, Options::DEFAULT);
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub use checked::{alloc_zeroed, free_checked, free_fast, live_block_size};
 #[cfg(feature = "preload")]
 pub(crate) use heap::PURGE_DELAY_MS;
 pub use heap::set_purge_delay_ms;
+pub use purger::set_enabled as set_purge_thread;
 pub use stats::{LA_SMP_CLASSES, huge_live_bytes, la_smp_class_stats, la_smp_stats};
 
 use core::ffi::c_void;

@@ -1,0 +1,307 @@
+/*
+ * smp_policy: how the smp allocator gets memory from the OS and gives it
+ * back, asserted with counts (system calls from la_smp_stats, resident
+ * memory from /proc/self/statm), never with timings. One mode per run:
+ *
+ *   large   4 threads churn 8 live blocks each of 256 KiB - 4 MiB; after a
+ *           warm-up, at most 1 mmap + munmap + madvise per 100 operations
+ *           (freed large blocks wait in the shared reserve for reuse);
+ *   waves   1,000 threads one after another, each allocating ~2,000 blocks
+ *           of 16 - 2,000 bytes and freeing them: at most 2 allocator system
+ *           calls per thread on average (an exiting thread hands its pages
+ *           on still committed);
+ *   idle    512 MiB allocated in small and large blocks, 95% freed, then no
+ *           allocation call at all: within 2 s the resident set falls to at
+ *           most 1.25 x the live bytes + 8 MiB (the background purger);
+ *   trim    the same burst with the purger switched off (la_smp_set_purge_
+ *           thread, or LA_PURGE_THREAD=0 for the shim): nothing comes back
+ *           by itself, and la_smp_collect() (malloc_trim(0) when built with
+ *           -DPOLICY_MALLOC) gets there at once;
+ *   fork    idle in the child of a fork() taken while the parent's purger
+ *           ran: the child's own purger gives its memory back.
+ *
+ * Built twice: against liballoc (la_smp_allocator, all modes) and with
+ * -DPOLICY_MALLOC as plain malloc code for the shim (idle, trim, fork).
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+
+#ifdef POLICY_MALLOC
+#include <malloc.h>
+static void *xalloc(size_t n) { return malloc(n); }
+static void xfree(void *p, size_t n) {
+    (void)n;
+    free(p);
+}
+static void collect(void) { malloc_trim(0); }
+static void purger_off(void) {}
+#else
+#include "liballoc.h"
+static void *xalloc(size_t n) { return la_alloc(la_smp_allocator(), 1, n, 16); }
+static void xfree(void *p, size_t n) { la_free(la_smp_allocator(), p, 1, n, 16); }
+static void collect(void) { la_smp_collect(); }
+static void purger_off(void) { la_smp_set_purge_thread(false); }
+
+static uint64_t syscalls(void) {
+    la_smp_stats s;
+    la_smp_get_stats(&s);
+    return s.mmap_calls + s.munmap_calls + s.madvise_calls + s.mremap_calls;
+}
+#endif
+
+static uint64_t rng(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static size_t rss_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, res = 0;
+    if (f) {
+        if (fscanf(f, "%lu %lu", &size, &res) != 2) res = 0;
+        fclose(f);
+    }
+    return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static void sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+#ifndef POLICY_MALLOC
+/* ---- large ---- */
+
+#define LARGE_THREADS 4
+#define LARGE_LIVE 8
+#define LARGE_WARM 400
+#define LARGE_OPS 4000
+
+static pthread_barrier_t large_bar;
+
+static void *large_thread(void *arg) {
+    uint64_t seed = 0x9e3779b97f4a7c15ull * (uint64_t)((uintptr_t)arg + 1);
+    char *live[LARGE_LIVE] = {0};
+    size_t len[LARGE_LIVE] = {0};
+    for (int phase = 0; phase < 2; phase++) {
+        int ops = phase == 0 ? LARGE_WARM : LARGE_OPS;
+        for (int i = 0; i < ops; i++) {
+            int k = (int)(rng(&seed) % LARGE_LIVE);
+            if (live[k]) xfree(live[k], len[k]);
+            len[k] = (256u << 10) + (size_t)(rng(&seed) % ((4u << 20) - (256u << 10)));
+            live[k] = xalloc(len[k]);
+            if (!live[k]) return (void *)1;
+            live[k][0] = 1;
+            live[k][len[k] / 2] = 2;
+            live[k][len[k] - 1] = 3;
+        }
+        /* Every thread ends its warm-up before the counters are read. */
+        pthread_barrier_wait(&large_bar);
+        pthread_barrier_wait(&large_bar);
+    }
+    for (int k = 0; k < LARGE_LIVE; k++)
+        if (live[k]) xfree(live[k], len[k]);
+    return NULL;
+}
+
+static void test_large(void) {
+    pthread_t t[LARGE_THREADS];
+    pthread_barrier_init(&large_bar, NULL, LARGE_THREADS + 1);
+    for (intptr_t i = 0; i < LARGE_THREADS; i++)
+        pthread_create(&t[i], NULL, large_thread, (void *)i);
+    pthread_barrier_wait(&large_bar);
+    uint64_t before = syscalls();
+    pthread_barrier_wait(&large_bar);
+    pthread_barrier_wait(&large_bar);
+    uint64_t after = syscalls();
+    pthread_barrier_wait(&large_bar);
+    int failed = 0;
+    for (int i = 0; i < LARGE_THREADS; i++) {
+        void *r;
+        pthread_join(t[i], &r);
+        failed += r != NULL;
+    }
+    CHECK(failed == 0);
+    uint64_t ops = 2ull * LARGE_THREADS * LARGE_OPS; /* an alloc and a free each */
+    printf("large: %llu system calls for %llu operations\n", (unsigned long long)(after - before),
+           (unsigned long long)ops);
+    CHECK((after - before) * 100 <= ops);
+}
+
+/* ---- waves ---- */
+
+#define WAVES 1000
+#define WAVE_BLOCKS 2000
+
+static void *wave_thread(void *arg) {
+    uint64_t seed = 0x243f6a8885a308d3ull ^ (uint64_t)(uintptr_t)arg;
+    static _Thread_local void *blocks[WAVE_BLOCKS];
+    static _Thread_local size_t lens[WAVE_BLOCKS];
+    for (int i = 0; i < WAVE_BLOCKS; i++) {
+        lens[i] = 16 + (size_t)(rng(&seed) % 1985);
+        blocks[i] = xalloc(lens[i]);
+        if (!blocks[i]) return (void *)1;
+        memset(blocks[i], 0x33, lens[i] < 64 ? lens[i] : 64);
+    }
+    for (int i = 0; i < WAVE_BLOCKS; i++) xfree(blocks[i], lens[i]);
+    return NULL;
+}
+
+static void test_waves(void) {
+    uint64_t before = syscalls();
+    int failed = 0;
+    for (intptr_t w = 0; w < WAVES; w++) {
+        pthread_t t;
+        void *r = NULL;
+        if (pthread_create(&t, NULL, wave_thread, (void *)w) != 0) {
+            failed++;
+            continue;
+        }
+        pthread_join(t, &r);
+        failed += r != NULL;
+    }
+    uint64_t n = syscalls() - before;
+    CHECK(failed == 0);
+    printf("waves: %llu system calls for %d threads\n", (unsigned long long)n, WAVES);
+    CHECK(n <= 2 * WAVES);
+}
+#endif
+
+/* ---- idle / trim / fork ---- */
+
+#define BURST ((size_t)512 << 20)
+#define MAX_BLOCKS (1 << 21)
+
+static void *burst_ptr[MAX_BLOCKS];
+static size_t burst_len[MAX_BLOCKS];
+
+/* Allocates BURST bytes (a fifth in 1-4 MiB blocks, the rest in blocks of
+ * 16-1024 bytes), writes every page, then frees the first 95% of the bytes
+ * (in allocation order) and returns the bytes still live. */
+static size_t burst(uint64_t seed) {
+    size_t total = 0;
+    int n = 0;
+    while (total < BURST && n < MAX_BLOCKS) {
+        size_t len = n % 64 == 63 ? (1u << 20) + (size_t)(rng(&seed) % (3u << 20))
+                                  : 16 + (size_t)(rng(&seed) % 1009);
+        char *p = xalloc(len);
+        if (!p) break;
+        for (size_t o = 0; o < len; o += 4096) p[o] = (char)o;
+        p[len - 1] = 1;
+        burst_ptr[n] = p;
+        burst_len[n] = len;
+        total += len;
+        n++;
+    }
+    CHECK(total >= BURST);
+    size_t freed = 0;
+    int i = 0;
+    for (; i < n && freed < total / 20 * 19; i++) {
+        xfree(burst_ptr[i], burst_len[i]);
+        burst_ptr[i] = NULL;
+        freed += burst_len[i];
+    }
+    return total - freed;
+}
+
+static void release_rest(void) {
+    for (int i = 0; i < MAX_BLOCKS; i++)
+        if (burst_ptr[i]) {
+            xfree(burst_ptr[i], burst_len[i]);
+            burst_ptr[i] = NULL;
+        }
+}
+
+static size_t bound(size_t live) { return live + live / 4 + ((size_t)8 << 20); }
+
+/* Waits up to 2 s without any allocation call for RSS to fall under the
+ * bound; returns the last RSS seen. */
+static size_t wait_for_rss(size_t limit) {
+    size_t rss = rss_bytes();
+    for (int i = 0; i < 40 && rss > limit; i++) {
+        sleep_ms(50);
+        rss = rss_bytes();
+    }
+    return rss;
+}
+
+static void report(const char *what, size_t live, size_t rss) {
+    printf("%s: live %zu KiB, RSS %zu KiB, bound %zu KiB\n", what, live >> 10, rss >> 10,
+           bound(live) >> 10);
+}
+
+static void test_idle(void) {
+    size_t live = burst(1);
+    size_t peak = rss_bytes();
+    size_t rss = wait_for_rss(bound(live));
+    report("idle", live, rss);
+    CHECK(peak > bound(live)); /* the test measures something */
+    CHECK(rss <= bound(live));
+    release_rest();
+}
+
+static void test_trim(void) {
+    purger_off();
+    size_t live = burst(2);
+    sleep_ms(300);
+    /* Without the purger and without allocation calls nothing comes back
+     * (the shim's purger is switched off by LA_PURGE_THREAD=0). */
+    const char *env = getenv("LA_PURGE_THREAD");
+#ifdef POLICY_MALLOC
+    int off = env && !strcmp(env, "0");
+#else
+    int off = 1;
+    (void)env;
+#endif
+    if (off) CHECK(rss_bytes() > bound(live));
+    collect();
+    size_t rss = rss_bytes();
+    report("trim", live, rss);
+    CHECK(rss <= bound(live));
+    release_rest();
+}
+
+static void test_fork(void) {
+    size_t live = burst(3);
+    pid_t pid = fork();
+    if (pid == 0) {
+        release_rest();
+        collect();
+        live = burst(4);
+        size_t rss = wait_for_rss(bound(live));
+        report("fork child", live, rss);
+        _exit(rss <= bound(live) ? 0 : 1);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    release_rest();
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "";
+#ifndef POLICY_MALLOC
+    if (!strcmp(mode, "large")) test_large();
+    else if (!strcmp(mode, "waves")) test_waves();
+    else
+#endif
+        if (!strcmp(mode, "idle")) test_idle();
+    else if (!strcmp(mode, "trim")) test_trim();
+    else if (!strcmp(mode, "fork")) test_fork();
+    else {
+        fprintf(stderr, "usage: %s large|waves|idle|trim|fork\n", argv[0]);
+        return 2;
+    }
+    return check_summary(mode);
+}
