@@ -18,10 +18,14 @@
  *           by itself, and la_smp_collect() (malloc_trim(0) when built with
  *           -DPOLICY_MALLOC) gets there at once;
  *   fork    idle in the child of a fork() taken while the parent's purger
- *           ran: the child's own purger gives its memory back.
+ *           ran: the child's own purger gives its memory back;
+ *   exited  a thread that allocated 256 MiB exits keeping one block in
+ *           16,384 alive, so its segments are abandoned with free pages:
+ *           within 2 s RSS is back under the same bound.
  *
  * Built twice: against liballoc (la_smp_allocator, all modes) and with
- * -DPOLICY_MALLOC as plain malloc code for the shim (idle, trim, fork).
+ * -DPOLICY_MALLOC as plain malloc code for the shim (idle, trim, fork,
+ * exited).
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -289,6 +293,51 @@ static void test_fork(void) {
     release_rest();
 }
 
+/* A worker allocates 256 MiB of small blocks, 16,384 at a time, and frees
+ * each batch but its first block (so most of its segments keep a block
+ * and are abandoned, not released, when it exits), then exits; the purger
+ * decommits the free pages of those segments, which no thread owns. The
+ * blocks kept are listed in burst_ptr (a few hundred entries). */
+static void *exited_thread(void *arg) {
+    size_t *live = arg;
+    uint64_t seed = 5;
+    static void *batch[16384];
+    static size_t batch_len[16384];
+    size_t total = 0;
+    int kept = 0;
+    while (total < BURST / 2 && kept < MAX_BLOCKS) {
+        for (int i = 0; i < 16384; i++) {
+            size_t len = 16 + (size_t)(rng(&seed) % 1009);
+            char *p = xalloc(len);
+            if (!p) return (void *)1;
+            memset(p, 7, len);
+            batch[i] = p;
+            batch_len[i] = len;
+            if (i == 0) {
+                burst_ptr[kept] = p;
+                burst_len[kept++] = len;
+                *live += len;
+            }
+            total += len;
+        }
+        for (int i = 1; i < 16384; i++) xfree(batch[i], batch_len[i]);
+    }
+    return NULL;
+}
+
+static void test_exited(void) {
+    size_t live = 0;
+    pthread_t t;
+    void *r = NULL;
+    CHECK(pthread_create(&t, NULL, exited_thread, &live) == 0);
+    pthread_join(t, &r);
+    CHECK(r == NULL);
+    size_t rss = wait_for_rss(bound(live));
+    report("exited", live, rss);
+    CHECK(rss <= bound(live));
+    release_rest();
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
 #ifndef POLICY_MALLOC
@@ -299,8 +348,9 @@ int main(int argc, char **argv) {
         if (!strcmp(mode, "idle")) test_idle();
     else if (!strcmp(mode, "trim")) test_trim();
     else if (!strcmp(mode, "fork")) test_fork();
+    else if (!strcmp(mode, "exited")) test_exited();
     else {
-        fprintf(stderr, "usage: %s large|waves|idle|trim|fork\n", argv[0]);
+        fprintf(stderr, "usage: %s large|waves|idle|trim|fork|exited\n", argv[0]);
         return 2;
     }
     return check_summary(mode);

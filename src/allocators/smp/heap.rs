@@ -14,13 +14,17 @@
 //!
 //! A page that becomes empty is returned to its segment unless it is the
 //! only page of its class (kept to avoid thrashing, released after the purge
-//! delay). Free pages stay committed for [`PURGE_DELAY_MS`] (or what
-//! [`set_purge_delay_ms`] set) and are then
-//! decommitted by a purge pass that runs from slow paths at most once per
-//! delay; segments whose pages are all free and decommitted go back to the
-//! process-wide cache. `la_smp_collect` does all of this at once.
+//! delay); a segment left with no page in use goes to the shared reserve
+//! (`reserve.rs`) at once, still resident, for any thread to reuse. Free
+//! pages of segments still in use stay committed for [`PURGE_DELAY_MS`] (or
+//! what [`set_purge_delay_ms`] set) and are then decommitted by a purge pass
+//! that runs from slow paths at most once per delay; the same pass runs the
+//! reserve's decay when it is due. `la_smp_collect` does all of this at
+//! once.
 //!
-//! When a thread exits ([`abandon`]) its empty pages are freed and the
+//! When a thread exits ([`abandon`]) nothing is decommitted: its empty pages
+//! are freed, its empty segments go to the reserve resident (the next
+//! thread takes them without a system call or a page fault), and the
 //! segments that still hold live blocks are pushed on the abandoned stack;
 //! other threads reclaim them ([`adopt`]) when they need a page.
 
@@ -676,6 +680,65 @@ fn page_free_quiet(page: &Page) {
     seg.used_pages.set(seg.used_pages.get() - 1);
 }
 
+/// The background purger's pass over the segments of exited threads, which
+/// no heap owns until one adopts them: while the whole abandoned stack is
+/// taken off, the caller is their only owner, so it collects their pages
+/// (taking blocks other threads freed), gives segments left empty to the
+/// reserve, decommits free pages idle for `delay` ms (all when `force`) and
+/// puts the rest back. Returns whether free pages still wait for the delay.
+pub fn purge_abandoned(now: u64, delay: u64, force: bool) -> bool {
+    let mut taken: *mut Segment = ptr::null_mut();
+    loop {
+        let s = ABANDONED.pop();
+        if s.is_null() {
+            break;
+        }
+        // SAFETY: popped, so ours alone; the list link is free while the
+        // segment is off every list.
+        unsafe { (*s).next.set(taken) };
+        taken = s;
+    }
+    let now32 = now as u32;
+    let mut left = false;
+    while !taken.is_null() {
+        // SAFETY: a segment we took off the abandoned stack.
+        let s = unsafe { &*taken };
+        let next = s.next.get();
+        s.next.set(ptr::null_mut());
+        for i in 0..s.page_count.get() as usize {
+            // SAFETY: i < page_count.
+            let p = unsafe { s.page(i) };
+            if p.in_use() {
+                p.collect();
+                if p.used.get() == 0 {
+                    page_free_quiet(p);
+                }
+            }
+        }
+        if s.used_pages.get() == 0 {
+            segment::segment_release(taken);
+        } else {
+            let mut m = s.free_mask.get() & s.dirty_mask.get();
+            let mut sel = 0u64;
+            while m != 0 {
+                let i = m.trailing_zeros() as usize;
+                m &= m - 1;
+                // SAFETY: i < page_count.
+                let t = unsafe { s.page(i) }.retire_time.get();
+                if force || now32.wrapping_sub(t) as u64 >= delay {
+                    sel |= 1 << i;
+                } else {
+                    left = true;
+                }
+            }
+            segment::decommit_pages(s, sel);
+            ABANDONED.push(taken);
+        }
+        taken = next;
+    }
+    left
+}
+
 /// Collects everything: blocks freed by other threads, empty pages,
 /// abandoned segments; then decommits all free pages.
 pub fn collect(heap: &Heap) {
@@ -743,7 +806,12 @@ pub fn abandon(heap: &Heap) {
                 }
             }
             s.heap.set(ptr::null_mut());
+            let idle = s.free_mask.get() & s.dirty_mask.get() != 0;
             ABANDONED.push(seg);
+            if idle {
+                // Its free pages wait for the purger (no heap owns them).
+                super::purger::notify();
+            }
             seg = next;
         }
         heap.segs[kind].set(ptr::null_mut());

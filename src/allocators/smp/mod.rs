@@ -4,15 +4,19 @@
 //! How it works (one concept per file):
 //! - `size_class.rs`: requests are rounded to 108 classes (at most 12.5%
 //!   waste above 64 bytes);
+//! - `reserve.rs`: the process-wide reserve: arenas of 4 MiB slots shared by
+//!   all threads, from which segments and huge blocks up to 32 MiB are
+//!   carved, and to which they return resident; its decay gives memory back
+//!   to the OS after the purge delay; `purger.rs`: the background thread
+//!   that runs that decay while the program makes no allocation call;
 //! - `segment.rs`: 4 MiB-aligned segments split into pages of one kind;
-//!   `free` finds a block's page by masking its address; huge blocks get
-//!   their own mapping (grown and shrunk with `mremap`);
-//! - `chunk_map.rs`: a two-level byte map saying which 4 MiB chunks of the
-//!   address space are ours (leaves mapped on first write);
+//!   `free` finds a block's page by masking its address; huge blocks (from
+//!   the reserve, or a mapping of their own above 32 MiB, grown and shrunk
+//!   with `mremap`); `chunk_map.rs`: which address ranges are ours;
 //! - `page.rs`: a page's blocks and its free lists (owner's `free` and
 //!   `local_free`, other threads' atomic `thread_free`);
-//! - `heap.rs`: per-thread heaps, page queues, the slow paths, delayed
-//!   decommit, thread-exit abandonment and reclaim;
+//! - `heap.rs`: per-thread heaps, page queues, the slow paths, the
+//!   heap's part of the decay, thread-exit abandonment and reclaim;
 //! - `thread.rs`: TLS, the exit key, the heap pool, fork safety;
 //! - `stats.rs`, `check.rs`: statistics, pointer classification and the
 //!   heap-consistency checker; `checked.rs`: the shim's checked entry

@@ -12,7 +12,9 @@
 //!   which callers run at the end of an allocator call, where re-entering
 //!   `malloc` from the C library's thread set-up is safe, and never before
 //!   the library's constructor ran);
-//! - it sleeps a purge delay, purges what has waited long enough, and exits
+//! - it sleeps a purge delay, purges what has waited long enough (in the
+//!   reserve, and the free pages of segments that exited threads left with
+//!   live blocks, which no heap owns until one adopts them), and exits
 //!   as soon as nothing is left to purge, so it never keeps a process alive
 //!   (a program whose `main` called `pthread_exit` ends at most a purge
 //!   delay after its last thread) and an idle program has no extra thread;
@@ -91,7 +93,9 @@ extern "C" fn run(_arg: *mut c_void) -> *mut c_void {
         if STATE.load(Ordering::Acquire) != RUNNING {
             return core::ptr::null_mut();
         }
-        if segment::purge_shared(sys::now_ms(), delay, false) {
+        let now = sys::now_ms();
+        let abandoned = heap::purge_abandoned(now, delay, false);
+        if segment::purge_shared(now, delay, false) || abandoned {
             continue;
         }
         // Nothing left: stop, unless memory came in since the pass (its

@@ -8,32 +8,38 @@
 //! power-of-two class. Because segments are aligned, `free` finds the page
 //! descriptor of any block by masking its address: no lookup, no header.
 //!
-//! Huge blocks (above `LARGE_MAX`, or aligned beyond what pages offer) get a
-//! mapping of their own that also starts with a [`Segment`] header (kind
-//! [`HUGE`]); the block starts at `max(page, align)` past it. For
-//! alignments of a segment or more the block itself is segment-aligned and
-//! the header sits one segment before it; that is why the header of a block
-//! is always found at `(ptr - 1) & !SEGMENT_MASK` (no block starts at offset 0
-//! of a normal segment). Huge blocks grow and shrink with `mremap`; growth
-//! takes headroom (twice the request: untouched pages cost no memory) so a
-//! block that keeps growing needs a system call only now and then, and a
-//! move goes to a fresh segment-aligned reservation (`MREMAP_FIXED`). Freed
-//! huge mappings wait in a small cache for reuse (unmapped after 250 ms).
+//! Segments are slots of the shared reserve (`reserve.rs`). Huge blocks
+//! (above `LARGE_MAX`, or aligned beyond what pages offer) also start with
+//! a [`Segment`] header (kind [`HUGE`]); the block starts at
+//! `max(page, align)` past it. Those whose mapping fits in
+//! `RESERVE_HUGE_MAX` (32 MiB) are a run of reserve slots: they grow and
+//! shrink in place within their slots, and go back to the reserve when
+//! freed, so churning large blocks costs no system call. Larger ones, and
+//! alignments of a segment or more, get a mapping of their own: for the
+//! latter the block itself is segment-aligned and the header sits one
+//! segment before it; that is why the header of a block is always found at
+//! `(ptr - 1) & !SEGMENT_MASK` (no block starts at offset 0 of a normal
+//! segment). Such mappings grow and shrink with `mremap`; growth takes
+//! headroom (twice the request: untouched pages cost no memory) so a block
+//! that keeps growing needs a system call only now and then, and a move
+//! goes to a fresh segment-aligned reservation (`MREMAP_FIXED`). Freed ones
+//! wait in a small cache for reuse (unmapped after 250 ms).
 //!
 //! A process-wide byte map (one byte per 4 MiB of the 47-bit address space,
 //! in two levels; see `chunk_map.rs`) records which chunks are ours, so
 //! that `check` can classify any pointer without touching unmapped memory:
-//! 0 = not ours, 1 = the header of a huge mapping or a cached segment lives
+//! 0 = not ours, 1 = the header of a huge block or of a free slot lives
 //! at this chunk, 2 = the chunk continues a huge mapping, 16 + page shift =
 //! a normal segment in use (so the shim's checked `free` needs nothing from
 //! the header itself).
 //!
-//! Normal segments are never unmapped: when all their pages are free they are
-//! decommitted and kept on a lock-free cache stack (so a pointer read from a
-//! stack is always to mapped memory). Segments of exited threads that still
-//! hold live blocks go onto a lock-free "abandoned" stack, from which other
-//! threads reclaim them. Both stacks keep an ABA counter in the low 22 bits
-//! of the (segment-aligned) head.
+//! A segment whose pages are all free goes back to the reserve at once,
+//! still resident, keeping a header of kind [`CACHED`]; the reserve's decay
+//! decommits it later. Segments of exited threads that still hold live
+//! blocks go onto a lock-free "abandoned" stack, from which other threads
+//! reclaim them; the stack keeps an ABA counter in the low 22 bits of the
+//! (segment-aligned) head, and since reserve memory is never unmapped a
+//! pointer read from it is always to mapped memory.
 
 use core::cell::Cell;
 use core::ptr;
@@ -663,6 +669,8 @@ pub unsafe fn huge_free(seg: *mut Segment) {
                 false,
             );
         }
+        // Still resident: counted again, now as the reserve's.
+        stats::add_committed(len);
         reserve::release(s.arena.get(), s.slot.get(), slots, true, len);
         super::purger::poll();
         return;

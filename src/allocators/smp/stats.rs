@@ -57,7 +57,9 @@ pub fn add_committed(bytes: usize) {
 }
 
 pub fn sub_committed(bytes: usize) {
-    COMMITTED.fetch_sub(bytes as isize, Ordering::Relaxed);
+    let before = COMMITTED.fetch_sub(bytes as isize, Ordering::Relaxed);
+    // Every subtraction undoes an earlier addition of the same memory.
+    debug_assert!(before >= bytes as isize, "committed bytes went negative");
 }
 
 pub fn huge_alloc(map_len: usize) {
