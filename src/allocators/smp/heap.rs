@@ -563,7 +563,7 @@ pub fn adopt(heap: &Heap, seg: *mut Segment) {
         p.heap.store(hp, Ordering::Release);
         p.collect();
         if p.used.get() == 0 {
-            page_free_quiet(p);
+            page_free_quiet(p, sys::now_ms() as u32);
         } else if p.has_free() {
             heap.queue_push_back(p.class.get() as usize, p);
         } else {
@@ -642,7 +642,10 @@ fn free_kept_pages(heap: &Heap, now: u64, force: bool) {
                 p.retire_time.set(now32);
             } else if force || now32.wrapping_sub(p.retire_time.get()) as u64 >= delay {
                 heap.queue_remove(cls, p);
-                page_free_quiet(p);
+                // Forced (collect, thread exit): its delay starts now; else
+                // it is already over.
+                let t = if force { now32 } else { p.retire_time.get() };
+                page_free_quiet(p, t);
             }
         }
     }
@@ -665,15 +668,16 @@ fn release_empty_segments(heap: &Heap) {
     }
 }
 
-/// `page_free` without triggering a purge (used inside the purge pass).
-fn page_free_quiet(page: &Page) {
+/// `page_free` without triggering a purge (used inside the purge pass and
+/// when pages change hands); `t`: when the page counts as freed (ms,
+/// wrapping), from which its purge delay runs.
+fn page_free_quiet(page: &Page, t: u32) {
     let seg = page.segment();
     let i = page.index();
     let bit = 1u64 << i;
     if seg.touched[i].get() > 0 {
         seg.dirty_mask.set(seg.dirty_mask.get() | bit);
     }
-    let t = page.retire_time.get();
     page.reset();
     page.retire_time.set(t);
     seg.free_mask.set(seg.free_mask.get() | bit);
@@ -711,7 +715,7 @@ pub fn purge_abandoned(now: u64, delay: u64, force: bool) -> bool {
             if p.in_use() {
                 p.collect();
                 if p.used.get() == 0 {
-                    page_free_quiet(p);
+                    page_free_quiet(p, now32);
                 }
             }
         }
@@ -752,7 +756,7 @@ pub fn collect(heap: &Heap) {
             p.collect();
             if p.used.get() == 0 {
                 heap.queue_remove(cls, p);
-                page_free_quiet(p);
+                page_free_quiet(p, sys::now_ms() as u32);
             }
             page = next;
         }
@@ -780,14 +784,14 @@ pub fn abandon(heap: &Heap) {
             p.collect();
             if p.used.get() == 0 {
                 heap.queue_remove(cls, p);
-                page_free_quiet(p);
+                page_free_quiet(p, sys::now_ms() as u32);
             }
             page = next;
         }
     }
     // Nothing is decommitted here: empty segments go to the reserve still
     // resident, so the next thread reuses them without a system call.
-    free_kept_pages(heap, 0, true);
+    free_kept_pages(heap, sys::now_ms(), true);
     release_empty_segments(heap);
     for kind in 0..3 {
         let mut seg = heap.segs[kind].get();
