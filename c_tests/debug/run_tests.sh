@@ -82,6 +82,17 @@ run leak-suppressed 0 "$LA_RUN" --debug --leak-exitcode 23 --suppressions "$TMP/
 lacks "liballoc:"
 ok
 
+# Stale stack: a dropped pointer's copies in dead frames (below main's
+# caller, the exit path's own frames, the program's atexit handler) do not
+# keep its block alive.
+for mode in main atexit exit; do
+    run stale-stack-$mode 0 "$LA_RUN" --debug "$BIN/stale_stack" $mode
+    has "Leak of 777 byte(s) in 1 object(s) allocated from:"
+    has "in lose_block"
+    has "SUMMARY: liballoc: 777 byte(s) leaked in 1 allocation(s)."
+    ok
+done
+
 run double-free $ABRT "$LA_RUN" --debug "$BIN/double_free"
 has "liballoc: error: double free of 0x"
 has "freed again by thread"

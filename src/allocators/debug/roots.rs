@@ -3,7 +3,8 @@
 //!
 //! Roots are the writable segments of every loaded module (data and bss,
 //! via `dl_iterate_phdr`), the current thread's stack from the stack
-//! pointer up (registers are spilled there by the call into this code), and
+//! pointer up (registers are spilled there by the call into this code; at
+//! exit, from the exit-time handler's caller up: see [`note_exit_frame`]), and
 //! every other writable anonymous mapping (other threads' stacks and TLS,
 //! memory that programs map themselves, such as Python's object arenas),
 //! minus the live blocks themselves (they count only when reachable) and
@@ -12,8 +13,98 @@
 //! marks it; marked blocks are scanned in turn (a worklist in the private
 //! arena). The mark is kept in the record's `_pad` byte.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use super::scratch::Scratch;
 use super::table::{Record, Table};
+
+/// The lowest live stack address of the thread running `exit()` when its
+/// exit-time handler began (0: not exiting). Everything below it is dead
+/// frames: the exit path's own, and under them, words left by earlier,
+/// deeper calls (copies of pointers the program has since dropped).
+static EXIT_STACK_TOP: AtomicUsize = AtomicUsize::new(0);
+
+/// Records where the exiting thread's live stack begins: the scan of this
+/// thread's stack then starts there, not at the scan's own stack pointer.
+/// Inlined into the exit-time handler (registered with `atexit`), whose
+/// frame it starts from. The frames `exit()` itself runs in are dead too
+/// (their holes keep words of earlier, deeper calls): when the return
+/// address into `exit` is found above the handler, the boundary moves up
+/// to the next return address after it, the one into `exit`'s caller.
+/// Not for use while the allocator's lock is held (`dladdr` takes the
+/// loader's lock).
+#[inline(always)]
+pub fn note_exit_frame() {
+    let fp: usize;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: reads a register. Frame pointers are kept in every function
+    // (`.cargo/config.toml`): rbp is this frame, rbp + 16 the caller's
+    // stack pointer at the call.
+    unsafe {
+        core::arch::asm!("lea {}, [rbp + 16]", out(reg) fp, options(nomem, nostack, preserves_flags))
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: reads a register; x29 is this frame's record.
+    unsafe {
+        core::arch::asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags))
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        fp = 0;
+    }
+    EXIT_STACK_TOP.store(past_exit(fp), Ordering::Relaxed);
+}
+
+/// Words searched above a frame for a return address.
+const SEARCH_WORDS: usize = 96;
+
+/// Whether `v` is an address in `exit`.
+fn in_exit(v: usize) -> bool {
+    // SAFETY: a zeroed Dl_info is a valid value to fill in.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    // SAFETY: dladdr only reads the loader's tables for any address.
+    if unsafe { libc::dladdr(v as *const libc::c_void, &mut info) } == 0 || info.dli_sname.is_null()
+    {
+        return false;
+    }
+    // SAFETY: the loader's NUL-terminated symbol name.
+    let name = unsafe { core::ffi::CStr::from_ptr(info.dli_sname) }.to_bytes();
+    name == b"exit" || name == b"__GI_exit"
+}
+
+/// Whether `v` is an address in an executable mapping.
+fn is_code(v: usize) -> bool {
+    let mut code = false;
+    super::maps::for_each(|m| {
+        if m.lo <= v && v < m.hi {
+            code = m.executable;
+            false
+        } else {
+            true
+        }
+    });
+    code
+}
+
+/// The slot of the return address into `exit`'s caller, above `sp` on the
+/// same stack (`sp` itself when not found).
+fn past_exit(sp: usize) -> usize {
+    if sp == 0 {
+        return 0;
+    }
+    let (_, hi) = super::trace::stack_bounds(sp);
+    let word = |i: usize| -> Option<usize> {
+        let at = sp + i * 8;
+        // SAFETY: a slot of this thread's stack, below its top.
+        (at + 8 <= hi).then(|| unsafe { *(at as *const usize) })
+    };
+    let Some(ret) = (0..SEARCH_WORDS).find(|&i| word(i).is_some_and(|v| in_exit(v.wrapping_sub(1)))) else {
+        return sp;
+    };
+    (ret + 1..ret + SEARCH_WORDS)
+        .find(|&i| word(i).is_some_and(|v| is_code(v)))
+        .map_or(sp + (ret + 1) * 8, |i| sp + i * 8)
+}
 
 struct Ctx<'a> {
     sorted: &'a [*mut Record],
@@ -53,6 +144,7 @@ impl Ctx<'_> {
                 unsafe {
                     if (*r)._pad == 0 {
                         (*r)._pad = 1;
+
                         if self.top < self.work.len() {
                             self.work[self.top] = r;
                             self.top += 1;
@@ -187,7 +279,10 @@ pub fn mark_reachable(sorted: &mut [*mut Record], tables: &[&Table], scratch: &m
     let marker = 0usize;
     let sp = &marker as *const usize as usize;
     let (stack_lo, hi) = super::trace::stack_bounds(sp);
-    ctx.scan(sp, hi);
+    // The exiting thread: from the frame `exit()` ran its handler in.
+    let top = EXIT_STACK_TOP.load(Ordering::Relaxed);
+    let from = if top > sp && top < hi { top } else { sp };
+    ctx.scan(from, hi);
     ctx.drain();
     let mut slabs = [(0usize, 0usize); 256];
     let mut ns = 0;
