@@ -93,6 +93,25 @@ for mode in main atexit exit; do
     ok
 done
 
+# Dropped blocks are leaks whatever the allocator still holds: copies of
+# their addresses in its own memory, free and quarantined blocks, the
+# smp allocator's segments.
+# (The calls may be unrolled into several sites: the total is checked.)
+run leak-roots-overwrite 0 "$LA_RUN" --debug "$BIN/leak_roots" overwrite
+has "in overwrite_three"
+has "SUMMARY: liballoc: 3000 byte(s) leaked in 3 allocation(s)."
+ok
+for mode in calloc memalign freed; do
+    run leak-roots-$mode 0 "$LA_RUN" --debug "$BIN/leak_roots" $mode
+    has "in make_block"
+    has "SUMMARY: liballoc: 3000 byte(s) leaked in 3 allocation(s)."
+    ok
+done
+run leak-roots-big 0 "$LA_RUN" --debug "$BIN/leak_roots" big
+has "Leak of 9437184 byte(s) in 3 object(s) allocated from:"
+has "SUMMARY: liballoc: 9437184 byte(s) leaked in 3 allocation(s)."
+ok
+
 run double-free $ABRT "$LA_RUN" --debug "$BIN/double_free"
 has "liballoc: error: double free of 0x"
 has "freed again by thread"

@@ -7,8 +7,10 @@
 //! exit, from the exit-time handler's caller up: see [`note_exit_frame`]), and
 //! every other writable anonymous mapping (other threads' stacks and TLS,
 //! memory that programs map themselves, such as Python's object arenas),
-//! minus the live blocks themselves (they count only when reachable) and
-//! the allocator's own record slabs (which hold every block's address).
+//! minus the live blocks themselves (they count only when reachable), the
+//! allocator's own record slabs (which hold every block's address) and,
+//! over the smp allocator, all of its chunks (free and quarantined blocks
+//! keep stale addresses there).
 //! Each aligned word that points into a live block (start or interior)
 //! marks it; marked blocks are scanned in turn (a worklist in the private
 //! arena). The mark is kept in the record's `_pad` byte.
@@ -98,7 +100,9 @@ fn past_exit(sp: usize) -> usize {
         // SAFETY: a slot of this thread's stack, below its top.
         (at + 8 <= hi).then(|| unsafe { *(at as *const usize) })
     };
-    let Some(ret) = (0..SEARCH_WORDS).find(|&i| word(i).is_some_and(|v| in_exit(v.wrapping_sub(1)))) else {
+    let Some(ret) =
+        (0..SEARCH_WORDS).find(|&i| word(i).is_some_and(|v| in_exit(v.wrapping_sub(1))))
+    else {
         return sp;
     };
     (ret + 1..ret + SEARCH_WORDS)
@@ -215,6 +219,32 @@ impl Ctx<'_> {
         }
     }
 
+    /// [`Ctx::scan_gaps`], less the chunks of the smp allocator when
+    /// `skip_smp` (its segments hold live blocks, scanned only when
+    /// reached, and besides them free blocks, quarantined ones and its own
+    /// metadata: stale addresses, not roots).
+    fn scan_owned_gaps(
+        &mut self,
+        lo: usize,
+        hi: usize,
+        excluded: &[(usize, usize)],
+        skip_smp: bool,
+    ) {
+        if !skip_smp {
+            self.scan_gaps(lo, hi, excluded);
+            return;
+        }
+        let chunk = crate::allocators::smp::CHUNK_SIZE;
+        let mut at = lo;
+        while at < hi {
+            let end = ((at & !(chunk - 1)) + chunk).min(hi);
+            if !crate::allocators::smp::owns_chunk(at) {
+                self.scan_gaps(at, end, excluded);
+            }
+            at = end;
+        }
+    }
+
     fn drain(&mut self) {
         while self.top > 0 {
             self.top -= 1;
@@ -308,8 +338,10 @@ pub fn mark_reachable(sorted: &mut [*mut Record], tables: &[&Table], scratch: &m
         }
         true
     });
+    // Over the smp allocator (in-band tables), its memory is no root.
+    let skip_smp = tables().any(|t| t.is_inband());
     for &(lo, hi) in &ranges[..nr] {
-        ctx.scan_gaps(lo, hi, &slabs[..ns]);
+        ctx.scan_owned_gaps(lo, hi, &slabs[..ns], skip_smp);
         ctx.drain();
     }
 }
