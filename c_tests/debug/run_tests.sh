@@ -112,6 +112,12 @@ has "Leak of 9437184 byte(s) in 3 object(s) allocated from:"
 has "SUMMARY: liballoc: 9437184 byte(s) leaked in 3 allocation(s)."
 ok
 
+# A thread freeing inside its dl_iterate_phdr callback while the exit-time
+# check runs: no deadlock (a hang ends in timeout's status 124), no report.
+run exit-phdr-race 0 timeout 30 "$LA_RUN" --debug --leak-exitcode 23 "$BIN/exit_phdr_race"
+lacks "liballoc:"
+ok
+
 run double-free $ABRT "$LA_RUN" --debug "$BIN/double_free"
 has "liballoc: error: double free of 0x"
 has "freed again by thread"

@@ -209,7 +209,18 @@ impl Ctx<'_> {
             let ok =
                 unsafe { libc::mincore(at as *mut libc::c_void, n * page, vec.as_mut_ptr()) } == 0;
             for (i, &v) in vec[..n].iter().enumerate() {
-                if !ok || v & 1 != 0 {
+                // When the run is not all mapped, each page is asked alone
+                // and those not mapped are skipped.
+                let resident = if ok {
+                    v & 1 != 0
+                } else {
+                    let mut one = 0u8;
+                    let p = (at + i * page) as *mut libc::c_void;
+                    // SAFETY: as above, one page.
+                    let r = unsafe { libc::mincore(p, page, &mut one) };
+                    r == 0 && one & 1 != 0
+                };
+                if resident {
                     let plo = (at + i * page).max(lo);
                     let phi = (at + (i + 1) * page).min(hi);
                     self.scan(plo, phi);
@@ -256,20 +267,56 @@ impl Ctx<'_> {
     }
 }
 
+/// Most writable module segments remembered.
+const MAX_SEGMENTS: usize = 256;
+
+/// The writable segments of the loaded modules (data and bss), gathered by
+/// [`Segments::gather`] before the allocator's locks are taken: another
+/// thread may hold the loader's lock (inside its own `dl_iterate_phdr`
+/// callback, say) and call `free`, so calling into the loader with the
+/// allocator's locks held could leave both threads waiting for each other.
+pub struct Segments {
+    ranges: [(usize, usize); MAX_SEGMENTS],
+    n: usize,
+}
+
+impl Segments {
+    /// None (no module is scanned).
+    pub const fn empty() -> Self {
+        Segments {
+            ranges: [(0, 0); MAX_SEGMENTS],
+            n: 0,
+        }
+    }
+
+    /// Asks the loader for the writable segments. Not to be called with
+    /// the allocator's locks held.
+    pub fn gather() -> Self {
+        let mut s = Self::empty();
+        // SAFETY: the callback only reads program headers into `s`.
+        unsafe { libc::dl_iterate_phdr(Some(phdr_cb), (&mut s as *mut Segments).cast()) };
+        s
+    }
+
+    fn ranges(&self) -> &[(usize, usize)] {
+        &self.ranges[..self.n]
+    }
+}
+
 unsafe extern "C" fn phdr_cb(
     info: *mut libc::dl_phdr_info,
     _size: usize,
     data: *mut libc::c_void,
 ) -> i32 {
-    // SAFETY: dl_iterate_phdr passes a valid info and our context.
-    let (info, ctx) = unsafe { (&*info, &mut *(data as *mut Ctx<'_>)) };
+    // SAFETY: dl_iterate_phdr passes a valid info and our Segments.
+    let (info, segs) = unsafe { (&*info, &mut *(data as *mut Segments)) };
     for i in 0..info.dlpi_phnum as usize {
         // SAFETY: dlpi_phdr has dlpi_phnum entries.
         let ph = unsafe { &*info.dlpi_phdr.add(i) };
-        if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 {
+        if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 && segs.n < MAX_SEGMENTS {
             let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
-            ctx.scan(lo, lo + ph.p_memsz as usize);
-            ctx.drain();
+            segs.ranges[segs.n] = (lo, lo + ph.p_memsz as usize);
+            segs.n += 1;
         }
     }
     0
@@ -278,8 +325,14 @@ unsafe extern "C" fn phdr_cb(
 /// Marks (`_pad = 1`; callers clear the marks first) every block of
 /// `sorted` reachable from the roots: the live blocks of `tables` (the
 /// shards of one instance), given in any order and sorted here by address.
+/// `segments` were gathered before the tables' locks were taken.
 #[inline(never)]
-pub fn mark_reachable(sorted: &mut [*mut Record], tables: &[&Table], scratch: &mut Scratch) {
+pub fn mark_reachable(
+    sorted: &mut [*mut Record],
+    tables: &[&Table],
+    segments: &Segments,
+    scratch: &mut Scratch,
+) {
     let tables = || tables.iter();
     let Some(work) = scratch.slice::<*mut Record>(sorted.len()) else {
         return;
@@ -304,8 +357,12 @@ pub fn mark_reachable(sorted: &mut [*mut Record], tables: &[&Table], scratch: &m
         lo,
         hi,
     };
-    // SAFETY: the callback only reads program headers and writable segments.
-    unsafe { libc::dl_iterate_phdr(Some(phdr_cb), (&mut ctx as *mut Ctx<'_>).cast()) };
+    // Segments of modules unloaded since (none at exit, as a rule) are no
+    // longer resident: `scan_resident` skips them.
+    for &(lo, hi) in segments.ranges() {
+        ctx.scan_resident(lo, hi);
+        ctx.drain();
+    }
     let marker = 0usize;
     let sp = &marker as *const usize as usize;
     let (stack_lo, hi) = super::trace::stack_bounds(sp);
