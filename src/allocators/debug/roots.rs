@@ -106,7 +106,7 @@ fn past_exit(sp: usize) -> usize {
         return sp;
     };
     (ret + 1..ret + SEARCH_WORDS)
-        .find(|&i| word(i).is_some_and(|v| is_code(v)))
+        .find(|&i| word(i).is_some_and(is_code))
         .map_or(sp + (ret + 1) * 8, |i| sp + i * 8)
 }
 
