@@ -82,6 +82,42 @@ run leak-suppressed 0 "$LA_RUN" --debug --leak-exitcode 23 --suppressions "$TMP/
 lacks "liballoc:"
 ok
 
+# Stale stack: a dropped pointer's copies in dead frames (below main's
+# caller, the exit path's own frames, the program's atexit handler) do not
+# keep its block alive.
+for mode in main atexit exit; do
+    run stale-stack-$mode 0 "$LA_RUN" --debug "$BIN/stale_stack" $mode
+    has "Leak of 777 byte(s) in 1 object(s) allocated from:"
+    has "in lose_block"
+    has "SUMMARY: liballoc: 777 byte(s) leaked in 1 allocation(s)."
+    ok
+done
+
+# Dropped blocks are leaks whatever the allocator still holds: copies of
+# their addresses in its own memory, free and quarantined blocks, the
+# smp allocator's segments.
+# (The calls may be unrolled into several sites: the total is checked.)
+run leak-roots-overwrite 0 "$LA_RUN" --debug "$BIN/leak_roots" overwrite
+has "in overwrite_three"
+has "SUMMARY: liballoc: 3000 byte(s) leaked in 3 allocation(s)."
+ok
+for mode in calloc memalign freed; do
+    run leak-roots-$mode 0 "$LA_RUN" --debug "$BIN/leak_roots" $mode
+    has "in make_block"
+    has "SUMMARY: liballoc: 3000 byte(s) leaked in 3 allocation(s)."
+    ok
+done
+run leak-roots-big 0 "$LA_RUN" --debug "$BIN/leak_roots" big
+has "Leak of 9437184 byte(s) in 3 object(s) allocated from:"
+has "SUMMARY: liballoc: 9437184 byte(s) leaked in 3 allocation(s)."
+ok
+
+# A thread freeing inside its dl_iterate_phdr callback while the exit-time
+# check runs: no deadlock (a hang ends in timeout's status 124), no report.
+run exit-phdr-race 0 timeout 30 "$LA_RUN" --debug --leak-exitcode 23 "$BIN/exit_phdr_race"
+lacks "liballoc:"
+ok
+
 run double-free $ABRT "$LA_RUN" --debug "$BIN/double_free"
 has "liballoc: error: double free of 0x"
 has "freed again by thread"

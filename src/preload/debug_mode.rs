@@ -26,7 +26,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
 use crate::allocators::debug::scratch::Scratch;
-use crate::allocators::debug::{la_debug, la_debug_config, leaks, trace};
+use crate::allocators::debug::{la_debug, la_debug_config, leaks, roots, trace};
 use crate::allocators::smp::{self, la_smp_allocator};
 
 use super::options::Options;
@@ -214,6 +214,9 @@ fn leak_exitcode() -> i32 {
 }
 
 extern "C" fn at_exit() {
+    // Frames below this one are dead (the program's own exit handlers ran
+    // there, and earlier, deeper calls): not roots.
+    roots::note_exit_frame();
     let d = instance();
     d.verify_freed();
     let mut scratch = Scratch::new();

@@ -31,7 +31,7 @@ use super::trace::{self, MAX_FRAMES};
 use super::{
     FREE_FILL, MAX_SHARDS, QUARANTINE_BLOCKS, REDZONE, REGISTRY, REGISTRY_LOCK, Shard, State,
     VTABLE, la_check, la_debug, la_debug_config, la_debug_error, la_debug_on_error, la_debug_stats,
-    leaks,
+    leaks, roots,
 };
 use crate::alignment;
 use crate::allocators::smp;
@@ -1291,6 +1291,13 @@ impl la_debug {
 
     /// Prints a leak report (see `leaks.rs`); returns (bytes, blocks) leaked.
     pub fn report_leaks(&self, opts: &leaks::Options<'_>) -> (usize, usize) {
+        // The loader is asked first: never with the shards' locks held (see
+        // `roots::Segments`).
+        let segments = if opts.scan_roots {
+            roots::Segments::gather()
+        } else {
+            roots::Segments::empty()
+        };
         // All shards at once, taken in order (other paths hold one at most).
         let shards = self.shards();
         for sh in shards {
@@ -1302,7 +1309,7 @@ impl la_debug {
             let st = unsafe { self.shards[i].state_ref() };
             (&st.table, &st.depot)
         });
-        let found = leaks::report(&parts[..shards.len()], self.report_fd, opts);
+        let found = leaks::report(&parts[..shards.len()], self.report_fd, opts, &segments);
         for sh in shards {
             sh.lock.reset();
         }

@@ -94,7 +94,14 @@ struct Leak {
 /// Prints the leak report for the shards `parts` (each a table and the
 /// depot of its traces) to `fd`; returns (bytes, blocks) leaked after
 /// suppressions. Prints nothing when nothing leaked.
-pub fn report(parts: &[(&Table, &Depot)], fd: i32, opts: &Options<'_>) -> (usize, usize) {
+/// `segments`: the modules' writable segments, gathered before the tables'
+/// locks were taken (used when `opts.scan_roots`).
+pub fn report(
+    parts: &[(&Table, &Depot)],
+    fd: i32,
+    opts: &Options<'_>,
+    segments: &roots::Segments,
+) -> (usize, usize) {
     // SAFETY: the records of the tables being reported (locked).
     let trace = |l: &Leak| parts[l.part].1.get(unsafe { (*l.r).alloc_stack });
     if parts.is_empty() {
@@ -146,6 +153,7 @@ pub fn report(parts: &[(&Table, &Depot)], fd: i32, opts: &Options<'_>) -> (usize
         roots::mark_reachable(
             blocks,
             &tables[..parts.len().min(super::MAX_SHARDS)],
+            segments,
             &mut scratch,
         );
     }

@@ -3,17 +3,112 @@
 //!
 //! Roots are the writable segments of every loaded module (data and bss,
 //! via `dl_iterate_phdr`), the current thread's stack from the stack
-//! pointer up (registers are spilled there by the call into this code), and
+//! pointer up (registers are spilled there by the call into this code; at
+//! exit, from the exit-time handler's caller up: see [`note_exit_frame`]), and
 //! every other writable anonymous mapping (other threads' stacks and TLS,
 //! memory that programs map themselves, such as Python's object arenas),
-//! minus the live blocks themselves (they count only when reachable) and
-//! the allocator's own record slabs (which hold every block's address).
+//! minus the live blocks themselves (they count only when reachable), the
+//! allocator's own record slabs (which hold every block's address) and,
+//! over the smp allocator, all of its chunks (free and quarantined blocks
+//! keep stale addresses there).
 //! Each aligned word that points into a live block (start or interior)
 //! marks it; marked blocks are scanned in turn (a worklist in the private
 //! arena). The mark is kept in the record's `_pad` byte.
 
+use core::sync::atomic::{AtomicUsize, Ordering};
+
 use super::scratch::Scratch;
 use super::table::{Record, Table};
+
+/// The lowest live stack address of the thread running `exit()` when its
+/// exit-time handler began (0: not exiting). Everything below it is dead
+/// frames: the exit path's own, and under them, words left by earlier,
+/// deeper calls (copies of pointers the program has since dropped).
+static EXIT_STACK_TOP: AtomicUsize = AtomicUsize::new(0);
+
+/// Records where the exiting thread's live stack begins: the scan of this
+/// thread's stack then starts there, not at the scan's own stack pointer.
+/// Inlined into the exit-time handler (registered with `atexit`), whose
+/// frame it starts from. The frames `exit()` itself runs in are dead too
+/// (their holes keep words of earlier, deeper calls): when the return
+/// address into `exit` is found above the handler, the boundary moves up
+/// to the next return address after it, the one into `exit`'s caller.
+/// Not for use while the allocator's lock is held (`dladdr` takes the
+/// loader's lock).
+#[inline(always)]
+pub fn note_exit_frame() {
+    let fp: usize;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: reads a register. Frame pointers are kept in every function
+    // (`.cargo/config.toml`): rbp is this frame, rbp + 16 the caller's
+    // stack pointer at the call.
+    unsafe {
+        core::arch::asm!("lea {}, [rbp + 16]", out(reg) fp, options(nomem, nostack, preserves_flags))
+    };
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: reads a register; x29 is this frame's record.
+    unsafe {
+        core::arch::asm!("mov {}, x29", out(reg) fp, options(nomem, nostack, preserves_flags))
+    };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        fp = 0;
+    }
+    EXIT_STACK_TOP.store(past_exit(fp), Ordering::Relaxed);
+}
+
+/// Words searched above a frame for a return address.
+const SEARCH_WORDS: usize = 96;
+
+/// Whether `v` is an address in `exit`.
+fn in_exit(v: usize) -> bool {
+    // SAFETY: a zeroed Dl_info is a valid value to fill in.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    // SAFETY: dladdr only reads the loader's tables for any address.
+    if unsafe { libc::dladdr(v as *const libc::c_void, &mut info) } == 0 || info.dli_sname.is_null()
+    {
+        return false;
+    }
+    // SAFETY: the loader's NUL-terminated symbol name.
+    let name = unsafe { core::ffi::CStr::from_ptr(info.dli_sname) }.to_bytes();
+    name == b"exit" || name == b"__GI_exit"
+}
+
+/// Whether `v` is an address in an executable mapping.
+fn is_code(v: usize) -> bool {
+    let mut code = false;
+    super::maps::for_each(|m| {
+        if m.lo <= v && v < m.hi {
+            code = m.executable;
+            false
+        } else {
+            true
+        }
+    });
+    code
+}
+
+/// The slot of the return address into `exit`'s caller, above `sp` on the
+/// same stack (`sp` itself when not found).
+fn past_exit(sp: usize) -> usize {
+    if sp == 0 {
+        return 0;
+    }
+    let (_, hi) = super::trace::stack_bounds(sp);
+    let word = |i: usize| -> Option<usize> {
+        let at = sp + i * 8;
+        // SAFETY: a slot of this thread's stack, below its top.
+        (at + 8 <= hi).then(|| unsafe { *(at as *const usize) })
+    };
+    let Some(ret) =
+        (0..SEARCH_WORDS).find(|&i| word(i).is_some_and(|v| in_exit(v.wrapping_sub(1))))
+    else {
+        return sp;
+    };
+    (ret + 1..ret + SEARCH_WORDS)
+        .find(|&i| word(i).is_some_and(is_code))
+        .map_or(sp + (ret + 1) * 8, |i| sp + i * 8)
+}
 
 struct Ctx<'a> {
     sorted: &'a [*mut Record],
@@ -53,6 +148,7 @@ impl Ctx<'_> {
                 unsafe {
                     if (*r)._pad == 0 {
                         (*r)._pad = 1;
+
                         if self.top < self.work.len() {
                             self.work[self.top] = r;
                             self.top += 1;
@@ -113,13 +209,50 @@ impl Ctx<'_> {
             let ok =
                 unsafe { libc::mincore(at as *mut libc::c_void, n * page, vec.as_mut_ptr()) } == 0;
             for (i, &v) in vec[..n].iter().enumerate() {
-                if !ok || v & 1 != 0 {
+                // When the run is not all mapped, each page is asked alone
+                // and those not mapped are skipped.
+                let resident = if ok {
+                    v & 1 != 0
+                } else {
+                    let mut one = 0u8;
+                    let p = (at + i * page) as *mut libc::c_void;
+                    // SAFETY: as above, one page.
+                    let r = unsafe { libc::mincore(p, page, &mut one) };
+                    r == 0 && one & 1 != 0
+                };
+                if resident {
                     let plo = (at + i * page).max(lo);
                     let phi = (at + (i + 1) * page).min(hi);
                     self.scan(plo, phi);
                 }
             }
             at += n * page;
+        }
+    }
+
+    /// [`Ctx::scan_gaps`], less the chunks of the smp allocator when
+    /// `skip_smp` (its segments hold live blocks, scanned only when
+    /// reached, and besides them free blocks, quarantined ones and its own
+    /// metadata: stale addresses, not roots).
+    fn scan_owned_gaps(
+        &mut self,
+        lo: usize,
+        hi: usize,
+        excluded: &[(usize, usize)],
+        skip_smp: bool,
+    ) {
+        if !skip_smp {
+            self.scan_gaps(lo, hi, excluded);
+            return;
+        }
+        let chunk = crate::allocators::smp::CHUNK_SIZE;
+        let mut at = lo;
+        while at < hi {
+            let end = ((at & !(chunk - 1)) + chunk).min(hi);
+            if !crate::allocators::smp::owns_chunk(at) {
+                self.scan_gaps(at, end, excluded);
+            }
+            at = end;
         }
     }
 
@@ -134,20 +267,56 @@ impl Ctx<'_> {
     }
 }
 
+/// Most writable module segments remembered.
+const MAX_SEGMENTS: usize = 256;
+
+/// The writable segments of the loaded modules (data and bss), gathered by
+/// [`Segments::gather`] before the allocator's locks are taken: another
+/// thread may hold the loader's lock (inside its own `dl_iterate_phdr`
+/// callback, say) and call `free`, so calling into the loader with the
+/// allocator's locks held could leave both threads waiting for each other.
+pub struct Segments {
+    ranges: [(usize, usize); MAX_SEGMENTS],
+    n: usize,
+}
+
+impl Segments {
+    /// None (no module is scanned).
+    pub const fn empty() -> Self {
+        Segments {
+            ranges: [(0, 0); MAX_SEGMENTS],
+            n: 0,
+        }
+    }
+
+    /// Asks the loader for the writable segments. Not to be called with
+    /// the allocator's locks held.
+    pub fn gather() -> Self {
+        let mut s = Self::empty();
+        // SAFETY: the callback only reads program headers into `s`.
+        unsafe { libc::dl_iterate_phdr(Some(phdr_cb), (&mut s as *mut Segments).cast()) };
+        s
+    }
+
+    fn ranges(&self) -> &[(usize, usize)] {
+        &self.ranges[..self.n]
+    }
+}
+
 unsafe extern "C" fn phdr_cb(
     info: *mut libc::dl_phdr_info,
     _size: usize,
     data: *mut libc::c_void,
 ) -> i32 {
-    // SAFETY: dl_iterate_phdr passes a valid info and our context.
-    let (info, ctx) = unsafe { (&*info, &mut *(data as *mut Ctx<'_>)) };
+    // SAFETY: dl_iterate_phdr passes a valid info and our Segments.
+    let (info, segs) = unsafe { (&*info, &mut *(data as *mut Segments)) };
     for i in 0..info.dlpi_phnum as usize {
         // SAFETY: dlpi_phdr has dlpi_phnum entries.
         let ph = unsafe { &*info.dlpi_phdr.add(i) };
-        if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 {
+        if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 && segs.n < MAX_SEGMENTS {
             let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
-            ctx.scan(lo, lo + ph.p_memsz as usize);
-            ctx.drain();
+            segs.ranges[segs.n] = (lo, lo + ph.p_memsz as usize);
+            segs.n += 1;
         }
     }
     0
@@ -156,8 +325,14 @@ unsafe extern "C" fn phdr_cb(
 /// Marks (`_pad = 1`; callers clear the marks first) every block of
 /// `sorted` reachable from the roots: the live blocks of `tables` (the
 /// shards of one instance), given in any order and sorted here by address.
+/// `segments` were gathered before the tables' locks were taken.
 #[inline(never)]
-pub fn mark_reachable(sorted: &mut [*mut Record], tables: &[&Table], scratch: &mut Scratch) {
+pub fn mark_reachable(
+    sorted: &mut [*mut Record],
+    tables: &[&Table],
+    segments: &Segments,
+    scratch: &mut Scratch,
+) {
     let tables = || tables.iter();
     let Some(work) = scratch.slice::<*mut Record>(sorted.len()) else {
         return;
@@ -182,12 +357,19 @@ pub fn mark_reachable(sorted: &mut [*mut Record], tables: &[&Table], scratch: &m
         lo,
         hi,
     };
-    // SAFETY: the callback only reads program headers and writable segments.
-    unsafe { libc::dl_iterate_phdr(Some(phdr_cb), (&mut ctx as *mut Ctx<'_>).cast()) };
+    // Segments of modules unloaded since (none at exit, as a rule) are no
+    // longer resident: `scan_resident` skips them.
+    for &(lo, hi) in segments.ranges() {
+        ctx.scan_resident(lo, hi);
+        ctx.drain();
+    }
     let marker = 0usize;
     let sp = &marker as *const usize as usize;
     let (stack_lo, hi) = super::trace::stack_bounds(sp);
-    ctx.scan(sp, hi);
+    // The exiting thread: from the frame `exit()` ran its handler in.
+    let top = EXIT_STACK_TOP.load(Ordering::Relaxed);
+    let from = if top > sp && top < hi { top } else { sp };
+    ctx.scan(from, hi);
     ctx.drain();
     let mut slabs = [(0usize, 0usize); 256];
     let mut ns = 0;
@@ -213,8 +395,10 @@ pub fn mark_reachable(sorted: &mut [*mut Record], tables: &[&Table], scratch: &m
         }
         true
     });
+    // Over the smp allocator (in-band tables), its memory is no root.
+    let skip_smp = tables().any(|t| t.is_inband());
     for &(lo, hi) in &ranges[..nr] {
-        ctx.scan_gaps(lo, hi, &slabs[..ns]);
+        ctx.scan_owned_gaps(lo, hi, &slabs[..ns], skip_smp);
         ctx.drain();
     }
 }

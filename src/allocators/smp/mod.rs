@@ -341,6 +341,17 @@ pub fn check(ptr: *const u8) -> PtrCheck {
     checked::check(ptr)
 }
 
+/// Bytes of the address-space chunks [`owns_chunk`] answers for.
+pub const CHUNK_SIZE: usize = segment::SEGMENT_SIZE;
+
+/// Whether the [`CHUNK_SIZE`]-aligned chunk holding `addr` is this
+/// allocator's (a segment, a huge block, a cached slot of the reserve):
+/// the debug allocator's leak scan does not take its memory as roots.
+/// Reads the chunk map only.
+pub fn owns_chunk(addr: usize) -> bool {
+    chunk_map::chunk_entry(addr) != chunk_map::CHUNK_NONE
+}
+
 /// Sets up what [`free_fast`] relies on (the chunk map, otherwise made
 /// with the first segment); false when that memory cannot be mapped.
 pub fn prepare() -> bool {
