@@ -23,8 +23,8 @@
 //! A free slot that held a segment or a huge block keeps a segment header of
 //! kind `CACHED` in its first bytes and its chunk-map entry (see
 //! `segment.rs`), so that a late `free` of a pointer into it is recognised
-//! as a free of freed memory. A purge rewrites that header after the
-//! decommit.
+//! as a free of freed memory; a purge leaves that first page resident, so
+//! the header stays valid for a `free` that reads it at any moment.
 //!
 //! Arenas are made on demand, small first (4 slots, 16 MiB of address
 //! space, so a small program reserves little), doubling up to 64 slots; when
@@ -343,22 +343,17 @@ fn purge_slots(a: &Arena, start: usize, sel: u64) {
             continue;
         }
         let addr = start + i * SLOT;
-        // Whether the slot holds a header (it held a segment or a huge
-        // block's first slot): it is rewritten after the decommit.
-        let header = if super::segment::chunk_head_at(addr) {
-            // SAFETY: a free slot we claimed, whose chunk entry says it
-            // holds a header.
-            Some(unsafe { super::segment::cached_block(addr) })
+        // A slot that holds a header keeps its first page (the header, so
+        // that a racing `free` reads a valid `CACHED` one); the rest reads
+        // back as zeros.
+        let keep = if super::segment::chunk_head_at(addr) {
+            sys::page_size()
         } else {
-            None
+            0
         };
         // SAFETY: a free slot we claimed: inside our arena mapping, holding
-        // no live data.
-        unsafe { sys::decommit(addr as *mut u8, SLOT) };
-        if let Some(block) = header {
-            // SAFETY: as above: a free slot we hold.
-            unsafe { super::segment::write_cached_header(addr, block) };
-        }
+        // no live data past its header.
+        unsafe { sys::decommit((addr + keep) as *mut u8, SLOT - keep) };
     }
     if pages > 0 {
         stats::sub_committed(pages * sys::page_size());

@@ -324,30 +324,6 @@ pub fn chunk_head_at(addr: usize) -> bool {
     is_head(chunk_entry(addr))
 }
 
-/// The block address a free slot's header remembers (a freed huge block's
-/// start: a later `free` of it is a double free; see `check.rs`).
-///
-/// # Safety
-/// `addr` is the start of a free slot of the reserve that the caller holds,
-/// and holds a header.
-pub unsafe fn cached_block(addr: usize) -> usize {
-    // SAFETY: caller's promise: a mapped header nobody else uses.
-    unsafe { &*(addr as *const Segment) }.block.get()
-}
-
-/// Rewrites the header a free slot keeps after its memory was decommitted
-/// (see `reserve.rs`), remembering `block` (see [`cached_block`]).
-///
-/// # Safety
-/// `addr` is the start of a free slot of the reserve that the caller holds.
-pub unsafe fn write_cached_header(addr: usize, block: usize) {
-    // SAFETY: caller's promise: the slot is mapped and nobody else uses it.
-    let s = unsafe { &*(addr as *const Segment) };
-    s.kind.set(CACHED);
-    s.heap.set(ptr::null_mut());
-    s.block.set(block);
-}
-
 /// Runs the purge of what all threads share (the reserve and the cache of
 /// huge mappings) if one is due.
 pub fn maybe_purge_shared(now: u64, delay: u64) {
@@ -598,17 +574,16 @@ fn huge_from_reserve(total: usize, offset: usize, body: usize, zero: bool) -> *m
             // SAFETY: the body lies inside the claimed slots.
             unsafe { ptr::write_bytes((start + offset) as *mut u8, 0, body) };
         } else {
-            // Clean slots read as zeros, except the header a free slot
-            // keeps (see `reserve.rs`), inside the body from slot 1 on.
+            // Clean slots read as zeros, except the first page of a slot
+            // that kept a header (see `reserve.rs`), inside the body from
+            // slot 1 on.
+            let page = sys::page_size();
             for i in 1..c.count as usize {
-                // SAFETY: slot i of the claim is ours and mapped.
-                unsafe {
-                    ptr::write_bytes(
-                        (start + i * SEGMENT_SIZE) as *mut u8,
-                        0,
-                        core::mem::size_of::<Segment>(),
-                    )
-                };
+                let slot = start + i * SEGMENT_SIZE;
+                if chunk_head_at(slot) {
+                    // SAFETY: slot i of the claim is ours and mapped.
+                    unsafe { ptr::write_bytes(slot as *mut u8, 0, page) };
+                }
             }
         }
     }

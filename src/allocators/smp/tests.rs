@@ -472,3 +472,40 @@ fn free_pages_stay_committed_for_the_purge_delay() {
     // SAFETY: live block, freed once.
     unsafe { free(keep) };
 }
+
+#[test]
+fn pointers_into_slots_being_purged_classify_safely() {
+    // One thread frees blocks into the reserve and purges it again and
+    // again; another classifies addresses inside those slots meanwhile. A
+    // header read half-purged would give a page index past the segment
+    // (caught by `Segment::page`'s assertion) or read unmapped memory.
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let last = Arc::new(AtomicUsize::new(0));
+    let (s2, l2) = (stop.clone(), last.clone());
+    let checker = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !s2.load(Ordering::Relaxed) {
+            let base = l2.load(Ordering::Relaxed);
+            if base != 0 {
+                for off in [0usize, 16, 4096, 65536, 1 << 20] {
+                    let _ = check((base + off) as *const u8);
+                    n += 1;
+                }
+            }
+        }
+        n
+    });
+    for i in 0..300 {
+        let p = alloc((1 + i % 5) << 20, 4);
+        assert!(!p.is_null());
+        fill(p, 4096, 1);
+        last.store(p as usize & !(SEGMENT_SIZE - 1), Ordering::Relaxed);
+        // SAFETY: live block.
+        unsafe { free(p) };
+        collect();
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(checker.join().unwrap() > 0);
+}
