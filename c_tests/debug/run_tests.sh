@@ -200,6 +200,14 @@ fi
 run ls 0 "$LA_RUN" --debug --leak-exitcode 23 ls -l /
 lacks "liballoc:"
 ok
+# Little address space: the debug mode's tables are reserved in steps
+# sized by RLIMIT_AS, so it runs under `ulimit -v`.
+for kib in 1000000 262144; do
+    run "ulimit-v-$kib" 0 sh -c 'ulimit -v "$1" && exec "$2" --debug "$3"' sh "$kib" "$LA_RUN" "$BIN/small_heap"
+    lacks "liballoc:"
+    lacks "failed"
+    ok
+done
 # Threads, cross-thread frees, fork and thread-exit destructors (the shim's
 # churn test), and C++ new/delete with the STL, all clean.
 CC=${CC:-cc}
