@@ -200,6 +200,12 @@ fi
 run ls 0 "$LA_RUN" --debug --leak-exitcode 23 ls -l /
 lacks "liballoc:"
 ok
+# mallinfo/mallinfo2: quarantined (freed, held back) bytes are free.
+run mallinfo-quarantine 0 "$LA_RUN" --debug "$BIN/mallinfo_quarantine"
+lacks "liballoc:"
+lacks "mallinfo"
+ok
+
 # Little address space: the debug mode's tables are reserved in steps
 # sized by RLIMIT_AS, so it runs under `ulimit -v`.
 for kib in 1000000 262144; do

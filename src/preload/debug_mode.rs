@@ -291,6 +291,14 @@ pub fn usable_size(p: *mut u8) -> usize {
     instance().usable_size(p, trace::entry_frame())
 }
 
+/// The program's blocks as the debug allocator counts them: requested
+/// bytes in live blocks, live blocks, and the peak of live bytes. Freed
+/// blocks held in the quarantine are not live.
+pub fn live_totals() -> (usize, usize, usize) {
+    let s = instance().stats();
+    (s.live_bytes, s.live_allocations, s.peak_bytes)
+}
+
 /// The length of live block `p` (for statistics), reporting nothing.
 pub fn len_of(p: *mut u8) -> Option<usize> {
     instance().len_of(p)
