@@ -111,6 +111,12 @@ has "in main"
 has "overflow.c:"
 ok
 
+run zero-size-overflow $ABRT "$LA_RUN" --debug "$BIN/zero_size"
+has "liballoc: error: heap buffer overflow: byte 0 past the end of the 0-byte block"
+has "in main"
+has "zero_size.c:"
+ok
+
 run write-after-free $ABRT "$LA_RUN" --debug "$BIN/write_after_free"
 has "liballoc: error: write after free: byte 5 of the freed 64-byte block"
 has "freed by thread"

@@ -249,7 +249,7 @@ pub fn alloc_entry(size: usize, align_log2: u8) -> *mut u8 {
     if size > super::MAX_SIZE {
         return super::out_of_memory();
     }
-    let p = alloc(size.max(1), align_log2);
+    let p = alloc(size, align_log2);
     if p.is_null() {
         return super::out_of_memory();
     }
@@ -269,10 +269,12 @@ pub fn free_entry(p: *mut u8) {
     unsafe { *errno = saved };
 }
 
-/// `malloc`-family allocation of `size > 0` bytes.
+/// `malloc`-family allocation of `size` bytes. A zero-size block has no
+/// user bytes: its back redzone starts at the address returned, so a write
+/// to byte 0 is reported as an overflow.
 #[inline(always)]
 pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
-    instance().alloc(size, align_log2, trace::entry_frame())
+    instance().alloc_any(size, align_log2, trace::entry_frame())
 }
 
 /// `free` (NULL already filtered out).

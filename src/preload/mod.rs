@@ -251,7 +251,7 @@ fn alloc_slow(size: usize, align_log2: u8) -> *mut u8 {
         return out_of_memory();
     }
     if f & DEBUG != 0 {
-        let p = debug_mode::alloc(size.max(1), align_log2);
+        let p = debug_mode::alloc(size, align_log2);
         if p.is_null() {
             return out_of_memory();
         }
@@ -370,7 +370,8 @@ unsafe fn free_slow(p: *mut u8, func: &str) {
         if f & COUNT != 0 {
             stats::CALLS_FREE.fetch_add(1, Relaxed);
             if let Some(n) = debug_mode::len_of(p) {
-                stats::on_free(n);
+                // A zero-size block counts as 1 byte (see `alloc_slow`).
+                stats::on_free(n.max(1));
             }
         }
         debug_mode::free(p);
@@ -448,7 +449,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
             return out_of_memory();
         }
         if let Some(old) = old {
-            stats::on_free(old);
+            stats::on_free(old.max(1));
             stats::on_alloc(size);
         }
         return q;
