@@ -234,6 +234,28 @@ if command -v g++ >/dev/null 2>&1 &&
     lacks "liballoc:"
     ok
 fi
+# C++ sized and aligned operator delete: the size and alignment given must
+# be the block's.
+if command -v g++ >/dev/null 2>&1 &&
+    g++ -std=c++17 -O1 -g -fno-omit-frame-pointer -o "$BIN/cxx_sized_delete" c_tests/cxx_sized_delete.cpp 2>"$TMP/err"; then
+    run cxx-sized-delete-ok 0 "$LA_RUN" --debug --leak-exitcode 23 "$BIN/cxx_sized_delete" ok
+    lacks "liballoc:"
+    ok
+    run cxx-sized-delete-size $ABRT "$LA_RUN" --debug "$BIN/cxx_sized_delete" size
+    has "liballoc: error: operator delete with wrong size: block 0x"
+    has "has 40 byte(s), operator delete was given 36"
+    has "in release_sized"
+    ok
+    run cxx-sized-delete-align $ABRT "$LA_RUN" --debug "$BIN/cxx_sized_delete" align
+    has "liballoc: error: operator delete with wrong alignment: block 0x"
+    has "has alignment 64, operator delete was given 32"
+    has "in release_aligned"
+    ok
+    run cxx-aligned-delete-align $ABRT "$LA_RUN" --debug "$BIN/cxx_sized_delete" align-only
+    has "has alignment 64, operator delete was given 32"
+    has "in release_aligned_only"
+    ok
+fi
 
 # la-run itself.
 run la-run-help 0 "$LA_RUN" --help

@@ -269,6 +269,25 @@ pub fn free_entry(p: *mut u8) {
     unsafe { *errno = saved };
 }
 
+/// C++ sized or aligned `operator delete` of non-NULL `p` in the debug
+/// mode: `size` (or [`ANY_LEN`](crate::allocators::debug::ANY_LEN) when not given) and `align_log2` (16 bytes
+/// or more) are checked against the block's request, a mismatch reported
+/// as misuse. Keeps `errno`, like [`free_entry`].
+#[inline(never)]
+pub fn free_shaped_entry(p: *mut u8, size: usize, align_log2: u8) {
+    let errno = super::errno::location();
+    // SAFETY: this thread's errno slot.
+    let saved = unsafe { *errno };
+    instance().free_as(
+        p,
+        Some((size, align_log2)),
+        "operator delete",
+        trace::entry_frame(),
+    );
+    // SAFETY: as above.
+    unsafe { *errno = saved };
+}
+
 /// `malloc`-family allocation of `size` bytes. A zero-size block has no
 /// user bytes: its back redzone starts at the address returned, so a write
 /// to byte 0 is reported as an overflow.

@@ -936,6 +936,14 @@ impl la_debug {
     /// Frees a block; `shape` is `Some((len, align))` for sized frees (the
     /// vtable) and `None` for `free(p)`.
     pub fn free(&self, p: *mut u8, shape: Option<(usize, u8)>, ret_addr: usize) {
+        self.free_as(p, shape, "free", ret_addr)
+    }
+
+    /// [`Self::free`] where a wrong size or alignment is reported as given
+    /// to `op` (C++ sized and aligned `operator delete`); a `len` of
+    /// [`ANY_LEN`](super::ANY_LEN) checks the alignment alone.
+    #[inline(always)]
+    pub fn free_as(&self, p: *mut u8, shape: Option<(usize, u8)>, op: &str, ret_addr: usize) {
         if p.is_null() {
             return;
         }
@@ -1002,7 +1010,7 @@ impl la_debug {
             }
             if let Some((len, align)) = shape {
                 // A mismatch is reported; the block is still freed as recorded.
-                self.check_shape(st, "free", r, len, align, here, tid);
+                self.check_shape(st, op, r, len, align, here, tid);
             }
             self.check_zones(st, r, here, tid);
             if self.retire(st, r, free_stack, tid) {
