@@ -16,6 +16,12 @@
 //! The smp allocator keeps free pages committed ten times longer than
 //! usual, as every operation takes longer.
 //!
+//! A zero-size request gets a block with no user bytes (its back redzone
+//! starts at the address returned), so a write to its byte 0 is an
+//! overflow. C++ sized and aligned `operator delete` are checked against
+//! the block's requested size and alignment. `mallinfo` counts the
+//! quarantine as free (`live_totals`).
+//!
 //! Reports never call `malloc` (private arena, raw `write`), so they are
 //! safe from inside the shim. A child of `fork()` resets the instance's
 //! lock (`pthread_atfork` child handler), in case another thread of the
