@@ -147,6 +147,12 @@ has "in main"
 has "overflow.c:"
 ok
 
+run zero-size-overflow $ABRT "$LA_RUN" --debug "$BIN/zero_size"
+has "liballoc: error: heap buffer overflow: byte 0 past the end of the 0-byte block"
+has "in main"
+has "zero_size.c:"
+ok
+
 run write-after-free $ABRT "$LA_RUN" --debug "$BIN/write_after_free"
 has "liballoc: error: write after free: byte 5 of the freed 64-byte block"
 has "freed by thread"
@@ -236,6 +242,20 @@ fi
 run ls 0 "$LA_RUN" --debug --leak-exitcode 23 ls -l /
 lacks "liballoc:"
 ok
+# mallinfo/mallinfo2: quarantined (freed, held back) bytes are free.
+run mallinfo-quarantine 0 "$LA_RUN" --debug "$BIN/mallinfo_quarantine"
+lacks "liballoc:"
+lacks "mallinfo"
+ok
+
+# Little address space: the debug mode's tables are reserved in steps
+# sized by RLIMIT_AS, so it runs under `ulimit -v`.
+for kib in 1000000 262144; do
+    run "ulimit-v-$kib" 0 sh -c 'ulimit -v "$1" && exec "$2" --debug "$3"' sh "$kib" "$LA_RUN" "$BIN/small_heap"
+    lacks "liballoc:"
+    lacks "failed"
+    ok
+done
 # Threads, cross-thread frees, fork and thread-exit destructors (the shim's
 # churn test), and C++ new/delete with the STL, all clean.
 CC=${CC:-cc}
@@ -248,6 +268,28 @@ if command -v g++ >/dev/null 2>&1 &&
     g++ -std=c++17 -O2 -g -o "$BIN/preload_cxx" c_tests/preload_cxx.cpp 2>"$TMP/err"; then
     run cxx 0 "$LA_RUN" --debug --leak-exitcode 23 "$BIN/preload_cxx"
     lacks "liballoc:"
+    ok
+fi
+# C++ sized and aligned operator delete: the size and alignment given must
+# be the block's.
+if command -v g++ >/dev/null 2>&1 &&
+    g++ -std=c++17 -O1 -g -fno-omit-frame-pointer -o "$BIN/cxx_sized_delete" c_tests/cxx_sized_delete.cpp 2>"$TMP/err"; then
+    run cxx-sized-delete-ok 0 "$LA_RUN" --debug --leak-exitcode 23 "$BIN/cxx_sized_delete" ok
+    lacks "liballoc:"
+    ok
+    run cxx-sized-delete-size $ABRT "$LA_RUN" --debug "$BIN/cxx_sized_delete" size
+    has "liballoc: error: operator delete with wrong size: block 0x"
+    has "has 40 byte(s), operator delete was given 36"
+    has "in release_sized"
+    ok
+    run cxx-sized-delete-align $ABRT "$LA_RUN" --debug "$BIN/cxx_sized_delete" align
+    has "liballoc: error: operator delete with wrong alignment: block 0x"
+    has "has alignment 64, operator delete was given 32"
+    has "in release_aligned"
+    ok
+    run cxx-aligned-delete-align $ABRT "$LA_RUN" --debug "$BIN/cxx_sized_delete" align-only
+    has "has alignment 64, operator delete was given 32"
+    has "in release_aligned_only"
     ok
 fi
 

@@ -82,6 +82,7 @@ build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_churn" c_tests/preload_churn.
 build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_introspect" c_tests/preload_introspect.c -lpthread
 build $CC $CWARN -O2 -g -o "$OUT/preload_vm" c_tests/preload_vm.c -lpthread
 build g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -O2 -g -o "$OUT/preload_cxx" c_tests/preload_cxx.cpp
+build g++ -std=c++17 -Wall -Wextra -Wpedantic -Werror -O2 -g -o "$OUT/cxx_sized_delete" c_tests/cxx_sized_delete.cpp
 
 # ---- 1. symbols
 check "liballoc.so exports no malloc-family symbol" \
@@ -118,6 +119,18 @@ elif [ "$STAND_IN" = 1 ]; then
 else
     bad "misuse detection"
     sed 's/^/     | /' "$TMP/misuse"
+fi
+
+# C++ sized operator delete: a size larger than the block is fatal; right
+# sizes and alignments run clean.
+check "sized operator delete with the right sizes" shim "$OUT/cxx_sized_delete" ok
+shim "$OUT/cxx_sized_delete" big >"$TMP/log" 2>&1
+rc=$?
+if [ "$rc" = 134 ] && grep -q "liballoc: fatal: invalid size (4096 bytes given, the block holds at most [0-9]*): operator delete(0x" "$TMP/log"; then
+    ok "sized operator delete larger than the block aborts with liballoc: fatal:"
+else
+    bad "sized operator delete larger than the block (exit status $rc)"
+    sed 's/^/     | /' "$TMP/log" | tail -n 20
 fi
 
 # ---- 4. churn, introspection, options, stats

@@ -15,8 +15,10 @@
 //! is loaded does it report `liballoc: fatal: out of memory in operator new`
 //! and abort. `operator delete` never fails, so it stays in Rust.
 //!
-//! Sized and aligned deletes ignore the size and alignment: the smp
-//! allocator knows both from the pointer, and a wrong size cannot corrupt.
+//! Sized and aligned deletes are checked: in the debug mode the size and
+//! alignment must be those the block was requested with (a mismatch is
+//! reported like other misuse); otherwise a size larger than the block is
+//! fatal (one comparison: the smp allocator knows the block's size).
 
 use core::ffi::c_void;
 
@@ -48,7 +50,7 @@ pub extern "C" fn la_preload_cxx_oom(size: usize) -> ! {
 }
 
 macro_rules! delete {
-    ($($name:literal => $rust:ident($($arg:ident: $ty:ty),*);)*) => {$(
+    ($($name:literal => $rust:ident($($arg:ident: $ty:ty),*) => $size:expr, $align:expr;)*) => {$(
         /// An `operator delete` variant (see the module doc).
         ///
         /// # Safety
@@ -57,22 +59,22 @@ macro_rules! delete {
         pub unsafe extern "C" fn $rust(p: *mut c_void $(, $arg: $ty)*) {
             $(let _ = $arg;)*
             // SAFETY: caller's promise, checked by validate as far as it can.
-            unsafe { super::free(p.cast(), "operator delete") }
+            unsafe { super::free_shaped(p.cast(), $size, $align, "operator delete") }
         }
     )*};
 }
 
 delete! {
-    "_ZdlPv" => delete();
-    "_ZdaPv" => delete_array();
-    "_ZdlPvm" => delete_sized(size: usize);
-    "_ZdaPvm" => delete_array_sized(size: usize);
-    "_ZdlPvRKSt9nothrow_t" => delete_nothrow(nt: *const c_void);
-    "_ZdaPvRKSt9nothrow_t" => delete_array_nothrow(nt: *const c_void);
-    "_ZdlPvSt11align_val_t" => delete_aligned(align: usize);
-    "_ZdaPvSt11align_val_t" => delete_array_aligned(align: usize);
-    "_ZdlPvmSt11align_val_t" => delete_sized_aligned(size: usize, align: usize);
-    "_ZdaPvmSt11align_val_t" => delete_array_sized_aligned(size: usize, align: usize);
-    "_ZdlPvSt11align_val_tRKSt9nothrow_t" => delete_aligned_nothrow(align: usize, nt: *const c_void);
-    "_ZdaPvSt11align_val_tRKSt9nothrow_t" => delete_array_aligned_nothrow(align: usize, nt: *const c_void);
+    "_ZdlPv" => delete() => None, 0;
+    "_ZdaPv" => delete_array() => None, 0;
+    "_ZdlPvm" => delete_sized(size: usize) => Some(size), 0;
+    "_ZdaPvm" => delete_array_sized(size: usize) => Some(size), 0;
+    "_ZdlPvRKSt9nothrow_t" => delete_nothrow(nt: *const c_void) => None, 0;
+    "_ZdaPvRKSt9nothrow_t" => delete_array_nothrow(nt: *const c_void) => None, 0;
+    "_ZdlPvSt11align_val_t" => delete_aligned(align: usize) => None, align;
+    "_ZdaPvSt11align_val_t" => delete_array_aligned(align: usize) => None, align;
+    "_ZdlPvmSt11align_val_t" => delete_sized_aligned(size: usize, align: usize) => Some(size), align;
+    "_ZdaPvmSt11align_val_t" => delete_array_sized_aligned(size: usize, align: usize) => Some(size), align;
+    "_ZdlPvSt11align_val_tRKSt9nothrow_t" => delete_aligned_nothrow(align: usize, nt: *const c_void) => None, align;
+    "_ZdaPvSt11align_val_tRKSt9nothrow_t" => delete_array_aligned_nothrow(align: usize, nt: *const c_void) => None, align;
 }

@@ -16,6 +16,12 @@
 //! The smp allocator keeps free pages committed ten times longer than
 //! usual, as every operation takes longer.
 //!
+//! A zero-size request gets a block with no user bytes (its back redzone
+//! starts at the address returned), so a write to its byte 0 is an
+//! overflow. C++ sized and aligned `operator delete` are checked against
+//! the block's requested size and alignment. `mallinfo` counts the
+//! quarantine as free (`live_totals`).
+//!
 //! Reports never call `malloc` (private arena, raw `write`), so they are
 //! safe from inside the shim. A child of `fork()` resets the instance's
 //! lock (`pthread_atfork` child handler), in case another thread of the
@@ -252,7 +258,7 @@ pub fn alloc_entry(size: usize, align_log2: u8) -> *mut u8 {
     if size > super::MAX_SIZE {
         return super::out_of_memory();
     }
-    let p = alloc(size.max(1), align_log2);
+    let p = alloc(size, align_log2);
     if p.is_null() {
         return super::out_of_memory();
     }
@@ -272,10 +278,31 @@ pub fn free_entry(p: *mut u8) {
     unsafe { *errno = saved };
 }
 
-/// `malloc`-family allocation of `size > 0` bytes.
+/// C++ sized or aligned `operator delete` of non-NULL `p` in the debug
+/// mode: `size` (or [`ANY_LEN`](crate::allocators::debug::ANY_LEN) when not given) and `align_log2` (16 bytes
+/// or more) are checked against the block's request, a mismatch reported
+/// as misuse. Keeps `errno`, like [`free_entry`].
+#[inline(never)]
+pub fn free_shaped_entry(p: *mut u8, size: usize, align_log2: u8) {
+    let errno = super::errno::location();
+    // SAFETY: this thread's errno slot.
+    let saved = unsafe { *errno };
+    instance().free_as(
+        p,
+        Some((size, align_log2)),
+        "operator delete",
+        trace::entry_frame(),
+    );
+    // SAFETY: as above.
+    unsafe { *errno = saved };
+}
+
+/// `malloc`-family allocation of `size` bytes. A zero-size block has no
+/// user bytes: its back redzone starts at the address returned, so a write
+/// to byte 0 is reported as an overflow.
 #[inline(always)]
 pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
-    instance().alloc(size, align_log2, trace::entry_frame())
+    instance().alloc_any(size, align_log2, trace::entry_frame())
 }
 
 /// `free` (NULL already filtered out).
@@ -292,6 +319,14 @@ pub fn usable_size(p: *mut u8) -> usize {
         return 0;
     }
     instance().usable_size(p, trace::entry_frame())
+}
+
+/// The program's blocks as the debug allocator counts them: requested
+/// bytes in live blocks, live blocks, and the peak of live bytes. Freed
+/// blocks held in the quarantine are not live.
+pub fn live_totals() -> (usize, usize, usize) {
+    let s = instance().stats();
+    (s.live_bytes, s.live_allocations, s.peak_bytes)
 }
 
 /// The length of live block `p` (for statistics), reporting nothing.

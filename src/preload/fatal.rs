@@ -4,7 +4,8 @@
 //! Called when a program hands the shim a pointer it did not allocate (a
 //! stack, global or wild address, or one inside its heap where no block was
 //! handed out), an interior or misaligned pointer, or a block that is
-//! already free. Continuing would corrupt the heap, so the
+//! already free, or, for C++ sized `operator delete`, a size larger than
+//! the block. Continuing would corrupt the heap, so the
 //! process stops at the faulty call, where a debugger or core dump shows the
 //! culprit. Allocation-free and lock-free, so it works in any state.
 
@@ -46,6 +47,26 @@ pub fn misuse(func: &str, misuse: Misuse, ptr: *const u8) -> ! {
         w.str("liballoc: fatal: ")
             .str(misuse.text())
             .str(": ")
+            .str(func)
+            .str("(")
+            .hex(ptr as usize)
+            .str(")\n");
+    }
+    abort()
+}
+
+/// Reports a sized free (C++ sized `operator delete`) of block `ptr`
+/// given `size` bytes, more than the block's `block_size`, and aborts.
+#[cold]
+#[inline(never)]
+pub fn wrong_size(func: &str, ptr: *const u8, size: usize, block_size: usize) -> ! {
+    {
+        let mut w = Writer::fd(2);
+        w.str("liballoc: fatal: invalid size (")
+            .u64(size as u64)
+            .str(" bytes given, the block holds at most ")
+            .u64(block_size as u64)
+            .str("): ")
             .str(func)
             .str("(")
             .hex(ptr as usize)

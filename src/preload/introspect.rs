@@ -51,20 +51,30 @@ pub struct Mallinfo2 {
 /// OS, `uordblks` = bytes in live blocks, `fordblks` = committed but not in
 /// live blocks, `ordblks` = live blocks, `usmblks` = peak live bytes,
 /// `hblks` = live huge blocks (each its own mapping), `hblkhd` = the bytes
-/// of their mappings.
+/// of their mappings. In the debug mode, live bytes and blocks are the
+/// debug allocator's (requested bytes): quarantined blocks count as free.
 fn info2() -> Mallinfo2 {
     let smp = stats::smp_stats();
     let s = stats::summary(super::counting(), &smp);
-    let held = s.committed_bytes.max(s.live_bytes);
+    let (mut live, mut blocks, mut peak) = (s.live_bytes, s.live_blocks, s.peak_bytes);
+    if super::flags() & super::DEBUG != 0 {
+        // The smp allocator also counts the blocks the debug allocator
+        // holds back (freed, in its quarantine) and their redzones: the
+        // program's own figures come from the debug allocator, and the rest
+        // of what is held counts as free.
+        let (b, n, pk) = super::debug_mode::live_totals();
+        (live, blocks, peak) = (b as u64, n as u64, pk as u64);
+    }
+    let held = s.committed_bytes.max(live);
     let huge = smp.classes[0].allocs.saturating_sub(smp.classes[0].frees);
     Mallinfo2 {
         arena: held as usize,
-        ordblks: s.live_blocks as usize,
+        ordblks: blocks as usize,
         hblks: huge as usize,
         hblkhd: smp::huge_live_bytes(),
-        usmblks: s.peak_bytes as usize,
-        uordblks: s.live_bytes as usize,
-        fordblks: held.saturating_sub(s.live_bytes) as usize,
+        usmblks: peak as usize,
+        uordblks: live as usize,
+        fordblks: held.saturating_sub(live) as usize,
         ..Mallinfo2::default()
     }
 }

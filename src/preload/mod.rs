@@ -251,7 +251,7 @@ fn alloc_slow(size: usize, align_log2: u8) -> *mut u8 {
         return out_of_memory();
     }
     if f & DEBUG != 0 {
-        let p = debug_mode::alloc(size.max(1), align_log2);
+        let p = debug_mode::alloc(size, align_log2);
         if p.is_null() {
             return out_of_memory();
         }
@@ -327,6 +327,64 @@ pub unsafe fn free(p: *mut u8, func: &str) {
     unsafe { free_cold(p, func) }
 }
 
+/// C++ sized or aligned `operator delete` of `p` (NULL is ignored): `size`
+/// is the size given (`None` when not), `align` the alignment given (0 when
+/// not: the block came from an `operator new` without one). With neither,
+/// it is [`free`].
+///
+/// The default mode checks a given size with one comparison more than
+/// [`free`]: the block's size must hold it (a larger size is a wrong size,
+/// reported by [`fatal::wrong_size`]). The debug mode checks size and
+/// alignment against the block's request (`debug_mode.rs`).
+///
+/// # Safety
+/// As for [`free`].
+#[inline(always)]
+pub unsafe fn free_shaped(p: *mut u8, size: Option<usize>, align: usize, func: &str) {
+    if size.is_none() && align == 0 {
+        // SAFETY: caller's promise.
+        return unsafe { free(p, func) };
+    }
+    if p.is_null() {
+        return;
+    }
+    let f = FLAGS.load(Acquire);
+    if f == READY {
+        if let Some(size) = size
+            && (p as usize) & (MIN_ALIGN - 1) == 0
+        {
+            // SAFETY: as in `free`: the caller's promise, and READY alone
+            // means smp::prepare() succeeded.
+            match unsafe { smp::free_fast_sized(p, size) } {
+                Ok(true) => return,
+                // A huge block, or misuse.
+                // SAFETY: caller's promise.
+                Ok(false) => return unsafe { free_cold(p, func) },
+                Err(bs) => fatal::wrong_size(func, p, size, bs),
+            }
+        }
+        // SAFETY: caller's promise.
+        return unsafe { free(p, func) };
+    }
+    if f & DEBUG != 0 {
+        let align_log2 = if align == 0 {
+            MIN_ALIGN_LOG2
+        } else {
+            (align.trailing_zeros() as u8).max(MIN_ALIGN_LOG2)
+        };
+        if f & COUNT != 0 {
+            stats::CALLS_FREE.fetch_add(1, Relaxed);
+            if let Some(n) = debug_mode::len_of(p) {
+                stats::on_free(n.max(1));
+            }
+        }
+        let size = size.unwrap_or(crate::allocators::debug::ANY_LEN);
+        return debug_mode::free_shaped_entry(p, size, align_log2);
+    }
+    // SAFETY: caller's promise.
+    unsafe { free(p, func) }
+}
+
 /// [`free`] of what the fast check did not confirm: a huge block, or
 /// misuse (reported, fatal).
 ///
@@ -370,7 +428,8 @@ unsafe fn free_slow(p: *mut u8, func: &str) {
         if f & COUNT != 0 {
             stats::CALLS_FREE.fetch_add(1, Relaxed);
             if let Some(n) = debug_mode::len_of(p) {
-                stats::on_free(n);
+                // A zero-size block counts as 1 byte (see `alloc_slow`).
+                stats::on_free(n.max(1));
             }
         }
         debug_mode::free(p);
@@ -448,7 +507,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
             return out_of_memory();
         }
         if let Some(old) = old {
-            stats::on_free(old);
+            stats::on_free(old.max(1));
             stats::on_alloc(size);
         }
         return q;

@@ -140,6 +140,54 @@ pub fn reserve(len: usize) -> Option<NonNull<u8>> {
     }
 }
 
+/// Reserves `len` bytes of address space with no access at exactly `addr`
+/// (page-aligned), to extend an earlier reservation that ends there; false
+/// when any of that range is already mapped (nothing is changed then).
+pub fn reserve_at(addr: usize, len: usize) -> bool {
+    debug_assert!(len > 0 && addr.is_multiple_of(page_size()));
+    count(&MMAP_CALLS, 1);
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; on a
+    // kernel without it the address is a hint, and a mapping placed
+    // elsewhere is undone below.
+    let p = keep_errno(|| unsafe {
+        libc::mmap(
+            addr as *mut libc::c_void,
+            len,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    });
+    if p == libc::MAP_FAILED {
+        return false;
+    }
+    if p as usize != addr {
+        // SAFETY: the fresh mapping just made, placed elsewhere.
+        unsafe { unmap(p.cast(), len) };
+        return false;
+    }
+    true
+}
+
+/// The process's address-space limit (`RLIMIT_AS`, soft), in bytes;
+/// `None` when there is none.
+pub fn address_space_limit() -> Option<usize> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we pass and nothing else.
+    let rc = keep_errno(|| unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut rl) });
+    if rc != 0 || rl.rlim_cur == libc::RLIM_INFINITY {
+        return None;
+    }
+    Some(usize::try_from(rl.rlim_cur).unwrap_or(usize::MAX))
+}
+
 /// Maps `len` bytes aligned to `align` (a power of two, possibly above the
 /// page size) by over-mapping and trimming the excess on both sides.
 pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {

@@ -377,7 +377,8 @@ impl la_debug {
     /// Gets memory for a `len`-byte block into `r` (addr, base, ...).
     ///
     /// # Safety
-    /// `r` is a fresh record; `len > 0`, `align < 64`.
+    /// `r` is a fresh record; `align < 64` (`len` may be 0: the block is
+    /// then all redzone).
     pub(super) unsafe fn obtain(
         &self,
         r: &mut Record,
@@ -502,9 +503,20 @@ impl la_debug {
         }
     }
 
-    /// Allocates `len > 0` bytes aligned to `1 << align`.
+    /// Allocates `len > 0` bytes aligned to `1 << align` (NULL for 0).
     pub fn alloc(&self, len: usize, align: u8, ret_addr: usize) -> *mut u8 {
-        if len == 0 || align > alignment::MAX_LOG2 {
+        if len == 0 {
+            return ptr::null_mut();
+        }
+        self.alloc_any(len, align, ret_addr)
+    }
+
+    /// [`Self::alloc`] that also takes `len == 0` (`malloc(0)`): the block
+    /// then has no user bytes, its back redzone starts at the address
+    /// handed out, so a write to byte 0 is reported as an overflow.
+    #[inline(always)]
+    pub fn alloc_any(&self, len: usize, align: u8, ret_addr: usize) -> *mut u8 {
+        if align > alignment::MAX_LOG2 {
             return ptr::null_mut();
         }
         if self.smp_backed
@@ -519,7 +531,7 @@ impl la_debug {
         // the block's index slot loads meanwhile (`obtain`).
         let early = self.backing_shared || (self.guard_min != 0 && len >= self.guard_min);
         let mut got = Record::EMPTY;
-        // SAFETY: len > 0 and align checked.
+        // SAFETY: align checked.
         if early && !unsafe { self.obtain(&mut got, len, align, ret_addr) } {
             return ptr::null_mut();
         }
@@ -550,7 +562,7 @@ impl la_debug {
         if early {
             // SAFETY: a fresh record of our table.
             unsafe { r.write(got) };
-        // SAFETY: fresh record; len > 0 and align checked.
+        // SAFETY: fresh record; align checked.
         } else if !unsafe { self.obtain(&mut *r, len, align, ret_addr) } {
             // SAFETY: not indexed.
             unsafe { st.table.drop_record(r) };
@@ -924,6 +936,14 @@ impl la_debug {
     /// Frees a block; `shape` is `Some((len, align))` for sized frees (the
     /// vtable) and `None` for `free(p)`.
     pub fn free(&self, p: *mut u8, shape: Option<(usize, u8)>, ret_addr: usize) {
+        self.free_as(p, shape, "free", ret_addr)
+    }
+
+    /// [`Self::free`] where a wrong size or alignment is reported as given
+    /// to `op` (C++ sized and aligned `operator delete`); a `len` of
+    /// [`ANY_LEN`](super::ANY_LEN) checks the alignment alone.
+    #[inline(always)]
+    pub fn free_as(&self, p: *mut u8, shape: Option<(usize, u8)>, op: &str, ret_addr: usize) {
         if p.is_null() {
             return;
         }
@@ -990,7 +1010,7 @@ impl la_debug {
             }
             if let Some((len, align)) = shape {
                 // A mismatch is reported; the block is still freed as recorded.
-                self.check_shape(st, "free", r, len, align, here, tid);
+                self.check_shape(st, op, r, len, align, here, tid);
             }
             self.check_zones(st, r, here, tid);
             if self.retire(st, r, free_stack, tid) {

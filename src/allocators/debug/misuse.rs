@@ -17,7 +17,9 @@ use super::redzone::{check_canary, fill_canary};
 use super::report::{self, TraceRef};
 use super::table::{FREED, KIND_BACKING, KIND_GUARDED, LIVE, Record};
 use super::trace::MAX_FRAMES;
-use super::{FREE_FILL, REGISTRY, REGISTRY_LOCK, State, la_debug, la_debug_error, out, trace};
+use super::{
+    ANY_LEN, FREE_FILL, REGISTRY, REGISTRY_LOCK, State, la_debug, la_debug_error, out, trace,
+};
 
 /// What a lookup of a pointer that is no block's start found (on error
 /// paths only: the size of the interior case does not matter).
@@ -246,7 +248,7 @@ impl la_debug {
     ) -> bool {
         // SAFETY: an indexed record.
         let rec = unsafe { &*r };
-        if rec.len == len && rec.align == align {
+        if (rec.len == len || len == ANY_LEN) && rec.align == align {
             return true;
         }
         self.report_shape(st, op, r, len, align, here, tid);
@@ -272,7 +274,7 @@ impl la_debug {
         let rec = unsafe { &*r };
         // SAFETY: our record.
         let (at, _) = unsafe { st.traces(r) };
-        let size = rec.len != len;
+        let size = rec.len != len && len != ANY_LEN;
         report::misuse(
             self.report_fd,
             |o| {

@@ -237,6 +237,10 @@ pub struct la_debug_stats {
     pub last_error: la_debug_error,
 }
 
+/// A length given to a sized free that stands for "the block's length":
+/// only the alignment is checked (C++ aligned `operator delete` without a
+/// size). No block is this long.
+pub(crate) const ANY_LEN: usize = usize::MAX;
 /// Fill byte of freed blocks.
 pub(crate) const FREE_FILL: u8 = 0xdd;
 /// Minimum redzone on each side of a backing block.

@@ -142,7 +142,8 @@ impl la_debug {
             let end = r.base + r.base_len;
             // SAFETY: SSE2 is baseline on x86-64; the three chunks are
             // 16-aligned and inside the fresh block (caller's promise: the
-            // block is at least 48 bytes, its first and last 32 bytes are
+            // block is at least 32 bytes (a zero-length block: the first and
+            // the second chunk are then the same), its first and last 32 bytes are
             // ours).
             unsafe {
                 let c = _mm_set1_epi64x(self.canary as i64);

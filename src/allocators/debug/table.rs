@@ -103,9 +103,26 @@ impl Record {
 }
 
 const SLAB: usize = 1 << 20;
-/// Address space reserved for the records of an in-band table (committed
-/// a slab at a time): 64 M records.
+/// Address space for the records of an in-band table (committed a slab at
+/// a time): 64 M records at most. Reserved whole when the process has no
+/// address-space limit; under one (`RLIMIT_AS`, `ulimit -v`), see
+/// [`first_region_len`].
 const REGION: usize = 1 << 32;
+/// The smallest first reservation of a record region under an
+/// address-space limit: 64 K records.
+const REGION_MIN: usize = 4 * SLAB;
+
+/// The first reservation of an in-band record region: [`REGION`] without
+/// an address-space limit, else a 64th of the limit (at least
+/// [`REGION_MIN`]), so that the regions of all shards together take an
+/// eighth of it at most; [`Table::grow_region`] then extends the
+/// reservation in place when it fills up.
+fn first_region_len(limit: Option<usize>) -> usize {
+    match limit {
+        None => REGION,
+        Some(l) => (l / 64 / SLAB * SLAB).clamp(REGION_MIN, REGION),
+    }
+}
 /// Bytes of the in-band header in front of a block's front redzone: the
 /// masked record address, then the block's length and state with their
 /// check ([`header_meta`]) XOR the first word's complement (a second word
@@ -190,6 +207,8 @@ pub struct Table {
     /// region (0 until the first record) and the header key.
     inband: bool,
     region: usize,
+    /// Bytes reserved at `region` (see [`first_region_len`]).
+    region_len: usize,
     key: usize,
 }
 
@@ -260,6 +279,7 @@ impl Table {
             count: 0,
             inband: false,
             region: 0,
+            region_len: 0,
             key: 0,
         }
     }
@@ -349,21 +369,29 @@ impl Table {
     #[cold]
     fn grow_region(&mut self) -> bool {
         if self.region == 0 {
-            let Some(m) = sys::reserve(REGION) else {
+            let len = first_region_len(sys::address_space_limit());
+            let Some(m) = sys::reserve(len) else {
                 return false;
             };
             let base = m.as_ptr() as usize;
             if base + REGION > PTR_MASK {
                 // SAFETY: just reserved with this size.
-                unsafe { sys::unmap(m.as_ptr(), REGION) };
+                unsafe { sys::unmap(m.as_ptr(), len) };
                 return false;
             }
             self.region = base;
+            self.region_len = len;
             self.slab_next = base;
             self.slab_end = base;
         }
-        if self.slab_end + SLAB > self.region + REGION {
-            return false;
+        if self.slab_end + SLAB > self.region + self.region_len {
+            // Full: extend the reservation in place (doubling it, up to
+            // REGION), as records are found by their address in it.
+            let more = self.region_len.min(REGION - self.region_len);
+            if more == 0 || !sys::reserve_at(self.region + self.region_len, more) {
+                return false;
+            }
+            self.region_len += more;
         }
         // SAFETY: the next slab of our own reservation.
         if !unsafe { sys::protect_rw(self.slab_end as *mut u8, SLAB) } {
@@ -819,8 +847,9 @@ impl Table {
             unsafe { sys::unmap(self.slots.cast(), self.cap * core::mem::size_of::<usize>()) };
         }
         if self.region != 0 {
-            // SAFETY: reserved by `grow_region` with this size.
-            unsafe { sys::unmap(self.region as *mut u8, REGION) };
+            // SAFETY: reserved by `grow_region` with this size (its
+            // extensions adjoin it).
+            unsafe { sys::unmap(self.region as *mut u8, self.region_len) };
         }
         let mut s = self.slabs;
         while !s.is_null() {
@@ -974,6 +1003,42 @@ impl Quarantine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn record_region_fits_the_address_space_limit() {
+        assert_eq!(first_region_len(None), REGION);
+        assert_eq!(first_region_len(Some(usize::MAX)), REGION);
+        // `ulimit -v 1000000` (KiB): 8 shards' regions take an eighth.
+        let l = 1_000_000 * 1024;
+        let r = first_region_len(Some(l));
+        assert!(r.is_multiple_of(SLAB) && r * 8 <= l / 8 + 8 * SLAB && r >= REGION_MIN);
+        assert_eq!(first_region_len(Some(1 << 20)), REGION_MIN);
+    }
+
+    #[test]
+    fn record_region_grows_in_place() {
+        let mut t = Table::new();
+        t.set_inband(1 << 63 | 1);
+        // Simulate a small first reservation: take the first slab, then
+        // shrink the reservation to it and grow past it.
+        let r0 = t.new_record();
+        assert!(!r0.is_null());
+        let base = t.region;
+        // SAFETY: the tail of our own reservation, unused.
+        unsafe { sys::unmap((base + SLAB) as *mut u8, t.region_len - SLAB) };
+        t.region_len = SLAB;
+        let mut last = r0;
+        for _ in 0..(2 * SLAB / STRIDE) {
+            last = t.new_record();
+            assert!(!last.is_null());
+        }
+        assert_eq!(t.region, base);
+        assert!(t.region_len >= 3 * SLAB);
+        assert!((last as usize) < base + t.region_len);
+        // SAFETY: a record of the committed region.
+        unsafe { (*last).addr = 1 };
+        t.release();
+    }
 
     #[test]
     fn insert_find_remove() {

@@ -403,6 +403,41 @@ fn wrong_size_and_alignment_free() {
 }
 
 #[test]
+fn sized_delete_names_its_operator_and_any_len_checks_alignment_alone() {
+    let f = Fixture::new();
+    let p = alloc(f.d(), 40, 4);
+    f.d().free_as(p, Some((36, 4)), "operator delete", 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_WRONG_SIZE));
+    assert!(f.report().contains("operator delete with wrong size"));
+    // The length not given: the alignment alone is checked.
+    let q = alloc(f.d(), 40, 6);
+    f.d().free_as(q, Some((ANY_LEN, 6)), "operator delete", 0);
+    assert_eq!(f.errors().0, 1);
+    let r = alloc(f.d(), 40, 6);
+    f.d().free_as(r, Some((ANY_LEN, 5)), "operator delete", 0);
+    assert_eq!(f.errors(), (2, la_debug_error::LA_DEBUG_WRONG_ALIGNMENT));
+    assert!(f.report().contains("operator delete with wrong alignment"));
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn zero_length_block_is_all_redzone() {
+    let f = Fixture::new();
+    assert!(f.d().alloc(0, 4, 0).is_null());
+    let p = f.d().alloc_any(0, 4, 0);
+    assert!(!p.is_null());
+    // SAFETY: byte 0 is redzone of our own block (the seeded overflow).
+    unsafe { *p = b'x' };
+    f.d().free(p, None, 0);
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_OVERFLOW));
+    assert!(
+        f.report()
+            .contains("byte 0 past the end of the 0-byte block")
+    );
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
 fn resize_mismatch_is_reported_and_refused() {
     let f = Fixture::new();
     let p = alloc(f.d(), 40, 3);

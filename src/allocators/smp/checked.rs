@@ -239,6 +239,31 @@ pub unsafe fn free_fast(ptr: *mut u8) -> bool {
     }
 }
 
+/// [`free_fast`] for a free given the block's size (C++ sized `operator
+/// delete`): `Ok(true)` when freed; `Ok(false)` as for `free_fast`'s false
+/// (nothing done); `Err(block_size)`, nothing done, when the block is live
+/// but `size` exceeds its block size (a wrong size: one comparison more).
+///
+/// # Safety
+/// As for [`free_fast`].
+#[inline(always)]
+pub unsafe fn free_fast_sized(ptr: *mut u8, size: usize) -> Result<bool, usize> {
+    // SAFETY: caller's promise: the chunk map exists.
+    match unsafe { live_block(ptr as usize) } {
+        Some(page) => {
+            let bs = page.block_size();
+            if size > bs {
+                return Err(bs);
+            }
+            // SAFETY: a live block of page (confirmed), now owned by us
+            // (caller's promise).
+            unsafe { free_in(page, ptr) };
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
 /// The usable size of `ptr` when [`live_block`] confirms it is a live
 /// block of a normal segment; `None` for anything else (a huge block, or
 /// misuse), which the caller then classifies in full.

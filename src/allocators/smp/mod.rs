@@ -60,7 +60,7 @@ pub mod size_class;
 mod stats;
 mod thread;
 
-pub use checked::{alloc_zeroed, free_checked, free_fast, live_block_size};
+pub use checked::{alloc_zeroed, free_checked, free_fast, free_fast_sized, live_block_size};
 #[cfg(feature = "preload")]
 pub(crate) use heap::PURGE_DELAY_MS;
 pub use heap::set_purge_delay_ms;
