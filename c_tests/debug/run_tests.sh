@@ -141,6 +141,16 @@ lacks "liballoc"
 grep -q "Direct leak of 48 byte(s)" "$TMP"/log.* 2>/dev/null && passed=$((passed + 1)) ||
     { failed=$((failed + 1)); echo "FAIL log-path-option: no report in the log file"; }
 ok
+rm -f "$TMP"/log.*
+run log-path-clean 0 env LA_LOG_PATH="$TMP/log" "$LA_RUN" --debug "$BIN/clean"
+lacks "liballoc"
+if ls "$TMP"/log.* >/dev/null 2>&1; then
+    failed=$((failed + 1))
+    echo "FAIL log-path-clean: a clean run left a log file"
+else
+    passed=$((passed + 1))
+fi
+ok
 run log-path-unopenable 0 env LA_LOG_PATH=/nonexistent/dir/log "$LA_RUN" --debug "$BIN/leak_list"
 has "liballoc: warning: cannot open LA_LOG_PATH file /nonexistent/dir/log."
 has "SUMMARY: liballoc: 120 byte(s) leaked in 4 allocation(s)."

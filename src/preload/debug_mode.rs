@@ -215,9 +215,10 @@ fn leak_exitcode() -> i32 {
     n & 0xff
 }
 
-/// Opens `<LA_LOG_PATH>.<pid>` for the leak report: `None` when the
-/// variable is unset or empty, or when the file cannot be opened (then with
-/// a one-line warning, and the report goes to stderr).
+/// Opens `<LA_LOG_PATH>.<pid>` for the leak report (only when there is one
+/// to print, so clean processes leave no file): `None` when the variable is
+/// unset or empty, or when the file cannot be opened (then with a one-line
+/// warning, and the report goes to stderr).
 fn log_file() -> Option<i32> {
     // SAFETY: getenv at exit.
     let v = unsafe { libc::getenv(c"LA_LOG_PATH".as_ptr()) };
@@ -241,13 +242,12 @@ fn log_file() -> Option<i32> {
             break;
         }
     }
+    digits[..nd].reverse();
     let len = prefix.len() + 1 + nd;
     let opened = if len < path.len() {
         path[..prefix.len()].copy_from_slice(prefix);
         path[prefix.len()] = b'.';
-        for i in 0..nd {
-            path[prefix.len() + 1 + i] = digits[nd - 1 - i];
-        }
+        path[prefix.len() + 1..len].copy_from_slice(&digits[..nd]);
         core::ffi::CStr::from_bytes_until_nul(&path)
             .ok()
             .and_then(crate::sys::open_append)
@@ -257,8 +257,10 @@ fn log_file() -> Option<i32> {
     if opened.is_none() {
         let mut w = super::fmt::Writer::fd(2);
         w.str("liballoc: warning: cannot open LA_LOG_PATH file ")
-            .bytes(&path[..len.min(path.len() - 1)])
-            .str("; the leak report goes to stderr\n");
+            .bytes(prefix)
+            .str(".")
+            .bytes(&digits[..nd]);
+        w.str("; the leak report goes to stderr\n");
     }
     opened
 }
@@ -268,16 +270,12 @@ extern "C" fn at_exit() {
     d.verify_freed();
     let mut scratch = Scratch::new();
     let supp = suppressions(&mut scratch);
-    let log = log_file();
     let (_, leaked) = d.report_leaks(&leaks::Options {
         suppressions: supp,
         quiet_suppressions: BUILTIN_SUPPRESSIONS,
         scan_roots: true,
-        fd: log,
+        open_log: Some(&log_file),
     });
-    if let Some(fd) = log {
-        crate::sys::close(fd);
-    }
     if leaked > 0 {
         let code = leak_exitcode();
         if code != 0 {

@@ -1302,11 +1302,7 @@ impl la_debug {
             let st = unsafe { self.shards[i].state_ref() };
             (&st.table, &st.depot)
         });
-        let found = leaks::report(
-            &parts[..shards.len()],
-            opts.fd.unwrap_or(self.report_fd),
-            opts,
-        );
+        let found = leaks::report(&parts[..shards.len()], self.report_fd, opts);
         for sh in shards {
             sh.lock.reset();
         }

@@ -41,9 +41,10 @@ pub struct Options<'a> {
     /// More `leak:pattern` lines, applied without being listed (the C
     /// runtime's own blocks).
     pub quiet_suppressions: &'a [u8],
-    /// Where to print the report instead of the instance's report
-    /// descriptor.
-    pub fd: Option<i32>,
+    /// Opens where to print the report instead of the instance's report
+    /// descriptor (closed afterwards); called only when there is something
+    /// to print. `None` from it: the instance's descriptor after all.
+    pub open_log: Option<&'a dyn Fn() -> Option<i32>>,
     /// Leave out blocks reachable from the program's roots (globals,
     /// the current thread's stack).
     pub scan_roots: bool,
@@ -419,7 +420,8 @@ pub fn report(parts: &[(&Table, &Depot)], fd: i32, opts: &Options<'_>) -> (usize
     if blocks == 0 && !any_used {
         return (0, 0);
     }
-    let mut out = Out::new(fd);
+    let log = opts.open_log.and_then(|open| open());
+    let mut out = Out::new(log.unwrap_or(fd));
     if blocks > 0 {
         out.bytes(b"\n=================================================================\n");
         out.bytes(b"liballoc: leak report: detected memory leaks\n\n");
@@ -458,6 +460,10 @@ pub fn report(parts: &[(&Table, &Depot)], fd: i32, opts: &Options<'_>) -> (usize
             "SUMMARY: liballoc: {} byte(s) leaked in {} allocation(s).",
             bytes, blocks
         );
+    }
+    out.flush();
+    if let Some(log) = log {
+        crate::sys::close(log);
     }
     (bytes, blocks)
 }
