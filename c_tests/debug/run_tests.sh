@@ -99,6 +99,14 @@ has "in make_cycle"
 has "SUMMARY: liballoc: 200 byte(s) leaked in 6 allocation(s)."
 lacks "Direct leak of 40"
 ok
+# A tree held through interior pointers: its root is direct, the other
+# six nodes indirect; the tree a global holds is not leaked; a block that
+# points only to itself is direct.
+run leak-tree 0 "$LA_RUN" --debug "$BIN/leak_tree"
+has "Direct leak of 64 byte(s) in 1 object(s)"
+has "in self_loop"
+has "SUMMARY: liballoc: 288 byte(s) leaked in 8 allocation(s)."
+ok
 # A suppressed head takes its nodes with it; the table credits the
 # pattern with the head alone.
 printf 'leak:make_head\nleak:never_matches\n' >"$TMP/supp-head"
@@ -306,7 +314,7 @@ mkdir -p "$LSAN_DIR"
 if $CC -fsanitize=leak -g -O1 -fno-omit-frame-pointer -o "$LSAN_DIR/probe" \
     c_tests/debug/clean.c >/dev/null 2>&1 &&
     LSAN_OPTIONS=exitcode=0 "$LSAN_DIR/probe" >/dev/null 2>&1; then
-    for prog in "leak_list" "leak_list cycle" "leak" "clean"; do
+    for prog in "leak_list" "leak_list cycle" "leak_tree" "leak" "clean"; do
         set -- $prog
         name="lsan-diff $prog"
         if ! $CC -fsanitize=leak -std=c11 -g -O1 -fno-omit-frame-pointer -Iinclude \
