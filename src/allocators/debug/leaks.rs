@@ -260,13 +260,19 @@ pub fn report(parts: &[(&Table, &Depot)], fd: i32, opts: &Options<'_>) -> (usize
         *c = l.class;
     }
     let list = &*list;
-    // Symbolize each distinct trace once: an index sorted by trace.
+    // Symbolize each distinct trace of the blocks that may be reported
+    // once (not those of blocks made early): an index sorted by trace.
     let Some(order) = scratch.slice::<u32>(list.len()) else {
         return (0, 0);
     };
-    for (i, o) in order.iter_mut().enumerate() {
-        *o = i as u32;
+    let mut k = 0;
+    for (i, &c) in cls.iter().enumerate() {
+        if c == DIRECT {
+            order[k] = i as u32;
+            k += 1;
+        }
     }
+    let order = &mut order[..k];
     order.sort_unstable_by(|&a, &b| trace(&list[a as usize]).cmp(trace(&list[b as usize])));
     let same = |a: u32, b: u32| trace(&list[a as usize]) == trace(&list[b as usize]);
     let mut total_frames = 0;
