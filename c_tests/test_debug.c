@@ -80,7 +80,7 @@ static void test_leak_report(void) {
     CHECK(leaky_helper(f.a) != NULL);
     CHECK(la_debug_detect_leaks(f.d));
     const char *r = fixture_report(&f);
-    CHECK_REPORT(r, "Leak of 24 byte(s) in 1 object(s) allocated from:");
+    CHECK_REPORT(r, "Direct leak of 24 byte(s) in 1 object(s) allocated from:");
     CHECK_REPORT(r, "#0 0x");
     CHECK_REPORT(r, "in leaky_helper");
     CHECK_REPORT(r, "test_debug.c:");

@@ -36,6 +36,8 @@ typedef enum la_arena_reset_mode {
 
 
 
+
+
 /**
  * Number of entries of `la_smp_stats::classes` (entry 0 is huge blocks).
  */
@@ -717,8 +719,10 @@ struct la_allocator la_debug_allocator(struct la_debug *d);
 
 /**
  * Prints a leak report for the blocks still live (grouped by allocation
- * site, with traces, closing with `SUMMARY: liballoc: X byte(s) leaked in
- * Y allocation(s).`), and nothing when there are none.
+ * site, with traces; "Direct leak" groups first, then "Indirect leak"
+ * groups, the blocks other leaked blocks point to; closing with `SUMMARY:
+ * liballoc: X byte(s) leaked in Y allocation(s).`), and nothing when
+ * there are none.
  *
  * Parameters: `d` the debug allocator; NULL returns false.
  *

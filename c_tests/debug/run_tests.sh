@@ -67,7 +67,7 @@ ABRT=134 # 128 + SIGABRT
 
 run leak 0 "$LA_RUN" --debug "$BIN/leak"
 has "liballoc: leak report: detected memory leaks"
-has "Leak of 96 byte(s) in 3 object(s) allocated from:"
+has "Direct leak of 96 byte(s) in 3 object(s) allocated from:"
 has "in leaky_alloc"
 has "leak.c:9"
 has "SUMMARY: liballoc: 96 byte(s) leaked in 3 allocation(s)."
@@ -87,7 +87,7 @@ ok
 # keep its block alive.
 for mode in main atexit exit; do
     run stale-stack-$mode 0 "$LA_RUN" --debug "$BIN/stale_stack" $mode
-    has "Leak of 777 byte(s) in 1 object(s) allocated from:"
+    has "Direct leak of 777 byte(s) in 1 object(s) allocated from:"
     has "in lose_block"
     has "SUMMARY: liballoc: 777 byte(s) leaked in 1 allocation(s)."
     ok
@@ -108,7 +108,7 @@ for mode in calloc memalign freed; do
     ok
 done
 run leak-roots-big 0 "$LA_RUN" --debug "$BIN/leak_roots" big
-has "Leak of 9437184 byte(s) in 3 object(s) allocated from:"
+has "Direct leak of 9437184 byte(s) in 3 object(s) allocated from:"
 has "SUMMARY: liballoc: 9437184 byte(s) leaked in 3 allocation(s)."
 ok
 
@@ -116,6 +116,91 @@ ok
 # check runs: no deadlock (a hang ends in timeout's status 124), no report.
 run exit-phdr-race 0 timeout 30 "$LA_RUN" --debug --leak-exitcode 23 "$BIN/exit_phdr_race"
 lacks "liballoc:"
+ok
+
+# A leaked list: the head is the direct leak, its nodes indirect ones, and
+# the SUMMARY counts both. A leaked cycle is indirect throughout.
+run leak-list 0 "$LA_RUN" --debug "$BIN/leak_list"
+has "Direct leak of 48 byte(s) in 1 object(s) allocated from:"
+has "Indirect leak of 72 byte(s) in 3 object(s) allocated from:"
+has "in make_head"
+has "in make_node"
+has "SUMMARY: liballoc: 120 byte(s) leaked in 4 allocation(s)."
+lacks "Direct leak of 72"
+lacks "Suppressions used:"
+ok
+run leak-cycle 0 "$LA_RUN" --debug "$BIN/leak_list" cycle
+has "Indirect leak of 40 byte(s) in 1 object(s) allocated from:"
+has "in make_cycle"
+has "SUMMARY: liballoc: 200 byte(s) leaked in 6 allocation(s)."
+lacks "Direct leak of 40"
+ok
+# A tree held through interior pointers: its root is direct, the other
+# six nodes indirect; the tree a global holds is not leaked; a block that
+# points only to itself is direct.
+run leak-tree 0 "$LA_RUN" --debug "$BIN/leak_tree"
+has "Direct leak of 64 byte(s) in 1 object(s)"
+has "in self_loop"
+has "SUMMARY: liballoc: 288 byte(s) leaked in 8 allocation(s)."
+ok
+# A suppressed head takes its nodes with it; the table credits the
+# pattern with the head alone.
+printf 'leak:make_head\nleak:never_matches\n' >"$TMP/supp-head"
+run leak-list-suppressed 0 "$LA_RUN" --debug --leak-exitcode 23 --suppressions "$TMP/supp-head" "$BIN/leak_list"
+lacks "leak of"
+lacks "SUMMARY"
+has "Suppressions used:"
+has "  count      bytes template"
+has "      1         48 make_head"
+lacks "never_matches"
+ok
+# Suppressing the nodes alone leaves the head, as a direct leak.
+printf 'leak:make_node\n' >"$TMP/supp-nodes"
+run leak-list-nodes-suppressed 0 "$LA_RUN" --debug --suppressions "$TMP/supp-nodes" "$BIN/leak_list"
+has "Direct leak of 48 byte(s) in 1 object(s)"
+has "      3         72 make_node"
+has "SUMMARY: liballoc: 48 byte(s) leaked in 1 allocation(s)."
+ok
+# LA_LOG_PATH (and --log-path): the report goes to <prefix>.<pid>, stderr
+# stays empty; an unopenable prefix falls back to stderr with a warning.
+rm -f "$TMP"/log.*
+name=log-path
+(umask 022 && LA_LOG_PATH="$TMP/log" "$LA_RUN" --debug "$BIN/leak_list" >"$TMP/out" 2>"$TMP/err")
+st=$?
+logs=$(ls "$TMP"/log.* 2>/dev/null | wc -l)
+if [ "$st" = 0 ] && [ ! -s "$TMP/err" ] && [ "$logs" = 1 ] &&
+    grep -q "SUMMARY: liballoc: 120 byte(s) leaked in 4 allocation(s)." "$TMP"/log.* &&
+    ls "$TMP"/log.* | grep -qE '/log\.[0-9]+$' &&
+    [ "$(stat -c %a "$TMP"/log.*)" = 644 ]; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+    echo "FAIL log-path: status $st, $logs log file(s), stderr:"
+    sed 's/^/     | /' "$TMP/err" | head -n 10
+fi
+ok
+rm -f "$TMP"/log.*
+run log-path-option 0 "$LA_RUN" --debug --log-path "$TMP/log" "$BIN/leak_list"
+lacks "liballoc"
+grep -q "Direct leak of 48 byte(s)" "$TMP"/log.* 2>/dev/null && passed=$((passed + 1)) ||
+    { failed=$((failed + 1)); echo "FAIL log-path-option: no report in the log file"; }
+ok
+rm -f "$TMP"/log.*
+run log-path-clean 0 env LA_LOG_PATH="$TMP/log" "$LA_RUN" --debug "$BIN/clean"
+lacks "liballoc"
+if ls "$TMP"/log.* >/dev/null 2>&1; then
+    failed=$((failed + 1))
+    echo "FAIL log-path-clean: a clean run left a log file"
+else
+    passed=$((passed + 1))
+fi
+ok
+run log-path-unopenable 0 env LA_LOG_PATH=/nonexistent/dir/log "$LA_RUN" --debug "$BIN/leak_list"
+has "liballoc: warning: cannot open LA_LOG_PATH file /nonexistent/dir/log."
+has "SUMMARY: liballoc: 120 byte(s) leaked in 4 allocation(s)."
+ok
+run log-path-no-debug 2 "$LA_RUN" --log-path "$TMP/log" "$BIN/clean"
+has "need --debug"
 ok
 
 run double-free $ABRT "$LA_RUN" --debug "$BIN/double_free"
@@ -291,6 +376,46 @@ if command -v g++ >/dev/null 2>&1 &&
     has "has alignment 64, operator delete was given 32"
     has "in release_aligned_only"
     ok
+fi
+
+# Differential check against LeakSanitizer: the same leak programs built
+# with -fsanitize=leak and plainly (run under la-run --debug) must agree on
+# whether they leak and on the direct and indirect byte and object totals.
+# totals FILE: "direct-bytes direct-objects indirect-bytes indirect-objects".
+totals() {
+    awk '/^(Direct|Indirect) leak of [0-9]+ byte\(s\) in [0-9]+ object/ {
+            k = ($1 == "Direct") ? 1 : 3; t[k] += $4; t[k + 1] += $7 }
+         END { printf "%d %d %d %d\n", t[1], t[2], t[3], t[4] }' "$1"
+}
+LSAN_DIR=$BIN/lsan
+mkdir -p "$LSAN_DIR"
+if $CC -fsanitize=leak -g -O1 -fno-omit-frame-pointer -o "$LSAN_DIR/probe" \
+    c_tests/debug/clean.c >/dev/null 2>&1 &&
+    LSAN_OPTIONS=exitcode=0 "$LSAN_DIR/probe" >/dev/null 2>&1; then
+    for prog in "leak_list" "leak_list cycle" "leak_tree" "leak" "clean"; do
+        set -- $prog
+        name="lsan-diff $prog"
+        if ! $CC -fsanitize=leak -std=c11 -g -O1 -fno-omit-frame-pointer -Iinclude \
+            -o "$LSAN_DIR/$1" "c_tests/debug/$1.c" 2>"$TMP/err"; then
+            failed=$((failed + 1))
+            echo "FAIL $name: cannot build with -fsanitize=leak"
+            continue
+        fi
+        LSAN_OPTIONS=exitcode=0 "$LSAN_DIR/$@" >/dev/null 2>"$TMP/lsan"
+        "$LA_RUN" --debug "$BIN/$@" >/dev/null 2>"$TMP/ours"
+        want=$(totals "$TMP/lsan")
+        got=$(totals "$TMP/ours")
+        if [ "$want" = "$got" ]; then
+            passed=$((passed + 1))
+            echo "ok   $name ($got)"
+        else
+            failed=$((failed + 1))
+            echo "FAIL $name: LeakSanitizer says $want, la-run --debug $got"
+            sed 's/^/     | /' "$TMP/ours" | head -n 20
+        fi
+    done
+else
+    echo "skip lsan-diff: cannot build or run with -fsanitize=leak here"
 fi
 
 # la-run itself.

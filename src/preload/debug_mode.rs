@@ -10,7 +10,10 @@
 //! data or the exiting thread's stack are not leaks (`roots.rs`), so a clean
 //! program reports nothing. `LA_SUPPRESSIONS=file` adds LeakSanitizer-style
 //! `leak:pattern` lines; `LA_LEAK_EXITCODE=N` makes a leak end the process
-//! with status N. `LA_DEBUG_FRAMES`, `LA_DEBUG_QUARANTINE` and
+//! with status N; `LA_LOG_PATH=prefix` sends the leak report to the file
+//! `prefix.<pid>` (appended to, created 0644; stderr with a warning when
+//! it cannot be opened), so programs whose children must keep stderr empty
+//! can still be checked. `LA_DEBUG_FRAMES`, `LA_DEBUG_QUARANTINE` and
 //! `LA_DEBUG_FILL` trade cost against coverage (frames per trace, bytes
 //! held back before reuse, bytes filled and checked per freed block).
 //! The smp allocator keeps free pages committed ten times longer than
@@ -168,14 +171,13 @@ pub fn on_load() {
 }
 
 /// Reads the `LA_SUPPRESSIONS` file into the arena (empty when unset or
-/// unreadable), after the built-in patterns.
+/// unreadable).
 fn suppressions(scratch: &mut Scratch) -> &'static [u8] {
     const MAX: usize = 1 << 20;
     let Some(buf) = scratch.slice::<u8>(MAX) else {
-        return BUILTIN_SUPPRESSIONS;
+        return b"";
     };
-    let mut n = BUILTIN_SUPPRESSIONS.len();
-    buf[..n].copy_from_slice(BUILTIN_SUPPRESSIONS);
+    let mut n = 0;
     // SAFETY: getenv at exit, with the C runtime fully set up.
     let path = unsafe { libc::getenv(c"LA_SUPPRESSIONS".as_ptr()) };
     if path.is_null() {
@@ -219,6 +221,56 @@ fn leak_exitcode() -> i32 {
     n & 0xff
 }
 
+/// Opens `<LA_LOG_PATH>.<pid>` for the leak report (only when there is one
+/// to print, so clean processes leave no file): `None` when the variable is
+/// unset or empty, or when the file cannot be opened (then with a one-line
+/// warning, and the report goes to stderr).
+fn log_file() -> Option<i32> {
+    // SAFETY: getenv at exit.
+    let v = unsafe { libc::getenv(c"LA_LOG_PATH".as_ptr()) };
+    if v.is_null() {
+        return None;
+    }
+    // SAFETY: a C string from the environment.
+    let prefix = unsafe { core::ffi::CStr::from_ptr(v) }.to_bytes();
+    if prefix.is_empty() {
+        return None;
+    }
+    let mut path = [0u8; 4096];
+    let mut digits = [0u8; 10];
+    let mut pid = crate::sys::process_id();
+    let mut nd = 0;
+    loop {
+        digits[nd] = b'0' + (pid % 10) as u8;
+        nd += 1;
+        pid /= 10;
+        if pid == 0 || nd == digits.len() {
+            break;
+        }
+    }
+    digits[..nd].reverse();
+    let len = prefix.len() + 1 + nd;
+    let opened = if len < path.len() {
+        path[..prefix.len()].copy_from_slice(prefix);
+        path[prefix.len()] = b'.';
+        path[prefix.len() + 1..len].copy_from_slice(&digits[..nd]);
+        core::ffi::CStr::from_bytes_until_nul(&path)
+            .ok()
+            .and_then(crate::sys::open_append)
+    } else {
+        None
+    };
+    if opened.is_none() {
+        let mut w = super::fmt::Writer::fd(2);
+        w.str("liballoc: warning: cannot open LA_LOG_PATH file ")
+            .bytes(prefix)
+            .str(".")
+            .bytes(&digits[..nd]);
+        w.str("; the leak report goes to stderr\n");
+    }
+    opened
+}
+
 extern "C" fn at_exit() {
     // Frames below this one are dead (the program's own exit handlers ran
     // there, and earlier, deeper calls): not roots.
@@ -229,7 +281,9 @@ extern "C" fn at_exit() {
     let supp = suppressions(&mut scratch);
     let (_, leaked) = d.report_leaks(&leaks::Options {
         suppressions: supp,
+        quiet_suppressions: BUILTIN_SUPPRESSIONS,
         scan_roots: true,
+        open_log: Some(&log_file),
     });
     if leaked > 0 {
         let code = leak_exitcode();

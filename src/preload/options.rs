@@ -14,6 +14,7 @@
 //! | `LA_DEBUG` | `1` | debug mode: `la_debug` behind the shim (`debug_mode.rs`) |
 //! | `LA_LEAK_EXITCODE` | `N` | debug mode: exit status when leaks are found (read at exit) |
 //! | `LA_SUPPRESSIONS` | file | debug mode: `leak:pattern` lines (read at exit) |
+//! | `LA_LOG_PATH` | path prefix | debug mode: the leak report goes to the file `prefix.<pid>`, not stderr (read at exit) |
 //! | `LA_DEBUG_FRAMES` | `0`..`32` | debug mode: frames per trace (default 8) |
 //! | `LA_DEBUG_QUARANTINE` | bytes (`k`/`m`/`g` suffix) | debug mode: freed bytes held back before reuse (default 4m) |
 //! | `LA_DEBUG_FILL` | bytes or `all` | debug mode: bytes filled and checked from the start of each freed block (default 4k; 0: none) |
@@ -77,7 +78,12 @@ impl Options {
 }
 
 /// Names reserved for the debug mode: accepted without a warning.
-const RESERVED: [&[u8]; 3] = [b"LA_DEBUG", b"LA_LEAK_EXITCODE", b"LA_SUPPRESSIONS"];
+const RESERVED: [&[u8]; 4] = [
+    b"LA_DEBUG",
+    b"LA_LEAK_EXITCODE",
+    b"LA_SUPPRESSIONS",
+    b"LA_LOG_PATH",
+];
 
 unsafe extern "C" {
     static environ: *const *const c_char;
@@ -219,7 +225,7 @@ fn apply(opts: &mut Options, entry: &[u8], report: bool) {
             let mut w = Writer::fd(2);
             w.str("liballoc: warning: unknown environment variable ")
                 .bytes(name)
-                .str(" ignored (known: LA_STATS, LA_VERBOSE, LA_FAIL_AT, LA_DEBUG, LA_LEAK_EXITCODE, LA_SUPPRESSIONS, LA_DEBUG_FRAMES, LA_DEBUG_QUARANTINE, LA_DEBUG_FILL, LA_PURGE_DELAY_MS, LA_PURGE_THREAD)\n");
+                .str(" ignored (known: LA_STATS, LA_VERBOSE, LA_FAIL_AT, LA_DEBUG, LA_LEAK_EXITCODE, LA_SUPPRESSIONS, LA_LOG_PATH, LA_DEBUG_FRAMES, LA_DEBUG_QUARANTINE, LA_DEBUG_FILL, LA_PURGE_DELAY_MS, LA_PURGE_THREAD)\n");
         }
     }
 }
@@ -355,5 +361,6 @@ mod tests {
     fn reserved_names_are_known() {
         let o = parse(&[b"LA_DEBUG=1", b"LA_LEAK_EXITCODE=3", b"LA_SUPPRESSIONS=/x"]);
         assert!(o.debug_requested);
+        assert!(RESERVED.contains(&&b"LA_LOG_PATH"[..]));
     }
 }

@@ -420,6 +420,33 @@ pub fn now_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
+/// Opens `path` for appending, creating it with mode 0644 (less the
+/// umask): `O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC`. The descriptor, or
+/// `None` when it cannot be opened.
+pub fn open_append(path: &core::ffi::CStr) -> Option<c_int> {
+    // SAFETY: a NUL-terminated path; open does not allocate.
+    let fd = keep_errno(|| unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_APPEND | libc::O_CLOEXEC,
+            0o644 as libc::c_uint,
+        )
+    });
+    (fd >= 0).then_some(fd)
+}
+
+/// Closes a descriptor this process opened (errors ignored).
+pub fn close(fd: c_int) {
+    // SAFETY: closing a descriptor has no memory preconditions.
+    keep_errno(|| unsafe { libc::close(fd) });
+}
+
+/// The calling process's id.
+pub fn process_id() -> u32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() as u32 }
+}
+
 /// The calling thread's kernel id (no allocation, no libc state).
 #[inline]
 pub fn thread_id() -> usize {

@@ -2,6 +2,7 @@
  * la-run: runs a program on liballoc's malloc shim.
  *
  *   la-run [--stats[=json]] [--debug] [--leak-exitcode N] [--suppressions FILE]
+ *          [--log-path PREFIX]
  *          [--fail-at N] [--verbose] [--] program [args...]
  *
  * It sets the LA_* variables the shim reads, puts liballoc_preload.so in
@@ -37,13 +38,15 @@ static const char *usage_text =
     "                     (default: leaks do not change the exit status)\n"
     "  --suppressions F   with --debug, leave out leaks matching the leak:pattern\n"
     "                     lines of file F (LeakSanitizer format)\n"
+    "  --log-path P       with --debug, write the leak report to the file P.<pid>\n"
+    "                     (one per process) instead of stderr\n"
     "  --fail-at N        make allocation number N (from 1) fail with ENOMEM\n"
     "  --verbose          print one line when the shim starts\n"
     "  --help             print this help and exit\n"
     "  --version          print the version and exit\n"
     "\n"
     "environment: the options set LA_STATS, LA_DEBUG, LA_LEAK_EXITCODE,\n"
-    "LA_SUPPRESSIONS, LA_FAIL_AT and LA_VERBOSE; LA_PRELOAD_LIB names the\n"
+    "LA_SUPPRESSIONS, LA_LOG_PATH, LA_FAIL_AT and LA_VERBOSE; LA_PRELOAD_LIB names the\n"
     "shim library to use instead of the one installed next to la-run.\n"
     "With --debug, these tune cost against coverage (set them yourself):\n"
     "  LA_DEBUG_FRAMES=N         frames per stack trace, 0 to 32 (default 8)\n"
@@ -116,6 +119,7 @@ static int find_shim(char *out, size_t size) {
 
 int main(int argc, char **argv) {
     const char *stats = NULL, *leak_exitcode = NULL, *fail_at = NULL, *suppressions = NULL;
+    const char *log_path = NULL;
     int debug = 0, verbose = 0;
     int i = 1;
     for (; i < argc; i++) {
@@ -153,13 +157,16 @@ int main(int argc, char **argv) {
             suppressions = option_value(argc, argv, &i, "--suppressions");
             if (!file_exists(suppressions))
                 die_usage("cannot read suppressions file '%s'", suppressions);
+        } else if (strncmp(a, "--log-path", 10) == 0 && (a[10] == 0 || a[10] == '=')) {
+            log_path = option_value(argc, argv, &i, "--log-path");
+            if (*log_path == 0) die_usage("%s", "--log-path needs a path prefix");
         } else {
             die_usage("unknown option '%s'", a);
         }
     }
     if (i >= argc) die_usage("%s", "no program to run");
-    if ((leak_exitcode || suppressions) && !debug)
-        die_usage("%s", "--leak-exitcode and --suppressions need --debug");
+    if ((leak_exitcode || suppressions || log_path) && !debug)
+        die_usage("%s", "--leak-exitcode, --suppressions and --log-path need --debug");
 
     char shim[PATH_MAX];
     if (!find_shim(shim, sizeof shim)) return 127;
@@ -174,6 +181,7 @@ int main(int argc, char **argv) {
         char real[PATH_MAX];
         setenv("LA_SUPPRESSIONS", realpath(suppressions, real) ? real : suppressions, 1);
     }
+    if (log_path) setenv("LA_LOG_PATH", log_path, 1);
     const char *old = getenv("LD_PRELOAD");
     if (old && *old) {
         size_t len = strlen(shim) + strlen(old) + 2;

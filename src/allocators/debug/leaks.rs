@@ -1,16 +1,28 @@
 //! Leak reports, shaped like LeakSanitizer's.
 //!
-//! Live blocks (minus suppressed ones and, when asked, those still reachable
-//! from the program's roots: see `roots.rs`) are grouped by allocation
-//! trace; groups are printed largest first as "Leak of N byte(s) in M
-//! object(s) allocated from:" with numbered, symbolized frames, and the
-//! report closes with "SUMMARY: liballoc: X byte(s) leaked in Y
-//! allocation(s).". Groups whose frames match a suppression pattern (the
+//! The leaks are the live blocks nothing reachable points to (when asked,
+//! reachability from the program's roots: see `roots.rs`). Each is
+//! classified as LeakSanitizer does: a leak that another leaked block
+//! points to (start or interior, a block's pointers to itself aside) is
+//! *indirect*; the others are *direct*, so the root of a leaked structure
+//! stands out. The blocks of a leaked cycle all point to one another, so
+//! they are all indirect, as LeakSanitizer reports them.
+//!
+//! Blocks whose allocation trace matches a suppression pattern (the
 //! `leak:pattern` lines of an LSan suppressions file: `*` matches anything,
-//! a pattern matches a function name, file or module path anywhere) are
-//! left out. All memory comes from a private [`Scratch`] arena.
+//! a pattern matches a function name, file or module path anywhere) and
+//! blocks made before the program started are suppressed, and so is every
+//! leak reachable from a suppressed block: it belongs to that block.
+//!
+//! Groups (class and allocation trace) are printed direct first, each
+//! class largest first, as "Direct leak of N byte(s) in M object(s)
+//! allocated from:" (or "Indirect leak of ...") with numbered, symbolized
+//! frames; then, when a listed pattern matched, a "Suppressions used:"
+//! table (objects and bytes per pattern); the report closes with
+//! "SUMMARY: liballoc: X byte(s) leaked in Y allocation(s)." counting
+//! direct and indirect leaks. All memory comes from a private [`Scratch`]
+//! arena.
 
-use core::cmp::Ordering;
 use core::fmt::Write;
 
 use super::depot::Depot;
@@ -23,18 +35,19 @@ use super::table::{LIVE, Record, Table};
 /// How to report.
 #[derive(Default)]
 pub struct Options<'a> {
-    /// Contents of a suppressions file (`leak:pattern` lines).
+    /// Contents of a suppressions file (`leak:pattern` lines); the
+    /// patterns that matched are listed under "Suppressions used:".
     pub suppressions: &'a [u8],
+    /// More `leak:pattern` lines, applied without being listed (the C
+    /// runtime's own blocks).
+    pub quiet_suppressions: &'a [u8],
+    /// Opens where to print the report instead of the instance's report
+    /// descriptor (closed afterwards); called only when there is something
+    /// to print. `None` from it: the instance's descriptor after all.
+    pub open_log: Option<&'a dyn Fn() -> Option<i32>>,
     /// Leave out blocks reachable from the program's roots (globals,
     /// the current thread's stack).
     pub scan_roots: bool,
-}
-
-#[derive(Clone, Copy)]
-struct Group {
-    first: usize,
-    count: usize,
-    bytes: usize,
 }
 
 /// Whether `text` matches the glob `pat` anywhere (`*` = any run).
@@ -84,16 +97,79 @@ fn patterns(file: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// A live block to report: its record and the index of its shard.
+/// A leaked block nothing leaked points to.
+const DIRECT: u8 = 0;
+/// A leaked block another leaked block points to.
+const INDIRECT: u8 = 1;
+/// Matched by a suppression pattern, or made before the program started.
+const SUPPRESSED: u8 = 2;
+/// Reachable from a suppressed block: not reported.
+const HIDDEN: u8 = 3;
+
+/// A live block nothing reachable points to: its record, the index of its
+/// shard and its class ([`DIRECT`] ...).
 #[derive(Clone, Copy)]
 struct Leak {
     r: *mut Record,
     part: usize,
+    class: u8,
+}
+
+#[derive(Clone, Copy)]
+struct Group {
+    first: usize,
+    count: usize,
+    bytes: usize,
+}
+
+/// Per listed suppression pattern: objects and bytes it matched.
+#[derive(Clone, Copy, Default)]
+struct Used {
+    count: usize,
+    bytes: usize,
+}
+
+/// The leak among `leaks` (sorted by address) whose block holds `v` (start
+/// or interior), by index.
+fn find(leaks: &[Leak], v: usize) -> Option<usize> {
+    // SAFETY: the records of the tables being reported (locked).
+    let i = leaks.partition_point(|l| unsafe { (*l.r).addr } <= v);
+    let i = i.checked_sub(1)?;
+    // SAFETY: as above.
+    let (a, len) = unsafe { ((*leaks[i].r).addr, (*leaks[i].r).len) };
+    (v < a + len.max(1)).then_some(i)
+}
+
+/// Calls `f` with the index of every leak (other than `i` itself) that
+/// an aligned word of leak `i`'s block points into.
+fn for_each_pointee(leaks: &[Leak], i: usize, mut f: impl FnMut(usize)) {
+    // SAFETY: the records of the tables being reported (locked).
+    let (a, len) = unsafe { ((*leaks[i].r).addr, (*leaks[i].r).len) };
+    let (lo, hi) = match (leaks.first(), leaks.last()) {
+        // SAFETY: as above.
+        (Some(f), Some(l)) => unsafe { ((*f.r).addr, (*l.r).addr + (*l.r).len.max(1)) },
+        _ => return,
+    };
+    let mut p = (a + 7) & !7;
+    while p + 8 <= a + len {
+        // SAFETY: a live block's user range is readable (the root scan
+        // reads it the same way).
+        let v = unsafe { *(p as *const usize) };
+        if v >= lo
+            && v < hi
+            && let Some(j) = find(leaks, v)
+            && j != i
+        {
+            f(j);
+        }
+        p += 8;
+    }
 }
 
 /// Prints the leak report for the shards `parts` (each a table and the
 /// depot of its traces) to `fd`; returns (bytes, blocks) leaked after
-/// suppressions. Prints nothing when nothing leaked.
+/// suppressions (direct and indirect). Prints nothing when nothing leaked
+/// and no listed suppression pattern matched.
 /// `segments`: the modules' writable segments, gathered before the tables'
 /// locks were taken (used when `opts.scan_roots`).
 pub fn report(
@@ -135,7 +211,13 @@ pub fn report(
         table.for_each(|r| {
             // SAFETY: indexed records are valid.
             if unsafe { (*r).state } == LIVE && k < live {
-                all[k] = Leak { r, part };
+                // SAFETY: as above.
+                let made_early = unsafe { (*r).suppressed } != 0;
+                all[k] = Leak {
+                    r,
+                    part,
+                    class: if made_early { SUPPRESSED } else { DIRECT },
+                };
                 k += 1;
             }
         });
@@ -157,21 +239,166 @@ pub fn report(
             &mut scratch,
         );
     }
-    // The leaks: live, not suppressed, not reached.
+    // The unreached blocks (those made early included: what they point to
+    // is theirs, not leaked), by address.
     let mut m = 0;
     for i in 0..all.len() {
-        let r = all[i].r;
         // SAFETY: a valid record; `_pad` is the reachability mark.
-        if unsafe { (*r).suppressed == 0 && (*r)._pad == 0 } {
+        if unsafe { (*all[i].r)._pad == 0 } {
             all[m] = all[i];
             m += 1;
         }
     }
     let list = &mut all[..m];
-    if list.is_empty() {
+    if list.iter().all(|l| l.class == SUPPRESSED) {
         return (0, 0);
     }
-    list.sort_unstable_by(|a, b| trace(a).cmp(trace(b)));
+    // SAFETY: valid records.
+    list.sort_unstable_by_key(|l| unsafe { (*l.r).addr });
+
+    // Classes and credited patterns (1-based; 0: none) apart from the
+    // list, which the scans below read.
+    let (Some(cls), Some(pat)) = (
+        scratch.slice::<u8>(list.len()),
+        scratch.slice::<u32>(list.len()),
+    ) else {
+        return (0, 0);
+    };
+    for (c, l) in cls.iter_mut().zip(list.iter()) {
+        *c = l.class;
+    }
+    let list = &*list;
+    // Symbolize each distinct trace of the blocks that may be reported
+    // once (not those of blocks made early): an index sorted by trace.
+    let Some(order) = scratch.slice::<u32>(list.len()) else {
+        return (0, 0);
+    };
+    let mut k = 0;
+    for (i, &c) in cls.iter().enumerate() {
+        if c == DIRECT {
+            order[k] = i as u32;
+            k += 1;
+        }
+    }
+    let order = &mut order[..k];
+    order.sort_unstable_by(|&a, &b| trace(&list[a as usize]).cmp(trace(&list[b as usize])));
+    let same = |a: u32, b: u32| trace(&list[a as usize]) == trace(&list[b as usize]);
+    let mut total_frames = 0;
+    for (i, &o) in order.iter().enumerate() {
+        if i == 0 || !same(o, order[i - 1]) {
+            total_frames += trace(&list[o as usize]).len();
+        }
+    }
+    let Some(addrs) = scratch.slice::<usize>(total_frames) else {
+        return (0, 0);
+    };
+    let mut a = 0;
+    for (i, &o) in order.iter().enumerate() {
+        if i == 0 || !same(o, order[i - 1]) {
+            for &f in trace(&list[o as usize]) {
+                addrs[a] = f;
+                a += 1;
+            }
+        }
+    }
+    let syms = Symbols::resolve(&mut scratch, addrs);
+    let matches = |p: &[u8], frames: &[usize]| {
+        frames.iter().any(|&f| {
+            let s = syms.get(f);
+            glob_match(p, s.func) || glob_match(p, s.file_line) || glob_match(p, s.module)
+        })
+    };
+    // Suppression patterns, per distinct trace: the quiet ones first, then
+    // the listed ones (the first that matches is credited).
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i + 1;
+        while j < order.len() && same(order[j], order[i]) {
+            j += 1;
+        }
+        let frames = trace(&list[order[i] as usize]);
+        let quiet = patterns(opts.quiet_suppressions).any(|p| matches(p, frames));
+        let listed = if quiet {
+            None
+        } else {
+            patterns(opts.suppressions).position(|p| matches(p, frames))
+        };
+        if quiet || listed.is_some() {
+            for &o in &order[i..j] {
+                if cls[o as usize] == DIRECT {
+                    cls[o as usize] = SUPPRESSED;
+                    pat[o as usize] = listed.map_or(0, |k| k as u32 + 1);
+                }
+            }
+        }
+        i = j;
+    }
+    // What suppressed blocks point to, directly or not, is theirs: hidden.
+    let Some(work) = scratch.slice::<u32>(list.len()) else {
+        return (0, 0);
+    };
+    let mut top = 0;
+    for (i, &c) in cls.iter().enumerate() {
+        if c == SUPPRESSED {
+            work[top] = i as u32;
+            top += 1;
+        }
+    }
+    while top > 0 {
+        top -= 1;
+        let i = work[top] as usize;
+        for_each_pointee(list, i, |j| {
+            // Each block enters the worklist once, so it never overflows.
+            if cls[j] <= INDIRECT && top < work.len() {
+                cls[j] = HIDDEN;
+                work[top] = j as u32;
+                top += 1;
+            }
+        });
+    }
+    // A leak another leak points to is indirect (cycles included: each of
+    // their blocks is pointed to by another).
+    for i in 0..list.len() {
+        if cls[i] <= INDIRECT {
+            for_each_pointee(list, i, |j| {
+                if cls[j] == DIRECT {
+                    cls[j] = INDIRECT;
+                }
+            });
+        }
+    }
+    // Credit the listed patterns.
+    let npat = patterns(opts.suppressions).count();
+    let Some(used) = scratch.slice::<Used>(npat) else {
+        return (0, 0);
+    };
+    let mut any_used = false;
+    for (l, &p) in list.iter().zip(pat.iter()) {
+        if p > 0 {
+            let u = &mut used[p as usize - 1];
+            u.count += 1;
+            // SAFETY: a valid record.
+            u.bytes += unsafe { (*l.r).len };
+            any_used = true;
+        }
+    }
+    // The leaks to report, grouped by class and trace.
+    let all_leaks = list;
+    let Some(list) = scratch.slice::<Leak>(list.len()) else {
+        return (0, 0);
+    };
+    let mut m = 0;
+    for i in 0..all_leaks.len() {
+        if cls[i] <= INDIRECT {
+            list[m] = Leak {
+                class: cls[i],
+                ..all_leaks[i]
+            };
+            m += 1;
+        }
+    }
+    let list = &mut list[..m];
+    list.sort_unstable_by(|a, b| a.class.cmp(&b.class).then_with(|| trace(a).cmp(trace(b))));
     let Some(groups) = scratch.slice::<Group>(list.len()) else {
         return (0, 0);
     };
@@ -179,7 +406,7 @@ pub fn report(
     for i in 0..list.len() {
         // SAFETY: a valid record.
         let len = unsafe { (*list[i].r).len };
-        if i > 0 && trace(&list[i]) == trace(&list[i - 1]) {
+        if i > 0 && list[i].class == list[i - 1].class && trace(&list[i]) == trace(&list[i - 1]) {
             groups[g - 1].count += 1;
             groups[g - 1].bytes += len;
         } else {
@@ -192,63 +419,66 @@ pub fn report(
         }
     }
     let groups = &mut groups[..g];
-    groups.sort_unstable_by(|a, b| match b.bytes.cmp(&a.bytes) {
-        Ordering::Equal => b.count.cmp(&a.count),
-        o => o,
+    groups.sort_unstable_by(|a, b| {
+        list[a.first]
+            .class
+            .cmp(&list[b.first].class)
+            .then(b.bytes.cmp(&a.bytes))
+            .then(b.count.cmp(&a.count))
     });
-    let mut total_frames = 0;
-    for gr in groups.iter() {
-        total_frames += trace(&list[gr.first]).len();
-    }
-    let Some(addrs) = scratch.slice::<usize>(total_frames) else {
-        return (0, 0);
-    };
-    let mut a = 0;
-    for gr in groups.iter() {
-        for &f in trace(&list[gr.first]) {
-            addrs[a] = f;
-            a += 1;
-        }
-    }
-    let syms = Symbols::resolve(&mut scratch, addrs);
-    let suppressed = |gr: &Group| {
-        trace(&list[gr.first]).iter().any(|&f| {
-            let s = syms.get(f);
-            patterns(opts.suppressions).any(|p| {
-                glob_match(p, s.func) || glob_match(p, s.file_line) || glob_match(p, s.module)
-            })
-        })
-    };
     let (mut bytes, mut blocks) = (0, 0);
     for gr in groups.iter() {
-        if !suppressed(gr) {
-            bytes += gr.bytes;
-            blocks += gr.count;
-        }
+        bytes += gr.bytes;
+        blocks += gr.count;
     }
-    if blocks == 0 {
+    if blocks == 0 && !any_used {
         return (0, 0);
     }
-    let mut out = Out::new(fd);
-    out.bytes(b"\n=================================================================\n");
-    out.bytes(b"liballoc: leak report: detected memory leaks\n\n");
-    for gr in groups.iter() {
-        if suppressed(gr) {
-            continue;
+    let log = opts.open_log.and_then(|open| open());
+    let mut out = Out::new(log.unwrap_or(fd));
+    if blocks > 0 {
+        out.bytes(b"\n=================================================================\n");
+        out.bytes(b"liballoc: leak report: detected memory leaks\n\n");
+        for gr in groups.iter() {
+            let kind = if list[gr.first].class == DIRECT {
+                "Direct"
+            } else {
+                "Indirect"
+            };
+            let _ = writeln!(
+                out,
+                "{} leak of {} byte(s) in {} object(s) allocated from:",
+                kind, gr.bytes, gr.count
+            );
+            super::report::frames(&mut out, &syms, trace(&list[gr.first]));
+            out.bytes(b"\n");
         }
-        let _ = writeln!(
-            out,
-            "Leak of {} byte(s) in {} object(s) allocated from:",
-            gr.bytes, gr.count
-        );
-        super::report::frames(&mut out, &syms, trace(&list[gr.first]));
+    }
+    if any_used {
+        const RULE: &[u8] = b"-----------------------------------------------------\n";
+        out.bytes(RULE);
+        out.bytes(b"Suppressions used:\n  count      bytes template\n");
+        for (u, p) in used.iter().zip(patterns(opts.suppressions)) {
+            if u.count > 0 {
+                let _ = write!(out, "{:7} {:10} ", u.count, u.bytes);
+                out.bytes(p);
+                out.bytes(b"\n");
+            }
+        }
+        out.bytes(RULE);
         out.bytes(b"\n");
     }
-    let _ = writeln!(
-        out,
-        "SUMMARY: liballoc: {} byte(s) leaked in {} allocation(s).",
-        bytes, blocks
-    );
+    if blocks > 0 {
+        let _ = writeln!(
+            out,
+            "SUMMARY: liballoc: {} byte(s) leaked in {} allocation(s).",
+            bytes, blocks
+        );
+    }
+    out.flush();
+    if let Some(log) = log {
+        crate::sys::close(log);
+    }
     (bytes, blocks)
 }
 

@@ -462,8 +462,10 @@ pub unsafe extern "C" fn la_debug_allocator(d: *mut la_debug) -> la_allocator {
 }
 
 /// Prints a leak report for the blocks still live (grouped by allocation
-/// site, with traces, closing with `SUMMARY: liballoc: X byte(s) leaked in
-/// Y allocation(s).`), and nothing when there are none.
+/// site, with traces; "Direct leak" groups first, then "Indirect leak"
+/// groups, the blocks other leaked blocks point to; closing with `SUMMARY:
+/// liballoc: X byte(s) leaked in Y allocation(s).`), and nothing when
+/// there are none.
 ///
 /// Parameters: `d` the debug allocator; NULL returns false.
 ///

@@ -307,6 +307,62 @@ fn leak_is_reported_with_summary() {
     );
 }
 
+#[test]
+fn leaked_list_is_one_direct_and_indirect_nodes() {
+    let f = Fixture::new();
+    // A 48-byte head holding a chain of three 24-byte nodes (the last one
+    // through an interior pointer), and a 40-byte pair pointing to each
+    // other (a cycle: indirect both).
+    let head = alloc(f.d(), 48, 3).cast::<usize>();
+    let mut next = 0usize;
+    for i in 0..3 {
+        let n = alloc(f.d(), 24, 3).cast::<usize>();
+        // SAFETY: fresh 24-byte blocks and a 48-byte head, 8-aligned.
+        unsafe {
+            *n = next;
+            *n.add(1) = 0;
+            *n.add(2) = 0;
+        }
+        next = n as usize + if i == 2 { 8 } else { 0 };
+    }
+    // SAFETY: as above.
+    unsafe {
+        for w in 0..6 {
+            *head.add(w) = 0;
+        }
+        *head = next;
+    }
+    let (a, b) = (alloc(f.d(), 40, 3), alloc(f.d(), 40, 3));
+    // SAFETY: fresh 40-byte blocks.
+    unsafe {
+        core::ptr::write_bytes(a, 0, 40);
+        core::ptr::write_bytes(b, 0, 40);
+        *a.cast::<usize>() = b as usize;
+        *b.cast::<usize>() = a as usize;
+    }
+    // SAFETY: live instance.
+    assert!(unsafe { la_debug_detect_leaks(f.d) });
+    let r = f.report();
+    // Totals per class (groups are per call site).
+    let total = |kind: &str| {
+        r.lines()
+            .filter_map(|l| l.strip_prefix(kind))
+            .map(|l| {
+                let mut w = l.split(' ').filter_map(|w| w.parse::<usize>().ok());
+                (w.next().unwrap(), w.next().unwrap())
+            })
+            .fold((0, 0), |(b, n), (b2, n2)| (b + b2, n + n2))
+    };
+    assert_eq!(total("Direct leak of "), (48, 1), "{r}");
+    assert_eq!(total("Indirect leak of "), (152, 5), "{r}");
+    assert!(
+        r.contains("SUMMARY: liballoc: 200 byte(s) leaked in 6 allocation(s)."),
+        "{r}"
+    );
+    assert!(r.find("Direct leak") < r.find("Indirect leak"), "{r}");
+    assert_eq!(f.finish(), la_check::LA_CHECK_LEAK);
+}
+
 /// Checks that `f` finds leaks with traces and the `summary` line, and
 /// that finishing it says so.
 fn finish_leaking(f: Fixture, summary: &str) {
@@ -345,7 +401,10 @@ fn sharded_instance_finds_misuse_and_leaks_across_shards() {
     // SAFETY: live instance.
     assert!(unsafe { la_debug_detect_leaks(f.d) });
     let r = f.report();
-    assert!(r.contains("Leak of 195000 byte(s) in 39 object(s)"), "{r}");
+    assert!(
+        r.contains("Direct leak of 195000 byte(s) in 39 object(s)"),
+        "{r}"
+    );
     assert!(
         r.contains("SUMMARY: liballoc: 195000 byte(s) leaked in 39 allocation(s)."),
         "{r}"
