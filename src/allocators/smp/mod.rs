@@ -283,9 +283,9 @@ unsafe fn remap_huge(
     unsafe { grow_move(ptr, new_len, align_log2, copy_len) }
 }
 
-/// Above this size a growing block moves into a huge block, whose later
-/// growth is in place within its reserve slots, or by `mremap`.
-const REMAP_TO_HUGE: usize = size_class::LARGE_MAX;
+/// Above this size a growing block moves into a huge mapping of its own,
+/// whose later growth is `mremap` instead of copies.
+const REMAP_TO_HUGE: usize = 64 << 10;
 
 /// Moves a growing block to a new one of at least `new_len` bytes and
 /// frees the old one; NULL (old block untouched) when out of memory.

@@ -500,7 +500,9 @@ fn huge_alloc_ex(len: usize, align_log2: u8, growing: bool, zero: bool) -> *mut 
     let Some(total) = body.checked_add(offset) else {
         return ptr::null_mut();
     };
-    if offset < SEGMENT_SIZE && total <= reserve::RESERVE_HUGE_MAX {
+    // A block that is growing gets a mapping of its own: its later growth
+    // is then `mremap`, which moves page tables instead of copying.
+    if offset < SEGMENT_SIZE && total <= reserve::RESERVE_HUGE_MAX && !growing {
         let p = huge_from_reserve(total, offset, body, zero);
         if !p.is_null() {
             return p;
