@@ -288,7 +288,7 @@ pub fn validate(p: *mut u8, func: &str) {
 }
 
 /// Frees `p` (NULL is ignored) after checking it; preserves `errno` (smp's
-/// `free` never changes it, see `smp/checked.rs`; the debug mode saves it).
+/// `free` never changes it, see `smp/classify.rs`; the debug mode saves it).
 ///
 /// The default mode classifies and frees with one lookup
 /// ([`smp::free_checked`]); anything but a live block is fatal.

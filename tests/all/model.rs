@@ -1,5 +1,6 @@
 //! Property test: random alloc/resize/remap/free sequences run against every
-//! allocator and checked against a model of the live blocks.
+//! allocator and checked against a model of the live blocks (and, over the
+//! smp allocator, against its heap checker after every step).
 //!
 //! The model keeps each live block's address, length, alignment and a seed;
 //! every block is stamped with a pattern derived from its seed. After every
@@ -13,6 +14,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 use alloc::allocators::failing::{la_failing_get_stats, la_failing_stats};
+use alloc::allocators::smp::la_smp_check_heap;
 use alloc::vtable::{la_raw_alloc, la_raw_free, la_raw_remap, la_raw_resize};
 
 /// Fails the test case with a message unless `cond` holds. (proptest's own
@@ -106,8 +108,15 @@ impl Counts {
 }
 
 /// Checks that no two live blocks overlap and each is aligned; with
-/// `contents`, also that every block still holds its pattern.
+/// `contents`, also that every block still holds its pattern; over the smp
+/// allocator, that its heap is consistent (`la_smp_check_heap`).
 fn check_invariants(live: &[Block], kind: Kind, contents: bool) -> Result<(), TestCaseError> {
+    if matches!(
+        kind,
+        Kind::Smp | Kind::ArenaOverSmp | Kind::BufferFirstOverSmp
+    ) {
+        ensure!(la_smp_check_heap() == 0, "{kind:?}: smp heap inconsistent");
+    }
     let mut sorted: Vec<Block> = live.to_vec();
     sorted.sort_by_key(|b| b.ptr as usize);
     for pair in sorted.windows(2) {

@@ -360,6 +360,7 @@ fn take_from(heap: &Heap, cls: usize, p: &Page) -> *mut u8 {
 /// `b` is a live block of `page`, which `heap` owns.
 #[inline]
 pub unsafe fn free_local(heap: &Heap, page: &Page, b: *mut Block) {
+    debug_assert!(super::classify::is_live(b as *const u8));
     heap.count_free(page.class.get() as usize);
     // SAFETY: caller's promise.
     if unsafe { page.push_local(b) } {
@@ -391,6 +392,7 @@ const REMOTE_SYNC_MAX: usize = 256;
 /// # Safety
 /// `b` is a live block of `page`.
 pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
+    debug_assert!(super::classify::is_live(b as *const u8));
     let cls = page.class.get() as usize;
     if heap.is_null() {
         stats::orphan_free(cls);

@@ -18,9 +18,10 @@
 //! - `heap.rs`: per-thread heaps, page queues, the slow paths, the
 //!   heap's part of the decay, thread-exit abandonment and reclaim;
 //! - `thread.rs`: TLS, the exit key, the heap pool, fork safety;
-//! - `stats.rs`, `check.rs`: statistics, pointer classification and the
-//!   heap-consistency checker; `checked.rs`: the shim's checked entry
-//!   points (division-free classification, checked free, zeroed alloc).
+//! - `stats.rs`: statistics; `classify.rs`: pointer classification and
+//!   the shim's checked entry points (division-free classification,
+//!   checked free, zeroed alloc); `heap_check.rs`: the heap-consistency
+//!   checker.
 //!
 //! The interface used by the vtable below and by the preload shim:
 //!
@@ -41,17 +42,17 @@
 //!   live block of a normal segment, else nothing done), and
 //!   [`live_block_size`] (the same test, for `realloc` in place);
 //!   [`alloc_zeroed`]`(len, align_log2)`: `calloc` without clearing fresh
-//!   huge mappings (all three in `checked.rs`).
+//!   huge mappings (all three in `classify.rs`).
 //!
-//! `free` and `free_checked` never change `errno` (see `checked.rs`).
+//! `free` and `free_checked` never change `errno` (see `classify.rs`).
 //!
 //! None of these allocate through the global allocator, panic or take a
 //! lock (so `fork()` can never leave one held).
 
-mod check;
-mod checked;
 mod chunk_map;
+mod classify;
 mod heap;
+mod heap_check;
 mod page;
 mod purger;
 mod reserve;
@@ -60,7 +61,9 @@ pub mod size_class;
 mod stats;
 mod thread;
 
-pub use checked::{alloc_zeroed, free_checked, free_fast, free_fast_sized, live_block_size};
+pub use classify::{
+    PtrCheck, alloc_zeroed, free_checked, free_fast, free_fast_sized, live_block_size,
+};
 #[cfg(feature = "preload")]
 pub(crate) use heap::PURGE_DELAY_MS;
 pub use heap::set_purge_delay_ms;
@@ -71,24 +74,6 @@ use core::ffi::c_void;
 use core::ptr;
 
 use crate::vtable::{RawAllocator, la_allocator, la_vtable, vtable_of};
-
-/// What [`check`] knows about a pointer about to be freed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PtrCheck {
-    /// The start of a live block of this allocator.
-    Live,
-    /// Not inside memory this allocator manages.
-    NotOurs,
-    /// Inside a block of this allocator, but not at its start.
-    Interior,
-    /// The start of a block that was handed out and is already free.
-    Free,
-    /// Inside memory this allocator manages, but where no block was handed
-    /// out: a block carved but never allocated, the uncarved part of a
-    /// page, a page or segment not in use (unless its memory still shows a
-    /// freed block there), the inside of a freed huge mapping.
-    Unallocated,
-}
 
 /// Allocates a block of class `cls` (from [`size_class`]); NULL when out of
 /// memory (or for class 0).
@@ -118,6 +103,8 @@ fn alloc_slow(cls: usize) -> *mut u8 {
     // SAFETY: the calling thread's own heap.
     let b = heap::alloc_slow(unsafe { &*h }, cls);
     purger::poll();
+    #[cfg(test)]
+    heap_check::check_now_and_then();
     b
 }
 
@@ -137,7 +124,7 @@ pub fn alloc(len: usize, align_log2: u8) -> *mut u8 {
 /// `ptr` is a live block of this allocator.
 #[inline(always)]
 pub unsafe fn free(ptr: *mut u8) {
-    debug_assert!(!ptr.is_null());
+    debug_assert!(classify::is_live(ptr), "free of a block that is not live");
     let seg = segment::segment_of(ptr);
     // SAFETY: caller's promise: ptr is ours, so its segment header is mapped.
     let s = unsafe { &*seg };
@@ -177,6 +164,7 @@ fn free_remote(page: &page::Page, b: *mut page::Block, h: *mut heap::Heap) {
 /// # Safety
 /// `ptr` is a live block of this allocator.
 pub unsafe fn usable_size(ptr: *const u8) -> usize {
+    debug_assert!(classify::is_live(ptr), "size of a block that is not live");
     let seg = segment::segment_of(ptr);
     // SAFETY: caller's promise: the segment header is mapped.
     let s = unsafe { &*seg };
@@ -203,6 +191,7 @@ pub unsafe fn resize(ptr: *mut u8, new_len: usize) -> bool {
 /// # Safety
 /// `ptr` is a live block of this allocator.
 pub unsafe fn resize_ex(ptr: *mut u8, new_len: usize, shrinking: bool) -> bool {
+    debug_assert!(classify::is_live(ptr), "resize of a block that is not live");
     let seg = segment::segment_of(ptr);
     // SAFETY: caller's promise: the segment header is mapped.
     let s = unsafe { &*seg };
@@ -239,6 +228,7 @@ pub unsafe fn remap_ex(
     copy_len: usize,
     shrinking: bool,
 ) -> *mut u8 {
+    debug_assert!(classify::is_live(ptr), "remap of a block that is not live");
     let seg = segment::segment_of(ptr);
     // SAFETY: caller's promise: the segment header is mapped.
     let s = unsafe { &*seg };
@@ -334,11 +324,11 @@ unsafe fn grow_move(ptr: *mut u8, new_len: usize, align_log2: u8, copy_len: usiz
     q
 }
 
-/// Classifies a pointer before it is freed: exact, and never reads memory
-/// that is not mapped (see `check.rs`); no division (see `checked.rs`).
+/// Classifies a pointer before it is freed: exact, never reads memory that
+/// is not mapped, no division (see `classify.rs`).
 #[inline]
 pub fn check(ptr: *const u8) -> PtrCheck {
-    checked::check(ptr)
+    classify::check(ptr)
 }
 
 /// Bytes of the address-space chunks [`owns_chunk`] answers for.
@@ -519,7 +509,7 @@ pub unsafe extern "C" fn la_smp_get_stats(out: *mut la_smp_stats) {
 /// threads allocate and free.
 #[unsafe(no_mangle)]
 pub extern "C" fn la_smp_check_heap() -> usize {
-    check::check_heap()
+    heap_check::check_heap()
 }
 
 #[cfg(test)]

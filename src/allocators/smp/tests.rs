@@ -110,7 +110,7 @@ fn interior_foreign_and_double_frees_are_classified() {
 
 #[test]
 fn addresses_where_no_block_was_handed_out_are_unallocated() {
-    use super::check::check as reference;
+    use super::heap_check::reference::check as reference;
     // The first block of a fresh page of 300-byte blocks; the next one is
     // carved (4 KiB at a time) but not handed out.
     let p = alloc(300, 4);
@@ -155,7 +155,7 @@ fn addresses_where_no_block_was_handed_out_are_unallocated() {
 
 #[test]
 fn blocks_of_pages_given_back_are_still_double_frees() {
-    use super::check::check as reference;
+    use super::heap_check::reference::check as reference;
     let mut blocks = [ptr::null_mut::<u8>(); 64];
     for b in blocks.iter_mut() {
         *b = alloc(40000, 4);

@@ -1,147 +1,24 @@
-//! Pointer classification and the heap-consistency checker.
-//!
-//! [`check`] tells the malloc shim what a pointer about to be freed is. It
-//! first consults the chunk map (`segment.rs`), so it never reads memory that
-//! is not ours; then the segment header and page descriptor locate the block
-//! exactly (interior pointers are those not at a block start inside the
-//! carved blocks), and the tags every free block carries (`page.rs`) tell a
-//! double free (a block freed before) from a block never handed out in
-//! O(1). Everything else inside our memory where no block was handed out is
-//! `Unallocated`: blocks beyond a page's carved capacity, cached segments
-//! and freed huge mappings except at the freed block's start (a double
-//! free), and pages not in use -- unless the memory the page still holds
-//! carries a free tag at the address (a block freed before the page was
-//! given back: a double free).
+//! The heap-consistency checker, and the reference pointer classifier.
 //!
 //! [`check_heap`] walks the calling thread's heap: its class queues and full
 //! list, every page's free lists (bounds, alignment, tags, no block twice,
 //! `used + free == capacity`) and every owned segment (kind, owner, chunk
 //! map, free masks, page counts). It is exported as `la_smp_check_heap`, a
-//! diagnostic the tests run after each stress phase.
+//! diagnostic the tests run after each stress phase; test builds also run
+//! it from allocation slow paths (see `heap.rs`).
+//!
+//! [`reference::check`] (tests only) classifies a pointer the plain way,
+//! with divisions: the oracle the division-free classifier of
+//! `classify.rs` is tested against.
 
 use core::ptr;
 use core::sync::atomic::Ordering;
 
 use super::heap::Heap;
-use super::page::{Block, FULL, Page, free_tag, is_free};
-use super::segment::{
-    self, CACHED, CHUNK_CONT, CHUNK_NONE, HUGE, SEGMENT_MASK, SEGMENT_SIZE, Segment,
-};
+use super::page::{Block, FULL, Page, is_free};
+use super::segment;
 use super::size_class::{CLASS_SIZE, NCLASSES};
-use super::{PtrCheck, thread};
-
-/// Classifies `ptr` (see the module comment). The reference classifier:
-/// the shim uses the division-free one in `checked.rs`, tested against it.
-#[cfg_attr(not(test), allow(dead_code))]
-pub fn check(ptr: *const u8) -> PtrCheck {
-    let a = ptr as usize;
-    if a == 0 || segment::chunk_entry(a) == CHUNK_NONE {
-        return PtrCheck::NotOurs;
-    }
-    let mut head = a & !SEGMENT_MASK;
-    while head >= SEGMENT_SIZE && segment::chunk_entry(head) == CHUNK_CONT {
-        head -= SEGMENT_SIZE;
-    }
-    if !segment::is_head(segment::chunk_entry(head)) {
-        return PtrCheck::NotOurs;
-    }
-    // SAFETY: the chunk map says a segment header lives at `head` and stays
-    // mapped while the map says so.
-    let s = unsafe { &*(head as *const Segment) };
-    // SAFETY: reading a field of the mapped header.
-    let kind = unsafe { ptr::read_volatile(s.kind.as_ptr()) };
-    match kind {
-        HUGE => {
-            if a >= s.map_start.get() + s.map_len.get() {
-                PtrCheck::NotOurs
-            } else if a == s.block.get() {
-                PtrCheck::Live
-            } else {
-                PtrCheck::Interior
-            }
-        }
-        CACHED => cached(s, a),
-        _ => {
-            // SAFETY: as above.
-            let shift = unsafe { ptr::read_volatile(s.page_shift.as_ptr()) };
-            let i = (a - head) >> shift;
-            // SAFETY: i < SEGMENT_SIZE >> shift = page count <= MAX_PAGES.
-            let p = unsafe { s.page(i) };
-            // SAFETY: reading fields of the mapped descriptor.
-            let (bs, cap, res) = unsafe {
-                (
-                    p.block_size(),
-                    ptr::read_volatile(p.capacity.as_ptr()) as usize,
-                    ptr::read_volatile(p.reserved.as_ptr()) as usize,
-                )
-            };
-            let area = s.page_area(i).0;
-            if a < area {
-                // Segment metadata, before page 0's blocks.
-                return PtrCheck::Interior;
-            }
-            if bs == 0 {
-                return unused_page(s, i, area, a);
-            }
-            let off = a - area;
-            let idx = off / bs;
-            if idx >= cap || idx >= res {
-                return PtrCheck::Unallocated;
-            }
-            if !off.is_multiple_of(bs) {
-                return PtrCheck::Interior;
-            }
-            // SAFETY: a carved block of a page in use: mapped and at least
-            // 16 bytes long.
-            let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
-            tagged(a, tag)
-        }
-    }
-}
-
-/// What the tag `tag` of the carved block at `a` says it is.
-#[inline(always)]
-pub(crate) fn tagged(a: usize, tag: usize) -> PtrCheck {
-    if tag == free_tag(a) {
-        PtrCheck::Free
-    } else if is_free(a, tag) {
-        PtrCheck::Unallocated
-    } else {
-        PtrCheck::Live
-    }
-}
-
-/// `a` inside a cached segment: a double free at the start of a freed huge
-/// block (a cached huge mapping keeps its header), else `Unallocated`.
-pub(crate) fn cached(s: &Segment, a: usize) -> PtrCheck {
-    // SAFETY: reading a field of the mapped header.
-    if a == unsafe { ptr::read_volatile(s.block.as_ptr()) } {
-        PtrCheck::Free
-    } else {
-        PtrCheck::Unallocated
-    }
-}
-
-/// `a`, at or after `area` (the start of page `i`'s block area), in page
-/// `i` of `s`, a page not in use: a double free when the part of the page
-/// still committed from its last use (`touched`) shows a freed block at
-/// `a`, else `Unallocated` (the page's blocks, if any, are gone).
-pub(crate) fn unused_page(s: &Segment, i: usize, area: usize, a: usize) -> PtrCheck {
-    // SAFETY: reading a field of the mapped header; i < page_count.
-    let touched = unsafe { ptr::read_volatile(s.touched[i].as_ptr()) } as usize;
-    if a - area + 16 > touched || !a.is_multiple_of(8) {
-        return PtrCheck::Unallocated;
-    }
-    // SAFETY: [area, area + touched) was carved since the page's memory was
-    // last decommitted: committed, mapped, and the aligned word at a + 8
-    // lies inside it.
-    let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
-    if tag == free_tag(a) {
-        PtrCheck::Free
-    } else {
-        PtrCheck::Unallocated
-    }
-}
+use super::thread;
 
 fn report(errors: &mut usize, msg: &str) {
     *errors += 1;
@@ -336,4 +213,95 @@ pub fn check_heap() -> usize {
         report(&mut errors, "pages in use are not all on exactly one list");
     }
     errors
+}
+
+/// Test builds: runs [`check_heap`] on every 64th allocation slow path of
+/// the process, and fails the test on any inconsistency.
+#[cfg(test)]
+pub fn check_now_and_then() {
+    use core::sync::atomic::AtomicU64;
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    if CALLS.fetch_add(1, Ordering::Relaxed).is_multiple_of(64) {
+        assert_eq!(check_heap(), 0, "smp heap inconsistent after a slow path");
+    }
+}
+
+/// The reference classifier, for tests.
+#[cfg(test)]
+pub mod reference {
+    use core::ptr;
+
+    use super::super::classify::{PtrCheck, cached, tagged, unused_page};
+    use super::super::segment::{
+        self, CACHED, CHUNK_CONT, CHUNK_NONE, HUGE, SEGMENT_MASK, SEGMENT_SIZE, Segment,
+    };
+
+    /// Classifies `ptr` (see the module comment). The reference classifier,
+    /// for tests: the allocator uses the division-free one in `classify.rs`,
+    /// which is tested against it.
+    pub fn check(ptr: *const u8) -> PtrCheck {
+        let a = ptr as usize;
+        if a == 0 || segment::chunk_entry(a) == CHUNK_NONE {
+            return PtrCheck::NotOurs;
+        }
+        let mut head = a & !SEGMENT_MASK;
+        while head >= SEGMENT_SIZE && segment::chunk_entry(head) == CHUNK_CONT {
+            head -= SEGMENT_SIZE;
+        }
+        if !segment::is_head(segment::chunk_entry(head)) {
+            return PtrCheck::NotOurs;
+        }
+        // SAFETY: the chunk map says a segment header lives at `head` and stays
+        // mapped while the map says so.
+        let s = unsafe { &*(head as *const Segment) };
+        // SAFETY: reading a field of the mapped header.
+        let kind = unsafe { ptr::read_volatile(s.kind.as_ptr()) };
+        match kind {
+            HUGE => {
+                if a >= s.map_start.get() + s.map_len.get() {
+                    PtrCheck::NotOurs
+                } else if a == s.block.get() {
+                    PtrCheck::Live
+                } else {
+                    PtrCheck::Interior
+                }
+            }
+            CACHED => cached(s, a),
+            _ => {
+                // SAFETY: as above.
+                let shift = unsafe { ptr::read_volatile(s.page_shift.as_ptr()) };
+                let i = (a - head) >> shift;
+                // SAFETY: i < SEGMENT_SIZE >> shift = page count <= MAX_PAGES.
+                let p = unsafe { s.page(i) };
+                // SAFETY: reading fields of the mapped descriptor.
+                let (bs, cap, res) = unsafe {
+                    (
+                        p.block_size(),
+                        ptr::read_volatile(p.capacity.as_ptr()) as usize,
+                        ptr::read_volatile(p.reserved.as_ptr()) as usize,
+                    )
+                };
+                let area = s.page_area(i).0;
+                if a < area {
+                    // Segment metadata, before page 0's blocks.
+                    return PtrCheck::Interior;
+                }
+                if bs == 0 {
+                    return unused_page(s, i, area, a);
+                }
+                let off = a - area;
+                let idx = off / bs;
+                if idx >= cap || idx >= res {
+                    return PtrCheck::Unallocated;
+                }
+                if !off.is_multiple_of(bs) {
+                    return PtrCheck::Interior;
+                }
+                // SAFETY: a carved block of a page in use: mapped and at least
+                // 16 bytes long.
+                let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
+                tagged(a, tag)
+            }
+        }
+    }
 }

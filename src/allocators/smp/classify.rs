@@ -1,17 +1,29 @@
-//! The checked entry points the malloc shim uses: a division-free pointer
-//! classifier, a free that classifies and frees with one lookup, and a
-//! zeroed allocation.
+//! Pointer classification, and the checked entry points the malloc shim
+//! uses: a division-free classifier, a free that classifies and frees with
+//! one lookup, and a zeroed allocation.
 //!
-//! [`classify`] finds what a pointer is the way `check.rs` documents (chunk
-//! map first, so memory that is not ours is never read; then the segment
-//! header, the page descriptor and the block's free tag), but turns the
-//! offset into a block index with a multiply by a per-class reciprocal
-//! ([`MAGIC`]) instead of a division, and hands back the page it found.
-//! [`free_checked`] uses that page to free a live block at once, so a
-//! checked `free` costs one lookup, not a check followed by a free; its
-//! common case, [`free_fast`], confirms a live block of a normal segment
-//! with the same exact tests in fewer instructions (a division-free
-//! divisibility test, [`DIVISOR_TEST`], instead of computing the index).
+//! [`check`] tells what a pointer about to be freed is ([`PtrCheck`]). It
+//! first consults the chunk map (`chunk_map.rs`), so it never reads memory
+//! that is not ours; then the segment header and page descriptor locate the
+//! block exactly (interior pointers are those not at a block start inside
+//! the carved blocks), and the tags every free block carries (`page.rs`)
+//! tell a double free (a block freed before) from a block never handed out
+//! in O(1). Everything else inside our memory where no block was handed out
+//! is `Unallocated`: blocks beyond a page's carved capacity, free slots of
+//! the reserve and freed huge blocks except at the freed block's start (a
+//! double free), and pages not in use -- unless the memory the page still
+//! holds carries a free tag at the address (a block freed before the page
+//! was given back: a double free).
+//!
+//! [`classify`] turns the offset into a block index with a multiply by a
+//! per-class reciprocal ([`MAGIC`]) instead of a division, and hands back
+//! the page it found. [`free_checked`] uses that page to free a live block
+//! at once, so a checked `free` costs one lookup, not a check followed by a
+//! free; its common case, [`free_fast`], confirms a live block of a normal
+//! segment with the same exact tests in fewer instructions (a
+//! division-free divisibility test, [`DIVISOR_TEST`], instead of computing
+//! the index). The same classifier backs the `debug_assert!`s that every
+//! block handed to `free`, `usable_size`, `resize` and `remap` is live.
 //!
 //! `errno`: neither [`free_checked`] nor [`super::free`] ever changes it.
 //! Their fast paths make no calls; their slow paths call only the OS layer
@@ -23,14 +35,75 @@
 
 use core::ptr;
 
-use super::check::{cached, tagged, unused_page};
-use super::page::{Block, Page, is_free};
+use super::page::{Block, Page, free_tag, is_free};
 use super::segment::{
     self, CACHED, CHUNK_CONT, CHUNK_NONE, CHUNK_NORMAL, HUGE, SEGMENT_MASK, SEGMENT_SHIFT,
     SEGMENT_SIZE, Segment,
 };
 use super::size_class::{self, NCLASSES};
-use super::{PtrCheck, heap, thread};
+use super::{heap, thread};
+
+/// What [`check`] knows about a pointer about to be freed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PtrCheck {
+    /// The start of a live block of this allocator.
+    Live,
+    /// Not inside memory this allocator manages.
+    NotOurs,
+    /// Inside a block of this allocator, but not at its start.
+    Interior,
+    /// The start of a block that was handed out and is already free.
+    Free,
+    /// Inside memory this allocator manages, but where no block was handed
+    /// out: a block carved but never allocated, the uncarved part of a
+    /// page, a page or segment not in use (unless its memory still shows a
+    /// freed block there), the inside of a freed huge mapping.
+    Unallocated,
+}
+
+/// What the tag `tag` of the carved block at `a` says it is.
+#[inline(always)]
+pub(crate) fn tagged(a: usize, tag: usize) -> PtrCheck {
+    if tag == free_tag(a) {
+        PtrCheck::Free
+    } else if is_free(a, tag) {
+        PtrCheck::Unallocated
+    } else {
+        PtrCheck::Live
+    }
+}
+
+/// `a` inside a cached segment: a double free at the start of a freed huge
+/// block (a cached huge mapping keeps its header), else `Unallocated`.
+pub(crate) fn cached(s: &Segment, a: usize) -> PtrCheck {
+    // SAFETY: reading a field of the mapped header.
+    if a == unsafe { ptr::read_volatile(s.block.as_ptr()) } {
+        PtrCheck::Free
+    } else {
+        PtrCheck::Unallocated
+    }
+}
+
+/// `a`, at or after `area` (the start of page `i`'s block area), in page
+/// `i` of `s`, a page not in use: a double free when the part of the page
+/// still committed from its last use (`touched`) shows a freed block at
+/// `a`, else `Unallocated` (the page's blocks, if any, are gone).
+pub(crate) fn unused_page(s: &Segment, i: usize, area: usize, a: usize) -> PtrCheck {
+    // SAFETY: reading a field of the mapped header; i < page_count.
+    let touched = unsafe { ptr::read_volatile(s.touched[i].as_ptr()) } as usize;
+    if a - area + 16 > touched || !a.is_multiple_of(8) {
+        return PtrCheck::Unallocated;
+    }
+    // SAFETY: [area, area + touched) was carved since the page's memory was
+    // last decommitted: committed, mapped, and the aligned word at a + 8
+    // lies inside it.
+    let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
+    if tag == free_tag(a) {
+        PtrCheck::Free
+    } else {
+        PtrCheck::Unallocated
+    }
+}
 
 /// `q = (off * MAGIC[class]) >> MAGIC_SHIFT` is `off / CLASS_SIZE[class]`
 /// for every offset inside a page (`off < SEGMENT_SIZE`).
@@ -182,8 +255,16 @@ fn classify_in(s: &'static Segment, a: usize) -> Found {
     }
 }
 
+/// Whether `ptr` is the start of a live block: the precondition of
+/// `free`, `usable_size`, `resize` and `remap`, which repeat it as a
+/// `debug_assert!`.
+#[inline]
+pub fn is_live(ptr: *const u8) -> bool {
+    check(ptr) == PtrCheck::Live
+}
+
 /// Classifies a pointer before it is freed (the division-free version of
-/// `check.rs`'s reference classifier).
+/// `heap_check.rs`'s reference classifier).
 #[inline]
 pub fn check(ptr: *const u8) -> PtrCheck {
     match classify(ptr as usize) {
@@ -385,7 +466,7 @@ pub fn alloc_zeroed(len: usize, align_log2: u8) -> *mut u8 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::check::check as reference;
+    use super::super::heap_check::reference::check as reference;
     use super::super::size_class::CLASS_SIZE;
     use super::*;
 
