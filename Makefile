@@ -1,7 +1,9 @@
 # liballoc: build, test, install.
 #
-#   make            release build: build/liballoc.so (+ soname links), build/liballoc.a, header
-#   make test       every test (installs missing tools itself)
+#   make            release build: build/liballoc.so (+ soname links), build/liballoc.a, header,
+#                   the malloc shim build/liballoc_preload.so and the launcher build/la-run
+#   make test       every test (installs missing tools itself; test-debug: the C suites
+#                   against a build with debug assertions, part of make test)
 #   make demo       build and run examples/demo.c
 #   make bench      benchmarks (figures, not pass/fail), collected in docs/benchmarks.md
 #   make install PREFIX=/usr/local   /   make uninstall PREFIX=...

@@ -17,6 +17,7 @@
 //! | `fatal.rs` | `liballoc: fatal: ...` reports followed by `abort()` |
 //! | `fmt.rs` | allocation-free formatting into a stack buffer |
 //! | `errno.rs` | `errno` without a call into libc (set on failure; smp's `free` never changes it) |
+//! | `debug_mode.rs` | `LA_DEBUG=1`: the debug allocator behind every entry point, its leak check at exit |
 //!
 //! How it works. Every entry point tests one word, [`FLAGS`]: when it is
 //! exactly [`READY`] (the shim is initialised, no statistics and no failure
