@@ -192,13 +192,24 @@ pub fn address_space_limit() -> Option<usize> {
 /// page size) by over-mapping and trimming the excess on both sides.
 pub fn map_aligned(len: usize, align: usize) -> Option<NonNull<u8>> {
     debug_assert!(len > 0 && align.is_power_of_two());
-    let page = page_size();
-    if align <= page {
+    if align <= page_size() {
         return map(len);
     }
+    over_map_aligned(len, align, map)
+}
+
+/// Maps `len` bytes (page-rounded) aligned to `align` with `mapper`, by
+/// asking it for `align - page` bytes more and unmapping the excess on both
+/// sides.
+fn over_map_aligned(
+    len: usize,
+    align: usize,
+    mapper: fn(usize) -> Option<NonNull<u8>>,
+) -> Option<NonNull<u8>> {
+    let page = page_size();
     let len = crate::alignment::forward(len, page)?;
-    let over = len.checked_add(align - page)?;
-    let base = map(over)?.as_ptr() as usize;
+    let over = len.checked_add(align.saturating_sub(page))?;
+    let base = mapper(over)?.as_ptr() as usize;
     let start = crate::alignment::forward(base, align)?;
     let head = start - base;
     let tail = over - head - len;
@@ -332,29 +343,12 @@ pub fn map_lazy(len: usize) -> Option<NonNull<u8>> {
     }
 }
 
-/// [`map_lazy`] of `len` bytes aligned to `align` (a power of two above
-/// the page size), by over-mapping and trimming the excess: for arenas of
-/// address space that are touched a part at a time.
+/// [`map_lazy`] of `len` bytes aligned to `align` (a power of two), by
+/// over-mapping and trimming the excess: for arenas of address space that
+/// are touched a part at a time.
 pub fn map_aligned_lazy(len: usize, align: usize) -> Option<NonNull<u8>> {
     debug_assert!(len > 0 && align.is_power_of_two());
-    let page = page_size();
-    let len = crate::alignment::forward(len, page)?;
-    let over = len.checked_add(align.saturating_sub(page))?;
-    let base = map_lazy(over)?.as_ptr() as usize;
-    let start = crate::alignment::forward(base, align)?;
-    let head = start - base;
-    let tail = over - head - len;
-    // SAFETY: [base, base+head) and [start+len, start+len+tail) are
-    // page-aligned parts of the mapping just made, which nobody else knows.
-    unsafe {
-        if head > 0 {
-            unmap(base as *mut u8, head);
-        }
-        if tail > 0 {
-            unmap((start + len) as *mut u8, tail);
-        }
-    }
-    NonNull::new(start as *mut u8)
+    over_map_aligned(len, align, map_lazy)
 }
 
 /// Moves the mapping `[addr, addr + old_len)` to exactly `target`, resized
