@@ -285,6 +285,7 @@ static void test_fork(void) {
         live = burst(4);
         size_t rss = wait_for_rss(bound(live));
         report("fork child", live, rss);
+        fflush(stdout);
         _exit(rss <= bound(live) ? 0 : 1);
     }
     int status = 0;

@@ -1,5 +1,5 @@
 //! Threads of the library's own: starting a detached background thread,
-//! sleeping, and a hook run in the child of `fork()`.
+//! sleeping, yielding, and handlers run around `fork()`.
 //!
 //! The thread is made with every signal blocked (so the program's signal
 //! handlers never run on it and process-directed signals go to the
@@ -61,9 +61,24 @@ pub fn sleep_ms(ms: u64) {
     });
 }
 
-/// Registers `child` to run in the child process after every `fork()`;
-/// false when it could not be registered.
-pub fn on_fork_child(child: unsafe extern "C" fn()) -> bool {
-    // SAFETY: registering a plain function; no prepare or parent handler.
-    super::keep_errno(|| unsafe { libc::pthread_atfork(None, None, Some(child)) == 0 })
+/// Registers handlers run around every `fork()`: `prepare` in the forking
+/// thread before it, `parent` and `child` in each process after it; false
+/// when they could not be registered.
+pub fn on_fork(
+    prepare: unsafe extern "C" fn(),
+    parent: unsafe extern "C" fn(),
+    child: unsafe extern "C" fn(),
+) -> bool {
+    // SAFETY: registering plain functions.
+    super::keep_errno(|| unsafe {
+        libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) == 0
+    })
+}
+
+/// Lets other threads run (`sched_yield`).
+pub fn yield_now() {
+    // SAFETY: no preconditions.
+    super::keep_errno(|| unsafe {
+        libc::sched_yield();
+    });
 }

@@ -812,11 +812,17 @@ pub fn abandon(heap: &Heap) {
                 }
             }
             s.heap.set(ptr::null_mut());
-            let idle = s.free_mask.get() & s.dirty_mask.get() != 0;
+            let mut idle = s.free_mask.get() & s.dirty_mask.get();
+            let mut bytes = 0usize;
+            while idle != 0 {
+                let i = idle.trailing_zeros() as usize;
+                idle &= idle - 1;
+                bytes += s.touched[i].get() as usize;
+            }
             ABANDONED.push(seg);
-            if idle {
+            if bytes > 0 {
                 // Its free pages wait for the purger (no heap owns them).
-                super::purger::notify();
+                super::purger::notify(bytes);
             }
             seg = next;
         }

@@ -7,11 +7,12 @@
 //! The purger is a thread that exists only while the reserve holds memory
 //! waiting for its purge delay:
 //!
-//! - it is started lazily, the first time memory enters the reserve
-//!   resident ([`notify`] only sets a flag; the thread is made by [`poll`],
-//!   which callers run at the end of an allocator call, where re-entering
-//!   `malloc` from the C library's thread set-up is safe, and never before
-//!   the library's constructor ran);
+//! - it is started lazily, whenever memory waits in the reserve once the
+//!   program has given 4 MiB to it in all, so a small program never gets
+//!   the thread (its allocation calls run the decay); [`notify`] only counts and sets a
+//!   flag, and the thread is made by [`poll`], which callers run at the end
+//!   of an allocator call, where re-entering `malloc` from the C library's
+//!   thread set-up is safe, and never before the library's constructor ran;
 //! - it sleeps a purge delay, purges what has waited long enough (in the
 //!   reserve, and the free pages of segments that exited threads left with
 //!   live blocks, which no heap owns until one adopts them), and exits
@@ -19,8 +20,10 @@
 //!   (a program whose `main` called `pthread_exit` ends at most a purge
 //!   delay after its last thread) and an idle program has no extra thread;
 //! - it takes no lock (the reserve is lock-free) and runs with every signal
-//!   blocked; after `fork()` the child, which has no purger, starts its own
-//!   when it needs one (a handler registered at start-up resets the state).
+//!   blocked; `fork()` waits for a pass under way to end (so the child
+//!   never inherits slots or segments the purger had taken off their
+//!   lists), and the child, which has no purger, starts its own once it
+//!   frees enough (handlers registered at start-up do both).
 //!
 //! Chosen over a timer signal (which would interrupt the program's system
 //! calls and compete for its handlers) and over purging only on allocation
@@ -30,7 +33,7 @@
 //! `la_smp_collect` only.
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicU8, Ordering, fence};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
 
 use super::{heap, segment};
 use crate::sys;
@@ -45,14 +48,32 @@ const OFF: u8 = 2;
 static STATE: AtomicU8 = AtomicU8::new(IDLE);
 /// Memory entered the reserve while no purger ran.
 static WANTED: AtomicBool = AtomicBool::new(false);
+/// Bytes given to the reserve (or left in abandoned segments) resident so
+/// far (since the process, or its `fork()`, started): the purger is started
+/// only once they reach [`START_BYTES`], and then whenever memory waits.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+/// A purger is started only for this much memory waiting: a small program
+/// never gets the thread (the decay from its allocation calls is enough),
+/// and so stays single-threaded for calls such as `unshare(CLONE_NEWUSER)`.
+const START_BYTES: usize = 4 << 20;
 /// The library's constructor ran: threads may be made.
 static READY: AtomicBool = AtomicBool::new(false);
+/// A `fork()` is under way: the purger makes no pass.
+static PAUSED: AtomicBool = AtomicBool::new(false);
+/// The purger is inside a pass (it holds slots or abandoned segments that
+/// no list shows while it works on them).
+static IN_PASS: AtomicBool = AtomicBool::new(false);
 
-/// Memory entered the reserve resident: a purger is wanted.
+/// `bytes` of memory entered the reserve resident (or stayed in an
+/// abandoned segment): a purger is wanted once enough waits.
 #[inline]
-pub fn notify() {
+pub fn notify(bytes: usize) {
     fence(Ordering::SeqCst);
-    if STATE.load(Ordering::Relaxed) == IDLE && !WANTED.load(Ordering::Relaxed) {
+    if STATE.load(Ordering::Relaxed) == IDLE
+        && !WANTED.load(Ordering::Relaxed)
+        && (WAITING.load(Ordering::Relaxed) >= START_BYTES
+            || WAITING.fetch_add(bytes, Ordering::Relaxed) + bytes >= START_BYTES)
+    {
         WANTED.store(true, Ordering::Relaxed);
     }
 }
@@ -93,9 +114,20 @@ extern "C" fn run(_arg: *mut c_void) -> *mut c_void {
         if STATE.load(Ordering::Acquire) != RUNNING {
             return core::ptr::null_mut();
         }
+        // With `fork()`'s prepare handler (a Dekker pair): either the
+        // handler sees the pass and waits for it, or the pass sees the pause
+        // and is skipped, so a child never inherits slots or segments the
+        // purger had taken off their lists.
+        IN_PASS.store(true, Ordering::SeqCst);
+        if PAUSED.load(Ordering::SeqCst) {
+            IN_PASS.store(false, Ordering::SeqCst);
+            continue;
+        }
         let now = sys::now_ms();
         let abandoned = heap::purge_abandoned(now, delay, false);
-        if segment::purge_shared(now, delay, false) || abandoned {
+        let left = segment::purge_shared(now, delay, false) || abandoned;
+        IN_PASS.store(false, Ordering::SeqCst);
+        if left {
             continue;
         }
         // Nothing left: stop, unless memory came in since the pass (its
@@ -132,17 +164,36 @@ pub fn set_enabled(on: bool) {
     }
 }
 
+/// Before `fork()`: waits for a purge pass under way to end, and holds
+/// off the next one until the fork is done.
+unsafe extern "C" fn before_fork() {
+    PAUSED.store(true, Ordering::SeqCst);
+    while IN_PASS.load(Ordering::SeqCst) {
+        sys::thread::yield_now();
+    }
+}
+
+/// After `fork()`, in the parent: passes resume.
+unsafe extern "C" fn after_fork_parent() {
+    PAUSED.store(false, Ordering::SeqCst);
+}
+
 /// In the child of `fork()`: no purger thread exists there.
 unsafe extern "C" fn after_fork_child() {
+    PAUSED.store(false, Ordering::SeqCst);
+    IN_PASS.store(false, Ordering::SeqCst);
+    // The parent's purger did not come along: the child starts its own
+    // once it frees enough itself (a child that only execs never does).
     if STATE.load(Ordering::Relaxed) == RUNNING {
         STATE.store(IDLE, Ordering::Relaxed);
-        WANTED.store(super::reserve::has_dirty(), Ordering::Relaxed);
     }
+    WANTED.store(false, Ordering::Relaxed);
+    WAITING.store(0, Ordering::Relaxed);
 }
 
 /// Called once from the library's constructor: threads may be made from
 /// now on, and the fork handler is registered.
 pub fn init() {
-    sys::thread::on_fork_child(after_fork_child);
+    sys::thread::on_fork(before_fork, after_fork_parent, after_fork_child);
     READY.store(true, Ordering::Release);
 }

@@ -267,7 +267,7 @@ pub fn release(arena: u32, slot: u32, count: u32, dirty: bool, counted: usize) {
     }
     a.free.fetch_or(mask, Ordering::Release);
     if dirty {
-        super::purger::notify();
+        super::purger::notify(counted.max(sys::page_size()));
     }
 }
 
