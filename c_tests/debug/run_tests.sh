@@ -232,10 +232,19 @@ has "in main"
 has "overflow.c:"
 ok
 
+# A zero-size block ends at a guard page: a write to its byte 0 faults.
 run zero-size-overflow $ABRT "$LA_RUN" --debug "$BIN/zero_size"
-has "liballoc: error: heap buffer overflow: byte 0 past the end of the 0-byte block"
-has "in main"
+has "liballoc: error: heap buffer overflow (guard page): access at 0x"
+has "is 0 byte(s) past the end of the 0-byte block"
+has "in poke"
 has "zero_size.c:"
+ok
+# ... and so does a read of it, in a block never freed.
+run zero-size-read $ABRT "$LA_RUN" --debug "$BIN/zero_size_read"
+has "liballoc: error: heap buffer overflow (guard page): access at 0x"
+has "is 0 byte(s) past the end of the 0-byte block"
+has "in peek"
+has "zero_size_read.c:"
 ok
 
 run write-after-free $ABRT "$LA_RUN" --debug "$BIN/write_after_free"

@@ -12,8 +12,9 @@
 //! block and writes its record. The user block sits between two redzones
 //! filled with this instance's canary bytes; they are checked on free and
 //! resize (overflow past the requested length, underflow before the block).
-//! Blocks of at least `guard_page_min_len` bytes are their own mapping with
-//! a guard page on each side, placed so the block ends at the upper guard.
+//! Blocks of at least `guard_page_min_len` bytes, and zero-size blocks, are
+//! their own mapping with a guard page on each side, placed so the block
+//! ends at the upper guard.
 //! Freed blocks are filled with `0xdd` and held in a quarantine (or forever
 //! with `never_reuse`); when they leave it the fill is verified (write after
 //! free). Misuse -- double free, wrong length or alignment, interior,
