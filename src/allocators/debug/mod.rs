@@ -183,9 +183,9 @@ pub struct la_debug_config {
     /// Allocation fails (NULL) when live requested bytes would exceed this;
     /// default SIZE_MAX (no limit).
     pub memory_limit: libc::size_t,
-    /// Blocks of at least this many bytes get guard pages and are mapped
-    /// from the OS directly (not from the backing allocator); default
-    /// 128 KiB; 0 disables guard pages.
+    /// Blocks of at least this many bytes, and zero-size blocks, get guard
+    /// pages and are mapped from the OS directly (not from the backing
+    /// allocator); default 128 KiB; 0 disables guard pages.
     pub guard_page_min_len: libc::size_t,
     /// The per-instance canary written in redzones (byte `a % 8` of it at
     /// address `a`); 0 (default) derives one from the instance's address
