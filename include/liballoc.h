@@ -284,9 +284,9 @@ typedef struct la_debug_config {
    */
   size_t memory_limit;
   /**
-   * Blocks of at least this many bytes get guard pages and are mapped
-   * from the OS directly (not from the backing allocator); default
-   * 128 KiB; 0 disables guard pages.
+   * Blocks of at least this many bytes, and zero-size blocks, get guard
+   * pages and are mapped from the OS directly (not from the backing
+   * allocator); default 128 KiB; 0 disables guard pages.
    */
   size_t guard_page_min_len;
   /**

@@ -232,10 +232,19 @@ has "in main"
 has "overflow.c:"
 ok
 
+# A zero-size block ends at a guard page: a write to its byte 0 faults.
 run zero-size-overflow $ABRT "$LA_RUN" --debug "$BIN/zero_size"
-has "liballoc: error: heap buffer overflow: byte 0 past the end of the 0-byte block"
-has "in main"
+has "liballoc: error: heap buffer overflow (guard page): access at 0x"
+has "is 0 byte(s) past the end of the 0-byte block"
+has "in poke"
 has "zero_size.c:"
+ok
+# ... and so does a read of it, in a block never freed.
+run zero-size-read $ABRT "$LA_RUN" --debug "$BIN/zero_size_read"
+has "liballoc: error: heap buffer overflow (guard page): access at 0x"
+has "is 0 byte(s) past the end of the 0-byte block"
+has "in peek"
+has "zero_size_read.c:"
 ok
 
 run write-after-free $ABRT "$LA_RUN" --debug "$BIN/write_after_free"
@@ -392,19 +401,56 @@ mkdir -p "$LSAN_DIR"
 if $CC -fsanitize=leak -g -O1 -fno-omit-frame-pointer -o "$LSAN_DIR/probe" \
     c_tests/debug/clean.c >/dev/null 2>&1 &&
     LSAN_OPTIONS=exitcode=0 "$LSAN_DIR/probe" >/dev/null 2>&1; then
-    for prog in "leak_list" "leak_list cycle" "leak_tree" "leak" "clean"; do
+    # The C++ program is built here, both ways (make builds only C).
+    CXX_OK=0
+    g++ -std=c++17 -g -O1 -fno-omit-frame-pointer -o "$BIN/leak_new_array" \
+        c_tests/debug/leak_new_array.cpp 2>"$TMP/err" &&
+        g++ -fsanitize=leak -std=c++17 -g -O1 -fno-omit-frame-pointer \
+            -o "$LSAN_DIR/leak_new_array" c_tests/debug/leak_new_array.cpp 2>"$TMP/err" &&
+        CXX_OK=1
+    [ $CXX_OK = 1 ] || echo "skip lsan-diff leak_new_array: no g++"
+    built=" "
+    for prog in "leak_list" "leak_list cycle" "leak_tree" "leak" "clean" \
+        "leak_places global" "leak_places tls" "leak_places thread" \
+        "leak_places register" "leak_places interior" "leak_places freed" \
+        "leak_places recent" "leak_places realloc" "leak_places memalign" \
+        "leak_places child" "leak_places mmap" \
+        "leak_new_array kept" "leak_new_array dropped" \
+        "leak_new_array cookie" "leak_new_array cookie-dropped"; do
         set -- $prog
         name="lsan-diff $prog"
-        if ! $CC -fsanitize=leak -std=c11 -g -O1 -fno-omit-frame-pointer -Iinclude \
-            -o "$LSAN_DIR/$1" "c_tests/debug/$1.c" 2>"$TMP/err"; then
-            failed=$((failed + 1))
-            echo "FAIL $name: cannot build with -fsanitize=leak"
-            continue
+        if [ "$1" = leak_new_array ]; then
+            [ $CXX_OK = 1 ] || continue
+        elif [ "${built#* $1 }" = "$built" ]; then
+            if ! $CC -fsanitize=leak -std=c11 -g -O1 -fno-omit-frame-pointer -Iinclude \
+                -o "$LSAN_DIR/$1" "c_tests/debug/$1.c" -lpthread 2>"$TMP/err"; then
+                failed=$((failed + 1))
+                echo "FAIL $name: cannot build with -fsanitize=leak"
+                continue
+            fi
+            built="$built$1 "
         fi
         LSAN_OPTIONS=exitcode=0 "$LSAN_DIR/$@" >/dev/null 2>"$TMP/lsan"
         "$LA_RUN" --debug "$BIN/$@" >/dev/null 2>"$TMP/ours"
         want=$(totals "$TMP/lsan")
         got=$(totals "$TMP/ours")
+        if [ "$prog" = "leak_places mmap" ]; then
+            # A deliberate difference: LeakSanitizer scans no memory that
+            # the program mapped itself, so it reports the block held there;
+            # la-run --debug scans every writable anonymous mapping as a
+            # root, because programs keep live pointers in their own arenas
+            # (Python's object arenas, for one) and would otherwise be
+            # flooded with false leaks.
+            if [ "$want" = "1000 1 0 0" ] && [ "$got" = "0 0 0 0" ]; then
+                passed=$((passed + 1))
+                echo "ok   $name (differs on purpose: LeakSanitizer $want, la-run --debug $got)"
+            else
+                failed=$((failed + 1))
+                echo "FAIL $name: LeakSanitizer says $want (want 1000 1 0 0), la-run --debug $got (want 0 0 0 0)"
+                sed 's/^/     | /' "$TMP/ours" | head -n 20
+            fi
+            continue
+        fi
         if [ "$want" = "$got" ]; then
             passed=$((passed + 1))
             echo "ok   $name ($got)"

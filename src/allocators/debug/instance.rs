@@ -376,6 +376,10 @@ impl la_debug {
 
     /// Gets memory for a `len`-byte block into `r` (addr, base, ...).
     ///
+    /// With `guard` the block is its own mapping between guard pages; a
+    /// zero-size one then sits right at the upper guard page, so even a read
+    /// of its byte 0 faults.
+    ///
     /// # Safety
     /// `r` is a fresh record; `align < 64` (`len` may be 0: the block is
     /// then all redzone).
@@ -385,12 +389,13 @@ impl la_debug {
         len: usize,
         align: u8,
         ret_addr: usize,
+        guard: bool,
     ) -> bool {
         let Some(align_b) = alignment::to_bytes(align) else {
             return false;
         };
         let page = sys::page_size();
-        if self.guard_min != 0 && len >= self.guard_min {
+        if guard {
             let Some(commit) = len
                 .checked_add(align_b - 1)
                 .and_then(|n| alignment::forward(n, page))
@@ -511,17 +516,28 @@ impl la_debug {
         self.alloc_any(len, align, ret_addr)
     }
 
+    /// Whether a `len`-byte block gets guard pages: large ones, and
+    /// zero-size ones (a read or write of byte 0 of `malloc(0)` then faults
+    /// on the guard page, where a redzone would catch only a write, and
+    /// only when the block is freed or the leak check runs).
+    #[inline(always)]
+    fn guarded(&self, len: usize) -> bool {
+        self.guard_min != 0 && (len >= self.guard_min || len == 0)
+    }
+
     /// [`Self::alloc`] that also takes `len == 0` (`malloc(0)`): the block
-    /// then has no user bytes, its back redzone starts at the address
-    /// handed out, so a write to byte 0 is reported as an overflow.
+    /// then has no user bytes and ends at a guard page (or, when no mapping
+    /// can be had, its back redzone starts at the address handed out), so
+    /// an access to byte 0 is reported as an overflow.
     #[inline(always)]
     pub fn alloc_any(&self, len: usize, align: u8, ret_addr: usize) -> *mut u8 {
         if align > alignment::MAX_LOG2 {
             return ptr::null_mut();
         }
+        let mut guard = self.guarded(len);
         if self.smp_backed
             && align <= 4
-            && (self.guard_min == 0 || len < self.guard_min)
+            && !guard
             && let Some(p) = self.alloc_inband(len, align, ret_addr)
         {
             return p;
@@ -529,11 +545,21 @@ impl la_debug {
         // Memory that needs no lock (guarded mappings, a shared backing)
         // is obtained before taking it, and before the trace is taken, so
         // the block's index slot loads meanwhile (`obtain`).
-        let early = self.backing_shared || (self.guard_min != 0 && len >= self.guard_min);
+        let mut early = self.backing_shared || guard;
         let mut got = Record::EMPTY;
         // SAFETY: align checked.
-        if early && !unsafe { self.obtain(&mut got, len, align, ret_addr) } {
-            return ptr::null_mut();
+        if early && !unsafe { self.obtain(&mut got, len, align, ret_addr, guard) } {
+            if len != 0 || !guard {
+                return ptr::null_mut();
+            }
+            // No mapping for a zero-size block (address space or mapping
+            // count exhausted): it gets redzones alone instead.
+            guard = false;
+            early = self.backing_shared;
+            // SAFETY: align checked.
+            if early && !unsafe { self.obtain(&mut got, len, align, ret_addr, false) } {
+                return ptr::null_mut();
+            }
         }
         let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, h) = self.capture(&mut tr, ret_addr);
@@ -563,7 +589,7 @@ impl la_debug {
             // SAFETY: a fresh record of our table.
             unsafe { r.write(got) };
         // SAFETY: fresh record; align checked.
-        } else if !unsafe { self.obtain(&mut *r, len, align, ret_addr) } {
+        } else if !unsafe { self.obtain(&mut *r, len, align, ret_addr, guard) } {
             // SAFETY: not indexed.
             unsafe { st.table.drop_record(r) };
             self.discharge(st, len);

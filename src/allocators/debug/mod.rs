@@ -12,8 +12,9 @@
 //! block and writes its record. The user block sits between two redzones
 //! filled with this instance's canary bytes; they are checked on free and
 //! resize (overflow past the requested length, underflow before the block).
-//! Blocks of at least `guard_page_min_len` bytes are their own mapping with
-//! a guard page on each side, placed so the block ends at the upper guard.
+//! Blocks of at least `guard_page_min_len` bytes, and zero-size blocks, are
+//! their own mapping with a guard page on each side, placed so the block
+//! ends at the upper guard.
 //! Freed blocks are filled with `0xdd` and held in a quarantine (or forever
 //! with `never_reuse`); when they leave it the fill is verified (write after
 //! free). Misuse -- double free, wrong length or alignment, interior,
@@ -182,9 +183,9 @@ pub struct la_debug_config {
     /// Allocation fails (NULL) when live requested bytes would exceed this;
     /// default SIZE_MAX (no limit).
     pub memory_limit: libc::size_t,
-    /// Blocks of at least this many bytes get guard pages and are mapped
-    /// from the OS directly (not from the backing allocator); default
-    /// 128 KiB; 0 disables guard pages.
+    /// Blocks of at least this many bytes, and zero-size blocks, get guard
+    /// pages and are mapped from the OS directly (not from the backing
+    /// allocator); default 128 KiB; 0 disables guard pages.
     pub guard_page_min_len: libc::size_t,
     /// The per-instance canary written in redzones (byte `a % 8` of it at
     /// address `a`); 0 (default) derives one from the instance's address

@@ -481,7 +481,8 @@ fn sized_delete_names_its_operator_and_any_len_checks_alignment_alone() {
 
 #[test]
 fn zero_length_block_is_all_redzone() {
-    let f = Fixture::new();
+    // Without guard pages a zero-size block is redzone alone.
+    let f = Fixture::with(|c| c.guard_page_min_len = 0);
     assert!(f.d().alloc(0, 4, 0).is_null());
     let p = f.d().alloc_any(0, 4, 0);
     assert!(!p.is_null());
@@ -493,6 +494,24 @@ fn zero_length_block_is_all_redzone() {
         f.report()
             .contains("byte 0 past the end of the 0-byte block")
     );
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
+#[test]
+fn zero_length_block_sits_at_a_guard_page() {
+    let f = Fixture::new();
+    let p = f.d().alloc_any(0, 4, 0);
+    assert!(!p.is_null());
+    assert_eq!(p as usize % sys::page_size(), 0);
+    // An access to byte 0 would fault there; the fault is explained as an
+    // overflow of the 0-byte block.
+    assert!(f.d().explain_fault(p as usize, &[]));
+    assert!(f.report().contains("past the end of the 0-byte block"));
+    // A second one is a block of its own; both free cleanly.
+    let q = f.d().alloc_any(0, 4, 0);
+    assert!(!q.is_null() && q != p);
+    f.d().free(q, None, 0);
+    f.d().free(p, None, 0);
     assert_eq!(f.finish(), la_check::LA_CHECK_OK);
 }
 
