@@ -26,6 +26,7 @@ package_for() {
         c++ | g++) echo g++ ;;
         clang) echo clang ;;
         python3) echo python3 ;;
+        go) echo golang-go ;;
         valgrind) echo valgrind ;;
         libmimalloc.so.2) echo libmimalloc2.0 ;;
         libjemalloc.so.2) echo libjemalloc2 ;;

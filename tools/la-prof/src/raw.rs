@@ -196,12 +196,15 @@ pub fn parse(
             "end" if fields.len() == 1 => {
                 let (dump, _) = cur.take().expect("a dump is open");
                 if dump.rate == 0 {
-                    return Err(err(file, n, "dump has no 'rate' line (or a rate of 0)"));
+                    return Err(err(file, n, "dump has no 'rate' line"));
                 }
                 dumps.push(dump);
             }
             "pid" | "rate" | "time" | "dropped" if fields.len() == 2 => {
                 let v = num(file, n, fields[0], fields[1])?;
+                if fields[0] == "rate" && v == 0 {
+                    return Err(err(file, n, "a rate of 0 bytes"));
+                }
                 match fields[0] {
                     "pid" => dump.pid = v,
                     "rate" => dump.rate = v,
