@@ -20,7 +20,7 @@ missing=()
 package_for() {
     case "$1" in
         pkg-config) echo pkg-config ;;
-        readelf | nm | ar | objdump) echo binutils ;;
+        readelf | nm | ar | objdump | objcopy) echo binutils ;;
         ldd) echo libc-bin ;;
         cc | gcc) echo gcc ;;
         c++ | g++) echo g++ ;;

@@ -25,7 +25,7 @@ $(LA_PROF): $(LA_PROF_SRCS)
 	cp $(LA_PROF_TARGET)/release/la-prof $@
 
 prof-tools:
-	@CC="$(CC)" bash mk/ensure-tools.sh rustfmt clippy go $(PYTHON) $(CC)
+	@CC="$(CC)" bash mk/ensure-tools.sh rustfmt clippy go objcopy readelf $(PYTHON) $(CC)
 
 # The sites program: call sites in the executable and in a library built
 # without frame pointers, found through their return addresses.

@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 import zlib
 
 LA_PROF, SITES, WORK = sys.argv[1:4]
+WORK = os.path.abspath(WORK)
 HERE = os.path.dirname(os.path.abspath(__file__))
 passed = failed = 0
 
@@ -126,6 +127,24 @@ def main():
     g = run("go", "tool", "pprof", "-raw", outs["p.pb.gz"])
     check("sample_index" not in g.stderr and g.returncode == 0 and "libsites.so" in g.stdout,
           "pprof -raw lists the library's mapping")
+
+    # A library whose debug information was split off into a file named by
+    # its .gnu_debuglink: file:line still comes through.
+    lib = [l.split()[-1] for l in open(path("sites.out")) if l.endswith("/libsites.so\n")][0]
+    split = path("split")
+    os.makedirs(split, exist_ok=True)
+    stripped = os.path.join(split, "libsites.so")
+    ok = all(run(*cmd).returncode == 0 for cmd in (
+        ("objcopy", "--only-keep-debug", lib, stripped + ".debug"),
+        ("objcopy", "--strip-debug", "--add-gnu-debuglink=" + stripped + ".debug", lib, stripped)))
+    moved = path("split.raw")
+    with open(raw) as f, open(moved, "w") as o:
+        o.write(f.read().replace(" " + lib + "\n", " " + stripped + "\n"))
+    r = run(LA_PROF, moved, "--pprof", path("split.pb.gz"))
+    g = run("go", "tool", "pprof", "-top", "-lines", path("split.pb.gz"))
+    check(ok and r.returncode == 0 and run("readelf", "-S", stripped).stdout.find(".debug_info") < 0
+          and re.search(r"leak_in_lib \S*/libsites\.c:\d+", g.stdout) is not None,
+          "a stripped library's lines come from its .gnu_debuglink file")
 
     # Flame graphs: valid XML holding the site names.
     for svg, names in ((outs["live.svg"], ["keep_live", "leak_in_lib", "main"]),

@@ -52,14 +52,28 @@ impl Object_ {
                 (off, size, s.address())
             })
             .collect();
-        let build_id = file
+        let build_id: Option<String> = file
             .build_id()
             .ok()
             .flatten()
             .map(|id| id.iter().map(|b| format!("{b:02x}")).collect());
-        // Without debug information the loader still reads the symbol
-        // table; a file it cannot load at all is named by offset.
-        let loader = addr2line::Loader::new(path).ok();
+        // A file without debug information may have it in a separate file
+        // (Debian's -dbgsym packages); without either, the loader still
+        // reads the symbol table. A file it cannot load at all is named by
+        // offset.
+        let debug_file = if file.section_by_name(".debug_info").is_some() {
+            None
+        } else {
+            let link = file
+                .gnu_debuglink()
+                .ok()
+                .flatten()
+                .map(|(name, _)| String::from_utf8_lossy(name).into_owned());
+            separate_debug_file(path, build_id.as_deref(), link.as_deref())
+        };
+        let loader = debug_file
+            .and_then(|d| addr2line::Loader::new(d).ok())
+            .or_else(|| addr2line::Loader::new(path).ok());
         Ok(Object_ {
             loader,
             segments,
@@ -109,6 +123,26 @@ impl Object_ {
         }
         out
     }
+}
+
+/// Where GDB looks for a file's separate debug information: by build id
+/// under /usr/lib/debug/.build-id, then by its .gnu_debuglink name beside
+/// it, in .debug/ beside it, and under /usr/lib/debug.
+fn separate_debug_file(path: &str, build_id: Option<&str>, link: Option<&str>) -> Option<String> {
+    const ROOT: &str = "/usr/lib/debug";
+    let mut candidates = Vec::new();
+    if let Some(id) = build_id.filter(|id| id.len() > 2) {
+        candidates.push(format!("{ROOT}/.build-id/{}/{}.debug", &id[..2], &id[2..]));
+    }
+    if let Some(link) = link {
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        candidates.push(format!("{dir}/{link}"));
+        candidates.push(format!("{dir}/.debug/{link}"));
+        candidates.push(format!("{ROOT}{dir}/{link}"));
+    }
+    candidates
+        .into_iter()
+        .find(|c| c != path && std::path::Path::new(c).is_file())
 }
 
 fn basename(path: &str) -> &str {
