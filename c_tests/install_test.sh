@@ -45,6 +45,7 @@ check "make install PREFIX=$prefix" $MAKE -s --no-print-directory install PREFIX
 lib=$prefix/lib
 check "header installed" test -f "$prefix/include/liballoc.h"
 check "static library installed" test -f "$lib/liballoc.a"
+check "la-prof installed and runs" "$prefix/bin/la-prof" --version
 check "real shared library installed" test -f "$lib/liballoc.so.$version"
 check "liballoc.so.$soversion -> liballoc.so.$version" \
     test "$(readlink "$lib/liballoc.so.$soversion")" = "liballoc.so.$version"

@@ -20,12 +20,13 @@ missing=()
 package_for() {
     case "$1" in
         pkg-config) echo pkg-config ;;
-        readelf | nm | ar | objdump) echo binutils ;;
+        readelf | nm | ar | objdump | objcopy) echo binutils ;;
         ldd) echo libc-bin ;;
         cc | gcc) echo gcc ;;
         c++ | g++) echo g++ ;;
         clang) echo clang ;;
         python3) echo python3 ;;
+        go) echo golang-go ;;
         valgrind) echo valgrind ;;
         libmimalloc.so.2) echo libmimalloc2.0 ;;
         libjemalloc.so.2) echo libjemalloc2 ;;
