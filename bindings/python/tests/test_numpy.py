@@ -6,6 +6,7 @@ import gc
 import os
 import sys
 import tempfile
+import threading
 import weakref
 
 import pytest
@@ -139,6 +140,22 @@ def test_numpy_handler_name_is_numpys():
         assert la.numpy_handler_name() == handler_name() == "x" * 126
     assert la.numpy_handler_name(a) == handler_name(a) == "x" * 126
     assert la.numpy_handler_name(a[1:]) is None  # a view owns no data
+
+
+def test_the_handler_is_per_thread_and_nests():
+    seen = {}
+    with la.numpy_allocator(la.Arena(la.smp), name="outer") as outer:
+        t = threading.Thread(target=lambda: seen.update(name=handler_name(np.ones(4))))
+        t.start()
+        t.join()
+        with la.numpy_allocator(la.c, name="inner"):
+            assert handler_name(np.ones(4)) == "inner"
+            with outer:  # the same handler again, re-entered
+                assert handler_name(np.ones(4)) == "outer"
+            assert handler_name() == "inner"
+        assert handler_name() == "outer"
+    assert seen["name"] != "outer"  # another thread keeps its own handler
+    assert outer.live_blocks == 0
 
 
 def test_closed_allocator_is_refused():
