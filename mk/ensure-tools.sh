@@ -8,7 +8,8 @@
 # means "the C compiler can build and run with -fsanitize=address,undefined";
 # "rustfmt" and "clippy" mean "cargo fmt" / "cargo clippy" work, and are added
 # with rustup when they do not; a shared library name (libjemalloc.so.2,
-# the peers of the benchmarks) means "that file is in $LIBDIR". Other missing
+# the peers of the benchmarks) means "that file is in $LIBDIR"; "python3-venv"
+# means "python3 -m venv works". Other missing
 # tools are installed from Debian's packages (apt-get, waiting for a dpkg
 # lock held by someone else). Already present: nothing happens.
 set -euo pipefail
@@ -53,9 +54,12 @@ sanitizers_work() {
     return $ok
 }
 
-# A command on the PATH, or a shared library (lib*.so.N) in $LIBDIR.
+# A command on the PATH, or a shared library (lib*.so.N) in $LIBDIR;
+# python3-venv: `python3 -m venv` can make a venv with pip (Debian splits
+# venv and ensurepip off python3).
 present() {
     case "$1" in
+        python3-venv) python3 -c 'import ensurepip, venv' >/dev/null 2>&1 ;;
         lib*.so.*) [ -e "$LIBDIR/$1" ] ;;
         *) command -v "$1" >/dev/null 2>&1 ;;
     esac

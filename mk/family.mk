@@ -49,30 +49,39 @@ cpp-test: $(BUILD)/cpp/cpp_family $(BUILD)/cpp/cpp_family_asan
 
 TESTS += cpp-test
 
-# ---- Python: pytest from the system or installed into build/pytest; then
-# the package is pip-installed into build/py-install and imported from
-# elsewhere with liballoc.so next to it (no LIBALLOC_PATH).
-PYTEST_DIR := $(BUILD)/pytest
-PY_INSTALL := $(BUILD)/py-install
+# ---- Python: the package as pip installs it. python-native builds what the
+# wheel bundles (bindings/python/setup.py runs it): liballoc.so and
+# _la_numpy.so, numpy's memory handler (CPython-free C, not in liballoc.so).
+# python-test builds the wheel, installs it with pytest and numpy from PyPI
+# into a fresh venv, and runs the suite from a directory holding only the
+# tests, with no LIBALLOC_PATH: it tests the installed package.
+PY_SHIM   := $(BUILD)/python/_la_numpy.so
+PY_VENV   := $(BUILD)/py-venv
+PY_WHEELS := $(BUILD)/py-wheel
+PY_RUN    := $(BUILD)/py-run
 
-$(PYTEST_DIR)/.stamp:
-	@mkdir -p $(PYTEST_DIR)
-	@$(PYTHON) -c 'import pytest' 2>/dev/null || \
-	  $(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(PYTEST_DIR) pytest
-	@touch $@
+$(PY_SHIM): bindings/python/native/numpy_handler.c include/liballoc.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CWARN) $(CFLAGS) -fPIC -shared -Iinclude -o $@ $<
 
-.PHONY: python-test
-python-test: $(SO_LINK) $(PYTEST_DIR)/.stamp
-	LIBALLOC_PATH=$(abspath $(BUILD)) PYTHONPATH=$(abspath bindings/python):$(abspath $(PYTEST_DIR)) \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider bindings/python/tests
-	rm -rf $(PY_INSTALL) bindings/python/build bindings/python/liballoc.egg-info
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(PY_INSTALL) ./bindings/python
+.PHONY: python-native python-test
+python-native: $(SO_LINK) $(PY_SHIM)
+
+python-test: python-native
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || mk/ensure-tools.sh python3-venv
+	rm -rf $(PY_VENV) $(PY_WHEELS) $(PY_RUN) bindings/python/build bindings/python/liballoc.egg-info
+	$(PYTHON) -m venv $(PY_VENV)
+	$(PY_VENV)/bin/pip wheel --quiet --disable-pip-version-check --no-deps -w $(PY_WHEELS) ./bindings/python
 	rm -rf bindings/python/build bindings/python/liballoc.egg-info
-	cp $(SO_REAL) $(PY_INSTALL)/liballoc/liballoc.so
-	cd / && env -u LIBALLOC_PATH PYTHONPATH=$(abspath $(PY_INSTALL)) $(PYTHON) -c \
-	  'import liballoc as la, os; b = la.smp.alloc(8); b[0] = 1; la.smp.free(b); \
-	   assert os.path.dirname(la._native.path) == os.path.dirname(la.__file__); \
-	   print("installed package ok:", la.version(), "from", la._native.path)'
+	$(PY_VENV)/bin/python -c 'import glob, zipfile; [w] = glob.glob("$(PY_WHEELS)/liballoc-*.whl"); \
+	  names = zipfile.ZipFile(w).namelist(); \
+	  assert "none-any" not in w, w + " is not platform-tagged"; \
+	  assert {"liballoc/liballoc.so", "liballoc/_la_numpy.so"} <= set(names), names; \
+	  print("wheel ok:", w.split("/")[-1])'
+	$(PY_VENV)/bin/pip install --quiet --disable-pip-version-check $(PY_WHEELS)/liballoc-*.whl pytest 'numpy>=1.22'
+	@mkdir -p $(PY_RUN) && cp bindings/python/tests/*.py $(PY_RUN)/
+	cd $(PY_RUN) && env -u LIBALLOC_PATH -u PYTHONPATH LIBALLOC_TEST_INSTALLED=1 \
+	  $(abspath $(PY_VENV))/bin/python -m pytest -q -p no:cacheprovider .
 
 TESTS += python-test
 
@@ -80,7 +89,7 @@ TESTS += python-test
 FAMILY_C_EXAMPLES := buffer_first pool thread_safe logging
 
 .PHONY: examples-check
-examples-check: $(SO_LINK) $(ZIG) $(PYTEST_DIR)/.stamp
+examples-check: $(SO_LINK) $(ZIG)
 	@mkdir -p $(BUILD)/examples
 	@set -e; for e in $(FAMILY_C_EXAMPLES); do \
 	  $(CC) $(CWARN) -O2 -Iinclude -o $(BUILD)/examples/$$e examples/$$e.c $(LINK_SO); \

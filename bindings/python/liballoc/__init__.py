@@ -14,11 +14,15 @@ blocks leaked); every stateful allocator has `close()`, also called when it
 is garbage collected. A block keeps its allocator object alive, but
 closing an allocator (or resetting an arena) ends its blocks: do not use
 their views afterwards.
+
+`numpy_allocator(allocator)`: a context manager under which numpy arrays
+take their data from `allocator` (numpy's NEP 49 handler).
 """
 
 import ctypes
 
 from . import _native as _n
+from ._numpy import numpy_allocator, numpy_handler_name
 
 __all__ = [
     "Allocator",
@@ -32,6 +36,8 @@ __all__ = [
     "Pool",
     "ThreadSafe",
     "allocator_of",
+    "numpy_allocator",
+    "numpy_handler_name",
     "always_failing",
     "c",
     "page",

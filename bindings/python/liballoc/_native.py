@@ -1,8 +1,10 @@
 """Loading liballoc.so and declaring its C functions for ctypes.
 
-The library is looked for, in order: the LIBALLOC_PATH environment variable
-(a path to the .so or to a directory holding it), next to this package,
-then the system's dynamic loader ("liballoc.so.0", "liballoc.so").
+The library is looked for, in order: next to this package (the copy a wheel
+bundles, so an installed package always uses its own), the LIBALLOC_PATH
+environment variable (a path to the .so or to a directory holding it; for
+a source checkout), then the system's dynamic loader ("liballoc.so.0",
+"liballoc.so").
 Every prototype matches include/liballoc.h; argument and result types are
 declared so that ctypes never guesses (pointers stay 64-bit, sizes are
 size_t).
@@ -88,17 +90,17 @@ CHECK_TEST_FN = CFUNCTYPE(c_int, LaAllocator, c_void_p)
 
 
 def _candidates():
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ("liballoc.so", "liballoc.so.0"):
+        path = os.path.join(here, name)
+        if os.path.exists(path):
+            yield path
     env = os.environ.get("LIBALLOC_PATH")
     if env:
         if os.path.isdir(env):
             yield os.path.join(env, "liballoc.so")
         else:
             yield env
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in ("liballoc.so", "liballoc.so.0"):
-        path = os.path.join(here, name)
-        if os.path.exists(path):
-            yield path
     yield "liballoc.so.0"
     yield "liballoc.so"
 
