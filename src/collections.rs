@@ -1,7 +1,7 @@
 //! The allocators for Rust collections: safe owners of the stateful
 //! allocators, and [`AllocatorRef`], the handle through which collections
 //! use them (it implements `allocator-api2`'s [`Allocator`], the trait that
-//! `allocator_api2::vec::Vec`, `hashbrown` and `bumpalo` build on).
+//! `allocator_api2::vec::Vec` and `hashbrown` take).
 //!
 //! | owner | C allocator | threads |
 //! |---|---|---|

@@ -18,8 +18,8 @@
 //! From Rust: [`LibAlloc`] is the smp allocator as a `#[global_allocator]`;
 //! [`collections`] has safe owners of the arena, pool, fixed-buffer,
 //! buffer-first and debug allocators whose handles implement
-//! `allocator-api2`'s `Allocator`, for `allocator_api2::vec::Vec`,
-//! `hashbrown` and `bumpalo` collections.
+//! `allocator-api2`'s `Allocator`, for `allocator_api2::vec::Vec` and
+//! `hashbrown` collections.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
