@@ -123,3 +123,4 @@ demo: lib
 clean:
 	rm -rf $(BUILD)
 	$(CARGO) clean
+	rm -rf benches/rust_global/target
