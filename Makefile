@@ -25,7 +25,8 @@ VERSION   := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 BUILD     := build
 RUST_SRCS := $(shell find src -type f) build.rs Cargo.toml cbindgen.toml
-RUST_A    := target/release/liballoc.a
+# cargo names the staticlib of the crate `liballoc` libliballoc.a.
+RUST_A    := target/release/libliballoc.a
 NATIVE_LIBS := -lgcc_s -lpthread -lm -ldl -lc
 
 SO_REAL   := $(BUILD)/liballoc.so.$(VERSION)
@@ -124,3 +125,4 @@ demo: lib
 clean:
 	rm -rf $(BUILD)
 	$(CARGO) clean
+	rm -rf benches/rust_global/target

@@ -6,7 +6,7 @@
 # family and the C++ operators.
 
 PRELOAD_TARGET := target/preload
-PRELOAD_A      := $(PRELOAD_TARGET)/release/liballoc.a
+PRELOAD_A      := $(PRELOAD_TARGET)/release/libliballoc.a
 PRELOAD_SO     := $(BUILD)/liballoc_preload.so
 PRELOAD_MAP    := src/preload/preload.map
 PRELOAD_NEW_O  := $(BUILD)/preload/cxx_new.o
@@ -38,7 +38,7 @@ $(PRELOAD_UNCHECKED_SO): $(RUST_SRCS) $(PRELOAD_NEW_O) $(PRELOAD_MAP)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ -Wl,-soname,liballoc_preload.so \
 	  -Wl,--version-script=$(PRELOAD_MAP) -Wl,--gc-sections -Wl,-z,now \
-	  $(PRELOAD_NEW_O) -Wl,--whole-archive $(PRELOAD_UNCHECKED_TARGET)/release/liballoc.a \
+	  $(PRELOAD_NEW_O) -Wl,--whole-archive $(PRELOAD_UNCHECKED_TARGET)/release/libliballoc.a \
 	  -Wl,--no-whole-archive $(NATIVE_LIBS)
 
 .PHONY: preload preload-test preload-rust-test preload-bench

@@ -14,12 +14,22 @@
 //!   alignments) is failure, never a crash;
 //! - allocators with growing state are opaque handles (`_create`/`_destroy`),
 //!   small fixed-layout state lives in caller storage (`_init`).
+//!
+//! From Rust: [`LibAlloc`] is the smp allocator as a `#[global_allocator]`;
+//! [`collections`] has safe owners of the arena, pool, fixed-buffer,
+//! buffer-first and debug allocators whose handles implement
+//! `allocator-api2`'s `Allocator`, for `allocator_api2::vec::Vec` and
+//! `hashbrown` collections.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod alignment;
 pub mod allocators;
+/// cbindgen:ignore
+pub mod collections;
+/// cbindgen:ignore
+pub mod global;
 pub mod lock;
 /// cbindgen:ignore
 #[cfg(feature = "preload")]
@@ -28,4 +38,8 @@ pub mod sys;
 pub mod version;
 pub mod vtable;
 
+pub use collections::{
+    AllocatorRef, Arena, BufferFirst, DebugAllocator, FixedBuffer, Pool, PoolRef, ResetMode,
+};
+pub use global::LibAlloc;
 pub use vtable::{ChildAllocator, RawAllocator, la_alignment, la_allocator, la_vtable};

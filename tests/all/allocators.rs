@@ -8,28 +8,30 @@ use std::os::fd::AsRawFd;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use alloc::allocators::arena::{la_arena, la_arena_allocator, la_arena_create, la_arena_destroy};
-use alloc::allocators::buffer_first::{
+use liballoc::allocators::arena::{
+    la_arena, la_arena_allocator, la_arena_create, la_arena_destroy,
+};
+use liballoc::allocators::buffer_first::{
     la_buffer_first, la_buffer_first_allocator, la_buffer_first_init,
 };
-use alloc::allocators::c::la_c_allocator;
-use alloc::allocators::failing::{
+use liballoc::allocators::c::la_c_allocator;
+use liballoc::allocators::failing::{
     la_failing, la_failing_allocator, la_failing_create, la_failing_destroy,
 };
-use alloc::allocators::fixed_buffer::{
+use liballoc::allocators::fixed_buffer::{
     la_fixed_buffer, la_fixed_buffer_allocator, la_fixed_buffer_init,
     la_fixed_buffer_thread_safe_allocator,
 };
-use alloc::allocators::logging::{
+use liballoc::allocators::logging::{
     la_logging, la_logging_allocator, la_logging_create, la_logging_destroy,
 };
-use alloc::allocators::page::la_page_allocator;
-use alloc::allocators::smp::la_smp_allocator;
-use alloc::allocators::thread_safe::{
+use liballoc::allocators::page::la_page_allocator;
+use liballoc::allocators::smp::la_smp_allocator;
+use liballoc::allocators::thread_safe::{
     la_thread_safe, la_thread_safe_allocator, la_thread_safe_create, la_thread_safe_destroy,
 };
-use alloc::vtable::{la_raw_alloc, la_raw_free, la_raw_remap, la_raw_resize};
-use alloc::{la_alignment, la_allocator, la_vtable};
+use liballoc::vtable::{la_raw_alloc, la_raw_free, la_raw_remap, la_raw_resize};
+use liballoc::{la_alignment, la_allocator, la_vtable};
 
 /// Bytes of buffer given to each fixed-buffer allocator.
 pub const FIXED_LEN: usize = 4 << 20;

@@ -11,21 +11,21 @@
 
 use std::sync::Barrier;
 
-use alloc::allocators::arena::{
+use liballoc::allocators::arena::{
     LA_ARENA_FREE_ALL, LA_ARENA_RETAIN_CAPACITY, LA_ARENA_RETAIN_WITH_LIMIT, la_arena_allocator,
     la_arena_create, la_arena_destroy, la_arena_query_capacity, la_arena_reset,
     la_arena_reset_mode,
 };
-use alloc::allocators::c::la_c_allocator;
-use alloc::allocators::fixed_buffer::{
+use liballoc::allocators::c::la_c_allocator;
+use liballoc::allocators::fixed_buffer::{
     la_fixed_buffer, la_fixed_buffer_init, la_fixed_buffer_thread_safe_allocator,
 };
-use alloc::allocators::page::la_page_allocator;
+use liballoc::allocators::page::la_page_allocator;
 
 use crate::allocators::flaky_allocator;
-use alloc::allocators::smp::la_smp_allocator;
-use alloc::la_allocator;
-use alloc::vtable::{la_raw_alloc, la_raw_free, la_raw_resize};
+use liballoc::allocators::smp::la_smp_allocator;
+use liballoc::la_allocator;
+use liballoc::vtable::{la_raw_alloc, la_raw_free, la_raw_resize};
 
 const THREADS: usize = 4;
 const PER_THREAD: usize = 400;

@@ -1,7 +1,7 @@
 //! The integration tests, one binary: each module is a group of tests
 //! driving the library through its public (C ABI) functions.
 //!
-//! Inside this crate's tests `alloc::` is liballoc itself; the standard
+//! The library is the crate `liballoc`; the standard
 //! library's allocation module is `std::alloc`.
 
 // The library's rule holds here too: every `unsafe {}` argues its case.

@@ -13,9 +13,9 @@
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use alloc::allocators::failing::{la_failing_get_stats, la_failing_stats};
-use alloc::allocators::smp::la_smp_check_heap;
-use alloc::vtable::{la_raw_alloc, la_raw_free, la_raw_remap, la_raw_resize};
+use liballoc::allocators::failing::{la_failing_get_stats, la_failing_stats};
+use liballoc::allocators::smp::la_smp_check_heap;
+use liballoc::vtable::{la_raw_alloc, la_raw_free, la_raw_remap, la_raw_resize};
 
 /// Fails the test case with a message unless `cond` holds. (proptest's own
 /// `prop_assert!` declares `extern crate alloc`, which in this crate's tests

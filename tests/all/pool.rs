@@ -5,11 +5,11 @@
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-use alloc::allocators::arena::{
+use liballoc::allocators::arena::{
     LA_ARENA_FREE_ALL, LA_ARENA_RETAIN_CAPACITY, LA_ARENA_RETAIN_WITH_LIMIT,
 };
-use alloc::allocators::c::la_c_allocator;
-use alloc::allocators::pool::*;
+use liballoc::allocators::c::la_c_allocator;
+use liballoc::allocators::pool::*;
 
 /// Fails the test case with a message unless `cond` holds (see model.rs).
 macro_rules! ensure {
