@@ -9,17 +9,21 @@ VALGRIND_TESTS += test_family
 # ---- Zig: use the reference compiler if present, else install it locally.
 ZIG_LOCAL := $(BUILD)/zig/ziglang/zig
 ZIG ?= $(shell if [ -x /tmp/zig/ziglang/zig ]; then echo /tmp/zig/ziglang/zig; else echo $(ZIG_LOCAL); fi)
-ZIG_FLAGS := -Dlib-dir=$(abspath $(BUILD)) -Dinclude-dir=$(abspath include)
+# Zig's global cache (fetched packages included) stays inside build/.
+ZIG_ENV := ZIG_GLOBAL_CACHE_DIR=$(abspath $(BUILD))/zig-global
 
 $(ZIG_LOCAL):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(BUILD)/zig 'ziglang>=0.17,<0.18'
 
+# bindings/zig depends on the package at the repository root (build.zig,
+# build.zig.zon) by path; that package runs `make build/liballoc.a` itself
+# and links the archive, so no paths are passed here.
 .PHONY: zig-test zig-bench
-zig-test: $(SO_LINK) $(ZIG)
-	cd bindings/zig && $(abspath $(ZIG)) build test --summary all $(ZIG_FLAGS)
+zig-test: $(STATIC) $(ZIG)
+	cd bindings/zig && $(ZIG_ENV) $(abspath $(ZIG)) build test --summary all
 
-zig-bench: $(SO_LINK) $(ZIG)
-	cd bindings/zig && $(abspath $(ZIG)) build bench $(ZIG_FLAGS)
+zig-bench: $(STATIC) $(ZIG)
+	cd bindings/zig && $(ZIG_ENV) $(abspath $(ZIG)) build bench
 
 TESTS += zig-test
 BENCHES += zig-bench
@@ -80,7 +84,7 @@ TESTS += python-test
 FAMILY_C_EXAMPLES := buffer_first pool thread_safe logging
 
 .PHONY: examples-check
-examples-check: $(SO_LINK) $(ZIG) $(PYTEST_DIR)/.stamp
+examples-check: $(SO_LINK) $(STATIC) $(ZIG) $(PYTEST_DIR)/.stamp
 	@mkdir -p $(BUILD)/examples
 	@set -e; for e in $(FAMILY_C_EXAMPLES); do \
 	  $(CC) $(CWARN) -O2 -Iinclude -o $(BUILD)/examples/$$e examples/$$e.c $(LINK_SO); \
@@ -91,7 +95,7 @@ examples-check: $(SO_LINK) $(ZIG) $(PYTEST_DIR)/.stamp
 	./$(BUILD)/examples/cpp_example > $(BUILD)/examples/cpp_example.out
 	LIBALLOC_PATH=$(abspath $(BUILD)) PYTHONPATH=$(abspath bindings/python) \
 	  $(PYTHON) examples/python_example.py > $(BUILD)/examples/python_example.out
-	cd bindings/zig && $(abspath $(ZIG)) build example $(ZIG_FLAGS) 2> $(abspath $(BUILD))/examples/zig_example.out
+	cd bindings/zig && $(ZIG_ENV) $(abspath $(ZIG)) build example 2> $(abspath $(BUILD))/examples/zig_example.out
 	@echo "examples-check: C, C++, Python and Zig examples ran"
 
 TESTS += examples-check
