@@ -28,6 +28,35 @@ zig-bench: $(STATIC) $(ZIG)
 TESTS += zig-test
 BENCHES += zig-bench
 
+# The Zig package used as a Zig project uses it. A copy of the source tree
+# (what a clone gives: no build/, target/ or .git) is fetched with
+# `zig fetch --save=liballoc` into a fresh copy of c_tests/zig_consumer, and
+# `zig build test` runs there: the fetched package (in the project's
+# zig-pkg/) builds the library itself, inside its own folder. That built
+# package is kept for the next run and put back in place of the fresh fetch
+# when the hash is the same, so only a changed source tree rebuilds the
+# library (fetching over a built package would hash its build outputs).
+ZIG_CONSUMER := $(BUILD)/zig-consumer
+
+.PHONY: zig-package-test
+zig-package-test: $(ZIG)
+	rm -rf $(ZIG_CONSUMER)/liballoc $(ZIG_CONSUMER)/app.new $(ZIG_CONSUMER)/built
+	mkdir -p $(ZIG_CONSUMER)/liballoc
+	tar -c --exclude=./$(BUILD) --exclude=./target --exclude=./.git --exclude=.zig-cache \
+	  --exclude=zig-out --exclude=zig-pkg . | tar -x -C $(ZIG_CONSUMER)/liballoc
+	cp -r c_tests/zig_consumer $(ZIG_CONSUMER)/app.new
+	if [ -d $(ZIG_CONSUMER)/app/zig-pkg ]; then mv $(ZIG_CONSUMER)/app/zig-pkg $(ZIG_CONSUMER)/built; fi
+	rm -rf $(ZIG_CONSUMER)/app && mv $(ZIG_CONSUMER)/app.new $(ZIG_CONSUMER)/app
+	cd $(ZIG_CONSUMER)/app && $(ZIG_ENV) $(abspath $(ZIG)) fetch --save=liballoc ../liballoc
+	@cd $(ZIG_CONSUMER)/app && h=$$(sed -n 's/^ *\.hash = "\(liballoc-[^"]*\)",$$/\1/p' build.zig.zon) && \
+	  test -n "$$h" && test -f zig-pkg/$$h/build.zig || { echo "zig fetch did not save liballoc"; exit 1; }; \
+	  echo "fetched liballoc as $$h"; \
+	  if [ -d ../built/$$h ]; then rm -rf zig-pkg/$$h && mv ../built/$$h zig-pkg/ && echo "(built before)"; fi; \
+	  rm -rf ../built
+	cd $(ZIG_CONSUMER)/app && env -u LD_LIBRARY_PATH $(ZIG_ENV) $(abspath $(ZIG)) build test --summary all
+
+TESTS += zig-package-test
+
 # ---- C++: include/liballoc.hpp, plain and under AddressSanitizer.
 CXX ?= c++
 CXXWARN := -std=c++17 -Wall -Wextra -Werror
