@@ -9,20 +9,53 @@ VALGRIND_TESTS += test_family
 # ---- Zig: use the reference compiler if present, else install it locally.
 ZIG_LOCAL := $(BUILD)/zig/ziglang/zig
 ZIG ?= $(shell if [ -x /tmp/zig/ziglang/zig ]; then echo /tmp/zig/ziglang/zig; else echo $(ZIG_LOCAL); fi)
-ZIG_FLAGS := -Dlib-dir=$(abspath $(BUILD)) -Dinclude-dir=$(abspath include)
+# Zig's global cache (fetched packages included) stays inside build/.
+ZIG_ENV := ZIG_GLOBAL_CACHE_DIR=$(abspath $(BUILD))/zig-global
 
 $(ZIG_LOCAL):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(BUILD)/zig 'ziglang>=0.17,<0.18'
 
+# bindings/zig depends on the package at the repository root (build.zig,
+# build.zig.zon) by path; that package runs `make build/liballoc.a` itself
+# and links the archive, so no paths are passed here.
 .PHONY: zig-test zig-bench
-zig-test: $(SO_LINK) $(ZIG)
-	cd bindings/zig && $(abspath $(ZIG)) build test --summary all $(ZIG_FLAGS)
+zig-test: $(STATIC) $(ZIG)
+	cd bindings/zig && $(ZIG_ENV) $(abspath $(ZIG)) build test --summary all
 
-zig-bench: $(SO_LINK) $(ZIG)
-	cd bindings/zig && $(abspath $(ZIG)) build bench $(ZIG_FLAGS)
+zig-bench: $(STATIC) $(ZIG)
+	cd bindings/zig && $(ZIG_ENV) $(abspath $(ZIG)) build bench
 
 TESTS += zig-test
 BENCHES += zig-bench
+
+# The Zig package used as a Zig project uses it. A copy of the source tree
+# (what a clone gives: no build/, target/ or .git) is fetched with
+# `zig fetch --save=liballoc` into a fresh copy of c_tests/zig_consumer, and
+# `zig build test` runs there: the fetched package (in the project's
+# zig-pkg/) builds the library itself, inside its own folder. That built
+# package is kept for the next run and put back in place of the fresh fetch
+# when the hash is the same, so only a changed source tree rebuilds the
+# library (fetching over a built package would hash its build outputs).
+ZIG_CONSUMER := $(BUILD)/zig-consumer
+
+.PHONY: zig-package-test
+zig-package-test: $(ZIG)
+	rm -rf $(ZIG_CONSUMER)/liballoc $(ZIG_CONSUMER)/app.new $(ZIG_CONSUMER)/built
+	mkdir -p $(ZIG_CONSUMER)/liballoc
+	tar -c --exclude=./$(BUILD) --exclude=./target --exclude=./.git --exclude=.zig-cache \
+	  --exclude=zig-out --exclude=zig-pkg . | tar -x -C $(ZIG_CONSUMER)/liballoc
+	cp -r c_tests/zig_consumer $(ZIG_CONSUMER)/app.new
+	if [ -d $(ZIG_CONSUMER)/app/zig-pkg ]; then mv $(ZIG_CONSUMER)/app/zig-pkg $(ZIG_CONSUMER)/built; fi
+	rm -rf $(ZIG_CONSUMER)/app && mv $(ZIG_CONSUMER)/app.new $(ZIG_CONSUMER)/app
+	cd $(ZIG_CONSUMER)/app && $(ZIG_ENV) $(abspath $(ZIG)) fetch --save=liballoc ../liballoc
+	@cd $(ZIG_CONSUMER)/app && h=$$(sed -n 's/^ *\.hash = "\(liballoc-[^"]*\)",$$/\1/p' build.zig.zon) && \
+	  test -n "$$h" && test -f zig-pkg/$$h/build.zig || { echo "zig fetch did not save liballoc"; exit 1; }; \
+	  echo "fetched liballoc as $$h"; \
+	  if [ -d ../built/$$h ]; then rm -rf zig-pkg/$$h && mv ../built/$$h zig-pkg/ && echo "(built before)"; fi; \
+	  rm -rf ../built
+	cd $(ZIG_CONSUMER)/app && env -u LD_LIBRARY_PATH $(ZIG_ENV) $(abspath $(ZIG)) build test --summary all
+
+TESTS += zig-package-test
 
 # ---- C++: include/liballoc.hpp, plain and under AddressSanitizer.
 CXX ?= c++
@@ -89,7 +122,7 @@ TESTS += python-test
 FAMILY_C_EXAMPLES := buffer_first pool thread_safe logging
 
 .PHONY: examples-check
-examples-check: $(SO_LINK) $(ZIG)
+examples-check: $(SO_LINK) $(STATIC) $(ZIG)
 	@mkdir -p $(BUILD)/examples
 	@set -e; for e in $(FAMILY_C_EXAMPLES); do \
 	  $(CC) $(CWARN) -O2 -Iinclude -o $(BUILD)/examples/$$e examples/$$e.c $(LINK_SO); \
@@ -100,7 +133,7 @@ examples-check: $(SO_LINK) $(ZIG)
 	./$(BUILD)/examples/cpp_example > $(BUILD)/examples/cpp_example.out
 	LIBALLOC_PATH=$(abspath $(BUILD)) PYTHONPATH=$(abspath bindings/python) \
 	  $(PYTHON) examples/python_example.py > $(BUILD)/examples/python_example.out
-	cd bindings/zig && $(abspath $(ZIG)) build example $(ZIG_FLAGS) 2> $(abspath $(BUILD))/examples/zig_example.out
+	cd bindings/zig && $(ZIG_ENV) $(abspath $(ZIG)) build example 2> $(abspath $(BUILD))/examples/zig_example.out
 	@echo "examples-check: C, C++, Python and Zig examples ran"
 
 TESTS += examples-check

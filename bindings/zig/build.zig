@@ -1,37 +1,21 @@
-//! Zig package for liballoc: the module `liballoc` (liballoc.zig) linked
-//! against liballoc.so, its tests and its benchmark.
+//! The Zig binding's tests, benchmark and example. The module `liballoc`
+//! comes from the package at the repository root (../../build.zig), a
+//! dependency by path, exactly as a Zig project that fetched liballoc gets
+//! it: that package runs `make lib` and links build/liballoc.a.
 //!
-//!   zig build test  -Dlib-dir=<dir of liballoc.so> -Dinclude-dir=<dir of liballoc.h>
-//!   zig build bench -Dlib-dir=... (ReleaseFast)
-//!   zig build example -Dlib-dir=...   (examples/zig_example.zig)
+//!   zig build test      Zig's allocator tests and std containers on liballoc
+//!   zig build bench     std.heap.smp_allocator against la_smp_allocator (ReleaseFast)
+//!   zig build example   examples/zig_example.zig
 //!
-//! The defaults point into the liballoc source tree (../../build and
-//! ../../include), which is how `make test` runs it.
+//! `make zig-test`, `make zig-bench` and `make examples-check` run them.
 
 const std = @import("std");
 
 pub fn build(b: *std.Build) void {
     const target = b.standardTargetOptions(.{});
     const optimize = b.standardOptimizeOption(.{});
-    const lib_dir: std.Build.LazyPath = if (b.option([]const u8, "lib-dir", "directory holding liballoc.so")) |d|
-        .{ .cwd_relative = d }
-    else
-        b.path("../../build");
-    const include_dir: std.Build.LazyPath = if (b.option([]const u8, "include-dir", "directory holding liballoc.h")) |d|
-        .{ .cwd_relative = d }
-    else
-        b.path("../../include");
-
-    const mod = b.addModule("liballoc", .{
-        .root_source_file = b.path("liballoc.zig"),
-        .target = target,
-        .optimize = optimize,
-        .link_libc = true,
-    });
-    mod.addLibraryPath(lib_dir);
-    mod.addRPath(lib_dir);
-    mod.linkSystemLibrary("alloc", .{ .use_pkg_config = .no });
-
+    const liballoc = b.dependency("liballoc", .{ .target = target, .optimize = optimize });
+    const mod = liballoc.module("liballoc");
     // Tests: Zig's own allocator suite and std containers on every liballoc
     // allocator, and C code driving a Zig allocator.
     const test_mod = b.createModule(.{
@@ -41,11 +25,11 @@ pub fn build(b: *std.Build) void {
         .link_libc = true,
         .imports = &.{.{ .name = "liballoc", .module = mod }},
     });
-    test_mod.addIncludePath(include_dir);
+    test_mod.addIncludePath(liballoc.path("include"));
     test_mod.addCSourceFile(.{ .file = b.path("tests/drive.c"), .flags = &.{ "-std=c11", "-Wall", "-Wextra", "-Werror" } });
     const tests = b.addTest(.{ .root_module = test_mod });
     const run_tests = b.addRunArtifact(tests);
-    run_tests.has_side_effects = true; // liballoc.so may change under the same inputs
+    run_tests.has_side_effects = true; // run every time, not only when rebuilt
     b.step("test", "run the binding's tests").dependOn(&run_tests.step);
 
     // The example in the repository's examples/ folder.
