@@ -238,7 +238,9 @@ fn alloc_general(size: usize, align_log2: u8) -> *mut u8 {
             return out_of_memory();
         }
         if f & PROFILE != 0 {
-            profile::on_alloc(p, size);
+            // SAFETY: p is a live block just made; PROFILE means profile::init
+            // succeeded.
+            unsafe { profile::on_alloc(p, size) };
         }
         return p;
     }
@@ -256,7 +258,9 @@ pub fn alloc_zeroed(size: usize) -> *mut u8 {
             return out_of_memory();
         }
         if f & PROFILE != 0 {
-            profile::on_alloc(p, size);
+            // SAFETY: p is a live block just made; PROFILE means profile::init
+            // succeeded.
+            unsafe { profile::on_alloc(p, size) };
         }
         return p;
     }
@@ -297,7 +301,9 @@ fn alloc_slow(size: usize, align_log2: u8) -> *mut u8 {
         stats::on_alloc(unsafe { smp::usable_size(p) });
     }
     if f & PROFILE != 0 {
-        profile::on_alloc(p, size);
+        // SAFETY: p is a live block just made; PROFILE means profile::init
+        // succeeded.
+        unsafe { profile::on_alloc(p, size) };
     }
     p
 }
@@ -552,7 +558,8 @@ unsafe fn realloc_profiled(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u
     if let Some(i) = taken {
         profile::finish_free(i);
     }
-    profile::on_alloc(q, size);
+    // SAFETY: q is the live block realloc just returned; PROFILE was set.
+    unsafe { profile::on_alloc(q, size) };
     q
 }
 

@@ -244,7 +244,7 @@ pub fn on_load() {
 
 /// In the child of `fork()`: a dump the parent was writing is not the
 /// child's.
-unsafe extern "C" fn fork_child() {
+extern "C" fn fork_child() {
     DUMPING.store(false, Relaxed);
 }
 
@@ -264,10 +264,16 @@ pub fn at_exit() {
 /// Counts an allocation of `size` requested bytes at `p` (live, just
 /// made) against the calling thread's countdown; samples it when the count
 /// runs out.
+///
+/// # Safety
+/// - `p` is a live block of the smp allocator of at least `size` bytes,
+///   just returned by it and not yet handed to the caller;
+/// - profiling is on ([`init`] returned true).
 #[inline(always)]
-pub fn on_alloc(p: *mut u8, size: usize) {
+pub unsafe fn on_alloc(p: *mut u8, size: usize) {
     let t = thread();
-    // SAFETY: the calling thread's own slot, touched by no other thread.
+    // SAFETY: the calling thread's own slot, touched by no other thread;
+    // the caller's promise on p.
     unsafe {
         (*t).left -= size as i64;
         if (*t).left < 0 {
