@@ -207,15 +207,26 @@ fn injected_failure(f: u8) -> bool {
 pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
     debug_assert!(align_log2 >= MIN_ALIGN_LOG2);
     // `malloc`'s common case: one table lookup gives the class.
-    if align_log2 == MIN_ALIGN_LOG2
-        && size <= smp::size_class::TABLE_MAX
-        && FLAGS.load(Relaxed) == READY
-    {
-        let p = smp::alloc_in(smp::size_class::class_malloc(size));
-        if !p.is_null() {
+    if align_log2 == MIN_ALIGN_LOG2 && size <= smp::size_class::TABLE_MAX {
+        let f = FLAGS.load(Relaxed);
+        if f == READY {
+            let p = smp::alloc_in(smp::size_class::class_malloc(size));
+            if !p.is_null() {
+                return p;
+            }
+            return out_of_memory();
+        }
+        if f == READY | PROFILE {
+            // The profiler alone: the same, and the sampling countdown.
+            let p = smp::alloc_in(smp::size_class::class_malloc(size));
+            if p.is_null() {
+                return out_of_memory();
+            }
+            // SAFETY: p is a live block just made; PROFILE means
+            // profile::init succeeded.
+            unsafe { profile::on_alloc(p, size) };
             return p;
         }
-        return out_of_memory();
     }
     alloc_general(size, align_log2)
 }
@@ -545,7 +556,6 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
 ///
 /// # Safety
 /// As for [`free`]; `p` is not NULL and `size` not 0.
-#[cold]
 #[inline(never)]
 unsafe fn realloc_profiled(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u8 {
     let taken = profile::take_sample(p);

@@ -26,7 +26,7 @@
 //! an open-addressing table ([`SLOTS`] words, each the address and the
 //! record's index packed, probed over a bounded window so a lookup is
 //! short whatever the history) behind a counting filter: a static array of
-//! counters indexed by a hash of the address, incremented for each live
+//! 4-bit counters indexed by a hash of the address, one more for each live
 //! sample. `free` reads one counter; only a non-zero counter (a sampled
 //! block, or a rare collision) probes the table. Nothing takes a lock, so
 //! `fork()` cannot leave one held and a signal handler may dump.
@@ -57,7 +57,7 @@
 
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{
-    AtomicBool, AtomicU16, AtomicU32, AtomicU64, AtomicUsize,
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
     fence,
 };
@@ -76,8 +76,13 @@ const RECORDS: usize = 1 << 16;
 const SLOTS: usize = 2 * RECORDS;
 /// Slots a key may lie beyond its home slot.
 const WINDOW: usize = 32;
-/// Counters of the filter (a power of two).
-const FILTER: usize = 1 << 16;
+/// Buckets of the filter (a power of two), 4-bit counters packed 16 to a
+/// word: 16 KiB, small enough to stay in the caches that `free` uses.
+const FILTER: usize = 1 << 15;
+/// A filter counter that reached this value stays there (a bucket that
+/// once held 15 live samples always sends `free` to the index: slower,
+/// never wrong).
+const STUCK: u64 = 15;
 /// The default sampling rate, in bytes.
 pub const DEFAULT_RATE: u64 = 512 << 10;
 /// The largest sampling rate accepted (1 TiB).
@@ -150,7 +155,7 @@ static CURSOR: AtomicUsize = AtomicUsize::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static LOST: AtomicU64 = AtomicU64::new(0);
 /// The counting filter of live samples' addresses.
-static COUNTS: [AtomicU16; FILTER] = [const { AtomicU16::new(0) }; FILTER];
+static COUNTS: [AtomicU64; FILTER / 16] = [const { AtomicU64::new(0) }; FILTER / 16];
 /// The start of the process, for the `_ms` fields.
 static START_MS: AtomicU64 = AtomicU64::new(0);
 /// `LA_PROFILE_INTERVAL` in ms (0: none), and when the next dump is due.
@@ -218,6 +223,8 @@ pub fn init(opts: &Options, report: bool) -> bool {
             }
         }
     }
+    // Without the cache every sample unwinds: slower, still right.
+    super::unwind::init();
     ON.store(true, Release);
     if report && path.is_empty() && !opts.profile_signal {
         // Sampling for `la_profile_dump` alone: nothing to check.
@@ -378,10 +385,35 @@ fn hash(p: usize) -> usize {
     ((p >> 4) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize
 }
 
-/// The filter counter of address `p`.
+/// The filter word of address `p`, and the shift of its counter there.
 #[inline(always)]
-fn count_of(p: usize) -> &'static AtomicU16 {
-    &COUNTS[hash(p) >> (usize::BITS - FILTER.trailing_zeros())]
+fn bucket(p: usize) -> (&'static AtomicU64, u32) {
+    let b = hash(p) >> (usize::BITS - FILTER.trailing_zeros());
+    (&COUNTS[b / 16], (b % 16) as u32 * 4)
+}
+
+/// Whether block `p` may be a live sample (no false negatives).
+#[inline(always)]
+fn maybe_sampled(p: usize) -> bool {
+    let (w, shift) = bucket(p);
+    (w.load(Relaxed) >> shift) & 15 != 0
+}
+
+/// Counts one live sample more (`up`) or less at `p` in the filter, unless
+/// its counter is
+/// [`STUCK`].
+fn count(p: usize, up: bool) {
+    let (w, shift) = bucket(p);
+    let _ = w.fetch_update(Relaxed, Relaxed, |v| {
+        let c = (v >> shift) & 15;
+        if c == STUCK {
+            None
+        } else if up {
+            Some(v + (1 << shift))
+        } else {
+            Some(v - (1 << shift))
+        }
+    });
 }
 
 /// Records a sample of block `p` (`size` requested bytes).
@@ -411,7 +443,7 @@ unsafe fn record(p: *mut u8, size: usize) {
     }
     r.seq.store(s.wrapping_add(2), Release);
     if insert(p as usize, i) {
-        count_of(p as usize).fetch_add(1, Relaxed);
+        count(p as usize, true);
         r.state.store(LIVE, Release);
     } else {
         r.state.store(EMPTY, Release);
@@ -472,7 +504,7 @@ fn take(p: usize) -> Option<usize> {
             && v >> INDEX_BITS == key
             && s.compare_exchange(v, SLOT_GONE, AcqRel, Relaxed).is_ok()
         {
-            count_of(p).fetch_sub(1, Relaxed);
+            count(p, false);
             return Some((v & ((1 << INDEX_BITS) - 1)) as usize - 1);
         }
     }
@@ -483,7 +515,7 @@ fn take(p: usize) -> Option<usize> {
 /// its address cannot be sampled again first).
 #[inline(always)]
 pub fn on_free(p: *mut u8) {
-    if count_of(p as usize).load(Relaxed) != 0 {
+    if maybe_sampled(p as usize) {
         on_free_slow(p);
     }
 }
@@ -499,7 +531,7 @@ fn on_free_slow(p: *mut u8) {
 /// A sampled block about to be freed or moved (`realloc`): removed from
 /// the index; hand the result to [`finish_free`] or [`put_back`].
 pub fn take_sample(p: *mut u8) -> Option<usize> {
-    if !ON.load(Acquire) || count_of(p as usize).load(Relaxed) == 0 {
+    if !ON.load(Acquire) || !maybe_sampled(p as usize) {
         return None;
     }
     take(p as usize)
@@ -517,7 +549,7 @@ pub fn finish_free(i: usize) {
 pub fn put_back(p: *mut u8, i: Option<usize>) {
     if let Some(i) = i {
         if insert(p as usize, i) {
-            count_of(p as usize).fetch_add(1, Relaxed);
+            count(p as usize, true);
         } else {
             finish_free(i);
         }
