@@ -456,9 +456,17 @@ unsafe fn record(p: *mut u8, size: usize) {
 /// are all live.
 fn claim() -> Option<usize> {
     for _ in 0..256 {
-        let i = CURSOR.fetch_add(1, Relaxed) & (RECORDS - 1);
+        let c = CURSOR.fetch_add(1, Relaxed);
+        let i = c & (RECORDS - 1);
         let r = rec(i);
-        let st = r.state.load(Relaxed);
+        // On the first pass the record is unused: no read before the
+        // write, so that a fresh page faults once (a read would map the
+        // zero page, and the write fault again to replace it).
+        let st = if c < RECORDS {
+            EMPTY
+        } else {
+            r.state.load(Relaxed)
+        };
         if (st == EMPTY || st == FREED)
             && r.state
                 .compare_exchange(st, WRITING, Acquire, Relaxed)
@@ -479,10 +487,13 @@ fn insert(p: usize, i: usize) -> bool {
     let home = hash(p);
     for k in 0..WINDOW {
         let s = slot(home.wrapping_add(k));
-        let v = s.load(Relaxed);
-        if (v == SLOT_EMPTY || v == SLOT_GONE)
-            && s.compare_exchange(v, word, Release, Relaxed).is_ok()
-        {
+        // Try the empty word first, with no read before (one fault on a
+        // fresh page, see `claim`).
+        let v = match s.compare_exchange(SLOT_EMPTY, word, Release, Relaxed) {
+            Ok(_) => return true,
+            Err(v) => v,
+        };
+        if v == SLOT_GONE && s.compare_exchange(v, word, Release, Relaxed).is_ok() {
             return true;
         }
     }
