@@ -16,6 +16,9 @@
 #    unchanged.
 # 5. Bad input: an unwritable path, a zero or absurd rate: one warning,
 #    the program runs and its exit status is unchanged.
+# 6. Profiling changes nothing a program sees: the shim's conformance
+#    program and its thread/fork churn pass with a sample every 4 KiB and
+#    a dump every second, and every process's dump is well-formed.
 #
 # Environment: CC, CWARN, BUILD, PYTHON (from mk/profile.mk).
 set -u
@@ -53,6 +56,8 @@ build $CC $CWARN -O2 -g -fno-omit-frame-pointer -Iinclude -o "$OUT/profile_sites
     -L"$BUILD" -lalloc -Wl,-rpath,"$ROOT/$BUILD"
 build $CC $CWARN -O2 -g -fno-omit-frame-pointer -o "$OUT/profile_threads" \
     c_tests/profile/profile_threads.c -lpthread
+build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_conformance" c_tests/preload_conformance.c
+build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_churn" c_tests/preload_churn.c -lpthread
 
 # ---- 1. known sites
 sites() {
@@ -154,6 +159,17 @@ la_run_bad() {
     test $? = 2 && grep -q 'needs a file name' "$TMP/err"
 }
 check "la-run --profile= is a usage error" la_run_bad
+
+# ---- 6. programs see no difference
+unchanged() {
+    mkdir -p "$TMP/many" && rm -f "$TMP/many"/*
+    LA_PROFILE=$TMP/many/p.%p.raw LA_PROFILE_RATE=4k LA_PROFILE_INTERVAL=1 LD_PRELOAD=$SHIM \
+        "$@" || return 1
+    for f in "$TMP/many"/*; do $CHECK dumps "$f" 1 >/dev/null || { echo "bad dump $f"; return 1; }; done
+    test -n "$(ls "$TMP/many")"
+}
+check "conformance under profiling (a sample per 4 KiB)" unchanged "$OUT/preload_conformance" shim
+check "thread/fork churn under profiling (a sample per 4 KiB)" unchanged "$OUT/preload_churn" churn
 
 echo "profile tests: $passed passed, $failed failed"
 test "$failed" = 0
