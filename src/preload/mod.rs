@@ -18,6 +18,7 @@
 //! | `fmt.rs` | allocation-free formatting into a stack buffer |
 //! | `errno.rs` | `errno` without a call into libc (set on failure; smp's `free` never changes it) |
 //! | `profile.rs` | the sampled heap profiler (`LA_PROFILE`, `la_profile_dump`) |
+//! | `depot.rs` | the profiler's store of distinct stack traces |
 //! | `unwind.rs` | stack traces of profile samples through code without frame pointers |
 //!
 //! How it works. Every entry point tests one word, [`FLAGS`]: when it is
@@ -61,6 +62,7 @@ use crate::allocators::smp::{self, PtrCheck};
 
 mod cxx;
 mod debug_mode;
+mod depot;
 pub mod errno;
 pub mod fatal;
 pub mod fmt;

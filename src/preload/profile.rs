@@ -14,8 +14,9 @@
 //! word, so the fast paths keep their single test.
 //!
 //! Samples. A sample records the block's usable size, the requested size,
-//! its stack trace (up to [`MAX_FRAMES`] return addresses, see `unwind.rs`),
-//! its allocation time and, later, its free time. Records live in a
+//! its stack trace (up to [`MAX_FRAMES`] return addresses, see `unwind.rs`,
+//! kept once per distinct trace in `depot.rs`), its allocation time and,
+//! later, its free time. Records live in a
 //! fixed table of [`RECORDS`] entries mapped lazily at start-up (no
 //! malloc), claimed in turn by a cursor; once the cursor has gone round,
 //! a new sample takes the oldest freed record it meets, and that dropped
@@ -113,8 +114,8 @@ struct Record {
     requested: AtomicUsize,
     alloc_ms: AtomicU64,
     free_ms: AtomicU64,
-    nframes: AtomicUsize,
-    frames: [AtomicUsize; MAX_FRAMES],
+    /// The trace's id in the depot.
+    trace: AtomicU32,
 }
 
 /// The sampler's per-thread state: the layout of `struct
@@ -208,8 +209,8 @@ pub fn init(opts: &Options, report: bool) -> bool {
     if RECORD_BASE.load(Acquire) == 0 {
         let records = sys::map_lazy(RECORDS * core::mem::size_of::<Record>());
         let slots = sys::map_lazy(SLOTS * 8);
-        match (records, slots) {
-            (Some(r), Some(s)) => {
+        match (records, slots, super::depot::init()) {
+            (Some(r), Some(s), true) => {
                 SLOT_BASE.store(s.as_ptr() as usize, Release);
                 RECORD_BASE.store(r.as_ptr() as usize, Release);
             }
@@ -423,6 +424,10 @@ fn count(p: usize, up: bool) {
 unsafe fn record(p: *mut u8, size: usize) {
     let mut frames = [0usize; MAX_FRAMES];
     let n = super::unwind::capture(&mut frames);
+    let Some(trace) = super::depot::intern(&frames[..n]) else {
+        LOST.fetch_add(1, Relaxed);
+        return;
+    };
     // SAFETY: caller's promise: a live block of the smp allocator.
     let usable = unsafe { crate::allocators::smp::usable_size(p) };
     let Some(i) = claim() else {
@@ -437,10 +442,7 @@ unsafe fn record(p: *mut u8, size: usize) {
     r.requested.store(size, Relaxed);
     r.alloc_ms.store(now_ms(), Relaxed);
     r.free_ms.store(NOT_FREED, Relaxed);
-    r.nframes.store(n, Relaxed);
-    for (f, &pc) in r.frames.iter().zip(&frames[..n]) {
-        f.store(pc, Relaxed);
-    }
+    r.trace.store(trace, Relaxed);
     r.seq.store(s.wrapping_add(2), Release);
     if insert(p as usize, i) {
         count(p as usize, true);
@@ -758,14 +760,13 @@ pub fn dump(fd: c_int) -> bool {
         } else {
             NOT_FREED
         };
-        let n = r.nframes.load(Relaxed).min(MAX_FRAMES);
-        for (f, a) in frames.iter_mut().zip(&r.frames[..n]) {
-            *f = a.load(Relaxed);
-        }
+        let trace = r.trace.load(Relaxed);
         fence(Acquire);
         if r.seq.load(Relaxed) != s1 {
             continue;
         }
+        // Depot entries never change once published.
+        let n = super::depot::frames(trace, &mut frames);
         w.str("s ")
             .u64(size as u64)
             .str(" ")
