@@ -20,7 +20,10 @@ WORKLOADS = ["churn", "prodcons", "realloc", "mixed", "nodes"]
 
 
 def run(shim, prog, workload, env_extra):
-    env = dict(os.environ, LD_PRELOAD=shim, **env_extra)
+    # Only the options of the mode (LA_BENCH_ROUNDS and the like are the
+    # benchmark's, not the shim's).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LA_")}
+    env.update(LD_PRELOAD=shim, **env_extra)
     t = time.perf_counter()
     subprocess.run([prog, workload], env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t
