@@ -714,7 +714,9 @@ pub fn dump(fd: c_int) -> bool {
         return false;
     }
     let old = sys::disable_cancel();
-    let mut w = Writer::fd(fd);
+    // A larger buffer than the shim's messages use: a dump is long, and
+    // each buffer is one `write`.
+    let mut w = Writer::<4096>::fd_sized(fd);
     w.str("la-profile 1\npid ")
         .u64(u64::from(sys::process_id()))
         .str("\nrate ")
