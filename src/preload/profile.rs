@@ -227,14 +227,13 @@ pub fn init(opts: &Options, report: bool) -> bool {
     // Without the cache every sample unwinds: slower, still right.
     super::unwind::init();
     ON.store(true, Release);
-    if report && path.is_empty() && !opts.profile_signal {
-        // Sampling for `la_profile_dump` alone: nothing to check.
-    } else if report && !path.is_empty() {
+    if report
+        && !path.is_empty()
         // Empty the file now, so that a path that cannot be written is
         // reported when the program starts, not when it ends.
-        if let Some(fd) = open_profile() {
-            sys::close(fd);
-        }
+        && let Some(fd) = open_profile()
+    {
+        sys::close(fd);
     }
     true
 }
