@@ -209,27 +209,18 @@ fn injected_failure(f: u8) -> bool {
 pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
     debug_assert!(align_log2 >= MIN_ALIGN_LOG2);
     // `malloc`'s common case: one table lookup gives the class.
-    if align_log2 == MIN_ALIGN_LOG2 && size <= smp::size_class::TABLE_MAX {
-        let f = FLAGS.load(Relaxed);
-        if f == READY {
-            let p = smp::alloc_in(smp::size_class::class_malloc(size));
-            if !p.is_null() {
-                return p;
-            }
-            return out_of_memory();
-        }
-        if f == READY | PROFILE {
-            // The profiler alone: the same, and the sampling countdown.
-            let p = smp::alloc_in(smp::size_class::class_malloc(size));
-            if p.is_null() {
-                return out_of_memory();
-            }
-            // SAFETY: p is a live block just made; PROFILE means
-            // profile::init succeeded.
-            unsafe { profile::on_alloc(p, size) };
+    if align_log2 == MIN_ALIGN_LOG2
+        && size <= smp::size_class::TABLE_MAX
+        && FLAGS.load(Relaxed) == READY
+    {
+        let p = smp::alloc_in(smp::size_class::class_malloc(size));
+        if !p.is_null() {
             return p;
         }
+        return out_of_memory();
     }
+    // Everything else, the profiler included, out of line: the common case
+    // above stays as it is without it.
     alloc_general(size, align_log2)
 }
 
@@ -357,13 +348,12 @@ pub unsafe fn free(p: *mut u8, func: &str) {
             // The debug mode alone: straight to the debug allocator.
             return debug_mode::free_entry(p);
         }
-        if f != READY | PROFILE {
+        if f == READY | PROFILE {
             // SAFETY: caller's promise.
-            return unsafe { free_slow(p, func) };
+            return unsafe { free_profiled(p, func) };
         }
-        // The profiler alone: forget a sampled block before it can be
-        // reused, then the fast free below.
-        profile::on_free(p);
+        // SAFETY: caller's promise.
+        return unsafe { free_slow(p, func) };
     }
     #[cfg(feature = "bench-unchecked-free")]
     if (p as usize) & (MIN_ALIGN - 1) == 0 {
@@ -375,6 +365,24 @@ pub unsafe fn free(p: *mut u8, func: &str) {
     // SAFETY: caller's promise: a live block is theirs to free; READY
     // alone means smp::prepare() succeeded (and the Acquire load above
     // pairs with init's Release store).
+    if (p as usize) & (MIN_ALIGN - 1) == 0 && unsafe { smp::free_fast(p) } {
+        return;
+    }
+    // SAFETY: caller's promise.
+    unsafe { free_cold(p, func) }
+}
+
+/// [`free`] with the profiler alone on: a sampled block is forgotten
+/// before it can be reused, then the fast free (out of line, so that
+/// `free`'s common case keeps its frame as it is without the profiler).
+///
+/// # Safety
+/// As for [`free`]; `p` is not NULL and the mode is `READY | PROFILE`.
+#[inline(never)]
+unsafe fn free_profiled(p: *mut u8, func: &str) {
+    profile::on_free(p);
+    // SAFETY: caller's promise: a live block is theirs to free; the mode
+    // means smp::prepare() succeeded (see `free`).
     if (p as usize) & (MIN_ALIGN - 1) == 0 && unsafe { smp::free_fast(p) } {
         return;
     }
@@ -404,25 +412,21 @@ pub unsafe fn free_shaped(p: *mut u8, size: Option<usize>, align: usize, func: &
         return;
     }
     let f = FLAGS.load(Acquire);
-    if f & !PROFILE == READY {
+    if f == READY {
         if let Some(size) = size
             && (p as usize) & (MIN_ALIGN - 1) == 0
         {
-            if f & PROFILE != 0 {
-                profile::on_free(p);
-            }
             // SAFETY: as in `free`: the caller's promise, and READY alone
             // means smp::prepare() succeeded.
-            match unsafe { smp::free_fast_sized(p, size) } {
-                Ok(true) => return,
-                // A huge block, or misuse.
-                // SAFETY: caller's promise.
-                Ok(false) => return unsafe { free_cold(p, func) },
-                Err(bs) => fatal::wrong_size(func, p, size, bs),
-            }
+            return unsafe { free_sized_fast(p, size, func) };
         }
         // SAFETY: caller's promise.
         return unsafe { free(p, func) };
+    }
+    if f == READY | PROFILE {
+        // Out of line, as in `free`.
+        // SAFETY: caller's promise.
+        return unsafe { free_shaped_profiled(p, size, func) };
     }
     if f & DEBUG != 0 {
         let align_log2 = if align == 0 {
@@ -441,6 +445,46 @@ pub unsafe fn free_shaped(p: *mut u8, size: Option<usize>, align: usize, func: &
     }
     // SAFETY: caller's promise.
     unsafe { free(p, func) }
+}
+
+/// The sized free of the fast mode: the block's size must hold `size`.
+///
+/// # Safety
+/// As for [`free`]; `p` is 16-byte aligned and not NULL, and
+/// smp::prepare() succeeded (the mode is `READY`, alone or with `PROFILE`).
+#[inline(always)]
+unsafe fn free_sized_fast(p: *mut u8, size: usize, func: &str) {
+    // SAFETY: caller's promise.
+    match unsafe { smp::free_fast_sized(p, size) } {
+        Ok(true) => {}
+        // A huge block, or misuse.
+        // SAFETY: caller's promise.
+        Ok(false) => unsafe { free_cold(p, func) },
+        Err(bs) => fatal::wrong_size(func, p, size, bs),
+    }
+}
+
+/// [`free_shaped`] with the profiler alone on: a sampled block is
+/// forgotten first (see [`free_profiled`]).
+///
+/// # Safety
+/// As for [`free`]; `p` is not NULL and the mode is `READY | PROFILE`.
+#[inline(never)]
+unsafe fn free_shaped_profiled(p: *mut u8, size: Option<usize>, func: &str) {
+    profile::on_free(p);
+    if let Some(size) = size
+        && (p as usize) & (MIN_ALIGN - 1) == 0
+    {
+        // SAFETY: caller's promise (and the mode: see `free`).
+        return unsafe { free_sized_fast(p, size, func) };
+    }
+    // SAFETY: caller's promise: a live block is theirs to free; the mode
+    // means smp::prepare() succeeded (see `free`).
+    if (p as usize) & (MIN_ALIGN - 1) == 0 && unsafe { smp::free_fast(p) } {
+        return;
+    }
+    // SAFETY: caller's promise.
+    unsafe { free_cold(p, func) }
 }
 
 /// [`free`] of what the fast check did not confirm: a huge block, or
