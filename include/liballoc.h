@@ -1235,6 +1235,20 @@ struct la_allocator la_thread_safe_allocator(struct la_thread_safe *ts);
 void la_thread_safe_destroy(struct la_thread_safe *ts);
 
 /**
+ * Writes the heap profile sampled so far to file descriptor `fd`, in the
+ * raw text format `la-prof` reads (one dump: `la-profile 1` ... `end`;
+ * the descriptor is neither closed nor rewound, so successive dumps
+ * append). Allocates nothing and is async-signal-safe.
+ *
+ * Returns true when a dump was written; false when the program does not
+ * run under the malloc shim (`liballoc_preload.so`) with profiling on
+ * (`LA_PROFILE`, `LA_PROFILE_RATE`, `LA_PROFILE_INTERVAL` or
+ * `LA_PROFILE_SIGNAL` set), or while another dump is being written. Write
+ * errors are not reported.
+ */
+bool la_profile_dump(int fd);
+
+/**
  * The library version as "MAJOR.MINOR.PATCH" (compare with the
  * LA_VERSION_MAJOR/MINOR/PATCH macros to detect a header/library mismatch).
  *

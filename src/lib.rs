@@ -34,6 +34,7 @@ pub mod lock;
 /// cbindgen:ignore
 #[cfg(feature = "preload")]
 pub mod preload;
+pub mod profile;
 pub mod sys;
 pub mod version;
 pub mod vtable;

@@ -52,7 +52,7 @@ def main():
                 if freed and (k == len(times) - 1 or i < count * k // len(times)):
                     free = alloc_ms + 1
                 if free == -1:
-                    live[name] += req * weight(size)
+                    live[name] += req * weight(req)
                 pcs = sites[name]
                 out.append("s %d %d %d %d %d %s\n" % (
                     size, req, alloc_ms, free, len(pcs), " ".join("%x" % p for p in pcs)))
@@ -62,7 +62,7 @@ def main():
         expected["snapshots"].append({"time_ms": t, "live": live})
 
     for name, (count, size, req, freed) in plan.items():
-        w = weight(size)
+        w = weight(req)
         expected["sites"][name] = {
             "alloc_bytes": count * req * w,
             "alloc_objects": count * w,

@@ -20,12 +20,14 @@ pub enum Sink {
     File(*mut libc::FILE),
 }
 
+/// The buffer size of a [`Writer`] made by [`Writer::fd`] or
+/// [`Writer::file`].
 const CAP: usize = 512;
 
-/// A formatting buffer on the stack. Call [`Writer::flush`] (or drop it)
-/// to emit what is buffered.
-pub struct Writer {
-    buf: [u8; CAP],
+/// A formatting buffer of `N` bytes on the stack. Call [`Writer::flush`]
+/// (or drop it) to emit what is buffered.
+pub struct Writer<const N: usize = CAP> {
+    buf: [u8; N],
     len: usize,
     sink: Sink,
 }
@@ -33,11 +35,7 @@ pub struct Writer {
 impl Writer {
     /// A writer to file descriptor `fd`.
     pub const fn fd(fd: i32) -> Self {
-        Writer {
-            buf: [0; CAP],
-            len: 0,
-            sink: Sink::Fd(fd),
-        }
+        Writer::<CAP>::fd_sized(fd)
     }
 
     /// A writer to a stdio stream.
@@ -46,6 +44,18 @@ impl Writer {
             buf: [0; CAP],
             len: 0,
             sink: Sink::File(f),
+        }
+    }
+}
+
+impl<const N: usize> Writer<N> {
+    /// A writer to file descriptor `fd` with an `N`-byte buffer (for long
+    /// output: fewer `write` calls).
+    pub const fn fd_sized(fd: i32) -> Self {
+        Writer {
+            buf: [0; N],
+            len: 0,
+            sink: Sink::Fd(fd),
         }
     }
 
@@ -78,8 +88,8 @@ impl Writer {
 
     /// Appends raw bytes.
     pub fn bytes(&mut self, s: &[u8]) -> &mut Self {
-        for chunk in s.chunks(CAP) {
-            if self.len + chunk.len() > CAP {
+        for chunk in s.chunks(N) {
+            if self.len + chunk.len() > N {
                 self.flush();
             }
             self.buf[self.len..self.len + chunk.len()].copy_from_slice(chunk);
@@ -175,7 +185,7 @@ impl Writer {
     }
 }
 
-impl Drop for Writer {
+impl<const N: usize> Drop for Writer<N> {
     fn drop(&mut self) {
         self.flush();
     }

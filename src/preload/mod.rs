@@ -18,6 +18,9 @@
 //! | `fmt.rs` | allocation-free formatting into a stack buffer |
 //! | `errno.rs` | `errno` without a call into libc (set on failure; smp's `free` never changes it) |
 //! | `debug_mode.rs` | `LA_DEBUG=1`: the debug allocator behind every entry point, its leak check at exit |
+//! | `profile.rs` | the sampled heap profiler (`LA_PROFILE`, `la_profile_dump`) |
+//! | `depot.rs` | the profiler's store of distinct stack traces |
+//! | `unwind.rs` | stack traces of profile samples through code without frame pointers |
 //!
 //! How it works. Every entry point tests one word, [`FLAGS`]: when it is
 //! exactly [`READY`] (the shim is initialised, no statistics and no failure
@@ -28,7 +31,11 @@
 //! other value takes the slow path, which initialises on first use (reading
 //! the environment without allocating, so it works for the first
 //! allocation of the process, from the dynamic loader or TLS set-up), and
-//! then counts and injects failures as asked. There is no lock anywhere, so
+//! then counts and injects failures as asked. With the heap profiler on
+//! (`READY | PROFILE`), allocations and frees take the fast paths' calls
+//! from one branch further (`alloc_general`, `free`), with the sampling
+//! countdown and the sampled-block check of `profile.rs` around them. There
+//! is no lock anywhere, so
 //! `fork()` cannot leave one held; initialisation is idempotent, so two
 //! threads racing through it agree.
 //!
@@ -56,13 +63,16 @@ use crate::allocators::smp::{self, PtrCheck};
 
 mod cxx;
 mod debug_mode;
+mod depot;
 pub mod errno;
 pub mod fatal;
 pub mod fmt;
 mod introspect;
 pub mod options;
+pub mod profile;
 pub mod stats;
 mod symbols;
+mod unwind;
 
 use fatal::Misuse;
 use options::StatsMode;
@@ -89,6 +99,8 @@ pub const DEBUG: u8 = 8;
 /// Bit of [`FLAGS`]: the fast paths are off, because the smp allocator
 /// could not map its chunk map (which `free`'s fast path reads untested).
 pub const NO_FAST: u8 = 16;
+/// Bit of [`FLAGS`]: the heap profiler samples allocations (`profile.rs`).
+pub const PROFILE: u8 = 32;
 
 /// The shim's mode; see the module doc.
 static FLAGS: AtomicU8 = AtomicU8::new(0);
@@ -121,6 +133,13 @@ fn init() -> u8 {
     }
     if opts.debug_requested && debug_mode::init(&opts) {
         flags |= DEBUG;
+        if opts.profile_requested() && first {
+            fmt::Writer::fd(2).str(
+                "liballoc: warning: LA_PROFILE* ignored in the debug mode (it records every allocation)\n",
+            );
+        }
+    } else if profile::init(&opts, first) {
+        flags |= PROFILE;
     }
     // After the debug mode, whose own purge delay they override.
     if let Some(ms) = opts.purge_delay_ms {
@@ -201,6 +220,8 @@ pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
         }
         return out_of_memory();
     }
+    // Everything else, the profiler included, out of line: the common case
+    // above stays as it is without it.
     alloc_general(size, align_log2)
 }
 
@@ -212,12 +233,21 @@ fn alloc_general(size: usize, align_log2: u8) -> *mut u8 {
         // The debug mode alone: straight to the debug allocator.
         return debug_mode::alloc_entry(size, align_log2);
     }
-    if f == READY && size <= MAX_SIZE {
-        let p = smp::alloc(size.max(1), align_log2);
-        if !p.is_null() {
-            return p;
+    if f & !PROFILE == READY && size <= MAX_SIZE {
+        let p = if align_log2 == MIN_ALIGN_LOG2 && size <= smp::size_class::TABLE_MAX {
+            smp::alloc_in(smp::size_class::class_malloc(size))
+        } else {
+            smp::alloc(size.max(1), align_log2)
+        };
+        if p.is_null() {
+            return out_of_memory();
         }
-        return out_of_memory();
+        if f & PROFILE != 0 {
+            // SAFETY: p is a live block just made; PROFILE means profile::init
+            // succeeded.
+            unsafe { profile::on_alloc(p, size) };
+        }
+        return p;
     }
     alloc_slow(size, align_log2)
 }
@@ -226,12 +256,18 @@ fn alloc_general(size: usize, align_log2: u8) -> *mut u8 {
 /// cleared again (see [`smp::alloc_zeroed`]).
 #[inline]
 pub fn alloc_zeroed(size: usize) -> *mut u8 {
-    if FLAGS.load(Relaxed) == READY && size <= MAX_SIZE {
+    let f = FLAGS.load(Relaxed);
+    if f & !PROFILE == READY && size <= MAX_SIZE {
         let p = smp::alloc_zeroed(size.max(1), MIN_ALIGN_LOG2);
-        if !p.is_null() {
-            return p;
+        if p.is_null() {
+            return out_of_memory();
         }
-        return out_of_memory();
+        if f & PROFILE != 0 {
+            // SAFETY: p is a live block just made; PROFILE means profile::init
+            // succeeded.
+            unsafe { profile::on_alloc(p, size) };
+        }
+        return p;
     }
     let p = alloc_slow(size, MIN_ALIGN_LOG2);
     if !p.is_null() {
@@ -268,6 +304,11 @@ fn alloc_slow(size: usize, align_log2: u8) -> *mut u8 {
     if f & COUNT != 0 {
         // SAFETY: p is a live block just returned by smp.
         stats::on_alloc(unsafe { smp::usable_size(p) });
+    }
+    if f & PROFILE != 0 {
+        // SAFETY: p is a live block just made; PROFILE means profile::init
+        // succeeded.
+        unsafe { profile::on_alloc(p, size) };
     }
     p
 }
@@ -308,6 +349,10 @@ pub unsafe fn free(p: *mut u8, func: &str) {
             // The debug mode alone: straight to the debug allocator.
             return debug_mode::free_entry(p);
         }
+        if f == READY | PROFILE {
+            // SAFETY: caller's promise.
+            return unsafe { free_profiled(p, func) };
+        }
         // SAFETY: caller's promise.
         return unsafe { free_slow(p, func) };
     }
@@ -321,6 +366,24 @@ pub unsafe fn free(p: *mut u8, func: &str) {
     // SAFETY: caller's promise: a live block is theirs to free; READY
     // alone means smp::prepare() succeeded (and the Acquire load above
     // pairs with init's Release store).
+    if (p as usize) & (MIN_ALIGN - 1) == 0 && unsafe { smp::free_fast(p) } {
+        return;
+    }
+    // SAFETY: caller's promise.
+    unsafe { free_cold(p, func) }
+}
+
+/// [`free`] with the profiler alone on: a sampled block is forgotten
+/// before it can be reused, then the fast free (out of line, so that
+/// `free`'s common case keeps its frame as it is without the profiler).
+///
+/// # Safety
+/// As for [`free`]; `p` is not NULL and the mode is `READY | PROFILE`.
+#[inline(never)]
+unsafe fn free_profiled(p: *mut u8, func: &str) {
+    profile::on_free(p);
+    // SAFETY: caller's promise: a live block is theirs to free; the mode
+    // means smp::prepare() succeeded (see `free`).
     if (p as usize) & (MIN_ALIGN - 1) == 0 && unsafe { smp::free_fast(p) } {
         return;
     }
@@ -356,16 +419,15 @@ pub unsafe fn free_shaped(p: *mut u8, size: Option<usize>, align: usize, func: &
         {
             // SAFETY: as in `free`: the caller's promise, and READY alone
             // means smp::prepare() succeeded.
-            match unsafe { smp::free_fast_sized(p, size) } {
-                Ok(true) => return,
-                // A huge block, or misuse.
-                // SAFETY: caller's promise.
-                Ok(false) => return unsafe { free_cold(p, func) },
-                Err(bs) => fatal::wrong_size(func, p, size, bs),
-            }
+            return unsafe { free_sized_fast(p, size, func) };
         }
         // SAFETY: caller's promise.
         return unsafe { free(p, func) };
+    }
+    if f == READY | PROFILE {
+        // Out of line, as in `free`.
+        // SAFETY: caller's promise.
+        return unsafe { free_shaped_profiled(p, size, func) };
     }
     if f & DEBUG != 0 {
         let align_log2 = if align == 0 {
@@ -384,6 +446,46 @@ pub unsafe fn free_shaped(p: *mut u8, size: Option<usize>, align: usize, func: &
     }
     // SAFETY: caller's promise.
     unsafe { free(p, func) }
+}
+
+/// The sized free of the fast mode: the block's size must hold `size`.
+///
+/// # Safety
+/// As for [`free`]; `p` is 16-byte aligned and not NULL, and
+/// smp::prepare() succeeded (the mode is `READY`, alone or with `PROFILE`).
+#[inline(always)]
+unsafe fn free_sized_fast(p: *mut u8, size: usize, func: &str) {
+    // SAFETY: caller's promise.
+    match unsafe { smp::free_fast_sized(p, size) } {
+        Ok(true) => {}
+        // A huge block, or misuse.
+        // SAFETY: caller's promise.
+        Ok(false) => unsafe { free_cold(p, func) },
+        Err(bs) => fatal::wrong_size(func, p, size, bs),
+    }
+}
+
+/// [`free_shaped`] with the profiler alone on: a sampled block is
+/// forgotten first (see [`free_profiled`]).
+///
+/// # Safety
+/// As for [`free`]; `p` is not NULL and the mode is `READY | PROFILE`.
+#[inline(never)]
+unsafe fn free_shaped_profiled(p: *mut u8, size: Option<usize>, func: &str) {
+    profile::on_free(p);
+    if let Some(size) = size
+        && (p as usize) & (MIN_ALIGN - 1) == 0
+    {
+        // SAFETY: caller's promise (and the mode: see `free`).
+        return unsafe { free_sized_fast(p, size, func) };
+    }
+    // SAFETY: caller's promise: a live block is theirs to free; the mode
+    // means smp::prepare() succeeded (see `free`).
+    if (p as usize) & (MIN_ALIGN - 1) == 0 && unsafe { smp::free_fast(p) } {
+        return;
+    }
+    // SAFETY: caller's promise.
+    unsafe { free_cold(p, func) }
 }
 
 /// [`free`] of what the fast check did not confirm: a huge block, or
@@ -424,6 +526,9 @@ fn misuse_of(func: &str, c: PtrCheck, p: *mut u8) -> ! {
 #[inline(never)]
 unsafe fn free_slow(p: *mut u8, func: &str) {
     let f = flags();
+    if f & PROFILE != 0 {
+        profile::on_free(p);
+    }
     if f & DEBUG != 0 {
         let saved = errno::get();
         if f & COUNT != 0 {
@@ -482,6 +587,45 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
         return core::ptr::null_mut();
     }
     let f = FLAGS.load(Acquire);
+    if f & PROFILE != 0 {
+        // SAFETY: caller's promise.
+        return unsafe { realloc_profiled(p, size, func, f) };
+    }
+    // SAFETY: caller's promise.
+    unsafe { realloc_in(p, size, func, f) }
+}
+
+/// [`realloc`] with the profiler on: a sampled block leaves the index
+/// first (so that its address, once freed, cannot be sampled before it is
+/// forgotten) and is marked freed when the call succeeds; the new block is
+/// counted as a fresh allocation of `size` bytes (a `realloc` is a free
+/// and an allocation, in place or not).
+///
+/// # Safety
+/// As for [`free`]; `p` is not NULL and `size` not 0.
+#[inline(never)]
+unsafe fn realloc_profiled(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u8 {
+    let taken = profile::take_sample(p);
+    // SAFETY: caller's promise.
+    let q = unsafe { realloc_in(p, size, func, f & !PROFILE) };
+    if q.is_null() {
+        profile::put_back(p, taken);
+        return q;
+    }
+    if let Some(i) = taken {
+        profile::finish_free(i);
+    }
+    // SAFETY: q is the live block realloc just returned; PROFILE was set.
+    unsafe { profile::on_alloc(q, size) };
+    q
+}
+
+/// [`realloc`] of a non-NULL `p` to a non-zero `size` in mode `f`.
+///
+/// # Safety
+/// As for [`free`].
+#[inline(always)]
+unsafe fn realloc_in(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u8 {
     // The common case, a block that already holds the new size without
     // wasting half of it, stays where it is after one lookup.
     if f == READY
@@ -599,14 +743,22 @@ fn print_exit_stats() {
 }
 
 extern "C" fn on_load() {
-    if flags() & DEBUG != 0 {
+    let f = flags();
+    if f & DEBUG != 0 {
         debug_mode::on_load();
+    }
+    if f & PROFILE != 0 {
+        profile::on_load();
     }
 }
 
 extern "C" fn on_unload() {
-    if FLAGS.load(Relaxed) & COUNT != 0 {
+    let f = FLAGS.load(Relaxed);
+    if f & COUNT != 0 {
         print_exit_stats();
+    }
+    if f & PROFILE != 0 {
+        profile::at_exit();
     }
 }
 

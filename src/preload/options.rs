@@ -20,6 +20,10 @@
 //! | `LA_DEBUG_FILL` | bytes or `all` | debug mode: bytes filled and checked from the start of each freed block (default 4k; 0: none) |
 //! | `LA_PURGE_DELAY_MS` | `N` >= 0 | free memory stays committed this long before it goes back to the OS (default 50; debug mode 500) |
 //! | `LA_PURGE_THREAD` | `0` or `1` | `0`: no background purger; free memory goes back only from allocation calls and `malloc_trim` (default 1) |
+//! | `LA_PROFILE` | path | sampled heap profile written to the file at exit (`%p`: the process id, wanted when the program runs other programs; a child of `fork()` without `%p` writes `path.<pid>`; `profile.rs`) |
+//! | `LA_PROFILE_RATE` | bytes (`k`/`m`/`g` suffix), 1 to 1 TiB | mean bytes allocated between two samples (default 512k); alone, sampling for `la_profile_dump` |
+//! | `LA_PROFILE_INTERVAL` | seconds >= 1 | a profile appended to the file every N seconds (while the program allocates) |
+//! | `LA_PROFILE_SIGNAL` | `0` or `1` | `1`: SIGUSR2 appends a profile to the file (`la-profile.<pid>.raw` without `LA_PROFILE`) |
 //!
 //! Any other `LA_*` name, or a value the shim cannot use, gets a one-line
 //! warning on stderr; the variable is then ignored.
@@ -61,6 +65,16 @@ pub struct Options {
     pub purge_delay_ms: Option<u64>,
     /// `LA_PURGE_THREAD` (default on).
     pub purge_thread: bool,
+    /// `LA_PROFILE`: the profile path (`profile_path_len` bytes, empty when
+    /// unset).
+    pub profile_path: [u8; super::profile::PATH_MAX],
+    pub profile_path_len: usize,
+    /// `LA_PROFILE_RATE` (unset: the default, 512 KiB).
+    pub profile_rate: Option<u64>,
+    /// `LA_PROFILE_INTERVAL` in seconds.
+    pub profile_interval_s: Option<u64>,
+    /// `LA_PROFILE_SIGNAL`.
+    pub profile_signal: bool,
 }
 
 impl Options {
@@ -74,7 +88,20 @@ impl Options {
         debug_fill: None,
         purge_delay_ms: None,
         purge_thread: true,
+        profile_path: [0; super::profile::PATH_MAX],
+        profile_path_len: 0,
+        profile_rate: None,
+        profile_interval_s: None,
+        profile_signal: false,
     };
+
+    /// Whether any `LA_PROFILE*` option asks for sampling.
+    pub fn profile_requested(&self) -> bool {
+        self.profile_path_len > 0
+            || self.profile_rate.is_some()
+            || self.profile_interval_s.is_some()
+            || self.profile_signal
+    }
 }
 
 /// Names reserved for the debug mode: accepted without a warning.
@@ -220,12 +247,45 @@ fn apply(opts: &mut Options, entry: &[u8], report: bool) {
             _ if report => bad_value(name, value, "0 or 1"),
             _ => {}
         },
+        b"LA_PROFILE" => {
+            if value.is_empty() || value.len() >= opts.profile_path.len() || value.contains(&0) {
+                if report {
+                    bad_value(name, value, "a file path of at most 479 bytes");
+                }
+            } else {
+                opts.profile_path[..value.len()].copy_from_slice(value);
+                opts.profile_path_len = value.len();
+            }
+        }
+        b"LA_PROFILE_RATE" => match parse_size(value)
+            .map(|n| n as u64)
+            .filter(|&n| (1..=super::profile::MAX_RATE).contains(&n))
+        {
+            Some(n) => opts.profile_rate = Some(n),
+            None if report => bad_value(
+                name,
+                value,
+                "a byte count from 1 to 1 TiB, as 524288 or 512k",
+            ),
+            None => {}
+        },
+        b"LA_PROFILE_INTERVAL" => match parse_u64(value).filter(|&n| n <= 1 << 32) {
+            Some(n) => opts.profile_interval_s = Some(n),
+            None if report => bad_value(name, value, "a number of seconds >= 1"),
+            None => {}
+        },
+        b"LA_PROFILE_SIGNAL" => match value {
+            b"" | b"0" => opts.profile_signal = false,
+            b"1" => opts.profile_signal = true,
+            _ if report => bad_value(name, value, "0 or 1"),
+            _ => {}
+        },
         _ if RESERVED.contains(&name) || !report => {}
         _ => {
             let mut w = Writer::fd(2);
             w.str("liballoc: warning: unknown environment variable ")
                 .bytes(name)
-                .str(" ignored (known: LA_STATS, LA_VERBOSE, LA_FAIL_AT, LA_DEBUG, LA_LEAK_EXITCODE, LA_SUPPRESSIONS, LA_LOG_PATH, LA_DEBUG_FRAMES, LA_DEBUG_QUARANTINE, LA_DEBUG_FILL, LA_PURGE_DELAY_MS, LA_PURGE_THREAD)\n");
+                .str(" ignored (known: LA_STATS, LA_VERBOSE, LA_FAIL_AT, LA_DEBUG, LA_LEAK_EXITCODE, LA_SUPPRESSIONS, LA_LOG_PATH, LA_DEBUG_FRAMES, LA_DEBUG_QUARANTINE, LA_DEBUG_FILL, LA_PURGE_DELAY_MS, LA_PURGE_THREAD, LA_PROFILE, LA_PROFILE_RATE, LA_PROFILE_INTERVAL, LA_PROFILE_SIGNAL)\n");
         }
     }
 }
@@ -355,6 +415,29 @@ mod tests {
         assert!(o.purge_thread);
         let o = parse(&[b"LA_PURGE_DELAY_MS=-5", b"LA_PURGE_THREAD=off"]);
         assert_eq!(o, Options::DEFAULT);
+    }
+
+    #[test]
+    fn profile_options_are_read_and_checked() {
+        let o = parse(&[
+            b"LA_PROFILE=/tmp/p.%p.raw",
+            b"LA_PROFILE_RATE=64k",
+            b"LA_PROFILE_INTERVAL=2",
+            b"LA_PROFILE_SIGNAL=1",
+        ]);
+        assert_eq!(&o.profile_path[..o.profile_path_len], b"/tmp/p.%p.raw");
+        assert_eq!(o.profile_rate, Some(64 << 10));
+        assert_eq!(o.profile_interval_s, Some(2));
+        assert!(o.profile_signal && o.profile_requested());
+        let o = parse(&[
+            b"LA_PROFILE=",
+            b"LA_PROFILE_RATE=0",
+            b"LA_PROFILE_RATE=2000g",
+            b"LA_PROFILE_INTERVAL=0",
+            b"LA_PROFILE_SIGNAL=yes",
+        ]);
+        assert_eq!(o, Options::DEFAULT);
+        assert!(!o.profile_requested());
     }
 
     #[test]

@@ -429,6 +429,41 @@ pub fn open_append(path: &core::ffi::CStr) -> Option<c_int> {
     (fd >= 0).then_some(fd)
 }
 
+/// Opens `path` for writing from an empty file, creating it with mode 0644
+/// (less the umask) and emptying what was there: `O_WRONLY | O_CREAT |
+/// O_TRUNC | O_APPEND | O_CLOEXEC`. The descriptor, or the `errno` of the
+/// failure.
+pub fn open_truncate(path: &core::ffi::CStr) -> Result<c_int, c_int> {
+    let mut err = 0;
+    // SAFETY: a NUL-terminated path; open does not allocate.
+    let fd = keep_errno(|| unsafe {
+        let fd = libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_APPEND | libc::O_CLOEXEC,
+            0o644 as libc::c_uint,
+        );
+        if fd < 0 {
+            err = *libc::__errno_location();
+        }
+        fd
+    });
+    if fd >= 0 { Ok(fd) } else { Err(err) }
+}
+
+/// Installs `handler` for signal `sig` (`SA_RESTART`, nothing blocked
+/// beyond the signal itself); false when the signal cannot be caught.
+pub fn on_signal(sig: c_int, handler: extern "C" fn(c_int)) -> bool {
+    // SAFETY: a zeroed sigaction is valid; the handler is a plain function
+    // and sigaction does not allocate.
+    keep_errno(|| unsafe {
+        let mut sa: libc::sigaction = core::mem::zeroed();
+        sa.sa_sigaction = handler as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(sig, &sa, ptr::null_mut()) == 0
+    })
+}
+
 /// Closes a descriptor this process opened (errors ignored).
 pub fn close(fd: c_int) {
     // SAFETY: closing a descriptor has no memory preconditions.

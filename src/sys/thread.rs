@@ -75,6 +75,13 @@ pub fn on_fork(
     })
 }
 
+/// Registers `child` to run in the child process after every `fork()`;
+/// false when it could not be registered.
+pub fn on_fork_child(child: unsafe extern "C" fn()) -> bool {
+    // SAFETY: registering a plain function; no prepare or parent handler.
+    super::keep_errno(|| unsafe { libc::pthread_atfork(None, None, Some(child)) == 0 })
+}
+
 /// Lets other threads run (`sched_yield`).
 pub fn yield_now() {
     // SAFETY: no preconditions.

@@ -2,7 +2,7 @@
  * la-run: runs a program on liballoc's malloc shim.
  *
  *   la-run [--stats[=json]] [--debug] [--leak-exitcode N] [--suppressions FILE]
- *          [--log-path PREFIX]
+ *          [--log-path PREFIX] [--profile[=FILE]]
  *          [--fail-at N] [--verbose] [--] program [args...]
  *
  * It sets the LA_* variables the shim reads, puts liballoc_preload.so in
@@ -40,14 +40,22 @@ static const char *usage_text =
     "                     lines of file F (LeakSanitizer format)\n"
     "  --log-path P       with --debug, write the leak report to the file P.<pid>\n"
     "                     (one per process) instead of stderr\n"
+    "  --profile[=FILE]   sampled heap profile, written to FILE at exit (default\n"
+    "                     la-profile.%p.raw; %p is the process id, and a child of\n"
+    "                     fork() without %p in FILE writes FILE.<pid>); read it\n"
+    "                     with la-prof\n"
     "  --fail-at N        make allocation number N (from 1) fail with ENOMEM\n"
     "  --verbose          print one line when the shim starts\n"
     "  --help             print this help and exit\n"
     "  --version          print the version and exit\n"
     "\n"
     "environment: the options set LA_STATS, LA_DEBUG, LA_LEAK_EXITCODE,\n"
-    "LA_SUPPRESSIONS, LA_LOG_PATH, LA_FAIL_AT and LA_VERBOSE; LA_PRELOAD_LIB names the\n"
+    "LA_SUPPRESSIONS, LA_LOG_PATH, LA_PROFILE, LA_FAIL_AT and LA_VERBOSE; LA_PRELOAD_LIB names the\n"
     "shim library to use instead of the one installed next to la-run.\n"
+    "With --profile (set them yourself):\n"
+    "  LA_PROFILE_RATE=SIZE      mean bytes allocated between samples (default 512k)\n"
+    "  LA_PROFILE_INTERVAL=SECS  also append a profile every SECS seconds\n"
+    "  LA_PROFILE_SIGNAL=1       also append a profile on SIGUSR2\n"
     "With --debug, these tune cost against coverage (set them yourself):\n"
     "  LA_DEBUG_FRAMES=N         frames per stack trace, 0 to 32 (default 8)\n"
     "  LA_DEBUG_QUARANTINE=SIZE  freed bytes held back before reuse\n"
@@ -119,7 +127,7 @@ static int find_shim(char *out, size_t size) {
 
 int main(int argc, char **argv) {
     const char *stats = NULL, *leak_exitcode = NULL, *fail_at = NULL, *suppressions = NULL;
-    const char *log_path = NULL;
+    const char *log_path = NULL, *profile = NULL;
     int debug = 0, verbose = 0;
     int i = 1;
     for (; i < argc; i++) {
@@ -141,6 +149,11 @@ int main(int argc, char **argv) {
             if (strcmp(a + 8, "json") != 0 && strcmp(a + 8, "table") != 0)
                 die_usage("--stats takes 'json' or 'table', not '%s'", a + 8);
             stats = strcmp(a + 8, "json") == 0 ? "json" : "1";
+        } else if (strcmp(a, "--profile") == 0) {
+            profile = "la-profile.%p.raw";
+        } else if (strncmp(a, "--profile=", 10) == 0) {
+            profile = a + 10;
+            if (*profile == 0) die_usage("%s", "--profile= needs a file name");
         } else if (strcmp(a, "--debug") == 0) {
             debug = 1;
         } else if (strcmp(a, "--verbose") == 0) {
@@ -182,6 +195,8 @@ int main(int argc, char **argv) {
         setenv("LA_SUPPRESSIONS", realpath(suppressions, real) ? real : suppressions, 1);
     }
     if (log_path) setenv("LA_LOG_PATH", log_path, 1);
+    if (profile && debug) die_usage("%s", "--profile and --debug cannot be combined");
+    if (profile) setenv("LA_PROFILE", profile, 1);
     const char *old = getenv("LD_PRELOAD");
     if (old && *old) {
         size_t len = strlen(shim) + strlen(old) + 2;

@@ -11,6 +11,10 @@ pub struct Mapping<'a> {
     pub readable: bool,
     pub writable: bool,
     pub executable: bool,
+    /// The permission field as written (`r-xp`).
+    pub perms: &'a [u8],
+    /// The offset of the mapping in its file.
+    pub offset: usize,
     /// The file or pseudo-name (`[stack]`, `[heap]`), empty for anonymous.
     pub name: &'a [u8],
 }
@@ -36,6 +40,7 @@ fn parse(line: &[u8]) -> Option<Mapping<'_>> {
     let (hi, n) = hex(rest);
     let rest = rest.get(n + 1..)?;
     let perms = rest.get(..4)?;
+    let (offset, _) = hex(rest.get(5..).unwrap_or(&[]));
     // Skip perms, offset, dev, inode: the name starts after the 5th field.
     let mut fields = 0;
     let mut i = 0;
@@ -57,6 +62,8 @@ fn parse(line: &[u8]) -> Option<Mapping<'_>> {
         readable: perms[0] == b'r',
         writable: perms[1] == b'w',
         executable: perms[2] == b'x',
+        perms,
+        offset,
         name: rest.get(i..).unwrap_or(&[]),
     })
 }

@@ -224,7 +224,7 @@ pub fn is_own(addr: usize) -> bool {
 /// The frame pointer register: the calling function's frame (frame
 /// pointers are kept in every function, `.cargo/config.toml`).
 #[inline(always)]
-fn frame_pointer() -> usize {
+pub(crate) fn frame_pointer() -> usize {
     let fp: usize;
     #[cfg(target_arch = "x86_64")]
     // SAFETY: reads a register.

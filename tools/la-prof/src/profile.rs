@@ -38,9 +38,10 @@ pub fn by_stack(dump: &Dump) -> Vec<(Vec<u64>, Totals)> {
     let mut index: HashMap<&[u64], usize> = HashMap::new();
     let mut out: Vec<(Vec<u64>, Totals)> = Vec::new();
     for s in &dump.samples {
-        // A block is sampled with the chance its size gives; it stands for
-        // 1/p blocks of its requested size.
-        let weight = 1.0 / sample_probability(s.size, dump.rate);
+        // The sampler counts requested bytes, so a block is sampled with
+        // the chance its requested size gives; it stands for 1/p blocks of
+        // that size.
+        let weight = 1.0 / sample_probability(s.requested.max(1), dump.rate);
         let t = Totals {
             alloc_objects: weight,
             alloc_bytes: weight * s.requested as f64,

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""check_profile.py: checks raw heap profiles of the test programs
+(c_tests/profile/run_tests.sh).
+
+Parses the raw format (see src/preload/profile.rs), symbolizes each
+sample's first frame that lies in the test program (with the program's
+`nm -S` symbol table and `readelf -lW` segments: no other tool), and
+compares the bytes attributed to each site with the truth.
+
+Estimator: a sample of an allocation of s requested bytes at rate R stands
+for w = s / (1 - exp(-s/R)) bytes (each allocation is sampled with
+probability p = 1 - exp(-s/R)). For a site of n allocations of s bytes the
+estimate's standard deviation is s * sqrt(n * (1 - p) / p); a site passes
+when its estimate lies within 4 standard deviations of the truth (a false
+failure about once in 16000 runs per site).
+
+  check_profile.py sites DUMP PROGRAM NOFP_LIB
+  check_profile.py threads PARENT_DUMP CHILD_DUMP PROGRAM
+  check_profile.py dumps FILE N        FILE holds at least N well-formed dumps
+"""
+import math
+import subprocess
+import sys
+
+MIB = 1 << 20
+
+
+def fail(msg):
+    print("FAIL:", msg)
+    sys.exit(1)
+
+
+def parse(path):
+    """The dumps in a file: a list of dicts (header fields, maps, samples)."""
+    dumps, cur = [], None
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            w = line.rstrip("\n").split(" ")
+            if w[0] == "la-profile":
+                if cur is not None or w != ["la-profile", "1"]:
+                    fail(f"{path}:{n}: unexpected header {line!r}")
+                cur = {"maps": [], "samples": []}
+            elif cur is None:
+                fail(f"{path}:{n}: record outside a dump: {line!r}")
+            elif w[0] in ("pid", "rate", "time", "dropped") and len(w) == 2:
+                cur[w[0]] = int(w[1])
+            elif w[0] == "map":
+                lo, hi = (int(x, 16) for x in w[1].split("-"))
+                cur["maps"].append((lo, hi, w[2], int(w[3], 16), " ".join(w[4:])))
+            elif w[0] == "s":
+                size, req, a_ms, f_ms, nf = (int(x) for x in w[1:6])
+                pcs = [int(x, 16) for x in w[6:]]
+                if len(pcs) != nf or nf > 64:
+                    fail(f"{path}:{n}: frame count {nf} but {len(pcs)} frames")
+                if size < req or (f_ms != -1 and f_ms < a_ms):
+                    fail(f"{path}:{n}: inconsistent sample {line!r}")
+                cur["samples"].append((size, req, a_ms, f_ms, pcs))
+            elif w == ["end"]:
+                for k in ("pid", "rate", "time", "dropped"):
+                    if k not in cur:
+                        fail(f"{path}: dump without {k}")
+                dumps.append(cur)
+                cur = None
+            else:
+                fail(f"{path}:{n}: unknown record {line!r}")
+    if cur is not None:
+        fail(f"{path}: last dump has no end")
+    if not dumps:
+        fail(f"{path}: no dump")
+    return dumps
+
+
+class Symbols:
+    """Function symbols of one ELF file, looked up by runtime address."""
+
+    def __init__(self, path):
+        self.path = path
+        self.loads = []
+        for line in subprocess.run(["readelf", "-lW", path], capture_output=True,
+                                   text=True, check=True).stdout.splitlines():
+            f = line.split()
+            if f and f[0] == "LOAD":
+                self.loads.append((int(f[1], 16), int(f[2], 16), int(f[5], 16)))
+        self.syms = []
+        for line in subprocess.run(["nm", "-S", "--defined-only", path], capture_output=True,
+                                   text=True, check=True).stdout.splitlines():
+            f = line.split()
+            if len(f) == 4 and f[2] in "tTwW":
+                self.syms.append((int(f[0], 16), int(f[1], 16), f[3]))
+
+    def name(self, maps, pc):
+        """The function holding return address pc, or None when pc is not
+        in this file."""
+        for lo, hi, _perms, off, path in maps:
+            if path == self.path and lo <= pc < hi:
+                file_off = pc - 1 - lo + off
+                for p_off, p_vaddr, p_filesz in self.loads:
+                    if p_off <= file_off < p_off + p_filesz:
+                        vaddr = file_off - p_off + p_vaddr
+                        for a, size, name in self.syms:
+                            if a <= vaddr < a + size:
+                                return name
+                        return "?"
+        return None
+
+
+def weight(req, rate):
+    s = max(req, 1)
+    return s / (1.0 - math.exp(-s / rate))
+
+
+def sd(n, s, rate):
+    p = 1.0 - math.exp(-s / rate)
+    return s * math.sqrt(n * (1.0 - p) / p)
+
+
+def attribute(dump, prog):
+    """Estimated allocated and live bytes per program function."""
+    alloc, live, count = {}, {}, {}
+    for size, req, _a, f_ms, pcs in dump["samples"]:
+        site = None
+        for pc in pcs:
+            site = prog.name(dump["maps"], pc)
+            if site is not None:
+                break
+        w = weight(req, dump["rate"])
+        alloc[site] = alloc.get(site, 0.0) + w
+        count[site] = count.get(site, 0) + 1
+        if f_ms == -1:
+            live[site] = live.get(site, 0.0) + w
+    return alloc, live, count
+
+
+def expect(label, got, truth, sigma):
+    ok = abs(got - truth) <= 4 * sigma + 1
+    print(f"{'ok  ' if ok else 'FAIL'} {label}: {got / MIB:8.2f} MiB, truth {truth / MIB:6.2f} MiB,"
+          f" 4 sd = {4 * sigma / MIB:.2f} MiB")
+    return ok
+
+
+def check_sites(dump_path, prog_path, lib_path):
+    dump = parse(dump_path)[-1]
+    rate = dump["rate"]
+    prog, lib = Symbols(prog_path), Symbols(lib_path)
+    alloc, live, count = attribute(dump, prog)
+    ok = True
+    # name: (blocks, block size, freed)
+    sites = {"site_churn": (65536, 1024, True), "site_live": (164, 100 << 10, False),
+             "site_leak": (2048, 4096, False), "site_via_lib": (4096, 2048, True)}
+    for name, (n, s, freed) in sites.items():
+        sigma = sd(n, s, rate)
+        ok &= expect(f"{name} allocated", alloc.get(name, 0.0), n * s, sigma)
+        ok &= expect(f"{name} live", live.get(name, 0.0), 0 if freed else n * s, sigma)
+    # Every sample made in the library unwinds to site_via_lib: the frame
+    # after the library's frames is in the program, in that function.
+    through = 0
+    for _s, _r, _a, _f, pcs in dump["samples"]:
+        if pcs and lib.name(dump["maps"], pcs[0]) is not None:
+            k = 0
+            while k < len(pcs) and lib.name(dump["maps"], pcs[k]) is not None:
+                k += 1
+            caller = prog.name(dump["maps"], pcs[k]) if k < len(pcs) else None
+            if caller != "site_via_lib":
+                print(f"FAIL a sample in {lib_path} unwinds to {caller}, not site_via_lib")
+                ok = False
+            through += 1
+    if through < count.get("site_via_lib", 0):
+        print(f"FAIL {count.get('site_via_lib', 0)} samples of site_via_lib, only {through} "
+              "start in the library")
+        ok = False
+    print(f"{'ok  ' if through else 'FAIL'} {through} samples unwound from the library "
+          "(built without frame pointers) to site_via_lib")
+    ok &= through > 0
+    own = [pcs for _s, _r, _a, _f, pcs in dump["samples"]
+           if pcs and any(lo <= pcs[0] < hi and p.endswith("liballoc_preload.so")
+                          for lo, hi, _x, _o, p in dump["maps"])]
+    if own:
+        print(f"FAIL {len(own)} samples start inside the shim")
+        ok = False
+    sys.exit(0 if ok else 1)
+
+
+def check_threads(parent_path, child_path, prog_path):
+    prog = Symbols(prog_path)
+    parent = parse(parent_path)[-1]
+    child = parse(child_path)[-1]
+    ok = True
+    if parent["pid"] == child["pid"]:
+        print("FAIL parent and child dumps have the same pid")
+        ok = False
+    alloc, live, _ = attribute(parent, prog)
+    rate = parent["rate"]
+    n, s = 4 * 8 * 512, 4096
+    ok &= expect("thread_site (exited threads) live, parent", live.get("thread_site", 0.0),
+                 n * s, sd(n, s, rate))
+    if alloc.get("child_site", 0.0) != 0.0:
+        print("FAIL the parent's profile has the child's site")
+        ok = False
+    calloc_, _clive, _ = attribute(child, prog)
+    ok &= expect("child_site allocated, child", calloc_.get("child_site", 0.0), 512 * 8192,
+                 sd(512, 8192, child["rate"]))
+    ok &= expect("thread_site live, child (inherited)", _clive.get("thread_site", 0.0),
+                 n * s, sd(n, s, rate))
+    sys.exit(0 if ok else 1)
+
+
+def check_dumps(path, n):
+    dumps = parse(path)
+    print(f"{len(dumps)} dumps in {path}")
+    times = [d["time"] for d in dumps]
+    if times != sorted(times):
+        fail(f"dump times go back: {times}")
+    sys.exit(0 if len(dumps) >= n else 1)
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1] if len(sys.argv) > 1 else ""
+    if mode == "sites" and len(sys.argv) == 5:
+        check_sites(*sys.argv[2:])
+    elif mode == "threads" and len(sys.argv) == 5:
+        check_threads(*sys.argv[2:])
+    elif mode == "dumps" and len(sys.argv) == 4:
+        check_dumps(sys.argv[2], int(sys.argv[3]))
+    else:
+        print(__doc__)
+        sys.exit(2)

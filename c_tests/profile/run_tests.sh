@@ -1,0 +1,175 @@
+#!/bin/sh
+# run_tests.sh: the heap profiler's tests (run by `make profile-test`).
+#
+# 1. Known sites (profile_sites.c) at a 64 KiB rate: the bytes attributed to
+#    each site, allocated and live, are within 4 standard deviations of the
+#    truth (check_profile.py states the estimator and its error), and the
+#    samples made inside a library built without frame pointers unwind to
+#    their caller in the program. la_profile_dump writes a dump under the
+#    shim and returns false without it.
+# 2. Threads and fork (profile_threads.c): samples of exited threads stay;
+#    a forked child writes its own file (FILE.<pid>).
+# 3. la-run --profile=FILE and --profile (la-profile.<pid>.raw in the
+#    working directory).
+# 4. LA_PROFILE_INTERVAL and LA_PROFILE_SIGNAL on python3 (built without
+#    frame pointers): several well-formed dumps in one file, output
+#    unchanged.
+# 5. Bad input: an unwritable path, a zero or absurd rate: one warning,
+#    the program runs and its exit status is unchanged.
+# 6. Profiling changes nothing a program sees: the shim's conformance
+#    program and its thread/fork churn pass with a sample every 4 KiB and
+#    a dump every second, and every process's dump is well-formed.
+#
+# Environment: CC, CWARN, BUILD, PYTHON (from mk/profile.mk).
+set -u
+CC=${CC:-cc}
+CWARN=${CWARN:--std=c11 -Wall -Wextra -Wpedantic -Werror}
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-python3}
+ROOT=$(pwd)
+SHIM=$ROOT/$BUILD/liballoc_preload.so
+LA_RUN=$ROOT/$BUILD/la-run
+OUT=$ROOT/$BUILD/profile
+CHECK="$PYTHON $ROOT/c_tests/profile/check_profile.py"
+TMP=$(mktemp -d /tmp/la_profile.XXXXXX)
+trap 'rm -rf "$TMP"' EXIT
+mkdir -p "$OUT"
+
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok   $*"; }
+bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+# check NAME CMD...: runs CMD, ok when it succeeds.
+check() {
+    name=$1
+    shift
+    if "$@" >"$TMP/log" 2>&1; then ok "$name"; else bad "$name"; sed 's/^/     | /' "$TMP/log" | tail -n 30; fi
+}
+build() {
+    "$@" >"$TMP/build.log" 2>&1 || { echo "build failed: $*"; cat "$TMP/build.log"; exit 1; }
+}
+
+build $CC $CWARN -O2 -g -fPIC -shared -fomit-frame-pointer -o "$OUT/libprof_nofp.so" \
+    c_tests/profile/nofp_lib.c
+build $CC $CWARN -O2 -g -fno-omit-frame-pointer -Iinclude -o "$OUT/profile_sites" \
+    c_tests/profile/profile_sites.c -L"$OUT" -lprof_nofp -Wl,-rpath,"$OUT" \
+    -L"$BUILD" -lalloc -Wl,-rpath,"$ROOT/$BUILD"
+build $CC $CWARN -O2 -g -fno-omit-frame-pointer -o "$OUT/profile_threads" \
+    c_tests/profile/profile_threads.c -lpthread
+build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_conformance" c_tests/preload_conformance.c
+build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_churn" c_tests/preload_churn.c -lpthread
+
+# ---- 1. known sites
+sites() {
+    LA_PROFILE=$TMP/sites.raw LA_PROFILE_RATE=64k LD_PRELOAD=$SHIM \
+        "$OUT/profile_sites" "$TMP/mid.raw" >"$TMP/sites.out" || return 1
+    grep -q '^la_profile_dump: written$' "$TMP/sites.out" || return 1
+    $CHECK dumps "$TMP/mid.raw" 1 || return 1
+    $CHECK sites "$TMP/sites.raw" "$OUT/profile_sites" "$OUT/libprof_nofp.so"
+}
+check "known sites within 4 sd, unwound through a library without frame pointers" sites
+without_shim() {
+    "$OUT/profile_sites" "$TMP/none.raw" | grep -q '^la_profile_dump: not written$' &&
+        test ! -s "$TMP/none.raw"
+}
+check "la_profile_dump without the shim returns false" without_shim
+
+# ---- 2. threads and fork
+threads() {
+    mkdir -p "$TMP/thr" && rm -f "$TMP/thr"/*
+    LA_PROFILE=$TMP/thr/t.raw LA_PROFILE_RATE=64k LD_PRELOAD=$SHIM \
+        "$OUT/profile_threads" >"$TMP/thr.out" || return 1
+    child=$(sed -n 's/^child //p' "$TMP/thr.out")
+    test -s "$TMP/thr/t.raw.$child" || { echo "no child profile t.raw.$child"; ls "$TMP/thr"; return 1; }
+    $CHECK threads "$TMP/thr/t.raw" "$TMP/thr/t.raw.$child" "$OUT/profile_threads"
+}
+check "exited threads keep their samples; a forked child writes its own file" threads
+
+# ---- 3. la-run
+la_run_file() {
+    LA_PRELOAD_LIB=$SHIM "$LA_RUN" --profile="$TMP/run.%p.raw" "$OUT/profile_threads" \
+        >"$TMP/run.out" || return 1
+    n=$(ls "$TMP" | grep -c '^run\.[0-9]*\.raw$')
+    test "$n" = 2 || { echo "expected 2 profiles (parent, child), found $n"; return 1; }
+    for f in "$TMP"/run.*.raw; do $CHECK dumps "$f" 1 || return 1; done
+}
+check "la-run --profile=FILE (%p: one file per process)" la_run_file
+la_run_default() {
+    mkdir -p "$TMP/cwd" && cd "$TMP/cwd" || return 1
+    LA_PRELOAD_LIB=$SHIM "$LA_RUN" --profile "$OUT/profile_sites" >/dev/null || return 1
+    cd "$ROOT" || return 1
+    f=$(ls "$TMP/cwd" | grep '^la-profile\.[0-9]*\.raw$')
+    test -n "$f" || { echo "no la-profile.<pid>.raw"; ls "$TMP/cwd"; return 1; }
+    $CHECK dumps "$TMP/cwd/$f" 1
+}
+check "la-run --profile writes la-profile.<pid>.raw" la_run_default
+
+# ---- 4. interval and signal dumps, on python3
+PY_PROG='import json, time
+d = []
+for i in range(60):
+    d.append(json.dumps({"k%d" % j: [j] * 50 for j in range(200)}))
+    time.sleep(0.05)
+print(len(d), sum(map(len, d)))'
+interval() {
+    $PYTHON -c "$PY_PROG" >"$TMP/py.expected" || return 1
+    LA_PROFILE=$TMP/int.raw LA_PROFILE_INTERVAL=1 LA_PROFILE_RATE=64k LD_PRELOAD=$SHIM \
+        $PYTHON -c "$PY_PROG" >"$TMP/py.out" || return 1
+    cmp "$TMP/py.expected" "$TMP/py.out" || return 1
+    $CHECK dumps "$TMP/int.raw" 3
+}
+check "LA_PROFILE_INTERVAL=1 on python3: snapshots and the exit dump" interval
+signal_dump() {
+    LA_PROFILE=$TMP/sig.raw LA_PROFILE_SIGNAL=1 LD_PRELOAD=$SHIM \
+        $PYTHON -c 'import os, signal; x = [bytes(1000) for _ in range(5000)]; os.kill(os.getpid(), signal.SIGUSR2); print("alive")' \
+        >"$TMP/sig.out" || return 1
+    grep -q alive "$TMP/sig.out" && $CHECK dumps "$TMP/sig.raw" 2
+}
+check "LA_PROFILE_SIGNAL=1: SIGUSR2 appends a dump" signal_dump
+
+# ---- 5. bad input
+# bad_input NAME EXPECTED_STDERR VAR=VALUE...: the program runs to its end
+# with status 0 and prints one warning matching EXPECTED_STDERR.
+bad_input() {
+    name=$1
+    want=$2
+    shift 2
+    if env "$@" LD_PRELOAD="$SHIM" "$OUT/profile_sites" >"$TMP/bad.out" 2>"$TMP/bad.err" &&
+        grep -q '^done$' "$TMP/bad.out" && grep -q "$want" "$TMP/bad.err" &&
+        test "$(grep -c liballoc "$TMP/bad.err")" = 1; then
+        ok "$name"
+    else
+        bad "$name"
+        sed 's/^/     | /' "$TMP/bad.err" | tail -n 5
+    fi
+}
+bad_input "unwritable profile path: a warning, exit status 0" \
+    'cannot open the heap profile file .*/no/such/dir/p.raw: no such directory' \
+    LA_PROFILE="$TMP/no/such/dir/p.raw"
+bad_input "profile path that is a directory: a warning, exit status 0" \
+    'cannot open the heap profile file' LA_PROFILE="$TMP"
+bad_input "LA_PROFILE_RATE=0: a warning" 'LA_PROFILE_RATE=0 ignored' \
+    LA_PROFILE_RATE=0
+bad_input "LA_PROFILE_RATE=99999g (absurd): a warning" 'LA_PROFILE_RATE=99999g ignored' \
+    LA_PROFILE_RATE=99999g LA_PROFILE="$TMP/absurd.raw"
+bad_input "LA_PROFILE_INTERVAL=soon: a warning" 'LA_PROFILE_INTERVAL=soon ignored' \
+    LA_PROFILE_INTERVAL=soon
+la_run_bad() {
+    LA_PRELOAD_LIB=$SHIM "$LA_RUN" --profile= true 2>"$TMP/err"
+    test $? = 2 && grep -q 'needs a file name' "$TMP/err"
+}
+check "la-run --profile= is a usage error" la_run_bad
+
+# ---- 6. programs see no difference
+unchanged() {
+    mkdir -p "$TMP/many" && rm -f "$TMP/many"/*
+    LA_PROFILE=$TMP/many/p.%p.raw LA_PROFILE_RATE=4k LA_PROFILE_INTERVAL=1 LD_PRELOAD=$SHIM \
+        "$@" || return 1
+    for f in "$TMP/many"/*; do $CHECK dumps "$f" 1 >/dev/null || { echo "bad dump $f"; return 1; }; done
+    test -n "$(ls "$TMP/many")"
+}
+check "conformance under profiling (a sample per 4 KiB)" unchanged "$OUT/preload_conformance" shim
+check "thread/fork churn under profiling (a sample per 4 KiB)" unchanged "$OUT/preload_churn" churn
+
+echo "profile tests: $passed passed, $failed failed"
+test "$failed" = 0

@@ -1,0 +1,820 @@
+//! The sampled heap profiler of the shim's normal mode (`LA_PROFILE`,
+//! `LA_PROFILE_RATE`, `LA_PROFILE_INTERVAL`, `LA_PROFILE_SIGNAL`,
+//! `la_profile_dump`).
+//!
+//! Sampling. Each thread counts down the bytes it allocates (requested
+//! sizes) in a static-TLS slot (`src/c/prof_tls.c`). When the count goes
+//! below zero the allocation is sampled and a new count is drawn from an
+//! exponential distribution with mean `rate` (from a per-thread xorshift
+//! generator). The sample points therefore form a Poisson process over the
+//! allocated bytes: an allocation of `s` bytes is sampled with probability
+//! `1 - exp(-s / rate)`, and `s / (1 - exp(-s / rate))` is the unbiased
+//! weight of one of its samples (the bytes it stands for). With profiling
+//! off nothing here runs: the mode is one more bit of the shim's `FLAGS`
+//! word, so the fast paths keep their single test.
+//!
+//! Samples. A sample records the block's usable size, the requested size,
+//! its stack trace (up to [`MAX_FRAMES`] return addresses, see `unwind.rs`,
+//! kept once per distinct trace in `depot.rs`), its allocation time and,
+//! later, its free time. Records live in a
+//! fixed table of [`RECORDS`] entries mapped lazily at start-up (no
+//! malloc), claimed in turn by a cursor; once the cursor has gone round,
+//! a new sample takes the oldest freed record it meets, and that dropped
+//! record is counted. Every field is an atomic, and a per-record sequence
+//! number (a seqlock) lets a dump skip a record rewritten under it.
+//!
+//! Finding a sample on `free`. Live samples are indexed by block address in
+//! an open-addressing table ([`SLOTS`] words, each the address and the
+//! record's index packed, probed over a bounded window so a lookup is
+//! short whatever the history) behind a counting filter: a static array of
+//! 4-bit counters indexed by a hash of the address, one more for each live
+//! sample. `free` reads one counter; only a non-zero counter (a sampled
+//! block, or a rare collision) probes the table. Nothing takes a lock, so
+//! `fork()` cannot leave one held and a signal handler may dump.
+//!
+//! Dumps. The raw text format (one record per line):
+//!
+//! ```text
+//! la-profile 1
+//! pid <pid>
+//! rate <bytes>
+//! time <ms since start>
+//! dropped <freed samples dropped for room>
+//! map <start>-<end> <perms> <offset> <path>       executable mappings with a path
+//! s <size> <requested> <alloc_ms> <free_ms|-1> <nframes> <pc>...
+//! end
+//! ```
+//!
+//! written with the shim's non-allocating writer, at exit (`LA_PROFILE`),
+//! every `LA_PROFILE_INTERVAL` seconds, on SIGUSR2 (`LA_PROFILE_SIGNAL=1`)
+//! and by `la_profile_dump(fd)`. Interval dumps are taken from the sampling
+//! slow path when the interval has passed (not from a thread of their own:
+//! no thread to start from inside `malloc`, nothing to restart after
+//! `fork()`, and a program that allocates nothing has nothing new to show).
+//! `%p` in the path is the process id; a child of `fork()` whose path has
+//! no `%p` writes to the path with `.<pid>` appended, so that parent and
+//! child never write into one file. The first dump of a process empties its
+//! file; later ones append.
+
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+    fence,
+};
+
+use super::fmt::Writer;
+use super::options::Options;
+use crate::allocators::debug::{maps, trace};
+use crate::sys;
+use crate::sys::tls::StaticSlot;
+
+/// Most frames a sample's trace holds.
+pub const MAX_FRAMES: usize = 64;
+/// Records in the sample table (a power of two).
+const RECORDS: usize = 1 << 16;
+/// Words of the address index (a power of two, twice [`RECORDS`]).
+const SLOTS: usize = 2 * RECORDS;
+/// Slots a key may lie beyond its home slot.
+const WINDOW: usize = 32;
+/// Buckets of the filter (a power of two), 4-bit counters packed 16 to a
+/// word: 16 KiB, small enough to stay in the caches that `free` uses.
+const FILTER: usize = 1 << 15;
+/// A filter counter that reached this value stays there (a bucket that
+/// once held 15 live samples always sends `free` to the index: slower,
+/// never wrong).
+const STUCK: u64 = 15;
+/// The default sampling rate, in bytes.
+pub const DEFAULT_RATE: u64 = 512 << 10;
+/// The largest sampling rate accepted (1 TiB).
+pub const MAX_RATE: u64 = 1 << 40;
+/// Longest profile path kept (bytes, without the NUL).
+pub const PATH_MAX: usize = 480;
+
+/// Record states.
+const EMPTY: u32 = 0;
+const WRITING: u32 = 1;
+const LIVE: u32 = 2;
+const FREED: u32 = 3;
+
+/// An index word that holds nothing, and one whose key was removed.
+const SLOT_EMPTY: u64 = 0;
+const SLOT_GONE: u64 = u64::MAX;
+/// Bits of an index word that hold the record's index plus one.
+const INDEX_BITS: u32 = 20;
+
+/// `free_ms` of a live sample.
+const NOT_FREED: u64 = u64::MAX;
+
+/// One sample.
+struct Record {
+    seq: AtomicU32,
+    state: AtomicU32,
+    size: AtomicUsize,
+    requested: AtomicUsize,
+    alloc_ms: AtomicU64,
+    free_ms: AtomicU64,
+    /// The trace's id in the depot.
+    trace: AtomicU32,
+}
+
+/// The sampler's per-thread state: the layout of `struct
+/// liballoc_prof_thread` in `src/c/prof_tls.c`.
+#[repr(C)]
+struct Thread {
+    /// Bytes left before the next sample (may go negative).
+    left: i64,
+    /// The xorshift state (0: not seeded yet).
+    rng: u64,
+    /// Non-zero while this thread records a sample or dumps.
+    busy: u32,
+}
+
+unsafe extern "C" {
+    fn liballoc_prof_thread_slot() -> *mut c_void;
+}
+
+static SLOT: StaticSlot = StaticSlot::new(liballoc_prof_thread_slot);
+
+/// The calling thread's sampler state.
+#[inline(always)]
+fn thread() -> *mut Thread {
+    SLOT.get().cast()
+}
+
+/// Whether profiling is on (the tables are mapped).
+static ON: AtomicBool = AtomicBool::new(false);
+/// The sampling rate in bytes.
+static RATE: AtomicU64 = AtomicU64::new(DEFAULT_RATE);
+/// The record table and the address index (mapped by [`init`]).
+static RECORD_BASE: AtomicUsize = AtomicUsize::new(0);
+static SLOT_BASE: AtomicUsize = AtomicUsize::new(0);
+/// Records handed out so far (the claim cursor).
+static CURSOR: AtomicUsize = AtomicUsize::new(0);
+/// Freed samples dropped for room, and samples lost (no record or no
+/// index slot free).
+static DROPPED: AtomicU64 = AtomicU64::new(0);
+static LOST: AtomicU64 = AtomicU64::new(0);
+/// The counting filter of live samples' addresses.
+static COUNTS: [AtomicU64; FILTER / 16] = [const { AtomicU64::new(0) }; FILTER / 16];
+/// The start of the process, for the `_ms` fields.
+static START_MS: AtomicU64 = AtomicU64::new(0);
+/// `LA_PROFILE_INTERVAL` in ms (0: none), and when the next dump is due.
+static INTERVAL_MS: AtomicU64 = AtomicU64::new(0);
+static NEXT_DUMP_MS: AtomicU64 = AtomicU64::new(u64::MAX);
+/// Set while a dump runs (dumps are skipped, not waited for, meanwhile).
+static DUMPING: AtomicBool = AtomicBool::new(false);
+/// The profile path (`LA_PROFILE`), NUL-terminated, and whether one is set.
+static PATH: [AtomicU64; PATH_MAX / 8 + 1] = [const { AtomicU64::new(0) }; PATH_MAX / 8 + 1];
+static PATH_LEN: AtomicUsize = AtomicUsize::new(0);
+/// The process whose file has been emptied (0: none yet).
+static FILE_PID: AtomicU32 = AtomicU32::new(0);
+/// The process that read the options.
+static START_PID: AtomicU32 = AtomicU32::new(0);
+/// Whether the path could not be opened (warned once per process).
+static WARNED_PID: AtomicU32 = AtomicU32::new(0);
+/// Whether the signal is wanted.
+static SIGNAL: AtomicBool = AtomicBool::new(false);
+
+/// Milliseconds since the start of the process.
+fn now_ms() -> u64 {
+    sys::now_ms().saturating_sub(START_MS.load(Relaxed))
+}
+
+/// Turns profiling on as `opts` ask; false when it is not asked for or its
+/// tables cannot be mapped (then a warning is printed when `report`).
+pub fn init(opts: &Options, report: bool) -> bool {
+    if !opts.profile_requested() {
+        return false;
+    }
+    if ON.load(Acquire) {
+        return true;
+    }
+    START_MS.store(sys::now_ms(), Relaxed);
+    START_PID.store(sys::process_id(), Relaxed);
+    RATE.store(opts.profile_rate.unwrap_or(DEFAULT_RATE), Relaxed);
+    let path = &opts.profile_path[..opts.profile_path_len];
+    for (i, chunk) in path.chunks(8).enumerate() {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        PATH[i].store(u64::from_ne_bytes(word), Relaxed);
+    }
+    PATH_LEN.store(path.len(), Relaxed);
+    if let Some(s) = opts.profile_interval_s {
+        let ms = s.saturating_mul(1000);
+        INTERVAL_MS.store(ms, Relaxed);
+        NEXT_DUMP_MS.store(ms, Relaxed);
+    }
+    SIGNAL.store(opts.profile_signal, Relaxed);
+    if RECORD_BASE.load(Acquire) == 0 {
+        let records = sys::map_lazy(RECORDS * core::mem::size_of::<Record>());
+        let slots = sys::map_lazy(SLOTS * 8);
+        match (records, slots, super::depot::init()) {
+            (Some(r), Some(s), true) => {
+                SLOT_BASE.store(s.as_ptr() as usize, Release);
+                RECORD_BASE.store(r.as_ptr() as usize, Release);
+            }
+            _ => {
+                if report {
+                    Writer::fd(2).str(
+                        "liballoc: warning: cannot map the heap profile's tables; profiling is off\n",
+                    );
+                }
+                return false;
+            }
+        }
+    }
+    // Without the cache every sample unwinds: slower, still right.
+    super::unwind::init();
+    ON.store(true, Release);
+    if report
+        && !path.is_empty()
+        // Empty the file now, so that a path that cannot be written is
+        // reported when the program starts, not when it ends.
+        && let Some(fd) = open_profile()
+    {
+        sys::close(fd);
+    }
+    true
+}
+
+/// What the shim's constructor does when profiling is on: learn the
+/// shim's own code range (for the traces), reset the dump flag in children
+/// of `fork()`, install the signal handler when asked.
+pub fn on_load() {
+    trace::init();
+    sys::thread::on_fork_child(fork_child);
+    if SIGNAL.load(Relaxed) && !sys::on_signal(libc::SIGUSR2, on_signal) {
+        Writer::fd(2).str("liballoc: warning: cannot catch SIGUSR2; LA_PROFILE_SIGNAL ignored\n");
+    }
+}
+
+/// In the child of `fork()`: a dump the parent was writing is not the
+/// child's.
+extern "C" fn fork_child() {
+    DUMPING.store(false, Relaxed);
+}
+
+extern "C" fn on_signal(_sig: c_int) {
+    let errno = super::errno::get();
+    dump_to_file();
+    super::errno::set(errno);
+}
+
+/// At exit: the final dump, when `LA_PROFILE` names a file.
+pub fn at_exit() {
+    if ON.load(Acquire) && PATH_LEN.load(Relaxed) > 0 {
+        dump_to_file();
+    }
+}
+
+/// Counts an allocation of `size` requested bytes at `p` (live, just
+/// made) against the calling thread's countdown; samples it when the count
+/// runs out.
+///
+/// # Safety
+/// - `p` is a live block of the smp allocator of at least `size` bytes,
+///   just returned by it and not yet handed to the caller;
+/// - profiling is on ([`init`] returned true).
+#[inline(always)]
+pub unsafe fn on_alloc(p: *mut u8, size: usize) {
+    let t = thread();
+    // SAFETY: the calling thread's own slot, touched by no other thread;
+    // the caller's promise on p.
+    unsafe {
+        (*t).left -= size as i64;
+        if (*t).left < 0 {
+            sample(t, p, size);
+        }
+    }
+}
+
+/// The countdown ran out: draw the next one, and record `p` unless this
+/// thread is already recording (an allocation made by the unwinder).
+///
+/// # Safety
+/// `t` is the calling thread's slot; `p` is a live block of at least
+/// `size` bytes.
+#[cold]
+#[inline(never)]
+unsafe fn sample(t: *mut Thread, p: *mut u8, size: usize) {
+    // SAFETY: caller's promise: the calling thread's own slot.
+    let t = unsafe { &mut *t };
+    if t.rng == 0 {
+        // The thread's first allocation: seed, then count it against the
+        // first gap (the same law as any later allocation).
+        t.rng = seed();
+        t.left = gap(&mut t.rng).saturating_sub(size as i64);
+        if t.left >= 0 {
+            return;
+        }
+    }
+    t.left = gap(&mut t.rng);
+    if t.busy != 0 || !ON.load(Acquire) {
+        return;
+    }
+    t.busy = 1;
+    // SAFETY: caller's promise.
+    unsafe { record(p, size) };
+    maybe_interval_dump();
+    t.busy = 0;
+}
+
+/// A seed for a thread's generator: its thread pointer, the time and a
+/// global counter, mixed.
+fn seed() -> u64 {
+    static SEEDS: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    let s = SEEDS.fetch_add(0x9e37_79b9_7f4a_7c15, Relaxed)
+        ^ (sys::tls::thread_pointer() as u64).rotate_left(17)
+        ^ sys::now_ms().wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    mix(s) | 1
+}
+
+/// splitmix64's finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The next gap between samples: exponential with mean `rate`, from
+/// xorshift64* (53 random bits give a uniform in (0, 1]).
+fn gap(rng: &mut u64) -> i64 {
+    let mut x = *rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *rng = x;
+    let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+    let u = ((r >> 11) + 1) as f64 / (1u64 << 53) as f64;
+    let g = -u.ln() * RATE.load(Relaxed) as f64;
+    // At least one byte; a draw beyond i64 (impossible below MAX_RATE)
+    // saturates.
+    (g as i64).max(1)
+}
+
+/// The record table.
+#[inline(always)]
+fn records() -> *const Record {
+    RECORD_BASE.load(Relaxed) as *const Record
+}
+
+/// The address index.
+#[inline(always)]
+fn slots() -> *const AtomicU64 {
+    SLOT_BASE.load(Relaxed) as *const AtomicU64
+}
+
+/// Record `i`.
+fn rec(i: usize) -> &'static Record {
+    debug_assert!(i < RECORDS);
+    // SAFETY: the table is mapped (ON implies it) and never unmapped; all
+    // zero bytes are a valid Record (atomics); i < RECORDS.
+    unsafe { &*records().add(i) }
+}
+
+/// Index word `i`.
+fn slot(i: usize) -> &'static AtomicU64 {
+    // SAFETY: as in `rec`, for the index (SLOTS words).
+    unsafe { &*slots().add(i & (SLOTS - 1)) }
+}
+
+/// The address hash (addresses are 16-byte aligned).
+#[inline(always)]
+fn hash(p: usize) -> usize {
+    ((p >> 4) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize
+}
+
+/// The filter word of address `p`, and the shift of its counter there.
+#[inline(always)]
+fn bucket(p: usize) -> (&'static AtomicU64, u32) {
+    let b = hash(p) >> (usize::BITS - FILTER.trailing_zeros());
+    (&COUNTS[b / 16], (b % 16) as u32 * 4)
+}
+
+/// Whether block `p` may be a live sample (no false negatives).
+#[inline(always)]
+fn maybe_sampled(p: usize) -> bool {
+    let (w, shift) = bucket(p);
+    (w.load(Relaxed) >> shift) & 15 != 0
+}
+
+/// Counts one live sample more (`up`) or less at `p` in the filter, unless
+/// its counter is
+/// [`STUCK`].
+fn count(p: usize, up: bool) {
+    let (w, shift) = bucket(p);
+    let _ = w.fetch_update(Relaxed, Relaxed, |v| {
+        let c = (v >> shift) & 15;
+        if c == STUCK {
+            None
+        } else if up {
+            Some(v + (1 << shift))
+        } else {
+            Some(v - (1 << shift))
+        }
+    });
+}
+
+/// Records a sample of block `p` (`size` requested bytes).
+///
+/// # Safety
+/// `p` is a live block of at least `size` bytes.
+unsafe fn record(p: *mut u8, size: usize) {
+    let mut frames = [0usize; MAX_FRAMES];
+    let n = super::unwind::capture(&mut frames);
+    let Some(trace) = super::depot::intern(&frames[..n]) else {
+        LOST.fetch_add(1, Relaxed);
+        return;
+    };
+    // SAFETY: caller's promise: a live block of the smp allocator.
+    let usable = unsafe { crate::allocators::smp::usable_size(p) };
+    let Some(i) = claim() else {
+        LOST.fetch_add(1, Relaxed);
+        return;
+    };
+    let r = rec(i);
+    let s = r.seq.load(Relaxed);
+    r.seq.store(s.wrapping_add(1), Relaxed);
+    fence(Release);
+    r.size.store(usable, Relaxed);
+    r.requested.store(size, Relaxed);
+    r.alloc_ms.store(now_ms(), Relaxed);
+    r.free_ms.store(NOT_FREED, Relaxed);
+    r.trace.store(trace, Relaxed);
+    r.seq.store(s.wrapping_add(2), Release);
+    if insert(p as usize, i) {
+        count(p as usize, true);
+        r.state.store(LIVE, Release);
+    } else {
+        r.state.store(EMPTY, Release);
+        LOST.fetch_add(1, Relaxed);
+    }
+}
+
+/// Claims a record for writing: an unused one, or else the oldest freed
+/// one the cursor meets (counted as dropped). `None` when the next records
+/// are all live.
+fn claim() -> Option<usize> {
+    for _ in 0..256 {
+        let c = CURSOR.fetch_add(1, Relaxed);
+        let i = c & (RECORDS - 1);
+        let r = rec(i);
+        // On the first pass the record is unused: no read before the
+        // write, so that a fresh page faults once (a read would map the
+        // zero page, and the write fault again to replace it).
+        let st = if c < RECORDS {
+            EMPTY
+        } else {
+            r.state.load(Relaxed)
+        };
+        if (st == EMPTY || st == FREED)
+            && r.state
+                .compare_exchange(st, WRITING, Acquire, Relaxed)
+                .is_ok()
+        {
+            if st == FREED {
+                DROPPED.fetch_add(1, Relaxed);
+            }
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// Indexes live sample `i` of block `p`; false when its window is full.
+fn insert(p: usize, i: usize) -> bool {
+    let word = (((p >> 4) as u64) << INDEX_BITS) | (i as u64 + 1);
+    let home = hash(p);
+    for k in 0..WINDOW {
+        let s = slot(home.wrapping_add(k));
+        // Try the empty word first, with no read before (one fault on a
+        // fresh page, see `claim`).
+        let v = match s.compare_exchange(SLOT_EMPTY, word, Release, Relaxed) {
+            Ok(_) => return true,
+            Err(v) => v,
+        };
+        if v == SLOT_GONE && s.compare_exchange(v, word, Release, Relaxed).is_ok() {
+            return true;
+        }
+    }
+    false
+}
+
+/// Removes block `p` from the index; its record's index when it was a
+/// live sample.
+fn take(p: usize) -> Option<usize> {
+    let key = (p >> 4) as u64;
+    let home = hash(p);
+    for k in 0..WINDOW {
+        let s = slot(home.wrapping_add(k));
+        let v = s.load(Acquire);
+        if v == SLOT_EMPTY {
+            return None;
+        }
+        if v != SLOT_GONE
+            && v >> INDEX_BITS == key
+            && s.compare_exchange(v, SLOT_GONE, AcqRel, Relaxed).is_ok()
+        {
+            count(p, false);
+            return Some((v & ((1 << INDEX_BITS) - 1)) as usize - 1);
+        }
+    }
+    None
+}
+
+/// Notes the free of block `p` (called before the block is freed, so that
+/// its address cannot be sampled again first).
+#[inline(always)]
+pub fn on_free(p: *mut u8) {
+    if maybe_sampled(p as usize) {
+        on_free_slow(p);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn on_free_slow(p: *mut u8) {
+    if let Some(i) = take_sample(p) {
+        finish_free(i);
+    }
+}
+
+/// A sampled block about to be freed or moved (`realloc`): removed from
+/// the index; hand the result to [`finish_free`] or [`put_back`].
+pub fn take_sample(p: *mut u8) -> Option<usize> {
+    if !ON.load(Acquire) || !maybe_sampled(p as usize) {
+        return None;
+    }
+    take(p as usize)
+}
+
+/// Marks sample `i` (from [`take_sample`]) freed now.
+pub fn finish_free(i: usize) {
+    let r = rec(i);
+    r.free_ms.store(now_ms(), Relaxed);
+    r.state.store(FREED, Release);
+    maybe_interval_dump();
+}
+
+/// Puts sample `i` of block `p` back (a `realloc` that failed).
+pub fn put_back(p: *mut u8, i: Option<usize>) {
+    if let Some(i) = i {
+        if insert(p as usize, i) {
+            count(p as usize, true);
+        } else {
+            finish_free(i);
+        }
+    }
+}
+
+/// Dumps to the profile file when the interval has passed.
+fn maybe_interval_dump() {
+    let interval = INTERVAL_MS.load(Relaxed);
+    if interval == 0 {
+        return;
+    }
+    let now = now_ms();
+    let due = NEXT_DUMP_MS.load(Relaxed);
+    if now >= due
+        && NEXT_DUMP_MS
+            .compare_exchange(due, now + interval, Relaxed, Relaxed)
+            .is_ok()
+    {
+        dump_to_file();
+    }
+}
+
+/// Writes the path of this process's profile file (NUL-terminated) into
+/// `out`; its length without the NUL.
+fn file_path(out: &mut [u8; PATH_MAX + 32]) -> usize {
+    let len = PATH_LEN.load(Relaxed);
+    let mut raw = [0u8; (PATH_MAX / 8 + 1) * 8];
+    for (i, w) in PATH.iter().enumerate() {
+        raw[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_ne_bytes());
+    }
+    let raw = &raw[..len];
+    let pid = sys::process_id();
+    let mut digits = [0u8; 10];
+    let mut nd = 0;
+    let mut v = pid;
+    loop {
+        digits[9 - nd] = b'0' + (v % 10) as u8;
+        nd += 1;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let digits = &digits[10 - nd..];
+    let mut n = 0;
+    let mut push = |out: &mut [u8; PATH_MAX + 32], b: &[u8]| {
+        let k = b.len().min(PATH_MAX + 31 - n);
+        out[n..n + k].copy_from_slice(&b[..k]);
+        n += k;
+    };
+    let mut has_pid = false;
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' && raw.get(i + 1) == Some(&b'p') {
+            push(out, digits);
+            has_pid = true;
+            i += 2;
+        } else {
+            push(out, &raw[i..i + 1]);
+            i += 1;
+        }
+    }
+    if !has_pid && pid != START_PID.load(Relaxed) {
+        push(out, b".");
+        push(out, digits);
+    }
+    out[n] = 0;
+    n
+}
+
+/// Opens this process's profile file: emptied on the process's first
+/// open, appended to afterwards. A one-line warning (once per process) when
+/// it cannot be opened.
+fn open_profile() -> Option<c_int> {
+    let mut buf = [0u8; PATH_MAX + 32];
+    let n = file_path(&mut buf);
+    let Ok(path) = core::ffi::CStr::from_bytes_with_nul(&buf[..=n]) else {
+        return None;
+    };
+    let pid = sys::process_id();
+    let r = if FILE_PID.load(Relaxed) == pid {
+        sys::open_append(path).ok_or(0)
+    } else {
+        sys::open_truncate(path)
+    };
+    match r {
+        Ok(fd) => {
+            FILE_PID.store(pid, Relaxed);
+            Some(fd)
+        }
+        Err(e) => {
+            if WARNED_PID.swap(pid, Relaxed) != pid {
+                let mut w = Writer::fd(2);
+                w.str("liballoc: warning: cannot open the heap profile file ")
+                    .bytes(&buf[..n]);
+                // Not strerror, which may allocate for its translation.
+                match e {
+                    0 => {}
+                    libc::EACCES | libc::EPERM => {
+                        w.str(": permission denied");
+                    }
+                    libc::ENOENT => {
+                        w.str(": no such directory");
+                    }
+                    libc::EISDIR => {
+                        w.str(": is a directory");
+                    }
+                    libc::EROFS => {
+                        w.str(": read-only file system");
+                    }
+                    _ => {
+                        w.str(": errno ").u64(e as u64);
+                    }
+                }
+                w.str("; no profile is written\n");
+            }
+            None
+        }
+    }
+}
+
+/// Appends a dump to the profile file (`LA_PROFILE`, or
+/// `la-profile.%p.raw` when only the signal is set).
+fn dump_to_file() {
+    if !ON.load(Acquire) {
+        return;
+    }
+    if PATH_LEN.load(Relaxed) == 0 {
+        const DEFAULT: &[u8] = b"la-profile.%p.raw";
+        for (i, chunk) in DEFAULT.chunks(8).enumerate() {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            PATH[i].store(u64::from_ne_bytes(word), Relaxed);
+        }
+        PATH_LEN.store(DEFAULT.len(), Relaxed);
+    }
+    let Some(fd) = open_profile() else {
+        return;
+    };
+    dump(fd);
+    sys::close(fd);
+}
+
+/// Writes one dump to `fd`; false when profiling is off or another dump is
+/// being written.
+pub fn dump(fd: c_int) -> bool {
+    if !ON.load(Acquire) || DUMPING.swap(true, Acquire) {
+        return false;
+    }
+    let old = sys::disable_cancel();
+    // A larger buffer than the shim's messages use: a dump is long, and
+    // each buffer is one `write`.
+    let mut w = Writer::<4096>::fd_sized(fd);
+    w.str("la-profile 1\npid ")
+        .u64(u64::from(sys::process_id()))
+        .str("\nrate ")
+        .u64(RATE.load(Relaxed))
+        .str("\ntime ")
+        .u64(now_ms())
+        .str("\ndropped ")
+        .u64(DROPPED.load(Relaxed))
+        .str("\n");
+    maps::for_each(|m| {
+        if m.executable && m.name.first() == Some(&b'/') {
+            w.str("map ")
+                .hex(m.lo)
+                .str("-")
+                .hex(m.hi)
+                .str(" ")
+                .bytes(m.perms)
+                .str(" ")
+                .hex(m.offset)
+                .str(" ")
+                .bytes(m.name)
+                .str("\n");
+        }
+        true
+    });
+    let used = CURSOR.load(Relaxed).min(RECORDS);
+    let mut frames = [0usize; MAX_FRAMES];
+    for i in 0..used {
+        let r = rec(i);
+        let st = r.state.load(Acquire);
+        if st != LIVE && st != FREED {
+            continue;
+        }
+        let s1 = r.seq.load(Acquire);
+        if s1 & 1 != 0 {
+            continue;
+        }
+        let size = r.size.load(Relaxed);
+        let requested = r.requested.load(Relaxed);
+        let alloc_ms = r.alloc_ms.load(Relaxed);
+        let free_ms = if st == FREED {
+            r.free_ms.load(Relaxed)
+        } else {
+            NOT_FREED
+        };
+        let trace = r.trace.load(Relaxed);
+        fence(Acquire);
+        if r.seq.load(Relaxed) != s1 {
+            continue;
+        }
+        // Depot entries never change once published.
+        let n = super::depot::frames(trace, &mut frames);
+        w.str("s ")
+            .u64(size as u64)
+            .str(" ")
+            .u64(requested as u64)
+            .str(" ")
+            .u64(alloc_ms)
+            .str(" ");
+        if free_ms == NOT_FREED {
+            w.str("-1");
+        } else {
+            w.u64(free_ms);
+        }
+        w.str(" ").u64(n as u64);
+        for &pc in &frames[..n] {
+            w.str(" ").hex(pc);
+        }
+        w.str("\n");
+    }
+    w.str("end\n");
+    w.flush();
+    sys::restore_cancel(old);
+    DUMPING.store(false, Release);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_have_the_rate_as_mean() {
+        RATE.store(1000, Relaxed);
+        let mut rng = seed();
+        let n = 200_000;
+        let sum: i64 = (0..n).map(|_| gap(&mut rng)).sum();
+        let mean = sum as f64 / n as f64;
+        // Standard error 1000 / sqrt(200000) ~ 2.2: 5 of them.
+        assert!((mean - 1000.0).abs() < 12.0, "mean gap {mean}");
+        RATE.store(DEFAULT_RATE, Relaxed);
+    }
+
+    #[test]
+    fn hash_words_round_trip() {
+        let p = 0x7fff_1234_5670usize;
+        let word = (((p >> 4) as u64) << INDEX_BITS) | 65536;
+        assert_eq!(word >> INDEX_BITS, (p >> 4) as u64);
+        assert_eq!((word & ((1 << INDEX_BITS) - 1)) - 1, 65535);
+        assert_ne!(word, SLOT_GONE);
+    }
+}

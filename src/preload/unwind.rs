@@ -1,0 +1,248 @@
+//! Stack traces for the heap profiler's samples, through code built without
+//! frame pointers: libgcc's DWARF unwinder (`_Unwind_Backtrace`), cached by
+//! the frame-pointer walk of the same stack, and the debug allocator's
+//! frame-pointer walk as the fallback.
+//!
+//! Why the unwinder, and why it is safe here:
+//! - Debian's libc, python and most distribution libraries are built
+//!   without frame pointers; a frame-pointer walk silently skips or stops
+//!   at their frames. The unwinder reads each frame's call-frame
+//!   information (`.eh_frame`), which every x86-64 and aarch64 object has.
+//! - It is slow next to a frame-pointer walk (a table lookup and a small
+//!   interpreter per frame), but it runs only for a sampled allocation,
+//!   about once per `rate` bytes (512 KiB by default).
+//! - It takes no lock of its own that `fork()` could leave held: frame
+//!   lookups go through `_dl_find_object` (glibc 2.35 and later) or
+//!   `dl_iterate_phdr`, whose loader lock is recursive (a thread that holds
+//!   it, inside `dlopen`, may unwind) and reset in the child of `fork()`.
+//!   The shim's `malloc` takes no lock at all, so nothing can invert with it.
+//! - It may call `malloc` (the registry of frame tables registered with
+//!   `__register_frame_info`). The caller ([`super::profile`]) sets a
+//!   per-thread guard around [`capture`]: an allocation made while this
+//!   thread unwinds is served but never sampled, so the unwinder never
+//!   re-enters itself.
+//!
+//! Where the frame-pointer walk suffices. Each sample first walks the
+//! frame-pointer chain (a few nanoseconds a frame) until it ends (a zero
+//! frame pointer, as `_start` and `clone` leave it) or breaks (a frame
+//! whose code uses the register for something else, as Debian's libc
+//! does in `start_thread`). Its return addresses and the depth in the
+//! stack where it stopped are hashed into a key; a cache of [`CACHE`]
+//! entries maps keys to the unwinder's traces, so a hot allocation site
+//! pays for the unwinder once. A trace is cached only when the walk's
+//! frames are exactly the first frames of the unwinder's trace: a walk
+//! that skipped or misread a frame (code without frame pointers in the
+//! middle of the chain, as in most of python) is never trusted, and such
+//! call paths are unwound every time. What the cache cannot tell apart:
+//! two call paths that agree on every frame up to a break, at the same
+//! depth, and differ only beyond it (code without frame pointers calling
+//! back into code with them, from two callers); they share the trace seen
+//! first.
+//!
+//! The trace starts at the first frame outside the shim's own code (the
+//! innermost caller of `malloc`), as return addresses.
+
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{
+    AtomicU32, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+    fence,
+};
+
+use super::profile::MAX_FRAMES;
+use crate::allocators::debug::trace;
+use crate::sys;
+
+/// Entries of the trace cache (a power of two).
+const CACHE: usize = 4096;
+
+/// One cached trace: the key (the frame-pointer walk's hash, never 0) and
+/// the unwinder's frames, behind a sequence number (odd while written).
+struct Entry {
+    seq: AtomicU32,
+    n: AtomicU32,
+    key: AtomicU64,
+    frames: [AtomicUsize; MAX_FRAMES],
+}
+
+/// The cache (0 until [`init`] maps it).
+static CACHE_BASE: AtomicUsize = AtomicUsize::new(0);
+
+/// Maps the trace cache (lazily touched); false when it cannot be mapped
+/// (then every sample unwinds).
+pub fn init() -> bool {
+    if CACHE_BASE.load(Acquire) != 0 {
+        return true;
+    }
+    match sys::map_lazy(CACHE * core::mem::size_of::<Entry>()) {
+        Some(p) => {
+            CACHE_BASE.store(p.as_ptr() as usize, Release);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The cache entry of `key`, when the cache is mapped.
+fn entry(key: u64) -> Option<&'static Entry> {
+    let base = CACHE_BASE.load(Acquire);
+    if base == 0 {
+        return None;
+    }
+    let i = (key >> 32) as usize & (CACHE - 1);
+    // SAFETY: the cache is mapped for CACHE entries and never unmapped;
+    // all-zero bytes are a valid Entry (atomics).
+    Some(unsafe { &*(base as *const Entry).add(i) })
+}
+
+/// The frame-pointer walk from the caller's frame, without the shim's own
+/// frames, until the chain ends or breaks: the number of frames and a key
+/// (never 0) hashing them and the depth of the last frame read; `None`
+/// when no frame outside the shim was found.
+#[inline(never)]
+fn fp_walk(out: &mut [usize; MAX_FRAMES]) -> Option<(usize, u64)> {
+    let mut fp = trace::frame_pointer();
+    let (lo, hi) = trace::stack_bounds(fp);
+    let mut n = 0;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut last = fp;
+    loop {
+        if fp < lo || fp.saturating_add(16) > hi || !fp.is_multiple_of(8) {
+            break;
+        }
+        last = fp;
+        // SAFETY: [fp, fp + 16) lies within the current thread's stack.
+        let (next, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        if ret == 0 {
+            break;
+        }
+        if n > 0 || !trace::is_own(ret) {
+            if n == MAX_FRAMES {
+                break;
+            }
+            out[n] = ret;
+            n += 1;
+            h = (h ^ ret as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        if next == 0 {
+            break;
+        }
+        if next <= fp {
+            break;
+        }
+        fp = next;
+    }
+    if n == 0 {
+        return None;
+    }
+    h = (h ^ hi.wrapping_sub(last) as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    Some((n, (h ^ (h >> 29)) | 1))
+}
+
+/// `_URC_NO_REASON`: go on to the next frame.
+const URC_NO_REASON: c_int = 0;
+/// `_URC_END_OF_STACK`: returned by the callback to stop the walk.
+const URC_END_OF_STACK: c_int = 5;
+
+type TraceFn = extern "C" fn(ctx: *mut c_void, arg: *mut c_void) -> c_int;
+
+unsafe extern "C" {
+    fn _Unwind_Backtrace(trace: TraceFn, arg: *mut c_void) -> c_int;
+    fn _Unwind_GetIP(ctx: *mut c_void) -> usize;
+}
+
+/// The state of one walk, handed to [`step`].
+struct Walk<'a> {
+    out: &'a mut [usize],
+    n: usize,
+    /// Whether the shim's own frames are behind.
+    started: bool,
+}
+
+extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Walk` that `capture` passed, alive for the
+    // whole walk and reached by this thread only.
+    let w = unsafe { &mut *arg.cast::<Walk<'_>>() };
+    // SAFETY: `ctx` is the unwinder's context for the current frame.
+    let ip = unsafe { _Unwind_GetIP(ctx) };
+    if ip == 0 || w.n >= w.out.len() {
+        return URC_END_OF_STACK;
+    }
+    if !w.started {
+        if trace::is_own(ip) {
+            return URC_NO_REASON;
+        }
+        w.started = true;
+    }
+    w.out[w.n] = ip;
+    w.n += 1;
+    if w.n == w.out.len() {
+        URC_END_OF_STACK
+    } else {
+        URC_NO_REASON
+    }
+}
+
+/// Captures the return addresses of the current call chain, without the
+/// shim's own frames, into `out`; returns how many were written: from the
+/// cache when the frame-pointer walk finds its key there, else from the
+/// unwinder (see the module doc).
+///
+/// The caller must hold the per-thread re-entrancy guard (see the module
+/// doc) and must have called [`trace::init`].
+#[inline(never)]
+pub fn capture(out: &mut [usize; MAX_FRAMES]) -> usize {
+    let mut walk = [0usize; MAX_FRAMES];
+    let Some((walked, key)) = fp_walk(&mut walk) else {
+        return unwind(out);
+    };
+    let Some(e) = entry(key) else {
+        return unwind(out);
+    };
+    let s1 = e.seq.load(Acquire);
+    if s1 & 1 == 0 && e.key.load(Relaxed) == key {
+        let n = (e.n.load(Relaxed) as usize).min(MAX_FRAMES);
+        for (o, f) in out.iter_mut().zip(&e.frames[..n]) {
+            *o = f.load(Relaxed);
+        }
+        fence(Acquire);
+        if e.seq.load(Relaxed) == s1 && n > 0 {
+            return n;
+        }
+    }
+    let n = unwind(out);
+    if n < walked || out[..walked] != walk[..walked] {
+        // The walk missed or misread a frame: not a key to trust.
+        return n;
+    }
+    let s = e.seq.load(Relaxed);
+    if s & 1 == 0 && e.seq.compare_exchange(s, s + 1, Acquire, Relaxed).is_ok() {
+        fence(Release);
+        e.key.store(key, Relaxed);
+        e.n.store(n as u32, Relaxed);
+        for (f, &pc) in e.frames.iter().zip(&out[..n]) {
+            f.store(pc, Relaxed);
+        }
+        e.seq.store(s + 2, Release);
+    }
+    n
+}
+
+/// The unwinder's trace (the frame-pointer walk when it finds no frame).
+fn unwind(out: &mut [usize]) -> usize {
+    if out.is_empty() {
+        return 0;
+    }
+    let mut w = Walk {
+        out,
+        n: 0,
+        started: false,
+    };
+    // SAFETY: `step` only touches `w`, which outlives the call.
+    unsafe { _Unwind_Backtrace(step, (&raw mut w).cast()) };
+    let n = w.n;
+    if n > 0 {
+        return n;
+    }
+    trace::capture(out, 0)
+}
