@@ -7,7 +7,7 @@ memory) and the commands used (`make bench`, with any LA_BENCH_* /
 LA_SCALE_* settings of this run); then one section per report, its headings
 moved one level down and its chart links replaced by the chart's path in
 build/ (charts are build output, not checked in). The benchmarks that only
-print to the terminal (bench-core, smp-bench, zig-bench) are not collected.
+print to the terminal (bench-core, zig-bench) are not collected.
 
 Usage: collect.py BUILD_DIR OUT_MD   (run by `make bench` after the benchmarks)
 """

@@ -7,7 +7,8 @@
 #                          per thread, RSS after a burst (idle, trimmed, forked),
 #                          through the API and under the shim (~15 s)
 #   make smp-bench         benches/smp_bench.c: ours vs glibc, mimalloc,
-#                          jemalloc, tcmalloc (figures, not pass/fail)
+#                          jemalloc, tcmalloc (figures, not pass/fail; the
+#                          table also goes to build/smp_bench.md)
 
 SMP_STRESS_SECONDS ?= 6
 
@@ -61,6 +62,10 @@ $(BUILD)/smp/bench_malloc: benches/smp_bench.c
 
 SMP_BENCH_RUNS ?= 3
 smp-bench: $(BUILD)/smp/bench $(BUILD)/smp/bench_malloc
-	nice $(PYTHON) benches/smp_bench.py $(BUILD)/smp/bench $(BUILD)/smp/bench_malloc $(SMP_BENCH_RUNS)
+	@set -e; { echo "# smp allocator through its vtable vs other mallocs"; echo; \
+	  echo "Command: \`make smp-bench\` (benches/smp_bench.c; la_smp through the vtable, peers preloaded under the same code)."; echo; \
+	  nice $(PYTHON) benches/smp_bench.py $(BUILD)/smp/bench $(BUILD)/smp/bench_malloc $(SMP_BENCH_RUNS); } \
+	  | tee $(BUILD)/smp_bench.md.tmp
+	@mv $(BUILD)/smp_bench.md.tmp $(BUILD)/smp_bench.md
 
 BENCHES += smp-bench
