@@ -119,7 +119,7 @@ python-test: python-native
 TESTS += python-test
 
 # ---- Examples of the family: each builds and runs to completion.
-FAMILY_C_EXAMPLES := buffer_first pool thread_safe logging
+FAMILY_C_EXAMPLES := buffer_first pool thread_safe logging heap_profile
 
 .PHONY: examples-check
 examples-check: $(SO_LINK) $(STATIC) $(ZIG)
