@@ -76,7 +76,7 @@ def main():
              f"- machine: {len(os.sched_getaffinity(0))} cores (nproc), {cpu_model()}, {memory()} memory, "
              f"{platform.system()} {platform.release()}",
              f"- command: `{command}`; each section names the target that wrote it",
-             "- not collected here: `make bench-core`, `make smp-bench` and `make zig-bench`, "
+             "- not collected here: `make bench-core` and `make zig-bench`, "
              "which print their tables to the terminal", ""]
     if not reports:
         lines += ["No report found in `build/`: run `make bench`.", ""]
