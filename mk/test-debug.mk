@@ -10,7 +10,7 @@
 #                     programs' RUNPATH)
 
 DEBUG_ASSERT_TARGET := target/debug-assert
-DEBUG_ASSERT_A      := $(DEBUG_ASSERT_TARGET)/release/liballoc.a
+DEBUG_ASSERT_A      := $(DEBUG_ASSERT_TARGET)/release/libliballoc.a
 DEBUG_ASSERT_DIR    := $(BUILD)/debug-assert
 DEBUG_ASSERT_SO     := $(DEBUG_ASSERT_DIR)/liballoc.so.$(SOVERSION)
 
