@@ -611,13 +611,10 @@ void la_buffer_first_init(struct la_buffer_first *bf,
  *
  * Parameters: `bf` state initialised by `la_buffer_first_init`.
  *
- * Returns: the allocator; for a NULL `bf` an allocator whose every call
- * fails.
+ * Returns: the allocator, valid while `bf` lives; for a NULL `bf` an
+ * allocator whose every call fails.
  *
  * Thread safety: the allocator is for one thread at a time.
- *
- * # Safety
- * `bf` is NULL or initialised, and outlives every use of the result.
  */
 struct la_allocator la_buffer_first_allocator(struct la_buffer_first *bf);
 
@@ -982,12 +979,10 @@ struct la_logging *la_logging_create(struct la_allocator child, int fd, size_t m
 /**
  * The allocator interface of a logging wrapper.
  *
- * Returns: the allocator; for a NULL `lg` one whose every call fails.
+ * Returns: the allocator, valid until `la_logging_destroy(lg)`; for a NULL
+ * `lg` one whose every call fails.
  *
  * Thread safety: as thread-safe as the wrapped child.
- *
- * # Safety
- * `lg` is NULL or a live wrapper, which outlives every use of the result.
  */
 struct la_allocator la_logging_allocator(struct la_logging *lg);
 
@@ -1212,12 +1207,10 @@ struct la_thread_safe *la_thread_safe_create(struct la_allocator child);
 /**
  * The allocator interface of a thread-safe wrapper.
  *
- * Returns: the allocator; for a NULL `ts` one whose every call fails.
+ * Returns: the allocator, valid until `la_thread_safe_destroy(ts)`; for a
+ * NULL `ts` one whose every call fails.
  *
  * Thread safety: the result may be used from any thread at once.
- *
- * # Safety
- * `ts` is NULL or a live wrapper, which outlives every use of the result.
  */
 struct la_allocator la_thread_safe_allocator(struct la_thread_safe *ts);
 

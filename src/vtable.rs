@@ -106,6 +106,21 @@ impl la_allocator {
         ptr: ptr::null_mut(),
         vtable: ptr::null(),
     };
+
+    /// The allocator of a stateful allocator's handle: `handle` paired with
+    /// `vtable`, or [`la_allocator::NULL`] for a NULL handle. The handle is
+    /// not read, so the `la_*_allocator` getters built on this are safe
+    /// functions: their callers' promises about the handle matter only when
+    /// the allocator is used.
+    pub fn of_handle<T>(handle: *mut T, vtable: &'static la_vtable) -> la_allocator {
+        if handle.is_null() {
+            return la_allocator::NULL;
+        }
+        la_allocator {
+            ptr: handle.cast(),
+            vtable,
+        }
+    }
 }
 
 /// Allocates through `a`'s vtable.

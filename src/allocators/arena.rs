@@ -33,7 +33,6 @@
 //! never outside its node. `la_arena_reset`, `la_arena_query_capacity` and
 //! `la_arena_destroy` are not thread-safe (as in Zig).
 
-use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 
@@ -829,13 +828,7 @@ pub unsafe extern "C" fn la_arena_create(child: la_allocator) -> *mut la_arena {
 /// thread-safe; otherwise one thread at a time.
 #[unsafe(no_mangle)]
 pub extern "C" fn la_arena_allocator(arena: *mut la_arena) -> la_allocator {
-    if arena.is_null() {
-        return la_allocator::NULL;
-    }
-    la_allocator {
-        ptr: arena.cast::<c_void>(),
-        vtable: &VTABLE,
-    }
+    la_allocator::of_handle(arena, &VTABLE)
 }
 
 /// Frees every block of the arena at once (Zig's `ArenaAllocator.reset`).

@@ -234,22 +234,13 @@ pub unsafe extern "C" fn la_buffer_first_init(
 ///
 /// Parameters: `bf` state initialised by `la_buffer_first_init`.
 ///
-/// Returns: the allocator; for a NULL `bf` an allocator whose every call
-/// fails.
+/// Returns: the allocator, valid while `bf` lives; for a NULL `bf` an
+/// allocator whose every call fails.
 ///
 /// Thread safety: the allocator is for one thread at a time.
-///
-/// # Safety
-/// `bf` is NULL or initialised, and outlives every use of the result.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn la_buffer_first_allocator(bf: *mut la_buffer_first) -> la_allocator {
-    if bf.is_null() {
-        return la_allocator::NULL;
-    }
-    la_allocator {
-        ptr: bf.cast(),
-        vtable: &VTABLE,
-    }
+pub extern "C" fn la_buffer_first_allocator(bf: *mut la_buffer_first) -> la_allocator {
+    la_allocator::of_handle(bf, &VTABLE)
 }
 
 /// Whether `ptr` lies inside the buffer of `bf` (so the block is served by

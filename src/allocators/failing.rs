@@ -14,7 +14,6 @@
 //!   a free adds `len` to `freed_bytes` and one to `deallocations`.
 
 use core::cell::Cell;
-use core::ffi::c_void;
 use core::ptr;
 
 use libc::size_t;
@@ -231,13 +230,7 @@ pub unsafe extern "C" fn la_failing_create(
 /// Thread safety: the allocator is not thread-safe: one thread at a time.
 #[unsafe(no_mangle)]
 pub extern "C" fn la_failing_allocator(f: *mut la_failing) -> la_allocator {
-    if f.is_null() {
-        return la_allocator::NULL;
-    }
-    la_allocator {
-        ptr: f.cast::<c_void>(),
-        vtable: &FAILING_VTABLE,
-    }
+    la_allocator::of_handle(f, &FAILING_VTABLE)
 }
 
 /// Copies the counters of `f` into `*out`.

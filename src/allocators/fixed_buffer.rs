@@ -281,13 +281,7 @@ pub unsafe extern "C" fn la_fixed_buffer_init(
 /// together with `la_fixed_buffer_thread_safe_allocator` on the same `fb`.
 #[unsafe(no_mangle)]
 pub extern "C" fn la_fixed_buffer_allocator(fb: *mut la_fixed_buffer) -> la_allocator {
-    if fb.is_null() {
-        return la_allocator::NULL;
-    }
-    la_allocator {
-        ptr: fb.cast(),
-        vtable: &PLAIN_VTABLE,
-    }
+    la_allocator::of_handle(fb, &PLAIN_VTABLE)
 }
 
 /// The lock-free allocator over `fb`: like `la_fixed_buffer_allocator`, but
@@ -303,13 +297,7 @@ pub extern "C" fn la_fixed_buffer_allocator(fb: *mut la_fixed_buffer) -> la_allo
 /// `la_fixed_buffer_allocator` or `la_fixed_buffer_reset` on the same `fb`.
 #[unsafe(no_mangle)]
 pub extern "C" fn la_fixed_buffer_thread_safe_allocator(fb: *mut la_fixed_buffer) -> la_allocator {
-    if fb.is_null() {
-        return la_allocator::NULL;
-    }
-    la_allocator {
-        ptr: fb.cast(),
-        vtable: &THREAD_SAFE_VTABLE,
-    }
+    la_allocator::of_handle(fb, &THREAD_SAFE_VTABLE)
 }
 
 /// Forgets every block: the whole buffer is free again.

@@ -19,7 +19,7 @@
 //! As thread-safe as the child; lines from several threads do not
 //! interleave on pipes and regular files, since each line is one write.
 
-use core::ffi::{c_int, c_void};
+use core::ffi::c_int;
 use core::ptr::{self, NonNull};
 use libc::size_t;
 
@@ -264,21 +264,13 @@ pub extern "C" fn la_logging_create(
 
 /// The allocator interface of a logging wrapper.
 ///
-/// Returns: the allocator; for a NULL `lg` one whose every call fails.
+/// Returns: the allocator, valid until `la_logging_destroy(lg)`; for a NULL
+/// `lg` one whose every call fails.
 ///
 /// Thread safety: as thread-safe as the wrapped child.
-///
-/// # Safety
-/// `lg` is NULL or a live wrapper, which outlives every use of the result.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn la_logging_allocator(lg: *mut la_logging) -> la_allocator {
-    if lg.is_null() {
-        return la_allocator::NULL;
-    }
-    la_allocator {
-        ptr: lg.cast::<c_void>(),
-        vtable: &VTABLE,
-    }
+pub extern "C" fn la_logging_allocator(lg: *mut la_logging) -> la_allocator {
+    la_allocator::of_handle(lg, &VTABLE)
 }
 
 /// Destroys a logging wrapper (the fd stays open; blocks allocated through

@@ -15,7 +15,6 @@
 //! The handle itself lives in its own mapping (`handle.rs`), not in the
 //! child.
 
-use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
@@ -209,21 +208,13 @@ pub extern "C" fn la_thread_safe_create(child: la_allocator) -> *mut la_thread_s
 
 /// The allocator interface of a thread-safe wrapper.
 ///
-/// Returns: the allocator; for a NULL `ts` one whose every call fails.
+/// Returns: the allocator, valid until `la_thread_safe_destroy(ts)`; for a
+/// NULL `ts` one whose every call fails.
 ///
 /// Thread safety: the result may be used from any thread at once.
-///
-/// # Safety
-/// `ts` is NULL or a live wrapper, which outlives every use of the result.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn la_thread_safe_allocator(ts: *mut la_thread_safe) -> la_allocator {
-    if ts.is_null() {
-        return la_allocator::NULL;
-    }
-    la_allocator {
-        ptr: ts.cast::<c_void>(),
-        vtable: &VTABLE,
-    }
+pub extern "C" fn la_thread_safe_allocator(ts: *mut la_thread_safe) -> la_allocator {
+    la_allocator::of_handle(ts, &VTABLE)
 }
 
 /// Destroys a thread-safe wrapper. Blocks still allocated through it belong
@@ -267,14 +258,13 @@ mod tests {
     fn forwards_and_serialises() {
         let ts = la_thread_safe_create(la_c_allocator());
         assert!(!ts.is_null());
-        // SAFETY: live wrapper; blocks freed once.
-        let a = unsafe { la_thread_safe_allocator(ts) };
+        let a = la_thread_safe_allocator(ts);
         let addr = a.ptr as usize;
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 std::thread::spawn(move || {
                     let a = la_allocator {
-                        ptr: addr as *mut c_void,
+                        ptr: addr as *mut core::ffi::c_void,
                         vtable: &VTABLE,
                     };
                     for i in 1..2000usize {

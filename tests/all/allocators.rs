@@ -153,8 +153,8 @@ impl Subject {
                 assert!(!arena.is_null());
                 let ts = la_thread_safe_create(la_arena_allocator(arena));
                 assert!(!ts.is_null());
-                // SAFETY: a live wrapper, destroyed (before the arena) in drop.
-                s.a = unsafe { la_thread_safe_allocator(ts) };
+                // A live wrapper, destroyed (before the arena) in drop.
+                s.a = la_thread_safe_allocator(ts);
                 s.remap_in_place = true;
                 s.arena = Some(arena);
                 s.thread_safe = Some(ts);
@@ -163,8 +163,8 @@ impl Subject {
                 let devnull = File::options().write(true).open("/dev/null").unwrap();
                 let lg = la_logging_create(la_c_allocator(), devnull.as_raw_fd(), 0);
                 assert!(!lg.is_null());
-                // SAFETY: a live wrapper, destroyed in drop.
-                s.a = unsafe { la_logging_allocator(lg) };
+                // A live wrapper, destroyed in drop.
+                s.a = la_logging_allocator(lg);
                 s.logging = Some((lg, devnull));
             }
             Kind::FailingOverC => {
