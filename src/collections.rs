@@ -34,6 +34,7 @@ use allocator_api2::alloc::{AllocError, Allocator};
 use crate::allocators::arena::{
     LA_ARENA_FREE_ALL, LA_ARENA_RETAIN_CAPACITY, LA_ARENA_RETAIN_WITH_LIMIT, la_arena,
     la_arena_allocator, la_arena_create, la_arena_destroy, la_arena_query_capacity, la_arena_reset,
+    la_arena_reset_mode,
 };
 use crate::allocators::buffer_first::{
     la_buffer_first, la_buffer_first_allocator, la_buffer_first_init, la_buffer_first_owns,
@@ -220,6 +221,17 @@ pub enum ResetMode {
     RetainWithLimit(usize),
 }
 
+impl ResetMode {
+    /// The C API's mode and limit (`la_arena_reset`, `la_pool_reset`).
+    fn raw(self) -> (la_arena_reset_mode, usize) {
+        match self {
+            ResetMode::FreeAll => (LA_ARENA_FREE_ALL, 0),
+            ResetMode::RetainCapacity => (LA_ARENA_RETAIN_CAPACITY, 0),
+            ResetMode::RetainWithLimit(n) => (LA_ARENA_RETAIN_WITH_LIMIT, n),
+        }
+    }
+}
+
 /// An arena (`la_arena`) over the smp allocator: bump allocation, every
 /// block freed at once by [`Arena::reset`] or when the arena is dropped.
 #[derive(Debug)]
@@ -259,11 +271,7 @@ impl Arena {
     /// Frees every block at once. Returns false when a retained buffer
     /// could not be resized (every block is freed all the same).
     pub fn reset(&mut self, mode: ResetMode) -> bool {
-        let (mode, limit) = match mode {
-            ResetMode::FreeAll => (LA_ARENA_FREE_ALL, 0),
-            ResetMode::RetainCapacity => (LA_ARENA_RETAIN_CAPACITY, 0),
-            ResetMode::RetainWithLimit(n) => (LA_ARENA_RETAIN_WITH_LIMIT, n),
-        };
+        let (mode, limit) = mode.raw();
         // SAFETY: a live arena; `&mut self` means no handle (and so no
         // block) is in use.
         unsafe { la_arena_reset(self.raw.as_ptr(), mode, limit) }
@@ -337,11 +345,7 @@ impl Pool {
 
     /// Frees every item at once (as [`Arena::reset`]).
     pub fn reset(&mut self, mode: ResetMode) -> bool {
-        let (mode, limit) = match mode {
-            ResetMode::FreeAll => (LA_ARENA_FREE_ALL, 0),
-            ResetMode::RetainCapacity => (LA_ARENA_RETAIN_CAPACITY, 0),
-            ResetMode::RetainWithLimit(n) => (LA_ARENA_RETAIN_WITH_LIMIT, n),
-        };
+        let (mode, limit) = mode.raw();
         // SAFETY: a live pool with no handle in use (`&mut self`).
         unsafe { la_pool_reset(self.raw.as_ptr(), mode, limit) }
     }
