@@ -23,14 +23,20 @@
 //! record is counted. Every field is an atomic, and a per-record sequence
 //! number (a seqlock) lets a dump skip a record rewritten under it.
 //!
-//! Finding a sample on `free`. Live samples are indexed by block address in
-//! an open-addressing table ([`SLOTS`] words, each the address and the
-//! record's index packed, probed over a bounded window so a lookup is
-//! short whatever the history) behind a counting filter: a static array of
-//! 4-bit counters indexed by a hash of the address, one more for each live
-//! sample. `free` reads one counter; only a non-zero counter (a sampled
-//! block, or a rare collision) probes the table. Nothing takes a lock, so
-//! `fork()` cannot leave one held and a signal handler may dump.
+//! Finding a sample on `free`. A sampled block's page is marked
+//! (`smp::mark_sampled`): it hides its blocks from the fast free check, so
+//! their `free` takes the shim's checked slow path, and only that path asks
+//! the profiler ([`on_free`]). Frees into pages without a live sample run
+//! the unprofiled fast path unchanged. Live samples are indexed by block
+//! address in an open-addressing table ([`SLOTS`] words, each the address
+//! and the record's index packed, probed over a bounded window so a lookup
+//! is short whatever the history) behind a counting filter: a static array
+//! of 4-bit counters indexed by a hash of the address, one more for each
+//! live sample; only a non-zero counter (a sampled block, or a rare
+//! collision) probes the table. Only the page's owner may mark it, so a
+//! `realloc` that keeps another thread's block in place and draws a sample
+//! loses that sample (counted as lost). Nothing takes a lock, so `fork()`
+//! cannot leave one held and a signal handler may dump.
 //!
 //! Dumps. The raw text format (one record per line):
 //!
@@ -66,6 +72,7 @@ use core::sync::atomic::{
 use super::fmt::Writer;
 use super::options::Options;
 use crate::allocators::debug::{maps, trace};
+use crate::allocators::smp;
 use crate::sys;
 use crate::sys::tls::StaticSlot;
 
@@ -268,6 +275,35 @@ pub fn at_exit() {
     }
 }
 
+/// Counts `size` requested bytes, about to be allocated, against the
+/// calling thread's countdown: true when the count ran out, and the block
+/// is then to be handed to [`on_due`] once made. (Counting before the
+/// allocation lets `malloc` end in a tail call to the allocator.)
+///
+/// # Safety
+/// Profiling is on ([`init`] returned true).
+#[inline(always)]
+pub unsafe fn count_down(size: usize) -> bool {
+    let t = thread();
+    // SAFETY: the calling thread's own slot, touched by no other thread.
+    unsafe {
+        (*t).left -= size as i64;
+        (*t).left < 0
+    }
+}
+
+/// Samples block `p` of `size` requested bytes, for which [`count_down`]
+/// just returned true.
+///
+/// # Safety
+/// As for [`on_alloc`].
+#[cold]
+#[inline(never)]
+pub unsafe fn on_due(p: *mut u8, size: usize) {
+    // SAFETY: the calling thread's own slot; the caller's promise on p.
+    unsafe { sample(thread(), p, size) };
+}
+
 /// Counts an allocation of `size` requested bytes at `p` (live, just
 /// made) against the calling thread's countdown; samples it when the count
 /// runs out.
@@ -443,13 +479,20 @@ unsafe fn record(p: *mut u8, size: usize) {
     r.free_ms.store(NOT_FREED, Relaxed);
     r.trace.store(trace, Relaxed);
     r.seq.store(s.wrapping_add(2), Release);
-    if insert(p as usize, i) {
-        count(p as usize, true);
-        r.state.store(LIVE, Release);
-    } else {
-        r.state.store(EMPTY, Release);
-        LOST.fetch_add(1, Relaxed);
+    // The mark sends the block's `free` to the shim's slow path, where
+    // `on_free` finds it (the fast path has no test for samples).
+    // SAFETY: caller's promise: a live block of ours.
+    if unsafe { smp::mark_sampled(p) } {
+        if insert(p as usize, i) {
+            count(p as usize, true);
+            r.state.store(LIVE, Release);
+            return;
+        }
+        // SAFETY: marked just above.
+        unsafe { smp::unmark_sampled(p) };
     }
+    r.state.store(EMPTY, Release);
+    LOST.fetch_add(1, Relaxed);
 }
 
 /// Claims a record for writing: an unused one, or else the oldest freed
@@ -525,28 +568,45 @@ fn take(p: usize) -> Option<usize> {
 
 /// Notes the free of block `p` (called before the block is freed, so that
 /// its address cannot be sampled again first).
+///
+/// # Safety
+/// `p` is a live block of the smp allocator that the caller owns, or a
+/// pointer that is not a block of it at all (a misuse about to be
+/// reported): only an indexed sample's page is touched.
 #[inline(always)]
-pub fn on_free(p: *mut u8) {
+pub unsafe fn on_free(p: *mut u8) {
     if maybe_sampled(p as usize) {
-        on_free_slow(p);
+        // SAFETY: caller's promise.
+        unsafe { on_free_slow(p) };
     }
 }
 
+/// # Safety
+/// As for [`on_free`].
 #[cold]
 #[inline(never)]
-fn on_free_slow(p: *mut u8) {
-    if let Some(i) = take_sample(p) {
+unsafe fn on_free_slow(p: *mut u8) {
+    // SAFETY: caller's promise (a pointer in the index is a live sample).
+    if let Some(i) = unsafe { take_sample(p) } {
         finish_free(i);
     }
 }
 
 /// A sampled block about to be freed or moved (`realloc`): removed from
 /// the index; hand the result to [`finish_free`] or [`put_back`].
-pub fn take_sample(p: *mut u8) -> Option<usize> {
+///
+/// # Safety
+/// `p` is a live block of the smp allocator that the caller owns, or not a
+/// block at all (only an indexed sample's page is touched).
+pub unsafe fn take_sample(p: *mut u8) -> Option<usize> {
     if !ON.load(Acquire) || !maybe_sampled(p as usize) {
         return None;
     }
-    take(p as usize)
+    let i = take(p as usize)?;
+    // SAFETY: caller's promise; a block in the index was marked by
+    // `record` (or `put_back`) when it went in.
+    unsafe { smp::unmark_sampled(p) };
+    Some(i)
 }
 
 /// Marks sample `i` (from [`take_sample`]) freed now.
@@ -558,14 +618,24 @@ pub fn finish_free(i: usize) {
 }
 
 /// Puts sample `i` of block `p` back (a `realloc` that failed).
-pub fn put_back(p: *mut u8, i: Option<usize>) {
-    if let Some(i) = i {
+///
+/// # Safety
+/// `p` is a live block of the smp allocator that the caller owns, and `i`
+/// came from [`take_sample`] of it.
+pub unsafe fn put_back(p: *mut u8, i: Option<usize>) {
+    let Some(i) = i else { return };
+    // SAFETY: caller's promise.
+    if unsafe { smp::mark_sampled(p) } {
         if insert(p as usize, i) {
             count(p as usize, true);
-        } else {
-            finish_free(i);
+            return;
         }
+        // SAFETY: marked just above.
+        unsafe { smp::unmark_sampled(p) };
     }
+    // Another thread's page (no mark possible), or no room: the sample
+    // ends here, as if freed.
+    finish_free(i);
 }
 
 /// Dumps to the profile file when the interval has passed.
