@@ -32,10 +32,11 @@
 //! the environment without allocating, so it works for the first
 //! allocation of the process, from the dynamic loader or TLS set-up), and
 //! then counts and injects failures as asked. With the heap profiler on
-//! (`READY | PROFILE`), allocations and frees take the fast paths' calls
-//! from one branch further (`alloc_general`, `free`), with the sampling
-//! countdown and the sampled-block check of `profile.rs` around them. There
-//! is no lock anywhere, so
+//! (`READY | PROFILE`), `malloc` counts down before the same allocation
+//! (`alloc_profiled`), and `free` takes the same fast path: a page holding
+//! a sampled block fails its check, so the block's `free` reaches
+//! `free_cold`, which tells the profiler (see `profile.rs`). There is no
+//! lock anywhere, so
 //! `fork()` cannot leave one held; initialisation is idempotent, so two
 //! threads racing through it agree.
 //!
@@ -480,10 +481,19 @@ unsafe fn free_sized_fast(p: *mut u8, size: usize, func: &str) {
 #[cold]
 #[inline(never)]
 unsafe fn free_cold(p: *mut u8, func: &str) {
-    if FLAGS.load(Relaxed) & PROFILE != 0 {
+    let f = FLAGS.load(Relaxed);
+    if f & PROFILE != 0 {
         // A block of a page with a live sample, a huge block, or misuse.
         // SAFETY: caller's promise: a live block, or not a block at all.
         unsafe { profile::on_free(p) };
+        // SAFETY: without NO_FAST, smp::prepare() succeeded (see `free`);
+        // the caller's promise.
+        if f & NO_FAST == 0
+            && (p as usize) & (MIN_ALIGN - 1) == 0
+            && unsafe { smp::free_fast_marked(p) }
+        {
+            return;
+        }
     }
     if (p as usize) & (MIN_ALIGN - 1) != 0 {
         fatal::misuse(func, Misuse::Misaligned, p);

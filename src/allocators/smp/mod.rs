@@ -62,7 +62,8 @@ mod stats;
 mod thread;
 
 pub use classify::{
-    PtrCheck, alloc_zeroed, free_checked, free_fast, free_fast_sized, live_block_size,
+    PtrCheck, alloc_zeroed, free_checked, free_fast, free_fast_marked, free_fast_sized,
+    live_block_size,
 };
 #[cfg(feature = "preload")]
 pub(crate) use heap::PURGE_DELAY_MS;
