@@ -486,10 +486,10 @@ unsafe fn free_cold(p: *mut u8, func: &str) {
         // A block of a page with a live sample, a huge block, or misuse.
         // SAFETY: caller's promise: a live block, or not a block at all.
         unsafe { profile::on_free(p) };
-        // SAFETY: without NO_FAST, smp::prepare() succeeded (see `free`);
-        // the caller's promise.
         if f & NO_FAST == 0
             && (p as usize) & (MIN_ALIGN - 1) == 0
+            // SAFETY: without NO_FAST, smp::prepare() succeeded (see
+            // `free`); the caller's promise.
             && unsafe { smp::free_fast_marked(p) }
         {
             return;

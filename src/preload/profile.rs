@@ -373,6 +373,25 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// `-ln(u)` for `u` in (0, 1], without libm (the shim does not load it
+/// for one function: every library loaded costs each process resident
+/// memory). `u = m * 2^e` with `m` in [1, 2); `ln(m) = 2 atanh(s)`,
+/// `s = (m - 1) / (m + 1)` in [0, 1/3), by its series to `s^15` (relative
+/// error below 1e-8, far inside the sampler's own randomness).
+fn neg_ln(u: f64) -> f64 {
+    debug_assert!(u > 0.0 && u <= 1.0);
+    let bits = u.to_bits();
+    let e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let m = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1023u64 << 52));
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let mut t = 1.0 / 15.0;
+    for k in [13.0, 11.0, 9.0, 7.0, 5.0, 3.0, 1.0] {
+        t = t * s2 + 1.0 / k;
+    }
+    -(e as f64 * core::f64::consts::LN_2 + 2.0 * s * t)
+}
+
 /// The next gap between samples: exponential with mean `rate`, from
 /// xorshift64* (53 random bits give a uniform in (0, 1]).
 fn gap(rng: &mut u64) -> i64 {
@@ -383,7 +402,7 @@ fn gap(rng: &mut u64) -> i64 {
     *rng = x;
     let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
     let u = ((r >> 11) + 1) as f64 / (1u64 << 53) as f64;
-    let g = -u.ln() * RATE.load(Relaxed) as f64;
+    let g = neg_ln(u) * RATE.load(Relaxed) as f64;
     // At least one byte; a draw beyond i64 (impossible below MAX_RATE)
     // saturates.
     (g as i64).max(1)
@@ -865,6 +884,24 @@ pub fn dump(fd: c_int) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn neg_ln_matches_the_library_logarithm() {
+        let mut u = 1.0f64;
+        while u > 1e-300 {
+            for v in [u, u * 0.7, u * 0.5000001] {
+                let (got, want) = (super::neg_ln(v), -v.ln());
+                assert!(
+                    (got - want).abs() <= 1e-8 * want.abs().max(1.0),
+                    "{v}: {got} vs {want}"
+                );
+            }
+            u *= 0.37;
+        }
+        assert_eq!(super::neg_ln(1.0), 0.0);
+        let tiny = 1.0 / (1u64 << 53) as f64;
+        assert!((super::neg_ln(tiny) - 53.0 * core::f64::consts::LN_2).abs() < 1e-9);
+    }
+
     use super::*;
 
     #[test]

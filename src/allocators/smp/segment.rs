@@ -233,7 +233,20 @@ pub static ABANDONED: SegmentStack = SegmentStack::new();
 /// pages are marked dirty (so the heap reuses them before untouched ones,
 /// and decommits them after the purge delay if it does not).
 pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
-    let Some(c) = reserve::claim(1) else {
+    let shift = PAGE_SHIFT[kind as usize];
+    // A dirty slot whose header says it last held a segment of this kind
+    // (a released segment keeps its page shift; see `segment_release`).
+    let last_held_kind = |addr: usize| {
+        // SAFETY: a dirty free slot held a segment or a huge block, whose
+        // header page stays mapped and resident (see `reserve.rs`); the
+        // reads are racy by design (a preference only).
+        unsafe {
+            let h = addr as *const Segment;
+            ptr::read_volatile((*h).kind.as_ptr()) == CACHED
+                && ptr::read_volatile((*h).page_shift.as_ptr()) == shift
+        }
+    };
+    let Some(c) = reserve::claim_like(last_held_kind) else {
         return ptr::null_mut();
     };
     if !chunk_map::prepare_range(c.addr, SEGMENT_SIZE) {
@@ -243,7 +256,6 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
     let seg = c.addr as *mut Segment;
     // SAFETY: seg is a slot of ours that only we reference now.
     let s = unsafe { &*seg };
-    let shift = PAGE_SHIFT[kind as usize];
     let count = (SEGMENT_SIZE >> shift) as u32;
     let all = if count == 64 {
         u64::MAX
