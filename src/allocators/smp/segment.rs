@@ -339,17 +339,23 @@ pub fn chunk_head_at(addr: usize) -> bool {
 /// Runs the purge of what all threads share (the reserve and the cache of
 /// huge mappings) if one is due.
 pub fn maybe_purge_shared(now: u64, delay: u64) {
-    reserve::maybe_purge(now, delay);
-    huge_cache_purge(now, false);
+    super::purger::guarded(|| {
+        reserve::maybe_purge(now, delay);
+        huge_cache_purge(now, false);
+    });
 }
 
 /// Purges what all threads share: the reserve's slots free for `delay` ms
 /// and cached huge mappings unused for long (everything when `force`).
 /// Returns whether something is left for a later pass.
+/// Skipped (with `true`) while a `fork()` is under way.
 pub fn purge_shared(now: u64, delay: u64, force: bool) -> bool {
-    let left = reserve::purge(now, delay, force);
-    huge_cache_purge(if force { 0 } else { now }, force);
-    left || huge_cache_used()
+    super::purger::guarded(|| {
+        let left = reserve::purge(now, delay, force);
+        huge_cache_purge(if force { 0 } else { now }, force);
+        left || huge_cache_used()
+    })
+    .unwrap_or(true)
 }
 
 /// Records that page `i`'s blocks up to `carved_end` (an address) are now
