@@ -11,7 +11,9 @@
 //! [`RESERVE_HUGE_MAX`] bytes takes a run of consecutive slots. Claims
 //! prefer dirty slots: memory that is still resident is reused without a
 //! page fault, and a thread that exits hands its empty segments here still
-//! committed, so the next thread takes them for free.
+//! committed, so the next thread takes them for free. A segment prefers a
+//! dirty slot that last held a segment of its own kind ([`claim_like`]), so
+//! that its pages fall where the resident ones are.
 //!
 //! Nothing is given back to the OS on free. Each slot remembers when it was
 //! freed; a purge pass ([`purge`]) decommits (`MADV_DONTNEED`) the dirty
