@@ -30,7 +30,6 @@ pub mod allocators;
 pub mod collections;
 /// cbindgen:ignore
 pub mod global;
-pub mod lock;
 /// cbindgen:ignore
 #[cfg(feature = "preload")]
 pub mod preload;

@@ -30,7 +30,8 @@
 
 use core::ffi::c_char;
 
-use super::fmt::Writer;
+use crate::sys::fd;
+use crate::sys::write::Writer;
 
 /// How statistics are printed at exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,44 +147,15 @@ pub fn load(report: bool) -> Options {
 /// `LA_*` entry (entries longer than 256 bytes are cut; no `LA_*` value is
 /// that long).
 fn read_proc_environ(opts: &mut Options, report: bool) {
-    // SAFETY: a constant NUL-terminated path; open has no other
-    // precondition.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/environ".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
+    let Some(fd) = fd::open_read(c"/proc/self/environ") else {
         return;
-    }
-    let mut chunk = [0u8; 1024];
-    let mut entry = [0u8; 256];
-    let mut len = 0usize;
-    loop {
-        // SAFETY: chunk is a writable buffer of the given length.
-        let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
-        if n < 0 && super::errno::get() == libc::EINTR {
-            continue;
-        }
-        if n <= 0 {
-            break;
-        }
-        for &b in &chunk[..n as usize] {
-            if b == 0 {
-                apply(opts, &entry[..len], report);
-                len = 0;
-            } else if len < entry.len() {
-                entry[len] = b;
-                len += 1;
-            }
-        }
-    }
-    if len > 0 {
-        apply(opts, &entry[..len], report);
-    }
-    // SAFETY: fd was opened above and is closed once.
-    unsafe { libc::close(fd) };
+    };
+    let mut buf = [0u8; 1024];
+    fd::for_each_record(fd, 0, &mut buf, |entry| {
+        apply(opts, &entry[..entry.len().min(256)], report);
+        true
+    });
+    fd::close(fd);
 }
 
 /// Applies one `NAME=value` environment entry (non-`LA_` names are
