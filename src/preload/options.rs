@@ -57,10 +57,14 @@ pub struct Options {
     /// `LA_DEBUG` was set (the debug mode; see `debug_mode.rs`;
     /// verbose).
     pub debug_requested: bool,
-    /// `LA_DEBUG_FRAMES`, `LA_DEBUG_QUARANTINE`, `LA_DEBUG_FILL` (unset:
-    /// the debug allocator's defaults).
+    /// `LA_DEBUG_FRAMES`: frames per stack trace (unset: the debug
+    /// allocator's default).
     pub debug_frames: Option<usize>,
+    /// `LA_DEBUG_QUARANTINE`: freed bytes held back before reuse (unset:
+    /// the default).
     pub debug_quarantine: Option<usize>,
+    /// `LA_DEBUG_FILL`: bytes of each freed block filled and checked for
+    /// writes after free (unset: the default).
     pub debug_fill: Option<usize>,
     /// `LA_PURGE_DELAY_MS` (unset: the allocator's default).
     pub purge_delay_ms: Option<u64>,
@@ -69,6 +73,7 @@ pub struct Options {
     /// `LA_PROFILE`: the profile path (`profile_path_len` bytes, empty when
     /// unset).
     pub profile_path: [u8; super::profile::PATH_MAX],
+    /// How many bytes of `profile_path` are the path.
     pub profile_path_len: usize,
     /// `LA_PROFILE_RATE` (unset: the default, 512 KiB).
     pub profile_rate: Option<u64>,
