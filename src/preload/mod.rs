@@ -158,7 +158,7 @@ fn init() -> u8 {
         w.str("liballoc: preload shim active (liballoc ")
             .str(env!("CARGO_PKG_VERSION"))
             .str(", pid ")
-            .u64(u64::from(std::process::id()))
+            .u64(u64::from(crate::sys::process_id()))
             .str(", stats ")
             .str(match opts.stats {
                 StatsMode::Off => "off",

@@ -28,9 +28,7 @@
 //! Any other `LA_*` name, or a value the shim cannot use, gets a one-line
 //! warning on stderr; the variable is then ignored.
 
-use core::ffi::c_char;
-
-use crate::sys::fd;
+use crate::sys;
 use crate::sys::write::Writer;
 
 /// How statistics are printed at exit.
@@ -118,49 +116,13 @@ const RESERVED: [&[u8]; 4] = [
     b"LA_LOG_PATH",
 ];
 
-unsafe extern "C" {
-    static environ: *const *const c_char;
-}
-
 /// Reads the options from the process environment (see the module doc);
 /// warnings are printed only when `report` is true.
 pub fn load(report: bool) -> Options {
     let mut opts = Options::DEFAULT;
-    // SAFETY: `environ` is the C library's pointer; reading the pointer
-    // value itself is always allowed (it is NULL before libc sets it).
-    let env = unsafe { core::ptr::read_volatile(&raw const environ) };
-    if !env.is_null() {
-        let mut i = 0;
-        loop {
-            // SAFETY: environ is a NULL-terminated array of C strings.
-            let entry = unsafe { *env.add(i) };
-            if entry.is_null() {
-                break;
-            }
-            // SAFETY: each entry is a NUL-terminated string.
-            let bytes = unsafe { core::ffi::CStr::from_ptr(entry) }.to_bytes();
-            apply(&mut opts, bytes, report);
-            i += 1;
-        }
-    } else {
-        read_proc_environ(&mut opts, report);
-    }
+    // Entries longer than 256 bytes are cut; no `LA_*` value is that long.
+    sys::process::for_each_env(|entry| apply(&mut opts, &entry[..entry.len().min(256)], report));
     opts
-}
-
-/// Streams `/proc/self/environ` through a stack buffer, applying every
-/// `LA_*` entry (entries longer than 256 bytes are cut; no `LA_*` value is
-/// that long).
-fn read_proc_environ(opts: &mut Options, report: bool) {
-    let Some(fd) = fd::open_read(c"/proc/self/environ") else {
-        return;
-    };
-    let mut buf = [0u8; 1024];
-    fd::for_each_record(fd, 0, &mut buf, |entry| {
-        apply(opts, &entry[..entry.len().min(256)], report);
-        true
-    });
-    fd::close(fd);
 }
 
 /// Applies one `NAME=value` environment entry (non-`LA_` names are

@@ -1,15 +1,50 @@
-//! The process and its threads as the OS sees them: ids, signal handlers,
-//! cancellation, and ending the process.
+//! The process and its threads as the OS sees them: ids, the environment,
+//! signal handlers, cancellation, and ending the process.
 //!
 //! Nothing here allocates or takes a lock; failures are reported by
 //! return value and `errno` is left as it was.
 
-use super::errno;
-use core::ffi::c_int;
+use super::{errno, fd};
+use core::ffi::{CStr, c_char, c_int};
 use core::ptr;
 
 unsafe extern "C" {
     fn pthread_setcancelstate(state: c_int, old: *mut c_int) -> c_int;
+    static environ: *const *const c_char;
+}
+
+/// Calls `f` on each `NAME=value` entry of the process environment,
+/// without allocating and without `getenv`: from the C library's `environ`
+/// once it is set, else (early in process start, before the C runtime is
+/// ready) from `/proc/self/environ` through a stack buffer (entries longer
+/// than 1 KiB are cut).
+pub fn for_each_env(mut f: impl FnMut(&[u8])) {
+    // SAFETY: `environ` is the C library's pointer; reading the pointer
+    // value itself is always allowed (it is NULL before libc sets it).
+    let env = unsafe { ptr::read_volatile(&raw const environ) };
+    if env.is_null() {
+        let Some(fd) = fd::open_read(c"/proc/self/environ") else {
+            return;
+        };
+        let mut buf = [0u8; 1024];
+        fd::for_each_record(fd, 0, &mut buf, |entry| {
+            f(entry);
+            true
+        });
+        fd::close(fd);
+        return;
+    }
+    let mut i = 0;
+    loop {
+        // SAFETY: environ is a NULL-terminated array of C strings.
+        let entry = unsafe { *env.add(i) };
+        if entry.is_null() {
+            break;
+        }
+        // SAFETY: each entry is a NUL-terminated string.
+        f(unsafe { CStr::from_ptr(entry) }.to_bytes());
+        i += 1;
+    }
 }
 
 /// `PTHREAD_CANCEL_DISABLE` (glibc and musl).
@@ -78,6 +113,13 @@ mod tests {
         restore_cancel(old);
         assert_eq!(disable_cancel(), old);
         restore_cancel(old);
+    }
+
+    #[test]
+    fn environment() {
+        let mut path = false;
+        for_each_env(|e| path |= e.starts_with(b"PATH="));
+        assert!(path);
     }
 
     #[test]
