@@ -336,12 +336,7 @@ mod tests {
     fn failed_calls_keep_errno() {
         let page = page_size();
         let p = map(page).unwrap().as_ptr();
-        let errno = || {
-            // SAFETY: the thread's errno slot.
-            unsafe { *libc::__errno_location() }
-        };
-        // SAFETY: the thread's errno slot.
-        unsafe { *libc::__errno_location() = 4321 };
+        errno::set(4321);
         // SAFETY: an empty and a misaligned range inside our mapping: the
         // calls fail with EINVAL without touching anything.
         unsafe {
@@ -349,7 +344,7 @@ mod tests {
             assert!(!protect_rw(p.add(1), 1));
         }
         assert!(map(usize::MAX - page).is_none());
-        assert_eq!(errno(), 4321);
+        assert_eq!(errno::get(), 4321);
         // SAFETY: the mapping is ours.
         unsafe { unmap(p, page) };
     }
