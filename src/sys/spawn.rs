@@ -99,4 +99,23 @@ mod tests {
         fd::close(missing.stdout);
         assert_eq!(wait(missing.pid), Some(127 << 8));
     }
+
+    #[test]
+    fn only_stdout_reaches_the_pipe() {
+        let argv = [
+            c"sh".as_ptr(),
+            c"-c".as_ptr(),
+            c"echo out; echo err >&2; cat".as_ptr(),
+            ptr::null(),
+        ];
+        let envp = [ptr::null()];
+        // SAFETY: NUL-terminated strings in NULL-ended arrays.
+        let child =
+            unsafe { spawn_piped(c"/bin/sh".as_ptr(), argv.as_ptr(), envp.as_ptr()) }.unwrap();
+        let mut buf = [0u8; 16];
+        let n = fd::read_full(child.stdout, &mut buf);
+        fd::close(child.stdout);
+        assert_eq!(&buf[..n], b"out\n");
+        assert_eq!(wait(child.pid), Some(0));
+    }
 }

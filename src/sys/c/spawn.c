@@ -5,7 +5,8 @@
  * vfork + execve: the child borrows the parent's memory until execve, so
  * nothing is copied or allocated, no fork handlers run, and it works from
  * inside free() under the malloc shim. In the child, each of the three
- * standard descriptors becomes the one given, or /dev/null for -1. The
+ * standard descriptors becomes a copy of the one given, or /dev/null for
+ * -1; the child inherits nothing else opened with O_CLOEXEC. The
  * names have no la_ prefix: internal, not exported from liballoc.so.
  */
 #define _GNU_SOURCE
@@ -31,14 +32,23 @@ int liballoc_sys_wait(int pid);
 int liballoc_sys_spawn(const struct liballoc_sys_command *cmd) {
     pid_t pid = vfork();
     if (pid != 0) return pid < 0 ? -1 : (int)pid;
+    /* In the child. Sources are first moved above 2, so that placing one
+     * standard descriptor never overwrites the source of another (a program
+     * may have closed its own), and dup2 always makes a copy without
+     * close-on-exec. */
+    int src[3];
     int null_fd = -1;
     for (int i = 0; i < 3; i++) {
-        int from = cmd->std_fds[i];
-        if (from < 0) {
-            if (null_fd < 0) null_fd = open("/dev/null", O_RDWR);
-            from = null_fd;
+        src[i] = cmd->std_fds[i];
+        if (src[i] < 0) {
+            if (null_fd < 0) null_fd = fcntl(open("/dev/null", O_RDWR | O_CLOEXEC), F_DUPFD_CLOEXEC, 3);
+            src[i] = null_fd;
+        } else if (src[i] < 3) {
+            src[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 3);
         }
-        if (from >= 0 && from != i) dup2(from, i);
+    }
+    for (int i = 0; i < 3; i++) {
+        if (src[i] >= 0) dup2(src[i], i);
     }
     execve(cmd->path, cmd->argv, cmd->envp);
     _exit(127);
