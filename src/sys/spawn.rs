@@ -81,41 +81,41 @@ mod tests {
     use super::*;
     use core::ptr;
 
-    #[test]
-    fn runs_a_program_and_reads_its_output() {
-        let argv = [c"echo".as_ptr(), c"hello".as_ptr(), ptr::null()];
+    /// Runs `path` with `args` (and an empty environment): what it wrote to
+    /// stdout (up to 16 bytes) and its wait status.
+    fn run(
+        path: &core::ffi::CStr,
+        args: &[&core::ffi::CStr],
+    ) -> (std::vec::Vec<u8>, Option<c_int>) {
+        let mut argv: std::vec::Vec<*const c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(ptr::null());
         let envp = [ptr::null()];
         // SAFETY: NUL-terminated strings in NULL-ended arrays.
-        let child =
-            unsafe { spawn_piped(c"/bin/echo".as_ptr(), argv.as_ptr(), envp.as_ptr()) }.unwrap();
+        let child = unsafe { spawn_piped(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) }.unwrap();
         let mut buf = [0u8; 16];
         let n = fd::read_full(child.stdout, &mut buf);
         fd::close(child.stdout);
-        assert_eq!(&buf[..n], b"hello\n");
-        assert_eq!(wait(child.pid), Some(0));
-        // SAFETY: as above; the program does not exist.
-        let missing =
-            unsafe { spawn_piped(c"/nonexistent".as_ptr(), argv.as_ptr(), envp.as_ptr()) }.unwrap();
-        fd::close(missing.stdout);
-        assert_eq!(wait(missing.pid), Some(127 << 8));
+        (buf[..n].to_vec(), wait(child.pid))
+    }
+
+    #[test]
+    fn runs_a_program_and_reads_its_output() {
+        assert_eq!(
+            run(c"/bin/echo", &[c"echo", c"hello"]),
+            (b"hello\n".to_vec(), Some(0))
+        );
+        assert_eq!(
+            run(c"/nonexistent", &[c"x"]),
+            (std::vec::Vec::new(), Some(127 << 8))
+        );
     }
 
     #[test]
     fn only_stdout_reaches_the_pipe() {
-        let argv = [
-            c"sh".as_ptr(),
-            c"-c".as_ptr(),
-            c"echo out; echo err >&2; cat".as_ptr(),
-            ptr::null(),
-        ];
-        let envp = [ptr::null()];
-        // SAFETY: NUL-terminated strings in NULL-ended arrays.
-        let child =
-            unsafe { spawn_piped(c"/bin/sh".as_ptr(), argv.as_ptr(), envp.as_ptr()) }.unwrap();
-        let mut buf = [0u8; 16];
-        let n = fd::read_full(child.stdout, &mut buf);
-        fd::close(child.stdout);
-        assert_eq!(&buf[..n], b"out\n");
-        assert_eq!(wait(child.pid), Some(0));
+        let script = c"echo out; echo err >&2; cat";
+        assert_eq!(
+            run(c"/bin/sh", &[c"sh", c"-c", script]),
+            (b"out\n".to_vec(), Some(0))
+        );
     }
 }
