@@ -23,6 +23,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 pub mod alignment;
 pub mod allocators;
@@ -30,7 +31,6 @@ pub mod allocators;
 pub mod collections;
 /// cbindgen:ignore
 pub mod global;
-pub mod lock;
 /// cbindgen:ignore
 #[cfg(feature = "preload")]
 pub mod preload;

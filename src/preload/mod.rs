@@ -15,8 +15,6 @@
 //! | `options.rs` | `LA_*` environment options, read without allocating |
 //! | `stats.rs` | the smp allocator's statistics, the shim's per-class counters (`LA_STATS`), the table / JSON output |
 //! | `fatal.rs` | `liballoc: fatal: ...` reports followed by `abort()` |
-//! | `fmt.rs` | allocation-free formatting into a stack buffer |
-//! | `errno.rs` | `errno` without a call into libc (set on failure; smp's `free` never changes it) |
 //! | `debug_mode.rs` | `LA_DEBUG=1`: the debug allocator behind every entry point, its leak check at exit |
 //! | `profile.rs` | the sampled heap profiler (`LA_PROFILE`, `la_profile_dump`) |
 //! | `depot.rs` | the profiler's store of distinct stack traces |
@@ -61,13 +59,15 @@ use core::sync::atomic::{
 };
 
 use crate::allocators::smp::{self, PtrCheck};
+use crate::sys::errno;
+use crate::sys::write::Writer;
+// `debug_mode.rs` names the writer `super::fmt`.
+use crate::sys::write as fmt;
 
 mod cxx;
 mod debug_mode;
 mod depot;
-pub mod errno;
 pub mod fatal;
-pub mod fmt;
 mod introspect;
 pub mod options;
 pub mod profile;
@@ -135,7 +135,7 @@ fn init() -> u8 {
     if opts.debug_requested && debug_mode::init(&opts) {
         flags |= DEBUG;
         if opts.profile_requested() && first {
-            fmt::Writer::fd(2).str(
+            Writer::fd(2).str(
                 "liballoc: warning: LA_PROFILE* ignored in the debug mode (it records every allocation)\n",
             );
         }
@@ -155,11 +155,11 @@ fn init() -> u8 {
     // Release: a thread that sees READY alone also sees the chunk map.
     FLAGS.store(flags, Release);
     if first && opts.verbose {
-        let mut w = fmt::Writer::fd(2);
+        let mut w = Writer::fd(2);
         w.str("liballoc: preload shim active (liballoc ")
             .str(env!("CARGO_PKG_VERSION"))
             .str(", pid ")
-            .u64(u64::from(std::process::id()))
+            .u64(u64::from(crate::sys::process_id()))
             .str(", stats ")
             .str(match opts.stats {
                 StatsMode::Off => "off",
@@ -737,7 +737,7 @@ pub fn alloc_aligned(size: usize, align: usize) -> *mut u8 {
 /// Prints the statistics selected by `LA_STATS` (at exit).
 fn print_exit_stats() {
     let mode = STATS_MODE.load(Relaxed);
-    let mut w = fmt::Writer::fd(2);
+    let mut w = Writer::fd(2);
     if mode == StatsMode::Table as u8 {
         stats::print_table(&mut w, true);
     } else if mode == StatsMode::Json as u8 {

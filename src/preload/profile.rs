@@ -3,7 +3,7 @@
 //! `la_profile_dump`).
 //!
 //! Sampling. Each thread counts down the bytes it allocates (requested
-//! sizes) in a static-TLS slot (`src/c/prof_tls.c`). When the count goes
+//! sizes) in a static-TLS slot (`src/sys/c/prof_tls.c`). When the count goes
 //! below zero the allocation is sampled and a new count is drawn from an
 //! exponential distribution with mean `rate` (from a per-thread xorshift
 //! generator). The sample points therefore form a Poisson process over the
@@ -69,12 +69,12 @@ use core::sync::atomic::{
     fence,
 };
 
-use super::fmt::Writer;
 use super::options::Options;
 use crate::allocators::debug::{maps, trace};
 use crate::allocators::smp;
 use crate::sys;
 use crate::sys::tls::StaticSlot;
+use crate::sys::write::Writer;
 
 /// Most frames a sample's trace holds.
 pub const MAX_FRAMES: usize = 64;
@@ -126,7 +126,7 @@ struct Record {
 }
 
 /// The sampler's per-thread state: the layout of `struct
-/// liballoc_prof_thread` in `src/c/prof_tls.c`.
+/// liballoc_prof_thread` in `src/sys/c/prof_tls.c`.
 #[repr(C)]
 struct Thread {
     /// Bytes left before the next sample (may go negative).
@@ -263,9 +263,9 @@ extern "C" fn fork_child() {
 }
 
 extern "C" fn on_signal(_sig: c_int) {
-    let errno = super::errno::get();
+    let errno = crate::sys::errno::get();
     dump_to_file();
-    super::errno::set(errno);
+    crate::sys::errno::set(errno);
 }
 
 /// At exit: the final dump, when `LA_PROFILE` names a file.

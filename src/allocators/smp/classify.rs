@@ -617,13 +617,11 @@ mod tests {
     fn free_keeps_errno() {
         for &len in &[16usize, 100 << 10, 8 << 20] {
             let p = super::super::alloc(len, 4);
-            // SAFETY: the thread's errno slot.
-            unsafe { *libc::__errno_location() = 4321 };
+            crate::sys::errno::set(4321);
             // SAFETY: a live block of ours.
             assert_eq!(unsafe { free_checked(p) }, PtrCheck::Live);
             super::super::collect();
-            // SAFETY: as above.
-            assert_eq!(unsafe { *libc::__errno_location() }, 4321);
+            assert_eq!(crate::sys::errno::get(), 4321);
         }
     }
 }
