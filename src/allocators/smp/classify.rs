@@ -308,16 +308,8 @@ pub unsafe fn free_checked(ptr: *mut u8) -> PtrCheck {
 /// that happens-before this call.
 #[inline(always)]
 pub unsafe fn free_fast(ptr: *mut u8) -> bool {
-    // SAFETY: caller's promise: the chunk map exists.
-    match unsafe { live_block::<false>(ptr as usize) } {
-        Some(page) => {
-            // SAFETY: a live block of page (confirmed), now owned by us
-            // (caller's promise).
-            unsafe { free_in(page, ptr) };
-            true
-        }
-        None => false,
-    }
+    // SAFETY: caller's promise.
+    unsafe { free_confirmed::<false>(ptr) }
 }
 
 /// [`free_fast`] for a block of a page that may hold a sample of the heap
@@ -329,8 +321,18 @@ pub unsafe fn free_fast(ptr: *mut u8) -> bool {
 /// As for [`free_fast`].
 #[inline]
 pub unsafe fn free_fast_marked(ptr: *mut u8) -> bool {
+    // SAFETY: caller's promise.
+    unsafe { free_confirmed::<true>(ptr) }
+}
+
+/// Frees `ptr` when [`live_block`] (with `MARKED`) confirms it.
+///
+/// # Safety
+/// As for [`free_fast`].
+#[inline(always)]
+unsafe fn free_confirmed<const MARKED: bool>(ptr: *mut u8) -> bool {
     // SAFETY: caller's promise: the chunk map exists.
-    match unsafe { live_block::<true>(ptr as usize) } {
+    match unsafe { live_block::<MARKED>(ptr as usize) } {
         Some(page) => {
             // SAFETY: a live block of page (confirmed), now owned by us
             // (caller's promise).
