@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "liballoc.h"
 
 enum { REGISTRY_CORE = 1, REGISTRY_FAMILY = 2, REGISTRY_DEBUG = 4, REGISTRY_ALL = 7 };
 

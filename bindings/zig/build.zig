@@ -3,7 +3,8 @@
 //! dependency by path, exactly as a Zig project that fetched liballoc gets
 //! it: that package runs `make lib` and links build/liballoc.a.
 //!
-//!   zig build test      Zig's allocator tests and std containers on liballoc
+//!   zig build test      Zig's allocator tests and std containers on every allocator
+//!                       of c_tests/registry.h, and the binding's own tests
 //!   zig build bench     std.heap.smp_allocator against la_smp_allocator (ReleaseFast)
 //!   zig build example   examples/zig_example.zig
 //!
@@ -16,8 +17,8 @@ pub fn build(b: *std.Build) void {
     const optimize = b.standardOptimizeOption(.{});
     const liballoc = b.dependency("liballoc", .{ .target = target, .optimize = optimize });
     const mod = liballoc.module("liballoc");
-    // Tests: Zig's own allocator suite and std containers on every liballoc
-    // allocator, and C code driving a Zig allocator.
+    // Tests: Zig's own allocator suite and std containers on every
+    // allocator of c_tests/registry.h, and C code driving a Zig allocator.
     const test_mod = b.createModule(.{
         .root_source_file = b.path("tests/tests.zig"),
         .target = target,
@@ -27,6 +28,18 @@ pub fn build(b: *std.Build) void {
     });
     test_mod.addIncludePath(liballoc.path("include"));
     test_mod.addCSourceFile(.{ .file = b.path("tests/drive.c"), .flags = &.{ "-std=c11", "-Wall", "-Wextra", "-Werror" } });
+    // The allocators under test come from the C suites' registry
+    // (c_tests/registry.h), through c_tests/registry_export.c. Zig's cache
+    // of the test binary follows a C source file but not the headers it
+    // includes, so the three files are compiled from copies in a folder
+    // named by their content: an X line added to registry.h rebuilds.
+    const registry = b.addWriteFiles();
+    _ = registry.addCopyFile(b.path("../../c_tests/registry.h"), "registry.h");
+    _ = registry.addCopyFile(b.path("../../c_tests/check.h"), "check.h");
+    test_mod.addCSourceFile(.{
+        .file = registry.addCopyFile(b.path("../../c_tests/registry_export.c"), "registry_export.c"),
+        .flags = &.{ "-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror" },
+    });
     const tests = b.addTest(.{ .root_module = test_mod });
     const run_tests = b.addRunArtifact(tests);
     run_tests.has_side_effects = true; // run every time, not only when rebuilt

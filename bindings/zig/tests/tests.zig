@@ -1,8 +1,11 @@
 //! Tests of the Zig binding: Zig's own allocator test suite
-//! (std.heap.testAllocator*) and std containers on every general-purpose
-//! liballoc allocator through `std.mem.Allocator`, and the reverse direction:
-//! C code (drive.c) allocating through a Zig arena handed over as an
-//! `la_allocator`.
+//! (std.heap.testAllocator*) and std containers through `std.mem.Allocator`
+//! on every allocator of the C suites' registry (c_tests/registry.h, read
+//! through c_tests/registry_export.c, so an allocator added there is tested
+//! here too) and on the binding's ready-made allocators; what is particular
+//! to one allocator (arena reset, buffer-first routing, failures, pools,
+//! debug checks from threads); and the reverse direction: C code (drive.c)
+//! allocating through a Zig allocator handed over as an `la_allocator`.
 
 const std = @import("std");
 const la = @import("liballoc");
@@ -45,21 +48,53 @@ fn both(a: std.mem.Allocator) !void {
     try containers(a);
 }
 
-test "page allocator" {
+/// The allocators under test, from c_tests/registry.h (one X line each),
+/// made and unmade by the registry's own pairs in c_tests/registry_export.c.
+const registry = struct {
+    const Entry = opaque {};
+    extern fn registry_count() usize;
+    extern fn registry_name(index: usize) ?[*:0]const u8;
+    extern fn registry_make(index: usize, out_allocator: *c.Allocator) ?*Entry;
+    /// 0 when a check of the unmake failed (printed on stderr).
+    extern fn registry_unmake(entry: ?*Entry) c_int;
+};
+
+test "every allocator of c_tests/registry.h passes Zig's suite and std containers" {
+    const n = registry.registry_count();
+    try testing.expect(n > 0);
+    var failed: usize = 0;
+    for (0..n) |i| {
+        const name = registry.registry_name(i) orelse "?";
+        var made: c.Allocator = undefined;
+        const entry = registry.registry_make(i, &made) orelse {
+            std.debug.print("registry allocator {s}: could not be made\n", .{name});
+            failed += 1;
+            continue;
+        };
+        var ad: la.Adapter = .init(made);
+        both(ad.allocator()) catch |err| {
+            std.debug.print("registry allocator {s}: {s}\n", .{ name, @errorName(err) });
+            failed += 1;
+        };
+        if (registry.registry_unmake(entry) == 0) {
+            std.debug.print("registry allocator {s}: its unmake checks failed\n", .{name});
+            failed += 1;
+        }
+    }
+    try testing.expectEqual(@as(usize, 0), failed);
+}
+
+// The binding's ready-made allocators call the C vtable without an Adapter.
+test "pageAllocator()" {
     try both(la.pageAllocator());
 }
 
-test "c allocator" {
+test "cAllocator()" {
     try both(la.cAllocator());
 }
 
-test "smp allocator" {
+test "smpAllocator()" {
     try both(la.smpAllocator());
-}
-
-test "adapter over the smp la_allocator" {
-    var ad: la.Adapter = .init(c.la_smp_allocator());
-    try both(ad.allocator());
 }
 
 test "adapter over a NULL vtable or NULL entries: allocations fail, nothing crashes" {
@@ -77,41 +112,31 @@ test "adapter over a NULL vtable or NULL entries: allocations fail, nothing cras
     none.allocator().rawFree(&buf, .@"1", @returnAddress());
 }
 
-test "arena over page" {
+test "arena (the Zig wrapper): std containers again after a reset that keeps the capacity" {
     var arena = try la.Arena.init(la.page());
     defer arena.deinit();
-    try both(arena.allocator());
+    try containers(arena.allocator());
     try testing.expect(arena.reset(.retain_capacity, 0));
     try containers(arena.allocator());
 }
 
-test "arena over smp" {
-    var arena = try la.Arena.init(c.la_smp_allocator());
-    defer arena.deinit();
-    try both(arena.allocator());
-}
-
-test "fixed buffer" {
+test "fixed buffer: Zig's suite again after a reset" {
     const buf = try std.heap.page_allocator.alloc(u8, 1 << 21);
     defer std.heap.page_allocator.free(buf);
     var fb: c.FixedBuffer = undefined;
     c.la_fixed_buffer_init(&fb, buf.ptr, buf.len);
     var ad: la.Adapter = .init(c.la_fixed_buffer_allocator(&fb));
-    try both(ad.allocator());
+    try zigSuite(ad.allocator());
     c.la_fixed_buffer_reset(&fb);
-    var ts: la.Adapter = .init(c.la_fixed_buffer_thread_safe_allocator(&fb));
-    try both(ts.allocator());
+    try testing.expectEqual(@as(usize, 0), fb.end_index);
+    try zigSuite(ad.allocator());
 }
 
-test "buffer-first over c and smp" {
+test "buffer-first: a small request lands in the buffer, a large one in the fallback" {
     var buf: [4096]u8 = undefined;
     var bf: c.BufferFirst = undefined;
-    c.la_buffer_first_init(&bf, &buf, buf.len, c.la_c_allocator());
-    var ad: la.Adapter = .init(c.la_buffer_first_allocator(&bf));
-    try both(ad.allocator());
     c.la_buffer_first_init(&bf, &buf, buf.len, c.la_smp_allocator());
-    try both(ad.allocator());
-    // A small request lands in the buffer, a large one in the fallback.
+    var ad: la.Adapter = .init(c.la_buffer_first_allocator(&bf));
     const a = ad.allocator();
     const small = try a.alloc(u8, 16);
     defer a.free(small);
@@ -119,30 +144,6 @@ test "buffer-first over c and smp" {
     defer a.free(large);
     try testing.expect(c.la_buffer_first_owns(&bf, small.ptr));
     try testing.expect(!c.la_buffer_first_owns(&bf, large.ptr));
-}
-
-test "thread-safe over c and over an arena" {
-    const ts = c.la_thread_safe_create(c.la_c_allocator()) orelse return error.OutOfMemory;
-    defer c.la_thread_safe_destroy(ts);
-    var ad: la.Adapter = .init(c.la_thread_safe_allocator(ts));
-    try both(ad.allocator());
-
-    var arena = try la.Arena.init(la.page());
-    defer arena.deinit();
-    const ts2 = c.la_thread_safe_create(arena.la()) orelse return error.OutOfMemory;
-    defer c.la_thread_safe_destroy(ts2);
-    var ad2: la.Adapter = .init(c.la_thread_safe_allocator(ts2));
-    try both(ad2.allocator());
-}
-
-test "logging over c" {
-    const fd = std.c.open("/dev/null", .{ .ACCMODE = .WRONLY });
-    try testing.expect(fd >= 0);
-    defer _ = std.c.close(fd);
-    const lg = c.la_logging_create(c.la_c_allocator(), fd, 0) orelse return error.OutOfMemory;
-    defer c.la_logging_destroy(lg);
-    var ad: la.Adapter = .init(c.la_logging_allocator(lg));
-    try both(ad.allocator());
 }
 
 test "failing allocator: errors become error.OutOfMemory" {
@@ -195,14 +196,6 @@ test "round trip: Zig -> la -> Zig runs Zig's suite" {
     try both(ad.allocator());
 }
 
-test "debug allocator over c: clean under Zig's suite" {
-    const d = c.la_debug_create(c.la_c_allocator(), null) orelse return error.OutOfMemory;
-    var ad: la.Adapter = .init(c.la_debug_allocator(d));
-    try both(ad.allocator());
-    try testing.expect(!c.la_debug_detect_leaks(d));
-    try testing.expectEqual(@as(c_int, 0), c.la_debug_destroy(d));
-}
-
 test "debug allocator over smp behind a thread-safe wrapper, from threads" {
     const d = c.la_debug_create(c.la_smp_allocator(), null) orelse return error.OutOfMemory;
     const ts = c.la_thread_safe_create(c.la_debug_allocator(d)) orelse return error.OutOfMemory;
@@ -221,14 +214,6 @@ test "debug allocator over smp behind a thread-safe wrapper, from threads" {
     for (threads) |t| t.join();
     c.la_thread_safe_destroy(ts);
     try testing.expectEqual(@as(c_int, 0), c.la_debug_destroy(d));
-}
-
-test "failing allocator that never fails passes Zig's suite" {
-    const never = std.math.maxInt(usize);
-    const f = c.la_failing_create(c.la_c_allocator(), never, never) orelse return error.OutOfMemory;
-    defer c.la_failing_destroy(f);
-    var ad: la.Adapter = .init(c.la_failing_allocator(f));
-    try both(ad.allocator());
 }
 
 extern fn drive_sizeof(which: c_int) usize;
