@@ -1,16 +1,26 @@
 /*
  * registry.h: every allocator under test, listed once, and how each is made
- * and unmade. The Rust side's list is `Kind` in tests/all/allocators.rs.
+ * and unmade, for the C suites and the Zig binding's tests. The Rust side's
+ * list is `for_each_kind!` in tests/all/allocators.rs.
  *
  * LA_REGISTRY(X) calls X(id, name, suite) once per allocator; `suite` says
- * which program's conformance runs cover it (CORE: test_conformance, the
+ * which C program's conformance runs cover it (CORE: test_conformance, the
  * core library's allocators; FAMILY: test_family, the wrappers; DEBUG:
  * test_debug). registry_make_<id> builds the allocator into a
  * registry_subject, registry_unmake_<id> checks what it can (the failing
  * allocator's counters balance, the debug allocator found no leak) and
  * tears it down. registry_each(suites, f) runs f on every allocator of the
- * given suites, made fresh for the call. To add an allocator: one X line
- * and its make/unmake pair here (and a `Kind` in Rust).
+ * given suites, made fresh for the call. registry_export.c hands every
+ * allocator of the list, whatever its suite, to the Zig tests
+ * (bindings/zig/tests/tests.zig), which run Zig's testAllocator* and std
+ * containers on each, made and unmade by the same pair.
+ *
+ * To add an allocator: one X line and its make/unmake pair here puts it in
+ * the C suites and the Zig tests; a line in `for_each_kind!` (and its arm
+ * in `Subject::new`) puts it in the Rust suites. Each allocator must pass
+ * every suite as made: one with less room or other rules (a fixed buffer,
+ * a failing or debug allocator) gets a make that gives it what the suites
+ * need and an unmake that checks what it alone can.
  *
  * Needs POSIX (open, close): define _POSIX_C_SOURCE or _GNU_SOURCE before
  * the first #include.

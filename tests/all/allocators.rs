@@ -45,7 +45,7 @@ pub const BUFFER_FIRST_LEN: usize = 8192;
 /// macro `m`; [`Kind`] and [`Kind::ALL`] are made from it, and so are the
 /// per-allocator tests of each suite (`model.rs`), so an allocator added
 /// here (with its arm in [`Subject::new`]) is in every suite. The C
-/// suites' list is `c_tests/registry.h`.
+/// suites' and the Zig tests' list is `c_tests/registry.h`.
 macro_rules! for_each_kind {
     ($m:ident) => {
         $m! {
