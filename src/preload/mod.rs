@@ -30,13 +30,13 @@
 //! the environment without allocating, so it works for the first
 //! allocation of the process, from the dynamic loader or TLS set-up), and
 //! then counts and injects failures as asked. With the heap profiler on
-//! (`READY | PROFILE`), `malloc` counts down before the same allocation
-//! (`alloc_profiled`), and `free` takes the same fast path: a page holding
-//! a sampled block fails its check, so the block's `free` reaches
-//! `free_cold`, which tells the profiler (see `profile.rs`). There is no
-//! lock anywhere, so
-//! `fork()` cannot leave one held; initialisation is idempotent, so two
-//! threads racing through it agree.
+//! (`READY | PROFILE`) the fast paths are the same ([`FAST`]): `malloc`'s
+//! counts the sampling countdown down in every mode (one subtraction in the
+//! thread's heap; a countdown that runs out leaves through `alloc_due`), and
+//! a page holding a sampled block fails `free`'s check, so the block's
+//! `free` reaches `free_cold`, which tells the profiler (see `profile.rs`).
+//! There is no lock anywhere, so `fork()` cannot leave one held;
+//! initialisation is idempotent, so two threads racing through it agree.
 //!
 //! Every block is at least 16-byte aligned (`max_align_t`), so `free`
 //! rejects a misaligned pointer with one test before asking the smp
@@ -105,6 +105,11 @@ pub const PROFILE: u8 = 32;
 
 /// The shim's mode; see the module doc.
 static FLAGS: AtomicU8 = AtomicU8::new(0);
+/// What `malloc`'s and `free`'s fast paths test: [`FLAGS`] is `READY`,
+/// alone or with `PROFILE` (the profiler's countdown runs in `malloc`'s
+/// fast path in every mode, and its sampled blocks leave `free`'s fast path
+/// by themselves; see `profile.rs`), so profiling adds no test to either.
+static FAST: AtomicBool = AtomicBool::new(false);
 /// `LA_STATS` output mode (a [`StatsMode`] as `u8`).
 static STATS_MODE: AtomicU8 = AtomicU8::new(0);
 /// `LA_FAIL_AT`.
@@ -154,6 +159,7 @@ fn init() -> u8 {
     }
     // Release: a thread that sees READY alone also sees the chunk map.
     FLAGS.store(flags, Release);
+    FAST.store(flags & !PROFILE == READY, Release);
     if first && opts.verbose {
         let mut w = Writer::fd(2);
         w.str("liballoc: preload shim active (liballoc ")
@@ -210,51 +216,51 @@ fn injected_failure(f: u8) -> bool {
 #[inline(always)]
 pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
     debug_assert!(align_log2 >= MIN_ALIGN_LOG2);
-    // `malloc`'s common case: one table lookup gives the class.
-    if align_log2 == MIN_ALIGN_LOG2 && size <= smp::size_class::TABLE_MAX {
-        let f = FLAGS.load(Relaxed);
-        if f == READY {
-            let p = smp::alloc_in(smp::size_class::class_malloc(size));
-            if !p.is_null() {
-                return p;
-            }
-            return out_of_memory();
-        }
-        if f == READY | PROFILE {
-            return alloc_profiled(size);
-        }
+    // `malloc`'s common case: one table lookup gives the class, and the
+    // profiler's countdown (kept in the thread's heap) runs whether it is
+    // on or not: one subtraction, which spares the profiled `malloc` a
+    // test and a path of its own.
+    if align_log2 == MIN_ALIGN_LOG2 && size <= smp::size_class::TABLE_MAX && FAST.load(Relaxed) {
+        let cls = smp::size_class::class_malloc(size);
+        return smp::alloc_counted(
+            cls,
+            size,
+            |p| alloc_due(p, size),
+            || alloc_small_slow(cls, size),
+        );
     }
     // Everything else out of line: the common case above stays as it is.
     alloc_general(size, align_log2)
 }
 
-/// [`alloc`]'s common case with the profiler on: its countdown, and
-/// nothing else (out of line, so that `malloc` keeps its shape without the
-/// profiler; cold only in that `malloc`'s unprofiled test comes first).
+/// [`alloc`]'s common case past its fast path: smp's slow path, then the
+/// countdown.
 #[cold]
 #[inline(never)]
-fn alloc_profiled(size: usize) -> *mut u8 {
-    // SAFETY: the mode (READY | PROFILE) means profile::init succeeded.
-    if unsafe { profile::count_down(size) } {
-        return alloc_sampled(size);
-    }
-    let p = smp::alloc_in(smp::size_class::class_malloc(size));
+fn alloc_small_slow(cls: usize, size: usize) -> *mut u8 {
+    let p = smp::alloc_in(cls);
     if p.is_null() {
         return out_of_memory();
+    }
+    if smp::count_down(size) {
+        return alloc_due(p, size);
     }
     p
 }
 
-/// [`alloc_profiled`] of the block the countdown picked.
+/// [`alloc`]'s common case when the countdown ran out with block `p`: the
+/// profiler samples it, or, with profiling off, the countdown is put out
+/// of reach (a thread's heap starts at 0, so this runs once per heap).
+#[cold]
 #[inline(never)]
-fn alloc_sampled(size: usize) -> *mut u8 {
-    let p = smp::alloc_in(smp::size_class::class_malloc(size));
-    if p.is_null() {
-        return out_of_memory();
+fn alloc_due(p: *mut u8, size: usize) -> *mut u8 {
+    if FLAGS.load(Relaxed) & PROFILE != 0 {
+        // SAFETY: p is a live block just made; PROFILE means profile::init
+        // succeeded.
+        unsafe { profile::on_due(p, size) };
+    } else {
+        smp::set_sample_left(i64::MAX);
     }
-    // SAFETY: p is a live block just made; profiling is on (see
-    // `alloc_profiled`).
-    unsafe { profile::on_due(p, size) };
     p
 }
 
@@ -376,10 +382,10 @@ pub unsafe fn free(p: *mut u8, func: &str) {
     if p.is_null() {
         return;
     }
-    let f = FLAGS.load(Acquire);
     // The profiler alone takes the fast path too: a sampled block's page
     // sends its frees to `free_cold` (see `profile.rs`).
-    if f != READY && f != READY | PROFILE {
+    if !FAST.load(Acquire) {
+        let f = FLAGS.load(Relaxed);
         if f == READY | DEBUG {
             // The debug mode alone: straight to the debug allocator.
             return debug_mode::free_entry(p);
@@ -425,18 +431,18 @@ pub unsafe fn free_shaped(p: *mut u8, size: Option<usize>, align: usize, func: &
     if p.is_null() {
         return;
     }
-    let f = FLAGS.load(Acquire);
-    if f == READY || f == READY | PROFILE {
+    if FAST.load(Acquire) {
         if let Some(size) = size
             && (p as usize) & (MIN_ALIGN - 1) == 0
         {
-            // SAFETY: as in `free`: the caller's promise, and READY alone
-            // means smp::prepare() succeeded.
+            // SAFETY: as in `free`: the caller's promise, and FAST means
+            // smp::prepare() succeeded.
             return unsafe { free_sized_fast(p, size, func) };
         }
         // SAFETY: caller's promise.
         return unsafe { free(p, func) };
     }
+    let f = FLAGS.load(Relaxed);
     if f & DEBUG != 0 {
         let align_log2 = if align == 0 {
             MIN_ALIGN_LOG2

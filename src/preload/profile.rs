@@ -129,8 +129,6 @@ struct Record {
 /// liballoc_prof_thread` in `src/sys/c/prof_tls.c`.
 #[repr(C)]
 struct Thread {
-    /// Bytes left before the next sample (may go negative).
-    left: i64,
     /// The xorshift state (0: not seeded yet).
     rng: u64,
     /// Non-zero while this thread records a sample or dumps.
@@ -275,25 +273,9 @@ pub fn at_exit() {
     }
 }
 
-/// Counts `size` requested bytes, about to be allocated, against the
-/// calling thread's countdown: true when the count ran out, and the block
-/// is then to be handed to [`on_due`] once made. (Counting before the
-/// allocation lets `malloc` end in a tail call to the allocator.)
-///
-/// # Safety
-/// Profiling is on ([`init`] returned true).
-#[inline(always)]
-pub unsafe fn count_down(size: usize) -> bool {
-    let t = thread();
-    // SAFETY: the calling thread's own slot, touched by no other thread.
-    unsafe {
-        (*t).left -= size as i64;
-        (*t).left < 0
-    }
-}
-
-/// Samples block `p` of `size` requested bytes, for which [`count_down`]
-/// just returned true.
+/// Samples block `p` of `size` requested bytes, for which the calling
+/// thread's countdown (`smp::alloc_counted`, `smp::count_down`) just ran
+/// out.
 ///
 /// # Safety
 /// As for [`on_alloc`].
@@ -314,14 +296,9 @@ pub unsafe fn on_due(p: *mut u8, size: usize) {
 /// - profiling is on ([`init`] returned true).
 #[inline(always)]
 pub unsafe fn on_alloc(p: *mut u8, size: usize) {
-    let t = thread();
-    // SAFETY: the calling thread's own slot, touched by no other thread;
-    // the caller's promise on p.
-    unsafe {
-        (*t).left -= size as i64;
-        if (*t).left < 0 {
-            sample(t, p, size);
-        }
+    if smp::count_down(size) {
+        // SAFETY: the calling thread's own slot; the caller's promise on p.
+        unsafe { sample(thread(), p, size) };
     }
 }
 
@@ -340,12 +317,15 @@ unsafe fn sample(t: *mut Thread, p: *mut u8, size: usize) {
         // The thread's first allocation: seed, then count it against the
         // first gap (the same law as any later allocation).
         t.rng = seed();
-        t.left = gap(&mut t.rng).saturating_sub(size as i64);
-        if t.left >= 0 {
+        let left = gap(&mut t.rng).saturating_sub(size as i64);
+        if left >= 0 {
+            smp::set_sample_left(left);
             return;
         }
     }
-    t.left = gap(&mut t.rng);
+    // The countdown lives in the thread's smp heap, where `malloc`'s fast
+    // path counts it down (`smp::alloc_counted`).
+    smp::set_sample_left(gap(&mut t.rng));
     if t.busy != 0 || !ON.load(Acquire) {
         return;
     }

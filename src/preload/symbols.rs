@@ -31,7 +31,7 @@ use core::ptr;
 use super::{MIN_ALIGN, MIN_ALIGN_LOG2};
 use crate::sys::errno;
 
-#[inline]
+#[inline(always)]
 fn malloc_impl(size: usize) -> *mut c_void {
     super::alloc(size, MIN_ALIGN_LOG2).cast()
 }

@@ -82,6 +82,12 @@ impl<const N: usize> Writer<N> {
 
     /// Appends raw bytes.
     pub fn bytes(&mut self, s: &[u8]) -> &mut Self {
+        if let Some(room) = self.buf.get_mut(self.len..self.len + s.len()) {
+            // The common case: it fits.
+            room.copy_from_slice(s);
+            self.len += s.len();
+            return self;
+        }
         for chunk in s.chunks(N) {
             if self.len + chunk.len() > N {
                 self.flush();

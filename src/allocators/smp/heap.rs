@@ -81,6 +81,10 @@ pub struct Heap {
     pub synced: [Cell<isize>; NCLASSES],
     /// Link in the heap pool's free stack (index + 1).
     pub pool_next: core::sync::atomic::AtomicU32,
+    /// Bytes this thread may still allocate before a sampler above (the
+    /// shim's heap profiler) wants to see an allocation; counted down by
+    /// [`super::alloc_counted`] only, so it costs nothing unless asked.
+    pub sample_left: Cell<i64>,
 }
 
 /// The pages of one class, and how many blocks of it this heap's threads

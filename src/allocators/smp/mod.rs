@@ -91,6 +91,65 @@ pub fn alloc_in(cls: usize) -> *mut u8 {
     alloc_slow(cls)
 }
 
+/// [`alloc_in`] that also counts `size` requested bytes down against the
+/// calling thread's sampling countdown (`Heap::sample_left`): the block,
+/// unless the countdown ran out with it (then `due(block)`, which samples
+/// it and sets a new countdown with [`set_sample_left`]) or the fast path
+/// found no block (then `slow()`, which allocates and counts down itself,
+/// see [`count_down`]). One subtraction more than [`alloc_in`] on the fast
+/// path; `due` and `slow` are tail calls, so nothing stays live across them.
+#[inline(always)]
+pub fn alloc_counted(
+    cls: usize,
+    size: usize,
+    due: impl FnOnce(*mut u8) -> *mut u8,
+    slow: impl FnOnce() -> *mut u8,
+) -> *mut u8 {
+    let h = thread::current_fast();
+    if !h.is_null() {
+        // SAFETY: the calling thread's own heap.
+        let heap = unsafe { &*h };
+        let b = heap.pop(cls);
+        if !b.is_null() {
+            let left = heap.sample_left.get() - size as i64;
+            heap.sample_left.set(left);
+            if left >= 0 {
+                return b;
+            }
+            return due(b);
+        }
+    }
+    slow()
+}
+
+/// Counts `size` requested bytes down against the calling thread's
+/// sampling countdown (see [`alloc_counted`]); true when it ran out. False
+/// when the thread has no heap and cannot get one.
+pub fn count_down(size: usize) -> bool {
+    let mut h = thread::current_fast();
+    if h.is_null() {
+        h = thread::current_or_init();
+        if h.is_null() {
+            return false;
+        }
+    }
+    // SAFETY: the calling thread's own heap.
+    let heap = unsafe { &*h };
+    let left = heap.sample_left.get() - size as i64;
+    heap.sample_left.set(left);
+    left < 0
+}
+
+/// Sets the calling thread's sampling countdown to `bytes` (see
+/// [`alloc_counted`]).
+pub fn set_sample_left(bytes: i64) {
+    let h = thread::current_or_init();
+    if !h.is_null() {
+        // SAFETY: the calling thread's own heap.
+        unsafe { &*h }.sample_left.set(bytes);
+    }
+}
+
 #[inline(never)]
 fn alloc_slow(cls: usize) -> *mut u8 {
     if cls == 0 {
