@@ -65,7 +65,7 @@ use core::sync::atomic::{
 
 use super::fmt::Writer;
 use super::options::Options;
-use crate::allocators::debug::{maps, trace};
+use crate::diag::{maps, trace};
 use crate::sys;
 use crate::sys::tls::StaticSlot;
 

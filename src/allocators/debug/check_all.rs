@@ -16,9 +16,9 @@ use core::fmt::Write;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::report::{self, TraceRef};
-use super::trace::{self, MAX_FRAMES};
 use super::{la_check, la_debug, la_debug_config, la_debug_on_error};
+use crate::diag::report::{self, TraceRef};
+use crate::diag::trace::{self, MAX_FRAMES};
 use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtable_of};
 
 /// A wrapper that fails allocation `fail_index` and every one after it.
@@ -194,7 +194,7 @@ pub unsafe extern "C" fn la_check_all_allocation_failures(
         return la_check::LA_CHECK_OUT_OF_MEMORY as libc::c_int;
     };
     if rc != 0 {
-        let mut out = super::out::Out::new(2);
+        let mut out = crate::diag::out::Out::new(2);
         let _ = writeln!(
             out,
             "liballoc: error: check_all_allocation_failures: the test function failed ({rc}) with no failure induced"
@@ -210,7 +210,7 @@ pub unsafe extern "C" fn la_check_all_allocation_failures(
             return la_check::LA_CHECK_OUT_OF_MEMORY as libc::c_int;
         };
         if !f.induced.load(Ordering::Relaxed) {
-            let mut out = super::out::Out::new(2);
+            let mut out = crate::diag::out::Out::new(2);
             let _ = writeln!(
                 out,
                 "liballoc: error: check_all_allocation_failures: nondeterministic memory usage: allocation #{i} of {count} was never requested when set to fail"

@@ -20,14 +20,11 @@ use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
-use super::depot::Depot;
 use super::fill::{fill_bytes, first_unfilled};
-use super::lock::SpinLock;
 use super::redzone::{default_canary, fill_canary};
 use super::table::{
     self, FREED, HDR, INBAND_FRONT, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table,
 };
-use super::trace::{self, MAX_FRAMES};
 use super::{
     FREE_FILL, MAX_SHARDS, QUARANTINE_BLOCKS, REDZONE, REGISTRY, REGISTRY_LOCK, Shard, State,
     VTABLE, la_check, la_debug, la_debug_config, la_debug_error, la_debug_on_error, la_debug_stats,
@@ -35,6 +32,9 @@ use super::{
 };
 use crate::alignment;
 use crate::allocators::smp;
+use crate::diag::depot::Depot;
+use crate::diag::lock::SpinLock;
+use crate::diag::trace::{self, MAX_FRAMES};
 use crate::sys;
 use crate::vtable::{ChildAllocator, la_allocator};
 

@@ -3,9 +3,9 @@
 //!
 //! Every block gets a record kept out of band (`table.rs`) with its length,
 //! alignment, state and two stack traces (allocation and free, captured by a
-//! frame-pointer walk, `trace.rs`, and stored once per distinct trace in a
-//! stack depot, `depot.rs`). Records are found by block address through an
-//! index, or, over the smp allocator (the shim's backing), through a small
+//! frame-pointer walk, and stored once per distinct trace in a stack depot:
+//! the diagnostics runtime, `src/diag/`). Records are found by block
+//! address through an index, or, over the smp allocator (the shim's backing), through a small
 //! header in front of the block, checked against the smp allocator's own
 //! exact block test (`table.rs`); that header also carries the block's
 //! length and state, so a plain `free` of an intact block reads only the
@@ -19,8 +19,8 @@
 //! with `never_reuse`); when they leave it the fill is verified (write after
 //! free). Misuse -- double free, wrong length or alignment, interior,
 //! foreign or other-instance pointers, overflows -- is reported with traces
-//! (`report.rs`), then aborts or, with `LA_DEBUG_CONTINUE`, is counted and
-//! the call does the safest thing. Leaks are reported grouped by allocation
+//! (`misuse.rs`, laid out by `diag::report`), then aborts or, with
+//! `LA_DEBUG_CONTINUE`, is counted and the call does the safest thing. Leaks are reported grouped by allocation
 //! site (`leaks.rs`). Locks make it thread-safe: one per instance, or, over
 //! a backing that may be called from any thread (the shim's), one per
 //! shard of the address space.
@@ -30,36 +30,27 @@
 //! | `mod.rs` | the C API: config, stats, result codes, `la_debug_*`, the vtable |
 //! | `instance.rs` | the allocator core: create, alloc, resize, free, quarantine, destroy |
 //! | `table.rs` | out-of-band records, the address index or in-band headers, the quarantine ring |
-//! | `depot.rs` | the stack depot: each distinct trace stored once, named by an id |
 //! | `redzone.rs` | canary redzones |
 //! | `fill.rs` | the free fill and its check (write after free) |
 //! | `misuse.rs` | misuse checks and their reports, guard-page faults |
-//! | `trace.rs` | stack capture by frame-pointer walk (no allocation) |
-//! | `symbolize.rs` | report-time symbolization (`dladdr`, `addr2line`) |
-//! | `report.rs`, `out.rs` | report layout, buffered `write(2)` output |
 //! | `leaks.rs`, `roots.rs` | leak reports grouped by site; reachability from roots |
 //! | `check_all.rs` | `la_check_all_allocation_failures` |
-//! | `scratch.rs`, `lock.rs`, `maps.rs` | private arena, spin lock, `/proc/self/maps` reader |
+//!
+//! Stack capture, the stack depot, symbolization, output, report layout,
+//! the scratch arena and the lock are the diagnostics runtime's
+//! (`src/diag/`).
 //!
 //! No crates beyond `libc`: reporting needs no allocator at all (a private
 //! arena over `mmap`), so nothing can re-enter `malloc` under the shim.
 
 pub mod check_all;
-pub mod depot;
 mod fill;
 mod instance;
 pub mod leaks;
-pub mod lock;
-pub mod maps;
 mod misuse;
-pub mod out;
 mod redzone;
-pub mod report;
 pub mod roots;
-pub mod scratch;
-pub mod symbolize;
 pub mod table;
-pub mod trace;
 
 use core::cell::UnsafeCell;
 use core::ptr;
@@ -67,8 +58,9 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize};
 
 use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtable_of};
 
-use depot::Depot;
-use lock::SpinLock;
+use crate::diag::depot::Depot;
+use crate::diag::lock::SpinLock;
+use crate::diag::trace;
 use table::{Quarantine, Record, Table};
 
 /// What `la_debug` does when it detects misuse.
