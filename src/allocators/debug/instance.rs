@@ -21,6 +21,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use super::fill::{fill_bytes, first_unfilled};
+use super::quarantine::low_water;
 use super::redzone::{default_canary, fill_canary};
 use super::table::{
     self, FREED, HDR, INBAND_FRONT, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table,
@@ -828,9 +829,8 @@ impl la_debug {
             unsafe { self.forget_now(st, r) };
             return;
         }
-        let limit = self.quarantine_bytes;
-        if st.quarantine.bytes > limit.saturating_mul(2) {
-            self.take_oldest(st, later, limit - limit / 16);
+        if st.quarantine.free_evicts(self.quarantine_bytes) {
+            self.take_oldest(st, later, low_water(self.quarantine_bytes));
         }
     }
 
@@ -844,16 +844,15 @@ impl la_debug {
     /// allocator from the thread that owns them.
     #[inline]
     fn evict_for_alloc(&self, st: &mut State, later: &mut Deferred) {
-        let limit = self.quarantine_bytes;
-        if st.quarantine.bytes > limit {
-            self.take_oldest(st, later, limit - limit / 16);
+        if st.quarantine.alloc_evicts(self.quarantine_bytes) {
+            self.take_oldest(st, later, low_water(self.quarantine_bytes));
         }
     }
 
     /// Moves the oldest quarantined blocks into `later` until the
     /// quarantine holds at most `low` bytes and is not full, or `later` is.
     fn take_oldest(&self, st: &mut State, later: &mut Deferred, low: usize) {
-        while later.n < BATCH && (st.quarantine.bytes > low || st.quarantine.full()) {
+        while later.n < BATCH && st.quarantine.above(low) {
             // The records a few pops ahead start loading.
             if let Some(ahead) = st.quarantine.peek(8) {
                 table::prefetch(ahead as usize);

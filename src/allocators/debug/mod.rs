@@ -29,7 +29,11 @@
 //! |---|---|
 //! | `mod.rs` | the C API: config, stats, result codes, `la_debug_*`, the vtable |
 //! | `instance.rs` | the allocator core: create, alloc, resize, free, quarantine, destroy |
-//! | `table.rs` | out-of-band records, the address index or in-band headers, the quarantine ring |
+//! | `table.rs` | a shard's records and the lookup by address over them |
+//! | `record.rs` | records and the slabs (or region) they live in |
+//! | `index.rs` | the address index: open addressing over tagged record pointers |
+//! | `inband.rs` | in-band headers in front of blocks (over smp) |
+//! | `quarantine.rs` | the quarantine ring and its eviction policy |
 //! | `redzone.rs` | canary redzones |
 //! | `fill.rs` | the free fill and its check (write after free) |
 //! | `misuse.rs` | misuse checks and their reports, guard-page faults |
@@ -45,9 +49,13 @@
 
 pub mod check_all;
 mod fill;
+mod inband;
+mod index;
 mod instance;
 pub mod leaks;
 mod misuse;
+mod quarantine;
+mod record;
 mod redzone;
 pub mod roots;
 pub mod table;
