@@ -13,10 +13,14 @@
 //! | thread-safe | `thread_safe.rs` | opaque handle: a child behind a fork-safe lock |
 //! | logging | `logging.rs` | opaque handle: a child, every call written to an fd |
 //! | debug | `debug/` | opaque handle over a backing allocator: traces, leak and misuse reports |
+//!
+//! `check_all.rs` (`la_check_all_allocation_failures`) runs a test function
+//! over a failing allocator over a debug allocator, once per allocation.
 
 pub mod arena;
 pub mod buffer_first;
 pub mod c;
+pub mod check_all;
 pub mod debug;
 pub mod failing;
 pub mod fixed_buffer;

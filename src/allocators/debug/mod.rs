@@ -38,7 +38,6 @@
 //! | `fill.rs` | the free fill and its check (write after free) |
 //! | `misuse.rs` | misuse checks and their reports, guard-page faults |
 //! | `leaks.rs`, `roots.rs` | leak reports grouped by site; reachability from roots |
-//! | `check_all.rs` | `la_check_all_allocation_failures` |
 //!
 //! Stack capture, the stack depot, symbolization, output, report layout,
 //! the scratch arena and the lock are the diagnostics runtime's
@@ -47,7 +46,6 @@
 //! No crates beyond `libc`: reporting needs no allocator at all (a private
 //! arena over `mmap`), so nothing can re-enter `malloc` under the shim.
 
-pub mod check_all;
 mod fill;
 mod inband;
 mod index;
