@@ -15,6 +15,10 @@ use liballoc::allocators::buffer_first::{
     la_buffer_first, la_buffer_first_allocator, la_buffer_first_init,
 };
 use liballoc::allocators::c::la_c_allocator;
+use liballoc::allocators::debug::{
+    la_check, la_debug, la_debug_allocator, la_debug_config, la_debug_create, la_debug_destroy,
+    la_debug_on_error,
+};
 use liballoc::allocators::failing::{
     la_failing, la_failing_allocator, la_failing_create, la_failing_destroy,
 };
@@ -57,6 +61,11 @@ pub enum Kind {
     BufferFirstOverSmp,
     ThreadSafeOverArena,
     LoggingOverC,
+    /// The debug allocator over a backing without the in-band capability:
+    /// records found through the address index.
+    DebugOverC,
+    /// The debug allocator over smp: records found through in-band headers.
+    DebugOverSmp,
 }
 
 /// An allocator under test and what it owns.
@@ -68,6 +77,9 @@ pub struct Subject {
     pub remap_in_place: bool,
     /// The failing allocator's handle, to compare its counters.
     pub failing: Option<*mut la_failing>,
+    /// The debug allocator's handle, to read its counters; destroyed (and
+    /// its verdict checked) in drop.
+    pub debug: Option<*mut la_debug>,
     arena: Option<*mut la_arena>,
     fixed: Option<(Box<la_fixed_buffer>, Vec<u8>)>,
     buffer_first: Option<(Box<MaybeUninit<la_buffer_first>>, Vec<u8>)>,
@@ -82,6 +94,7 @@ impl Subject {
             bounded: false,
             remap_in_place: false,
             failing: None,
+            debug: None,
             arena: None,
             fixed: None,
             buffer_first: None,
@@ -167,6 +180,24 @@ impl Subject {
                 s.a = la_logging_allocator(lg);
                 s.logging = Some((lg, devnull));
             }
+            Kind::DebugOverC | Kind::DebugOverSmp => {
+                let backing = match kind {
+                    Kind::DebugOverC => la_c_allocator(),
+                    _ => la_smp_allocator(),
+                };
+                // Misuse is counted (and checked by the test), not fatal.
+                let cfg = la_debug_config {
+                    on_error: la_debug_on_error::LA_DEBUG_CONTINUE,
+                    ..la_debug_config::default()
+                };
+                // SAFETY: a valid backing and config.
+                let d = unsafe { la_debug_create(backing, &cfg) };
+                assert!(!d.is_null());
+                // SAFETY: a live instance, destroyed in drop.
+                s.a = unsafe { la_debug_allocator(d) };
+                s.remap_in_place = true;
+                s.debug = Some(d);
+            }
             Kind::FailingOverC => {
                 // SAFETY: the child is valid.
                 let f = unsafe { la_failing_create(la_c_allocator(), usize::MAX, usize::MAX) };
@@ -194,6 +225,12 @@ impl Drop for Subject {
             }
             if let Some(f) = self.failing {
                 la_failing_destroy(f);
+            }
+            if let Some(d) = self.debug {
+                let verdict = la_debug_destroy(d);
+                if !std::thread::panicking() {
+                    assert_eq!(verdict, la_check::LA_CHECK_OK, "la_debug_destroy");
+                }
             }
         }
     }
