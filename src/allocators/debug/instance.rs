@@ -1,6 +1,7 @@
 //! The debug allocator's core: creating an instance, and allocation,
 //! resize, free, quarantine and teardown on top of the records
-//! (`table.rs`), redzones (`redzone.rs`) and misuse checks (`misuse.rs`).
+//! (`table.rs`), the quarantine (`quarantine.rs`), redzones (`redzone.rs`)
+//! and misuse checks (`misuse.rs`).
 //!
 //! Every operation captures its trace (and hashes it for the stack depot)
 //! before taking the lock of the block's shard (one per instance, or, over
@@ -646,7 +647,7 @@ impl la_debug {
         addr as *mut u8
     }
 
-    /// [`Self::alloc`] of an in-band block (`table.rs`), the common case
+    /// [`Self::alloc`] of an in-band block (`inband.rs`), the common case
     /// over the smp allocator, in one pass: the smp block is taken and its
     /// redzones written before the trace is taken and the lock held. `None`
     /// when the block is not to be in-band (beyond the size classes).

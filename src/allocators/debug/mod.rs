@@ -1,17 +1,18 @@
 //! The debug allocator (`la_debug`): Zig's `DebugAllocator` and
 //! `SafeAllocator` for C, over any backing allocator.
 //!
-//! Every block gets a record kept out of band (`table.rs`) with its length,
+//! Every block gets a record kept out of band (`record.rs`) with its length,
 //! alignment, state and two stack traces (allocation and free, captured by a
 //! frame-pointer walk, and stored once per distinct trace in a stack depot:
 //! the diagnostics runtime, `src/diag/`). Records are found by block
-//! address through an index, or, over the smp allocator (the shim's backing), through a small
-//! header in front of the block, checked against the smp allocator's own
-//! exact block test (`table.rs`); that header also carries the block's
-//! length and state, so a plain `free` of an intact block reads only the
-//! block and writes its record. The user block sits between two redzones
-//! filled with this instance's canary bytes; they are checked on free and
-//! resize (overflow past the requested length, underflow before the block).
+//! address through an index (`index.rs`), or, over the smp allocator (the
+//! shim's backing), through a small header in front of the block, checked
+//! against the smp allocator's own exact block test (`inband.rs`); that
+//! header also carries the block's length and state, so a plain `free` of
+//! an intact block reads only the block and writes its record. The user
+//! block sits between two redzones filled with this instance's canary
+//! bytes; they are checked on free and resize (overflow past the requested
+//! length, underflow before the block).
 //! Blocks of at least `guard_page_min_len` bytes, and zero-size blocks, are
 //! their own mapping with a guard page on each side, placed so the block
 //! ends at the upper guard.
@@ -20,10 +21,10 @@
 //! free). Misuse -- double free, wrong length or alignment, interior,
 //! foreign or other-instance pointers, overflows -- is reported with traces
 //! (`misuse.rs`, laid out by `diag::report`), then aborts or, with
-//! `LA_DEBUG_CONTINUE`, is counted and the call does the safest thing. Leaks are reported grouped by allocation
-//! site (`leaks.rs`). Locks make it thread-safe: one per instance, or, over
-//! a backing that may be called from any thread (the shim's), one per
-//! shard of the address space.
+//! `LA_DEBUG_CONTINUE`, is counted and the call does the safest thing.
+//! Leaks are reported grouped by allocation site (`leaks.rs`). Locks make
+//! it thread-safe: one per instance, or, over a backing that may be called
+//! from any thread (the shim's), one per shard of the address space.
 //!
 //! | file | concept |
 //! |---|---|
@@ -324,7 +325,7 @@ pub struct la_debug {
     /// New records are marked suppressed (allocations before `main`).
     suppress_new: AtomicBool,
     /// The backing is the smp allocator: blocks of its size classes get an
-    /// in-band header instead of an index entry (`table.rs`), and it is
+    /// in-band header instead of an index entry (`inband.rs`), and it is
     /// called directly, not through its vtable.
     smp_backed: bool,
     nshards: usize,
