@@ -141,6 +141,7 @@ impl Table {
     /// # Safety
     /// `r` is a record of this table; an in-band block's memory is still
     /// held.
+    #[inline]
     pub unsafe fn remove_record(&mut self, r: *mut Record) {
         // SAFETY: caller's promise.
         let rec = unsafe { &*r };
