@@ -30,6 +30,7 @@
 //! |---|---|
 //! | `mod.rs` | the C API: config, stats, result codes, `la_debug_*`, the vtable |
 //! | `instance.rs` | the allocator core: create, alloc, resize, free, quarantine, destroy |
+//! | `strategy.rs` | the record strategy as a type: `Indexed` or `InBand`, one vtable each |
 //! | `table.rs` | a shard's records and the lookup by address over them |
 //! | `record.rs` | records and the slabs (or region) they live in |
 //! | `index.rs` | the address index: open addressing over tagged record pointers |
@@ -57,9 +58,11 @@ mod quarantine;
 mod record;
 mod redzone;
 pub mod roots;
+mod strategy;
 pub mod table;
 
 use core::cell::UnsafeCell;
+use core::marker::PhantomData;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize};
 
@@ -68,6 +71,7 @@ use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtabl
 use crate::diag::depot::Depot;
 use crate::diag::lock::SpinLock;
 use crate::diag::trace;
+use strategy::{InBand, Indexed, Strategy};
 use table::{Quarantine, Record, Table};
 
 /// What `la_debug` does when it detects misuse.
@@ -324,10 +328,12 @@ pub struct la_debug {
     live_bytes: AtomicUsize,
     /// New records are marked suppressed (allocations before `main`).
     suppress_new: AtomicBool,
-    /// The backing is the smp allocator: blocks of its size classes get an
-    /// in-band header instead of an index entry (`inband.rs`), and it is
-    /// called directly, not through its vtable.
-    smp_backed: bool,
+    /// The record strategy is [`strategy::InBand`] (the backing offers
+    /// live-block queries: smp): blocks of its size classes get an in-band
+    /// header instead of an index entry (`inband.rs`), and they are taken
+    /// from it directly, not through its vtable. Else
+    /// [`strategy::Indexed`].
+    in_band: bool,
     nshards: usize,
     shards: [Shard; MAX_SHARDS],
     errors: AtomicUsize,
@@ -340,15 +346,26 @@ unsafe impl Sync for la_debug {}
 // SAFETY: as above.
 unsafe impl Send for la_debug {}
 
-pub(crate) static VTABLE: la_vtable = vtable_of::<la_debug>();
+/// The instance seen through the vtable of record strategy `S`: each
+/// strategy has its own vtable (see `strategy.rs`), whose entry points are
+/// compiled for it alone.
+#[repr(transparent)]
+struct Via<S>(la_debug, PhantomData<S>);
+
+/// The vtable of instances with the [`strategy::Indexed`] strategy.
+pub(crate) static INDEXED_VTABLE: la_vtable = vtable_of::<Via<Indexed>>();
+/// The vtable of instances with the [`strategy::InBand`] strategy.
+pub(crate) static IN_BAND_VTABLE: la_vtable = vtable_of::<Via<InBand>>();
 
 // SAFETY: blocks come from `obtain`, which gives at least `len` bytes at the
 // requested alignment (front redzone ≥ alignment, backing block aligned at
 // least that much; guarded blocks aligned down inside the mapping); resize
-// reports success only when the block's capacity covers `new_len`.
-unsafe impl RawAllocator for la_debug {
+// reports success only when the block's capacity covers `new_len`. A
+// `Via<S>` is only ever made from an instance whose strategy is `S`
+// (`la_debug::allocator`).
+unsafe impl<S: Strategy> RawAllocator for Via<S> {
     unsafe fn alloc(&self, len: usize, alignment: u8, ret_addr: usize) -> *mut u8 {
-        la_debug::alloc(self, len, alignment, ret_addr)
+        self.0.alloc_with::<S>(len, alignment, ret_addr)
     }
 
     unsafe fn resize(
@@ -359,7 +376,8 @@ unsafe impl RawAllocator for la_debug {
         new_len: usize,
         ret_addr: usize,
     ) -> bool {
-        la_debug::resize(self, memory, Some((len, alignment)), new_len, ret_addr)
+        self.0
+            .resize_with::<S>(memory, Some((len, alignment)), new_len, ret_addr)
     }
 
     unsafe fn remap(
@@ -370,7 +388,10 @@ unsafe impl RawAllocator for la_debug {
         new_len: usize,
         ret_addr: usize,
     ) -> *mut u8 {
-        if la_debug::resize(self, memory, Some((len, alignment)), new_len, ret_addr) {
+        if self
+            .0
+            .resize_with::<S>(memory, Some((len, alignment)), new_len, ret_addr)
+        {
             memory
         } else {
             ptr::null_mut()
@@ -378,7 +399,8 @@ unsafe impl RawAllocator for la_debug {
     }
 
     unsafe fn free(&self, memory: *mut u8, len: usize, alignment: u8, ret_addr: usize) {
-        la_debug::free(self, memory, Some((len, alignment)), ret_addr)
+        self.0
+            .free_with::<S>(memory, Some((len, alignment)), ret_addr)
     }
 }
 
