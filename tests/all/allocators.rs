@@ -66,6 +66,9 @@ pub enum Kind {
     DebugOverC,
     /// The debug allocator over smp: records found through in-band headers.
     DebugOverSmp,
+    /// The debug allocator over a thread-safe wrapper of smp, which
+    /// forwards smp's live-block capability: in-band headers too.
+    DebugOverThreadSafeSmp,
 }
 
 /// An allocator under test and what it owns.
@@ -180,10 +183,18 @@ impl Subject {
                 s.a = la_logging_allocator(lg);
                 s.logging = Some((lg, devnull));
             }
-            Kind::DebugOverC | Kind::DebugOverSmp => {
+            Kind::DebugOverC | Kind::DebugOverSmp | Kind::DebugOverThreadSafeSmp => {
                 let backing = match kind {
                     Kind::DebugOverC => la_c_allocator(),
-                    _ => la_smp_allocator(),
+                    Kind::DebugOverSmp => la_smp_allocator(),
+                    _ => {
+                        let ts = la_thread_safe_create(la_smp_allocator());
+                        assert!(!ts.is_null());
+                        // A live wrapper, destroyed after the debug
+                        // allocator in drop.
+                        s.thread_safe = Some(ts);
+                        la_thread_safe_allocator(ts)
+                    }
                 };
                 // Misuse is counted (and checked by the test), not fatal.
                 let cfg = la_debug_config {
@@ -214,6 +225,13 @@ impl Drop for Subject {
     fn drop(&mut self) {
         // SAFETY: the handles are live and no longer used.
         unsafe {
+            // The debug allocator first: its backing may be a wrapper below.
+            if let Some(d) = self.debug {
+                let verdict = la_debug_destroy(d);
+                if !std::thread::panicking() {
+                    assert_eq!(verdict, la_check::LA_CHECK_OK, "la_debug_destroy");
+                }
+            }
             if let Some(ts) = self.thread_safe {
                 la_thread_safe_destroy(ts);
             }
@@ -225,12 +243,6 @@ impl Drop for Subject {
             }
             if let Some(f) = self.failing {
                 la_failing_destroy(f);
-            }
-            if let Some(d) = self.debug {
-                let verdict = la_debug_destroy(d);
-                if !std::thread::panicking() {
-                    assert_eq!(verdict, la_check::LA_CHECK_OK, "la_debug_destroy");
-                }
             }
         }
     }

@@ -9,8 +9,9 @@
 //! a successful resize keeps the block where it is (and a remap too, for the
 //! allocators whose remap is resize-or-NULL). For the failing allocator the
 //! model also predicts Zig's counters exactly; for the debug allocator (over
-//! the C allocator: its address index; over smp: its in-band headers), that
-//! it reported no misuse and counted every block.
+//! the C allocator: its address index; over smp, bare or behind the
+//! thread-safe wrapper: its in-band headers), that it reported no misuse
+//! and counted every block.
 
 use std::mem::MaybeUninit;
 
@@ -118,7 +119,11 @@ impl Counts {
 fn check_invariants(live: &[Block], kind: Kind, contents: bool) -> Result<(), TestCaseError> {
     if matches!(
         kind,
-        Kind::Smp | Kind::ArenaOverSmp | Kind::BufferFirstOverSmp | Kind::DebugOverSmp
+        Kind::Smp
+            | Kind::ArenaOverSmp
+            | Kind::BufferFirstOverSmp
+            | Kind::DebugOverSmp
+            | Kind::DebugOverThreadSafeSmp
     ) {
         ensure!(la_smp_check_heap() == 0, "{kind:?}: smp heap inconsistent");
     }
@@ -326,4 +331,5 @@ model_tests! {
     logging_over_c_matches_model => Kind::LoggingOverC,
     debug_over_c_matches_model => Kind::DebugOverC,
     debug_over_smp_matches_model => Kind::DebugOverSmp,
+    debug_over_thread_safe_smp_matches_model => Kind::DebugOverThreadSafeSmp,
 }

@@ -174,7 +174,8 @@ impl la_debug {
         let nshards = if backing_shared { MAX_SHARDS } else { 1 };
         // The record strategy: in-band headers when the backing can tell
         // its live blocks exactly (smp), else the address index.
-        let in_band = InBand::offered_by(&backing);
+        // SAFETY: `backing` is valid (this function's contract).
+        let in_band = unsafe { InBand::offered_by(&backing) };
         let d = la_debug {
             backing: ChildAllocator(backing),
             backing_shared,

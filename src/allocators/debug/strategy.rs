@@ -5,8 +5,9 @@
 //! through the address index (`index.rs`). [`InBand`] needs a backing that
 //! offers one capability, LeakSanitizer's `PointsIntoChunk` in short: "is
 //! this the start of a live block of yours, and how long is it?", answered
-//! exactly and without reading memory that is not the backing's. The smp
-//! allocator offers it (`smp::live_block_size`); its blocks of a size class
+//! exactly and without reading memory that is not the backing's
+//! (`live_blocks.rs`). The smp allocator offers it, and the thread-safe
+//! wrapper forwards it from its child; blocks of smp's size classes
 //! then carry an in-band header naming their record (`inband.rs`), so a
 //! plain `free` reads the header only, and just the other blocks (guarded
 //! mappings, alignments above 16, sizes beyond the classes) are indexed.
@@ -28,7 +29,7 @@ use super::instance::{Deferred, INLINE_FILL};
 use super::table::{self, HDR, INBAND_FRONT, KIND_BACKING, LIVE, Record};
 use super::{FREE_FILL, REDZONE, Shard, State, la_debug};
 use crate::alignment;
-use crate::allocators::smp;
+use crate::allocators::{live_blocks, smp};
 use crate::diag::trace::{self, MAX_FRAMES};
 use crate::vtable::la_allocator;
 
@@ -115,11 +116,19 @@ impl Strategy for Indexed {
 pub(crate) struct InBand;
 
 impl InBand {
-    /// Whether `backing` offers the capability this strategy needs, ready
-    /// for use: the smp allocator, its chunk map prepared (`smp::prepare`)
-    /// so that `smp::live_block_size` answers for any address.
-    pub(crate) fn offered_by(backing: &la_allocator) -> bool {
-        ptr::eq(backing.vtable, smp::la_smp_allocator().vtable) && smp::prepare()
+    /// Whether `backing` offers the capability this strategy needs
+    /// (`live_blocks.rs`), ready for use: its blocks are the smp
+    /// allocator's (it is smp, or a wrapper forwarding smp's capability),
+    /// and smp's chunk map is prepared (`smp::prepare`) so that
+    /// `smp::live_block_size` answers for any address. In-band blocks are
+    /// then taken from smp directly.
+    ///
+    /// # Safety
+    /// `backing` is a valid allocator.
+    pub(crate) unsafe fn offered_by(backing: &la_allocator) -> bool {
+        // SAFETY: caller's promise.
+        let owner = unsafe { live_blocks::owner(backing) };
+        owner == Some(live_blocks::Owner::Smp) && smp::prepare()
     }
 
     /// A backing block of size class `cls` for an in-band block (0 when
