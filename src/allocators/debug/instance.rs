@@ -24,7 +24,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use super::fill::{fill_bytes, first_unfilled};
 use super::quarantine::low_water;
 use super::redzone::{default_canary, fill_canary};
-use super::strategy::{InBand, Indexed, Strategy};
+use super::strategy::{Free, InBand, Indexed, Strategy};
 use super::table::{
     self, FREED, HDR, INBAND_FRONT, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table,
 };
@@ -39,6 +39,10 @@ use crate::diag::lock::SpinLock;
 use crate::diag::trace::{self, MAX_FRAMES};
 use crate::sys;
 use crate::vtable::{ChildAllocator, la_allocator};
+
+/// The shape a sized call gives for a block, `Some((len, align))`, or
+/// `None` for the C calls that give none (`free(p)`, `realloc`).
+pub(super) type Shape = Option<(usize, u8)>;
 
 /// Freed blocks up to this many bytes are filled with the lock held;
 /// longer ones without it, so threads do not wait for each other's fills.
@@ -972,7 +976,17 @@ impl la_debug {
                 && shape.is_none()
                 // SAFETY: `word` and `size` came from `S::probe` for this
                 // shard; the lock is held.
-                && unsafe { S::free(self, st, p as usize, word, size, here, h, tid, &mut later) };
+                && unsafe {
+                    let f = Free {
+                        p: p as usize,
+                        w: word,
+                        size,
+                        here,
+                        hash: h,
+                        tid,
+                    };
+                    S::free(self, st, &f, &mut later)
+                };
             if done {
                 drop(_g);
                 self.finish_deferred(sh, &mut later);
@@ -1082,13 +1096,7 @@ impl la_debug {
     }
 
     /// Resizes a live block in place; true when it now has `new_len` bytes.
-    pub fn resize(
-        &self,
-        p: *mut u8,
-        shape: Option<(usize, u8)>,
-        new_len: usize,
-        ret_addr: usize,
-    ) -> bool {
+    pub fn resize(&self, p: *mut u8, shape: Shape, new_len: usize, ret_addr: usize) -> bool {
         if self.in_band {
             self.resize_with::<InBand>(p, shape, new_len, ret_addr)
         } else {

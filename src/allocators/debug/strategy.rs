@@ -52,25 +52,27 @@ pub(crate) trait Strategy {
     /// word and the backing block's size, or `(0, 0)`.
     fn probe(sh: &Shard, p: usize) -> (usize, usize);
 
-    /// Frees live block `p` from what [`Strategy::probe`] gave (`w != 0`),
-    /// when that alone suffices; false, with nothing changed, for the
-    /// general path.
+    /// Does free `f` (a plain `free` of a block whose probe found a
+    /// header word) when the header alone suffices; false, with nothing
+    /// changed, for the general path.
     ///
     /// # Safety
-    /// `w` and `size` came from [`Strategy::probe`] for `p` and `st`'s
-    /// shard, whose lock the caller holds.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn free(
-        d: &la_debug,
-        st: &mut State,
-        p: usize,
-        w: usize,
-        size: usize,
-        here: &[usize],
-        h: u64,
-        tid: u32,
-        later: &mut Deferred,
-    ) -> bool;
+    /// `f.w` and `f.size` came from [`Strategy::probe`] for `f.p` and
+    /// `st`'s shard, whose lock the caller holds.
+    unsafe fn free(d: &la_debug, st: &mut State, f: &Free<'_>, later: &mut Deferred) -> bool;
+}
+
+/// A free under way, as [`Strategy::free`] sees it.
+pub(crate) struct Free<'a> {
+    /// The block's user address.
+    pub p: usize,
+    /// What [`Strategy::probe`] gave for it.
+    pub w: usize,
+    pub size: usize,
+    /// The free's trace, its depot hash and the freeing thread.
+    pub here: &'a [usize],
+    pub hash: u64,
+    pub tid: u32,
 }
 
 /// Every record found through the address index.
@@ -96,17 +98,7 @@ impl Strategy for Indexed {
     }
 
     #[inline(always)]
-    unsafe fn free(
-        _: &la_debug,
-        _: &mut State,
-        _: usize,
-        _: usize,
-        _: usize,
-        _: &[usize],
-        _: u64,
-        _: u32,
-        _: &mut Deferred,
-    ) -> bool {
+    unsafe fn free(_: &la_debug, _: &mut State, _: &Free<'_>, _: &mut Deferred) -> bool {
         false
     }
 }
@@ -265,17 +257,15 @@ impl Strategy for InBand {
     /// block's header, its record written and never read (it may not be in
     /// cache; the header is next to the bytes the program has just used).
     #[inline(always)]
-    unsafe fn free(
-        d: &la_debug,
-        st: &mut State,
-        p: usize,
-        w: usize,
-        size: usize,
-        here: &[usize],
-        h: u64,
-        tid: u32,
-        later: &mut Deferred,
-    ) -> bool {
+    unsafe fn free(d: &la_debug, st: &mut State, f: &Free<'_>, later: &mut Deferred) -> bool {
+        let Free {
+            p,
+            w,
+            size,
+            here,
+            hash,
+            tid,
+        } = *f;
         debug_assert!(w != 0);
         // SAFETY: caller's promise.
         let Some((r, len)) = (unsafe { st.table.live_header(p, w, size) }) else {
@@ -299,7 +289,7 @@ impl Strategy for InBand {
         if !d.zones_intact(&view) {
             return false;
         }
-        let free_stack = st.depot.intern(here, h);
+        let free_stack = st.depot.intern(here, hash);
         // SAFETY: `live_header` passed: r is the live record of this block
         // (a record of our region, named by an intact header), exclusively
         // ours under the lock; its header lies inside the block we hold.
