@@ -27,7 +27,7 @@ BUILD     := build
 RUST_SRCS := $(shell find src -type f) build.rs Cargo.toml cbindgen.toml
 # cargo names the staticlib of the crate `liballoc` libliballoc.a.
 RUST_A    := target/release/libliballoc.a
-NATIVE_LIBS := -lgcc_s -lpthread -lm -ldl -lc
+NATIVE_LIBS := -lgcc_s -lpthread -ldl -lc
 
 SO_REAL   := $(BUILD)/liballoc.so.$(VERSION)
 SO_NAME   := $(BUILD)/liballoc.so.$(SOVERSION)

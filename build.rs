@@ -1,5 +1,6 @@
-//! Build script: compiles the C helpers (`src/c/*.c`) into the library and
-//! generates the C header with cbindgen.
+//! Build script: compiles the C helpers (`src/c/*.c`) and the OS layer's
+//! private C pieces (`src/sys/c/*.c`) into the library and generates the C
+//! header with cbindgen.
 //!
 //! Everything is written to `OUT_DIR`. The generated header's path is passed
 //! to the crate as `LIBALLOC_GENERATED_HEADER`, so a test can compare it with the
@@ -14,6 +15,7 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
 
     println!("cargo:rerun-if-changed=src/c");
+    println!("cargo:rerun-if-changed=src/sys/c");
     println!("cargo:rerun-if-changed=cbindgen.toml");
     println!("cargo:rerun-if-changed=src");
 
@@ -30,8 +32,9 @@ fn main() {
         .flag("-Wpedantic")
         .flag("-Werror")
         .flag("-fno-omit-frame-pointer");
-    let mut sources: Vec<PathBuf> = fs::read_dir(root.join("src/c"))
-        .unwrap()
+    let mut sources: Vec<PathBuf> = ["src/c", "src/sys/c"]
+        .iter()
+        .flat_map(|dir| fs::read_dir(root.join(dir)).unwrap())
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "c"))
         .collect();

@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "conformance.h"
+#include "registry.h"
 
 /* A debug allocator in continue mode writing its reports to a temp file. */
 typedef struct {
@@ -239,14 +240,10 @@ static void test_check_all(void) {
     fprintf(stderr, "test_debug: end of expected reports\n");
 }
 
+static void conform(const char *name, la_allocator a) { conformance_run(name, a); }
+
 int main(void) {
-    la_debug *d = la_debug_create(la_page_allocator(), NULL);
-    CHECK(d != NULL);
-    conformance_run("debug(page)", la_debug_allocator(d));
-    CHECK(la_debug_destroy(d) == LA_CHECK_OK);
-    d = la_debug_create(la_smp_allocator(), NULL);
-    conformance_run("debug(smp)", la_debug_allocator(d));
-    CHECK(la_debug_destroy(d) == LA_CHECK_OK);
+    registry_each(REGISTRY_DEBUG, conform);
 
     test_leak_report();
     test_double_free();

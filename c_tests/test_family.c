@@ -2,11 +2,10 @@
  * test_family: the buffer-first, memory pool, thread-safe and logging
  * allocators from C.
  *
- * The shared conformance suite runs on every general allocator of the
- * family (buffer-first over c and smp, thread-safe over c and an arena,
- * logging over c); then the specific behaviours: routing by ownership,
- * pool reuse and reset modes, a fork() while another thread holds the
- * thread-safe lock, the log line format, and NULL handles.
+ * The shared conformance suite runs on every allocator of the family in
+ * the registry (registry.h); then the specific behaviours: routing by
+ * ownership, pool reuse and reset modes, a fork() while another thread
+ * holds the thread-safe lock, the log line format, and NULL handles.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -23,42 +22,14 @@
 
 #include "check.h"
 #include "conformance.h"
+#include "registry.h"
 
 /* ---- conformance ---- */
 
-static void conformance_family(void) {
-    static unsigned char buf[64 * 1024];
-    la_buffer_first bf;
+static void conform(const char *name, la_allocator a) { conformance_run(name, a); }
 
-    la_buffer_first_init(&bf, buf, sizeof buf, la_c_allocator());
-    conformance_run("buffer-first(64K)/c", la_buffer_first_allocator(&bf));
-
-    la_buffer_first_init(&bf, buf, 100, la_c_allocator());
-    conformance_run("buffer-first(100)/c", la_buffer_first_allocator(&bf));
-
-    la_buffer_first_init(&bf, buf, sizeof buf, la_smp_allocator());
-    conformance_run("buffer-first(64K)/smp", la_buffer_first_allocator(&bf));
-
-    la_thread_safe *ts = la_thread_safe_create(la_c_allocator());
-    CHECK(ts != NULL);
-    conformance_run("thread-safe/c", la_thread_safe_allocator(ts));
-    la_thread_safe_destroy(ts);
-
-    la_arena *arena = la_arena_create(la_page_allocator());
-    CHECK(arena != NULL);
-    ts = la_thread_safe_create(la_arena_allocator(arena));
-    conformance_run("thread-safe/arena", la_thread_safe_allocator(ts));
-    la_thread_safe_destroy(ts);
-    la_arena_destroy(arena);
-
-    int devnull = open("/dev/null", O_WRONLY);
-    CHECK(devnull >= 0);
-    la_logging *lg = la_logging_create(la_c_allocator(), devnull, 0);
-    CHECK(lg != NULL);
-    conformance_run("logging/c", la_logging_allocator(lg));
-    la_logging_destroy(lg);
-    close(devnull);
-}
+/* The suite on every wrapper of the family in the registry. */
+static void conformance_family(void) { registry_each(REGISTRY_FAMILY, conform); }
 
 /* ---- buffer-first: routing by ownership ---- */
 

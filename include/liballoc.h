@@ -184,31 +184,38 @@ typedef uint8_t la_alignment;
 /**
  * The four entry points of an allocator (Zig's `Allocator.VTable`).
  *
- * - `alloc`: returns `len` (> 0) bytes aligned to `1 << alignment`, or NULL.
- * - `resize`: grows or shrinks `memory` in place; true means same address,
- *   now `new_len` bytes; false means nothing changed.
- * - `remap`: grows or shrinks, possibly moving the block; NULL means the
- *   caller should allocate, copy and free itself (nothing changed).
- * - `free`: releases `memory`.
- *
  * `len` and `alignment` passed to resize/remap/free must be those of the most
  * recent successful alloc/resize/remap of the block. `ret_addr` is the
  * caller's return address (0 = none), recorded by debugging allocators.
  */
 typedef struct la_vtable {
+  /**
+   * Returns `len` (> 0) bytes aligned to `1 << alignment`, or NULL.
+   */
   void *(*alloc)(void *ctx, size_t len, la_alignment alignment, uintptr_t ret_addr);
+  /**
+   * Grows or shrinks `memory` in place; true means same address, now
+   * `new_len` bytes; false means nothing changed.
+   */
   bool (*resize)(void *ctx,
                  void *memory,
                  size_t len,
                  la_alignment alignment,
                  size_t new_len,
                  uintptr_t ret_addr);
+  /**
+   * Grows or shrinks, possibly moving the block; NULL means the caller
+   * should allocate, copy and free itself (nothing changed).
+   */
   void *(*remap)(void *ctx,
                  void *memory,
                  size_t len,
                  la_alignment alignment,
                  size_t new_len,
                  uintptr_t ret_addr);
+  /**
+   * Releases `memory`.
+   */
   void (*free)(void *ctx, void *memory, size_t len, la_alignment alignment, uintptr_t ret_addr);
 } la_vtable;
 
@@ -217,7 +224,13 @@ typedef struct la_vtable {
  * Passed and returned by value; copying it does not copy the allocator.
  */
 typedef struct la_allocator {
+  /**
+   * The allocator's state, handed to every vtable call as `ctx`.
+   */
   void *ptr;
+  /**
+   * The entry points (NULL: every call fails).
+   */
   const struct la_vtable *vtable;
 } la_allocator;
 

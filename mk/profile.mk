@@ -3,7 +3,8 @@
 #   make profile-test   known allocation sites, threads and fork, la-run
 #                       --profile, interval and signal dumps, bad input
 #                       (c_tests/profile/run_tests.sh)
-#   make profile-bench  what profiling costs on the preload workloads
+#   make profile-bench  what profiling costs on the preload workloads, beside
+#                       mimalloc and heaptrack
 #                       (benches/profile/cost.py)
 
 .PHONY: profile-test
@@ -13,11 +14,13 @@ profile-test: $(PRELOAD_SO) $(SO_LINK) $(LA_RUN)
 TESTS += profile-test
 
 # The profiler's cost on the preload workloads: profiling off, at the
-# default rate and at a 10x higher one (ratios to the unprofiled shim).
+# default rate and at a 10x higher one, beside mimalloc and heaptrack
+# (ratios to the unprofiled shim; build/profile_bench.md).
 .PHONY: profile-bench
 profile-bench: $(PRELOAD_SO)
+	@CC="$(CC)" bash mk/ensure-tools.sh heaptrack libmimalloc.so.2
 	@mkdir -p $(BUILD)/preload
 	$(CC) $(CWARN) -O2 -o $(BUILD)/preload/workloads benches/preload/workloads.c -lpthread
-	$(PYTHON) benches/profile/cost.py $(PRELOAD_SO) $(BUILD)/preload/workloads $${LA_BENCH_ROUNDS:-7}
+	$(PYTHON) benches/profile/cost.py $(PRELOAD_SO) $(BUILD)/preload/workloads $${LA_BENCH_ROUNDS:-7} $(BUILD)/profile_bench.md
 
 BENCHES += profile-bench

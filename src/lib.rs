@@ -23,6 +23,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 pub mod alignment;
 pub mod allocators;
@@ -31,7 +32,6 @@ pub mod collections;
 pub mod diag;
 /// cbindgen:ignore
 pub mod global;
-pub mod lock;
 /// cbindgen:ignore
 #[cfg(feature = "preload")]
 pub mod preload;

@@ -37,13 +37,6 @@ pub type la_alignment = u8;
 
 /// The four entry points of an allocator (Zig's `Allocator.VTable`).
 ///
-/// - `alloc`: returns `len` (> 0) bytes aligned to `1 << alignment`, or NULL.
-/// - `resize`: grows or shrinks `memory` in place; true means same address,
-///   now `new_len` bytes; false means nothing changed.
-/// - `remap`: grows or shrinks, possibly moving the block; NULL means the
-///   caller should allocate, copy and free itself (nothing changed).
-/// - `free`: releases `memory`.
-///
 /// `len` and `alignment` passed to resize/remap/free must be those of the most
 /// recent successful alloc/resize/remap of the block. `ret_addr` is the
 /// caller's return address (0 = none), recorded by debugging allocators.
@@ -51,6 +44,7 @@ pub type la_alignment = u8;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct la_vtable {
+    /// Returns `len` (> 0) bytes aligned to `1 << alignment`, or NULL.
     pub alloc: Option<
         unsafe extern "C" fn(
             ctx: *mut c_void,
@@ -59,6 +53,8 @@ pub struct la_vtable {
             ret_addr: usize,
         ) -> *mut c_void,
     >,
+    /// Grows or shrinks `memory` in place; true means same address, now
+    /// `new_len` bytes; false means nothing changed.
     pub resize: Option<
         unsafe extern "C" fn(
             ctx: *mut c_void,
@@ -69,6 +65,8 @@ pub struct la_vtable {
             ret_addr: usize,
         ) -> bool,
     >,
+    /// Grows or shrinks, possibly moving the block; NULL means the caller
+    /// should allocate, copy and free itself (nothing changed).
     pub remap: Option<
         unsafe extern "C" fn(
             ctx: *mut c_void,
@@ -79,6 +77,7 @@ pub struct la_vtable {
             ret_addr: usize,
         ) -> *mut c_void,
     >,
+    /// Releases `memory`.
     pub free: Option<
         unsafe extern "C" fn(
             ctx: *mut c_void,
@@ -96,7 +95,9 @@ pub struct la_vtable {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct la_allocator {
+    /// The allocator's state, handed to every vtable call as `ctx`.
     pub ptr: *mut c_void,
+    /// The entry points (NULL: every call fails).
     pub vtable: *const la_vtable,
 }
 

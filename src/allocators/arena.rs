@@ -195,6 +195,21 @@ pub const LA_ARENA_RETAIN_CAPACITY: la_arena_reset_mode = la_arena_reset_mode(1)
 /// Reset mode: as `LA_ARENA_RETAIN_CAPACITY`, keeping at most `limit` bytes.
 pub const LA_ARENA_RETAIN_WITH_LIMIT: la_arena_reset_mode = la_arena_reset_mode(2);
 
+impl la_arena_reset_mode {
+    /// What the mode keeps, as Zig's `reset` takes it: `Some(None)` to
+    /// retain all capacity, `Some(Some(n))` to keep at most `n` bytes
+    /// (`LA_ARENA_FREE_ALL` keeps 0), `None` for an unknown mode. The
+    /// arena and the memory pool read their modes through this.
+    pub(crate) fn retain_limit(self, limit: usize) -> Option<Option<usize>> {
+        match self {
+            LA_ARENA_FREE_ALL => Some(Some(0)),
+            LA_ARENA_RETAIN_CAPACITY => Some(None),
+            LA_ARENA_RETAIN_WITH_LIMIT => Some(Some(limit)),
+            _ => None,
+        }
+    }
+}
+
 impl la_arena {
     #[inline]
     fn first_node(&self) -> *mut Node {
@@ -860,11 +875,8 @@ pub unsafe extern "C" fn la_arena_reset(
     let Some(arena) = (unsafe { arena.as_ref() }) else {
         return false;
     };
-    let limit = match mode {
-        LA_ARENA_FREE_ALL => Some(0),
-        LA_ARENA_RETAIN_CAPACITY => None,
-        LA_ARENA_RETAIN_WITH_LIMIT => Some(limit),
-        _ => return false,
+    let Some(limit) = mode.retain_limit(limit) else {
+        return false;
     };
     // SAFETY: not shared (caller's promise).
     unsafe { arena.reset(limit) }

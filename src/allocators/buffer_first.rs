@@ -2,18 +2,23 @@
 //! allocator (Zig's `BufferFirstAllocator`, the "stack fallback").
 //!
 //! The state (`la_buffer_first`) lives in caller storage, typically next to
-//! a stack array. `alloc` bumps through the buffer exactly like a fixed-buffer
-//! allocator (the last block can grow, shrink and be given back); when the
-//! buffer has no room it asks the fallback. `resize`, `remap` and `free`
-//! route by ownership: a block inside the buffer is handled by the bump
-//! logic, any other block is passed to the fallback unchanged. Not
-//! thread-safe (the bump index is plain memory).
+//! a stack array. As Zig's holds a `FixedBufferAllocator`, it begins with
+//! the fields of an `la_fixed_buffer` (same types, same order), and the
+//! buffer half of every call is the fixed-buffer allocator's own code
+//! (`fixed_buffer::Plain`): `alloc` bumps through the buffer (the last
+//! block can grow, shrink and be given back), and when the buffer has no
+//! room it asks the fallback. `resize`, `remap` and `free` route by
+//! ownership: a block inside the buffer goes to the fixed-buffer code, any
+//! other block to the fallback unchanged. Not thread-safe (the bump index
+//! is plain memory).
 
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use core::ptr;
 
-use crate::alignment;
+use crate::allocators::fixed_buffer::{
+    Plain, la_fixed_buffer, la_fixed_buffer_init, la_fixed_buffer_owns,
+};
 use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtable_of};
 use libc::size_t;
 
@@ -39,91 +44,65 @@ struct Shared(UnsafeCell<la_buffer_first>);
 
 static VTABLE: la_vtable = vtable_of::<Shared>();
 
+// `la_buffer_first` begins with an `la_fixed_buffer`'s fields, at the same
+// offsets: the fixed-buffer allocator can work on that prefix.
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(la_buffer_first, buffer) == offset_of!(la_fixed_buffer, buffer));
+    assert!(offset_of!(la_buffer_first, len) == offset_of!(la_fixed_buffer, len));
+    assert!(offset_of!(la_buffer_first, end_index) == offset_of!(la_fixed_buffer, end_index));
+};
+
 impl la_buffer_first {
+    /// The state's first fields, as the fixed-buffer state they are.
+    #[inline]
+    fn fixed(&self) -> *const la_fixed_buffer {
+        (self as *const la_buffer_first).cast()
+    }
+
     /// Whether `memory` points inside the buffer.
     #[inline]
     fn owns(&self, memory: *const u8) -> bool {
-        let start = self.buffer as usize;
-        let p = memory as usize;
-        p >= start && p - start < self.len
-    }
-
-    /// Whether `memory[..len]` is the most recent block of the buffer.
-    #[inline]
-    fn is_last(&self, memory: *const u8, len: usize) -> bool {
-        memory as usize + len == self.buffer as usize + self.end_index
-    }
-
-    fn fallback(&self) -> ChildAllocator {
-        ChildAllocator(self.fallback)
-    }
-
-    /// Bump allocation inside the buffer; NULL when it does not fit.
-    fn buffer_alloc(&mut self, len: usize, align: usize) -> *mut u8 {
-        let cur = self.buffer as usize + self.end_index;
-        let Some(aligned) = alignment::forward(cur, align) else {
-            return ptr::null_mut();
-        };
-        let start = aligned - self.buffer as usize;
-        match start.checked_add(len) {
-            Some(end) if end <= self.len => {
-                self.end_index = end;
-                // Derive the pointer from the buffer to keep its provenance.
-                self.buffer.wrapping_add(start)
-            }
-            _ => ptr::null_mut(),
-        }
-    }
-
-    /// In-place resize of a buffer block (the fixed-buffer rules).
-    fn buffer_resize(&mut self, memory: *mut u8, len: usize, new_len: usize) -> bool {
-        if !self.is_last(memory, len) {
-            return new_len <= len;
-        }
-        if new_len <= len {
-            self.end_index -= len - new_len;
-            return true;
-        }
-        let add = new_len - len;
-        match self.end_index.checked_add(add) {
-            Some(end) if end <= self.len => {
-                self.end_index = end;
-                true
-            }
-            _ => false,
-        }
+        // SAFETY: the prefix is an initialised la_fixed_buffer (see above).
+        unsafe { la_fixed_buffer_owns(self.fixed(), memory.cast(), 0) }
     }
 }
 
 impl Shared {
-    /// Mutable access to the state for the duration of one vtable call.
-    ///
-    /// # Safety
-    /// The allocator is not thread-safe: callers guarantee no concurrent use,
-    /// so no other reference to the state is active during a vtable call.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn state(&self) -> &mut la_buffer_first {
-        // SAFETY: caller's promise of exclusive use; the cell makes the
-        // mutation through a shared reference legitimate.
-        unsafe { &mut *self.0.get() }
+    /// The fixed-buffer allocator over the state's prefix.
+    #[inline]
+    fn buffer(&self) -> &Plain {
+        // SAFETY: the prefix is an initialised la_fixed_buffer that lives
+        // as long as `self`; the allocator is single-threaded (documented).
+        unsafe { Plain::over(self.0.get().cast()) }
+    }
+
+    /// Whether `memory` points inside the buffer.
+    #[inline]
+    fn owns(&self, memory: *const u8) -> bool {
+        // SAFETY: a shared read of the fields that never change after init.
+        unsafe { (*self.0.get()).owns(memory) }
+    }
+
+    /// The fallback allocator.
+    #[inline]
+    fn fallback(&self) -> ChildAllocator {
+        // SAFETY: as in `owns`.
+        ChildAllocator(unsafe { (*self.0.get()).fallback })
     }
 }
 
-// SAFETY: buffer blocks lie inside the buffer, aligned by `buffer_alloc`, and
-// resize only reports success when the bump index moved accordingly or the
-// block shrank; other blocks are the fallback's, which keeps its contract.
+// SAFETY: buffer blocks are the fixed-buffer allocator's, which keeps the
+// contract; other blocks are the fallback's, which keeps it too.
 unsafe impl RawAllocator for Shared {
     unsafe fn alloc(&self, len: usize, alignment: u8, ret_addr: usize) -> *mut u8 {
-        // SAFETY: single-threaded use (documented on the type).
-        let this = unsafe { self.state() };
-        if let Some(align) = alignment::to_bytes(alignment) {
-            let p = this.buffer_alloc(len, align);
-            if !p.is_null() {
-                return p;
-            }
+        // SAFETY: forwarded vtable promise.
+        let p = unsafe { self.buffer().alloc(len, alignment, ret_addr) };
+        if !p.is_null() {
+            return p;
         }
         // SAFETY: the fallback is a valid allocator (la_buffer_first_init).
-        match unsafe { this.fallback().alloc(len, alignment, ret_addr) } {
+        match unsafe { self.fallback().alloc(len, alignment, ret_addr) } {
             Some(p) => p.as_ptr(),
             None => ptr::null_mut(),
         }
@@ -137,14 +116,16 @@ unsafe impl RawAllocator for Shared {
         new_len: usize,
         ret_addr: usize,
     ) -> bool {
-        // SAFETY: single-threaded use.
-        let this = unsafe { self.state() };
-        if this.owns(memory) {
-            this.buffer_resize(memory, len, new_len)
+        if self.owns(memory) {
+            // SAFETY: a buffer block; forwarded vtable promise.
+            unsafe {
+                self.buffer()
+                    .resize(memory, len, alignment, new_len, ret_addr)
+            }
         } else {
             // SAFETY: a block outside the buffer came from the fallback.
             unsafe {
-                this.fallback()
+                self.fallback()
                     .resize(memory, len, alignment, new_len, ret_addr)
             }
         }
@@ -158,36 +139,29 @@ unsafe impl RawAllocator for Shared {
         new_len: usize,
         ret_addr: usize,
     ) -> *mut u8 {
-        // SAFETY: single-threaded use.
-        let this = unsafe { self.state() };
-        if this.owns(memory) {
-            if this.buffer_resize(memory, len, new_len) {
-                memory
-            } else {
-                ptr::null_mut()
+        if self.owns(memory) {
+            // SAFETY: a buffer block; forwarded vtable promise.
+            unsafe {
+                self.buffer()
+                    .remap(memory, len, alignment, new_len, ret_addr)
             }
         } else {
             // SAFETY: a block outside the buffer came from the fallback.
-            match unsafe {
-                this.fallback()
+            let p = unsafe {
+                self.fallback()
                     .remap(memory, len, alignment, new_len, ret_addr)
-            } {
-                Some(p) => p.as_ptr(),
-                None => ptr::null_mut(),
-            }
+            };
+            p.map_or(ptr::null_mut(), |p| p.as_ptr())
         }
     }
 
     unsafe fn free(&self, memory: *mut u8, len: usize, alignment: u8, ret_addr: usize) {
-        // SAFETY: single-threaded use.
-        let this = unsafe { self.state() };
-        if this.owns(memory) {
-            if this.is_last(memory, len) {
-                this.end_index -= len;
-            }
+        if self.owns(memory) {
+            // SAFETY: a buffer block; forwarded vtable promise.
+            unsafe { self.buffer().free(memory, len, alignment, ret_addr) }
         } else {
             // SAFETY: a block outside the buffer came from the fallback.
-            unsafe { this.fallback().free(memory, len, alignment, ret_addr) }
+            unsafe { self.fallback().free(memory, len, alignment, ret_addr) }
         }
     }
 }
@@ -218,15 +192,11 @@ pub unsafe extern "C" fn la_buffer_first_init(
     if bf.is_null() {
         return;
     }
-    let len = if buf.is_null() { 0 } else { len };
-    // SAFETY: bf is non-null and writable (caller's promise).
+    // SAFETY: bf is non-null and writable (caller's promise), and begins
+    // with an la_fixed_buffer's fields.
     unsafe {
-        bf.write(la_buffer_first {
-            buffer: buf.cast(),
-            len,
-            end_index: 0,
-            fallback,
-        })
+        la_fixed_buffer_init(bf.cast(), buf, len);
+        (&raw mut (*bf).fallback).write(fallback);
     }
 }
 

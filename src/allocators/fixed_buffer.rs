@@ -100,9 +100,26 @@ impl Shared {
     }
 }
 
-/// Vtable face of the single-threaded fixed-buffer allocator.
+/// Vtable face of the single-threaded fixed-buffer allocator; also the
+/// buffer half of the buffer-first allocator ([`Plain::over`]).
 #[repr(transparent)]
-struct Plain(Shared);
+pub(crate) struct Plain(Shared);
+
+impl Plain {
+    /// The single-threaded allocator over the state at `fb` (what
+    /// `la_fixed_buffer_allocator` calls through), for allocators whose
+    /// state begins with an `la_fixed_buffer`, as Zig's
+    /// `BufferFirstAllocator` holds a `FixedBufferAllocator`.
+    ///
+    /// # Safety
+    /// - `fb` points to an initialised `la_fixed_buffer` that outlives `'a`;
+    /// - no thread uses it through the thread-safe vtable meanwhile.
+    pub(crate) unsafe fn over<'a>(fb: *mut la_fixed_buffer) -> &'a Plain {
+        // SAFETY: Plain and Shared are transparent over the UnsafeCell,
+        // which is transparent over la_fixed_buffer; the caller's promises.
+        unsafe { &*fb.cast::<Plain>() }
+    }
+}
 
 /// Vtable face of the lock-free thread-safe fixed-buffer allocator.
 #[repr(transparent)]

@@ -23,6 +23,8 @@ use core::ffi::c_int;
 use core::ptr::{self, NonNull};
 use libc::size_t;
 
+use crate::sys::write::Writer;
+
 use crate::allocators::handle;
 use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtable_of};
 
@@ -36,100 +38,44 @@ pub struct la_logging {
 
 static VTABLE: la_vtable = vtable_of::<la_logging>();
 
-/// One log line, built on the stack.
-struct Line {
-    buf: [u8; 256],
-    n: usize,
-}
+/// One log line, formatted on the stack by the crate's writer and written
+/// with one `write(2)` when it ends.
+struct Line(Writer<256>);
 
 impl Line {
-    fn new(op: &str) -> Line {
-        let mut l = Line {
-            buf: [0; 256],
-            n: 0,
-        };
-        l.str(op);
-        l
+    fn new(fd: i32, op: &str) -> Line {
+        let mut w = Writer::fd_sized(fd);
+        w.str(op);
+        Line(w)
     }
 
     fn str(&mut self, s: &str) {
-        for &b in s.as_bytes() {
-            if self.n < self.buf.len() {
-                self.buf[self.n] = b;
-                self.n += 1;
-            }
-        }
-    }
-
-    fn digits(&mut self, mut v: usize, base: usize) {
-        let mut tmp = [0u8; 20];
-        let mut i = tmp.len();
-        loop {
-            i -= 1;
-            tmp[i] = b"0123456789abcdef"[v % base];
-            v /= base;
-            if v == 0 {
-                break;
-            }
-        }
-        for &b in &tmp[i..] {
-            if self.n < self.buf.len() {
-                self.buf[self.n] = b;
-                self.n += 1;
-            }
-        }
+        self.0.str(s);
     }
 
     /// ` name=<decimal>`
     fn dec(&mut self, name: &str, v: usize) {
-        self.str(" ");
-        self.str(name);
-        self.str("=");
-        self.digits(v, 10);
+        self.0.str(" ").str(name).str("=").u64(v as u64);
     }
 
     /// ` name=0x<hex>`
     fn hex(&mut self, name: &str, v: usize) {
-        self.str(" ");
-        self.str(name);
-        self.str("=0x");
-        self.digits(v, 16);
+        self.0.str(" ").str(name).str("=").hex(v);
     }
 
     /// ` -> 0x<hex>` or ` -> null`
     fn result_ptr(&mut self, p: *const u8) {
         if p.is_null() {
-            self.str(" -> null");
+            self.0.str(" -> null");
         } else {
-            self.str(" -> 0x");
-            self.digits(p as usize, 16);
+            self.0.str(" -> ").hex(p as usize);
         }
     }
 
-    /// Writes the line and its newline with as few `write` calls as the fd
-    /// allows (one, normally).
-    fn emit(mut self, fd: i32) {
-        self.str("\n");
-        let mut off = 0;
-        while off < self.n {
-            // SAFETY: the range lies inside `buf`; write(2) only reads it.
-            let w = unsafe { libc::write(fd, self.buf[off..].as_ptr().cast(), self.n - off) };
-            if w > 0 {
-                off += w as usize;
-            } else if w < 0 && errno() == libc::EINTR {
-                continue;
-            } else {
-                return;
-            }
-        }
+    /// Ends the line; dropping the writer writes it.
+    fn emit(mut self) {
+        self.0.str("\n");
     }
-}
-
-/// The calling thread's `errno` (read without going through std).
-#[inline]
-fn errno() -> i32 {
-    // SAFETY: __errno_location returns the thread's valid errno slot.
-    unsafe { *libc::__errno_location() }
 }
 
 impl la_logging {
@@ -155,12 +101,12 @@ unsafe impl RawAllocator for la_logging {
             None => ptr::null_mut(),
         };
         if self.wants(len, 0) {
-            let mut l = Line::new("alloc");
+            let mut l = Line::new(self.fd, "alloc");
             l.dec("len", len);
             l.dec("align", align_bytes(alignment));
             l.hex("ra", ret_addr);
             l.result_ptr(p);
-            l.emit(self.fd);
+            l.emit();
         }
         p
     }
@@ -176,14 +122,14 @@ unsafe impl RawAllocator for la_logging {
         // SAFETY: forwarded vtable promise.
         let ok = unsafe { self.child.resize(memory, len, alignment, new_len, ret_addr) };
         if self.wants(len, new_len) {
-            let mut l = Line::new("resize");
+            let mut l = Line::new(self.fd, "resize");
             l.hex("ptr", memory as usize);
             l.dec("len", len);
             l.dec("align", align_bytes(alignment));
             l.dec("new_len", new_len);
             l.hex("ra", ret_addr);
             l.str(if ok { " -> true" } else { " -> false" });
-            l.emit(self.fd);
+            l.emit();
         }
         ok
     }
@@ -202,14 +148,14 @@ unsafe impl RawAllocator for la_logging {
             None => ptr::null_mut(),
         };
         if self.wants(len, new_len) {
-            let mut l = Line::new("remap");
+            let mut l = Line::new(self.fd, "remap");
             l.hex("ptr", memory as usize);
             l.dec("len", len);
             l.dec("align", align_bytes(alignment));
             l.dec("new_len", new_len);
             l.hex("ra", ret_addr);
             l.result_ptr(p);
-            l.emit(self.fd);
+            l.emit();
         }
         p
     }
@@ -218,12 +164,12 @@ unsafe impl RawAllocator for la_logging {
         // SAFETY: forwarded vtable promise.
         unsafe { self.child.free(memory, len, alignment, ret_addr) };
         if self.wants(len, 0) {
-            let mut l = Line::new("free");
+            let mut l = Line::new(self.fd, "free");
             l.hex("ptr", memory as usize);
             l.dec("len", len);
             l.dec("align", align_bytes(alignment));
             l.hex("ra", ret_addr);
-            l.emit(self.fd);
+            l.emit();
         }
     }
 }
@@ -299,11 +245,9 @@ mod tests {
     use std::os::fd::FromRawFd;
 
     fn pipe() -> (i32, std::fs::File) {
-        let mut fds = [0i32; 2];
-        // SAFETY: fds has room for two descriptors.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
-        // SAFETY: fds[0] is a fresh descriptor owned by the File from now on.
-        (fds[1], unsafe { std::fs::File::from_raw_fd(fds[0]) })
+        let (r, w) = crate::sys::fd::pipe().unwrap();
+        // SAFETY: r is a fresh descriptor owned by the File from now on.
+        (w, unsafe { std::fs::File::from_raw_fd(r) })
     }
 
     #[test]
@@ -321,7 +265,7 @@ mod tests {
             la_raw_free(a, q, 1 << 20, 3, 0);
             assert!(la_raw_alloc(a, usize::MAX / 2, 3, 7).is_null());
             la_logging_destroy(lg);
-            libc::close(w);
+            crate::sys::fd::close(w);
             (p as usize, q as usize)
         };
         let mut s = String::new();
@@ -349,7 +293,7 @@ mod tests {
             la_raw_free(a, small, 8, 0, 0);
             la_raw_free(a, big, 64, 0, 0);
             la_logging_destroy(lg);
-            libc::close(w);
+            crate::sys::fd::close(w);
         }
         let mut s = String::new();
         r.read_to_string(&mut s).unwrap();

@@ -9,18 +9,17 @@
 //! current chunk, else moves to the next retained chunk, else allocates a
 //! new chunk (sizes double, from about a page up to about 1 MiB).
 //! `destroy_item` pushes the slot. Each operation is O(1) (amortised over
-//! chunk allocation). `reset` follows the arena's modes: give every chunk
-//! back, keep them all, or keep the first chunks up to a byte limit; kept
-//! chunks are reused from the start. Not thread-safe (wrap a pool user in
+//! chunk allocation). `reset` takes the arena's modes, read by the arena's
+//! own code (`la_arena_reset_mode::retain_limit`, Zig's `reset` argument):
+//! keep every chunk, or the first chunks up to a byte limit (0: give every
+//! chunk back); kept chunks are reused from the start. Not thread-safe (wrap a pool user in
 //! a lock, as with any single-threaded allocator).
 
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
 
 use crate::alignment;
-use crate::allocators::arena::{
-    LA_ARENA_FREE_ALL, LA_ARENA_RETAIN_CAPACITY, LA_ARENA_RETAIN_WITH_LIMIT, la_arena_reset_mode,
-};
+use crate::allocators::arena::la_arena_reset_mode;
 use crate::allocators::handle;
 use crate::vtable::{ChildAllocator, la_allocator};
 use libc::size_t;
@@ -157,58 +156,40 @@ impl la_pool {
         }
     }
 
-    fn reset(&mut self, mode: la_arena_reset_mode, limit: usize) -> bool {
-        let known = [
-            LA_ARENA_FREE_ALL,
-            LA_ARENA_RETAIN_CAPACITY,
-            LA_ARENA_RETAIN_WITH_LIMIT,
-        ];
-        if !known.contains(&mode) {
-            return false;
-        }
+    /// Zig's `reset`: `limit` is `None` to retain every chunk, else the
+    /// bytes of chunks kept (the longest prefix that fits).
+    fn reset(&mut self, limit: Option<usize>) {
         self.free = ptr::null_mut();
-        match mode {
-            LA_ARENA_FREE_ALL => {
-                self.free_chunks(self.first);
-                self.first = ptr::null_mut();
-                self.last = ptr::null_mut();
-                self.next_items = (FIRST_CHUNK_BYTES / self.item_size).max(1);
-            }
-            LA_ARENA_RETAIN_CAPACITY => {}
-            LA_ARENA_RETAIN_WITH_LIMIT => {
-                // Keep the longest prefix of chunks within `limit` bytes.
-                let mut kept: *mut Chunk = ptr::null_mut();
-                let mut total = 0usize;
-                let mut c = self.first;
-                // SAFETY: walking live chunks of this pool.
-                unsafe {
-                    while let Some(ch) = c.as_ref() {
-                        match total.checked_add(ch.bytes) {
-                            Some(t) if t <= limit => total = t,
-                            _ => break,
-                        }
-                        kept = c;
-                        c = ch.next;
-                    }
-                    match kept.as_mut() {
-                        Some(k) => {
-                            let rest = k.next;
-                            k.next = ptr::null_mut();
-                            self.free_chunks(rest);
-                        }
-                        None => {
-                            self.free_chunks(self.first);
-                            self.first = ptr::null_mut();
-                        }
-                    }
+        if let Some(limit) = limit {
+            let mut kept: *mut Chunk = ptr::null_mut();
+            let mut total = 0usize;
+            let mut c = self.first;
+            // SAFETY: walking live chunks of this pool.
+            while let Some(ch) = unsafe { c.as_ref() } {
+                match total.checked_add(ch.bytes) {
+                    Some(t) if t <= limit => total = t,
+                    _ => break,
                 }
-                self.last = kept;
+                kept = c;
+                c = ch.next;
             }
-            _ => {}
+            // SAFETY: `kept` is NULL or a live chunk; the chunks after it
+            // are unlinked before they go back.
+            match unsafe { kept.as_mut() } {
+                Some(k) => {
+                    let rest = core::mem::replace(&mut k.next, ptr::null_mut());
+                    self.free_chunks(rest);
+                }
+                None => {
+                    self.free_chunks(self.first);
+                    self.first = ptr::null_mut();
+                    self.next_items = (FIRST_CHUNK_BYTES / self.item_size).max(1);
+                }
+            }
+            self.last = kept;
         }
         self.cur = self.first;
         self.cur_used = 0;
-        true
     }
 }
 
@@ -350,10 +331,11 @@ pub unsafe extern "C" fn la_pool_reset(
     limit: size_t,
 ) -> bool {
     // SAFETY: NULL or live (caller's promise).
-    match unsafe { pool.as_mut() } {
-        Some(p) => p.reset(mode, limit),
-        None => false,
-    }
+    let (Some(p), Some(limit)) = (unsafe { pool.as_mut() }, mode.retain_limit(limit)) else {
+        return false;
+    };
+    p.reset(limit);
+    true
 }
 
 /// The number of items the pool's chunks hold (free, used or not yet
@@ -395,6 +377,9 @@ pub unsafe extern "C" fn la_pool_destroy(pool: *mut la_pool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::allocators::arena::{
+        LA_ARENA_FREE_ALL, LA_ARENA_RETAIN_CAPACITY, LA_ARENA_RETAIN_WITH_LIMIT,
+    };
     use crate::allocators::c::la_c_allocator;
 
     #[test]

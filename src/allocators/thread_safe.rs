@@ -2,7 +2,7 @@
 //! `fork()` (Zig's former `ThreadSafeAllocator`).
 //!
 //! Each `la_thread_safe` holds a child allocator and a futex lock
-//! ([`crate::lock::RawLock`]); every vtable call takes the lock, calls the
+//! ([`crate::sys::lock::RawLock`]); every vtable call takes the lock, calls the
 //! child and releases it. The lock is safe across `fork()`: every live
 //! wrapper is kept in a registry, and `pthread_atfork` handlers (registered
 //! once, on the first create) take the registry lock and then every wrapper's
@@ -19,7 +19,8 @@ use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use crate::allocators::handle;
-use crate::lock::RawLock;
+use crate::sys;
+use crate::sys::lock::RawLock;
 use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtable_of};
 
 /// A thread-safe wrapper (opaque): an allocator behind a fork-safe lock.
@@ -101,20 +102,14 @@ fn register_fork_handlers() -> bool {
     loop {
         match HANDLERS.compare_exchange(0, 1, Ordering::Acquire, Ordering::Acquire) {
             Ok(_) => {
-                // SAFETY: the handlers are plain functions that live as long
-                // as the library; they allocate nothing.
-                let rc = unsafe {
-                    libc::pthread_atfork(
-                        Some(before_fork),
-                        Some(after_fork_parent),
-                        Some(after_fork_child),
-                    )
-                };
-                HANDLERS.store(if rc == 0 { 2 } else { 0 }, Ordering::Release);
-                return rc == 0;
+                // The handlers are plain functions that live as long as the
+                // library; they allocate nothing.
+                let ok = sys::thread::on_fork(before_fork, after_fork_parent, after_fork_child);
+                HANDLERS.store(if ok { 2 } else { 0 }, Ordering::Release);
+                return ok;
             }
             Err(2) => return true,
-            Err(_) => std::thread::yield_now(),
+            Err(_) => sys::thread::yield_now(),
         }
     }
 }

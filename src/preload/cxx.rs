@@ -41,7 +41,7 @@ pub extern "C" fn la_preload_cxx_alloc(size: usize, align: usize) -> *mut c_void
 /// Reports that `operator new` failed with no way to throw, and aborts.
 #[unsafe(no_mangle)]
 pub extern "C" fn la_preload_cxx_oom(size: usize) -> ! {
-    let mut w = super::fmt::Writer::fd(2);
+    let mut w = crate::sys::write::Writer::fd(2);
     w.str("liballoc: fatal: out of memory in operator new (")
         .u64(size as u64)
         .str(" bytes) and no C++ runtime to throw std::bad_alloc\n");

@@ -9,7 +9,7 @@
 //! process stops at the faulty call, where a debugger or core dump shows the
 //! culprit. Allocation-free and lock-free, so it works in any state.
 
-use super::fmt::Writer;
+use crate::sys::write::Writer;
 
 /// What was wrong with a pointer given to the shim.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +89,5 @@ pub fn message(msg: &str) -> ! {
 /// `abort()`: raises SIGABRT (glibc's abort takes no stdio lock).
 #[cold]
 pub fn abort() -> ! {
-    // SAFETY: abort has no preconditions and does not return.
-    unsafe { libc::abort() }
+    crate::sys::process::abort()
 }

@@ -12,8 +12,9 @@
 
 use core::ffi::c_int;
 
-use super::{fmt::Writer, stats};
+use super::stats;
 use crate::allocators::smp;
+use crate::sys::write::Writer;
 
 /// glibc's `struct mallinfo` (int fields, wraps above 2 GiB).
 #[repr(C)]

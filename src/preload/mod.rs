@@ -15,8 +15,6 @@
 //! | `options.rs` | `LA_*` environment options, read without allocating |
 //! | `stats.rs` | the smp allocator's statistics, the shim's per-class counters (`LA_STATS`), the table / JSON output |
 //! | `fatal.rs` | `liballoc: fatal: ...` reports followed by `abort()` |
-//! | `fmt.rs` | allocation-free formatting into a stack buffer |
-//! | `errno.rs` | `errno` without a call into libc (set on failure; smp's `free` never changes it) |
 //! | `debug_mode.rs` | `LA_DEBUG=1`: the debug allocator behind every entry point, its leak check at exit |
 //! | `profile.rs` | the sampled heap profiler (`LA_PROFILE`, `la_profile_dump`) |
 //! | `depot.rs` | the profiler's store of distinct stack traces |
@@ -32,10 +30,11 @@
 //! the environment without allocating, so it works for the first
 //! allocation of the process, from the dynamic loader or TLS set-up), and
 //! then counts and injects failures as asked. With the heap profiler on
-//! (`READY | PROFILE`), allocations and frees take the fast paths' calls
-//! from one branch further (`alloc_general`, `free`), with the sampling
-//! countdown and the sampled-block check of `profile.rs` around them. There
-//! is no lock anywhere, so
+//! (`READY | PROFILE`), `malloc` counts down before the same allocation
+//! (`alloc_profiled`), and `free` takes the same fast path: a page holding
+//! a sampled block fails its check, so the block's `free` reaches
+//! `free_cold`, which tells the profiler (see `profile.rs`). There is no
+//! lock anywhere, so
 //! `fork()` cannot leave one held; initialisation is idempotent, so two
 //! threads racing through it agree.
 //!
@@ -60,13 +59,15 @@ use core::sync::atomic::{
 };
 
 use crate::allocators::smp::{self, PtrCheck};
+use crate::sys::errno;
+use crate::sys::write::Writer;
+// `debug_mode.rs` names the writer `super::fmt`.
+use crate::sys::write as fmt;
 
 mod cxx;
 mod debug_mode;
 mod depot;
-pub mod errno;
 pub mod fatal;
-pub mod fmt;
 mod introspect;
 pub mod options;
 pub mod profile;
@@ -134,7 +135,7 @@ fn init() -> u8 {
     if opts.debug_requested && debug_mode::init(&opts) {
         flags |= DEBUG;
         if opts.profile_requested() && first {
-            fmt::Writer::fd(2).str(
+            Writer::fd(2).str(
                 "liballoc: warning: LA_PROFILE* ignored in the debug mode (it records every allocation)\n",
             );
         }
@@ -154,11 +155,11 @@ fn init() -> u8 {
     // Release: a thread that sees READY alone also sees the chunk map.
     FLAGS.store(flags, Release);
     if first && opts.verbose {
-        let mut w = fmt::Writer::fd(2);
+        let mut w = Writer::fd(2);
         w.str("liballoc: preload shim active (liballoc ")
             .str(env!("CARGO_PKG_VERSION"))
             .str(", pid ")
-            .u64(u64::from(std::process::id()))
+            .u64(u64::from(crate::sys::process_id()))
             .str(", stats ")
             .str(match opts.stats {
                 StatsMode::Off => "off",
@@ -206,23 +207,55 @@ fn injected_failure(f: u8) -> bool {
 
 /// Allocates `size` bytes (0 gives a unique block) aligned to
 /// `1 << align_log2` (at least 16). NULL with `errno = ENOMEM` on failure.
-#[inline]
+#[inline(always)]
 pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
     debug_assert!(align_log2 >= MIN_ALIGN_LOG2);
     // `malloc`'s common case: one table lookup gives the class.
-    if align_log2 == MIN_ALIGN_LOG2
-        && size <= smp::size_class::TABLE_MAX
-        && FLAGS.load(Relaxed) == READY
-    {
-        let p = smp::alloc_in(smp::size_class::class_malloc(size));
-        if !p.is_null() {
-            return p;
+    if align_log2 == MIN_ALIGN_LOG2 && size <= smp::size_class::TABLE_MAX {
+        let f = FLAGS.load(Relaxed);
+        if f == READY {
+            let p = smp::alloc_in(smp::size_class::class_malloc(size));
+            if !p.is_null() {
+                return p;
+            }
+            return out_of_memory();
         }
+        if f == READY | PROFILE {
+            return alloc_profiled(size);
+        }
+    }
+    // Everything else out of line: the common case above stays as it is.
+    alloc_general(size, align_log2)
+}
+
+/// [`alloc`]'s common case with the profiler on: its countdown, and
+/// nothing else (out of line, so that `malloc` keeps its shape without the
+/// profiler; cold only in that `malloc`'s unprofiled test comes first).
+#[cold]
+#[inline(never)]
+fn alloc_profiled(size: usize) -> *mut u8 {
+    // SAFETY: the mode (READY | PROFILE) means profile::init succeeded.
+    if unsafe { profile::count_down(size) } {
+        return alloc_sampled(size);
+    }
+    let p = smp::alloc_in(smp::size_class::class_malloc(size));
+    if p.is_null() {
         return out_of_memory();
     }
-    // Everything else, the profiler included, out of line: the common case
-    // above stays as it is without it.
-    alloc_general(size, align_log2)
+    p
+}
+
+/// [`alloc_profiled`] of the block the countdown picked.
+#[inline(never)]
+fn alloc_sampled(size: usize) -> *mut u8 {
+    let p = smp::alloc_in(smp::size_class::class_malloc(size));
+    if p.is_null() {
+        return out_of_memory();
+    }
+    // SAFETY: p is a live block just made; profiling is on (see
+    // `alloc_profiled`).
+    unsafe { profile::on_due(p, size) };
+    p
 }
 
 /// [`alloc`] for sizes above the table, other alignments, and the modes.
@@ -344,14 +377,12 @@ pub unsafe fn free(p: *mut u8, func: &str) {
         return;
     }
     let f = FLAGS.load(Acquire);
-    if f != READY {
+    // The profiler alone takes the fast path too: a sampled block's page
+    // sends its frees to `free_cold` (see `profile.rs`).
+    if f != READY && f != READY | PROFILE {
         if f == READY | DEBUG {
             // The debug mode alone: straight to the debug allocator.
             return debug_mode::free_entry(p);
-        }
-        if f == READY | PROFILE {
-            // SAFETY: caller's promise.
-            return unsafe { free_profiled(p, func) };
         }
         // SAFETY: caller's promise.
         return unsafe { free_slow(p, func) };
@@ -366,24 +397,6 @@ pub unsafe fn free(p: *mut u8, func: &str) {
     // SAFETY: caller's promise: a live block is theirs to free; READY
     // alone means smp::prepare() succeeded (and the Acquire load above
     // pairs with init's Release store).
-    if (p as usize) & (MIN_ALIGN - 1) == 0 && unsafe { smp::free_fast(p) } {
-        return;
-    }
-    // SAFETY: caller's promise.
-    unsafe { free_cold(p, func) }
-}
-
-/// [`free`] with the profiler alone on: a sampled block is forgotten
-/// before it can be reused, then the fast free (out of line, so that
-/// `free`'s common case keeps its frame as it is without the profiler).
-///
-/// # Safety
-/// As for [`free`]; `p` is not NULL and the mode is `READY | PROFILE`.
-#[inline(never)]
-unsafe fn free_profiled(p: *mut u8, func: &str) {
-    profile::on_free(p);
-    // SAFETY: caller's promise: a live block is theirs to free; the mode
-    // means smp::prepare() succeeded (see `free`).
     if (p as usize) & (MIN_ALIGN - 1) == 0 && unsafe { smp::free_fast(p) } {
         return;
     }
@@ -413,7 +426,7 @@ pub unsafe fn free_shaped(p: *mut u8, size: Option<usize>, align: usize, func: &
         return;
     }
     let f = FLAGS.load(Acquire);
-    if f == READY {
+    if f == READY || f == READY | PROFILE {
         if let Some(size) = size
             && (p as usize) & (MIN_ALIGN - 1) == 0
         {
@@ -423,11 +436,6 @@ pub unsafe fn free_shaped(p: *mut u8, size: Option<usize>, align: usize, func: &
         }
         // SAFETY: caller's promise.
         return unsafe { free(p, func) };
-    }
-    if f == READY | PROFILE {
-        // Out of line, as in `free`.
-        // SAFETY: caller's promise.
-        return unsafe { free_shaped_profiled(p, size, func) };
     }
     if f & DEBUG != 0 {
         let align_log2 = if align == 0 {
@@ -465,29 +473,6 @@ unsafe fn free_sized_fast(p: *mut u8, size: usize, func: &str) {
     }
 }
 
-/// [`free_shaped`] with the profiler alone on: a sampled block is
-/// forgotten first (see [`free_profiled`]).
-///
-/// # Safety
-/// As for [`free`]; `p` is not NULL and the mode is `READY | PROFILE`.
-#[inline(never)]
-unsafe fn free_shaped_profiled(p: *mut u8, size: Option<usize>, func: &str) {
-    profile::on_free(p);
-    if let Some(size) = size
-        && (p as usize) & (MIN_ALIGN - 1) == 0
-    {
-        // SAFETY: caller's promise (and the mode: see `free`).
-        return unsafe { free_sized_fast(p, size, func) };
-    }
-    // SAFETY: caller's promise: a live block is theirs to free; the mode
-    // means smp::prepare() succeeded (see `free`).
-    if (p as usize) & (MIN_ALIGN - 1) == 0 && unsafe { smp::free_fast(p) } {
-        return;
-    }
-    // SAFETY: caller's promise.
-    unsafe { free_cold(p, func) }
-}
-
 /// [`free`] of what the fast check did not confirm: a huge block, or
 /// misuse (reported, fatal).
 ///
@@ -496,6 +481,20 @@ unsafe fn free_shaped_profiled(p: *mut u8, size: Option<usize>, func: &str) {
 #[cold]
 #[inline(never)]
 unsafe fn free_cold(p: *mut u8, func: &str) {
+    let f = FLAGS.load(Relaxed);
+    if f & PROFILE != 0 {
+        // A block of a page with a live sample, a huge block, or misuse.
+        // SAFETY: caller's promise: a live block, or not a block at all.
+        unsafe { profile::on_free(p) };
+        if f & NO_FAST == 0
+            && (p as usize) & (MIN_ALIGN - 1) == 0
+            // SAFETY: without NO_FAST, smp::prepare() succeeded (see
+            // `free`); the caller's promise.
+            && unsafe { smp::free_fast_marked(p) }
+        {
+            return;
+        }
+    }
     if (p as usize) & (MIN_ALIGN - 1) != 0 {
         fatal::misuse(func, Misuse::Misaligned, p);
     }
@@ -526,9 +525,6 @@ fn misuse_of(func: &str, c: PtrCheck, p: *mut u8) -> ! {
 #[inline(never)]
 unsafe fn free_slow(p: *mut u8, func: &str) {
     let f = flags();
-    if f & PROFILE != 0 {
-        profile::on_free(p);
-    }
     if f & DEBUG != 0 {
         let saved = errno::get();
         if f & COUNT != 0 {
@@ -546,6 +542,10 @@ unsafe fn free_slow(p: *mut u8, func: &str) {
         // Failure injection alone, or no fast path: the checked free.
         // SAFETY: caller's promise.
         return unsafe { free_cold(p, func) };
+    }
+    if f & PROFILE != 0 {
+        // SAFETY: caller's promise: a live block, or not a block at all.
+        unsafe { profile::on_free(p) };
     }
     validate(p, func);
     stats::CALLS_FREE.fetch_add(1, Relaxed);
@@ -605,11 +605,14 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
 /// As for [`free`]; `p` is not NULL and `size` not 0.
 #[inline(never)]
 unsafe fn realloc_profiled(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u8 {
-    let taken = profile::take_sample(p);
+    // SAFETY: caller's promise: a live block, or not a block at all.
+    let taken = unsafe { profile::take_sample(p) };
     // SAFETY: caller's promise.
     let q = unsafe { realloc_in(p, size, func, f & !PROFILE) };
     if q.is_null() {
-        profile::put_back(p, taken);
+        // SAFETY: realloc failed, so p is still the caller's live block
+        // (a sample was taken only for a live block).
+        unsafe { profile::put_back(p, taken) };
         return q;
     }
     if let Some(i) = taken {
@@ -734,7 +737,7 @@ pub fn alloc_aligned(size: usize, align: usize) -> *mut u8 {
 /// Prints the statistics selected by `LA_STATS` (at exit).
 fn print_exit_stats() {
     let mode = STATS_MODE.load(Relaxed);
-    let mut w = fmt::Writer::fd(2);
+    let mut w = Writer::fd(2);
     if mode == StatsMode::Table as u8 {
         stats::print_table(&mut w, true);
     } else if mode == StatsMode::Json as u8 {

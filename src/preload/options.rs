@@ -28,9 +28,8 @@
 //! Any other `LA_*` name, or a value the shim cannot use, gets a one-line
 //! warning on stderr; the variable is then ignored.
 
-use core::ffi::c_char;
-
-use super::fmt::Writer;
+use crate::sys;
+use crate::sys::write::Writer;
 
 /// How statistics are printed at exit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,10 +55,14 @@ pub struct Options {
     /// `LA_DEBUG` was set (the debug mode; see `debug_mode.rs`;
     /// verbose).
     pub debug_requested: bool,
-    /// `LA_DEBUG_FRAMES`, `LA_DEBUG_QUARANTINE`, `LA_DEBUG_FILL` (unset:
-    /// the debug allocator's defaults).
+    /// `LA_DEBUG_FRAMES`: frames per stack trace (unset: the debug
+    /// allocator's default).
     pub debug_frames: Option<usize>,
+    /// `LA_DEBUG_QUARANTINE`: freed bytes held back before reuse (unset:
+    /// the default).
     pub debug_quarantine: Option<usize>,
+    /// `LA_DEBUG_FILL`: bytes of each freed block filled and checked for
+    /// writes after free (unset: the default).
     pub debug_fill: Option<usize>,
     /// `LA_PURGE_DELAY_MS` (unset: the allocator's default).
     pub purge_delay_ms: Option<u64>,
@@ -68,6 +71,7 @@ pub struct Options {
     /// `LA_PROFILE`: the profile path (`profile_path_len` bytes, empty when
     /// unset).
     pub profile_path: [u8; super::profile::PATH_MAX],
+    /// How many bytes of `profile_path` are the path.
     pub profile_path_len: usize,
     /// `LA_PROFILE_RATE` (unset: the default, 512 KiB).
     pub profile_rate: Option<u64>,
@@ -112,78 +116,13 @@ const RESERVED: [&[u8]; 4] = [
     b"LA_LOG_PATH",
 ];
 
-unsafe extern "C" {
-    static environ: *const *const c_char;
-}
-
 /// Reads the options from the process environment (see the module doc);
 /// warnings are printed only when `report` is true.
 pub fn load(report: bool) -> Options {
     let mut opts = Options::DEFAULT;
-    // SAFETY: `environ` is the C library's pointer; reading the pointer
-    // value itself is always allowed (it is NULL before libc sets it).
-    let env = unsafe { core::ptr::read_volatile(&raw const environ) };
-    if !env.is_null() {
-        let mut i = 0;
-        loop {
-            // SAFETY: environ is a NULL-terminated array of C strings.
-            let entry = unsafe { *env.add(i) };
-            if entry.is_null() {
-                break;
-            }
-            // SAFETY: each entry is a NUL-terminated string.
-            let bytes = unsafe { core::ffi::CStr::from_ptr(entry) }.to_bytes();
-            apply(&mut opts, bytes, report);
-            i += 1;
-        }
-    } else {
-        read_proc_environ(&mut opts, report);
-    }
+    // Entries longer than 256 bytes are cut; no `LA_*` value is that long.
+    sys::process::for_each_env(|entry| apply(&mut opts, &entry[..entry.len().min(256)], report));
     opts
-}
-
-/// Streams `/proc/self/environ` through a stack buffer, applying every
-/// `LA_*` entry (entries longer than 256 bytes are cut; no `LA_*` value is
-/// that long).
-fn read_proc_environ(opts: &mut Options, report: bool) {
-    // SAFETY: a constant NUL-terminated path; open has no other
-    // precondition.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/environ".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return;
-    }
-    let mut chunk = [0u8; 1024];
-    let mut entry = [0u8; 256];
-    let mut len = 0usize;
-    loop {
-        // SAFETY: chunk is a writable buffer of the given length.
-        let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
-        if n < 0 && super::errno::get() == libc::EINTR {
-            continue;
-        }
-        if n <= 0 {
-            break;
-        }
-        for &b in &chunk[..n as usize] {
-            if b == 0 {
-                apply(opts, &entry[..len], report);
-                len = 0;
-            } else if len < entry.len() {
-                entry[len] = b;
-                len += 1;
-            }
-        }
-    }
-    if len > 0 {
-        apply(opts, &entry[..len], report);
-    }
-    // SAFETY: fd was opened above and is closed once.
-    unsafe { libc::close(fd) };
 }
 
 /// Applies one `NAME=value` environment entry (non-`LA_` names are

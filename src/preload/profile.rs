@@ -3,7 +3,7 @@
 //! `la_profile_dump`).
 //!
 //! Sampling. Each thread counts down the bytes it allocates (requested
-//! sizes) in a static-TLS slot (`src/c/prof_tls.c`). When the count goes
+//! sizes) in a static-TLS slot (`src/sys/c/prof_tls.c`). When the count goes
 //! below zero the allocation is sampled and a new count is drawn from an
 //! exponential distribution with mean `rate` (from a per-thread xorshift
 //! generator). The sample points therefore form a Poisson process over the
@@ -23,14 +23,20 @@
 //! record is counted. Every field is an atomic, and a per-record sequence
 //! number (a seqlock) lets a dump skip a record rewritten under it.
 //!
-//! Finding a sample on `free`. Live samples are indexed by block address in
-//! an open-addressing table ([`SLOTS`] words, each the address and the
-//! record's index packed, probed over a bounded window so a lookup is
-//! short whatever the history) behind a counting filter: a static array of
-//! 4-bit counters indexed by a hash of the address, one more for each live
-//! sample. `free` reads one counter; only a non-zero counter (a sampled
-//! block, or a rare collision) probes the table. Nothing takes a lock, so
-//! `fork()` cannot leave one held and a signal handler may dump.
+//! Finding a sample on `free`. A sampled block's page is marked
+//! (`smp::mark_sampled`): it hides its blocks from the fast free check, so
+//! their `free` takes the shim's checked slow path, and only that path asks
+//! the profiler ([`on_free`]). Frees into pages without a live sample run
+//! the unprofiled fast path unchanged. Live samples are indexed by block
+//! address in an open-addressing table ([`SLOTS`] words, each the address
+//! and the record's index packed, probed over a bounded window so a lookup
+//! is short whatever the history) behind a counting filter: a static array
+//! of 4-bit counters indexed by a hash of the address, one more for each
+//! live sample; only a non-zero counter (a sampled block, or a rare
+//! collision) probes the table. Only the page's owner may mark it, so a
+//! `realloc` that keeps another thread's block in place and draws a sample
+//! loses that sample (counted as lost). Nothing takes a lock, so `fork()`
+//! cannot leave one held and a signal handler may dump.
 //!
 //! Dumps. The raw text format (one record per line):
 //!
@@ -63,11 +69,12 @@ use core::sync::atomic::{
     fence,
 };
 
-use super::fmt::Writer;
 use super::options::Options;
+use crate::allocators::smp;
 use crate::diag::{maps, trace};
 use crate::sys;
 use crate::sys::tls::StaticSlot;
+use crate::sys::write::Writer;
 
 /// Most frames a sample's trace holds.
 pub const MAX_FRAMES: usize = 64;
@@ -119,7 +126,7 @@ struct Record {
 }
 
 /// The sampler's per-thread state: the layout of `struct
-/// liballoc_prof_thread` in `src/c/prof_tls.c`.
+/// liballoc_prof_thread` in `src/sys/c/prof_tls.c`.
 #[repr(C)]
 struct Thread {
     /// Bytes left before the next sample (may go negative).
@@ -256,9 +263,9 @@ extern "C" fn fork_child() {
 }
 
 extern "C" fn on_signal(_sig: c_int) {
-    let errno = super::errno::get();
+    let errno = crate::sys::errno::get();
     dump_to_file();
-    super::errno::set(errno);
+    crate::sys::errno::set(errno);
 }
 
 /// At exit: the final dump, when `LA_PROFILE` names a file.
@@ -266,6 +273,35 @@ pub fn at_exit() {
     if ON.load(Acquire) && PATH_LEN.load(Relaxed) > 0 {
         dump_to_file();
     }
+}
+
+/// Counts `size` requested bytes, about to be allocated, against the
+/// calling thread's countdown: true when the count ran out, and the block
+/// is then to be handed to [`on_due`] once made. (Counting before the
+/// allocation lets `malloc` end in a tail call to the allocator.)
+///
+/// # Safety
+/// Profiling is on ([`init`] returned true).
+#[inline(always)]
+pub unsafe fn count_down(size: usize) -> bool {
+    let t = thread();
+    // SAFETY: the calling thread's own slot, touched by no other thread.
+    unsafe {
+        (*t).left -= size as i64;
+        (*t).left < 0
+    }
+}
+
+/// Samples block `p` of `size` requested bytes, for which [`count_down`]
+/// just returned true.
+///
+/// # Safety
+/// As for [`on_alloc`].
+#[cold]
+#[inline(never)]
+pub unsafe fn on_due(p: *mut u8, size: usize) {
+    // SAFETY: the calling thread's own slot; the caller's promise on p.
+    unsafe { sample(thread(), p, size) };
 }
 
 /// Counts an allocation of `size` requested bytes at `p` (live, just
@@ -337,6 +373,25 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// `-ln(u)` for `u` in (0, 1], without libm (the shim does not load it
+/// for one function: every library loaded costs each process resident
+/// memory). `u = m * 2^e` with `m` in [1, 2); `ln(m) = 2 atanh(s)`,
+/// `s = (m - 1) / (m + 1)` in [0, 1/3), by its series to `s^15` (relative
+/// error below 1e-8, far inside the sampler's own randomness).
+fn neg_ln(u: f64) -> f64 {
+    debug_assert!(u > 0.0 && u <= 1.0);
+    let bits = u.to_bits();
+    let e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let m = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1023u64 << 52));
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let mut t = 1.0 / 15.0;
+    for k in [13.0, 11.0, 9.0, 7.0, 5.0, 3.0, 1.0] {
+        t = t * s2 + 1.0 / k;
+    }
+    -(e as f64 * core::f64::consts::LN_2 + 2.0 * s * t)
+}
+
 /// The next gap between samples: exponential with mean `rate`, from
 /// xorshift64* (53 random bits give a uniform in (0, 1]).
 fn gap(rng: &mut u64) -> i64 {
@@ -347,7 +402,7 @@ fn gap(rng: &mut u64) -> i64 {
     *rng = x;
     let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
     let u = ((r >> 11) + 1) as f64 / (1u64 << 53) as f64;
-    let g = -u.ln() * RATE.load(Relaxed) as f64;
+    let g = neg_ln(u) * RATE.load(Relaxed) as f64;
     // At least one byte; a draw beyond i64 (impossible below MAX_RATE)
     // saturates.
     (g as i64).max(1)
@@ -443,13 +498,20 @@ unsafe fn record(p: *mut u8, size: usize) {
     r.free_ms.store(NOT_FREED, Relaxed);
     r.trace.store(trace, Relaxed);
     r.seq.store(s.wrapping_add(2), Release);
-    if insert(p as usize, i) {
-        count(p as usize, true);
-        r.state.store(LIVE, Release);
-    } else {
-        r.state.store(EMPTY, Release);
-        LOST.fetch_add(1, Relaxed);
+    // The mark sends the block's `free` to the shim's slow path, where
+    // `on_free` finds it (the fast path has no test for samples).
+    // SAFETY: caller's promise: a live block of ours.
+    if unsafe { smp::mark_sampled(p) } {
+        if insert(p as usize, i) {
+            count(p as usize, true);
+            r.state.store(LIVE, Release);
+            return;
+        }
+        // SAFETY: marked just above.
+        unsafe { smp::unmark_sampled(p) };
     }
+    r.state.store(EMPTY, Release);
+    LOST.fetch_add(1, Relaxed);
 }
 
 /// Claims a record for writing: an unused one, or else the oldest freed
@@ -525,28 +587,45 @@ fn take(p: usize) -> Option<usize> {
 
 /// Notes the free of block `p` (called before the block is freed, so that
 /// its address cannot be sampled again first).
+///
+/// # Safety
+/// `p` is a live block of the smp allocator that the caller owns, or a
+/// pointer that is not a block of it at all (a misuse about to be
+/// reported): only an indexed sample's page is touched.
 #[inline(always)]
-pub fn on_free(p: *mut u8) {
+pub unsafe fn on_free(p: *mut u8) {
     if maybe_sampled(p as usize) {
-        on_free_slow(p);
+        // SAFETY: caller's promise.
+        unsafe { on_free_slow(p) };
     }
 }
 
+/// # Safety
+/// As for [`on_free`].
 #[cold]
 #[inline(never)]
-fn on_free_slow(p: *mut u8) {
-    if let Some(i) = take_sample(p) {
+unsafe fn on_free_slow(p: *mut u8) {
+    // SAFETY: caller's promise (a pointer in the index is a live sample).
+    if let Some(i) = unsafe { take_sample(p) } {
         finish_free(i);
     }
 }
 
 /// A sampled block about to be freed or moved (`realloc`): removed from
 /// the index; hand the result to [`finish_free`] or [`put_back`].
-pub fn take_sample(p: *mut u8) -> Option<usize> {
+///
+/// # Safety
+/// `p` is a live block of the smp allocator that the caller owns, or not a
+/// block at all (only an indexed sample's page is touched).
+pub unsafe fn take_sample(p: *mut u8) -> Option<usize> {
     if !ON.load(Acquire) || !maybe_sampled(p as usize) {
         return None;
     }
-    take(p as usize)
+    let i = take(p as usize)?;
+    // SAFETY: caller's promise; a block in the index was marked by
+    // `record` (or `put_back`) when it went in.
+    unsafe { smp::unmark_sampled(p) };
+    Some(i)
 }
 
 /// Marks sample `i` (from [`take_sample`]) freed now.
@@ -558,14 +637,24 @@ pub fn finish_free(i: usize) {
 }
 
 /// Puts sample `i` of block `p` back (a `realloc` that failed).
-pub fn put_back(p: *mut u8, i: Option<usize>) {
-    if let Some(i) = i {
+///
+/// # Safety
+/// `p` is a live block of the smp allocator that the caller owns, and `i`
+/// came from [`take_sample`] of it.
+pub unsafe fn put_back(p: *mut u8, i: Option<usize>) {
+    let Some(i) = i else { return };
+    // SAFETY: caller's promise.
+    if unsafe { smp::mark_sampled(p) } {
         if insert(p as usize, i) {
             count(p as usize, true);
-        } else {
-            finish_free(i);
+            return;
         }
+        // SAFETY: marked just above.
+        unsafe { smp::unmark_sampled(p) };
     }
+    // Another thread's page (no mark possible), or no room: the sample
+    // ends here, as if freed.
+    finish_free(i);
 }
 
 /// Dumps to the profile file when the interval has passed.
@@ -795,6 +884,24 @@ pub fn dump(fd: c_int) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn neg_ln_matches_the_library_logarithm() {
+        let mut u = 1.0f64;
+        while u > 1e-300 {
+            for v in [u, u * 0.7, u * 0.5000001] {
+                let (got, want) = (super::neg_ln(v), -v.ln());
+                assert!(
+                    (got - want).abs() <= 1e-8 * want.abs().max(1.0),
+                    "{v}: {got} vs {want}"
+                );
+            }
+            u *= 0.37;
+        }
+        assert_eq!(super::neg_ln(1.0), 0.0);
+        let tiny = 1.0 / (1u64 << 53) as f64;
+        assert!((super::neg_ln(tiny) - 53.0 * core::f64::consts::LN_2).abs() < 1e-9);
+    }
+
     use super::*;
 
     #[test]

@@ -18,8 +18,9 @@
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use super::fmt::Writer;
 use crate::allocators::smp::{self, la_smp_stats, size_class};
+use crate::sys;
+use crate::sys::write::Writer;
 
 /// Number of size classes: the smp allocator's (index 0: huge blocks).
 pub const CLASSES: usize = smp::LA_SMP_CLASSES;
@@ -158,17 +159,7 @@ pub fn smp_stats() -> la_smp_stats {
 
 /// Remembers the start time (called once at initialisation).
 pub fn start_clock() {
-    START_NS.store(now_ns(), Relaxed);
-}
-
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    START_NS.store(sys::time::now_ns(), Relaxed);
 }
 
 /// Heap figures for `mallinfo`, `malloc_stats` and the tables.
@@ -217,54 +208,25 @@ pub fn summary(counting: bool, smp: &la_smp_stats) -> Summary {
 /// Current resident set size from `/proc/self/statm` (0 if unreadable).
 pub fn rss_bytes() -> u64 {
     let mut buf = [0u8; 128];
-    // SAFETY: constant path; the fd is closed below.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/statm".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return 0;
-    }
-    // SAFETY: buf is writable for its length.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    // SAFETY: fd is open.
-    unsafe { libc::close(fd) };
-    if n <= 0 {
-        return 0;
-    }
+    let n = sys::fd::read_file(c"/proc/self/statm", &mut buf).unwrap_or(0);
     // Fields: size resident shared ...; we want the second.
-    let mut fields = buf[..n as usize].split(|&b| b == b' ');
+    let mut fields = buf[..n].split(|&b| b == b' ');
     let _ = fields.next();
     let pages = fields.next().map_or(0, |f| {
         f.iter()
             .take_while(|b| b.is_ascii_digit())
             .fold(0u64, |v, &b| v * 10 + u64::from(b - b'0'))
     });
-    pages * crate::sys::page_size() as u64
-}
-
-fn rusage() -> libc::rusage {
-    // SAFETY: an all-zero rusage is a valid value to be overwritten.
-    let mut ru: libc::rusage = unsafe { core::mem::zeroed() };
-    // SAFETY: ru is a valid out-pointer.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    ru
+    pages * sys::page_size() as u64
 }
 
 /// Peak resident set size (`ru_maxrss`), bytes.
 pub fn peak_rss_bytes() -> u64 {
-    rusage().ru_maxrss.max(0) as u64 * 1024
-}
-
-fn seconds(tv: libc::timeval) -> f64 {
-    tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6
+    sys::time::usage().max_rss
 }
 
 fn pid() -> u64 {
-    // SAFETY: getpid has no preconditions.
-    unsafe { libc::getpid() as u64 }
+    u64::from(sys::process_id())
 }
 
 struct Times {
@@ -274,12 +236,12 @@ struct Times {
 }
 
 fn times() -> Times {
-    let ru = rusage();
+    let usage = sys::time::usage();
     let start = START_NS.load(Relaxed);
     Times {
-        wall: now_ns().saturating_sub(start) as f64 / 1e9,
-        user: seconds(ru.ru_utime),
-        sys: seconds(ru.ru_stime),
+        wall: sys::time::now_ns().saturating_sub(start) as f64 / 1e9,
+        user: usage.user_s,
+        sys: usage.sys_s,
     }
 }
 

@@ -28,7 +28,8 @@
 use core::ffi::{c_int, c_void};
 use core::ptr;
 
-use super::{MIN_ALIGN, MIN_ALIGN_LOG2, errno};
+use super::{MIN_ALIGN, MIN_ALIGN_LOG2};
+use crate::sys::errno;
 
 #[inline]
 fn malloc_impl(size: usize) -> *mut c_void {

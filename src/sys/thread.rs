@@ -22,7 +22,7 @@ pub fn spawn_detached(
     f: extern "C" fn(*mut c_void) -> *mut c_void,
     name: &core::ffi::CStr,
 ) -> bool {
-    super::keep_errno(|| {
+    super::errno::keep(|| {
         // SAFETY: attr, the signal sets and tid are valid locals; the
         // calls follow the pthread API's rules (attr initialised before use
         // and destroyed after; the old mask restored).
@@ -55,7 +55,7 @@ pub fn sleep_ms(ms: u64) {
         tv_sec: (ms / 1000) as libc::time_t,
         tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
     };
-    super::keep_errno(|| {
+    super::errno::keep(|| {
         // SAFETY: ts is a valid timespec; no remainder is asked for.
         unsafe { libc::nanosleep(&ts, ptr::null_mut()) };
     });
@@ -70,7 +70,7 @@ pub fn on_fork(
     child: unsafe extern "C" fn(),
 ) -> bool {
     // SAFETY: registering plain functions.
-    super::keep_errno(|| unsafe {
+    super::errno::keep(|| unsafe {
         libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) == 0
     })
 }
@@ -79,13 +79,13 @@ pub fn on_fork(
 /// false when it could not be registered.
 pub fn on_fork_child(child: unsafe extern "C" fn()) -> bool {
     // SAFETY: registering a plain function; no prepare or parent handler.
-    super::keep_errno(|| unsafe { libc::pthread_atfork(None, None, Some(child)) == 0 })
+    super::errno::keep(|| unsafe { libc::pthread_atfork(None, None, Some(child)) == 0 })
 }
 
 /// Lets other threads run (`sched_yield`).
 pub fn yield_now() {
     // SAFETY: no preconditions.
-    super::keep_errno(|| unsafe {
+    super::errno::keep(|| unsafe {
         libc::sched_yield();
     });
 }

@@ -44,32 +44,60 @@ pub const FIXED_LEN: usize = 4 << 20;
 /// blocks go both to the buffer and to the fallback).
 pub const BUFFER_FIRST_LEN: usize = 8192;
 
-/// Which allocator.
-#[derive(Clone, Copy, Debug)]
-pub enum Kind {
-    Page,
-    C,
-    Smp,
-    FixedBuffer,
-    ThreadSafeFixedBuffer,
-    ArenaOverC,
-    ArenaOverPage,
-    ArenaOverSmp,
-    ArenaOverFlaky,
-    FailingOverC,
-    BufferFirstOverC,
-    BufferFirstOverSmp,
-    ThreadSafeOverArena,
-    LoggingOverC,
-    /// The debug allocator over a backing without the in-band capability:
-    /// records found through the address index.
-    DebugOverC,
-    /// The debug allocator over smp: records found through in-band headers.
-    DebugOverSmp,
-    /// The debug allocator over a thread-safe wrapper of smp, which
-    /// forwards smp's live-block capability: in-band headers too.
-    DebugOverThreadSafeSmp,
+/// The registry of allocators under test, the one list: every allocator,
+/// as `Variant => name`. `for_each_kind!(m)` hands the whole list to the
+/// macro `m`; [`Kind`] and [`Kind::ALL`] are made from it, and so are the
+/// per-allocator tests of each suite (`model.rs`), so an allocator added
+/// here (with its arm in [`Subject::new`]) is in every suite. The C
+/// suites' list is `c_tests/registry.h`.
+macro_rules! for_each_kind {
+    ($m:ident) => {
+        $m! {
+            Page => page,
+            C => c,
+            Smp => smp,
+            FixedBuffer => fixed_buffer,
+            ThreadSafeFixedBuffer => thread_safe_fixed_buffer,
+            ArenaOverC => arena_over_c,
+            ArenaOverPage => arena_over_page,
+            ArenaOverSmp => arena_over_smp,
+            ArenaOverFlaky => arena_over_flaky_child,
+            FailingOverC => failing_over_c,
+            BufferFirstOverC => buffer_first_over_c,
+            BufferFirstOverSmp => buffer_first_over_smp,
+            ThreadSafeOverC => thread_safe_over_c,
+            ThreadSafeOverArena => thread_safe_over_arena,
+            LoggingOverC => logging_over_c,
+            // The debug allocator under each record strategy: the address
+            // index (over C), in-band headers (over smp, bare or behind a
+            // wrapper that forwards smp's live-block capability).
+            DebugOverC => debug_over_c,
+            DebugOverSmp => debug_over_smp,
+            DebugOverThreadSafeSmp => debug_over_thread_safe_smp,
+        }
+    };
 }
+
+/// Declares [`Kind`] from the registry.
+macro_rules! declare_kind {
+    ($($kind:ident => $name:ident,)*) => {
+        /// Which allocator (one per entry of the registry, `for_each_kind!`).
+        #[derive(Clone, Copy, Debug)]
+        pub enum Kind {
+            $(
+                #[doc = stringify!($name)]
+                $kind,
+            )*
+        }
+
+        impl Kind {
+            /// Every allocator under test.
+            pub const ALL: &[Kind] = &[$(Kind::$kind,)*];
+        }
+    };
+}
+
+for_each_kind!(declare_kind);
 
 /// An allocator under test and what it owns.
 pub struct Subject {
@@ -163,6 +191,13 @@ impl Subject {
                 }
                 s.buffer_first = Some((bf, buf));
             }
+            Kind::ThreadSafeOverC => {
+                let ts = la_thread_safe_create(la_c_allocator());
+                assert!(!ts.is_null());
+                // A live wrapper, destroyed in drop.
+                s.a = la_thread_safe_allocator(ts);
+                s.thread_safe = Some(ts);
+            }
             Kind::ThreadSafeOverArena => {
                 // SAFETY: the page allocator is a valid child.
                 let arena = unsafe { la_arena_create(la_page_allocator()) };
@@ -243,6 +278,23 @@ impl Drop for Subject {
             }
             if let Some(f) = self.failing {
                 la_failing_destroy(f);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kind_is_made_used_and_dropped() {
+    for &kind in Kind::ALL {
+        let s = Subject::new(kind);
+        // SAFETY: a live allocator; the block is freed with its length and
+        // alignment.
+        unsafe {
+            let p = la_raw_alloc(s.a, 64, 4, 0);
+            // A bounded allocator (a flaky child) may refuse.
+            assert!(!p.is_null() || s.bounded, "{kind:?}");
+            if !p.is_null() {
+                la_raw_free(s.a, p, 64, 4, 0);
             }
         }
     }

@@ -7,6 +7,7 @@
 // The library's rule holds here too: every `unsafe {}` argues its case.
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[macro_use]
 mod allocators;
 mod concurrency;
 mod model;

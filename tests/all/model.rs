@@ -299,37 +299,24 @@ fn run(kind: Kind, ops: &[Op]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// One property test per allocator, so that a failure names it.
+/// One property test per allocator of the registry (`model::NAME::matches_model`),
+/// so that a failure names it.
 macro_rules! model_tests {
-    ($($name:ident => $kind:expr,)*) => {
-        proptest! {
-            #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
-            $(
-                #[test]
-                fn $name(ops in prop::collection::vec(op_strategy(), 1..64)) {
-                    run($kind, &ops)?;
+    ($($kind:ident => $name:ident,)*) => {
+        $(
+            mod $name {
+                use super::*;
+
+                proptest! {
+                    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+                    #[test]
+                    fn matches_model(ops in prop::collection::vec(op_strategy(), 1..64)) {
+                        run(Kind::$kind, &ops)?;
+                    }
                 }
-            )*
-        }
+            }
+        )*
     };
 }
 
-model_tests! {
-    page_matches_model => Kind::Page,
-    c_matches_model => Kind::C,
-    smp_matches_model => Kind::Smp,
-    fixed_buffer_matches_model => Kind::FixedBuffer,
-    thread_safe_fixed_buffer_matches_model => Kind::ThreadSafeFixedBuffer,
-    arena_over_c_matches_model => Kind::ArenaOverC,
-    arena_over_page_matches_model => Kind::ArenaOverPage,
-    arena_over_smp_matches_model => Kind::ArenaOverSmp,
-    arena_over_flaky_child_matches_model => Kind::ArenaOverFlaky,
-    failing_over_c_matches_model => Kind::FailingOverC,
-    buffer_first_over_c_matches_model => Kind::BufferFirstOverC,
-    buffer_first_over_smp_matches_model => Kind::BufferFirstOverSmp,
-    thread_safe_over_arena_matches_model => Kind::ThreadSafeOverArena,
-    logging_over_c_matches_model => Kind::LoggingOverC,
-    debug_over_c_matches_model => Kind::DebugOverC,
-    debug_over_smp_matches_model => Kind::DebugOverSmp,
-    debug_over_thread_safe_smp_matches_model => Kind::DebugOverThreadSafeSmp,
-}
+for_each_kind!(model_tests);

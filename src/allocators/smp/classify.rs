@@ -290,7 +290,7 @@ pub fn check(ptr: *const u8) -> PtrCheck {
 pub unsafe fn free_checked(ptr: *mut u8) -> PtrCheck {
     if super::segment::prepare_map() {
         // SAFETY: the map exists; the rest is the caller's promise.
-        if let Some(page) = unsafe { live_block(ptr as usize) } {
+        if let Some(page) = unsafe { live_block::<false>(ptr as usize) } {
             // SAFETY: a live block of page (confirmed), now owned by us.
             return unsafe { free_in(page, ptr) };
         }
@@ -308,8 +308,31 @@ pub unsafe fn free_checked(ptr: *mut u8) -> PtrCheck {
 /// that happens-before this call.
 #[inline(always)]
 pub unsafe fn free_fast(ptr: *mut u8) -> bool {
+    // SAFETY: caller's promise.
+    unsafe { free_confirmed::<false>(ptr) }
+}
+
+/// [`free_fast`] for a block of a page that may hold a sample of the heap
+/// profiler (which hides the page from [`free_fast`]): the same exact
+/// tests, bounded by the page's capacity. For the shim's slow path, once
+/// the profiler has seen the block.
+///
+/// # Safety
+/// As for [`free_fast`].
+#[inline]
+pub unsafe fn free_fast_marked(ptr: *mut u8) -> bool {
+    // SAFETY: caller's promise.
+    unsafe { free_confirmed::<true>(ptr) }
+}
+
+/// Frees `ptr` when [`live_block`] (with `MARKED`) confirms it.
+///
+/// # Safety
+/// As for [`free_fast`].
+#[inline(always)]
+unsafe fn free_confirmed<const MARKED: bool>(ptr: *mut u8) -> bool {
     // SAFETY: caller's promise: the chunk map exists.
-    match unsafe { live_block(ptr as usize) } {
+    match unsafe { live_block::<MARKED>(ptr as usize) } {
         Some(page) => {
             // SAFETY: a live block of page (confirmed), now owned by us
             // (caller's promise).
@@ -330,7 +353,7 @@ pub unsafe fn free_fast(ptr: *mut u8) -> bool {
 #[inline(always)]
 pub unsafe fn free_fast_sized(ptr: *mut u8, size: usize) -> Result<bool, usize> {
     // SAFETY: caller's promise: the chunk map exists.
-    match unsafe { live_block(ptr as usize) } {
+    match unsafe { live_block::<false>(ptr as usize) } {
         Some(page) => {
             let bs = page.block_size();
             if size > bs {
@@ -354,7 +377,7 @@ pub unsafe fn free_fast_sized(ptr: *mut u8, size: usize) -> Result<bool, usize> 
 #[inline(always)]
 pub unsafe fn live_block_size(ptr: *const u8) -> Option<usize> {
     // SAFETY: caller's promise: the chunk map exists.
-    unsafe { live_block(ptr as usize) }.map(Page::block_size)
+    unsafe { live_block::<false>(ptr as usize) }.map(Page::block_size)
 }
 
 /// Frees live block `ptr` of `page`.
@@ -406,10 +429,14 @@ unsafe fn free_classified(ptr: *mut u8) -> PtrCheck {
 /// the block size ([`DIVISOR_TEST`]); last the free tag in the (mapped,
 /// carved) block.
 ///
+/// With `MARKED`, the bound is the page's capacity in bytes instead of
+/// `carved_len`, which a page holding a sampled block shows as 0 (see
+/// `Page::mark_sampled`): [`free_fast_marked`]'s test.
+///
 /// # Safety
 /// The chunk map exists (see [`free_fast`]).
 #[inline(always)]
-unsafe fn live_block(a: usize) -> Option<&'static Page> {
+unsafe fn live_block<const MARKED: bool>(a: usize) -> Option<&'static Page> {
     // SAFETY: caller's promise.
     let entry = unsafe { segment::chunk_entry_ready(a) };
     if entry < CHUNK_NORMAL {
@@ -429,7 +456,12 @@ unsafe fn live_block(a: usize) -> Option<&'static Page> {
         (
             ptr::read_volatile(p.class.as_ptr()),
             ptr::read_volatile(p.area_off.as_ptr()) as usize,
-            ptr::read_volatile(p.carved_len.as_ptr()) as usize,
+            if MARKED {
+                ptr::read_volatile(p.capacity.as_ptr()) as usize
+                    * size_class::CLASS_SIZE[ptr::read_volatile(p.class.as_ptr()) as usize]
+            } else {
+                ptr::read_volatile(p.carved_len.as_ptr()) as usize
+            },
         )
     };
     // Two independent tests (one multiply): a multiple of the block size
@@ -587,13 +619,11 @@ mod tests {
     fn free_keeps_errno() {
         for &len in &[16usize, 100 << 10, 8 << 20] {
             let p = super::super::alloc(len, 4);
-            // SAFETY: the thread's errno slot.
-            unsafe { *libc::__errno_location() = 4321 };
+            crate::sys::errno::set(4321);
             // SAFETY: a live block of ours.
             assert_eq!(unsafe { free_checked(p) }, PtrCheck::Live);
             super::super::collect();
-            // SAFETY: as above.
-            assert_eq!(unsafe { *libc::__errno_location() }, 4321);
+            assert_eq!(crate::sys::errno::get(), 4321);
         }
     }
 }

@@ -19,16 +19,12 @@ use super::page::{Block, FULL, Page, is_free};
 use super::segment;
 use super::size_class::{CLASS_SIZE, NCLASSES};
 use super::thread;
+use crate::sys::write::Writer;
 
 fn report(errors: &mut usize, msg: &str) {
     *errors += 1;
     if *errors <= 8 {
-        // SAFETY: writing a static string to stderr; no allocation.
-        unsafe {
-            libc::write(2, b"la_smp_check_heap: ".as_ptr().cast(), 19);
-            libc::write(2, msg.as_ptr().cast(), msg.len());
-            libc::write(2, b"\n".as_ptr().cast(), 1);
-        }
+        Writer::fd(2).str("la_smp_check_heap: ").str(msg).str("\n");
     }
 }
 

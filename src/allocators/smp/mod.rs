@@ -62,7 +62,8 @@ mod stats;
 mod thread;
 
 pub use classify::{
-    PtrCheck, alloc_zeroed, free_checked, free_fast, free_fast_sized, live_block_size,
+    PtrCheck, alloc_zeroed, free_checked, free_fast, free_fast_marked, free_fast_sized,
+    live_block_size,
 };
 #[cfg(feature = "preload")]
 pub(crate) use heap::PURGE_DELAY_MS;
@@ -174,6 +175,61 @@ pub unsafe fn usable_size(ptr: *const u8) -> usize {
     let i = (ptr as usize - seg as usize) >> s.page_shift.get();
     // SAFETY: i is below the page count.
     unsafe { s.page(i) }.block_size()
+}
+
+/// The page of live block `ptr`, or `None` for a huge block.
+///
+/// # Safety
+/// `ptr` is a live block of this allocator.
+unsafe fn page_of(ptr: *const u8) -> Option<&'static page::Page> {
+    debug_assert!(classify::is_live(ptr), "page of a block that is not live");
+    let seg = segment::segment_of(ptr);
+    // SAFETY: caller's promise: the segment header is mapped.
+    let s = unsafe { &*seg };
+    if s.kind.get() == segment::HUGE {
+        return None;
+    }
+    let i = (ptr as usize - seg as usize) >> s.page_shift.get();
+    // SAFETY: i is below the page count.
+    Some(unsafe { s.page(i) })
+}
+
+/// Marks live block `ptr`, just sampled by the heap profiler, so that its
+/// `free` reaches the shim's checked slow path (where the profiler hears
+/// of it) instead of the fast path, which then needs no test of its own
+/// for sampled blocks (see `Page::mark_sampled`). Huge blocks always take
+/// that path and need no mark. False, nothing done, when the block's page
+/// belongs to another thread's heap (a `realloc` in place of another
+/// thread's block): only the owner may hide a page's blocks.
+///
+/// # Safety
+/// `ptr` is a live block of this allocator that the caller owns.
+pub unsafe fn mark_sampled(ptr: *const u8) -> bool {
+    // SAFETY: caller's promise.
+    let Some(page) = (unsafe { page_of(ptr) }) else {
+        return true;
+    };
+    let h = thread::current_fast();
+    if h.is_null() || page.heap.load(core::sync::atomic::Ordering::Relaxed) != h {
+        return false;
+    }
+    page.mark_sampled();
+    true
+}
+
+/// Undoes [`mark_sampled`] for a sampled block about to be freed or moved
+/// (before it is: its page may be reused once it is freed).
+///
+/// # Safety
+/// `ptr` is a live block of this allocator that [`mark_sampled`] marked
+/// (returned true for), not unmarked since.
+pub unsafe fn unmark_sampled(ptr: *const u8) {
+    // SAFETY: caller's promise.
+    if let Some(page) = unsafe { page_of(ptr) } {
+        let h = thread::current_fast();
+        let owner = !h.is_null() && page.heap.load(core::sync::atomic::Ordering::Relaxed) == h;
+        page.unmark_sampled(owner);
+    }
 }
 
 /// Grows or shrinks a block in place.

@@ -35,7 +35,7 @@
 
 use core::cell::Cell;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use super::heap::Heap;
 use super::segment::{PAGES_OFFSET, SEGMENT_MASK, Segment};
@@ -114,7 +114,10 @@ pub struct Page {
     /// When the page was freed or first seen empty (ms, wrapping; 0 = not
     /// yet seen). Not cleared by `reset` (a free page keeps its time).
     pub retire_time: Cell<u32>,
-    _pad0: [u8; 20],
+    /// Live blocks of this page the heap profiler sampled (see
+    /// [`Page::mark_sampled`]): raised by the owner, lowered by any thread.
+    sampled: AtomicU32,
+    _pad0: [u8; 16],
     // ---- line 1: the owner's lists ----
     pub free: Cell<*mut Block>,
     pub local_free: Cell<*mut Block>,
@@ -145,6 +148,7 @@ impl Page {
         self.flags.store(0, Ordering::Relaxed);
         self.carved_len.set(0);
         self.area_off.set(0);
+        self.sampled.store(0, Ordering::Relaxed);
         self.heap.store(ptr::null_mut(), Ordering::Relaxed);
         self.next.set(ptr::null_mut());
         self.prev.set(ptr::null_mut());
@@ -332,8 +336,45 @@ impl Page {
         }
         self.free.set(first as *mut Block);
         self.capacity.set((cap + n) as u16);
-        self.carved_len.set(((cap + n) * bs) as u32);
+        self.refresh_carved_len();
         super::segment::note_carved(self.segment(), self.index(), first + n * bs);
+    }
+
+    /// The bytes of carved blocks, as the free check reads them: 0 while a
+    /// block of the page is sampled (see [`Page::mark_sampled`]). Owner
+    /// only.
+    pub fn refresh_carved_len(&self) {
+        let len = if self.sampled.load(Ordering::Acquire) != 0 {
+            0
+        } else {
+            self.capacity.get() as u32 * self.block_size() as u32
+        };
+        self.carved_len.set(len);
+    }
+
+    /// Notes that the heap profiler sampled one more live block of this
+    /// page. The page then hides its carved blocks from the free check
+    /// (`carved_len` 0, see `classify.rs`), so that every `free` of its
+    /// blocks takes the checked slow path, where the shim tells the
+    /// profiler: the fast path of pages without a sample pays nothing for
+    /// profiling. Owner only (the owner alone writes `carved_len`); the
+    /// block was just handed out by the owner, so any thread that frees it
+    /// later sees the hidden length.
+    pub fn mark_sampled(&self) {
+        self.sampled.fetch_add(1, Ordering::AcqRel);
+        self.carved_len.set(0);
+    }
+
+    /// Undoes one [`Page::mark_sampled`], for a sampled block about to be
+    /// freed (any thread; `owner`: the calling thread owns the page). Once
+    /// no sample is left the carved blocks show again: at once when the
+    /// owner unmarks, else on the owner's next collection of the page.
+    pub fn unmark_sampled(&self, owner: bool) {
+        let before = self.sampled.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(before > 0, "unmark of a page without samples");
+        if owner && before == 1 {
+            self.refresh_carved_len();
+        }
     }
 
     /// Takes the blocks other threads freed, and refills `free` from
@@ -369,6 +410,9 @@ impl Page {
         if self.free.get().is_null() {
             self.free.set(self.local_free.get());
             self.local_free.set(ptr::null_mut());
+        }
+        if self.carved_len.get() == 0 && self.capacity.get() != 0 {
+            self.refresh_carved_len();
         }
     }
 

@@ -20,9 +20,9 @@
 //!   (a program whose `main` called `pthread_exit` ends at most a purge
 //!   delay after its last thread) and an idle program has no extra thread;
 //! - it takes no lock (the reserve is lock-free) and runs with every signal
-//!   blocked; `fork()` waits for a pass under way to end (so the child
-//!   never inherits slots or segments the purger had taken off their
-//!   lists), and the child, which has no purger, starts its own once it
+//!   blocked; `fork()` waits for a purge under way to end, the purger's or
+//!   any thread's slow-path purge ([`guarded`]), so the child never
+//!   inherits slots or segments a purge had taken off their lists; the child, which has no purger, starts its own once it
 //!   frees enough (handlers registered at start-up do both).
 //!
 //! Chosen over a timer signal (which would interrupt the program's system
@@ -33,7 +33,7 @@
 //! `la_smp_collect` only.
 
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering, fence};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicUsize, Ordering, fence};
 
 use super::{heap, segment};
 use crate::sys;
@@ -60,9 +60,9 @@ const START_BYTES: usize = 4 << 20;
 static READY: AtomicBool = AtomicBool::new(false);
 /// A `fork()` is under way: the purger makes no pass.
 static PAUSED: AtomicBool = AtomicBool::new(false);
-/// The purger is inside a pass (it holds slots or abandoned segments that
-/// no list shows while it works on them).
-static IN_PASS: AtomicBool = AtomicBool::new(false);
+/// Purges under way, by the purger or by any thread's slow path (each holds
+/// slots or abandoned segments that no list shows while it works on them).
+static IN_PASS: AtomicU32 = AtomicU32::new(0);
 
 /// `bytes` of memory entered the reserve resident (or stayed in an
 /// abandoned segment): a purger is wanted once enough waits.
@@ -114,20 +114,13 @@ extern "C" fn run(_arg: *mut c_void) -> *mut c_void {
         if STATE.load(Ordering::Acquire) != RUNNING {
             return core::ptr::null_mut();
         }
-        // With `fork()`'s prepare handler (a Dekker pair): either the
-        // handler sees the pass and waits for it, or the pass sees the pause
-        // and is skipped, so a child never inherits slots or segments the
-        // purger had taken off their lists.
-        IN_PASS.store(true, Ordering::SeqCst);
-        if PAUSED.load(Ordering::SeqCst) {
-            IN_PASS.store(false, Ordering::SeqCst);
-            continue;
-        }
+        // Skipped while a `fork()` is under way (see `guarded`).
         let now = sys::now_ms();
-        let abandoned = heap::purge_abandoned(now, delay, false);
-        let left = segment::purge_shared(now, delay, false) || abandoned;
-        IN_PASS.store(false, Ordering::SeqCst);
-        if left {
+        let left = guarded(|| {
+            let abandoned = heap::purge_abandoned(now, delay, false);
+            segment::purge_shared(now, delay, false) || abandoned
+        });
+        if left != Some(false) {
             continue;
         }
         // Nothing left: stop, unless memory came in since the pass (its
@@ -149,6 +142,24 @@ extern "C" fn run(_arg: *mut c_void) -> *mut c_void {
     }
 }
 
+/// Runs `purge` unless a `fork()` is under way (then `None`): with
+/// `fork()`'s prepare handler (a Dekker pair on `IN_PASS` and `PAUSED`),
+/// either the handler sees the purge and waits for it to end, or the purge
+/// sees the pause and is skipped, so that a child never inherits slots or
+/// segments a purge had taken off their lists (they would be lost to it).
+/// Every purge of shared state goes through here, from the purger and from
+/// any thread's slow path alike.
+pub fn guarded<R>(purge: impl FnOnce() -> R) -> Option<R> {
+    IN_PASS.fetch_add(1, Ordering::SeqCst);
+    if PAUSED.load(Ordering::SeqCst) {
+        IN_PASS.fetch_sub(1, Ordering::SeqCst);
+        return None;
+    }
+    let r = purge();
+    IN_PASS.fetch_sub(1, Ordering::SeqCst);
+    Some(r)
+}
+
 /// Switches the purger on or off (process-wide). Off: a running purger
 /// exits after its current sleep. On: it starts with the next release.
 pub fn set_enabled(on: bool) {
@@ -168,7 +179,7 @@ pub fn set_enabled(on: bool) {
 /// off the next one until the fork is done.
 unsafe extern "C" fn before_fork() {
     PAUSED.store(true, Ordering::SeqCst);
-    while IN_PASS.load(Ordering::SeqCst) {
+    while IN_PASS.load(Ordering::SeqCst) != 0 {
         sys::thread::yield_now();
     }
 }
@@ -181,7 +192,7 @@ unsafe extern "C" fn after_fork_parent() {
 /// In the child of `fork()`: no purger thread exists there.
 unsafe extern "C" fn after_fork_child() {
     PAUSED.store(false, Ordering::SeqCst);
-    IN_PASS.store(false, Ordering::SeqCst);
+    IN_PASS.store(0, Ordering::SeqCst);
     // The parent's purger did not come along: the child starts its own
     // once it frees enough itself (a child that only execs never does).
     if STATE.load(Ordering::Relaxed) == RUNNING {

@@ -11,7 +11,9 @@
 //! [`RESERVE_HUGE_MAX`] bytes takes a run of consecutive slots. Claims
 //! prefer dirty slots: memory that is still resident is reused without a
 //! page fault, and a thread that exits hands its empty segments here still
-//! committed, so the next thread takes them for free.
+//! committed, so the next thread takes them for free. A segment prefers a
+//! dirty slot that last held a segment of its own kind ([`claim_like`]), so
+//! that its pages fall where the resident ones are.
 //!
 //! Nothing is given back to the OS on free. Each slot remembers when it was
 //! freed; a purge pass ([`purge`]) decommits (`MADV_DONTNEED`) the dirty
@@ -152,6 +154,47 @@ pub fn claim(n: usize) -> Option<Claim> {
         }
     }
     grow(n)
+}
+
+/// [`claim`] of one slot, preferring a dirty slot for which `like(addr)`
+/// holds (`addr`: the slot's start, whose first bytes hold the header its
+/// last user left; see the module comment). A segment of a kind takes back
+/// a slot that last held a segment of that kind, so its pages fall where
+/// the last user's did and touch the memory that user made resident: a
+/// program whose threads come and go keeps the footprint of one thread
+/// instead of the union of every layout its threads ever made. `like`
+/// reads memory another thread may claim and write at any moment; it is a
+/// preference only.
+pub fn claim_like(like: impl Fn(usize) -> bool) -> Option<Claim> {
+    let count = ARENA_COUNT.load(Ordering::Acquire).min(MAX_ARENAS);
+    for (idx, a) in ARENAS.iter().enumerate().take(count) {
+        let start = a.start.load(Ordering::Acquire);
+        if start <= DEAD {
+            continue;
+        }
+        let mut cand = a.free.load(Ordering::Relaxed) & a.dirty.load(Ordering::Relaxed);
+        while cand != 0 {
+            let i = cand.trailing_zeros();
+            cand &= cand - 1;
+            if !like(start + i as usize * SLOT) {
+                continue;
+            }
+            let bit = 1u64 << i;
+            let mut free = a.free.load(Ordering::Relaxed);
+            while free & bit != 0 {
+                match a.free.compare_exchange_weak(
+                    free,
+                    free & !bit,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) => return Some(taken(idx, a, i, 1)),
+                    Err(cur) => free = cur,
+                }
+            }
+        }
+    }
+    claim(1)
 }
 
 /// [`claim`] in one arena; `dirty_only`: only from runs of dirty slots.

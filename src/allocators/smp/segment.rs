@@ -233,7 +233,20 @@ pub static ABANDONED: SegmentStack = SegmentStack::new();
 /// pages are marked dirty (so the heap reuses them before untouched ones,
 /// and decommits them after the purge delay if it does not).
 pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
-    let Some(c) = reserve::claim(1) else {
+    let shift = PAGE_SHIFT[kind as usize];
+    // A dirty slot whose header says it last held a segment of this kind
+    // (a released segment keeps its page shift; see `segment_release`).
+    let last_held_kind = |addr: usize| {
+        // SAFETY: a dirty free slot held a segment or a huge block, whose
+        // header page stays mapped and resident (see `reserve.rs`); the
+        // reads are racy by design (a preference only).
+        unsafe {
+            let h = addr as *const Segment;
+            ptr::read_volatile((*h).kind.as_ptr()) == CACHED
+                && ptr::read_volatile((*h).page_shift.as_ptr()) == shift
+        }
+    };
+    let Some(c) = reserve::claim_like(last_held_kind) else {
         return ptr::null_mut();
     };
     if !chunk_map::prepare_range(c.addr, SEGMENT_SIZE) {
@@ -243,7 +256,6 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
     let seg = c.addr as *mut Segment;
     // SAFETY: seg is a slot of ours that only we reference now.
     let s = unsafe { &*seg };
-    let shift = PAGE_SHIFT[kind as usize];
     let count = (SEGMENT_SIZE >> shift) as u32;
     let all = if count == 64 {
         u64::MAX
@@ -327,17 +339,23 @@ pub fn chunk_head_at(addr: usize) -> bool {
 /// Runs the purge of what all threads share (the reserve and the cache of
 /// huge mappings) if one is due.
 pub fn maybe_purge_shared(now: u64, delay: u64) {
-    reserve::maybe_purge(now, delay);
-    huge_cache_purge(now, false);
+    super::purger::guarded(|| {
+        reserve::maybe_purge(now, delay);
+        huge_cache_purge(now, false);
+    });
 }
 
 /// Purges what all threads share: the reserve's slots free for `delay` ms
 /// and cached huge mappings unused for long (everything when `force`).
 /// Returns whether something is left for a later pass.
+/// Skipped (with `true`) while a `fork()` is under way.
 pub fn purge_shared(now: u64, delay: u64, force: bool) -> bool {
-    let left = reserve::purge(now, delay, force);
-    huge_cache_purge(if force { 0 } else { now }, force);
-    left || huge_cache_used()
+    super::purger::guarded(|| {
+        let left = reserve::purge(now, delay, force);
+        huge_cache_purge(if force { 0 } else { now }, force);
+        left || huge_cache_used()
+    })
+    .unwrap_or(true)
 }
 
 /// Records that page `i`'s blocks up to `carved_end` (an address) are now

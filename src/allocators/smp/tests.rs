@@ -512,3 +512,55 @@ fn pointers_into_slots_being_purged_classify_safely() {
     stop.store(true, Ordering::Relaxed);
     checker.join().unwrap();
 }
+
+#[test]
+fn a_sampled_page_sends_frees_to_the_checked_path_until_unmarked() {
+    prepare();
+    let a = alloc(48, 4);
+    let b = alloc(48, 4);
+    let c = alloc(48, 4);
+    assert!(!a.is_null() && !b.is_null() && !c.is_null());
+    // SAFETY: live blocks of this thread's own pages.
+    unsafe {
+        assert_eq!(classify::live_block_size(b), Some(48));
+        assert!(mark_sampled(b));
+        // Every block of the marked page, sampled or not, leaves the fast
+        // path; the full classifier still knows them live.
+        assert_eq!(classify::live_block_size(a), None);
+        assert_eq!(classify::live_block_size(b), None);
+        assert_eq!(check(a), PtrCheck::Live);
+        // The checked free still frees them.
+        assert!(!classify::free_fast(a));
+        assert_eq!(classify::free_checked(a), PtrCheck::Live);
+        assert_eq!(check(a), PtrCheck::Free);
+        // The owner's unmark shows the page's blocks again at once.
+        unmark_sampled(b);
+        assert_eq!(classify::live_block_size(c), Some(48));
+        assert!(classify::free_fast(b));
+        assert!(classify::free_fast(c));
+    }
+    // A huge block needs no mark (its free is never on the fast path).
+    let h = alloc(64 << 20, 4);
+    // SAFETY: a live huge block.
+    unsafe {
+        assert!(mark_sampled(h));
+        assert_eq!(classify::live_block_size(h), None);
+        free(h);
+    }
+}
+
+#[test]
+fn only_the_owner_marks_a_page() {
+    prepare();
+    let p = alloc(48, 4) as usize;
+    // SAFETY: the block is live, owned by this thread's heap.
+    let marked = std::thread::spawn(move || unsafe { mark_sampled(p as *const u8) })
+        .join()
+        .unwrap();
+    assert!(!marked);
+    // SAFETY: p is live and unmarked.
+    unsafe {
+        assert_eq!(classify::live_block_size(p as *const u8), Some(48));
+        free(p as *mut u8);
+    }
+}

@@ -3,7 +3,7 @@
 //! The heap pointer lives in static TLS without any destructor registration
 //! (registration would go through `__cxa_thread_atexit_impl`, which calls
 //! malloc). On x86-64 it is an initial-exec slot defined in
-//! `src/c/smp_tls.c`: the fast paths read it with two loads (its offset
+//! `src/sys/c/smp_tls.c`: the fast paths read it with two loads (its offset
 //! from the GOT, then `%fs`-relative), other paths through an offset learnt
 //! once; neither calls `__tls_get_addr`. Elsewhere it is a `thread_local!` `Cell` with a `const`
 //! initialiser and no `Drop`. Thread exit is noticed
@@ -30,6 +30,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use super::heap::{self, Heap};
 use crate::sys;
+use crate::sys::tls::Key;
 
 /// Most heaps alive at once.
 pub(crate) const MAX_HEAPS: usize = 1 << 16;
@@ -68,7 +69,7 @@ mod tls {
     pub fn get_fast() -> *mut Heap {
         let h: *mut Heap;
         // SAFETY: `liballoc_smp_heap_slot` is the initial-exec TLS slot of
-        // src/c/smp_tls.c (a pointer); its GOTTPOFF entry holds its offset
+        // src/sys/c/smp_tls.c (a pointer); its GOTTPOFF entry holds its offset
         // from the thread pointer, so the second load reads the calling
         // thread's slot. Only memory is read.
         unsafe {
@@ -295,22 +296,23 @@ unsafe extern "C" fn thread_done(value: *mut c_void) {
 }
 
 /// Creates the thread-exit key once.
-pub fn ensure_key() -> Option<libc::pthread_key_t> {
+pub fn ensure_key() -> Option<Key> {
     let k = KEY.load(Ordering::Acquire);
     if k != KEY_NONE {
-        return Some(k as libc::pthread_key_t);
+        return Some(Key::from_raw(k as u32));
     }
-    let mut key: libc::pthread_key_t = 0;
-    // SAFETY: key is a valid out pointer; the destructor is a plain function.
-    if unsafe { libc::pthread_key_create(&mut key, Some(thread_done)) } != 0 {
-        return None;
-    }
-    match KEY.compare_exchange(KEY_NONE, key as u64, Ordering::AcqRel, Ordering::Acquire) {
+    let key = Key::create(thread_done)?;
+    match KEY.compare_exchange(
+        KEY_NONE,
+        u64::from(key.to_raw()),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
         Ok(_) => Some(key),
         Err(winner) => {
             // SAFETY: our key lost the race and was never used.
-            unsafe { libc::pthread_key_delete(key) };
-            Some(winner as libc::pthread_key_t)
+            unsafe { key.delete() };
+            Some(Key::from_raw(winner as u32))
         }
     }
 }
@@ -342,8 +344,7 @@ pub fn current_or_init() -> *mut Heap {
     // Without a key (all taken) the heap still works; it is just not
     // abandoned when the thread exits.
     if let Some(key) = key {
-        // SAFETY: key is a live key; the value is our heap.
-        unsafe { libc::pthread_setspecific(key, h as *const c_void) };
+        key.set(h as *const c_void);
     }
     h
 }

@@ -1,14 +1,20 @@
-//! Allocation-free text output for the shim: a writer over a stack buffer
-//! that formats strings, integers, hexadecimal addresses and fixed-point
-//! decimals, and hands full buffers to a sink (`write(2)` on a file
-//! descriptor, or a `FILE *` for `malloc_info`).
+//! Allocation-free text output: the crate's one writer, over a stack
+//! buffer, for reports, logs and statistics.
 //!
-//! Nothing here allocates, panics or locks, so it may run inside `malloc`,
-//! from a fatal-error path or at process exit. Output that does not fit the
-//! buffer is flushed in pieces; write errors are ignored (there is nowhere
-//! to report them).
+//! A [`Writer`] formats strings, integers, hexadecimal addresses,
+//! fixed-point decimals and byte sizes with its own methods, and anything
+//! else through `core::fmt::Write` (`write!` with integers and strings never
+//! allocates). Full buffers go to a sink: `write(2)` on a file descriptor
+//! ([`super::fd::write_all`]: `EINTR` and short writes retried), or a C
+//! `FILE *` (`malloc_info`). Nothing here allocates, panics or locks, so it
+//! may run inside `malloc`, from a fatal-error path or at process exit.
+//! Output that does not fit the buffer is flushed in pieces; a buffer that
+//! holds a whole line writes it with one call, so lines from several
+//! threads do not interleave. Write errors are ignored (there is nowhere to
+//! report them).
 
 use core::ffi::c_void;
+use core::fmt;
 
 /// Where a [`Writer`] sends its bytes.
 #[derive(Clone, Copy)]
@@ -61,26 +67,14 @@ impl<const N: usize> Writer<N> {
 
     /// Emits the buffered bytes.
     pub fn flush(&mut self) {
-        let mut off = 0;
-        while off < self.len {
-            let rest = &self.buf[off..self.len];
-            match self.sink {
-                Sink::Fd(fd) => {
-                    // SAFETY: rest is a valid initialised byte range.
-                    let n = unsafe { libc::write(fd, rest.as_ptr().cast::<c_void>(), rest.len()) };
-                    if n > 0 {
-                        off += n as usize;
-                    } else if n < 0 && super::errno::get() == libc::EINTR {
-                        continue;
-                    } else {
-                        break;
-                    }
-                }
-                Sink::File(f) => {
-                    // SAFETY: f is the caller's open stream; rest is valid.
-                    unsafe { libc::fwrite(rest.as_ptr().cast::<c_void>(), 1, rest.len(), f) };
-                    break;
-                }
+        let bytes = &self.buf[..self.len];
+        match self.sink {
+            Sink::Fd(fd) => {
+                super::fd::write_all(fd, bytes);
+            }
+            Sink::File(f) => {
+                // SAFETY: f is the caller's open stream; bytes is valid.
+                unsafe { libc::fwrite(bytes.as_ptr().cast::<c_void>(), 1, bytes.len(), f) };
             }
         }
         self.len = 0;
@@ -185,6 +179,13 @@ impl<const N: usize> Writer<N> {
     }
 }
 
+impl<const N: usize> fmt::Write for Writer<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.str(s);
+        Ok(())
+    }
+}
+
 impl<const N: usize> Drop for Writer<N> {
     fn drop(&mut self) {
         self.flush();
@@ -218,89 +219,66 @@ mod tests {
         s
     }
 
+    /// What to write, and the text it must give.
+    type Case = (fn(&mut Writer) -> &mut Writer, &'static str);
+
+    fn check(cases: &[Case]) {
+        for (write, want) in cases {
+            assert_eq!(
+                text(|w| {
+                    write(w);
+                }),
+                *want
+            );
+        }
+    }
+
     #[test]
     fn integers_and_hex() {
+        check(&[
+            (|w| w.u64(0), "0"),
+            (|w| w.u64(u64::MAX), "18446744073709551615"),
+            (|w| w.i64(-42), "-42"),
+            (|w| w.u64_w(7, 4), "   7"),
+            (|w| w.hex(0xdead_beef), "0xdeadbeef"),
+            (|w| w.hex(0), "0x0"),
+        ]);
+    }
+
+    #[test]
+    fn formats_through_core_fmt() {
         assert_eq!(
             text(|w| {
-                w.u64(0);
+                let _ = core::fmt::Write::write_fmt(w, format_args!("{} {:#x} {}", 42, 255, "end"));
             }),
-            "0"
-        );
-        assert_eq!(
-            text(|w| {
-                w.u64(u64::MAX);
-            }),
-            "18446744073709551615"
-        );
-        assert_eq!(
-            text(|w| {
-                w.i64(-42);
-            }),
-            "-42"
-        );
-        assert_eq!(
-            text(|w| {
-                w.u64_w(7, 4);
-            }),
-            "   7"
-        );
-        assert_eq!(
-            text(|w| {
-                w.hex(0xdead_beef);
-            }),
-            "0xdeadbeef"
-        );
-        assert_eq!(
-            text(|w| {
-                w.hex(0);
-            }),
-            "0x0"
+            "42 0xff end"
         );
     }
 
     #[test]
+    fn flushes_whole_buffers_to_the_fd() {
+        let (r, w) = super::super::fd::pipe().unwrap();
+        {
+            let mut out = Writer::<8>::fd_sized(w);
+            out.str("a long line of text").u64(7);
+        }
+        super::super::fd::close(w);
+        let mut buf = [0u8; 64];
+        let n = super::super::fd::read_full(r, &mut buf);
+        super::super::fd::close(r);
+        assert_eq!(&buf[..n], b"a long line of text7");
+    }
+
+    #[test]
     fn decimals_and_sizes() {
-        assert_eq!(
-            text(|w| {
-                w.fixed(1.25, 2);
-            }),
-            "1.25"
-        );
-        assert_eq!(
-            text(|w| {
-                w.fixed(0.0049, 2);
-            }),
-            "0.00"
-        );
-        assert_eq!(
-            text(|w| {
-                w.fixed(3.0, 3);
-            }),
-            "3.000"
-        );
-        assert_eq!(
-            text(|w| {
-                w.fixed(2.5, 0);
-            }),
-            "3"
-        );
-        assert_eq!(
-            text(|w| {
-                w.size(100);
-            }),
-            "100 B"
-        );
-        assert_eq!(
-            text(|w| {
-                w.size(1536);
-            }),
-            "1.5 KiB"
-        );
-        assert_eq!(
-            text(|w| {
-                w.size(3 << 20);
-            }),
-            "3.0 MiB"
-        );
+        check(&[
+            (|w| w.fixed(1.25, 2), "1.25"),
+            (|w| w.fixed(0.0049, 2), "0.00"),
+            (|w| w.fixed(3.0, 3), "3.000"),
+            (|w| w.fixed(2.5, 0), "3"),
+            (|w| w.size(100), "100 B"),
+            (|w| w.size(1536), "1.5 KiB"),
+            (|w| w.size(3 << 20), "3.0 MiB"),
+        ]);
     }
 }

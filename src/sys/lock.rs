@@ -8,6 +8,13 @@
 //! [`RawLock::reset_in_child`] forces the word back to 0: after `fork()` only
 //! the forking thread exists in the child, so a lock the parent's other
 //! threads held is unusable unless reset (see `thread_safe.rs`).
+//! [`RawLock::guard`] takes it for a scope.
+//!
+//! This is the crate's one lock for allocation paths. The debug allocator's
+//! spin lock (`src/allocators/debug/lock.rs`) serves the same purpose and
+//! predates it; it is to be replaced by this one (a sleeping waiter costs
+//! nothing, where a spinning one takes a core from the holder on a small
+//! machine).
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -92,36 +99,57 @@ impl RawLock {
         self.0.store(UNLOCKED, Ordering::Relaxed);
     }
 
+    /// Takes the lock until the returned guard is dropped.
+    #[inline]
+    pub fn guard(&self) -> Guard<'_> {
+        self.lock();
+        Guard(self)
+    }
+
     /// Whether the lock is currently held by someone (for tests).
     pub fn is_locked(&self) -> bool {
         self.0.load(Ordering::Relaxed) != UNLOCKED
     }
 }
 
-fn futex_wait(word: &AtomicU32, expected: u32) {
+/// Holds a [`RawLock`] until dropped.
+pub struct Guard<'a>(&'a RawLock);
+
+impl Drop for Guard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: the guard was made by `guard`, which took the lock.
+        unsafe { self.0.unlock() };
+    }
+}
+
+/// Sleeps while `word` holds `expected` (`FUTEX_WAIT_PRIVATE`; a spurious
+/// or signal wake-up just returns).
+pub fn futex_wait(word: &AtomicU32, expected: u32) {
     // SAFETY: FUTEX_WAIT_PRIVATE reads the word at a valid address and
     // sleeps only while it equals `expected`; a NULL timeout waits forever.
-    unsafe {
+    super::errno::keep(|| unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
             libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
             expected,
             core::ptr::null::<libc::timespec>(),
-        );
-    }
+        )
+    });
 }
 
-fn futex_wake(word: &AtomicU32) {
+/// Wakes one thread sleeping in [`futex_wait`] on `word`.
+pub fn futex_wake(word: &AtomicU32) {
     // SAFETY: FUTEX_WAKE_PRIVATE on a valid address wakes at most one waiter.
-    unsafe {
+    super::errno::keep(|| unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
             libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
             1,
-        );
-    }
+        )
+    });
 }
 
 #[cfg(test)]
@@ -173,5 +201,10 @@ mod tests {
         assert!(l.try_lock());
         // SAFETY: held by this thread.
         unsafe { l.unlock() };
+        {
+            let _g = l.guard();
+            assert!(l.is_locked());
+        }
+        assert!(!l.is_locked());
     }
 }

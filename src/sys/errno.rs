@@ -1,30 +1,22 @@
-//! Fast access to the calling thread's `errno`.
+//! The calling thread's `errno`: read, set, and kept unchanged across a
+//! system call.
 //!
-//! `free` must leave `errno` as it found it, so it saves and restores it on
-//! every call; going through `__errno_location()` each time is a call into
-//! libc. glibc's `errno` lives in the static TLS block of libc.so, at the
-//! same offset from the thread pointer in every thread, so on x86-64 the
-//! shim learns that offset once (from `__errno_location()` minus `%fs:0`)
-//! and afterwards reaches `errno` with one load relative to `%fs`. Other
-//! targets call `__errno_location()`.
+//! `free` must leave `errno` as it found it, and every wrapper in `sys`
+//! promises the same ([`keep`]); going through `__errno_location()` each
+//! time is a call into libc. glibc's `errno` lives in the static TLS block
+//! of libc.so, at the same offset from the thread pointer in every thread,
+//! so on x86-64 the offset is learned once (from `__errno_location()` minus
+//! the thread pointer) and afterwards `errno` is one load relative to
+//! `%fs`. Other targets call `__errno_location()`. This is the one place
+//! that reaches `errno`.
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod imp {
+    use crate::sys::tls::thread_pointer;
     use core::sync::atomic::{AtomicIsize, Ordering};
 
     /// `errno`'s offset from the thread pointer; 0 = not learned yet.
     static OFFSET: AtomicIsize = AtomicIsize::new(0);
-
-    #[inline]
-    fn thread_pointer() -> isize {
-        let tp: isize;
-        // SAFETY: on x86-64 Linux %fs:0 holds the thread pointer (the TCB
-        // points to itself); reading it has no side effects.
-        unsafe {
-            core::arch::asm!("mov {}, fs:0", out(reg) tp, options(nostack, readonly, preserves_flags, pure));
-        }
-        tp
-    }
 
     #[cold]
     fn learn() -> *mut i32 {
@@ -75,6 +67,27 @@ pub fn set(v: i32) {
     unsafe { *location() = v }
 }
 
+/// Runs `call` (one system call) and puts the thread's `errno` back as it
+/// was: the wrappers in `sys` report failures by return values only.
+#[inline]
+pub fn keep<T>(call: impl FnOnce() -> T) -> T {
+    let saved = get();
+    let r = call();
+    set(saved);
+    r
+}
+
+/// Runs `call` (one system call) and returns its result with the `errno`
+/// it left, putting the thread's `errno` back as it was.
+#[inline]
+pub fn keep_with<T>(call: impl FnOnce() -> T) -> (T, i32) {
+    let saved = get();
+    let r = call();
+    let err = get();
+    set(saved);
+    (r, err)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -91,5 +104,18 @@ mod tests {
         check();
         std::thread::spawn(check).join().unwrap();
         check();
+    }
+
+    #[test]
+    fn keep_puts_errno_back() {
+        super::set(4321);
+        let (r, err) = super::keep_with(|| {
+            super::set(libc::EINTR);
+            7
+        });
+        assert_eq!((r, err), (7, libc::EINTR));
+        assert_eq!(super::get(), 4321);
+        assert_eq!(super::keep(|| super::set(1)), ());
+        assert_eq!(super::get(), 4321);
     }
 }

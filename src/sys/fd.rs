@@ -1,0 +1,205 @@
+//! File descriptors: open, read, write, close, with `EINTR` retried in one
+//! place.
+//!
+//! [`read`] and [`write_all`] retry a call a signal interrupted, and
+//! [`write_all`] also retries short writes, so no caller writes its own
+//! loop. [`for_each_record`] reads a file of separated records (the
+//! NUL-separated `/proc/self/environ`, the lines of `/proc/self/maps` or of
+//! a pipe) through a caller's stack buffer. Descriptors are plain `c_int`s
+//! owned by the caller, who closes them with [`close`]. Failures are
+//! `None` / `false`; `errno` is left as it was.
+
+use super::errno;
+use core::ffi::{CStr, c_int};
+
+/// Opens `path` for reading (`O_RDONLY | O_CLOEXEC`); `None` when it cannot
+/// be opened.
+pub fn open_read(path: &CStr) -> Option<c_int> {
+    // SAFETY: a NUL-terminated path; open does not allocate.
+    let fd = errno::keep(|| unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) });
+    (fd >= 0).then_some(fd)
+}
+
+/// Opens `path` for appending, creating it with mode 0644 (less the
+/// umask): `O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC`. The descriptor, or
+/// `None` when it cannot be opened.
+pub fn open_append(path: &CStr) -> Option<c_int> {
+    open_write(path, libc::O_APPEND).ok()
+}
+
+/// Opens `path` for writing from an empty file, creating it with mode 0644
+/// (less the umask) and emptying what was there: `O_WRONLY | O_CREAT |
+/// O_TRUNC | O_APPEND | O_CLOEXEC`. The descriptor, or the `errno` of the
+/// failure.
+pub fn open_truncate(path: &CStr) -> Result<c_int, c_int> {
+    open_write(path, libc::O_TRUNC | libc::O_APPEND)
+}
+
+/// `open(path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644)`.
+fn open_write(path: &CStr, flags: c_int) -> Result<c_int, c_int> {
+    let (fd, err) = errno::keep_with(|| {
+        // SAFETY: a NUL-terminated path; open does not allocate.
+        unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC | flags,
+                0o644 as libc::c_uint,
+            )
+        }
+    });
+    if fd >= 0 { Ok(fd) } else { Err(err) }
+}
+
+/// Reads up to `buf.len()` bytes (retrying `EINTR`): the count, 0 at end
+/// of file, `None` on an error.
+pub fn read(fd: c_int, buf: &mut [u8]) -> Option<usize> {
+    loop {
+        // SAFETY: buf is writable for its length.
+        let (n, err) =
+            errno::keep_with(|| unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) });
+        if n >= 0 {
+            return Some(n as usize);
+        }
+        if err != libc::EINTR {
+            return None;
+        }
+    }
+}
+
+/// Reads until `buf` is full or the file ends; the bytes read (errors end
+/// the read like the end of file).
+pub fn read_full(fd: c_int, buf: &mut [u8]) -> usize {
+    let mut have = 0;
+    while have < buf.len() {
+        match read(fd, &mut buf[have..]) {
+            Some(n) if n > 0 => have += n,
+            _ => break,
+        }
+    }
+    have
+}
+
+/// Reads the start of the file at `path` into `buf`; the bytes read, or
+/// `None` when it cannot be opened.
+pub fn read_file(path: &CStr, buf: &mut [u8]) -> Option<usize> {
+    let fd = open_read(path)?;
+    let n = read_full(fd, buf);
+    close(fd);
+    Some(n)
+}
+
+/// Writes all of `bytes` (retrying `EINTR` and short writes); false when
+/// the descriptor refused them (the rest is dropped).
+pub fn write_all(fd: c_int, mut bytes: &[u8]) -> bool {
+    while !bytes.is_empty() {
+        // SAFETY: bytes is a valid initialised range; write only reads it.
+        let (n, err) =
+            errno::keep_with(|| unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) });
+        if n > 0 {
+            bytes = &bytes[n as usize..];
+        } else if n < 0 && err == libc::EINTR {
+            continue;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// Calls `f` on each record of `fd` (records end with `sep`; the last one
+/// may not), until it returns false or the file ends, reading through
+/// `buf`. A record longer than `buf` is passed cut to `buf.len()` bytes
+/// (the rest is skipped). Returns false when `f` stopped the walk.
+pub fn for_each_record(
+    fd: c_int,
+    sep: u8,
+    buf: &mut [u8],
+    mut f: impl FnMut(&[u8]) -> bool,
+) -> bool {
+    let mut have = 0;
+    // True while the rest of an over-long record is being skipped.
+    let mut skipping = false;
+    loop {
+        let n = match read(fd, &mut buf[have..]) {
+            Some(n) if n > 0 => n,
+            _ => break,
+        };
+        have += n;
+        let mut start = 0;
+        while let Some(end) = buf[start..have].iter().position(|&c| c == sep) {
+            if !skipping && !f(&buf[start..start + end]) {
+                return false;
+            }
+            skipping = false;
+            start += end + 1;
+        }
+        buf.copy_within(start..have, 0);
+        have -= start;
+        if have == buf.len() {
+            if !skipping && !f(buf) {
+                return false;
+            }
+            skipping = true;
+            have = 0;
+        }
+    }
+    skipping || have == 0 || f(&buf[..have])
+}
+
+/// Makes a pipe (`O_CLOEXEC`): `(read end, write end)`, or `None`.
+pub fn pipe() -> Option<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: fds has room for the two descriptors.
+    let rc = errno::keep(|| unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) });
+    (rc == 0).then_some((fds[0], fds[1]))
+}
+
+/// Closes a descriptor this process opened (errors ignored).
+pub fn close(fd: c_int) {
+    // SAFETY: closing a descriptor has no memory preconditions.
+    errno::keep(|| unsafe { libc::close(fd) });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(input: &[u8], buf_len: usize) -> std::vec::Vec<std::vec::Vec<u8>> {
+        let (r, w) = pipe().unwrap();
+        assert!(write_all(w, input));
+        close(w);
+        let mut buf = std::vec![0u8; buf_len];
+        let mut out = std::vec::Vec::new();
+        assert!(for_each_record(r, b'\n', &mut buf, |rec| {
+            out.push(rec.to_vec());
+            true
+        }));
+        close(r);
+        out
+    }
+
+    #[test]
+    fn records_split_across_reads_and_cut_when_long() {
+        assert_eq!(
+            records(b"ab\ncd\nef", 4),
+            [b"ab".to_vec(), b"cd".to_vec(), b"ef".to_vec()]
+        );
+        assert_eq!(
+            records(b"abcdefgh\nxy\n", 4),
+            [b"abcd".to_vec(), b"xy".to_vec()]
+        );
+        assert!(records(b"", 4).is_empty());
+    }
+
+    #[test]
+    fn reads_a_file_and_keeps_errno() {
+        errno::set(4321);
+        let mut buf = [0u8; 64];
+        let n = read_file(c"/proc/self/statm", &mut buf).unwrap();
+        assert!(n > 0 && buf[0].is_ascii_digit());
+        assert!(read_file(c"/nonexistent/file", &mut buf).is_none());
+        assert_eq!(open_truncate(c"/nonexistent/file"), Err(libc::ENOENT));
+        assert!(!write_all(-1, b"x"));
+        assert_eq!(errno::get(), 4321);
+    }
+}
