@@ -1039,16 +1039,19 @@ impl la_debug {
             // is freed (a second free is reported as such) and in no list
             // yet, so nothing else reads, writes or releases its bytes.
             if rec.kind == KIND_GUARDED {
-                // The pages become inaccessible (a later access faults and
-                // is explained) and go back to the OS: only the mapping
-                // stays in the quarantine.
+                // The pages go back to the OS and become inaccessible (a
+                // later access faults and is explained): only the mapping
+                // stays in the quarantine. In that order: once the pages
+                // are gone, changing the protection finds no page to
+                // update, so other threads' TLBs are flushed once, not
+                // twice.
                 let page = sys::page_size();
                 let (mid, len) = ((rec.base + page) as *mut u8, rec.base_len - 2 * page);
                 // SAFETY: the committed middle of our own reservation; the
                 // block is dead.
                 unsafe {
-                    sys::protect_none(mid, len);
                     sys::decommit(mid, len);
+                    sys::protect_none(mid, len);
                 }
             } else {
                 let n = self.fill_len(&rec);
