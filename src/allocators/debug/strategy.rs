@@ -16,9 +16,11 @@
 //! The allocation, free and resize paths are generic over [`Strategy`], so
 //! each strategy has its own vtable (`mod.rs`: `INDEXED_VTABLE`,
 //! `IN_BAND_VTABLE`, as `fixed_buffer.rs` keeps two vtables over one
-//! state) and the indexed one carries no in-band code. Whether a given
-//! block has a header stays a fact of its record (`Record::inband`): under
-//! [`InBand`], some blocks are still indexed.
+//! state), and the indexed one's allocation, free and resize paths carry
+//! no in-band step. Whether a given block has a header stays a fact of its
+//! record (`Record::inband`): under [`InBand`], some blocks are still
+//! indexed, and the paths shared by both strategies (eviction, reports,
+//! teardown) ask the record.
 
 use core::mem::MaybeUninit;
 use core::ptr;
