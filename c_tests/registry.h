@@ -55,13 +55,15 @@ enum { REGISTRY_CORE = 1, REGISTRY_FAMILY = 2, REGISTRY_DEBUG = 4, REGISTRY_ALL 
     X(thread_safe_arena, "thread-safe/arena", FAMILY)               \
     X(logging_c, "logging/c", FAMILY)                               \
     X(debug_page, "debug(page)", DEBUG)                             \
-    X(debug_smp, "debug(smp)", DEBUG)
+    X(debug_smp, "debug(smp)", DEBUG)                               \
+    X(debug_thread_safe_smp, "debug(thread-safe/smp)", DEBUG)
 
 /* An allocator under test and what it owns. */
 typedef struct {
     la_allocator a;
     void *handle; /* the wrapper or allocator object, if any */
     la_arena *arena; /* an arena under a wrapper */
+    la_thread_safe *inner; /* a thread-safe wrapper under the debug allocator */
     void *memory; /* a buffer for fixed-buffer and buffer-first allocators */
     la_fixed_buffer fb;
     la_buffer_first bf;
@@ -195,6 +197,16 @@ static inline int registry_make_debug_smp(registry_subject *s) { return registry
 static inline void registry_unmake_debug(registry_subject *s) { CHECK(la_debug_destroy(s->handle) == LA_CHECK_OK); }
 #define registry_unmake_debug_page registry_unmake_debug
 #define registry_unmake_debug_smp registry_unmake_debug
+/* A wrapper that forwards smp's live-block capability: the debug allocator
+ * keeps its in-band record strategy over it. */
+static inline int registry_make_debug_thread_safe_smp(registry_subject *s) {
+    s->inner = la_thread_safe_create(la_smp_allocator());
+    return s->inner && registry_debug(s, la_thread_safe_allocator(s->inner));
+}
+static inline void registry_unmake_debug_thread_safe_smp(registry_subject *s) {
+    registry_unmake_debug(s);
+    la_thread_safe_destroy(s->inner);
+}
 
 /* Runs f(name, allocator) on every allocator of `suites` (REGISTRY_* bits),
  * each made fresh and unmade afterwards; one that cannot be made is a

@@ -2,7 +2,8 @@
  * test_failing: the failing allocators. la_failing's counters must match
  * Zig's std.testing.FailingAllocator exactly after a known sequence of
  * calls; fail_index and resize_fail_index must be honoured; and
- * la_always_failing_allocator must fail every call.
+ * la_always_failing_allocator must fail every call. The first induced
+ * failure's stack trace is kept.
  */
 #include <stdint.h>
 
@@ -94,6 +95,33 @@ static void test_fail_index(void) {
     la_failing_destroy(f);
 }
 
+/* The first induced failure's trace is kept (Zig's getStackTrace): it
+ * passes through the function that made the failed request. */
+__attribute__((noinline)) static void test_stack_trace(void) {
+    la_failing *f = la_failing_create(la_c_allocator(), 1, SIZE_MAX);
+    CHECK(f != NULL);
+    if (!f) return;
+    la_allocator a = la_failing_allocator(f);
+    uintptr_t tr[LA_FAILING_MAX_FRAMES + 4];
+    CHECK_EQ_SZ(la_failing_get_stack_trace(f, tr, LA_FAILING_MAX_FRAMES), 0);
+    void *x = la_raw_alloc(a, 16, 3, 0);
+    CHECK(x != NULL);
+    CHECK(la_raw_alloc(a, 16, 3, 0) == NULL);
+    size_t n = la_failing_get_stack_trace(f, tr, LA_FAILING_MAX_FRAMES + 4);
+    CHECK(n >= 1 && n <= LA_FAILING_MAX_FRAMES);
+    uintptr_t self = (uintptr_t)test_stack_trace;
+    int here = 0;
+    for (size_t i = 0; i < n; i++) here |= tr[i] > self && tr[i] < self + 4096;
+    CHECK(here);
+    /* A later failure keeps the first one's trace; short buffers and NULL. */
+    CHECK(la_raw_alloc(a, 1, 0, 0) == NULL);
+    CHECK_EQ_SZ(la_failing_get_stack_trace(f, tr, 1), 1);
+    CHECK_EQ_SZ(la_failing_get_stack_trace(f, NULL, 4), 0);
+    CHECK_EQ_SZ(la_failing_get_stack_trace(NULL, tr, 4), 0);
+    la_raw_free(a, x, 16, 3, 0);
+    la_failing_destroy(f);
+}
+
 /* A failure of the child is not an induced failure and counts nothing. */
 static void test_child_failure(void) {
     static unsigned char mem[512];
@@ -182,6 +210,7 @@ static void test_always_failing(void) {
 int main(void) {
     test_exact_counts();
     test_fail_index();
+    test_stack_trace();
     test_child_failure();
     test_resize_fail_index();
     test_always_failing();

@@ -36,6 +36,11 @@ typedef enum la_arena_reset_mode {
 
 
 
+/**
+ * Most frames `la_failing_get_stack_trace` gives (Zig keeps 16 too).
+ */
+#define LA_FAILING_MAX_FRAMES 16
+
 
 
 /**
@@ -253,6 +258,13 @@ typedef struct la_buffer_first {
 } la_buffer_first;
 
 /**
+ * A function checked by `la_check_all_allocation_failures`: it gets the
+ * allocator to use and its context, returns 0 on success and non-zero on
+ * failure (out of memory included).
+ */
+typedef int (*la_check_test_fn)(struct la_allocator, void*);
+
+/**
  * Configuration of a debug allocator. Fill with `la_debug_config_init`,
  * then change fields; a NULL config means the defaults.
  */
@@ -352,13 +364,6 @@ typedef struct la_debug_stats {
    */
   enum la_debug_error last_error;
 } la_debug_stats;
-
-/**
- * A function checked by `la_check_all_allocation_failures`: it gets the
- * allocator to use and its context, returns 0 on success and non-zero on
- * failure (out of memory included).
- */
-typedef int (*la_check_test_fn)(struct la_allocator, void*);
 
 /**
  * Counters of an `la_failing` allocator, filled by `la_failing_get_stats`.
@@ -671,6 +676,35 @@ size_t la_buffer_first_used(const struct la_buffer_first *bf);
 struct la_allocator la_c_allocator(void);
 
 /**
+ * Runs `test` once to count its allocations, then once per allocation with
+ * that allocation failing, checking that every failure is reported (the
+ * test returns non-zero), that nothing leaks and that the allocation
+ * pattern does not change (Zig's `checkAllAllocationFailures`).
+ *
+ * Parameters: `backing` the allocator the runs draw from (wrapped in a
+ * debug allocator for leak detection, then a failing allocator); `test` the
+ * function under test: it gets the allocator to use and `ctx`, returns 0 on
+ * success and non-zero on failure (out of memory included), and must free
+ * everything it allocates; `ctx` passed through.
+ *
+ * Returns: `LA_CHECK_OK`; `LA_CHECK_TEST_FAILED` when the first run fails;
+ * `LA_CHECK_LEAK` when a run leaks (the leak report names the sites);
+ * `LA_CHECK_SWALLOWED_FAILURE` when a run returns 0 although an allocation
+ * failed; `LA_CHECK_NONDETERMINISTIC` when a run never reaches the failing
+ * index; `LA_CHECK_MISUSE` when the debug allocator reported misuse;
+ * `LA_CHECK_OUT_OF_MEMORY` when the checker could not run (or `test` is
+ * NULL). Problems are also reported on stderr.
+ *
+ * Thread safety: each call is independent; `test` runs on the calling
+ * thread.
+ *
+ * # Safety
+ * `backing` is a valid allocator; `test` is NULL or a function honouring
+ * the contract above.
+ */
+int la_check_all_allocation_failures(struct la_allocator backing, la_check_test_fn test, void *ctx);
+
+/**
  * Fills `out` with the default configuration: 8 frames, abort on misuse,
  * reports to fd 2, no never-reuse, write-after-free checks on, 4 MiB
  * quarantine, no memory limit, guard pages from 128 KiB, derived canary.
@@ -789,35 +823,6 @@ void la_debug_set_memory_limit(struct la_debug *d, size_t limit);
 enum la_check la_debug_destroy(struct la_debug *d);
 
 /**
- * Runs `test` once to count its allocations, then once per allocation with
- * that allocation failing, checking that every failure is reported (the
- * test returns non-zero), that nothing leaks and that the allocation
- * pattern does not change (Zig's `checkAllAllocationFailures`).
- *
- * Parameters: `backing` the allocator the runs draw from (wrapped in a
- * debug allocator for leak detection, then a failing allocator); `test` the
- * function under test: it gets the allocator to use and `ctx`, returns 0 on
- * success and non-zero on failure (out of memory included), and must free
- * everything it allocates; `ctx` passed through.
- *
- * Returns: `LA_CHECK_OK`; `LA_CHECK_TEST_FAILED` when the first run fails;
- * `LA_CHECK_LEAK` when a run leaks (the leak report names the sites);
- * `LA_CHECK_SWALLOWED_FAILURE` when a run returns 0 although an allocation
- * failed; `LA_CHECK_NONDETERMINISTIC` when a run never reaches the failing
- * index; `LA_CHECK_MISUSE` when the debug allocator reported misuse;
- * `LA_CHECK_OUT_OF_MEMORY` when the checker could not run (or `test` is
- * NULL). Problems are also reported on stderr.
- *
- * Thread safety: each call is independent; `test` runs on the calling
- * thread.
- *
- * # Safety
- * `backing` is a valid allocator; `test` is NULL or a function honouring
- * the contract above.
- */
-int la_check_all_allocation_failures(struct la_allocator backing, la_check_test_fn test, void *ctx);
-
-/**
  * An allocator that always fails (Zig's `Allocator.failing`): alloc and
  * remap return NULL, resize returns false, free does nothing.
  *
@@ -878,6 +883,28 @@ struct la_allocator la_failing_allocator(struct la_failing *f);
  * `f` is NULL or a live handle; `out` is NULL or writable.
  */
 void la_failing_get_stats(const struct la_failing *f, struct la_failing_stats *out);
+
+/**
+ * Copies the stack trace of the first allocation `f` made fail (Zig's
+ * `FailingAllocator.getStackTrace`): return addresses, innermost first,
+ * up to `LA_FAILING_MAX_FRAMES` frames.
+ *
+ * Parameters: `f` a handle; `out_frames` where to write the addresses;
+ * `out_len` how many fit there.
+ *
+ * Returns: the number of addresses written (at most `out_len`); 0 when no
+ * failure was induced yet. NULL: a NULL `f` or `out_frames` writes nothing
+ * and returns 0.
+ *
+ * Thread safety: not thread-safe with calls through the allocator.
+ *
+ * # Safety
+ * `f` is NULL or a live handle; `out_frames` is NULL or writable for
+ * `out_len` addresses.
+ */
+size_t la_failing_get_stack_trace(const struct la_failing *f,
+                                  uintptr_t *out_frames,
+                                  size_t out_len);
 
 /**
  * Destroys a failing allocator, returning its state to the child. Blocks

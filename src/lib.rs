@@ -29,6 +29,7 @@ pub mod alignment;
 pub mod allocators;
 /// cbindgen:ignore
 pub mod collections;
+pub mod diag;
 /// cbindgen:ignore
 pub mod global;
 /// cbindgen:ignore

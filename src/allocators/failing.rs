@@ -12,12 +12,16 @@
 //!   an alloc adds `len` to `allocated_bytes`; a successful resize or remap
 //!   adds the growth to `allocated_bytes` or the shrinkage to `freed_bytes`;
 //!   a free adds `len` to `freed_bytes` and one to `deallocations`.
+//!   Like Zig's, it records the stack trace of the first failure it
+//!   induces (`la_failing_get_stack_trace`), captured by the diagnostics
+//!   runtime's frame-pointer walk (`diag::trace`, no allocation).
 
 use core::cell::Cell;
 use core::ptr;
 
 use libc::size_t;
 
+use crate::diag::trace;
 use crate::vtable::{
     ChildAllocator, RawAllocator, la_allocator, la_no_alloc, la_no_free, la_no_remap, la_no_resize,
     la_vtable, vtable_of,
@@ -78,7 +82,14 @@ pub struct la_failing {
     allocated_bytes: Cell<usize>,
     freed_bytes: Cell<usize>,
     has_induced_failure: Cell<bool>,
+    /// Return addresses of the first induced failure's trace (innermost
+    /// first) and how many there are.
+    stack: [Cell<usize>; LA_FAILING_MAX_FRAMES],
+    stack_len: Cell<usize>,
 }
+
+/// Most frames `la_failing_get_stack_trace` gives (Zig keeps 16 too).
+pub const LA_FAILING_MAX_FRAMES: usize = 16;
 
 static FAILING_VTABLE: la_vtable = vtable_of::<la_failing>();
 
@@ -89,6 +100,69 @@ fn bump(c: &Cell<usize>, by: usize) {
 }
 
 impl la_failing {
+    /// A failing allocator over `child` (see `la_failing_create`), held by
+    /// the caller rather than allocated from the child. Call
+    /// [`trace::init`] first, outside any allocator.
+    pub(crate) fn new(child: ChildAllocator, fail_index: usize, resize_fail_index: usize) -> Self {
+        la_failing {
+            child,
+            alloc_index: Cell::new(0),
+            resize_index: Cell::new(0),
+            fail_index,
+            resize_fail_index,
+            allocations: Cell::new(0),
+            deallocations: Cell::new(0),
+            allocated_bytes: Cell::new(0),
+            freed_bytes: Cell::new(0),
+            has_induced_failure: Cell::new(false),
+            stack: [const { Cell::new(0) }; LA_FAILING_MAX_FRAMES],
+            stack_len: Cell::new(0),
+        }
+    }
+
+    /// The allocator face of this instance.
+    pub(crate) fn allocator(&self) -> la_allocator {
+        la_allocator::of_handle(
+            self as *const la_failing as *mut la_failing,
+            &FAILING_VTABLE,
+        )
+    }
+
+    /// Successful allocations so far.
+    pub(crate) fn allocations(&self) -> usize {
+        self.allocations.get()
+    }
+
+    /// Whether an allocation was made to fail on purpose.
+    pub(crate) fn has_induced_failure(&self) -> bool {
+        self.has_induced_failure.get()
+    }
+
+    /// Copies the first induced failure's trace into `out`; returns the
+    /// frames copied (0 when no failure was induced).
+    pub(crate) fn stack_trace(&self, out: &mut [usize]) -> usize {
+        let n = self.stack_len.get().min(out.len());
+        for (d, s) in out.iter_mut().zip(&self.stack[..n]) {
+            *d = s.get();
+        }
+        n
+    }
+
+    /// Marks a failure induced, capturing its trace the first time.
+    #[cold]
+    fn induce(&self, ret_addr: usize) {
+        if self.has_induced_failure.replace(true) {
+            return;
+        }
+        let mut tr = [0usize; LA_FAILING_MAX_FRAMES];
+        let n = trace::capture(&mut tr, ret_addr);
+        debug_assert!(n <= LA_FAILING_MAX_FRAMES);
+        for (d, &a) in self.stack.iter().zip(&tr[..n]) {
+            d.set(a);
+        }
+        self.stack_len.set(n);
+    }
+
     /// Counts a successful resize or remap from `len` to `new_len`.
     fn count_resize(&self, len: usize, new_len: usize) {
         if new_len < len {
@@ -105,7 +179,7 @@ impl la_failing {
 unsafe impl RawAllocator for la_failing {
     unsafe fn alloc(&self, len: usize, alignment: u8, ret_addr: usize) -> *mut u8 {
         if self.alloc_index.get() == self.fail_index {
-            self.has_induced_failure.set(true);
+            self.induce(ret_addr);
             return ptr::null_mut();
         }
         // SAFETY: the child is valid (checked at create) and, by this
@@ -196,6 +270,7 @@ pub unsafe extern "C" fn la_failing_create(
     if !child.is_valid() {
         return ptr::null_mut();
     }
+    trace::init();
     // SAFETY: the child is valid (caller's promise); the request is a
     // positive size with the state's alignment.
     let Some(mem) = (unsafe { child.alloc(size_of::<la_failing>(), STATE_ALIGN, 0) }) else {
@@ -203,20 +278,7 @@ pub unsafe extern "C" fn la_failing_create(
     };
     let f = mem.as_ptr().cast::<la_failing>();
     // SAFETY: fresh, suitably aligned storage of the state's size.
-    unsafe {
-        f.write(la_failing {
-            child,
-            alloc_index: Cell::new(0),
-            resize_index: Cell::new(0),
-            fail_index,
-            resize_fail_index,
-            allocations: Cell::new(0),
-            deallocations: Cell::new(0),
-            allocated_bytes: Cell::new(0),
-            freed_bytes: Cell::new(0),
-            has_induced_failure: Cell::new(false),
-        })
-    };
+    unsafe { f.write(la_failing::new(child, fail_index, resize_fail_index)) };
     f
 }
 
@@ -261,6 +323,40 @@ pub unsafe extern "C" fn la_failing_get_stats(f: *const la_failing, out: *mut la
     };
     // SAFETY: out is non-null and writable (caller's promise).
     unsafe { out.write(stats) }
+}
+
+/// Copies the stack trace of the first allocation `f` made fail (Zig's
+/// `FailingAllocator.getStackTrace`): return addresses, innermost first,
+/// up to `LA_FAILING_MAX_FRAMES` frames.
+///
+/// Parameters: `f` a handle; `out_frames` where to write the addresses;
+/// `out_len` how many fit there.
+///
+/// Returns: the number of addresses written (at most `out_len`); 0 when no
+/// failure was induced yet. NULL: a NULL `f` or `out_frames` writes nothing
+/// and returns 0.
+///
+/// Thread safety: not thread-safe with calls through the allocator.
+///
+/// # Safety
+/// `f` is NULL or a live handle; `out_frames` is NULL or writable for
+/// `out_len` addresses.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn la_failing_get_stack_trace(
+    f: *const la_failing,
+    out_frames: *mut usize,
+    out_len: size_t,
+) -> size_t {
+    // SAFETY: f is NULL or live (caller's promise).
+    let Some(f) = (unsafe { f.as_ref() }) else {
+        return 0;
+    };
+    if out_frames.is_null() {
+        return 0;
+    }
+    // SAFETY: writable for out_len addresses (caller's promise).
+    let out = unsafe { core::slice::from_raw_parts_mut(out_frames, out_len) };
+    f.stack_trace(out)
 }
 
 /// Destroys a failing allocator, returning its state to the child. Blocks
@@ -308,9 +404,21 @@ mod tests {
             let y = la_raw_alloc(a, 4, 2, 0);
             assert!(!x.is_null() && !y.is_null());
             assert!(!stats(f).has_induced_failure);
+            let mut tr = [0usize; LA_FAILING_MAX_FRAMES];
+            assert_eq!(la_failing_get_stack_trace(f, tr.as_mut_ptr(), tr.len()), 0);
             assert!(la_raw_alloc(a, 4, 2, 0).is_null());
             assert!(la_raw_alloc(a, 1, 0, 0).is_null());
             assert!(stats(f).has_induced_failure);
+            // The first induced failure's trace is kept: it starts in
+            // this test (the caller of `la_raw_alloc`).
+            let n = la_failing_get_stack_trace(f, tr.as_mut_ptr(), tr.len());
+            assert!(n >= 1 && tr[..n].iter().all(|&a| a != 0), "{n}");
+            assert_eq!(la_failing_get_stack_trace(f, tr.as_mut_ptr(), 1), 1);
+            assert_eq!(la_failing_get_stack_trace(f, core::ptr::null_mut(), 4), 0);
+            assert_eq!(
+                la_failing_get_stack_trace(core::ptr::null(), tr.as_mut_ptr(), 4),
+                0
+            );
             la_raw_free(a, x, 4, 2, 0);
             la_raw_free(a, y, 4, 2, 0);
             let s = stats(f);

@@ -13,10 +13,16 @@
 //! | thread-safe | `thread_safe.rs` | opaque handle: a child behind a fork-safe lock |
 //! | logging | `logging.rs` | opaque handle: a child, every call written to an fd |
 //! | debug | `debug/` | opaque handle over a backing allocator: traces, leak and misuse reports |
+//!
+//! `live_blocks.rs` is the capability the debug allocator's in-band record
+//! strategy asks of its backing (smp offers it, `thread_safe` forwards it).
+//! `check_all.rs` (`la_check_all_allocation_failures`) runs a test function
+//! over a failing allocator over a debug allocator, once per allocation.
 
 pub mod arena;
 pub mod buffer_first;
 pub mod c;
+pub mod check_all;
 // The debug allocator's runtime is moving to its own folder; its internal
 // items are documented there.
 #[allow(missing_docs)]
@@ -24,6 +30,7 @@ pub mod debug;
 pub mod failing;
 pub mod fixed_buffer;
 pub mod handle;
+pub mod live_blocks;
 pub mod logging;
 pub mod page;
 pub mod pool;

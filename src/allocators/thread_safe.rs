@@ -35,6 +35,22 @@ pub struct la_thread_safe {
 
 static VTABLE: la_vtable = vtable_of::<la_thread_safe>();
 
+/// The child of `a` when `a` is a thread-safe wrapper, for the live-block
+/// capability (`live_blocks.rs`), which the wrapper forwards: its blocks
+/// are its child's, and a call that reaches the child past its lock is
+/// unobservable for a child that offers the capability (thread-safe
+/// itself).
+///
+/// # Safety
+/// `a` is a valid allocator: when it is a wrapper, its handle is live.
+pub(crate) unsafe fn forwarded_child(a: &la_allocator) -> Option<la_allocator> {
+    if !ptr::eq(a.vtable, &VTABLE) || a.ptr.is_null() {
+        return None;
+    }
+    // SAFETY: caller's promise: a live wrapper handle.
+    Some(unsafe { (*a.ptr.cast::<la_thread_safe>()).child.0 })
+}
+
 /// Every live wrapper, newest first, guarded by `REGISTRY`.
 static HEAD: AtomicPtr<la_thread_safe> = AtomicPtr::new(ptr::null_mut());
 static REGISTRY: RawLock = RawLock::new();

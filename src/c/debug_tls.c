@@ -4,7 +4,7 @@
  *
  * The initial-exec model puts it at a fixed offset from the thread pointer
  * in every thread, so a stack capture reads it relative to %fs without
- * calling __tls_get_addr (src/allocators/debug/trace.rs learns the offset
+ * calling __tls_get_addr (src/diag/trace.rs learns the offset
  * once from this slot's address). Internal symbols: not part of the API
  * and not exported from liballoc.so.
  */

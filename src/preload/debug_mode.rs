@@ -34,9 +34,10 @@
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-use crate::allocators::debug::scratch::Scratch;
-use crate::allocators::debug::{la_debug, la_debug_config, leaks, roots, trace};
+use crate::allocators::debug::{la_debug, la_debug_config, leaks, roots};
 use crate::allocators::smp::{self, la_smp_allocator};
+use crate::diag::scratch::Scratch;
+use crate::diag::trace;
 
 use super::options::Options;
 

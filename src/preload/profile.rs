@@ -70,8 +70,8 @@ use core::sync::atomic::{
 };
 
 use super::options::Options;
-use crate::allocators::debug::{maps, trace};
 use crate::allocators::smp;
+use crate::diag::{maps, trace};
 use crate::sys;
 use crate::sys::tls::StaticSlot;
 use crate::sys::write::Writer;

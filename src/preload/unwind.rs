@@ -50,7 +50,7 @@ use core::sync::atomic::{
 };
 
 use super::profile::MAX_FRAMES;
-use crate::allocators::debug::trace;
+use crate::diag::trace;
 use crate::sys;
 
 /// Entries of the trace cache (a power of two).

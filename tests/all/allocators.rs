@@ -15,6 +15,10 @@ use liballoc::allocators::buffer_first::{
     la_buffer_first, la_buffer_first_allocator, la_buffer_first_init,
 };
 use liballoc::allocators::c::la_c_allocator;
+use liballoc::allocators::debug::{
+    la_check, la_debug, la_debug_allocator, la_debug_config, la_debug_create, la_debug_destroy,
+    la_debug_on_error,
+};
 use liballoc::allocators::failing::{
     la_failing, la_failing_allocator, la_failing_create, la_failing_destroy,
 };
@@ -64,6 +68,12 @@ macro_rules! for_each_kind {
             ThreadSafeOverC => thread_safe_over_c,
             ThreadSafeOverArena => thread_safe_over_arena,
             LoggingOverC => logging_over_c,
+            // The debug allocator under each record strategy: the address
+            // index (over C), in-band headers (over smp, bare or behind a
+            // wrapper that forwards smp's live-block capability).
+            DebugOverC => debug_over_c,
+            DebugOverSmp => debug_over_smp,
+            DebugOverThreadSafeSmp => debug_over_thread_safe_smp,
         }
     };
 }
@@ -98,6 +108,9 @@ pub struct Subject {
     pub remap_in_place: bool,
     /// The failing allocator's handle, to compare its counters.
     pub failing: Option<*mut la_failing>,
+    /// The debug allocator's handle, to read its counters; destroyed (and
+    /// its verdict checked) in drop.
+    pub debug: Option<*mut la_debug>,
     arena: Option<*mut la_arena>,
     fixed: Option<(Box<la_fixed_buffer>, Vec<u8>)>,
     buffer_first: Option<(Box<MaybeUninit<la_buffer_first>>, Vec<u8>)>,
@@ -112,6 +125,7 @@ impl Subject {
             bounded: false,
             remap_in_place: false,
             failing: None,
+            debug: None,
             arena: None,
             fixed: None,
             buffer_first: None,
@@ -204,6 +218,32 @@ impl Subject {
                 s.a = la_logging_allocator(lg);
                 s.logging = Some((lg, devnull));
             }
+            Kind::DebugOverC | Kind::DebugOverSmp | Kind::DebugOverThreadSafeSmp => {
+                let backing = match kind {
+                    Kind::DebugOverC => la_c_allocator(),
+                    Kind::DebugOverSmp => la_smp_allocator(),
+                    _ => {
+                        let ts = la_thread_safe_create(la_smp_allocator());
+                        assert!(!ts.is_null());
+                        // A live wrapper, destroyed after the debug
+                        // allocator in drop.
+                        s.thread_safe = Some(ts);
+                        la_thread_safe_allocator(ts)
+                    }
+                };
+                // Misuse is counted (and checked by the test), not fatal.
+                let cfg = la_debug_config {
+                    on_error: la_debug_on_error::LA_DEBUG_CONTINUE,
+                    ..la_debug_config::default()
+                };
+                // SAFETY: a valid backing and config.
+                let d = unsafe { la_debug_create(backing, &cfg) };
+                assert!(!d.is_null());
+                // SAFETY: a live instance, destroyed in drop.
+                s.a = unsafe { la_debug_allocator(d) };
+                s.remap_in_place = true;
+                s.debug = Some(d);
+            }
             Kind::FailingOverC => {
                 // SAFETY: the child is valid.
                 let f = unsafe { la_failing_create(la_c_allocator(), usize::MAX, usize::MAX) };
@@ -220,6 +260,13 @@ impl Drop for Subject {
     fn drop(&mut self) {
         // SAFETY: the handles are live and no longer used.
         unsafe {
+            // The debug allocator first: its backing may be a wrapper below.
+            if let Some(d) = self.debug {
+                let verdict = la_debug_destroy(d);
+                if !std::thread::panicking() {
+                    assert_eq!(verdict, la_check::LA_CHECK_OK, "la_debug_destroy");
+                }
+            }
             if let Some(ts) = self.thread_safe {
                 la_thread_safe_destroy(ts);
             }

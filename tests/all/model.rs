@@ -8,11 +8,17 @@
 //! other blocks' operations), no two live blocks overlap, alignment honoured,
 //! a successful resize keeps the block where it is (and a remap too, for the
 //! allocators whose remap is resize-or-NULL). For the failing allocator the
-//! model also predicts Zig's counters exactly.
+//! model also predicts Zig's counters exactly; for the debug allocator (over
+//! the C allocator: its address index; over smp, bare or behind the
+//! thread-safe wrapper: its in-band headers), that it reported no misuse
+//! and counted every block.
+
+use std::mem::MaybeUninit;
 
 use proptest::prelude::*;
 use proptest::sample::Index;
 
+use liballoc::allocators::debug::{la_debug_get_stats, la_debug_stats};
 use liballoc::allocators::failing::{la_failing_get_stats, la_failing_stats};
 use liballoc::allocators::smp::la_smp_check_heap;
 use liballoc::vtable::{la_raw_alloc, la_raw_free, la_raw_remap, la_raw_resize};
@@ -113,7 +119,11 @@ impl Counts {
 fn check_invariants(live: &[Block], kind: Kind, contents: bool) -> Result<(), TestCaseError> {
     if matches!(
         kind,
-        Kind::Smp | Kind::ArenaOverSmp | Kind::BufferFirstOverSmp
+        Kind::Smp
+            | Kind::ArenaOverSmp
+            | Kind::BufferFirstOverSmp
+            | Kind::DebugOverSmp
+            | Kind::DebugOverThreadSafeSmp
     ) {
         ensure!(la_smp_check_heap() == 0, "{kind:?}: smp heap inconsistent");
     }
@@ -247,6 +257,23 @@ fn run(kind: Kind, ops: &[Op]) -> Result<(), TestCaseError> {
         unsafe { la_raw_free(a, b.ptr.cast(), b.len, b.align, 0) };
         counts.deallocations += 1;
         counts.freed_bytes += b.len;
+    }
+    if let Some(d) = subject.debug {
+        let mut s = MaybeUninit::<la_debug_stats>::uninit();
+        // SAFETY: live handle; writable out.
+        let s = unsafe {
+            la_debug_get_stats(d, s.as_mut_ptr());
+            s.assume_init()
+        };
+        ensure!(s.errors == 0, "{kind:?}: misuse reported: {s:?}");
+        ensure!(
+            s.live_allocations == 0 && s.live_bytes == 0,
+            "{kind:?}: blocks still live: {s:?}"
+        );
+        ensure!(
+            s.total_allocations == counts.allocations && s.total_frees == counts.deallocations,
+            "{kind:?}: counters {s:?}, model {counts:?}"
+        );
     }
     if let Some(f) = subject.failing {
         let mut s = la_failing_stats::default();

@@ -1,6 +1,7 @@
 //! The debug allocator's core: creating an instance, and allocation,
 //! resize, free, quarantine and teardown on top of the records
-//! (`table.rs`), redzones (`redzone.rs`) and misuse checks (`misuse.rs`).
+//! (`table.rs`), the quarantine (`quarantine.rs`), redzones (`redzone.rs`)
+//! and misuse checks (`misuse.rs`).
 //!
 //! Every operation captures its trace (and hashes it for the stack depot)
 //! before taking the lock of the block's shard (one per instance, or, over
@@ -20,27 +21,32 @@ use core::mem::MaybeUninit;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
-use super::depot::Depot;
 use super::fill::{fill_bytes, first_unfilled};
-use super::lock::SpinLock;
+use super::quarantine::low_water;
 use super::redzone::{default_canary, fill_canary};
+use super::strategy::{Free, InBand, Indexed, Strategy};
 use super::table::{
     self, FREED, HDR, INBAND_FRONT, KIND_BACKING, KIND_GUARDED, LIVE, Quarantine, Record, Table,
 };
-use super::trace::{self, MAX_FRAMES};
 use super::{
-    FREE_FILL, MAX_SHARDS, QUARANTINE_BLOCKS, REDZONE, REGISTRY, REGISTRY_LOCK, Shard, State,
-    VTABLE, la_check, la_debug, la_debug_config, la_debug_error, la_debug_on_error, la_debug_stats,
-    leaks, roots,
+    FREE_FILL, IN_BAND_VTABLE, INDEXED_VTABLE, MAX_SHARDS, QUARANTINE_BLOCKS, REDZONE, REGISTRY,
+    REGISTRY_LOCK, Shard, State, la_check, la_debug, la_debug_config, la_debug_error,
+    la_debug_on_error, la_debug_stats, leaks, roots,
 };
 use crate::alignment;
-use crate::allocators::smp;
+use crate::diag::depot::Depot;
+use crate::diag::lock::SpinLock;
+use crate::diag::trace::{self, MAX_FRAMES};
 use crate::sys;
 use crate::vtable::{ChildAllocator, la_allocator};
 
+/// The shape a sized call gives for a block, `Some((len, align))`, or
+/// `None` for the C calls that give none (`free(p)`, `realloc`).
+pub(super) type Shape = Option<(usize, u8)>;
+
 /// Freed blocks up to this many bytes are filled with the lock held;
 /// longer ones without it, so threads do not wait for each other's fills.
-const INLINE_FILL: usize = 1024;
+pub(super) const INLINE_FILL: usize = 1024;
 
 /// Most blocks evicted from the quarantine at once (see `enqueue`).
 const BATCH: usize = 32;
@@ -54,7 +60,7 @@ pub(super) struct Deferred {
 }
 
 impl Deferred {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Deferred {
             n: 0,
             r: [MaybeUninit::uninit(); BATCH],
@@ -134,7 +140,7 @@ impl Shard {
 
     /// Starts loading the index slot of block address `addr`.
     #[inline]
-    fn prefetch_slot(&self, addr: usize) {
+    pub(super) fn prefetch_slot(&self, addr: usize) {
         table::prefetch(table::slot_hint(
             self.index_slots.load(Ordering::Relaxed),
             self.index_mask.load(Ordering::Relaxed),
@@ -170,9 +176,10 @@ impl la_debug {
             default_canary(p as u64)
         };
         let nshards = if backing_shared { MAX_SHARDS } else { 1 };
-        // Over the smp allocator (its chunk map ready, so blocks can be
-        // checked against it), blocks carry in-band headers.
-        let smp_backed = ptr::eq(backing.vtable, smp::la_smp_allocator().vtable) && smp::prepare();
+        // The record strategy: in-band headers when the backing can tell
+        // its live blocks exactly (smp), else the address index.
+        // SAFETY: `backing` is valid (this function's contract).
+        let in_band = unsafe { InBand::offered_by(&backing) };
         let d = la_debug {
             backing: ChildAllocator(backing),
             backing_shared,
@@ -188,7 +195,7 @@ impl la_debug {
             limit: AtomicUsize::new(cfg.memory_limit),
             live_bytes: AtomicUsize::new(0),
             suppress_new: AtomicBool::new(false),
-            smp_backed,
+            in_band,
             nshards,
             shards: [const { Shard::new() }; MAX_SHARDS],
             errors: AtomicUsize::new(0),
@@ -196,7 +203,7 @@ impl la_debug {
         };
         // SAFETY: fresh mapping, large and aligned enough for la_debug.
         unsafe { p.write(d) };
-        if smp_backed {
+        if in_band {
             for i in 0..nshards {
                 // A key per table from the instance's (random) address, so
                 // a header is no plain pointer and garbage decodes to an
@@ -220,12 +227,24 @@ impl la_debug {
         p
     }
 
-    /// The allocator handle of this instance.
+    /// The allocator handle of this instance: the vtable of its record
+    /// strategy.
     pub fn allocator(&self) -> la_allocator {
         la_allocator {
             ptr: self as *const la_debug as *mut c_void,
-            vtable: &VTABLE,
+            vtable: if self.in_band {
+                &IN_BAND_VTABLE
+            } else {
+                &INDEXED_VTABLE
+            },
         }
+    }
+
+    /// Whether the instance's record strategy is [`InBand`] (else
+    /// [`Indexed`]): fixed at creation, by what the backing offers.
+    #[inline(always)]
+    pub fn in_band(&self) -> bool {
+        self.in_band
     }
 
     /// The shards in use.
@@ -299,7 +318,7 @@ impl la_debug {
     /// threads working in different shards share no counter. Only while a
     /// limit is set is the instance-wide count (`live_bytes`, an atomic)
     /// kept too, for an exact admission test across shards.
-    fn charge(&self, st: &mut State, len: usize) -> bool {
+    pub(super) fn charge(&self, st: &mut State, len: usize) -> bool {
         let limit = self.limit.load(Ordering::Relaxed);
         if limit != usize::MAX {
             let mut cur = self.live_bytes.load(Ordering::Relaxed);
@@ -326,7 +345,7 @@ impl la_debug {
     }
 
     /// Counts `len` live bytes fewer in shard state `st` (locked).
-    fn discharge(&self, st: &mut State, len: usize) {
+    pub(super) fn discharge(&self, st: &mut State, len: usize) {
         st.live_bytes = st.live_bytes.wrapping_sub(len);
         if self.limit.load(Ordering::Relaxed) != usize::MAX {
             self.live_bytes.fetch_sub(len, Ordering::Relaxed);
@@ -383,7 +402,7 @@ impl la_debug {
     /// # Safety
     /// `r` is a fresh record; `align < 64` (`len` may be 0: the block is
     /// then all redzone).
-    pub(super) unsafe fn obtain(
+    pub(super) unsafe fn obtain<S: Strategy>(
         &self,
         r: &mut Record,
         len: usize,
@@ -430,10 +449,10 @@ impl la_debug {
                 return false;
             };
             let base_align = align.max(4);
-            if let Some(cls) = self.inband_class(base_len, align_b) {
+            if let Some(cls) = S::class(base_len, align_b) {
                 // An in-band block: [header | front redzone | block | back
-                // redzone] in one block of an smp size class.
-                let b = smp::alloc_in(cls) as usize;
+                // redzone] in one block of a backing size class.
+                let b = InBand::take(cls);
                 if b == 0 {
                     return false;
                 }
@@ -470,24 +489,6 @@ impl la_debug {
         true
     }
 
-    /// The smp size class of an in-band block whose redzones and user
-    /// bytes take `base_len` bytes at alignment `align_b`; `None` when the
-    /// block is to be indexed instead (not over the smp allocator, aligned
-    /// above 16, or beyond the size classes).
-    #[inline]
-    fn inband_class(&self, base_len: usize, align_b: usize) -> Option<usize> {
-        if !self.smp_backed || align_b > 16 {
-            return None;
-        }
-        let total = base_len.checked_add(HDR)?;
-        let cls = if total <= smp::size_class::TABLE_MAX {
-            smp::size_class::class_small(total, 4)
-        } else {
-            smp::size_class::class_for(total, 4)?
-        };
-        (cls != 0).then_some(cls)
-    }
-
     /// Gives a block's memory back (backing free or unmap).
     ///
     /// # Safety
@@ -497,8 +498,9 @@ impl la_debug {
             // SAFETY: the whole reservation was made by `obtain`.
             unsafe { sys::unmap(h.base as *mut u8, h.base_len) };
         } else if h.inband {
-            // SAFETY: an smp block from `obtain`, its header in front.
-            unsafe { smp::free((h.base - HDR) as *mut u8) };
+            // SAFETY: an in-band block from `obtain`, dead and no longer
+            // found by address.
+            unsafe { InBand::release(h.base) };
         } else {
             // SAFETY: the backing block as allocated.
             unsafe {
@@ -510,10 +512,26 @@ impl la_debug {
 
     /// Allocates `len > 0` bytes aligned to `1 << align` (NULL for 0).
     pub fn alloc(&self, len: usize, align: u8, ret_addr: usize) -> *mut u8 {
+        if self.in_band {
+            self.alloc_with::<InBand>(len, align, ret_addr)
+        } else {
+            self.alloc_with::<Indexed>(len, align, ret_addr)
+        }
+    }
+
+    /// [`Self::alloc`] under record strategy `S` (the instance's).
+    #[inline(always)]
+    pub(super) fn alloc_with<S: Strategy>(
+        &self,
+        len: usize,
+        align: u8,
+        ret_addr: usize,
+    ) -> *mut u8 {
+        debug_assert!(S::IN_BAND == self.in_band);
         if len == 0 {
             return ptr::null_mut();
         }
-        self.alloc_any(len, align, ret_addr)
+        self.alloc_any_with::<S>(len, align, ret_addr)
     }
 
     /// Whether a `len`-byte block gets guard pages: large ones, and
@@ -521,7 +539,7 @@ impl la_debug {
     /// on the guard page, where a redzone would catch only a write, and
     /// only when the block is freed or the leak check runs).
     #[inline(always)]
-    fn guarded(&self, len: usize) -> bool {
+    pub(super) fn guarded(&self, len: usize) -> bool {
         self.guard_min != 0 && (len >= self.guard_min || len == 0)
     }
 
@@ -531,24 +549,30 @@ impl la_debug {
     /// an access to byte 0 is reported as an overflow.
     #[inline(always)]
     pub fn alloc_any(&self, len: usize, align: u8, ret_addr: usize) -> *mut u8 {
+        if self.in_band {
+            self.alloc_any_with::<InBand>(len, align, ret_addr)
+        } else {
+            self.alloc_any_with::<Indexed>(len, align, ret_addr)
+        }
+    }
+
+    /// [`Self::alloc_any`] under record strategy `S` (the instance's).
+    #[inline(always)]
+    fn alloc_any_with<S: Strategy>(&self, len: usize, align: u8, ret_addr: usize) -> *mut u8 {
         if align > alignment::MAX_LOG2 {
             return ptr::null_mut();
         }
-        let mut guard = self.guarded(len);
-        if self.smp_backed
-            && align <= 4
-            && !guard
-            && let Some(p) = self.alloc_inband(len, align, ret_addr)
-        {
+        if let Some(p) = S::alloc(self, len, align, ret_addr) {
             return p;
         }
+        let mut guard = self.guarded(len);
         // Memory that needs no lock (guarded mappings, a shared backing)
         // is obtained before taking it, and before the trace is taken, so
         // the block's index slot loads meanwhile (`obtain`).
         let mut early = self.backing_shared || guard;
         let mut got = Record::EMPTY;
         // SAFETY: align checked.
-        if early && !unsafe { self.obtain(&mut got, len, align, ret_addr, guard) } {
+        if early && !unsafe { self.obtain::<S>(&mut got, len, align, ret_addr, guard) } {
             if len != 0 || !guard {
                 return ptr::null_mut();
             }
@@ -557,7 +581,7 @@ impl la_debug {
             guard = false;
             early = self.backing_shared;
             // SAFETY: align checked.
-            if early && !unsafe { self.obtain(&mut got, len, align, ret_addr, false) } {
+            if early && !unsafe { self.obtain::<S>(&mut got, len, align, ret_addr, false) } {
                 return ptr::null_mut();
             }
         }
@@ -589,7 +613,7 @@ impl la_debug {
             // SAFETY: a fresh record of our table.
             unsafe { r.write(got) };
         // SAFETY: fresh record; align checked.
-        } else if !unsafe { self.obtain(&mut *r, len, align, ret_addr, guard) } {
+        } else if !unsafe { self.obtain::<S>(&mut *r, len, align, ret_addr, guard) } {
             // SAFETY: not indexed.
             unsafe { st.table.drop_record(r) };
             self.discharge(st, len);
@@ -643,78 +667,6 @@ impl la_debug {
         drop(g);
         self.finish_deferred(sh, &mut later);
         addr as *mut u8
-    }
-
-    /// [`Self::alloc`] of an in-band block (`table.rs`), the common case
-    /// over the smp allocator, in one pass: the smp block is taken and its
-    /// redzones written before the trace is taken and the lock held. `None`
-    /// when the block is not to be in-band (beyond the size classes).
-    #[inline(always)]
-    fn alloc_inband(&self, len: usize, align: u8, ret_addr: usize) -> Option<*mut u8> {
-        debug_assert!(self.smp_backed && align <= 4);
-        let base_len = alignment::forward(len, REDZONE)?.checked_add(2 * REDZONE)?;
-        let cls = self.inband_class(base_len, 16)?;
-        let b = smp::alloc_in(cls) as usize;
-        if b == 0 {
-            return Some(ptr::null_mut());
-        }
-        let mut rec = Record {
-            addr: b + INBAND_FRONT,
-            len,
-            base: b + HDR,
-            base_len,
-            alloc_stack: 0,
-            free_stack: 0,
-            alloc_tid: 0,
-            free_tid: 0,
-            align,
-            base_align: 4,
-            state: LIVE,
-            kind: KIND_BACKING,
-            suppressed: self.suppress_new.load(Ordering::Relaxed) as u8,
-            filling: 0,
-            _pad: 0,
-            inband: 1,
-        };
-        // SAFETY: a fresh in-band block: [header | 16-byte front redzone |
-        // len rounded to 16 | 16-byte back redzone], 16-aligned.
-        unsafe { self.fill_compact_zones(&rec) };
-        let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
-        let (n, tid, h) = self.capture(&mut tr, ret_addr);
-        let sh = self.shard(rec.addr);
-        let g = sh.lock.lock();
-        // SAFETY: lock held.
-        let st = unsafe { sh.state() };
-        let r = if self.charge(st, len) {
-            let r = st.table.new_record();
-            if r.is_null() {
-                self.discharge(st, len);
-            }
-            r
-        } else {
-            ptr::null_mut()
-        };
-        if r.is_null() {
-            drop(g);
-            // SAFETY: taken above, never handed out.
-            unsafe { smp::free(b as *mut u8) };
-            return Some(ptr::null_mut());
-        }
-        // SAFETY: `capture` wrote the first n frames.
-        rec.alloc_stack = st.depot.intern(unsafe { trace::frames(&tr, n) }, h);
-        rec.alloc_tid = tid;
-        // SAFETY: a fresh record of our table, for the in-band block we hold.
-        unsafe {
-            r.write(rec);
-            st.table.write_header(r);
-        }
-        st.live_count += 1;
-        st.total_allocs += 1;
-        let mut later = Deferred::new();
-        self.evict_for_alloc(st, &mut later);
-        drop(g);
-        self.finish_deferred(sh, &mut later);
-        Some(rec.addr as *mut u8)
     }
 
     /// Drops a freed block's record and gives its memory back at once
@@ -772,7 +724,7 @@ impl la_debug {
     /// # Safety
     /// `r` is a live record of a locked shard, exclusively ours.
     #[inline(always)]
-    unsafe fn mark_freed(r: *mut Record, free_stack: u32, tid: u32) {
+    pub(super) unsafe fn mark_freed(r: *mut Record, free_stack: u32, tid: u32) {
         // SAFETY: caller's promise.
         unsafe {
             (*r).state = FREED;
@@ -783,7 +735,7 @@ impl la_debug {
 
     /// Counts the free of a `len`-byte block in shard state `st` (locked).
     #[inline(always)]
-    fn count_free(&self, st: &mut State, len: usize) {
+    pub(super) fn count_free(&self, st: &mut State, len: usize) {
         self.discharge(st, len);
         st.live_count -= 1;
         st.total_frees += 1;
@@ -811,7 +763,13 @@ impl la_debug {
     /// [`BATCH`] blocks at most per call. The lock is then taken a second
     /// time once per batch, not once per block, and the fills of the batch
     /// are verified without it.
-    fn enqueue(&self, st: &mut State, r: *mut Record, cost: usize, later: &mut Deferred) {
+    pub(super) fn enqueue(
+        &self,
+        st: &mut State,
+        r: *mut Record,
+        cost: usize,
+        later: &mut Deferred,
+    ) {
         if self.never_reuse {
             return;
         }
@@ -828,9 +786,8 @@ impl la_debug {
             unsafe { self.forget_now(st, r) };
             return;
         }
-        let limit = self.quarantine_bytes;
-        if st.quarantine.bytes > limit.saturating_mul(2) {
-            self.take_oldest(st, later, limit - limit / 16);
+        if st.quarantine.free_evicts(self.quarantine_bytes) {
+            self.take_oldest(st, later, low_water(self.quarantine_bytes));
         }
     }
 
@@ -843,17 +800,16 @@ impl la_debug {
     /// does not carry the whole cost, and blocks return to the smp
     /// allocator from the thread that owns them.
     #[inline]
-    fn evict_for_alloc(&self, st: &mut State, later: &mut Deferred) {
-        let limit = self.quarantine_bytes;
-        if st.quarantine.bytes > limit {
-            self.take_oldest(st, later, limit - limit / 16);
+    pub(super) fn evict_for_alloc(&self, st: &mut State, later: &mut Deferred) {
+        if st.quarantine.alloc_evicts(self.quarantine_bytes) {
+            self.take_oldest(st, later, low_water(self.quarantine_bytes));
         }
     }
 
     /// Moves the oldest quarantined blocks into `later` until the
     /// quarantine holds at most `low` bytes and is not full, or `later` is.
     fn take_oldest(&self, st: &mut State, later: &mut Deferred, low: usize) {
-        while later.n < BATCH && (st.quarantine.bytes > low || st.quarantine.full()) {
+        while later.n < BATCH && st.quarantine.above(low) {
             // The records a few pops ahead start loading.
             if let Some(ahead) = st.quarantine.peek(8) {
                 table::prefetch(ahead as usize);
@@ -869,7 +825,7 @@ impl la_debug {
     /// Finishes the evictions of `later`, if any (most calls have none:
     /// blocks leave the quarantine in batches).
     #[inline(always)]
-    fn finish_deferred(&self, sh: &Shard, later: &mut Deferred) {
+    pub(super) fn finish_deferred(&self, sh: &Shard, later: &mut Deferred) {
         if later.n != 0 {
             self.finish_batch(sh, later);
         }
@@ -965,26 +921,46 @@ impl la_debug {
         self.free_as(p, shape, "free", ret_addr)
     }
 
+    /// [`Self::free`] under record strategy `S` (the instance's).
+    #[inline(always)]
+    pub(super) fn free_with<S: Strategy>(
+        &self,
+        p: *mut u8,
+        shape: Option<(usize, u8)>,
+        ret_addr: usize,
+    ) {
+        self.free_as_with::<S>(p, shape, "free", ret_addr)
+    }
+
     /// [`Self::free`] where a wrong size or alignment is reported as given
     /// to `op` (C++ sized and aligned `operator delete`); a `len` of
     /// [`ANY_LEN`](super::ANY_LEN) checks the alignment alone.
     #[inline(always)]
     pub fn free_as(&self, p: *mut u8, shape: Option<(usize, u8)>, op: &str, ret_addr: usize) {
+        if self.in_band {
+            self.free_as_with::<InBand>(p, shape, op, ret_addr)
+        } else {
+            self.free_as_with::<Indexed>(p, shape, op, ret_addr)
+        }
+    }
+
+    /// [`Self::free_as`] under record strategy `S` (the instance's).
+    #[inline(always)]
+    fn free_as_with<S: Strategy>(
+        &self,
+        p: *mut u8,
+        shape: Option<(usize, u8)>,
+        op: &str,
+        ret_addr: usize,
+    ) {
+        debug_assert!(S::IN_BAND == self.in_band);
         if p.is_null() {
             return;
         }
         // The block's record (named by its in-band header) or index slot
         // loads while the trace is taken.
         let sh = self.shard(p as usize);
-        let (word, size) = if self.smp_backed {
-            let (w, size) =
-                table::header_word_sized(p as usize, sh.inband_key.load(Ordering::Relaxed));
-            table::prefetch(w);
-            (w, size)
-        } else {
-            sh.prefetch_slot(p as usize);
-            (0, 0)
-        };
+        let (word, size) = S::probe(sh, p as usize);
         let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, h) = self.capture(&mut tr, ret_addr);
         // SAFETY: `capture` wrote the first n frames.
@@ -998,9 +974,19 @@ impl la_debug {
             // live in-band block, done from its header alone.
             let done = word != 0
                 && shape.is_none()
-                // SAFETY: `word` and `size` came from `header_word_sized`
-                // with this table's key; the lock is held.
-                && unsafe { self.free_inband(st, p as usize, word, size, here, h, tid, &mut later) };
+                // SAFETY: `word` and `size` came from `S::probe` for this
+                // shard; the lock is held.
+                && unsafe {
+                    let f = Free {
+                        p: p as usize,
+                        w: word,
+                        size,
+                        here,
+                        hash: h,
+                        tid,
+                    };
+                    S::free(self, st, &f, &mut later)
+                };
             if done {
                 drop(_g);
                 self.finish_deferred(sh, &mut later);
@@ -1053,16 +1039,19 @@ impl la_debug {
             // is freed (a second free is reported as such) and in no list
             // yet, so nothing else reads, writes or releases its bytes.
             if rec.kind == KIND_GUARDED {
-                // The pages become inaccessible (a later access faults and
-                // is explained) and go back to the OS: only the mapping
-                // stays in the quarantine.
+                // The pages go back to the OS and become inaccessible (a
+                // later access faults and is explained): only the mapping
+                // stays in the quarantine. In that order: once the pages
+                // are gone, changing the protection finds no page to
+                // update, so other threads' TLBs are flushed once, not
+                // twice.
                 let page = sys::page_size();
                 let (mid, len) = ((rec.base + page) as *mut u8, rec.base_len - 2 * page);
                 // SAFETY: the committed middle of our own reservation; the
                 // block is dead.
                 unsafe {
-                    sys::protect_none(mid, len);
                     sys::decommit(mid, len);
+                    sys::protect_none(mid, len);
                 }
             } else {
                 let n = self.fill_len(&rec);
@@ -1079,70 +1068,6 @@ impl la_debug {
             self.enqueue(st, r, rec.quarantine_cost(), &mut later);
         }
         self.finish_deferred(sh, &mut later);
-    }
-
-    /// [`Self::free`] of a live in-band block with intact redzones and
-    /// header, when its fill can be written under the lock: everything
-    /// checked and done from the block's header, its record written and
-    /// never read (it may not be in cache; the header is next to the
-    /// bytes the program has just used). False, with nothing changed, for
-    /// any other block: the caller then finds the record and explains.
-    ///
-    /// # Safety
-    /// `w != 0` and `size` came from [`table::header_word_sized`] for `p`
-    /// with the key of `st`'s table, whose lock the caller holds.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn free_inband(
-        &self,
-        st: &mut State,
-        p: usize,
-        w: usize,
-        size: usize,
-        here: &[usize],
-        h: u64,
-        tid: u32,
-        later: &mut Deferred,
-    ) -> bool {
-        // SAFETY: caller's promise.
-        let Some((r, len)) = (unsafe { st.table.live_header(p, w, size) }) else {
-            return false;
-        };
-        let fill = if self.check_waf {
-            self.fill_len_of(len)
-        } else {
-            0
-        };
-        if fill > INLINE_FILL {
-            return false;
-        }
-        // The block as its record describes it (`live_header` checked that
-        // these bounds lie inside the smp block).
-        let view = Record {
-            addr: p,
-            len,
-            base: p - REDZONE,
-            base_len: len.next_multiple_of(REDZONE) + 2 * REDZONE,
-            kind: KIND_BACKING,
-            inband: 1,
-            ..Record::EMPTY
-        };
-        if !self.zones_intact(&view) {
-            return false;
-        }
-        let free_stack = st.depot.intern(here, h);
-        // SAFETY: `live_header` passed: r is the live record of this block
-        // (a record of our region, named by an intact header), exclusively
-        // ours under the lock; its header lies inside the block we hold.
-        unsafe {
-            Self::mark_freed(r, free_stack, tid);
-            st.table.set_header_freed(p, w, len);
-        }
-        self.count_free(st, len);
-        // SAFETY: the start of the user range of a block we hold.
-        unsafe { fill_bytes(p as *mut u8, FREE_FILL, fill) };
-        self.enqueue(st, r, view.base_len, later);
-        true
     }
 
     /// Finds the live record of `p` for a resize-like operation, reporting
@@ -1174,13 +1099,23 @@ impl la_debug {
     }
 
     /// Resizes a live block in place; true when it now has `new_len` bytes.
-    pub fn resize(
+    pub fn resize(&self, p: *mut u8, shape: Shape, new_len: usize, ret_addr: usize) -> bool {
+        if self.in_band {
+            self.resize_with::<InBand>(p, shape, new_len, ret_addr)
+        } else {
+            self.resize_with::<Indexed>(p, shape, new_len, ret_addr)
+        }
+    }
+
+    /// [`Self::resize`] under record strategy `S` (the instance's).
+    pub(super) fn resize_with<S: Strategy>(
         &self,
         p: *mut u8,
         shape: Option<(usize, u8)>,
         new_len: usize,
         ret_addr: usize,
     ) -> bool {
+        debug_assert!(S::IN_BAND == self.in_band);
         if p.is_null() || new_len == 0 {
             return false;
         }
@@ -1212,9 +1147,9 @@ impl la_debug {
                 self.discharge(st, grow);
                 return false;
             };
-            let grown = if rec.inband != 0 {
-                // SAFETY: the smp block from `obtain`, its header in front.
-                unsafe { smp::resize((rec.base - HDR) as *mut u8, new_base_len + HDR) }
+            let grown = if S::IN_BAND && rec.inband != 0 {
+                // SAFETY: a live in-band block of ours.
+                unsafe { InBand::resize(rec.base, new_base_len) }
             } else {
                 // SAFETY: the backing block as last granted.
                 unsafe {
@@ -1237,7 +1172,7 @@ impl la_debug {
             self.discharge(st, rec.len - new_len);
         }
         rec.len = new_len;
-        if rec.inband != 0 {
+        if S::IN_BAND && rec.inband != 0 {
             // SAFETY: an in-band record's block is held while it is live.
             unsafe { st.table.write_header(r) };
         }

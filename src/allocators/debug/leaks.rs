@@ -25,12 +25,12 @@
 
 use core::fmt::Write;
 
-use super::depot::Depot;
-use super::out::Out;
 use super::roots;
-use super::scratch::Scratch;
-use super::symbolize::Symbols;
 use super::table::{LIVE, Record, Table};
+use crate::diag::depot::Depot;
+use crate::diag::out::Out;
+use crate::diag::scratch::Scratch;
+use crate::diag::symbolize::Symbols;
 
 /// How to report.
 #[derive(Default)]
@@ -450,7 +450,7 @@ pub fn report(
                 "{} leak of {} byte(s) in {} object(s) allocated from:",
                 kind, gr.bytes, gr.count
             );
-            super::report::frames(&mut out, &syms, trace(&list[gr.first]));
+            crate::diag::report::frames(&mut out, &syms, trace(&list[gr.first]));
             out.bytes(b"\n");
         }
     }

@@ -14,12 +14,11 @@ use core::sync::atomic::Ordering;
 
 use super::fill::first_unfilled;
 use super::redzone::{check_canary, fill_canary};
-use super::report::{self, TraceRef};
 use super::table::{FREED, KIND_BACKING, KIND_GUARDED, LIVE, Record};
-use super::trace::MAX_FRAMES;
-use super::{
-    ANY_LEN, FREE_FILL, REGISTRY, REGISTRY_LOCK, State, la_debug, la_debug_error, out, trace,
-};
+use super::{ANY_LEN, FREE_FILL, REGISTRY, REGISTRY_LOCK, State, la_debug, la_debug_error};
+use crate::diag::report::{self, TraceRef};
+use crate::diag::trace::MAX_FRAMES;
+use crate::diag::{out, trace};
 
 /// What a lookup of a pointer that is no block's start found (on error
 /// paths only: the size of the interior case does not matter).

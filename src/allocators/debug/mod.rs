@@ -1,17 +1,18 @@
 //! The debug allocator (`la_debug`): Zig's `DebugAllocator` and
 //! `SafeAllocator` for C, over any backing allocator.
 //!
-//! Every block gets a record kept out of band (`table.rs`) with its length,
+//! Every block gets a record kept out of band (`record.rs`) with its length,
 //! alignment, state and two stack traces (allocation and free, captured by a
-//! frame-pointer walk, `trace.rs`, and stored once per distinct trace in a
-//! stack depot, `depot.rs`). Records are found by block address through an
-//! index, or, over the smp allocator (the shim's backing), through a small
-//! header in front of the block, checked against the smp allocator's own
-//! exact block test (`table.rs`); that header also carries the block's
-//! length and state, so a plain `free` of an intact block reads only the
-//! block and writes its record. The user block sits between two redzones
-//! filled with this instance's canary bytes; they are checked on free and
-//! resize (overflow past the requested length, underflow before the block).
+//! frame-pointer walk, and stored once per distinct trace in a stack depot:
+//! the diagnostics runtime, `src/diag/`). Records are found by block
+//! address through an index (`index.rs`), or, over the smp allocator (the
+//! shim's backing), through a small header in front of the block, checked
+//! against the smp allocator's own exact block test (`inband.rs`); that
+//! header also carries the block's length and state, so a plain `free` of
+//! an intact block reads only the block and writes its record. The user
+//! block sits between two redzones filled with this instance's canary
+//! bytes; they are checked on free and resize (overflow past the requested
+//! length, underflow before the block).
 //! Blocks of at least `guard_page_min_len` bytes, and zero-size blocks, are
 //! their own mapping with a guard page on each side, placed so the block
 //! ends at the upper guard.
@@ -19,56 +20,58 @@
 //! with `never_reuse`); when they leave it the fill is verified (write after
 //! free). Misuse -- double free, wrong length or alignment, interior,
 //! foreign or other-instance pointers, overflows -- is reported with traces
-//! (`report.rs`), then aborts or, with `LA_DEBUG_CONTINUE`, is counted and
-//! the call does the safest thing. Leaks are reported grouped by allocation
-//! site (`leaks.rs`). Locks make it thread-safe: one per instance, or, over
-//! a backing that may be called from any thread (the shim's), one per
-//! shard of the address space.
+//! (`misuse.rs`, laid out by `diag::report`), then aborts or, with
+//! `LA_DEBUG_CONTINUE`, is counted and the call does the safest thing.
+//! Leaks are reported grouped by allocation site (`leaks.rs`). Locks make
+//! it thread-safe: one per instance, or, over a backing that may be called
+//! from any thread (the shim's), one per shard of the address space.
 //!
 //! | file | concept |
 //! |---|---|
 //! | `mod.rs` | the C API: config, stats, result codes, `la_debug_*`, the vtable |
 //! | `instance.rs` | the allocator core: create, alloc, resize, free, quarantine, destroy |
-//! | `table.rs` | out-of-band records, the address index or in-band headers, the quarantine ring |
-//! | `depot.rs` | the stack depot: each distinct trace stored once, named by an id |
+//! | `strategy.rs` | the record strategy as a type: `Indexed` or `InBand`, one vtable each |
+//! | `table.rs` | a shard's records and the lookup by address over them |
+//! | `record.rs` | records and the slabs (or region) they live in |
+//! | `index.rs` | the address index: open addressing over tagged record pointers |
+//! | `inband.rs` | in-band headers in front of blocks (over smp) |
+//! | `quarantine.rs` | the quarantine ring and its eviction policy |
 //! | `redzone.rs` | canary redzones |
 //! | `fill.rs` | the free fill and its check (write after free) |
 //! | `misuse.rs` | misuse checks and their reports, guard-page faults |
-//! | `trace.rs` | stack capture by frame-pointer walk (no allocation) |
-//! | `symbolize.rs` | report-time symbolization (`dladdr`, `addr2line`) |
-//! | `report.rs`, `out.rs` | report layout, buffered `write(2)` output |
 //! | `leaks.rs`, `roots.rs` | leak reports grouped by site; reachability from roots |
-//! | `check_all.rs` | `la_check_all_allocation_failures` |
-//! | `scratch.rs`, `lock.rs`, `maps.rs` | private arena, spin lock, `/proc/self/maps` reader |
+//!
+//! Stack capture, the stack depot, symbolization, output, report layout,
+//! the scratch arena and the lock are the diagnostics runtime's
+//! (`src/diag/`).
 //!
 //! No crates beyond `libc`: reporting needs no allocator at all (a private
 //! arena over `mmap`), so nothing can re-enter `malloc` under the shim.
 
-pub mod check_all;
-pub mod depot;
 mod fill;
+mod inband;
+mod index;
 mod instance;
 pub mod leaks;
-pub mod lock;
-pub mod maps;
 mod misuse;
-pub mod out;
+mod quarantine;
+mod record;
 mod redzone;
-pub mod report;
 pub mod roots;
-pub mod scratch;
-pub mod symbolize;
+mod strategy;
 pub mod table;
-pub mod trace;
 
 use core::cell::UnsafeCell;
+use core::marker::PhantomData;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize};
 
 use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtable_of};
 
-use depot::Depot;
-use lock::SpinLock;
+use crate::diag::depot::Depot;
+use crate::diag::lock::SpinLock;
+use crate::diag::trace;
+use strategy::{InBand, Indexed, Strategy};
 use table::{Quarantine, Record, Table};
 
 /// What `la_debug` does when it detects misuse.
@@ -325,10 +328,12 @@ pub struct la_debug {
     live_bytes: AtomicUsize,
     /// New records are marked suppressed (allocations before `main`).
     suppress_new: AtomicBool,
-    /// The backing is the smp allocator: blocks of its size classes get an
-    /// in-band header instead of an index entry (`table.rs`), and it is
-    /// called directly, not through its vtable.
-    smp_backed: bool,
+    /// The record strategy is [`strategy::InBand`] (the backing offers
+    /// live-block queries: smp): blocks of its size classes get an in-band
+    /// header instead of an index entry (`inband.rs`), and they are taken
+    /// from it directly, not through its vtable. Else
+    /// [`strategy::Indexed`].
+    in_band: bool,
     nshards: usize,
     shards: [Shard; MAX_SHARDS],
     errors: AtomicUsize,
@@ -341,15 +346,26 @@ unsafe impl Sync for la_debug {}
 // SAFETY: as above.
 unsafe impl Send for la_debug {}
 
-pub(crate) static VTABLE: la_vtable = vtable_of::<la_debug>();
+/// The instance seen through the vtable of record strategy `S`: each
+/// strategy has its own vtable (see `strategy.rs`), whose entry points are
+/// compiled for it alone.
+#[repr(transparent)]
+struct Via<S>(la_debug, PhantomData<S>);
+
+/// The vtable of instances with the [`strategy::Indexed`] strategy.
+pub(crate) static INDEXED_VTABLE: la_vtable = vtable_of::<Via<Indexed>>();
+/// The vtable of instances with the [`strategy::InBand`] strategy.
+pub(crate) static IN_BAND_VTABLE: la_vtable = vtable_of::<Via<InBand>>();
 
 // SAFETY: blocks come from `obtain`, which gives at least `len` bytes at the
 // requested alignment (front redzone ≥ alignment, backing block aligned at
 // least that much; guarded blocks aligned down inside the mapping); resize
-// reports success only when the block's capacity covers `new_len`.
-unsafe impl RawAllocator for la_debug {
+// reports success only when the block's capacity covers `new_len`. A
+// `Via<S>` is only ever made from an instance whose strategy is `S`
+// (`la_debug::allocator`).
+unsafe impl<S: Strategy> RawAllocator for Via<S> {
     unsafe fn alloc(&self, len: usize, alignment: u8, ret_addr: usize) -> *mut u8 {
-        la_debug::alloc(self, len, alignment, ret_addr)
+        self.0.alloc_with::<S>(len, alignment, ret_addr)
     }
 
     unsafe fn resize(
@@ -360,7 +376,8 @@ unsafe impl RawAllocator for la_debug {
         new_len: usize,
         ret_addr: usize,
     ) -> bool {
-        la_debug::resize(self, memory, Some((len, alignment)), new_len, ret_addr)
+        self.0
+            .resize_with::<S>(memory, Some((len, alignment)), new_len, ret_addr)
     }
 
     unsafe fn remap(
@@ -371,7 +388,10 @@ unsafe impl RawAllocator for la_debug {
         new_len: usize,
         ret_addr: usize,
     ) -> *mut u8 {
-        if la_debug::resize(self, memory, Some((len, alignment)), new_len, ret_addr) {
+        if self
+            .0
+            .resize_with::<S>(memory, Some((len, alignment)), new_len, ret_addr)
+        {
             memory
         } else {
             ptr::null_mut()
@@ -379,7 +399,8 @@ unsafe impl RawAllocator for la_debug {
     }
 
     unsafe fn free(&self, memory: *mut u8, len: usize, alignment: u8, ret_addr: usize) {
-        la_debug::free(self, memory, Some((len, alignment)), ret_addr)
+        self.0
+            .free_with::<S>(memory, Some((len, alignment)), ret_addr)
     }
 }
 

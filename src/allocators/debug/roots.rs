@@ -17,8 +17,8 @@
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::scratch::Scratch;
 use super::table::{Record, Table};
+use crate::diag::scratch::Scratch;
 
 /// The lowest live stack address of the thread running `exit()` when its
 /// exit-time handler began (0: not exiting). Everything below it is dead
@@ -77,7 +77,7 @@ fn in_exit(v: usize) -> bool {
 /// Whether `v` is an address in an executable mapping.
 fn is_code(v: usize) -> bool {
     let mut code = false;
-    super::maps::for_each(|m| {
+    crate::diag::maps::for_each(|m| {
         if m.lo <= v && v < m.hi {
             code = m.executable;
             false
@@ -94,7 +94,7 @@ fn past_exit(sp: usize) -> usize {
     if sp == 0 {
         return 0;
     }
-    let (_, hi) = super::trace::stack_bounds(sp);
+    let (_, hi) = crate::diag::trace::stack_bounds(sp);
     let word = |i: usize| -> Option<usize> {
         let at = sp + i * 8;
         // SAFETY: a slot of this thread's stack, below its top.
@@ -365,7 +365,7 @@ pub fn mark_reachable(
     }
     let marker = 0usize;
     let sp = &marker as *const usize as usize;
-    let (stack_lo, hi) = super::trace::stack_bounds(sp);
+    let (stack_lo, hi) = crate::diag::trace::stack_bounds(sp);
     // The exiting thread: from the frame `exit()` ran its handler in.
     let top = EXIT_STACK_TOP.load(Ordering::Relaxed);
     let from = if top > sp && top < hi { top } else { sp };
@@ -383,7 +383,7 @@ pub fn mark_reachable(
     }
     let mut ranges = [(0usize, 0usize); 512];
     let mut nr = 0;
-    super::maps::for_each(|m| {
+    crate::diag::maps::for_each(|m| {
         if m.readable
             && m.writable
             && (m.name.is_empty() || m.name == b"[heap]")

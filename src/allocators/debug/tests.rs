@@ -1023,3 +1023,62 @@ fn allocations_let_quarantined_blocks_leave() {
     f.d().free(q, None, 0);
     assert_eq!(f.finish(), la_check::LA_CHECK_OK);
 }
+
+/// The record strategy follows the backing's live-block capability: smp
+/// offers it and the thread-safe wrapper forwards it (in-band headers);
+/// the C and page allocators lack it and the logging wrapper does not
+/// forward it (address index). Each instance works under its strategy.
+#[test]
+fn strategy_follows_the_backing_capability() {
+    use crate::allocators::c::la_c_allocator;
+    use crate::allocators::logging::{la_logging_allocator, la_logging_create, la_logging_destroy};
+    use crate::allocators::smp::la_smp_allocator;
+    use crate::allocators::thread_safe::{
+        la_thread_safe_allocator, la_thread_safe_create, la_thread_safe_destroy,
+    };
+    let ts = la_thread_safe_create(la_smp_allocator());
+    let ts_c = la_thread_safe_create(la_c_allocator());
+    // SAFETY: a static path; the descriptor is closed below.
+    let null = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY) };
+    assert!(null >= 0);
+    let lg = la_logging_create(la_smp_allocator(), null, 0);
+    assert!(!ts.is_null() && !ts_c.is_null() && !lg.is_null());
+    let cases = [
+        (la_smp_allocator(), true),
+        (la_thread_safe_allocator(ts), true),
+        (la_logging_allocator(lg), false),
+        (la_thread_safe_allocator(ts_c), false),
+        (la_c_allocator(), false),
+        (la_page_allocator(), false),
+    ];
+    let cfg = la_debug_config {
+        on_error: la_debug_on_error::LA_DEBUG_CONTINUE,
+        ..la_debug_config::default()
+    };
+    for (i, (backing, in_band)) in cases.into_iter().enumerate() {
+        let d = la_debug::create(backing, &cfg);
+        assert!(!d.is_null());
+        // SAFETY: a live instance, destroyed below.
+        let dr = unsafe { &*d };
+        assert_eq!(dr.in_band(), in_band, "case {i}");
+        let a = dr.allocator();
+        // SAFETY: blocks used within their lengths and freed once.
+        unsafe {
+            let p = crate::vtable::la_raw_alloc(a, 40, 3, 0).cast::<u8>();
+            assert!(!p.is_null());
+            p.write_bytes(7, 40);
+            assert!(crate::vtable::la_raw_resize(a, p.cast(), 40, 3, 24, 0));
+            crate::vtable::la_raw_free(a, p.cast(), 24, 3, 0);
+        }
+        assert_eq!(dr.stats().errors, 0, "case {i}");
+        // SAFETY: live, not used afterwards.
+        assert_eq!(unsafe { la_debug::destroy(d) }, la_check::LA_CHECK_OK);
+    }
+    // SAFETY: live handles, no longer used.
+    unsafe {
+        la_logging_destroy(lg);
+        la_thread_safe_destroy(ts);
+        la_thread_safe_destroy(ts_c);
+        libc::close(null);
+    }
+}

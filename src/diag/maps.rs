@@ -6,10 +6,15 @@
 
 /// One line of `/proc/self/maps`.
 pub struct Mapping<'a> {
+    /// The first address of the mapping.
     pub lo: usize,
+    /// The address just past its end.
     pub hi: usize,
+    /// Its pages may be read (`r`).
     pub readable: bool,
+    /// Its pages may be written (`w`).
     pub writable: bool,
+    /// Its pages may be executed (`x`).
     pub executable: bool,
     /// The permission field as written (`r-xp`).
     pub perms: &'a [u8],

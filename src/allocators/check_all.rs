@@ -2,96 +2,24 @@
 //! `std.testing.checkAllAllocationFailures` for C.
 //!
 //! The test function runs once on a debug allocator over `backing`, through
-//! a counting wrapper, to learn how many allocations it makes. Then it runs
+//! a failing allocator (`failing.rs`) that never fails, to learn how many
+//! allocations it makes. Then it runs
 //! once per allocation index `i`, with allocation `i` (and every later one,
 //! as Zig's `FailingAllocator` does) failing. Each run must return non-zero
 //! (the failure was propagated), must reach index `i` (same allocation
 //! pattern as the first run) and must free everything (the debug allocator
 //! reports leaks with traces). The first problem found is reported on
-//! stderr, with the trace of the induced failure, and returned as an
-//! `la_check` code.
+//! stderr, with the trace of the induced failure (which the failing
+//! allocator records), and returned as an `la_check` code.
 
 use core::ffi::c_void;
 use core::fmt::Write;
-use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use super::report::{self, TraceRef};
-use super::trace::{self, MAX_FRAMES};
-use super::{la_check, la_debug, la_debug_config, la_debug_on_error};
-use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtable_of};
-
-/// A wrapper that fails allocation `fail_index` and every one after it.
-struct Failing {
-    child: ChildAllocator,
-    fail_index: usize,
-    index: AtomicUsize,
-    induced: AtomicBool,
-    trace: [AtomicUsize; MAX_FRAMES],
-    n_trace: AtomicUsize,
-}
-
-static FAILING_VTABLE: la_vtable = vtable_of::<Failing>();
-
-impl Failing {
-    fn new(child: la_allocator, fail_index: usize) -> Self {
-        Failing {
-            child: ChildAllocator(child),
-            fail_index,
-            index: AtomicUsize::new(0),
-            induced: AtomicBool::new(false),
-            trace: [const { AtomicUsize::new(0) }; MAX_FRAMES],
-            n_trace: AtomicUsize::new(0),
-        }
-    }
-
-    fn allocator(&self) -> la_allocator {
-        la_allocator {
-            ptr: self as *const Failing as *mut c_void,
-            vtable: &FAILING_VTABLE,
-        }
-    }
-}
-
-// SAFETY: every call is forwarded to the child unchanged, or fails.
-unsafe impl RawAllocator for Failing {
-    unsafe fn alloc(&self, len: usize, alignment: u8, ret_addr: usize) -> *mut u8 {
-        if self.index.load(Ordering::Relaxed) == self.fail_index {
-            if !self.induced.swap(true, Ordering::Relaxed) {
-                let mut tr = [0usize; MAX_FRAMES];
-                let n = trace::capture(&mut tr[..8], ret_addr);
-                for (slot, &a) in self.trace.iter().zip(&tr[..n]) {
-                    slot.store(a, Ordering::Relaxed);
-                }
-                self.n_trace.store(n, Ordering::Relaxed);
-            }
-            return ptr::null_mut();
-        }
-        // SAFETY: forwarded vtable call.
-        match unsafe { self.child.alloc(len, alignment, ret_addr) } {
-            Some(p) => {
-                self.index.fetch_add(1, Ordering::Relaxed);
-                p.as_ptr()
-            }
-            None => ptr::null_mut(),
-        }
-    }
-
-    unsafe fn resize(&self, m: *mut u8, len: usize, a: u8, new_len: usize, r: usize) -> bool {
-        // SAFETY: forwarded vtable call.
-        unsafe { self.child.resize(m, len, a, new_len, r) }
-    }
-
-    unsafe fn remap(&self, m: *mut u8, len: usize, a: u8, new_len: usize, r: usize) -> *mut u8 {
-        // SAFETY: forwarded vtable call.
-        unsafe { self.child.remap(m, len, a, new_len, r) }.map_or(ptr::null_mut(), |p| p.as_ptr())
-    }
-
-    unsafe fn free(&self, m: *mut u8, len: usize, a: u8, r: usize) {
-        // SAFETY: forwarded vtable call.
-        unsafe { self.child.free(m, len, a, r) }
-    }
-}
+use super::debug::{la_check, la_debug, la_debug_config, la_debug_on_error};
+use super::failing::{LA_FAILING_MAX_FRAMES, la_failing};
+use crate::diag::report::{self, TraceRef};
+use crate::diag::trace;
+use crate::vtable::{ChildAllocator, la_allocator};
 
 /// The test function type.
 pub type TestFn = unsafe extern "C" fn(la_allocator, *mut c_void) -> libc::c_int;
@@ -102,12 +30,9 @@ pub type TestFn = unsafe extern "C" fn(la_allocator, *mut c_void) -> libc::c_int
 #[allow(non_camel_case_types)]
 pub type la_check_test_fn = Option<unsafe extern "C" fn(la_allocator, *mut c_void) -> libc::c_int>;
 
-fn headline(f: &Failing, what: core::fmt::Arguments<'_>) {
-    let mut tr = [0usize; MAX_FRAMES];
-    let n = f.n_trace.load(Ordering::Relaxed);
-    for (d, s) in tr.iter_mut().zip(&f.trace) {
-        *d = s.load(Ordering::Relaxed);
-    }
+fn headline(f: &la_failing, what: core::fmt::Arguments<'_>) {
+    let mut tr = [0usize; LA_FAILING_MAX_FRAMES];
+    let n = f.stack_trace(&mut tr);
     report::misuse(
         2,
         |o| {
@@ -129,7 +54,7 @@ fn run(
     test: TestFn,
     ctx: *mut c_void,
     fail_index: usize,
-) -> Option<(i32, Failing, la_check)> {
+) -> Option<(i32, la_failing, la_check)> {
     let cfg = la_debug_config {
         on_error: la_debug_on_error::LA_DEBUG_CONTINUE,
         ..la_debug_config::default()
@@ -139,7 +64,8 @@ fn run(
         return None;
     }
     // SAFETY: d is a fresh instance.
-    let f = Failing::new(unsafe { (*d).allocator() }, fail_index);
+    let child = ChildAllocator(unsafe { (*d).allocator() });
+    let f = la_failing::new(child, fail_index, usize::MAX);
     // SAFETY: the caller's test function, given a valid allocator and its ctx.
     let rc = unsafe { test(f.allocator(), ctx) };
     // SAFETY: d is live and unused after this.
@@ -194,7 +120,7 @@ pub unsafe extern "C" fn la_check_all_allocation_failures(
         return la_check::LA_CHECK_OUT_OF_MEMORY as libc::c_int;
     };
     if rc != 0 {
-        let mut out = super::out::Out::new(2);
+        let mut out = crate::diag::out::Out::new(2);
         let _ = writeln!(
             out,
             "liballoc: error: check_all_allocation_failures: the test function failed ({rc}) with no failure induced"
@@ -204,13 +130,13 @@ pub unsafe extern "C" fn la_check_all_allocation_failures(
     if verdict != la_check::LA_CHECK_OK {
         return verdict as libc::c_int;
     }
-    let count = f.index.load(Ordering::Relaxed);
+    let count = f.allocations();
     for i in 0..count {
         let Some((rc, f, verdict)) = run(backing, test, ctx, i) else {
             return la_check::LA_CHECK_OUT_OF_MEMORY as libc::c_int;
         };
-        if !f.induced.load(Ordering::Relaxed) {
-            let mut out = super::out::Out::new(2);
+        if !f.has_induced_failure() {
+            let mut out = crate::diag::out::Out::new(2);
             let _ = writeln!(
                 out,
                 "liballoc: error: check_all_allocation_failures: nondeterministic memory usage: allocation #{i} of {count} was never requested when set to fail"

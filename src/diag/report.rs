@@ -15,8 +15,12 @@ use super::symbolize::{Symbol, Symbols};
 
 /// One trace to print: a label ("allocated by thread 12 here") and frames.
 pub struct TraceRef<'a> {
+    /// What the trace shows ("freed"), printed before it as `freed by
+    /// thread 12 here:`, or `freed here:` without a thread.
     pub label: &'a str,
+    /// The kernel thread id that took the trace (0: not shown).
     pub tid: u32,
+    /// Return addresses, innermost first.
     pub frames: &'a [usize],
 }
 

@@ -1,4 +1,5 @@
-//! The debug allocator's lock: a spin lock that yields the CPU while it waits.
+//! The diagnostics runtime's lock: a spin lock that yields the CPU while it
+//! waits.
 //!
 //! It never allocates and has no waiter queue, so it may be taken inside
 //! `malloc`. A process that forks while another thread holds it would inherit

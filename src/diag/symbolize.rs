@@ -32,6 +32,7 @@ unsafe extern "C" {
 /// What is known about one code address.
 #[derive(Clone, Copy)]
 pub struct Symbol {
+    /// The code address described.
     pub addr: usize,
     /// The module's path (empty when unknown).
     pub module: &'static [u8],

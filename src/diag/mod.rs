@@ -1,0 +1,27 @@
+//! The diagnostics runtime: the services a checker needs, kept apart from
+//! any one checker (the debug allocator uses it, and the shim's profiler
+//! shares its stack capture and maps reader).
+//!
+//! It sits beside `sys`, below the allocators: nothing here knows an
+//! allocator, and nothing here allocates through `malloc` (memory comes
+//! from `sys`), so every part may run inside `malloc` under the shim.
+//!
+//! | file | concept |
+//! |---|---|
+//! | `trace.rs` | stack capture by frame-pointer walk (no allocation) |
+//! | `depot.rs` | the stack depot: each distinct trace stored once, named by an id |
+//! | `symbolize.rs` | report-time symbolization (`dladdr`, `addr2line`) |
+//! | `maps.rs` | the `/proc/self/maps` reader |
+//! | `scratch.rs` | a private arena for report-time work |
+//! | `out.rs` | buffered `write(2)` output |
+//! | `report.rs` | report layout, shaped like the sanitizers' |
+//! | `lock.rs` | a spin lock that may be taken inside `malloc` |
+
+pub mod depot;
+pub mod lock;
+pub mod maps;
+pub mod out;
+pub mod report;
+pub mod scratch;
+pub mod symbolize;
+pub mod trace;
