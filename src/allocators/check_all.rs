@@ -120,7 +120,7 @@ pub unsafe extern "C" fn la_check_all_allocation_failures(
         return la_check::LA_CHECK_OUT_OF_MEMORY as libc::c_int;
     };
     if rc != 0 {
-        let mut out = crate::diag::out::Out::new(2);
+        let mut out = crate::sys::write::Writer::fd(2);
         let _ = writeln!(
             out,
             "liballoc: error: check_all_allocation_failures: the test function failed ({rc}) with no failure induced"
@@ -136,7 +136,7 @@ pub unsafe extern "C" fn la_check_all_allocation_failures(
             return la_check::LA_CHECK_OUT_OF_MEMORY as libc::c_int;
         };
         if !f.has_induced_failure() {
-            let mut out = crate::diag::out::Out::new(2);
+            let mut out = crate::sys::write::Writer::fd(2);
             let _ = writeln!(
                 out,
                 "liballoc: error: check_all_allocation_failures: nondeterministic memory usage: allocation #{i} of {count} was never requested when set to fail"

@@ -1,8 +1,10 @@
-//! Reads `/proc/self/maps` without allocating: open/read/close into a stack
-//! buffer, one line at a time.
+//! Reads `/proc/self/maps` without allocating: one line at a time through
+//! a stack buffer (`sys::fd::for_each_record`).
 //!
 //! Used to find the current thread's stack bounds (for the frame-pointer walk
 //! and the leak scan) and the writable mappings to scan as roots.
+
+use crate::sys::fd;
 
 /// One line of `/proc/self/maps`.
 pub struct Mapping<'a> {
@@ -76,45 +78,17 @@ fn parse(line: &[u8]) -> Option<Mapping<'_>> {
 /// Calls `f` for each mapping until it returns false. Returns false when the
 /// file could not be read.
 pub fn for_each(mut f: impl FnMut(&Mapping<'_>) -> bool) -> bool {
-    // SAFETY: a NUL-terminated path; open has no other preconditions.
-    let fd = unsafe {
-        libc::open(
-            c"/proc/self/maps".as_ptr(),
-            libc::O_RDONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
+    let Some(fd) = fd::open_read(c"/proc/self/maps") else {
         return false;
-    }
+    };
+    // A line longer than the buffer (a very long path) is cut; its
+    // addresses and permissions come first and stay whole.
     let mut buf = [0u8; 8192];
-    let mut have = 0usize;
-    let mut go = true;
-    while go {
-        // SAFETY: reading into the free tail of our stack buffer.
-        let r = unsafe { libc::read(fd, buf[have..].as_mut_ptr().cast(), buf.len() - have) };
-        if r <= 0 {
-            break;
-        }
-        have += r as usize;
-        let mut start = 0;
-        while let Some(nl) = buf[start..have].iter().position(|&c| c == b'\n') {
-            if let Some(m) = parse(&buf[start..start + nl])
-                && !f(&m)
-            {
-                go = false;
-                break;
-            }
-            start += nl + 1;
-        }
-        buf.copy_within(start..have, 0);
-        have -= start;
-        if have == buf.len() {
-            // A line longer than the buffer: drop it.
-            have = 0;
-        }
-    }
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
+    fd::for_each_record(fd, b'\n', &mut buf, |line| match parse(line) {
+        Some(m) => f(&m),
+        None => true,
+    });
+    fd::close(fd);
     true
 }
 

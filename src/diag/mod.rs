@@ -13,14 +13,12 @@
 //! | `symbolize.rs` | report-time symbolization (`dladdr`, `addr2line`) |
 //! | `maps.rs` | the `/proc/self/maps` reader |
 //! | `scratch.rs` | a private arena for report-time work |
-//! | `out.rs` | buffered `write(2)` output |
 //! | `report.rs` | report layout, shaped like the sanitizers' |
 //! | `lock.rs` | a spin lock that may be taken inside `malloc` |
 
 pub mod depot;
 pub mod lock;
 pub mod maps;
-pub mod out;
 pub mod report;
 pub mod scratch;
 pub mod symbolize;

@@ -9,9 +9,16 @@
 
 use core::fmt::Write;
 
-use super::out::Out;
 use super::scratch::Scratch;
 use super::symbolize::{Symbol, Symbols};
+use crate::sys::write::Writer;
+
+/// The report buffer's size: a report goes out in few `write` calls.
+const REPORT_BUF: usize = 4096;
+
+/// The writer reports are printed with: `sys`'s writer with a 4 KiB
+/// buffer, flushed when full and when dropped.
+pub type Out = Writer<REPORT_BUF>;
 
 /// One trace to print: a label ("allocated by thread 12 here") and frames.
 pub struct TraceRef<'a> {
@@ -55,7 +62,7 @@ fn frame(out: &mut Out, i: usize, s: &Symbol) {
 /// Prints a misuse report: the headline (already written by `head`) and
 /// each trace, symbolized together.
 pub fn misuse(fd: i32, head: impl FnOnce(&mut Out), traces: &[TraceRef<'_>]) {
-    let mut out = Out::new(fd);
+    let mut out = Out::fd_sized(fd);
     out.bytes(b"liballoc: error: ");
     head(&mut out);
     out.bytes(b"\n");

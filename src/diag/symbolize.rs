@@ -15,19 +15,7 @@
 use core::ffi::{CStr, c_char};
 
 use super::scratch::Scratch;
-
-// The C side is src/c/debug_spawn.c (internal, not in the header).
-#[allow(unused_doc_comments)]
-/// cbindgen:ignore
-unsafe extern "C" {
-    fn liballoc_debug_spawn(
-        path: *const c_char,
-        argv: *const *const c_char,
-        envp: *const *const c_char,
-        out_pid: *mut i32,
-    ) -> i32;
-    fn liballoc_debug_reap(pid: i32);
-}
+use crate::sys::{fd, loader, process, spawn};
 
 /// What is known about one code address.
 #[derive(Clone, Copy)]
@@ -61,30 +49,13 @@ fn empty() -> Symbol {
     }
 }
 
-fn cstr_bytes(p: *const c_char) -> &'static [u8] {
-    if p.is_null() {
-        return &[];
-    }
-    // SAFETY: a NUL-terminated string owned by the dynamic loader, alive as
-    // long as the module stays loaded (the report's duration).
-    unsafe { CStr::from_ptr(p).to_bytes() }
-}
-
 /// The path of the running executable, read once per report.
 fn exe_path(scratch: &mut Scratch) -> &'static [u8] {
     let mut buf = [0u8; 4096];
-    // SAFETY: readlink writes at most buf.len() bytes into our buffer.
-    let n = unsafe {
-        libc::readlink(
-            c"/proc/self/exe".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    if n <= 0 {
-        return &[];
+    match fd::read_link(c"/proc/self/exe", &mut buf) {
+        Some(n) => scratch.copy(&buf[..n]).unwrap_or(&[]),
+        None => &[],
     }
-    scratch.copy(&buf[..n as usize]).unwrap_or(&[])
 }
 
 /// A NUL-terminated copy of `s` in the arena.
@@ -116,57 +87,29 @@ fn hex_cstring(scratch: &mut Scratch, v: usize) -> *const c_char {
 }
 
 fn addr2line_path() -> Option<&'static CStr> {
-    // SAFETY: getenv reads the environment without allocating.
-    let env = unsafe { libc::getenv(c"LA_ADDR2LINE".as_ptr()) };
-    let candidates: [*const c_char; 3] = [
-        env,
-        c"/usr/bin/addr2line".as_ptr(),
-        c"/bin/addr2line".as_ptr(),
+    let candidates = [
+        process::env(c"LA_ADDR2LINE"),
+        Some(c"/usr/bin/addr2line"),
+        Some(c"/bin/addr2line"),
     ];
-    for p in candidates {
-        // SAFETY: p is NULL or a C string; access has no other preconditions.
-        if !p.is_null() && unsafe { libc::access(p, libc::X_OK) } == 0 {
-            // SAFETY: a C string that outlives the report (environment or static).
-            return Some(unsafe { CStr::from_ptr(p) });
-        }
-    }
-    None
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| fd::is_executable(p))
 }
 
-/// Reads everything from `fd` into the arena.
+/// Reads everything from `fd` into the arena (up to `cap` bytes; the rest
+/// is drained and dropped) and closes it.
 fn read_all(scratch: &mut Scratch, fd: i32, cap: usize) -> &'static [u8] {
     let Some(buf) = scratch.slice::<u8>(cap) else {
-        // SAFETY: fd is ours.
-        unsafe { libc::close(fd) };
+        fd::close(fd);
         return &[];
     };
-    let mut n = 0;
-    loop {
-        if n == buf.len() {
-            // Drain and drop the rest: the buffer was sized generously.
-            let mut sink = [0u8; 512];
-            // SAFETY: reading into a stack buffer.
-            if unsafe { libc::read(fd, sink.as_mut_ptr().cast(), sink.len()) } <= 0 {
-                break;
-            }
-            continue;
-        }
-        // SAFETY: reading into the free tail of our buffer.
-        let r = unsafe { libc::read(fd, buf[n..].as_mut_ptr().cast(), buf.len() - n) };
-        if r < 0 {
-            // SAFETY: reading errno.
-            if unsafe { *libc::__errno_location() } == libc::EINTR {
-                continue;
-            }
-            break;
-        }
-        if r == 0 {
-            break;
-        }
-        n += r as usize;
-    }
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
+    let n = fd::read_full(fd, buf);
+    // Drain and drop the rest: the buffer was sized generously.
+    let mut sink = [0u8; 512];
+    while n == buf.len() && fd::read(fd, &mut sink).is_some_and(|k| k > 0) {}
+    fd::close(fd);
     &buf[..n]
 }
 
@@ -187,15 +130,15 @@ fn run_addr2line(scratch: &mut Scratch, tool: &CStr, syms: &mut [Symbol]) {
     }
     argv[5 + syms.len()] = core::ptr::null();
     let envp: [*const c_char; 2] = [c"LC_ALL=C".as_ptr(), core::ptr::null()];
-    let mut pid = 0;
-    // SAFETY: argv and envp are NULL-terminated arrays of C strings.
-    let fd = unsafe { liballoc_debug_spawn(tool.as_ptr(), argv.as_ptr(), envp.as_ptr(), &mut pid) };
-    if fd < 0 {
+    // SAFETY: argv and envp are NULL-terminated arrays of C strings that
+    // live in the arena and on this stack until the call returns.
+    let Some(child) = (unsafe { spawn::spawn_piped(tool.as_ptr(), argv.as_ptr(), envp.as_ptr()) })
+    else {
         return;
-    }
-    let text = read_all(scratch, fd, 512 * syms.len() + 4096);
-    // SAFETY: pid is the child we started.
-    unsafe { liballoc_debug_reap(pid) };
+    };
+    let text = read_all(scratch, child.stdout, 512 * syms.len() + 4096);
+    // The exit status does not matter: what it printed is used either way.
+    let _ = spawn::wait(child.pid);
     let mut lines = text.split(|&c| c == b'\n');
     for s in syms.iter_mut() {
         let (Some(func), Some(file)) = (lines.next(), lines.next()) else {
@@ -235,14 +178,11 @@ impl Symbols {
         let syms = &mut syms[..n];
         let exe = exe_path(scratch);
         for s in syms.iter_mut() {
-            // SAFETY: Dl_info is plain data; dladdr fills it or returns 0.
-            let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
-            // SAFETY: dladdr only reads loader state.
-            if unsafe { libc::dladdr(s.addr as *const libc::c_void, &mut info) } == 0 {
+            let Some(info) = loader::address_info(s.addr) else {
                 continue;
-            }
-            let base = info.dli_fbase as usize;
-            let mut module = cstr_bytes(info.dli_fname);
+            };
+            let base = info.base;
+            let mut module = info.module;
             // The main program has an empty name (or argv[0]); use its path.
             if module.is_empty() || !module.contains(&b'/') {
                 module = exe;
@@ -253,9 +193,8 @@ impl Symbols {
             // SAFETY: the ELF header is mapped at the module's load base.
             let e_type = unsafe { *((base + 16) as *const u16) };
             s.offset = if e_type == 2 { s.addr } else { s.addr - base };
-            let name = cstr_bytes(info.dli_sname);
-            if !name.is_empty() {
-                s.func = name;
+            if !info.symbol.is_empty() {
+                s.func = info.symbol;
             }
         }
         if let Some(tool) = addr2line_path() {

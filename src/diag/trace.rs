@@ -22,6 +22,7 @@ use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{depot, maps};
+use crate::sys::loader;
 
 /// Most frames a trace can hold.
 pub(crate) const MAX_FRAMES: usize = 32;
@@ -37,7 +38,7 @@ static OWN_INIT: AtomicUsize = AtomicUsize::new(0);
 
 /// What is cached per thread: its stack bounds and kernel id (one
 /// thread-local, so a capture looks both up at once). The layout of
-/// `struct liballoc_debug_thread` in src/c/debug_tls.c.
+/// `struct liballoc_diag_thread` in src/sys/c/diag_tls.c.
 ///
 /// The bounds are `[lo, lo + span)`; `span` is 0 until they are known and
 /// whenever `tid` is not, so one compare (`sp - lo < span`) tells that both
@@ -50,7 +51,7 @@ struct Thread {
     tid: u32,
 }
 
-/// The cache in the initial-exec TLS slot of src/c/debug_tls.c (x86-64).
+/// The cache in the initial-exec TLS slot of src/sys/c/diag_tls.c (x86-64).
 ///
 /// cbindgen:ignore
 #[cfg(target_arch = "x86_64")]
@@ -59,10 +60,10 @@ mod tls {
     use crate::sys::tls::StaticSlot;
 
     unsafe extern "C" {
-        fn liballoc_debug_thread_slot() -> *mut core::ffi::c_void;
+        fn liballoc_diag_thread_slot() -> *mut core::ffi::c_void;
     }
 
-    static SLOT: StaticSlot = StaticSlot::new(liballoc_debug_thread_slot);
+    static SLOT: StaticSlot = StaticSlot::new(liballoc_diag_thread_slot);
 
     /// The calling thread's cache slot.
     #[inline(always)]
@@ -155,63 +156,32 @@ fn thread_at(sp: usize) -> Thread {
     tls::get()
 }
 
-struct Search {
-    target: usize,
-    lo: usize,
-    hi: usize,
-}
-
-unsafe extern "C" fn phdr_cb(
-    info: *mut libc::dl_phdr_info,
-    _size: usize,
-    data: *mut libc::c_void,
-) -> i32 {
-    // SAFETY: dl_iterate_phdr passes a valid info and our Search.
-    let (info, s) = unsafe { (&*info, &mut *(data as *mut Search)) };
-    let mut lo = usize::MAX;
-    let mut hi = 0;
-    let mut hit = false;
-    for i in 0..info.dlpi_phnum as usize {
-        // SAFETY: dlpi_phdr has dlpi_phnum entries.
-        let ph = unsafe { &*info.dlpi_phdr.add(i) };
-        if ph.p_type != libc::PT_LOAD || ph.p_flags & libc::PF_X == 0 {
-            continue;
-        }
-        let start = info.dlpi_addr as usize + ph.p_vaddr as usize;
-        let end = start + ph.p_memsz as usize;
-        lo = lo.min(start);
-        hi = hi.max(end);
-        if start <= s.target && s.target < end {
-            hit = true;
-        }
-    }
-    if !hit {
-        return 0;
-    }
-    // SAFETY: dlpi_name is NULL or a C string.
-    let main_program = info.dlpi_name.is_null() || unsafe { *info.dlpi_name } == 0;
-    if !main_program {
-        s.lo = lo;
-        s.hi = hi;
-    }
-    1
-}
-
 /// Finds the library's own code range. Call outside any allocator lock (it
 /// takes the dynamic loader's lock); later calls do nothing.
 pub fn init() {
     if OWN_INIT.load(Ordering::Acquire) != 0 {
         return;
     }
-    let mut s = Search {
-        target: init as fn() as usize,
-        lo: 0,
-        hi: 0,
-    };
-    // SAFETY: the callback only reads the loader's program headers.
-    unsafe { libc::dl_iterate_phdr(Some(phdr_cb), (&mut s as *mut Search).cast()) };
-    OWN_LO.store(s.lo, Ordering::Relaxed);
-    OWN_SPAN.store(s.hi - s.lo, Ordering::Relaxed);
+    let target = init as fn() as usize;
+    let (mut lo, mut hi) = (0, 0);
+    loader::for_each_module(|m| {
+        let (mut mlo, mut mhi, mut hit) = (usize::MAX, 0, false);
+        for seg in m.segments().filter(|seg| seg.executable) {
+            mlo = mlo.min(seg.lo);
+            mhi = mhi.max(seg.hi);
+            hit |= seg.lo <= target && target < seg.hi;
+        }
+        if !hit {
+            return true;
+        }
+        // Linked into the main program: no range of its own to skip.
+        if !m.is_main_program() {
+            (lo, hi) = (mlo, mhi);
+        }
+        false
+    });
+    OWN_LO.store(lo, Ordering::Relaxed);
+    OWN_SPAN.store(hi - lo, Ordering::Relaxed);
     OWN_INIT.store(1, Ordering::Release);
 }
 

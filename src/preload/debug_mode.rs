@@ -31,6 +31,7 @@
 //! parent held it. The lock is not taken in a prepare handler: other
 //! libraries' prepare handlers, which run after it, may call `malloc`.
 
+use core::ffi::c_void;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
@@ -38,6 +39,7 @@ use crate::allocators::debug::{la_debug, la_debug_config, leaks, roots};
 use crate::allocators::smp::{self, la_smp_allocator};
 use crate::diag::scratch::Scratch;
 use crate::diag::trace;
+use crate::sys::{self, process, write::Writer};
 
 use super::options::Options;
 
@@ -66,10 +68,9 @@ pub fn init(opts: &Options) -> bool {
     }
     // Reports go to a private copy of stderr: programs often close fd 2 at
     // exit (coreutils do), before the leak report is printed.
-    // SAFETY: fcntl on a descriptor number has no memory preconditions.
-    let fd = unsafe { libc::fcntl(2, libc::F_DUPFD_CLOEXEC, 100) };
+    let fd = sys::fd::dup_above(2, 100);
     let mut cfg = la_debug_config {
-        report_fd: if fd >= 0 { fd } else { 2 },
+        report_fd: fd.unwrap_or(2),
         ..la_debug_config::default()
     };
     if let Some(n) = opts.debug_frames {
@@ -100,12 +101,10 @@ pub fn init(opts: &Options) -> bool {
         .is_err()
     {
         // Another thread won the race; ours holds no blocks.
-        // SAFETY: d is ours and unused; fd is our copy.
-        unsafe {
-            la_debug::destroy(d);
-            if fd >= 0 {
-                libc::close(fd);
-            }
+        // SAFETY: d is ours and unused.
+        unsafe { la_debug::destroy(d) };
+        if let Some(fd) = fd {
+            sys::close(fd);
         }
     }
     true
@@ -118,44 +117,30 @@ extern "C" fn fork_child() {
 
 /// The SIGSEGV action in place before ours (restored for faults that are
 /// not ours).
-static mut OLD_SEGV: core::mem::MaybeUninit<libc::sigaction> = core::mem::MaybeUninit::zeroed();
+static OLD_SEGV: process::SavedAction = process::SavedAction::new();
 
-extern "C" fn on_fault(sig: i32, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
-    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
-    let addr = unsafe { (*info).si_addr() } as usize;
+extern "C" fn on_fault(sig: i32, info: *mut c_void, ctx: *mut c_void) {
+    // SAFETY: the kernel passes a valid siginfo to SA_SIGINFO handlers.
+    let addr = unsafe { process::fault_address(info) };
     let mut here = [0usize; trace::MAX_FRAMES];
-    #[allow(unused_mut)]
     let mut n = 0;
-    #[cfg(target_arch = "x86_64")]
-    if !ctx.is_null() {
-        // SAFETY: for SA_SIGINFO handlers ctx is the interrupted ucontext.
-        let uc = unsafe { &*(ctx as *const libc::ucontext_t) };
-        let pc = uc.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
-        let fp = uc.uc_mcontext.gregs[libc::REG_RBP as usize] as usize;
+    // SAFETY: ctx is the interrupted context the kernel passed.
+    if let Some((pc, fp)) = unsafe { process::interrupted_frame(ctx) } {
         n = trace::capture_from(&mut here[..9], pc, fp);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ctx;
     if !instance().explain_fault(addr, &here[..n]) {
         // Not a guard page of ours: put the previous action back; the
         // faulting instruction runs again and gets it.
-        // SAFETY: OLD_SEGV was filled by sigaction in `install_fault_handler`.
-        unsafe { libc::sigaction(sig, (&raw const OLD_SEGV).cast(), ptr::null_mut()) };
+        process::restore_action(sig, &OLD_SEGV);
     }
 }
 
 /// Installs [`on_fault`] for SIGSEGV: guard pages and freed guarded blocks
 /// are PROT_NONE, so touching them faults, and the handler explains it.
 fn install_fault_handler() {
-    // SAFETY: a zeroed sigaction is a valid value to fill in.
-    let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
-    sa.sa_sigaction = on_fault as *const () as usize;
-    sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-    // SAFETY: installing a handler; the old action is saved for fallback.
-    unsafe {
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(libc::SIGSEGV, &sa, (&raw mut OLD_SEGV).cast());
-    }
+    // SAFETY: called once, from the shim's constructor: nothing else
+    // touches OLD_SEGV yet.
+    unsafe { process::on_fault_signal(process::SIGSEGV, on_fault, &OLD_SEGV) };
 }
 
 /// The shim's constructor, in debug mode: from now on blocks are tracked as
@@ -163,11 +148,8 @@ fn install_fault_handler() {
 pub fn on_load() {
     trace::init();
     instance().set_suppress_new(false);
-    // SAFETY: registering plain functions with no preconditions.
-    unsafe {
-        libc::atexit(at_exit);
-        libc::pthread_atfork(None, None, Some(fork_child));
-    }
+    process::at_exit(at_exit);
+    sys::thread::on_fork_child(fork_child);
     install_fault_handler();
 }
 
@@ -178,40 +160,20 @@ fn suppressions(scratch: &mut Scratch) -> &'static [u8] {
     let Some(buf) = scratch.slice::<u8>(MAX) else {
         return b"";
     };
-    let mut n = 0;
-    // SAFETY: getenv at exit, with the C runtime fully set up.
-    let path = unsafe { libc::getenv(c"LA_SUPPRESSIONS".as_ptr()) };
-    if path.is_null() {
-        return &buf[..n];
-    }
-    // SAFETY: a C string from the environment.
-    let fd = unsafe { libc::open(path, libc::O_RDONLY | libc::O_CLOEXEC) };
-    if fd < 0 {
-        // Unreadable: no extra patterns (la-run checks the file up front).
-        return &buf[..n];
-    }
-    loop {
-        // SAFETY: reading into the free tail of our buffer.
-        let r = unsafe { libc::read(fd, buf[n..].as_mut_ptr().cast(), MAX - n) };
-        if r <= 0 {
-            break;
-        }
-        n += r as usize;
-    }
-    // SAFETY: our fd.
-    unsafe { libc::close(fd) };
+    // Unset or unreadable: no extra patterns (la-run checks the file up
+    // front).
+    let n = process::env(c"LA_SUPPRESSIONS")
+        .and_then(|path| sys::fd::read_file(path, buf))
+        .unwrap_or(0);
     &buf[..n]
 }
 
 /// `LA_LEAK_EXITCODE` (0 when unset or not a number).
 fn leak_exitcode() -> i32 {
-    // SAFETY: getenv at exit.
-    let v = unsafe { libc::getenv(c"LA_LEAK_EXITCODE".as_ptr()) };
-    if v.is_null() {
+    let Some(v) = process::env(c"LA_LEAK_EXITCODE") else {
         return 0;
-    }
-    // SAFETY: a C string from the environment.
-    let s = unsafe { core::ffi::CStr::from_ptr(v) }.to_bytes();
+    };
+    let s = v.to_bytes();
     let mut n: i32 = 0;
     for &c in s {
         if !c.is_ascii_digit() {
@@ -227,19 +189,13 @@ fn leak_exitcode() -> i32 {
 /// unset or empty, or when the file cannot be opened (then with a one-line
 /// warning, and the report goes to stderr).
 fn log_file() -> Option<i32> {
-    // SAFETY: getenv at exit.
-    let v = unsafe { libc::getenv(c"LA_LOG_PATH".as_ptr()) };
-    if v.is_null() {
-        return None;
-    }
-    // SAFETY: a C string from the environment.
-    let prefix = unsafe { core::ffi::CStr::from_ptr(v) }.to_bytes();
+    let prefix = process::env(c"LA_LOG_PATH")?.to_bytes();
     if prefix.is_empty() {
         return None;
     }
     let mut path = [0u8; 4096];
     let mut digits = [0u8; 10];
-    let mut pid = crate::sys::process_id();
+    let mut pid = sys::process_id();
     let mut nd = 0;
     loop {
         digits[nd] = b'0' + (pid % 10) as u8;
@@ -257,12 +213,12 @@ fn log_file() -> Option<i32> {
         path[prefix.len() + 1..len].copy_from_slice(&digits[..nd]);
         core::ffi::CStr::from_bytes_until_nul(&path)
             .ok()
-            .and_then(crate::sys::open_append)
+            .and_then(sys::open_append)
     } else {
         None
     };
     if opened.is_none() {
-        let mut w = super::fmt::Writer::fd(2);
+        let mut w = Writer::fd(2);
         w.str("liballoc: warning: cannot open LA_LOG_PATH file ")
             .bytes(prefix)
             .str(".")
@@ -289,11 +245,7 @@ extern "C" fn at_exit() {
     if leaked > 0 {
         let code = leak_exitcode();
         if code != 0 {
-            // SAFETY: flushing stdio at exit, then ending the process.
-            unsafe {
-                libc::fflush(ptr::null_mut());
-                libc::_exit(code);
-            }
+            process::exit_now(code);
         }
     }
 }
@@ -325,7 +277,7 @@ pub fn alloc_entry(size: usize, align_log2: u8) -> *mut u8 {
 /// allocator's free may make system calls: unmapping, reports).
 #[inline(never)]
 pub fn free_entry(p: *mut u8) {
-    let errno = super::errno::location();
+    let errno = sys::errno::location();
     // SAFETY: this thread's errno slot.
     let saved = unsafe { *errno };
     free(p);
@@ -339,7 +291,7 @@ pub fn free_entry(p: *mut u8) {
 /// as misuse. Keeps `errno`, like [`free_entry`].
 #[inline(never)]
 pub fn free_shaped_entry(p: *mut u8, size: usize, align_log2: u8) {
-    let errno = super::errno::location();
+    let errno = sys::errno::location();
     // SAFETY: this thread's errno slot.
     let saved = unsafe { *errno };
     instance().free_as(

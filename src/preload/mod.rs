@@ -61,8 +61,6 @@ use core::sync::atomic::{
 use crate::allocators::smp::{self, PtrCheck};
 use crate::sys::errno;
 use crate::sys::write::Writer;
-// `debug_mode.rs` names the writer `super::fmt`.
-use crate::sys::write as fmt;
 
 mod cxx;
 mod debug_mode;

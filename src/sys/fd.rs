@@ -146,6 +146,33 @@ pub fn for_each_record(
     skipping || have == 0 || f(&buf[..have])
 }
 
+/// Reads the target of the symbolic link at `path` into `buf` (not
+/// NUL-terminated, cut to `buf.len()`); the length, or `None`.
+pub fn read_link(path: &CStr, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: a NUL-terminated path; readlink writes at most buf.len()
+    // bytes into buf.
+    let n = errno::keep(|| unsafe {
+        libc::readlink(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+    });
+    (n > 0).then_some(n as usize)
+}
+
+/// Whether the file at `path` exists and the process may execute it
+/// (`access(X_OK)`).
+pub fn is_executable(path: &CStr) -> bool {
+    // SAFETY: a NUL-terminated path; access only reads it.
+    errno::keep(|| unsafe { libc::access(path.as_ptr(), libc::X_OK) == 0 })
+}
+
+/// A close-on-exec copy of `fd` numbered `min` or above
+/// (`F_DUPFD_CLOEXEC`), out of the way of descriptors a program manages
+/// itself; `None` when it cannot be made.
+pub fn dup_above(fd: c_int, min: c_int) -> Option<c_int> {
+    // SAFETY: fcntl on descriptor numbers has no memory preconditions.
+    let copy = errno::keep(|| unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, min) });
+    (copy >= 0).then_some(copy)
+}
+
 /// Makes a pipe (`O_CLOEXEC`): `(read end, write end)`, or `None`.
 pub fn pipe() -> Option<(c_int, c_int)> {
     let mut fds = [0 as c_int; 2];
@@ -200,6 +227,14 @@ mod tests {
         assert!(read_file(c"/nonexistent/file", &mut buf).is_none());
         assert_eq!(open_truncate(c"/nonexistent/file"), Err(libc::ENOENT));
         assert!(!write_all(-1, b"x"));
+        assert!(read_link(c"/proc/self/exe", &mut buf).is_some_and(|n| buf[0] == b'/' && n > 1));
+        assert!(read_link(c"/nonexistent/link", &mut buf).is_none());
+        assert!(is_executable(c"/bin/sh"));
+        let copy = dup_above(2, 100).unwrap();
+        assert!(copy >= 100);
+        close(copy);
+        assert!(dup_above(-1, 100).is_none());
+        assert!(!is_executable(c"/nonexistent/file"));
         assert_eq!(errno::get(), 4321);
     }
 }

@@ -12,6 +12,7 @@
 //! | [`time`] | monotonic clocks and CPU times |
 //! | [`process`] | process and thread ids, signals, cancellation, abort |
 //! | [`thread`] | the library's own background threads, sleeping, `fork` handlers |
+//! | [`loader`] | the module and symbol of an address, the loaded modules' segments |
 //! | [`spawn`] | running a helper program with its output in a pipe |
 //! | [`lock`] | the futex lock for allocation paths |
 //! | [`write`] | the one allocation-free text writer (`core::fmt::Write`) |
@@ -33,6 +34,7 @@
 
 pub mod errno;
 pub mod fd;
+pub mod loader;
 pub mod lock;
 pub mod memory;
 pub mod process;

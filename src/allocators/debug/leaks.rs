@@ -28,7 +28,7 @@ use core::fmt::Write;
 use super::roots;
 use super::table::{LIVE, Record, Table};
 use crate::diag::depot::Depot;
-use crate::diag::out::Out;
+use crate::diag::report::Out;
 use crate::diag::scratch::Scratch;
 use crate::diag::symbolize::Symbols;
 
@@ -435,7 +435,7 @@ pub fn report(
         return (0, 0);
     }
     let log = opts.open_log.and_then(|open| open());
-    let mut out = Out::new(log.unwrap_or(fd));
+    let mut out = Out::fd_sized(log.unwrap_or(fd));
     if blocks > 0 {
         out.bytes(b"\n=================================================================\n");
         out.bytes(b"liballoc: leak report: detected memory leaks\n\n");

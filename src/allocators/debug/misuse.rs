@@ -17,8 +17,8 @@ use super::redzone::{check_canary, fill_canary};
 use super::table::{FREED, KIND_BACKING, KIND_GUARDED, LIVE, Record};
 use super::{ANY_LEN, FREE_FILL, REGISTRY, REGISTRY_LOCK, State, la_debug, la_debug_error};
 use crate::diag::report::{self, TraceRef};
+use crate::diag::trace;
 use crate::diag::trace::MAX_FRAMES;
-use crate::diag::{out, trace};
 
 /// What a lookup of a pointer that is no block's start found (on error
 /// paths only: the size of the interior case does not matter).
@@ -536,7 +536,7 @@ impl la_debug {
             tid: rec.free_tid,
             frames: ft,
         };
-        let head = |o: &mut out::Out| {
+        let head = |o: &mut report::Out| {
             let _ = match kind {
                 la_debug_error::LA_DEBUG_USE_AFTER_FREE => core::fmt::Write::write_fmt(
                     o,

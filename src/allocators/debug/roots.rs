@@ -62,16 +62,8 @@ const SEARCH_WORDS: usize = 96;
 
 /// Whether `v` is an address in `exit`.
 fn in_exit(v: usize) -> bool {
-    // SAFETY: a zeroed Dl_info is a valid value to fill in.
-    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
-    // SAFETY: dladdr only reads the loader's tables for any address.
-    if unsafe { libc::dladdr(v as *const libc::c_void, &mut info) } == 0 || info.dli_sname.is_null()
-    {
-        return false;
-    }
-    // SAFETY: the loader's NUL-terminated symbol name.
-    let name = unsafe { core::ffi::CStr::from_ptr(info.dli_sname) }.to_bytes();
-    name == b"exit" || name == b"__GI_exit"
+    crate::sys::loader::address_info(v)
+        .is_some_and(|i| i.symbol == b"exit" || i.symbol == b"__GI_exit")
 }
 
 /// Whether `v` is an address in an executable mapping.
@@ -205,20 +197,15 @@ impl Ctx<'_> {
         let mut vec = [0u8; 1024];
         while at < hi {
             let n = ((hi - at).div_ceil(page)).min(vec.len());
-            // SAFETY: mincore only reads page-table state of our own mapping.
-            let ok =
-                unsafe { libc::mincore(at as *mut libc::c_void, n * page, vec.as_mut_ptr()) } == 0;
+            let ok = crate::sys::resident(at, &mut vec[..n]);
             for (i, &v) in vec[..n].iter().enumerate() {
                 // When the run is not all mapped, each page is asked alone
                 // and those not mapped are skipped.
                 let resident = if ok {
                     v & 1 != 0
                 } else {
-                    let mut one = 0u8;
-                    let p = (at + i * page) as *mut libc::c_void;
-                    // SAFETY: as above, one page.
-                    let r = unsafe { libc::mincore(p, page, &mut one) };
-                    r == 0 && one & 1 != 0
+                    let mut one = [0u8];
+                    crate::sys::resident(at + i * page, &mut one) && one[0] & 1 != 0
                 };
                 if resident {
                     let plo = (at + i * page).max(lo);
@@ -293,33 +280,21 @@ impl Segments {
     /// the allocator's locks held.
     pub fn gather() -> Self {
         let mut s = Self::empty();
-        // SAFETY: the callback only reads program headers into `s`.
-        unsafe { libc::dl_iterate_phdr(Some(phdr_cb), (&mut s as *mut Segments).cast()) };
+        crate::sys::loader::for_each_module(|m| {
+            for seg in m.segments().filter(|seg| seg.writable) {
+                if s.n < MAX_SEGMENTS {
+                    s.ranges[s.n] = (seg.lo, seg.hi);
+                    s.n += 1;
+                }
+            }
+            true
+        });
         s
     }
 
     fn ranges(&self) -> &[(usize, usize)] {
         &self.ranges[..self.n]
     }
-}
-
-unsafe extern "C" fn phdr_cb(
-    info: *mut libc::dl_phdr_info,
-    _size: usize,
-    data: *mut libc::c_void,
-) -> i32 {
-    // SAFETY: dl_iterate_phdr passes a valid info and our Segments.
-    let (info, segs) = unsafe { (&*info, &mut *(data as *mut Segments)) };
-    for i in 0..info.dlpi_phnum as usize {
-        // SAFETY: dlpi_phdr has dlpi_phnum entries.
-        let ph = unsafe { &*info.dlpi_phdr.add(i) };
-        if ph.p_type == libc::PT_LOAD && ph.p_flags & libc::PF_W != 0 && segs.n < MAX_SEGMENTS {
-            let lo = info.dlpi_addr as usize + ph.p_vaddr as usize;
-            segs.ranges[segs.n] = (lo, lo + ph.p_memsz as usize);
-            segs.n += 1;
-        }
-    }
-    0
 }
 
 /// Marks (`_pad = 1`; callers clear the marks first) every block of

@@ -1,0 +1,143 @@
+//! The dynamic loader: which module and symbol an address belongs to
+//! (`dladdr`), and the loadable segments of every loaded module
+//! (`dl_iterate_phdr`).
+//!
+//! Neither allocates. Both take the loader's lock, so a caller must not
+//! hold a lock that a thread inside the loader (running a
+//! `dl_iterate_phdr` callback, say) could wait for: the debug allocator
+//! gathers what it needs before taking its own locks. `errno` is left as
+//! it was.
+
+use super::errno;
+use core::ffi::{CStr, c_char, c_int, c_void};
+
+/// What the loader knows about one address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressInfo {
+    /// The path of the module holding it, as the loader has it (the main
+    /// program's may be empty or its `argv[0]`).
+    pub module: &'static [u8],
+    /// The module's load base (where its ELF header is mapped).
+    pub base: usize,
+    /// The nearest dynamic symbol at or below the address (empty when
+    /// there is none).
+    pub symbol: &'static [u8],
+}
+
+/// Bytes of a loader-owned C string (empty for NULL).
+fn loader_bytes(p: *const c_char) -> &'static [u8] {
+    if p.is_null() {
+        return &[];
+    }
+    // SAFETY: a NUL-terminated string owned by the loader, alive as long as
+    // its module stays loaded.
+    unsafe { CStr::from_ptr(p) }.to_bytes()
+}
+
+/// The module and nearest symbol of `addr` (`dladdr`); `None` when no
+/// loaded module holds it. The strings live as long as the module stays
+/// loaded.
+pub fn address_info(addr: usize) -> Option<AddressInfo> {
+    // SAFETY: a zeroed Dl_info is a valid value to fill in.
+    let mut info: libc::Dl_info = unsafe { core::mem::zeroed() };
+    // SAFETY: dladdr only reads the loader's tables, for any address.
+    let rc = errno::keep(|| unsafe { libc::dladdr(addr as *const c_void, &mut info) });
+    (rc != 0).then(|| AddressInfo {
+        module: loader_bytes(info.dli_fname),
+        base: info.dli_fbase as usize,
+        symbol: loader_bytes(info.dli_sname),
+    })
+}
+
+/// One loadable (`PT_LOAD`) segment of a module: `[lo, hi)` in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// Its first address.
+    pub lo: usize,
+    /// The address just past its end.
+    pub hi: usize,
+    /// Mapped writable (data, bss).
+    pub writable: bool,
+    /// Mapped executable (code).
+    pub executable: bool,
+}
+
+/// One loaded module, as [`for_each_module`] passes it.
+pub struct Module<'a> {
+    info: &'a libc::dl_phdr_info,
+}
+
+impl Module<'_> {
+    /// Whether this is the main program (the loader gives it no name).
+    pub fn is_main_program(&self) -> bool {
+        loader_bytes(self.info.dlpi_name).is_empty()
+    }
+
+    /// Its loadable segments, in program-header order.
+    pub fn segments(&self) -> impl Iterator<Item = Segment> + '_ {
+        let base = self.info.dlpi_addr as usize;
+        (0..self.info.dlpi_phnum as usize).filter_map(move |i| {
+            // SAFETY: dlpi_phdr has dlpi_phnum entries.
+            let ph = unsafe { &*self.info.dlpi_phdr.add(i) };
+            (ph.p_type == libc::PT_LOAD).then(|| {
+                let lo = base + ph.p_vaddr as usize;
+                Segment {
+                    lo,
+                    hi: lo + ph.p_memsz as usize,
+                    writable: ph.p_flags & libc::PF_W != 0,
+                    executable: ph.p_flags & libc::PF_X != 0,
+                }
+            })
+        })
+    }
+}
+
+/// Calls `f` on each loaded module until it returns false
+/// (`dl_iterate_phdr`, under the loader's lock).
+pub fn for_each_module(mut f: impl FnMut(&Module<'_>) -> bool) {
+    type Visit<'f> = &'f mut dyn FnMut(&Module<'_>) -> bool;
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info, and `data` is the
+        // `Visit` below, alive for the whole iteration.
+        let (info, f) = unsafe { (&*info, &mut *(data as *mut Visit<'_>)) };
+        if f(&Module { info }) { 0 } else { 1 }
+    }
+    let mut visit: Visit<'_> = &mut f;
+    // SAFETY: the callback only reads program headers and calls `f`.
+    errno::keep(|| unsafe { libc::dl_iterate_phdr(Some(each), (&raw mut visit).cast()) });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_this_code_and_its_segment() {
+        let here = finds_this_code_and_its_segment as fn() as usize;
+        let info = address_info(here).unwrap();
+        assert!(info.base != 0 && info.base <= here);
+        let mut hits = 0;
+        let mut modules = 0;
+        for_each_module(|m| {
+            modules += 1;
+            hits += m
+                .segments()
+                .filter(|s| s.executable && s.lo <= here && here < s.hi)
+                .count();
+            true
+        });
+        assert_eq!(hits, 1);
+        assert!(modules > 1);
+        let mut first = 0;
+        for_each_module(|_| {
+            first += 1;
+            false
+        });
+        assert_eq!(first, 1);
+        assert!(address_info(8).is_none());
+    }
+}
