@@ -14,10 +14,8 @@
 //! | `maps.rs` | the `/proc/self/maps` reader |
 //! | `scratch.rs` | a private arena for report-time work |
 //! | `report.rs` | report layout, shaped like the sanitizers' |
-//! | `lock.rs` | a spin lock that may be taken inside `malloc` |
 
 pub mod depot;
-pub mod lock;
 pub mod maps;
 pub mod report;
 pub mod scratch;

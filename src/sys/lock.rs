@@ -10,11 +10,11 @@
 //! threads held is unusable unless reset (see `thread_safe.rs`).
 //! [`RawLock::guard`] takes it for a scope.
 //!
-//! This is the crate's one lock for allocation paths. The debug allocator's
-//! spin lock (`src/allocators/debug/lock.rs`) serves the same purpose and
-//! predates it; it is to be replaced by this one (a sleeping waiter costs
-//! nothing, where a spinning one takes a core from the holder on a small
-//! machine).
+//! This is the crate's one lock for allocation paths, the debug
+//! allocator's included (a sleeping waiter costs nothing, where a spinning
+//! one takes a core from the holder on a small machine).
+//! [`RawLock::try_guard`] waits a bounded number of spins and never sleeps,
+//! for fault handlers.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -97,6 +97,25 @@ impl RawLock {
     /// when the caller otherwise knows no thread holds or waits for it.
     pub unsafe fn reset_in_child(&self) {
         self.0.store(UNLOCKED, Ordering::Relaxed);
+    }
+
+    /// Takes the lock until the returned guard is dropped, if that takes
+    /// no more than `spins` retries (spinning between them, never
+    /// sleeping): for a thread that must not wait long, or at all for
+    /// itself, such as a fault handler that may have interrupted the
+    /// holder.
+    pub fn try_guard(&self, spins: u32) -> Option<Guard<'_>> {
+        for _ in 0..spins {
+            if self.try_lock() {
+                return Some(Guard(self));
+            }
+            core::hint::spin_loop();
+        }
+        if self.try_lock() {
+            Some(Guard(self))
+        } else {
+            None
+        }
     }
 
     /// Takes the lock until the returned guard is dropped.
@@ -187,6 +206,18 @@ mod tests {
             t.join().unwrap();
         }
         assert_eq!(s.counter.load(Ordering::Relaxed), 40_000);
+    }
+
+    #[test]
+    fn try_guard_gives_up_on_a_held_lock_and_leaves_it_held() {
+        let l = RawLock::new();
+        let g = l.try_guard(10).unwrap();
+        assert!(l.try_guard(10).is_none());
+        assert!(l.is_locked());
+        drop(g);
+        assert!(!l.is_locked());
+        assert!(l.try_guard(0).is_some());
+        assert!(!l.is_locked());
     }
 
     #[test]

@@ -35,9 +35,9 @@ use super::{
 };
 use crate::alignment;
 use crate::diag::depot::Depot;
-use crate::diag::lock::SpinLock;
 use crate::diag::trace::{self, MAX_FRAMES};
 use crate::sys;
+use crate::sys::lock::RawLock;
 use crate::vtable::{ChildAllocator, la_allocator};
 
 /// The shape a sized call gives for a block, `Some((len, align))`, or
@@ -100,7 +100,7 @@ impl Held {
 impl Shard {
     const fn new() -> Self {
         Shard {
-            lock: SpinLock::new(),
+            lock: RawLock::new(),
             index_slots: AtomicUsize::new(0),
             index_mask: AtomicUsize::new(0),
             inband_key: AtomicUsize::new(0),
@@ -267,19 +267,14 @@ impl la_debug {
         self.suppress_new.store(on, Ordering::Relaxed);
     }
 
-    /// Takes the locks for `fork()` (the child then calls
-    /// [`Self::after_fork`]).
-    pub fn lock_for_fork(&self) {
-        for sh in self.shards() {
-            sh.lock.acquire_raw();
-        }
-    }
-
-    /// Releases the locks taken by [`Self::lock_for_fork`], in parent and
-    /// child (where another thread of the parent may have held them).
+    /// In the child of a `fork()`: frees the shards' locks, which another
+    /// thread of the parent (gone in the child) may have held.
     pub fn after_fork(&self) {
         for sh in self.shards() {
-            sh.lock.reset();
+            // SAFETY: only the forking thread exists in the child, and it
+            // holds no shard lock while forking (no lock is held across a
+            // call out of the allocator).
+            unsafe { sh.lock.reset_in_child() };
         }
     }
 
@@ -288,7 +283,7 @@ impl la_debug {
         let (mut live, mut allocs, mut frees) = (0, 0, 0);
         let (mut live_bytes, mut peak_bytes) = (0usize, 0usize);
         for sh in self.shards() {
-            let _g = sh.lock.lock();
+            let _g = sh.lock.guard();
             // SAFETY: lock held.
             let st = unsafe { sh.state() };
             live += st.live_count;
@@ -358,7 +353,7 @@ impl la_debug {
     pub fn set_memory_limit(&self, limit: usize) {
         let shards = self.shards();
         for sh in shards {
-            sh.lock.acquire_raw();
+            sh.lock.lock();
         }
         let mut live = 0usize;
         for sh in shards {
@@ -368,7 +363,8 @@ impl la_debug {
         self.live_bytes.store(live, Ordering::Relaxed);
         self.limit.store(limit, Ordering::Relaxed);
         for sh in shards {
-            sh.lock.reset();
+            // SAFETY: taken above by this thread.
+            unsafe { sh.lock.unlock() };
         }
     }
 
@@ -589,7 +585,7 @@ impl la_debug {
         let (n, tid, h) = self.capture(&mut tr, ret_addr);
         // Without early memory the instance has a single shard.
         let sh = self.shard(got.addr);
-        let g = sh.lock.lock();
+        let g = sh.lock.guard();
         // SAFETY: lock held.
         let st = unsafe { sh.state() };
         let charged = self.charge(st, len);
@@ -877,7 +873,7 @@ impl la_debug {
         let mut back = [MaybeUninit::<Held>::uninit(); BATCH];
         let mut nb = 0;
         {
-            let _g = sh.lock.lock();
+            let _g = sh.lock.guard();
             // SAFETY: lock held.
             let st = unsafe { sh.state() };
             let (slots, mask) = st.table.hint();
@@ -967,7 +963,7 @@ impl la_debug {
         let here = unsafe { trace::frames(&tr, n) };
         let mut later = Deferred::new();
         let fill_later = {
-            let _g = sh.lock.lock();
+            let _g = sh.lock.guard();
             // SAFETY: lock held.
             let st = unsafe { sh.state() };
             // The common case over the smp allocator: a plain free() of a
@@ -1059,7 +1055,7 @@ impl la_debug {
                 // hold.
                 unsafe { fill_bytes(rec.addr as *mut u8, FREE_FILL, n) };
             }
-            let _g = sh.lock.lock();
+            let _g = sh.lock.guard();
             // SAFETY: lock held.
             let st = unsafe { sh.state() };
             // SAFETY: still indexed: only eviction drops freed records, and
@@ -1124,7 +1120,7 @@ impl la_debug {
         // SAFETY: `capture` wrote the first n frames.
         let here = unsafe { trace::frames(&tr, n) };
         let sh = self.shard(p as usize);
-        let _g = sh.lock.lock();
+        let _g = sh.lock.guard();
         // SAFETY: lock held.
         let st = unsafe { sh.state() };
         let op = if shape.is_some() { "resize" } else { "realloc" };
@@ -1188,7 +1184,7 @@ impl la_debug {
             return 0;
         }
         let sh = self.shard(p as usize);
-        let _g = sh.lock.lock();
+        let _g = sh.lock.guard();
         // SAFETY: lock held.
         let st = unsafe { sh.state() };
         if let Some(r) = st.table.find(p as usize) {
@@ -1210,7 +1206,7 @@ impl la_debug {
     /// `op` (freed, interior, foreign pointers) and then gives `None`.
     pub fn live_len(&self, p: *const u8, op: &str, ret_addr: usize) -> Option<usize> {
         let sh = self.shard(p as usize);
-        let _g = sh.lock.lock();
+        let _g = sh.lock.guard();
         // SAFETY: lock held.
         let st = unsafe { sh.state() };
         if let Some(r) = st.table.find(p as usize) {
@@ -1231,7 +1227,7 @@ impl la_debug {
     /// The requested length of live block `p`, without reporting anything.
     pub fn len_of(&self, p: *const u8) -> Option<usize> {
         let sh = self.shard(p as usize);
-        let _g = sh.lock.lock();
+        let _g = sh.lock.guard();
         // SAFETY: lock held.
         let st = unsafe { sh.state() };
         // SAFETY: indexed records are valid.
@@ -1245,7 +1241,7 @@ impl la_debug {
     /// Whether `p` is the start of a live block of this instance.
     pub fn owns(&self, p: *const u8) -> bool {
         let sh = self.shard(p as usize);
-        let _g = sh.lock.lock();
+        let _g = sh.lock.guard();
         // SAFETY: lock held.
         let st = unsafe { sh.state() };
         // SAFETY: indexed records are valid.
@@ -1258,7 +1254,7 @@ impl la_debug {
     /// never-reuse), without releasing them.
     pub fn verify_freed(&self) {
         for sh in self.shards() {
-            let _g = sh.lock.lock();
+            let _g = sh.lock.guard();
             // SAFETY: lock held.
             let st = unsafe { sh.state() };
             st.table.for_each(|r| {
@@ -1282,7 +1278,7 @@ impl la_debug {
         // All shards at once, taken in order (other paths hold one at most).
         let shards = self.shards();
         for sh in shards {
-            sh.lock.acquire_raw();
+            sh.lock.lock();
         }
         let parts: [(&Table, &Depot); MAX_SHARDS] = core::array::from_fn(|i| {
             // SAFETY: the locks of the shards in use are held; the others
@@ -1292,7 +1288,8 @@ impl la_debug {
         });
         let found = leaks::report(&parts[..shards.len()], self.report_fd, opts, &segments);
         for sh in shards {
-            sh.lock.reset();
+            // SAFETY: taken above by this thread.
+            unsafe { sh.lock.unlock() };
         }
         found
     }
@@ -1307,14 +1304,14 @@ impl la_debug {
         this.verify_freed();
         let (_, leaked) = this.report_leaks(&leaks::Options::default());
         {
-            let _registry = REGISTRY_LOCK.lock();
+            let _registry = REGISTRY_LOCK.guard();
             for slot in &REGISTRY {
                 let _ =
                     slot.compare_exchange(d, ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed);
             }
         }
         for sh in this.shards() {
-            let _g = sh.lock.lock();
+            let _g = sh.lock.guard();
             // SAFETY: lock held.
             let st = unsafe { sh.state() };
             st.table.for_each(|r| {

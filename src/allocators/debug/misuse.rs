@@ -31,6 +31,11 @@ enum Unknown {
     Foreign,
 }
 
+/// Retries before a lock that may be held is given up on (see `classify`
+/// and `explain_fault`): a holder on another thread usually lets go within
+/// them, and one that waits for us, or that we interrupted, never does.
+const TRY_SPINS: u32 = 1000;
+
 /// The interior-pointer finding for block `r` of `st`.
 ///
 /// # Safety
@@ -72,7 +77,7 @@ impl la_debug {
                 continue;
             }
             // Only try: its holder may be waiting for ours.
-            let Some(_g) = sh.lock.try_lock() else {
+            let Some(_g) = sh.lock.try_guard(TRY_SPINS) else {
                 continue;
             };
             // SAFETY: the shard's lock is held.
@@ -82,7 +87,7 @@ impl la_debug {
                 return unsafe { interior(ost, r) };
             }
         }
-        let _registry = REGISTRY_LOCK.lock();
+        let _registry = REGISTRY_LOCK.guard();
         for slot in &REGISTRY {
             let o = slot.load(Ordering::Acquire);
             if o.is_null() || ptr::eq(o, self) {
@@ -93,7 +98,7 @@ impl la_debug {
             let other = unsafe { &*o };
             for sh in other.shards() {
                 // Only try: its holder may be waiting for REGISTRY_LOCK.
-                let Some(_g) = sh.lock.try_lock() else {
+                let Some(_g) = sh.lock.try_guard(TRY_SPINS) else {
                     continue;
                 };
                 // SAFETY: the other instance's shard lock is held.
@@ -485,7 +490,7 @@ impl la_debug {
     /// the address is not ours or the lock cannot be taken.
     pub fn explain_fault(&self, addr: usize, here: &[usize]) -> bool {
         self.shards().iter().any(|sh| {
-            let Some(_g) = sh.lock.try_lock() else {
+            let Some(_g) = sh.lock.try_guard(TRY_SPINS) else {
                 return false;
             };
             // SAFETY: lock held.

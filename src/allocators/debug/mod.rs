@@ -69,8 +69,8 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize};
 use crate::vtable::{ChildAllocator, RawAllocator, la_allocator, la_vtable, vtable_of};
 
 use crate::diag::depot::Depot;
-use crate::diag::lock::SpinLock;
 use crate::diag::trace;
+use crate::sys::lock::RawLock;
 use strategy::{InBand, Indexed, Strategy};
 use table::{Quarantine, Record, Table};
 
@@ -256,7 +256,7 @@ const QUARANTINE_BLOCKS: usize = 1 << 16;
 static REGISTRY: [AtomicPtr<la_debug>; 64] = [const { AtomicPtr::new(ptr::null_mut()) }; 64];
 /// Held while an instance is looked at through [`REGISTRY`] and while one
 /// leaves it, so no instance is unmapped while another peeks at it.
-static REGISTRY_LOCK: SpinLock = SpinLock::new();
+static REGISTRY_LOCK: RawLock = RawLock::new();
 
 /// Shards of an instance over a shared backing (see [`Shard`]).
 pub(crate) const MAX_SHARDS: usize = 8;
@@ -292,7 +292,7 @@ impl State {
 /// over a backing only callable under a lock has a single shard.
 #[repr(align(128))]
 struct Shard {
-    lock: SpinLock,
+    lock: RawLock,
     /// The index's slot array and mask, mirrored for lock-free prefetch
     /// hints (`table::slot_hint`); possibly stale, never dereferenced.
     index_slots: AtomicUsize,

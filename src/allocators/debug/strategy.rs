@@ -212,7 +212,7 @@ impl Strategy for InBand {
         let mut tr = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
         let (n, tid, h) = d.capture(&mut tr, ret_addr);
         let sh = d.shard(rec.addr);
-        let g = sh.lock.lock();
+        let g = sh.lock.guard();
         // SAFETY: lock held.
         let st = unsafe { sh.state() };
         let r = if d.charge(st, len) {

@@ -70,7 +70,7 @@ impl Fixture {
     /// The record of block `p` (live or freed), as the allocator finds it.
     fn record(&self, p: *mut u8) -> Option<Record> {
         let sh = self.d().shard(p as usize);
-        let _g = sh.lock.lock();
+        let _g = sh.lock.guard();
         // SAFETY: lock held.
         let st = unsafe { sh.state_ref() };
         // SAFETY: records in use are valid.
