@@ -66,6 +66,9 @@ typedef enum la_debug_on_error {
  * The kinds of misuse `la_debug` reports.
  */
 typedef enum la_debug_error {
+  /**
+   * No misuse reported yet.
+   */
   LA_DEBUG_NO_ERROR = 0,
   /**
    * A block freed twice.

@@ -23,9 +23,6 @@ pub mod arena;
 pub mod buffer_first;
 pub mod c;
 pub mod check_all;
-// The debug allocator's runtime is moving to its own folder; its internal
-// items are documented there.
-#[allow(missing_docs)]
 pub mod debug;
 pub mod failing;
 pub mod fixed_buffer;

@@ -5,6 +5,8 @@
 //! It sits beside `sys`, below the allocators: nothing here knows an
 //! allocator, and nothing here allocates through `malloc` (memory comes
 //! from `sys`), so every part may run inside `malloc` under the shim.
+//! It reaches the OS only through `sys` (files, the loader, child
+//! processes, the lock and the writer its reports are printed with).
 //!
 //! | file | concept |
 //! |---|---|

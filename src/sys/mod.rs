@@ -37,6 +37,7 @@ pub mod fd;
 pub mod loader;
 pub mod lock;
 pub mod memory;
+/// cbindgen:ignore
 pub mod process;
 /// cbindgen:ignore
 pub mod spawn;

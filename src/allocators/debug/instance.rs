@@ -384,8 +384,7 @@ impl la_debug {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.last_error.store(kind as u32, Ordering::Relaxed);
         if self.abort {
-            // SAFETY: abort has no preconditions.
-            unsafe { libc::abort() };
+            sys::process::abort();
         }
     }
 

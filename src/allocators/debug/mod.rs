@@ -90,6 +90,7 @@ pub enum la_debug_on_error {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum la_debug_error {
+    /// No misuse reported yet.
     LA_DEBUG_NO_ERROR = 0,
     /// A block freed twice.
     LA_DEBUG_DOUBLE_FREE = 1,
