@@ -267,8 +267,9 @@ impl la_debug {
         self.suppress_new.store(on, Ordering::Relaxed);
     }
 
-    /// In the child of a `fork()`: frees the shards' locks, which another
-    /// thread of the parent (gone in the child) may have held.
+    /// In the child of a `fork()`: frees the shards' locks and the
+    /// registry's, which another thread of the parent (gone in the child)
+    /// may have held.
     pub fn after_fork(&self) {
         for sh in self.shards() {
             // SAFETY: only the forking thread exists in the child, and it
@@ -276,6 +277,9 @@ impl la_debug {
             // call out of the allocator).
             unsafe { sh.lock.reset_in_child() };
         }
+        // SAFETY: as above: the registry's lock is held only inside a
+        // lookup or a destroy, never across a call out of the allocator.
+        unsafe { REGISTRY_LOCK.reset_in_child() };
     }
 
     /// Counters.
