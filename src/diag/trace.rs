@@ -354,10 +354,13 @@ fn capture_in(
     let out = &mut out[..want];
     if ret_addr & ENTRY_FRAME != 0 {
         // An entry point's frame (aligned: the mask drops the tag and
-        // the low bits), readable, and an ancestor of this one.
+        // the low bits), readable, and an ancestor of this one, or this
+        // very frame (the capture inlined into the entry point: the
+        // common case, the shim's `malloc` and `free`).
         let entry = ret_addr & !(ENTRY_FRAME | 7);
         let last = (lo + span).wrapping_sub(16);
-        if climbs(fp, entry, last) {
+        let here = entry == fp && span >= 16 && fp.wrapping_sub(lo) <= span - 16;
+        if here || climbs(fp, entry, last) {
             // SAFETY: [entry, entry + 16) lies within the thread's stack.
             let (next, ret) = unsafe { read_frame(entry) };
             if !is_own(ret) {

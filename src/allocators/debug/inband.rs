@@ -72,6 +72,13 @@ const fn header_meta(len: usize, state: u8, w0: usize) -> usize {
     m | (m ^ w0).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 48 << 48
 }
 
+/// The length the second header word `w1` gives, with `w0` the first
+/// (both as read from memory), unchecked: a hint, for prefetching.
+#[inline(always)]
+pub fn header_len_hint(w0: usize, w1: usize) -> usize {
+    ((w1 ^ !w0) & ((1 << 48) - 1)) >> 8
+}
+
 impl Table {
     /// The in-band record of block `addr` whose header was damaged (an
     /// underflow reaching it), by a walk of the region: only for addresses
@@ -157,7 +164,7 @@ impl Table {
             return None;
         }
         let meta = w1 ^ !w0;
-        let len = (meta & ((1 << 48) - 1)) >> 8;
+        let len = header_len_hint(w0, w1);
         // (`len <= size` first: the sum below cannot overflow.)
         let fits = len != 0 && len <= size && len.next_multiple_of(16) + INBAND_FRONT + 16 <= size;
         (fits && meta == header_meta(len, LIVE, w0)).then_some((w as *mut Record, len))

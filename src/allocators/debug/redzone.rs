@@ -188,6 +188,52 @@ impl la_debug {
         false
     }
 
+    /// [`Self::zones_intact`] of a block known to have the compact shape:
+    /// user bytes `[p, p + len)`, 16-aligned, inside a backing block with
+    /// a 16-byte front redzone and a back redzone up to the next multiple
+    /// of 16 past `p + len`, plus 16 (a live in-band block whose header
+    /// passed). Three aligned 16-byte loads, no record built or read.
+    ///
+    /// # Safety
+    /// `[p - 16, p + len.next_multiple_of(16) + 16)` is memory of a block we
+    /// hold, and `p` is 16-aligned.
+    #[inline(always)]
+    pub(super) unsafe fn compact_zones_intact(&self, p: usize, len: usize) -> bool {
+        debug_assert!(p.is_multiple_of(16));
+        #[cfg(target_arch = "x86_64")]
+        {
+            use core::arch::x86_64::{
+                __m128i, _mm_cmpeq_epi8, _mm_load_si128, _mm_movemask_epi8, _mm_set1_epi64x,
+            };
+            let end = p + ((len + 15) & !15) + REDZONE;
+            // The back redzone starts this many bytes into the
+            // second-to-last chunk (1 to 16).
+            let skip = p + len - (end - 32);
+            let need = (0xffff_u32 << skip) & 0xffff;
+            // SAFETY: SSE2 is baseline on x86-64; the chunks are 16-aligned
+            // inside the block (caller's promise).
+            unsafe {
+                let c = _mm_set1_epi64x(self.canary as i64);
+                let m = |a: usize| {
+                    _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_load_si128(a as *const __m128i), c)) as u32
+                };
+                (m(p - REDZONE) & m(end - 16)) == 0xffff && m(end - 32) & need == need
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let view = Record {
+                addr: p,
+                len,
+                base: p - REDZONE,
+                base_len: len.next_multiple_of(REDZONE) + 2 * REDZONE,
+                kind: super::table::KIND_BACKING,
+                ..Record::EMPTY
+            };
+            self.zones_intact(&view)
+        }
+    }
+
     /// The redzones of a record: `[(front_lo, front_hi), (back_lo, back_hi)]`.
     pub(super) fn zones(r: &Record) -> [(usize, usize); 2] {
         let (lo, hi) = if r.kind == KIND_GUARDED {

@@ -247,10 +247,26 @@ impl Strategy for InBand {
         Some(rec.addr as *mut u8)
     }
 
+    /// Also starts loading, to be written, the block's back redzone, which
+    /// [`Self::free`] checks: the program has often not touched the
+    /// block's end for a long time. Its place comes from the header's
+    /// length, unchecked here (a prefetch never faults; `free` checks the
+    /// header).
     #[inline(always)]
     fn probe(sh: &Shard, p: usize) -> (usize, usize) {
-        let (w, size) = table::header_word_sized(p, sh.inband_key.load(Ordering::Relaxed));
+        let key = sh.inband_key.load(Ordering::Relaxed);
+        let (w, size) = table::header_word_sized(p, key);
         table::prefetch(w);
+        if w != 0 {
+            // SAFETY: `header_word_sized` found the live smp block of
+            // `size` bytes whose 16-byte header is just before `p`'s front
+            // redzone; a volatile read, as for its first word.
+            let w1 = unsafe { ptr::read_volatile((p - INBAND_FRONT + 8) as *const usize) };
+            let len = table::header_len_hint(w ^ key, w1).min(size);
+            let end = p + len.next_multiple_of(REDZONE) + REDZONE;
+            table::prefetch(end - 2 * REDZONE);
+            table::prefetch(end - 1);
+        }
         (w, size)
     }
 
@@ -277,20 +293,14 @@ impl Strategy for InBand {
         if fill > INLINE_FILL {
             return false;
         }
-        // The block as its record describes it (`live_header` checked that
-        // these bounds lie inside the backing block).
-        let view = Record {
-            addr: p,
-            len,
-            base: p - REDZONE,
-            base_len: len.next_multiple_of(REDZONE) + 2 * REDZONE,
-            kind: KIND_BACKING,
-            inband: 1,
-            ..Record::EMPTY
-        };
-        if !d.zones_intact(&view) {
+        // SAFETY: `live_header` checked that the block as its record
+        // describes it (16-byte front redzone, length rounded up to 16,
+        // 16-byte back redzone) lies inside the backing block we hold; an
+        // in-band block's address is 16-aligned (`header_word_sized`).
+        if !unsafe { d.compact_zones_intact(p, len) } {
             return false;
         }
+        let base_len = len.next_multiple_of(REDZONE) + 2 * REDZONE;
         let free_stack = st.depot.intern(here, hash);
         // SAFETY: `live_header` passed: r is the live record of this block
         // (a record of our region, named by an intact header), exclusively
@@ -302,7 +312,7 @@ impl Strategy for InBand {
         d.count_free(st, len);
         // SAFETY: the start of the user range of a block we hold.
         unsafe { fill_bytes(p as *mut u8, FREE_FILL, fill) };
-        d.enqueue(st, r, view.base_len, later);
+        d.enqueue(st, r, base_len, later);
         true
     }
 }

@@ -9,7 +9,7 @@
 //! The quarantine is `quarantine.rs`.
 //! Nothing here allocates through `malloc`; all memory comes from `sys`.
 
-pub(crate) use super::inband::{HDR, INBAND_FRONT, header_word_sized};
+pub(crate) use super::inband::{HDR, INBAND_FRONT, header_len_hint, header_word_sized};
 use super::index::Index;
 pub(crate) use super::index::{OutOfMemory, slot_hint};
 pub(crate) use super::quarantine::Quarantine;
