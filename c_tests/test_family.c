@@ -135,6 +135,11 @@ static void pool_reuse_and_reset(void) {
  * until released, so fork() happens while the lock is taken. */
 static atomic_int slow_inside;
 static atomic_int slow_release;
+/* The last block slow_alloc made, stored before the wrapper's lock is
+ * released: the holder's block is live while fork() runs, and a child of
+ * that fork() has no holder thread, so this keeps the block reachable
+ * there (a leak checker would otherwise count it lost). */
+static void *_Atomic slow_block;
 
 static void *slow_alloc(void *ctx, size_t len, la_alignment a, uintptr_t ra) {
     (void)ctx;
@@ -143,7 +148,9 @@ static void *slow_alloc(void *ctx, size_t len, la_alignment a, uintptr_t ra) {
         struct timespec ts = {0, 1000000};
         while (atomic_load(&slow_release) == 0) nanosleep(&ts, NULL);
     }
-    return la_raw_alloc(la_c_allocator(), len, a, ra);
+    void *p = la_raw_alloc(la_c_allocator(), len, a, ra);
+    atomic_store(&slow_block, p);
+    return p;
 }
 static bool slow_resize(void *ctx, void *m, size_t len, la_alignment a, size_t n, uintptr_t ra) {
     (void)ctx;
