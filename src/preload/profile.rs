@@ -3,15 +3,18 @@
 //! `la_profile_dump`).
 //!
 //! Sampling. Each thread counts down the bytes it allocates (requested
-//! sizes) in a static-TLS slot (`src/sys/c/prof_tls.c`). When the count goes
-//! below zero the allocation is sampled and a new count is drawn from an
-//! exponential distribution with mean `rate` (from a per-thread xorshift
-//! generator). The sample points therefore form a Poisson process over the
-//! allocated bytes: an allocation of `s` bytes is sampled with probability
+//! sizes) in its smp heap (`Heap::sample_left`, counted by `malloc`'s one
+//! fast path in every mode, `smp::alloc_counted`, and by `smp::count_down`
+//! elsewhere). When the count goes below zero the allocation is sampled
+//! and a new count is drawn from an exponential distribution with mean
+//! `rate` (from a per-thread xorshift generator, kept with the thread's
+//! recording flag in a static-TLS slot, `src/sys/c/prof_tls.c`). The
+//! sample points therefore form a Poisson process over the allocated
+//! bytes: an allocation of `s` bytes is sampled with probability
 //! `1 - exp(-s / rate)`, and `s / (1 - exp(-s / rate))` is the unbiased
 //! weight of one of its samples (the bytes it stands for). With profiling
-//! off nothing here runs: the mode is one more bit of the shim's `FLAGS`
-//! word, so the fast paths keep their single test.
+//! off, a count that runs out is set out of reach (once per heap) and
+//! nothing here runs.
 //!
 //! Samples. A sample records the block's usable size, the requested size,
 //! its stack trace (up to [`MAX_FRAMES`] return addresses, see `unwind.rs`,
