@@ -212,9 +212,12 @@ def bad_inputs():
         "junk": ("hello\n", r"junk\.raw:1: expected 'la-profile 1'"),
         "line": (raw[:first_end].replace("rate ", "rate x", 1) + raw[first_end:],
                  r"line\.raw:3: bad rate 'x"),
-        "frames": (raw.replace(" 2 ", " 5 ", 1), r"frames\.raw:\d+: sample says 5 frames but has 2"),
-        "pc": (raw.replace("s 1024 1024", "s 1024 1024 1 -1 1 0xzz\ns 1024 1024", 1),
+        "frames": (re.sub(r"^t (\d+) (\d+) ", r"t \1 9\2 ", raw, count=1, flags=re.M),
+                   r"frames\.raw:\d+: 9\d+ frames announced but \d+ given"),
+        "pc": (raw.replace("s 1024 1024", "t 99 1 0xzz\ns 1024 1024", 1),
                r"pc\.raw:\d+: bad return address '0xzz'"),
+        "trace": (re.sub(r"^(s \d+ \d+ \d+ -?\d+) \d+$", r"\1 98", raw, count=1, flags=re.M),
+                  r"trace\.raw:\d+: sample refers to trace 98, not written before it"),
         "truncated": (raw[:-30], r"truncated\.raw:\d+: truncated dump: the dump that starts at line \d+ has no 'end'"),
         "nested": (raw[:first_end - 4] + raw[first_end:], r"nested\.raw:\d+: a new dump starts before"),
         "binary": (None, r"binary\.raw:2: not text \(invalid UTF-8\)"),
@@ -224,7 +227,7 @@ def bad_inputs():
     for name, (text, pattern) in cases.items():
         p = path(name + ".raw")
         if name == "binary":
-            open(p, "wb").write(b"la-profile 1\n\xff\xfe\n")
+            open(p, "wb").write(b"la-profile 2\n\xff\xfe\n")
         elif text is not None:
             open(p, "w").write(text)
         elif os.path.exists(p):

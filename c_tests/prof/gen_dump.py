@@ -38,7 +38,17 @@ def main():
     out = []
     expected = {"rate": RATE, "sites": {}, "snapshots": []}
     for k, t in enumerate(times):
-        out.append("la-profile 1\npid 4242\nrate %d\ntime %d\ndropped 0\n" % (RATE, t))
+        out.append("la-profile 2\npid 4242\nrate %d\ntime %d\ndropped 0\n" % (RATE, t))
+        written = {}  # trace ids written in this dump, by stack
+
+        def trace(pcs):
+            """The id of stack pcs, its `t` line written before first use."""
+            key = tuple(pcs)
+            if key not in written:
+                written[key] = 3 * len(written) + 1  # ids need not be dense
+                out.append("t %d %d %s\n" % (written[key], len(pcs), " ".join("%x" % p for p in pcs)))
+            return written[key]
+
         out.extend(m + "\n" for m in maps)
         live = {}
         for name, (count, size, req, freed) in plan.items():
@@ -53,10 +63,9 @@ def main():
                     free = alloc_ms + 1
                 if free == -1:
                     live[name] += req * weight(req)
-                pcs = sites[name]
-                out.append("s %d %d %d %d %d %s\n" % (
-                    size, req, alloc_ms, free, len(pcs), " ".join("%x" % p for p in pcs)))
-        out.append("s 16 16 %d -1 %d %s\n" % (t, len(unmapped), " ".join("%x" % p for p in unmapped)))
+                tid = trace(sites[name])
+                out.append("s %d %d %d %d %d\n" % (size, req, alloc_ms, free, tid))
+        out.append("s 16 16 %d -1 %d\n" % (t, trace(unmapped)))
         live["0x10"] = 16 * weight(16)
         out.append("end\n")
         expected["snapshots"].append({"time_ms": t, "live": live})

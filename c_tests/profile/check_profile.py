@@ -37,9 +37,9 @@ def parse(path):
         for n, line in enumerate(f, 1):
             w = line.rstrip("\n").split(" ")
             if w[0] == "la-profile":
-                if cur is not None or w != ["la-profile", "1"]:
+                if cur is not None or w != ["la-profile", "2"]:
                     fail(f"{path}:{n}: unexpected header {line!r}")
-                cur = {"maps": [], "samples": []}
+                cur = {"maps": [], "samples": [], "traces": {}}
             elif cur is None:
                 fail(f"{path}:{n}: record outside a dump: {line!r}")
             elif w[0] in ("pid", "rate", "time", "dropped") and len(w) == 2:
@@ -47,11 +47,21 @@ def parse(path):
             elif w[0] == "map":
                 lo, hi = (int(x, 16) for x in w[1].split("-"))
                 cur["maps"].append((lo, hi, w[2], int(w[3], 16), " ".join(w[4:])))
-            elif w[0] == "s":
-                size, req, a_ms, f_ms, nf = (int(x) for x in w[1:6])
-                pcs = [int(x, 16) for x in w[6:]]
+            elif w[0] == "t":
+                tid, nf = int(w[1]), int(w[2])
+                pcs = [int(x, 16) for x in w[3:]]
                 if len(pcs) != nf or nf > 64:
                     fail(f"{path}:{n}: frame count {nf} but {len(pcs)} frames")
+                if tid in cur["traces"]:
+                    fail(f"{path}:{n}: trace {tid} written twice in one dump")
+                cur["traces"][tid] = pcs
+            elif w[0] == "s":
+                if len(w) != 6:
+                    fail(f"{path}:{n}: sample with {len(w) - 1} fields, not 5")
+                size, req, a_ms, f_ms, tid = (int(x) for x in w[1:6])
+                if tid not in cur["traces"]:
+                    fail(f"{path}:{n}: sample of trace {tid}, not written before it")
+                pcs = cur["traces"][tid]
                 if size < req or (f_ms != -1 and f_ms < a_ms):
                     fail(f"{path}:{n}: inconsistent sample {line!r}")
                 cur["samples"].append((size, req, a_ms, f_ms, pcs))
@@ -146,11 +156,17 @@ def check_sites(dump_path, prog_path, lib_path):
     ok = True
     # name: (blocks, block size, freed)
     sites = {"site_churn": (65536, 1024, True), "site_live": (164, 100 << 10, False),
-             "site_leak": (2048, 4096, False), "site_via_lib": (4096, 2048, True)}
+             "site_leak": (2048, 4096, False), "site_via_lib": (4096, 2048, True),
+             "site_realloc_move": (2048, 32 << 10, True)}
     for name, (n, s, freed) in sites.items():
         sigma = sd(n, s, rate)
         ok &= expect(f"{name} allocated", alloc.get(name, 0.0), n * s, sigma)
         ok &= expect(f"{name} live", live.get(name, 0.0), 0 if freed else n * s, sigma)
+    # A realloc that keeps its block is no new allocation: no sample.
+    stay = count.get("site_realloc_stay", 0)
+    print(f"{'ok  ' if stay == 0 else 'FAIL'} {stay} samples of realloc in place "
+          "(2^20 calls; counting each would sample about 16,000)")
+    ok &= stay == 0
     # Every sample made in the library unwinds to site_via_lib: the frame
     # after the library's frames is in the program, in that function.
     through = 0

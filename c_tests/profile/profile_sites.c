@@ -7,11 +7,17 @@
  *   site_leak      8 MiB in 4 KiB blocks, leaked
  *   site_via_lib   8 MiB in 2 KiB blocks, allocated by nofp_fill() in a
  *                  library built without frame pointers, then freed
+ *   site_realloc_move  2048 blocks of 16 B (from small_block) moved by
+ *                  realloc to 32 KiB: 64 MiB, freed
+ *   site_realloc_stay  one 1000-byte block (from small_block) resized by
+ *                  realloc 2^20 times within its block: no new allocation,
+ *                  so no sample (counting each call would make 1 GiB)
  *
  * With an argument, it also dumps the profile to that file with
  * la_profile_dump() half-way and prints whether it could.
  */
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +63,32 @@ __attribute__((noinline)) static void site_via_lib(void) {
     free(v);
 }
 
+__attribute__((noinline)) static void *small_block(size_t n) {
+    void *p = malloc(n);
+    if (!p) abort();
+    return p;
+}
+
+__attribute__((noinline)) static void site_realloc_move(void) {
+    for (int i = 0; i < 2048; i++) {
+        char *p = realloc(small_block(16), 32 << 10);
+        if (!p) abort();
+        memset(p, 4, 16);
+        free(p);
+    }
+}
+
+__attribute__((noinline)) static void site_realloc_stay(void) {
+    char *p = small_block(1000);
+    uintptr_t first = (uintptr_t)p;
+    for (int i = 0; i < (1 << 20); i++) {
+        p = realloc(p, 1000 + (i & 1));
+        /* It stays: the block holds 1001 bytes. */
+        if ((uintptr_t)p != first) abort();
+    }
+    free(p);
+}
+
 int main(int argc, char **argv) {
     site_churn();
     site_live();
@@ -68,6 +100,8 @@ int main(int argc, char **argv) {
     }
     site_leak();
     site_via_lib();
+    site_realloc_move();
+    site_realloc_stay();
     printf("done\n");
     return 0;
 }

@@ -124,6 +124,30 @@ pub fn intern(frames: &[usize]) -> Option<u32> {
     None
 }
 
+/// One bit per arena word: the traces the dump being written has written
+/// already (a trace's id is its arena offset). Only the dumper touches
+/// them, and dumps never overlap (`profile::dump`).
+static WRITTEN: [AtomicU64; WORDS / 64] = [const { AtomicU64::new(0) }; WORDS / 64];
+
+/// Forgets which traces were written: a dump starts.
+pub fn start_dump() {
+    let used = BUMP.load(Relaxed).min(WORDS).div_ceil(64);
+    for w in &WRITTEN[..used] {
+        w.store(0, Relaxed);
+    }
+}
+
+/// Whether this dump has yet to write trace `id`: true once per dump and
+/// id (see [`start_dump`]), false for an id outside the arena.
+pub fn first_write(id: u32) -> bool {
+    let i = id as usize;
+    if i >= WORDS {
+        return false;
+    }
+    let bit = 1u64 << (i % 64);
+    WRITTEN[i / 64].fetch_or(bit, Relaxed) & bit == 0
+}
+
 /// Copies trace `id` into `out`; its length.
 pub fn frames(id: u32, out: &mut [usize; super::profile::MAX_FRAMES]) -> usize {
     let off = id as usize;
@@ -155,5 +179,17 @@ mod tests {
         assert_eq!(out[..3], a);
         assert_eq!(frames(ib, &mut out), 2);
         assert_eq!(intern(&[]).map(|i| frames(i, &mut out)), Some(0));
+    }
+
+    #[test]
+    fn a_dump_writes_each_trace_once() {
+        assert!(init());
+        let id = intern(&[0x5000usize, 0x6000]).unwrap();
+        start_dump();
+        assert!(first_write(id));
+        assert!(!first_write(id));
+        start_dump();
+        assert!(first_write(id));
+        assert!(!first_write(WORDS as u32));
     }
 }

@@ -591,6 +591,20 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
         return core::ptr::null_mut();
     }
     let f = FLAGS.load(Acquire);
+    // The common case, a block that already holds the new size without
+    // wasting half of it, stays where it is after one lookup. With the
+    // profiler on too: a block that stays is no new allocation, and a
+    // sampled block is not found here (its page hides it from the lookup,
+    // see `profile.rs`), so the profiler has nothing to hear of.
+    if f & !PROFILE == READY
+        && (p as usize) & (MIN_ALIGN - 1) == 0
+        // SAFETY: READY means smp::prepare() succeeded (see `free`).
+        && let Some(bs) = unsafe { smp::live_block_size(p) }
+        && size <= bs
+        && size >= bs / 2
+    {
+        return p;
+    }
     if f & PROFILE != 0 {
         // SAFETY: caller's promise.
         return unsafe { realloc_profiled(p, size, func, f) };
@@ -599,11 +613,13 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
     unsafe { realloc_in(p, size, func, f) }
 }
 
-/// [`realloc`] with the profiler on: a sampled block leaves the index
-/// first (so that its address, once freed, cannot be sampled before it is
-/// forgotten) and is marked freed when the call succeeds; the new block is
-/// counted as a fresh allocation of `size` bytes (a `realloc` is a free
-/// and an allocation, in place or not).
+/// [`realloc`] with the profiler on, for a block that does not simply
+/// stay where it is unsampled (those never get here): a sampled block
+/// leaves the index first (so that its address, once freed, cannot be
+/// sampled before it is forgotten) and is marked freed when the call
+/// succeeds; the result is counted as a fresh allocation of `size` bytes
+/// (a `realloc` that moves a block, or changes a sampled one, is a free
+/// and an allocation).
 ///
 /// # Safety
 /// As for [`free`]; `p` is not NULL and `size` not 0.
@@ -633,17 +649,6 @@ unsafe fn realloc_profiled(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u
 /// As for [`free`].
 #[inline(always)]
 unsafe fn realloc_in(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u8 {
-    // The common case, a block that already holds the new size without
-    // wasting half of it, stays where it is after one lookup.
-    if f == READY
-        && (p as usize) & (MIN_ALIGN - 1) == 0
-        // SAFETY: READY alone means smp::prepare() succeeded (see `free`).
-        && let Some(bs) = unsafe { smp::live_block_size(p) }
-        && size <= bs
-        && size >= bs / 2
-    {
-        return p;
-    }
     if f & DEBUG != 0 {
         if size > MAX_SIZE || injected_failure(f) {
             return out_of_memory();

@@ -16,6 +16,12 @@
 //! off, a count that runs out is set out of reach (once per heap) and
 //! nothing here runs.
 //!
+//! A `realloc` that keeps an unsampled block where it is (the block still
+//! holds the new size) is no new allocation and is not counted; one that
+//! moves the block, or changes a sampled one, counts as a free and an
+//! allocation of the new size. So a buffer grown step by step is counted
+//! once per move, not once per step.
+//!
 //! Samples. A sample records the block's usable size, the requested size,
 //! its stack trace (up to [`MAX_FRAMES`] return addresses, see `unwind.rs`,
 //! kept once per distinct trace in `depot.rs`), its allocation time and,
@@ -41,16 +47,19 @@
 //! loses that sample (counted as lost). Nothing takes a lock, so `fork()`
 //! cannot leave one held and a signal handler may dump.
 //!
-//! Dumps. The raw text format (one record per line):
+//! Dumps. The raw text format (one record per line; a trace is written
+//! once per dump, before the first sample that refers to it, so a dump
+//! costs a few numbers per sample whatever the depth of its stack):
 //!
 //! ```text
-//! la-profile 1
+//! la-profile 2
 //! pid <pid>
 //! rate <bytes>
 //! time <ms since start>
 //! dropped <freed samples dropped for room>
 //! map <start>-<end> <perms> <offset> <path>       executable mappings with a path
-//! s <size> <requested> <alloc_ms> <free_ms|-1> <nframes> <pc>...
+//! t <trace id> <nframes> <pc>...
+//! s <size> <requested> <alloc_ms> <free_ms|-1> <trace id>
 //! end
 //! ```
 //!
@@ -788,7 +797,7 @@ pub fn dump(fd: c_int) -> bool {
     // A larger buffer than the shim's messages use: a dump is long, and
     // each buffer is one `write`.
     let mut w = Writer::<4096>::fd_sized(fd);
-    w.str("la-profile 1\npid ")
+    w.str("la-profile 2\npid ")
         .u64(u64::from(sys::process_id()))
         .str("\nrate ")
         .u64(RATE.load(Relaxed))
@@ -814,6 +823,7 @@ pub fn dump(fd: c_int) -> bool {
         true
     });
     let used = CURSOR.load(Relaxed).min(RECORDS);
+    super::depot::start_dump();
     let mut frames = [0usize; MAX_FRAMES];
     for i in 0..used {
         let r = rec(i);
@@ -838,8 +848,16 @@ pub fn dump(fd: c_int) -> bool {
         if r.seq.load(Relaxed) != s1 {
             continue;
         }
-        // Depot entries never change once published.
-        let n = super::depot::frames(trace, &mut frames);
+        // Each trace is written once per dump, before the first sample
+        // that refers to it (depot entries never change once published).
+        if super::depot::first_write(trace) {
+            let n = super::depot::frames(trace, &mut frames);
+            w.str("t ").u64(u64::from(trace)).str(" ").u64(n as u64);
+            for &pc in &frames[..n] {
+                w.str(" ").hex(pc);
+            }
+            w.str("\n");
+        }
         w.str("s ")
             .u64(size as u64)
             .str(" ")
@@ -852,11 +870,7 @@ pub fn dump(fd: c_int) -> bool {
         } else {
             w.u64(free_ms);
         }
-        w.str(" ").u64(n as u64);
-        for &pc in &frames[..n] {
-            w.str(" ").hex(pc);
-        }
-        w.str("\n");
+        w.str(" ").u64(u64::from(trace)).str("\n");
     }
     w.str("end\n");
     w.flush();

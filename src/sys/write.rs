@@ -81,13 +81,22 @@ impl<const N: usize> Writer<N> {
     }
 
     /// Appends raw bytes.
+    #[inline]
     pub fn bytes(&mut self, s: &[u8]) -> &mut Self {
         if let Some(room) = self.buf.get_mut(self.len..self.len + s.len()) {
-            // The common case: it fits.
+            // The common case: it fits (a constant-length copy once
+            // inlined, as every `str(" ")` is).
             room.copy_from_slice(s);
             self.len += s.len();
             return self;
         }
+        self.bytes_in_pieces(s)
+    }
+
+    /// [`Writer::bytes`] of what does not fit the buffer as it is.
+    #[cold]
+    #[inline(never)]
+    fn bytes_in_pieces(&mut self, s: &[u8]) -> &mut Self {
         for chunk in s.chunks(N) {
             if self.len + chunk.len() > N {
                 self.flush();
@@ -99,6 +108,7 @@ impl<const N: usize> Writer<N> {
     }
 
     /// Appends a string.
+    #[inline]
     pub fn str(&mut self, s: &str) -> &mut Self {
         self.bytes(s.as_bytes())
     }
@@ -111,8 +121,29 @@ impl<const N: usize> Writer<N> {
         self
     }
 
-    /// Appends an unsigned decimal number.
+    /// Appends an unsigned decimal number: its digits go straight into
+    /// the buffer when it has room for any number (a dump writes millions).
     pub fn u64(&mut self, v: u64) -> &mut Self {
+        if self.len + 20 > N {
+            self.flush();
+        }
+        let n = digits(v);
+        if let Some(room) = self.buf.get_mut(self.len..self.len + n) {
+            // Two digits per division, from the end.
+            let mut x = v;
+            let mut i = n;
+            while i >= 2 {
+                let pair = (x % 100) as usize * 2;
+                x /= 100;
+                room[i - 2..i].copy_from_slice(&PAIRS[pair..pair + 2]);
+                i -= 2;
+            }
+            if i == 1 {
+                room[0] = b'0' + x as u8;
+            }
+            self.len += n;
+            return self;
+        }
         let mut tmp = [0u8; 20];
         let n = decimal(v, &mut tmp);
         self.bytes(&tmp[20 - n..])
@@ -136,19 +167,31 @@ impl<const N: usize> Writer<N> {
 
     /// Appends `0x` and the lowercase hexadecimal digits of `v`.
     pub fn hex(&mut self, v: usize) -> &mut Self {
-        let mut tmp = [0u8; 16];
-        let mut i = 16;
-        let mut x = v;
-        loop {
-            i -= 1;
-            tmp[i] = b"0123456789abcdef"[x & 15];
-            x >>= 4;
-            if x == 0 {
-                break;
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        // Digits of v, at least one.
+        let n = ((usize::BITS - (v | 1).leading_zeros()) as usize).div_ceil(4);
+        if self.len + 18 > N {
+            self.flush();
+        }
+        if let Some(room) = self.buf.get_mut(self.len..self.len + 2 + n) {
+            room[0] = b'0';
+            room[1] = b'x';
+            let mut x = v;
+            for d in room[2..].iter_mut().rev() {
+                *d = DIGITS[x & 15];
+                x >>= 4;
             }
+            self.len += 2 + n;
+            return self;
+        }
+        let mut tmp = [0u8; 16];
+        let mut x = v;
+        for d in tmp[16 - n..].iter_mut().rev() {
+            *d = DIGITS[x & 15];
+            x >>= 4;
         }
         self.bytes(b"0x");
-        self.bytes(&tmp[i..])
+        self.bytes(&tmp[16 - n..])
     }
 
     /// Appends a non-negative decimal with `places` digits after the point
@@ -200,6 +243,21 @@ impl<const N: usize> Drop for Writer<N> {
 
 /// Writes the decimal digits of `v` right-aligned into `out`; returns how
 /// many digits were written.
+/// "00" to "99", for writing decimals two digits at a time.
+const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
+/// How many decimal digits `v` has (at least one).
+#[inline]
+fn digits(v: u64) -> usize {
+    let mut n = 1;
+    let mut p: u64 = 10;
+    while n < 20 && v >= p {
+        n += 1;
+        p = p.wrapping_mul(10);
+    }
+    n
+}
+
 fn decimal(mut v: u64, out: &mut [u8; 20]) -> usize {
     let mut i = 20;
     loop {
@@ -248,7 +306,34 @@ mod tests {
             (|w| w.u64_w(7, 4), "   7"),
             (|w| w.hex(0xdead_beef), "0xdeadbeef"),
             (|w| w.hex(0), "0x0"),
+            (|w| w.hex(0xf), "0xf"),
+            (|w| w.hex(0x10), "0x10"),
+            (|w| w.hex(usize::MAX), "0xffffffffffffffff"),
+            (|w| w.u64(9).u64(10).u64(99).u64(100), "91099100"),
+            (
+                |w| w.u64(10_000_000_000_000_000_000),
+                "10000000000000000000",
+            ),
+            (|w| w.u64(9_999_999_999_999_999_999), "9999999999999999999"),
+            (|w| w.u64(1_048_576).str(" ").u64(524_288), "1048576 524288"),
         ]);
+    }
+
+    #[test]
+    fn numbers_longer_than_the_buffer_go_in_pieces() {
+        let (r, w) = super::super::fd::pipe().unwrap();
+        {
+            let mut out = Writer::<8>::fd_sized(w);
+            out.str("ab")
+                .u64(12_345_678_901)
+                .hex(0x1234_5678_9abc)
+                .u64(0);
+        }
+        super::super::fd::close(w);
+        let mut buf = [0u8; 64];
+        let n = super::super::fd::read_full(r, &mut buf);
+        super::super::fd::close(r);
+        assert_eq!(&buf[..n], b"ab123456789010x123456789abc0");
     }
 
     #[test]

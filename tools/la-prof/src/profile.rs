@@ -54,7 +54,7 @@ pub fn by_stack(dump: &Dump) -> Vec<(Vec<u64>, Totals)> {
             samples: 1,
         };
         let i = *index.entry(&s.pcs).or_insert_with(|| {
-            out.push((s.pcs.clone(), Totals::default()));
+            out.push((s.pcs.to_vec(), Totals::default()));
             out.len() - 1
         });
         out[i].1.add(&t);

@@ -2,20 +2,32 @@
 //! per line, fields separated by one space.
 //!
 //! ```text
-//! la-profile 1
+//! la-profile 2
 //! pid <pid>
 //! rate <bytes>
 //! time <ms since process start>
 //! dropped <freed samples dropped for room>
 //! map <start hex>-<end hex> <perms> <offset hex> <path>
-//! s <size> <requested> <alloc_ms> <free_ms or -1> <nframes> <pc hex>...
+//! t <trace id> <nframes> <pc hex>...
+//! s <size> <requested> <alloc_ms> <free_ms or -1> <trace id>
 //! end
 //! ```
+//!
+//! A trace is written once per dump, before the first sample that refers
+//! to it. Version 1 had no `t` lines: each sample carried its own stack,
+//! `s <size> <requested> <alloc_ms> <free_ms or -1> <nframes> <pc hex>...`;
+//! it is still read.
 //!
 //! A file may hold several dumps one after the other (interval snapshots);
 //! the last one is the final state.
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use crate::Error;
+
+/// A version 2 dump's traces by id (version 1 has none).
+type Traces = HashMap<u64, Rc<[u64]>>;
 
 /// One executable mapping of the profiled process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +49,9 @@ pub struct Sample {
     pub alloc_ms: u64,
     /// `None` while the block is live.
     pub free_ms: Option<u64>,
-    /// Return addresses, innermost caller of malloc first.
-    pub pcs: Vec<u64>,
+    /// Return addresses, innermost caller of malloc first (shared by the
+    /// samples of one trace).
+    pub pcs: Rc<[u64]>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -101,13 +114,44 @@ fn parse_map(file: &str, n: usize, fields: &[&str], rest: &str) -> Result<Map, E
     })
 }
 
-fn parse_sample(file: &str, n: usize, fields: &[&str]) -> Result<Sample, Error> {
-    if fields.len() < 6 {
+fn pcs(file: &str, n: usize, nframes: &str, pcs: &[&str]) -> Result<Rc<[u64]>, Error> {
+    let nframes = num(file, n, "frame count", nframes)?;
+    if pcs.len() as u64 != nframes {
         return Err(err(
             file,
             n,
-            "sample line needs: size requested alloc_ms free_ms nframes pcs...",
+            format!("{nframes} frames announced but {} given", pcs.len()),
         ));
+    }
+    pcs.iter()
+        .map(|p| hex(file, n, "return address", p))
+        .collect::<Result<Rc<[u64]>, _>>()
+}
+
+/// A `t` line: the trace's id and its frames.
+fn parse_trace(file: &str, n: usize, fields: &[&str]) -> Result<(u64, Rc<[u64]>), Error> {
+    if fields.len() < 3 {
+        return Err(err(file, n, "trace line needs: id nframes pcs..."));
+    }
+    let id = num(file, n, "trace id", fields[1])?;
+    Ok((id, pcs(file, n, fields[2], &fields[3..])?))
+}
+
+/// An `s` line; `traces` holds the dump's traces so far (version 2), or is
+/// `None` for version 1, whose samples carry their own frames.
+fn parse_sample(
+    file: &str,
+    n: usize,
+    fields: &[&str],
+    traces: Option<&Traces>,
+) -> Result<Sample, Error> {
+    let need = if traces.is_some() {
+        "sample line needs: size requested alloc_ms free_ms trace_id"
+    } else {
+        "sample line needs: size requested alloc_ms free_ms nframes pcs..."
+    };
+    if fields.len() < 6 || (traces.is_some() && fields.len() != 6) {
+        return Err(err(file, n, need));
     }
     let size = num(file, n, "size", fields[1])?;
     if size == 0 {
@@ -119,19 +163,19 @@ fn parse_sample(file: &str, n: usize, fields: &[&str]) -> Result<Sample, Error> 
         "-1" => None,
         s => Some(num(file, n, "free time", s)?),
     };
-    let nframes = num(file, n, "frame count", fields[5])?;
-    let pcs = &fields[6..];
-    if pcs.len() as u64 != nframes {
-        return Err(err(
-            file,
-            n,
-            format!("sample says {nframes} frames but has {}", pcs.len()),
-        ));
-    }
-    let pcs = pcs
-        .iter()
-        .map(|p| hex(file, n, "return address", p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let pcs = match traces {
+        Some(traces) => {
+            let id = num(file, n, "trace id", fields[5])?;
+            traces.get(&id).cloned().ok_or_else(|| {
+                err(
+                    file,
+                    n,
+                    format!("sample refers to trace {id}, not written before it"),
+                )
+            })?
+        }
+        None => pcs(file, n, fields[5], &fields[6..])?,
+    };
     Ok(Sample {
         size,
         requested,
@@ -150,7 +194,9 @@ pub fn parse(
     warn: &mut dyn FnMut(String),
 ) -> Result<Vec<Dump>, Error> {
     let mut dumps = Vec::new();
-    let mut cur: Option<(Dump, usize)> = None;
+    // The open dump, the line it starts at, and its traces (`None` for a
+    // version 1 dump).
+    let mut cur: Option<(Dump, usize, Option<Traces>)> = None;
     // A last line without its newline was cut short: it is not complete.
     let complete = if text.ends_with('\n') || text.is_empty() {
         text
@@ -172,29 +218,36 @@ pub fn parse(
             continue;
         }
         let fields: Vec<&str> = line.split(' ').collect();
-        let Some((dump, _)) = cur.as_mut() else {
-            if line == "la-profile 1" {
-                cur = Some((Dump::default(), n));
-                continue;
+        let Some((dump, _, traces)) = cur.as_mut() else {
+            match line {
+                "la-profile 1" => cur = Some((Dump::default(), n, None)),
+                "la-profile 2" => cur = Some((Dump::default(), n, Some(HashMap::new()))),
+                _ if fields[0] == "la-profile" => {
+                    return Err(err(
+                        file,
+                        n,
+                        format!(
+                            "unsupported format version '{line}' \
+                             (this la-prof reads 'la-profile 1' and 'la-profile 2')"
+                        ),
+                    ));
+                }
+                _ => {
+                    return Err(err(
+                        file,
+                        n,
+                        format!(
+                            "expected 'la-profile 1' or 'la-profile 2', found '{}'",
+                            shorten(line)
+                        ),
+                    ));
+                }
             }
-            if fields[0] == "la-profile" {
-                return Err(err(
-                    file,
-                    n,
-                    format!(
-                        "unsupported format version '{line}' (this la-prof reads 'la-profile 1')"
-                    ),
-                ));
-            }
-            return Err(err(
-                file,
-                n,
-                format!("expected 'la-profile 1', found '{}'", shorten(line)),
-            ));
+            continue;
         };
         match fields[0] {
             "end" if fields.len() == 1 => {
-                let (dump, _) = cur.take().expect("a dump is open");
+                let (dump, _, _) = cur.take().expect("a dump is open");
                 if dump.rate == 0 {
                     return Err(err(file, n, "dump has no 'rate' line"));
                 }
@@ -213,7 +266,13 @@ pub fn parse(
                 }
             }
             "map" => dump.maps.push(parse_map(file, n, &fields, line)?),
-            "s" => dump.samples.push(parse_sample(file, n, &fields)?),
+            "t" if traces.is_some() => {
+                let (id, pcs) = parse_trace(file, n, &fields)?;
+                traces.as_mut().expect("version 2").insert(id, pcs);
+            }
+            "s" => dump
+                .samples
+                .push(parse_sample(file, n, &fields, traces.as_ref())?),
             "la-profile" => {
                 return Err(err(
                     file,
@@ -231,7 +290,7 @@ pub fn parse(
         }
     }
 
-    if let Some((dump, start)) = cur {
+    if let Some((dump, start, _)) = cur {
         let at = if cut_short { cut_line } else { last + 1 };
         match truncated {
             Truncated::Reject => {
@@ -300,9 +359,9 @@ mod tests {
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].rate, 1024);
         assert_eq!(d[0].maps[0].path, "/bin/x y");
-        assert_eq!(d[0].samples[0].pcs, vec![0x1010, 0x1020]);
+        assert_eq!(*d[0].samples[0].pcs, [0x1010, 0x1020]);
         assert_eq!(d[0].samples[1].free_ms, Some(3));
-        assert_eq!(d[0].samples[1].pcs, vec![0x1abc]);
+        assert_eq!(*d[0].samples[1].pcs, [0x1abc]);
     }
 
     #[test]
@@ -318,16 +377,66 @@ mod tests {
 
     #[test]
     fn bad_lines_name_their_line() {
-        let (r, _) = run("la-profile 2\n", Truncated::Reject);
+        let (r, _) = run("la-profile 3\n", Truncated::Reject);
         assert!(r.unwrap_err().0.starts_with("f:1: unsupported"));
         let bad = ONE.replace("0x1020", "zz");
         let (r, _) = run(&bad, Truncated::Reject);
         assert_eq!(r.unwrap_err().0, "f:7: bad return address 'zz'");
         let bad = ONE.replace("s 64 60 1 -1 2", "s 64 60 1 -1 3");
         let (r, _) = run(&bad, Truncated::Reject);
-        assert!(r.unwrap_err().0.starts_with("f:7: sample says 3 frames"));
+        assert!(r
+            .unwrap_err()
+            .0
+            .starts_with("f:7: 3 frames announced but 2 given"));
         let (r, _) = run("hello\n", Truncated::Reject);
         assert!(r.unwrap_err().0.starts_with("f:1: expected 'la-profile 1'"));
+    }
+
+    const TWO: &str = "la-profile 2\npid 7\nrate 1024\ntime 5\ndropped 0\n\
+        map 1000-2000 r-xp 0 /bin/x y\n\
+        t 0 2 0x1010 0x1020\n\
+        s 64 60 1 -1 0\n\
+        t 3 1 0x1abc\n\
+        s 2048 2048 1 3 3\n\
+        s 96 90 2 -1 0\nend\n";
+
+    #[test]
+    fn version_2_shares_traces() {
+        let (r, w) = run(TWO, Truncated::Reject);
+        let d = r.unwrap();
+        assert!(w.is_empty());
+        let s = &d[0].samples;
+        assert_eq!(s.len(), 3);
+        assert_eq!(*s[0].pcs, [0x1010, 0x1020]);
+        assert_eq!(*s[1].pcs, [0x1abc]);
+        assert_eq!(s[1].free_ms, Some(3));
+        assert!(Rc::ptr_eq(&s[0].pcs, &s[2].pcs));
+        // Both versions give the same samples.
+        let one = run(ONE, Truncated::Reject).0.unwrap();
+        assert_eq!(one[0].samples[..], s[..2]);
+    }
+
+    #[test]
+    fn version_2_bad_traces() {
+        let bad = TWO.replace("s 64 60 1 -1 0", "s 64 60 1 -1 9");
+        let (r, _) = run(&bad, Truncated::Reject);
+        assert_eq!(
+            r.unwrap_err().0,
+            "f:8: sample refers to trace 9, not written before it"
+        );
+        let bad = TWO.replace("t 3 1 0x1abc", "t 3 2 0x1abc");
+        let (r, _) = run(&bad, Truncated::Reject);
+        assert!(r
+            .unwrap_err()
+            .0
+            .starts_with("f:9: 2 frames announced but 1 given"));
+        let bad = TWO.replace("s 64 60 1 -1 0", "s 64 60 1 -1 1 0x1010");
+        let (r, _) = run(&bad, Truncated::Reject);
+        assert!(r.unwrap_err().0.starts_with("f:8: sample line needs"));
+        // A trace of another dump is not this dump's.
+        let two = format!("{TWO}{}", TWO.replace("t 0 2 0x1010 0x1020\n", ""));
+        let (r, _) = run(&two, Truncated::Reject);
+        assert!(r.unwrap_err().0.contains("refers to trace 0"));
     }
 
     #[test]
