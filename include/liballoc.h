@@ -1272,7 +1272,7 @@ void la_thread_safe_destroy(struct la_thread_safe *ts);
 
 /**
  * Writes the heap profile sampled so far to file descriptor `fd`, in the
- * raw text format `la-prof` reads (one dump: `la-profile 1` ... `end`;
+ * raw text format `la-prof` reads (one dump: `la-profile 2` ... `end`;
  * the descriptor is neither closed nor rewound, so successive dumps
  * append). Allocates nothing and is async-signal-safe.
  *

@@ -398,11 +398,15 @@ pub unsafe fn free(p: *mut u8, func: &str) {
         unsafe { smp::free(p) };
         return;
     }
-    // SAFETY: caller's promise: a live block is theirs to free; READY
-    // alone means smp::prepare() succeeded (and the Acquire load above
-    // pairs with init's Release store).
-    if (p as usize) & (MIN_ALIGN - 1) == 0 && unsafe { smp::free_fast(p) } {
-        return;
+    if (p as usize) & (MIN_ALIGN - 1) == 0 {
+        // A block of a page that holds a live sample fails the fast test
+        // late, and is freed there once the profiler has seen it (it may be
+        // the sample); only the profiler makes pages hide their blocks.
+        // SAFETY: caller's promise: a live block is theirs to free; READY
+        // alone means smp::prepare() succeeded (and the Acquire load above
+        // pairs with init's Release store). on_free takes any live block
+        // about to be freed, free_cold any pointer.
+        return unsafe { smp::free_fast_or(p, |p| profile::on_free(p), |p| free_cold(p, func)) };
     }
     // SAFETY: caller's promise.
     unsafe { free_cold(p, func) }

@@ -33,10 +33,11 @@
 //! number (a seqlock) lets a dump skip a record rewritten under it.
 //!
 //! Finding a sample on `free`. A sampled block's page is marked
-//! (`smp::mark_sampled`): it hides its blocks from the fast free check, so
-//! their `free` takes the shim's checked slow path, and only that path asks
-//! the profiler ([`on_free`]). Frees into pages without a live sample run
-//! the unprofiled fast path unchanged. Live samples are indexed by block
+//! (`smp::mark_sampled`): it hides its blocks from the sampled one on from
+//! the fast free check, whose test then fails at its bound with the page
+//! found (`smp::free_fast_or`), and only that way out asks the profiler
+//! ([`on_free`]) before it frees the block. Frees into pages without a live
+//! sample, and of blocks below it, run the unprofiled fast path unchanged. Live samples are indexed by block
 //! address in an open-addressing table ([`SLOTS`] words, each the address
 //! and the record's index packed, probed over a bounded window so a lookup
 //! is short whatever the history) behind a counting filter: a static array

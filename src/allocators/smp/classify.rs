@@ -325,6 +325,82 @@ pub unsafe fn free_fast_marked(ptr: *mut u8) -> bool {
     unsafe { free_confirmed::<true>(ptr) }
 }
 
+/// [`free_fast`] that also frees a live block of a page hiding its blocks
+/// for the heap profiler (see `Page::mark_sampled`), calling `on_hidden`
+/// with the block first: the block may be a sample, and the profiler must
+/// hear of its free before it happens. Anything else it does not confirm
+/// goes to `other` (nothing done), for the caller to classify. A block of
+/// a hiding page leaves the fast path where its test fails, with the page
+/// already found, so its free costs a few tests and `on_hidden` more than
+/// any other, not a second lookup. The fast path is [`free_fast`]'s
+/// instruction for instruction, and both ways out are tail calls, so a
+/// caller that returns what this returns keeps no frame.
+///
+/// # Safety
+/// As for [`free_fast`]; `on_hidden` accepts any live block of a normal
+/// segment that is about to be freed, and `other` any pointer.
+#[inline(always)]
+pub unsafe fn free_fast_or(
+    ptr: *mut u8,
+    on_hidden: impl FnOnce(*mut u8),
+    other: impl FnOnce(*mut u8),
+) {
+    // SAFETY: caller's promise: the chunk map exists.
+    match unsafe { probe::<false>(ptr as usize) } {
+        Probe::Live(page) => {
+            // SAFETY: a live block of page (confirmed), now owned by us
+            // (caller's promise).
+            unsafe { free_in(page, ptr) };
+        }
+        // SAFETY: caller's promise; page is the descriptor of ptr's page.
+        Probe::Hidden(page) => unsafe { free_hidden(ptr, page, on_hidden, other) },
+        Probe::Not => other(ptr),
+    }
+}
+
+/// [`free_fast_or`] for an address its fast test put beyond the page's
+/// `carved_len`: frees it (after `on_hidden`) when it is a live block below
+/// the page's capacity, which only a page hiding its blocks has there; any
+/// other address goes to `other`.
+///
+/// # Safety
+/// As for [`free_fast_or`]; `page` is the descriptor of the page of
+/// `ptr`'s normal segment (the chunk map says it is in use).
+#[cold]
+#[inline(never)]
+unsafe fn free_hidden(
+    ptr: *mut u8,
+    page: &'static Page,
+    on_hidden: impl FnOnce(*mut u8),
+    other: impl FnOnce(*mut u8),
+) {
+    let a = ptr as usize;
+    // SAFETY: reading fields of the mapped descriptor.
+    let (cls, area_off, cap) = unsafe {
+        (
+            ptr::read_volatile(page.class.as_ptr()) as usize,
+            ptr::read_volatile(page.area_off.as_ptr()) as usize,
+            ptr::read_volatile(page.capacity.as_ptr()) as usize,
+        )
+    };
+    debug_assert!(cls < NCLASSES);
+    let off = (a & SEGMENT_MASK).wrapping_sub(area_off);
+    let m = DIVISOR_TEST[cls];
+    if off >= cap * size_class::CLASS_SIZE[cls] || (off as u64).wrapping_mul(m) >= m {
+        return other(ptr);
+    }
+    // SAFETY: a carved block of a page in use: mapped and at least 16
+    // bytes long.
+    let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
+    if is_free(a, tag) {
+        return other(ptr);
+    }
+    on_hidden(ptr);
+    // SAFETY: a live block of page (confirmed), now owned by us (caller's
+    // promise).
+    unsafe { free_in(page, ptr) };
+}
+
 /// Frees `ptr` when [`live_block`] (with `MARKED`) confirms it.
 ///
 /// # Safety
@@ -438,9 +514,34 @@ unsafe fn free_classified(ptr: *mut u8) -> PtrCheck {
 #[inline(always)]
 unsafe fn live_block<const MARKED: bool>(a: usize) -> Option<&'static Page> {
     // SAFETY: caller's promise.
+    match unsafe { probe::<MARKED>(a) } {
+        Probe::Live(p) => Some(p),
+        Probe::Hidden(_) | Probe::Not => None,
+    }
+}
+
+/// What [`probe`] found at an address.
+enum Probe {
+    /// The start of a live block of this page.
+    Live(&'static Page),
+    /// An address of this page beyond its `carved_len` (without `MARKED`):
+    /// beyond the carved blocks, or in a page hiding its blocks for the
+    /// heap profiler (see [`free_fast_or`]).
+    Hidden(&'static Page),
+    /// Anything else (see [`live_block`]).
+    Not,
+}
+
+/// [`live_block`]'s tests, telling an address past `carved_len` apart.
+///
+/// # Safety
+/// As for [`live_block`].
+#[inline(always)]
+unsafe fn probe<const MARKED: bool>(a: usize) -> Probe {
+    // SAFETY: caller's promise.
     let entry = unsafe { segment::chunk_entry_ready(a) };
     if entry < CHUNK_NORMAL {
-        return None;
+        return Probe::Not;
     }
     // A normal segment in use: its entry carries the page shift.
     let shift = u32::from(entry - CHUNK_NORMAL);
@@ -470,13 +571,20 @@ unsafe fn live_block<const MARKED: bool>(a: usize) -> Option<&'static Page> {
     // huge value) and any address of an unused page (nothing carved).
     let off = rel.wrapping_sub(area_off);
     let m = DIVISOR_TEST[cls as usize];
-    if off >= carved_len || (off as u64).wrapping_mul(m) >= m {
-        return None;
+    if off >= carved_len {
+        return if MARKED { Probe::Not } else { Probe::Hidden(p) };
+    }
+    if (off as u64).wrapping_mul(m) >= m {
+        return Probe::Not;
     }
     // SAFETY: a carved block of a page in use: mapped and at least 16
     // bytes long.
     let tag = unsafe { ptr::read_volatile((a + 8) as *const usize) };
-    if is_free(a, tag) { None } else { Some(p) }
+    if is_free(a, tag) {
+        Probe::Not
+    } else {
+        Probe::Live(p)
+    }
 }
 
 /// Allocates `len > 0` zeroed bytes aligned to `1 << align_log2`; NULL as

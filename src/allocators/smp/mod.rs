@@ -62,8 +62,8 @@ mod stats;
 mod thread;
 
 pub use classify::{
-    PtrCheck, alloc_zeroed, free_checked, free_fast, free_fast_marked, free_fast_sized,
-    live_block_size,
+    PtrCheck, alloc_zeroed, free_checked, free_fast, free_fast_marked, free_fast_or,
+    free_fast_sized, live_block_size,
 };
 #[cfg(feature = "preload")]
 pub(crate) use heap::PURGE_DELAY_MS;
@@ -254,9 +254,11 @@ unsafe fn page_of(ptr: *const u8) -> Option<&'static page::Page> {
 }
 
 /// Marks live block `ptr`, just sampled by the heap profiler, so that its
-/// `free` reaches the shim's checked slow path (where the profiler hears
-/// of it) instead of the fast path, which then needs no test of its own
-/// for sampled blocks (see `Page::mark_sampled`). Huge blocks always take
+/// `free` leaves the fast path where its test fails (for
+/// [`free_fast_or`]'s hidden path or the shim's checked slow path, where
+/// the profiler hears of it); the fast path then needs no test of its own
+/// for sampled blocks (see `Page::mark_sampled`: the page's blocks from
+/// this one on leave with it). Huge blocks always take
 /// that path and need no mark. False, nothing done, when the block's page
 /// belongs to another thread's heap (a `realloc` in place of another
 /// thread's block): only the owner may hide a page's blocks.
@@ -272,7 +274,9 @@ pub unsafe fn mark_sampled(ptr: *const u8) -> bool {
     if h.is_null() || page.heap.load(core::sync::atomic::Ordering::Relaxed) != h {
         return false;
     }
-    page.mark_sampled();
+    let off = (ptr as usize & segment::SEGMENT_MASK) - page.area_off.get() as usize;
+    debug_assert!(off < page.capacity.get() as usize * page.block_size());
+    page.mark_sampled(off as u32);
     true
 }
 

@@ -73,6 +73,9 @@ pub(crate) const fn is_free(addr: usize, tag: usize) -> bool {
 /// Page flag: the page is on its heap's full list.
 pub(crate) const FULL: u8 = 1;
 
+/// `Page::hide_from` of a page that hides none of its blocks.
+const NOT_HIDING: u32 = u32::MAX;
+
 /// Bytes carved at most per extension (at least one block).
 const EXTEND_BYTES: usize = 4 << 10;
 
@@ -117,7 +120,11 @@ pub struct Page {
     /// Live blocks of this page the heap profiler sampled (see
     /// [`Page::mark_sampled`]): raised by the owner, lowered by any thread.
     sampled: AtomicU32,
-    _pad0: [u8; 16],
+    /// While `sampled` is not 0: the lowest offset (from `area_off`) of a
+    /// block sampled since it last was; `carved_len` stops there.
+    /// [`NOT_HIDING`] once the owner has seen no sample left. Owner only.
+    hide_from: Cell<u32>,
+    _pad0: [u8; 12],
     // ---- line 1: the owner's lists ----
     pub free: Cell<*mut Block>,
     pub local_free: Cell<*mut Block>,
@@ -149,6 +156,7 @@ impl Page {
         self.carved_len.set(0);
         self.area_off.set(0);
         self.sampled.store(0, Ordering::Relaxed);
+        self.hide_from.set(NOT_HIDING);
         self.heap.store(ptr::null_mut(), Ordering::Relaxed);
         self.next.set(ptr::null_mut());
         self.prev.set(ptr::null_mut());
@@ -340,29 +348,39 @@ impl Page {
         super::segment::note_carved(self.segment(), self.index(), first + n * bs);
     }
 
-    /// The bytes of carved blocks, as the free check reads them: 0 while a
-    /// block of the page is sampled (see [`Page::mark_sampled`]). Owner
-    /// only.
+    /// The bytes of carved blocks, as the free check reads them: while a
+    /// block of the page is sampled, only those below the lowest sampled
+    /// block (see [`Page::mark_sampled`]). Owner only.
     pub fn refresh_carved_len(&self) {
+        let carved = self.capacity.get() as u32 * self.block_size() as u32;
         let len = if self.sampled.load(Ordering::Acquire) != 0 {
-            0
+            carved.min(self.hide_from.get())
         } else {
-            self.capacity.get() as u32 * self.block_size() as u32
+            self.hide_from.set(NOT_HIDING);
+            carved
         };
         self.carved_len.set(len);
     }
 
     /// Notes that the heap profiler sampled one more live block of this
-    /// page. The page then hides its carved blocks from the free check
-    /// (`carved_len` 0, see `classify.rs`), so that every `free` of its
-    /// blocks takes the checked slow path, where the shim tells the
-    /// profiler: the fast path of pages without a sample pays nothing for
-    /// profiling. Owner only (the owner alone writes `carved_len`); the
-    /// block was just handed out by the owner, so any thread that frees it
-    /// later sees the hidden length.
-    pub fn mark_sampled(&self) {
-        self.sampled.fetch_add(1, Ordering::AcqRel);
-        self.carved_len.set(0);
+    /// page, the one at offset `off` from the first block. The page then
+    /// hides its carved blocks from that offset on from the free check
+    /// (`carved_len` stops at the lowest sampled block, see `classify.rs`),
+    /// so that every `free` of those blocks leaves the fast path for one
+    /// that tells the profiler: blocks below it, and pages without a
+    /// sample, pay nothing for profiling. Owner only (the owner alone
+    /// writes `carved_len`); the block was just handed out by the owner,
+    /// so any thread that frees it later sees the shorter length.
+    pub fn mark_sampled(&self, off: u32) {
+        let before = self.sampled.fetch_add(1, Ordering::AcqRel);
+        let from = if before == 0 {
+            off
+        } else {
+            self.hide_from.get().min(off)
+        };
+        debug_assert!(from != NOT_HIDING);
+        self.hide_from.set(from);
+        self.carved_len.set(self.carved_len.get().min(from));
     }
 
     /// Undoes one [`Page::mark_sampled`], for a sampled block about to be
@@ -411,7 +429,9 @@ impl Page {
             self.free.set(self.local_free.get());
             self.local_free.set(ptr::null_mut());
         }
-        if self.carved_len.get() == 0 && self.capacity.get() != 0 {
+        // Blocks hidden for samples that other threads have freed since
+        // show again (the owner alone writes `carved_len`).
+        if self.hide_from.get() != NOT_HIDING && self.capacity.get() != 0 {
             self.refresh_carved_len();
         }
     }

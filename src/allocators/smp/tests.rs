@@ -524,20 +524,54 @@ fn a_sampled_page_sends_frees_to_the_checked_path_until_unmarked() {
     unsafe {
         assert_eq!(classify::live_block_size(b), Some(48));
         assert!(mark_sampled(b));
-        // Every block of the marked page, sampled or not, leaves the fast
-        // path; the full classifier still knows them live.
-        assert_eq!(classify::live_block_size(a), None);
+        // The sampled block, and every block of its page above it, leave
+        // the fast path; blocks below it stay. The full classifier still
+        // knows them all live.
         assert_eq!(classify::live_block_size(b), None);
-        assert_eq!(check(a), PtrCheck::Live);
+        for x in [a, c] {
+            let fast =
+                (x as usize) < b as usize || segment::segment_of(x) != segment::segment_of(b);
+            assert_eq!(classify::live_block_size(x).is_some(), fast);
+            assert_eq!(check(x), PtrCheck::Live);
+        }
+        let above = if (a as usize) > (b as usize) { a } else { c };
         // The checked free still frees them.
-        assert!(!classify::free_fast(a));
-        assert_eq!(classify::free_checked(a), PtrCheck::Live);
-        assert_eq!(check(a), PtrCheck::Free);
+        assert!(!classify::free_fast(above));
+        assert_eq!(classify::free_checked(above), PtrCheck::Live);
+        assert_eq!(check(above), PtrCheck::Free);
+        // The hidden path frees them too, telling the hook first; what is
+        // not a live block goes to `other`.
+        let seen = core::cell::Cell::new(core::ptr::null_mut());
+        let other = core::cell::Cell::new(core::ptr::null_mut());
+        classify::free_fast_or(above, |p| seen.set(p), |p| other.set(p));
+        assert_eq!((seen.get(), other.get()), (core::ptr::null_mut(), above));
+        // A fresh block above the sample (the page carves upwards).
+        let mut spare = [core::ptr::null_mut(); 64];
+        let mut again = None;
+        for slot in spare.iter_mut() {
+            let x = alloc(48, 4);
+            if segment::segment_of(x) == segment::segment_of(b)
+                && x as usize > b as usize
+                && classify::live_block_size(x).is_none()
+            {
+                again = Some(x);
+                break;
+            }
+            *slot = x;
+        }
+        let again = again.expect("a block above the sample in its page");
+        classify::free_fast_or(again, |p| seen.set(p), |p| other.set(p));
+        assert_eq!(seen.get(), again);
+        assert_eq!(check(again), PtrCheck::Free);
+        for x in spare.into_iter().filter(|x| !x.is_null()) {
+            free(x);
+        }
         // The owner's unmark shows the page's blocks again at once.
         unmark_sampled(b);
-        assert_eq!(classify::live_block_size(c), Some(48));
+        let below = if above == a { c } else { a };
+        assert_eq!(classify::live_block_size(below), Some(48));
         assert!(classify::free_fast(b));
-        assert!(classify::free_fast(c));
+        assert!(classify::free_fast(below));
     }
     // A huge block needs no mark (its free is never on the fast path).
     let h = alloc(64 << 20, 4);
