@@ -246,16 +246,23 @@ impl<const N: usize> Drop for Writer<N> {
 /// "00" to "99", for writing decimals two digits at a time.
 const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
 
-/// How many decimal digits `v` has (at least one).
+/// How many decimal digits `v` has (at least one): from its bit length
+/// (`bits * 1233 >> 12` is `floor(bits * log10(2))`), corrected by one
+/// comparison.
 #[inline]
 fn digits(v: u64) -> usize {
-    let mut n = 1;
-    let mut p: u64 = 10;
-    while n < 20 && v >= p {
-        n += 1;
-        p = p.wrapping_mul(10);
-    }
-    n
+    const POW10: [u64; 20] = {
+        let mut t = [1u64; 20];
+        let mut i = 1;
+        while i < 20 {
+            t[i] = t[i - 1] * 10;
+            i += 1;
+        }
+        t
+    };
+    let bits = u64::BITS - (v | 1).leading_zeros();
+    let t = (bits * 1233 >> 12) as usize;
+    (t + usize::from(v >= POW10[t])).max(1)
 }
 
 fn decimal(mut v: u64, out: &mut [u8; 20]) -> usize {
@@ -317,6 +324,20 @@ mod tests {
             (|w| w.u64(9_999_999_999_999_999_999), "9999999999999999999"),
             (|w| w.u64(1_048_576).str(" ").u64(524_288), "1048576 524288"),
         ]);
+    }
+
+    #[test]
+    fn digit_counts_at_every_power_of_ten() {
+        let mut p = 1u64;
+        for n in 1..=20 {
+            assert_eq!(digits(p), n, "{p}");
+            if n > 1 {
+                assert_eq!(digits(p - 1), n - 1, "{}", p - 1);
+            }
+            p = p.wrapping_mul(10);
+        }
+        assert_eq!(digits(0), 1);
+        assert_eq!(digits(u64::MAX), 20);
     }
 
     #[test]
