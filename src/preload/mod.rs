@@ -223,7 +223,9 @@ pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
         return smp::alloc_counted(
             cls,
             size,
-            |p| alloc_due(p, size),
+            // Not a tail call: that keeps `malloc` without a frame on its
+            // fast path (the compiler sets one up in this block alone).
+            |p| core::hint::black_box(alloc_due(p, size)),
             || alloc_small_slow(cls, size),
         );
     }
@@ -253,12 +255,11 @@ fn alloc_small_slow(cls: usize, size: usize) -> *mut u8 {
 #[inline(never)]
 fn alloc_due(p: *mut u8, size: usize) -> *mut u8 {
     if FLAGS.load(Relaxed) & PROFILE != 0 {
-        // SAFETY: p is a live block just made; PROFILE means profile::init
-        // succeeded.
-        unsafe { profile::on_due(p, size) };
-    } else {
-        smp::set_sample_left(i64::MAX);
+        // SAFETY: p is a live block just made by malloc's path (unused,
+        // default alignment); PROFILE means profile::init succeeded.
+        return unsafe { profile::on_due(p, size) };
     }
+    smp::set_sample_left(i64::MAX);
     p
 }
 
@@ -280,9 +281,10 @@ fn alloc_general(size: usize, align_log2: u8) -> *mut u8 {
             return out_of_memory();
         }
         if f & PROFILE != 0 {
-            // SAFETY: p is a live block just made; PROFILE means profile::init
-            // succeeded.
-            unsafe { profile::on_alloc(p, size) };
+            // SAFETY: p is a live block just made and unused (movable when
+            // no alignment beyond malloc's was asked); PROFILE means
+            // profile::init succeeded.
+            return unsafe { profile::on_alloc(p, size, align_log2 == MIN_ALIGN_LOG2) };
         }
         return p;
     }
@@ -300,9 +302,15 @@ pub fn alloc_zeroed(size: usize) -> *mut u8 {
             return out_of_memory();
         }
         if f & PROFILE != 0 {
-            // SAFETY: p is a live block just made; PROFILE means profile::init
+            // SAFETY: p is a live block just made (zeroed, but a block it
+            // moves to is zeroed below); PROFILE means profile::init
             // succeeded.
-            unsafe { profile::on_alloc(p, size) };
+            let q = unsafe { profile::on_alloc(p, size, true) };
+            if q != p {
+                // SAFETY: q is a fresh block of at least `size` bytes.
+                unsafe { core::ptr::write_bytes(q, 0, size) };
+            }
+            return q;
         }
         return p;
     }
@@ -343,9 +351,10 @@ fn alloc_slow(size: usize, align_log2: u8) -> *mut u8 {
         stats::on_alloc(unsafe { smp::usable_size(p) });
     }
     if f & PROFILE != 0 {
-        // SAFETY: p is a live block just made; PROFILE means profile::init
-        // succeeded.
-        unsafe { profile::on_alloc(p, size) };
+        // SAFETY: p is a live block just made and unused (movable when no
+        // alignment beyond malloc's was asked); PROFILE means
+        // profile::init succeeded.
+        return unsafe { profile::on_alloc(p, size, align_log2 == MIN_ALIGN_LOG2) };
     }
     p
 }
@@ -642,9 +651,9 @@ unsafe fn realloc_profiled(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u
     if let Some(i) = taken {
         profile::finish_free(i);
     }
-    // SAFETY: q is the live block realloc just returned; PROFILE was set.
-    unsafe { profile::on_alloc(q, size) };
-    q
+    // SAFETY: q is the live block realloc just returned (its contents are
+    // the caller's: not movable); PROFILE was set.
+    unsafe { profile::on_alloc(q, size, false) }
 }
 
 /// [`realloc`] of a non-NULL `p` to a non-zero `size` in mode `f`.

@@ -32,12 +32,16 @@
 //! record is counted. Every field is an atomic, and a per-record sequence
 //! number (a seqlock) lets a dump skip a record rewritten under it.
 //!
-//! Finding a sample on `free`. A sampled block's page is marked
-//! (`smp::mark_sampled`): it hides its blocks from the sampled one on from
-//! the fast free check, whose test then fails at its bound with the page
-//! found (`smp::free_fast_or`), and only that way out asks the profiler
-//! ([`on_free`]) before it frees the block. Frees into pages without a live
-//! sample, and of blocks below it, run the unprofiled fast path unchanged. Live samples are indexed by block
+//! Finding a sample on `free`. A sampled `malloc` block is first traded
+//! for a block of its class on a page of sampled blocks only
+//! (`smp::move_to_sample_page`), then its page is marked
+//! (`smp::mark_sampled`): the page hides its blocks from the sampled one on
+//! from the fast free check, whose test then fails at its bound with the
+//! page found (`smp::free_fast_or`), and only that way out asks the
+//! profiler ([`on_free`]) before it frees the block. Frees into pages
+//! without a live sample run the unprofiled fast path unchanged; blocks
+//! that cannot move (`realloc`, `memalign`, large classes) hide only the
+//! blocks above them in their page. Live samples are indexed by block
 //! address in an open-addressing table ([`SLOTS`] words, each the address
 //! and the record's index packed, probed over a bounded window so a lookup
 //! is short whatever the history) behind a counting filter: a static array
@@ -288,42 +292,50 @@ pub fn at_exit() {
 
 /// Samples block `p` of `size` requested bytes, for which the calling
 /// thread's countdown (`smp::alloc_counted`, `smp::count_down`) just ran
-/// out.
+/// out; the block to hand out instead of `p` (see [`on_alloc`] with
+/// `movable`).
 ///
 /// # Safety
 /// As for [`on_alloc`].
 #[cold]
 #[inline(never)]
-pub unsafe fn on_due(p: *mut u8, size: usize) {
+pub unsafe fn on_due(p: *mut u8, size: usize) -> *mut u8 {
     // SAFETY: the calling thread's own slot; the caller's promise on p.
-    unsafe { sample(thread(), p, size) };
+    unsafe { sample(thread(), p, size, true) }
 }
 
 /// Counts an allocation of `size` requested bytes at `p` (live, just
 /// made) against the calling thread's countdown; samples it when the count
-/// runs out.
+/// runs out. Returns the block to hand out: `p`, or, when `movable` and
+/// the block is sampled, possibly a block of the same class on a page of
+/// samples (`smp::move_to_sample_page`; `p` is then freed), so that the
+/// mark the sample needs hides no other block from the fast `free`.
 ///
 /// # Safety
 /// - `p` is a live block of the smp allocator of at least `size` bytes,
 ///   just returned by it and not yet handed to the caller;
+/// - `movable`: nothing was written to `p`, and any block of its class
+///   does (its alignment is the class's: no alignment was asked beyond
+///   `malloc`'s);
 /// - profiling is on ([`init`] returned true).
 #[inline(always)]
-pub unsafe fn on_alloc(p: *mut u8, size: usize) {
+pub unsafe fn on_alloc(p: *mut u8, size: usize, movable: bool) -> *mut u8 {
     if smp::count_down(size) {
         // SAFETY: the calling thread's own slot; the caller's promise on p.
-        unsafe { sample(thread(), p, size) };
+        return unsafe { sample(thread(), p, size, movable) };
     }
+    p
 }
 
-/// The countdown ran out: draw the next one, and record `p` unless this
-/// thread is already recording (an allocation made by the unwinder).
+/// The countdown ran out: draw the next one, and record `p` (or the block
+/// it moves to, see [`on_alloc`]) unless this thread is already recording
+/// (an allocation made by the unwinder). Returns the block to hand out.
 ///
 /// # Safety
-/// `t` is the calling thread's slot; `p` is a live block of at least
-/// `size` bytes.
+/// `t` is the calling thread's slot; as for [`on_alloc`] on the rest.
 #[cold]
 #[inline(never)]
-unsafe fn sample(t: *mut Thread, p: *mut u8, size: usize) {
+unsafe fn sample(t: *mut Thread, p: *mut u8, size: usize, movable: bool) -> *mut u8 {
     // SAFETY: caller's promise: the calling thread's own slot.
     let t = unsafe { &mut *t };
     if t.rng == 0 {
@@ -333,20 +345,27 @@ unsafe fn sample(t: *mut Thread, p: *mut u8, size: usize) {
         let left = gap(&mut t.rng).saturating_sub(size as i64);
         if left >= 0 {
             smp::set_sample_left(left);
-            return;
+            return p;
         }
     }
     // The countdown lives in the thread's smp heap, where `malloc`'s fast
     // path counts it down (`smp::alloc_counted`).
     smp::set_sample_left(gap(&mut t.rng));
     if t.busy != 0 || !ON.load(Acquire) {
-        return;
+        return p;
     }
     t.busy = 1;
+    let p = if movable {
+        // SAFETY: caller's promise: p is fresh, unused and movable.
+        unsafe { smp::move_to_sample_page(p) }
+    } else {
+        p
+    };
     // SAFETY: caller's promise.
     unsafe { record(p, size) };
     maybe_interval_dump();
     t.busy = 0;
+    p
 }
 
 /// A seed for a thread's generator: its thread pointer, the time and a

@@ -261,7 +261,7 @@ fn digits(v: u64) -> usize {
         t
     };
     let bits = u64::BITS - (v | 1).leading_zeros();
-    let t = (bits * 1233 >> 12) as usize;
+    let t = ((bits * 1233) >> 12) as usize;
     (t + usize::from(v >= POW10[t])).max(1)
 }
 

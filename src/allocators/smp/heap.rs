@@ -32,7 +32,7 @@ use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::page::{Block, FULL, Page};
+use super::page::{Block, FULL, Page, SAMPLES};
 use super::segment::{self, ABANDONED, Segment};
 use super::size_class::{NCLASSES, class_size, kind_of};
 use super::stats;
@@ -85,6 +85,12 @@ pub struct Heap {
     /// shim's heap profiler) wants to see an allocation; counted down by
     /// [`super::alloc_counted`] only, so it costs nothing unless asked.
     pub sample_left: Cell<i64>,
+    /// Pages of sampled blocks ([`alloc_sample`]), linked through the page
+    /// links like a class queue.
+    pub samples: Cell<*mut Page>,
+    /// Per class, the sample page the class's last sample came from (null:
+    /// none), tried first.
+    pub sample_page: [Cell<*mut Page>; NCLASSES],
 }
 
 /// The pages of one class, and how many blocks of it this heap's threads
@@ -271,6 +277,34 @@ impl Heap {
         self.queue_push_back(page.class.get() as usize, page);
     }
 
+    fn samples_push(&self, page: &Page) {
+        let p = page as *const Page as *mut Page;
+        let first = self.samples.get();
+        page.prev.set(ptr::null_mut());
+        page.next.set(first);
+        if !first.is_null() {
+            // SAFETY: sample-list members are our pages.
+            unsafe { (*first).prev.set(p) };
+        }
+        self.samples.set(p);
+    }
+
+    fn samples_remove(&self, page: &Page) {
+        let (prev, next) = (page.prev.get(), page.next.get());
+        if prev.is_null() {
+            self.samples.set(next);
+        } else {
+            // SAFETY: sample-list members are our pages.
+            unsafe { (*prev).next.set(next) };
+        }
+        if !next.is_null() {
+            // SAFETY: as above.
+            unsafe { (*next).prev.set(prev) };
+        }
+        page.next.set(ptr::null_mut());
+        page.prev.set(ptr::null_mut());
+    }
+
     fn seg_push(&self, seg: &Segment) {
         let kind = seg.kind.get() as usize;
         let s = seg as *const Segment as *mut Segment;
@@ -374,6 +408,13 @@ pub unsafe fn free_local(heap: &Heap, page: &Page, b: *mut Block) {
 
 #[inline(never)]
 fn free_local_slow(heap: &Heap, page: &Page) {
+    if page.flags.load(Ordering::Relaxed) & SAMPLES != 0 {
+        // A sample page left empty stays for the class's next sample (a
+        // program that samples one block of a class at a time would
+        // otherwise take and give back a page per sample); the purge pass
+        // gives it back (`free_empty_samples`).
+        return;
+    }
     if page.flags.load(Ordering::Relaxed) & FULL != 0 {
         heap.unfull(page);
         heap.sync_class(page.class.get() as usize);
@@ -482,6 +523,98 @@ fn page_free(heap: &Heap, page: &Page) {
         segment::segment_release(seg as *const Segment as *mut Segment);
     }
     maybe_purge(heap);
+}
+
+/// Classes whose pages hold fewer blocks than this get no sample pages: a
+/// sample there hides few other blocks (see [`alloc_sample`]).
+const SAMPLE_PAGE_MIN_BLOCKS: usize = 8;
+
+/// A block of class `cls` for a sampled allocation, from a page that holds
+/// sampled blocks only (flag [`SAMPLES`], on the heap's sample list, not in
+/// the class queue); null when the class's pages hold few blocks or no
+/// memory is left (the caller then keeps its block).
+///
+/// Why: the profiler hides a sampled block's page from the fast free
+/// check (`Page::mark_sampled`), so that the block's free is seen. In an
+/// ordinary page, every block above the sample would take the slower path
+/// with it, and a free that leaves the fast path also costs the processor
+/// a mispredicted branch. A page of samples only has nothing else to hide.
+/// It carves like any page, a few blocks at a time, so it costs little
+/// memory; an empty one waits for the class's next sample until the purge
+/// pass gives it back to its segment (at most one pass per purge delay;
+/// `la_smp_collect` at once), or the heap goes.
+pub fn alloc_sample(heap: &Heap, cls: usize) -> *mut u8 {
+    debug_assert!(cls > 0 && cls < NCLASSES);
+    let page_bytes = 1usize << segment::PAGE_SHIFT[kind_of(cls)];
+    if page_bytes / class_size(cls) < SAMPLE_PAGE_MIN_BLOCKS {
+        return ptr::null_mut();
+    }
+    let take = |p: &Page| -> *mut u8 {
+        p.collect();
+        if p.free.get().is_null() {
+            p.extend();
+        }
+        let b = p.pop();
+        if !b.is_null() {
+            heap.count_alloc(cls);
+            heap.sample_page[cls].set(p as *const Page as *mut Page);
+        }
+        b
+    };
+    let hint = heap.sample_page[cls].get();
+    if !hint.is_null() {
+        // SAFETY: a hint names a page on our sample list (cleared when
+        // the page leaves it).
+        let b = take(unsafe { &*hint });
+        if !b.is_null() {
+            return b;
+        }
+    }
+    let mut page = heap.samples.get();
+    while !page.is_null() {
+        // SAFETY: sample-list members are our in-use pages.
+        let p = unsafe { &*page };
+        let next = p.next.get();
+        // Other classes' empty pages are left to the purge pass: freeing
+        // one here could run that pass (`page_free`), which edits this
+        // list under the walk.
+        if p.class.get() as usize == cls && page != hint {
+            let b = take(p);
+            if !b.is_null() {
+                return b;
+            }
+        }
+        page = next;
+    }
+    let page = page_alloc(heap, cls);
+    if page.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: a fresh page of ours.
+    let p = unsafe { &*page };
+    p.flags.store(SAMPLES, Ordering::Relaxed);
+    heap.samples_push(p);
+    take(p)
+}
+
+/// Gives back the heap's empty sample pages (see [`alloc_sample`]).
+fn free_empty_samples(heap: &Heap, now: u32) {
+    let mut page = heap.samples.get();
+    while !page.is_null() {
+        // SAFETY: sample-list members are our in-use pages.
+        let p = unsafe { &*page };
+        let next = p.next.get();
+        p.collect();
+        if p.used.get() == 0 {
+            let cls = p.class.get() as usize;
+            if heap.sample_page[cls].get() == page {
+                heap.sample_page[cls].set(ptr::null_mut());
+            }
+            heap.samples_remove(p);
+            page_free_quiet(p, now);
+        }
+        page = next;
+    }
 }
 
 /// Takes a free page for class `cls` from one of our segments, an abandoned
@@ -600,6 +733,7 @@ fn maybe_purge(heap: &Heap) {
 /// (when a pass is due, or at once when `force`).
 pub fn purge(heap: &Heap, now: u64, force: bool) {
     let delay = purge_delay();
+    free_empty_samples(heap, now as u32);
     free_kept_pages(heap, now, force);
     let now32 = now as u32;
     let expired = |t: u32| force || now32.wrapping_sub(t) as u64 >= delay;
@@ -794,6 +928,15 @@ pub fn abandon(heap: &Heap) {
             }
             page = next;
         }
+    }
+    // Sample pages still holding samples stay in their segments, which go
+    // to the abandoned stack; their adopter queues them as ordinary pages
+    // (flags cleared below), hidden from the fast free check until their
+    // samples are freed.
+    free_empty_samples(heap, sys::now_ms() as u32);
+    heap.samples.set(ptr::null_mut());
+    for hint in &heap.sample_page {
+        hint.set(ptr::null_mut());
     }
     // Nothing is decommitted here: empty segments go to the reserve still
     // resident, so the next thread reuses them without a system call.

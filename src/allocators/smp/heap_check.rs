@@ -1,9 +1,9 @@
 //! The heap-consistency checker, and the reference pointer classifier.
 //!
-//! [`check_heap`] walks the calling thread's heap: its class queues and full
-//! list, every page's free lists (bounds, alignment, tags, no block twice,
-//! `used + free == capacity`) and every owned segment (kind, owner, chunk
-//! map, free masks, page counts). It is exported as `la_smp_check_heap`, a
+//! [`check_heap`] walks the calling thread's heap: its class queues, full
+//! list and sample list, every page's free lists (bounds, alignment, tags,
+//! no block twice, `used + free == capacity`) and every owned segment
+//! (kind, owner, chunk map, free masks, page counts). It is exported as `la_smp_check_heap`, a
 //! diagnostic the tests run after each stress phase; test builds also run
 //! it from allocation slow paths (see `heap.rs`).
 //!
@@ -15,7 +15,7 @@ use core::ptr;
 use core::sync::atomic::Ordering;
 
 use super::heap::Heap;
-use super::page::{Block, FULL, Page, is_free};
+use super::page::{Block, FULL, Page, SAMPLES, is_free};
 use super::segment;
 use super::size_class::{CLASS_SIZE, NCLASSES};
 use super::thread;
@@ -156,6 +156,26 @@ pub fn check_heap() -> usize {
         listed += 1;
         if listed > 1 << 22 {
             report(&mut errors, "full list cycle");
+            break;
+        }
+        prev = page;
+        page = p.next.get();
+    }
+    let mut prev: *mut Page = ptr::null_mut();
+    let mut page = h.samples.get();
+    while !page.is_null() {
+        // SAFETY: sample-list members are pages of our segments.
+        let p = unsafe { &*page };
+        if p.prev.get() != prev {
+            report(&mut errors, "sample list back link broken");
+        }
+        if p.flags.load(Ordering::Relaxed) & SAMPLES == 0 {
+            report(&mut errors, "page on the sample list without its flag");
+        }
+        check_page(heap, p, p.class.get() as usize, false, &mut errors);
+        listed += 1;
+        if listed > 1 << 22 {
+            report(&mut errors, "sample list cycle");
             break;
         }
         prev = page;

@@ -72,6 +72,11 @@ pub(crate) const fn is_free(addr: usize, tag: usize) -> bool {
 
 /// Page flag: the page is on its heap's full list.
 pub(crate) const FULL: u8 = 1;
+/// Page flag: the page holds blocks the heap profiler sampled, and no
+/// others; it is on its heap's sample list, not in its class queue (see
+/// `heap::alloc_sample`). Its owner's frees take the slow path, which
+/// gives the page back once empty.
+pub(crate) const SAMPLES: u8 = 2;
 
 /// `Page::hide_from` of a page that hides none of its blocks.
 const NOT_HIDING: u32 = u32::MAX;

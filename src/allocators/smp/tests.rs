@@ -584,6 +584,59 @@ fn a_sampled_page_sends_frees_to_the_checked_path_until_unmarked() {
 }
 
 #[test]
+fn samples_move_to_pages_of_their_own() {
+    prepare();
+    let mut keep = [core::ptr::null_mut(); 32];
+    for k in keep.iter_mut() {
+        *k = alloc(48, 4);
+    }
+    let a = alloc(48, 4);
+    // SAFETY: a is a fresh block of ours, unused.
+    let s = unsafe { move_to_sample_page(a) };
+    assert_ne!(s, a, "a small class gets a sample page");
+    // SAFETY: live blocks of ours.
+    unsafe {
+        assert_eq!(check(a), PtrCheck::Free);
+        assert_eq!(usable_size(s), usable_size(keep[0]));
+        // A second sample of the class shares the page; the first mark
+        // hides nothing but samples.
+        let s2 = move_to_sample_page(alloc(48, 4));
+        assert_eq!(segment::segment_of(s2), segment::segment_of(s));
+        assert!(mark_sampled(s));
+        assert!(mark_sampled(s2));
+        for &k in &keep {
+            assert_eq!(
+                classify::live_block_size(k),
+                Some(48),
+                "an ordinary block stays fast"
+            );
+        }
+        assert_eq!(classify::live_block_size(s), None);
+        assert_eq!(heap_check::check_heap(), 0);
+        // A block already on a sample page stays.
+        assert_eq!(move_to_sample_page(s), s);
+        unmark_sampled(s);
+        free(s);
+        unmark_sampled(s2);
+        free(s2);
+        // The empty sample page waits for the next sample, until a purge.
+        assert!(!(*thread::current()).samples.get().is_null());
+        assert_eq!(heap_check::check_heap(), 0);
+        collect();
+        assert!((*thread::current()).samples.get().is_null());
+        assert_ne!(check(s2), PtrCheck::Live);
+        assert_eq!(heap_check::check_heap(), 0);
+        for k in keep {
+            free(k);
+        }
+        // A class whose pages hold few blocks keeps its block.
+        let big = alloc(3 << 20, 4);
+        assert_eq!(move_to_sample_page(big), big);
+        free(big);
+    }
+}
+
+#[test]
 fn only_the_owner_marks_a_page() {
     prepare();
     let p = alloc(48, 4) as usize;
