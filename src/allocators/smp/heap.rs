@@ -365,7 +365,7 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
         heap.make_full(p);
         page = next;
     }
-    let page = page_alloc(heap, cls);
+    let page = page_alloc(heap, cls, false);
     if page.is_null() {
         return ptr::null_mut();
     }
@@ -525,14 +525,17 @@ fn page_free(heap: &Heap, page: &Page) {
     maybe_purge(heap);
 }
 
-/// Classes whose pages hold fewer blocks than this get no sample pages: a
-/// sample there hides few other blocks (see [`alloc_sample`]).
-const SAMPLE_PAGE_MIN_BLOCKS: usize = 8;
+/// The largest block size with sample pages (see [`alloc_sample`]).
+const SAMPLE_PAGE_MAX_BLOCK: usize = 1 << 10;
 
 /// A block of class `cls` for a sampled allocation, from a page that holds
 /// sampled blocks only (flag [`SAMPLES`], on the heap's sample list, not in
-/// the class queue); null when the class's pages hold few blocks or no
-/// memory is left (the caller then keeps its block).
+/// the class queue); null for blocks above [`SAMPLE_PAGE_MAX_BLOCK`] or
+/// when no memory is left (the caller then keeps its block). Larger
+/// blocks keep their samples in place: their pages hold fewer blocks (a
+/// sample hides fewer), and every sample page costs a page of its own (in
+/// a program that samples many classes, more pages means more fresh
+/// memory faulted in: above 1 KiB that outweighed what it saves).
 ///
 /// Why: the profiler hides a sampled block's page from the fast free
 /// check (`Page::mark_sampled`), so that the block's free is seen. In an
@@ -545,8 +548,7 @@ const SAMPLE_PAGE_MIN_BLOCKS: usize = 8;
 /// `la_smp_collect` at once), or the heap goes.
 pub fn alloc_sample(heap: &Heap, cls: usize) -> *mut u8 {
     debug_assert!(cls > 0 && cls < NCLASSES);
-    let page_bytes = 1usize << segment::PAGE_SHIFT[kind_of(cls)];
-    if page_bytes / class_size(cls) < SAMPLE_PAGE_MIN_BLOCKS {
+    if class_size(cls) > SAMPLE_PAGE_MAX_BLOCK {
         return ptr::null_mut();
     }
     let take = |p: &Page| -> *mut u8 {
@@ -586,7 +588,11 @@ pub fn alloc_sample(heap: &Heap, cls: usize) -> *mut u8 {
         }
         page = next;
     }
-    let page = page_alloc(heap, cls);
+    // A page not touched since its last purge, when a segment has one: the
+    // pages still resident serve the class queues, which would otherwise
+    // fault fresh memory in while a sample page sits on resident memory it
+    // barely uses (it carves a few blocks at a time).
+    let page = page_alloc(heap, cls, true);
     if page.is_null() {
         return ptr::null_mut();
     }
@@ -618,8 +624,9 @@ fn free_empty_samples(heap: &Heap, now: u32) {
 }
 
 /// Takes a free page for class `cls` from one of our segments, an abandoned
-/// one, the cache or a fresh mapping.
-fn page_alloc(heap: &Heap, cls: usize) -> *mut Page {
+/// one, the cache or a fresh mapping: within a segment, one still resident
+/// (dirty) first, or with `clean` one that is not.
+fn page_alloc(heap: &Heap, cls: usize, clean: bool) -> *mut Page {
     let kind = kind_of(cls);
     maybe_purge(heap);
     let mut seg = find_segment(heap, kind);
@@ -647,7 +654,8 @@ fn page_alloc(heap: &Heap, cls: usize) -> *mut Page {
     let s = unsafe { &*seg };
     let free = s.free_mask.get();
     let dirty = free & s.dirty_mask.get();
-    let i = if dirty != 0 { dirty } else { free }.trailing_zeros() as usize;
+    let first = if clean { free & !dirty } else { dirty };
+    let i = if first != 0 { first } else { free }.trailing_zeros() as usize;
     let bit = 1u64 << i;
     s.free_mask.set(free & !bit);
     s.dirty_mask.set(s.dirty_mask.get() & !bit);
