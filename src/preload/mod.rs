@@ -626,13 +626,13 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
     unsafe { realloc_in(p, size, func, f) }
 }
 
-/// [`realloc`] with the profiler on, for a block that does not simply
-/// stay where it is unsampled (those never get here): a sampled block
-/// leaves the index first (so that its address, once freed, cannot be
-/// sampled before it is forgotten) and is marked freed when the call
-/// succeeds; the result is counted as a fresh allocation of `size` bytes
-/// (a `realloc` that moves a block, or changes a sampled one, is a free
-/// and an allocation).
+/// [`realloc`] with the profiler on, for a block the in-place lookup did
+/// not keep: a sampled block leaves the index first (so that its address,
+/// once freed, cannot be sampled before it is forgotten) and is marked
+/// freed when the call succeeds; the result is counted as a fresh
+/// allocation of `size` bytes when the block moved or was sampled (a
+/// `realloc` that moves a block, or changes a sampled one, is a free and an
+/// allocation), and not when an unsampled block stayed.
 ///
 /// # Safety
 /// As for [`free`]; `p` is not NULL and `size` not 0.
@@ -648,11 +648,18 @@ unsafe fn realloc_profiled(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u
         unsafe { profile::put_back(p, taken) };
         return q;
     }
-    if let Some(i) = taken {
-        profile::finish_free(i);
-    }
-    // SAFETY: q is the live block realloc just returned (its contents are
-    // the caller's: not movable); PROFILE was set.
+    let Some(i) = taken else {
+        if q == p {
+            // An unsampled block that stayed (a huge block grown by
+            // `mremap`, or one beside a sample): no new allocation.
+            return q;
+        }
+        // SAFETY: q is the live block realloc just returned (its contents
+        // are the caller's: not movable); PROFILE was set.
+        return unsafe { profile::on_alloc(q, size, false) };
+    };
+    profile::finish_free(i);
+    // SAFETY: as above.
     unsafe { profile::on_alloc(q, size, false) }
 }
 
