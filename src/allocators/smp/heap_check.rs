@@ -68,7 +68,16 @@ fn walk(
     n
 }
 
-fn check_page(heap: *mut Heap, p: &Page, cls: usize, full: bool, errors: &mut usize) {
+/// Checks page `p` found in a list of `heap`: its class queue for `cls`,
+/// the full list (`full`), or the sample list (`samples`).
+fn check_page(
+    heap: *mut Heap,
+    p: &Page,
+    cls: usize,
+    full: bool,
+    samples: bool,
+    errors: &mut usize,
+) {
     if !p.in_use() {
         report(errors, "page in a list is not in use");
         return;
@@ -86,6 +95,9 @@ fn check_page(heap: *mut Heap, p: &Page, cls: usize, full: bool, errors: &mut us
     }
     if (p.flags.load(Ordering::Relaxed) & FULL != 0) != full {
         report(errors, "page FULL flag does not match its list");
+    }
+    if (p.flags.load(Ordering::Relaxed) & SAMPLES != 0) != samples {
+        report(errors, "page SAMPLES flag does not match its list");
     }
     let (cap, res) = (p.capacity.get() as usize, p.reserved.get() as usize);
     if cap > res || cap > MAX_BLOCKS {
@@ -130,7 +142,7 @@ pub fn check_heap() -> usize {
             if p.prev.get() != prev {
                 report(&mut errors, "class queue back link broken");
             }
-            check_page(heap, p, cls, false, &mut errors);
+            check_page(heap, p, cls, false, false, &mut errors);
             listed += 1;
             n += 1;
             if n > 1 << 20 {
@@ -152,7 +164,7 @@ pub fn check_heap() -> usize {
         if p.prev.get() != prev {
             report(&mut errors, "full list back link broken");
         }
-        check_page(heap, p, 0, true, &mut errors);
+        check_page(heap, p, 0, true, false, &mut errors);
         listed += 1;
         if listed > 1 << 22 {
             report(&mut errors, "full list cycle");
@@ -169,10 +181,7 @@ pub fn check_heap() -> usize {
         if p.prev.get() != prev {
             report(&mut errors, "sample list back link broken");
         }
-        if p.flags.load(Ordering::Relaxed) & SAMPLES == 0 {
-            report(&mut errors, "page on the sample list without its flag");
-        }
-        check_page(heap, p, p.class.get() as usize, false, &mut errors);
+        check_page(heap, p, p.class.get() as usize, false, true, &mut errors);
         listed += 1;
         if listed > 1 << 22 {
             report(&mut errors, "sample list cycle");

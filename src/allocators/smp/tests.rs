@@ -636,6 +636,107 @@ fn samples_move_to_pages_of_their_own() {
     }
 }
 
+/// Sample pages through their whole life under threads: samples made by
+/// threads that exit (their pages abandoned with samples in them, adopted
+/// by others as ordinary pages), freed by other threads (through the
+/// hidden path, as the shim frees them), alongside ordinary blocks of the
+/// same classes; the heap checker runs in every thread.
+#[test]
+fn sample_pages_outlive_their_thread_and_cross_threads() {
+    prepare();
+    const ROUNDS: usize = 4;
+    const THREADS: usize = 3;
+    const PER: usize = 400;
+    for _ in 0..ROUNDS {
+        let made: Vec<Vec<(usize, bool)>> = (0..THREADS)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    let mut v = Vec::with_capacity(PER);
+                    for i in 0..PER {
+                        let len = 16 + (i * 37 + t * 11) % 1000;
+                        let p = alloc(len, 4);
+                        assert!(!p.is_null());
+                        if i % 3 == 0 {
+                            // SAFETY: a fresh block of ours, unused.
+                            let s = unsafe { move_to_sample_page(p) };
+                            // SAFETY: s is live and ours.
+                            let marked = unsafe { mark_sampled(s) };
+                            assert!(marked);
+                            // SAFETY: s holds len bytes.
+                            unsafe { core::ptr::write_bytes(s, 0xa5, len) };
+                            v.push((s as usize, true));
+                        } else {
+                            v.push((p as usize, false));
+                        }
+                        // Free some at once, so pages empty and refill.
+                        if i % 5 == 4 {
+                            let (q, sampled) = v.swap_remove(i % v.len());
+                            // SAFETY: a live block of ours, freed once.
+                            unsafe { free_as_the_shim(q as *mut u8, sampled) };
+                        }
+                    }
+                    assert_eq!(la_smp_check_heap(), 0);
+                    v
+                })
+                .join()
+                .unwrap()
+            })
+            .collect();
+        // Another thread frees what the exited threads left, samples and
+        // ordinary blocks alike, then allocates from what it adopted.
+        std::thread::spawn(move || {
+            for v in made {
+                for (q, sampled) in v {
+                    assert_eq!(check(q as *const u8), PtrCheck::Live);
+                    // SAFETY: live blocks of exited threads, freed once.
+                    unsafe { free_as_the_shim(q as *mut u8, sampled) };
+                }
+            }
+            let again: Vec<usize> = (0..2000)
+                .map(|i| alloc(16 + i % 1000, 4) as usize)
+                .collect();
+            assert_eq!(la_smp_check_heap(), 0);
+            for q in again {
+                // SAFETY: live blocks of this thread.
+                unsafe { free_as_the_shim(q as *mut u8, false) };
+            }
+            collect();
+            assert_eq!(la_smp_check_heap(), 0);
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+/// Frees `p` as the shim does with the profiler on: the fast path, whose
+/// hidden way out unmarks a sample before the block is freed.
+///
+/// # Safety
+/// `p` is a live block of this allocator that the caller owns; `sampled`:
+/// it was marked with [`mark_sampled`] and not unmarked since.
+unsafe fn free_as_the_shim(p: *mut u8, sampled: bool) {
+    let heard = core::cell::Cell::new(false);
+    let hook = |q: *mut u8| {
+        heard.set(true);
+        if sampled {
+            // SAFETY: q is the marked block, about to be freed.
+            unsafe { unmark_sampled(q) };
+        }
+    };
+    // SAFETY: caller's promise; the map exists (prepare ran).
+    unsafe {
+        classify::free_fast_or(p, hook, |q| {
+            heard.set(true);
+            if sampled {
+                unmark_sampled(q);
+            }
+            assert_eq!(free_checked(q), PtrCheck::Live);
+        })
+    };
+    // A sample never leaves by the fast path: its page hides it.
+    assert!(heard.get() || !sampled, "a sample freed on the fast path");
+}
+
 #[test]
 fn only_the_owner_marks_a_page() {
     prepare();
