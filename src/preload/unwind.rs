@@ -28,8 +28,9 @@
 //! whose code uses the register for something else, as Debian's libc
 //! does in `start_thread`). Its return addresses and the depth in the
 //! stack where it stopped are hashed into a key; a cache of [`CACHE`]
-//! entries maps keys to the unwinder's traces, so a hot allocation site
-//! pays for the unwinder once. A trace is cached only when the walk's
+//! entries maps keys to the unwinder's traces (their ids in the profiler's
+//! trace store, so a hit neither unwinds nor stores), so a hot allocation
+//! site pays for the unwinder once. A trace is cached only when the walk's
 //! frames are exactly the first frames of the unwinder's trace: a walk
 //! that skipped or misread a frame (code without frame pointers in the
 //! middle of the chain, as in most of python) is never trusted, and such
@@ -57,12 +58,13 @@ use crate::sys;
 const CACHE: usize = 4096;
 
 /// One cached trace: the key (the frame-pointer walk's hash, never 0) and
-/// the unwinder's frames, behind a sequence number (odd while written).
+/// the id the trace store gave the unwinder's trace (plus one; 0: none),
+/// behind a sequence number (odd while written). Ids never change once
+/// given, so an entry never goes stale.
 struct Entry {
     seq: AtomicU32,
-    n: AtomicU32,
+    id: AtomicU32,
     key: AtomicU64,
-    frames: [AtomicUsize; MAX_FRAMES],
 }
 
 /// The cache (0 until [`init`] maps it).
@@ -183,49 +185,51 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
     }
 }
 
-/// Captures the return addresses of the current call chain, without the
-/// shim's own frames, into `out`; returns how many were written: from the
-/// cache when the frame-pointer walk finds its key there, else from the
-/// unwinder (see the module doc).
+/// The id of the current call chain's trace (return addresses, without
+/// the shim's own frames) in the caller's trace store, `intern`, which
+/// stores a trace and gives its id (`None`: no room). From the cache when
+/// the frame-pointer walk finds its key there (no unwinding, no storing),
+/// else from the unwinder's trace, written into `out` (see the module
+/// doc).
 ///
 /// The caller must hold the per-thread re-entrancy guard (see the module
 /// doc) and must have called [`trace::init`].
 #[inline(never)]
-pub fn capture(out: &mut [usize; MAX_FRAMES]) -> usize {
+pub fn capture_id(
+    out: &mut [usize; MAX_FRAMES],
+    intern: impl Fn(&[usize]) -> Option<u32>,
+) -> Option<u32> {
     let mut walk = [0usize; MAX_FRAMES];
     let Some((walked, key)) = fp_walk(&mut walk) else {
-        return unwind(out);
+        let n = unwind(out);
+        return intern(&out[..n]);
     };
     let Some(e) = entry(key) else {
-        return unwind(out);
+        let n = unwind(out);
+        return intern(&out[..n]);
     };
     let s1 = e.seq.load(Acquire);
     if s1 & 1 == 0 && e.key.load(Relaxed) == key {
-        let n = (e.n.load(Relaxed) as usize).min(MAX_FRAMES);
-        for (o, f) in out.iter_mut().zip(&e.frames[..n]) {
-            *o = f.load(Relaxed);
-        }
+        let id = e.id.load(Relaxed);
         fence(Acquire);
-        if e.seq.load(Relaxed) == s1 && n > 0 {
-            return n;
+        if e.seq.load(Relaxed) == s1 && id != 0 {
+            return Some(id - 1);
         }
     }
     let n = unwind(out);
-    if n < walked || out[..walked] != walk[..walked] {
+    let id = intern(&out[..n])?;
+    if n == 0 || n < walked || out[..walked] != walk[..walked] || id == u32::MAX {
         // The walk missed or misread a frame: not a key to trust.
-        return n;
+        return Some(id);
     }
     let s = e.seq.load(Relaxed);
     if s & 1 == 0 && e.seq.compare_exchange(s, s + 1, Acquire, Relaxed).is_ok() {
         fence(Release);
         e.key.store(key, Relaxed);
-        e.n.store(n as u32, Relaxed);
-        for (f, &pc) in e.frames.iter().zip(&out[..n]) {
-            f.store(pc, Relaxed);
-        }
+        e.id.store(id + 1, Relaxed);
         e.seq.store(s + 2, Release);
     }
-    n
+    Some(id)
 }
 
 /// The unwinder's trace (the frame-pointer walk when it finds no frame).
