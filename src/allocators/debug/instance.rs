@@ -22,6 +22,7 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use super::fill::{fill_bytes, first_unfilled};
+use super::mappings::Mappings;
 use super::quarantine::low_water;
 use super::redzone::{default_canary, fill_canary};
 use super::strategy::{Free, InBand, Indexed, Strategy};
@@ -83,6 +84,9 @@ pub(super) struct Held {
     base_align: u8,
     kind: u8,
     inband: bool,
+    /// The block was freed: a guarded one's body is then decommitted and
+    /// inaccessible (`free` did both before the block could leave).
+    freed: bool,
 }
 
 impl Held {
@@ -93,6 +97,7 @@ impl Held {
             base_align: r.base_align,
             kind: r.kind,
             inband: r.inband != 0,
+            freed: r.state == FREED && r.filling == 0,
         }
     }
 }
@@ -198,6 +203,7 @@ impl la_debug {
             in_band,
             nshards,
             shards: [const { Shard::new() }; MAX_SHARDS],
+            mappings: Mappings::new(),
             errors: AtomicUsize::new(0),
             last_error: AtomicU32::new(0),
         };
@@ -423,11 +429,25 @@ impl la_debug {
             let Some(total) = commit.checked_add(2 * page) else {
                 return false;
             };
-            let Some(base) = sys::reserve(total) else {
-                return false;
+            // A kept reservation that fits, cut to size (it may be up to a
+            // quarter larger: its lowest pages are unmapped, so the rest is
+            // laid out exactly as a new one), or a new one.
+            let base = match self.mappings.take(total) {
+                Some((kept, have)) => {
+                    let extra = have - total;
+                    if extra != 0 {
+                        // SAFETY: the lowest pages of a kept reservation,
+                        // now ours; nothing lives in them.
+                        unsafe { sys::unmap(kept as *mut u8, extra) };
+                    }
+                    kept + extra
+                }
+                None => match sys::reserve(total) {
+                    Some(base) => base.as_ptr() as usize,
+                    None => return false,
+                },
             };
-            let base = base.as_ptr() as usize;
-            // SAFETY: the middle of the reservation we just made.
+            // SAFETY: the middle of our own reservation.
             if !unsafe { sys::protect_rw((base + page) as *mut u8, commit) } {
                 // SAFETY: our reservation.
                 unsafe { sys::unmap(base as *mut u8, total) };
@@ -494,8 +514,14 @@ impl la_debug {
     /// The block is ours and dead, and its record is no longer indexed.
     pub(super) unsafe fn give_back(&self, h: Held) {
         if h.kind == KIND_GUARDED {
-            // SAFETY: the whole reservation was made by `obtain`.
-            unsafe { sys::unmap(h.base as *mut u8, h.base_len) };
+            // Kept for the next guarded block when there is room: a freed
+            // guarded block's body is decommitted and inaccessible already
+            // (see `free`). Blocks given back live (never handed out, or at
+            // `destroy`) are unmapped.
+            if !(h.freed && self.mappings.put(h.base, h.base_len)) {
+                // SAFETY: the whole reservation was made by `obtain`.
+                unsafe { sys::unmap(h.base as *mut u8, h.base_len) };
+            }
         } else if h.inband {
             // SAFETY: an in-band block from `obtain`, dead and no longer
             // found by address.
@@ -1325,6 +1351,7 @@ impl la_debug {
             st.depot.release();
             st.quarantine.release();
         }
+        this.mappings.release();
         // SAFETY: mapped by `create` with this size; nothing uses it now.
         unsafe { sys::unmap(d.cast(), core::mem::size_of::<la_debug>()) };
         if leaked > 0 {

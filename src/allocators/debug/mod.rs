@@ -38,6 +38,7 @@
 //! | `quarantine.rs` | the quarantine ring and its eviction policy |
 //! | `redzone.rs` | canary redzones |
 //! | `fill.rs` | the free fill and its check (write after free) |
+//! | `mappings.rs` | guarded reservations kept for reuse |
 //! | `misuse.rs` | misuse checks and their reports, guard-page faults |
 //! | `leaks.rs`, `roots.rs` | leak reports grouped by site; reachability from roots |
 //!
@@ -53,6 +54,7 @@ mod inband;
 mod index;
 mod instance;
 pub mod leaks;
+mod mappings;
 mod misuse;
 mod quarantine;
 mod record;
@@ -337,6 +339,9 @@ pub struct la_debug {
     in_band: bool,
     nshards: usize,
     shards: [Shard; MAX_SHARDS],
+    /// Guarded reservations the quarantine let go of, kept for the next
+    /// guarded blocks (`mappings.rs`).
+    mappings: mappings::Mappings,
     errors: AtomicUsize,
     last_error: AtomicU32,
 }

@@ -165,6 +165,84 @@ fn guarded_block_ends_at_guard_page() {
     assert_eq!(f.finish(), la_check::LA_CHECK_OK);
 }
 
+/// The protection of the page holding `addr`, as /proc/self/maps shows it
+/// ("rw-p", "---p"...).
+fn protection_at(addr: usize) -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines() {
+        let mut it = line.split_whitespace();
+        let (range, perms) = (it.next().unwrap(), it.next().unwrap());
+        let (lo, hi) = range.split_once('-').unwrap();
+        let (lo, hi) = (
+            usize::from_str_radix(lo, 16).unwrap(),
+            usize::from_str_radix(hi, 16).unwrap(),
+        );
+        if lo <= addr && addr < hi {
+            return perms.to_string();
+        }
+    }
+    String::from("unmapped")
+}
+
+#[test]
+fn guarded_reservations_are_reused_with_their_guards() {
+    // No quarantine: a freed guarded block leaves at once.
+    let f = Fixture::with(|c| c.quarantine_bytes = 0);
+    let page = sys::page_size();
+    let len = 300 << 10;
+    let a = alloc(f.d(), len, 4);
+    let ra = f.record(a).unwrap();
+    let (base, ra_len) = (ra.base, ra.base_len);
+    f.d().free(a, Some((len, 4)), 0);
+    for _ in 0..4 {
+        let q = alloc(f.d(), 100, 3);
+        f.d().free(q, Some((100, 3)), 0);
+    }
+    assert!(f.record(a).is_none(), "evicted");
+    // A block a little smaller takes the same reservation, its guards in
+    // place.
+    let small = len - 4 * page - 100;
+    let b = alloc(f.d(), small, 4);
+    let rb = f.record(b).unwrap();
+    assert_eq!(
+        rb.base + rb.base_len,
+        base + ra_len,
+        "the kept reservation is reused, cut to size from below"
+    );
+    assert!(rb.base > base);
+    assert_eq!(protection_at(base), "unmapped");
+    assert_eq!(protection_at(rb.base), "---p");
+    assert_eq!(protection_at(rb.base + page), "rw-p");
+    assert_eq!(protection_at(rb.base + rb.base_len - page), "---p");
+    assert_eq!(protection_at(b as usize), "rw-p");
+    // Its pages were given back to the OS: none is resident.
+    let mut resident = vec![0u8; rb.base_len / page];
+    // SAFETY: the reservation is mapped; the vector has a byte per page.
+    let rc = unsafe {
+        libc::mincore(
+            rb.base as *mut libc::c_void,
+            rb.base_len,
+            resident.as_mut_ptr(),
+        )
+    };
+    assert_eq!(rc, 0);
+    let touched = resident.iter().filter(|&&v| v & 1 != 0).count();
+    assert!(
+        touched <= 2,
+        "{touched} pages resident in a reused reservation"
+    );
+    f.d().free(b, Some((small, 4)), 0);
+    for _ in 0..4 {
+        let q = alloc(f.d(), 100, 3);
+        f.d().free(q, Some((100, 3)), 0);
+    }
+    // Twice the size does not fit a kept reservation: a new one.
+    let c = alloc(f.d(), 2 * len, 4);
+    assert_ne!(f.record(c).unwrap().base, base);
+    f.d().free(c, Some((2 * len, 4)), 0);
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
+
 #[test]
 fn freed_guarded_blocks_stay_quarantined_like_small_ones() {
     // A 4 MiB block in a 64 KiB quarantine: it counts only its mapping, so
