@@ -232,31 +232,11 @@ impl Heap {
     }
 
     fn full_push(&self, page: &Page) {
-        let p = page as *const Page as *mut Page;
-        let first = self.full.get();
-        page.prev.set(ptr::null_mut());
-        page.next.set(first);
-        if !first.is_null() {
-            // SAFETY: full-list members are our pages.
-            unsafe { (*first).prev.set(p) };
-        }
-        self.full.set(p);
+        list_push(&self.full, page);
     }
 
     fn full_remove(&self, page: &Page) {
-        let (prev, next) = (page.prev.get(), page.next.get());
-        if prev.is_null() {
-            self.full.set(next);
-        } else {
-            // SAFETY: full-list members are our pages.
-            unsafe { (*prev).next.set(next) };
-        }
-        if !next.is_null() {
-            // SAFETY: as above.
-            unsafe { (*next).prev.set(prev) };
-        }
-        page.next.set(ptr::null_mut());
-        page.prev.set(ptr::null_mut());
+        list_remove(&self.full, page);
     }
 
     /// Moves a page from its class queue to the full list.
@@ -278,31 +258,11 @@ impl Heap {
     }
 
     fn samples_push(&self, page: &Page) {
-        let p = page as *const Page as *mut Page;
-        let first = self.samples.get();
-        page.prev.set(ptr::null_mut());
-        page.next.set(first);
-        if !first.is_null() {
-            // SAFETY: sample-list members are our pages.
-            unsafe { (*first).prev.set(p) };
-        }
-        self.samples.set(p);
+        list_push(&self.samples, page);
     }
 
     fn samples_remove(&self, page: &Page) {
-        let (prev, next) = (page.prev.get(), page.next.get());
-        if prev.is_null() {
-            self.samples.set(next);
-        } else {
-            // SAFETY: sample-list members are our pages.
-            unsafe { (*prev).next.set(next) };
-        }
-        if !next.is_null() {
-            // SAFETY: as above.
-            unsafe { (*next).prev.set(prev) };
-        }
-        page.next.set(ptr::null_mut());
-        page.prev.set(ptr::null_mut());
+        list_remove(&self.samples, page);
     }
 
     fn seg_push(&self, seg: &Segment) {
@@ -332,6 +292,37 @@ impl Heap {
             unsafe { (*next).prev.set(prev) };
         }
     }
+}
+
+/// Pushes `page` on the front of the list headed by `head` (the full list
+/// or the sample list: doubly linked through the page links, no tail).
+fn list_push(head: &Cell<*mut Page>, page: &Page) {
+    let p = page as *const Page as *mut Page;
+    let first = head.get();
+    page.prev.set(ptr::null_mut());
+    page.next.set(first);
+    if !first.is_null() {
+        // SAFETY: list members are our pages.
+        unsafe { (*first).prev.set(p) };
+    }
+    head.set(p);
+}
+
+/// Unlinks `page` from the list headed by `head` (see [`list_push`]).
+fn list_remove(head: &Cell<*mut Page>, page: &Page) {
+    let (prev, next) = (page.prev.get(), page.next.get());
+    if prev.is_null() {
+        head.set(next);
+    } else {
+        // SAFETY: list members are our pages.
+        unsafe { (*prev).next.set(next) };
+    }
+    if !next.is_null() {
+        // SAFETY: as above.
+        unsafe { (*next).prev.set(prev) };
+    }
+    page.next.set(ptr::null_mut());
+    page.prev.set(ptr::null_mut());
 }
 
 /// The slow path of allocation: finds or makes a page of class `cls` with a

@@ -121,6 +121,49 @@ fn check_page(
     }
 }
 
+/// The page lists of a heap besides its class queues.
+#[derive(Clone, Copy, PartialEq)]
+enum List {
+    /// Pages with no free block (flag `FULL`).
+    Full,
+    /// Pages of sampled blocks (flag `SAMPLES`).
+    Samples,
+}
+
+/// Checks the pages of the list starting at `first` (doubly linked through
+/// the page links, no tail) and counts them into `listed`.
+fn check_list(
+    heap: *mut Heap,
+    first: *mut Page,
+    list: List,
+    listed: &mut usize,
+    errors: &mut usize,
+) {
+    let (broken, cycle) = match list {
+        List::Full => ("full list back link broken", "full list cycle"),
+        List::Samples => ("sample list back link broken", "sample list cycle"),
+    };
+    let mut prev: *mut Page = ptr::null_mut();
+    let mut page = first;
+    while !page.is_null() {
+        // SAFETY: list members are pages of our segments.
+        let p = unsafe { &*page };
+        if p.prev.get() != prev {
+            report(errors, broken);
+        }
+        let full = list == List::Full;
+        let cls = if full { 0 } else { p.class.get() as usize };
+        check_page(heap, p, cls, full, !full, errors);
+        *listed += 1;
+        if *listed > 1 << 22 {
+            report(errors, cycle);
+            break;
+        }
+        prev = page;
+        page = p.next.get();
+    }
+}
+
 /// Checks the calling thread's heap; returns the number of problems found
 /// (each is also written to stderr, up to 8).
 pub fn check_heap() -> usize {
@@ -156,40 +199,14 @@ pub fn check_heap() -> usize {
             report(&mut errors, "class queue last pointer wrong");
         }
     }
-    let mut prev: *mut Page = ptr::null_mut();
-    let mut page = h.full.get();
-    while !page.is_null() {
-        // SAFETY: full-list members are pages of our segments.
-        let p = unsafe { &*page };
-        if p.prev.get() != prev {
-            report(&mut errors, "full list back link broken");
-        }
-        check_page(heap, p, 0, true, false, &mut errors);
-        listed += 1;
-        if listed > 1 << 22 {
-            report(&mut errors, "full list cycle");
-            break;
-        }
-        prev = page;
-        page = p.next.get();
-    }
-    let mut prev: *mut Page = ptr::null_mut();
-    let mut page = h.samples.get();
-    while !page.is_null() {
-        // SAFETY: sample-list members are pages of our segments.
-        let p = unsafe { &*page };
-        if p.prev.get() != prev {
-            report(&mut errors, "sample list back link broken");
-        }
-        check_page(heap, p, p.class.get() as usize, false, true, &mut errors);
-        listed += 1;
-        if listed > 1 << 22 {
-            report(&mut errors, "sample list cycle");
-            break;
-        }
-        prev = page;
-        page = p.next.get();
-    }
+    check_list(heap, h.full.get(), List::Full, &mut listed, &mut errors);
+    check_list(
+        heap,
+        h.samples.get(),
+        List::Samples,
+        &mut listed,
+        &mut errors,
+    );
     let mut in_use = 0usize;
     for kind in 0..3u8 {
         let mut seg = h.segs[kind as usize].get();
