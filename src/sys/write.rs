@@ -121,40 +121,34 @@ impl<const N: usize> Writer<N> {
         self
     }
 
-    /// Appends an unsigned decimal number: its digits go straight into
-    /// the buffer when it has room for any number (a dump writes millions).
-    pub fn u64(&mut self, v: u64) -> &mut Self {
-        if self.len + 20 > N {
+    /// Appends `n` (at most 20) bytes that `put` writes: straight into the
+    /// buffer when it has room for them after a flush at most (a dump
+    /// writes millions of numbers), else through a copy.
+    #[inline]
+    fn put(&mut self, n: usize, put: impl FnOnce(&mut [u8])) -> &mut Self {
+        debug_assert!(n <= 20);
+        if self.len + n > N {
             self.flush();
         }
-        let n = digits(v);
         if let Some(room) = self.buf.get_mut(self.len..self.len + n) {
-            // Two digits per division, from the end.
-            let mut x = v;
-            let mut i = n;
-            while i >= 2 {
-                let pair = (x % 100) as usize * 2;
-                x /= 100;
-                room[i - 2..i].copy_from_slice(&PAIRS[pair..pair + 2]);
-                i -= 2;
-            }
-            if i == 1 {
-                room[0] = b'0' + x as u8;
-            }
+            put(room);
             self.len += n;
             return self;
         }
         let mut tmp = [0u8; 20];
-        let n = decimal(v, &mut tmp);
-        self.bytes(&tmp[20 - n..])
+        put(&mut tmp[..n]);
+        self.bytes_in_pieces(&tmp[..n])
+    }
+
+    /// Appends an unsigned decimal number.
+    pub fn u64(&mut self, v: u64) -> &mut Self {
+        self.put(digits(v), |out| put_decimal(v, out))
     }
 
     /// Appends an unsigned decimal number right-aligned in `width` columns.
     pub fn u64_w(&mut self, v: u64, width: usize) -> &mut Self {
-        let mut tmp = [0u8; 20];
-        let n = decimal(v, &mut tmp);
-        self.repeat(b' ', width.saturating_sub(n));
-        self.bytes(&tmp[20 - n..])
+        self.repeat(b' ', width.saturating_sub(digits(v)));
+        self.u64(v)
     }
 
     /// Appends a signed decimal number.
@@ -167,31 +161,18 @@ impl<const N: usize> Writer<N> {
 
     /// Appends `0x` and the lowercase hexadecimal digits of `v`.
     pub fn hex(&mut self, v: usize) -> &mut Self {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         // Digits of v, at least one.
         let n = ((usize::BITS - (v | 1).leading_zeros()) as usize).div_ceil(4);
-        if self.len + 18 > N {
-            self.flush();
-        }
-        if let Some(room) = self.buf.get_mut(self.len..self.len + 2 + n) {
-            room[0] = b'0';
-            room[1] = b'x';
+        self.put(2 + n, |out| {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            out[0] = b'0';
+            out[1] = b'x';
             let mut x = v;
-            for d in room[2..].iter_mut().rev() {
+            for d in out[2..].iter_mut().rev() {
                 *d = DIGITS[x & 15];
                 x >>= 4;
             }
-            self.len += 2 + n;
-            return self;
-        }
-        let mut tmp = [0u8; 16];
-        let mut x = v;
-        for d in tmp[16 - n..].iter_mut().rev() {
-            *d = DIGITS[x & 15];
-            x >>= 4;
-        }
-        self.bytes(b"0x");
-        self.bytes(&tmp[16 - n..])
+        })
     }
 
     /// Appends a non-negative decimal with `places` digits after the point
@@ -202,11 +183,10 @@ impl<const N: usize> Writer<N> {
         let scaled = (v * scale as f64 + 0.5).min(u64::MAX as f64 / 2.0) as u64;
         self.u64(scaled / scale);
         if places > 0 {
+            let frac = scaled % scale;
             self.bytes(b".");
-            let mut tmp = [0u8; 20];
-            let n = decimal(scaled % scale, &mut tmp);
-            self.repeat(b'0', (places as usize).saturating_sub(n));
-            self.bytes(&tmp[20 - n..]);
+            self.repeat(b'0', (places as usize).saturating_sub(digits(frac)));
+            self.u64(frac);
         }
         self
     }
@@ -241,10 +221,25 @@ impl<const N: usize> Drop for Writer<N> {
     }
 }
 
-/// Writes the decimal digits of `v` right-aligned into `out`; returns how
-/// many digits were written.
 /// "00" to "99", for writing decimals two digits at a time.
 const PAIRS: &[u8; 200] = b"00010203040506070809101112131415161718192021222324252627282930313233343536373839404142434445464748495051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899";
+
+/// Writes the decimal digits of `v` into `out`, which holds exactly
+/// [`digits`]`(v)` bytes: two digits per division, from the end.
+#[inline]
+fn put_decimal(v: u64, out: &mut [u8]) {
+    let mut x = v;
+    let mut i = out.len();
+    while i >= 2 {
+        let pair = (x % 100) as usize * 2;
+        x /= 100;
+        out[i - 2..i].copy_from_slice(&PAIRS[pair..pair + 2]);
+        i -= 2;
+    }
+    if i == 1 {
+        out[0] = b'0' + x as u8;
+    }
+}
 
 /// How many decimal digits `v` has (at least one): from its bit length
 /// (`bits * 1233 >> 12` is `floor(bits * log10(2))`), corrected by one
@@ -263,19 +258,6 @@ fn digits(v: u64) -> usize {
     let bits = u64::BITS - (v | 1).leading_zeros();
     let t = ((bits * 1233) >> 12) as usize;
     (t + usize::from(v >= POW10[t])).max(1)
-}
-
-fn decimal(mut v: u64, out: &mut [u8; 20]) -> usize {
-    let mut i = 20;
-    loop {
-        i -= 1;
-        out[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    20 - i
 }
 
 #[cfg(test)]
@@ -340,21 +322,29 @@ mod tests {
         assert_eq!(digits(u64::MAX), 20);
     }
 
-    #[test]
-    fn numbers_longer_than_the_buffer_go_in_pieces() {
+    /// What `f` writes through an 8-byte writer to a pipe.
+    fn through_pipe(f: impl FnOnce(&mut Writer<8>)) -> std::vec::Vec<u8> {
         let (r, w) = super::super::fd::pipe().unwrap();
         {
             let mut out = Writer::<8>::fd_sized(w);
-            out.str("ab")
-                .u64(12_345_678_901)
-                .hex(0x1234_5678_9abc)
-                .u64(0);
+            f(&mut out);
         }
         super::super::fd::close(w);
         let mut buf = [0u8; 64];
         let n = super::super::fd::read_full(r, &mut buf);
         super::super::fd::close(r);
-        assert_eq!(&buf[..n], b"ab123456789010x123456789abc0");
+        buf[..n].to_vec()
+    }
+
+    #[test]
+    fn numbers_longer_than_the_buffer_go_in_pieces() {
+        let got = through_pipe(|out| {
+            out.str("ab")
+                .u64(12_345_678_901)
+                .hex(0x1234_5678_9abc)
+                .u64(0);
+        });
+        assert_eq!(got, b"ab123456789010x123456789abc0");
     }
 
     #[test]
@@ -369,16 +359,10 @@ mod tests {
 
     #[test]
     fn flushes_whole_buffers_to_the_fd() {
-        let (r, w) = super::super::fd::pipe().unwrap();
-        {
-            let mut out = Writer::<8>::fd_sized(w);
+        let got = through_pipe(|out| {
             out.str("a long line of text").u64(7);
-        }
-        super::super::fd::close(w);
-        let mut buf = [0u8; 64];
-        let n = super::super::fd::read_full(r, &mut buf);
-        super::super::fd::close(r);
-        assert_eq!(&buf[..n], b"a long line of text7");
+        });
+        assert_eq!(got, b"a long line of text7");
     }
 
     #[test]
