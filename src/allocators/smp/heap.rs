@@ -356,7 +356,7 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
         heap.make_full(p);
         page = next;
     }
-    let page = page_alloc(heap, cls, false);
+    let page = page_alloc(heap, cls);
     if page.is_null() {
         return ptr::null_mut();
     }
@@ -579,11 +579,7 @@ pub fn alloc_sample(heap: &Heap, cls: usize) -> *mut u8 {
         }
         page = next;
     }
-    // A page not touched since its last purge, when a segment has one: the
-    // pages still resident serve the class queues, which would otherwise
-    // fault fresh memory in while a sample page sits on resident memory it
-    // barely uses (it carves a few blocks at a time).
-    let page = page_alloc(heap, cls, true);
+    let page = page_alloc(heap, cls);
     if page.is_null() {
         return ptr::null_mut();
     }
@@ -615,9 +611,8 @@ fn free_empty_samples(heap: &Heap, now: u32) {
 }
 
 /// Takes a free page for class `cls` from one of our segments, an abandoned
-/// one, the cache or a fresh mapping: within a segment, one still resident
-/// (dirty) first, or with `clean` one that is not.
-fn page_alloc(heap: &Heap, cls: usize, clean: bool) -> *mut Page {
+/// one, the cache or a fresh mapping.
+fn page_alloc(heap: &Heap, cls: usize) -> *mut Page {
     let kind = kind_of(cls);
     maybe_purge(heap);
     let mut seg = find_segment(heap, kind);
@@ -645,8 +640,7 @@ fn page_alloc(heap: &Heap, cls: usize, clean: bool) -> *mut Page {
     let s = unsafe { &*seg };
     let free = s.free_mask.get();
     let dirty = free & s.dirty_mask.get();
-    let first = if clean { free & !dirty } else { dirty };
-    let i = if first != 0 { first } else { free }.trailing_zeros() as usize;
+    let i = if dirty != 0 { dirty } else { free }.trailing_zeros() as usize;
     let bit = 1u64 << i;
     s.free_mask.set(free & !bit);
     s.dirty_mask.set(s.dirty_mask.get() & !bit);
