@@ -18,7 +18,7 @@
 
 use core::sync::atomic::{
     AtomicU64, AtomicUsize,
-    Ordering::{Acquire, Relaxed, Release},
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
 };
 
 use crate::sys;
@@ -35,16 +35,43 @@ static INDEX: AtomicUsize = AtomicUsize::new(0);
 /// Words of the arena handed out.
 static BUMP: AtomicUsize = AtomicUsize::new(0);
 
-/// Maps the arena and the index; false when they cannot be mapped.
+/// Maps the arena and the index; false when they cannot be mapped. Safe
+/// to race: one caller's pair is published (the arena first, claimed by
+/// compare-and-swap, then the index), the others unmap theirs and wait for
+/// it.
 pub fn init() -> bool {
     if INDEX.load(Acquire) != 0 {
         return true;
     }
-    let (Some(a), Some(i)) = (sys::map_lazy(WORDS * 8), sys::map_lazy(SLOTS * 8)) else {
-        return false;
+    let (a, i) = (sys::map_lazy(WORDS * 8), sys::map_lazy(SLOTS * 8));
+    let (Some(a), Some(i)) = (a, i) else {
+        // SAFETY: whichever mapping was made is ours and unused.
+        unsafe {
+            if let Some(a) = a {
+                sys::unmap(a.as_ptr(), WORDS * 8);
+            }
+            if let Some(i) = i {
+                sys::unmap(i.as_ptr(), SLOTS * 8);
+            }
+        }
+        return INDEX.load(Acquire) != 0;
     };
-    ARENA.store(a.as_ptr() as usize, Release);
-    INDEX.store(i.as_ptr() as usize, Release);
+    if ARENA
+        .compare_exchange(0, a.as_ptr() as usize, AcqRel, Acquire)
+        .is_ok()
+    {
+        INDEX.store(i.as_ptr() as usize, Release);
+        return true;
+    }
+    // Another caller won: its index follows its arena at once.
+    // SAFETY: our own fresh mappings, never published.
+    unsafe {
+        sys::unmap(a.as_ptr(), WORDS * 8);
+        sys::unmap(i.as_ptr(), SLOTS * 8);
+    }
+    while INDEX.load(Acquire) == 0 {
+        core::hint::spin_loop();
+    }
     true
 }
 
