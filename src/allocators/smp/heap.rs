@@ -416,12 +416,27 @@ fn free_local_slow(heap: &Heap, page: &Page) {
     super::purger::poll();
 }
 
-/// A thread freeing other threads' blocks syncs its live deltas every this
-/// many frees of a class (it may never take a slow path of its own)...
-const REMOTE_SYNC: u64 = 64;
-/// ...and at every free of a class larger than this (so that the deltas it
-/// holds back stay below 16 KiB per class).
-const REMOTE_SYNC_MAX: usize = 256;
+/// A thread freeing other threads' blocks of class `c` syncs its live
+/// deltas (it may never take a slow path of its own) every
+/// `SYNC_MASK[c] + 1` frees: a power of two, at most 64, and small enough
+/// that the deltas it holds back stay below 16 KiB per class (a table, so
+/// the test is one AND).
+pub(super) static SYNC_MASK: [u16; NCLASSES] = build_sync_masks();
+
+const fn build_sync_masks() -> [u16; NCLASSES] {
+    let sizes = super::size_class::build_sizes();
+    let mut t = [0u16; NCLASSES];
+    let mut c = 1;
+    while c < NCLASSES {
+        let mut n = 64;
+        while n > 1 && n * sizes[c] > 16 << 10 {
+            n /= 2;
+        }
+        t[c] = (n - 1) as u16;
+        c += 1;
+    }
+    t
+}
 
 /// Frees a block of a page another heap (or none) owns.
 ///
@@ -436,9 +451,7 @@ pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
         // SAFETY: the calling thread's own heap.
         let h = unsafe { &*heap };
         h.count_free(cls);
-        if class_size(cls) > REMOTE_SYNC_MAX
-            || h.q[cls].frees.load(Ordering::Relaxed) % REMOTE_SYNC == 0
-        {
+        if h.q[cls].frees.load(Ordering::Relaxed) & u64::from(SYNC_MASK[cls]) == 0 {
             h.sync_class(cls);
         }
     }

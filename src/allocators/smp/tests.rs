@@ -752,3 +752,26 @@ fn only_the_owner_marks_a_page() {
         free(p as *mut u8);
     }
 }
+
+#[test]
+fn remote_frees_sync_their_counters_within_16_kib_per_class() {
+    use super::heap::SYNC_MASK;
+    use super::size_class::class_size;
+    for (cls, &mask) in SYNC_MASK.iter().enumerate().skip(1) {
+        let every = mask as usize + 1;
+        assert!(
+            every.is_power_of_two() && every <= 64,
+            "class {cls}: {every}"
+        );
+        // Held back at most: every - 1 frees of the class.
+        assert!(
+            every == 1 || every * class_size(cls) <= 16 << 10,
+            "class {cls} ({} B) syncs every {every} frees",
+            class_size(cls)
+        );
+        // Small classes still sync only every 64 frees.
+        if class_size(cls) <= 256 {
+            assert_eq!(every, 64, "class {cls}");
+        }
+    }
+}
