@@ -407,18 +407,17 @@ pub unsafe fn free(p: *mut u8, func: &str) {
         unsafe { smp::free(p) };
         return;
     }
-    if (p as usize) & (MIN_ALIGN - 1) == 0 {
-        // A block of a page that holds a live sample fails the fast test
-        // late, and is freed there once the profiler has seen it (it may be
-        // the sample); only the profiler makes pages hide their blocks.
-        // SAFETY: caller's promise: a live block is theirs to free; READY
-        // alone means smp::prepare() succeeded (and the Acquire load above
-        // pairs with init's Release store). on_free takes any live block
-        // about to be freed, free_cold any pointer.
-        return unsafe { smp::free_fast_or(p, |p| profile::on_free(p), |p| free_cold(p, func)) };
-    }
-    // SAFETY: caller's promise.
-    unsafe { free_cold(p, func) }
+    // No alignment test of its own: the fast test confirms the start of a
+    // block exactly (offset divisible by the class size), so a pointer that
+    // is not one, misaligned or not, goes to free_cold.
+    // A block of a page that holds a live sample fails the fast test late,
+    // and is freed there once the profiler has seen it (it may be the
+    // sample); only the profiler makes pages hide their blocks.
+    // SAFETY: caller's promise: a live block is theirs to free; READY alone
+    // means smp::prepare() succeeded (and the Acquire load above pairs with
+    // init's Release store). on_free takes any live block about to be
+    // freed, free_cold any pointer.
+    unsafe { smp::free_fast_or(p, |p| profile::on_free(p), |p| free_cold(p, func)) }
 }
 
 /// C++ sized or aligned `operator delete` of `p` (NULL is ignored): `size`
