@@ -9,6 +9,11 @@
  *                        when every allocation succeeded and every block
  *                        kept its data. run_tests.sh runs it under a small
  *                        `ulimit -v`.
+ *   preload_vm textrss NAME
+ *                        runs the threads workload, then prints the resident
+ *                        kB of the executable mappings whose path contains
+ *                        NAME (from /proc/self/smaps): the code of the
+ *                        preloaded malloc that the process keeps in memory.
  *
  * Plain malloc code: it runs on any malloc. Not named test_*.c: it is run
  * under LD_PRELOAD by its script.
@@ -31,6 +36,28 @@ static long vmsize_kb(void) {
     if (!f) return -1;
     while (fgets(line, sizeof line, f))
         if (strncmp(line, "VmSize:", 7) == 0) kb = strtol(line + 7, NULL, 10);
+    fclose(f);
+    return kb;
+}
+
+/* Rss (kB) of the executable mappings whose path contains `name`; -1 when
+ * there is none. */
+static long text_rss_kb(const char *name) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    long kb = -1;
+    int in = 0;
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        /* A mapping's first line: "lo-hi perms offset dev inode path". */
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3) {
+            in = perms[2] == 'x' && strstr(line, name) != NULL;
+            continue;
+        }
+        if (in && strncmp(line, "Rss:", 4) == 0) kb = (kb < 0 ? 0 : kb) + strtol(line + 4, NULL, 10);
+    }
     fclose(f);
     return kb;
 }
@@ -101,7 +128,7 @@ int main(int argc, char **argv) {
         printf("%ld\n", kb);
         return 0;
     }
-    if (strcmp(mode, "threads") == 0) {
+    if (strcmp(mode, "threads") == 0 || (strcmp(mode, "textrss") == 0 && argc > 2)) {
         pthread_t t[THREADS];
         for (uintptr_t i = 0; i < THREADS; i++)
             if (pthread_create(&t[i], NULL, worker, (void *)i) != 0) {
@@ -110,8 +137,14 @@ int main(int argc, char **argv) {
             }
         for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
         if (failures) fprintf(stderr, "%d failed or damaged allocations\n", (int)failures);
-        return failures != 0;
+        if (failures) return 1;
+        if (argc > 2) {
+            long kb = text_rss_kb(argv[2]);
+            if (kb < 0) return 1;
+            printf("%ld\n", kb);
+        }
+        return 0;
     }
-    fprintf(stderr, "usage: preload_vm vmsize|threads\n");
+    fprintf(stderr, "usage: preload_vm vmsize|threads|textrss NAME\n");
     return 2;
 }

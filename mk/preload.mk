@@ -9,6 +9,8 @@ PRELOAD_TARGET := target/preload
 PRELOAD_A      := $(PRELOAD_TARGET)/release/libliballoc.a
 PRELOAD_SO     := $(BUILD)/liballoc_preload.so
 PRELOAD_MAP    := src/preload/preload.map
+# Places the code every process runs at the start of the text (see the file).
+PRELOAD_HOT_LD := src/preload/hot.ld
 PRELOAD_NEW_O  := $(BUILD)/preload/cxx_new.o
 PRELOAD_TBIN   := $(BUILD)/preload
 PRELOAD_TESTSH := c_tests/preload/run_tests.sh
@@ -27,17 +29,19 @@ $(PRELOAD_NEW_O): src/preload/cxx_new.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CWARN) -O2 -g -fPIC -fexceptions -c -o $@ $<
 
-$(PRELOAD_SO): $(PRELOAD_A) $(PRELOAD_NEW_O) $(PRELOAD_MAP)
+$(PRELOAD_SO): $(PRELOAD_A) $(PRELOAD_NEW_O) $(PRELOAD_MAP) $(PRELOAD_HOT_LD)
 	@mkdir -p $(BUILD)
 	$(CC) -shared -o $@ -Wl,-soname,liballoc_preload.so \
 	  -Wl,--version-script=$(PRELOAD_MAP) -Wl,--gc-sections -Wl,-z,now \
+	  -Wl,-T,$(PRELOAD_HOT_LD) \
 	  $(PRELOAD_NEW_O) -Wl,--whole-archive $(PRELOAD_A) -Wl,--no-whole-archive $(NATIVE_LIBS)
 
-$(PRELOAD_UNCHECKED_SO): $(RUST_SRCS) $(PRELOAD_NEW_O) $(PRELOAD_MAP)
+$(PRELOAD_UNCHECKED_SO): $(RUST_SRCS) $(PRELOAD_NEW_O) $(PRELOAD_MAP) $(PRELOAD_HOT_LD)
 	$(CARGO) build --release --lib --features bench-unchecked-free --target-dir $(PRELOAD_UNCHECKED_TARGET)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ -Wl,-soname,liballoc_preload.so \
 	  -Wl,--version-script=$(PRELOAD_MAP) -Wl,--gc-sections -Wl,-z,now \
+	  -Wl,-T,$(PRELOAD_HOT_LD) \
 	  $(PRELOAD_NEW_O) -Wl,--whole-archive $(PRELOAD_UNCHECKED_TARGET)/release/libliballoc.a \
 	  -Wl,--no-whole-archive $(NATIVE_LIBS)
 
