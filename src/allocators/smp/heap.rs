@@ -564,6 +564,8 @@ pub fn alloc_sample(heap: &Heap, cls: usize) -> *mut u8 {
         if !b.is_null() {
             heap.count_alloc(cls);
             heap.sample_page[cls].set(p as *const Page as *mut Page);
+            // In use again: its next empty spell starts a new delay.
+            p.retire_time.set(0);
         }
         b
     };
@@ -603,8 +605,14 @@ pub fn alloc_sample(heap: &Heap, cls: usize) -> *mut u8 {
     take(p)
 }
 
-/// Gives back the heap's empty sample pages (see [`alloc_sample`]).
-fn free_empty_samples(heap: &Heap, now: u32) {
+/// Gives back the heap's sample pages that stayed empty for the purge
+/// delay (all empty ones when `force`; see [`alloc_sample`]). A page is
+/// stamped when a pass first sees it empty, and unstamped when it takes a
+/// sample: freeing each empty one at once made a program that samples a
+/// class now and then take (and fault in) a fresh page for nearly every
+/// sample.
+fn free_empty_samples(heap: &Heap, now: u32, force: bool) {
+    let delay = purge_delay();
     let mut page = heap.samples.get();
     while !page.is_null() {
         // SAFETY: sample-list members are our in-use pages.
@@ -612,6 +620,15 @@ fn free_empty_samples(heap: &Heap, now: u32) {
         let next = p.next.get();
         p.collect();
         if p.used.get() == 0 {
+            if !force && p.retire_time.get() == 0 {
+                p.retire_time.set(now);
+                page = next;
+                continue;
+            }
+            if !force && (now.wrapping_sub(p.retire_time.get()) as u64) < delay {
+                page = next;
+                continue;
+            }
             let cls = p.class.get() as usize;
             if heap.sample_page[cls].get() == page {
                 heap.sample_page[cls].set(ptr::null_mut());
@@ -739,7 +756,7 @@ fn maybe_purge(heap: &Heap) {
 /// (when a pass is due, or at once when `force`).
 pub fn purge(heap: &Heap, now: u64, force: bool) {
     let delay = purge_delay();
-    free_empty_samples(heap, now as u32);
+    free_empty_samples(heap, now as u32, force);
     free_kept_pages(heap, now, force);
     let now32 = now as u32;
     let expired = |t: u32| force || now32.wrapping_sub(t) as u64 >= delay;
@@ -939,7 +956,7 @@ pub fn abandon(heap: &Heap) {
     // to the abandoned stack; their adopter queues them as ordinary pages
     // (flags cleared below), hidden from the fast free check until their
     // samples are freed.
-    free_empty_samples(heap, sys::now_ms() as u32);
+    free_empty_samples(heap, sys::now_ms() as u32, true);
     heap.samples.set(ptr::null_mut());
     for hint in &heap.sample_page {
         hint.set(ptr::null_mut());
