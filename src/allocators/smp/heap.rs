@@ -670,7 +670,11 @@ fn page_alloc(heap: &Heap, cls: usize) -> *mut Page {
     let s = unsafe { &*seg };
     let free = s.free_mask.get();
     let dirty = free & s.dirty_mask.get();
-    let i = if dirty != 0 { dirty } else { free }.trailing_zeros() as usize;
+    let i = if dirty != 0 {
+        page_of_class(s, dirty, cls)
+    } else {
+        free.trailing_zeros() as usize
+    };
     let bit = 1u64 << i;
     s.free_mask.set(free & !bit);
     s.dirty_mask.set(s.dirty_mask.get() & !bit);
@@ -687,6 +691,26 @@ fn page_alloc(heap: &Heap, cls: usize) -> *mut Page {
         heap as *const Heap as *mut Heap,
     );
     page as *const Page as *mut Page
+}
+
+/// Of the free pages in `mask` (not 0), one that last held class `cls`,
+/// else the lowest. A page carves its blocks a little at a time, so its
+/// committed extent is what its last class needed: given back to that
+/// class, it likely covers the new need. Given to any class (the lowest
+/// page first), a program whose threads come and go would, over time,
+/// commit every page as far as the greediest class ever went.
+pub(super) fn page_of_class(s: &Segment, mask: u64, cls: usize) -> usize {
+    debug_assert!(mask != 0);
+    let mut m = mask;
+    while m != 0 {
+        let i = m.trailing_zeros() as usize;
+        m &= m - 1;
+        // SAFETY: i < page_count (a free-mask bit).
+        if unsafe { s.page(i) }.last_class.get() as usize == cls {
+            return i;
+        }
+    }
+    mask.trailing_zeros() as usize
 }
 
 /// A segment of `kind` with a free page (preferring committed ones).

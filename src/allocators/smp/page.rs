@@ -129,7 +129,12 @@ pub struct Page {
     /// block sampled since it last was; `carved_len` stops there.
     /// [`NOT_HIDING`] once the owner has seen no sample left. Owner only.
     hide_from: Cell<u32>,
-    _pad0: [u8; 12],
+    /// The class the page last held (0: none since its segment was
+    /// made). Not cleared by `reset`: a free page keeps it, so that
+    /// `page_alloc` can give the class back the page whose committed
+    /// extent it shaped.
+    pub last_class: Cell<u8>,
+    _pad0: [u8; 11],
     // ---- line 1: the owner's lists ----
     pub free: Cell<*mut Block>,
     pub local_free: Cell<*mut Block>,
@@ -212,6 +217,7 @@ impl Page {
         debug_assert_eq!(index, self.index());
         debug_assert_eq!(block_size, super::size_class::class_size(class));
         self.class.set(class as u8);
+        self.last_class.set(class as u8);
         self.area_off.set((area - self.seg_base()) as u32);
         self.carved_len.set(0);
         debug_assert_eq!(area, self.segment().page_area(index).0);

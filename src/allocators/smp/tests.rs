@@ -775,3 +775,31 @@ fn remote_frees_sync_their_counters_within_16_kib_per_class() {
         }
     }
 }
+
+#[test]
+fn a_free_page_goes_back_to_the_class_it_last_held() {
+    use super::heap::page_of_class;
+    use super::segment::{segment_acquire, segment_release};
+    let seg = segment_acquire(0, ptr::null_mut());
+    assert!(!seg.is_null());
+    // SAFETY: a fresh segment of ours, no page in use.
+    let s = unsafe { &*seg };
+    let (a, b, c) = (2usize, 17usize, 30usize);
+    for (i, cls) in [(1usize, a), (2, b), (3, c), (4, b)] {
+        // SAFETY: i < page count.
+        unsafe { s.page(i) }.last_class.set(cls as u8);
+    }
+    let mask = 0b11110u64;
+    // The lowest page that last held the class.
+    assert_eq!(page_of_class(s, mask, b), 2);
+    assert_eq!(page_of_class(s, mask & !0b100, b), 4);
+    assert_eq!(page_of_class(s, mask, c), 3);
+    // A class no free page held: the lowest free page.
+    assert_eq!(page_of_class(s, mask, 40), 1);
+    assert_eq!(page_of_class(s, 0b1000, a), 3);
+    for i in 1..5 {
+        // SAFETY: as above.
+        unsafe { s.page(i) }.last_class.set(0);
+    }
+    segment_release(seg);
+}
