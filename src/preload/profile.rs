@@ -488,8 +488,7 @@ fn count(p: usize, up: bool) {
 /// # Safety
 /// `p` is a live block of at least `size` bytes.
 unsafe fn record(p: *mut u8, size: usize) {
-    let mut frames = [0usize; MAX_FRAMES];
-    let Some(trace) = super::unwind::capture_id(&mut frames, super::depot::intern) else {
+    let Some(trace) = super::unwind::capture_id(super::depot::intern) else {
         LOST.fetch_add(1, Relaxed);
         return;
     };

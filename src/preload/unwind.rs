@@ -44,6 +44,7 @@
 //! innermost caller of `malloc`), as return addresses.
 
 use core::ffi::{c_int, c_void};
+use core::mem::MaybeUninit;
 use core::sync::atomic::{
     AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
@@ -102,7 +103,7 @@ fn entry(key: u64) -> Option<&'static Entry> {
 /// (never 0) hashing them and the depth of the last frame read; `None`
 /// when no frame outside the shim was found.
 #[inline(never)]
-fn fp_walk(out: &mut [usize; MAX_FRAMES]) -> Option<(usize, u64)> {
+fn fp_walk(out: &mut [MaybeUninit<usize>; MAX_FRAMES]) -> Option<(usize, u64)> {
     let mut fp = trace::frame_pointer();
     let (lo, hi) = trace::stack_bounds(fp);
     let mut n = 0;
@@ -122,7 +123,7 @@ fn fp_walk(out: &mut [usize; MAX_FRAMES]) -> Option<(usize, u64)> {
             if n == MAX_FRAMES {
                 break;
             }
-            out[n] = ret;
+            out[n].write(ret);
             n += 1;
             h = (h ^ ret as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -189,24 +190,23 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
 /// the shim's own frames) in the caller's trace store, `intern`, which
 /// stores a trace and gives its id (`None`: no room). From the cache when
 /// the frame-pointer walk finds its key there (no unwinding, no storing),
-/// else from the unwinder's trace, written into `out` (see the module
-/// doc).
+/// else from the unwinder's trace (see the module doc). Neither buffer is
+/// cleared first: the walk's holds what it wrote, and the unwinder's is
+/// set up only on a miss.
 ///
 /// The caller must hold the per-thread re-entrancy guard (see the module
 /// doc) and must have called [`trace::init`].
 #[inline(never)]
-pub fn capture_id(
-    out: &mut [usize; MAX_FRAMES],
-    intern: impl Fn(&[usize]) -> Option<u32>,
-) -> Option<u32> {
-    let mut walk = [0usize; MAX_FRAMES];
+pub fn capture_id(intern: impl Fn(&[usize]) -> Option<u32>) -> Option<u32> {
+    let mut walk = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
     let Some((walked, key)) = fp_walk(&mut walk) else {
-        let n = unwind(out);
-        return intern(&out[..n]);
+        return unwind_and_store(&intern, &[], None);
     };
+    // SAFETY: fp_walk wrote the first `walked` entries; MaybeUninit<usize>
+    // has the layout of usize.
+    let walk = unsafe { core::slice::from_raw_parts(walk.as_ptr().cast::<usize>(), walked) };
     let Some(e) = entry(key) else {
-        let n = unwind(out);
-        return intern(&out[..n]);
+        return unwind_and_store(&intern, &[], None);
     };
     let s1 = e.seq.load(Acquire);
     if s1 & 1 == 0 && e.key.load(Relaxed) == key {
@@ -216,9 +216,26 @@ pub fn capture_id(
             return Some(id - 1);
         }
     }
-    let n = unwind(out);
+    unwind_and_store(&intern, walk, Some((e, key)))
+}
+
+/// [`capture_id`]'s miss: unwinds, stores the trace, and caches its id in
+/// `slot` under its key when the frame-pointer walk (`walk`) agrees with
+/// the unwinder on every frame it found.
+#[inline(never)]
+fn unwind_and_store(
+    intern: &impl Fn(&[usize]) -> Option<u32>,
+    walk: &[usize],
+    slot: Option<(&Entry, u64)>,
+) -> Option<u32> {
+    let mut out = [0usize; MAX_FRAMES];
+    let n = unwind(&mut out);
     let id = intern(&out[..n])?;
-    if n == 0 || n < walked || out[..walked] != walk[..walked] || id == u32::MAX {
+    let Some((e, key)) = slot else {
+        return Some(id);
+    };
+    let walked = walk.len();
+    if n == 0 || n < walked || out[..walked] != *walk || id == u32::MAX {
         // The walk missed or misread a frame: not a key to trust.
         return Some(id);
     }
