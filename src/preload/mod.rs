@@ -54,7 +54,7 @@
 //! moves it to a smaller one.
 
 use core::sync::atomic::{
-    AtomicBool, AtomicU8, AtomicU64,
+    AtomicBool, AtomicU8, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 
@@ -108,6 +108,10 @@ static FLAGS: AtomicU8 = AtomicU8::new(0);
 /// fast path in every mode, and its sampled blocks leave `free`'s fast path
 /// by themselves; see `profile.rs`), so profiling adds no test to either.
 static FAST: AtomicBool = AtomicBool::new(false);
+/// `malloc`'s fast path in one comparison: sizes below this take it. It is
+/// `TABLE_MAX + 1` when [`FAST`] holds and 0 otherwise, so the size test
+/// also tests the mode.
+static FAST_LIMIT: AtomicUsize = AtomicUsize::new(0);
 /// `LA_STATS` output mode (a [`StatsMode`] as `u8`).
 static STATS_MODE: AtomicU8 = AtomicU8::new(0);
 /// `LA_FAIL_AT`.
@@ -158,6 +162,12 @@ fn init() -> u8 {
     // Release: a thread that sees READY alone also sees the chunk map.
     FLAGS.store(flags, Release);
     FAST.store(flags & !PROFILE == READY, Release);
+    let limit = if flags & !PROFILE == READY {
+        smp::size_class::TABLE_MAX + 1
+    } else {
+        0
+    };
+    FAST_LIMIT.store(limit, Release);
     if first && opts.verbose {
         let mut w = Writer::fd(2);
         w.str("liballoc: preload shim active (liballoc ")
@@ -218,7 +228,8 @@ pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
     // profiler's countdown (kept in the thread's heap) runs whether it is
     // on or not: one subtraction, which spares the profiled `malloc` a
     // test and a path of its own.
-    if align_log2 == MIN_ALIGN_LOG2 && size <= smp::size_class::TABLE_MAX && FAST.load(Relaxed) {
+    if align_log2 == MIN_ALIGN_LOG2 && size < FAST_LIMIT.load(Relaxed) {
+        debug_assert!(size <= smp::size_class::TABLE_MAX);
         let cls = smp::size_class::class_malloc(size);
         return smp::alloc_counted(
             cls,
