@@ -438,10 +438,13 @@ const fn build_sync_masks() -> [u16; NCLASSES] {
     t
 }
 
-/// Frees a block of a page another heap (or none) owns.
+/// Frees a block of a page another heap (or none) owns. The common case
+/// (a heap, no counter sync due, the page not on a full list) calls
+/// nothing, so it saves no registers; the rest leaves by tail calls.
 ///
 /// # Safety
 /// `b` is a live block of `page`.
+#[inline(always)]
 pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
     debug_assert!(super::classify::is_live(b as *const u8));
     let cls = page.class.get() as usize;
@@ -452,17 +455,39 @@ pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
         let h = unsafe { &*heap };
         h.count_free(cls);
         if h.q[cls].frees.load(Ordering::Relaxed) & u64::from(SYNC_MASK[cls]) == 0 {
-            h.sync_class(cls);
+            // SAFETY: caller's promise.
+            return unsafe { free_remote_synced(h, page, b) };
         }
     }
     // SAFETY: caller's promise.
     if unsafe { page.push_thread(b) } {
-        let owner = page.heap.load(Ordering::Acquire);
-        if !owner.is_null() {
-            // SAFETY: heaps are never unmapped; a stale owner only gets a
-            // spurious rescan.
-            unsafe { (*owner).delayed.store(true, Ordering::Release) };
-        }
+        wake_owner(page);
+    }
+}
+
+/// [`free_remote`] when the heap's counters of the block's class are due
+/// for a sync.
+///
+/// # Safety
+/// As for [`free_remote`].
+#[inline(never)]
+unsafe fn free_remote_synced(h: &Heap, page: &Page, b: *mut Block) {
+    h.sync_class(page.class.get() as usize);
+    // SAFETY: caller's promise.
+    if unsafe { page.push_thread(b) } {
+        wake_owner(page);
+    }
+}
+
+/// Tells the owner of `page`, which is on its full list, to rescan that
+/// list (a block came back to it).
+#[inline(never)]
+fn wake_owner(page: &Page) {
+    let owner = page.heap.load(Ordering::Acquire);
+    if !owner.is_null() {
+        // SAFETY: heaps are never unmapped; a stale owner only gets a
+        // spurious rescan.
+        unsafe { (*owner).delayed.store(true, Ordering::Release) };
     }
 }
 

@@ -210,11 +210,18 @@ pub unsafe fn free(ptr: *mut u8) {
 /// heap too, so that its counters stay thread-local.
 #[inline(never)]
 fn free_remote(page: &page::Page, b: *mut page::Block, h: *mut heap::Heap) {
-    let h = if h.is_null() {
-        thread::current_or_init()
-    } else {
-        h
-    };
+    if h.is_null() {
+        return free_remote_first(page, b);
+    }
+    // SAFETY: the caller's block b is a live block of page.
+    unsafe { heap::free_remote(h, page, b) };
+}
+
+/// [`free_remote`] by a thread without a heap yet.
+#[cold]
+#[inline(never)]
+fn free_remote_first(page: &page::Page, b: *mut page::Block) {
+    let h = thread::current_or_init();
     // SAFETY: the caller's block b is a live block of page.
     unsafe { heap::free_remote(h, page, b) };
 }
