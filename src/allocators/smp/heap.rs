@@ -402,8 +402,9 @@ fn free_local_slow(heap: &Heap, page: &Page) {
     if page.flags.load(Ordering::Relaxed) & SAMPLES != 0 {
         // A sample page left empty stays for the class's next sample (a
         // program that samples one block of a class at a time would
-        // otherwise take and give back a page per sample); the purge pass
-        // gives it back (`free_empty_samples`).
+        // otherwise take and give back a page per sample); a purge pass
+        // gives it back once it stayed empty for the purge delay
+        // (`free_empty_samples`).
         return;
     }
     if page.flags.load(Ordering::Relaxed) & FULL != 0 {
@@ -572,9 +573,9 @@ const SAMPLE_PAGE_MAX_BLOCK: usize = 1 << 10;
 /// with it, and a free that leaves the fast path also costs the processor
 /// a mispredicted branch. A page of samples only has nothing else to hide.
 /// It carves like any page, a few blocks at a time, so it costs little
-/// memory; an empty one waits for the class's next sample until the purge
-/// pass gives it back to its segment (at most one pass per purge delay;
-/// `la_smp_collect` at once), or the heap goes.
+/// memory; an empty one waits for the class's next sample until it stayed
+/// empty for the purge delay and a purge pass gives it back to its segment
+/// (`la_smp_collect` at once), or the heap goes.
 pub fn alloc_sample(heap: &Heap, cls: usize) -> *mut u8 {
     debug_assert!(cls > 0 && cls < NCLASSES);
     if class_size(cls) > SAMPLE_PAGE_MAX_BLOCK {
