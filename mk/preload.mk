@@ -9,8 +9,12 @@ PRELOAD_TARGET := target/preload
 PRELOAD_A      := $(PRELOAD_TARGET)/release/libliballoc.a
 PRELOAD_SO     := $(BUILD)/liballoc_preload.so
 PRELOAD_MAP    := src/preload/preload.map
-# Places the code every process runs at the start of the text (see the file).
-PRELOAD_HOT_LD := src/preload/hot.ld
+# Places the code every process runs at the start of the text (see the
+# file). Valgrind's tools name only code in `.text`: for callgrind profiles
+# with function names, build with `make PRELOAD_HOT_LD=` (link order; the
+# preload test of the shim's resident code then fails, as it should).
+PRELOAD_HOT_LD ?= src/preload/hot.ld
+PRELOAD_HOT_FLAGS := $(if $(PRELOAD_HOT_LD),-Xlinker -T -Xlinker $(PRELOAD_HOT_LD))
 PRELOAD_NEW_O  := $(BUILD)/preload/cxx_new.o
 PRELOAD_TBIN   := $(BUILD)/preload
 PRELOAD_TESTSH := c_tests/preload/run_tests.sh
@@ -33,7 +37,7 @@ $(PRELOAD_SO): $(PRELOAD_A) $(PRELOAD_NEW_O) $(PRELOAD_MAP) $(PRELOAD_HOT_LD)
 	@mkdir -p $(BUILD)
 	$(CC) -shared -o $@ -Wl,-soname,liballoc_preload.so \
 	  -Wl,--version-script=$(PRELOAD_MAP) -Wl,--gc-sections -Wl,-z,now \
-	  -Wl,-T,$(PRELOAD_HOT_LD) \
+	  $(PRELOAD_HOT_FLAGS) \
 	  $(PRELOAD_NEW_O) -Wl,--whole-archive $(PRELOAD_A) -Wl,--no-whole-archive $(NATIVE_LIBS)
 
 $(PRELOAD_UNCHECKED_SO): $(RUST_SRCS) $(PRELOAD_NEW_O) $(PRELOAD_MAP) $(PRELOAD_HOT_LD)
@@ -41,7 +45,7 @@ $(PRELOAD_UNCHECKED_SO): $(RUST_SRCS) $(PRELOAD_NEW_O) $(PRELOAD_MAP) $(PRELOAD_
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ -Wl,-soname,liballoc_preload.so \
 	  -Wl,--version-script=$(PRELOAD_MAP) -Wl,--gc-sections -Wl,-z,now \
-	  -Wl,-T,$(PRELOAD_HOT_LD) \
+	  $(PRELOAD_HOT_FLAGS) \
 	  $(PRELOAD_NEW_O) -Wl,--whole-archive $(PRELOAD_UNCHECKED_TARGET)/release/libliballoc.a \
 	  -Wl,--no-whole-archive $(NATIVE_LIBS)
 
