@@ -157,7 +157,7 @@ def check_sites(dump_path, prog_path, lib_path):
     # name: (blocks, block size, freed)
     sites = {"site_churn": (65536, 1024, True), "site_live": (164, 100 << 10, False),
              "site_leak": (2048, 4096, False), "site_via_lib": (4096, 2048, True),
-             "site_realloc_move": (2048, 32 << 10, True)}
+             "site_realloc_move": (2048, 32 << 10, True), "site_big": (64, 1 << 20, False)}
     for name, (n, s, freed) in sites.items():
         sigma = sd(n, s, rate)
         ok &= expect(f"{name} allocated", alloc.get(name, 0.0), n * s, sigma)

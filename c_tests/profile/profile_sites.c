@@ -12,6 +12,9 @@
  *   site_realloc_stay  one 1000-byte block (from small_block) resized by
  *                  realloc 2^20 times within its block: no new allocation,
  *                  so no sample (counting each call would make 1 GiB)
+ *   site_big      64 MiB in 1 MiB blocks, live until exit (huge blocks, at
+ *                  the same offset in their 4 MiB slots: each is sampled at
+ *                  the test's rate, and each sample must be kept)
  *
  * With an argument, it also dumps the profile to that file with
  * la_profile_dump() half-way and prints whether it could.
@@ -29,6 +32,7 @@ void **nofp_fill(size_t n, size_t size);
 
 static void *volatile sink;
 static void *live[200];
+static void *big[64];
 
 __attribute__((noinline)) static void site_churn(void) {
     void *batch[64];
@@ -89,6 +93,13 @@ __attribute__((noinline)) static void site_realloc_stay(void) {
     free(p);
 }
 
+__attribute__((noinline)) static void site_big(void) {
+    for (int i = 0; i < 64; i++) {
+        big[i] = malloc(1 << 20);
+        memset(big[i], 6, 16);
+    }
+}
+
 int main(int argc, char **argv) {
     site_churn();
     site_live();
@@ -102,6 +113,7 @@ int main(int argc, char **argv) {
     site_via_lib();
     site_realloc_move();
     site_realloc_stay();
+    site_big();
     printf("done\n");
     return 0;
 }

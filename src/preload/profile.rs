@@ -452,6 +452,16 @@ fn hash(p: usize) -> usize {
     ((p >> 4) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize
 }
 
+/// The index word where the search for block `p` starts: the top bits of
+/// its hash, as the filter takes them. (The low bits of a multiplicative
+/// hash depend only on the low bits of the address: every block 2 MiB
+/// apart, such as the huge blocks at the start of 4 MiB slots, had the
+/// same home, and past the window's 32 words their samples were lost.)
+#[inline(always)]
+fn home(p: usize) -> usize {
+    hash(p) >> (usize::BITS - SLOTS.trailing_zeros())
+}
+
 /// The filter word of address `p`, and the shift of its counter there.
 #[inline(always)]
 fn bucket(p: usize) -> (&'static AtomicU64, u32) {
@@ -557,7 +567,7 @@ fn claim() -> Option<usize> {
 /// Indexes live sample `i` of block `p`; false when its window is full.
 fn insert(p: usize, i: usize) -> bool {
     let word = (((p >> 4) as u64) << INDEX_BITS) | (i as u64 + 1);
-    let home = hash(p);
+    let home = home(p);
     for k in 0..WINDOW {
         let s = slot(home.wrapping_add(k));
         // Try the empty word first, with no read before (one fault on a
@@ -577,7 +587,7 @@ fn insert(p: usize, i: usize) -> bool {
 /// live sample.
 fn take(p: usize) -> Option<usize> {
     let key = (p >> 4) as u64;
-    let home = hash(p);
+    let home = home(p);
     for k in 0..WINDOW {
         let s = slot(home.wrapping_add(k));
         let v = s.load(Acquire);
@@ -929,6 +939,22 @@ mod tests {
         // Standard error 1000 / sqrt(200000) ~ 2.2: 5 of them.
         assert!((mean - 1000.0).abs() < 12.0, "mean gap {mean}");
         RATE.store(DEFAULT_RATE, Relaxed);
+    }
+
+    #[test]
+    fn blocks_2_mib_apart_have_different_homes() {
+        // Huge blocks one page into 4 MiB slots, and 100 KiB blocks.
+        for (base, step) in [
+            (0x7f00_0000_1000usize, 4usize << 20),
+            (0x7f10_0000_0400, 100 << 10),
+        ] {
+            let mut homes: std::vec::Vec<usize> = (0..256).map(|i| home(base + i * step)).collect();
+            assert!(homes.iter().all(|&h| h < SLOTS));
+            homes.sort_unstable();
+            homes.dedup();
+            // 256 keys in 131072 words: a few collisions at most.
+            assert!(homes.len() >= 250, "{} distinct homes of 256", homes.len());
+        }
     }
 
     #[test]
