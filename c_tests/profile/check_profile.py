@@ -42,7 +42,7 @@ def parse(path):
                 cur = {"maps": [], "samples": [], "traces": {}}
             elif cur is None:
                 fail(f"{path}:{n}: record outside a dump: {line!r}")
-            elif w[0] in ("pid", "rate", "time", "dropped") and len(w) == 2:
+            elif w[0] in ("pid", "rate", "time", "dropped", "lost") and len(w) == 2:
                 cur[w[0]] = int(w[1])
             elif w[0] == "map":
                 lo, hi = (int(x, 16) for x in w[1].split("-"))
@@ -66,7 +66,7 @@ def parse(path):
                     fail(f"{path}:{n}: inconsistent sample {line!r}")
                 cur["samples"].append((size, req, a_ms, f_ms, pcs))
             elif w == ["end"]:
-                for k in ("pid", "rate", "time", "dropped"):
+                for k in ("pid", "rate", "time", "dropped", "lost"):
                     if k not in cur:
                         fail(f"{path}: dump without {k}")
                 dumps.append(cur)
@@ -154,6 +154,9 @@ def check_sites(dump_path, prog_path, lib_path):
     prog, lib = Symbols(prog_path), Symbols(lib_path)
     alloc, live, count = attribute(dump, prog)
     ok = True
+    # Every sample drawn was recorded (the tables have room to spare here).
+    print(f"{'ok  ' if dump['lost'] == 0 else 'FAIL'} {dump['lost']} samples lost")
+    ok &= dump["lost"] == 0
     # name: (blocks, block size, freed)
     sites = {"site_churn": (65536, 1024, True), "site_live": (164, 100 << 10, False),
              "site_leak": (2048, 4096, False), "site_via_lib": (4096, 2048, True),

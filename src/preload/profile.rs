@@ -62,6 +62,7 @@
 //! rate <bytes>
 //! time <ms since start>
 //! dropped <freed samples dropped for room>
+//! lost <samples not recorded: no free record, index word or trace room>
 //! map <start>-<end> <perms> <offset> <path>       executable mappings with a path
 //! t <trace id> <nframes> <pc>...
 //! s <size> <requested> <alloc_ms> <free_ms|-1> <trace id>
@@ -833,6 +834,8 @@ pub fn dump(fd: c_int) -> bool {
         .u64(now_ms())
         .str("\ndropped ")
         .u64(DROPPED.load(Relaxed))
+        .str("\nlost ")
+        .u64(LOST.load(Relaxed))
         .str("\n");
     maps::for_each(|m| {
         if m.executable && m.name.first() == Some(&b'/') {

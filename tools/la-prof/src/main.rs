@@ -88,6 +88,13 @@ fn run(cli: Cli) -> Result<(), Error> {
             last.dropped
         );
     }
+    if last.lost > 0 {
+        eprintln!(
+            "la-prof: warning: {name}: {} samples could not be recorded (the profiler's \
+             tables were full); allocated and live totals are low by about that many samples",
+            last.lost
+        );
+    }
 
     // Every map seen in any dump, first seen first (a library loaded later
     // appears only in later dumps).

@@ -7,6 +7,7 @@
 //! rate <bytes>
 //! time <ms since process start>
 //! dropped <freed samples dropped for room>
+//! lost <samples not recorded for want of room (optional: 0 when absent)>
 //! map <start hex>-<end hex> <perms> <offset hex> <path>
 //! t <trace id> <nframes> <pc hex>...
 //! s <size> <requested> <alloc_ms> <free_ms or -1> <trace id>
@@ -60,6 +61,8 @@ pub struct Dump {
     pub rate: u64,
     pub time_ms: u64,
     pub dropped: u64,
+    /// Samples the runtime could not record (no room in its tables).
+    pub lost: u64,
     pub maps: Vec<Map>,
     pub samples: Vec<Sample>,
 }
@@ -253,7 +256,7 @@ pub fn parse(
                 }
                 dumps.push(dump);
             }
-            "pid" | "rate" | "time" | "dropped" if fields.len() == 2 => {
+            "pid" | "rate" | "time" | "dropped" | "lost" if fields.len() == 2 => {
                 let v = num(file, n, fields[0], fields[1])?;
                 if fields[0] == "rate" && v == 0 {
                     return Err(err(file, n, "a rate of 0 bytes"));
@@ -262,6 +265,7 @@ pub fn parse(
                     "pid" => dump.pid = v,
                     "rate" => dump.rate = v,
                     "time" => dump.time_ms = v,
+                    "lost" => dump.lost = v,
                     _ => dump.dropped = v,
                 }
             }
@@ -414,6 +418,17 @@ mod tests {
         // Both versions give the same samples.
         let one = run(ONE, Truncated::Reject).0.unwrap();
         assert_eq!(one[0].samples[..], s[..2]);
+    }
+
+    #[test]
+    fn lost_samples_are_read_and_optional() {
+        let d = run(TWO, Truncated::Reject).0.unwrap();
+        assert_eq!(d[0].lost, 0);
+        let with = TWO.replace("dropped 0\n", "dropped 0\nlost 12\n");
+        let d = run(&with, Truncated::Reject).0.unwrap();
+        assert_eq!((d[0].dropped, d[0].lost), (0, 12));
+        let bad = TWO.replace("dropped 0\n", "dropped 0\nlost many\n");
+        assert!(run(&bad, Truncated::Reject).0.is_err());
     }
 
     #[test]
