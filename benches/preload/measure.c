@@ -7,12 +7,16 @@
  * Python interpreter would add ~15 MiB to every figure; this launcher is
  * tiny. The command gets LD_PRELOAD=$MEASURE_PRELOAD (the launcher itself
  * runs on plain glibc). Usage: measure OUTFILE TIMEOUT_SECONDS CMD ARGS...
+ * An existing OUTFILE that is not a regular file of at most 256 bytes (an
+ * earlier result) is left alone: a mistaken argument order would
+ * otherwise overwrite a library or a program.
  */
 #define _GNU_SOURCE
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +24,12 @@
 int main(int argc, char **argv) {
     if (argc < 4) {
         fprintf(stderr, "usage: %s OUTFILE TIMEOUT CMD ARGS...\n", argv[0]);
+        return 2;
+    }
+    struct stat st;
+    if (stat(argv[1], &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size > 256)) {
+        fprintf(stderr, "%s: %s exists and is not a result file; not overwritten\n", argv[0],
+                argv[1]);
         return 2;
     }
     struct timespec t0, t1;
