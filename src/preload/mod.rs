@@ -162,6 +162,9 @@ fn init() -> u8 {
     // Release: a thread that sees READY alone also sees the chunk map.
     FLAGS.store(flags, Release);
     FAST.store(flags & !PROFILE == READY, Release);
+    // `free`'s fast path reads the chunk map behind this gate: open in the
+    // fast modes only (READY alone means smp::prepare() succeeded).
+    smp::set_free_gate(flags & !PROFILE == READY);
     let limit = if flags & !PROFILE == READY {
         smp::size_class::TABLE_MAX + 1
     } else {
@@ -397,38 +400,27 @@ pub fn validate(p: *mut u8, func: &str) {
 /// owns; a pointer that is not is caught as far as [`smp::check`] can tell.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8, func: &str) {
-    if p.is_null() {
-        return;
-    }
-    // The profiler alone takes the fast path too: a sampled block's page
-    // sends its frees to `free_cold` (see `profile.rs`).
-    if !FAST.load(Acquire) {
-        let f = FLAGS.load(Relaxed);
-        if f == READY | DEBUG {
-            // The debug mode alone: straight to the debug allocator.
-            return debug_mode::free_entry(p);
-        }
-        // SAFETY: caller's promise.
-        return unsafe { free_slow(p, func) };
-    }
     #[cfg(feature = "bench-unchecked-free")]
-    if (p as usize) & (MIN_ALIGN - 1) == 0 {
+    if FAST.load(Acquire) && !p.is_null() && (p as usize) & (MIN_ALIGN - 1) == 0 {
         // SAFETY: the benchmark build trusts the caller's promise (a live
         // block), to measure what the checks below cost.
         unsafe { smp::free(p) };
         return;
     }
+    // One test covers the mode, NULL and the chunk map's bound: the fast
+    // path reads the map behind a gate that only the fast modes open (see
+    // `init`), and NULL lies in a chunk that is never ours; whatever the
+    // fast test does not confirm goes to `free_cold`, which tells them
+    // apart. The profiler alone takes the fast path too: a sampled block's
+    // page sends its frees to `on_free` (see `profile.rs`).
     // No alignment test of its own: the fast test confirms the start of a
     // block exactly (offset divisible by the class size), so a pointer that
     // is not one, misaligned or not, goes to free_cold.
-    // A block of a page that holds a live sample fails the fast test late,
-    // and is freed there once the profiler has seen it (it may be the
-    // sample); only the profiler makes pages hide their blocks.
-    // SAFETY: caller's promise: a live block is theirs to free; READY alone
-    // means smp::prepare() succeeded (and the Acquire load above pairs with
-    // init's Release store). on_free takes any live block about to be
-    // freed, free_cold any pointer.
-    unsafe { smp::free_fast_or(p, |p| profile::on_free(p), |p| free_cold(p, func)) }
+    // SAFETY: caller's promise: a live block is theirs to free; the gate
+    // opens only once smp::prepare() succeeded (its Release store pairs
+    // with the gated read's Acquire load). on_free takes any live block
+    // about to be freed, free_cold any pointer (NULL too).
+    unsafe { smp::free_gated_or(p, |p| profile::on_free(p), |p| free_cold(p, func)) }
 }
 
 /// C++ sized or aligned `operator delete` of `p` (NULL is ignored): `size`
@@ -495,19 +487,45 @@ unsafe fn free_sized_fast(p: *mut u8, size: usize, func: &str) {
         Ok(true) => {}
         // A huge block, or misuse.
         // SAFETY: caller's promise.
-        Ok(false) => unsafe { free_cold(p, func) },
+        Ok(false) => unsafe { free_other(p, func) },
         Err(bs) => fatal::wrong_size(func, p, size, bs),
     }
 }
 
-/// [`free`] of what the fast check did not confirm: a huge block, or
-/// misuse (reported, fatal).
+/// [`free`] of what its fast test did not confirm: NULL (ignored), any
+/// pointer in a mode without the fast path (or before initialisation),
+/// and in the fast modes a huge block or misuse ([`free_other`]).
 ///
 /// # Safety
 /// As for [`free`].
 #[cold]
 #[inline(never)]
 unsafe fn free_cold(p: *mut u8, func: &str) {
+    if p.is_null() {
+        return;
+    }
+    if !FAST.load(Acquire) {
+        // Not a fast mode (or not initialised yet): the gate was closed.
+        if FLAGS.load(Relaxed) == READY | DEBUG {
+            // The debug mode alone: straight to the debug allocator.
+            return debug_mode::free_entry(p);
+        }
+        // SAFETY: caller's promise.
+        return unsafe { free_slow(p, func) };
+    }
+    // SAFETY: caller's promise; a fast mode.
+    unsafe { free_other(p, func) }
+}
+
+/// The checked free of a pointer (not NULL) that the fast test did not
+/// confirm: a block of a page hiding its blocks for the profiler, a huge
+/// block, or misuse (reported, fatal).
+///
+/// # Safety
+/// As for [`free`]; `p` is not NULL.
+#[inline(never)]
+unsafe fn free_other(p: *mut u8, func: &str) {
+    debug_assert!(!p.is_null());
     let f = FLAGS.load(Relaxed);
     if f & PROFILE != 0 {
         // A block of a page with a live sample, a huge block, or misuse.
@@ -567,8 +585,9 @@ unsafe fn free_slow(p: *mut u8, func: &str) {
     }
     if f & COUNT == 0 {
         // Failure injection alone, or no fast path: the checked free.
-        // SAFETY: caller's promise.
-        return unsafe { free_cold(p, func) };
+        // SAFETY: caller's promise (p is not NULL: `free` and
+        // `free_shaped` return early for NULL).
+        return unsafe { free_other(p, func) };
     }
     if f & PROFILE != 0 {
         // SAFETY: caller's promise: a live block, or not a block at all.

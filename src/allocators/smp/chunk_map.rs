@@ -21,7 +21,7 @@
 //! needs a leaf (an absent one already reads as [`CHUNK_NONE`]).
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
 
 use super::segment::{SEGMENT_SHIFT, SEGMENT_SIZE, Segment};
 use crate::sys;
@@ -136,6 +136,41 @@ pub unsafe fn chunk_entry_ready(addr: usize) -> u8 {
     entry_at(i)
 }
 
+/// ORed into the top-level index by [`chunk_entry_gated`]: 0 while the
+/// gate is open, [`TOP_ENTRIES`] (past every index) while it is closed.
+static GATE: AtomicUsize = AtomicUsize::new(TOP_ENTRIES);
+
+/// Opens or closes the gate of [`chunk_entry_gated`]. The shim opens it
+/// when its `free` may take the fast path (its mode allows it and the map
+/// is ready) and closes it otherwise, so that test is also the mode test.
+/// Release: a thread that reads the gate open with [`chunk_entry_gated`]
+/// (Acquire) also sees what the caller did before opening it.
+pub fn set_gate(open: bool) {
+    GATE.store(if open { 0 } else { TOP_ENTRIES }, Ordering::Release);
+}
+
+/// [`chunk_entry`] behind a gate: [`CHUNK_NONE`] for every address while
+/// the gate is closed (see [`set_gate`]). The gate costs no test of its
+/// own: it is ORed into the top-level index, whose bound test (which also
+/// rejects addresses above 47 bits) then fails. The shim's `free` thus
+/// tests its mode, NULL (chunk 0 is never ours: nothing is mapped at
+/// address 0) and the map's bound with one comparison.
+#[inline(always)]
+pub fn chunk_entry_gated(addr: usize) -> u8 {
+    let t = (addr >> (SEGMENT_SHIFT + LEAF_SHIFT)) | GATE.load(Ordering::Acquire);
+    if t >= TOP_ENTRIES {
+        return CHUNK_NONE;
+    }
+    // Acquire: pairs with the Release of `leaf_or_map`'s install.
+    let l = TOP[t].load(Ordering::Acquire);
+    if l.is_null() {
+        return CHUNK_NONE;
+    }
+    // SAFETY: a leaf holds LEAF_ENTRIES entries and is never unmapped; the
+    // index is inside it.
+    unsafe { (*l.add((addr >> SEGMENT_SHIFT) & (LEAF_ENTRIES - 1))).load(Ordering::Acquire) }
+}
+
 /// Maps the leaves holding the entries of `[start, start + len)` (the part
 /// inside the map); false when one cannot be mapped. Leaves mapped before
 /// a failure stay (they are never unmapped).
@@ -217,7 +252,7 @@ pub fn set_chunks(start: usize, len: usize, head: bool) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Chunk index `i`'s address.
@@ -271,6 +306,35 @@ mod tests {
         for k in 0..4 {
             assert_eq!(chunk_entry(addr(first + k)), CHUNK_NONE);
         }
+    }
+
+    /// Held by the tests that open or close the gate (it is global).
+    pub(crate) static GATE_TEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn the_gate_hides_every_entry_while_closed() {
+        let _g = GATE_TEST.lock().unwrap_or_else(|e| e.into_inner());
+        let i = 11 * LEAF_ENTRIES + 3;
+        assert!(set_head(addr(i) as *mut Segment, Some(16)));
+        set_gate(false);
+        assert_eq!(chunk_entry_gated(addr(i)), CHUNK_NONE);
+        assert_eq!(chunk_entry_gated(addr(i) + 4096), CHUNK_NONE);
+        set_gate(true);
+        assert_eq!(chunk_entry_gated(addr(i)), CHUNK_NORMAL + 16);
+        assert_eq!(
+            chunk_entry_gated(addr(i) + SEGMENT_SIZE - 1),
+            CHUNK_NORMAL + 16
+        );
+        assert_eq!(chunk_entry_gated(addr(i) + SEGMENT_SIZE), CHUNK_NONE);
+        assert_eq!(chunk_entry_gated(addr(i) - 1), CHUNK_NONE);
+        // NULL, and addresses beyond the map, whatever their low bits.
+        assert_eq!(chunk_entry_gated(0), CHUNK_NONE);
+        assert_eq!(chunk_entry_gated(addr(i) | 1 << 47), CHUNK_NONE);
+        assert_eq!(chunk_entry_gated(addr(i) | 1 << 63), CHUNK_NONE);
+        assert_eq!(chunk_entry_gated(usize::MAX), CHUNK_NONE);
+        set_gate(false);
+        assert_eq!(chunk_entry_gated(addr(i)), CHUNK_NONE);
+        assert!(set_chunks(addr(i), SEGMENT_SIZE, false));
     }
 
     #[test]

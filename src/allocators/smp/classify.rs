@@ -358,6 +358,35 @@ pub unsafe fn free_fast_or(
     }
 }
 
+/// [`free_fast_or`] behind the chunk map's gate (see
+/// `chunk_map::set_gate`): while the gate is closed every pointer goes to
+/// `other`, NULL too. The shim's `free`, whose mode and NULL tests are
+/// thus the map's bound test.
+///
+/// # Safety
+/// As for [`free_fast_or`], except that the chunk map need not exist
+/// (the gate is opened only once it does); `other` also accepts NULL.
+#[inline(always)]
+pub unsafe fn free_gated_or(
+    ptr: *mut u8,
+    on_hidden: impl FnOnce(*mut u8),
+    other: impl FnOnce(*mut u8),
+) {
+    let entry = super::chunk_map::chunk_entry_gated(ptr as usize);
+    // SAFETY: the entry of ptr's chunk (CHUNK_NONE while the gate is
+    // closed, and for NULL: nothing is ever mapped at address 0).
+    match unsafe { probe_in::<false>(ptr as usize, entry) } {
+        Probe::Live(page) => {
+            // SAFETY: a live block of page (confirmed), now owned by us
+            // (caller's promise).
+            unsafe { free_in(page, ptr) };
+        }
+        // SAFETY: caller's promise; page is the descriptor of ptr's page.
+        Probe::Hidden(page) => unsafe { free_hidden(ptr, page, on_hidden, other) },
+        Probe::Not => other(ptr),
+    }
+}
+
 /// [`free_fast_or`] for an address its fast test put beyond the page's
 /// `carved_len`: frees it (after `on_hidden`) when it is a live block below
 /// the page's capacity, which only a page hiding its blocks has there; any
@@ -540,6 +569,16 @@ enum Probe {
 unsafe fn probe<const MARKED: bool>(a: usize) -> Probe {
     // SAFETY: caller's promise.
     let entry = unsafe { segment::chunk_entry_ready(a) };
+    // SAFETY: the entry of `a`'s chunk.
+    unsafe { probe_in::<MARKED>(a, entry) }
+}
+
+/// [`probe`] given `a`'s chunk-map entry.
+///
+/// # Safety
+/// `entry` is the chunk-map entry of `a`'s chunk (or [`CHUNK_NONE`]).
+#[inline(always)]
+unsafe fn probe_in<const MARKED: bool>(a: usize, entry: u8) -> Probe {
     if entry < CHUNK_NORMAL {
         return Probe::Not;
     }

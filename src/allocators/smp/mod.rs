@@ -61,9 +61,10 @@ pub mod size_class;
 mod stats;
 mod thread;
 
+pub use chunk_map::set_gate as set_free_gate;
 pub use classify::{
     PtrCheck, alloc_zeroed, free_checked, free_fast, free_fast_marked, free_fast_or,
-    free_fast_sized, live_block_size,
+    free_fast_sized, free_gated_or, live_block_size,
 };
 #[cfg(feature = "preload")]
 pub(crate) use heap::PURGE_DELAY_MS;

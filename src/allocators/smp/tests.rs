@@ -87,6 +87,59 @@ fn segments_are_found_by_masking() {
 }
 
 #[test]
+fn the_gated_free_frees_only_behind_an_open_gate() {
+    let _g = chunk_map::tests::GATE_TEST
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    assert!(prepare());
+    let other = core::cell::Cell::new(None);
+    let hidden = core::cell::Cell::new(false);
+    let p = alloc(100, 4);
+    let h = alloc(5 << 20, 4);
+    // Closed: every pointer goes to `other`, nothing is freed.
+    set_free_gate(false);
+    // SAFETY: p and h are live blocks of ours; the hooks free nothing.
+    unsafe {
+        classify::free_gated_or(p, |_| hidden.set(true), |q| other.set(Some(q)));
+        assert_eq!(other.take(), Some(p));
+        assert_eq!(check(p), PtrCheck::Live);
+        classify::free_gated_or(
+            ptr::null_mut(),
+            |_| hidden.set(true),
+            |q| other.set(Some(q)),
+        );
+        assert_eq!(other.take(), Some(ptr::null_mut()));
+    }
+    // Open: a live block is freed; NULL, an interior pointer and a huge
+    // block still go to `other`.
+    set_free_gate(true);
+    // SAFETY: as above; p is freed once.
+    unsafe {
+        classify::free_gated_or(
+            ptr::null_mut(),
+            |_| hidden.set(true),
+            |q| other.set(Some(q)),
+        );
+        assert_eq!(other.take(), Some(ptr::null_mut()));
+        classify::free_gated_or(
+            p.wrapping_add(16),
+            |_| hidden.set(true),
+            |q| other.set(Some(q)),
+        );
+        assert_eq!(other.take(), Some(p.wrapping_add(16)));
+        classify::free_gated_or(h, |_| hidden.set(true), |q| other.set(Some(q)));
+        assert_eq!(other.take(), Some(h));
+        classify::free_gated_or(p, |_| hidden.set(true), |q| other.set(Some(q)));
+        assert_eq!(other.take(), None);
+    }
+    assert_eq!(check(p), PtrCheck::Free);
+    assert!(!hidden.get());
+    set_free_gate(false);
+    // SAFETY: live block.
+    unsafe { free(h) };
+}
+
+#[test]
 fn interior_foreign_and_double_frees_are_classified() {
     let p = alloc(100, 4);
     assert_eq!(check(p.wrapping_add(8)), PtrCheck::Interior);
