@@ -280,6 +280,10 @@ TEXT_MAX=224
 text_kb=$(LD_PRELOAD=$SHIM "$OUT/preload_vm" textrss liballoc_preload.so)
 check "resident code of the shim, 4 threads allocating and freeing: ${text_kb:-?} kB <= $TEXT_MAX kB" \
     test "${text_kb:-999999}" -le "$TEXT_MAX"
+# The unwinder is linked into the shim (mk/preload.mk): with libgcc_s as a
+# dependency every process loaded it, about 80 kB resident.
+check "a process under the shim maps no libgcc_s" \
+    sh -c "LD_PRELOAD='$SHIM' cat /proc/self/maps >'$TMP/maps' && grep -q liballoc_preload '$TMP/maps' && ! grep -q libgcc_s '$TMP/maps'"
 VM_LIMIT=131072
 check "ulimit -v $VM_LIMIT: ls / under the shim" \
     sh -c "ulimit -v $VM_LIMIT && LD_PRELOAD='$SHIM' ls / >'$TMP/ls.out' && test -s '$TMP/ls.out'"

@@ -119,7 +119,28 @@ const RESERVED: [&[u8]; 4] = [
 /// Reads the options from the process environment (see the module doc);
 /// warnings are printed only when `report` is true.
 pub fn load(report: bool) -> Options {
-    let mut opts = Options::DEFAULT;
+    // Built here, not copied from a constant: the defaults as one
+    // 600-byte constant were the only thing start-up read from the upper
+    // pages of the shim's read-only data, which then stayed resident in
+    // every process (64 KiB by fault-around).
+    let off = core::hint::black_box(false);
+    let mut opts = Options {
+        stats: StatsMode::Off,
+        verbose: off,
+        fail_at: 0,
+        debug_requested: off,
+        debug_frames: None,
+        debug_quarantine: None,
+        debug_fill: None,
+        purge_delay_ms: None,
+        purge_thread: !off,
+        profile_path: [0; super::profile::PATH_MAX],
+        profile_path_len: 0,
+        profile_rate: None,
+        profile_interval_s: None,
+        profile_signal: off,
+    };
+    debug_assert!(opts == Options::DEFAULT);
     // Entries longer than 256 bytes are cut; no `LA_*` value is that long.
     sys::process::for_each_env(|entry| apply(&mut opts, &entry[..entry.len().min(256)], report));
     opts

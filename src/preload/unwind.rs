@@ -1,7 +1,9 @@
 //! Stack traces for the heap profiler's samples, through code built without
 //! frame pointers: libgcc's DWARF unwinder (`_Unwind_Backtrace`), cached by
 //! the frame-pointer walk of the same stack, and the debug allocator's
-//! frame-pointer walk as the fallback.
+//! frame-pointer walk as the fallback. The unwinder is linked into the
+//! shim from libgcc's static part (`-static-libgcc`, see mk/preload.mk),
+//! so a process does not load libgcc_s for it.
 //!
 //! Why the unwinder, and why it is safe here:
 //! - Debian's libc, python and most distribution libraries are built
