@@ -42,9 +42,12 @@
 //! without a live sample run the unprofiled fast path unchanged; blocks
 //! that cannot move (`realloc`, `memalign`, large classes) hide only the
 //! blocks above them in their page. Live samples are indexed by block
-//! address in an open-addressing table ([`SLOTS`] words, each the address
-//! and the record's index packed, probed over a bounded window so a lookup
-//! is short whatever the history) behind a counting filter: a static array
+//! address in open-addressing tables (each word the address and the
+//! record's index packed, probed over a bounded window so a lookup is short
+//! whatever the history): a primary table of [`PRIMARY`] words, small
+//! enough to stay in the caches, and an overflow table of [`SLOTS`] words
+//! for samples whose primary window is full of live ones. They sit behind
+//! a counting filter: a static array
 //! of 4-bit counters indexed by a hash of the address, one more for each
 //! live sample; only a non-zero counter (a sampled block, or a rare
 //! collision) probes the table. Only the page's owner may mark it, so a
@@ -98,8 +101,15 @@ use crate::sys::write::Writer;
 pub const MAX_FRAMES: usize = 64;
 /// Records in the sample table (a power of two).
 const RECORDS: usize = 1 << 16;
-/// Words of the address index (a power of two, twice [`RECORDS`]).
+/// Words of the address index's overflow table (a power of two, twice
+/// [`RECORDS`], so every record could be live in it).
 const SLOTS: usize = 2 * RECORDS;
+/// Words of the index's primary table (a power of two): 64 KiB, where a
+/// program with up to a few thousand live samples keeps them all. A
+/// sample goes to the overflow table only when its window here is full
+/// of live ones. (One table of [`SLOTS`] words, 1 MiB hashed at random,
+/// took a cache miss and, early on, a page fault for most samples.)
+const PRIMARY: usize = 1 << 13;
 /// Slots a key may lie beyond its home slot.
 const WINDOW: usize = 32;
 /// Buckets of the filter (a power of two), 4-bit counters packed 16 to a
@@ -172,6 +182,9 @@ static RATE: AtomicU64 = AtomicU64::new(DEFAULT_RATE);
 /// The record table and the address index (mapped by [`init`]).
 static RECORD_BASE: AtomicUsize = AtomicUsize::new(0);
 static SLOT_BASE: AtomicUsize = AtomicUsize::new(0);
+/// Set once a sample was indexed in the overflow table; until then a
+/// lookup that misses the primary table stops there.
+static SPILLED: AtomicBool = AtomicBool::new(false);
 /// Records handed out so far (the claim cursor).
 static CURSOR: AtomicUsize = AtomicUsize::new(0);
 /// Freed samples dropped for room, and samples lost (no record or no
@@ -231,7 +244,7 @@ pub fn init(opts: &Options, report: bool) -> bool {
     SIGNAL.store(opts.profile_signal, Relaxed);
     if RECORD_BASE.load(Acquire) == 0 {
         let records = sys::map_lazy(RECORDS * core::mem::size_of::<Record>());
-        let slots = sys::map_lazy(SLOTS * 8);
+        let slots = sys::map_lazy((PRIMARY + SLOTS) * 8);
         match (records, slots, super::depot::init()) {
             (Some(r), Some(s), true) => {
                 SLOT_BASE.store(s.as_ptr() as usize, Release);
@@ -427,7 +440,8 @@ fn records() -> *const Record {
     RECORD_BASE.load(Relaxed) as *const Record
 }
 
-/// The address index.
+/// The address index: the primary table's words, then the overflow
+/// table's.
 #[inline(always)]
 fn slots() -> *const AtomicU64 {
     SLOT_BASE.load(Relaxed) as *const AtomicU64
@@ -441,26 +455,142 @@ fn rec(i: usize) -> &'static Record {
     unsafe { &*records().add(i) }
 }
 
-/// Index word `i`.
-fn slot(i: usize) -> &'static AtomicU64 {
-    // SAFETY: as in `rec`, for the index (SLOTS words).
-    unsafe { &*slots().add(i & (SLOTS - 1)) }
+/// One open-addressing table of index words: `1 << bits` words at `base`,
+/// each a block's address (`p >> 4`, above [`INDEX_BITS`]) and its
+/// record's index plus one, or [`SLOT_EMPTY`] or [`SLOT_GONE`].
+#[derive(Clone, Copy)]
+struct Table {
+    base: *const AtomicU64,
+    bits: u32,
+}
+
+impl Table {
+    /// Word `i` (modulo the size).
+    fn slot(self, i: usize) -> &'static AtomicU64 {
+        // SAFETY: `base` holds `1 << bits` words, mapped for good (the
+        // profile's tables are never unmapped; tests keep theirs alive).
+        unsafe { &*self.base.add(i & ((1 << self.bits) - 1)) }
+    }
+
+    /// The word where the search for block `p` starts: the top bits of
+    /// its hash, as the filter takes them. (The low bits of a
+    /// multiplicative hash depend only on the low bits of the address:
+    /// every block 2 MiB apart, such as the huge blocks at the start of
+    /// 4 MiB slots, had the same home, and past the window's 32 words
+    /// their samples were lost.)
+    fn home(self, p: usize) -> usize {
+        hash(p) >> (usize::BITS - self.bits)
+    }
+
+    /// Stores `word` for block `p` in its window; false when the window
+    /// holds only live words.
+    fn insert(self, p: usize, word: u64) -> bool {
+        let home = self.home(p);
+        for k in 0..WINDOW {
+            let s = self.slot(home.wrapping_add(k));
+            // Try the empty word first, with no read before (one fault on
+            // a fresh page, see `claim`).
+            let v = match s.compare_exchange(SLOT_EMPTY, word, Release, Relaxed) {
+                Ok(_) => return true,
+                Err(v) => v,
+            };
+            if v == SLOT_GONE && s.compare_exchange(v, word, Release, Relaxed).is_ok() {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Removes block `p`'s word; the word, when it was there.
+    fn take(self, p: usize) -> Option<u64> {
+        let key = (p >> 4) as u64;
+        let home = self.home(p);
+        for k in 0..WINDOW {
+            let s = self.slot(home.wrapping_add(k));
+            let v = s.load(Acquire);
+            if v == SLOT_EMPTY {
+                return None;
+            }
+            if v != SLOT_GONE
+                && v >> INDEX_BITS == key
+                && s.compare_exchange(v, SLOT_GONE, AcqRel, Relaxed).is_ok()
+            {
+                return Some(v);
+            }
+        }
+        None
+    }
+}
+
+/// The index: a small primary table and the overflow table behind it,
+/// used once `spilled` is set.
+#[derive(Clone, Copy)]
+struct Index {
+    primary: Table,
+    overflow: Table,
+    spilled: &'static AtomicBool,
+}
+
+impl Index {
+    /// Indexes live sample `i` of block `p`; false when both its windows
+    /// are full.
+    fn insert(self, p: usize, i: usize) -> bool {
+        let word = (((p >> 4) as u64) << INDEX_BITS) | (i as u64 + 1);
+        if self.primary.insert(p, word) {
+            return true;
+        }
+        // Before the word is there: a lookup that may find it (the block's
+        // free, which this allocation happens-before) sees the flag.
+        self.spilled.store(true, Release);
+        self.overflow.insert(p, word)
+    }
+
+    /// Removes block `p`; its record's index when it was a live sample.
+    fn take(self, p: usize) -> Option<usize> {
+        let v = match self.primary.take(p) {
+            Some(v) => v,
+            None if self.spilled.load(Acquire) => self.overflow.take(p)?,
+            None => return None,
+        };
+        Some((v & ((1 << INDEX_BITS) - 1)) as usize - 1)
+    }
+}
+
+/// Indexes live sample `i` of block `p`; false when its windows are full.
+fn insert(p: usize, i: usize) -> bool {
+    index().insert(p, i)
+}
+
+/// Removes block `p` from the index (and its count from the filter); its
+/// record's index when it was a live sample.
+fn take(p: usize) -> Option<usize> {
+    let i = index().take(p)?;
+    count(p, false);
+    Some(i)
+}
+
+/// The profile's index (its tables are mapped: ON implies it).
+#[inline(always)]
+fn index() -> Index {
+    let base = slots();
+    Index {
+        primary: Table {
+            base,
+            bits: PRIMARY.trailing_zeros(),
+        },
+        overflow: Table {
+            // SAFETY: the mapping holds PRIMARY + SLOTS words.
+            base: unsafe { base.add(PRIMARY) },
+            bits: SLOTS.trailing_zeros(),
+        },
+        spilled: &SPILLED,
+    }
 }
 
 /// The address hash (addresses are 16-byte aligned).
 #[inline(always)]
 fn hash(p: usize) -> usize {
     ((p >> 4) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) as usize
-}
-
-/// The index word where the search for block `p` starts: the top bits of
-/// its hash, as the filter takes them. (The low bits of a multiplicative
-/// hash depend only on the low bits of the address: every block 2 MiB
-/// apart, such as the huge blocks at the start of 4 MiB slots, had the
-/// same home, and past the window's 32 words their samples were lost.)
-#[inline(always)]
-fn home(p: usize) -> usize {
-    hash(p) >> (usize::BITS - SLOTS.trailing_zeros())
 }
 
 /// The filter word of address `p`, and the shift of its counter there.
@@ -560,47 +690,6 @@ fn claim() -> Option<usize> {
                 DROPPED.fetch_add(1, Relaxed);
             }
             return Some(i);
-        }
-    }
-    None
-}
-
-/// Indexes live sample `i` of block `p`; false when its window is full.
-fn insert(p: usize, i: usize) -> bool {
-    let word = (((p >> 4) as u64) << INDEX_BITS) | (i as u64 + 1);
-    let home = home(p);
-    for k in 0..WINDOW {
-        let s = slot(home.wrapping_add(k));
-        // Try the empty word first, with no read before (one fault on a
-        // fresh page, see `claim`).
-        let v = match s.compare_exchange(SLOT_EMPTY, word, Release, Relaxed) {
-            Ok(_) => return true,
-            Err(v) => v,
-        };
-        if v == SLOT_GONE && s.compare_exchange(v, word, Release, Relaxed).is_ok() {
-            return true;
-        }
-    }
-    false
-}
-
-/// Removes block `p` from the index; its record's index when it was a
-/// live sample.
-fn take(p: usize) -> Option<usize> {
-    let key = (p >> 4) as u64;
-    let home = home(p);
-    for k in 0..WINDOW {
-        let s = slot(home.wrapping_add(k));
-        let v = s.load(Acquire);
-        if v == SLOT_EMPTY {
-            return None;
-        }
-        if v != SLOT_GONE
-            && v >> INDEX_BITS == key
-            && s.compare_exchange(v, SLOT_GONE, AcqRel, Relaxed).is_ok()
-        {
-            count(p, false);
-            return Some((v & ((1 << INDEX_BITS) - 1)) as usize - 1);
         }
     }
     None
@@ -951,13 +1040,72 @@ mod tests {
             (0x7f00_0000_1000usize, 4usize << 20),
             (0x7f10_0000_0400, 100 << 10),
         ] {
-            let mut homes: std::vec::Vec<usize> = (0..256).map(|i| home(base + i * step)).collect();
-            assert!(homes.iter().all(|&h| h < SLOTS));
-            homes.sort_unstable();
-            homes.dedup();
-            // 256 keys in 131072 words: a few collisions at most.
-            assert!(homes.len() >= 250, "{} distinct homes of 256", homes.len());
+            // 256 keys in 131072 words, and in 8192: a few collisions at
+            // most (about 4 expected in the primary table).
+            for (bits, min) in [
+                (SLOTS.trailing_zeros(), 250),
+                (PRIMARY.trailing_zeros(), 240),
+            ] {
+                let t = Table {
+                    base: core::ptr::null(),
+                    bits,
+                };
+                let mut homes: std::vec::Vec<usize> =
+                    (0..256).map(|i| t.home(base + i * step)).collect();
+                assert!(homes.iter().all(|&h| h < 1 << bits));
+                homes.sort_unstable();
+                homes.dedup();
+                assert!(homes.len() >= min, "{} distinct homes of 256", homes.len());
+            }
         }
+    }
+
+    #[test]
+    fn samples_past_a_full_primary_window_go_to_the_overflow_table() {
+        // A primary table of 16 words (every window wraps all of it) and
+        // an overflow table of 1024.
+        let primary: std::vec::Vec<AtomicU64> = (0..16).map(|_| AtomicU64::new(0)).collect();
+        let overflow: std::vec::Vec<AtomicU64> = (0..1024).map(|_| AtomicU64::new(0)).collect();
+        static FLAG: AtomicBool = AtomicBool::new(false);
+        let ix = Index {
+            primary: Table {
+                base: primary.as_ptr(),
+                bits: 4,
+            },
+            overflow: Table {
+                base: overflow.as_ptr(),
+                bits: 10,
+            },
+            spilled: &FLAG,
+        };
+        let block = |k: usize| 0x7f00_0010_0000usize + k * 48;
+        // A lookup before anything spilled stops at the primary table.
+        assert_eq!(ix.take(block(0)), None);
+        for k in 0..16 {
+            assert!(ix.insert(block(k), k));
+        }
+        assert!(!FLAG.load(Relaxed), "16 keys fit the primary table");
+        for k in 16..40 {
+            assert!(ix.insert(block(k), k));
+        }
+        assert!(FLAG.load(Relaxed));
+        assert_eq!(primary.iter().filter(|w| w.load(Relaxed) != 0).count(), 16);
+        assert_eq!(overflow.iter().filter(|w| w.load(Relaxed) != 0).count(), 24);
+        // Every key is found once, in either table, with its record.
+        for k in (0..40).rev() {
+            assert_eq!(ix.take(block(k)), Some(k), "block {k}");
+            assert_eq!(ix.take(block(k)), None, "block {k} again");
+        }
+        // Freed primary words are used again before the overflow table.
+        assert!(ix.insert(block(99), 99));
+        assert_eq!(
+            overflow
+                .iter()
+                .filter(|w| w.load(Relaxed) == SLOT_GONE)
+                .count(),
+            24
+        );
+        assert_eq!(ix.take(block(99)), Some(99));
     }
 
     #[test]
