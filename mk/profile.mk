@@ -4,8 +4,8 @@
 #                       --profile, interval and signal dumps, bad input
 #                       (c_tests/profile/run_tests.sh)
 #   make profile-bench  what profiling costs on the preload workloads, beside
-#                       mimalloc and heaptrack
-#                       (benches/profile/cost.py)
+#                       mimalloc and heaptrack, and on the real programs of
+#                       the preload tests (benches/profile/cost.py)
 
 .PHONY: profile-test
 profile-test: $(PRELOAD_SO) $(SO_LINK) $(LA_RUN)
@@ -14,7 +14,8 @@ profile-test: $(PRELOAD_SO) $(SO_LINK) $(LA_RUN)
 TESTS += profile-test
 
 # The profiler's cost on the preload workloads: profiling off, at the
-# default rate and at a 10x higher one, beside mimalloc and heaptrack
+# default rate and at a 10x higher one, beside mimalloc and heaptrack; then
+# on the preload tests' real programs (python3, sqlite3, gcc, g++, git)
 # (ratios to the unprofiled shim; build/profile_bench.md).
 .PHONY: profile-bench
 profile-bench: $(PRELOAD_SO)

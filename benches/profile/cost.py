@@ -15,6 +15,12 @@ It prints and writes (to OUT_MD, default build/profile_bench.md) the median
 wall time of each and its ratio to the unprofiled shim. A peer that is not
 installed is left out with a note.
 
+Then the real programs of the preload tests (python3's json and sqlite3,
+the sqlite3 CLI, gcc and g++ compiling, git making a repository) run the
+same way under the shim alone: profiling off, at the default rate and at
+the 10x rate, each process writing its own profile (`%p` in the path). A
+program that is not installed is left out with a note.
+
   cost.py SHIM WORKLOADS [ROUNDS] [OUT_MD]
 """
 import os
@@ -65,6 +71,105 @@ def modes(shim, prog, tmp):
     return m, notes
 
 
+SQL = """create table t(id integer primary key, v text, n real);
+with recursive c(x) as (select 1 union all select x + 1 from c where x < 50000)
+  insert into t select x, printf('value-%08d', x * 7919 % 100003), x / 7.0 from c;
+create index t_v on t(v);
+select count(*), sum(n), min(v), max(v) from t;
+select v from t where id % 9973 = 0 order by v;
+"""
+
+GIT = """set -e
+rm -rf "$1"; mkdir -p "$1"; cd "$1"
+export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t
+export GIT_COMMITTER_EMAIL=t@example.com GIT_CONFIG_NOSYSTEM=1 HOME="$1"
+git init -q -b main .
+i=0
+while [ $i -lt 20 ]; do
+  seq $i 1000 >"f$((i % 7)).txt"; git add -A; git commit -q -m "commit $i"; i=$((i + 1))
+done
+git log --format='%H %s' >/dev/null; git gc -q; git fsck --no-progress >/dev/null 2>&1
+"""
+
+
+def programs(tmp):
+    """[(name, argv)] of the real programs that are installed, and notes."""
+    sql = os.path.join(tmp, "t.sql")
+    with open(sql, "w") as f:
+        f.write(SQL)
+    git = os.path.join(tmp, "git.sh")
+    with open(git, "w") as f:
+        f.write(GIT)
+    python = os.environ.get("PYTHON", "python3")
+    cand = [
+        ("python3 json + sqlite3 (20000 records)", python,
+         [python, "c_tests/preload/workload.py", "20000"]),
+        ("sqlite3 CLI (50000 rows, index)", "sqlite3",
+         ["sh", "-c", f"sqlite3 :memory: <'{sql}'"]),
+        ("gcc -O2 -S (a C test)", "gcc",
+         ["gcc", "-O2", "-S", "-o", "/dev/null", "c_tests/preload_misuse.c", "-Ic_tests"]),
+        ("g++ -O1 -S (the C++ test)", "g++",
+         ["g++", "-std=c++17", "-O1", "-S", "-o", "/dev/null", "c_tests/preload_cxx.cpp"]),
+        ("git: 20 commits, log, gc, fsck", "git",
+         ["sh", git, os.path.join(tmp, "repo")]),
+    ]
+    have, notes = [], []
+    for name, tool, argv in cand:
+        if shutil.which(tool):
+            have.append((name, argv))
+        else:
+            notes.append(f"{name} left out: {tool} not installed")
+    return have, notes
+
+
+def real_programs(shim, rounds, tmp):
+    """Markdown lines of the real programs' table (profiling off, default
+    rate, 10x rate, the shim alone) and the geometric-mean ratios."""
+    progs, notes = programs(tmp)
+    pdir = os.path.join(tmp, "p")
+    os.makedirs(pdir, exist_ok=True)
+    ms = [("off", "profiling off", {"LD_PRELOAD": shim}),
+          ("512k", "512 KiB (default)",
+           {"LD_PRELOAD": shim, "LA_PROFILE": os.path.join(pdir, "a.%p.raw")}),
+          ("51k", "51 KiB (10x)",
+           {"LD_PRELOAD": shim, "LA_PROFILE": os.path.join(pdir, "b.%p.raw"),
+            "LA_PROFILE_RATE": "52429"})]
+    med = {}
+    for name, argv in progs:
+        times = {k: [] for k, _, _ in ms}
+        for _ in range(rounds):
+            for k, _, env in ms:
+                times[k].append(run(argv, env))
+        med[name] = {k: statistics.median(t) for k, t in times.items()}
+        print(name, " ".join(f"{k}={v:.3f}" for k, v in med[name].items()), flush=True)
+    written = os.listdir(pdir)
+    if progs and not any(n.startswith("a.") for n in written):
+        sys.exit("cost.py: no profile was written at the default rate")
+    lines = ["", "### Real programs (the preload tests' programs)", "",
+             f"Median of {rounds} interleaved rounds; time in seconds (ratio to profiling "
+             "off). Each process writes its own profile.", "",
+             "| program | " + " | ".join(label for _, label, _ in ms) + " |",
+             "|---|" + "---|" * len(ms)]
+    geo = {k: [] for k, _, _ in ms}
+    for name, _ in progs:
+        base = med[name]["off"]
+        cells = []
+        for k, _, _ in ms:
+            r = med[name][k] / base
+            geo[k].append(r)
+            cells.append(f"{med[name][k]:.3f} ({r:.2f}x)")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if progs:
+        gm = {k: statistics.geometric_mean(v) for k, v in geo.items()}
+        lines.append("| **geometric mean** | "
+                     + " | ".join(f"**{gm[k]:.2f}x**" for k, _, _ in ms) + " |")
+        lines += ["", "Target: within 2% at the default rate (geometric mean "
+                  f"{100 * (gm['512k'] - 1):+.1f}%; worst program "
+                  f"{100 * (max(geo['512k']) - 1):+.1f}%)."]
+    lines += [f"- {n}" for n in notes]
+    return lines
+
+
 def main():
     shim, prog = sys.argv[1], sys.argv[2]
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 7
@@ -104,6 +209,8 @@ def main():
         lines.append(f"heaptrack over the profiling shim at the default rate: "
                      f"{gm['heaptrack'] / gm['512k']:.1f}x the time (geometric mean).")
     lines += [f"- {n}" for n in notes]
+    with tempfile.TemporaryDirectory() as tmp:
+        lines += real_programs(shim, rounds, tmp)
     text = "\n".join(lines) + "\n"
     print(text)
     os.makedirs(os.path.dirname(out_md) or ".", exist_ok=True)
