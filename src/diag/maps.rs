@@ -47,18 +47,23 @@ fn parse(line: &[u8]) -> Option<Mapping<'_>> {
     let (hi, n) = hex(rest);
     let rest = rest.get(n + 1..)?;
     let perms = rest.get(..4)?;
-    let (offset, _) = hex(rest.get(5..).unwrap_or(&[]));
-    // Skip perms, offset, dev, inode: the name starts after the 5th field.
-    let mut fields = 0;
-    let mut i = 0;
-    while i < rest.len() && fields < 4 {
-        if rest[i] == b' ' {
-            fields += 1;
-            while i + 1 < rest.len() && rest[i + 1] == b' ' && fields < 4 {
-                i += 1;
-            }
+    let (offset, n) = hex(rest.get(5..).unwrap_or(&[]));
+    // Past perms and offset, then the device and the inode: the name
+    // follows, after the spaces that pad it to a fixed column (skipped a
+    // word at a time: most lines have two dozen).
+    let mut i = 5 + n;
+    for _ in 0..2 {
+        while i < rest.len() && rest[i] == b' ' {
+            i += 1;
         }
-        i += 1;
+        while i < rest.len() && rest[i] != b' ' {
+            i += 1;
+        }
+    }
+    while let Some(w) = rest.get(i..i + 8)
+        && w == b"        "
+    {
+        i += 8;
     }
     while i < rest.len() && rest[i] == b' ' {
         i += 1;
@@ -109,6 +114,31 @@ pub fn containing(addr: usize) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_parse_with_and_without_names() {
+        let line = b"7f0000001000-7f0000003000 r-xp 0002a000 fe:00 5309044                    /usr/lib/x/libc.so.6";
+        let m = parse(line).unwrap();
+        assert_eq!(
+            (m.lo, m.hi, m.offset),
+            (0x7f00_0000_1000, 0x7f00_0000_3000, 0x2a000)
+        );
+        assert!(m.readable && !m.writable && m.executable);
+        assert_eq!(m.perms, b"r-xp");
+        assert_eq!(m.name, b"/usr/lib/x/libc.so.6");
+        let anon = parse(b"7ffd3e35f000-7ffd3e380000 rw-p 00000000 00:00 0 ").unwrap();
+        assert_eq!(anon.name, b"");
+        assert!(anon.writable && !anon.executable);
+        let spaced = parse(b"1000-2000 rw-p 00000000 00:00 0      [stack]").unwrap();
+        assert_eq!(spaced.name, b"[stack]");
+        let bare = parse(b"1000-2000 rw-p 00000000 00:00 0").unwrap();
+        assert_eq!(bare.name, b"");
+        // A name with spaces in it stays whole.
+        let odd = parse(b"1000-2000 r--p 00000000 08:01 12   /tmp/a b  c").unwrap();
+        assert_eq!(odd.name, b"/tmp/a b  c");
+        assert!(parse(b"").is_none());
+        assert!(parse(b"1000-2000").is_none());
+    }
 
     #[test]
     fn finds_own_stack() {

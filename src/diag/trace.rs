@@ -6,8 +6,10 @@
 //! `-fno-omit-frame-pointer`, so the chain is intact through the library and
 //! through programs built that way; frames of code built without frame
 //! pointers are skipped over or end the walk. Every step is checked against
-//! the current thread's stack bounds (read once per thread from
-//! `/proc/self/maps`), so a broken chain stops the walk instead of faulting.
+//! the current thread's stack bounds (for the main thread, from its
+//! current page to the stack's end recorded at start-up, checked mapped;
+//! for other stacks, read once from `/proc/self/maps`), so a broken chain
+//! stops the walk instead of faulting.
 //!
 //! The allocator's own frames are dropped: the trace starts at the caller's
 //! return address when the caller passed one (`ret_addr` of the vtable) and
@@ -137,11 +139,35 @@ fn refresh_thread(sp: Option<usize>) {
     if let Some(sp) = sp
         && sp.wrapping_sub(t.lo) >= t.span
     {
-        let (lo, hi) = maps::containing(sp).unwrap_or((sp, sp));
+        let (lo, hi) = main_stack(sp)
+            .or_else(|| maps::containing(sp))
+            .unwrap_or((sp, sp));
         t.lo = lo;
         t.span = hi - lo;
     }
     tls::set(t);
+}
+
+/// Most bytes between a stack pointer and the main stack's end for
+/// [`main_stack`] to take it for a pointer on the main stack: below the
+/// kernel's gap between the stack and the mappings under it (128 MiB at
+/// least), so a pointer into any other mapping (a thread's stack, an
+/// alternate signal stack) is too far.
+const MAIN_STACK_SPAN: usize = 64 << 20;
+
+/// Bounds for the walk from `sp` when `sp` lies on the main thread's
+/// stack: from its page up to the top of the stack mapping as start-up
+/// left it (`sys::thread::main_stack_top`), checked to be mapped
+/// throughout (one `mincore` for a usual depth). The main thread's first
+/// trace thus costs no read of `/proc/self/maps` (about 70,000
+/// instructions and a dozen system calls), which every short-lived process
+/// paid; other stacks still take that read. The top is the mapping's, as
+/// that read gave: the leak scan reads the exiting thread's stack up to it.
+fn main_stack(sp: usize) -> Option<(usize, usize)> {
+    let top = crate::sys::thread::main_stack_top();
+    let lo = sp & !(crate::sys::page_size() - 1);
+    (sp < top && top - sp <= MAIN_STACK_SPAN && crate::sys::range_mapped(lo, top))
+        .then_some((lo, top))
 }
 
 /// The thread's cached state, with bounds that hold `sp` (unless they
@@ -549,6 +575,28 @@ mod tests {
         assert_eq!(nc, nb);
         assert_eq!(b[1], c[1]);
         assert_eq!(b[3..nb], c[3..nc]);
+    }
+
+    #[test]
+    fn the_main_stack_top_is_the_stack_mapping_end() {
+        // From start-up data alone, as /proc/self/maps gives it.
+        let mut stack = None;
+        maps::for_each(|m| {
+            if m.name == b"[stack]" {
+                stack = Some((m.lo, m.hi));
+            }
+            true
+        });
+        let (lo, hi) = stack.expect("a [stack] mapping");
+        assert_eq!(crate::sys::thread::main_stack_top(), hi);
+        // A pointer on the main stack gets bounds up to it; one on this
+        // test's own thread stack (not the main thread's) none.
+        let sp = hi - 4096 - 8;
+        assert_eq!(main_stack(sp), Some(((hi - 8192).max(lo), hi)));
+        let local = 0u64;
+        assert_eq!(main_stack(&local as *const u64 as usize), None);
+        assert_eq!(main_stack(0), None);
+        assert_eq!(main_stack(hi), None);
     }
 
     #[test]

@@ -328,6 +328,26 @@ pub fn resident(addr: usize, vec: &mut [u8]) -> bool {
     errno::keep(|| unsafe { libc::mincore(addr as *mut libc::c_void, len, vec.as_mut_ptr()) == 0 })
 }
 
+/// Whether every page of `[lo, hi)` is mapped (`mincore`, a chunk of 64
+/// pages per call); false for an empty range. Says nothing about the
+/// pages' protection.
+pub fn range_mapped(lo: usize, hi: usize) -> bool {
+    let page = page_size();
+    let (mut at, end) = (lo & !(page - 1), hi.next_multiple_of(page));
+    if at >= end {
+        return false;
+    }
+    let mut vec = [0u8; 64];
+    while at < end {
+        let n = ((end - at) / page).min(vec.len());
+        if !resident(at, &mut vec[..n]) {
+            return false;
+        }
+        at += n * page;
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,6 @@
 //! Threads of the library's own: starting a detached background thread,
-//! sleeping, yielding, and handlers run around `fork()`.
+//! sleeping, yielding, and handlers run around `fork()`; and where the
+//! main thread's stack ends.
 //!
 //! The thread is made with every signal blocked (so the program's signal
 //! handlers never run on it and process-directed signals go to the
@@ -88,4 +89,35 @@ pub fn yield_now() {
     super::errno::keep(|| unsafe {
         libc::sched_yield();
     });
+}
+
+unsafe extern "C" {
+    /// Set by the dynamic loader at start-up: an address near the top of
+    /// the main thread's stack, above every frame of it (glibc).
+    static __libc_stack_end: *mut c_void;
+}
+
+/// The top of the main thread's stack mapping as start-up left it: past
+/// the frames (`__libc_stack_end`, recorded by the loader), the arguments,
+/// the environment and the auxiliary vector, up to the program's file name,
+/// which the kernel writes last, at the very top (`AT_EXECFN`); rounded up
+/// to a page. 0 when unknown. Callers check it against the mapping before
+/// they read below it (`range_mapped`).
+pub fn main_stack_top() -> usize {
+    // SAFETY: a pointer-sized variable of the C library, written once by
+    // the loader before any of our code runs.
+    let end = unsafe { ptr::read_volatile(ptr::addr_of!(__libc_stack_end)) as usize };
+    // SAFETY: getauxval reads the process's auxiliary vector; AT_EXECFN,
+    // when present, is the address of a NUL-terminated string.
+    let name = super::errno::keep(|| unsafe { libc::getauxval(libc::AT_EXECFN) }) as usize;
+    let past_name = if name > end {
+        // SAFETY: the file name the kernel wrote on the stack, NUL-terminated.
+        name + unsafe { libc::strlen(name as *const libc::c_char) } + 1
+    } else {
+        end
+    };
+    if end == 0 {
+        return 0;
+    }
+    past_name.next_multiple_of(super::page_size())
 }
