@@ -15,6 +15,11 @@ It prints and writes (to OUT_MD, default build/profile_bench.md) the median
 wall time of each and its ratio to the unprofiled shim. A peer that is not
 installed is left out with a note.
 
+Then the instructions each workload runs, profiling off and at the
+default rate, counted by callgrind (one run each; LA_BENCH_CALLGRIND=0
+leaves them out): a figure that does not move with the load of a shared
+machine, as wall time does.
+
 Then the real programs of the preload tests (python3's json and sqlite3,
 the sqlite3 CLI, gcc and g++ compiling, git making a repository) run the
 same way under the shim alone: profiling off, at the default rate and at
@@ -69,6 +74,53 @@ def modes(shim, prog, tmp):
     else:
         notes.append("heaptrack left out: not installed")
     return m, notes
+
+
+def instructions(argv, env_extra, tmp):
+    """Instructions the program and its children ran (callgrind, summed
+    over the processes), or None when valgrind is not installed or the
+    run failed."""
+    valgrind = shutil.which("valgrind")
+    if not valgrind:
+        return None
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LA_")}
+    r = subprocess.run([valgrind, "--tool=callgrind", "--trace-children=yes",
+                        "--callgrind-out-file=" + os.path.join(tmp, "cg.%p"), "env"]
+                       + [f"{k}={v}" for k, v in env_extra.items()] + argv,
+                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    counts = [int(line.split()[-1]) for line in r.stderr.splitlines() if "Collected :" in line]
+    if r.returncode != 0 or not counts:
+        return None
+    return sum(counts)
+
+
+def instruction_lines(shim, prog, tmp):
+    """Markdown lines of the instruction counts, profiling off and at the
+    default rate: unlike time, they do not move with the machine's load."""
+    if os.environ.get("LA_BENCH_CALLGRIND", "1") == "0" or not shutil.which("valgrind"):
+        return ["", "Instruction counts left out (valgrind not installed, or "
+                "LA_BENCH_CALLGRIND=0)."]
+    lines = ["", "### Instructions (callgrind, one run each)", "",
+             "Deterministic where wall time is not: the same workloads, profiling off and at "
+             "the default rate (the profile written at exit included).", "",
+             "| workload | profiling off | 512 KiB (default) | ratio |", "|---|---|---|---|"]
+    ratios = []
+    for w in WORKLOADS:
+        off = instructions([prog, w], {"LD_PRELOAD": shim}, tmp)
+        on = instructions([prog, w], {"LD_PRELOAD": shim,
+                                      "LA_PROFILE": os.path.join(tmp, "i.raw")}, tmp)
+        if off is None or on is None:
+            lines.append(f"| {w} | failed | failed | |")
+            continue
+        ratios.append(on / off)
+        print(w, f"instructions off={off} on={on}", flush=True)
+        lines.append(f"| {w} | {off / 1e6:,.1f} M | {on / 1e6:,.1f} M | {on / off:.3f}x |")
+    if ratios:
+        gm = statistics.geometric_mean(ratios)
+        lines.append(f"| **geometric mean** | | | **{gm:.3f}x** |")
+        lines += ["", f"Instructions at the default rate: geometric mean {100 * (gm - 1):+.2f}%; "
+                  f"worst workload {100 * (max(ratios) - 1):+.2f}%."]
+    return lines
 
 
 SQL = """create table t(id integer primary key, v text, n real);
@@ -142,14 +194,23 @@ def real_programs(shim, rounds, tmp):
                 times[k].append(run(argv, env))
         med[name] = {k: statistics.median(t) for k, t in times.items()}
         print(name, " ".join(f"{k}={v:.3f}" for k, v in med[name].items()), flush=True)
+    icount = {}
+    if os.environ.get("LA_BENCH_CALLGRIND", "1") != "0" and shutil.which("valgrind"):
+        for name, argv in progs:
+            off = instructions(argv, ms[0][2], tmp)
+            on = instructions(argv, ms[1][2], tmp)
+            if off and on:
+                icount[name] = on / off
+                print(name, f"instructions off={off} on={on}", flush=True)
     written = os.listdir(pdir)
     if progs and not any(n.startswith("a.") for n in written):
         sys.exit("cost.py: no profile was written at the default rate")
     lines = ["", "### Real programs (the preload tests' programs)", "",
              f"Median of {rounds} interleaved rounds; time in seconds (ratio to profiling "
              "off). Each process writes its own profile.", "",
-             "| program | " + " | ".join(label for _, label, _ in ms) + " |",
-             "|---|" + "---|" * len(ms)]
+             "| program | " + " | ".join(label for _, label, _ in ms)
+             + " | instructions, default rate / off |",
+             "|---|" + "---|" * (len(ms) + 1)]
     geo = {k: [] for k, _, _ in ms}
     for name, _ in progs:
         base = med[name]["off"]
@@ -158,14 +219,19 @@ def real_programs(shim, rounds, tmp):
             r = med[name][k] / base
             geo[k].append(r)
             cells.append(f"{med[name][k]:.3f} ({r:.2f}x)")
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        ic = f"{icount[name]:.3f}x" if name in icount else "-"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ic} |")
     if progs:
         gm = {k: statistics.geometric_mean(v) for k, v in geo.items()}
+        igm = statistics.geometric_mean(icount.values()) if icount else None
         lines.append("| **geometric mean** | "
-                     + " | ".join(f"**{gm[k]:.2f}x**" for k, _, _ in ms) + " |")
-        lines += ["", "Target: within 2% at the default rate (geometric mean "
-                  f"{100 * (gm['512k'] - 1):+.1f}%; worst program "
-                  f"{100 * (max(geo['512k']) - 1):+.1f}%)."]
+                     + " | ".join(f"**{gm[k]:.2f}x**" for k, _, _ in ms)
+                     + (f" | **{igm:.3f}x** |" if igm else " | |"))
+        lines += ["", "Target: within 2% at the default rate (time: geometric mean "
+                  f"{100 * (gm['512k'] - 1):+.1f}%, worst program "
+                  f"{100 * (max(geo['512k']) - 1):+.1f}%"
+                  + (f"; instructions: geometric mean {100 * (igm - 1):+.2f}%, worst "
+                     f"{100 * (max(icount.values()) - 1):+.2f}%" if igm else "") + ")."]
     lines += [f"- {n}" for n in notes]
     return lines
 
@@ -209,6 +275,8 @@ def main():
         lines.append(f"heaptrack over the profiling shim at the default rate: "
                      f"{gm['heaptrack'] / gm['512k']:.1f}x the time (geometric mean).")
     lines += [f"- {n}" for n in notes]
+    with tempfile.TemporaryDirectory() as tmp:
+        lines += instruction_lines(shim, prog, tmp)
     with tempfile.TemporaryDirectory() as tmp:
         lines += real_programs(shim, rounds, tmp)
     text = "\n".join(lines) + "\n"
