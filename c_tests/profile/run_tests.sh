@@ -85,6 +85,38 @@ threads() {
 }
 check "exited threads keep their samples; a forked child writes its own file" threads
 
+# The map lines: from the loader's list of modules when every module has an
+# absolute path, from /proc/self/maps otherwise (a shim preloaded by a
+# relative path); both name the same files, offsets and lengths.
+same_maps() {
+    # Through a symbolic link: the loader names the shim by the link, the
+    # maps file by its target, so the lines tell which source wrote them.
+    ln -sf "$SHIM" "$TMP/link.so" || return 1
+    LA_PROFILE="$TMP/abs.raw" LD_PRELOAD=$TMP/link.so "$OUT/profile_sites" >/dev/null || return 1
+    grep -q "^map .* $TMP/link.so\$" "$TMP/abs.raw" || { echo "not from the loader"; return 1; }
+    rel=$(realpath -s --relative-to=. "$TMP/link.so")
+    case $rel in */*) ;; *) rel=./$rel ;; esac
+    LA_PROFILE="$TMP/rel.raw" LD_PRELOAD=$rel "$OUT/profile_sites" >/dev/null || return 1
+    grep -q "^map .* $(realpath "$SHIM")\$" "$TMP/rel.raw" || { echo "not from the maps file"; return 1; }
+    "$PYTHON" - "$TMP/abs.raw" "$TMP/rel.raw" <<'PY'
+import os, sys
+def maps(path):
+    out = set()
+    for line in open(path):
+        if line.startswith("map "):
+            _, span, perms, off, name = line.rstrip("\n").split(" ", 4)
+            lo, hi = (int(x, 16) for x in span.split("-"))
+            out.add((os.path.realpath(name), perms, int(off, 16), hi - lo))
+    return out
+a, r = maps(sys.argv[1]), maps(sys.argv[2])
+if not a or a != r:
+    sys.exit(f"map lines differ:\n loader: {sorted(a)}\n maps file: {sorted(r)}")
+if not any("libprof_nofp" in n for n, _, _, _ in a):
+    sys.exit("no map line for the test's library")
+PY
+}
+check "a dump's map lines name the same files, offsets and lengths from the loader and from the maps file" same_maps
+
 # ---- 3. la-run
 la_run_file() {
     LA_PRELOAD_LIB=$SHIM "$LA_RUN" --profile="$TMP/run.%p.raw" "$OUT/profile_threads" \

@@ -52,8 +52,11 @@
 //! live sample; only a non-zero counter (a sampled block, or a rare
 //! collision) probes the table. Only the page's owner may mark it, so a
 //! `realloc` that keeps another thread's block in place and draws a sample
-//! loses that sample (counted as lost). Nothing takes a lock, so `fork()`
-//! cannot leave one held and a signal handler may dump.
+//! loses that sample (counted as lost). Nothing takes a lock of its own, so
+//! `fork()` cannot leave one held and a signal handler may dump; the
+//! unwinder and the dump's list of modules go through the loader
+//! (`dl_iterate_phdr`), whose lock is recursive and reset in a child of
+//! `fork()`.
 //!
 //! Dumps. The raw text format (one record per line; a trace is written
 //! once per dump, before the first sample that refers to it, so a dump
@@ -883,6 +886,69 @@ fn open_profile() -> Option<c_int> {
     }
 }
 
+/// Writes a dump's `map` lines: the mappings of executable code from a
+/// file, as `/proc/self/maps` shows them (`la-prof` finds each frame's file
+/// and offset there). They come from the loader's list of modules, each
+/// executable segment mapped from its page down in the file as the loader
+/// maps it: reading and parsing the maps file cost every process that
+/// dumps a profile some 40,000 instructions and a dozen system calls.
+/// When a module's name is not an absolute path (the vDSO's aside, which
+/// has no file) or the program's own cannot be read, the maps file is read
+/// instead, whose paths the kernel resolves.
+fn write_maps<const N: usize>(w: &mut Writer<N>) {
+    let mut exe = [0u8; PATH_MAX];
+    let exe_len = sys::fd::read_link(c"/proc/self/exe", &mut exe).unwrap_or(0);
+    let exe = &exe[..exe_len];
+    fn path_of<'a>(m: &sys::loader::Module<'_>, exe: &'a [u8]) -> Option<&'a [u8]> {
+        let name = if m.is_main_program() { exe } else { m.name() };
+        // No slash at all: the vDSO (`linux-vdso.so.1`), from no file.
+        name.contains(&b'/').then_some(name)
+    }
+    let named = |m: &sys::loader::Module<'_>| path_of(m, exe);
+    let mut absolute = exe.first() == Some(&b'/') && exe_len < PATH_MAX;
+    sys::loader::for_each_module(|m| {
+        absolute &= named(m).is_none_or(|n| n.first() == Some(&b'/'));
+        absolute
+    });
+    if !absolute {
+        maps::for_each(|m| {
+            if m.executable && m.name.first() == Some(&b'/') {
+                w.str("map ")
+                    .hex(m.lo)
+                    .str("-")
+                    .hex(m.hi)
+                    .str(" ")
+                    .bytes(m.perms)
+                    .str(" ")
+                    .hex(m.offset)
+                    .str(" ")
+                    .bytes(m.name)
+                    .str("\n");
+            }
+            true
+        });
+        return;
+    }
+    let page = sys::page_size();
+    sys::loader::for_each_module(|m| {
+        let Some(name) = named(m) else {
+            return true;
+        };
+        for seg in m.segments().filter(|seg| seg.executable) {
+            w.str("map ")
+                .hex(seg.lo & !(page - 1))
+                .str("-")
+                .hex(seg.hi.next_multiple_of(page))
+                .str(if seg.writable { " rwxp " } else { " r-xp " })
+                .hex(seg.offset & !(page - 1))
+                .str(" ")
+                .bytes(name)
+                .str("\n");
+        }
+        true
+    });
+}
+
 /// Appends a dump to the profile file (`LA_PROFILE`, or
 /// `la-profile.%p.raw` when only the signal is set).
 fn dump_to_file() {
@@ -926,22 +992,7 @@ pub fn dump(fd: c_int) -> bool {
         .str("\nlost ")
         .u64(LOST.load(Relaxed))
         .str("\n");
-    maps::for_each(|m| {
-        if m.executable && m.name.first() == Some(&b'/') {
-            w.str("map ")
-                .hex(m.lo)
-                .str("-")
-                .hex(m.hi)
-                .str(" ")
-                .bytes(m.perms)
-                .str(" ")
-                .hex(m.offset)
-                .str(" ")
-                .bytes(m.name)
-                .str("\n");
-        }
-        true
-    });
+    write_maps(&mut w);
     let used = CURSOR.load(Relaxed).min(RECORDS);
     super::depot::start_dump();
     let mut frames = [0usize; MAX_FRAMES];

@@ -60,6 +60,8 @@ pub struct Segment {
     pub writable: bool,
     /// Mapped executable (code).
     pub executable: bool,
+    /// Its offset in the module's file (`p_offset`).
+    pub offset: usize,
 }
 
 /// One loaded module, as [`for_each_module`] passes it.
@@ -71,6 +73,12 @@ impl Module<'_> {
     /// Whether this is the main program (the loader gives it no name).
     pub fn is_main_program(&self) -> bool {
         loader_bytes(self.info.dlpi_name).is_empty()
+    }
+
+    /// Its file name as the loader has it: empty for the main program, a
+    /// bare name for the vDSO (`linux-vdso.so.1`).
+    pub fn name(&self) -> &'static [u8] {
+        loader_bytes(self.info.dlpi_name)
     }
 
     /// Its loadable segments, in program-header order.
@@ -86,6 +94,7 @@ impl Module<'_> {
                     hi: lo + ph.p_memsz as usize,
                     writable: ph.p_flags & libc::PF_W != 0,
                     executable: ph.p_flags & libc::PF_X != 0,
+                    offset: ph.p_offset as usize,
                 }
             })
         })
