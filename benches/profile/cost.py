@@ -136,6 +136,9 @@ rm -rf "$1"; mkdir -p "$1"; cd "$1"
 export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@example.com GIT_COMMITTER_NAME=t
 export GIT_COMMITTER_EMAIL=t@example.com GIT_CONFIG_NOSYSTEM=1 HOME="$1"
 git init -q -b main .
+# Automatic gc and maintenance in the foreground: detached, their processes
+# outlive the measured command.
+git config gc.autoDetach false; git config maintenance.autoDetach false
 i=0
 while [ $i -lt 20 ]; do
   seq $i 1000 >"f$((i % 7)).txt"; git add -A; git commit -q -m "commit $i"; i=$((i + 1))
