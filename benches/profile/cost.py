@@ -78,20 +78,30 @@ def modes(shim, prog, tmp):
 
 def instructions(argv, env_extra, tmp):
     """Instructions the program and its children ran (callgrind, summed
-    over the processes), or None when valgrind is not installed or the
-    run failed."""
+    over the processes' output files, which a child's redirected stderr
+    cannot hide), or None when valgrind is not installed or the run
+    failed."""
     valgrind = shutil.which("valgrind")
     if not valgrind:
         return None
     env = {k: v for k, v in os.environ.items() if not k.startswith("LA_")}
+    out = tempfile.mkdtemp(dir=tmp)
     r = subprocess.run([valgrind, "--tool=callgrind", "--trace-children=yes",
-                        "--callgrind-out-file=" + os.path.join(tmp, "cg.%p"), "env"]
+                        "--callgrind-out-file=" + os.path.join(out, "cg.%p"), "env"]
                        + [f"{k}={v}" for k, v in env_extra.items()] + argv,
-                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    counts = [int(line.split()[-1]) for line in r.stderr.splitlines() if "Collected :" in line]
-    if r.returncode != 0 or not counts:
+                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    total, files = 0, 0
+    for name in os.listdir(out):
+        with open(os.path.join(out, name)) as f:
+            for line in f:
+                if line.startswith("summary:") or line.startswith("totals:"):
+                    total += int(line.split()[1])
+                    files += 1
+                    break
+    shutil.rmtree(out, ignore_errors=True)
+    if r.returncode != 0 or files == 0:
         return None
-    return sum(counts)
+    return total
 
 
 def instruction_lines(shim, prog, tmp):
