@@ -151,7 +151,11 @@ git init -q -b main .
 git config gc.autoDetach false; git config maintenance.autoDetach false
 i=0
 while [ $i -lt 20 ]; do
-  seq $i 1000 >"f$((i % 7)).txt"; git add -A; git commit -q -m "commit $i"; i=$((i + 1))
+  # Files dated in the past: one written in the second the index is
+  # written is \"racily clean\", and how much git rehashes would depend on
+  # the machine's speed.
+  seq $i 1000 >"f$((i % 7)).txt"; touch -d @946684800 ./*.txt
+  git add -A; git commit -q -m "commit $i"; i=$((i + 1))
 done
 git log --format='%H %s' >/dev/null; git gc -q; git fsck --no-progress >/dev/null 2>&1
 """
