@@ -254,7 +254,10 @@ def real_programs(shim, rounds, tmp):
 
 
 def main():
-    shim, prog = sys.argv[1], sys.argv[2]
+    # Absolute: a program that changes directory (git's script does) would
+    # not find a relative LD_PRELOAD path, and its processes would run on
+    # the C library's malloc unmeasured.
+    shim, prog = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 7
     out_md = sys.argv[4] if len(sys.argv) > 4 else os.path.join("build", "profile_bench.md")
     with tempfile.TemporaryDirectory() as tmp:
