@@ -910,20 +910,30 @@ fn write_maps<const N: usize>(w: &mut Writer<N>) {
         absolute &= named(m).is_none_or(|n| n.first() == Some(&b'/'));
         absolute
     });
+    fn line<const N: usize>(
+        w: &mut Writer<N>,
+        lo: usize,
+        hi: usize,
+        perms: &[u8],
+        off: usize,
+        name: &[u8],
+    ) {
+        w.str("map ")
+            .hex(lo)
+            .str("-")
+            .hex(hi)
+            .str(" ")
+            .bytes(perms)
+            .str(" ")
+            .hex(off)
+            .str(" ")
+            .bytes(name)
+            .str("\n");
+    }
     if !absolute {
         maps::for_each(|m| {
             if m.executable && m.name.first() == Some(&b'/') {
-                w.str("map ")
-                    .hex(m.lo)
-                    .str("-")
-                    .hex(m.hi)
-                    .str(" ")
-                    .bytes(m.perms)
-                    .str(" ")
-                    .hex(m.offset)
-                    .str(" ")
-                    .bytes(m.name)
-                    .str("\n");
+                line(w, m.lo, m.hi, m.perms, m.offset, m.name);
             }
             true
         });
@@ -935,15 +945,9 @@ fn write_maps<const N: usize>(w: &mut Writer<N>) {
             return true;
         };
         for seg in m.segments().filter(|seg| seg.executable) {
-            w.str("map ")
-                .hex(seg.lo & !(page - 1))
-                .str("-")
-                .hex(seg.hi.next_multiple_of(page))
-                .str(if seg.writable { " rwxp " } else { " r-xp " })
-                .hex(seg.offset & !(page - 1))
-                .str(" ")
-                .bytes(name)
-                .str("\n");
+            let perms: &[u8] = if seg.writable { b"rwxp" } else { b"r-xp" };
+            let (lo, hi) = (seg.lo & !(page - 1), seg.hi.next_multiple_of(page));
+            line(w, lo, hi, perms, seg.offset & !(page - 1), name);
         }
         true
     });

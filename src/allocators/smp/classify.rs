@@ -346,16 +346,9 @@ pub unsafe fn free_fast_or(
     other: impl FnOnce(*mut u8),
 ) {
     // SAFETY: caller's promise: the chunk map exists.
-    match unsafe { probe::<false>(ptr as usize) } {
-        Probe::Live(page) => {
-            // SAFETY: a live block of page (confirmed), now owned by us
-            // (caller's promise).
-            unsafe { free_in(page, ptr) };
-        }
-        // SAFETY: caller's promise; page is the descriptor of ptr's page.
-        Probe::Hidden(page) => unsafe { free_hidden(ptr, page, on_hidden, other) },
-        Probe::Not => other(ptr),
-    }
+    let probe = unsafe { probe::<false>(ptr as usize) };
+    // SAFETY: what probe found at ptr; the rest is the caller's promise.
+    unsafe { free_probed(ptr, probe, on_hidden, other) }
 }
 
 /// [`free_fast_or`] behind the chunk map's gate (see
@@ -375,7 +368,26 @@ pub unsafe fn free_gated_or(
     let entry = super::chunk_map::chunk_entry_gated(ptr as usize);
     // SAFETY: the entry of ptr's chunk (CHUNK_NONE while the gate is
     // closed, and for NULL: nothing is ever mapped at address 0).
-    match unsafe { probe_in::<false>(ptr as usize, entry) } {
+    let probe = unsafe { probe_in::<false>(ptr as usize, entry) };
+    // SAFETY: what probe_in found at ptr; the rest is the caller's promise.
+    unsafe { free_probed(ptr, probe, on_hidden, other) }
+}
+
+/// The common end of [`free_fast_or`] and [`free_gated_or`]: frees a live
+/// block, passes one of a hiding page through `free_hidden`, and anything
+/// else to `other`.
+///
+/// # Safety
+/// `probe` is what [`probe_in`] (without `MARKED`) found at `ptr`; the
+/// rest as for [`free_fast_or`].
+#[inline(always)]
+unsafe fn free_probed(
+    ptr: *mut u8,
+    probe: Probe,
+    on_hidden: impl FnOnce(*mut u8),
+    other: impl FnOnce(*mut u8),
+) {
+    match probe {
         Probe::Live(page) => {
             // SAFETY: a live block of page (confirmed), now owned by us
             // (caller's promise).
