@@ -32,9 +32,10 @@
 //! record is counted. Every field is an atomic, and a per-record sequence
 //! number (a seqlock) lets a dump skip a record rewritten under it.
 //!
-//! Finding a sample on `free`. A sampled `malloc` block is first traded
-//! for a block of its class on a page of sampled blocks only
-//! (`smp::move_to_sample_page`), then its page is marked
+//! Finding a sample on `free`. A sampled `malloc` block of up to 1 KiB is
+//! first traded for a block on a page of sampled blocks only
+//! (`smp::move_to_sample_page`; one class of 1 KiB blocks holds the
+//! samples of every class), then its page is marked
 //! (`smp::mark_sampled`): the page hides its blocks from the sampled one on
 //! from the fast free check, whose test then fails at its bound with the
 //! page found (`smp::free_fast_or`), and only that way out asks the
@@ -324,15 +325,15 @@ pub unsafe fn on_due(p: *mut u8, size: usize) -> *mut u8 {
 /// Counts an allocation of `size` requested bytes at `p` (live, just
 /// made) against the calling thread's countdown; samples it when the count
 /// runs out. Returns the block to hand out: `p`, or, when `movable` and
-/// the block is sampled, possibly a block of the same class on a page of
+/// the block is sampled, possibly a block at least as large on a page of
 /// samples (`smp::move_to_sample_page`; `p` is then freed), so that the
 /// mark the sample needs hides no other block from the fast `free`.
 ///
 /// # Safety
 /// - `p` is a live block of the smp allocator of at least `size` bytes,
 ///   just returned by it and not yet handed to the caller;
-/// - `movable`: nothing was written to `p`, and any block of its class
-///   does (its alignment is the class's: no alignment was asked beyond
+/// - `movable`: nothing was written to `p`, and any block at least as
+///   large with `malloc`'s alignment does (no alignment was asked beyond
 ///   `malloc`'s);
 /// - profiling is on ([`init`] returned true).
 #[inline(always)]

@@ -289,14 +289,16 @@ pub unsafe fn mark_sampled(ptr: *const u8) -> bool {
 }
 
 /// Trades `ptr`, a block the calling thread just allocated and has not
-/// handed out, for a block of the same class on a page of sampled blocks
-/// only (see `heap::alloc_sample`), and frees `ptr`: for the heap
-/// profiler, before it marks the block, so that the mark hides no other
-/// block. Returns `ptr` itself, untouched, when its class gets no sample
-/// pages (a page of it holds few blocks, or it is huge), when it is on
-/// such a page already, when another thread owns its page, or when no
-/// memory is left. The block returned has `ptr`'s class, so the same
-/// usable size and alignment; its contents are not `ptr`'s.
+/// handed out, for a block on a page of sampled blocks only (see
+/// `heap::alloc_sample`), and frees `ptr`: for the heap profiler, before
+/// it marks the block, so that the mark hides no other block. Returns
+/// `ptr` itself, untouched, when its class gets no sample pages (a page of
+/// it holds few blocks, or it is huge), when it is on such a page already,
+/// when another thread owns its page, or when no memory is left. The
+/// block returned is of the sample pages' one class (`heap::SAMPLE_BLOCK`
+/// bytes): at least `ptr`'s usable size, aligned as `malloc`'s blocks are
+/// (not beyond: a block aligned more must not move); its contents are not
+/// `ptr`'s.
 ///
 /// # Safety
 /// `ptr` is a live block of this allocator that the caller just allocated

@@ -650,11 +650,17 @@ fn samples_move_to_pages_of_their_own() {
     // SAFETY: live blocks of ours.
     unsafe {
         assert_eq!(check(a), PtrCheck::Free);
-        assert_eq!(usable_size(s), usable_size(keep[0]));
-        // A second sample of the class shares the page; the first mark
-        // hides nothing but samples.
-        let s2 = move_to_sample_page(alloc(48, 4));
-        assert_eq!(segment::segment_of(s2), segment::segment_of(s));
+        // Every class's samples share the pages of one class.
+        assert_eq!(usable_size(s), heap::SAMPLE_BLOCK);
+        assert_eq!(s as usize % 16, 0);
+        // A sample of another class shares the page; the first mark hides
+        // nothing but samples.
+        let s2 = move_to_sample_page(alloc(700, 4));
+        assert_eq!(usable_size(s2), heap::SAMPLE_BLOCK);
+        assert_eq!(
+            page_of(s2).map(|p| p as *const _),
+            page_of(s).map(|p| p as *const _)
+        );
         assert!(mark_sampled(s));
         assert!(mark_sampled(s2));
         for &k in &keep {
