@@ -1034,19 +1034,14 @@ pub fn dump(fd: c_int) -> bool {
             }
             w.str("\n");
         }
-        w.str("s ")
-            .u64(size as u64)
-            .str(" ")
-            .u64(requested as u64)
-            .str(" ")
-            .u64(alloc_ms)
-            .str(" ");
+        w.str("s")
+            .u64s(b' ', &[size as u64, requested as u64, alloc_ms]);
         if free_ms == NOT_FREED {
-            w.str("-1");
+            w.str(" -1").u64s(b' ', &[u64::from(trace)]);
         } else {
-            w.u64(free_ms);
+            w.u64s(b' ', &[free_ms, u64::from(trace)]);
         }
-        w.str(" ").u64(u64::from(trace)).str("\n");
+        w.str("\n");
     }
     w.str("end\n");
     w.flush();
