@@ -771,12 +771,20 @@ pub unsafe fn put_back(p: *mut u8, i: Option<usize>) {
     finish_free(i);
 }
 
-/// Dumps to the profile file when the interval has passed.
+/// Dumps to the profile file when the interval has passed (a load and a
+/// test when no interval is set).
+#[inline(always)]
 fn maybe_interval_dump() {
     let interval = INTERVAL_MS.load(Relaxed);
-    if interval == 0 {
-        return;
+    if interval != 0 {
+        interval_dump(interval);
     }
+}
+
+/// [`maybe_interval_dump`] with an interval of `interval` ms set.
+#[cold]
+#[inline(never)]
+fn interval_dump(interval: u64) {
     let now = now_ms();
     let due = NEXT_DUMP_MS.load(Relaxed);
     if now >= due
