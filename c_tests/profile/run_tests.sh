@@ -135,6 +135,24 @@ la_run_default() {
     $CHECK dumps "$TMP/cwd/$f" 1
 }
 check "la-run --profile writes la-profile.<pid>.raw" la_run_default
+# A process that took no sample makes no file of its own (%p); a shared
+# path is still emptied and gets a dump (never an earlier run's profile).
+no_sample_no_file() {
+    mkdir -p "$TMP/quiet" && rm -f "$TMP/quiet"/*
+    # `env true` (two processes) allocates next to nothing: at a 1 TiB rate it
+    # takes no sample.
+    LA_PROFILE=$TMP/quiet/p.%p.raw LA_PROFILE_RATE=1024g LD_PRELOAD=$SHIM env true || return 1
+    test -z "$(ls "$TMP/quiet")" || { echo "files made: $(ls "$TMP/quiet")"; return 1; }
+    # A sampled program writes its file.
+    LA_PROFILE=$TMP/quiet/p.%p.raw LA_PROFILE_RATE=4k LD_PRELOAD=$SHIM \
+        "$OUT/profile_threads" >/dev/null || return 1
+    test -n "$(ls "$TMP/quiet")" || { echo "no file from a sampled program"; return 1; }
+    echo stale >"$TMP/quiet/shared.raw"
+    LA_PROFILE=$TMP/quiet/shared.raw LA_PROFILE_RATE=1024g LD_PRELOAD=$SHIM env true || return 1
+    ! grep -q stale "$TMP/quiet/shared.raw" || { echo "an earlier run's file kept"; return 1; }
+    $CHECK dumps "$TMP/quiet/shared.raw" 1
+}
+check "no sample, no file of its own (%p); a shared path is emptied" no_sample_no_file
 
 # ---- 4. interval and signal dumps, on python3
 PY_PROG='import json, time
@@ -178,6 +196,9 @@ bad_input() {
 bad_input "unwritable profile path: a warning, exit status 0" \
     'cannot open the heap profile file .*/no/such/dir/p.raw: no such directory' \
     LA_PROFILE="$TMP/no/such/dir/p.raw"
+bad_input "unwritable per-process path (%p): a warning at start, no sample needed" \
+    'cannot open the heap profile file .*/no/such/dir/p\.[0-9]*\.raw: no such directory' \
+    LA_PROFILE="$TMP/no/such/dir/p.%p.raw" LA_PROFILE_RATE=1024g
 bad_input "profile path that is a directory: a warning, exit status 0" \
     'cannot open the heap profile file' LA_PROFILE="$TMP"
 bad_input "LA_PROFILE_RATE=0: a warning" 'LA_PROFILE_RATE=0 ignored' \

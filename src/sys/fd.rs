@@ -35,6 +35,30 @@ pub fn open_truncate(path: &CStr) -> Result<c_int, c_int> {
     open_write(path, libc::O_TRUNC | libc::O_APPEND)
 }
 
+/// Whether a file could be created in the directory of `path` (the part
+/// before its last `/`, or the working directory): `access(dir, W_OK |
+/// X_OK)`, without creating anything. `Err` holds the `errno` of the
+/// failure (`ENAMETOOLONG` when the directory's name does not fit 512
+/// bytes).
+pub fn dir_writable(path: &[u8]) -> Result<(), c_int> {
+    let dir: &[u8] = match path.iter().rposition(|&c| c == b'/') {
+        Some(0) => b"/",
+        Some(i) => &path[..i],
+        None => b".",
+    };
+    let mut buf = [0u8; 512];
+    if dir.len() >= buf.len() || dir.contains(&0) {
+        return Err(libc::ENAMETOOLONG);
+    }
+    buf[..dir.len()].copy_from_slice(dir);
+    let (r, err) = errno::keep_with(|| {
+        // SAFETY: a NUL-terminated path (the buffer's zeros after it);
+        // access does not allocate.
+        unsafe { libc::access(buf.as_ptr().cast(), libc::W_OK | libc::X_OK) }
+    });
+    if r == 0 { Ok(()) } else { Err(err) }
+}
+
 /// `open(path, O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0644)`.
 fn open_write(path: &CStr, flags: c_int) -> Result<c_int, c_int> {
     let (fd, err) = errno::keep_with(|| {
