@@ -557,7 +557,7 @@ fn page_free(heap: &Heap, page: &Page) {
 
 /// The largest block size with sample pages (see [`alloc_sample`]), and
 /// the block size of every sample page.
-pub const SAMPLE_BLOCK: usize = 1 << 10;
+pub(crate) const SAMPLE_BLOCK: usize = 1 << 10;
 
 /// A block for a sampled allocation of class `cls`, from a page that holds
 /// sampled blocks only (flag [`SAMPLES`], on the heap's sample list, not in
