@@ -224,6 +224,29 @@ pub fn close(fd: c_int) {
 mod tests {
     use super::*;
 
+    #[test]
+    fn directories_are_checked_without_creating_anything() {
+        let dir = std::env::temp_dir().join(std::format!("la_dirw_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("p.1.raw");
+        let path = file.to_str().unwrap().as_bytes();
+        assert_eq!(dir_writable(path), Ok(()));
+        assert!(!file.exists(), "nothing is created");
+        let missing = dir.join("no/such/p.raw");
+        assert_eq!(
+            dir_writable(missing.to_str().unwrap().as_bytes()),
+            Err(libc::ENOENT)
+        );
+        // A name without a directory is checked in the working directory.
+        assert_eq!(dir_writable(b"p.raw"), Ok(()));
+        let long = [b'a'; 600];
+        assert_eq!(
+            dir_writable(&[&long[..], b"/p"].concat()),
+            Err(libc::ENAMETOOLONG)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn records(input: &[u8], buf_len: usize) -> std::vec::Vec<std::vec::Vec<u8>> {
         let (r, w) = pipe().unwrap();
         assert!(write_all(w, input));
