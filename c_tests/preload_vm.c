@@ -14,6 +14,10 @@
  *                        kB of the executable mappings whose path contains
  *                        NAME (from /proc/self/smaps): the code of the
  *                        preloaded malloc that the process keeps in memory.
+ *   preload_vm rodatarss NAME
+ *                        the same, then the resident kB of the read-only
+ *                        mapping just after NAME's code: its constant data
+ *                        (.rodata and the unwind tables).
  *
  * Plain malloc code: it runs on any malloc. Not named test_*.c: it is run
  * under LD_PRELOAD by its script.
@@ -57,6 +61,29 @@ static long text_rss_kb(const char *name) {
             continue;
         }
         if (in && strncmp(line, "Rss:", 4) == 0) kb = (kb < 0 ? 0 : kb) + strtol(line + 4, NULL, 10);
+    }
+    fclose(f);
+    return kb;
+}
+
+/* Rss (kB) of the first read-only mapping of `name` that follows one of
+ * its executable mappings; -1 when there is none. */
+static long rodata_rss_kb(const char *name) {
+    FILE *f = fopen("/proc/self/smaps", "r");
+    char line[512];
+    long kb = -1;
+    int after_text = 0, in = 0;
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3) {
+            int ours = strstr(line, name) != NULL;
+            in = ours && after_text && kb < 0 && strcmp(perms, "r--p") == 0;
+            after_text = ours && perms[2] == 'x';
+            continue;
+        }
+        if (in && strncmp(line, "Rss:", 4) == 0) kb = strtol(line + 4, NULL, 10);
     }
     fclose(f);
     return kb;
@@ -128,7 +155,8 @@ int main(int argc, char **argv) {
         printf("%ld\n", kb);
         return 0;
     }
-    if (strcmp(mode, "threads") == 0 || (strcmp(mode, "textrss") == 0 && argc > 2)) {
+    int rss_mode = strcmp(mode, "textrss") == 0 || strcmp(mode, "rodatarss") == 0;
+    if (strcmp(mode, "threads") == 0 || (rss_mode && argc > 2)) {
         pthread_t t[THREADS];
         for (uintptr_t i = 0; i < THREADS; i++)
             if (pthread_create(&t[i], NULL, worker, (void *)i) != 0) {
@@ -139,12 +167,12 @@ int main(int argc, char **argv) {
         if (failures) fprintf(stderr, "%d failed or damaged allocations\n", (int)failures);
         if (failures) return 1;
         if (argc > 2) {
-            long kb = text_rss_kb(argv[2]);
+            long kb = strcmp(mode, "textrss") == 0 ? text_rss_kb(argv[2]) : rodata_rss_kb(argv[2]);
             if (kb < 0) return 1;
             printf("%ld\n", kb);
         }
         return 0;
     }
-    fprintf(stderr, "usage: preload_vm vmsize|threads|textrss NAME\n");
+    fprintf(stderr, "usage: preload_vm vmsize|threads|textrss NAME|rodatarss NAME\n");
     return 2;
 }

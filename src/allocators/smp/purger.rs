@@ -45,6 +45,12 @@ const RUNNING: u8 = 1;
 /// Switched off.
 const OFF: u8 = 2;
 
+/// The purger thread's name. A named static, not a literal: the C library
+/// reads it, and `src/preload/hot.ld` keeps smp's named read-only data
+/// together with the shim's other hot data (a literal lands among the cold
+/// strings, whose pages it would bring in).
+static NAME: [u8; 9] = *b"la-purge\0";
+
 static STATE: AtomicU8 = AtomicU8::new(IDLE);
 /// Memory entered the reserve while no purger ran.
 static WANTED: AtomicBool = AtomicBool::new(false);
@@ -100,7 +106,9 @@ fn start() {
     {
         return;
     }
-    if !sys::thread::spawn_detached(run, c"la-purge") {
+    // SAFETY: NAME ends with its only NUL.
+    let name = unsafe { core::ffi::CStr::from_bytes_with_nul_unchecked(&NAME) };
+    if !sys::thread::spawn_detached(run, name) {
         // No thread now (a thread limit, no memory): the decay still runs
         // from slow paths; a later release tries again.
         STATE.store(IDLE, Ordering::Release);

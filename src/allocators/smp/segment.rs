@@ -64,10 +64,14 @@ pub(crate) const HUGE: u8 = 3;
 /// A free segment in the cache.
 pub(crate) const CACHED: u8 = 4;
 
+// Tables indexed at run time are statics, not constants: a constant array
+// indexed by a variable becomes an anonymous constant, which the linker
+// script `src/preload/hot.ld` cannot name to place it with the shim's
+// other hot read-only data (see there).
 /// Page shift of each normal kind.
-pub(crate) const PAGE_SHIFT: [u32; 3] = [16, 19, 22];
+pub(crate) static PAGE_SHIFT: [u32; 3] = [16, 19, 22];
 /// Offset of page 0's block area for each normal kind.
-pub(crate) const AREA_OFFSET: [usize; 3] = [16 << 10, 128 << 10, 512 << 10];
+pub(crate) static AREA_OFFSET: [usize; 3] = [16 << 10, 128 << 10, 512 << 10];
 /// Most pages in a segment.
 pub(crate) const MAX_PAGES: usize = 64;
 /// Offset of the page descriptors from the segment start.
