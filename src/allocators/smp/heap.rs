@@ -574,7 +574,7 @@ pub(crate) const SAMPLE_BLOCK: usize = 1 << 10;
 /// sampled class, a program sampling thirty small classes held thirty
 /// nearly empty pages per thread, which took the place of pages its
 /// ordinary classes would have reused resident: they took fresh pages
-/// instead (`workloads mixed`: 600 page faults more, a quarter of the
+/// instead (`workloads mixed`: 600 page faults more, a fifth of the
 /// run's). One page holds the samples of all classes; a sample is one
 /// block in 512 KiB allocated (at the default rate), so the bytes a
 /// small sample wastes are a few in 100,000 of the heap.
