@@ -339,19 +339,26 @@ impl Page {
         let bs = self.block_size();
         let n = (EXTEND_BYTES / bs).clamp(1, res - cap);
         let first = self.area() + cap * bs;
-        for i in 0..n {
-            let b = (first + i * bs) as *mut Block;
-            let next = if i + 1 < n {
-                (first + (i + 1) * bs) as *mut Block
-            } else {
-                ptr::null_mut()
-            };
-            // SAFETY: block cap + i lies inside the page's reserved area,
-            // which is mapped and unused.
+        let last = first + (n - 1) * bs;
+        debug_assert!(cap + n <= res && n >= 1);
+        // Each block links to the next by one step of the address (no index
+        // arithmetic, no test for the last block inside the loop): a page
+        // of 16-byte blocks carves 256 of them per call.
+        let mut b = first;
+        while b < last {
+            let next = b + bs;
+            // SAFETY: block b lies inside the page's reserved area below
+            // `last`, which is mapped and unused.
             unsafe {
-                (*b).next = next;
-                (*b).tag = fresh_tag(b as usize);
+                (*(b as *mut Block)).next = next as *mut Block;
+                (*(b as *mut Block)).tag = fresh_tag(b);
             }
+            b = next;
+        }
+        // SAFETY: as above, for the last block carved.
+        unsafe {
+            (*(last as *mut Block)).next = ptr::null_mut();
+            (*(last as *mut Block)).tag = fresh_tag(last);
         }
         self.free.set(first as *mut Block);
         self.capacity.set((cap + n) as u16);
