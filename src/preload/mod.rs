@@ -309,6 +309,17 @@ fn alloc_general(size: usize, align_log2: u8) -> *mut u8 {
 /// cleared again (see [`smp::alloc_zeroed`]).
 #[inline]
 pub fn alloc_zeroed(size: usize) -> *mut u8 {
+    if size < FAST_LIMIT.load(Relaxed) {
+        // `malloc`'s fast path (a fast mode, a size of the table), then
+        // the clearing: the class found by one table lookup, not by the
+        // general search, and the profiler's countdown as in `malloc`.
+        let p = alloc(size, MIN_ALIGN_LOG2);
+        if !p.is_null() {
+            // SAFETY: p is a fresh block of at least `size` bytes.
+            unsafe { core::ptr::write_bytes(p, 0, size) };
+        }
+        return p;
+    }
     let f = FLAGS.load(Relaxed);
     if f & !PROFILE == READY && size <= MAX_SIZE {
         let p = smp::alloc_zeroed(size.max(1), MIN_ALIGN_LOG2);
@@ -638,10 +649,13 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
     // profiler on too: a block that stays is no new allocation, and a
     // sampled block is not found here (its page hides it from the lookup,
     // see `profile.rs`), so the profiler has nothing to hear of.
-    if f & !PROFILE == READY
-        && (p as usize) & (MIN_ALIGN - 1) == 0
+    let live = if f & !PROFILE == READY && (p as usize) & (MIN_ALIGN - 1) == 0 {
         // SAFETY: READY means smp::prepare() succeeded (see `free`).
-        && let Some(bs) = unsafe { smp::live_block_size(p) }
+        unsafe { smp::live_block_size(p) }
+    } else {
+        None
+    };
+    if let Some(bs) = live
         && size <= bs
         && size >= bs / 2
     {
@@ -651,8 +665,8 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
         // SAFETY: caller's promise.
         return unsafe { realloc_profiled(p, size, func, f) };
     }
-    // SAFETY: caller's promise.
-    unsafe { realloc_in(p, size, func, f) }
+    // SAFETY: caller's promise; `live` is what the lookup found at p.
+    unsafe { realloc_in(p, size, func, f, live) }
 }
 
 /// [`realloc`] with the profiler on, for a block the in-place lookup did
@@ -670,7 +684,7 @@ unsafe fn realloc_profiled(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u
     // SAFETY: caller's promise: a live block, or not a block at all.
     let taken = unsafe { profile::take_sample(p) };
     // SAFETY: caller's promise.
-    let q = unsafe { realloc_in(p, size, func, f & !PROFILE) };
+    let q = unsafe { realloc_in(p, size, func, f & !PROFILE, None) };
     if q.is_null() {
         // SAFETY: realloc failed, so p is still the caller's live block
         // (a sample was taken only for a live block).
@@ -692,12 +706,18 @@ unsafe fn realloc_profiled(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u
     unsafe { profile::on_alloc(q, size, false) }
 }
 
-/// [`realloc`] of a non-NULL `p` to a non-zero `size` in mode `f`.
+/// [`realloc`] of a non-NULL `p` to a non-zero `size` in mode `f`; `live`
+/// is `Some(block size)` when `smp::live_block_size` found `p` a live
+/// block already (it is then neither checked nor looked up again).
+///
+/// Out of line, so that a block that stays where it is ([`realloc`]'s
+/// common case) does not pay this path's frame.
 ///
 /// # Safety
-/// As for [`free`].
-#[inline(always)]
-unsafe fn realloc_in(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u8 {
+/// As for [`free`]; `live` is `None` or what `smp::live_block_size(p)`
+/// returned in this call.
+#[inline(never)]
+unsafe fn realloc_in(p: *mut u8, size: usize, func: &str, f: u8, live: Option<usize>) -> *mut u8 {
     if f & DEBUG != 0 {
         if size > MAX_SIZE || injected_failure(f) {
             return out_of_memory();
@@ -718,15 +738,24 @@ unsafe fn realloc_in(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u8 {
         }
         return q;
     }
-    validate(p, func);
+    let old = match live {
+        Some(bs) => {
+            // SAFETY: the lookup found p a live block of ours.
+            debug_assert_eq!(bs, unsafe { smp::usable_size(p) });
+            bs
+        }
+        None => {
+            validate(p, func);
+            // SAFETY: validate established that p is a live block.
+            unsafe { smp::usable_size(p) }
+        }
+    };
     if f & COUNT != 0 {
         stats::CALLS_REALLOC.fetch_add(1, Relaxed);
     }
     if size > MAX_SIZE || injected_failure(f) {
         return out_of_memory();
     }
-    // SAFETY: validate established that p is a live block.
-    let old = unsafe { smp::usable_size(p) };
     // Shrinking keeps the block when at most half of it is wasted; below
     // that, large (mapped) blocks shrink in place and others move to a
     // smaller block, so that a shrunk buffer does not pin its old size.
