@@ -663,7 +663,7 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
     }
     if f & PROFILE != 0 {
         // SAFETY: caller's promise.
-        return unsafe { realloc_profiled(p, size, func, f) };
+        return unsafe { realloc_profiled(p, size, func, f, live) };
     }
     // SAFETY: caller's promise; `live` is what the lookup found at p.
     unsafe { realloc_in(p, size, func, f, live) }
@@ -678,13 +678,20 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
 /// allocation), and not when an unsampled block stayed.
 ///
 /// # Safety
-/// As for [`free`]; `p` is not NULL and `size` not 0.
+/// As for [`free`]; `p` is not NULL and `size` not 0; `live` as for
+/// [`realloc_in`] (a block it names is in no hiding page, so no sample).
 #[inline(never)]
-unsafe fn realloc_profiled(p: *mut u8, size: usize, func: &str, f: u8) -> *mut u8 {
+unsafe fn realloc_profiled(
+    p: *mut u8,
+    size: usize,
+    func: &str,
+    f: u8,
+    live: Option<usize>,
+) -> *mut u8 {
     // SAFETY: caller's promise: a live block, or not a block at all.
     let taken = unsafe { profile::take_sample(p) };
     // SAFETY: caller's promise.
-    let q = unsafe { realloc_in(p, size, func, f & !PROFILE, None) };
+    let q = unsafe { realloc_in(p, size, func, f & !PROFILE, live) };
     if q.is_null() {
         // SAFETY: realloc failed, so p is still the caller's live block
         // (a sample was taken only for a live block).
