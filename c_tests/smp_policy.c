@@ -10,6 +10,12 @@
  *           of 16 - 2,000 bytes and freeing them: at most 2 allocator system
  *           calls per thread on average (an exiting thread hands its pages
  *           on still committed);
+ *   relay   4,000 threads one after another, each leaving one 128-byte
+ *           block alive in a table of 1,000 and freeing the block it
+ *           displaces (mimalloc-bench's mleak): a new thread takes the
+ *           pages an exited one left with free blocks, so the memory
+ *           committed stays within 1 MiB of the live bytes and the run
+ *           makes fewer than one allocator system call per 10 threads;
  *   idle    512 MiB allocated in small and large blocks, 95% freed, then no
  *           allocation call at all: within 2 s the resident set falls to at
  *           most 1.25 x the live bytes + 8 MiB (the background purger);
@@ -29,6 +35,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -179,6 +186,56 @@ static void test_waves(void) {
     CHECK(failed == 0);
     printf("waves: %llu system calls for %d threads\n", (unsigned long long)n, WAVES);
     CHECK(n <= 2 * WAVES);
+}
+
+/* ---- relay ---- */
+
+#define RELAY_THREADS 4000
+#define RELAY_SLOTS 1000
+#define RELAY_LEN 128
+
+static void *_Atomic relay_slot[RELAY_SLOTS];
+
+static void *relay_thread(void *arg) {
+    uint64_t seed = 0x2545f4914f6cdd1dull * ((uint64_t)(uintptr_t)arg + 1);
+    char *p = xalloc(RELAY_LEN);
+    if (!p) return (void *)1;
+    memset(p, 0x5a, RELAY_LEN);
+    void *old = atomic_exchange(&relay_slot[rng(&seed) % RELAY_SLOTS], p);
+    if (old) xfree(old, RELAY_LEN);
+    return NULL;
+}
+
+static void test_relay(void) {
+    /* No purge during the run: what is committed is what the pages hold. */
+    la_smp_set_purge_delay_ms(60000);
+    uint64_t before = syscalls();
+    int failed = 0;
+    for (intptr_t i = 0; i < RELAY_THREADS; i++) {
+        pthread_t t;
+        void *r = NULL;
+        if (pthread_create(&t, NULL, relay_thread, (void *)i) != 0) {
+            failed++;
+            continue;
+        }
+        pthread_join(t, &r);
+        failed += r != NULL;
+    }
+    uint64_t calls = syscalls() - before;
+    la_smp_stats s;
+    la_smp_get_stats(&s);
+    size_t live = 0;
+    for (int i = 0; i < RELAY_SLOTS; i++) live += relay_slot[i] ? RELAY_LEN : 0;
+    printf("relay: %d threads, %zu live bytes, %zu bytes committed, %llu system calls\n",
+           RELAY_THREADS, live, (size_t)s.committed_bytes, (unsigned long long)calls);
+    CHECK(failed == 0);
+    CHECK(s.committed_bytes <= live + ((size_t)1 << 20));
+    CHECK(calls * 10 <= RELAY_THREADS);
+    for (int i = 0; i < RELAY_SLOTS; i++) {
+        void *p = atomic_exchange(&relay_slot[i], NULL);
+        if (p) xfree(p, RELAY_LEN);
+    }
+    la_smp_set_purge_delay_ms(50);
 }
 #endif
 
@@ -344,6 +401,7 @@ int main(int argc, char **argv) {
 #ifndef POLICY_MALLOC
     if (!strcmp(mode, "large")) test_large();
     else if (!strcmp(mode, "waves")) test_waves();
+    else if (!strcmp(mode, "relay")) test_relay();
     else
 #endif
         if (!strcmp(mode, "idle")) test_idle();
@@ -351,7 +409,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "fork")) test_fork();
     else if (!strcmp(mode, "exited")) test_exited();
     else {
-        fprintf(stderr, "usage: %s large|waves|idle|trim|fork|exited\n", argv[0]);
+        fprintf(stderr, "usage: %s large|waves|relay|idle|trim|fork|exited\n", argv[0]);
         return 2;
     }
     return check_summary(mode);

@@ -349,6 +349,39 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
     // program freeing at random over a large heap: mimalloc-bench's
     // alloc-test searched at 29% of its allocations, 192 instructions a
     // search; now at 3%.)
+    let b = search(heap, cls);
+    if !b.is_null() {
+        return b;
+    }
+    // Before a fresh page: the segments of exited threads, whose pages of
+    // this class may have blocks free. Adopted, those pages join our
+    // queues; a fresh page would leave them waiting. (A program whose
+    // short-lived threads each keep a block alive -- mimalloc-bench's
+    // mleak -- otherwise opened a page per thread: one block in each, and
+    // a purge of each once its block was freed.)
+    if find_segment(heap, kind_of(cls)).is_null() && adopt_some(heap) {
+        let b = search(heap, cls);
+        if !b.is_null() {
+            return b;
+        }
+    }
+    let page = page_alloc(heap, cls);
+    if page.is_null() {
+        return ptr::null_mut();
+    }
+    // SAFETY: a fresh page of ours.
+    let p = unsafe { &*page };
+    heap.queue_push_front(cls, p);
+    p.extend();
+    let b = p.pop();
+    heap.count_alloc(cls);
+    heap.sync_class(cls);
+    b
+}
+
+/// Looks through class `cls`'s queue for a page with a free block (see
+/// [`alloc_slow`]) and pops it; null when no page of the queue has one.
+fn search(heap: &Heap, cls: usize) -> *mut u8 {
     #[cfg(test)]
     SEARCHES.with(|c| c.set((c.get().0 + 1, c.get().1)));
     let mut page = heap.q[cls].first.get();
@@ -379,18 +412,7 @@ pub fn alloc_slow(heap: &Heap, cls: usize) -> *mut u8 {
         heap.make_full(p);
         page = next;
     }
-    let page = page_alloc(heap, cls);
-    if page.is_null() {
-        return ptr::null_mut();
-    }
-    // SAFETY: a fresh page of ours.
-    let p = unsafe { &*page };
-    heap.queue_push_front(cls, p);
-    p.extend();
-    let b = p.pop();
-    heap.count_alloc(cls);
-    heap.sync_class(cls);
-    b
+    ptr::null_mut()
 }
 
 /// Moves queue page `p` (with a block on `free`) to the front of its queue
@@ -709,16 +731,7 @@ fn page_alloc(heap: &Heap, cls: usize) -> *mut Page {
     let kind = kind_of(cls);
     maybe_purge(heap);
     let mut seg = find_segment(heap, kind);
-    if seg.is_null() {
-        let mut tries = 0;
-        while tries < 8 && !ABANDONED.is_empty() {
-            let s = ABANDONED.pop();
-            if s.is_null() {
-                break;
-            }
-            adopt(heap, s);
-            tries += 1;
-        }
+    if seg.is_null() && adopt_some(heap) {
         seg = find_segment(heap, kind);
     }
     if seg.is_null() {
@@ -754,6 +767,21 @@ fn page_alloc(heap: &Heap, cls: usize) -> *mut Page {
         heap as *const Heap as *mut Heap,
     );
     page as *const Page as *mut Page
+}
+
+/// Adopts up to 8 segments of exited threads ([`adopt`]); whether it
+/// adopted any.
+fn adopt_some(heap: &Heap) -> bool {
+    let mut tries = 0;
+    while tries < 8 && !ABANDONED.is_empty() {
+        let s = ABANDONED.pop();
+        if s.is_null() {
+            break;
+        }
+        adopt(heap, s);
+        tries += 1;
+    }
+    tries != 0
 }
 
 /// Of the free pages in `mask` (not 0), one that last held class `cls`,
