@@ -252,8 +252,19 @@ pub(crate) const ANY_LEN: usize = usize::MAX;
 pub(crate) const FREE_FILL: u8 = 0xdd;
 /// Minimum redzone on each side of a backing block.
 pub(crate) const REDZONE: usize = 16;
-/// Quarantine ring capacity (blocks).
-const QUARANTINE_BLOCKS: usize = 1 << 16;
+/// Quarantine ring capacity per shard (blocks): the whole budget of small
+/// blocks fits in one shard, which is where a single thread's blocks go.
+const QUARANTINE_BLOCKS: usize = 1 << 17;
+/// A shard reports its quarantine bytes to the instance's total when they
+/// moved by this much since its last report: a shared counter touched once
+/// per many frees, not at each.
+pub(crate) const QUARANTINE_STEP: usize = 64 << 10;
+
+/// [`la_debug`]'s shared quarantine total, alone in its cache lines (the
+/// shards write it now and then; the instance's other fields are read at
+/// every call).
+#[repr(align(128))]
+struct QuarantineHeld(AtomicUsize);
 
 /// Instances alive, so a free given to the wrong one can name the owner.
 static REGISTRY: [AtomicPtr<la_debug>; 64] = [const { AtomicPtr::new(ptr::null_mut()) }; 64];
@@ -275,6 +286,9 @@ struct State {
     peak_bytes: usize,
     total_allocs: usize,
     total_frees: usize,
+    /// This shard's quarantine bytes as last added to the instance's
+    /// `quarantine_held` (see `la_debug::quarantine_sync`).
+    q_reported: usize,
 }
 
 impl State {
@@ -290,9 +304,11 @@ impl State {
 }
 
 /// One lock and the records, stack depot and quarantine it guards. A block
-/// belongs to the shard its address picks (`la_debug::shard`), so threads
-/// working on different blocks mostly take different locks. An instance
-/// over a backing only callable under a lock has a single shard.
+/// belongs to the shard its address picks (`la_debug::shard`): blocks of one
+/// 4 MiB span of addresses share a shard, so a thread whose blocks come from
+/// segments of its own (the smp allocator's) mostly takes locks, and
+/// touches state, that other threads do not. An instance over a backing
+/// only callable under a lock has a single shard.
 #[repr(align(128))]
 struct Shard {
     lock: RawLock,
@@ -321,8 +337,14 @@ pub struct la_debug {
     check_waf: bool,
     /// Bytes filled from the start of a freed block (`free_fill_max_len`).
     fill_max: usize,
-    /// Quarantine bytes per shard.
+    /// Quarantine bytes over all shards (the budget).
     quarantine_bytes: usize,
+    /// A shard holding no more than this (the budget over the shards) is
+    /// never made to give blocks up for the others' sake.
+    quarantine_fair: usize,
+    /// The shards' quarantine bytes, each as last reported (within
+    /// [`QUARANTINE_STEP`] of the truth per shard).
+    quarantine_held: QuarantineHeld,
     guard_min: usize,
     canary: u64,
     limit: AtomicUsize,

@@ -2,13 +2,18 @@
 //! oldest first, so their addresses are not reused at once (double frees
 //! and writes after free stay detectable), and its policy.
 //!
-//! A ring of record pointers mapped from the OS, with the bytes of backing
-//! memory it holds. The policy (see `la_debug::enqueue`): allocations let
-//! the oldest blocks leave once the held bytes pass the budget
-//! ([`Quarantine::alloc_evicts`]); frees alone let it grow to twice the
-//! budget ([`Quarantine::free_evicts`]); either then takes blocks out in
-//! batches down to [`low_water`], 15/16 of the budget. A block with guard
-//! pages counts [`GUARDED_QUARANTINE_COST`].
+//! A ring of record pointers mapped from the OS per shard, with the bytes
+//! of backing memory it holds. The budget is the instance's, over all its
+//! shards; each shard reports its bytes to a shared total in steps
+//! (`QUARANTINE_STEP`). The policy (see `la_debug::enqueue` and
+//! `la_debug::evict_for_alloc`): allocations let a shard's oldest blocks
+//! leave once the total passes the budget; frees alone let it grow to
+//! twice the budget; either then takes blocks out in batches until the
+//! total is down to [`low_water`], 15/16 of the budget -- but only from a
+//! shard holding more than its share (the budget over the shards), so a
+//! single thread, whose blocks mostly fall in one shard, gets the whole
+//! budget, and no thread is left with less than a share. A block with
+//! guard pages counts [`GUARDED_QUARANTINE_COST`].
 
 use core::ptr;
 
@@ -118,26 +123,6 @@ impl Quarantine {
         // SAFETY: records in the ring stay valid until popped.
         self.bytes -= unsafe { (*r).quarantine_cost() };
         Some(r)
-    }
-
-    /// Whether an allocation should take blocks out: more than `limit`
-    /// bytes held.
-    #[inline]
-    pub fn alloc_evicts(&self, limit: usize) -> bool {
-        self.bytes > limit
-    }
-
-    /// Whether a free should take blocks out itself: more than twice
-    /// `limit` bytes held (a program that frees without allocating).
-    #[inline]
-    pub fn free_evicts(&self, limit: usize) -> bool {
-        self.bytes > limit.saturating_mul(2)
-    }
-
-    /// Whether eviction towards `low` bytes goes on.
-    #[inline]
-    pub fn above(&self, low: usize) -> bool {
-        self.bytes > low || self.full()
     }
 
     /// Unmaps the ring (the records are the table's to release).

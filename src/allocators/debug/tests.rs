@@ -1160,3 +1160,59 @@ fn strategy_follows_the_backing_capability() {
         libc::close(null);
     }
 }
+
+/// Over smp, a thread's blocks come from its own segments, and blocks of
+/// one segment share a shard: one thread takes few locks, which other
+/// threads churning their own blocks do not take. (Spread by 4 KiB pages,
+/// a thread's blocks fell in every shard.) The quarantine budget is the
+/// instance's over all shards: a thread whose frees all fall in one shard
+/// still keeps the whole budget, not the shard's share, and the oldest
+/// block leaves once the total passes it.
+#[test]
+fn a_threads_blocks_share_a_shard_and_the_whole_quarantine() {
+    const BUDGET: usize = 1 << 20;
+    let f = Fixture::smp();
+    // SAFETY: the instance is unused; its budget is set before any call.
+    unsafe {
+        (*f.d).quarantine_bytes = BUDGET;
+        (*f.d).quarantine_fair = BUDGET / MAX_SHARDS;
+    }
+    let d = f.d();
+    let blocks: Vec<_> = (0..2000).map(|_| alloc(d, 48, 4)).collect();
+    let mut shards: Vec<*const Shard> = blocks
+        .iter()
+        .map(|&p| d.shard(p as usize) as *const Shard)
+        .collect();
+    shards.sort();
+    shards.dedup();
+    assert!(
+        shards.len() <= 2,
+        "2,000 blocks of one thread in {} shards",
+        shards.len()
+    );
+    for &p in &blocks {
+        d.free(p, None, 0);
+    }
+    let first = alloc(d, 4000, 4);
+    d.free(first, None, 0);
+    // SAFETY: the freed block is held in quarantine, deliberately written.
+    unsafe { *first.add(9) = 1 };
+    // Three quarters of the budget, six times a shard's share: nothing
+    // leaves.
+    for _ in 0..(BUDGET * 3 / 4) / 4096 {
+        let p = alloc(d, 4000, 4);
+        d.free(p, None, 0);
+    }
+    assert_eq!(f.errors().0, 0);
+    // Past the budget, the oldest leaves and its fill is verified.
+    for _ in 0..BUDGET / 4096 {
+        let p = alloc(d, 4000, 4);
+        d.free(p, None, 0);
+    }
+    assert_eq!(f.errors(), (1, la_debug_error::LA_DEBUG_WRITE_AFTER_FREE));
+    assert!(
+        f.report()
+            .contains("write after free: byte 9 of the freed 4000-byte block")
+    );
+    assert_eq!(f.finish(), la_check::LA_CHECK_OK);
+}
