@@ -232,19 +232,26 @@ pub fn alloc(size: usize, align_log2: u8) -> *mut u8 {
     // on or not: one subtraction, which spares the profiled `malloc` a
     // test and a path of its own.
     if align_log2 == MIN_ALIGN_LOG2 && size < FAST_LIMIT.load(Relaxed) {
-        debug_assert!(size <= smp::size_class::TABLE_MAX);
-        let cls = smp::size_class::class_malloc(size);
-        return smp::alloc_counted(
-            cls,
-            size,
-            // Not a tail call: that keeps `malloc` without a frame on its
-            // fast path (the compiler sets one up in this block alone).
-            |p| core::hint::black_box(alloc_due(p, size)),
-            || alloc_small_slow(cls, size),
-        );
+        return alloc_table(size);
     }
     // Everything else out of line: the common case above stays as it is.
     alloc_general(size, align_log2)
+}
+
+/// [`alloc`]'s common case, once its test passed: a size of malloc's table
+/// in a fast mode (`size < FAST_LIMIT`).
+#[inline(always)]
+fn alloc_table(size: usize) -> *mut u8 {
+    debug_assert!(size <= smp::size_class::TABLE_MAX);
+    let cls = smp::size_class::class_malloc(size);
+    smp::alloc_counted(
+        cls,
+        size,
+        // Not a tail call: that keeps `malloc` without a frame on its
+        // fast path (the compiler sets one up in this block alone).
+        |p| core::hint::black_box(alloc_due(p, size)),
+        || alloc_small_slow(cls, size),
+    )
 }
 
 /// [`alloc`]'s common case past its fast path: smp's slow path, then the
@@ -313,13 +320,21 @@ pub fn alloc_zeroed(size: usize) -> *mut u8 {
         // `malloc`'s fast path (a fast mode, a size of the table), then
         // the clearing: the class found by one table lookup, not by the
         // general search, and the profiler's countdown as in `malloc`.
-        let p = alloc(size, MIN_ALIGN_LOG2);
-        if !p.is_null() {
-            // SAFETY: p is a fresh block of at least `size` bytes.
-            unsafe { core::ptr::write_bytes(p, 0, size) };
+        let p = alloc_table(size);
+        if p.is_null() {
+            return p;
         }
-        return p;
+        // SAFETY: p is a fresh block of at least `size` bytes. `memset`
+        // returns p: a tail call, so the fast path saves no registers.
+        return unsafe { libc::memset(p.cast(), 0, size) }.cast();
     }
+    alloc_zeroed_general(size)
+}
+
+/// [`alloc_zeroed`] past its fast path (out of line, so that the fast path
+/// saves no registers).
+#[inline(never)]
+fn alloc_zeroed_general(size: usize) -> *mut u8 {
     let f = FLAGS.load(Relaxed);
     if f & !PROFILE == READY && size <= MAX_SIZE {
         let p = smp::alloc_zeroed(size.max(1), MIN_ALIGN_LOG2);

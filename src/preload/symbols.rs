@@ -36,7 +36,7 @@ fn malloc_impl(size: usize) -> *mut c_void {
     super::alloc(size, MIN_ALIGN_LOG2).cast()
 }
 
-#[inline]
+#[inline(always)]
 fn calloc_impl(n: usize, size: usize) -> *mut c_void {
     let Some(total) = n.checked_mul(size) else {
         errno::set(libc::ENOMEM);
