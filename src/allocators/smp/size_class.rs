@@ -145,12 +145,50 @@ pub fn class_for(size: usize, align_log2: u8) -> Option<usize> {
     if align > LARGE_MAX {
         return None;
     }
-    let mut c = class_of(size.max(align));
-    // Terminates: the power of two `align <= LARGE_MAX` is itself a class.
+    let c = class_of(size.max(align));
+    if let Some(next) = ALIGNED_NEXT.get(align_log2 as usize - 5) {
+        // SAFETY: c < NCLASSES.
+        return Some(unsafe { *next.get_unchecked(c) } as usize);
+    }
+    // Alignments above the table's: a walk (terminates: the power of two
+    // `align <= LARGE_MAX` is itself a class).
+    let mut c = c;
     while c < NCLASSES - 1 && !class_size(c).is_multiple_of(align) {
         c += 1;
     }
     Some(c)
+}
+
+/// The first class from `c` on whose size (in `sizes`) is a multiple of
+/// `align` (a power of two up to [`LARGE_MAX`], itself a class, so the walk
+/// ends there).
+const fn next_aligned(sizes: &[usize; NCLASSES], c: usize, align: usize) -> usize {
+    let mut c = c;
+    while c < NCLASSES - 1 && !sizes[c].is_multiple_of(align) {
+        c += 1;
+    }
+    c
+}
+
+/// `ALIGNED_NEXT[a - 5][c]`: [`next_aligned`]`(sizes, c, 1 << a)` for the
+/// alignments of 32 B to 4 KiB, so that `posix_memalign` and the C++
+/// aligned `new` find their class by one lookup after `class_of`, not by a
+/// walk over the classes (36 instructions a call for 64-byte alignment).
+static ALIGNED_NEXT: [[u8; NCLASSES]; 8] = build_aligned_next();
+
+const fn build_aligned_next() -> [[u8; NCLASSES]; 8] {
+    let sizes = build_sizes();
+    let mut t = [[0u8; NCLASSES]; 8];
+    let mut a = 0;
+    while a < 8 {
+        let mut c = 0;
+        while c < NCLASSES {
+            t[a][c] = next_aligned(&sizes, c, 32 << a) as u8;
+            c += 1;
+        }
+        a += 1;
+    }
+    t
 }
 
 /// Page kind serving a class: 0 small, 1 medium, 2 large.
@@ -169,6 +207,32 @@ pub fn kind_of(class: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aligned_classes_are_the_first_multiples_of_the_alignment() {
+        for a in 5..=LARGE_MAX.trailing_zeros() as u8 {
+            let align = 1usize << a;
+            let edges = [1, align - 1, align, align + 1];
+            for size in (1..=LARGE_MAX)
+                .step_by(97)
+                .chain(edges)
+                .filter(|&s| s <= LARGE_MAX)
+            {
+                let c = class_for(size, a).unwrap();
+                assert!(
+                    class_size(c) >= size && class_size(c).is_multiple_of(align),
+                    "{size} {a}"
+                );
+                // No smaller class would do.
+                for d in 1..c {
+                    assert!(
+                        class_size(d) < size.max(align) || !class_size(d).is_multiple_of(align),
+                        "{size} {a}: class {d} fits before {c}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn sizes_are_increasing_and_end_at_large_max() {
