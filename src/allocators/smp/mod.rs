@@ -157,9 +157,13 @@ fn alloc_slow(cls: usize) -> *mut u8 {
         // Class 0 (a zero-length request, see `size_class::class_small`).
         return ptr::null_mut();
     }
-    let h = thread::current_or_init();
+    // The thread's heap by the fast lookup (no call); made on its first use.
+    let mut h = thread::current_fast();
     if h.is_null() {
-        return ptr::null_mut();
+        h = thread::current_or_init();
+        if h.is_null() {
+            return ptr::null_mut();
+        }
     }
     // SAFETY: the calling thread's own heap.
     let b = heap::alloc_slow(unsafe { &*h }, cls);
