@@ -169,19 +169,26 @@ static void *wave_thread(void *arg) {
     return NULL;
 }
 
-static void test_waves(void) {
-    uint64_t before = syscalls();
+/* Runs `n` threads of `fn` one after another (each given its index);
+ * returns how many failed to start or returned non-NULL. */
+static int run_one_by_one(int n, void *(*fn)(void *)) {
     int failed = 0;
-    for (intptr_t w = 0; w < WAVES; w++) {
+    for (intptr_t i = 0; i < n; i++) {
         pthread_t t;
         void *r = NULL;
-        if (pthread_create(&t, NULL, wave_thread, (void *)w) != 0) {
+        if (pthread_create(&t, NULL, fn, (void *)i) != 0) {
             failed++;
             continue;
         }
         pthread_join(t, &r);
         failed += r != NULL;
     }
+    return failed;
+}
+
+static void test_waves(void) {
+    uint64_t before = syscalls();
+    int failed = run_one_by_one(WAVES, wave_thread);
     uint64_t n = syscalls() - before;
     CHECK(failed == 0);
     printf("waves: %llu system calls for %d threads\n", (unsigned long long)n, WAVES);
@@ -210,17 +217,7 @@ static void test_relay(void) {
     /* No purge during the run: what is committed is what the pages hold. */
     la_smp_set_purge_delay_ms(60000);
     uint64_t before = syscalls();
-    int failed = 0;
-    for (intptr_t i = 0; i < RELAY_THREADS; i++) {
-        pthread_t t;
-        void *r = NULL;
-        if (pthread_create(&t, NULL, relay_thread, (void *)i) != 0) {
-            failed++;
-            continue;
-        }
-        pthread_join(t, &r);
-        failed += r != NULL;
-    }
+    int failed = run_one_by_one(RELAY_THREADS, relay_thread);
     uint64_t calls = syscalls() - before;
     la_smp_stats s;
     la_smp_get_stats(&s);
