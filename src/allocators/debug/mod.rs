@@ -179,12 +179,16 @@ pub struct la_debug_config {
     /// quarantine (write-after-free detection); default true. How much of
     /// each block is filled: `free_fill_max_len`.
     pub check_write_after_free: bool,
-    /// Bytes of freed blocks held back before reuse; default 4 MiB. Once
-    /// they pass it, the next allocations let the oldest blocks leave in
-    /// batches, until 15/16 of it are held (frees alone let it grow to
-    /// twice this; over a backing callable from any thread, the shim's,
-    /// each of the instance's 8 shards holds 1/8 of it). A block with guard
-    /// pages gives its memory back when freed and counts 16 KiB here.
+    /// Bytes of freed blocks held back before reuse, over the whole
+    /// instance; default 4 MiB. Once they pass it, the next allocations let
+    /// the oldest blocks leave in batches, until 15/16 of it are held
+    /// (frees alone let it grow to twice this). Over a backing callable
+    /// from any thread (the shim's) the instance has 8 shards, each with
+    /// its own quarantine; one holding more than 1/8 of the budget gives
+    /// up its oldest blocks while the total is over, so a single thread
+    /// keeps the whole budget and several threads about a share each. A
+    /// block with guard pages gives its memory back when freed and counts
+    /// 16 KiB here.
     pub quarantine_bytes: libc::size_t,
     /// Allocation fails (NULL) when live requested bytes would exceed this;
     /// default SIZE_MAX (no limit).
