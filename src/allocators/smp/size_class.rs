@@ -150,13 +150,8 @@ pub fn class_for(size: usize, align_log2: u8) -> Option<usize> {
         // SAFETY: c < NCLASSES.
         return Some(unsafe { *next.get_unchecked(c) } as usize);
     }
-    // Alignments above the table's: a walk (terminates: the power of two
-    // `align <= LARGE_MAX` is itself a class).
-    let mut c = c;
-    while c < NCLASSES - 1 && !class_size(c).is_multiple_of(align) {
-        c += 1;
-    }
-    Some(c)
+    // Alignments above the table's: the walk the table was built with.
+    Some(next_aligned(&CLASS_SIZE, c, align))
 }
 
 /// The first class from `c` on whose size (in `sizes`) is a multiple of
