@@ -10,6 +10,11 @@
  *           of 16 - 2,000 bytes and freeing them: at most 2 allocator system
  *           calls per thread on average (an exiting thread hands its pages
  *           on still committed);
+ *   inherit one thread, 8 rounds: a 4 MiB block written whole and freed,
+ *           then a block of a new 256 - 512 KiB class kept, whose segment
+ *           (one 4 MiB page) takes the freed block's slot: it starts clean,
+ *           so the resident set grows by the live bytes and one freed
+ *           block, not by 4 MiB a round (nothing is purged meanwhile);
  *   relay   4,000 threads one after another, each leaving one 128-byte
  *           block alive in a table of 1,000 and freeing the block it
  *           displaces (mimalloc-bench's mleak): a new thread takes the
@@ -193,6 +198,40 @@ static void test_waves(void) {
     CHECK(failed == 0);
     printf("waves: %llu system calls for %d threads\n", (unsigned long long)n, WAVES);
     CHECK(n <= 2 * WAVES);
+}
+
+/* ---- inherit ---- */
+
+#define INHERIT_ROUNDS 8
+
+static void test_inherit(void) {
+    /* No purge during the run: what stays resident is what the pages hold. */
+    la_smp_set_purge_delay_ms(60000);
+    size_t huge = ((size_t)4 << 20) - ((size_t)64 << 10), live = 0;
+    char *kept[INHERIT_ROUNDS] = {0};
+    size_t kept_len[INHERIT_ROUNDS] = {0};
+    size_t before = rss_bytes();
+    for (int i = 0; i < INHERIT_ROUNDS; i++) {
+        char *h = xalloc(huge);
+        CHECK(h != NULL);
+        if (!h) break;
+        memset(h, 0x5a, huge);
+        xfree(h, huge);
+        /* 260 KiB, 292 KiB, ...: one size class (so one segment) each. */
+        kept_len[i] = ((size_t)260 << 10) + (size_t)i * ((size_t)32 << 10);
+        kept[i] = xalloc(kept_len[i]);
+        CHECK(kept[i] != NULL);
+        if (!kept[i]) break;
+        memset(kept[i], 0x33, 4096);
+        live += kept_len[i];
+    }
+    size_t grown = rss_bytes() - before;
+    printf("inherit: %d rounds, %zu live bytes, resident set grew by %zu bytes\n",
+           INHERIT_ROUNDS, live, grown);
+    CHECK(grown <= live + huge + ((size_t)2 << 20));
+    for (int i = 0; i < INHERIT_ROUNDS; i++)
+        if (kept[i]) xfree(kept[i], kept_len[i]);
+    la_smp_set_purge_delay_ms(50);
 }
 
 /* ---- relay ---- */
@@ -399,6 +438,7 @@ int main(int argc, char **argv) {
     if (!strcmp(mode, "large")) test_large();
     else if (!strcmp(mode, "waves")) test_waves();
     else if (!strcmp(mode, "relay")) test_relay();
+    else if (!strcmp(mode, "inherit")) test_inherit();
     else
 #endif
         if (!strcmp(mode, "idle")) test_idle();
@@ -406,7 +446,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "fork")) test_fork();
     else if (!strcmp(mode, "exited")) test_exited();
     else {
-        fprintf(stderr, "usage: %s large|waves|relay|idle|trim|fork|exited\n", argv[0]);
+        fprintf(stderr, "usage: %s large|waves|relay|inherit|idle|trim|fork|exited\n", argv[0]);
         return 2;
     }
     return check_summary(mode);

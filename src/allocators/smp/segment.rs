@@ -235,11 +235,15 @@ pub static ABANDONED: SegmentStack = SegmentStack::new();
 /// A segment from the reserve set up for pages of `kind`, owned by `heap`;
 /// null when out of memory. Slots that are still resident come first; their
 /// pages are marked dirty (so the heap reuses them before untouched ones,
-/// and decommits them after the purge delay if it does not).
+/// and decommits them after the purge delay if it does not), except that a
+/// segment of one page decommits a slot another kind left resident.
 pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
     let shift = PAGE_SHIFT[kind as usize];
+    let count = (SEGMENT_SIZE >> shift) as u32;
     // A dirty slot whose header says it last held a segment of this kind
-    // (a released segment keeps its page shift; see `segment_release`).
+    // (a released segment keeps its page shift and count; see
+    // `segment_release`). A huge block's header has the large kind's shift
+    // but no pages.
     let last_held_kind = |addr: usize| {
         // SAFETY: a dirty free slot held a segment or a huge block, whose
         // header page stays mapped and resident (see `reserve.rs`); the
@@ -248,6 +252,7 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
             let h = addr as *const Segment;
             ptr::read_volatile((*h).kind.as_ptr()) == CACHED
                 && ptr::read_volatile((*h).page_shift.as_ptr()) == shift
+                && ptr::read_volatile((*h).page_count.as_ptr()) == count
         }
     };
     let Some(c) = reserve::claim_like(last_held_kind) else {
@@ -257,10 +262,23 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
         reserve::release(c.arena, c.slot, 1, c.dirty != 0, 0);
         return ptr::null_mut();
     }
+    let mut dirty = c.dirty != 0;
+    if dirty && count == 1 && !last_held_kind(c.addr) {
+        // A segment of one page over memory that another user left
+        // resident (a huge block, most often one that `calloc` cleared
+        // whole): a page in use is never purged, so the page would keep
+        // all of it resident for as long as one block lives there, where
+        // its own blocks touch a few hundred KiB. It starts clean instead;
+        // the first page (the header) stays.
+        let page = sys::page_size();
+        // SAFETY: the slot is ours, and nothing in it past its header page
+        // is in use.
+        unsafe { sys::decommit((c.addr + page) as *mut u8, SEGMENT_SIZE - page) };
+        dirty = false;
+    }
     let seg = c.addr as *mut Segment;
     // SAFETY: seg is a slot of ours that only we reference now.
     let s = unsafe { &*seg };
-    let count = (SEGMENT_SIZE >> shift) as u32;
     let all = if count == 64 {
         u64::MAX
     } else {
@@ -271,7 +289,7 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
     s.page_count.set(count);
     s.used_pages.set(0);
     s.free_mask.set(all);
-    s.dirty_mask.set(if c.dirty != 0 { all } else { 0 });
+    s.dirty_mask.set(if dirty { all } else { 0 });
     s.arena.set(c.arena);
     s.slot.set(c.slot);
     s.slots.set(1);
@@ -594,20 +612,27 @@ fn huge_from_reserve(total: usize, offset: usize, body: usize, zero: bool) -> *m
         return ptr::null_mut();
     }
     if zero {
-        if c.dirty != 0 {
-            // SAFETY: the body lies inside the claimed slots.
-            unsafe { ptr::write_bytes((start + offset) as *mut u8, 0, body) };
-        } else {
-            // Clean slots read as zeros, except the first page of a slot
-            // that kept a header (see `reserve.rs`), inside the body from
-            // slot 1 on.
-            let page = sys::page_size();
-            for i in 1..c.count as usize {
-                let slot = start + i * SEGMENT_SIZE;
-                if chunk_head_at(slot) {
-                    // SAFETY: slot i of the claim is ours and mapped.
-                    unsafe { ptr::write_bytes(slot as *mut u8, 0, page) };
-                }
+        // Slot by slot: a dirty slot's part of the body is cleared; a
+        // clean slot reads as zeros, except the first page of a slot that
+        // kept a header (see `reserve.rs`), inside the body from slot 1 on.
+        // (Clearing the whole body when any slot was dirty made every
+        // clean slot it spans resident.)
+        let page = sys::page_size();
+        let (lo, hi) = (start + offset, start + offset + body);
+        for i in 0..c.count as usize {
+            let slot = start + i * SEGMENT_SIZE;
+            let from = slot.max(lo);
+            let to = if c.dirty & (1 << i) != 0 {
+                (slot + SEGMENT_SIZE).min(hi)
+            } else if i > 0 && chunk_head_at(slot) {
+                (slot + page).min(hi)
+            } else {
+                continue;
+            };
+            if to > from {
+                // SAFETY: [from, to) lies inside the body, in the claimed
+                // slots.
+                unsafe { ptr::write_bytes(from as *mut u8, 0, to - from) };
             }
         }
     }

@@ -438,6 +438,46 @@ fn freed_huge_blocks_stay_recognised_after_collect() {
 }
 
 #[test]
+fn zeroed_huge_blocks_read_as_zeros_over_dirty_and_clean_slots() {
+    // Blocks of 1 to 3 slots, written and freed, then zeroed blocks of
+    // other slot counts over them: runs of dirty slots, of clean ones and
+    // of both (each cleared slot by slot), some after a collect (clean
+    // slots that kept a header page).
+    let sizes = [
+        SEGMENT_SIZE - (64 << 10),
+        2 * SEGMENT_SIZE - (64 << 10),
+        3 * SEGMENT_SIZE - (64 << 10),
+        SEGMENT_SIZE + (1 << 20),
+    ];
+    for round in 0..6 {
+        let mut held = [core::ptr::null_mut::<u8>(); 4];
+        for (h, &n) in held.iter_mut().zip(&sizes) {
+            *h = alloc(n, 4);
+            assert!(!h.is_null());
+            fill(*h, n, 0xa5);
+        }
+        for &h in held.iter().rev() {
+            // SAFETY: live blocks.
+            unsafe { free(h) };
+        }
+        if round % 3 == 2 {
+            collect();
+        }
+        for k in 0..sizes.len() {
+            let n = sizes[(k + round) % sizes.len()];
+            let p = alloc_zeroed(n, 4);
+            assert!(!p.is_null());
+            // SAFETY: a live block of n bytes.
+            let b = unsafe { core::slice::from_raw_parts(p, n) };
+            assert!(b.iter().all(|&x| x == 0), "round {round}, {n} bytes");
+            fill(p, n, 0x5a);
+            // SAFETY: live block.
+            unsafe { free(p) };
+        }
+    }
+}
+
+#[test]
 fn vtable_alloc_rejects_what_the_contract_rejects() {
     let a = la_smp_allocator();
     // SAFETY: a static vtable with every entry set.
