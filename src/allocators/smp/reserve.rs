@@ -234,7 +234,12 @@ fn claim_at(idx: usize, i: u32, n: u32) -> Option<Claim> {
 /// instead of the union of every layout its threads ever made. `like`
 /// reads memory another thread may claim and write at any moment; it is a
 /// preference only.
-pub fn claim_like(like: impl Fn(usize) -> bool) -> Option<Claim> {
+///
+/// Without such a slot: with `clean_next`, a clean slot comes before a
+/// dirty one that held something else (for a segment whose layout would
+/// keep another user's resident pages for as long as it lives, see
+/// `segment_acquire`); then [`claim`].
+pub fn claim_like(like: impl Fn(usize) -> bool, clean_next: bool) -> Option<Claim> {
     let count = ARENA_COUNT.load(Ordering::Acquire).min(MAX_ARENAS);
     for (idx, a) in ARENAS.iter().enumerate().take(count) {
         let start = a.start.load(Ordering::Acquire);
@@ -263,7 +268,37 @@ pub fn claim_like(like: impl Fn(usize) -> bool) -> Option<Claim> {
             }
         }
     }
+    if clean_next {
+        for (idx, a) in ARENAS.iter().enumerate().take(count) {
+            if a.start.load(Ordering::Acquire) <= DEAD {
+                continue;
+            }
+            if let Some(c) = claim_clean_in(idx, a) {
+                return Some(c);
+            }
+        }
+    }
     claim(1)
+}
+
+/// The first free slot of one arena that is not dirty.
+fn claim_clean_in(idx: usize, a: &Arena) -> Option<Claim> {
+    let mut free = a.free.load(Ordering::Relaxed);
+    loop {
+        let cand = free & !a.dirty.load(Ordering::Relaxed);
+        if cand == 0 {
+            return None;
+        }
+        let i = cand.trailing_zeros();
+        let bit = 1u64 << i;
+        match a
+            .free
+            .compare_exchange_weak(free, free & !bit, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => return Some(taken(idx, a, i, 1)),
+            Err(cur) => free = cur,
+        }
+    }
 }
 
 /// The first run of `n` free slots of one arena (see [`claim`]).

@@ -255,7 +255,7 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
                 && ptr::read_volatile((*h).page_count.as_ptr()) == count
         }
     };
-    let Some(c) = reserve::claim_like(last_held_kind) else {
+    let Some(c) = reserve::claim_like(last_held_kind, count == 1) else {
         return ptr::null_mut();
     };
     if !chunk_map::prepare_range(c.addr, SEGMENT_SIZE) {
@@ -266,10 +266,10 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
     if dirty && count == 1 && !last_held_kind(c.addr) {
         // A segment of one page over memory that another user left
         // resident (a huge block, most often one that `calloc` cleared
-        // whole): a page in use is never purged, so the page would keep
-        // all of it resident for as long as one block lives there, where
-        // its own blocks touch a few hundred KiB. It starts clean instead;
-        // the first page (the header) stays.
+        // whole), when no clean slot was free: a page in use is never
+        // purged, so the page would keep all of it resident for as long as
+        // one block lives there, where its own blocks touch a few hundred
+        // KiB. It starts clean instead; the first page (the header) stays.
         let page = sys::page_size();
         // SAFETY: the slot is ours, and nothing in it past its header page
         // is in use.
