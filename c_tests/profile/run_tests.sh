@@ -153,6 +153,24 @@ no_sample_no_file() {
     $CHECK dumps "$TMP/quiet/shared.raw" 1
 }
 check "no sample, no file of its own (%p); a shared path is emptied" no_sample_no_file
+# A shared path belongs to the first process: the programs it runs while it
+# lives write FILE.<pid> (before, each emptied FILE when it started, and
+# only the last processes' dumps were left).
+programs_run() {
+    mkdir -p "$TMP/runs" && rm -f "$TMP/runs"/*
+    LA_PROFILE=$TMP/runs/p.raw LA_PROFILE_RATE=64k LD_PRELOAD=$SHIM sh -c \
+        "'$OUT/profile_sites' '$TMP/m1.raw' >/dev/null && '$OUT/profile_sites' '$TMP/m2.raw' >/dev/null" ||
+        return 1
+    # The shell claimed FILE (and leaves it without a dump: it ends with
+    # _exit).
+    test -f "$TMP/runs/p.raw" || { echo "no p.raw"; return 1; }
+    n=$(ls "$TMP/runs" | grep -c '^p\.raw\.[0-9]*$')
+    test "$n" = 2 || { echo "expected 2 files p.raw.<pid>, found: $(ls "$TMP/runs")"; return 1; }
+    for f in "$TMP"/runs/p.raw.*; do
+        $CHECK sites "$f" "$OUT/profile_sites" "$OUT/libprof_nofp.so" || return 1
+    done
+}
+check "a shared path: the programs the profiled one runs write FILE.<pid>" programs_run
 
 # ---- 4. interval and signal dumps, on python3
 PY_PROG='import json, time

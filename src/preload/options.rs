@@ -20,7 +20,7 @@
 //! | `LA_DEBUG_FILL` | bytes or `all` | debug mode: bytes filled and checked from the start of each freed block (default 4k; 0: none) |
 //! | `LA_PURGE_DELAY_MS` | `N` >= 0 | free memory stays committed this long before it goes back to the OS (default 50; debug mode 500) |
 //! | `LA_PURGE_THREAD` | `0` or `1` | `0`: no background purger; free memory goes back only from allocation calls and `malloc_trim` (default 1) |
-//! | `LA_PROFILE` | path | sampled heap profile written to the file at exit (`%p`: the process id, wanted when the program runs other programs; a child of `fork()` without `%p` writes `path.<pid>`; `profile.rs`) |
+//! | `LA_PROFILE` | path | sampled heap profile written to the file at exit (`%p`: the process id, wanted when the program runs other programs; without `%p`, the first process claims the path, and a child of `fork()` or a program started meanwhile writes `path.<pid>`; `profile.rs`) |
 //! | `LA_PROFILE_RATE` | bytes (`k`/`m`/`g` suffix), 1 to 1 TiB | mean bytes allocated between two samples (default 512k); alone, sampling for `la_profile_dump` |
 //! | `LA_PROFILE_INTERVAL` | seconds >= 1 | a profile appended to the file every N seconds (while the program allocates) |
 //! | `LA_PROFILE_SIGNAL` | `0` or `1` | `1`: SIGUSR2 appends a profile to the file (`la-profile.<pid>.raw` without `LA_PROFILE`) |

@@ -82,10 +82,12 @@
 //! slow path when the interval has passed (not from a thread of their own:
 //! no thread to start from inside `malloc`, nothing to restart after
 //! `fork()`, and a program that allocates nothing has nothing new to show).
-//! `%p` in the path is the process id; a child of `fork()` whose path has
-//! no `%p` writes to the path with `.<pid>` appended, so that parent and
-//! child never write into one file. The first dump of a process empties its
-//! file; later ones append. A process that took no sample writes no file of
+//! `%p` in the path is the process id. A path without `%p` belongs to the
+//! first process that claims it when it starts (an exclusive `flock`, see
+//! `claim_shared`); a child of `fork()`, and a process that starts while
+//! another holds the claim (a program the profiled one runs), write to the
+//! path with `.<pid>` appended, so that no two processes write into one
+//! file. The first dump of a process empties its file; later ones append. A process that took no sample writes no file of
 //! its own (see [`at_exit`]).
 
 use core::ffi::{c_int, c_void};
@@ -218,6 +220,9 @@ static WARNED_PID: AtomicU32 = AtomicU32::new(0);
 static SIGNAL: AtomicBool = AtomicBool::new(false);
 /// Whether the profile path names a file of its own per process (`%p`).
 static PER_PROCESS: AtomicBool = AtomicBool::new(false);
+/// Whether another process held the claim on the path (no `%p`) when this
+/// one started: this one then writes `path.<pid>` (see `claim_shared`).
+static CLAIMED_ELSEWHERE: AtomicBool = AtomicBool::new(false);
 
 /// Milliseconds since the start of the process.
 fn now_ms() -> u64 {
@@ -275,19 +280,40 @@ pub fn init(opts: &Options, report: bool) -> bool {
         // A path that cannot be written is reported when the program
         // starts, not when it ends. A file of its own is only made when
         // there is something to write in it (see `at_exit`): its directory
-        // is checked. A shared path is emptied now, so that what a
-        // process leaves there is never an earlier run's.
+        // is checked. A path without `%p` is claimed (see `claim_shared`).
+        let mut buf = [0u8; PATH_MAX + 32];
+        let n = file_path(&mut buf);
         if PER_PROCESS.load(Relaxed) {
-            let mut buf = [0u8; PATH_MAX + 32];
-            let n = file_path(&mut buf);
             if let Err(e) = sys::fd::dir_writable(&buf[..n]) {
                 warn_unwritable(&buf[..n], e);
             }
-        } else if let Some(fd) = open_profile() {
-            sys::close(fd);
+        } else {
+            claim_shared(&buf[..=n]);
         }
     }
     true
+}
+
+/// A path without `%p` at start-up, NUL-terminated in `path`: the first
+/// process to claim it (an exclusive `flock`, held until it exits) empties
+/// the file, so that what it leaves there is never an earlier run's, and
+/// writes its dumps there. A process that starts while another holds the
+/// claim (a program that the profiled one runs, as a shell script or
+/// `make` does, or a second run at the same time) writes `path.<pid>`
+/// instead, as a child of `fork()` does, and only when it took a sample.
+/// Before, every process emptied the file when it started: of a script's
+/// processes, only the last ones' dumps were left.
+fn claim_shared(path: &[u8]) {
+    let Ok(c) = core::ffi::CStr::from_bytes_with_nul(path) else {
+        return;
+    };
+    match sys::fd::claim_file(c) {
+        // The descriptor stays open: it holds the claim until the process
+        // exits.
+        Ok(Some(_fd)) => FILE_PID.store(sys::process_id(), Relaxed),
+        Ok(None) => CLAIMED_ELSEWHERE.store(true, Relaxed),
+        Err(e) => warn_unwritable(&path[..path.len() - 1], e),
+    }
 }
 
 /// What the shim's constructor does when profiling is on: learn the
@@ -315,7 +341,8 @@ extern "C" fn on_signal(_sig: c_int) {
 
 /// At exit: the final dump, when `LA_PROFILE` names a file. A process
 /// that took no sample (and lost none) writes nothing to a file of its own
-/// (`%p` in the path, or the `.<pid>` file of a child of `fork()`): a
+/// (`%p` in the path, or the `.<pid>` file of a child of `fork()` or of a
+/// process that found the path claimed, see `claim_shared`): a
 /// script's short processes mostly allocate too little to be sampled, and
 /// creating a file for each of them can cost more than the processes
 /// themselves (half a millisecond a file on the ext4 disk of the machine
@@ -326,7 +353,9 @@ pub fn at_exit() {
         return;
     }
     let pid = sys::process_id();
-    let own_file = PER_PROCESS.load(Relaxed) || pid != START_PID.load(Relaxed);
+    let own_file = PER_PROCESS.load(Relaxed)
+        || pid != START_PID.load(Relaxed)
+        || CLAIMED_ELSEWHERE.load(Relaxed);
     let nothing = CURSOR.load(Relaxed) == 0 && LOST.load(Relaxed) == 0;
     if own_file && nothing && FILE_PID.load(Relaxed) != pid {
         return;
@@ -862,7 +891,7 @@ fn file_path(out: &mut [u8; PATH_MAX + 32]) -> usize {
             i += 1;
         }
     }
-    if !has_pid && pid != START_PID.load(Relaxed) {
+    if !has_pid && (pid != START_PID.load(Relaxed) || CLAIMED_ELSEWHERE.load(Relaxed)) {
         push(out, b".");
         push(out, digits);
     }

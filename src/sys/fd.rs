@@ -35,6 +35,31 @@ pub fn open_truncate(path: &CStr) -> Result<c_int, c_int> {
     open_write(path, libc::O_TRUNC | libc::O_APPEND)
 }
 
+/// Opens `path` for appending (creating it, mode 0644 less the umask) and
+/// takes an exclusive `flock` on it without waiting: `Ok(Some(fd))` when
+/// the lock was free, with the file emptied (the lock stays with the
+/// descriptor, and so with the process, until it is closed; a child of
+/// `fork()` shares it); `Ok(None)` when another process holds it (the file
+/// is left as it was); `Err(errno)` when the file cannot be opened. A file
+/// system without `flock` (`ENOLCK`, `EINVAL`) counts as a free lock.
+pub fn claim_file(path: &CStr) -> Result<Option<c_int>, c_int> {
+    let fd = open_write(path, libc::O_APPEND)?;
+    let (rc, err) =
+        // SAFETY: flock on our own descriptor has no memory preconditions.
+        errno::keep_with(|| unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) });
+    if rc != 0 && err == libc::EWOULDBLOCK {
+        close(fd);
+        return Ok(None);
+    }
+    // SAFETY: ftruncate on our own descriptor has no memory preconditions.
+    let (rc, err) = errno::keep_with(|| unsafe { libc::ftruncate(fd, 0) });
+    if rc != 0 {
+        close(fd);
+        return Err(err);
+    }
+    Ok(Some(fd))
+}
+
 /// Whether a file could be created in the directory of `path` (the part
 /// before its last `/`, or the working directory): `access(dir, W_OK |
 /// X_OK)`, without creating anything. `Err` holds the `errno` of the
@@ -223,6 +248,33 @@ pub fn close(fd: c_int) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_claimed_file_is_emptied_and_held_until_closed() {
+        let dir = std::env::temp_dir().join(std::format!("la_claim_{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("shared.raw");
+        std::fs::write(&file, b"an earlier run").unwrap();
+        let mut name = file.to_str().unwrap().as_bytes().to_vec();
+        name.push(0);
+        let path = CStr::from_bytes_with_nul(&name).unwrap();
+        let fd = claim_file(path).unwrap().expect("the lock is free");
+        assert_eq!(std::fs::read(&file).unwrap(), b"", "emptied");
+        std::fs::write(&file, b"ours").unwrap();
+        // Another open file description (another process's) finds it held,
+        // and leaves the file alone.
+        assert_eq!(claim_file(path), Ok(None));
+        assert_eq!(std::fs::read(&file).unwrap(), b"ours");
+        close(fd);
+        let again = claim_file(path).unwrap().expect("free once closed");
+        close(again);
+        let missing = dir.join("no/such/p.raw");
+        let mut name = missing.to_str().unwrap().as_bytes().to_vec();
+        name.push(0);
+        let missing = CStr::from_bytes_with_nul(&name).unwrap();
+        assert_eq!(claim_file(missing), Err(libc::ENOENT));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn directories_are_checked_without_creating_anything() {
