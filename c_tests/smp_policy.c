@@ -15,11 +15,6 @@
  *           (one 4 MiB page) takes the freed block's slot: it starts clean,
  *           so the resident set grows by the live bytes and one freed
  *           block, not by 4 MiB a round (nothing is purged meanwhile);
- *   recent  a block of 2 slots (4 MiB each) and then one of 3 are freed;
- *           blocks of 1 and of 3 slots then take turns for 300 ms: both
- *           go where the 3-slot block was, freed last, and the 2-slot
- *           block's slots are purged, so the resident set holds one run of
- *           3 slots (taking the first run that fits kept both resident);
  *   relay   4,000 threads one after another, each leaving one 128-byte
  *           block alive in a table of 1,000 and freeing the block it
  *           displaces (mimalloc-bench's mleak): a new thread takes the
@@ -239,40 +234,6 @@ static void test_inherit(void) {
     la_smp_set_purge_delay_ms(50);
 }
 
-/* ---- recent ---- */
-
-static void test_recent(void) {
-    la_smp_set_purge_delay_ms(20);
-    size_t mib = (size_t)1 << 20, slot = 4 * mib, tail = 64 << 10;
-    size_t two = 2 * slot - tail, three = 3 * slot - tail, one = slot - tail;
-    size_t before = rss_bytes();
-    char *a = xalloc(two), *b = xalloc(three);
-    CHECK(a != NULL && b != NULL);
-    if (!a || !b) return;
-    memset(a, 1, two);
-    memset(b, 2, three);
-    xfree(a, two);
-    xfree(b, three);
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    long ms = 0;
-    for (int i = 0; ms < 300; i++) {
-        size_t n = i % 2 ? three : one;
-        char *p = xalloc(n);
-        CHECK(p != NULL);
-        if (!p) break;
-        memset(p, 3, n);
-        xfree(p, n);
-        sleep_ms(1);
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
-    }
-    size_t grown = rss_bytes() - before;
-    printf("recent: resident set grew by %zu bytes (one run of 3 slots: %zu)\n", grown, 3 * slot);
-    CHECK(grown <= 3 * slot + 2 * mib);
-    la_smp_set_purge_delay_ms(50);
-}
-
 /* ---- relay ---- */
 
 #define RELAY_THREADS 4000
@@ -478,7 +439,6 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "waves")) test_waves();
     else if (!strcmp(mode, "relay")) test_relay();
     else if (!strcmp(mode, "inherit")) test_inherit();
-    else if (!strcmp(mode, "recent")) test_recent();
     else
 #endif
         if (!strcmp(mode, "idle")) test_idle();
@@ -486,7 +446,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "fork")) test_fork();
     else if (!strcmp(mode, "exited")) test_exited();
     else {
-        fprintf(stderr, "usage: %s large|waves|relay|inherit|recent|idle|trim|fork|exited\n", argv[0]);
+        fprintf(stderr, "usage: %s large|waves|relay|inherit|idle|trim|fork|exited\n", argv[0]);
         return 2;
     }
     return check_summary(mode);

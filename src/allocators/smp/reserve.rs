@@ -9,11 +9,9 @@
 //! ever held (a `fork()` can interrupt any of them and leave the child
 //! consistent). A segment takes one slot; a huge block of up to
 //! [`RESERVE_HUGE_MAX`] bytes takes a run of consecutive slots. Claims
-//! prefer dirty slots, the ones freed last first: memory that is still
-//! resident is reused without a page fault, a thread that exits hands its
-//! empty segments here still committed, so the next thread takes them for
-//! free, and the dirty slots nobody takes stay free long enough to be
-//! purged. A segment prefers a
+//! prefer dirty slots: memory that is still resident is reused without a
+//! page fault, and a thread that exits hands its empty segments here still
+//! committed, so the next thread takes them for free. A segment prefers a
 //! dirty slot that last held a segment of its own kind ([`claim_like`]), so
 //! that its pages fall where the resident ones are.
 //!
@@ -116,10 +114,9 @@ fn run_mask(i: u32, n: u32) -> u64 {
     }
 }
 
-/// Bit i set: bits `i .. i + n` of `x` are all set (where runs of `n`
-/// start).
+/// First bit index where `n` consecutive bits of `x` are set.
 #[inline]
-fn run_starts(x: u64, n: u32) -> u64 {
+fn find_run(x: u64, n: u32) -> Option<u32> {
     debug_assert!((1..=64).contains(&n));
     let mut m = x;
     let mut k = 1;
@@ -127,13 +124,6 @@ fn run_starts(x: u64, n: u32) -> u64 {
         m &= x >> k;
         k += 1;
     }
-    m
-}
-
-/// First bit index where `n` consecutive bits of `x` are set.
-#[inline]
-fn find_run(x: u64, n: u32) -> Option<u32> {
-    let m = run_starts(x, n);
     if m == 0 {
         None
     } else {
@@ -147,82 +137,23 @@ pub fn slots_for(bytes: usize) -> usize {
     bytes.div_ceil(SLOT)
 }
 
-/// Takes `n` consecutive slots (`1 <= n <= 64`): the run of dirty slots
-/// freed last (its first slot's time; the lowest of equals), else the
-/// first free run, else a new arena's; `None` when out of address space.
-///
-/// The last freed, not the first found: blocks of different sizes then
-/// follow each other into the same slots, and the dirty slots they leave
-/// behind stay unused until the purge takes them. Taking the first dirty
-/// run instead let each size settle in slots of its own, every one kept
-/// resident: a thread that `calloc`ed blocks of 256 KiB to 8 MiB one at a
-/// time held a run of 3 slots and one of 2, each cleared whole again and
-/// again.
+/// Takes `n` consecutive slots (`1 <= n <= 64`), preferring dirty ones,
+/// making a new arena when none has room; `None` when out of address space.
 pub fn claim(n: usize) -> Option<Claim> {
     debug_assert!((1..=MAX_SLOTS).contains(&n));
     let n = n as u32;
     let count = ARENA_COUNT.load(Ordering::Acquire).min(MAX_ARENAS);
-    // Another thread may take the chosen run first: choose again, a few
-    // times, then take any.
-    for _ in 0..4 {
-        let Some((idx, i)) = last_freed_run(count, n) else {
-            break;
-        };
-        if let Some(c) = claim_at(idx, i, n) {
-            return Some(c);
-        }
-    }
-    for (idx, a) in ARENAS.iter().enumerate().take(count) {
-        if a.start.load(Ordering::Acquire) <= DEAD {
-            continue;
-        }
-        if let Some(c) = claim_in(idx, a, n) {
-            return Some(c);
-        }
-    }
-    grow(n)
-}
-
-/// The arena and first slot of the run of `n` free dirty slots whose first
-/// slot was freed last, among the first `count` arenas.
-fn last_freed_run(count: usize, n: u32) -> Option<(usize, u32)> {
-    let now = sys::now_ms() as u32;
-    let mut best: Option<(u32, usize, u32)> = None;
-    for (idx, a) in ARENAS.iter().enumerate().take(count) {
-        if a.start.load(Ordering::Acquire) <= DEAD {
-            continue;
-        }
-        let mut m = run_starts(
-            a.free.load(Ordering::Relaxed) & a.dirty.load(Ordering::Relaxed),
-            n,
-        );
-        while m != 0 {
-            let i = m.trailing_zeros();
-            m &= m - 1;
-            let age = now.wrapping_sub(a.freed_at[i as usize].load(Ordering::Relaxed));
-            if best.is_none_or(|(b, _, _)| age < b) {
-                best = Some((age, idx, i));
+    for dirty_only in [true, false] {
+        for (idx, a) in ARENAS.iter().enumerate().take(count) {
+            if a.start.load(Ordering::Acquire) <= DEAD {
+                continue;
+            }
+            if let Some(c) = claim_in(idx, a, n, dirty_only) {
+                return Some(c);
             }
         }
     }
-    best.map(|(_, idx, i)| (idx, i))
-}
-
-/// Takes slots `[i, i + n)` of arena `idx` when they are all free.
-fn claim_at(idx: usize, i: u32, n: u32) -> Option<Claim> {
-    let a = &ARENAS[idx];
-    let mask = run_mask(i, n);
-    let mut free = a.free.load(Ordering::Relaxed);
-    while free & mask == mask {
-        match a
-            .free
-            .compare_exchange_weak(free, free & !mask, Ordering::Acquire, Ordering::Relaxed)
-        {
-            Ok(_) => return Some(taken(idx, a, i, n)),
-            Err(cur) => free = cur,
-        }
-    }
-    None
+    grow(n)
 }
 
 /// [`claim`] of one slot, preferring a dirty slot for which `like(addr)`
@@ -301,11 +232,16 @@ fn claim_clean_in(idx: usize, a: &Arena) -> Option<Claim> {
     }
 }
 
-/// The first run of `n` free slots of one arena (see [`claim`]).
-fn claim_in(idx: usize, a: &Arena, n: u32) -> Option<Claim> {
+/// [`claim`] in one arena; `dirty_only`: only from runs of dirty slots.
+fn claim_in(idx: usize, a: &Arena, n: u32, dirty_only: bool) -> Option<Claim> {
     let mut free = a.free.load(Ordering::Relaxed);
     loop {
-        let i = find_run(free, n)?;
+        let cand = if dirty_only {
+            free & a.dirty.load(Ordering::Relaxed)
+        } else {
+            free
+        };
+        let i = find_run(cand, n)?;
         let mask = run_mask(i, n);
         match a
             .free
