@@ -212,7 +212,9 @@ static void alignments(void) {
         free(q);
     }
     void *q0 = NULL;
+    errno = 777;
     CHECK(posix_memalign(&q0, 64, 0) == 0 && q0 != NULL);
+    CHECK(errno == 777);
     free(q0);
 
     for (size_t a = 1; a <= 65536; a <<= 1) {
@@ -322,6 +324,12 @@ static void shim_only(void) {
     CHECK(aligned_alloc(3, 9) == NULL && errno == EINVAL);
     errno = 0;
     CHECK(aligned_alloc(0, 8) == NULL && errno == EINVAL);
+    /* posix_memalign reports by its result alone: errno is left as it
+     * was, also on failure (POSIX asks nothing of it; glibc sets ENOMEM). */
+    void *p = (void *)0x1234;
+    errno = 12345;
+    CHECK(posix_memalign(&p, 64, big(BIG)) == ENOMEM && p == (void *)0x1234);
+    CHECK(errno == 12345);
     /* mallinfo2 reports liballoc's live bytes and blocks, not zeros. */
     char *volatile live = malloc(3000);
     struct mallinfo2 mi = mallinfo2();

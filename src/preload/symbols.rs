@@ -214,10 +214,15 @@ pub unsafe extern "C" fn posix_memalign(
     if !alignment.is_power_of_two() || alignment < core::mem::size_of::<*mut c_void>() {
         return libc::EINVAL;
     }
-    let saved = errno::get();
+    // errno is left as it was (a failed allocation sets it): read once
+    // through its address, written back only on failure.
+    let errno_at = errno::location();
+    // SAFETY: the calling thread's errno, valid while the thread lives.
+    let saved = unsafe { *errno_at };
     let p = super::alloc_aligned(size, alignment);
-    errno::set(saved);
     if p.is_null() {
+        // SAFETY: as above.
+        unsafe { *errno_at = saved };
         return libc::ENOMEM;
     }
     // SAFETY: caller's promise: memptr is writable.
