@@ -153,6 +153,14 @@ no_sample_no_file() {
     $CHECK dumps "$TMP/quiet/shared.raw" 1
 }
 check "no sample, no file of its own (%p); a shared path is emptied" no_sample_no_file
+# The profile's tables are mapped by the first sample: a process that takes
+# none makes no system call for them (LA_STATS counts the shim's mappings).
+no_sample_no_tables() {
+    out=$(LA_STATS=1 LA_PROFILE=$TMP/quiet/q.%p.raw LA_PROFILE_RATE=1024g LD_PRELOAD=$SHIM \
+        /bin/true 2>&1) || return 1
+    echo "$out" | grep -q 'system calls: mmap 0,' || { echo "$out" | grep 'system calls'; return 1; }
+}
+check "no sample, no mapping for the profile's tables" no_sample_no_tables
 # A shared path belongs to the first process: the programs it runs while it
 # lives write FILE.<pid> (before, each emptied FILE when it started, and
 # only the last processes' dumps were left).

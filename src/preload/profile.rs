@@ -26,7 +26,8 @@
 //! its stack trace (up to [`MAX_FRAMES`] return addresses, see `unwind.rs`,
 //! kept once per distinct trace in `depot.rs`), its allocation time and,
 //! later, its free time. Records live in a
-//! fixed table of [`RECORDS`] entries mapped lazily at start-up (no
+//! fixed table of [`RECORDS`] entries, mapped (with the index and the
+//! trace store) by the process's first sample and touched as it fills (no
 //! malloc), claimed in turn by a cursor; once the cursor has gone round,
 //! a new sample takes the oldest freed record it meets, and that dropped
 //! record is counted. Every field is an atomic, and a per-record sequence
@@ -92,7 +93,7 @@
 
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64, AtomicUsize,
+    AtomicBool, AtomicU8, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{AcqRel, Acquire, Relaxed, Release},
     fence,
 };
@@ -255,26 +256,7 @@ pub fn init(opts: &Options, report: bool) -> bool {
         NEXT_DUMP_MS.store(ms, Relaxed);
     }
     SIGNAL.store(opts.profile_signal, Relaxed);
-    if RECORD_BASE.load(Acquire) == 0 {
-        let records = sys::map_lazy(RECORDS * core::mem::size_of::<Record>());
-        let slots = sys::map_lazy((PRIMARY + SLOTS) * 8);
-        match (records, slots, super::depot::init()) {
-            (Some(r), Some(s), true) => {
-                SLOT_BASE.store(s.as_ptr() as usize, Release);
-                RECORD_BASE.store(r.as_ptr() as usize, Release);
-            }
-            _ => {
-                if report {
-                    Writer::fd(2).str(
-                        "liballoc: warning: cannot map the heap profile's tables; profiling is off\n",
-                    );
-                }
-                return false;
-            }
-        }
-    }
-    // Without the cache every sample unwinds: slower, still right.
-    super::unwind::init();
+    // The tables are mapped by the first sample (`tables_ready`).
     ON.store(true, Release);
     if report && !path.is_empty() {
         // A path that cannot be written is reported when the program
@@ -496,14 +478,14 @@ fn gap(rng: &mut u64) -> i64 {
 /// The record table.
 #[inline(always)]
 fn records() -> *const Record {
-    RECORD_BASE.load(Relaxed) as *const Record
+    RECORD_BASE.load(Acquire) as *const Record
 }
 
 /// The address index: the primary table's words, then the overflow
 /// table's.
 #[inline(always)]
 fn slots() -> *const AtomicU64 {
-    SLOT_BASE.load(Relaxed) as *const AtomicU64
+    SLOT_BASE.load(Acquire) as *const AtomicU64
 }
 
 /// Record `i`.
@@ -683,11 +665,71 @@ fn count(p: usize, up: bool) {
     });
 }
 
+/// States of the tables (`TABLES`).
+const TABLES_NONE: u8 = 0;
+const TABLES_MAPPING: u8 = 1;
+const TABLES_READY: u8 = 2;
+const TABLES_FAILED: u8 = 3;
+
+/// Whether the record table, the index, the trace store and the unwinder's
+/// cache are mapped ([`tables_ready`]).
+static TABLES: AtomicU8 = AtomicU8::new(TABLES_NONE);
+
+/// Whether the tables are mapped, mapping them on the first call. They are
+/// mapped by the first sample, not when the program starts: most processes
+/// of a script take no sample (they allocate less than the rate), and each
+/// would pay five mappings for nothing. A sample taken while another
+/// thread maps them, or after the mapping failed (warned once), is lost.
+fn tables_ready() -> bool {
+    match TABLES.load(Acquire) {
+        TABLES_READY => return true,
+        TABLES_NONE => {}
+        _ => return false,
+    }
+    if TABLES
+        .compare_exchange(TABLES_NONE, TABLES_MAPPING, Acquire, Relaxed)
+        .is_err()
+    {
+        return TABLES.load(Acquire) == TABLES_READY;
+    }
+    let records = sys::map_lazy(RECORDS * core::mem::size_of::<Record>());
+    let slots = sys::map_lazy((PRIMARY + SLOTS) * 8);
+    let ok = match (records, slots, super::depot::init()) {
+        (Some(r), Some(s), true) => {
+            SLOT_BASE.store(s.as_ptr() as usize, Release);
+            RECORD_BASE.store(r.as_ptr() as usize, Release);
+            // Without the cache every sample unwinds: slower, still right.
+            super::unwind::init();
+            true
+        }
+        (r, s, _) => {
+            // SAFETY: whichever mapping was made is ours and unused.
+            unsafe {
+                if let Some(r) = r {
+                    sys::unmap(r.as_ptr(), RECORDS * core::mem::size_of::<Record>());
+                }
+                if let Some(s) = s {
+                    sys::unmap(s.as_ptr(), (PRIMARY + SLOTS) * 8);
+                }
+            }
+            Writer::fd(2)
+                .str("liballoc: warning: cannot map the heap profile's tables; samples are lost\n");
+            false
+        }
+    };
+    TABLES.store(if ok { TABLES_READY } else { TABLES_FAILED }, Release);
+    ok
+}
+
 /// Records a sample of block `p` (`size` requested bytes).
 ///
 /// # Safety
 /// `p` is a live block of at least `size` bytes.
 unsafe fn record(p: *mut u8, size: usize) {
+    if !tables_ready() {
+        LOST.fetch_add(1, Relaxed);
+        return;
+    }
     let Some(trace) = super::unwind::capture_id(super::depot::intern) else {
         LOST.fetch_add(1, Relaxed);
         return;
@@ -787,7 +829,9 @@ unsafe fn on_free_slow(p: *mut u8) {
 /// `p` is a live block of the smp allocator that the caller owns, or not a
 /// block at all (only an indexed sample's page is touched).
 pub unsafe fn take_sample(p: *mut u8) -> Option<usize> {
-    if !ON.load(Acquire) || !maybe_sampled(p as usize) {
+    // No index before the first sample mapped it (a filter counter is only
+    // raised after that, but read without ordering).
+    if !ON.load(Acquire) || !maybe_sampled(p as usize) || slots().is_null() {
         return None;
     }
     let i = take(p as usize)?;
@@ -1069,7 +1113,12 @@ pub fn dump(fd: c_int) -> bool {
         .u64(LOST.load(Relaxed))
         .str("\n");
     write_maps(&mut w);
-    let used = CURSOR.load(Relaxed).min(RECORDS);
+    // No record before the tables were mapped.
+    let used = if records().is_null() {
+        0
+    } else {
+        CURSOR.load(Relaxed).min(RECORDS)
+    };
     super::depot::start_dump();
     let mut frames = [0usize; MAX_FRAMES];
     for i in 0..used {
