@@ -143,12 +143,12 @@ pub fn claim(n: usize) -> Option<Claim> {
     debug_assert!((1..=MAX_SLOTS).contains(&n));
     let n = n as u32;
     let count = ARENA_COUNT.load(Ordering::Acquire).min(MAX_ARENAS);
-    for dirty_only in [true, false] {
+    for want in [Want::Dirty, Want::Any] {
         for (idx, a) in ARENAS.iter().enumerate().take(count) {
             if a.start.load(Ordering::Acquire) <= DEAD {
                 continue;
             }
-            if let Some(c) = claim_in(idx, a, n, dirty_only) {
+            if let Some(c) = claim_in(idx, a, n, want) {
                 return Some(c);
             }
         }
@@ -204,7 +204,7 @@ pub fn claim_like(like: impl Fn(usize) -> bool, clean_next: bool) -> Option<Clai
             if a.start.load(Ordering::Acquire) <= DEAD {
                 continue;
             }
-            if let Some(c) = claim_clean_in(idx, a) {
+            if let Some(c) = claim_in(idx, a, 1, Want::Clean) {
                 return Some(c);
             }
         }
@@ -212,34 +212,22 @@ pub fn claim_like(like: impl Fn(usize) -> bool, clean_next: bool) -> Option<Clai
     claim(1)
 }
 
-/// The first free slot of one arena that is not dirty.
-fn claim_clean_in(idx: usize, a: &Arena) -> Option<Claim> {
-    let mut free = a.free.load(Ordering::Relaxed);
-    loop {
-        let cand = free & !a.dirty.load(Ordering::Relaxed);
-        if cand == 0 {
-            return None;
-        }
-        let i = cand.trailing_zeros();
-        let bit = 1u64 << i;
-        match a
-            .free
-            .compare_exchange_weak(free, free & !bit, Ordering::Acquire, Ordering::Relaxed)
-        {
-            Ok(_) => return Some(taken(idx, a, i, 1)),
-            Err(cur) => free = cur,
-        }
-    }
+/// Which free slots a claim in one arena ([`claim_in`]) may take.
+#[derive(Clone, Copy)]
+enum Want {
+    Dirty,
+    Clean,
+    Any,
 }
 
-/// [`claim`] in one arena; `dirty_only`: only from runs of dirty slots.
-fn claim_in(idx: usize, a: &Arena, n: u32, dirty_only: bool) -> Option<Claim> {
+/// The first run of `n` free slots of one arena of the kind `want` asks.
+fn claim_in(idx: usize, a: &Arena, n: u32, want: Want) -> Option<Claim> {
     let mut free = a.free.load(Ordering::Relaxed);
     loop {
-        let cand = if dirty_only {
-            free & a.dirty.load(Ordering::Relaxed)
-        } else {
-            free
+        let cand = match want {
+            Want::Dirty => free & a.dirty.load(Ordering::Relaxed),
+            Want::Clean => free & !a.dirty.load(Ordering::Relaxed),
+            Want::Any => free,
         };
         let i = find_run(cand, n)?;
         let mask = run_mask(i, n);
