@@ -88,8 +88,9 @@
 //! `claim_shared`); a child of `fork()`, and a process that starts while
 //! another holds the claim (a program the profiled one runs), write to the
 //! path with `.<pid>` appended, so that no two processes write into one
-//! file. The first dump of a process empties its file; later ones append. A process that took no sample writes no file of
-//! its own (see [`at_exit`]).
+//! file. The first dump of a process empties its file; later ones append.
+//! A process that took no sample writes no file of its own (see
+//! [`at_exit`]).
 
 use core::ffi::{c_int, c_void};
 use core::sync::atomic::{
@@ -335,9 +336,7 @@ pub fn at_exit() {
         return;
     }
     let pid = sys::process_id();
-    let own_file = PER_PROCESS.load(Relaxed)
-        || pid != START_PID.load(Relaxed)
-        || CLAIMED_ELSEWHERE.load(Relaxed);
+    let own_file = PER_PROCESS.load(Relaxed) || pid_suffixed(pid);
     let nothing = CURSOR.load(Relaxed) == 0 && LOST.load(Relaxed) == 0;
     if own_file && nothing && FILE_PID.load(Relaxed) != pid {
         return;
@@ -895,6 +894,13 @@ fn interval_dump(interval: u64) {
     }
 }
 
+/// Whether process `pid` writes a path without `%p` with `.<pid>`
+/// appended: a child of `fork()`, or a process that found the path claimed
+/// (see `claim_shared`).
+fn pid_suffixed(pid: u32) -> bool {
+    pid != START_PID.load(Relaxed) || CLAIMED_ELSEWHERE.load(Relaxed)
+}
+
 /// Writes the path of this process's profile file (NUL-terminated) into
 /// `out`; its length without the NUL.
 fn file_path(out: &mut [u8; PATH_MAX + 32]) -> usize {
@@ -935,7 +941,7 @@ fn file_path(out: &mut [u8; PATH_MAX + 32]) -> usize {
             i += 1;
         }
     }
-    if !has_pid && (pid != START_PID.load(Relaxed) || CLAIMED_ELSEWHERE.load(Relaxed)) {
+    if !has_pid && pid_suffixed(pid) {
         push(out, b".");
         push(out, digits);
     }
