@@ -149,6 +149,10 @@ git init -q -b main .
 # Automatic gc and maintenance in the foreground: detached, their processes
 # outlive the measured command.
 git config gc.autoDetach false; git config maintenance.autoDetach false
+# One thread for pack-objects' delta search: with more, how the work is split
+# (and so how much it compresses, and the instructions counted) depends on
+# the threads' timing, which any change of speed moves.
+git config pack.threads 1
 i=0
 while [ $i -lt 20 ]; do
   # Files dated in the past: one written in the second the index is

@@ -11,12 +11,14 @@
 //! | file | concept |
 //! |---|---|
 //! | `trace.rs` | stack capture by frame-pointer walk (no allocation) |
+//! | `cfi.rs` | stack capture through code without frame pointers (DWARF call-frame information, rows cached) |
 //! | `depot.rs` | the stack depot: each distinct trace stored once, named by an id |
 //! | `symbolize.rs` | report-time symbolization (`dladdr`, `addr2line`) |
 //! | `maps.rs` | the `/proc/self/maps` reader |
 //! | `scratch.rs` | a private arena for report-time work |
 //! | `report.rs` | report layout, shaped like the sanitizers' |
 
+pub mod cfi;
 pub mod depot;
 pub mod maps;
 pub mod report;

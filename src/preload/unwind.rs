@@ -1,25 +1,36 @@
 //! Stack traces for the heap profiler's samples, through code built without
-//! frame pointers: libgcc's DWARF unwinder (`_Unwind_Backtrace`), cached by
-//! the frame-pointer walk of the same stack, and the debug allocator's
-//! frame-pointer walk as the fallback. The unwinder is linked into the
-//! shim from libgcc's static part (`-static-libgcc`, see mk/preload.mk),
-//! so a process does not load libgcc_s for it.
+//! frame pointers: the diagnostics runtime's call-frame unwinder
+//! (`diag::cfi`, which remembers each code address's rule), libgcc's DWARF
+//! unwinder (`_Unwind_Backtrace`) for the frames that one does not read
+//! (signal frames, unusual rules), both cached by the frame-pointer walk of
+//! the same stack, and the debug allocator's frame-pointer walk as the
+//! last fallback. libgcc's unwinder is linked into the shim from libgcc's
+//! static part (`-static-libgcc`, see mk/preload.mk), so a process does
+//! not load libgcc_s for it.
 //!
-//! Why the unwinder, and why it is safe here:
+//! Why `diag::cfi` first: libgcc decodes every frame of every trace from
+//! the tables (about 1,700 instructions a frame, cold or not); `diag::cfi`
+//! decodes a code address once per process (about 1,300 instructions) and
+//! then finds its row in a cache (about 60 a frame). The frames of a
+//! process's traces repeat (its `main`, its loops, the C library's
+//! start), so a short process that takes a few samples decodes about half
+//! of what libgcc would, and a long one almost nothing.
+//!
+//! Why unwinders, and why they are safe here:
 //! - Debian's libc, python and most distribution libraries are built
 //!   without frame pointers; a frame-pointer walk silently skips or stops
 //!   at their frames. The unwinder reads each frame's call-frame
 //!   information (`.eh_frame`), which every x86-64 and aarch64 object has.
-//! - It is slow next to a frame-pointer walk (a table lookup and a small
-//!   interpreter per frame), but it runs only for a sampled allocation,
-//!   about once per `rate` bytes (512 KiB by default).
-//! - It takes no lock of its own that `fork()` could leave held: frame
+//! - They are slow next to a frame-pointer walk (a table lookup and a
+//!   small interpreter per frame decoded), but they run only for a sampled
+//!   allocation, about once per `rate` bytes (512 KiB by default).
+//! - They take no lock of their own that `fork()` could leave held: frame
 //!   lookups go through `_dl_find_object` (glibc 2.35 and later) or
 //!   `dl_iterate_phdr`, whose loader lock is recursive (a thread that holds
 //!   it, inside `dlopen`, may unwind) and reset in the child of `fork()`.
 //!   The shim's `malloc` takes no lock at all, so nothing can invert with it.
-//! - It may call `malloc` (the registry of frame tables registered with
-//!   `__register_frame_info`). The caller ([`super::profile`]) sets a
+//! - libgcc's may call `malloc` (the registry of frame tables registered
+//!   with `__register_frame_info`). The caller ([`super::profile`]) sets a
 //!   per-thread guard around [`capture`]: an allocation made while this
 //!   thread unwinds is served but never sampled, so the unwinder never
 //!   re-enters itself.
@@ -54,7 +65,7 @@ use core::sync::atomic::{
 };
 
 use super::profile::MAX_FRAMES;
-use crate::diag::trace;
+use crate::diag::{cfi, trace};
 use crate::sys;
 
 /// Entries of the trace cache (a power of two).
@@ -79,6 +90,8 @@ pub fn init() -> bool {
     if CACHE_BASE.load(Acquire) != 0 {
         return true;
     }
+    // Without its row cache, the call-frame unwinder decodes every frame.
+    cfi::init();
     match sys::map_lazy(CACHE * core::mem::size_of::<Entry>()) {
         Some(p) => {
             CACHE_BASE.store(p.as_ptr() as usize, Release);
@@ -200,9 +213,9 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
 /// doc) and must have called [`trace::init`].
 ///
 /// Inlined into its caller, as [`unwind_and_store`] is into it: every
-/// frame of the shim between the unwinder and the program is a frame the
-/// unwinder decodes from its tables only to skip it (about 1,700
-/// instructions each; a process's first samples read those tables cold).
+/// frame of the shim between the unwinder and the program is a frame an
+/// unwinder decodes only to skip it (once per process for `diag::cfi`,
+/// every time for libgcc's).
 #[inline(always)]
 pub fn capture_id(intern: impl Fn(&[usize]) -> Option<u32>) -> Option<u32> {
     let mut walk = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
@@ -256,10 +269,17 @@ fn unwind_and_store(
     Some(id)
 }
 
-/// The unwinder's trace (the frame-pointer walk when it finds no frame).
+/// The unwinder's trace: the diagnostics runtime's call-frame unwinder
+/// (`diag::cfi`, its rows cached), libgcc's for the frames it does not
+/// read, the frame-pointer walk when neither finds a frame.
 fn unwind(out: &mut [usize]) -> usize {
     if out.is_empty() {
         return 0;
+    }
+    if let Some(n) = cfi::backtrace(out, trace::is_own)
+        && n > 0
+    {
+        return n;
     }
     let mut w = Walk {
         out,

@@ -1,8 +1,11 @@
 //! The dynamic loader: which module and symbol an address belongs to
-//! (`dladdr`), and the loadable segments of every loaded module
-//! (`dl_iterate_phdr`).
+//! (`dladdr`), the loadable segments of every loaded module
+//! (`dl_iterate_phdr`), and the unwind table of the module holding an
+//! address (`_dl_find_object`).
 //!
-//! Neither allocates. Both take the loader's lock, so a caller must not
+//! None allocates. `_dl_find_object` takes no lock (it may run in a
+//! signal handler, and inside `malloc`). The other two take the loader's
+//! lock, so a caller must not
 //! hold a lock that a thread inside the loader (running a
 //! `dl_iterate_phdr` callback, say) could wait for: the debug allocator
 //! gathers what it needs before taking its own locks. `errno` is left as
@@ -101,6 +104,46 @@ impl Module<'_> {
     }
 }
 
+/// glibc's `_dl_find_object` (2.35 and later), kept out of the header.
+///
+/// cbindgen:ignore
+mod find_object {
+    use core::ffi::{c_int, c_void};
+
+    /// The layout of glibc's `struct dl_find_object` on x86-64 and
+    /// aarch64, where it has no `dlfo_eh_dbase`.
+    #[repr(C)]
+    pub struct DlFindObject {
+        pub flags: u64,
+        pub map_start: *mut c_void,
+        pub map_end: *mut c_void,
+        pub link_map: *mut c_void,
+        pub eh_frame: *mut c_void,
+        pub reserved: [u64; 7],
+    }
+
+    unsafe extern "C" {
+        pub fn _dl_find_object(addr: *mut c_void, result: *mut DlFindObject) -> c_int;
+    }
+}
+
+/// The address of the `.eh_frame_hdr` section (the `PT_GNU_EH_FRAME`
+/// segment) of the module holding code address `addr`: `None` when no
+/// loaded module holds it, or when that module has no such section.
+/// Lock-free and async-signal-safe (`_dl_find_object`).
+pub fn eh_frame_hdr(addr: usize) -> Option<usize> {
+    let mut r = core::mem::MaybeUninit::<find_object::DlFindObject>::uninit();
+    // SAFETY: `_dl_find_object` writes the whole struct when it returns 0
+    // and reads nothing but the loader's own tables.
+    let found = unsafe { find_object::_dl_find_object(addr as *mut c_void, r.as_mut_ptr()) } == 0;
+    if !found {
+        return None;
+    }
+    // SAFETY: written by the successful call above.
+    let eh = unsafe { r.assume_init_ref() }.eh_frame as usize;
+    (eh != 0).then_some(eh)
+}
+
 /// Calls `f` on each loaded module until it returns false
 /// (`dl_iterate_phdr`, under the loader's lock).
 pub fn for_each_module(mut f: impl FnMut(&Module<'_>) -> bool) {
@@ -148,5 +191,14 @@ mod tests {
         });
         assert_eq!(first, 1);
         assert!(address_info(8).is_none());
+    }
+
+    #[test]
+    fn finds_the_unwind_table_of_this_code() {
+        let here = finds_the_unwind_table_of_this_code as fn() as usize;
+        let hdr = eh_frame_hdr(here).unwrap();
+        // SAFETY: the loader's mapped .eh_frame_hdr starts with version 1.
+        assert_eq!(unsafe { *(hdr as *const u8) }, 1);
+        assert!(eh_frame_hdr(8).is_none());
     }
 }
