@@ -906,7 +906,8 @@ fn pid_suffixed(pid: u32) -> bool {
 fn file_path(out: &mut [u8; PATH_MAX + 32]) -> usize {
     let len = PATH_LEN.load(Relaxed);
     let mut raw = [0u8; (PATH_MAX / 8 + 1) * 8];
-    for (i, w) in PATH.iter().enumerate() {
+    // The words that hold the path, not the whole (4 KiB) array.
+    for (i, w) in PATH.iter().take(len.div_ceil(8)).enumerate() {
         raw[i * 8..i * 8 + 8].copy_from_slice(&w.load(Relaxed).to_ne_bytes());
     }
     let raw = &raw[..len];

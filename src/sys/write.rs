@@ -196,16 +196,14 @@ impl<const N: usize> Writer<N> {
     pub fn hex(&mut self, v: usize) -> &mut Self {
         // Digits of v, at least one.
         let n = ((usize::BITS - (v | 1).leading_zeros()) as usize).div_ceil(4);
-        self.put(2 + n, |out| {
-            const DIGITS: &[u8; 16] = b"0123456789abcdef";
-            out[0] = b'0';
-            out[1] = b'x';
-            let mut x = v;
-            for d in out[2..].iter_mut().rev() {
-                *d = DIGITS[x & 15];
-                x >>= 4;
-            }
-        })
+        // All 16 digits at once, eight per word (a profile dump writes a
+        // code address for every frame of every trace).
+        let mut buf = [0u8; 18];
+        buf[2..10].copy_from_slice(&hex8((v as u64 >> 32) as u32));
+        buf[10..18].copy_from_slice(&hex8(v as u32));
+        buf[16 - n] = b'0';
+        buf[17 - n] = b'x';
+        self.bytes(&buf[16 - n..])
     }
 
     /// Appends a non-negative decimal with `places` digits after the point
@@ -252,6 +250,22 @@ impl<const N: usize> Drop for Writer<N> {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// The eight lowercase hexadecimal digits of `h`, most significant first:
+/// each nibble spread into a byte of its own, then turned into its digit
+/// (`'0' + d`, plus 39 more from `a` on) in all eight bytes at once.
+#[inline]
+fn hex8(h: u32) -> [u8; 8] {
+    let mut t = u64::from(h);
+    t = (t | t << 16) & 0x0000_ffff_0000_ffff;
+    t = (t | t << 8) & 0x00ff_00ff_00ff_00ff;
+    t = (t | t << 4) & 0x0f0f_0f0f_0f0f_0f0f;
+    // Byte i holds nibble i; the most significant digit goes first.
+    let letters = ((t + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    (t + 0x3030_3030_3030_3030 + letters * 39)
+        .swap_bytes()
+        .to_le_bytes()
 }
 
 /// "00" to "99", for writing decimals two digits at a time.
@@ -359,6 +373,9 @@ mod tests {
             (|w| w.hex(0xf), "0xf"),
             (|w| w.hex(0x10), "0x10"),
             (|w| w.hex(usize::MAX), "0xffffffffffffffff"),
+            (|w| w.hex(0x0123_4567_89ab_cdef), "0x123456789abcdef"),
+            (|w| w.hex(0xfedc_ba98_7654_3210), "0xfedcba9876543210"),
+            (|w| w.hex(0x9a0f), "0x9a0f"),
             (|w| w.u64(9).u64(10).u64(99).u64(100), "91099100"),
             (
                 |w| w.u64(10_000_000_000_000_000_000),
