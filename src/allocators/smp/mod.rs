@@ -144,7 +144,11 @@ pub fn count_down(size: usize) -> bool {
 /// Sets the calling thread's sampling countdown to `bytes` (see
 /// [`alloc_counted`]).
 pub fn set_sample_left(bytes: i64) {
-    let h = thread::current_or_init();
+    // The fast lookup first (no call): a sampling thread has its heap.
+    let mut h = thread::current_fast();
+    if h.is_null() {
+        h = thread::current_or_init();
+    }
     if !h.is_null() {
         // SAFETY: the calling thread's own heap.
         unsafe { &*h }.sample_left.set(bytes);
