@@ -30,7 +30,10 @@
 //! a stack read outside the thread's stack) ends the walk with `None`,
 //! and the caller falls back to a complete unwinder (libgcc's). Every
 //! read of the stack is checked against the thread's bounds; the tables
-//! are the loader's, read as libgcc reads them.
+//! are the loader's, read as libgcc reads them. Rows are never dropped:
+//! code loaded by `dlopen` where an unloaded library's code was may find
+//! that library's rows, which can make its traces wrong (never a read
+//! outside the stack).
 
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
