@@ -12,9 +12,14 @@
  *           on still committed);
  *   inherit one thread, 8 rounds: a 4 MiB block written whole and freed,
  *           then a block of a new 256 - 512 KiB class kept, whose segment
- *           (one 4 MiB page) takes the freed block's slot: it starts clean,
- *           so the resident set grows by the live bytes and one freed
- *           block, not by 4 MiB a round (nothing is purged meanwhile);
+ *           (one 4 MiB page) starts clean, never over the memory the freed
+ *           block left resident, so the resident set grows by the live
+ *           bytes and one freed block, not by 4 MiB a round (nothing is
+ *           purged meanwhile);
+ *   split   the same with a block of two slots (7 MiB): the segments leave
+ *           the run of slots the freed block left resident alone, so each
+ *           round's block reuses it instead of faulting in fresh slots
+ *           beside the ones a segment split;
  *   relay   4,000 threads one after another, each leaving one 128-byte
  *           block alive in a table of 1,000 and freeing the block it
  *           displaces (mimalloc-bench's mleak): a new thread takes the
@@ -45,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -229,6 +235,51 @@ static void test_inherit(void) {
     printf("inherit: %d rounds, %zu live bytes, resident set grew by %zu bytes\n",
            INHERIT_ROUNDS, live, grown);
     CHECK(grown <= live + huge + ((size_t)2 << 20));
+    for (int i = 0; i < INHERIT_ROUNDS; i++)
+        if (kept[i]) xfree(kept[i], kept_len[i]);
+    la_smp_set_purge_delay_ms(50);
+}
+
+/* ---- split ---- */
+
+/* Minor page faults of the process so far. */
+static long minor_faults(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_minflt;
+}
+
+static void test_split(void) {
+    /* No purge during the run: what stays resident is what the slots hold. */
+    la_smp_set_purge_delay_ms(60000);
+    size_t huge = (size_t)7 << 20, live = 0;
+    char *kept[INHERIT_ROUNDS] = {0};
+    size_t kept_len[INHERIT_ROUNDS] = {0};
+    size_t before = rss_bytes();
+    long faults = 0;
+    for (int i = 0; i < INHERIT_ROUNDS; i++) {
+        /* From the second round on, the block's pages are resident. */
+        long f0 = minor_faults();
+        char *h = xalloc(huge);
+        CHECK(h != NULL);
+        if (!h) break;
+        memset(h, 0x5a, huge);
+        if (i > 0) faults += minor_faults() - f0;
+        xfree(h, huge);
+        kept_len[i] = ((size_t)260 << 10) + (size_t)i * ((size_t)32 << 10);
+        kept[i] = xalloc(kept_len[i]);
+        CHECK(kept[i] != NULL);
+        if (!kept[i]) break;
+        memset(kept[i], 0x33, 4096);
+        live += kept_len[i];
+    }
+    size_t grown = rss_bytes() - before;
+    printf("split: %d rounds, %zu live bytes, resident set grew by %zu bytes, "
+           "%ld page faults writing the block after the first round\n",
+           INHERIT_ROUNDS, live, grown, faults);
+    CHECK(grown <= live + huge + ((size_t)2 << 20));
+    /* A block over fresh slots faults in 1,792 pages. */
+    CHECK(faults <= 64 * (INHERIT_ROUNDS - 1));
     for (int i = 0; i < INHERIT_ROUNDS; i++)
         if (kept[i]) xfree(kept[i], kept_len[i]);
     la_smp_set_purge_delay_ms(50);
@@ -439,6 +490,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "waves")) test_waves();
     else if (!strcmp(mode, "relay")) test_relay();
     else if (!strcmp(mode, "inherit")) test_inherit();
+    else if (!strcmp(mode, "split")) test_split();
     else
 #endif
         if (!strcmp(mode, "idle")) test_idle();
@@ -446,7 +498,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(mode, "fork")) test_fork();
     else if (!strcmp(mode, "exited")) test_exited();
     else {
-        fprintf(stderr, "usage: %s large|waves|relay|inherit|idle|trim|fork|exited\n", argv[0]);
+        fprintf(stderr, "usage: %s large|waves|relay|inherit|split|idle|trim|fork|exited\n", argv[0]);
         return 2;
     }
     return check_summary(mode);

@@ -43,7 +43,7 @@ $(BUILD)/smp/policy_malloc: c_tests/smp_policy.c c_tests/check.h
 
 .PHONY: smp-policy-test
 smp-policy-test: $(BUILD)/smp/policy $(BUILD)/smp/policy_malloc $(PRELOAD_SO)
-	@set -e; for m in large waves relay inherit idle trim fork exited; do ./$(BUILD)/smp/policy $$m; done
+	@set -e; for m in large waves relay inherit split idle trim fork exited; do ./$(BUILD)/smp/policy $$m; done
 	@set -e; shim=$(abspath $(PRELOAD_SO)); \
 	  LD_PRELOAD=$$shim ./$(BUILD)/smp/policy_malloc idle; \
 	  LD_PRELOAD=$$shim LA_PURGE_THREAD=0 ./$(BUILD)/smp/policy_malloc trim; \

@@ -169,7 +169,8 @@ pub fn claim(n: usize) -> Option<Claim> {
 /// Without such a slot: with `clean_next`, a clean slot comes before a
 /// dirty one that held something else (for a segment whose layout would
 /// keep another user's resident pages for as long as it lives, see
-/// `segment_acquire`); then [`claim`].
+/// `segment_acquire`), a new arena's when no arena has one free; then
+/// [`claim`].
 pub fn claim_like(like: impl Fn(usize) -> bool, clean_next: bool) -> Option<Claim> {
     let count = ARENA_COUNT.load(Ordering::Acquire).min(MAX_ARENAS);
     for (idx, a) in ARENAS.iter().enumerate().take(count) {
@@ -207,6 +208,15 @@ pub fn claim_like(like: impl Fn(usize) -> bool, clean_next: bool) -> Option<Clai
             if let Some(c) = claim_in(idx, a, 1, Want::Clean) {
                 return Some(c);
             }
+        }
+        // No clean slot free: a new arena's, rather than one of the dirty
+        // slots that huge blocks come back to (most often a run of them:
+        // a segment in one of its slots splits it, and the next huge block
+        // that needed the whole run takes fresh slots elsewhere, faulted in
+        // anew). Under an address-space limit that refuses a new arena, a
+        // dirty slot after all.
+        if let Some(c) = grow(1) {
+            return Some(c);
         }
     }
     claim(1)
