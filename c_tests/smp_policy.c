@@ -206,22 +206,37 @@ static void test_waves(void) {
     CHECK(n <= 2 * WAVES);
 }
 
-/* ---- inherit ---- */
+/* ---- inherit and split ---- */
 
 #define INHERIT_ROUNDS 8
 
-static void test_inherit(void) {
-    /* No purge during the run: what stays resident is what the pages hold. */
+/* Minor page faults of the process so far. */
+static long minor_faults(void) {
+    struct rusage u;
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_minflt;
+}
+
+/* INHERIT_ROUNDS rounds of a block of `huge` bytes written whole and
+ * freed, then a block of a new 256 - 512 KiB class kept. Checks that the
+ * resident set grows by the live bytes and one freed block at most, and
+ * returns the page faults of writing the block from the second round on
+ * (its pages are resident by then). */
+static long huge_then_segment(const char *name, size_t huge) {
+    /* No purge during the run: what stays resident is what the slots hold. */
     la_smp_set_purge_delay_ms(60000);
-    size_t huge = ((size_t)4 << 20) - ((size_t)64 << 10), live = 0;
+    size_t live = 0;
     char *kept[INHERIT_ROUNDS] = {0};
     size_t kept_len[INHERIT_ROUNDS] = {0};
     size_t before = rss_bytes();
+    long faults = 0;
     for (int i = 0; i < INHERIT_ROUNDS; i++) {
+        long f0 = minor_faults();
         char *h = xalloc(huge);
         CHECK(h != NULL);
         if (!h) break;
         memset(h, 0x5a, huge);
+        if (i > 0) faults += minor_faults() - f0;
         xfree(h, huge);
         /* 260 KiB, 292 KiB, ...: one size class (so one segment) each. */
         kept_len[i] = ((size_t)260 << 10) + (size_t)i * ((size_t)32 << 10);
@@ -232,57 +247,23 @@ static void test_inherit(void) {
         live += kept_len[i];
     }
     size_t grown = rss_bytes() - before;
-    printf("inherit: %d rounds, %zu live bytes, resident set grew by %zu bytes\n",
-           INHERIT_ROUNDS, live, grown);
+    printf("%s: %d rounds of %zu bytes, %zu live bytes, resident set grew by %zu bytes, "
+           "%ld page faults writing the block after the first round\n",
+           name, INHERIT_ROUNDS, huge, live, grown, faults);
     CHECK(grown <= live + huge + ((size_t)2 << 20));
     for (int i = 0; i < INHERIT_ROUNDS; i++)
         if (kept[i]) xfree(kept[i], kept_len[i]);
     la_smp_set_purge_delay_ms(50);
+    return faults;
 }
 
-/* ---- split ---- */
-
-/* Minor page faults of the process so far. */
-static long minor_faults(void) {
-    struct rusage u;
-    getrusage(RUSAGE_SELF, &u);
-    return u.ru_minflt;
+static void test_inherit(void) {
+    huge_then_segment("inherit", ((size_t)4 << 20) - ((size_t)64 << 10));
 }
 
 static void test_split(void) {
-    /* No purge during the run: what stays resident is what the slots hold. */
-    la_smp_set_purge_delay_ms(60000);
-    size_t huge = (size_t)7 << 20, live = 0;
-    char *kept[INHERIT_ROUNDS] = {0};
-    size_t kept_len[INHERIT_ROUNDS] = {0};
-    size_t before = rss_bytes();
-    long faults = 0;
-    for (int i = 0; i < INHERIT_ROUNDS; i++) {
-        /* From the second round on, the block's pages are resident. */
-        long f0 = minor_faults();
-        char *h = xalloc(huge);
-        CHECK(h != NULL);
-        if (!h) break;
-        memset(h, 0x5a, huge);
-        if (i > 0) faults += minor_faults() - f0;
-        xfree(h, huge);
-        kept_len[i] = ((size_t)260 << 10) + (size_t)i * ((size_t)32 << 10);
-        kept[i] = xalloc(kept_len[i]);
-        CHECK(kept[i] != NULL);
-        if (!kept[i]) break;
-        memset(kept[i], 0x33, 4096);
-        live += kept_len[i];
-    }
-    size_t grown = rss_bytes() - before;
-    printf("split: %d rounds, %zu live bytes, resident set grew by %zu bytes, "
-           "%ld page faults writing the block after the first round\n",
-           INHERIT_ROUNDS, live, grown, faults);
-    CHECK(grown <= live + huge + ((size_t)2 << 20));
-    /* A block over fresh slots faults in 1,792 pages. */
-    CHECK(faults <= 64 * (INHERIT_ROUNDS - 1));
-    for (int i = 0; i < INHERIT_ROUNDS; i++)
-        if (kept[i]) xfree(kept[i], kept_len[i]);
-    la_smp_set_purge_delay_ms(50);
+    /* A block over fresh slots faults in 1,792 pages a round. */
+    CHECK(huge_then_segment("split", (size_t)7 << 20) <= 64 * (INHERIT_ROUNDS - 1));
 }
 
 /* ---- relay ---- */
