@@ -16,8 +16,8 @@
 //!
 //! What is remembered. A row depends on the code address alone, so rows
 //! are kept in a table of [`ROWS`] entries indexed by a hash of the
-//! address (behind a sequence number, as a seqlock: any thread reads and
-//! writes it without a lock). A frame whose row is there costs a hash, a
+//! address (`seqcache.rs`: any thread reads and writes it without a
+//! lock). A frame whose row is there costs a hash, a
 //! few loads and two bounded reads of the stack; the frames shared by the
 //! traces of a process (`main`, the loop that calls the allocator, the
 //! C library's start) are decoded once. The same table keeps what each CIE
@@ -38,14 +38,9 @@
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 
 use core::mem::MaybeUninit;
-use core::sync::atomic::{
-    AtomicU32, AtomicU64, AtomicUsize,
-    Ordering::{Acquire, Relaxed, Release},
-    fence,
-};
 
+use super::seqcache::SeqCache;
 use super::trace;
-use crate::sys;
 use crate::sys::loader;
 
 /// Entries of the row cache (a power of two).
@@ -694,73 +689,25 @@ fn cie_of(at: usize) -> Option<(Cie, Row)> {
     Some((cie, init))
 }
 
-/// One cache entry: its key (0: none; a code address, or a CIE's address,
-/// never the same) and its word (a packed row), behind a sequence number
-/// (odd while written).
-struct Entry {
-    seq: AtomicU32,
-    key: AtomicUsize,
-    word: AtomicU64,
-}
-
-/// The row cache (0 until [`init`] maps it).
-static CACHE: AtomicUsize = AtomicUsize::new(0);
+/// The row cache: code addresses to packed rows, and CIE addresses (never
+/// a code address) to what their CIEs say.
+static CACHE: SeqCache<ROWS> = SeqCache::new();
 
 /// Maps the row cache (touched as it fills); false when it cannot be
 /// mapped (then every frame is decoded).
 pub fn init() -> bool {
-    if CACHE.load(Acquire) != 0 {
-        return true;
-    }
-    match sys::map_lazy(ROWS * core::mem::size_of::<Entry>()) {
-        Some(p) => {
-            CACHE.store(p.as_ptr() as usize, Release);
-            true
-        }
-        None => false,
-    }
-}
-
-/// The cache entry of `key`, when the cache is mapped.
-fn entry(key: usize) -> Option<&'static Entry> {
-    let base = CACHE.load(Acquire);
-    if base == 0 {
-        return None;
-    }
-    let i = ((key as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 51) as usize & (ROWS - 1);
-    // SAFETY: the cache is mapped for ROWS entries and never unmapped;
-    // all-zero bytes are a valid Entry (atomics).
-    Some(unsafe { &*(base as *const Entry).add(i) })
+    CACHE.init()
 }
 
 /// The cached word of `key` (a code address, or a CIE's address), if any.
+#[inline(always)]
 fn lookup(key: usize) -> Option<u64> {
-    let e = entry(key)?;
-    let s1 = e.seq.load(Acquire);
-    if s1 & 1 == 0 && e.key.load(Relaxed) == key {
-        let w = e.word.load(Relaxed);
-        fence(Acquire);
-        if e.seq.load(Relaxed) == s1 && w != 0 {
-            return Some(w);
-        }
-    }
-    None
+    CACHE.lookup(key as u64)
 }
 
-/// Caches word `w` (not 0) for `key`, unless another thread is writing
-/// the entry.
+/// Caches word `w` (not 0) for `key`.
 fn store(key: usize, w: u64) {
-    debug_assert!(w != 0);
-    let Some(e) = entry(key) else {
-        return;
-    };
-    let s = e.seq.load(Relaxed);
-    if s & 1 == 0 && e.seq.compare_exchange(s, s + 1, Acquire, Relaxed).is_ok() {
-        fence(Release);
-        e.key.store(key, Relaxed);
-        e.word.store(w, Relaxed);
-        e.seq.store(s + 2, Release);
-    }
+    CACHE.store(key as u64, w);
 }
 
 /// The row of `pc` as a cache word ([`Row::pack`]): from the cache, or

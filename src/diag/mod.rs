@@ -16,6 +16,7 @@
 //! | `symbolize.rs` | report-time symbolization (`dladdr`, `addr2line`) |
 //! | `maps.rs` | the `/proc/self/maps` reader |
 //! | `scratch.rs` | a private arena for report-time work |
+//! | `seqcache.rs` | a lock-free cache of word pairs (the unwinders' memory) |
 //! | `report.rs` | report layout, shaped like the sanitizers' |
 
 pub mod cfi;
@@ -23,5 +24,6 @@ pub mod depot;
 pub mod maps;
 pub mod report;
 pub mod scratch;
+pub mod seqcache;
 pub mod symbolize;
 pub mod trace;

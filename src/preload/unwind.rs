@@ -58,59 +58,25 @@
 
 use core::ffi::{c_int, c_void};
 use core::mem::MaybeUninit;
-use core::sync::atomic::{
-    AtomicU32, AtomicU64, AtomicUsize,
-    Ordering::{Acquire, Relaxed, Release},
-    fence,
-};
 
 use super::profile::MAX_FRAMES;
+use crate::diag::seqcache::SeqCache;
 use crate::diag::{cfi, trace};
-use crate::sys;
 
 /// Entries of the trace cache (a power of two).
 const CACHE: usize = 4096;
 
-/// One cached trace: the key (the frame-pointer walk's hash, never 0) and
-/// the id the trace store gave the unwinder's trace (plus one; 0: none),
-/// behind a sequence number (odd while written). Ids never change once
+/// The trace cache: the frame-pointer walk's hash (never 0) to the id the
+/// trace store gave the unwinder's trace, plus one. Ids never change once
 /// given, so an entry never goes stale.
-struct Entry {
-    seq: AtomicU32,
-    id: AtomicU32,
-    key: AtomicU64,
-}
-
-/// The cache (0 until [`init`] maps it).
-static CACHE_BASE: AtomicUsize = AtomicUsize::new(0);
+static TRACES: SeqCache<CACHE> = SeqCache::new();
 
 /// Maps the trace cache (lazily touched); false when it cannot be mapped
 /// (then every sample unwinds).
 pub fn init() -> bool {
-    if CACHE_BASE.load(Acquire) != 0 {
-        return true;
-    }
     // Without its row cache, the call-frame unwinder decodes every frame.
     cfi::init();
-    match sys::map_lazy(CACHE * core::mem::size_of::<Entry>()) {
-        Some(p) => {
-            CACHE_BASE.store(p.as_ptr() as usize, Release);
-            true
-        }
-        None => false,
-    }
-}
-
-/// The cache entry of `key`, when the cache is mapped.
-fn entry(key: u64) -> Option<&'static Entry> {
-    let base = CACHE_BASE.load(Acquire);
-    if base == 0 {
-        return None;
-    }
-    let i = (key >> 32) as usize & (CACHE - 1);
-    // SAFETY: the cache is mapped for CACHE entries and never unmapped;
-    // all-zero bytes are a valid Entry (atomics).
-    Some(unsafe { &*(base as *const Entry).add(i) })
+    TRACES.init()
 }
 
 /// The frame-pointer walk from the caller's frame, without the shim's own
@@ -225,47 +191,33 @@ pub fn capture_id(intern: impl Fn(&[usize]) -> Option<u32>) -> Option<u32> {
     // SAFETY: fp_walk wrote the first `walked` entries; MaybeUninit<usize>
     // has the layout of usize.
     let walk = unsafe { core::slice::from_raw_parts(walk.as_ptr().cast::<usize>(), walked) };
-    let Some(e) = entry(key) else {
-        return unwind_and_store(&intern, &[], None);
-    };
-    let s1 = e.seq.load(Acquire);
-    if s1 & 1 == 0 && e.key.load(Relaxed) == key {
-        let id = e.id.load(Relaxed);
-        fence(Acquire);
-        if e.seq.load(Relaxed) == s1 && id != 0 {
-            return Some(id - 1);
-        }
+    if let Some(id) = TRACES.lookup(key) {
+        return Some((id - 1) as u32);
     }
-    unwind_and_store(&intern, walk, Some((e, key)))
+    unwind_and_store(&intern, walk, Some(key))
 }
 
-/// [`capture_id`]'s miss: unwinds, stores the trace, and caches its id in
-/// `slot` under its key when the frame-pointer walk (`walk`) agrees with
+/// [`capture_id`]'s miss: unwinds, stores the trace, and caches its id
+/// under the walk's `key` when the frame-pointer walk (`walk`) agrees with
 /// the unwinder on every frame it found. Inlined (see [`capture_id`]).
 #[inline(always)]
 fn unwind_and_store(
     intern: &impl Fn(&[usize]) -> Option<u32>,
     walk: &[usize],
-    slot: Option<(&Entry, u64)>,
+    key: Option<u64>,
 ) -> Option<u32> {
     let mut out = [0usize; MAX_FRAMES];
     let n = unwind(&mut out);
     let id = intern(&out[..n])?;
-    let Some((e, key)) = slot else {
+    let Some(key) = key else {
         return Some(id);
     };
     let walked = walk.len();
-    if n == 0 || n < walked || out[..walked] != *walk || id == u32::MAX {
+    if n == 0 || n < walked || out[..walked] != *walk {
         // The walk missed or misread a frame: not a key to trust.
         return Some(id);
     }
-    let s = e.seq.load(Relaxed);
-    if s & 1 == 0 && e.seq.compare_exchange(s, s + 1, Acquire, Relaxed).is_ok() {
-        fence(Release);
-        e.key.store(key, Relaxed);
-        e.id.store(id + 1, Relaxed);
-        e.seq.store(s + 2, Release);
-    }
+    TRACES.store(key, u64::from(id) + 1);
     Some(id)
 }
 
