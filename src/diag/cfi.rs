@@ -188,12 +188,9 @@ impl Bytes {
         Some(v)
     }
 
-    fn uleb(&mut self) -> Option<u64> {
-        let first = self.u8()?;
-        if first < 0x80 {
-            return Some(u64::from(first));
-        }
-        let (mut v, mut shift) = (u64::from(first & 0x7f), 7);
+    /// A LEB128 number's bits, the bits it had, and its last byte.
+    fn leb(&mut self) -> Option<(u64, u32, u8)> {
+        let (mut v, mut shift) = (0u64, 0u32);
         loop {
             let b = self.u8()?;
             if shift < 64 {
@@ -201,25 +198,22 @@ impl Bytes {
             }
             shift += 7;
             if b & 0x80 == 0 {
-                return Some(v);
+                return Some((v, shift, b));
             }
         }
     }
 
+    fn uleb(&mut self) -> Option<u64> {
+        Some(self.leb()?.0)
+    }
+
     fn sleb(&mut self) -> Option<i64> {
-        let (mut v, mut shift) = (0i64, 0);
-        loop {
-            let b = self.u8()?;
-            if shift < 64 {
-                v |= i64::from(b & 0x7f) << shift;
-            }
-            shift += 7;
-            if b & 0x80 == 0 {
-                if shift < 64 && b & 0x40 != 0 {
-                    v |= -1i64 << shift;
-                }
-                return Some(v);
-            }
+        let (v, shift, last) = self.leb()?;
+        // The sign is the last byte's bit 6.
+        if shift < 64 && last & 0x40 != 0 {
+            Some((v | u64::MAX << shift) as i64)
+        } else {
+            Some(v as i64)
         }
     }
 
@@ -931,6 +925,33 @@ mod tests {
         let ts: std::vec::Vec<_> = (0..4).map(|_| std::thread::spawn(|| nested(8))).collect();
         let depths: std::vec::Vec<usize> = ts.into_iter().map(|t| t.join().unwrap()).collect();
         assert!(depths.iter().all(|&d| d == depths[0] && d > 8));
+    }
+
+    #[test]
+    fn reads_leb128_numbers() {
+        let cases: [(&[u8], u64, i64); 6] = [
+            (&[0x02], 2, 2),
+            (&[0x7f], 127, -1),
+            (&[0x80, 0x01], 128, 128),
+            (&[0xe5, 0x8e, 0x26], 624_485, 624_485),
+            (&[0xc0, 0xbb, 0x78], 1_973_696, -123_456),
+            (&[0x78], 120, -8),
+        ];
+        for (bytes, u, i) in cases {
+            let at = bytes.as_ptr() as usize;
+            let mut b = Bytes {
+                at,
+                end: at + bytes.len(),
+            };
+            assert_eq!(b.uleb(), Some(u), "{bytes:x?}");
+            assert_eq!(b.at, at + bytes.len());
+            b.at = at;
+            assert_eq!(b.sleb(), Some(i), "{bytes:x?}");
+        }
+        // Cut short: no number.
+        let cut = [0x80u8, 0x80];
+        let at = cut.as_ptr() as usize;
+        assert_eq!(Bytes { at, end: at + 2 }.uleb(), None);
     }
 
     #[test]
