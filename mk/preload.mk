@@ -34,9 +34,11 @@ $(PRELOAD_A): $(RUST_SRCS)
 	$(CARGO) build --release --lib --features preload --target-dir $(PRELOAD_TARGET)
 	@touch $@
 
+# With frame pointers, as every frame of the shim: a trace taken by
+# walking them (the debug mode's) goes through operator new to its caller.
 $(PRELOAD_NEW_O): src/preload/cxx_new.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CWARN) -O2 -g -fPIC -fexceptions -c -o $@ $<
+	$(CC) $(CWARN) -O2 -g -fPIC -fexceptions -fno-omit-frame-pointer -c -o $@ $<
 
 $(PRELOAD_SO): $(PRELOAD_A) $(PRELOAD_NEW_O) $(PRELOAD_MAP) $(PRELOAD_HOT_LD)
 	@mkdir -p $(BUILD)

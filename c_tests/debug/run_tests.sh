@@ -409,6 +409,15 @@ if $CC -fsanitize=leak -g -O1 -fno-omit-frame-pointer -o "$LSAN_DIR/probe" \
             -o "$LSAN_DIR/leak_new_array" c_tests/debug/leak_new_array.cpp 2>"$TMP/err" &&
         CXX_OK=1
     [ $CXX_OK = 1 ] || echo "skip lsan-diff leak_new_array: no g++"
+    if [ $CXX_OK = 1 ]; then
+        # The leak's trace starts where new[] was called, in main, as
+        # LeakSanitizer's does after its operator new[] frame: the walk
+        # goes through the shim's operator new (built with frame pointers).
+        run cxx-leak-site 0 "$LA_RUN" --debug "$BIN/leak_new_array" dropped
+        has_first main
+        has "leak_new_array.cpp:25"
+        ok
+    fi
     built=" "
     for prog in "leak_list" "leak_list cycle" "leak_tree" "leak" "clean" \
         "leak_places global" "leak_places tls" "leak_places thread" \
