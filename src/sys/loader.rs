@@ -5,11 +5,10 @@
 //!
 //! None allocates. `_dl_find_object` takes no lock (it may run in a
 //! signal handler, and inside `malloc`). The other two take the loader's
-//! lock, so a caller must not
-//! hold a lock that a thread inside the loader (running a
-//! `dl_iterate_phdr` callback, say) could wait for: the debug allocator
-//! gathers what it needs before taking its own locks. `errno` is left as
-//! it was.
+//! lock, so a caller must not hold a lock that a thread inside the loader
+//! (running a `dl_iterate_phdr` callback, say) could wait for: the debug
+//! allocator gathers what it needs before taking its own locks. `errno` is
+//! left as it was.
 
 use super::errno;
 use core::ffi::{CStr, c_char, c_int, c_void};
