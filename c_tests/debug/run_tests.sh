@@ -396,6 +396,14 @@ totals() {
             k = ($1 == "Direct") ? 1 : 3; t[k] += $4; t[k + 1] += $7 }
          END { printf "%d %d %d %d\n", t[1], t[2], t[3], t[4] }' "$1"
 }
+# sites FILE: the function of each leak record's first frame outside the
+# sanitizer runtime (where the program allocated), sorted, one line.
+sites() {
+    awk '/^(Direct|Indirect) leak of / { want = 1; next }
+         want && /^ +#[0-9]+ 0x/ {
+             if ($0 ~ /sanitizer|lsan_|asan_/) next
+             print $4; want = 0 }' "$1" | sort | tr '\n' ' '
+}
 LSAN_DIR=$BIN/lsan
 mkdir -p "$LSAN_DIR"
 if $CC -fsanitize=leak -g -O1 -fno-omit-frame-pointer -o "$LSAN_DIR/probe" \
@@ -460,12 +468,16 @@ if $CC -fsanitize=leak -g -O1 -fno-omit-frame-pointer -o "$LSAN_DIR/probe" \
             fi
             continue
         fi
-        if [ "$want" = "$got" ]; then
+        # The same totals, and the same allocation sites.
+        want_sites=$(sites "$TMP/lsan")
+        got_sites=$(sites "$TMP/ours")
+        if [ "$want" = "$got" ] && [ "$want_sites" = "$got_sites" ]; then
             passed=$((passed + 1))
-            echo "ok   $name ($got)"
+            echo "ok   $name ($got; sites: ${got_sites:-none})"
         else
             failed=$((failed + 1))
-            echo "FAIL $name: LeakSanitizer says $want, la-run --debug $got"
+            echo "FAIL $name: LeakSanitizer says $want at ${want_sites:-no site}," \
+                "la-run --debug $got at ${got_sites:-no site}"
             sed 's/^/     | /' "$TMP/ours" | head -n 20
         fi
     done
