@@ -305,17 +305,31 @@ impl Page {
     /// # Safety
     /// `b` is a block of this page handed out and not yet freed.
     pub unsafe fn push_thread(&self, b: *mut Block) -> bool {
-        debug_assert!(b as usize & !SEGMENT_MASK == self.seg_base());
-        // Blocks never start at offset 0 (the segment header is there).
-        let off = (b as usize - self.seg_base()) as u64;
+        // SAFETY: caller's promise: b is a dead block of ours.
+        unsafe {
+            (*b).tag = free_tag(b as usize);
+            self.push_thread_chain(b, b, 1)
+        }
+    }
+
+    /// Pushes a chain of `n` blocks freed by another thread onto
+    /// `thread_free` with one compare-exchange: `head` links through `next`
+    /// to `tail`, every block already tagged free. Returns whether the page
+    /// was on its heap's full list (as [`Page::push_thread`]).
+    ///
+    /// # Safety
+    /// The chain's blocks are blocks of this page that were handed out,
+    /// then freed by the caller's thread and linked by it; nothing else
+    /// uses them.
+    pub unsafe fn push_thread_chain(&self, head: *mut Block, tail: *mut Block, n: u32) -> bool {
+        debug_assert!(n >= 1 && !head.is_null() && !tail.is_null());
+        debug_assert!(head as usize & !SEGMENT_MASK == self.seg_base());
+        let off = (head as usize - self.seg_base()) as u64;
         let mut old = self.thread_free.load(Ordering::Relaxed);
         loop {
-            // SAFETY: caller's promise: b is a dead block of ours.
-            unsafe {
-                (*b).next = self.decode(old);
-                (*b).tag = free_tag(b as usize);
-            }
-            let new = ((old >> 32) + 1) << 32 | off;
+            // SAFETY: caller's promise: tail is a dead block of ours.
+            unsafe { (*tail).next = self.decode(old) };
+            let new = ((old >> 32) + u64::from(n)) << 32 | off;
             match self.thread_free.compare_exchange_weak(
                 old,
                 new,

@@ -351,6 +351,91 @@ fn cross_thread_frees_come_back_to_the_owner() {
     assert_eq!(la_smp_check_heap(), 0);
 }
 
+/// Blocks on `page`'s `thread_free` list.
+fn thread_free_len(page: &page::Page) -> usize {
+    let mut n = 0;
+    let mut b = page.thread_free_head();
+    while !b.is_null() {
+        n += 1;
+        // SAFETY: blocks on thread_free are dead blocks of the page, not
+        // written again until the owner collects them (it allocates nothing
+        // meanwhile).
+        b = unsafe { (*b).next };
+    }
+    n
+}
+
+#[test]
+fn remote_frees_go_back_in_chains() {
+    use super::heap::PEND_MAX;
+    const N: usize = 40;
+    let addrs: Vec<usize> = (0..N).map(|_| alloc(176, 4) as usize).collect();
+    // SAFETY: live blocks.
+    let page = unsafe { page_of(addrs[0] as *const u8) }.unwrap();
+    for &a in &addrs {
+        // SAFETY: live blocks.
+        let p = unsafe { page_of(a as *const u8) }.unwrap();
+        assert!(core::ptr::eq(p, page), "the blocks share one page");
+    }
+    // A block of the same class on another page.
+    let mut filler = Vec::new();
+    let other = loop {
+        let a = alloc(176, 4) as usize;
+        // SAFETY: a live block.
+        if !core::ptr::eq(unsafe { page_of(a as *const u8) }.unwrap(), page) {
+            break a;
+        }
+        filler.push(a);
+    };
+    assert_eq!(thread_free_len(page), 0);
+    let pa = page as *const page::Page as usize;
+    let (a2, pending) = (addrs.clone(), PEND_MAX as usize);
+    std::thread::spawn(move || {
+        // SAFETY: the parent's page, in use while its blocks are.
+        let page = unsafe { &*(pa as *const page::Page) };
+        for (i, &a) in a2[..pending].iter().enumerate() {
+            // SAFETY: live blocks of the parent thread.
+            unsafe { free(a as *mut u8) };
+            // Held back, yet already free: a second free is caught.
+            assert_eq!(check(a as *const u8), PtrCheck::Free, "block {i}");
+            assert_eq!(thread_free_len(page), 0, "after {} frees", i + 1);
+        }
+        // The chain is full: the next block pushes it with one exchange.
+        // SAFETY: a live block of the parent thread.
+        unsafe { free(a2[pending] as *mut u8) };
+        assert_eq!(thread_free_len(page), pending);
+        // SAFETY: a live block of the parent thread.
+        unsafe { free(a2[pending + 1] as *mut u8) };
+        // A block of another page pushes the chain before it.
+        // SAFETY: a live block of the parent thread.
+        unsafe { free(other as *mut u8) };
+        assert_eq!(thread_free_len(page), pending + 2);
+        // Collecting pushes every chain.
+        // SAFETY: a live block of the parent thread.
+        unsafe { free(a2[pending + 2] as *mut u8) };
+        collect();
+        assert_eq!(thread_free_len(page), pending + 3);
+        // Exiting pushes them too.
+        for &a in &a2[pending + 3..] {
+            // SAFETY: live blocks of the parent thread.
+            unsafe { free(a as *mut u8) };
+        }
+        assert!(thread_free_len(page) < N);
+        assert_eq!(la_smp_check_heap(), 0);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(thread_free_len(page), N);
+    assert_eq!(la_smp_check_heap(), 0);
+    // The owner takes them all back.
+    let again: Vec<usize> = (0..N).map(|_| alloc(176, 4) as usize).collect();
+    for a in again.into_iter().chain(filler) {
+        // SAFETY: live blocks.
+        unsafe { free(a as *mut u8) };
+    }
+    assert_eq!(la_smp_check_heap(), 0);
+}
+
 #[test]
 fn blocks_outlive_their_thread() {
     let addrs = std::thread::spawn(|| {
