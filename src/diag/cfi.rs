@@ -747,7 +747,7 @@ fn read(a: usize, lo: usize, span: usize) -> Option<usize> {
 pub fn backtrace(out: &mut [usize], skip: impl Fn(usize) -> bool) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
-        let (mut pc, mut sp, mut fp): (usize, usize, usize);
+        let (pc, sp, fp): (usize, usize, usize);
         // SAFETY: reads three registers; writes nothing.
         unsafe {
             core::arch::asm!(
@@ -760,54 +760,93 @@ pub fn backtrace(out: &mut [usize], skip: impl Fn(usize) -> bool) -> Option<usiz
                 options(nomem, nostack, preserves_flags)
             )
         };
-        let (lo, hi) = trace::stack_bounds(sp);
-        let span = hi.wrapping_sub(lo);
-        if sp.wrapping_sub(lo) >= span || span < 8 {
-            return None;
-        }
-        let (mut n, mut started) = (0, false);
-        // The first address is where this function is now; the others are
-        // return addresses, whose call instruction ends just before them.
-        let mut look = pc;
-        while n < out.len() {
-            // The row, packed (see Row::pack).
-            let w = row_word(look)?;
-            if w & (1 << 4) != 0 {
-                break;
-            }
-            let (kind, off) = (w & 3, (w >> 32) as i32 as isize as usize);
-            let at = if kind == 1 { sp } else { fp }.wrapping_add(off);
-            let cfa = if kind == 3 { read(at, lo, span)? } else { at };
-            let ret = read(cfa.wrapping_sub(8), lo, span)?;
-            let fp_off = (w >> 16) as u16 as i16 as isize as usize;
-            fp = match (w >> 2) & 3 {
-                0 => fp,
-                1 => read(cfa.wrapping_add(fp_off), lo, span)?,
-                _ => read(fp.wrapping_add(fp_off), lo, span)?,
-            };
-            // A caller's frame lies above its callee's.
-            if cfa <= sp {
-                return None;
-            }
-            sp = cfa;
-            pc = ret;
-            if pc == 0 {
-                break;
-            }
-            if started || !skip(pc) {
-                started = true;
-                out[n] = pc;
-                n += 1;
-            }
-            look = pc - 1;
-        }
-        Some(n)
+        // The first address is where this function is now, not a return
+        // address: its row is its own.
+        walk(out, 0, pc, sp, fp, skip)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = (out, skip);
         None
     }
+}
+
+/// [`backtrace`] from a caller's frame that the frame-pointer chain found:
+/// `ret` is the return address into that frame, `sp` the stack pointer
+/// once the callee returned (the callee's CFA: its frame record's address
+/// plus 16) and `fp` the frame pointer it restores (the saved one in that
+/// record). `ret` is the first address written. The frames inside (the
+/// caller's own, all with frame records) are thus never decoded.
+#[inline(never)]
+pub fn backtrace_from(out: &mut [usize], ret: usize, sp: usize, fp: usize) -> Option<usize> {
+    if out.is_empty() || ret == 0 {
+        return Some(0);
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        out[0] = ret;
+        walk(out, 1, ret - 1, sp, fp, |_| false)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (sp, fp);
+        None
+    }
+}
+
+/// The walk of [`backtrace`] and [`backtrace_from`]: `out[..n]` is
+/// written; `look` is the address whose row gives the current frame's
+/// CFA (inside the call instruction for a return address), `sp` and `fp`
+/// the registers in that frame. Frames for which `skip` holds are left
+/// out while none was written.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn walk(
+    out: &mut [usize],
+    mut n: usize,
+    mut look: usize,
+    mut sp: usize,
+    mut fp: usize,
+    skip: impl Fn(usize) -> bool,
+) -> Option<usize> {
+    let (lo, hi) = trace::stack_bounds(sp);
+    let span = hi.wrapping_sub(lo);
+    if sp.wrapping_sub(lo) >= span || span < 8 {
+        return None;
+    }
+    let mut started = n > 0;
+    while n < out.len() {
+        // The row, packed (see Row::pack).
+        let w = row_word(look)?;
+        if w & (1 << 4) != 0 {
+            break;
+        }
+        let (kind, off) = (w & 3, (w >> 32) as i32 as isize as usize);
+        let at = if kind == 1 { sp } else { fp }.wrapping_add(off);
+        let cfa = if kind == 3 { read(at, lo, span)? } else { at };
+        let ret = read(cfa.wrapping_sub(8), lo, span)?;
+        let fp_off = (w >> 16) as u16 as i16 as isize as usize;
+        fp = match (w >> 2) & 3 {
+            0 => fp,
+            1 => read(cfa.wrapping_add(fp_off), lo, span)?,
+            _ => read(fp.wrapping_add(fp_off), lo, span)?,
+        };
+        // A caller's frame lies above its callee's.
+        if cfa <= sp {
+            return None;
+        }
+        sp = cfa;
+        if ret == 0 {
+            break;
+        }
+        if started || !skip(ret) {
+            started = true;
+            out[n] = ret;
+            n += 1;
+        }
+        look = ret - 1;
+    }
+    Some(n)
 }
 
 #[cfg(test)]
@@ -863,14 +902,36 @@ mod tests {
         Some(out[1..n].to_vec())
     }
 
-    /// Both traces from the same caller frame agree.
+    /// This unwinder's trace from the caller of this function, started
+    /// from this function's frame record ([`backtrace_from`]), as
+    /// [`libgcc`]'s.
+    #[inline(never)]
+    fn from_record() -> Option<std::vec::Vec<usize>> {
+        from_fp(trace::frame_pointer())
+    }
+
+    /// This unwinder's trace from the caller of the function whose frame
+    /// record is at `fp`, started from the record.
+    #[inline(never)]
+    fn from_fp(fp: usize) -> Option<std::vec::Vec<usize>> {
+        // SAFETY: caller's promise: a frame record at fp, the caller's
+        // frame pointer, then the return address.
+        let (saved, ret) = unsafe { (*(fp as *const usize), *((fp + 8) as *const usize)) };
+        let mut out = [0usize; 64];
+        let n = backtrace_from(&mut out, ret, fp + 16, saved)?;
+        Some(out[..n].to_vec())
+    }
+
+    /// The three traces from the same caller frame agree.
     #[inline(never)]
     fn agree() -> usize {
-        let (a, b) = (ours(), libgcc());
+        let (a, b, c) = (ours(), libgcc(), from_record());
         let a = a.expect("a frame the unwinder does not read");
-        // The calls to `ours` and `libgcc` return to two places in this
-        // function; every frame above it is the same.
+        let c = c.expect("a frame the unwinder does not read");
+        // The calls return to three places in this function; every frame
+        // above it is the same.
         assert_eq!(a[1..], b[1..], "ours {a:x?} libgcc {b:x?}");
+        assert_eq!(c[1..], b[1..], "from the record {c:x?} libgcc {b:x?}");
         a.len()
     }
 
@@ -879,6 +940,15 @@ mod tests {
 
     extern "C" fn compare(a: *const c_void, b: *const c_void) -> c_int {
         DEPTHS.lock().unwrap().push(agree());
+        // From this function's own record: the first frame is the C
+        // library's, without a frame pointer (its CFA is rsp-based).
+        let from = from_fp(trace::frame_pointer()).expect("a frame the unwinder does not read");
+        let gcc = libgcc();
+        assert_eq!(
+            from[..],
+            gcc[1..],
+            "from the record {from:x?} libgcc {gcc:x?}"
+        );
         // SAFETY: qsort passes two elements of the i32 array below.
         let (a, b) = unsafe { (*a.cast::<i32>(), *b.cast::<i32>()) };
         a.cmp(&b) as c_int

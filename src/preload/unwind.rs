@@ -79,17 +79,30 @@ pub fn init() -> bool {
     TRACES.init()
 }
 
+/// What [`fp_walk`] found.
+struct Walked {
+    /// Frames written.
+    n: usize,
+    /// The key of the trace cache (never 0).
+    key: u64,
+    /// The frame record that holds the first frame's return address: the
+    /// record of the shim's outermost frame (its caller's frame pointer,
+    /// then the return address into the program).
+    record: usize,
+}
+
 /// The frame-pointer walk from the caller's frame, without the shim's own
-/// frames, until the chain ends or breaks: the number of frames and a key
-/// (never 0) hashing them and the depth of the last frame read; `None`
-/// when no frame outside the shim was found.
+/// frames, until the chain ends or breaks: the frames, and a key hashing
+/// them and the depth of the last frame read; `None` when no frame outside
+/// the shim was found.
 #[inline(never)]
-fn fp_walk(out: &mut [MaybeUninit<usize>; MAX_FRAMES]) -> Option<(usize, u64)> {
+fn fp_walk(out: &mut [MaybeUninit<usize>; MAX_FRAMES]) -> Option<Walked> {
     let mut fp = trace::frame_pointer();
     let (lo, hi) = trace::stack_bounds(fp);
     let mut n = 0;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut last = fp;
+    let mut record = 0;
     loop {
         if fp < lo || fp.saturating_add(16) > hi || !fp.is_multiple_of(8) {
             break;
@@ -103,6 +116,9 @@ fn fp_walk(out: &mut [MaybeUninit<usize>; MAX_FRAMES]) -> Option<(usize, u64)> {
         if n > 0 || !trace::is_own(ret) {
             if n == MAX_FRAMES {
                 break;
+            }
+            if n == 0 {
+                record = fp;
             }
             out[n].write(ret);
             n += 1;
@@ -120,7 +136,11 @@ fn fp_walk(out: &mut [MaybeUninit<usize>; MAX_FRAMES]) -> Option<(usize, u64)> {
         return None;
     }
     h = (h ^ hi.wrapping_sub(last) as u64).wrapping_mul(0x0000_0100_0000_01b3);
-    Some((n, (h ^ (h >> 29)) | 1))
+    Some(Walked {
+        n,
+        key: (h ^ (h >> 29)) | 1,
+        record,
+    })
 }
 
 /// `_URC_NO_REASON`: go on to the next frame.
@@ -185,16 +205,16 @@ extern "C" fn step(ctx: *mut c_void, arg: *mut c_void) -> c_int {
 #[inline(always)]
 pub fn capture_id(intern: impl Fn(&[usize]) -> Option<u32>) -> Option<u32> {
     let mut walk = [MaybeUninit::<usize>::uninit(); MAX_FRAMES];
-    let Some((walked, key)) = fp_walk(&mut walk) else {
+    let Some(walked) = fp_walk(&mut walk) else {
         return unwind_and_store(&intern, &[], None);
     };
-    // SAFETY: fp_walk wrote the first `walked` entries; MaybeUninit<usize>
+    // SAFETY: fp_walk wrote the first `walked.n` entries; MaybeUninit<usize>
     // has the layout of usize.
-    let walk = unsafe { core::slice::from_raw_parts(walk.as_ptr().cast::<usize>(), walked) };
-    if let Some(id) = TRACES.lookup(key) {
+    let walk = unsafe { core::slice::from_raw_parts(walk.as_ptr().cast::<usize>(), walked.n) };
+    if let Some(id) = TRACES.lookup(walked.key) {
         return Some((id - 1) as u32);
     }
-    unwind_and_store(&intern, walk, Some(key))
+    unwind_and_store(&intern, walk, Some((walked.key, walked.record)))
 }
 
 /// [`capture_id`]'s miss: unwinds, stores the trace, and caches its id
@@ -204,12 +224,12 @@ pub fn capture_id(intern: impl Fn(&[usize]) -> Option<u32>) -> Option<u32> {
 fn unwind_and_store(
     intern: &impl Fn(&[usize]) -> Option<u32>,
     walk: &[usize],
-    key: Option<u64>,
+    found: Option<(u64, usize)>,
 ) -> Option<u32> {
     let mut out = [0usize; MAX_FRAMES];
-    let n = unwind(&mut out);
+    let n = unwind(&mut out, found.map_or(0, |(_, record)| record));
     let id = intern(&out[..n])?;
-    let Some(key) = key else {
+    let Some((key, _)) = found else {
         return Some(id);
     };
     let walked = walk.len();
@@ -224,11 +244,26 @@ fn unwind_and_store(
 /// The unwinder's trace: the diagnostics runtime's call-frame unwinder
 /// (`diag::cfi`, its rows cached), libgcc's for the frames it does not
 /// read, the frame-pointer walk when neither finds a frame.
-fn unwind(out: &mut [usize]) -> usize {
+///
+/// `record` (0: none) is the frame record of the shim's outermost frame,
+/// found by the frame-pointer walk: the call-frame unwinder then starts
+/// at the program's frame it returns to, without decoding the shim's own
+/// frames (each a decode of about 1,300 instructions once per process).
+/// Every frame of the shim has a frame record (`.cargo/config.toml`, and
+/// `-fno-omit-frame-pointer` for its C), so the record's return address is
+/// the program's frame and the stack pointer there is just above it.
+fn unwind(out: &mut [usize], record: usize) -> usize {
     if out.is_empty() {
         return 0;
     }
-    if let Some(n) = cfi::backtrace(out, trace::is_own)
+    let from = if record == 0 {
+        cfi::backtrace(out, trace::is_own)
+    } else {
+        // SAFETY: fp_walk read these two words inside this thread's stack.
+        let (saved, ret) = unsafe { (*(record as *const usize), *((record + 8) as *const usize)) };
+        cfi::backtrace_from(out, ret, record + 16, saved)
+    };
+    if let Some(n) = from
         && n > 0
     {
         return n;
