@@ -325,10 +325,17 @@ fn parse_cie(at: usize) -> Option<Cie> {
     Some(cie)
 }
 
-/// Runs call-frame program `p` from code address `loc`, updating `row`,
+/// Runs call-frame program `p` from code address `loc`, updating `out`,
 /// until it ends or an advance passes `pc`. `init` is the row after the
 /// CIE's initial instructions (for `DW_CFA_restore`). `None` on an opcode
 /// it does not know or a program that runs off its end.
+///
+/// The loop handles the operations that make up most programs (advances,
+/// `DW_CFA_offset`, `DW_CFA_restore`, `DW_CFA_def_cfa_offset`) with few
+/// live values, so that they stay in registers; the others go to [`rare`]
+/// (out of line). With every operation in one loop, the compiler kept the
+/// location and the bound on the stack, and an operation cost about 44
+/// instructions.
 fn run(
     p: &mut Bytes,
     cie: &Cie,
@@ -337,191 +344,238 @@ fn run(
     out: &mut Row,
     init: &Row,
 ) -> Option<()> {
-    // The row in locals while the program runs (kept in registers).
     let mut r = *out;
-    let row = &mut r;
-    // DW_CFA_remember_state's stack.
-    let mut saved = [MaybeUninit::<Row>::uninit(); 4];
-    let mut depth = 0;
-    let da = cie.data_align;
-    while p.at < p.end {
-        let op = p.u8()?;
+    // DW_CFA_remember_state's stack (not cleared: only the entries below
+    // `depth` are read).
+    let mut saved = Saved {
+        rows: [const { MaybeUninit::<Row>::uninit() }; 4],
+        depth: 0,
+    };
+    let (da, ca) = (cie.data_align, cie.code_align);
+    let (mut at, end) = (p.at, p.end);
+    while at < end {
+        // SAFETY: at < end, inside the program's range (an FDE or CIE's
+        // own length, taken from the loader's table).
+        let op = unsafe { *(at as *const u8) };
+        at += 1;
         let arg = u64::from(op & 0x3f);
         match op >> 6 {
             // DW_CFA_advance_loc
             1 => {
-                loc = loc.wrapping_add((arg * cie.code_align) as usize);
+                loc = loc.wrapping_add((arg * ca) as usize);
                 if loc > pc {
                     break;
                 }
-                continue;
             }
             // DW_CFA_offset
             2 => {
-                let off = (p.uleb()? as i64).wrapping_mul(da);
-                set_saved(row, arg, off);
-                continue;
+                let (v, next) = uleb_at(at, end)?;
+                at = next;
+                set_saved(&mut r, arg, (v as i64).wrapping_mul(da));
             }
             // DW_CFA_restore
-            3 => {
-                restore(row, init, arg);
-                continue;
+            3 => restore(&mut r, init, arg),
+            _ if op == 0x0e => {
+                // DW_CFA_def_cfa_offset
+                let (v, next) = uleb_at(at, end)?;
+                at = next;
+                r.cfa = with_offset(r.cfa, v as i64);
             }
-            _ => {}
-        }
-        match op {
-            0x00 => {}
-            // DW_CFA_set_loc
-            0x01 => {
-                loc = p.pointer(cie.fde_enc, 0)?;
+            _ => {
+                p.at = at;
+                let next = rare(op, p, cie, loc, &mut r, init, &mut saved)?;
+                at = p.at;
+                loc = next;
                 if loc > pc {
                     break;
                 }
             }
-            // DW_CFA_advance_loc1, 2, 4
-            0x02..=0x04 => {
-                let delta = match op {
-                    0x02 => u64::from(p.u8()?),
-                    0x03 => u64::from(u16::from_le_bytes(p.take::<2>()?)),
-                    _ => u64::from(u32::from_le_bytes(p.take::<4>()?)),
-                };
-                loc = loc.wrapping_add((delta * cie.code_align) as usize);
-                if loc > pc {
-                    break;
-                }
-            }
-            // DW_CFA_offset_extended
-            0x05 => {
-                let reg = p.uleb()?;
-                let off = (p.uleb()? as i64).wrapping_mul(da);
-                set_saved(row, reg, off);
-            }
-            // DW_CFA_restore_extended
-            0x06 => {
-                let reg = p.uleb()?;
-                restore(row, init, reg);
-            }
-            // DW_CFA_undefined
-            0x07 => match p.uleb()? {
-                RBP => row.fp = Fp::Other,
-                RA => row.ret = Ret::Undefined,
-                _ => {}
-            },
-            // DW_CFA_same_value
-            0x08 => match p.uleb()? {
-                RBP => row.fp = Fp::Same,
-                RA => row.ret = Ret::Other,
-                _ => {}
-            },
-            // DW_CFA_register
-            0x09 => {
-                let reg = p.uleb()?;
-                p.uleb()?;
-                other_rule(row, reg);
-            }
-            // DW_CFA_remember_state
-            0x0a => {
-                saved.get_mut(depth)?.write(*row);
-                depth += 1;
-            }
-            // DW_CFA_restore_state: the CFA's rule with the registers', as
-            // an epilogue's `remember_state ... ret; restore_state` needs.
-            0x0b => {
-                depth = depth.checked_sub(1)?;
-                // SAFETY: entries below `depth` were written by
-                // DW_CFA_remember_state.
-                *row = unsafe { saved[depth].assume_init() };
-            }
-            // DW_CFA_def_cfa
-            0x0c => {
-                let reg = p.uleb()?;
-                let off = p.uleb()? as i64;
-                row.cfa = cfa_reg(reg, off);
-            }
-            // DW_CFA_def_cfa_register
-            0x0d => {
-                let reg = p.uleb()?;
-                row.cfa = match row.cfa {
-                    Cfa::Rsp(o) | Cfa::Rbp(o) => cfa_reg(reg, o),
-                    _ => Cfa::Other,
-                };
-            }
-            // DW_CFA_def_cfa_offset
-            0x0e => {
-                let off = p.uleb()? as i64;
-                row.cfa = with_offset(row.cfa, off);
-            }
-            // DW_CFA_def_cfa_expression
-            0x0f => {
-                let mut e = block(p)?;
-                row.cfa = match (e.u8(), e.sleb(), e.u8(), e.at == e.end) {
-                    // DW_OP_breg6 (rbp) off; DW_OP_deref
-                    (Some(0x76), Some(off), Some(0x06), true) => Cfa::AtRbp(off),
-                    _ => Cfa::Other,
-                };
-            }
-            // DW_CFA_expression
-            0x10 => {
-                let reg = p.uleb()?;
-                let mut e = block(p)?;
-                if reg == RBP {
-                    row.fp = match (e.u8(), e.sleb(), e.at == e.end) {
-                        // DW_OP_breg6 (rbp) off
-                        (Some(0x76), Some(off), true) => Fp::AtRbp(off),
-                        _ => Fp::Other,
-                    };
-                } else {
-                    other_rule(row, reg);
-                }
-            }
-            // DW_CFA_offset_extended_sf
-            0x11 => {
-                let reg = p.uleb()?;
-                let off = p.sleb()?.wrapping_mul(da);
-                set_saved(row, reg, off);
-            }
-            // DW_CFA_def_cfa_sf
-            0x12 => {
-                let reg = p.uleb()?;
-                let off = p.sleb()?.wrapping_mul(da);
-                row.cfa = cfa_reg(reg, off);
-            }
-            // DW_CFA_def_cfa_offset_sf
-            0x13 => {
-                let off = p.sleb()?.wrapping_mul(da);
-                row.cfa = with_offset(row.cfa, off);
-            }
-            // DW_CFA_val_offset(_sf)
-            0x14 | 0x15 => {
-                let reg = p.uleb()?;
-                if op == 0x14 {
-                    p.uleb()?;
-                } else {
-                    p.sleb()?;
-                }
-                other_rule(row, reg);
-            }
-            // DW_CFA_val_expression
-            0x16 => {
-                let reg = p.uleb()?;
-                block(p)?;
-                other_rule(row, reg);
-            }
-            // DW_CFA_GNU_args_size
-            0x2e => {
-                p.uleb()?;
-            }
-            // DW_CFA_GNU_negative_offset_extended
-            0x2f => {
-                let reg = p.uleb()?;
-                let off = (p.uleb()? as i64).wrapping_mul(da).wrapping_neg();
-                set_saved(row, reg, off);
-            }
-            _ => return None,
         }
     }
+    p.at = at;
     *out = r;
     Some(())
+}
+
+/// The unsigned LEB128 number at `at` (before `end`) and the address after
+/// it; one byte, the common case, costs a test.
+#[inline(always)]
+fn uleb_at(at: usize, end: usize) -> Option<(u64, usize)> {
+    if at < end {
+        // SAFETY: at < end, inside the caller's range.
+        let b = unsafe { *(at as *const u8) };
+        if b < 0x80 {
+            return Some((u64::from(b), at + 1));
+        }
+    }
+    let mut p = Bytes { at, end };
+    let v = p.uleb()?;
+    Some((v, p.at))
+}
+
+/// `DW_CFA_remember_state`'s stack.
+struct Saved {
+    rows: [MaybeUninit<Row>; 4],
+    depth: usize,
+}
+
+/// [`run`]'s other operations (`op`, read from `p`, which is at its
+/// operands) at code address `loc`: the code address after it (an
+/// advance moves it), `None` as for [`run`].
+#[inline(never)]
+fn rare(
+    op: u8,
+    p: &mut Bytes,
+    cie: &Cie,
+    mut loc: usize,
+    row: &mut Row,
+    init: &Row,
+    saved: &mut Saved,
+) -> Option<usize> {
+    let da = cie.data_align;
+    match op {
+        0x00 => {}
+        // DW_CFA_set_loc
+        0x01 => loc = p.pointer(cie.fde_enc, 0)?,
+        // DW_CFA_advance_loc1, 2, 4
+        0x02..=0x04 => {
+            let delta = match op {
+                0x02 => u64::from(p.u8()?),
+                0x03 => u64::from(u16::from_le_bytes(p.take::<2>()?)),
+                _ => u64::from(u32::from_le_bytes(p.take::<4>()?)),
+            };
+            loc = loc.wrapping_add((delta * cie.code_align) as usize);
+        }
+        // DW_CFA_offset_extended
+        0x05 => {
+            let reg = p.uleb()?;
+            let off = (p.uleb()? as i64).wrapping_mul(da);
+            set_saved(row, reg, off);
+        }
+        // DW_CFA_restore_extended
+        0x06 => {
+            let reg = p.uleb()?;
+            restore(row, init, reg);
+        }
+        // DW_CFA_undefined
+        0x07 => match p.uleb()? {
+            RBP => row.fp = Fp::Other,
+            RA => row.ret = Ret::Undefined,
+            _ => {}
+        },
+        // DW_CFA_same_value
+        0x08 => match p.uleb()? {
+            RBP => row.fp = Fp::Same,
+            RA => row.ret = Ret::Other,
+            _ => {}
+        },
+        // DW_CFA_register
+        0x09 => {
+            let reg = p.uleb()?;
+            p.uleb()?;
+            other_rule(row, reg);
+        }
+        // DW_CFA_remember_state
+        0x0a => {
+            saved.rows.get_mut(saved.depth)?.write(*row);
+            saved.depth += 1;
+        }
+        // DW_CFA_restore_state: the CFA's rule with the registers', as
+        // an epilogue's `remember_state ... ret; restore_state` needs.
+        0x0b => {
+            saved.depth = saved.depth.checked_sub(1)?;
+            // SAFETY: entries below `saved.depth` were written by
+            // DW_CFA_remember_state.
+            *row = unsafe { saved.rows[saved.depth].assume_init() };
+        }
+        // DW_CFA_def_cfa
+        0x0c => {
+            let reg = p.uleb()?;
+            let off = p.uleb()? as i64;
+            row.cfa = cfa_reg(reg, off);
+        }
+        // DW_CFA_def_cfa_register
+        0x0d => {
+            let reg = p.uleb()?;
+            row.cfa = match row.cfa {
+                Cfa::Rsp(o) | Cfa::Rbp(o) => cfa_reg(reg, o),
+                _ => Cfa::Other,
+            };
+        }
+        // DW_CFA_def_cfa_offset
+        0x0e => {
+            let off = p.uleb()? as i64;
+            row.cfa = with_offset(row.cfa, off);
+        }
+        // DW_CFA_def_cfa_expression
+        0x0f => {
+            let mut e = block(p)?;
+            row.cfa = match (e.u8(), e.sleb(), e.u8(), e.at == e.end) {
+                // DW_OP_breg6 (rbp) off; DW_OP_deref
+                (Some(0x76), Some(off), Some(0x06), true) => Cfa::AtRbp(off),
+                _ => Cfa::Other,
+            };
+        }
+        // DW_CFA_expression
+        0x10 => {
+            let reg = p.uleb()?;
+            let mut e = block(p)?;
+            if reg == RBP {
+                row.fp = match (e.u8(), e.sleb(), e.at == e.end) {
+                    // DW_OP_breg6 (rbp) off
+                    (Some(0x76), Some(off), true) => Fp::AtRbp(off),
+                    _ => Fp::Other,
+                };
+            } else {
+                other_rule(row, reg);
+            }
+        }
+        // DW_CFA_offset_extended_sf
+        0x11 => {
+            let reg = p.uleb()?;
+            let off = p.sleb()?.wrapping_mul(da);
+            set_saved(row, reg, off);
+        }
+        // DW_CFA_def_cfa_sf
+        0x12 => {
+            let reg = p.uleb()?;
+            let off = p.sleb()?.wrapping_mul(da);
+            row.cfa = cfa_reg(reg, off);
+        }
+        // DW_CFA_def_cfa_offset_sf
+        0x13 => {
+            let off = p.sleb()?.wrapping_mul(da);
+            row.cfa = with_offset(row.cfa, off);
+        }
+        // DW_CFA_val_offset(_sf)
+        0x14 | 0x15 => {
+            let reg = p.uleb()?;
+            if op == 0x14 {
+                p.uleb()?;
+            } else {
+                p.sleb()?;
+            }
+            other_rule(row, reg);
+        }
+        // DW_CFA_val_expression
+        0x16 => {
+            let reg = p.uleb()?;
+            block(p)?;
+            other_rule(row, reg);
+        }
+        // DW_CFA_GNU_args_size
+        0x2e => {
+            p.uleb()?;
+        }
+        // DW_CFA_GNU_negative_offset_extended
+        0x2f => {
+            let reg = p.uleb()?;
+            let off = (p.uleb()? as i64).wrapping_mul(da).wrapping_neg();
+            set_saved(row, reg, off);
+        }
+        _ => return None,
+    }
+    Some(loc)
 }
 
 /// The CFA rule `reg + off`.
