@@ -326,7 +326,7 @@ pub fn release(arena: u32, slot: u32, count: u32, dirty: bool, counted: usize) {
     debug_assert_eq!(a.free.load(Ordering::Relaxed) & mask, 0);
     let page = sys::page_size();
     let mut left = counted.div_ceil(page);
-    if left > 0 {
+    if left * page > counted {
         // The caller counted whole pages: round the byte count like them.
         stats::add_committed(left * page - counted);
     }

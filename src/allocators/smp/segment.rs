@@ -680,7 +680,6 @@ pub unsafe fn huge_free(seg: *mut Segment) {
     let s = unsafe { &*seg };
     let (start, len) = (s.map_start.get(), s.map_len.get());
     let offset = s.block.get() - start;
-    stats::huge_free(len);
     let slots = s.slots.get();
     if slots > 0 {
         // Back to the reserve, resident: the first slot keeps a header that
@@ -693,8 +692,8 @@ pub unsafe fn huge_free(seg: *mut Segment) {
                 false,
             );
         }
-        // Still resident: counted again, now as the reserve's.
-        stats::add_committed(len);
+        // Still resident: still counted, now as the reserve's.
+        stats::huge_free(len, true);
         reserve::release(s.arena.get(), s.slot.get(), slots, true, len);
         super::purger::poll();
         return;
@@ -703,10 +702,11 @@ pub unsafe fn huge_free(seg: *mut Segment) {
         // Cached mappings keep their chunk-map entries and read as freed.
         s.kind.set(CACHED);
         if huge_cache_put(start, len) {
-            stats::add_committed(len);
+            stats::huge_free(len, true);
             return;
         }
     }
+    stats::huge_free(len, false);
     set_chunks(start, len, false);
     // SAFETY: the whole mapping is ours and dead.
     unsafe { sys::unmap(start as *mut u8, len) };

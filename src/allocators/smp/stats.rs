@@ -13,9 +13,11 @@
 //! most `FLUSH_BYTES` per thread plus the blocks a thread allocated or freed
 //! in a class since its last slow path there (at most a page's worth of
 //! allocations, and the frees into pages that have not emptied since). Huge
-//! blocks and memory committed from the OS (the high-water mark of carved
-//! blocks of each page, see `segment::note_carved`) are counted with
-//! process-wide atomics on their (slow) paths.
+//! blocks are counted per heap too (`heap::HugeCounters`), their live bytes
+//! flushed at once; memory committed from the OS (the high-water mark of
+//! carved blocks of each page, see `segment::note_carved`) is counted with
+//! process-wide atomics on its (slow) paths. A peak is written only when it
+//! rises.
 
 use core::sync::atomic::{AtomicIsize, AtomicU64, AtomicUsize, Ordering};
 
@@ -37,12 +39,22 @@ static HUGE_TOTAL_BYTES: AtomicU64 = AtomicU64::new(0);
 static HUGE_LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
 static ORPHAN_FREES: [AtomicU64; NCLASSES] = [const { AtomicU64::new(0) }; NCLASSES];
 
+/// Raises `peak` to `v`. Only a new peak writes: a `fetch_max` that
+/// changes nothing still takes the cache line for writing, from every
+/// thread that counts.
+#[inline]
+fn raise(peak: &AtomicIsize, v: isize) {
+    if v > peak.load(Ordering::Relaxed) {
+        peak.fetch_max(v, Ordering::Relaxed);
+    }
+}
+
 /// Adds a heap's live delta to the global counters.
 pub fn flush_live(bytes: isize, count: isize) {
     let b = LIVE_BYTES.fetch_add(bytes, Ordering::Relaxed) + bytes;
     let c = LIVE_COUNT.fetch_add(count, Ordering::Relaxed) + count;
-    PEAK_BYTES.fetch_max(b, Ordering::Relaxed);
-    PEAK_COUNT.fetch_max(c, Ordering::Relaxed);
+    raise(&PEAK_BYTES, b);
+    raise(&PEAK_COUNT, c);
 }
 
 /// A free by a thread that has no heap.
@@ -53,7 +65,7 @@ pub fn orphan_free(cls: usize) {
 
 pub fn add_committed(bytes: usize) {
     let v = COMMITTED.fetch_add(bytes as isize, Ordering::Relaxed) + bytes as isize;
-    PEAK_COMMITTED.fetch_max(v, Ordering::Relaxed);
+    raise(&PEAK_COMMITTED, v);
 }
 
 pub fn sub_committed(bytes: usize) {
@@ -62,34 +74,50 @@ pub fn sub_committed(bytes: usize) {
     debug_assert!(before >= bytes as isize, "committed bytes went negative");
 }
 
+/// Counts huge-block operations in the calling thread's heap (see
+/// [`HugeCounters`](super::heap::HugeCounters)), or in the process-wide
+/// counters for a thread without one.
+fn count_huge(allocs: u64, frees: u64, total: u64, live: isize) {
+    let h = thread::current_fast();
+    if h.is_null() {
+        HUGE_ALLOCS.fetch_add(allocs, Ordering::Relaxed);
+        HUGE_FREES.fetch_add(frees, Ordering::Relaxed);
+        HUGE_TOTAL_BYTES.fetch_add(total, Ordering::Relaxed);
+        HUGE_LIVE_BYTES.fetch_add(live as usize, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: the calling thread's own heap.
+    unsafe { &*h }.huge.add(allocs, frees, total, live);
+}
+
+/// A huge block of a fresh mapping (or fresh slots) of `map_len` bytes.
 pub fn huge_alloc(map_len: usize) {
-    HUGE_ALLOCS.fetch_add(1, Ordering::Relaxed);
-    HUGE_TOTAL_BYTES.fetch_add(map_len as u64, Ordering::Relaxed);
-    HUGE_LIVE_BYTES.fetch_add(map_len, Ordering::Relaxed);
+    count_huge(1, 0, map_len as u64, map_len as isize);
     add_committed(map_len);
     flush_live(map_len as isize, 1);
 }
 
 /// A huge block served from the cache of freed mappings (already counted
-/// as committed while cached).
+/// as committed while cached, and still committed).
 pub fn huge_reuse(map_len: usize) {
-    sub_committed(map_len);
-    huge_alloc(map_len);
+    count_huge(1, 0, map_len as u64, map_len as isize);
+    flush_live(map_len as isize, 1);
 }
 
-pub fn huge_free(map_len: usize) {
-    HUGE_FREES.fetch_add(1, Ordering::Relaxed);
-    HUGE_LIVE_BYTES.fetch_sub(map_len, Ordering::Relaxed);
-    sub_committed(map_len);
+/// A huge block of `map_len` bytes freed; `kept`: its memory stays
+/// committed (cached or back in the reserve, still resident), so the
+/// committed bytes do not change.
+pub fn huge_free(map_len: usize, kept: bool) {
+    count_huge(0, 1, 0, -(map_len as isize));
+    if !kept {
+        sub_committed(map_len);
+    }
     flush_live(-(map_len as isize), -1);
 }
 
 pub fn huge_resized(old_len: usize, new_len: usize) {
     let d = new_len as isize - old_len as isize;
-    if d > 0 {
-        HUGE_TOTAL_BYTES.fetch_add(d as u64, Ordering::Relaxed);
-    }
-    HUGE_LIVE_BYTES.fetch_add(d as usize, Ordering::Relaxed);
+    count_huge(0, 0, d.max(0) as u64, d);
     if d > 0 {
         add_committed(d as usize);
     } else {
@@ -101,7 +129,11 @@ pub fn huge_resized(old_len: usize, new_len: usize) {
 /// Bytes in live huge blocks now: their whole mappings, each made for its
 /// block alone (glibc's `mallinfo` calls these `hblkhd`).
 pub fn huge_live_bytes() -> usize {
-    HUGE_LIVE_BYTES.load(Ordering::Relaxed)
+    let mut live = HUGE_LIVE_BYTES.load(Ordering::Relaxed) as u64;
+    thread::for_each_heap(|h| {
+        live = live.wrapping_add(h.huge.live_bytes.load(Ordering::Relaxed));
+    });
+    live as usize
 }
 
 /// Number of entries of `la_smp_stats::classes` (entry 0 is huge blocks).
@@ -181,17 +213,22 @@ pub fn snapshot(out: &mut la_smp_stats) {
         e.block_size = CLASS_SIZE[c];
         e.frees = ORPHAN_FREES[c].load(Ordering::Relaxed);
     }
+    classes[0].allocs = HUGE_ALLOCS.load(Ordering::Relaxed);
+    classes[0].frees = HUGE_FREES.load(Ordering::Relaxed);
+    let mut huge_live = HUGE_LIVE_BYTES.load(Ordering::Relaxed) as u64;
+    let mut total_bytes = HUGE_TOTAL_BYTES.load(Ordering::Relaxed);
     thread::for_each_heap(|h| {
         for (c, e) in classes.iter_mut().enumerate().skip(1) {
             e.allocs += h.q[c].allocs.load(Ordering::Relaxed);
             e.frees += h.q[c].frees.load(Ordering::Relaxed);
         }
+        classes[0].allocs += h.huge.allocs.load(Ordering::Relaxed);
+        classes[0].frees += h.huge.frees.load(Ordering::Relaxed);
+        huge_live = huge_live.wrapping_add(h.huge.live_bytes.load(Ordering::Relaxed));
+        total_bytes = total_bytes.wrapping_add(h.huge.total_bytes.load(Ordering::Relaxed));
     });
-    classes[0].allocs = HUGE_ALLOCS.load(Ordering::Relaxed);
-    classes[0].frees = HUGE_FREES.load(Ordering::Relaxed);
-    let mut cur_bytes = HUGE_LIVE_BYTES.load(Ordering::Relaxed) as u64;
+    let mut cur_bytes = huge_live;
     let mut cur_count = 0u64;
-    let mut total_bytes = HUGE_TOTAL_BYTES.load(Ordering::Relaxed);
     let (mut total_count, mut total_frees) = (0u64, 0u64);
     for e in classes.iter() {
         let live = e.allocs.saturating_sub(e.frees);

@@ -477,6 +477,54 @@ fn stats_count_blocks() {
     unsafe { la_smp_get_stats(ptr::null_mut()) };
 }
 
+/// The calling thread's huge-block counters: allocations, frees, bytes
+/// allocated, live bytes (wrapping).
+fn my_huge_counters() -> (u64, u64, u64, u64) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let h = thread::current_or_init();
+    // SAFETY: the calling thread's own heap.
+    let c = &unsafe { &*h }.huge;
+    (
+        c.allocs.load(Relaxed),
+        c.frees.load(Relaxed),
+        c.total_bytes.load(Relaxed),
+        c.live_bytes.load(Relaxed),
+    )
+}
+
+/// The mapping length a huge block is counted with.
+fn huge_map_len(p: *mut u8) -> u64 {
+    // SAFETY: a live huge block: its header is mapped.
+    unsafe { &*segment_of(p) }.map_len.get() as u64
+}
+
+#[test]
+fn huge_blocks_are_counted_in_the_heap_of_the_thread() {
+    let (a0, f0, t0, l0) = my_huge_counters();
+    let (p, q) = (alloc(3 << 20, 4), alloc(9 << 20, 4));
+    let (lp, lq) = (huge_map_len(p), huge_map_len(q));
+    assert!(lp >= 3 << 20 && lq >= 9 << 20);
+    // SAFETY: a live block.
+    unsafe { free(p) };
+    let (a1, f1, t1, l1) = my_huge_counters();
+    assert_eq!((a1 - a0, f1 - f0, t1 - t0), (2, 1, lp + lq));
+    assert_eq!(l1.wrapping_sub(l0), lq);
+    // Freed by another thread: that thread's count goes down, this one's
+    // stays up; their sum is the truth.
+    let qa = q as usize;
+    let other = std::thread::spawn(move || {
+        let before = my_huge_counters();
+        // SAFETY: a live block of the parent thread, handed over.
+        unsafe { free(qa as *mut u8) };
+        let after = my_huge_counters();
+        (after.1 - before.1, before.3.wrapping_sub(after.3))
+    })
+    .join()
+    .unwrap();
+    assert_eq!(other, (1, lq));
+    assert_eq!(my_huge_counters().3, l1);
+}
+
 #[test]
 fn huge_blocks_give_their_tail_back_only_when_shrinking() {
     let p = alloc(16 << 20, 4);
