@@ -549,9 +549,9 @@ const fn build_sync_masks() -> [u16; NCLASSES] {
 /// compare-exchange when it holds [`PEND_MAX`] blocks, when a block of
 /// another page of the class comes, when the class's counters are due for a
 /// sync (every `SYNC_MASK[c] + 1` frees: at most 16 KiB held back per
-/// class), and when the thread collects or exits ([`flush_pending`]). A thread that frees a
-/// producer's blocks in bulk thus pays one atomic operation per run of
-/// blocks of one page, not one per block.
+/// class), and when the thread collects or exits ([`flush_pending`]). A
+/// thread that frees a producer's blocks in bulk thus pays one atomic
+/// operation per run of blocks of one page, not one per block.
 ///
 /// # Safety
 /// `b` is a live block of `page`.
