@@ -101,6 +101,20 @@ pub struct Claim {
     pub count: u32,
     /// Bit i: slot `slot + i` was dirty (may hold nonzero, resident pages).
     pub dirty: u64,
+    /// Bytes of the slots' resident pages that were counted as committed
+    /// (the reserve's): the claimer takes them off the count
+    /// ([`Claim::uncount`]), or folds them into what it counts itself.
+    pub counted: usize,
+}
+
+impl Claim {
+    /// Takes the slots' resident pages off the committed bytes: their new
+    /// user counts what it touches again.
+    pub fn uncount(&self) {
+        if self.counted > 0 {
+            stats::sub_committed(self.counted);
+        }
+    }
 }
 
 /// Mask of `n` bits from bit `i`.
@@ -259,16 +273,13 @@ fn taken(idx: usize, a: &Arena, i: u32, n: u32) -> Claim {
     for s in i..i + n {
         pages += a.resident[s as usize].swap(0, Ordering::Relaxed) as usize;
     }
-    if pages > 0 {
-        // Its new user counts what it touches again.
-        stats::sub_committed(pages * sys::page_size());
-    }
     Claim {
         addr: a.start.load(Ordering::Relaxed) + i as usize * SLOT,
         arena: idx as u32,
         slot: i,
         count: n,
         dirty,
+        counted: pages * sys::page_size(),
     }
 }
 
@@ -311,6 +322,7 @@ fn grow(n: u32) -> Option<Claim> {
         slot: 0,
         count: n,
         dirty: 0,
+        counted: 0,
     })
 }
 
@@ -468,6 +480,8 @@ mod tests {
     fn claimed_slots_are_aligned_distinct_and_come_back() {
         let a = claim(1).unwrap();
         let b = claim(3).unwrap();
+        a.uncount();
+        b.uncount();
         assert_eq!(a.addr % SLOT, 0);
         assert_eq!(b.addr % SLOT, 0);
         assert!(a.addr + SLOT <= b.addr || b.addr + 3 * SLOT <= a.addr);

@@ -258,6 +258,7 @@ pub fn segment_acquire(kind: u8, heap: *mut u8) -> *mut Segment {
     let Some(c) = reserve::claim_like(last_held_kind, count == 1) else {
         return ptr::null_mut();
     };
+    c.uncount();
     if !chunk_map::prepare_range(c.addr, SEGMENT_SIZE) {
         reserve::release(c.arena, c.slot, 1, c.dirty != 0, 0);
         return ptr::null_mut();
@@ -608,6 +609,7 @@ fn huge_from_reserve(total: usize, offset: usize, body: usize, zero: bool) -> *m
     };
     let start = c.addr;
     if !chunk_map::prepare_range(start, c.count as usize * SEGMENT_SIZE) {
+        c.uncount();
         reserve::release(c.arena, c.slot, c.count, c.dirty != 0, 0);
         return ptr::null_mut();
     }
@@ -645,7 +647,9 @@ fn huge_from_reserve(total: usize, offset: usize, body: usize, zero: bool) -> *m
     s.slots.set(c.count);
     let marked = set_chunks(start, c.count as usize * SEGMENT_SIZE, true);
     debug_assert!(marked);
-    stats::huge_alloc(total);
+    // The slots' resident pages, counted as the reserve's, are now part of
+    // the block's mapping: one change of the committed bytes, not two.
+    stats::huge_alloc_claimed(total, c.counted);
     (start + offset) as *mut u8
 }
 

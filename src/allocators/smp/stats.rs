@@ -90,10 +90,20 @@ fn count_huge(allocs: u64, frees: u64, total: u64, live: isize) {
     unsafe { &*h }.huge.add(allocs, frees, total, live);
 }
 
-/// A huge block of a fresh mapping (or fresh slots) of `map_len` bytes.
+/// A huge block of a fresh mapping of `map_len` bytes.
 pub fn huge_alloc(map_len: usize) {
+    huge_alloc_claimed(map_len, 0);
+}
+
+/// A huge block of `map_len` bytes over reserve slots whose resident
+/// pages, `counted` bytes of them, were counted as committed already.
+pub fn huge_alloc_claimed(map_len: usize, counted: usize) {
     count_huge(1, 0, map_len as u64, map_len as isize);
-    add_committed(map_len);
+    if map_len > counted {
+        add_committed(map_len - counted);
+    } else if counted > map_len {
+        sub_committed(counted - map_len);
+    }
     flush_live(map_len as isize, 1);
 }
 
