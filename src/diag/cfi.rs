@@ -420,8 +420,10 @@ struct Saved {
 }
 
 /// [`run`]'s other operations (`op`, read from `p`, which is at its
-/// operands) at code address `loc`: the code address after it (an
-/// advance moves it), `None` as for [`run`].
+/// operands; not the primary advance, offset and restore opcodes nor
+/// `DW_CFA_def_cfa_offset`, which [`run`] handles) at code address `loc`:
+/// the code address after it (an advance moves it), `None` as for
+/// [`run`].
 #[inline(never)]
 fn rare(
     op: u8,
@@ -501,11 +503,6 @@ fn rare(
                 Cfa::Rsp(o) | Cfa::Rbp(o) => cfa_reg(reg, o),
                 _ => Cfa::Other,
             };
-        }
-        // DW_CFA_def_cfa_offset
-        0x0e => {
-            let off = p.uleb()? as i64;
-            row.cfa = with_offset(row.cfa, off);
         }
         // DW_CFA_def_cfa_expression
         0x0f => {

@@ -125,13 +125,10 @@ impl HugeCounters {
     /// add `total` bytes allocated and change the live bytes by `live`.
     /// Owner only.
     pub fn add(&self, allocs: u64, frees: u64, total: u64, live: isize) {
-        let add = |c: &AtomicU64, v: u64| {
-            c.store(c.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed)
-        };
-        add(&self.allocs, allocs);
-        add(&self.frees, frees);
-        add(&self.total_bytes, total);
-        add(&self.live_bytes, live as u64);
+        add_to(&self.allocs, allocs);
+        add_to(&self.frees, frees);
+        add_to(&self.total_bytes, total);
+        add_to(&self.live_bytes, live as u64);
     }
 }
 
@@ -161,7 +158,14 @@ pub struct ClassQueue {
 
 #[inline]
 fn bump(c: &AtomicU64) {
-    c.store(c.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    add_to(c, 1);
+}
+
+/// Adds `v` (wrapping) to a counter only the owner writes: a plain load and
+/// store, no read-modify-write.
+#[inline]
+fn add_to(c: &AtomicU64, v: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(v), Ordering::Relaxed);
 }
 
 impl Heap {
