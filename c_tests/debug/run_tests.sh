@@ -267,6 +267,30 @@ run tuned-bad-value 0 env LA_DEBUG_QUARANTINE=lots LA_DEBUG_FILL=all "$LA_RUN" -
 has "liballoc: warning: LA_DEBUG_QUARANTINE=lots ignored"
 lacks "LA_DEBUG_FILL"
 ok
+# A trace through code without frame pointers (a hand-written frame that
+# keeps a non-frame in rbp): the frame-pointer walk stops there; the
+# unwind tables take it on to main.
+if [ "$(uname -m)" = x86_64 ]; then
+    run unwind-fp 0 "$LA_RUN" --debug "$BIN/leak_nofp"
+    has "Direct leak of 48 byte(s) in 1 object(s) allocated from:"
+    has_first leaky_callback
+    has "in through_nofp"
+    lacks "in caller_with_fp"
+    lacks "in main"
+    ok
+    run unwind-tables 0 env LA_DEBUG_UNWIND=tables "$LA_RUN" --debug "$BIN/leak_nofp"
+    has_first leaky_callback
+    has "#1 0x"
+    has "in through_nofp"
+    has "#2 0x"
+    has "in caller_with_fp"
+    has "leak_nofp.c:46"
+    has "in main"
+    ok
+    run unwind-bad-value 0 env LA_DEBUG_UNWIND=dwarf "$LA_RUN" --debug "$BIN/clean"
+    has "liballoc: warning: LA_DEBUG_UNWIND=dwarf ignored"
+    ok
+fi
 
 run foreign-free $ABRT "$LA_RUN" --debug "$BIN/foreign_free"
 has "liballoc: error: free of foreign pointer"
@@ -334,6 +358,14 @@ if command -v git >/dev/null 2>&1; then
     ok
 fi
 run ls 0 "$LA_RUN" --debug --leak-exitcode 23 ls -l /
+lacks "liballoc:"
+ok
+# The same with traces through the unwind tables (Debian's python3, git
+# and ls are built without frame pointers: every trace goes through them).
+run python3-json-tables 0 env LA_DEBUG_UNWIND=tables "$LA_RUN" --debug --leak-exitcode 23 "$PY" -c 'import json, threading; t = threading.Thread(target=lambda: json.dumps([{"a": i} for i in range(1000)])); t.start(); t.join(); print(1)'
+lacks "liballoc:"
+ok
+run ls-tables 0 env LA_DEBUG_UNWIND=tables "$LA_RUN" --debug --leak-exitcode 23 ls -lR /usr/include/linux
 lacks "liballoc:"
 ok
 # mallinfo/mallinfo2: quarantined (freed, held back) bytes are free.

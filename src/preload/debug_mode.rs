@@ -13,9 +13,11 @@
 //! with status N; `LA_LOG_PATH=prefix` sends the leak report to the file
 //! `prefix.<pid>` (appended to, created 0644; stderr with a warning when
 //! it cannot be opened), so programs whose children must keep stderr empty
-//! can still be checked. `LA_DEBUG_FRAMES`, `LA_DEBUG_QUARANTINE` and
-//! `LA_DEBUG_FILL` trade cost against coverage (frames per trace, bytes
-//! held back before reuse, bytes filled and checked per freed block).
+//! can still be checked. `LA_DEBUG_FRAMES`, `LA_DEBUG_QUARANTINE`,
+//! `LA_DEBUG_FILL` and `LA_DEBUG_UNWIND` trade cost against coverage
+//! (frames per trace, bytes held back before reuse, bytes filled and
+//! checked per freed block, traces through code without frame pointers
+//! by its unwind tables: `diag::trace::set_unwind_tables`).
 //! The smp allocator keeps free pages committed ten times longer than
 //! usual, as every operation takes longer.
 //!
@@ -79,6 +81,9 @@ pub fn init(opts: &Options) -> bool {
     if let Some(n) = opts.debug_quarantine {
         cfg.quarantine_bytes = n;
     }
+    // Without its cache the unwinder is not used: traces then stop at the
+    // first frame without a frame pointer, as with `LA_DEBUG_UNWIND=fp`.
+    trace::set_unwind_tables(opts.debug_unwind_tables && cfg.stack_trace_frames > 0);
     if let Some(n) = opts.debug_fill {
         cfg.free_fill_max_len = n;
         cfg.check_write_after_free = n > 0;

@@ -63,7 +63,10 @@ static const char *usage_text =
     "  LA_DEBUG_QUARANTINE=SIZE  freed bytes held back before reuse\n"
     "                            (default 4m; suffixes k, m, g)\n"
     "  LA_DEBUG_FILL=SIZE|all    bytes of each freed block filled and checked\n"
-    "                            for writes after free (default 4k; 0: none)\n";
+    "                            for writes after free (default 4k; 0: none)\n"
+    "  LA_DEBUG_UNWIND=fp|tables traces stop at code built without frame\n"
+    "                            pointers (fp, default), or go on through it\n"
+    "                            with the unwind tables (tables: slower)\n";
 
 static void die_usage(const char *fmt, const char *arg) {
     fprintf(stderr, "la-run: ");
