@@ -1,6 +1,6 @@
-/* Seeded bug: a 48-byte block leaked by a callback that a function without
- * a frame pointer calls, as code of Debian's C library calls back into a
- * program (qsort, bsearch). `through_nofp` keeps a value in rbp that is not
+/* Seeded bug: two 48-byte blocks leaked by a callback that a function
+ * without a frame pointer calls, as code of Debian's C library calls back
+ * into a program (qsort, bsearch), from two callers. `through_nofp` keeps a value in rbp that is not
  * a frame, so the frame-pointer walk stops at it; its unwind table entry
  * (.cfi directives) tells the call-frame unwinder where its caller is.
  * With LA_DEBUG_UNWIND=tables the leak's trace goes on to `main`; with
@@ -35,20 +35,42 @@ void through_nofp(void (*fn)(void)) { fn(); }
 #endif
 
 static void *volatile kept;
+static volatile int leak_now;
 
-static NOINLINE void leaky_callback(void) {
-    kept = malloc(48);
-    kept = NULL;
+/* Frees its block, but for one call from each caller. */
+static NOINLINE void callback(void) {
+    void *p = malloc(48);
+    if (leak_now) {
+        kept = p;
+        kept = NULL;
+    } else {
+        free(p);
+    }
     KEEP();
 }
 
-static NOINLINE void caller_with_fp(void) {
-    through_nofp(leaky_callback);
+/* Two callers alike (the same frame size): the walk stops at the same
+ * place under both, and only the words above it tell them apart. Each
+ * goes through the frame without a frame pointer 100 times. */
+static NOINLINE void caller_a(void) {
+    for (int i = 0; i < 100; i++) {
+        leak_now = i == 50;
+        through_nofp(callback);
+    }
+    KEEP();
+}
+
+static NOINLINE void caller_b(void) {
+    for (int i = 0; i < 100; i++) {
+        leak_now = i == 70;
+        through_nofp(callback);
+    }
     KEEP();
 }
 
 int main(void) {
-    caller_with_fp();
+    caller_a();
+    caller_b();
     clobber_stack();
     printf("done\n");
     return 0;

@@ -813,7 +813,7 @@ pub fn backtrace(out: &mut [usize], skip: impl Fn(usize) -> bool) -> Option<usiz
         };
         // The first address is where this function is now, not a return
         // address: its row is its own.
-        walk(out, 0, pc, sp, fp, skip)
+        walk(out, 0, pc, sp, fp, skip, &mut |_, _| {})
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -830,17 +830,38 @@ pub fn backtrace(out: &mut [usize], skip: impl Fn(usize) -> bool) -> Option<usiz
 /// caller's own, all with frame records) are thus never decoded.
 #[inline(never)]
 pub fn backtrace_from(out: &mut [usize], ret: usize, sp: usize, fp: usize) -> Option<usize> {
+    backtrace_from_noting(out, ret, sp, fp, &mut |_, _| {})
+}
+
+/// [`backtrace_from`] that also hands `note` the address and value of
+/// every stack word it reads (return addresses, saved frame pointers, a
+/// frame address kept on the stack), in the order read, and `(0, fp)`
+/// when a rule uses the `fp` given (code without frame pointers mostly
+/// keeps something else there, and its rules never read it); a saved frame
+/// pointer restored from the stack is noted only once a rule uses it, for
+/// the same reason. The trace is a function of `ret`, `sp`, the words
+/// noted and `fp` when noted (the rules it looks up never change), so a
+/// caller can remember it and know it still holds while they do
+/// (`diag::resume`).
+#[inline(always)]
+pub fn backtrace_from_noting(
+    out: &mut [usize],
+    ret: usize,
+    sp: usize,
+    fp: usize,
+    note: &mut impl FnMut(usize, usize),
+) -> Option<usize> {
     if out.is_empty() || ret == 0 {
         return Some(0);
     }
     #[cfg(target_arch = "x86_64")]
     {
         out[0] = ret;
-        walk(out, 1, ret - 1, sp, fp, |_| false)
+        walk(out, 1, ret - 1, sp, fp, |_| false, note)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (sp, fp);
+        let _ = (sp, fp, note);
         None
     }
 }
@@ -849,7 +870,8 @@ pub fn backtrace_from(out: &mut [usize], ret: usize, sp: usize, fp: usize) -> Op
 /// written; `look` is the address whose row gives the current frame's
 /// CFA (inside the call instruction for a return address), `sp` and `fp`
 /// the registers in that frame. Frames for which `skip` holds are left
-/// out while none was written.
+/// out while none was written. `note` gets each stack word read (see
+/// [`backtrace_from_noting`]).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn walk(
@@ -859,6 +881,7 @@ fn walk(
     mut sp: usize,
     mut fp: usize,
     skip: impl Fn(usize) -> bool,
+    note: &mut impl FnMut(usize, usize),
 ) -> Option<usize> {
     let (lo, hi) = trace::stack_bounds(sp);
     let span = hi.wrapping_sub(lo);
@@ -866,6 +889,11 @@ fn walk(
         return None;
     }
     let mut started = n > 0;
+    // Where the current `fp` came from, until a rule first uses it: the
+    // value given (0) or the stack word it was restored from. Code without
+    // frame pointers keeps other values in the register, which its rules
+    // never use: they are noted only once used.
+    let mut fp_from = Some(0usize);
     while n < out.len() {
         // The row, packed (see Row::pack).
         let w = row_word(look)?;
@@ -873,15 +901,26 @@ fn walk(
             break;
         }
         let (kind, off) = (w & 3, (w >> 32) as i32 as isize as usize);
+        let fp_rule = (w >> 2) & 3;
+        if (kind != 1 || fp_rule == 2)
+            && let Some(a) = fp_from.take()
+        {
+            note(a, fp);
+        }
         let at = if kind == 1 { sp } else { fp }.wrapping_add(off);
-        let cfa = if kind == 3 { read(at, lo, span)? } else { at };
-        let ret = read(cfa.wrapping_sub(8), lo, span)?;
-        let fp_off = (w >> 16) as u16 as i16 as isize as usize;
-        fp = match (w >> 2) & 3 {
-            0 => fp,
-            1 => read(cfa.wrapping_add(fp_off), lo, span)?,
-            _ => read(fp.wrapping_add(fp_off), lo, span)?,
+        let mut read_noted = |a: usize| {
+            let v = read(a, lo, span)?;
+            note(a, v);
+            Some(v)
         };
+        let cfa = if kind == 3 { read_noted(at)? } else { at };
+        let ret = read_noted(cfa.wrapping_sub(8))?;
+        let fp_off = (w >> 16) as u16 as i16 as isize as usize;
+        if fp_rule != 0 {
+            let a = if fp_rule == 1 { cfa } else { fp }.wrapping_add(fp_off);
+            fp = read(a, lo, span)?;
+            fp_from = Some(a);
+        }
         // A caller's frame lies above its callee's.
         if cfa <= sp {
             return None;

@@ -12,6 +12,7 @@
 //! |---|---|
 //! | `trace.rs` | stack capture by frame-pointer walk (no allocation) |
 //! | `cfi.rs` | stack capture through code without frame pointers (DWARF call-frame information, rows cached) |
+//! | `resume.rs` | memory of where the unwinder went from a frame-pointer walk's stop, checked against the stack |
 //! | `depot.rs` | the stack depot: each distinct trace stored once, named by an id |
 //! | `symbolize.rs` | report-time symbolization (`dladdr`, `addr2line`) |
 //! | `maps.rs` | the `/proc/self/maps` reader |
@@ -23,6 +24,7 @@ pub mod cfi;
 pub mod depot;
 pub mod maps;
 pub mod report;
+pub mod resume;
 pub mod scratch;
 pub mod seqcache;
 pub mod symbolize;

@@ -483,7 +483,7 @@ static UNWIND_TABLES: AtomicBool = AtomicBool::new(false);
 /// code address is met). False when the unwinder's cache cannot be mapped
 /// (the setting is then left off).
 pub fn set_unwind_tables(on: bool) -> bool {
-    if on && !super::cfi::init() {
+    if on && !(super::cfi::init() && super::resume::init()) {
         return false;
     }
     UNWIND_TABLES.store(on, Ordering::Relaxed);
@@ -506,21 +506,51 @@ fn continue_with_tables(
     mut h: u64,
 ) -> (usize, u64) {
     debug_assert!(n >= 1 && n < out.len());
-    let mut more = [0usize; MAX_FRAMES];
-    let room = (out.len() - n + 1).min(MAX_FRAMES);
     // The unwinder starts where the frame record leaves off: the frame
     // that `ret` returns into, its stack pointer just above the record,
     // its frame-pointer register as the record saved it.
-    let m = match super::cfi::backtrace_from(&mut more[..room], ret, fp + 16, next) {
-        Some(m) if m > 1 => m,
-        _ => return (n, depot::hash_finish(h)),
+    let sp = fp + 16;
+    let t = thread_at(sp);
+    // A stop met before, its stack words unchanged: its frames again.
+    let k = match super::resume::lookup(ret, sp, next, t.lo, t.span, &mut out[n..]) {
+        Some(k) => k,
+        None => {
+            let mut more = [0usize; MAX_FRAMES];
+            let room = (out.len() - n + 1).min(MAX_FRAMES);
+            let mut words = [(0usize, 0usize); super::resume::READS];
+            let (mut nw, mut over, mut fp_used) = (0, false, false);
+            let found =
+                super::cfi::backtrace_from_noting(&mut more[..room], ret, sp, next, &mut |a, v| {
+                    if a == 0 {
+                        fp_used = true;
+                    } else if nw < words.len() {
+                        words[nw] = (a, v);
+                        nw += 1;
+                    } else {
+                        over = true;
+                    }
+                });
+            // No frame beyond the stop (the stack's end, or a frame the
+            // unwinder cannot read) is remembered too: it would be as
+            // slow to find out again.
+            let m = found.unwrap_or(1).max(1);
+            debug_assert!(more[0] == ret);
+            if !over {
+                let ended = found.is_none() || m < room;
+                let fp = fp_used.then_some(next);
+                super::resume::store(ret, sp, fp, &more[1..m], &words[..nw], ended);
+            }
+            for (o, &r) in out[n..].iter_mut().zip(&more[1..m]) {
+                *o = MaybeUninit::new(r);
+            }
+            m - 1
+        }
     };
-    debug_assert!(more[0] == ret);
-    for (o, &r) in out[n..].iter_mut().zip(&more[1..m]) {
-        *o = MaybeUninit::new(r);
+    // SAFETY: `out[n..n + k]` was just written.
+    for &r in unsafe { frames(&out[n..], k) } {
         h = depot::hash_step(h, r);
     }
-    (n + m - 1, depot::hash_finish(h))
+    (n + k, depot::hash_finish(h))
 }
 
 /// [`capture`] with the caller's address: the trace starts at its frame

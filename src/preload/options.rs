@@ -367,7 +367,7 @@ mod tests {
             (o.debug_frames, o.debug_quarantine, o.debug_fill),
             (Some(0), Some(0), Some(2048))
         );
-        assert!(!Options::DEFAULT.debug_unwind_tables);
+        assert!(!parse(&[]).debug_unwind_tables);
         assert!(parse(&[b"LA_DEBUG_UNWIND=tables"]).debug_unwind_tables);
         assert!(!parse(&[b"LA_DEBUG_UNWIND=tables", b"LA_DEBUG_UNWIND=fp"]).debug_unwind_tables);
         let o = parse(&[
