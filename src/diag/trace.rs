@@ -7,7 +7,7 @@
 //! through programs built that way; frames of code built without frame
 //! pointers are skipped over or end the walk, unless the call-frame
 //! unwinder was asked to take over where the walk stops
-//! ([`set_unwind_tables`], the debug mode's `LA_DEBUG_UNWIND=tables`).
+//! ([`set_unwind_tables`], the debug mode's `LA_DEBUG_UNWIND`).
 //! Every step is checked against
 //! the current thread's stack bounds (for the main thread, from its
 //! current page to the stack's end recorded at start-up, checked mapped;
@@ -24,7 +24,7 @@
 //! frames to walk through and skip.
 
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{depot, maps};
 use crate::sys::loader;
@@ -456,7 +456,7 @@ fn collect(
             // A frame that saved something other than a frame pointer
             // (code built without them): the unwind tables take over when
             // asked to (a zero ends the chain: `_start`, `clone`).
-            if next != 0 && n < want && UNWIND_TABLES.load(Ordering::Relaxed) {
+            if next != 0 && n < want && n < UNWIND_BELOW.load(Ordering::Relaxed) {
                 return continue_with_tables(out, n, fp, next, ret, h);
             }
             break;
@@ -468,25 +468,52 @@ fn collect(
     (n, depot::hash_finish(h))
 }
 
-/// Whether a walk that reaches a frame of code built without frame
-/// pointers goes on with the call-frame unwinder ([`set_unwind_tables`]).
-static UNWIND_TABLES: AtomicBool = AtomicBool::new(false);
+/// When the call-frame unwinder goes on where a walk stopped at a frame of
+/// code built without frame pointers ([`set_unwind_tables`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnwindTables {
+    /// Never: such a trace ends there.
+    Off,
+    /// When the walk found fewer than [`SHORT_TRACE`] frames: where the
+    /// program calling `malloc` has no frame pointers (the first frame or
+    /// two), not where a program built with them reaches the C library's
+    /// start below `main` or a thread's.
+    Short,
+    /// Always.
+    Always,
+}
 
-/// Makes every walk that stops at a frame of code built without frame
-/// pointers (Debian's C library and most distribution programs) go on
-/// with the call-frame unwinder (`diag::cfi`, which reads the `.eh_frame`
-/// tables every x86-64 object carries and remembers each code address's
-/// rule), so that traces name the callers beyond that frame; off, such a
-/// trace ends there. The walk through frames with frame pointers costs the
-/// same either way; each frame the unwinder adds costs about 60
-/// instructions once its rule is cached (about 1,300 the first time a
-/// code address is met). False when the unwinder's cache cannot be mapped
-/// (the setting is then left off).
-pub fn set_unwind_tables(on: bool) -> bool {
-    if on && !(super::cfi::init() && super::resume::init()) {
+/// Walks that found fewer frames than this go on with the unwinder under
+/// [`UnwindTables::Short`].
+pub const SHORT_TRACE: usize = 3;
+
+/// Walks that found fewer frames than this when they stopped go on with
+/// the call-frame unwinder (0: none; see [`set_unwind_tables`]).
+static UNWIND_BELOW: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes walks that stop at a frame of code built without frame pointers
+/// (Debian's C library and most distribution programs) go on with the
+/// call-frame unwinder (`diag::cfi`, which reads the `.eh_frame` tables
+/// every x86-64 object carries and remembers each code address's rule),
+/// as `when` says, so that traces name the callers beyond that frame;
+/// otherwise such a trace ends there. The walk through frames with frame
+/// pointers costs the same either way. Where walks stop, the frames found
+/// are remembered (`diag::resume`): a stop met again with its stack words
+/// unchanged costs about 200 instructions for two frames; a new one about
+/// 60 a frame once each code address's rule is cached (about 1,300 the
+/// first time one is met). False when the unwinder's caches cannot be
+/// mapped (walks then stop as with [`UnwindTables::Off`]).
+pub fn set_unwind_tables(when: UnwindTables) -> bool {
+    let below = match when {
+        UnwindTables::Off => 0,
+        UnwindTables::Short => SHORT_TRACE,
+        UnwindTables::Always => usize::MAX,
+    };
+    if below != 0 && !(super::cfi::init() && super::resume::init()) {
+        UNWIND_BELOW.store(0, Ordering::Relaxed);
         return false;
     }
-    UNWIND_TABLES.store(on, Ordering::Relaxed);
+    UNWIND_BELOW.store(below, Ordering::Relaxed);
     true
 }
 

@@ -81,9 +81,11 @@ pub fn init(opts: &Options) -> bool {
     if let Some(n) = opts.debug_quarantine {
         cfg.quarantine_bytes = n;
     }
-    // Without its cache the unwinder is not used: traces then stop at the
+    // Without its caches the unwinder is not used: traces then stop at the
     // first frame without a frame pointer, as with `LA_DEBUG_UNWIND=fp`.
-    trace::set_unwind_tables(opts.debug_unwind_tables && cfg.stack_trace_frames > 0);
+    if cfg.stack_trace_frames > 0 {
+        trace::set_unwind_tables(opts.debug_unwind);
+    }
     if let Some(n) = opts.debug_fill {
         cfg.free_fill_max_len = n;
         cfg.check_write_after_free = n > 0;

@@ -18,7 +18,7 @@
 //! | `LA_DEBUG_FRAMES` | `0`..`32` | debug mode: frames per trace (default 8) |
 //! | `LA_DEBUG_QUARANTINE` | bytes (`k`/`m`/`g` suffix) | debug mode: freed bytes held back before reuse (default 4m) |
 //! | `LA_DEBUG_FILL` | bytes or `all` | debug mode: bytes filled and checked from the start of each freed block (default 4k; 0: none) |
-//! | `LA_DEBUG_UNWIND` | `fp` or `tables` | debug mode: traces stop at the first frame of code built without frame pointers (`fp`, the default), or go on through it with the unwind tables (`tables`) |
+//! | `LA_DEBUG_UNWIND` | `auto`, `tables` or `fp` | debug mode: where a trace reaches code built without frame pointers, it goes on with the unwind tables when it has fewer than 3 frames (`auto`, the default), always (`tables`) or never (`fp`) |
 //! | `LA_PURGE_DELAY_MS` | `N` >= 0 | free memory stays committed this long before it goes back to the OS (default 50; debug mode 500) |
 //! | `LA_PURGE_THREAD` | `0` or `1` | `0`: no background purger; free memory goes back only from allocation calls and `malloc_trim` (default 1) |
 //! | `LA_PROFILE` | path | sampled heap profile written to the file at exit (`%p`: the process id, wanted when the program runs other programs; without `%p`, the first process claims the path, and a child of `fork()` or a program started meanwhile writes `path.<pid>`; `profile.rs`) |
@@ -29,6 +29,7 @@
 //! Any other `LA_*` name, or a value the shim cannot use, gets a one-line
 //! warning on stderr; the variable is then ignored.
 
+use crate::diag::trace::UnwindTables;
 use crate::sys;
 use crate::sys::write::Writer;
 
@@ -59,10 +60,10 @@ pub struct Options {
     /// `LA_DEBUG_FRAMES`: frames per stack trace (unset: the debug
     /// allocator's default).
     pub debug_frames: Option<usize>,
-    /// `LA_DEBUG_UNWIND`: whether traces go on through code built without
-    /// frame pointers with the unwind tables (`tables`) or stop at its
-    /// first frame (`fp`, the default).
-    pub debug_unwind_tables: bool,
+    /// `LA_DEBUG_UNWIND`: when traces go on through code built without
+    /// frame pointers with the unwind tables (`auto`: short ones, the
+    /// default; `tables`: always; `fp`: never).
+    pub debug_unwind: UnwindTables,
     /// `LA_DEBUG_QUARANTINE`: freed bytes held back before reuse (unset:
     /// the default).
     pub debug_quarantine: Option<usize>,
@@ -93,7 +94,7 @@ impl Options {
         fail_at: 0,
         debug_requested: false,
         debug_frames: None,
-        debug_unwind_tables: false,
+        debug_unwind: UnwindTables::Short,
         debug_quarantine: None,
         debug_fill: None,
         purge_delay_ms: None,
@@ -136,7 +137,7 @@ pub fn load(report: bool) -> Options {
         fail_at: 0,
         debug_requested: off,
         debug_frames: None,
-        debug_unwind_tables: off,
+        debug_unwind: UnwindTables::Short,
         debug_quarantine: None,
         debug_fill: None,
         purge_delay_ms: None,
@@ -188,9 +189,10 @@ fn apply(opts: &mut Options, entry: &[u8], report: bool) {
             None => {}
         },
         b"LA_DEBUG_UNWIND" => match value {
-            b"tables" => opts.debug_unwind_tables = true,
-            b"" | b"fp" => opts.debug_unwind_tables = false,
-            _ if report => bad_value(name, value, "tables or fp"),
+            b"" | b"auto" => opts.debug_unwind = UnwindTables::Short,
+            b"tables" => opts.debug_unwind = UnwindTables::Always,
+            b"fp" => opts.debug_unwind = UnwindTables::Off,
+            _ if report => bad_value(name, value, "auto, tables or fp"),
             _ => {}
         },
         b"LA_DEBUG_QUARANTINE" => match parse_size(value) {
@@ -367,9 +369,11 @@ mod tests {
             (o.debug_frames, o.debug_quarantine, o.debug_fill),
             (Some(0), Some(0), Some(2048))
         );
-        assert!(!parse(&[]).debug_unwind_tables);
-        assert!(parse(&[b"LA_DEBUG_UNWIND=tables"]).debug_unwind_tables);
-        assert!(!parse(&[b"LA_DEBUG_UNWIND=tables", b"LA_DEBUG_UNWIND=fp"]).debug_unwind_tables);
+        assert_eq!(parse(&[]).debug_unwind, UnwindTables::Short);
+        let unwind = |v: &[u8]| parse(&[v]).debug_unwind;
+        assert_eq!(unwind(b"LA_DEBUG_UNWIND=tables"), UnwindTables::Always);
+        assert_eq!(unwind(b"LA_DEBUG_UNWIND=fp"), UnwindTables::Off);
+        assert_eq!(unwind(b"LA_DEBUG_UNWIND=auto"), UnwindTables::Short);
         let o = parse(&[
             b"LA_DEBUG_FRAMES=33",
             b"LA_DEBUG_QUARANTINE=-1",

@@ -64,9 +64,10 @@ static const char *usage_text =
     "                            (default 4m; suffixes k, m, g)\n"
     "  LA_DEBUG_FILL=SIZE|all    bytes of each freed block filled and checked\n"
     "                            for writes after free (default 4k; 0: none)\n"
-    "  LA_DEBUG_UNWIND=fp|tables traces stop at code built without frame\n"
-    "                            pointers (fp, default), or go on through it\n"
-    "                            with the unwind tables (tables: slower)\n";
+    "  LA_DEBUG_UNWIND=auto|tables|fp  where a trace meets code built without\n"
+    "                            frame pointers, go on with the unwind tables\n"
+    "                            if it has under 3 frames (auto, default),\n"
+    "                            always (tables: slower) or never (fp)\n";
 
 static void die_usage(const char *fmt, const char *arg) {
     fprintf(stderr, "la-run: ");
