@@ -573,6 +573,7 @@ fn continue_with_tables(
             m - 1
         }
     };
+    debug_assert!(n + k <= out.len());
     // SAFETY: `out[n..n + k]` was just written.
     for &r in unsafe { frames(&out[n..], k) } {
         h = depot::hash_step(h, r);
