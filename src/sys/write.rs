@@ -464,6 +464,31 @@ mod tests {
     }
 
     #[test]
+    fn record_numbers_are_written_as_decimals() {
+        let mut vals = std::vec![0u64, u64::MAX, u64::MAX - 1];
+        let mut p = 1u64;
+        for _ in 0..20 {
+            vals.extend([p - 1, p, p + 1, p.saturating_mul(7) / 3]);
+            p = p.saturating_mul(10);
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Every length, not only the long ones a uniform draw gives.
+            vals.push(x >> (x % 64));
+        }
+        for chunk in vals.chunks(5) {
+            let got = text(|w| {
+                w.u64s(b' ', chunk);
+            });
+            let want: std::string::String = chunk.iter().map(|v| std::format!(" {v}")).collect();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
     fn numbers_longer_than_the_buffer_go_in_pieces() {
         let got = through_pipe(|out| {
             out.str("ab")
