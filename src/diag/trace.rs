@@ -474,7 +474,7 @@ fn collect(
 pub enum UnwindTables {
     /// Never: such a trace ends there.
     Off,
-    /// When the walk found fewer than [`SHORT_TRACE`] frames: where the
+    /// When the walk found fewer than three frames (`SHORT_TRACE`): where the
     /// program calling `malloc` has no frame pointers (the first frame or
     /// two), not where a program built with them reaches the C library's
     /// start below `main` or a thread's.
@@ -485,7 +485,7 @@ pub enum UnwindTables {
 
 /// Walks that found fewer frames than this go on with the unwinder under
 /// [`UnwindTables::Short`].
-pub const SHORT_TRACE: usize = 3;
+const SHORT_TRACE: usize = 3;
 
 /// Walks that found fewer frames than this when they stopped go on with
 /// the call-frame unwinder (0: none; see [`set_unwind_tables`]).
