@@ -436,32 +436,28 @@ impl la_debug {
             let Some(total) = commit.checked_add(2 * page) else {
                 return false;
             };
-            // A kept reservation that fits, cut to size (it may be up to a
-            // quarter larger: its lowest pages are unmapped, so the rest is
-            // laid out exactly as a new one), or a new one.
-            let base = match self.mappings.take(total) {
-                Some((kept, have)) => {
-                    let extra = have - total;
-                    if extra != 0 {
-                        // SAFETY: the lowest pages of a kept reservation,
-                        // now ours; nothing lives in them.
-                        unsafe { sys::unmap(kept as *mut u8, extra) };
-                    }
-                    kept + extra
-                }
+            // A kept reservation that fits (up to a quarter larger: the
+            // pages it has beyond need stay inaccessible below the block,
+            // a wider lower guard, and it goes back whole), or a new one.
+            let (base, total) = match self.mappings.take(total) {
+                Some(kept) => kept,
                 None => match sys::reserve(total) {
-                    Some(base) => base.as_ptr() as usize,
+                    Some(base) => (base.as_ptr() as usize, total),
                     None => return false,
                 },
             };
+            // The block ends at the upper guard page; the accessible body
+            // is the pages it touches (see `Self::zones`).
+            let top = base + total - page;
+            r.addr = alignment::backward(top - len, align_b);
+            let body = alignment::backward(r.addr, page);
+            debug_assert!(body >= base + page);
             // SAFETY: the middle of our own reservation.
-            if !unsafe { sys::protect_rw((base + page) as *mut u8, commit) } {
+            if !unsafe { sys::protect_rw(body as *mut u8, top - body) } {
                 // SAFETY: our reservation.
                 unsafe { sys::unmap(base as *mut u8, total) };
                 return false;
             }
-            let top = base + page + commit;
-            r.addr = alignment::backward(top - len, align_b);
             r.base = base;
             r.base_len = total;
             r.base_align = align;
@@ -1122,9 +1118,9 @@ impl la_debug {
                 // are gone, changing the protection finds no page to
                 // update, so other threads' TLBs are flushed once, not
                 // twice.
-                let page = sys::page_size();
-                let (mid, len) = ((rec.base + page) as *mut u8, rec.base_len - 2 * page);
-                // SAFETY: the committed middle of our own reservation; the
+                let [(body, _), (_, top)] = Self::zones(&rec);
+                let (mid, len) = (body as *mut u8, top - body);
+                // SAFETY: the committed body of our own reservation; the
                 // block is dead.
                 unsafe {
                     sys::decommit(mid, len);

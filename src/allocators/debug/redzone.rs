@@ -235,10 +235,16 @@ impl la_debug {
     }
 
     /// The redzones of a record: `[(front_lo, front_hi), (back_lo, back_hi)]`.
+    /// A guarded block's lie in its accessible body: from the start of the
+    /// block's first page to the upper guard page (below the body, all is
+    /// inaccessible).
     pub(super) fn zones(r: &Record) -> [(usize, usize); 2] {
         let (lo, hi) = if r.kind == KIND_GUARDED {
             let page = sys::page_size();
-            (r.base + page, r.base + r.base_len - page)
+            (
+                crate::alignment::backward(r.addr, page),
+                r.base + r.base_len - page,
+            )
         } else {
             (r.base, r.base + r.base_len)
         };

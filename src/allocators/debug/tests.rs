@@ -199,22 +199,28 @@ fn guarded_reservations_are_reused_with_their_guards() {
         f.d().free(q, Some((100, 3)), 0);
     }
     assert!(f.record(a).is_none(), "evicted");
-    // A block a little smaller takes the same reservation, its guards in
-    // place.
+    // A block a little smaller takes the same reservation, whole (no
+    // system call cuts it): the block ends at its upper guard page, and
+    // every page below the block's first stays inaccessible.
     let small = len - 4 * page - 100;
     let b = alloc(f.d(), small, 4);
     let rb = f.record(b).unwrap();
     assert_eq!(
-        rb.base + rb.base_len,
-        base + ra_len,
-        "the kept reservation is reused, cut to size from below"
+        (rb.base, rb.base_len),
+        (base, ra_len),
+        "the kept reservation is reused whole"
     );
-    assert!(rb.base > base);
-    assert_eq!(protection_at(base), "unmapped");
+    let body = b as usize & !(page - 1);
+    assert!(
+        body >= rb.base + 4 * page,
+        "the pages it does not need lie below"
+    );
     assert_eq!(protection_at(rb.base), "---p");
-    assert_eq!(protection_at(rb.base + page), "rw-p");
-    assert_eq!(protection_at(rb.base + rb.base_len - page), "---p");
+    assert_eq!(protection_at(body - page), "---p");
+    assert_eq!(protection_at(body), "rw-p");
     assert_eq!(protection_at(b as usize), "rw-p");
+    assert_eq!(protection_at(rb.base + rb.base_len - page - 1), "rw-p");
+    assert_eq!(protection_at(rb.base + rb.base_len - page), "---p");
     // Its pages were given back to the OS: none is resident.
     let mut resident = vec![0u8; rb.base_len / page];
     // SAFETY: the reservation is mapped; the vector has a byte per page.
