@@ -13,6 +13,14 @@ their median, when set) of at most LA_BENCH_VG_TIMEOUT seconds per workload
 ending with the targets' verdicts (at most 3x native, at least 10x faster
 than valgrind, over the geo-mean and per workload). Figures, not pass/fail.
 
+A third table runs the thread-scaling benchmark's program
+(benches/scale/scale.c: per-thread churn, a ring of cross-thread frees,
+256 KiB-4 MiB blocks) at 1 thread and at the core count (LA_SCALE_THREADS
+replaces the counts, as "1 4 16" on a larger machine), natively and under
+`la-run --debug`: the same 3x target holds at every thread count, and the
+debug mode's time at N threads over its time at 1 shows whether it scales
+as the program does (fixed work per thread: flat up to the core count).
+
 When run.sh could build the suite with AddressSanitizer
 (build/debug/workloads_asan), that build runs in the same rounds, with the
 quarantine and trace depth of `la-run --debug` (ASAN_OPTIONS below) and its
@@ -45,6 +53,9 @@ PROGRAMS = [
     ("ls -lR /usr/include", ["ls", "-lR", "/usr/include"]),
 ]
 WORKLOADS = ["churn", "prodcons", "realloc", "mixed", "nodes"]
+SCALE_WORKLOADS = ["churn", "ring", "large"]
+SCALE_THREADS = [int(t) for t in os.environ.get(
+    "LA_SCALE_THREADS", f"1 {os.cpu_count() or 1}").split()]
 VG_TIMEOUT = int(os.environ.get("LA_BENCH_VG_TIMEOUT", "240"))
 VG_ROUNDS = max(1, int(os.environ.get("LA_BENCH_VG_ROUNDS", "1")))
 # `la-run --debug`'s defaults: a 4 MiB quarantine, 8 frames per trace.
@@ -153,6 +164,36 @@ def targets(per, slow, fast):
     return out
 
 
+def scaling():
+    """The thread-scaling table (see the module doc): its lines."""
+    scale = os.path.join(BUILD, "debug", "scale")
+    if not os.access(scale, os.X_OK):
+        return ["", "Thread scaling: not measured (build/debug/scale missing)."]
+    counts = sorted(set(SCALE_THREADS))
+    lines = ["", "# Thread scaling under the debug mode (benches/scale/scale.c)", "",
+             "| workload | threads | native s | la-run --debug s | debug/native | "
+             "debug / debug at 1 thread |",
+             "|---|---|---|---|---|---|"]
+    over = []
+    for w in SCALE_WORKLOADS:
+        first = None
+        for n in counts:
+            cmd = [scale, w, str(n)]
+            (native, _), (debug, _) = interleaved([cmd, [LA_RUN, "--debug"] + cmd], ROUNDS)
+            if first is None:
+                first = debug
+            lines.append(f"| {w} | {n} | {fmt(native)} | {fmt(debug)} | "
+                         f"{ratio(debug, native)} | {ratio(debug, first)} |")
+            print(lines[-1], flush=True)
+            if native and debug and debug / native > 3.0:
+                over.append(f"{w} at {n}: {debug / native:.1f}x")
+    lines += ["", f"Target, at most 3x native at every thread count ({', '.join(map(str, counts))}): "
+              + ("met" if not over else f"NOT met ({'; '.join(over)})")
+              + f". Fixed work per thread; {os.cpu_count()} cores here. Native: the "
+              "program's own malloc (glibc)."]
+    return lines
+
+
 def main():
     have_valgrind = shutil.which("valgrind") is not None
     lines = ["# Leak check: la-run --debug vs valgrind memcheck", "",
@@ -205,6 +246,7 @@ def main():
         lines.append(f"| geo-mean | | | | | {geomean(slow):.1f}x | {asan_g} | "
                      f"{f'{geomean(fast):.1f}x' if len(fast) == len(slow) else '-'} | | |")
         lines += ["", *targets(per, slow, fast)]
+    lines += scaling()
     vg_runs = "one run" if VG_ROUNDS == 1 else f"median of {VG_ROUNDS} runs"
     lines += ["", f"Median of {ROUNDS} interleaved rounds (valgrind: {vg_runs}); peak RSS "
               f"of the median run. Command: `make debug-bench` (LA_BENCH_ROUNDS={ROUNDS}"

@@ -17,6 +17,10 @@ fi
 mkdir -p "$BUILD/preload"
 $CC -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -fno-omit-frame-pointer \
     -o "$BUILD/debug/workloads" benches/preload/workloads.c -lpthread
+# The thread-scaling benchmark's program (benches/scale), for the debug
+# mode's scaling table.
+$CC -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -g -fno-omit-frame-pointer \
+    -o "$BUILD/debug/scale" benches/scale/scale.c -lpthread
 rm -f "$BUILD/debug/workloads_asan"
 if ! $CC -std=c11 -O2 -g -fno-omit-frame-pointer -fsanitize=address \
         -o "$BUILD/debug/workloads_asan" benches/preload/workloads.c -lpthread 2>/dev/null ||
