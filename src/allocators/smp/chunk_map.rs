@@ -6,22 +6,27 @@
 //! unmapped memory.
 //!
 //! The map has two levels, like mimalloc's segment map: a static top level
-//! of [`TOP_ENTRIES`] atomic pointers (4 KiB in `.bss`) to leaves of
-//! [`LEAF_ENTRIES`] bytes (64 KiB, covering 256 GiB of address space each).
-//! A leaf is mapped the first time an entry in it is set (a compare-exchange
-//! installs it; a thread that loses the race unmaps its own) and is never
-//! unmapped, so a reader that found a leaf may use it forever. A reader of
-//! an absent leaf gets [`CHUNK_NONE`]: nothing in it was ever ours. A lookup
-//! is two loads (the leaf pointer, then the entry) and costs nothing to set
-//! up; a process that keeps its segments within one 256 GiB window (the
-//! usual case) maps a single leaf.
+//! of [`TOP_ENTRIES`] atomic pointers (4 KiB) to leaves of [`LEAF_ENTRIES`]
+//! bytes (64 KiB, covering 256 GiB of address space each). A leaf is mapped
+//! the first time an entry in it is set (a compare-exchange installs it; a
+//! thread that loses the race unmaps its own) and is never unmapped, so a
+//! reader that found a leaf may use it forever. Until then the top level
+//! points at [`ZERO_LEAF`], a static leaf that is never written and reads
+//! [`CHUNK_NONE`] everywhere: nothing in it was ever ours. A lookup is thus
+//! two loads (the leaf pointer, then the entry) with no test between them,
+//! and costs nothing to set up; a process that keeps its segments within
+//! one 256 GiB window (the usual case) maps a single leaf.
+//!
+//! The shim's `free` reads the map through a gate ([`chunk_entry_gated`]):
+//! a pointer to the top level that points at [`CLOSED`], a top level whose
+//! every entry is [`ZERO_LEAF`], while the mode is not a fast one.
 //!
 //! Writes ([`set_chunks`], [`set_head`]) map the leaves they need first and
 //! fail, changing nothing, when one cannot be mapped; clearing entries never
 //! needs a leaf (an absent one already reads as [`CHUNK_NONE`]).
 
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use super::segment::{SEGMENT_SHIFT, SEGMENT_SIZE, Segment};
 use crate::sys;
@@ -38,20 +43,52 @@ const TOP_ENTRIES: usize = MAP_ENTRIES / LEAF_ENTRIES;
 const _: () = assert!(TOP_ENTRIES * LEAF_ENTRIES == MAP_ENTRIES);
 const _: () = assert!(TOP_ENTRIES * core::mem::size_of::<usize>() <= 4096);
 
-/// The top level: leaf `t` holds the entries of chunks
-/// `[t * LEAF_ENTRIES, (t + 1) * LEAF_ENTRIES)`; null until first written.
-static TOP: [AtomicPtr<AtomicU8>; TOP_ENTRIES] =
-    [const { AtomicPtr::new(ptr::null_mut()) }; TOP_ENTRIES];
+/// One leaf of the map.
+#[repr(C, align(4096))]
+struct Leaf([AtomicU8; LEAF_ENTRIES]);
+
+/// The leaf of every part of the map that was never written: all
+/// [`CHUNK_NONE`], and never written (writes go to mapped leaves only).
+/// 64 KiB of `.bss` that is read but never touched by a write, so it costs
+/// no memory beyond the pages a stray lookup reads (the kernel's zero page).
+static ZERO_LEAF: Leaf = Leaf([const { AtomicU8::new(CHUNK_NONE) }; LEAF_ENTRIES]);
+
+/// [`ZERO_LEAF`] as a top-level entry.
+const ZERO: *mut AtomicU8 = &raw const ZERO_LEAF as *mut AtomicU8;
+
+/// A top level: entry `t` is the leaf of chunks
+/// `[t * LEAF_ENTRIES, (t + 1) * LEAF_ENTRIES)`, [`ZERO_LEAF`] until one
+/// is mapped.
+type Top = [AtomicPtr<AtomicU8>; TOP_ENTRIES];
+
+/// The map's top level.
+static TOP: Top = [const { AtomicPtr::new(ZERO) }; TOP_ENTRIES];
+
+/// A top level that stays all [`ZERO_LEAF`]: what [`chunk_entry_gated`]
+/// reads while the gate is closed.
+static CLOSED: Top = [const { AtomicPtr::new(ZERO) }; TOP_ENTRIES];
+
+/// Whether a top-level entry is a mapped leaf (not [`ZERO_LEAF`]).
+#[inline(always)]
+fn is_mapped(l: *mut AtomicU8) -> bool {
+    !ptr::eq(l, ZERO)
+}
 
 /// Chunk-map entry values: not ours; the header of a huge mapping or of a
 /// cached segment; the continuation of a huge mapping; and, from
 /// [`CHUNK_NORMAL`] up, the header of a normal segment in use, whose entry
 /// is `CHUNK_NORMAL + page_shift` (so the checked `free` learns the page
 /// size without reading the header). [`is_head`] tells any header.
+///
+/// `CHUNK_NORMAL` is a multiple of 64, so a normal segment's entry is
+/// itself a shift count by the page shift for `wrapping_shr` (which takes
+/// the count modulo 64): the checked `free` shifts by the entry as it is.
 pub(crate) const CHUNK_NONE: u8 = 0;
 pub(crate) const CHUNK_HEAD: u8 = 1;
 pub(crate) const CHUNK_CONT: u8 = 2;
-pub(crate) const CHUNK_NORMAL: u8 = 16;
+pub(crate) const CHUNK_NORMAL: u8 = 64;
+
+const _: () = assert!(CHUNK_NORMAL.is_multiple_of(64) && CHUNK_NORMAL as u32 + SEGMENT_SHIFT < 256);
 
 /// Whether a chunk-map entry marks a segment header (of any kind).
 #[inline(always)]
@@ -59,7 +96,8 @@ pub fn is_head(entry: u8) -> bool {
     entry == CHUNK_HEAD || entry >= CHUNK_NORMAL
 }
 
-/// The leaf holding chunk `i`'s entry, or null when it was never mapped.
+/// The leaf holding chunk `i`'s entry, [`ZERO_LEAF`] when it was never
+/// mapped.
 #[inline(always)]
 fn leaf(i: usize) -> *mut AtomicU8 {
     debug_assert!(i < MAP_ENTRIES);
@@ -73,14 +111,14 @@ fn leaf_or_map(i: usize) -> *mut AtomicU8 {
     debug_assert!(i < MAP_ENTRIES);
     let slot = &TOP[i >> LEAF_SHIFT];
     let l = slot.load(Ordering::Acquire);
-    if !l.is_null() {
+    if is_mapped(l) {
         return l;
     }
     let Some(fresh) = sys::map(LEAF_ENTRIES) else {
         return ptr::null_mut();
     };
     let fresh = fresh.as_ptr() as *mut AtomicU8;
-    match slot.compare_exchange(ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+    match slot.compare_exchange(ZERO, fresh, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => fresh,
         Err(winner) => {
             // SAFETY: our leaf lost the race and nobody saw it.
@@ -94,11 +132,8 @@ fn leaf_or_map(i: usize) -> *mut AtomicU8 {
 #[inline(always)]
 fn entry_at(i: usize) -> u8 {
     let l = leaf(i);
-    if l.is_null() {
-        return CHUNK_NONE;
-    }
-    // SAFETY: a leaf holds LEAF_ENTRIES entries and is never unmapped;
-    // `i % LEAF_ENTRIES` is inside it.
+    // SAFETY: a leaf (mapped, or ZERO_LEAF) holds LEAF_ENTRIES entries and
+    // is never unmapped; `i % LEAF_ENTRIES` is inside it.
     unsafe { (*l.add(i & (LEAF_ENTRIES - 1))).load(Ordering::Acquire) }
 }
 
@@ -136,9 +171,10 @@ pub unsafe fn chunk_entry_ready(addr: usize) -> u8 {
     entry_at(i)
 }
 
-/// ORed into the top-level index by [`chunk_entry_gated`]: 0 while the
-/// gate is open, [`TOP_ENTRIES`] (past every index) while it is closed.
-static GATE: AtomicUsize = AtomicUsize::new(TOP_ENTRIES);
+/// The top level [`chunk_entry_gated`] reads: [`TOP`] while the gate is
+/// open, [`CLOSED`] while it is closed.
+static GATE: AtomicPtr<AtomicPtr<AtomicU8>> =
+    AtomicPtr::new(&raw const CLOSED as *mut AtomicPtr<AtomicU8>);
 
 /// Opens or closes the gate of [`chunk_entry_gated`]. The shim opens it
 /// when its `free` may take the fast path (its mode allows it and the map
@@ -146,29 +182,32 @@ static GATE: AtomicUsize = AtomicUsize::new(TOP_ENTRIES);
 /// Release: a thread that reads the gate open with [`chunk_entry_gated`]
 /// (Acquire) also sees what the caller did before opening it.
 pub fn set_gate(open: bool) {
-    GATE.store(if open { 0 } else { TOP_ENTRIES }, Ordering::Release);
+    let top: &'static Top = if open { &TOP } else { &CLOSED };
+    GATE.store(top.as_ptr() as *mut AtomicPtr<AtomicU8>, Ordering::Release);
 }
 
 /// [`chunk_entry`] behind a gate: [`CHUNK_NONE`] for every address while
 /// the gate is closed (see [`set_gate`]). The gate costs no test of its
-/// own: it is ORed into the top-level index, whose bound test (which also
-/// rejects addresses above 47 bits) then fails. The shim's `free` thus
-/// tests its mode, NULL (chunk 0 is never ours: nothing is mapped at
-/// address 0) and the map's bound with one comparison.
+/// own: it is the top level the lookup reads, all [`ZERO_LEAF`] while
+/// closed. The shim's `free` thus tests its mode, NULL (chunk 0 is never
+/// ours: nothing is mapped at address 0) and the map's bound (which also
+/// rejects addresses above 47 bits) with one comparison, and reads two
+/// pointers and the entry.
 #[inline(always)]
 pub fn chunk_entry_gated(addr: usize) -> u8 {
-    let t = (addr >> (SEGMENT_SHIFT + LEAF_SHIFT)) | GATE.load(Ordering::Acquire);
-    if t >= TOP_ENTRIES {
+    let i = addr >> SEGMENT_SHIFT;
+    if i >= MAP_ENTRIES {
         return CHUNK_NONE;
     }
-    // Acquire: pairs with the Release of `leaf_or_map`'s install.
-    let l = TOP[t].load(Ordering::Acquire);
-    if l.is_null() {
-        return CHUNK_NONE;
-    }
-    // SAFETY: a leaf holds LEAF_ENTRIES entries and is never unmapped; the
-    // index is inside it.
-    unsafe { (*l.add((addr >> SEGMENT_SHIFT) & (LEAF_ENTRIES - 1))).load(Ordering::Acquire) }
+    // Acquire: pairs with set_gate's Release.
+    let top = GATE.load(Ordering::Acquire);
+    // SAFETY: GATE points at TOP or CLOSED, both TOP_ENTRIES long, and
+    // i >> LEAF_SHIFT is below that. Acquire: pairs with the Release of
+    // `leaf_or_map`'s install.
+    let l = unsafe { (*top.add(i >> LEAF_SHIFT)).load(Ordering::Acquire) };
+    // SAFETY: a leaf (mapped, or ZERO_LEAF) holds LEAF_ENTRIES entries and
+    // is never unmapped; the index is inside it.
+    unsafe { (*l.add(i & (LEAF_ENTRIES - 1))).load(Ordering::Acquire) }
 }
 
 /// Maps the leaves holding the entries of `[start, start + len)` (the part
@@ -229,8 +268,9 @@ pub fn set_chunks(start: usize, len: usize, head: bool) -> bool {
         // The leaf of chunks [i, leaf_end].
         let leaf_end = (i | (LEAF_ENTRIES - 1)).min(last);
         let l = leaf(i);
-        if l.is_null() {
-            // Only when clearing: an absent leaf already reads CHUNK_NONE.
+        if !is_mapped(l) {
+            // Only when clearing: an absent leaf already reads CHUNK_NONE
+            // (and ZERO_LEAF is never written).
             debug_assert!(!head);
         } else {
             for j in i..=leaf_end {
@@ -266,7 +306,7 @@ pub(crate) mod tests {
         // kernel puts the stack and mmap area, so pick a leaf further down
         // that no test writes to.
         let i = 3 * LEAF_ENTRIES + 5;
-        assert!(leaf(i).is_null());
+        assert!(!is_mapped(leaf(i)));
         assert_eq!(chunk_entry(addr(i)), CHUNK_NONE);
         // SAFETY: prepare_map always succeeds.
         assert_eq!(unsafe { chunk_entry_ready(addr(i)) }, CHUNK_NONE);
@@ -275,7 +315,7 @@ pub(crate) mod tests {
         assert_eq!(chunk_entry(usize::MAX), CHUNK_NONE);
         // Clearing needs no leaf and maps none.
         assert!(set_chunks(addr(i), 3 * SEGMENT_SIZE, false));
-        assert!(leaf(i).is_null());
+        assert!(!is_mapped(leaf(i)));
     }
 
     #[test]
@@ -283,9 +323,9 @@ pub(crate) mod tests {
         // Chunks 7 * LEAF_ENTRIES - 2 .. 7 * LEAF_ENTRIES + 2 span leaves 6
         // and 7 (addresses near 1.75 TiB, where nothing is mapped).
         let first = 7 * LEAF_ENTRIES - 2;
-        assert!(leaf(first).is_null() && leaf(first + 2).is_null());
+        assert!(!is_mapped(leaf(first)) && !is_mapped(leaf(first + 2)));
         assert!(set_chunks(addr(first), 4 * SEGMENT_SIZE, true));
-        assert!(!leaf(first).is_null() && !leaf(first + 2).is_null());
+        assert!(is_mapped(leaf(first)) && is_mapped(leaf(first + 2)));
         assert_eq!(chunk_entry(addr(first)), CHUNK_HEAD);
         for k in 1..4 {
             assert_eq!(chunk_entry(addr(first + k) + 12345), CHUNK_CONT);
@@ -340,7 +380,7 @@ pub(crate) mod tests {
     #[test]
     fn set_head_maps_its_leaf() {
         let i = 9 * LEAF_ENTRIES;
-        assert!(leaf(i).is_null());
+        assert!(!is_mapped(leaf(i)));
         assert!(set_head(addr(i) as *mut Segment, Some(19)));
         assert_eq!(chunk_entry(addr(i)), CHUNK_NORMAL + 19);
         assert_eq!(chunk_entry(addr(i) - 1), CHUNK_NONE);

@@ -505,7 +505,15 @@ pub unsafe fn live_block_size(ptr: *const u8) -> Option<usize> {
 unsafe fn free_in(page: &'static Page, ptr: *mut u8) -> PtrCheck {
     let h = thread::current_fast();
     let b = ptr as *mut Block;
-    if !h.is_null() && page.heap.load(core::sync::atomic::Ordering::Relaxed) == h {
+    // A page in use never has a null owner (see `page::NO_OWNER`), so a
+    // thread without a heap (h null) takes the remote path.
+    debug_assert!(
+        !page
+            .heap
+            .load(core::sync::atomic::Ordering::Relaxed)
+            .is_null()
+    );
+    if page.heap.load(core::sync::atomic::Ordering::Relaxed) == h {
         // SAFETY: our own page and heap; b is a live block of it (caller's
         // promise), now owned by us.
         unsafe { heap::free_local(&*h, page, b) };
@@ -594,8 +602,10 @@ unsafe fn probe_in<const MARKED: bool>(a: usize, entry: u8) -> Probe {
     if entry < CHUNK_NORMAL {
         return Probe::Not;
     }
-    // A normal segment in use: its entry carries the page shift.
-    let shift = u32::from(entry - CHUNK_NORMAL);
+    // A normal segment in use: its entry is CHUNK_NORMAL (a multiple of
+    // 64) plus the page shift, which `wrapping_shr` takes modulo 64.
+    let shift = u32::from(entry);
+    debug_assert!(shift % 64 == u32::from(entry - CHUNK_NORMAL));
     let head = a & !SEGMENT_MASK;
     // SAFETY: the chunk map says a normal segment's header lives at
     // `head`; it stays mapped while the map says so.

@@ -136,7 +136,8 @@ impl HugeCounters {
 /// that another heap owns, waiting to be pushed onto the page's
 /// `thread_free` with one compare-exchange. Every block is tagged free and
 /// still counted in the page's `used`, so the page stays in use; a second
-/// free of one is caught as a double free.
+/// free of one is caught as a double free. The blocks are not counted in
+/// the class's `frees` until the chain is pushed.
 #[repr(C)]
 pub struct Pending {
     /// The page (null: nothing pending).
@@ -144,6 +145,9 @@ pub struct Pending {
     pub head: Cell<*mut Block>,
     pub tail: Cell<*mut Block>,
     pub count: Cell<u32>,
+    /// How many more blocks may join the chain; a free that finds it 0
+    /// (and leaves it negative) pushes the chain instead.
+    pub room: Cell<i32>,
 }
 
 /// The pages of one class, and how many blocks of it this heap's threads
@@ -302,7 +306,7 @@ impl Heap {
     /// Moves a page from its class queue to the full list.
     fn make_full(&self, page: &Page) {
         self.queue_remove(page.class.get() as usize, page);
-        page.flags.store(FULL, Ordering::SeqCst);
+        page.set_flags(FULL, Ordering::SeqCst);
         self.full_push(page);
         if page.has_thread_free(Ordering::SeqCst) {
             self.delayed.store(true, Ordering::Relaxed);
@@ -313,7 +317,7 @@ impl Heap {
     /// pages in front have more free blocks).
     fn unfull(&self, page: &Page) {
         self.full_remove(page);
-        page.flags.store(0, Ordering::Relaxed);
+        page.set_flags(0, Ordering::Relaxed);
         self.queue_push_back(page.class.get() as usize, page);
     }
 
@@ -516,19 +520,16 @@ fn free_local_slow(heap: &Heap, page: &Page) {
         heap.unfull(page);
         heap.sync_class(page.class.get() as usize);
     }
-    if page.used.get() == 0 {
+    if page.used() == 0 {
         page_retire(heap, page);
     }
     super::purger::poll();
 }
 
-/// A thread freeing other threads' blocks of class `c` syncs its live
-/// deltas (it may never take a slow path of its own) every
-/// `SYNC_MASK[c] + 1` frees: a power of two, at most 64, and small enough
-/// that the deltas it holds back stay below 16 KiB per class (a table, so
-/// the test is one AND).
-pub(super) static SYNC_MASK: [u16; NCLASSES] = build_sync_masks();
-
+/// Per class `c`, one less than the most frees of other threads' blocks
+/// of `c` a thread may hold back from its counters (it may never take a
+/// slow path of its own to sync them): a power of two, at most 64, and
+/// small enough that the deltas held back stay below 16 KiB per class.
 const fn build_sync_masks() -> [u16; NCLASSES] {
     let sizes = super::size_class::build_sizes();
     let mut t = [0u16; NCLASSES];
@@ -573,31 +574,30 @@ pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
     }
     // SAFETY: the calling thread's own heap.
     let h = unsafe { &*heap };
-    h.count_free(cls);
     debug_assert!(cls < NCLASSES);
     // SAFETY: cls < NCLASSES (page classes are).
     let pd = unsafe { h.pend.get_unchecked(cls) };
-    if ptr::eq(pd.page.get(), page)
-        && pd.count.get() < PEND_MAX
-        && h.q[cls].frees.load(Ordering::Relaxed) & u64::from(SYNC_MASK[cls]) != 0
-    {
-        // SAFETY: caller's promise: b is a dead block of page, now ours.
-        unsafe {
-            (*b).next = pd.head.get();
-            (*b).tag = super::page::free_tag(b as usize);
+    if ptr::eq(pd.page.get(), page) {
+        let room = pd.room.get() - 1;
+        pd.room.set(room);
+        if room >= 0 {
+            // SAFETY: caller's promise: b is a dead block of page, now ours.
+            unsafe {
+                (*b).next = pd.head.get();
+                (*b).tag = super::page::free_tag(b as usize);
+            }
+            pd.head.set(b);
+            pd.count.set(pd.count.get() + 1);
+            return;
         }
-        pd.head.set(b);
-        pd.count.set(pd.count.get() + 1);
-        return;
     }
     // SAFETY: caller's promise.
     unsafe { free_remote_slow(h, page, b) }
 }
 
 /// [`free_remote`] when `b` does not join its class's chain: the chain
-/// holds another page's blocks (pushed now, and `b` starts a new one), or
-/// the class's counters are due for a sync (the chain and `b` are pushed
-/// now).
+/// holds another page's blocks, or is full. It is pushed now, and `b`
+/// starts a new one.
 ///
 /// # Safety
 /// As for [`free_remote`].
@@ -607,27 +607,12 @@ unsafe fn free_remote_slow(h: &Heap, page: &Page, b: *mut Block) {
     let pd = &h.pend[cls];
     // SAFETY: caller's promise: b is a dead block of page, now ours.
     unsafe { (*b).tag = super::page::free_tag(b as usize) };
-    if h.q[cls].frees.load(Ordering::Relaxed) & u64::from(SYNC_MASK[cls]) == 0 {
-        h.sync_class(cls);
-        if ptr::eq(pd.page.get(), page) {
-            // SAFETY: as above; the chain holds page's blocks.
-            unsafe { (*b).next = pd.head.get() };
-            pd.head.set(b);
-            pd.count.set(pd.count.get() + 1);
-            return push_pending(pd);
-        }
-        push_pending(pd);
-        // SAFETY: b is tagged, a dead block of page.
-        if unsafe { page.push_thread_chain(b, b, 1) } {
-            wake_owner(page);
-        }
-        return;
-    }
-    push_pending(pd);
+    push_pending(h, pd);
     pd.page.set(page);
     pd.head.set(b);
     pd.tail.set(b);
     pd.count.set(1);
+    pd.room.set(PEND_LIMIT[cls] as i32 - 1);
 }
 
 /// The most blocks a [`Pending`] chain holds. Longer chains save few
@@ -637,20 +622,45 @@ unsafe fn free_remote_slow(h: &Heap, page: &Page, b: *mut Block) {
 /// pushing every block at once.
 pub(super) const PEND_MAX: u32 = 16;
 
-/// Pushes the chain of `pd` (if any) onto its page and empties `pd`.
-fn push_pending(pd: &Pending) {
+/// Per class, the most blocks a [`Pending`] chain of it holds:
+/// [`PEND_MAX`], or fewer for large classes, so that the frees a chain
+/// holds back from the class's counters (a push counts them and syncs the
+/// class) stay below 16 KiB (see `build_sync_masks`).
+pub(super) static PEND_LIMIT: [u8; NCLASSES] = build_pend_limits();
+
+const fn build_pend_limits() -> [u8; NCLASSES] {
+    let masks = build_sync_masks();
+    let mut t = [0u8; NCLASSES];
+    let mut c = 1;
+    while c < NCLASSES {
+        let every = masks[c] as u32 + 1;
+        t[c] = if every < PEND_MAX { every } else { PEND_MAX } as u8;
+        c += 1;
+    }
+    t
+}
+
+/// Pushes the chain of `pd` (if any) onto its page and empties `pd`; its
+/// blocks join the class's `frees`, and the class's live deltas are
+/// synced.
+fn push_pending(h: &Heap, pd: &Pending) {
     let page = pd.page.get();
     if page.is_null() {
         return;
     }
     pd.page.set(ptr::null());
-    // SAFETY: a pending page stays in use while its chain's blocks count as
-    // used; the chain links head to tail, every block tagged free.
+    // SAFETY: a pending page stays in use (and keeps its class) while its
+    // chain's blocks count as used; the chain links head to tail, every
+    // block tagged free.
     unsafe {
         let p = &*page;
+        let cls = p.class.get() as usize;
+        debug_assert!(cls > 0 && cls < NCLASSES);
+        add_to(&h.q[cls].frees, u64::from(pd.count.get()));
         if p.push_thread_chain(pd.head.get(), pd.tail.get(), pd.count.get()) {
             wake_owner(p);
         }
+        h.sync_class(cls);
     }
 }
 
@@ -658,7 +668,7 @@ fn push_pending(pd: &Pending) {
 /// [`free_remote`]): when the thread collects, and before it exits.
 pub fn flush_pending(heap: &Heap) {
     for pd in heap.pend.iter() {
-        push_pending(pd);
+        push_pending(heap, pd);
     }
 }
 
@@ -667,7 +677,7 @@ pub fn flush_pending(heap: &Heap) {
 #[inline(never)]
 fn wake_owner(page: &Page) {
     let owner = page.heap.load(Ordering::Acquire);
-    if !owner.is_null() {
+    if !owner.is_null() && owner != super::page::NO_OWNER {
         // SAFETY: heaps are never unmapped; a stale owner only gets a
         // spurious rescan.
         unsafe { (*owner).delayed.store(true, Ordering::Release) };
@@ -685,7 +695,7 @@ fn scan_full(heap: &Heap) {
             p.collect();
             if p.has_free() {
                 heap.unfull(p);
-                if p.used.get() == 0 {
+                if p.used() == 0 {
                     page_retire(heap, p);
                 }
             }
@@ -823,7 +833,7 @@ pub fn alloc_sample(heap: &Heap, cls: usize) -> *mut u8 {
     }
     // SAFETY: a fresh page of ours.
     let p = unsafe { &*page };
-    p.flags.store(SAMPLES, Ordering::Relaxed);
+    p.set_flags(SAMPLES, Ordering::Relaxed);
     heap.samples_push(p);
     take(p)
 }
@@ -842,7 +852,7 @@ fn free_empty_samples(heap: &Heap, now: u32, force: bool) {
         let p = unsafe { &*page };
         let next = p.next.get();
         p.collect();
-        if p.used.get() == 0 {
+        if p.used() == 0 {
             if !force && p.retire_time.get() == 0 {
                 p.retire_time.set(now);
                 page = next;
@@ -976,12 +986,12 @@ pub fn adopt(heap: &Heap, seg: *mut Segment) {
         }
         p.heap.store(hp, Ordering::Release);
         p.collect();
-        if p.used.get() == 0 {
+        if p.used() == 0 {
             page_free_quiet(p, sys::now_ms() as u32);
         } else if p.has_free() {
             heap.queue_push_back(p.class.get() as usize, p);
         } else {
-            p.flags.store(FULL, Ordering::SeqCst);
+            p.set_flags(FULL, Ordering::SeqCst);
             heap.full_push(p);
             if p.has_thread_free(Ordering::SeqCst) {
                 heap.delayed.store(true, Ordering::Relaxed);
@@ -1052,7 +1062,7 @@ fn free_kept_pages(heap: &Heap, now: u64, force: bool) {
         }
         // SAFETY: queue members are our pages.
         let p = unsafe { &*page };
-        if p.next.get().is_null() && p.used.get() == 0 {
+        if p.next.get().is_null() && p.used() == 0 {
             if p.retire_time.get() == 0 && !force {
                 p.retire_time.set(now32);
             } else if force || now32.wrapping_sub(p.retire_time.get()) as u64 >= delay {
@@ -1129,7 +1139,7 @@ pub fn purge_abandoned(now: u64, delay: u64, force: bool) -> bool {
             let p = unsafe { s.page(i) };
             if p.in_use() {
                 p.collect();
-                if p.used.get() == 0 {
+                if p.used() == 0 {
                     page_free_quiet(p, now32);
                 }
             }
@@ -1170,7 +1180,7 @@ pub fn collect(heap: &Heap) {
             let p = unsafe { &*page };
             let next = p.next.get();
             p.collect();
-            if p.used.get() == 0 {
+            if p.used() == 0 {
                 heap.queue_remove(cls, p);
                 page_free_quiet(p, sys::now_ms() as u32);
             }
@@ -1199,7 +1209,7 @@ pub fn abandon(heap: &Heap) {
             let p = unsafe { &*page };
             let next = p.next.get();
             p.collect();
-            if p.used.get() == 0 {
+            if p.used() == 0 {
                 heap.queue_remove(cls, p);
                 page_free_quiet(p, sys::now_ms() as u32);
             }
@@ -1227,10 +1237,10 @@ pub fn abandon(heap: &Heap) {
                 // SAFETY: i < page_count.
                 let p = unsafe { s.page(i) };
                 if p.in_use() {
-                    p.flags.store(0, Ordering::Relaxed);
+                    p.set_flags(0, Ordering::Relaxed);
                     p.next.set(ptr::null_mut());
                     p.prev.set(ptr::null_mut());
-                    p.heap.store(ptr::null_mut(), Ordering::Release);
+                    p.heap.store(super::page::NO_OWNER, Ordering::Release);
                 }
             }
             s.heap.set(ptr::null_mut());

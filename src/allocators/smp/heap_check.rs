@@ -113,10 +113,13 @@ fn check_page(
     let nf = walk(p, p.free.get(), &mut seen, errors);
     let nl = walk(p, p.local_free.get(), &mut seen, errors);
     let nt = walk(p, p.thread_free_head(), &mut seen, errors);
-    if p.used.get() as usize + nf + nl != cap {
+    if !p.busy_agrees() {
+        report(errors, "page count not biased as its flags say");
+    }
+    if p.used() as usize + nf + nl != cap {
         report(errors, "page used + free blocks != capacity");
     }
-    if nt > p.used.get() as usize {
+    if nt > p.used() as usize {
         report(errors, "more blocks freed by other threads than used");
     }
 }

@@ -207,7 +207,14 @@ pub unsafe fn free(ptr: *mut u8) {
     let page = unsafe { s.page(i) };
     let h = thread::current_fast();
     let b = ptr as *mut page::Block;
-    if !h.is_null() && page.heap.load(core::sync::atomic::Ordering::Relaxed) == h {
+    // A page in use never has a null owner (see `page::NO_OWNER`).
+    debug_assert!(
+        !page
+            .heap
+            .load(core::sync::atomic::Ordering::Relaxed)
+            .is_null()
+    );
+    if page.heap.load(core::sync::atomic::Ordering::Relaxed) == h {
         // SAFETY: our own page and heap; b is a live block of it.
         unsafe { heap::free_local(&*h, page, b) };
     } else {
@@ -217,7 +224,7 @@ pub unsafe fn free(ptr: *mut u8) {
 
 /// A free into a page another heap owns; a thread that only frees gets a
 /// heap too, so that its counters stay thread-local.
-#[inline(never)]
+#[inline(always)]
 fn free_remote(page: &page::Page, b: *mut page::Block, h: *mut heap::Heap) {
     if h.is_null() {
         return free_remote_first(page, b);

@@ -70,6 +70,13 @@ pub(crate) const fn is_free(addr: usize, tag: usize) -> bool {
     (tag ^ free_tag(addr)) <= 1
 }
 
+/// The owner (`Page::heap`) of a page in use that its thread abandoned
+/// when it exited (until another thread adopts its segment): never the
+/// address of a heap, and not null, so that a page in use never has a null
+/// owner and `page.heap == current heap` needs no test that the calling
+/// thread has a heap.
+pub(crate) const NO_OWNER: *mut Heap = ptr::without_provenance_mut(64);
+
 /// Page flag: the page is on its heap's full list.
 pub(crate) const FULL: u8 = 1;
 /// Page flag: the page holds blocks the heap profiler sampled, and no
@@ -77,6 +84,11 @@ pub(crate) const FULL: u8 = 1;
 /// `heap::alloc_sample`). Its owner's frees take the slow path, which
 /// gives the page back once empty.
 pub(crate) const SAMPLES: u8 = 2;
+
+/// Subtracted from `Page::busy` while the page has flags: a multiple of
+/// 2^16 (the count reads back from the low bits) that makes the field
+/// negative whatever the count.
+const FLAGGED: i32 = 1 << 30;
 
 /// `Page::hide_from` of a page that hides none of its blocks.
 const NOT_HIDING: u32 = u32::MAX;
@@ -102,7 +114,8 @@ const EXTEND_BYTES: usize = 4 << 10;
 #[repr(C, align(64))]
 pub struct Page {
     // ---- line 0: read by every free; written on slow paths ----
-    /// Owning heap; null when abandoned.
+    /// Owning heap: [`NO_OWNER`] when abandoned, null when the page is not
+    /// in use.
     pub heap: AtomicPtr<Heap>,
     /// Links in the heap's class queue or full list.
     pub next: Cell<*mut Page>,
@@ -138,8 +151,13 @@ pub struct Page {
     // ---- line 1: the owner's lists ----
     pub free: Cell<*mut Block>,
     pub local_free: Cell<*mut Block>,
-    pub used: Cell<u16>,
-    _pad1: [u8; 46],
+    /// One less than the blocks handed out and not back on an owner list
+    /// (see [`Page::used`]), less [`FLAGGED`] while `flags` is not 0: the
+    /// count is the low 16 bits plus one, and the owner's `free` learns
+    /// that the page needs attention (now empty, or flagged) from the sign
+    /// of the decrement. Owner only.
+    busy: Cell<i32>,
+    _pad1: [u8; 44],
     // ---- line 2: other threads' frees ----
     /// Blocks freed by other threads: count << 32 | top block's offset in
     /// the segment (see [`Page::thread_free_head`]).
@@ -150,7 +168,7 @@ pub struct Page {
 const _: () = assert!(core::mem::size_of::<Page>() == 192);
 const _: () = assert!(core::mem::offset_of!(Page, area_off) < 64);
 const _: () = assert!(core::mem::offset_of!(Page, free) == 64);
-const _: () = assert!(core::mem::offset_of!(Page, used) < 128);
+const _: () = assert!(core::mem::offset_of!(Page, busy) < 128);
 const _: () = assert!(core::mem::offset_of!(Page, thread_free) == 128);
 
 impl Page {
@@ -158,7 +176,7 @@ impl Page {
     pub fn reset(&self) {
         self.free.set(ptr::null_mut());
         self.local_free.set(ptr::null_mut());
-        self.used.set(0);
+        self.busy.set(-1);
         self.capacity.set(0);
         self.reserved.set(0);
         self.class.set(0);
@@ -274,9 +292,38 @@ impl Page {
                 self.free.set((*b).next);
                 (*b).tag = 0;
             }
-            self.used.set(self.used.get() + 1);
+            self.busy.set(self.busy.get() + 1);
         }
         b as *mut u8
+    }
+
+    /// Blocks handed out and not yet back on an owner list (blocks on
+    /// `thread_free` and in other threads' pending chains count). Owner
+    /// only.
+    #[inline(always)]
+    pub fn used(&self) -> u16 {
+        self.busy.get().wrapping_add(1) as u16
+    }
+
+    /// Whether `busy` carries the bias its flags call for (for the
+    /// consistency checker).
+    pub(crate) fn busy_agrees(&self) -> bool {
+        (self.flags.load(Ordering::Relaxed) != 0) == (self.busy.get() < -1)
+    }
+
+    /// Sets the flags (`FULL`, `SAMPLES`; 0 for none) with `order`, and
+    /// the bias of `busy` that goes with them. Owner only.
+    #[inline]
+    pub fn set_flags(&self, flags: u8, order: Ordering) {
+        let was = self.flags.load(Ordering::Relaxed) != 0;
+        self.flags.store(flags, order);
+        let bias = match (was, flags != 0) {
+            (false, true) => -FLAGGED,
+            (true, false) => FLAGGED,
+            _ => 0,
+        };
+        self.busy.set(self.busy.get() + bias);
+        debug_assert!(flags == 0 || self.busy.get() < -1);
     }
 
     /// Pushes a block freed by the owner onto `free` (so that it is the next
@@ -294,9 +341,14 @@ impl Page {
             (*b).tag = free_tag(b as usize);
         }
         self.free.set(b);
-        let used = self.used.get() - 1;
-        self.used.set(used);
-        used == 0 || self.flags.load(Ordering::Relaxed) != 0
+        // Negative: the count reached 0, or the page has flags.
+        let busy = self.busy.get() - 1;
+        self.busy.set(busy);
+        debug_assert_eq!(
+            busy < 0,
+            self.used() == 0 || self.flags.load(Ordering::Relaxed) != 0
+        );
+        busy < 0
     }
 
     /// Pushes a block freed by another thread onto `thread_free`; returns
@@ -435,7 +487,8 @@ impl Page {
             let head = self.decode(w);
             if !head.is_null() {
                 // The count came with the list in one word: no walk.
-                self.used.set(self.used.get() - (w >> 32) as u16);
+                debug_assert!((w >> 32) as u16 <= self.used());
+                self.busy.set(self.busy.get() - (w >> 32) as i32);
                 if self.local_free.get().is_null() {
                     self.local_free.set(head);
                 } else if self.free.get().is_null() {
@@ -472,5 +525,65 @@ impl Page {
     #[inline]
     pub fn has_free(&self) -> bool {
         !self.free.get().is_null() || self.capacity.get() < self.reserved.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_owner_free_says_when_a_page_is_empty_or_flagged() {
+        // A descriptor outside any segment: only the owner's lists and
+        // count are used here.
+        // SAFETY: all-zero is a valid Page (null pointers, zero counts).
+        let page: Box<Page> = Box::new(unsafe { core::mem::zeroed() });
+        page.reset();
+        assert_eq!(page.used(), 0);
+        assert!(page.busy_agrees());
+        let mut blocks = [const {
+            Block {
+                next: ptr::null_mut(),
+                tag: 0,
+            }
+        }; 4];
+        let b: [*mut Block; 4] = core::array::from_fn(|i| &raw mut blocks[i]);
+        for i in 0..3 {
+            // SAFETY: b[i] and b[i + 1] are valid blocks.
+            unsafe { (*b[i]).next = b[i + 1] };
+        }
+        page.free.set(b[0]);
+        for _ in 0..4 {
+            assert!(!page.pop().is_null());
+        }
+        assert!(page.pop().is_null());
+        assert_eq!(page.used(), 4);
+        // SAFETY: each block pushed was handed out by pop and not freed.
+        let push = |x: *mut Block| unsafe { page.push_local(x) };
+        assert!(!push(b[0]));
+        assert_eq!(page.used(), 3);
+        page.set_flags(FULL, Ordering::Relaxed);
+        assert!(page.busy_agrees());
+        assert_eq!(page.used(), 3);
+        // Flagged: every free needs attention, and the count still reads.
+        assert!(push(b[1]));
+        assert_eq!(page.used(), 2);
+        page.set_flags(SAMPLES, Ordering::Relaxed);
+        assert!(page.busy_agrees());
+        page.set_flags(0, Ordering::Relaxed);
+        assert!(page.busy_agrees());
+        assert_eq!(page.used(), 2);
+        assert!(!push(b[2]));
+        // The last block out: empty.
+        assert!(push(b[3]));
+        assert_eq!(page.used(), 0);
+        assert!(page.pop() == b[3] as *mut u8);
+        assert_eq!(page.used(), 1);
+        page.set_flags(FULL, Ordering::Relaxed);
+        assert!(push(b[3]));
+        assert_eq!(page.used(), 0);
+        page.set_flags(0, Ordering::Relaxed);
+        assert_eq!(page.used(), 0);
+        assert!(page.busy_agrees());
     }
 }

@@ -1050,23 +1050,23 @@ fn only_the_owner_marks_a_page() {
 
 #[test]
 fn remote_frees_sync_their_counters_within_16_kib_per_class() {
-    use super::heap::SYNC_MASK;
+    use super::heap::{PEND_LIMIT, PEND_MAX};
     use super::size_class::class_size;
-    for (cls, &mask) in SYNC_MASK.iter().enumerate().skip(1) {
-        let every = mask as usize + 1;
+    for (cls, &limit) in PEND_LIMIT.iter().enumerate().skip(1) {
+        let limit = limit as usize;
         assert!(
-            every.is_power_of_two() && every <= 64,
-            "class {cls}: {every}"
+            limit.is_power_of_two() && limit <= PEND_MAX as usize,
+            "class {cls}: {limit}"
         );
-        // Held back at most: every - 1 frees of the class.
+        // Held back at most: a chain's blocks, counted when it is pushed.
         assert!(
-            every == 1 || every * class_size(cls) <= 16 << 10,
-            "class {cls} ({} B) syncs every {every} frees",
+            limit == 1 || limit * class_size(cls) <= 16 << 10,
+            "class {cls} ({} B) holds back {limit} frees",
             class_size(cls)
         );
-        // Small classes still sync only every 64 frees.
-        if class_size(cls) <= 256 {
-            assert_eq!(every, 64, "class {cls}");
+        // Small classes still chain PEND_MAX blocks.
+        if class_size(cls) <= 1024 {
+            assert_eq!(limit, PEND_MAX as usize, "class {cls}");
         }
     }
 }
