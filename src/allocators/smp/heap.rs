@@ -506,8 +506,24 @@ pub unsafe fn free_local(heap: &Heap, page: &Page, b: *mut Block) {
     }
 }
 
+/// The owner's free found the page needing attention: now empty, or
+/// flagged. The common case is kept short: a page without flags that
+/// became empty, which a block freed right after its allocation does to
+/// the only page of its class every time.
 #[inline(never)]
 fn free_local_slow(heap: &Heap, page: &Page) {
+    if page.flags.load(Ordering::Relaxed) == 0 {
+        debug_assert_eq!(page.used(), 0);
+        page_retire(heap, page);
+        return super::purger::poll();
+    }
+    free_flagged(heap, page);
+}
+
+/// [`free_local_slow`] of a page with flags (empty or not).
+#[cold]
+#[inline(never)]
+fn free_flagged(heap: &Heap, page: &Page) {
     if page.flags.load(Ordering::Relaxed) & SAMPLES != 0 {
         // A sample page left empty stays for the class's next sample (a
         // program that samples one block of a class at a time would
@@ -710,7 +726,10 @@ fn scan_full(heap: &Heap) {
 #[inline]
 fn page_retire(heap: &Heap, page: &Page) {
     let cls = page.class.get() as usize;
-    if heap.q[cls].first.get() == heap.q[cls].last.get() {
+    debug_assert!(cls > 0 && cls < NCLASSES);
+    // SAFETY: the classes of pages in use are below NCLASSES.
+    let q = unsafe { heap.q.get_unchecked(cls) };
+    if q.first.get() == q.last.get() {
         // Kept; the purge pass stamps the time it first sees it empty.
         page.retire_time.set(0);
         return;
