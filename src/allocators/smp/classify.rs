@@ -41,7 +41,6 @@ use super::segment::{
     SEGMENT_SIZE, Segment,
 };
 use super::size_class::{self, NCLASSES};
-use super::{heap, thread};
 
 /// What [`check`] knows about a pointer about to be freed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -503,23 +502,8 @@ pub unsafe fn live_block_size(ptr: *const u8) -> Option<usize> {
 /// `ptr` is a live block of `page` that the caller owns.
 #[inline(always)]
 unsafe fn free_in(page: &'static Page, ptr: *mut u8) -> PtrCheck {
-    let h = thread::current_fast();
-    let b = ptr as *mut Block;
-    // A page in use never has a null owner (see `page::NO_OWNER`), so a
-    // thread without a heap (h null) takes the remote path.
-    debug_assert!(
-        !page
-            .heap
-            .load(core::sync::atomic::Ordering::Relaxed)
-            .is_null()
-    );
-    if page.heap.load(core::sync::atomic::Ordering::Relaxed) == h {
-        // SAFETY: our own page and heap; b is a live block of it (caller's
-        // promise), now owned by us.
-        unsafe { heap::free_local(&*h, page, b) };
-    } else {
-        super::free_remote(page, b, h);
-    }
+    // SAFETY: caller's promise.
+    unsafe { super::free_in_page(page, ptr as *mut Block) };
     PtrCheck::Live
 }
 

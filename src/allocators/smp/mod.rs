@@ -205,9 +205,20 @@ pub unsafe fn free(ptr: *mut u8) {
     let i = (ptr as usize - seg as usize) >> s.page_shift.get();
     // SAFETY: i is below the page count of this normal segment.
     let page = unsafe { s.page(i) };
+    // SAFETY: caller's promise.
+    unsafe { free_in_page(page, ptr as *mut page::Block) }
+}
+
+/// Frees live block `b` of `page`, by the owner's path when the calling
+/// thread owns the page, else by the remote path.
+///
+/// # Safety
+/// `b` is a live block of `page` that the caller owns.
+#[inline(always)]
+pub(crate) unsafe fn free_in_page(page: &page::Page, b: *mut page::Block) {
     let h = thread::current_fast();
-    let b = ptr as *mut page::Block;
-    // A page in use never has a null owner (see `page::NO_OWNER`).
+    // A page in use never has a null owner (see `page::NO_OWNER`), so a
+    // thread without a heap (h null) takes the remote path.
     debug_assert!(
         !page
             .heap
@@ -215,7 +226,8 @@ pub unsafe fn free(ptr: *mut u8) {
             .is_null()
     );
     if page.heap.load(core::sync::atomic::Ordering::Relaxed) == h {
-        // SAFETY: our own page and heap; b is a live block of it.
+        // SAFETY: our own page and heap; b is a live block of it (caller's
+        // promise), now owned by us.
         unsafe { heap::free_local(&*h, page, b) };
     } else {
         free_remote(page, b, h);
