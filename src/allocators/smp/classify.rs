@@ -150,6 +150,13 @@ static MAGIC: [u64; 256] = per_class(true);
 /// below `2^22`, `m >= 2^42`) below `2^64`. A zero entry accepts nothing.
 static DIVISOR_TEST: [u64; 256] = per_class(false);
 
+/// [`DIVISOR_TEST`] of `class` (0 for class 0), which a page in use keeps
+/// in its descriptor (`Page::div_test`).
+#[inline]
+pub(crate) fn divisor_test(class: usize) -> u64 {
+    DIVISOR_TEST[class as u8 as usize]
+}
+
 /// What [`classify`] found.
 #[derive(Clone, Copy)]
 pub enum Found {
@@ -598,9 +605,9 @@ unsafe fn probe_in<const MARKED: bool>(a: usize, entry: u8) -> Probe {
     // SAFETY: i < SEGMENT_SIZE >> shift = page count <= MAX_PAGES.
     let p: &'static Page = unsafe { s.page(rel.wrapping_shr(shift)) };
     // SAFETY: reading fields of the mapped descriptor.
-    let (cls, area_off, carved_len) = unsafe {
+    let (m, area_off, carved_len) = unsafe {
         (
-            ptr::read_volatile(p.class.as_ptr()),
+            ptr::read_volatile(p.div_test.as_ptr()),
             ptr::read_volatile(p.area_off.as_ptr()) as usize,
             if MARKED {
                 ptr::read_volatile(p.capacity.as_ptr()) as usize
@@ -611,11 +618,11 @@ unsafe fn probe_in<const MARKED: bool>(a: usize, entry: u8) -> Probe {
         )
     };
     // Two independent tests (one multiply): a multiple of the block size
-    // (exact below 2^32) and inside the carved blocks -- which also
+    // (the page's copy of DIVISOR_TEST; exact below 2^32) and inside the
+    // carved blocks -- which also
     // rejects an address before the first block (the offset wraps to a
     // huge value) and any address of an unused page (nothing carved).
     let off = rel.wrapping_sub(area_off);
-    let m = DIVISOR_TEST[cls as usize];
     if off >= carved_len {
         return if MARKED { Probe::Not } else { Probe::Hidden(p) };
     }

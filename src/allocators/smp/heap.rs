@@ -68,6 +68,10 @@ pub(crate) fn purge_delay() -> u64 {
 pub struct Heap {
     /// Page queue and counters of each class (one cache line holds two).
     pub q: [ClassQueue; NCLASSES],
+    /// Per class, blocks this heap's threads freed (written by the owner
+    /// only, read by statistics): apart from the queues, so that the
+    /// owner's free indexes it by the class as it is.
+    pub frees: [AtomicU64; NCLASSES],
     /// Pages with no free block (doubly linked through the page links).
     pub full: Cell<*mut Page>,
     /// Owned segments per page kind.
@@ -151,13 +155,13 @@ pub struct Pending {
 }
 
 /// The pages of one class, and how many blocks of it this heap's threads
-/// allocated and freed (written by the owner only, read by statistics).
+/// allocated (written by the owner only, read by statistics; the frees are
+/// `Heap::frees`).
 #[repr(C, align(32))]
 pub struct ClassQueue {
     pub first: Cell<*mut Page>,
     pub last: Cell<*mut Page>,
     pub allocs: AtomicU64,
-    pub frees: AtomicU64,
 }
 
 #[inline]
@@ -187,7 +191,7 @@ impl Heap {
     pub fn count_free(&self, cls: usize) {
         debug_assert!(cls < NCLASSES);
         // SAFETY: cls < NCLASSES (page classes are).
-        bump(&unsafe { self.q.get_unchecked(cls) }.frees);
+        bump(unsafe { self.frees.get_unchecked(cls) });
     }
 
     /// Brings the live deltas up to date with class `cls`'s counters, and
@@ -199,7 +203,7 @@ impl Heap {
         let live = q
             .allocs
             .load(Ordering::Relaxed)
-            .wrapping_sub(q.frees.load(Ordering::Relaxed)) as isize;
+            .wrapping_sub(self.frees[cls].load(Ordering::Relaxed)) as isize;
         let d = live.wrapping_sub(self.synced[cls].get());
         if d == 0 {
             return;
@@ -672,7 +676,7 @@ fn push_pending(h: &Heap, pd: &Pending) {
         let p = &*page;
         let cls = p.class.get() as usize;
         debug_assert!(cls > 0 && cls < NCLASSES);
-        add_to(&h.q[cls].frees, u64::from(pd.count.get()));
+        add_to(&h.frees[cls], u64::from(pd.count.get()));
         if p.push_thread_chain(pd.head.get(), pd.tail.get(), pd.count.get()) {
             wake_owner(p);
         }

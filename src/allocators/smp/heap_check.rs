@@ -113,6 +113,12 @@ fn check_page(
     let nf = walk(p, p.free.get(), &mut seen, errors);
     let nl = walk(p, p.local_free.get(), &mut seen, errors);
     let nt = walk(p, p.thread_free_head(), &mut seen, errors);
+    if p.div_test.get() != super::classify::divisor_test(cls) {
+        report(
+            errors,
+            "page divisibility constant does not match its class",
+        );
+    }
     if !p.busy_agrees() {
         report(errors, "page count not biased as its flags say");
     }

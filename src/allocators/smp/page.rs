@@ -117,9 +117,10 @@ pub struct Page {
     /// Owning heap: [`NO_OWNER`] when abandoned, null when the page is not
     /// in use.
     pub heap: AtomicPtr<Heap>,
-    /// Links in the heap's class queue or full list.
-    pub next: Cell<*mut Page>,
-    pub prev: Cell<*mut Page>,
+    /// The class's divisibility constant (`classify::divisor_test`; 0,
+    /// which accepts no offset, while the page is not in use): the free
+    /// check's block-start test reads it beside the page's bounds.
+    pub(crate) div_test: Cell<u64>,
     pub capacity: Cell<u16>,
     pub reserved: Cell<u16>,
     pub class: Cell<u8>,
@@ -147,17 +148,20 @@ pub struct Page {
     /// `page_alloc` can give the class back the page whose committed
     /// extent it shaped.
     pub last_class: Cell<u8>,
-    _pad0: [u8; 11],
+    _pad0: [u8; 19],
     // ---- line 1: the owner's lists ----
     pub free: Cell<*mut Block>,
     pub local_free: Cell<*mut Block>,
+    /// Links in the heap's class queue or full list (owner only).
+    pub next: Cell<*mut Page>,
+    pub prev: Cell<*mut Page>,
     /// One less than the blocks handed out and not back on an owner list
     /// (see [`Page::used`]), less [`FLAGGED`] while `flags` is not 0: the
     /// count is the low 16 bits plus one, and the owner's `free` learns
     /// that the page needs attention (now empty, or flagged) from the sign
     /// of the decrement. Owner only.
     busy: Cell<i32>,
-    _pad1: [u8; 44],
+    _pad1: [u8; 28],
     // ---- line 2: other threads' frees ----
     /// Blocks freed by other threads: count << 32 | top block's offset in
     /// the segment (see [`Page::thread_free_head`]).
@@ -167,6 +171,7 @@ pub struct Page {
 
 const _: () = assert!(core::mem::size_of::<Page>() == 192);
 const _: () = assert!(core::mem::offset_of!(Page, area_off) < 64);
+const _: () = assert!(core::mem::offset_of!(Page, div_test) < 64);
 const _: () = assert!(core::mem::offset_of!(Page, free) == 64);
 const _: () = assert!(core::mem::offset_of!(Page, busy) < 128);
 const _: () = assert!(core::mem::offset_of!(Page, thread_free) == 128);
@@ -180,6 +185,7 @@ impl Page {
         self.capacity.set(0);
         self.reserved.set(0);
         self.class.set(0);
+        self.div_test.set(0);
         self.flags.store(0, Ordering::Relaxed);
         self.carved_len.set(0);
         self.area_off.set(0);
@@ -235,6 +241,7 @@ impl Page {
         debug_assert_eq!(index, self.index());
         debug_assert_eq!(block_size, super::size_class::class_size(class));
         self.class.set(class as u8);
+        self.div_test.set(super::classify::divisor_test(class));
         self.last_class.set(class as u8);
         self.area_off.set((area - self.seg_base()) as u32);
         self.carved_len.set(0);

@@ -230,7 +230,7 @@ pub fn snapshot(out: &mut la_smp_stats) {
     thread::for_each_heap(|h| {
         for (c, e) in classes.iter_mut().enumerate().skip(1) {
             e.allocs += h.q[c].allocs.load(Ordering::Relaxed);
-            e.frees += h.q[c].frees.load(Ordering::Relaxed);
+            e.frees += h.frees[c].load(Ordering::Relaxed);
         }
         classes[0].allocs += h.huge.allocs.load(Ordering::Relaxed);
         classes[0].frees += h.huge.frees.load(Ordering::Relaxed);
