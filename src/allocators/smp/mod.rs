@@ -81,13 +81,12 @@ use crate::vtable::{RawAllocator, la_allocator, la_vtable, vtable_of};
 /// memory (or for class 0).
 #[inline]
 pub fn alloc_in(cls: usize) -> *mut u8 {
-    let h = thread::current_fast();
-    if !h.is_null() {
-        // SAFETY: the calling thread's own heap.
-        let b = unsafe { (*h).pop(cls) };
-        if !b.is_null() {
-            return b;
-        }
+    let h = thread::current_raw();
+    // SAFETY: the calling thread's own heap, or the empty heap, from which
+    // `pop` finds nothing (and writes nothing): no test of its own.
+    let b = unsafe { (*h).pop(cls) };
+    if !b.is_null() {
+        return b;
     }
     alloc_slow(cls)
 }
@@ -106,19 +105,18 @@ pub fn alloc_counted(
     due: impl FnOnce(*mut u8) -> *mut u8,
     slow: impl FnOnce() -> *mut u8,
 ) -> *mut u8 {
-    let h = thread::current_fast();
-    if !h.is_null() {
-        // SAFETY: the calling thread's own heap.
-        let heap = unsafe { &*h };
-        let b = heap.pop(cls);
-        if !b.is_null() {
-            let left = heap.sample_left.get() - size as i64;
-            heap.sample_left.set(left);
-            if left >= 0 {
-                return b;
-            }
-            return due(b);
+    // SAFETY: the calling thread's own heap, or the empty heap, from which
+    // `pop` finds nothing (and writes nothing): no test of its own.
+    let heap = unsafe { &*thread::current_raw() };
+    let b = heap.pop(cls);
+    if !b.is_null() {
+        // A real heap: the empty one hands nothing out.
+        let left = heap.sample_left.get() - size as i64;
+        heap.sample_left.set(left);
+        if left >= 0 {
+            return b;
         }
+        return due(b);
     }
     slow()
 }
@@ -216,9 +214,9 @@ pub unsafe fn free(ptr: *mut u8) {
 /// `b` is a live block of `page` that the caller owns.
 #[inline(always)]
 pub(crate) unsafe fn free_in_page(page: &page::Page, b: *mut page::Block) {
-    let h = thread::current_fast();
-    // A page in use never has a null owner (see `page::NO_OWNER`), so a
-    // thread without a heap (h null) takes the remote path.
+    let h = thread::current_raw();
+    // A page in use never has a null owner (see `page::NO_OWNER`) nor the
+    // empty heap, so a thread without a heap takes the remote path.
     debug_assert!(
         !page
             .heap
@@ -238,7 +236,7 @@ pub(crate) unsafe fn free_in_page(page: &page::Page, b: *mut page::Block) {
 /// heap too, so that its counters stay thread-local.
 #[inline(always)]
 fn free_remote(page: &page::Page, b: *mut page::Block, h: *mut heap::Heap) {
-    if h.is_null() {
+    if thread::is_empty(h) {
         return free_remote_first(page, b);
     }
     // SAFETY: the caller's block b is a live block of page.

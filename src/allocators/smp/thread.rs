@@ -6,7 +6,13 @@
 //! `src/sys/c/smp_tls.c`: the fast paths read it with two loads (its offset
 //! from the GOT, then `%fs`-relative), other paths through an offset learnt
 //! once; neither calls `__tls_get_addr`. Elsewhere it is a `thread_local!` `Cell` with a `const`
-//! initialiser and no `Drop`. Thread exit is noticed
+//! initialiser and no `Drop`. A thread without a heap of its own (before
+//! its first allocation, after its exit) holds the address of a static
+//! [`EMPTY_HEAP`] there, not null: a heap whose class queues are empty, so
+//! the allocation fast path finds no page in it and takes its slow path
+//! with no test of its own, and no page ever names it as its owner.
+//! [`current_raw`] gives the slot as it is; [`current`] and
+//! [`current_fast`] give null for the empty heap. Thread exit is noticed
 //! through a pthread key created once, as early as possible (a library
 //! constructor), so that its index is low and `pthread_setspecific` never
 //! allocates; its destructor abandons the heap (`heap::abandon`) and returns
@@ -45,7 +51,34 @@ const _: () = assert!(BLOCKS * BLOCK_HEAPS == MAX_HEAPS);
 
 #[cfg(not(target_arch = "x86_64"))]
 std::thread_local! {
+    /// Null stands for the empty heap here (see [`current_raw`]).
     static HEAP: Cell<*mut Heap> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// A heap that is never written: see the module comment. Zeroed memory is
+/// an empty heap (no page in any class queue).
+#[repr(C, align(64))]
+pub(crate) struct EmptyHeap(Heap);
+
+// SAFETY: nothing writes the empty heap: its queues are empty, so the only
+// path that reaches it (`Heap::pop`, from `current_raw`) reads one queue
+// head and returns; every other path gets null for it.
+unsafe impl Sync for EmptyHeap {}
+
+/// The empty heap: the initial value of the x86-64 TLS slot
+/// (`src/sys/c/smp_tls.c` names it).
+///
+/// cbindgen:ignore
+#[unsafe(export_name = "liballoc_smp_empty_heap")]
+pub(crate) static EMPTY_HEAP: EmptyHeap =
+    // SAFETY: zeroed memory is a valid, empty heap (null pointers, zero
+    // counters), as the heap pool's zeroed blocks are.
+    EmptyHeap(unsafe { core::mem::zeroed() });
+
+/// The address of [`EMPTY_HEAP`].
+#[inline(always)]
+pub fn empty() -> *mut Heap {
+    &raw const EMPTY_HEAP.0 as *mut Heap
 }
 
 /// The initial-exec TLS slot (x86-64).
@@ -107,7 +140,8 @@ fn set_heap(h: *mut Heap) {
 #[cfg(not(target_arch = "x86_64"))]
 #[inline(always)]
 fn get_heap() -> *mut Heap {
-    HEAP.with(|h| h.get())
+    let h = HEAP.with(|h| h.get());
+    if h.is_null() { empty() } else { h }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -127,25 +161,44 @@ static POOL_FREE: AtomicU64 = AtomicU64::new(0);
 const KEY_NONE: u64 = u64::MAX;
 static KEY: AtomicU64 = AtomicU64::new(KEY_NONE);
 
+/// Null for the empty heap, else `h`.
+#[inline(always)]
+fn or_null(h: *mut Heap) -> *mut Heap {
+    if h == empty() { ptr::null_mut() } else { h }
+}
+
 /// The calling thread's heap, or null before its first allocation.
 #[inline(always)]
 pub fn current() -> *mut Heap {
-    get_heap()
+    or_null(get_heap())
 }
 
-/// [`current`] without any call on the path: may also return null before
-/// the first allocation of the process (callers then take a slow path that
-/// uses [`current_or_init`]).
+/// The calling thread's TLS slot as it is, without any call on the path:
+/// its heap, or [`EMPTY_HEAP`] (never null). For the fast paths: the empty
+/// heap's queues are empty, so `Heap::pop` from it finds nothing, and no
+/// page is owned by it.
+#[inline(always)]
+pub fn current_raw() -> *mut Heap {
+    #[cfg(target_arch = "x86_64")]
+    let h = tls::get_fast();
+    #[cfg(not(target_arch = "x86_64"))]
+    let h = get_heap();
+    debug_assert!(!h.is_null());
+    h
+}
+
+/// Whether `h` (from [`current_raw`]) is the empty heap: the thread has no
+/// heap of its own.
+#[inline(always)]
+pub fn is_empty(h: *mut Heap) -> bool {
+    h == empty()
+}
+
+/// [`current`] without any call on the path: null when the thread has no
+/// heap yet (callers then take a slow path that uses [`current_or_init`]).
 #[inline(always)]
 pub fn current_fast() -> *mut Heap {
-    #[cfg(target_arch = "x86_64")]
-    {
-        tls::get_fast()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        get_heap()
-    }
+    or_null(current_raw())
 }
 
 /// Block `b` of the pool, mapped now when absent; null when it cannot be
@@ -285,7 +338,7 @@ unsafe extern "C" fn thread_done(value: *mut c_void) {
         return;
     }
     if get_heap() == h {
-        set_heap(ptr::null_mut());
+        set_heap(empty());
     }
     // SAFETY: the exiting thread's own heap, which nobody else uses.
     heap::abandon(unsafe { &*h });
