@@ -624,7 +624,9 @@ pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
 #[inline(never)]
 unsafe fn free_remote_slow(h: &Heap, page: &Page, b: *mut Block) {
     let cls = page.class.get() as usize;
-    let pd = &h.pend[cls];
+    debug_assert!(cls > 0 && cls < NCLASSES);
+    // SAFETY: the classes of pages in use are below NCLASSES.
+    let (pd, limit) = unsafe { (h.pend.get_unchecked(cls), *PEND_LIMIT.get_unchecked(cls)) };
     // SAFETY: caller's promise: b is a dead block of page, now ours.
     unsafe { (*b).tag = super::page::free_tag(b as usize) };
     push_pending(h, pd);
@@ -632,7 +634,7 @@ unsafe fn free_remote_slow(h: &Heap, page: &Page, b: *mut Block) {
     pd.head.set(b);
     pd.tail.set(b);
     pd.count.set(1);
-    pd.room.set(PEND_LIMIT[cls] as i32 - 1);
+    pd.room.set(i32::from(limit) - 1);
 }
 
 /// The most blocks a [`Pending`] chain holds. Longer chains save few
@@ -669,14 +671,14 @@ fn push_pending(h: &Heap, pd: &Pending) {
         return;
     }
     pd.page.set(ptr::null());
-    // SAFETY: a pending page stays in use (and keeps its class) while its
-    // chain's blocks count as used; the chain links head to tail, every
-    // block tagged free.
+    // SAFETY: a pending page stays in use (and keeps its class, below
+    // NCLASSES) while its chain's blocks count as used; the chain links
+    // head to tail, every block tagged free.
     unsafe {
         let p = &*page;
         let cls = p.class.get() as usize;
         debug_assert!(cls > 0 && cls < NCLASSES);
-        add_to(&h.frees[cls], u64::from(pd.count.get()));
+        add_to(h.frees.get_unchecked(cls), u64::from(pd.count.get()));
         if p.push_thread_chain(pd.head.get(), pd.tail.get(), pd.count.get()) {
             wake_owner(p);
         }
