@@ -571,29 +571,18 @@ const fn build_sync_masks() -> [u16; NCLASSES] {
 /// the chain of its class's [`Pending`] entry when that holds blocks of the
 /// same page, which costs no atomic operation and keeps the page's
 /// `thread_free` line where it is. The chain goes to the page with one
-/// compare-exchange when it holds [`PEND_MAX`] blocks, when a block of
-/// another page of the class comes, when the class's counters are due for a
-/// sync (every `SYNC_MASK[c] + 1` frees: at most 16 KiB held back per
-/// class), and when the thread collects or exits ([`flush_pending`]). A
-/// thread that frees a producer's blocks in bulk thus pays one atomic
+/// compare-exchange when it holds its class's [`PEND_LIMIT`] blocks (at
+/// most 16 KiB held back per class), when a block of another page of the
+/// class comes, and when the thread collects or exits ([`flush_pending`]).
+/// A thread that frees a producer's blocks in bulk thus pays one atomic
 /// operation per run of blocks of one page, not one per block.
 ///
 /// # Safety
-/// `b` is a live block of `page`.
+/// `b` is a live block of `page`; `h` is the calling thread's heap.
 #[inline(always)]
-pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
+pub unsafe fn free_remote(h: &Heap, page: &Page, b: *mut Block) {
     debug_assert!(super::classify::is_live(b as *const u8));
     let cls = page.class.get() as usize;
-    if heap.is_null() {
-        stats::orphan_free(cls);
-        // SAFETY: caller's promise.
-        if unsafe { page.push_thread(b) } {
-            wake_owner(page);
-        }
-        return;
-    }
-    // SAFETY: the calling thread's own heap.
-    let h = unsafe { &*heap };
     debug_assert!(cls < NCLASSES);
     // SAFETY: cls < NCLASSES (page classes are).
     let pd = unsafe { h.pend.get_unchecked(cls) };
@@ -613,6 +602,23 @@ pub unsafe fn free_remote(heap: *mut Heap, page: &Page, b: *mut Block) {
     }
     // SAFETY: caller's promise.
     unsafe { free_remote_slow(h, page, b) }
+}
+
+/// Frees a block of a page another heap (or none) owns, by a thread that
+/// has no heap and cannot get one (no memory): pushed at once, counted in
+/// the process-wide orphan counters.
+///
+/// # Safety
+/// `b` is a live block of `page`.
+#[cold]
+#[inline(never)]
+pub unsafe fn free_orphan(page: &Page, b: *mut Block) {
+    debug_assert!(super::classify::is_live(b as *const u8));
+    stats::orphan_free(page.class.get() as usize);
+    // SAFETY: caller's promise.
+    if unsafe { page.push_thread(b) } {
+        wake_owner(page);
+    }
 }
 
 /// [`free_remote`] when `b` does not join its class's chain: the chain

@@ -239,8 +239,9 @@ fn free_remote(page: &page::Page, b: *mut page::Block, h: *mut heap::Heap) {
     if thread::is_empty(h) {
         return free_remote_first(page, b);
     }
-    // SAFETY: the caller's block b is a live block of page.
-    unsafe { heap::free_remote(h, page, b) };
+    // SAFETY: the caller's block b is a live block of page; h is the
+    // calling thread's own heap (from current_raw, not the empty one).
+    unsafe { heap::free_remote(&*h, page, b) };
 }
 
 /// [`free_remote`] by a thread without a heap yet.
@@ -248,8 +249,12 @@ fn free_remote(page: &page::Page, b: *mut page::Block, h: *mut heap::Heap) {
 #[inline(never)]
 fn free_remote_first(page: &page::Page, b: *mut page::Block) {
     let h = thread::current_or_init();
-    // SAFETY: the caller's block b is a live block of page.
-    unsafe { heap::free_remote(h, page, b) };
+    if h.is_null() {
+        // SAFETY: the caller's block b is a live block of page.
+        return unsafe { heap::free_orphan(page, b) };
+    }
+    // SAFETY: as in `free_remote`; h is the calling thread's new heap.
+    unsafe { heap::free_remote(&*h, page, b) };
 }
 
 /// Usable bytes of a live block.
