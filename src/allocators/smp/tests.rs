@@ -1098,3 +1098,43 @@ fn a_free_page_goes_back_to_the_class_it_last_held() {
     }
     segment_release(seg);
 }
+
+#[test]
+fn a_thread_without_a_heap_sees_the_empty_heap_and_never_writes_it() {
+    fn empty_heap_is_zero() -> bool {
+        let p = thread::empty() as *const u8;
+        // SAFETY: the empty heap is a static of this many bytes.
+        let bytes = unsafe { core::slice::from_raw_parts(p, core::mem::size_of::<heap::Heap>()) };
+        bytes.iter().all(|&b| b == 0)
+    }
+    let other = alloc(48, 4) as usize;
+    std::thread::spawn(move || {
+        // A new thread starts with the empty heap in its slot, not null,
+        // and the null-giving lookups still say it has no heap.
+        assert_eq!(thread::current_raw(), thread::empty());
+        assert!(thread::current_fast().is_null());
+        assert!(thread::current().is_null());
+        // Its first free (of another thread's block) and its first
+        // allocation both go through the empty heap to slow paths.
+        // SAFETY: a live block of the parent thread, freed once.
+        unsafe { free(other as *mut u8) };
+        assert!(!thread::current_fast().is_null());
+        let p = alloc(100, 4);
+        assert!(!p.is_null());
+        // SAFETY: live block.
+        unsafe { free(p) };
+    })
+    .join()
+    .unwrap();
+    std::thread::spawn(|| {
+        assert_eq!(thread::current_raw(), thread::empty());
+        let p = alloc(24, 4);
+        assert!(!p.is_null() && thread::current_raw() != thread::empty());
+        // SAFETY: live block.
+        unsafe { free(p) };
+    })
+    .join()
+    .unwrap();
+    assert!(empty_heap_is_zero(), "the empty heap was written");
+    assert_eq!(la_smp_check_heap(), 0);
+}
