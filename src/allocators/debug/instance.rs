@@ -436,9 +436,10 @@ impl la_debug {
             let Some(total) = commit.checked_add(2 * page) else {
                 return false;
             };
-            // A kept reservation that fits (up to a quarter larger: the
-            // pages it has beyond need stay inaccessible below the block,
-            // a wider lower guard, and it goes back whole), or a new one.
+            // A kept reservation that fits (the smallest, up to twice the
+            // size: the pages it has beyond need stay inaccessible below
+            // the block, a wider lower guard, and it goes back whole), or
+            // a new one.
             let (base, total) = match self.mappings.take(total) {
                 Some(kept) => kept,
                 None => match sys::reserve(total) {
