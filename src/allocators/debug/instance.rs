@@ -950,6 +950,10 @@ impl la_debug {
         }
         let mut back = [MaybeUninit::<Held>::uninit(); BATCH];
         let mut nb = 0;
+        // The bases of the in-band blocks among them (the common case),
+        // given back straight to smp.
+        let mut inband = [MaybeUninit::<usize>::uninit(); BATCH];
+        let mut ni = 0;
         {
             let _g = sh.lock.guard();
             // SAFETY: lock held.
@@ -968,7 +972,14 @@ impl la_debug {
                 }
                 // SAFETY: an indexed freed record, in no list.
                 let rec = unsafe { &*r };
-                if self.backing_shared || rec.kind == KIND_GUARDED {
+                if self.backing_shared && rec.inband != 0 {
+                    inband[ni] = MaybeUninit::new(rec.base);
+                    ni += 1;
+                    // SAFETY: a record of this table; its memory still ours.
+                    unsafe { st.table.remove_record(r) };
+                    // SAFETY: removed from the index, in no list.
+                    unsafe { st.table.drop_record(r) };
+                } else if self.backing_shared || rec.kind == KIND_GUARDED {
                     back[nb] = MaybeUninit::new(Held::of(rec));
                     nb += 1;
                     // SAFETY: a record of this table; its memory still ours.
@@ -982,6 +993,12 @@ impl la_debug {
             }
         }
         later.n = 0;
+        for b in &inband[..ni] {
+            // SAFETY: written above: the base of an in-band block, no
+            // longer found by address (its header cleared), memory still
+            // ours.
+            unsafe { InBand::release(b.assume_init()) };
+        }
         for h in &back[..nb] {
             // SAFETY: written above; dropped from the index (its address is
             // free to be reused only now), memory still ours.
