@@ -252,6 +252,10 @@ impl Heap {
     }
 
     // ---- queues ----
+    //
+    // The only page of a class queue is marked (`Page::set_sole`): it is
+    // kept when it empties, so its owner's frees need not tell (see
+    // `Page::busy`). The queue operations keep the mark.
 
     fn queue_push_front(&self, cls: usize, page: &Page) {
         let p = page as *const Page as *mut Page;
@@ -260,9 +264,14 @@ impl Heap {
         page.next.set(first);
         if first.is_null() {
             self.q[cls].last.set(p);
+            page.set_sole(true);
         } else {
             // SAFETY: queue members are our pages.
-            unsafe { (*first).prev.set(p) };
+            unsafe {
+                (*first).prev.set(p);
+                (*first).set_sole(false);
+            }
+            page.set_sole(false);
         }
         self.q[cls].first.set(p);
     }
@@ -274,11 +283,39 @@ impl Heap {
         page.prev.set(last);
         if last.is_null() {
             self.q[cls].first.set(p);
+            page.set_sole(true);
         } else {
             // SAFETY: queue members are our pages.
-            unsafe { (*last).next.set(p) };
+            unsafe {
+                (*last).next.set(p);
+                (*last).set_sole(false);
+            }
+            page.set_sole(false);
         }
         self.q[cls].last.set(p);
+    }
+
+    /// Moves queue page `page` (not the first) to the front of its queue:
+    /// the queue keeps its pages, so no mark changes.
+    fn queue_move_front(&self, cls: usize, page: &Page) {
+        let p = page as *const Page as *mut Page;
+        let (prev, next) = (page.prev.get(), page.next.get());
+        debug_assert!(!prev.is_null() && !page.sole());
+        // SAFETY: queue members are our pages; `prev` is one (page is not
+        // the first).
+        unsafe { (*prev).next.set(next) };
+        if next.is_null() {
+            self.q[cls].last.set(prev);
+        } else {
+            // SAFETY: as above.
+            unsafe { (*next).prev.set(prev) };
+        }
+        let first = self.q[cls].first.get();
+        page.prev.set(ptr::null_mut());
+        page.next.set(first);
+        // SAFETY: the queue is not empty (it holds `prev`).
+        unsafe { (*first).prev.set(p) };
+        self.q[cls].first.set(p);
     }
 
     fn queue_remove(&self, cls: usize, page: &Page) {
@@ -297,6 +334,12 @@ impl Heap {
         }
         page.next.set(ptr::null_mut());
         page.prev.set(ptr::null_mut());
+        page.set_sole(false);
+        let (first, last) = (self.q[cls].first.get(), self.q[cls].last.get());
+        if !first.is_null() && first == last {
+            // SAFETY: the queue's remaining page, ours.
+            unsafe { (*first).set_sole(true) };
+        }
     }
 
     fn full_push(&self, page: &Page) {
@@ -399,6 +442,9 @@ std::thread_local! {
     /// visited (tests only).
     pub(crate) static SEARCHES: core::cell::Cell<(u64, u64)> =
         const { core::cell::Cell::new((0, 0)) };
+    /// The calling thread's owner frees that left the fast path (tests
+    /// only).
+    pub(crate) static LOCAL_SLOW: core::cell::Cell<u64> = const { core::cell::Cell::new(0) };
 }
 
 /// The slow path of allocation: finds or makes a page of class `cls` with a
@@ -487,8 +533,7 @@ fn search(heap: &Heap, cls: usize) -> *mut u8 {
 /// and pops a block from it.
 fn take_from(heap: &Heap, cls: usize, p: &Page) -> *mut u8 {
     if !p.prev.get().is_null() {
-        heap.queue_remove(cls, p);
-        heap.queue_push_front(cls, p);
+        heap.queue_move_front(cls, p);
     }
     let b = p.pop();
     heap.count_alloc(cls);
@@ -516,6 +561,8 @@ pub unsafe fn free_local(heap: &Heap, page: &Page, b: *mut Block) {
 /// the only page of its class every time.
 #[inline(never)]
 fn free_local_slow(heap: &Heap, page: &Page) {
+    #[cfg(test)]
+    LOCAL_SLOW.with(|c| c.set(c.get() + 1));
     if page.flags.load(Ordering::Relaxed) == 0 {
         debug_assert_eq!(page.used(), 0);
         page_retire(heap, page);
@@ -733,8 +780,10 @@ fn scan_full(heap: &Heap) {
 }
 
 /// A page that just became empty: keep it if it is the only one of its
-/// class (the common case, kept short: a buffer freed and allocated again
-/// empties its page every time), else give it back to its segment.
+/// class, else give it back to its segment. (An only page without flags
+/// that empties does not come here: its owner's free stays on the fast
+/// path, see `Page::busy`. It comes from the slow paths: a flagged page,
+/// or one whose blocks came back from other threads.)
 #[inline]
 fn page_retire(heap: &Heap, page: &Page) {
     let cls = page.class.get() as usize;
@@ -1082,7 +1131,11 @@ pub fn purge(heap: &Heap, now: u64, force: bool) {
 }
 
 /// Frees the empty pages kept as the only page of their class once they
-/// stayed empty for the purge delay (all of them when `force`).
+/// stayed idle for the purge delay (all of them when `force`). Idle: empty
+/// at each pass and no allocation of the class between (its allocation
+/// count unchanged). A page used by alloc/free pairs is empty between them
+/// and its frees never leave the fast path to say so, so emptiness seen at
+/// two passes alone would not show that it was unused in between.
 fn free_kept_pages(heap: &Heap, now: u64, force: bool) {
     let now32 = now as u32;
     let delay = purge_delay();
@@ -1094,14 +1147,19 @@ fn free_kept_pages(heap: &Heap, now: u64, force: bool) {
         // SAFETY: queue members are our pages.
         let p = unsafe { &*page };
         if p.next.get().is_null() && p.used() == 0 {
-            if p.retire_time.get() == 0 && !force {
-                p.retire_time.set(now32);
-            } else if force || now32.wrapping_sub(p.retire_time.get()) as u64 >= delay {
+            let allocs = heap.q[cls].allocs.load(Ordering::Relaxed) as u32;
+            if force {
                 heap.queue_remove(cls, p);
-                // Forced (collect, thread exit): its delay starts now; else
-                // it is already over.
-                let t = if force { now32 } else { p.retire_time.get() };
-                page_free_quiet(p, t);
+                // Forced (collect, thread exit): its delay starts now.
+                page_free_quiet(p, now32);
+            } else if p.retire_time.get() == 0 || p.idle_allocs.get() != allocs {
+                // First seen idle (or used since): its delay starts now.
+                p.retire_time.set(now32);
+                p.idle_allocs.set(allocs);
+            } else if now32.wrapping_sub(p.retire_time.get()) as u64 >= delay {
+                heap.queue_remove(cls, p);
+                // Its delay is already over.
+                page_free_quiet(p, p.retire_time.get());
             }
         }
     }
@@ -1269,6 +1327,7 @@ pub fn abandon(heap: &Heap) {
                 let p = unsafe { s.page(i) };
                 if p.in_use() {
                     p.set_flags(0, Ordering::Relaxed);
+                    p.set_sole(false);
                     p.next.set(ptr::null_mut());
                     p.prev.set(ptr::null_mut());
                     p.heap.store(super::page::NO_OWNER, Ordering::Release);

@@ -160,6 +160,12 @@ fn check_list(
         if p.prev.get() != prev {
             report(errors, broken);
         }
+        if p.sole() {
+            report(
+                errors,
+                "page outside the class queues marked as a queue's only page",
+            );
+        }
         let full = list == List::Full;
         let cls = if full { 0 } else { p.class.get() as usize };
         check_page(heap, p, cls, full, !full, errors);
@@ -193,6 +199,12 @@ pub fn check_heap() -> usize {
             let p = unsafe { &*page };
             if p.prev.get() != prev {
                 report(&mut errors, "class queue back link broken");
+            }
+            if p.sole() != (prev.is_null() && p.next.get().is_null()) {
+                report(
+                    &mut errors,
+                    "page not marked as its queue's only page, or marked wrongly",
+                );
             }
             check_page(heap, p, cls, false, false, &mut errors);
             listed += 1;

@@ -143,12 +143,16 @@ pub struct Page {
     /// block sampled since it last was; `carved_len` stops there.
     /// [`NOT_HIDING`] once the owner has seen no sample left. Owner only.
     hide_from: Cell<u32>,
+    /// While the page is the only one of its class queue and empty: the
+    /// low bits of the class's allocation count when a purge pass last
+    /// saw it so (see `heap::free_kept_pages`). Purge passes only.
+    pub(crate) idle_allocs: Cell<u32>,
     /// The class the page last held (0: none since its segment was
     /// made). Not cleared by `reset`: a free page keeps it, so that
     /// `page_alloc` can give the class back the page whose committed
     /// extent it shaped.
     pub last_class: Cell<u8>,
-    _pad0: [u8; 19],
+    _pad0: [u8; 15],
     // ---- line 1: the owner's lists ----
     pub free: Cell<*mut Block>,
     pub local_free: Cell<*mut Block>,
@@ -156,12 +160,19 @@ pub struct Page {
     pub next: Cell<*mut Page>,
     pub prev: Cell<*mut Page>,
     /// One less than the blocks handed out and not back on an owner list
-    /// (see [`Page::used`]), less [`FLAGGED`] while `flags` is not 0: the
-    /// count is the low 16 bits plus one, and the owner's `free` learns
-    /// that the page needs attention (now empty, or flagged) from the sign
-    /// of the decrement. Owner only.
+    /// (see [`Page::used`]), plus one while the page is the only one of its
+    /// class queue (`sole`), less [`FLAGGED`] while `flags` is not 0: the
+    /// owner's `free` learns that the page needs attention (now empty with
+    /// other pages of its class to keep, or flagged) from the sign of the
+    /// decrement. An only page that empties is kept, so its free stays on
+    /// the fast path: a block allocated and freed again and again (the
+    /// commonest pattern there is) empties the only page of its class
+    /// every time. Owner only.
     busy: Cell<i32>,
-    _pad1: [u8; 28],
+    /// The page is the only one of its class queue (and `busy` counts one
+    /// more block for it). Owner only.
+    sole: Cell<bool>,
+    _pad1: [u8; 27],
     // ---- line 2: other threads' frees ----
     /// Blocks freed by other threads: count << 32 | top block's offset in
     /// the segment (see [`Page::thread_free_head`]).
@@ -182,6 +193,7 @@ impl Page {
         self.free.set(ptr::null_mut());
         self.local_free.set(ptr::null_mut());
         self.busy.set(-1);
+        self.sole.set(false);
         self.capacity.set(0);
         self.reserved.set(0);
         self.class.set(0);
@@ -309,7 +321,27 @@ impl Page {
     /// only.
     #[inline(always)]
     pub fn used(&self) -> u16 {
-        self.busy.get().wrapping_add(1) as u16
+        self.busy
+            .get()
+            .wrapping_add(1)
+            .wrapping_sub(i32::from(self.sole.get())) as u16
+    }
+
+    /// Whether the page is marked as the only one of its class queue.
+    #[inline]
+    pub fn sole(&self) -> bool {
+        self.sole.get()
+    }
+
+    /// Marks the page as the only one of its class queue or not, with the
+    /// bias of `busy` that goes with it. Owner only (the heap's queue
+    /// operations).
+    #[inline]
+    pub fn set_sole(&self, on: bool) {
+        if self.sole.get() != on {
+            self.sole.set(on);
+            self.busy.set(self.busy.get() + if on { 1 } else { -1 });
+        }
     }
 
     /// Whether `busy` carries the bias its flags call for (for the
@@ -334,8 +366,8 @@ impl Page {
     }
 
     /// Pushes a block freed by the owner onto `free` (so that it is the next
-    /// one handed out); true when the page needs attention (now empty, or
-    /// on the full list).
+    /// one handed out); true when the page needs attention (now empty and
+    /// not the only page of its class, or flagged).
     ///
     /// # Safety
     /// `b` is a block of this page handed out and not yet freed; the caller
@@ -348,12 +380,13 @@ impl Page {
             (*b).tag = free_tag(b as usize);
         }
         self.free.set(b);
-        // Negative: the count reached 0, or the page has flags.
+        // Negative: the count reached 0 on a page that is not the only one
+        // of its class, or the page has flags.
         let busy = self.busy.get() - 1;
         self.busy.set(busy);
         debug_assert_eq!(
             busy < 0,
-            self.used() == 0 || self.flags.load(Ordering::Relaxed) != 0
+            (self.used() == 0 && !self.sole.get()) || self.flags.load(Ordering::Relaxed) != 0
         );
         busy < 0
     }

@@ -642,6 +642,84 @@ fn vtable_alloc_rejects_what_the_contract_rejects() {
 }
 
 #[test]
+fn the_only_page_of_a_class_empties_on_the_fast_path_and_is_kept_while_used() {
+    let h = thread::current_or_init();
+    assert!(!h.is_null());
+    // SAFETY: the calling thread's own heap.
+    let heap = unsafe { &*h };
+    let cls = size_class::class_malloc(700);
+    let slow = || heap::LOCAL_SLOW.with(|c| c.get());
+    let queue = || {
+        let q = &heap.q[cls];
+        (q.first.get(), q.last.get())
+    };
+    // A block allocated and freed again and again: the only page of its
+    // class empties every time, and no free leaves the fast path.
+    let first = alloc(700, 4);
+    assert!(!first.is_null());
+    // SAFETY: live block, freed once.
+    unsafe { free(first) };
+    let (page, last) = queue();
+    assert!(!page.is_null() && page == last);
+    // SAFETY: the queue's page, ours.
+    let p = unsafe { &*page };
+    assert!(p.sole() && p.used() == 0);
+    let before = slow();
+    for _ in 0..1000 {
+        let b = alloc(700, 4);
+        assert_eq!(b, first);
+        // SAFETY: live block, freed once.
+        unsafe { free(b) };
+    }
+    assert_eq!(slow(), before);
+    assert_eq!(heap_check::check_heap(), 0);
+    // Blocks filling more than one page: the pages that empty while
+    // another of the class is queued go back to their segment (the free
+    // says so), and one is kept, marked as the only one.
+    // Full pages leave the queue; a free of the first block brings its page
+    // back behind the one being filled.
+    let blocks: Vec<*mut u8> = (0..300).map(|_| alloc(700, 4)).collect();
+    assert!(blocks.iter().all(|b| !b.is_null()));
+    // SAFETY: live block, freed once.
+    unsafe { free(blocks[0]) };
+    let (f, l) = queue();
+    assert!(f != l);
+    // SAFETY: queue members, ours.
+    assert!(unsafe { !(*f).sole() && !(*l).sole() });
+    assert_eq!(heap_check::check_heap(), 0);
+    let before = slow();
+    for &b in &blocks[1..] {
+        // SAFETY: live blocks, freed once.
+        unsafe { free(b) };
+    }
+    assert!(slow() > before);
+    let (f, l) = queue();
+    assert!(!f.is_null() && f == l);
+    // SAFETY: the queue's page, ours.
+    let p = unsafe { &*f };
+    assert!(p.sole() && p.used() == 0);
+    assert_eq!(heap_check::check_heap(), 0);
+    // A purge pass frees the kept page once it stayed idle for the delay,
+    // not when it was used between two passes (empty at each: its frees
+    // never said so). Passes far apart: longer than any delay a test sets.
+    let t0 = crate::sys::now_ms() + 1;
+    let pair = || {
+        let b = alloc(700, 4);
+        // SAFETY: live block, freed once.
+        unsafe { free(b) };
+    };
+    pair();
+    heap::purge(heap, t0, false);
+    assert_eq!(queue().0, f);
+    pair();
+    heap::purge(heap, t0 + 200_000, false);
+    assert_eq!(queue().0, f, "freed while in use");
+    heap::purge(heap, t0 + 400_000, false);
+    assert!(queue().0.is_null(), "kept while idle");
+    assert_eq!(heap_check::check_heap(), 0);
+}
+
+#[test]
 fn free_pages_stay_committed_for_the_purge_delay() {
     // A long delay first, so that no purge pass run by the frees below
     // decommits anything on its own.
