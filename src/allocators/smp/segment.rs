@@ -68,8 +68,10 @@ pub(crate) const CACHED: u8 = 4;
 // indexed by a variable becomes an anonymous constant, which the linker
 // script `src/preload/hot.ld` cannot name to place it with the shim's
 // other hot read-only data (see there).
+/// The small kind's page shift, as a constant.
+pub(crate) const SMALL_PAGE_SHIFT: u32 = 16;
 /// Page shift of each normal kind.
-pub(crate) static PAGE_SHIFT: [u32; 3] = [16, 19, 22];
+pub(crate) static PAGE_SHIFT: [u32; 3] = [SMALL_PAGE_SHIFT, 19, 22];
 /// Offset of page 0's block area for each normal kind.
 pub(crate) static AREA_OFFSET: [usize; 3] = [16 << 10, 128 << 10, 512 << 10];
 /// Most pages in a segment.
