@@ -39,6 +39,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU8, AtomicU32, AtomicU64, Ordering};
 
 use super::heap::Heap;
 use super::segment::{PAGES_OFFSET, SEGMENT_MASK, Segment};
+use super::size_class::NCLASSES;
 
 /// A free block: the link and the free tag.
 #[repr(C)]
@@ -48,12 +49,23 @@ pub struct Block {
 }
 
 /// The tag a free block at `addr` carries in its second word: the address
-/// with its top bits scrambled into a non-canonical value, which no live
-/// pointer and hardly any other data takes (one XOR to make or test).
+/// plus a constant that makes it a non-canonical value, which no live
+/// pointer and hardly any other data takes (one addition to make, one XOR
+/// to test). Even, as the constant and every block address (a multiple
+/// of 8) are: its
+/// lowest bit is free for [`fresh_tag`]. An addition, not a XOR, so that
+/// the tags of blocks one block size apart are one block size apart too,
+/// like their addresses: [`Page::extend`] writes a link and a tag per
+/// block with one vector addition.
 #[inline(always)]
 pub(crate) const fn free_tag(addr: usize) -> usize {
-    addr ^ 0x5a17_c0de_f4ee_b10c
+    addr.wrapping_add(TAG_KEY)
 }
+
+/// What [`free_tag`] adds (even; any address below 2^47 plus it has the
+/// top bits of no canonical address).
+const TAG_KEY: usize = 0x5a17_c0de_f4ee_b10c;
+const _: () = assert!(TAG_KEY.is_multiple_of(2));
 
 /// The tag a block carved but never handed out carries: the free tag with
 /// its lowest bit flipped, so that [`is_free`] recognises both kinds of
@@ -95,6 +107,23 @@ const NOT_HIDING: u32 = u32::MAX;
 
 /// Bytes carved at most per extension (at least one block).
 const EXTEND_BYTES: usize = 4 << 10;
+
+/// Blocks carved per extension, per class: [`EXTEND_BYTES`] over the block
+/// size, at least one (a table: no division when carving; 0 for class 0).
+/// (Carving at least four blocks of the classes from 1 to 4 KiB, as
+/// mimalloc does, took a tenth fewer instructions from waves of
+/// short-lived threads, and a fifth more peak memory at four threads.)
+static EXTEND_BLOCKS: [u16; NCLASSES] = {
+    let sizes = super::size_class::build_sizes();
+    let mut t = [0u16; NCLASSES];
+    let mut c = 1;
+    while c < NCLASSES {
+        let n = EXTEND_BYTES / sizes[c];
+        t[c] = if n == 0 { 1 } else { n as u16 };
+        c += 1;
+    }
+    t
+};
 
 /// A page descriptor: three cache lines inside the segment header, one per
 /// kind of access, so that threads touching the same page do not take
@@ -186,6 +215,51 @@ const _: () = assert!(core::mem::offset_of!(Page, div_test) < 64);
 const _: () = assert!(core::mem::offset_of!(Page, free) == 64);
 const _: () = assert!(core::mem::offset_of!(Page, busy) < 128);
 const _: () = assert!(core::mem::offset_of!(Page, thread_free) == 128);
+
+/// Writes the link to the next block and the fresh tag into every block
+/// from `first` (included) to `last` (excluded), `bs` bytes apart. Both
+/// words of a block are its address plus a constant (`bs`, and
+/// [`fresh_tag`]'s), so one 16-byte vector, advanced by `bs` in both lanes,
+/// gives every block's pair: a store and an addition per block.
+///
+/// # Safety
+/// `[first, last)` is mapped, writable and unused; `first` and `bs` are
+/// multiples of 8, `bs >= 16`.
+#[inline]
+unsafe fn carve(first: usize, last: usize, bs: usize) {
+    debug_assert!(first.is_multiple_of(8) && bs.is_multiple_of(8) && bs >= 16);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{__m128i, _mm_add_epi64, _mm_set_epi64x, _mm_storeu_si128};
+        // SSE2 is part of x86-64. Lane 0 is the link (first word), lane 1
+        // the tag.
+        // SAFETY: SSE2 is always there on x86-64; each store writes one
+        // block's two words, inside the range (caller's promise).
+        unsafe {
+            let step = _mm_set_epi64x(bs as i64, bs as i64);
+            let mut v = _mm_set_epi64x(fresh_tag(first) as i64, (first + bs) as i64);
+            let mut b = first;
+            while b < last {
+                _mm_storeu_si128(b as *mut __m128i, v);
+                v = _mm_add_epi64(v, step);
+                b += bs;
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let mut b = first;
+        while b < last {
+            let next = b + bs;
+            // SAFETY: block b lies inside the range (caller's promise).
+            unsafe {
+                (*(b as *mut Block)).next = next as *mut Block;
+                (*(b as *mut Block)).tag = fresh_tag(b);
+            }
+            b = next;
+        }
+    }
+}
 
 impl Page {
     /// Clears the descriptor of a page that is not in use.
@@ -443,24 +517,20 @@ impl Page {
             return;
         }
         let bs = self.block_size();
-        let n = (EXTEND_BYTES / bs).clamp(1, res - cap);
+        let cls = self.class.get() as usize;
+        debug_assert!(cls > 0 && cls < NCLASSES);
+        // SAFETY: the class of a page in use is below NCLASSES.
+        let n = (unsafe { *EXTEND_BLOCKS.get_unchecked(cls) } as usize).min(res - cap);
+        debug_assert_eq!(n, (EXTEND_BYTES / bs).clamp(1, res - cap));
         let first = self.area() + cap * bs;
         let last = first + (n - 1) * bs;
         debug_assert!(cap + n <= res && n >= 1);
         // Each block links to the next by one step of the address (no index
         // arithmetic, no test for the last block inside the loop): a page
         // of 16-byte blocks carves 256 of them per call.
-        let mut b = first;
-        while b < last {
-            let next = b + bs;
-            // SAFETY: block b lies inside the page's reserved area below
-            // `last`, which is mapped and unused.
-            unsafe {
-                (*(b as *mut Block)).next = next as *mut Block;
-                (*(b as *mut Block)).tag = fresh_tag(b);
-            }
-            b = next;
-        }
+        // SAFETY: the blocks from `first` below `last` lie inside the page's
+        // reserved area, which is mapped and unused.
+        unsafe { carve(first, last, bs) };
         // SAFETY: as above, for the last block carved.
         unsafe {
             (*(last as *mut Block)).next = ptr::null_mut();
