@@ -196,6 +196,24 @@ impl<const N: usize> Writer<N> {
     pub fn hex(&mut self, v: usize) -> &mut Self {
         // Digits of v, at least one.
         let n = ((usize::BITS - (v | 1).leading_zeros()) as usize).div_ceil(4);
+        if N >= 18 {
+            // Straight into the buffer (a profile dump writes a code address
+            // for every frame of every trace): all 18 bytes of `0x` and 16
+            // digits, the value shifted so that its first digit comes first;
+            // the length counts only the `0x` and its `n` digits, and the
+            // rest is written over next.
+            if self.len + 18 > N {
+                self.flush();
+            }
+            let top = (v as u64) << (4 * (16 - n));
+            let mut w = [0u8; 18];
+            w[..2].copy_from_slice(b"0x");
+            w[2..10].copy_from_slice(&hex8((top >> 32) as u32));
+            w[10..].copy_from_slice(&hex8(top as u32));
+            self.buf[self.len..self.len + 18].copy_from_slice(&w);
+            self.len += 2 + n;
+            return self;
+        }
         // All 16 digits at once, eight per word (a profile dump writes a
         // code address for every frame of every trace).
         let mut buf = [0u8; 18];
@@ -384,6 +402,22 @@ mod tests {
             (|w| w.u64(9_999_999_999_999_999_999), "9999999999999999999"),
             (|w| w.u64(1_048_576).str(" ").u64(524_288), "1048576 524288"),
         ]);
+    }
+
+    #[test]
+    fn hex_near_the_end_of_the_buffer_flushes_first() {
+        // 18 bytes are written whatever the digits: with fewer left, the
+        // buffer is flushed (to nowhere here) and the number starts it.
+        let mut w = Writer::<28>::fd_sized(-1);
+        w.str("0123456789");
+        w.hex(0xab);
+        assert_eq!(&w.buf[..w.len], b"01234567890xab");
+        w.hex(0x1234_5678_9abc);
+        assert_eq!(&w.buf[..w.len], b"0x123456789abc");
+        // A buffer too small for the fast path takes the other one.
+        let mut small = Writer::<8>::fd_sized(-1);
+        small.hex(0xdead);
+        assert_eq!(&small.buf[..small.len], b"0xdead");
     }
 
     #[test]
