@@ -555,10 +555,10 @@ pub unsafe fn free_local(heap: &Heap, page: &Page, b: *mut Block) {
     }
 }
 
-/// The owner's free found the page needing attention: now empty, or
-/// flagged. The common case is kept short: a page without flags that
-/// became empty, which a block freed right after its allocation does to
-/// the only page of its class every time.
+/// The owner's free found the page needing attention: now empty with other
+/// pages of its class queued (the only page of a class does not come here
+/// when it empties, see `Page::busy`), or flagged. The first case is kept
+/// short.
 #[inline(never)]
 fn free_local_slow(heap: &Heap, page: &Page) {
     #[cfg(test)]
