@@ -51,12 +51,11 @@ pub struct Block {
 /// The tag a free block at `addr` carries in its second word: the address
 /// plus a constant that makes it a non-canonical value, which no live
 /// pointer and hardly any other data takes (one addition to make, one XOR
-/// to test). Even, as the constant and every block address (a multiple
-/// of 8) are: its
-/// lowest bit is free for [`fresh_tag`]. An addition, not a XOR, so that
-/// the tags of blocks one block size apart are one block size apart too,
-/// like their addresses: [`Page::extend`] writes a link and a tag per
-/// block with one vector addition.
+/// to test). Even, as the constant and every block address (a multiple of
+/// 8) are: its lowest bit is free for [`fresh_tag`]. An addition, not a
+/// XOR, so that the tags of blocks one block size apart are one block size
+/// apart too, like their addresses: [`Page::extend`] writes a link and a
+/// tag per block with one vector addition.
 #[inline(always)]
 pub(crate) const fn free_tag(addr: usize) -> usize {
     addr.wrapping_add(TAG_KEY)
@@ -194,9 +193,9 @@ pub struct Page {
     /// owner's `free` learns that the page needs attention (now empty with
     /// other pages of its class to keep, or flagged) from the sign of the
     /// decrement. An only page that empties is kept, so its free stays on
-    /// the fast path: a block allocated and freed again and again (the
-    /// commonest pattern there is) empties the only page of its class
-    /// every time. Owner only.
+    /// the fast path: a block allocated and freed again and again (a
+    /// common pattern) empties the only page of its class every time.
+    /// Owner only.
     busy: Cell<i32>,
     /// The page is the only one of its class queue (and `busy` counts one
     /// more block for it). Owner only.
