@@ -126,7 +126,7 @@ impl Depot {
     /// they are new; 0 for an empty trace or when out of memory. A trace
     /// already stored (the common case) is found inline; storing one is
     /// out of line.
-    #[inline]
+    #[inline(always)]
     pub fn intern(&mut self, frames: &[usize], h: u64) -> u32 {
         debug_assert_eq!(h, hash(frames));
         let e = (h >> (64 - RECENT_LOG2)) as usize;
