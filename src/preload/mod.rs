@@ -284,7 +284,9 @@ fn alloc_due(p: *mut u8, size: usize) -> *mut u8 {
     p
 }
 
-/// [`alloc`] for sizes above the table, other alignments, and the modes.
+/// [`alloc`] for sizes above the table, other alignments, and the modes:
+/// only tail calls, so that the debug mode's `malloc` passes through
+/// without saving a register.
 #[inline(never)]
 fn alloc_general(size: usize, align_log2: u8) -> *mut u8 {
     let f = FLAGS.load(Relaxed);
@@ -293,23 +295,31 @@ fn alloc_general(size: usize, align_log2: u8) -> *mut u8 {
         return debug_mode::alloc_entry(size, align_log2);
     }
     if f & !PROFILE == READY && size <= MAX_SIZE {
-        let p = if align_log2 == MIN_ALIGN_LOG2 && size <= smp::size_class::TABLE_MAX {
-            smp::alloc_in(smp::size_class::class_malloc(size))
-        } else {
-            smp::alloc(size.max(1), align_log2)
-        };
-        if p.is_null() {
-            return out_of_memory();
-        }
-        if f & PROFILE != 0 {
-            // SAFETY: p is a live block just made and unused (movable when
-            // no alignment beyond malloc's was asked); PROFILE means
-            // profile::init succeeded.
-            return unsafe { profile::on_alloc(p, size, align_log2 == MIN_ALIGN_LOG2) };
-        }
-        return p;
+        return alloc_general_fast(size, align_log2, f);
     }
     alloc_slow(size, align_log2)
+}
+
+/// [`alloc_general`] in a fast mode (flags `f`, profiling or not) for a
+/// size smp serves.
+#[inline(never)]
+fn alloc_general_fast(size: usize, align_log2: u8, f: u8) -> *mut u8 {
+    debug_assert!(f & !PROFILE == READY && size <= MAX_SIZE);
+    let p = if align_log2 == MIN_ALIGN_LOG2 && size <= smp::size_class::TABLE_MAX {
+        smp::alloc_in(smp::size_class::class_malloc(size))
+    } else {
+        smp::alloc(size.max(1), align_log2)
+    };
+    if p.is_null() {
+        return out_of_memory();
+    }
+    if f & PROFILE != 0 {
+        // SAFETY: p is a live block just made and unused (movable when no
+        // alignment beyond malloc's was asked); PROFILE means profile::init
+        // succeeded.
+        return unsafe { profile::on_alloc(p, size, align_log2 == MIN_ALIGN_LOG2) };
+    }
+    p
 }
 
 /// [`alloc`] of zeroed memory (`calloc`): fresh huge mappings are not
