@@ -387,8 +387,8 @@ pub unsafe fn free_gated_or(
 /// allocation from the page reads through, does not wait for the chunk
 /// map's loads: the processor predicts the test instead (a free and an
 /// allocation of one block, again and again, take a third less time).
-/// Anything else takes a second copy of the path, with the entry's shift
-/// (inline too: a call cost the frees of medium and large blocks more).
+/// Anything else takes the same path with the entry's shift, inline too
+/// (a call cost the frees of medium and large blocks more).
 ///
 /// # Safety
 /// `entry` is the chunk-map entry of `ptr`'s chunk (or `CHUNK_NONE`); the
@@ -407,22 +407,7 @@ unsafe fn free_entry_or(
         // SAFETY: what probe_page found at ptr; the rest is the caller's.
         return unsafe { free_probed(ptr, probe, on_hidden, other) };
     }
-    // SAFETY: as for this function.
-    unsafe { free_entry_other(ptr, entry, on_hidden, other) }
-}
-
-/// [`free_entry_or`] of anything but a block of a small page: not ours,
-/// or a block of a medium or large page.
-///
-/// # Safety
-/// As for [`free_entry_or`].
-#[inline(always)]
-unsafe fn free_entry_other(
-    ptr: *mut u8,
-    entry: u8,
-    on_hidden: impl FnOnce(*mut u8),
-    other: impl FnOnce(*mut u8),
-) {
+    // Not ours, or a block of a medium or large page.
     // SAFETY: caller's promise: the entry of ptr's chunk.
     let probe = unsafe { probe_in::<false>(ptr as usize, entry) };
     // SAFETY: what probe_in found at ptr; the rest is the caller's promise.
