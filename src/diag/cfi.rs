@@ -218,8 +218,29 @@ impl Bytes {
     }
 
     /// A pointer in encoding `enc` (`DW_EH_PE_*`): absolute, or relative to
-    /// its own address (`pcrel`) or to `data` (`datarel`).
+    /// its own address (`pcrel`) or to `data` (`datarel`). Inline for the
+    /// encodings every linker and compiler writes on x86-64 (a signed
+    /// 4-byte offset from the field for code addresses, an unsigned 4-byte
+    /// count, a signed 4-byte range), four of which each decode reads.
+    #[inline(always)]
     fn pointer(&mut self, enc: u8, data: usize) -> Option<usize> {
+        // pcrel sdata4 (code addresses), sdata4 (an FDE's range), udata4
+        // (the table's count).
+        if matches!(enc, 0x1b | 0x0b | 0x03) {
+            let field = self.at;
+            let v = u32::from_le_bytes(self.take::<4>()?);
+            return Some(match enc {
+                0x1b => field.wrapping_add(v as i32 as isize as usize),
+                0x0b => v as i32 as isize as usize,
+                _ => v as usize,
+            });
+        }
+        self.pointer_other(enc, data)
+    }
+
+    /// [`Bytes::pointer`] in the other encodings.
+    #[inline(never)]
+    fn pointer_other(&mut self, enc: u8, data: usize) -> Option<usize> {
         let field = self.at;
         let v = match enc & 0x0f {
             0x00 | 0x04 | 0x0c => u64::from_le_bytes(self.take::<8>()?) as usize,
@@ -359,31 +380,60 @@ fn run(
         let op = unsafe { *(at as *const u8) };
         at += 1;
         let arg = u64::from(op & 0x3f);
-        match op >> 6 {
+        // One jump on the whole byte: the primary opcodes, and the
+        // extended ones that every function's program has (a prologue's
+        // offsets, each epilogue's remember/restore pair) without a call.
+        match op {
             // DW_CFA_advance_loc
-            1 => {
+            0x40..=0x7f => {
                 loc = loc.wrapping_add((arg * ca) as usize);
                 if loc > pc {
                     break;
                 }
             }
             // DW_CFA_offset
-            2 => {
+            0x80..=0xbf => {
                 let (v, next) = uleb_at(at, end)?;
                 at = next;
                 set_saved(&mut r, arg, (v as i64).wrapping_mul(da));
             }
             // DW_CFA_restore
-            3 => restore(&mut r, init, arg),
-            _ if op == 0x0e => {
-                // DW_CFA_def_cfa_offset
+            0xc0..=0xff => restore(&mut r, init, arg),
+            // DW_CFA_def_cfa_offset
+            0x0e => {
                 let (v, next) = uleb_at(at, end)?;
                 at = next;
                 r.cfa = with_offset(r.cfa, v as i64);
             }
+            // DW_CFA_advance_loc1
+            0x02 => {
+                if at >= end {
+                    return None;
+                }
+                // SAFETY: at < end, inside the program's range.
+                let delta = u64::from(unsafe { *(at as *const u8) });
+                at += 1;
+                loc = loc.wrapping_add((delta * ca) as usize);
+                if loc > pc {
+                    break;
+                }
+            }
+            // DW_CFA_remember_state
+            0x0a => {
+                saved.rows.get_mut(saved.depth)?.write(r);
+                saved.depth += 1;
+            }
+            // DW_CFA_restore_state: the CFA's rule with the registers', as
+            // an epilogue's `remember_state ... ret; restore_state` needs.
+            0x0b => {
+                saved.depth = saved.depth.checked_sub(1)?;
+                // SAFETY: entries below `saved.depth` were written by
+                // DW_CFA_remember_state.
+                r = unsafe { saved.rows[saved.depth].assume_init() };
+            }
             _ => {
                 p.at = at;
-                let next = rare(op, p, cie, loc, &mut r, init, &mut saved)?;
+                let next = rare(op, p, cie, loc, &mut r, init)?;
                 at = p.at;
                 loc = next;
                 if loc > pc {
@@ -420,8 +470,9 @@ struct Saved {
 }
 
 /// [`run`]'s other operations (`op`, read from `p`, which is at its
-/// operands; not the primary advance, offset and restore opcodes nor
-/// `DW_CFA_def_cfa_offset`, which [`run`] handles) at code address `loc`:
+/// operands; not the primary advance, offset and restore opcodes,
+/// `DW_CFA_def_cfa_offset`, `DW_CFA_advance_loc1` nor the
+/// remember/restore pair, which [`run`] handles) at code address `loc`:
 /// the code address after it (an advance moves it), `None` as for
 /// [`run`].
 #[inline(never)]
@@ -432,7 +483,6 @@ fn rare(
     mut loc: usize,
     row: &mut Row,
     init: &Row,
-    saved: &mut Saved,
 ) -> Option<usize> {
     let da = cie.data_align;
     match op {
@@ -476,19 +526,6 @@ fn rare(
             let reg = p.uleb()?;
             p.uleb()?;
             other_rule(row, reg);
-        }
-        // DW_CFA_remember_state
-        0x0a => {
-            saved.rows.get_mut(saved.depth)?.write(*row);
-            saved.depth += 1;
-        }
-        // DW_CFA_restore_state: the CFA's rule with the registers', as
-        // an epilogue's `remember_state ... ret; restore_state` needs.
-        0x0b => {
-            saved.depth = saved.depth.checked_sub(1)?;
-            // SAFETY: entries below `saved.depth` were written by
-            // DW_CFA_remember_state.
-            *row = unsafe { saved.rows[saved.depth].assume_init() };
         }
         // DW_CFA_def_cfa
         0x0c => {
