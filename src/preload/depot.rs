@@ -172,7 +172,9 @@ pub fn first_write(id: u32) -> bool {
         return false;
     }
     let bit = 1u64 << (i % 64);
-    WRITTEN[i / 64].fetch_or(bit, Relaxed) & bit == 0
+    // A trace already written (most samples share their trace with
+    // others) costs a load, not a locked read-modify-write.
+    WRITTEN[i / 64].load(Relaxed) & bit == 0 && WRITTEN[i / 64].fetch_or(bit, Relaxed) & bit == 0
 }
 
 /// Copies trace `id` into `out`; its length.

@@ -1161,12 +1161,23 @@ pub fn dump(fd: c_int) -> bool {
             }
             w.str("\n");
         }
-        w.str("s")
-            .u64s(b' ', &[size as u64, requested as u64, alloc_ms]);
+        // A freed sample's numbers in one list (one test for room).
+        w.str("s");
         if free_ms == NOT_FREED {
-            w.str(" -1").u64s(b' ', &[u64::from(trace)]);
+            w.u64s(b' ', &[size as u64, requested as u64, alloc_ms])
+                .str(" -1")
+                .u64s(b' ', &[u64::from(trace)]);
         } else {
-            w.u64s(b' ', &[free_ms, u64::from(trace)]);
+            w.u64s(
+                b' ',
+                &[
+                    size as u64,
+                    requested as u64,
+                    alloc_ms,
+                    free_ms,
+                    u64::from(trace),
+                ],
+            );
         }
         w.str("\n");
     }
