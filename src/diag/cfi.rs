@@ -489,12 +489,12 @@ fn rare(
         0x00 => {}
         // DW_CFA_set_loc
         0x01 => loc = p.pointer(cie.fde_enc, 0)?,
-        // DW_CFA_advance_loc1, 2, 4
-        0x02..=0x04 => {
-            let delta = match op {
-                0x02 => u64::from(p.u8()?),
-                0x03 => u64::from(u16::from_le_bytes(p.take::<2>()?)),
-                _ => u64::from(u32::from_le_bytes(p.take::<4>()?)),
+        // DW_CFA_advance_loc2, 4 (advance_loc1 is run's)
+        0x03 | 0x04 => {
+            let delta = if op == 0x03 {
+                u64::from(u16::from_le_bytes(p.take::<2>()?))
+            } else {
+                u64::from(u32::from_le_bytes(p.take::<4>()?))
             };
             loc = loc.wrapping_add((delta * cie.code_align) as usize);
         }

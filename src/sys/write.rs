@@ -154,8 +154,9 @@ impl<const N: usize> Writer<N> {
     /// Appends each of `vals` in decimal, each after a `sep` byte: the
     /// numbers of a record line, with one test for room for all of them,
     /// no bounds test per digit and eight digits at a time
-    /// ([`eight_digits`], four below 10^4; a profile dump writes five numbers for each of up
-    /// to 65,536 samples). Inlined: its callers write records in loops.
+    /// ([`eight_digits`], four below 10^4; a profile dump writes five
+    /// numbers for each of up to 65,536 samples). Inlined: its callers
+    /// write records in loops.
     #[inline(always)]
     pub fn u64s(&mut self, sep: u8, vals: &[u64]) -> &mut Self {
         // A separator and at most 20 digits per number.
