@@ -147,7 +147,7 @@ const SLOT_GONE: u64 = u64::MAX;
 /// Bits of an index word that hold the record's index plus one.
 const INDEX_BITS: u32 = 20;
 
-/// `free_ms` of a live sample.
+/// `free_t` of a live sample.
 const NOT_FREED: u64 = u64::MAX;
 
 /// One sample.
@@ -156,8 +156,9 @@ struct Record {
     state: AtomicU32,
     size: AtomicUsize,
     requested: AtomicUsize,
-    alloc_ms: AtomicU64,
-    free_ms: AtomicU64,
+    /// When it was allocated and freed ([`stamp`]s).
+    alloc_t: AtomicU64,
+    free_t: AtomicU64,
     /// The trace's id in the depot.
     trace: AtomicU32,
 }
@@ -184,28 +185,64 @@ fn thread() -> *mut Thread {
     SLOT.get().cast()
 }
 
-/// Whether profiling is on (the tables are mapped).
-static ON: AtomicBool = AtomicBool::new(false);
-/// The sampling rate in bytes.
-static RATE: AtomicU64 = AtomicU64::new(DEFAULT_RATE);
-/// The record table and the address index (mapped by [`init`]).
-static RECORD_BASE: AtomicUsize = AtomicUsize::new(0);
-static SLOT_BASE: AtomicUsize = AtomicUsize::new(0);
-/// Set once a sample was indexed in the overflow table; until then a
-/// lookup that misses the primary table stops there.
-static SPILLED: AtomicBool = AtomicBool::new(false);
-/// Records handed out so far (the claim cursor).
-static CURSOR: AtomicUsize = AtomicUsize::new(0);
+/// The sampler's read-mostly state, on one cache line. A sample, and the
+/// free of one, read most of it; as statics of their own these were six
+/// lines to fetch, and between samples the program evicts them (callgrind's
+/// cache model, `workloads mixed`: about 4 of a sample's 12 first-level
+/// misses were these).
+#[repr(C, align(64))]
+struct Hot {
+    /// Whether profiling is on.
+    on: AtomicBool,
+    /// The state of the tables ([`tables_ready`]).
+    tables: AtomicU8,
+    /// Set once a sample was indexed in the overflow table; until then a
+    /// lookup that misses the primary table stops there.
+    spilled: AtomicBool,
+    /// The sampling rate in bytes.
+    rate: AtomicU64,
+    /// The record table and the address index (mapped by the first
+    /// sample, see [`tables_ready`]).
+    records: AtomicUsize,
+    slots: AtomicUsize,
+    /// `LA_PROFILE_INTERVAL` in ms (0: none).
+    interval_ms: AtomicU64,
+    /// The start of the process, for interval dumps (see [`now_ms`]).
+    start_ms: AtomicU64,
+    /// Whether the records' times are the time-stamp counter's ticks
+    /// (`sys::time::ticks_steady`), else the coarse clock's nanoseconds;
+    /// and the two clocks when profiling started (see [`stamp`]).
+    steady: AtomicBool,
+    start_stamp: AtomicU64,
+    start_ns: AtomicU64,
+}
+
+static HOT: Hot = Hot {
+    on: AtomicBool::new(false),
+    tables: AtomicU8::new(TABLES_NONE),
+    spilled: AtomicBool::new(false),
+    rate: AtomicU64::new(DEFAULT_RATE),
+    records: AtomicUsize::new(0),
+    slots: AtomicUsize::new(0),
+    interval_ms: AtomicU64::new(0),
+    start_ms: AtomicU64::new(0),
+    steady: AtomicBool::new(false),
+    start_stamp: AtomicU64::new(0),
+    start_ns: AtomicU64::new(0),
+};
+
+/// Records handed out so far (the claim cursor): every sampling thread
+/// writes it, so it has a line of its own, apart from [`HOT`].
+#[repr(C, align(64))]
+struct Cursor(AtomicUsize);
+static CURSOR: Cursor = Cursor(AtomicUsize::new(0));
 /// Freed samples dropped for room, and samples lost (no record or no
 /// index slot free).
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static LOST: AtomicU64 = AtomicU64::new(0);
 /// The counting filter of live samples' addresses.
 static COUNTS: [AtomicU64; FILTER / 16] = [const { AtomicU64::new(0) }; FILTER / 16];
-/// The start of the process, for the `_ms` fields.
-static START_MS: AtomicU64 = AtomicU64::new(0);
-/// `LA_PROFILE_INTERVAL` in ms (0: none), and when the next dump is due.
-static INTERVAL_MS: AtomicU64 = AtomicU64::new(0);
+/// When the next interval dump is due.
 static NEXT_DUMP_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Set while a dump runs (dumps are skipped, not waited for, meanwhile).
 static DUMPING: AtomicBool = AtomicBool::new(false);
@@ -226,9 +263,61 @@ static PER_PROCESS: AtomicBool = AtomicBool::new(false);
 /// one started: this one then writes `path.<pid>` (see `claim_shared`).
 static CLAIMED_ELSEWHERE: AtomicBool = AtomicBool::new(false);
 
-/// Milliseconds since the start of the process.
+/// Milliseconds since the start of the process, by the coarse clock (for
+/// the interval dumps' schedule).
 fn now_ms() -> u64 {
-    sys::now_ms().saturating_sub(START_MS.load(Relaxed))
+    sys::now_ms().saturating_sub(HOT.start_ms.load(Relaxed))
+}
+
+/// A record's time stamp: the time-stamp counter where it is steady, else
+/// the coarse clock (ns). The counter is one instruction: the coarse clock
+/// reads the vDSO's data, a cache line the kernel's timer writes, so a
+/// sample and its free each fetched it anew. A dump turns stamps into
+/// milliseconds since the start ([`Scale`]).
+#[inline(always)]
+fn stamp() -> u64 {
+    if HOT.steady.load(Relaxed) {
+        sys::time::ticks()
+    } else {
+        sys::time::now_coarse_ns()
+    }
+}
+
+/// Turns [`stamp`]s into milliseconds since profiling started: the
+/// counter's rate is what it counted against the fine clock from the start
+/// to the dump. A fixed-point factor (milliseconds per stamp times 2^64),
+/// so that each conversion is one multiplication.
+struct Scale {
+    start: u64,
+    factor: u64,
+}
+
+impl Scale {
+    /// The scale as of now (a dump's).
+    fn now() -> Scale {
+        let start = HOT.start_stamp.load(Relaxed);
+        let ms_per_stamp = if HOT.steady.load(Relaxed) {
+            let stamps = sys::time::ticks().saturating_sub(start);
+            let ns = sys::time::now_ns().saturating_sub(HOT.start_ns.load(Relaxed));
+            if stamps == 0 {
+                0.0
+            } else {
+                ns as f64 / stamps as f64 / 1e6
+            }
+        } else {
+            1e-6
+        };
+        // A stamp is far less than a millisecond (a counter at 1 kHz would
+        // be no clock); the cast saturates all the same.
+        let factor = (ms_per_stamp * 18_446_744_073_709_551_616.0) as u64;
+        Scale { start, factor }
+    }
+
+    /// Stamp `t` in milliseconds since the start.
+    #[inline(always)]
+    fn ms(&self, t: u64) -> u64 {
+        ((u128::from(t.saturating_sub(self.start)) * u128::from(self.factor)) >> 64) as u64
+    }
 }
 
 /// Turns profiling on as `opts` ask; false when it is not asked for or its
@@ -237,12 +326,17 @@ pub fn init(opts: &Options, report: bool) -> bool {
     if !opts.profile_requested() {
         return false;
     }
-    if ON.load(Acquire) {
+    if HOT.on.load(Acquire) {
         return true;
     }
-    START_MS.store(sys::now_ms(), Relaxed);
+    HOT.start_ms.store(sys::now_ms(), Relaxed);
+    let steady = sys::time::ticks_steady();
+    HOT.steady.store(steady, Relaxed);
+    HOT.start_ns.store(sys::time::now_ns(), Relaxed);
+    HOT.start_stamp.store(stamp(), Relaxed);
     START_PID.store(sys::process_id(), Relaxed);
-    RATE.store(opts.profile_rate.unwrap_or(DEFAULT_RATE), Relaxed);
+    HOT.rate
+        .store(opts.profile_rate.unwrap_or(DEFAULT_RATE), Relaxed);
     let path = &opts.profile_path[..opts.profile_path_len];
     for (i, chunk) in path.chunks(8).enumerate() {
         let mut word = [0u8; 8];
@@ -253,12 +347,12 @@ pub fn init(opts: &Options, report: bool) -> bool {
     PER_PROCESS.store(path.windows(2).any(|w| w == b"%p"), Relaxed);
     if let Some(s) = opts.profile_interval_s {
         let ms = s.saturating_mul(1000);
-        INTERVAL_MS.store(ms, Relaxed);
+        HOT.interval_ms.store(ms, Relaxed);
         NEXT_DUMP_MS.store(ms, Relaxed);
     }
     SIGNAL.store(opts.profile_signal, Relaxed);
     // The tables are mapped by the first sample (`tables_ready`).
-    ON.store(true, Release);
+    HOT.on.store(true, Release);
     if report && !path.is_empty() {
         // A path that cannot be written is reported when the program
         // starts, not when it ends. A file of its own is only made when
@@ -332,12 +426,12 @@ extern "C" fn on_signal(_sig: c_int) {
 /// this was measured on, where 65 of the 119 processes of profile-bench's
 /// git script wrote an empty profile).
 pub fn at_exit() {
-    if !ON.load(Acquire) || PATH_LEN.load(Relaxed) == 0 {
+    if !HOT.on.load(Acquire) || PATH_LEN.load(Relaxed) == 0 {
         return;
     }
     let pid = sys::process_id();
     let own_file = PER_PROCESS.load(Relaxed) || pid_suffixed(pid);
-    let nothing = CURSOR.load(Relaxed) == 0 && LOST.load(Relaxed) == 0;
+    let nothing = CURSOR.0.load(Relaxed) == 0 && LOST.load(Relaxed) == 0;
     if own_file && nothing && FILE_PID.load(Relaxed) != pid {
         return;
     }
@@ -405,7 +499,7 @@ unsafe fn sample(t: *mut Thread, p: *mut u8, size: usize, movable: bool) -> *mut
     // The countdown lives in the thread's smp heap, where `malloc`'s fast
     // path counts it down (`smp::alloc_counted`).
     smp::set_sample_left(gap(&mut t.rng));
-    if t.busy != 0 || !ON.load(Acquire) {
+    if t.busy != 0 || !HOT.on.load(Acquire) {
         return p;
     }
     t.busy = 1;
@@ -439,23 +533,47 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The constants of [`neg_ln`] and [`gap`], on one cache line: as
+/// literals the compiler spread them over five, and samples are rare
+/// enough that the program evicts each of them in between (callgrind's
+/// cache model, `workloads mixed`: five first-level misses a sample).
+#[repr(C, align(64))]
+struct LnConsts([f64; 8]);
+
+static LN: LnConsts = LnConsts([
+    1.0,
+    1.0 / 3.0,
+    1.0 / 5.0,
+    1.0 / 7.0,
+    1.0 / 9.0,
+    core::f64::consts::LN_2,
+    core::f64::consts::SQRT_2,
+    1.0 / (1u64 << 53) as f64,
+]);
+
 /// `-ln(u)` for `u` in (0, 1], without libm (the shim does not load it
 /// for one function: every library loaded costs each process resident
-/// memory). `u = m * 2^e` with `m` in [1, 2); `ln(m) = 2 atanh(s)`,
-/// `s = (m - 1) / (m + 1)` in [0, 1/3), by its series to `s^15` (relative
-/// error below 1e-8, far inside the sampler's own randomness).
+/// memory). `u = m * 2^e` with `m` in [1/sqrt(2), sqrt(2)); `ln(m) = 2
+/// atanh(s)`, `s = (m - 1) / (m + 1)` in (-0.172, 0.172), by its series to
+/// `s^9` (error below 1e-9, far inside the sampler's own randomness).
 fn neg_ln(u: f64) -> f64 {
     debug_assert!(u > 0.0 && u <= 1.0);
+    // Read through an opaque reference, so that the constants stay where
+    // they are (one line), not copied into literals.
+    let c = &core::hint::black_box(&LN).0;
     let bits = u.to_bits();
-    let e = ((bits >> 52) & 0x7ff) as i64 - 1023;
-    let m = f64::from_bits((bits & ((1u64 << 52) - 1)) | (1023u64 << 52));
-    let s = (m - 1.0) / (m + 1.0);
-    let s2 = s * s;
-    let mut t = 1.0 / 15.0;
-    for k in [13.0, 11.0, 9.0, 7.0, 5.0, 3.0, 1.0] {
-        t = t * s2 + 1.0 / k;
+    let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    let mut mbits = (bits & ((1u64 << 52) - 1)) | (1023u64 << 52);
+    if f64::from_bits(mbits) > c[6] {
+        // Halve m (one less in its exponent), and count it in e.
+        mbits -= 1u64 << 52;
+        e += 1;
     }
-    -(e as f64 * core::f64::consts::LN_2 + 2.0 * s * t)
+    let m = f64::from_bits(mbits);
+    let s = (m - c[0]) / (m + c[0]);
+    let s2 = s * s;
+    let t = (((c[4] * s2 + c[3]) * s2 + c[2]) * s2 + c[1]) * s2 + c[0];
+    -(e as f64 * c[5] + (s + s) * t)
 }
 
 /// The next gap between samples: exponential with mean `rate`, from
@@ -467,24 +585,31 @@ fn gap(rng: &mut u64) -> i64 {
     x ^= x >> 27;
     *rng = x;
     let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
-    let u = ((r >> 11) + 1) as f64 / (1u64 << 53) as f64;
-    let g = neg_ln(u) * RATE.load(Relaxed) as f64;
-    // At least one byte; a draw beyond i64 (impossible below MAX_RATE)
-    // saturates.
-    (g as i64).max(1)
+    let c = &core::hint::black_box(&LN).0;
+    // Both conversions from i64: exact (below 2^53 and 2^40), and one
+    // instruction each, with no constants of their own.
+    let u = ((r >> 11) + 1) as i64 as f64 * c[7];
+    let rate = HOT.rate.load(Relaxed).min(MAX_RATE) as i64 as f64;
+    let g = neg_ln(u) * rate;
+    debug_assert!((0.0..(1u64 << 47) as f64).contains(&g));
+    // SAFETY: u >= 2^-53 gives -ln(u) <= 36.8, and rate <= 2^40: g is
+    // finite, not negative and below 2^46, well within i64.
+    let g = unsafe { g.to_int_unchecked::<i64>() };
+    // At least one byte.
+    g.max(1)
 }
 
 /// The record table.
 #[inline(always)]
 fn records() -> *const Record {
-    RECORD_BASE.load(Acquire) as *const Record
+    HOT.records.load(Acquire) as *const Record
 }
 
 /// The address index: the primary table's words, then the overflow
 /// table's.
 #[inline(always)]
 fn slots() -> *const AtomicU64 {
-    SLOT_BASE.load(Acquire) as *const AtomicU64
+    HOT.slots.load(Acquire) as *const AtomicU64
 }
 
 /// Record `i`.
@@ -623,7 +748,7 @@ fn index() -> Index {
             base: unsafe { base.add(PRIMARY) },
             bits: SLOTS.trailing_zeros(),
         },
-        spilled: &SPILLED,
+        spilled: &HOT.spilled,
     }
 }
 
@@ -670,33 +795,30 @@ const TABLES_MAPPING: u8 = 1;
 const TABLES_READY: u8 = 2;
 const TABLES_FAILED: u8 = 3;
 
-/// Whether the record table, the index, the trace store and the unwinder's
-/// cache are mapped ([`tables_ready`]).
-static TABLES: AtomicU8 = AtomicU8::new(TABLES_NONE);
-
 /// Whether the tables are mapped, mapping them on the first call. They are
 /// mapped by the first sample, not when the program starts: most processes
 /// of a script take no sample (they allocate less than the rate), and each
 /// would pay five mappings for nothing. A sample taken while another
 /// thread maps them, or after the mapping failed (warned once), is lost.
 fn tables_ready() -> bool {
-    match TABLES.load(Acquire) {
+    match HOT.tables.load(Acquire) {
         TABLES_READY => return true,
         TABLES_NONE => {}
         _ => return false,
     }
-    if TABLES
+    if HOT
+        .tables
         .compare_exchange(TABLES_NONE, TABLES_MAPPING, Acquire, Relaxed)
         .is_err()
     {
-        return TABLES.load(Acquire) == TABLES_READY;
+        return HOT.tables.load(Acquire) == TABLES_READY;
     }
     let records = sys::map_lazy(RECORDS * core::mem::size_of::<Record>());
     let slots = sys::map_lazy((PRIMARY + SLOTS) * 8);
     let ok = match (records, slots, super::depot::init()) {
         (Some(r), Some(s), true) => {
-            SLOT_BASE.store(s.as_ptr() as usize, Release);
-            RECORD_BASE.store(r.as_ptr() as usize, Release);
+            HOT.slots.store(s.as_ptr() as usize, Release);
+            HOT.records.store(r.as_ptr() as usize, Release);
             // Without the cache every sample unwinds: slower, still right.
             super::unwind::init();
             true
@@ -716,7 +838,8 @@ fn tables_ready() -> bool {
             false
         }
     };
-    TABLES.store(if ok { TABLES_READY } else { TABLES_FAILED }, Release);
+    HOT.tables
+        .store(if ok { TABLES_READY } else { TABLES_FAILED }, Release);
     ok
 }
 
@@ -745,8 +868,8 @@ unsafe fn record(p: *mut u8, size: usize) {
     fence(Release);
     r.size.store(usable, Relaxed);
     r.requested.store(size, Relaxed);
-    r.alloc_ms.store(now_ms(), Relaxed);
-    r.free_ms.store(NOT_FREED, Relaxed);
+    r.alloc_t.store(stamp(), Relaxed);
+    r.free_t.store(NOT_FREED, Relaxed);
     r.trace.store(trace, Relaxed);
     r.seq.store(s.wrapping_add(2), Release);
     // The mark sends the block's `free` to the shim's slow path, where
@@ -770,7 +893,7 @@ unsafe fn record(p: *mut u8, size: usize) {
 /// are all live.
 fn claim() -> Option<usize> {
     for _ in 0..256 {
-        let c = CURSOR.fetch_add(1, Relaxed);
+        let c = CURSOR.0.fetch_add(1, Relaxed);
         let i = c & (RECORDS - 1);
         let r = rec(i);
         // On the first pass the record is unused: no read before the
@@ -830,7 +953,7 @@ unsafe fn on_free_slow(p: *mut u8) {
 pub unsafe fn take_sample(p: *mut u8) -> Option<usize> {
     // No index before the first sample mapped it (a filter counter is only
     // raised after that, but read without ordering).
-    if !ON.load(Acquire) || !maybe_sampled(p as usize) || slots().is_null() {
+    if !HOT.on.load(Acquire) || !maybe_sampled(p as usize) || slots().is_null() {
         return None;
     }
     let i = take(p as usize)?;
@@ -843,7 +966,7 @@ pub unsafe fn take_sample(p: *mut u8) -> Option<usize> {
 /// Marks sample `i` (from [`take_sample`]) freed now.
 pub fn finish_free(i: usize) {
     let r = rec(i);
-    r.free_ms.store(now_ms(), Relaxed);
+    r.free_t.store(stamp(), Relaxed);
     r.state.store(FREED, Release);
     maybe_interval_dump();
 }
@@ -873,7 +996,7 @@ pub unsafe fn put_back(p: *mut u8, i: Option<usize>) {
 /// test when no interval is set).
 #[inline(always)]
 fn maybe_interval_dump() {
-    let interval = INTERVAL_MS.load(Relaxed);
+    let interval = HOT.interval_ms.load(Relaxed);
     if interval != 0 {
         interval_dump(interval);
     }
@@ -1079,7 +1202,7 @@ fn write_maps<const N: usize>(w: &mut Writer<N>) {
 /// Appends a dump to the profile file (`LA_PROFILE`, or
 /// `la-profile.%p.raw` when only the signal is set).
 fn dump_to_file() {
-    if !ON.load(Acquire) {
+    if !HOT.on.load(Acquire) {
         return;
     }
     if PATH_LEN.load(Relaxed) == 0 {
@@ -1101,19 +1224,20 @@ fn dump_to_file() {
 /// Writes one dump to `fd`; false when profiling is off or another dump is
 /// being written.
 pub fn dump(fd: c_int) -> bool {
-    if !ON.load(Acquire) || DUMPING.swap(true, Acquire) {
+    if !HOT.on.load(Acquire) || DUMPING.swap(true, Acquire) {
         return false;
     }
     let old = sys::disable_cancel();
     // A larger buffer than the shim's messages use: a dump is long, and
     // each buffer is one `write`.
     let mut w = Writer::<4096>::fd_sized(fd);
+    let scale = Scale::now();
     w.str("la-profile 2\npid ")
         .u64(u64::from(sys::process_id()))
         .str("\nrate ")
-        .u64(RATE.load(Relaxed))
+        .u64(HOT.rate.load(Relaxed))
         .str("\ntime ")
-        .u64(now_ms())
+        .u64(scale.ms(stamp()))
         .str("\ndropped ")
         .u64(DROPPED.load(Relaxed))
         .str("\nlost ")
@@ -1124,7 +1248,7 @@ pub fn dump(fd: c_int) -> bool {
     let used = if records().is_null() {
         0
     } else {
-        CURSOR.load(Relaxed).min(RECORDS)
+        CURSOR.0.load(Relaxed).min(RECORDS)
     };
     super::depot::start_dump();
     let mut frames = [0usize; MAX_FRAMES];
@@ -1140,9 +1264,9 @@ pub fn dump(fd: c_int) -> bool {
         }
         let size = r.size.load(Relaxed);
         let requested = r.requested.load(Relaxed);
-        let alloc_ms = r.alloc_ms.load(Relaxed);
-        let free_ms = if st == FREED {
-            r.free_ms.load(Relaxed)
+        let alloc_t = r.alloc_t.load(Relaxed);
+        let free_t = if st == FREED {
+            r.free_t.load(Relaxed)
         } else {
             NOT_FREED
         };
@@ -1163,7 +1287,8 @@ pub fn dump(fd: c_int) -> bool {
         }
         // A freed sample's numbers in one list (one test for room).
         w.str("s");
-        if free_ms == NOT_FREED {
+        let alloc_ms = scale.ms(alloc_t);
+        if free_t == NOT_FREED {
             w.u64s(b' ', &[size as u64, requested as u64, alloc_ms])
                 .str(" -1")
                 .u64s(b' ', &[u64::from(trace)]);
@@ -1174,7 +1299,7 @@ pub fn dump(fd: c_int) -> bool {
                     size as u64,
                     requested as u64,
                     alloc_ms,
-                    free_ms,
+                    scale.ms(free_t),
                     u64::from(trace),
                 ],
             );
@@ -1211,15 +1336,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stamps_scale_to_milliseconds_since_the_start() {
+        // Half a millisecond a stamp.
+        let s = Scale {
+            start: 1000,
+            factor: 1 << 63,
+        };
+        assert_eq!(s.ms(1000), 0);
+        assert_eq!(s.ms(1010), 5);
+        assert_eq!(s.ms(1011), 5);
+        // A stamp from before the start (another core's counter a little
+        // behind) is the start, not a wrapped number.
+        assert_eq!(s.ms(990), 0);
+        assert_eq!(s.ms(u64::MAX), (u64::MAX - 1000) / 2);
+    }
+
+    #[test]
     fn gaps_have_the_rate_as_mean() {
-        RATE.store(1000, Relaxed);
+        HOT.rate.store(1000, Relaxed);
         let mut rng = seed();
         let n = 200_000;
         let sum: i64 = (0..n).map(|_| gap(&mut rng)).sum();
         let mean = sum as f64 / n as f64;
         // Standard error 1000 / sqrt(200000) ~ 2.2: 5 of them.
         assert!((mean - 1000.0).abs() < 12.0, "mean gap {mean}");
-        RATE.store(DEFAULT_RATE, Relaxed);
+        HOT.rate.store(DEFAULT_RATE, Relaxed);
     }
 
     #[test]
