@@ -165,7 +165,7 @@ struct Record {
 
 /// The sampler's per-thread state: the layout of `struct
 /// liballoc_prof_thread` in `src/sys/c/prof_tls.c`.
-#[repr(C)]
+#[repr(C, align(16))]
 struct Thread {
     /// The xorshift state (0: not seeded yet).
     rng: u64,
@@ -452,6 +452,17 @@ pub unsafe fn on_due(p: *mut u8, size: usize) -> *mut u8 {
     unsafe { sample(thread(), p, size, true) }
 }
 
+/// [`on_due`] for a block that may be [`on_alloc`]'s `movable` or not.
+///
+/// # Safety
+/// As for [`on_alloc`].
+#[cold]
+#[inline(never)]
+pub unsafe fn on_due_as(p: *mut u8, size: usize, movable: bool) -> *mut u8 {
+    // SAFETY: the calling thread's own slot; the caller's promise on p.
+    unsafe { sample(thread(), p, size, movable) }
+}
+
 /// Counts an allocation of `size` requested bytes at `p` (live, just
 /// made) against the calling thread's countdown; samples it when the count
 /// runs out. Returns the block to hand out: `p`, or, when `movable` and
@@ -573,7 +584,8 @@ fn neg_ln(u: f64) -> f64 {
     let s = (m - c[0]) / (m + c[0]);
     let s2 = s * s;
     let t = (((c[4] * s2 + c[3]) * s2 + c[2]) * s2 + c[1]) * s2 + c[0];
-    -(e as f64 * c[5] + (s + s) * t)
+    // Negated by its terms (a negation is a sign mask, one more constant).
+    (-e) as f64 * c[5] - (s + s) * t
 }
 
 /// The next gap between samples: exponential with mean `rate`, from
