@@ -514,7 +514,9 @@ unsafe fn sample(t: *mut Thread, p: *mut u8, size: usize, movable: bool) -> *mut
         return p;
     }
     t.busy = 1;
-    let p = if movable {
+    // Only blocks up to `smp::SAMPLE_BLOCK` move (see
+    // `smp::move_to_sample_page`): a larger one is not asked.
+    let p = if movable && size <= smp::SAMPLE_BLOCK {
         // SAFETY: caller's promise: p is fresh, unused and movable.
         unsafe { smp::move_to_sample_page(p) }
     } else {
@@ -950,10 +952,18 @@ pub unsafe fn on_free(p: *mut u8) {
 #[cold]
 #[inline(never)]
 unsafe fn on_free_slow(p: *mut u8) {
-    // SAFETY: caller's promise (a pointer in the index is a live sample).
-    if let Some(i) = unsafe { take_sample(p) } {
-        finish_free(i);
+    // `take_sample` without the tests `on_free` made (the filter counter
+    // is non-zero, so profiling is on); the index is tested, as there.
+    if slots().is_null() {
+        return;
     }
+    let Some(i) = take(p as usize) else {
+        return;
+    };
+    // SAFETY: caller's promise; a block in the index was marked by
+    // `record` (or `put_back`) when it went in.
+    unsafe { smp::unmark_sampled(p) };
+    finish_free(i);
 }
 
 /// A sampled block about to be freed or moved (`realloc`): removed from

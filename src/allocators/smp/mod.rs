@@ -66,9 +66,9 @@ pub use classify::{
     PtrCheck, alloc_zeroed, free_checked, free_fast, free_fast_marked, free_fast_or,
     free_fast_sized, free_gated_or, live_block_size,
 };
-#[cfg(feature = "preload")]
-pub(crate) use heap::PURGE_DELAY_MS;
 pub use heap::set_purge_delay_ms;
+#[cfg(feature = "preload")]
+pub(crate) use heap::{PURGE_DELAY_MS, SAMPLE_BLOCK};
 pub use purger::set_enabled as set_purge_thread;
 pub use stats::{LA_SMP_CLASSES, huge_live_bytes, la_smp_class_stats, la_smp_stats};
 
