@@ -1069,6 +1069,8 @@ fn file_path(out: &mut [u8; PATH_MAX + 32]) -> usize {
         }
     }
     let digits = &digits[10 - nd..];
+    // Runs of the path copied whole, `%p` replaced by the digits (one copy
+    // per run: every process formats its path when it starts).
     let mut n = 0;
     let mut push = |out: &mut [u8; PATH_MAX + 32], b: &[u8]| {
         let k = b.len().min(PATH_MAX + 31 - n);
@@ -1076,17 +1078,14 @@ fn file_path(out: &mut [u8; PATH_MAX + 32]) -> usize {
         n += k;
     };
     let mut has_pid = false;
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'%' && raw.get(i + 1) == Some(&b'p') {
-            push(out, digits);
-            has_pid = true;
-            i += 2;
-        } else {
-            push(out, &raw[i..i + 1]);
-            i += 1;
-        }
+    let mut rest = raw;
+    while let Some(i) = rest.windows(2).position(|w| w == b"%p") {
+        push(out, &rest[..i]);
+        push(out, digits);
+        has_pid = true;
+        rest = &rest[i + 2..];
     }
+    push(out, rest);
     if !has_pid && pid_suffixed(pid) {
         push(out, b".");
         push(out, digits);

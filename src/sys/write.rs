@@ -15,6 +15,8 @@
 
 use core::ffi::c_void;
 use core::fmt;
+use core::mem::MaybeUninit;
+use core::ptr;
 
 /// Where a [`Writer`] sends its bytes.
 #[derive(Clone, Copy)]
@@ -31,9 +33,11 @@ pub enum Sink {
 const CAP: usize = 512;
 
 /// A formatting buffer of `N` bytes on the stack. Call [`Writer::flush`]
-/// (or drop it) to emit what is buffered.
+/// (or drop it) to emit what is buffered. The buffer starts uninitialised:
+/// only the `len` bytes written so far are ever read (zeroing a profile
+/// dump's 4 KiB buffer cost each dump more than writing a small one).
 pub struct Writer<const N: usize = CAP> {
-    buf: [u8; N],
+    buf: [MaybeUninit<u8>; N],
     len: usize,
     sink: Sink,
 }
@@ -47,7 +51,7 @@ impl Writer {
     /// A writer to a stdio stream.
     pub const fn file(f: *mut libc::FILE) -> Self {
         Writer {
-            buf: [0; CAP],
+            buf: [const { MaybeUninit::uninit() }; CAP],
             len: 0,
             sink: Sink::File(f),
         }
@@ -59,7 +63,7 @@ impl<const N: usize> Writer<N> {
     /// output: fewer `write` calls).
     pub const fn fd_sized(fd: i32) -> Self {
         Writer {
-            buf: [0; N],
+            buf: [const { MaybeUninit::uninit() }; N],
             len: 0,
             sink: Sink::Fd(fd),
         }
@@ -67,7 +71,7 @@ impl<const N: usize> Writer<N> {
 
     /// Emits the buffered bytes.
     pub fn flush(&mut self) {
-        let bytes = &self.buf[..self.len];
+        let bytes = self.written();
         match self.sink {
             Sink::Fd(fd) => {
                 super::fd::write_all(fd, bytes);
@@ -80,13 +84,30 @@ impl<const N: usize> Writer<N> {
         self.len = 0;
     }
 
+    /// The bytes buffered so far.
+    fn written(&self) -> &[u8] {
+        debug_assert!(self.len <= N);
+        // SAFETY: the first `len` bytes of `buf` were written (`len` only
+        // grows over bytes just written).
+        unsafe { core::slice::from_raw_parts(self.buf.as_ptr().cast::<u8>(), self.len) }
+    }
+
+    /// Where the next byte goes (`len` may be `N`: the end).
+    fn at(&mut self) -> *mut u8 {
+        debug_assert!(self.len <= N);
+        // SAFETY: len <= N, inside `buf` or one past its end.
+        unsafe { self.buf.as_mut_ptr().add(self.len).cast::<u8>() }
+    }
+
     /// Appends raw bytes.
     #[inline]
     pub fn bytes(&mut self, s: &[u8]) -> &mut Self {
-        if let Some(room) = self.buf.get_mut(self.len..self.len + s.len()) {
+        if self.len + s.len() <= N {
             // The common case: it fits (a constant-length copy once
             // inlined, as every `str(" ")` is).
-            room.copy_from_slice(s);
+            // SAFETY: s.len() bytes from `len` lie inside `buf`, which `s`
+            // (a shared borrow) cannot overlap.
+            unsafe { ptr::copy_nonoverlapping(s.as_ptr(), self.at(), s.len()) };
             self.len += s.len();
             return self;
         }
@@ -101,7 +122,9 @@ impl<const N: usize> Writer<N> {
             if self.len + chunk.len() > N {
                 self.flush();
             }
-            self.buf[self.len..self.len + chunk.len()].copy_from_slice(chunk);
+            // SAFETY: chunk.len() <= N bytes fit from `len` (flushed when
+            // they did not).
+            unsafe { ptr::copy_nonoverlapping(chunk.as_ptr(), self.at(), chunk.len()) };
             self.len += chunk.len();
         }
         self
@@ -121,30 +144,21 @@ impl<const N: usize> Writer<N> {
         self
     }
 
-    /// Appends `n` (at most 20) bytes that `put` writes: straight into the
-    /// buffer when it has room for them after a flush at most (a dump
-    /// writes millions of numbers), else through a copy.
+    /// Appends `n` (at most 20) bytes that `put` writes, through a copy
+    /// (the numbers' way when the buffer has no room for 20 bytes).
     #[inline]
     fn put(&mut self, n: usize, put: impl FnOnce(&mut [u8])) -> &mut Self {
         debug_assert!(n <= 20);
-        if self.len + n > N {
-            self.flush();
-        }
-        if let Some(room) = self.buf.get_mut(self.len..self.len + n) {
-            put(room);
-            self.len += n;
-            return self;
-        }
         let mut tmp = [0u8; 20];
         put(&mut tmp[..n]);
-        self.bytes_in_pieces(&tmp[..n])
+        self.bytes(&tmp[..n])
     }
 
     /// Appends an unsigned decimal number.
     pub fn u64(&mut self, v: u64) -> &mut Self {
         if self.len + 20 <= N {
             // SAFETY: 20 bytes from `len` lie inside `buf`.
-            let n = unsafe { put_decimal_at(v, self.buf.as_mut_ptr().add(self.len)) };
+            let n = unsafe { put_decimal_at(v, self.at()) };
             self.len += n;
             return self;
         }
@@ -171,7 +185,8 @@ impl<const N: usize> Writer<N> {
             self.flush();
         }
         debug_assert!(self.len + need <= N);
-        let mut at = self.buf[self.len..].as_mut_ptr();
+        let start = self.at();
+        let mut at = start;
         for &v in vals {
             // SAFETY: at most 21 bytes per number from `len` (a separator
             // and what `put_decimal_at` may write), and `need` bytes are
@@ -182,7 +197,7 @@ impl<const N: usize> Writer<N> {
             }
         }
         // SAFETY: `at` moved forward inside `buf` from index `len`.
-        self.len += unsafe { at.offset_from(self.buf[self.len..].as_ptr()) } as usize;
+        self.len += unsafe { at.offset_from(start) } as usize;
         self
     }
 
@@ -218,7 +233,9 @@ impl<const N: usize> Writer<N> {
             w[..2].copy_from_slice(b"0x");
             w[2..10].copy_from_slice(&hex8((top >> 32) as u32));
             w[10..].copy_from_slice(&hex8(top as u32));
-            self.buf[self.len..self.len + 18].copy_from_slice(&w);
+            // SAFETY: 18 bytes from `len` lie inside `buf` (flushed above
+            // when they did not).
+            unsafe { ptr::copy_nonoverlapping(w.as_ptr(), self.at(), 18) };
             self.len += 2 + n;
             return self;
         }
@@ -473,7 +490,7 @@ mod tests {
     fn text(f: impl FnOnce(&mut Writer)) -> std::string::String {
         let mut w = Writer::fd(-1);
         f(&mut w);
-        let s = std::string::String::from_utf8(w.buf[..w.len].to_vec()).unwrap();
+        let s = std::string::String::from_utf8(w.written().to_vec()).unwrap();
         w.len = 0;
         s
     }
@@ -524,13 +541,13 @@ mod tests {
         let mut w = Writer::<28>::fd_sized(-1);
         w.str("0123456789");
         w.hex(0xab);
-        assert_eq!(&w.buf[..w.len], b"01234567890xab");
+        assert_eq!(w.written(), b"01234567890xab");
         w.hex(0x1234_5678_9abc);
-        assert_eq!(&w.buf[..w.len], b"0x123456789abc");
+        assert_eq!(w.written(), b"0x123456789abc");
         // A buffer too small for the fast path takes the other one.
         let mut small = Writer::<8>::fd_sized(-1);
         small.hex(0xdead);
-        assert_eq!(&small.buf[..small.len], b"0xdead");
+        assert_eq!(small.written(), b"0xdead");
     }
 
     #[test]
