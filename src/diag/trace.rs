@@ -185,30 +185,18 @@ fn thread_at(sp: usize) -> Thread {
     tls::get()
 }
 
-/// Finds the library's own code range. Call outside any allocator lock (it
-/// takes the dynamic loader's lock); later calls do nothing.
+/// Finds the library's own code range, from its own program headers
+/// (`loader::own_code`: no lock, no walk over the loaded modules); later
+/// calls do nothing.
 pub fn init() {
     if OWN_INIT.load(Ordering::Acquire) != 0 {
         return;
     }
-    let target = init as fn() as usize;
-    let (mut lo, mut hi) = (0, 0);
-    loader::for_each_module(|m| {
-        let (mut mlo, mut mhi, mut hit) = (usize::MAX, 0, false);
-        for seg in m.segments().filter(|seg| seg.executable) {
-            mlo = mlo.min(seg.lo);
-            mhi = mhi.max(seg.hi);
-            hit |= seg.lo <= target && target < seg.hi;
-        }
-        if !hit {
-            return true;
-        }
-        // Linked into the main program: no range of its own to skip.
-        if !m.is_main_program() {
-            (lo, hi) = (mlo, mhi);
-        }
-        false
-    });
+    // Linked into the main program: no range of its own to skip.
+    let (lo, hi) = match loader::own_code() {
+        (_, _, true) => (0, 0),
+        (lo, hi, false) => (lo, hi),
+    };
     OWN_LO.store(lo, Ordering::Relaxed);
     OWN_SPAN.store(hi - lo, Ordering::Relaxed);
     OWN_INIT.store(1, Ordering::Release);

@@ -747,8 +747,14 @@ unsafe fn realloc_profiled(
     f: u8,
     live: Option<usize>,
 ) -> *mut u8 {
-    // SAFETY: caller's promise: a live block, or not a block at all.
-    let taken = unsafe { profile::take_sample(p) };
+    // A block the lookup found live is on no hiding page: no sample, and
+    // nothing to look up.
+    let taken = if live.is_some() {
+        None
+    } else {
+        // SAFETY: caller's promise: a live block, or not a block at all.
+        unsafe { profile::take_sample(p) }
+    };
     // SAFETY: caller's promise.
     let q = unsafe { realloc_in(p, size, func, f & !PROFILE, live) };
     if q.is_null() {

@@ -1,7 +1,8 @@
 //! The dynamic loader: which module and symbol an address belongs to
 //! (`dladdr`), the loadable segments of every loaded module
-//! (`dl_iterate_phdr`), and the unwind table of the module holding an
-//! address (`_dl_find_object`).
+//! (`dl_iterate_phdr`), the unwind table of the module holding an
+//! address (`_dl_find_object`), and the code of the module this library is
+//! linked into, from its own ELF header (no call at all).
 //!
 //! None allocates. `_dl_find_object` takes no lock (it may run in a
 //! signal handler, and inside `malloc`). The other two take the loader's
@@ -143,6 +144,49 @@ pub fn eh_frame_hdr(addr: usize) -> Option<usize> {
     (eh != 0).then_some(eh)
 }
 
+unsafe extern "C" {
+    /// The ELF header of the module this code is linked into: the linker
+    /// defines the symbol wherever the header is in a loaded segment, as
+    /// it always is for an executable or shared object on Linux.
+    static __ehdr_start: libc::Elf64_Ehdr;
+}
+
+/// Where this library's code lies: the span of the executable segments of
+/// the module it is linked into, and whether that module is the main
+/// program. Read from the module's own ELF header and program headers in
+/// place, with neither the loader's lock nor a walk over every module
+/// (every profiled process learns this when it starts).
+pub fn own_code() -> (usize, usize, bool) {
+    let eh = (&raw const __ehdr_start) as usize;
+    // SAFETY: the linker's symbol is the module's mapped ELF header.
+    let ehdr = unsafe { &*(eh as *const libc::Elf64_Ehdr) };
+    let phdrs = (eh + ehdr.e_phoff as usize) as *const libc::Elf64_Phdr;
+    // SAFETY: the program headers of a loaded module are mapped (the
+    // loader read them from there), e_phnum of them.
+    let ph = unsafe { core::slice::from_raw_parts(phdrs, ehdr.e_phnum as usize) };
+    // The load bias: the segment that maps file offset 0 maps the header.
+    let bias = ph
+        .iter()
+        .find(|p| p.p_type == libc::PT_LOAD && p.p_offset == 0)
+        .map_or(0, |p| eh.wrapping_sub(p.p_vaddr as usize));
+    let (mut lo, mut hi) = (usize::MAX, 0);
+    for p in ph
+        .iter()
+        .filter(|p| p.p_type == libc::PT_LOAD && p.p_flags & libc::PF_X != 0)
+    {
+        let start = bias.wrapping_add(p.p_vaddr as usize);
+        lo = lo.min(start);
+        hi = hi.max(start + p.p_memsz as usize);
+    }
+    // SAFETY: reads the process's auxiliary vector.
+    let main = unsafe { libc::getauxval(libc::AT_PHDR) } as usize == phdrs as usize;
+    if lo > hi {
+        (0, 0, main)
+    } else {
+        (lo, hi, main)
+    }
+}
+
 /// Calls `f` on each loaded module until it returns false
 /// (`dl_iterate_phdr`, under the loader's lock).
 pub fn for_each_module(mut f: impl FnMut(&Module<'_>) -> bool) {
@@ -190,6 +234,28 @@ mod tests {
         });
         assert_eq!(first, 1);
         assert!(address_info(8).is_none());
+    }
+
+    #[test]
+    fn own_code_is_the_executable_segments_holding_this_code() {
+        let here = own_code_is_the_executable_segments_holding_this_code as fn() as usize;
+        let (lo, hi, main) = own_code();
+        assert!(lo <= here && here < hi, "{lo:#x}..{hi:#x} vs {here:#x}");
+        // The same as the loader says.
+        let mut want = None;
+        for_each_module(|m| {
+            let (mut mlo, mut mhi) = (usize::MAX, 0);
+            for s in m.segments().filter(|s| s.executable) {
+                mlo = mlo.min(s.lo);
+                mhi = mhi.max(s.hi);
+            }
+            if mlo <= here && here < mhi {
+                want = Some((mlo, mhi, m.is_main_program()));
+                return false;
+            }
+            true
+        });
+        assert_eq!(want, Some((lo, hi, main)));
     }
 
     #[test]
