@@ -278,7 +278,7 @@ fn alloc_due(p: *mut u8, size: usize) -> *mut u8 {
     if FLAGS.load(Relaxed) & PROFILE != 0 {
         // SAFETY: p is a live block just made by malloc's path (unused,
         // default alignment); PROFILE means profile::init succeeded.
-        return unsafe { profile::on_due(p, size) };
+        return unsafe { profile::on_due(p, size, true) };
     }
     smp::set_sample_left(i64::MAX);
     p
@@ -344,7 +344,7 @@ fn alloc_general_profiled(size: usize, align_log2: u8) -> *mut u8 {
         size,
         // SAFETY: a live block just made and unused, movable as above;
         // PROFILE means profile::init succeeded.
-        |p| unsafe { profile::on_due_as(p, size, movable) },
+        |p| unsafe { profile::on_due(p, size, movable) },
         || {
             let p = smp::alloc_in(cls);
             if p.is_null() {

@@ -199,6 +199,10 @@ struct Hot {
     /// Set once a sample was indexed in the overflow table; until then a
     /// lookup that misses the primary table stops there.
     spilled: AtomicBool,
+    /// Whether the records' times are the time-stamp counter's ticks
+    /// (`sys::time::ticks_steady`), else the coarse clock's nanoseconds
+    /// (see [`stamp`]).
+    steady: AtomicBool,
     /// The sampling rate in bytes.
     rate: AtomicU64,
     /// The record table and the address index (mapped by the first
@@ -209,24 +213,25 @@ struct Hot {
     interval_ms: AtomicU64,
     /// The start of the process, for interval dumps (see [`now_ms`]).
     start_ms: AtomicU64,
-    /// Whether the records' times are the time-stamp counter's ticks
-    /// (`sys::time::ticks_steady`), else the coarse clock's nanoseconds;
-    /// and the two clocks when profiling started (see [`stamp`]).
-    steady: AtomicBool,
+    /// The stamp and the fine clock when profiling started (for
+    /// [`Scale`]).
     start_stamp: AtomicU64,
     start_ns: AtomicU64,
 }
+
+// One line: the flags, then six words.
+const _: () = assert!(core::mem::size_of::<Hot>() == 64);
 
 static HOT: Hot = Hot {
     on: AtomicBool::new(false),
     tables: AtomicU8::new(TABLES_NONE),
     spilled: AtomicBool::new(false),
+    steady: AtomicBool::new(false),
     rate: AtomicU64::new(DEFAULT_RATE),
     records: AtomicUsize::new(0),
     slots: AtomicUsize::new(0),
     interval_ms: AtomicU64::new(0),
     start_ms: AtomicU64::new(0),
-    steady: AtomicBool::new(false),
     start_stamp: AtomicU64::new(0),
     start_ns: AtomicU64::new(0),
 };
@@ -447,18 +452,7 @@ pub fn at_exit() {
 /// As for [`on_alloc`].
 #[cold]
 #[inline(never)]
-pub unsafe fn on_due(p: *mut u8, size: usize) -> *mut u8 {
-    // SAFETY: the calling thread's own slot; the caller's promise on p.
-    unsafe { sample(thread(), p, size, true) }
-}
-
-/// [`on_due`] for a block that may be [`on_alloc`]'s `movable` or not.
-///
-/// # Safety
-/// As for [`on_alloc`].
-#[cold]
-#[inline(never)]
-pub unsafe fn on_due_as(p: *mut u8, size: usize, movable: bool) -> *mut u8 {
+pub unsafe fn on_due(p: *mut u8, size: usize, movable: bool) -> *mut u8 {
     // SAFETY: the calling thread's own slot; the caller's promise on p.
     unsafe { sample(thread(), p, size, movable) }
 }
