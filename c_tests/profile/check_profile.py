@@ -17,6 +17,8 @@ failure about once in 16000 runs per site).
   check_profile.py sites DUMP PROGRAM NOFP_LIB
   check_profile.py threads PARENT_DUMP CHILD_DUMP PROGRAM
   check_profile.py dumps FILE N        FILE holds at least N well-formed dumps
+  check_profile.py times FILE SIZE MS  the samples of at least SIZE bytes
+                                       lived MS milliseconds, by their times
 """
 import math
 import subprocess
@@ -232,6 +234,26 @@ def check_dumps(path, n):
     sys.exit(0 if len(dumps) >= n else 1)
 
 
+def check_times(path, size, ms):
+    """Every sample of at least `size` bytes in the last dump was freed
+    after living about `ms` milliseconds (the program slept that long in
+    between: at least 0.9 ms, at most ms + 1000 on a loaded machine), and
+    the dump's time comes after its free."""
+    dump = parse(path)[-1]
+    big = [s for s in dump["samples"] if s[0] >= size]
+    if not big:
+        fail(f"{path}: no sample of {size} bytes or more")
+    for _size, _req, a_ms, f_ms, _pcs in big:
+        life = f_ms - a_ms
+        print(f"sample at {a_ms} ms freed at {f_ms} ms: {life} ms (slept {ms}); "
+              f"dump at {dump['time']} ms")
+        if f_ms == -1 or not 0.9 * ms <= life <= ms + 1000:
+            fail(f"{path}: a lifetime of {life} ms for a block kept {ms} ms")
+        if dump["time"] < f_ms:
+            fail(f"{path}: dump time {dump['time']} before a free at {f_ms}")
+    sys.exit(0)
+
+
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
     if mode == "sites" and len(sys.argv) == 5:
@@ -240,6 +262,8 @@ if __name__ == "__main__":
         check_threads(*sys.argv[2:])
     elif mode == "dumps" and len(sys.argv) == 4:
         check_dumps(sys.argv[2], int(sys.argv[3]))
+    elif mode == "times" and len(sys.argv) == 5:
+        check_times(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
         print(__doc__)
         sys.exit(2)

@@ -13,7 +13,8 @@
 #    working directory).
 # 4. LA_PROFILE_INTERVAL and LA_PROFILE_SIGNAL on python3 (built without
 #    frame pointers): several well-formed dumps in one file, output
-#    unchanged.
+#    unchanged; a sample's lifetime in milliseconds matches the time the
+#    program kept the block.
 # 5. Bad input: an unwritable path, a zero or absurd rate: one warning,
 #    the program runs and its exit status is unchanged.
 # 6. Profiling changes nothing a program sees: the shim's conformance
@@ -202,6 +203,15 @@ signal_dump() {
     grep -q alive "$TMP/sig.out" && $CHECK dumps "$TMP/sig.raw" 2
 }
 check "LA_PROFILE_SIGNAL=1: SIGUSR2 appends a dump" signal_dump
+# A sample's times are milliseconds by the monotonic clock (the time-stamp
+# counter's ticks scaled at the dump where it is steady): a block that
+# python keeps for 300 ms shows that lifetime.
+lifetimes() {
+    LA_PROFILE=$TMP/life.raw LD_PRELOAD=$SHIM $PYTHON -c \
+        'import time; b = bytearray(8 << 20); time.sleep(0.3); del b; time.sleep(0.1)' || return 1
+    $CHECK times "$TMP/life.raw" 8388608 300
+}
+check "sample times: a block kept 300 ms lives 300 ms in the dump" lifetimes
 
 # ---- 5. bad input
 # bad_input NAME EXPECTED_STDERR VAR=VALUE...: the program runs to its end
