@@ -2,10 +2,11 @@
 //! (`dladdr`), the loadable segments of every loaded module
 //! (`dl_iterate_phdr`), the unwind table of the module holding an
 //! address (`_dl_find_object`), and the code of the module this library is
-//! linked into, from its own ELF header (no call at all).
+//! linked into, from its own ELF header (no call into the loader).
 //!
 //! None allocates. `_dl_find_object` takes no lock (it may run in a
-//! signal handler, and inside `malloc`). The other two take the loader's
+//! signal handler, and inside `malloc`), nor does reading the library's own
+//! headers. `dladdr` and `dl_iterate_phdr` take the loader's
 //! lock, so a caller must not hold a lock that a thread inside the loader
 //! (running a `dl_iterate_phdr` callback, say) could wait for: the debug
 //! allocator gathers what it needs before taking its own locks. `errno` is
@@ -160,6 +161,10 @@ pub fn own_code() -> (usize, usize, bool) {
     let eh = (&raw const __ehdr_start) as usize;
     // SAFETY: the linker's symbol is the module's mapped ELF header.
     let ehdr = unsafe { &*(eh as *const libc::Elf64_Ehdr) };
+    debug_assert!(
+        ehdr.e_ident[..4] == *b"\x7fELF",
+        "__ehdr_start is no ELF header"
+    );
     let phdrs = (eh + ehdr.e_phoff as usize) as *const libc::Elf64_Phdr;
     // SAFETY: the program headers of a loaded module are mapped (the
     // loader read them from there), e_phnum of them.
