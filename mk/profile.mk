@@ -1,6 +1,6 @@
 # The heap profiler of the malloc shim (src/preload/profile.rs): its tests.
 #
-#   make profile-test   known allocation sites, threads and fork, la-run
+#   make profile-test   known allocation sites (read by la-prof too), threads and fork, la-run
 #                       --profile, interval and signal dumps, bad input
 #                       (c_tests/profile/run_tests.sh)
 #   make profile-bench  what profiling costs on the preload workloads, beside
@@ -8,7 +8,7 @@
 #                       the preload tests (benches/profile/cost.py)
 
 .PHONY: profile-test
-profile-test: $(PRELOAD_SO) $(SO_LINK) $(LA_RUN)
+profile-test: $(PRELOAD_SO) $(SO_LINK) $(LA_RUN) $(LA_PROF)
 	CC="$(CC)" CWARN="$(CWARN)" BUILD="$(BUILD)" PYTHON="$(PYTHON)" sh c_tests/profile/run_tests.sh
 
 TESTS += profile-test

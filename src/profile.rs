@@ -10,8 +10,9 @@
 use core::ffi::c_int;
 
 /// Writes the heap profile sampled so far to file descriptor `fd`, in the
-/// raw text format `la-prof` reads (one dump: `la-profile 2` ... `end`;
-/// the descriptor is neither closed nor rewound, so successive dumps
+/// raw format `la-prof` reads (one dump: a text header from
+/// `la-profile 3`, binary trace and sample items, then `end`; the
+/// descriptor is neither closed nor rewound, so successive dumps
 /// append). Allocates nothing and is async-signal-safe.
 ///
 /// Returns true when a dump was written; false when the program does not

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end checks of la-prof on a raw profile made by gen_dump.py from
 the sites program (known call sites in the executable and in a shared
-library built without frame pointers).
+library built without frame pointers): in version 3, the format the
+runtime writes, and in version 2, which la-prof still reads.
 
     check.py LA_PROF SITES_BIN WORKDIR
 
@@ -71,6 +72,24 @@ def pprof_rows(text):
     return rows
 
 
+def check_top(raw, sites, label):
+    """la-prof --top and --top --alloc on `raw` give the expected totals."""
+    for flag, key in (([], "inuse_bytes"), (["--alloc"], "alloc_bytes")):
+        r = run(LA_PROF, raw, *flag)
+        check(r.returncode == 0 and r.stderr == "", "la-prof %s exits 0, quietly%s" % (" ".join(flag), label))
+        rows = top_rows(r.stdout)
+        for name, e in sites.items():
+            if e[key] == 0:
+                check(name not in rows or rows[name][0] == 0, "--top %s: %s has no bytes%s" % (key, name, label))
+            else:
+                got = rows.get(name, (-1, -1))[0]
+                check(close(got, e[key]), "--top %s: %s %.0f, expected %.0f%s" % (key, name, got, e[key], label))
+        total = sum(e[key] for e in sites.values())
+        main_cum = rows.get("main", (0, -1))[1]
+        check(close(main_cum, total - sites["0x10"][key]),
+              "--top %s: main's cum is every symbolized site's bytes%s" % (key, label))
+
+
 def main():
     os.makedirs(WORK, exist_ok=True)
     out = run(SITES)
@@ -79,29 +98,20 @@ def main():
         return 1
     with open(path("sites.out"), "w") as f:
         f.write(out.stdout)
-    gen = run(sys.executable, os.path.join(HERE, "gen_dump.py"), path("sites.out"), path("p.raw"))
-    if gen.returncode != 0:
-        print("FAIL: gen_dump.py: " + gen.stderr)
-        return 1
-    exp = json.loads(gen.stdout)
-    sites = exp["sites"]
+    exp = {}
+    for flag, name in (([], "p.raw"), (["--v2"], "p2.raw")):
+        gen = run(sys.executable, os.path.join(HERE, "gen_dump.py"), *flag, path("sites.out"), path(name))
+        if gen.returncode != 0:
+            print("FAIL: gen_dump.py %s: %s" % (" ".join(flag), gen.stderr))
+            return 1
+        exp[name] = json.loads(gen.stdout)
+    sites = exp["p.raw"]["sites"]
     raw = path("p.raw")
 
-    # --top (the default output), by live bytes and by allocated bytes.
-    for flag, key in (([], "inuse_bytes"), (["--alloc"], "alloc_bytes")):
-        r = run(LA_PROF, raw, *flag)
-        check(r.returncode == 0 and r.stderr == "", "la-prof %s exits 0, quietly" % " ".join(flag))
-        rows = top_rows(r.stdout)
-        for name, e in sites.items():
-            if e[key] == 0:
-                check(name not in rows or rows[name][0] == 0, "--top %s: %s has no bytes" % (key, name))
-            else:
-                got = rows.get(name, (-1, -1))[0]
-                check(close(got, e[key]), "--top %s: %s %.0f, expected %.0f" % (key, name, got, e[key]))
-        total = sum(e[key] for e in sites.values())
-        main_cum = rows.get("main", (0, -1))[1]
-        check(close(main_cum, total - sites["0x10"][key]),
-              "--top %s: main's cum is every symbolized site's bytes" % key)
+    # --top (the default output), by live bytes and by allocated bytes; the
+    # same totals from the same samples in version 2.
+    check_top(raw, sites, "")
+    check_top(path("p2.raw"), exp["p2.raw"]["sites"], " (version 2)")
     r = run(LA_PROF, raw, "--top", "2")
     check(len(top_rows(r.stdout)) == 2, "--top 2 shows two rows")
 
@@ -138,8 +148,8 @@ def main():
         ("objcopy", "--only-keep-debug", lib, stripped + ".debug"),
         ("objcopy", "--strip-debug", "--add-gnu-debuglink=" + stripped + ".debug", lib, stripped)))
     moved = path("split.raw")
-    with open(raw) as f, open(moved, "w") as o:
-        o.write(f.read().replace(" " + lib + "\n", " " + stripped + "\n"))
+    with open(raw, "rb") as f, open(moved, "wb") as o:
+        o.write(f.read().replace((" " + lib + "\n").encode(), (" " + stripped + "\n").encode()))
     r = run(LA_PROF, moved, "--pprof", path("split.pb.gz"))
     g = run("go", "tool", "pprof", "-top", "-lines", path("split.pb.gz"))
     check(ok and r.returncode == 0 and run("readelf", "-S", stripped).stdout.find(".debug_info") < 0
@@ -161,8 +171,10 @@ def main():
     # The chart: a PNG that decodes.
     check(png_ok(outs["chart.png"]), "chart.png is a PNG whose image data inflates to its size")
     one = path("one.raw")
-    with open(raw) as f, open(one, "w") as o:
-        o.write(f.read().split("end\n")[-2] + "end\n")
+    with open(raw, "rb") as f, open(one, "wb") as o:
+        data = f.read()
+        ends = [at for tag, at, _len in items(data) if tag == b"e"]
+        o.write(data[ends[-2] + 4:])
     r = run(LA_PROF, one, "--chart", path("one.png"))
     check(r.returncode == 0 and png_ok(path("one.png")), "a single dump gives a chart too")
     r = run(LA_PROF, one, "--chart", path("nofont.png"), env=dict(os.environ, LA_PROF_FONT="none"))
@@ -202,34 +214,68 @@ def png_ok(p):
     return len(pixels) == h * (1 + w * channels * depth // 8) and w > 100 and h > 100
 
 
+def items(raw):
+    """(tag, offset, length) of each binary item of a version 3 file, dump
+    after dump."""
+    out, pos = [], 0
+    while pos < len(raw):
+        pos = raw.index(b"\ndata\n", pos) + 6
+        tag = None
+        while tag != b"e":
+            tag = raw[pos:pos + 1]
+            if tag == b"t":
+                length = 9 + 8 * struct.unpack_from("<I", raw, pos + 5)[0]
+            else:
+                length = {b"s": 37, b"e": 4}[tag]
+            out.append((tag, pos, length))
+            pos += length
+    return out
+
+
 def bad_inputs():
-    raw = open(path("p.raw")).read()
-    first_end = raw.index("end\n") + 4
+    raw = open(path("p.raw"), "rb").read()
+    every = items(raw)
+    first = {}  # the first item of each kind: its offset
+    for tag, at, _length in every:
+        first.setdefault(tag, at)
+    t, s, e = first[b"t"], first[b"s"], first[b"e"]
+    last_s = every[-2][1]  # the last dump's last sample, before its end
+    tid = struct.unpack_from("<I", raw, t + 1)[0]
+    no_rate = raw.replace(b"rate 65536\n", b"", 1)
+    data_line = no_rate[:no_rate.index(b"\ndata\n")].count(b"\n") + 2
+    v2 = open(path("p2.raw"), "rb").read()
     cases = {
         "missing": (None, r"cannot read .*missing\.raw"),
-        "empty": ("", r"empty\.raw: no dump"),
-        "header": ("la-profile 9\n" + raw[13:], r"header\.raw:1: unsupported format version"),
-        "junk": ("hello\n", r"junk\.raw:1: expected 'la-profile 1'"),
-        "line": (raw[:first_end].replace("rate ", "rate x", 1) + raw[first_end:],
-                 r"line\.raw:3: bad rate 'x"),
-        "frames": (re.sub(r"^t (\d+) (\d+) ", r"t \1 9\2 ", raw, count=1, flags=re.M),
-                   r"frames\.raw:\d+: 9\d+ frames announced but \d+ given"),
-        "pc": (raw.replace("s 1024 1024", "t 99 1 0xzz\ns 1024 1024", 1),
-               r"pc\.raw:\d+: bad return address '0xzz'"),
-        "trace": (re.sub(r"^(s \d+ \d+ \d+ -?\d+) \d+$", r"\1 98", raw, count=1, flags=re.M),
-                  r"trace\.raw:\d+: sample refers to trace 98, not written before it"),
-        "truncated": (raw[:-30], r"truncated\.raw:\d+: truncated dump: the dump that starts at line \d+ has no 'end'"),
-        "nested": (raw[:first_end - 4] + raw[first_end:], r"nested\.raw:\d+: a new dump starts before"),
-        "binary": (None, r"binary\.raw:2: not text \(invalid UTF-8\)"),
-        "zero-rate": (raw.replace("rate 65536", "rate 0"), r"zero-rate\.raw:3: a rate of 0 bytes"),
-        "no-rate": (raw.replace("rate 65536\n", ""), r"no-rate\.raw:\d+: dump has no 'rate' line"),
+        "empty": (b"", r"empty\.raw: no dump"),
+        "header": (b"la-profile 9\n" + raw[13:], r"header\.raw:1: unsupported format version"),
+        "junk": (b"hello\n", r"junk\.raw:1: expected 'la-profile 1'"),
+        "line": (raw.replace(b"rate ", b"rate x", 1), r"line\.raw:3: bad rate 'x"),
+        "frames": (raw[:t + 5] + struct.pack("<I", 65) + raw[t + 9:],
+                   r"frames\.raw: byte %d: trace %d has 65 frames \(at most 64\)" % (t, tid)),
+        "cut-trace": (raw[:t + 13], r"cut-trace\.raw: byte %d: truncated dump: the dump that starts "
+                                    r"at line 1 has no 'end'" % t),
+        "tag": (raw[:s] + b"x" + raw[s + 1:], r"tag\.raw: byte %d: unrecognized item tag 0x78" % s),
+        "trace": (raw[:s + 33] + struct.pack("<I", 98) + raw[s + 37:],
+                  r"trace\.raw: byte %d: sample refers to trace 98, not written before it" % s),
+        "size-0": (raw[:s + 1] + struct.pack("<Q", 0) + raw[s + 9:],
+                   r"size-0\.raw: byte %d: sample of size 0" % s),
+        "truncated": (raw[:-30], r"truncated\.raw: byte %d: truncated dump: the dump that starts at "
+                                 r"line \d+ has no 'end'" % last_s),
+        "end": (raw[:e + 1] + b"N" + raw[e + 2:], r"end\.raw: byte %d: 'e' item not followed by 'nd\\n'" % e),
+        "nested": (raw[:e] + raw[e + 4:],
+                   r"nested\.raw: byte %d: a new dump starts before the previous one's 'end'" % e),
+        "binary": (b"la-profile 2\n\xff\xfe\n", r"binary\.raw:2: not text \(invalid UTF-8\)"),
+        "binary-3": (raw.replace(b"pid 4242", b"pid \xff42", 1), r"binary-3\.raw:2: not text \(invalid UTF-8\)"),
+        "zero-rate": (raw.replace(b"rate 65536\n", b"rate 0\n"), r"zero-rate\.raw:3: a rate of 0 bytes"),
+        "no-rate": (no_rate, r"no-rate\.raw:%d: dump has no 'rate' line" % data_line),
+        # The version 2 reader names lines.
+        "v2-pc": (v2.replace(b"s 1024 1024", b"t 99 1 0xzz\ns 1024 1024", 1),
+                  r"v2-pc\.raw:\d+: bad return address '0xzz'"),
     }
     for name, (text, pattern) in cases.items():
         p = path(name + ".raw")
-        if name == "binary":
-            open(p, "wb").write(b"la-profile 2\n\xff\xfe\n")
-        elif text is not None:
-            open(p, "w").write(text)
+        if text is not None:
+            open(p, "wb").write(text)
         elif os.path.exists(p):
             os.remove(p)
         r = run(LA_PROF, p, "--top")

@@ -2,10 +2,11 @@
 """check_profile.py: checks raw heap profiles of the test programs
 (c_tests/profile/run_tests.sh).
 
-Parses the raw format (see src/preload/profile.rs), symbolizes each
-sample's first frame that lies in the test program (with the program's
-`nm -S` symbol table and `readelf -lW` segments: no other tool), and
-compares the bytes attributed to each site with the truth.
+Parses the raw format, version 3 (see src/preload/profile.rs and
+tools/la-prof/src/raw.rs), symbolizes each sample's first frame that lies
+in the test program (with the program's `nm -S` symbol table and
+`readelf -lW` segments: no other tool), and compares the bytes attributed
+to each site with the truth.
 
 Estimator: a sample of an allocation of s requested bytes at rate R stands
 for w = s / (1 - exp(-s/R)) bytes (each allocation is sampled with
@@ -21,6 +22,7 @@ failure about once in 16000 runs per site).
                                        lived MS milliseconds, by their times
 """
 import math
+import struct
 import subprocess
 import sys
 
@@ -32,14 +34,32 @@ def fail(msg):
     sys.exit(1)
 
 
+# A version 3 sample's free time while its block is live.
+LIVE = 2**64 - 1
+MAX_FRAMES = 64
+
+
 def parse(path):
-    """The dumps in a file: a list of dicts (header fields, maps, samples)."""
-    dumps, cur = [], None
-    with open(path) as f:
-        for n, line in enumerate(f, 1):
-            w = line.rstrip("\n").split(" ")
+    """The dumps in a file, in the raw format version 3 (a text header,
+    then binary items): a list of dicts (header fields, maps, traces,
+    samples). A sample is (size, requested, alloc_ms, free_ms or -1, pcs).
+    Text is named by line, binary items by their byte offset."""
+    with open(path, "rb") as f:
+        data = f.read()
+    dumps, pos, n = [], 0, 1  # n: the line at pos
+    while pos < len(data):
+        cur = None
+        # The text header, up to its `data` line.
+        while True:
+            nl = data.find(b"\n", pos)
+            line = data[pos:len(data) if nl < 0 else nl].decode("utf-8", "replace")
+            if nl < 0:
+                if cur is None and not line.startswith("la-profile"):
+                    fail(f"{path}:{n}: record outside a dump: {line!r}")
+                fail(f"{path}: last dump has no end")
+            w = line.split(" ")
             if w[0] == "la-profile":
-                if cur is not None or w != ["la-profile", "2"]:
+                if cur is not None or w != ["la-profile", "3"]:
                     fail(f"{path}:{n}: unexpected header {line!r}")
                 cur = {"maps": [], "samples": [], "traces": {}}
             elif cur is None:
@@ -49,34 +69,47 @@ def parse(path):
             elif w[0] == "map":
                 lo, hi = (int(x, 16) for x in w[1].split("-"))
                 cur["maps"].append((lo, hi, w[2], int(w[3], 16), " ".join(w[4:])))
-            elif w[0] == "t":
-                tid, nf = int(w[1]), int(w[2])
-                pcs = [int(x, 16) for x in w[3:]]
-                if len(pcs) != nf or nf > 64:
-                    fail(f"{path}:{n}: frame count {nf} but {len(pcs)} frames")
-                if tid in cur["traces"]:
-                    fail(f"{path}:{n}: trace {tid} written twice in one dump")
-                cur["traces"][tid] = pcs
-            elif w[0] == "s":
-                if len(w) != 6:
-                    fail(f"{path}:{n}: sample with {len(w) - 1} fields, not 5")
-                size, req, a_ms, f_ms, tid = (int(x) for x in w[1:6])
-                if tid not in cur["traces"]:
-                    fail(f"{path}:{n}: sample of trace {tid}, not written before it")
-                pcs = cur["traces"][tid]
-                if size < req or (f_ms != -1 and f_ms < a_ms):
-                    fail(f"{path}:{n}: inconsistent sample {line!r}")
-                cur["samples"].append((size, req, a_ms, f_ms, pcs))
-            elif w == ["end"]:
-                for k in ("pid", "rate", "time", "dropped", "lost"):
-                    if k not in cur:
-                        fail(f"{path}: dump without {k}")
-                dumps.append(cur)
-                cur = None
-            else:
+            elif w != ["data"]:
                 fail(f"{path}:{n}: unknown record {line!r}")
-    if cur is not None:
-        fail(f"{path}: last dump has no end")
+            pos, n = nl + 1, n + 1
+            if w == ["data"]:
+                break
+        for k in ("pid", "rate", "time", "dropped", "lost"):
+            if k not in cur:
+                fail(f"{path}: dump without {k}")
+        # The binary items, up to `end\n`.
+        items = pos
+        while True:
+            at, tag = pos, data[pos:pos + 1]
+            if tag == b"t" and pos + 9 <= len(data):
+                tid, nf = struct.unpack_from("<II", data, pos + 1)
+                if nf > MAX_FRAMES:
+                    fail(f"{path}: byte {at}: trace {tid} of {nf} frames, more than {MAX_FRAMES}")
+                pos += 9 + 8 * nf
+                if pos > len(data):
+                    fail(f"{path}: last dump has no end")
+                if tid in cur["traces"]:
+                    fail(f"{path}: byte {at}: trace {tid} written twice in one dump")
+                cur["traces"][tid] = list(struct.unpack_from("<%dQ" % nf, data, at + 9))
+            elif tag == b"s" and pos + 37 <= len(data):
+                size, req, a_ms, f_ms, tid = struct.unpack_from("<QQQQI", data, pos + 1)
+                pos += 37
+                if f_ms == LIVE:
+                    f_ms = -1
+                if tid not in cur["traces"]:
+                    fail(f"{path}: byte {at}: sample of trace {tid}, not written before it")
+                if size < req or (f_ms != -1 and f_ms < a_ms):
+                    fail(f"{path}: byte {at}: inconsistent sample {(size, req, a_ms, f_ms, tid)}")
+                cur["samples"].append((size, req, a_ms, f_ms, cur["traces"][tid]))
+            elif data[pos:pos + 4] == b"end\n":
+                pos += 4
+                break
+            elif tag in (b"t", b"s") or b"end\n".startswith(data[pos:]):
+                fail(f"{path}: last dump has no end")
+            else:
+                fail(f"{path}: byte {at}: unknown record {data[pos:pos + 16]!r}")
+        n += data.count(b"\n", items, pos)
+        dumps.append(cur)
     if not dumps:
         fail(f"{path}: no dump")
     return dumps

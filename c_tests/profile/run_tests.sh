@@ -30,6 +30,7 @@ PYTHON=${PYTHON:-python3}
 ROOT=$(pwd)
 SHIM=$ROOT/$BUILD/liballoc_preload.so
 LA_RUN=$ROOT/$BUILD/la-run
+LA_PROF=$ROOT/$BUILD/la-prof
 OUT=$ROOT/$BUILD/profile
 CHECK="$PYTHON $ROOT/c_tests/profile/check_profile.py"
 TMP=$(mktemp -d /tmp/la_profile.XXXXXX)
@@ -69,6 +70,18 @@ sites() {
     $CHECK sites "$TMP/sites.raw" "$OUT/profile_sites" "$OUT/libprof_nofp.so"
 }
 check "known sites within 4 sd, unwound through a library without frame pointers" sites
+# The converter reads what the runtime writes (c_tests/prof tests it on a
+# generated dump): the sites that keep memory are in its table of live
+# bytes, the churning one in its table of allocated bytes.
+la_prof_reads() {
+    top=$("$LA_PROF" "$TMP/sites.raw" --top 10) || return 1
+    for s in site_big site_live site_leak; do
+        echo "$top" | grep -q " $s\$" || { echo "no $s in:"; echo "$top"; return 1; }
+    done
+    top=$("$LA_PROF" "$TMP/sites.raw" --top 10 --alloc) || return 1
+    echo "$top" | grep -q ' site_churn$' || { echo "no site_churn in:"; echo "$top"; return 1; }
+}
+check "la-prof reads the dump: the known sites in its tables" la_prof_reads
 without_shim() {
     "$OUT/profile_sites" "$TMP/none.raw" | grep -q '^la_profile_dump: not written$' &&
         test ! -s "$TMP/none.raw"
@@ -103,7 +116,11 @@ same_maps() {
 import os, sys
 def maps(path):
     out = set()
-    for line in open(path):
+    # The text header ends at "data"; the binary items follow.
+    for raw in open(path, "rb"):
+        if raw == b"data\n":
+            break
+        line = raw.decode()
         if line.startswith("map "):
             _, span, perms, off, name = line.rstrip("\n").split(" ", 4)
             lo, hi = (int(x, 16) for x in span.split("-"))
@@ -193,7 +210,10 @@ interval() {
     LA_PROFILE=$TMP/int.raw LA_PROFILE_INTERVAL=1 LA_PROFILE_RATE=64k LD_PRELOAD=$SHIM \
         $PYTHON -c "$PY_PROG" >"$TMP/py.out" || return 1
     cmp "$TMP/py.expected" "$TMP/py.out" || return 1
-    $CHECK dumps "$TMP/int.raw" 3
+    $CHECK dumps "$TMP/int.raw" 3 || return 1
+    # The converter charts the snapshots.
+    "$LA_PROF" "$TMP/int.raw" --chart "$TMP/int.png" >/dev/null || return 1
+    test -s "$TMP/int.png"
 }
 check "LA_PROFILE_INTERVAL=1 on python3: snapshots and the exit dump" interval
 signal_dump() {

@@ -60,20 +60,25 @@
 //! (`dl_iterate_phdr`), whose lock is recursive and reset in a child of
 //! `fork()`.
 //!
-//! Dumps. The raw text format (one record per line; a trace is written
-//! once per dump, before the first sample that refers to it, so a dump
-//! costs a few numbers per sample whatever the depth of its stack):
+//! Dumps. The raw format, version 3: a text header, then the traces and
+//! samples as binary items (little-endian, unaligned, back to back), so
+//! that a sample costs a dump a copy of its fields and no formatting; a
+//! trace is written once per dump, before the first sample that refers to
+//! it, so a dump costs a few words per sample whatever the depth of its
+//! stack:
 //!
 //! ```text
-//! la-profile 2
+//! la-profile 3
 //! pid <pid>
 //! rate <bytes>
 //! time <ms since start>
 //! dropped <freed samples dropped for room>
 //! lost <samples not recorded: no free record, index word or trace room>
 //! map <start>-<end> <perms> <offset> <path>       executable mappings with a path
-//! t <trace id> <nframes> <pc>...
-//! s <size> <requested> <alloc_ms> <free_ms|-1> <trace id>
+//! data
+//! 't' u32 id, u32 n, n x u64 pc                  a trace (9 + 8n bytes)
+//! 's' u64 size, u64 requested, u64 alloc_ms,     a sample (37 bytes);
+//!     u64 free_ms, u32 trace id                   free_ms u64::MAX: live
 //! end
 //! ```
 //!
@@ -1236,6 +1241,32 @@ fn dump_to_file() {
     sys::close(fd);
 }
 
+/// Bytes of a dump's trace item: the tag `t`, the trace's id and its frame
+/// count (the `n` return addresses follow, 8 bytes each).
+fn trace_item(trace: u32, n: usize) -> [u8; 9] {
+    debug_assert!(n <= MAX_FRAMES);
+    let mut b = [0u8; 9];
+    b[0] = b't';
+    b[1..5].copy_from_slice(&trace.to_le_bytes());
+    b[5..9].copy_from_slice(&(n as u32).to_le_bytes());
+    b
+}
+
+/// Bytes of a dump's sample item: the tag `s`, the usable and requested
+/// sizes, the allocation and free times in ms (`u64::MAX`: live), and the
+/// trace's id, little-endian.
+#[inline(always)]
+fn sample_item(size: u64, requested: u64, alloc_ms: u64, free_ms: u64, trace: u32) -> [u8; 37] {
+    let mut b = [0u8; 37];
+    b[0] = b's';
+    b[1..9].copy_from_slice(&size.to_le_bytes());
+    b[9..17].copy_from_slice(&requested.to_le_bytes());
+    b[17..25].copy_from_slice(&alloc_ms.to_le_bytes());
+    b[25..33].copy_from_slice(&free_ms.to_le_bytes());
+    b[33..37].copy_from_slice(&trace.to_le_bytes());
+    b
+}
+
 /// Writes one dump to `fd`; false when profiling is off or another dump is
 /// being written.
 pub fn dump(fd: c_int) -> bool {
@@ -1247,7 +1278,7 @@ pub fn dump(fd: c_int) -> bool {
     // each buffer is one `write`.
     let mut w = Writer::<4096>::fd_sized(fd);
     let scale = Scale::now();
-    w.str("la-profile 2\npid ")
+    w.str("la-profile 3\npid ")
         .u64(u64::from(sys::process_id()))
         .str("\nrate ")
         .u64(HOT.rate.load(Relaxed))
@@ -1259,6 +1290,7 @@ pub fn dump(fd: c_int) -> bool {
         .u64(LOST.load(Relaxed))
         .str("\n");
     write_maps(&mut w);
+    w.str("data\n");
     // No record before the tables were mapped.
     let used = if records().is_null() {
         0
@@ -1294,32 +1326,23 @@ pub fn dump(fd: c_int) -> bool {
         // that refers to it (depot entries never change once published).
         if super::depot::first_write(trace) {
             let n = super::depot::frames(trace, &mut frames);
-            w.str("t ").u64(u64::from(trace)).str(" ").u64(n as u64);
+            w.bytes(&trace_item(trace, n));
             for &pc in &frames[..n] {
-                w.str(" ").hex(pc);
+                w.bytes(&(pc as u64).to_le_bytes());
             }
-            w.str("\n");
         }
-        // A freed sample's numbers in one list (one test for room).
-        w.str("s");
-        let alloc_ms = scale.ms(alloc_t);
-        if free_t == NOT_FREED {
-            w.u64s(b' ', &[size as u64, requested as u64, alloc_ms])
-                .str(" -1")
-                .u64s(b' ', &[u64::from(trace)]);
+        let free_ms = if free_t == NOT_FREED {
+            u64::MAX
         } else {
-            w.u64s(
-                b' ',
-                &[
-                    size as u64,
-                    requested as u64,
-                    alloc_ms,
-                    scale.ms(free_t),
-                    u64::from(trace),
-                ],
-            );
-        }
-        w.str("\n");
+            scale.ms(free_t)
+        };
+        w.bytes(&sample_item(
+            size as u64,
+            requested as u64,
+            scale.ms(alloc_t),
+            free_ms,
+            trace,
+        ));
     }
     w.str("end\n");
     w.flush();

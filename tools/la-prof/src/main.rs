@@ -54,7 +54,7 @@ struct Cli {
     /// How many sites the chart draws.
     #[arg(long, value_name = "N", default_value_t = 8)]
     chart_sites: usize,
-    /// Uses a dump that has no `end` line up to its last complete record,
+    /// Uses a dump that has no `end` up to its last complete record,
     /// with a warning, instead of refusing the file.
     #[arg(long)]
     allow_truncated: bool,
@@ -67,17 +67,12 @@ fn write_file(path: &PathBuf, data: &[u8]) -> Result<(), Error> {
 fn run(cli: Cli) -> Result<(), Error> {
     let name = cli.file.display().to_string();
     let bytes = std::fs::read(&cli.file).map_err(|e| Error(format!("cannot read {name}: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
-        Error(format!("{name}:{line}: not text (invalid UTF-8)"))
-    })?;
     let truncated = if cli.allow_truncated {
         raw::Truncated::Keep
     } else {
         raw::Truncated::Reject
     };
-    let dumps = raw::parse(&name, &text, truncated, &mut |w| {
+    let dumps = raw::parse(&name, &bytes, truncated, &mut |w| {
         eprintln!("la-prof: warning: {w}")
     })?;
     let last = dumps.last().expect("parse returns at least one dump");
