@@ -242,6 +242,11 @@ def check_threads(parent_path, child_path, prog_path):
     if parent["pid"] == child["pid"]:
         print("FAIL parent and child dumps have the same pid")
         ok = False
+    # Threads that start together take their first samples together, while
+    # one of them maps the tables: none of those samples may be lost.
+    for name, d in (("parent", parent), ("child", child)):
+        print(f"{'ok  ' if d['lost'] == 0 else 'FAIL'} {d['lost']} samples lost, {name}")
+        ok &= d["lost"] == 0
     alloc, live, _ = attribute(parent, prog)
     rate = parent["rate"]
     n, s = 4 * 8 * 512, 4096

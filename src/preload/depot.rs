@@ -75,6 +75,16 @@ pub fn init() -> bool {
     true
 }
 
+/// In a child of `fork()`: a store that the parent's thread claimed (its
+/// arena published) but had not finished (no index yet) is dropped, so that
+/// the child's [`init`] maps its own instead of waiting for a thread that
+/// is not there.
+pub fn fork_child() {
+    if INDEX.load(Relaxed) == 0 {
+        ARENA.store(0, Relaxed);
+    }
+}
+
 /// Arena word `i` (< [`WORDS`]).
 fn word(i: usize) -> &'static AtomicUsize {
     debug_assert!(i < WORDS);

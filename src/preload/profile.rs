@@ -418,6 +418,13 @@ pub fn on_load() {
 /// child's.
 extern "C" fn fork_child() {
     DUMPING.store(false, Relaxed);
+    // A thread of the parent that was mapping the tables is not in the
+    // child: the child's next sample maps them again (what the parent had
+    // mapped so far stays unused), rather than wait for it forever.
+    let _ = HOT
+        .tables
+        .compare_exchange(TABLES_MAPPING, TABLES_NONE, Relaxed, Relaxed);
+    super::depot::fork_child();
 }
 
 extern "C" fn on_signal(_sig: c_int) {
@@ -812,19 +819,29 @@ const TABLES_FAILED: u8 = 3;
 /// mapped by the first sample, not when the program starts: most processes
 /// of a script take no sample (they allocate less than the rate), and each
 /// would pay five mappings for nothing. A sample taken while another
-/// thread maps them, or after the mapping failed (warned once), is lost.
+/// thread maps them waits for it (the threads a program starts at once
+/// take their first samples together: when they went on without the
+/// tables, a thread preempted while it mapped them cost the others
+/// hundreds of samples). After the mapping failed (warned once), samples
+/// are lost.
 fn tables_ready() -> bool {
-    match HOT.tables.load(Acquire) {
-        TABLES_READY => return true,
-        TABLES_NONE => {}
-        _ => return false,
-    }
-    if HOT
-        .tables
-        .compare_exchange(TABLES_NONE, TABLES_MAPPING, Acquire, Relaxed)
-        .is_err()
-    {
-        return HOT.tables.load(Acquire) == TABLES_READY;
+    loop {
+        match HOT.tables.load(Acquire) {
+            TABLES_READY => return true,
+            TABLES_FAILED => return false,
+            // Another thread maps them: a few system calls. A child of
+            // `fork()` taken meanwhile starts over (see `fork_child`).
+            TABLES_MAPPING => sys::thread::yield_now(),
+            _ => {
+                if HOT
+                    .tables
+                    .compare_exchange(TABLES_NONE, TABLES_MAPPING, Acquire, Relaxed)
+                    .is_ok()
+                {
+                    break;
+                }
+            }
+        }
     }
     let records = sys::map_lazy(RECORDS * core::mem::size_of::<Record>());
     let slots = sys::map_lazy((PRIMARY + SLOTS) * 8);
