@@ -393,6 +393,13 @@ pub fn current_or_init() -> *mut Heap {
     if h.is_null() {
         return h;
     }
+    // A heap from the pool still holds its last thread's sampling
+    // countdown. The sampler starts each thread's count at its first
+    // allocation (a count of 0 sends it there), and a count carried over
+    // would have that start skip the sample it was due: exited threads'
+    // successors then lost about one sample each.
+    // SAFETY: a heap just taken from the pool: no other thread uses it.
+    unsafe { (*h).sample_left.set(0) };
     set_heap(h);
     // Without a key (all taken) the heap still works; it is just not
     // abandoned when the thread exits.
@@ -445,5 +452,32 @@ mod tests {
         blocks.dedup();
         assert!(blocks.len() >= 3);
         assert!(index_of(ptr::null_mut()).is_none());
+    }
+
+    #[test]
+    fn a_reused_heap_starts_a_new_sampling_count() {
+        // A thread leaves a count in its heap and exits; the next thread
+        // usually gets that heap back (the pool is a stack; other tests'
+        // threads may take it first, so several rounds are tried). No one
+        // else counts, so every heap handed out must hold 0.
+        let mut reused = 0;
+        let mut last = 0usize;
+        for round in 0..16i64 {
+            let h = std::thread::spawn(move || {
+                let h = current_or_init();
+                assert!(!h.is_null());
+                // SAFETY: the calling thread's own heap.
+                let left = unsafe { (*h).sample_left.get() };
+                // SAFETY: as above.
+                unsafe { (*h).sample_left.set(-1000 - round) };
+                (h as usize, left)
+            })
+            .join()
+            .unwrap();
+            assert_eq!(h.1, 0, "round {round}: a heap kept its last thread's count");
+            reused += usize::from(h.0 == last);
+            last = h.0;
+        }
+        assert!(reused > 0, "no heap was handed out twice");
     }
 }
