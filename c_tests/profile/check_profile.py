@@ -260,6 +260,16 @@ def check_threads(parent_path, child_path, prog_path):
                  sd(512, 8192, child["rate"]))
     ok &= expect("thread_site live, child (inherited)", _clive.get("thread_site", 0.0),
                  n * s, sd(n, s, rate))
+    # After the fork both ran twin_site (512 blocks of 6001 + 8 i bytes):
+    # a child that drew its parent's gaps would sample the same blocks.
+    twins = []
+    for d in (parent, child):
+        twins.append(sorted(r for _, r, _, _, _ in d["samples"]
+                            if 6001 <= r < 6001 + 8 * 512 and (r - 6001) % 8 == 0))
+    same = twins[0] == twins[1]
+    print(f"{'FAIL' if same else 'ok  '} twin_site: the parent sampled {len(twins[0])} blocks,"
+          f" the child {len(twins[1])}, {'the same' if same else 'not the same'}")
+    ok &= not same
     sys.exit(0 if ok else 1)
 
 

@@ -7,6 +7,10 @@
  * by the time of the dump); then the process forks, and the child
  * allocates 4 MiB in 8 KiB blocks (child_site) and exits normally, writing
  * its own profile. The parent waits for it and exits 0 if it exited 0.
+ * After the fork both allocate the same sequence of blocks (twin_site: 512
+ * blocks of 6001 + 8 i bytes, then freed): the sizes each one's
+ * profile sampled tell whether the child drew its own samples or repeated
+ * the parent's.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -41,6 +45,16 @@ __attribute__((noinline)) static void child_site(void) {
     }
 }
 
+static void *twins[512];
+
+__attribute__((noinline)) static void twin_site(void) {
+    for (int i = 0; i < 512; i++) {
+        twins[i] = malloc(6001 + 8 * (size_t)i);
+        memset(twins[i], 3, 16);
+    }
+    for (int i = 0; i < 512; i++) free(twins[i]);
+}
+
 int main(void) {
     for (int r = 0; r < ROUNDS; r++) {
         pthread_t t[THREADS];
@@ -52,9 +66,11 @@ int main(void) {
     pid_t pid = fork();
     if (pid < 0) return 4;
     if (pid == 0) {
+        twin_site();
         child_site();
         exit(0);
     }
+    twin_site();
     int status = 0;
     if (waitpid(pid, &status, 0) != pid) return 5;
     printf("child %d\n", (int)pid);

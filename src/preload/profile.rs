@@ -425,6 +425,16 @@ extern "C" fn fork_child() {
         .tables
         .compare_exchange(TABLES_MAPPING, TABLES_NONE, Relaxed, Relaxed);
     super::depot::fork_child();
+    // The child's thread holds the parent's generator, and would draw the
+    // same gaps: sample the same allocations as the parent, whatever they
+    // both do next. It gets a generator of its own (the process id mixed
+    // in: the seed's other inputs can be the parent's too). The count in
+    // progress stays: it is as good as a fresh one.
+    // SAFETY: the calling thread's own slot.
+    let t = unsafe { &mut *thread() };
+    if t.rng != 0 {
+        t.rng = mix(seed() ^ u64::from(sys::process_id())) | 1;
+    }
 }
 
 extern "C" fn on_signal(_sig: c_int) {
