@@ -356,7 +356,11 @@ fn parse_cie(at: usize) -> Option<Cie> {
 /// live values, so that they stay in registers; the others go to [`rare`]
 /// (out of line). With every operation in one loop, the compiler kept the
 /// location and the bound on the stack, and an operation cost about 44
-/// instructions.
+/// instructions. The three most frequent (an advance, then
+/// `DW_CFA_def_cfa_offset`, then `DW_CFA_offset`: a `push` in a prologue
+/// or an epilogue is one of each) are tested before the jump table; with
+/// the row's rules as locals, that took a program run from about 670
+/// instructions to 640 (callgrind, `git log -p` profiled at a 2 KiB rate).
 fn run(
     p: &mut Bytes,
     cie: &Cie,
@@ -365,7 +369,14 @@ fn run(
     out: &mut Row,
     init: &Row,
 ) -> Option<()> {
-    let mut r = *out;
+    // The row's three rules as locals of their own, never borrowed: so
+    // they stay in registers (as one `Row` they lived on the stack, and a
+    // `DW_CFA_def_cfa_offset` cost a load and two stores).
+    let Row {
+        mut cfa,
+        mut fp,
+        mut ret,
+    } = *out;
     // DW_CFA_remember_state's stack (not cleared: only the entries below
     // `depth` are read).
     let mut saved = Saved {
@@ -380,31 +391,45 @@ fn run(
         let op = unsafe { *(at as *const u8) };
         at += 1;
         let arg = u64::from(op & 0x3f);
-        // One jump on the whole byte: the primary opcodes, and the
-        // extended ones that every function's program has (a prologue's
-        // offsets, each epilogue's remember/restore pair) without a call.
-        match op {
+        // The three operations that make up most programs first, tested
+        // in the order of their frequency (advances, then CFA offsets, then
+        // saved registers: a push is one of each), without a jump table.
+        if op & 0xc0 == 0x40 {
             // DW_CFA_advance_loc
-            0x40..=0x7f => {
-                loc = loc.wrapping_add((arg * ca) as usize);
-                if loc > pc {
-                    break;
-                }
+            loc = loc.wrapping_add((arg * ca) as usize);
+            if loc > pc {
+                break;
             }
-            // DW_CFA_offset
-            0x80..=0xbf => {
-                let (v, next) = uleb_at(at, end)?;
-                at = next;
-                set_saved(&mut r, arg, (v as i64).wrapping_mul(da));
-            }
-            // DW_CFA_restore
-            0xc0..=0xff => restore(&mut r, init, arg),
+            continue;
+        }
+        if op == 0x0e {
             // DW_CFA_def_cfa_offset
-            0x0e => {
-                let (v, next) = uleb_at(at, end)?;
-                at = next;
-                r.cfa = with_offset(r.cfa, v as i64);
+            let (v, next) = uleb_at(at, end)?;
+            at = next;
+            cfa = with_offset(cfa, v as i64);
+            continue;
+        }
+        if op & 0xc0 == 0x80 {
+            // DW_CFA_offset
+            let (v, next) = uleb_at(at, end)?;
+            at = next;
+            let off = (v as i64).wrapping_mul(da);
+            match arg {
+                RBP => fp = Fp::AtCfa(off),
+                RA => ret = Ret::AtCfa(off),
+                _ => {}
             }
+            continue;
+        }
+        // The others every function's program has (each epilogue's
+        // remember/restore pair) without a call.
+        match op {
+            // DW_CFA_restore
+            0xc0..=0xff => match arg {
+                RBP => fp = init.fp,
+                RA => ret = init.ret,
+                _ => {}
+            },
             // DW_CFA_advance_loc1
             0x02 => {
                 if at >= end {
@@ -420,7 +445,7 @@ fn run(
             }
             // DW_CFA_remember_state
             0x0a => {
-                saved.rows.get_mut(saved.depth)?.write(r);
+                saved.rows.get_mut(saved.depth)?.write(Row { cfa, fp, ret });
                 saved.depth += 1;
             }
             // DW_CFA_restore_state: the CFA's rule with the registers', as
@@ -429,11 +454,13 @@ fn run(
                 saved.depth = saved.depth.checked_sub(1)?;
                 // SAFETY: entries below `saved.depth` were written by
                 // DW_CFA_remember_state.
-                r = unsafe { saved.rows[saved.depth].assume_init() };
+                Row { cfa, fp, ret } = unsafe { saved.rows[saved.depth].assume_init() };
             }
             _ => {
                 p.at = at;
+                let mut r = Row { cfa, fp, ret };
                 let next = rare(op, p, cie, loc, &mut r, init)?;
+                Row { cfa, fp, ret } = r;
                 at = p.at;
                 loc = next;
                 if loc > pc {
@@ -443,7 +470,7 @@ fn run(
         }
     }
     p.at = at;
-    *out = r;
+    *out = Row { cfa, fp, ret };
     Some(())
 }
 
