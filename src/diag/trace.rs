@@ -205,7 +205,32 @@ pub fn init() {
 /// Whether `addr` lies in the library's own code.
 #[inline(always)]
 pub fn is_own(addr: usize) -> bool {
-    addr.wrapping_sub(OWN_LO.load(Ordering::Relaxed)) < OWN_SPAN.load(Ordering::Relaxed)
+    own_code().contains(addr)
+}
+
+/// The library's own code, read once for a loop that tests many
+/// addresses (the loads of [`is_own`] are not moved out of one).
+#[inline(always)]
+pub fn own_code() -> OwnCode {
+    OwnCode {
+        lo: OWN_LO.load(Ordering::Relaxed),
+        span: OWN_SPAN.load(Ordering::Relaxed),
+    }
+}
+
+/// The library's executable range, as [`own_code`] read it.
+#[derive(Clone, Copy)]
+pub struct OwnCode {
+    lo: usize,
+    span: usize,
+}
+
+impl OwnCode {
+    /// Whether `addr` lies in it.
+    #[inline(always)]
+    pub fn contains(self, addr: usize) -> bool {
+        addr.wrapping_sub(self.lo) < self.span
+    }
 }
 
 /// The frame pointer register: the calling function's frame (frame

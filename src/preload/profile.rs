@@ -496,8 +496,8 @@ pub unsafe fn on_due(p: *mut u8, size: usize, movable: bool) -> *mut u8 {
 #[inline(always)]
 pub unsafe fn on_alloc(p: *mut u8, size: usize, movable: bool) -> *mut u8 {
     if smp::count_down(size) {
-        // SAFETY: the calling thread's own slot; the caller's promise on p.
-        return unsafe { sample(thread(), p, size, movable) };
+        // SAFETY: the caller's promise.
+        return unsafe { on_due(p, size, movable) };
     }
     p
 }
@@ -506,10 +506,12 @@ pub unsafe fn on_alloc(p: *mut u8, size: usize, movable: bool) -> *mut u8 {
 /// it moves to, see [`on_alloc`]) unless this thread is already recording
 /// (an allocation made by the unwinder). Returns the block to hand out.
 ///
+/// Inlined into [`on_due`], its one caller: one call, not two, per
+/// sample.
+///
 /// # Safety
 /// `t` is the calling thread's slot; as for [`on_alloc`] on the rest.
-#[cold]
-#[inline(never)]
+#[inline(always)]
 unsafe fn sample(t: *mut Thread, p: *mut u8, size: usize, movable: bool) -> *mut u8 {
     // SAFETY: caller's promise: the calling thread's own slot.
     let t = unsafe { &mut *t };

@@ -99,6 +99,7 @@ struct Walked {
 fn fp_walk(out: &mut [MaybeUninit<usize>; MAX_FRAMES]) -> Option<Walked> {
     let mut fp = trace::frame_pointer();
     let (lo, hi) = trace::stack_bounds(fp);
+    let own = trace::own_code();
     let mut n = 0;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut last = fp;
@@ -113,7 +114,7 @@ fn fp_walk(out: &mut [MaybeUninit<usize>; MAX_FRAMES]) -> Option<Walked> {
         if ret == 0 {
             break;
         }
-        if n > 0 || !trace::is_own(ret) {
+        if n > 0 || !own.contains(ret) {
             if n == MAX_FRAMES {
                 break;
             }
