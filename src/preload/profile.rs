@@ -760,6 +760,7 @@ fn insert(p: usize, i: usize) -> bool {
 
 /// Removes block `p` from the index (and its count from the filter); its
 /// record's index when it was a live sample.
+#[inline(always)]
 fn take(p: usize) -> Option<usize> {
     let i = index().take(p)?;
     count(p, false);
@@ -991,7 +992,7 @@ unsafe fn on_free_slow(p: *mut u8) {
     // SAFETY: caller's promise; a block in the index was marked by
     // `record` (or `put_back`) when it went in.
     unsafe { smp::unmark_sampled(p) };
-    finish_free(i);
+    finish_free_inline(i);
 }
 
 /// A sampled block about to be freed or moved (`realloc`): removed from
@@ -1015,6 +1016,12 @@ pub unsafe fn take_sample(p: *mut u8) -> Option<usize> {
 
 /// Marks sample `i` (from [`take_sample`]) freed now.
 pub fn finish_free(i: usize) {
+    finish_free_inline(i);
+}
+
+/// [`finish_free`], inlined into the sampled `free` ([`on_free_slow`]).
+#[inline(always)]
+fn finish_free_inline(i: usize) {
     let r = rec(i);
     r.free_t.store(stamp(), Relaxed);
     r.state.store(FREED, Release);
