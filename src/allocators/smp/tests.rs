@@ -642,6 +642,10 @@ fn vtable_alloc_rejects_what_the_contract_rejects() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "preload",
+    ignore = "smp is the test process's own malloc here"
+)]
 fn the_only_page_of_a_class_empties_on_the_fast_path_and_is_kept_while_used() {
     let h = thread::current_or_init();
     assert!(!h.is_null());
@@ -720,6 +724,10 @@ fn the_only_page_of_a_class_empties_on_the_fast_path_and_is_kept_while_used() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "preload",
+    ignore = "smp is the test process's own malloc here"
+)]
 fn free_pages_stay_committed_for_the_purge_delay() {
     // A long delay first, so that no purge pass run by the frees below
     // decommits anything on its own.
@@ -1178,6 +1186,10 @@ fn a_free_page_goes_back_to_the_class_it_last_held() {
 }
 
 #[test]
+#[cfg_attr(
+    feature = "preload",
+    ignore = "smp is the test process's own malloc here"
+)]
 fn a_thread_without_a_heap_sees_the_empty_heap_and_never_writes_it() {
     fn empty_heap_is_zero() -> bool {
         let p = thread::empty() as *const u8;
