@@ -165,42 +165,6 @@ impl<const N: usize> Writer<N> {
         self.put(digits(v), |out| put_decimal(v, out))
     }
 
-    /// Appends each of `vals` in decimal, each after a `sep` byte: the
-    /// numbers of a record line, with one test for room for all of them,
-    /// no bounds test per digit and eight digits at a time
-    /// ([`eight_digits`], four below 10^4; a profile dump writes five
-    /// numbers for each of up to 65,536 samples). Inlined: its callers
-    /// write records in loops.
-    #[inline(always)]
-    pub fn u64s(&mut self, sep: u8, vals: &[u64]) -> &mut Self {
-        // A separator and at most 20 digits per number.
-        let need = vals.len() * 21;
-        if need > N {
-            for &v in vals {
-                self.bytes(&[sep]).u64(v);
-            }
-            return self;
-        }
-        if self.len + need > N {
-            self.flush();
-        }
-        debug_assert!(self.len + need <= N);
-        let start = self.at();
-        let mut at = start;
-        for &v in vals {
-            // SAFETY: at most 21 bytes per number from `len` (a separator
-            // and what `put_decimal_at` may write), and `need` bytes are
-            // free there (flushed above when they were not).
-            unsafe {
-                *at = sep;
-                at = at.add(1 + put_decimal_at(v, at.add(1)));
-            }
-        }
-        // SAFETY: `at` moved forward inside `buf` from index `len`.
-        self.len += unsafe { at.offset_from(start) } as usize;
-        self
-    }
-
     /// Appends an unsigned decimal number right-aligned in `width` columns.
     pub fn u64_w(&mut self, v: u64, width: usize) -> &mut Self {
         self.repeat(b' ', width.saturating_sub(digits(v)));
@@ -220,8 +184,8 @@ impl<const N: usize> Writer<N> {
         // Digits of v, at least one.
         let n = ((usize::BITS - (v | 1).leading_zeros()) as usize).div_ceil(4);
         if N >= 18 {
-            // Straight into the buffer (a profile dump writes a code address
-            // for every frame of every trace): all 18 bytes of `0x` and 16
+            // Straight into the buffer (a report writes a code address for
+            // every frame of every trace): all 18 bytes of `0x` and 16
             // digits, the value shifted so that its first digit comes first;
             // the length counts only the `0x` and its `n` digits, and the
             // rest is written over next.
@@ -239,8 +203,8 @@ impl<const N: usize> Writer<N> {
             self.len += 2 + n;
             return self;
         }
-        // All 16 digits at once, eight per word (a profile dump writes a
-        // code address for every frame of every trace).
+        // All 16 digits at once, eight per word (a report writes a code
+        // address for every frame of every trace).
         let mut buf = [0u8; 18];
         buf[2..10].copy_from_slice(&hex8((v as u64 >> 32) as u32));
         buf[10..18].copy_from_slice(&hex8(v as u32));
@@ -380,8 +344,8 @@ fn eight_digits(v: u32) -> u64 {
 /// `'0'` in every byte of a word.
 const ZEROS: u64 = 0x3030_3030_3030_3030;
 
-/// [`put_eight_at`] for `v` below 10^4 (most numbers of a profile's
-/// records: times, trace ids), in half the steps: one 4-byte store.
+/// [`put_eight_at`] for `v` below 10^4 (most numbers the shim writes:
+/// counts, times, ids), in half the steps: one 4-byte store.
 ///
 /// # Safety
 /// The 4 bytes from `at` are writable.
@@ -551,55 +515,6 @@ mod tests {
     }
 
     #[test]
-    fn number_lists_match_one_number_at_a_time() {
-        // Every digit count, both sides of each power of ten.
-        let mut vals = std::vec::Vec::new();
-        let mut p = 1u64;
-        for _ in 0..20 {
-            vals.extend([p - 1, p, p + 1, p.wrapping_mul(7)]);
-            p = p.wrapping_mul(10);
-        }
-        vals.push(u64::MAX);
-        for chunk in vals.chunks(5) {
-            let want = text(|w| {
-                for &v in chunk {
-                    w.str(" ").u64(v);
-                }
-            });
-            assert_eq!(
-                text(|w| {
-                    w.u64s(b' ', chunk);
-                }),
-                want
-            );
-        }
-        assert_eq!(
-            text(|w| {
-                w.str("s").u64s(b' ', &[]);
-            }),
-            "s"
-        );
-        // A list longer than the buffer goes a number at a time.
-        let got = through_pipe(|out| {
-            out.str("abc").u64s(b',', &[12, 3]);
-            out.u64s(b' ', &[1, 22, 333]);
-        });
-        assert_eq!(got, b"abc,12,3 1 22 333");
-        // One that does not fit what is left is written after a flush.
-        let (r, w) = super::super::fd::pipe().unwrap();
-        {
-            let mut out = Writer::<32>::fd_sized(w);
-            out.str("0123456789abcdefghij").u64s(b' ', &[4_294_967_296]);
-            assert_eq!(out.len, 11, "flushed before the number");
-        }
-        super::super::fd::close(w);
-        let mut buf = [0u8; 64];
-        let n = super::super::fd::read_full(r, &mut buf);
-        super::super::fd::close(r);
-        assert_eq!(&buf[..n], b"0123456789abcdefghij 4294967296");
-    }
-
-    #[test]
     fn digit_counts_at_every_power_of_ten() {
         let mut p = 1u64;
         for n in 1..=20 {
@@ -628,7 +543,7 @@ mod tests {
     }
 
     #[test]
-    fn record_numbers_are_written_as_decimals() {
+    fn numbers_are_written_as_decimals() {
         let mut vals = std::vec![0u64, u64::MAX, u64::MAX - 1];
         let mut p = 1u64;
         for _ in 0..20 {
@@ -642,13 +557,6 @@ mod tests {
             x ^= x << 17;
             // Every length, not only the long ones a uniform draw gives.
             vals.push(x >> (x % 64));
-        }
-        for chunk in vals.chunks(5) {
-            let got = text(|w| {
-                w.u64s(b' ', chunk);
-            });
-            let want: std::string::String = chunk.iter().map(|v| std::format!(" {v}")).collect();
-            assert_eq!(got, want);
         }
         // One at a time, and every number up to six digits (each digit in
         // each lane of the eight-digit split).
