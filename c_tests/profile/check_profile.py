@@ -282,6 +282,32 @@ def check_dumps(path, n):
     sys.exit(0 if len(dumps) >= n else 1)
 
 
+def check_kept(path, kept):
+    """profile_every.c at a rate of 1 byte: no sample lost, hundreds
+    taken, and live at exit exactly the `kept` blocks of 3001, 4001, ...
+    bytes it kept, beside at most a few of the C library's own (stdio's
+    buffers): had a sampled block's free gone unseen, it would be live
+    here."""
+    dump = parse(path)[-1]
+    kept = int(kept)
+    if dump["lost"] != 0:
+        fail(f"{path}: {dump['lost']} samples lost")
+    samples = dump["samples"]
+    if len(samples) < 150:
+        fail(f"{path}: only {len(samples)} samples at a rate of 1 byte")
+    live = [s for s in samples if s[3] == -1]
+    mine = sorted(s[1] for s in live if s[1] in {3001 + 1000 * k for k in range(kept)})
+    print(f"{len(samples)} samples, {len(live)} live, kept: {mine}")
+    if mine != [3001 + 1000 * k for k in range(kept)]:
+        fail(f"{path}: the kept blocks live in the dump: {mine}")
+    if len(live) > kept + 4:
+        fail(f"{path}: {len(live)} live samples, {kept} kept: frees went unseen")
+    for size, req, _a, _f, _pcs in samples:
+        if size < req:
+            fail(f"{path}: a sample of {req} bytes with {size} usable")
+    sys.exit(0)
+
+
 def check_times(path, size, ms):
     """Every sample of at least `size` bytes in the last dump was freed
     after living about `ms` milliseconds (the program slept that long in
@@ -310,6 +336,8 @@ if __name__ == "__main__":
         check_threads(*sys.argv[2:])
     elif mode == "dumps" and len(sys.argv) == 4:
         check_dumps(sys.argv[2], int(sys.argv[3]))
+    elif mode == "kept" and len(sys.argv) == 4:
+        check_kept(sys.argv[2], sys.argv[3])
     elif mode == "times" and len(sys.argv) == 5:
         check_times(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:

@@ -19,7 +19,11 @@
 #    the program runs and its exit status is unchanged.
 # 6. Profiling changes nothing a program sees: the shim's conformance
 #    program and its thread/fork churn pass with a sample every 4 KiB and
-#    a dump every second, and every process's dump is well-formed.
+#    a dump every second, and every process's dump is well-formed. With
+#    every allocation sampled (profile_every.c), the malloc API behaves on
+#    sampled blocks as on any (sizes, alignment, contents, zeroing,
+#    realloc's copies), and every free is seen: only the blocks the
+#    program kept are live in the dump.
 #
 # Environment: CC, CWARN, BUILD, PYTHON (from mk/profile.mk).
 set -u
@@ -60,6 +64,7 @@ build $CC $CWARN -O2 -g -fno-omit-frame-pointer -o "$OUT/profile_threads" \
     c_tests/profile/profile_threads.c -lpthread
 build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_conformance" c_tests/preload_conformance.c
 build $CC $CWARN -O2 -g -Ic_tests -o "$OUT/preload_churn" c_tests/preload_churn.c -lpthread
+build $CC $CWARN -O2 -g -o "$OUT/profile_every" c_tests/profile/profile_every.c -ldl
 
 # ---- 1. known sites
 sites() {
@@ -279,6 +284,12 @@ unchanged() {
 }
 check "conformance under profiling (a sample per 4 KiB)" unchanged "$OUT/preload_conformance" shim
 check "thread/fork churn under profiling (a sample per 4 KiB)" unchanged "$OUT/preload_churn" churn
+every() {
+    LA_PROFILE=$TMP/every.raw LA_PROFILE_RATE=1 LD_PRELOAD=$SHIM "$OUT/profile_every" \
+        >"$TMP/every.out" || return 1
+    $CHECK kept "$TMP/every.raw" "$(cat "$TMP/every.out")"
+}
+check "every allocation sampled: the malloc API unchanged, every free seen" every
 
 echo "profile tests: $passed passed, $failed failed"
 test "$failed" = 0

@@ -272,13 +272,18 @@ fn alloc_small_slow(cls: usize, size: usize) -> *mut u8 {
 /// [`alloc`]'s common case when the countdown ran out with block `p`: the
 /// profiler samples it, or, with profiling off, the countdown is put out
 /// of reach (a thread's heap starts at 0, so this runs once per heap).
+/// (Given `p`'s class too, `malloc`'s fast path kept the size in one more
+/// register: an instruction more on every call.)
 #[cold]
 #[inline(never)]
 fn alloc_due(p: *mut u8, size: usize) -> *mut u8 {
     if FLAGS.load(Relaxed) & PROFILE != 0 {
+        // SAFETY: p is a live block just made by malloc's path.
+        let usable = unsafe { smp::usable_size(p) };
         // SAFETY: p is a live block just made by malloc's path (unused,
-        // default alignment); PROFILE means profile::init succeeded.
-        return unsafe { profile::on_due(p, size, true) };
+        // default alignment, a fast mode), `usable` bytes long; PROFILE
+        // means profile::init succeeded.
+        return unsafe { profile::on_due(p, size, usable, true) };
     }
     smp::set_sample_left(i64::MAX);
     p
@@ -335,22 +340,23 @@ fn alloc_general_profiled(size: usize, align_log2: u8) -> *mut u8 {
         if p.is_null() {
             return out_of_memory();
         }
-        // SAFETY: p is a live block just made and unused; PROFILE means
-        // profile::init succeeded.
+        // SAFETY: p is a live block just made and unused (a huge one
+        // keeps its place); PROFILE means profile::init succeeded.
         return unsafe { profile::on_alloc(p, size, movable) };
     };
     smp::alloc_counted(
         cls,
         size,
-        // SAFETY: a live block just made and unused, movable as above;
-        // PROFILE means profile::init succeeded.
-        |p| unsafe { profile::on_due(p, size, movable) },
+        // SAFETY: a live block just made and unused, movable as above, in
+        // a fast mode; PROFILE means profile::init succeeded.
+        |p| unsafe { profile::on_due(p, size, smp::size_class::class_size(cls), movable) },
         || {
             let p = smp::alloc_in(cls);
             if p.is_null() {
                 return out_of_memory();
             }
-            // SAFETY: as above.
+            // SAFETY: a live block just made and unused, movable as above;
+            // PROFILE means profile::init succeeded.
             unsafe { profile::on_alloc(p, size, movable) }
         },
     )
@@ -386,11 +392,22 @@ fn alloc_zeroed_general(size: usize) -> *mut u8 {
             return out_of_memory();
         }
         if f & PROFILE != 0 {
-            // SAFETY: p is a live block just made (zeroed, but a block it
-            // moves to is zeroed below); PROFILE means profile::init
-            // succeeded.
+            // SAFETY: p is a live block just made (zeroed, but what it
+            // moves to is zeroed below), in a fast mode; PROFILE means
+            // profile::init succeeded.
             let q = unsafe { profile::on_alloc(p, size, true) };
-            if q != p {
+            if q == p.wrapping_add(profile::SHIFT) {
+                // Shifted in place (see `profile::SHIFT`): of q's `size`
+                // bytes, those past p's first `size` are not zero yet.
+                // SAFETY: the block holds `size + SHIFT` bytes from p.
+                unsafe {
+                    core::ptr::write_bytes(
+                        p.add(size.max(profile::SHIFT)),
+                        0,
+                        size.min(profile::SHIFT),
+                    );
+                }
+            } else if q != p && !q.is_null() {
                 // SAFETY: q is a fresh block of at least `size` bytes.
                 unsafe { core::ptr::write_bytes(q, 0, size) };
             }
@@ -435,10 +452,11 @@ fn alloc_slow(size: usize, align_log2: u8) -> *mut u8 {
         stats::on_alloc(unsafe { smp::usable_size(p) });
     }
     if f & PROFILE != 0 {
-        // SAFETY: p is a live block just made and unused (movable when no
-        // alignment beyond malloc's was asked); PROFILE means
-        // profile::init succeeded.
-        return unsafe { profile::on_alloc(p, size, align_log2 == MIN_ALIGN_LOG2) };
+        // SAFETY: p is a live block just made; not movable: the modes that
+        // come here free through `free_slow`, whose statistics count a
+        // block's size as allocated. PROFILE means profile::init
+        // succeeded.
+        return unsafe { profile::on_alloc(p, size, false) };
     }
     p
 }
@@ -490,7 +508,18 @@ pub unsafe fn free(p: *mut u8, func: &str) {
     // opens only once smp::prepare() succeeded (its Release store pairs
     // with the gated read's Acquire load). on_free takes any live block
     // about to be freed, free_cold any pointer (NULL too).
-    unsafe { smp::free_gated_or(p, |p| profile::on_free(p), |p| free_cold(p, func)) }
+    unsafe {
+        smp::free_gated_or(
+            p,
+            // A block of a hiding page is a block's start: never a shifted
+            // sample, which `free_cold` gets (see `profile::SHIFT`).
+            |p| {
+                let _q = profile::on_free(p);
+                debug_assert!(_q == p);
+            },
+            |p| free_cold(p, func),
+        )
+    }
 }
 
 /// C++ sized or aligned `operator delete` of `p` (NULL is ignored): `size`
@@ -588,8 +617,10 @@ unsafe fn free_cold(p: *mut u8, func: &str) {
 }
 
 /// The checked free of a pointer (not NULL) that the fast test did not
-/// confirm: a block of a page hiding its blocks for the profiler, a huge
-/// block, or misuse (reported, fatal).
+/// confirm: a block of a page hiding its blocks for the profiler, a
+/// shifted sample (see `profile::SHIFT`), a huge block, or misuse
+/// (reported, fatal). Only tail calls, so that a sample's free, the common
+/// case here with the profiler on, saves no register on its way.
 ///
 /// # Safety
 /// As for [`free`]; `p` is not NULL.
@@ -597,18 +628,46 @@ unsafe fn free_cold(p: *mut u8, func: &str) {
 unsafe fn free_other(p: *mut u8, func: &str) {
     debug_assert!(!p.is_null());
     let f = FLAGS.load(Relaxed);
-    if f & PROFILE != 0 {
-        // A block of a page with a live sample, a huge block, or misuse.
-        // SAFETY: caller's promise: a live block, or not a block at all.
-        unsafe { profile::on_free(p) };
-        if f & NO_FAST == 0
-            && (p as usize) & (MIN_ALIGN - 1) == 0
-            // SAFETY: without NO_FAST, smp::prepare() succeeded (see
-            // `free`); the caller's promise.
-            && unsafe { smp::free_fast_marked(p) }
-        {
-            return;
-        }
+    if f & PROFILE != 0 && profile::maybe_sample(p) {
+        // SAFETY: caller's promise.
+        return unsafe { free_sampled(p, func, f) };
+    }
+    // SAFETY: caller's promise.
+    unsafe { free_unsampled(p, func, f) }
+}
+
+/// [`free_other`] of a pointer that the profiler's filter says may be a
+/// sample: the profiler hears of it first, and a shifted sample's block is
+/// freed from its start.
+///
+/// # Safety
+/// As for [`free_other`]; the mode `f` has PROFILE.
+#[cold]
+#[inline(never)]
+unsafe fn free_sampled(p: *mut u8, func: &str, f: u8) {
+    // SAFETY: caller's promise: a live block (or a shifted sample), or
+    // not a block at all.
+    if unsafe { profile::free_sampled(p) } {
+        return;
+    }
+    // SAFETY: caller's promise.
+    unsafe { free_unsampled(p, func, f) }
+}
+
+/// [`free_other`] of anything but a shifted sample.
+///
+/// # Safety
+/// As for [`free_other`]; with PROFILE in `f`, the profiler heard of `p`.
+#[inline(never)]
+unsafe fn free_unsampled(p: *mut u8, func: &str, f: u8) {
+    if f & PROFILE != 0
+        && f & NO_FAST == 0
+        && (p as usize) & (MIN_ALIGN - 1) == 0
+        // SAFETY: without NO_FAST, smp::prepare() succeeded (see `free`);
+        // the caller's promise. A block of a page with a live sample.
+        && unsafe { smp::free_fast_marked(p) }
+    {
+        return;
     }
     if (p as usize) & (MIN_ALIGN - 1) != 0 {
         fatal::misuse(func, Misuse::Misaligned, p);
@@ -659,10 +718,13 @@ unsafe fn free_slow(p: *mut u8, func: &str) {
         // `free_shaped` return early for NULL).
         return unsafe { free_other(p, func) };
     }
-    if f & PROFILE != 0 {
+    let p = if f & PROFILE != 0 {
         // SAFETY: caller's promise: a live block, or not a block at all.
-        unsafe { profile::on_free(p) };
-    }
+        // (These modes make no shifted sample: `p` comes back.)
+        unsafe { profile::on_free(p) }
+    } else {
+        p
+    };
     validate(p, func);
     stats::CALLS_FREE.fetch_add(1, Relaxed);
     // SAFETY: validate established that p is a live block.
@@ -679,8 +741,15 @@ pub unsafe fn usable_size(p: *mut u8, func: &str) -> usize {
     if p.is_null() {
         return 0;
     }
-    if FLAGS.load(Relaxed) & DEBUG != 0 {
+    let f = FLAGS.load(Relaxed);
+    if f & DEBUG != 0 {
         return debug_mode::usable_size(p);
+    }
+    if f & PROFILE != 0
+        // SAFETY: only the profiler's index is read.
+        && let Some(n) = unsafe { profile::shifted_size(p) }
+    {
+        return n;
     }
     validate(p, func);
     // SAFETY: validate established that p is a live block.
@@ -747,6 +816,28 @@ unsafe fn realloc_profiled(
     f: u8,
     live: Option<usize>,
 ) -> *mut u8 {
+    // A shifted sample (see `profile::SHIFT`): moved by hand, since smp
+    // sees no block at p; the sample ends once the new block is made.
+    if live.is_none()
+        // SAFETY: only the profiler's index is read.
+        && let Some(old) = unsafe { profile::shifted_size(p) }
+    {
+        if size > MAX_SIZE {
+            return out_of_memory();
+        }
+        let q = smp::alloc(size, MIN_ALIGN_LOG2);
+        if q.is_null() {
+            return out_of_memory();
+        }
+        // SAFETY: q is fresh, at least `size` bytes; p holds `old` bytes
+        // of the caller's.
+        unsafe { core::ptr::copy_nonoverlapping(p, q, old.min(size)) };
+        // SAFETY: the caller's live block; on_free gives its start.
+        unsafe { smp::free(profile::on_free(p)) };
+        // SAFETY: q is the live block just made (its contents are the
+        // caller's: not movable); PROFILE was set.
+        return unsafe { profile::on_alloc(q, size, false) };
+    }
     // A block the lookup found live is on no hiding page: no sample, and
     // nothing to look up.
     let taken = if live.is_some() {

@@ -33,19 +33,25 @@
 //! record is counted. Every field is an atomic, and a per-record sequence
 //! number (a seqlock) lets a dump skip a record rewritten under it.
 //!
-//! Finding a sample on `free`. A sampled `malloc` block of up to 1 KiB is
-//! first traded for a block on a page of sampled blocks only
-//! (`smp::move_to_sample_page`; one class of 1 KiB blocks holds the
-//! samples of every class), then its page is marked
-//! (`smp::mark_sampled`): the page hides its blocks from the sampled one on
-//! from the fast free check, whose test then fails at its bound with the
-//! page found (`smp::free_fast_or`), and only that way out asks the
-//! profiler ([`on_free`]) before it frees the block. Frees into pages
-//! without a live sample run the unprofiled fast path unchanged; blocks
-//! that cannot move (`realloc`, `memalign`, large classes) hide only the
-//! blocks above them in their page. Live samples are indexed by block
-//! address in open-addressing tables (each word the address and the
-//! record's index packed, probed over a bounded window so a lookup is short
+//! Finding a sample on `free`. A sampled `malloc` (or `calloc`, or
+//! `aligned_alloc` of malloc's alignment) is handed out [`SHIFT`] bytes
+//! past its block's start ([`shift`]): in place when the block has 16
+//! bytes to spare (most blocks above 1 KiB do), else in a block of the
+//! class above, taken for it. `free`'s fast test confirms a block by its
+//! start, so that address fails it by itself and goes to the shim's checked
+//! path, which asks the profiler ([`free_sampled`], [`on_free`]) and frees
+//! the block from its start; its neighbours are not touched. A sample that
+//! cannot move (`realloc`'s result, `memalign`, a block that is the
+//! caller's already) stays at its start, and its page is marked
+//! (`smp::mark_sampled`): the page hides its blocks from the sampled one
+//! on from the fast free check, whose test then fails at its bound with
+//! the page found (`smp::free_fast_or`), and only that way out asks the
+//! profiler before it frees the block. Huge blocks are checked on every
+//! `free` and need neither. (Marking every sample's page cost `workloads
+//! mixed` about two other blocks' frees through the slower path per
+//! sample, and two atomic operations.) Live samples are indexed by the
+//! address handed out in open-addressing tables (each word the address
+//! and the record's index packed, probed over a bounded window so a lookup is short
 //! whatever the history): a primary table of [`PRIMARY`] words, small
 //! enough to stay in the caches, and an overflow table of [`SLOTS`] words
 //! for samples whose primary window is full of live ones. They sit behind
@@ -166,6 +172,10 @@ struct Record {
     free_t: AtomicU64,
     /// The trace's id in the depot.
     trace: AtomicU32,
+    /// Bytes between the block's start and the address handed out: 0, or
+    /// [`SHIFT`] for a block that holds its sample past its start (see
+    /// [`shift`]).
+    shift: AtomicU32,
 }
 
 /// The sampler's per-thread state: the layout of `struct
@@ -465,54 +475,110 @@ pub fn at_exit() {
     dump_to_file();
 }
 
-/// Samples block `p` of `size` requested bytes, for which the calling
-/// thread's countdown (`smp::alloc_counted`, `smp::count_down`) just ran
-/// out; the block to hand out instead of `p` (see [`on_alloc`] with
-/// `movable`).
+/// Bytes a shifted sample lies past its block's start (see [`shift`]):
+/// malloc's alignment.
+pub const SHIFT: usize = 16;
+
+/// Samples block `p` of `size` requested bytes (`usable` bytes long), for
+/// which the calling thread's countdown (`smp::alloc_counted`,
+/// `smp::count_down`) just ran out; the block to hand out instead of `p`
+/// (see [`on_alloc`] with `movable`; NULL when no memory is left).
 ///
 /// # Safety
-/// As for [`on_alloc`].
+/// As for [`on_alloc`]; `usable` is `p`'s usable size.
 #[cold]
 #[inline(never)]
-pub unsafe fn on_due(p: *mut u8, size: usize, movable: bool) -> *mut u8 {
+pub unsafe fn on_due(p: *mut u8, size: usize, usable: usize, movable: bool) -> *mut u8 {
+    // SAFETY: caller's promise: a live block of ours.
+    debug_assert!(usable == unsafe { smp::usable_size(p) });
     // SAFETY: the calling thread's own slot; the caller's promise on p.
-    unsafe { sample(thread(), p, size, movable) }
+    unsafe { sample(thread(), p, size, usable, movable) }
 }
 
 /// Counts an allocation of `size` requested bytes at `p` (live, just
 /// made) against the calling thread's countdown; samples it when the count
-/// runs out. Returns the block to hand out: `p`, or, when `movable` and
-/// the block is sampled, possibly a block at least as large on a page of
-/// samples (`smp::move_to_sample_page`; `p` is then freed), so that the
-/// mark the sample needs hides no other block from the fast `free`.
+/// runs out. Returns the address to hand out: `p`, or, when `movable` and
+/// the allocation is sampled, usually an address [`SHIFT`] bytes into `p`
+/// or into another block (see [`shift`]; `p` is then freed). NULL, with
+/// `errno` ENOMEM, only when a block had to be traded and no memory was
+/// left (`p` is freed then too).
 ///
 /// # Safety
 /// - `p` is a live block of the smp allocator of at least `size` bytes,
 ///   just returned by it and not yet handed to the caller;
-/// - `movable`: nothing was written to `p`, and any block at least as
-///   large with `malloc`'s alignment does (no alignment was asked beyond
-///   `malloc`'s);
+/// - `movable`: nothing was written to `p`, and any address at least
+///   `size` bytes long with `malloc`'s alignment does (no alignment was
+///   asked beyond `malloc`'s), and the shim's mode frees the result
+///   through [`on_free`]'s (a fast mode);
 /// - profiling is on ([`init`] returned true).
 #[inline(always)]
 pub unsafe fn on_alloc(p: *mut u8, size: usize, movable: bool) -> *mut u8 {
     if smp::count_down(size) {
+        // SAFETY: the caller's promise: a live block of ours.
+        let usable = unsafe { smp::usable_size(p) };
         // SAFETY: the caller's promise.
-        return unsafe { on_due(p, size, movable) };
+        return unsafe { on_due(p, size, usable, movable) };
     }
     p
 }
 
-/// The countdown ran out: draw the next one, and record `p` (or the block
-/// it moves to, see [`on_alloc`]) unless this thread is already recording
-/// (an allocation made by the unwinder). Returns the block to hand out.
+/// Where sampled block `p` (`size` requested bytes, `usable` bytes long)
+/// is handed out: the address, its shift and the bytes usable from it;
+/// [`SHIFT`] bytes into `p` when it has room, else into a block of `size +
+/// SHIFT` bytes (then `p` is freed), else `p` itself with shift 0 (a block
+/// the sampler must mark, see [`record`]).
+///
+/// Why: `free`'s fast test confirms a block by its start (an offset that
+/// is a multiple of the class size), so an address past the start fails it
+/// by itself, and the checked path asks the profiler ([`on_free`]), which
+/// gives the start back. A sample at its block's start has to be hidden by
+/// a mark on its page instead, and that mark hides every block above it
+/// too (`smp::mark_sampled`): `workloads mixed` freed about two other
+/// blocks per sample through the slower path, and the mark and its undoing
+/// cost the sample two atomic operations. Large classes have room to
+/// spare in most blocks (a class is up to 12.5% larger than its requests),
+/// so most samples shift in place; the others take one block of the next
+/// class. Not for a block aligned beyond `malloc`'s, one whose contents
+/// are the caller's (`realloc`), or a huge one (huge blocks are checked on
+/// every `free`, and need no mark).
+///
+/// # Safety
+/// As for [`on_alloc`]; `usable` is `p`'s usable size.
+unsafe fn shift(p: *mut u8, size: usize, usable: usize, movable: bool) -> (*mut u8, usize, usize) {
+    if !movable || size > smp::size_class::LARGE_MAX - SHIFT {
+        return (p, 0, usable);
+    }
+    if usable >= size + SHIFT {
+        // SAFETY: p holds `size + SHIFT` bytes.
+        return (unsafe { p.add(SHIFT) }, SHIFT, usable - SHIFT);
+    }
+    let Some(cls) = smp::size_class::class_for(size + SHIFT, SHIFT.trailing_zeros() as u8) else {
+        return (p, 0, usable);
+    };
+    let q = smp::alloc_in(cls);
+    if q.is_null() {
+        return (p, 0, usable);
+    }
+    // SAFETY: the caller's promise: p is ours and unused.
+    unsafe { smp::free(p) };
+    let usable = smp::size_class::CLASS_SIZE[cls] - SHIFT;
+    debug_assert!(usable >= size);
+    // SAFETY: q holds `size + SHIFT` bytes.
+    (unsafe { q.add(SHIFT) }, SHIFT, usable)
+}
+
+/// The countdown ran out: draw the next one, and record `p` (or where
+/// [`shift`] moves it) unless this thread is already recording (an
+/// allocation made by the unwinder). Returns the address to hand out.
 ///
 /// Inlined into [`on_due`], its one caller: one call, not two, per
 /// sample.
 ///
 /// # Safety
-/// `t` is the calling thread's slot; as for [`on_alloc`] on the rest.
+/// `t` is the calling thread's slot; `usable` is `p`'s usable size; as
+/// for [`on_alloc`] on the rest.
 #[inline(always)]
-unsafe fn sample(t: *mut Thread, p: *mut u8, size: usize, movable: bool) -> *mut u8 {
+unsafe fn sample(t: *mut Thread, p: *mut u8, size: usize, usable: usize, movable: bool) -> *mut u8 {
     // SAFETY: caller's promise: the calling thread's own slot.
     let t = unsafe { &mut *t };
     if t.rng == 0 {
@@ -532,19 +598,25 @@ unsafe fn sample(t: *mut Thread, p: *mut u8, size: usize, movable: bool) -> *mut
         return p;
     }
     t.busy = 1;
-    // Only blocks up to `smp::SAMPLE_BLOCK` move (see
-    // `smp::move_to_sample_page`): a larger one is not asked.
-    let p = if movable && size <= smp::SAMPLE_BLOCK {
-        // SAFETY: caller's promise: p is fresh, unused and movable.
-        unsafe { smp::move_to_sample_page(p) }
-    } else {
-        p
-    };
     // SAFETY: caller's promise.
-    unsafe { record(p, size) };
+    let (mut q, shift, usable) = unsafe { shift(p, size, usable, movable) };
+    // SAFETY: q lies `shift` bytes into a live block of ours, with
+    // `usable` bytes from q.
+    if !unsafe { record(q, size, shift, usable) } && shift != 0 {
+        // Not recorded, so `free` could not find its block: hand out an
+        // ordinary block instead (NULL and ENOMEM when no memory is left,
+        // as for any allocation: this mode counts no failures).
+        let b = smp::alloc(size.max(1), SHIFT.trailing_zeros() as u8);
+        // SAFETY: q's block is ours and unused.
+        unsafe { smp::free(q.sub(shift)) };
+        if b.is_null() {
+            sys::errno::set(libc::ENOMEM);
+        }
+        q = b;
+    }
     maybe_interval_dump();
     t.busy = 0;
-    p
+    q
 }
 
 /// A seed for a thread's generator: its thread pointer, the time and a
@@ -582,6 +654,20 @@ static LN: LnConsts = LnConsts([
     1.0 / (1u64 << 53) as f64,
 ]);
 
+/// `r`, through an empty `asm!` block, so that the compiler cannot see
+/// what it points to (and copy constants into literals): no instruction
+/// of its own, where `black_box` stores the pointer and loads it back.
+#[inline(always)]
+fn opaque<T>(r: &'static T) -> &'static T {
+    let mut p = r as *const T;
+    // SAFETY: an empty block that leaves the pointer as it is.
+    unsafe {
+        core::arch::asm!("/* {0} */", inout(reg) p, options(pure, readonly, nostack, preserves_flags))
+    };
+    // SAFETY: p is still `r`.
+    unsafe { &*p }
+}
+
 /// `-ln(u)` for `u` in (0, 1], without libm (the shim does not load it
 /// for one function: every library loaded costs each process resident
 /// memory). `u = m * 2^e` with `m` in [1/sqrt(2), sqrt(2)); `ln(m) = 2
@@ -591,7 +677,7 @@ fn neg_ln(u: f64) -> f64 {
     debug_assert!(u > 0.0 && u <= 1.0);
     // Read through an opaque reference, so that the constants stay where
     // they are (one line), not copied into literals.
-    let c = &core::hint::black_box(&LN).0;
+    let c = &opaque(&LN).0;
     let bits = u.to_bits();
     let mut e = ((bits >> 52) & 0x7ff) as i64 - 1023;
     let mut mbits = (bits & ((1u64 << 52) - 1)) | (1023u64 << 52);
@@ -617,7 +703,7 @@ fn gap(rng: &mut u64) -> i64 {
     x ^= x >> 27;
     *rng = x;
     let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
-    let c = &core::hint::black_box(&LN).0;
+    let c = &opaque(&LN).0;
     // Both conversions from i64: exact (below 2^53 and 2^40), and one
     // instruction each, with no constants of their own.
     let u = ((r >> 11) + 1) as i64 as f64 * c[7];
@@ -717,6 +803,22 @@ impl Table {
         }
         None
     }
+
+    /// Block `p`'s word, left in place; `None` when it is not there.
+    fn find(self, p: usize) -> Option<u64> {
+        let key = (p >> 4) as u64;
+        let home = self.home(p);
+        for k in 0..WINDOW {
+            let v = self.slot(home.wrapping_add(k)).load(Acquire);
+            if v == SLOT_EMPTY {
+                return None;
+            }
+            if v != SLOT_GONE && v >> INDEX_BITS == key {
+                return Some(v);
+            }
+        }
+        None
+    }
 }
 
 /// The index: a small primary table and the overflow table behind it,
@@ -747,6 +849,17 @@ impl Index {
         let v = match self.primary.take(p) {
             Some(v) => v,
             None if self.spilled.load(Acquire) => self.overflow.take(p)?,
+            None => return None,
+        };
+        Some((v & ((1 << INDEX_BITS) - 1)) as usize - 1)
+    }
+
+    /// Block `p`'s record index, left in the index; `None` when `p` is
+    /// not a live sample.
+    fn find(self, p: usize) -> Option<usize> {
+        let v = match self.primary.find(p) {
+            Some(v) => v,
+            None if self.spilled.load(Acquire) => self.overflow.find(p)?,
             None => return None,
         };
         Some((v & ((1 << INDEX_BITS) - 1)) as usize - 1)
@@ -886,24 +999,26 @@ fn tables_ready() -> bool {
     ok
 }
 
-/// Records a sample of block `p` (`size` requested bytes).
+/// Records a sample at `p` (`size` requested bytes, `usable` bytes usable
+/// from `p`), handed out `shift` bytes past its block's start (see
+/// [`shift`]); false when it could not be recorded (counted as lost).
 ///
 /// # Safety
-/// `p` is a live block of at least `size` bytes.
-unsafe fn record(p: *mut u8, size: usize) {
+/// `p - shift` is a live block of the smp allocator, `usable + shift`
+/// bytes long, and `usable >= size`.
+unsafe fn record(p: *mut u8, size: usize, shift: usize, usable: usize) -> bool {
+    debug_assert!(shift == 0 || shift == SHIFT);
     if !tables_ready() {
         LOST.fetch_add(1, Relaxed);
-        return;
+        return false;
     }
     let Some(trace) = super::unwind::capture_id(super::depot::intern) else {
         LOST.fetch_add(1, Relaxed);
-        return;
+        return false;
     };
-    // SAFETY: caller's promise: a live block of the smp allocator.
-    let usable = unsafe { crate::allocators::smp::usable_size(p) };
     let Some(i) = claim() else {
         LOST.fetch_add(1, Relaxed);
-        return;
+        return false;
     };
     let r = rec(i);
     let s = r.seq.load(Relaxed);
@@ -914,21 +1029,26 @@ unsafe fn record(p: *mut u8, size: usize) {
     r.alloc_t.store(stamp(), Relaxed);
     r.free_t.store(NOT_FREED, Relaxed);
     r.trace.store(trace, Relaxed);
+    r.shift.store(shift as u32, Relaxed);
     r.seq.store(s.wrapping_add(2), Release);
-    // The mark sends the block's `free` to the shim's slow path, where
+    // A shifted block leaves `free`'s fast path by itself; any other needs
+    // the mark, which sends its `free` to the shim's slow path, where
     // `on_free` finds it (the fast path has no test for samples).
     // SAFETY: caller's promise: a live block of ours.
-    if unsafe { smp::mark_sampled(p) } {
+    if shift != 0 || unsafe { smp::mark_sampled(p) } {
         if insert(p as usize, i) {
             count(p as usize, true);
             r.state.store(LIVE, Release);
-            return;
+            return true;
         }
-        // SAFETY: marked just above.
-        unsafe { smp::unmark_sampled(p) };
+        if shift == 0 {
+            // SAFETY: marked just above.
+            unsafe { smp::unmark_sampled(p) };
+        }
     }
     r.state.store(EMPTY, Release);
     LOST.fetch_add(1, Relaxed);
+    false
 }
 
 /// Claims a record for writing: an unused one, or else the oldest freed
@@ -962,45 +1082,119 @@ fn claim() -> Option<usize> {
 }
 
 /// Notes the free of block `p` (called before the block is freed, so that
-/// its address cannot be sampled again first).
+/// its address cannot be sampled again first); returns the start of the
+/// block to free: `p`, or for a sample made by [`shift`] the block
+/// it lies in.
 ///
 /// # Safety
-/// `p` is a live block of the smp allocator that the caller owns, or a
-/// pointer that is not a block of it at all (a misuse about to be
-/// reported): only an indexed sample's page is touched.
+/// `p` is a live block of the smp allocator that the caller owns (or such
+/// a block's shifted sample), or a pointer that is not a block of it at
+/// all (a misuse about to be reported): only an indexed sample's page is
+/// touched.
 #[inline(always)]
-pub unsafe fn on_free(p: *mut u8) {
+pub unsafe fn on_free(p: *mut u8) -> *mut u8 {
     if maybe_sampled(p as usize) {
         // SAFETY: caller's promise.
-        unsafe { on_free_slow(p) };
+        return unsafe { on_free_slow(p) };
     }
+    p
 }
 
 /// # Safety
 /// As for [`on_free`].
 #[cold]
 #[inline(never)]
-unsafe fn on_free_slow(p: *mut u8) {
+unsafe fn on_free_slow(p: *mut u8) -> *mut u8 {
+    // SAFETY: caller's promise.
+    let Some((i, shift)) = (unsafe { take_for_free(p) }) else {
+        return p;
+    };
+    finish_free_inline(i);
+    // SAFETY: a shifted sample lies `shift` bytes into its block.
+    unsafe { p.sub(shift) }
+}
+
+/// Whether `p` may be a live sample (the filter's test, which
+/// [`on_free`] makes first); profiling is on when it is true.
+#[inline(always)]
+pub fn maybe_sample(p: *mut u8) -> bool {
+    maybe_sampled(p as usize)
+}
+
+/// [`on_free`] once [`maybe_sample`] said true, for the shim's checked
+/// `free`, into which it is inlined: a shifted sample's block is freed
+/// here (true), before its record is finished, so that the interval dump
+/// the record may call for comes last, with nothing left to do after it
+/// (a tail call, and no register to save on the way). False when `p` is
+/// for the caller to free (a sample at its block's start, now unmarked,
+/// or no sample).
+///
+/// # Safety
+/// As for [`on_free`].
+#[inline(always)]
+pub unsafe fn free_sampled(p: *mut u8) -> bool {
+    // SAFETY: caller's promise.
+    let Some((i, shift)) = (unsafe { take_for_free(p) }) else {
+        return false;
+    };
+    if shift == 0 {
+        finish_free_inline(i);
+        return false;
+    }
+    // The index no longer has p, so a new sample at its address can be
+    // indexed at once; the record still says live for a moment, which a
+    // concurrent dump may show.
+    // SAFETY: the caller's live block, `shift` bytes before p.
+    unsafe { smp::free(p.sub(shift)) };
+    finish_free_inline(i);
+    true
+}
+
+/// The free of `p`, once the filter said it may be a sample: takes it out
+/// of the index (unmarking its page when it is not shifted); its record's
+/// index and its shift, or `None` when `p` is no sample.
+///
+/// # Safety
+/// As for [`on_free`].
+#[inline(always)]
+unsafe fn take_for_free(p: *mut u8) -> Option<(usize, usize)> {
     // `take_sample` without the tests `on_free` made (the filter counter
     // is non-zero, so profiling is on); the index is tested, as there.
     if slots().is_null() {
-        return;
+        return None;
     }
-    let Some(i) = take(p as usize) else {
-        return;
-    };
-    // SAFETY: caller's promise; a block in the index was marked by
-    // `record` (or `put_back`) when it went in.
-    unsafe { smp::unmark_sampled(p) };
-    finish_free_inline(i);
+    let i = take(p as usize)?;
+    let shift = rec(i).shift.load(Relaxed) as usize;
+    if shift == 0 {
+        // SAFETY: caller's promise; a block in the index at its start was
+        // marked by `record` (or `put_back`) when it went in.
+        unsafe { smp::unmark_sampled(p) };
+    }
+    Some((i, shift))
 }
 
-/// A sampled block about to be freed or moved (`realloc`): removed from
-/// the index; hand the result to [`finish_free`] or [`put_back`].
+/// The usable size of `p` when it is a live sample made by
+/// [`shift`] (which `smp` sees as no block's start), else `None`.
 ///
 /// # Safety
-/// `p` is a live block of the smp allocator that the caller owns, or not a
-/// block at all (only an indexed sample's page is touched).
+/// `p` is any pointer: only the index is read.
+pub unsafe fn shifted_size(p: *mut u8) -> Option<usize> {
+    if !HOT.on.load(Acquire) || !maybe_sampled(p as usize) || slots().is_null() {
+        return None;
+    }
+    let r = rec(index().find(p as usize)?);
+    (r.shift.load(Relaxed) != 0).then(|| r.size.load(Relaxed))
+}
+
+/// A sampled block about to be moved (`realloc`): removed from the index;
+/// hand the result to [`finish_free`] or [`put_back`]. Not for a shifted
+/// sample ([`shifted_size`]), which `realloc` frees through [`on_free`]
+/// once its new block is made.
+///
+/// # Safety
+/// `p` is a live block of the smp allocator that the caller owns, not a
+/// shifted sample, or not a block at all (only an indexed sample's page is
+/// touched).
 pub unsafe fn take_sample(p: *mut u8) -> Option<usize> {
     // No index before the first sample mapped it (a filter counter is only
     // raised after that, but read without ordering).
@@ -1008,6 +1202,7 @@ pub unsafe fn take_sample(p: *mut u8) -> Option<usize> {
         return None;
     }
     let i = take(p as usize)?;
+    debug_assert!(rec(i).shift.load(Relaxed) == 0);
     // SAFETY: caller's promise; a block in the index was marked by
     // `record` (or `put_back`) when it went in.
     unsafe { smp::unmark_sampled(p) };

@@ -35,7 +35,7 @@ use core::cell::Cell;
 use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use super::page::{Block, FULL, Page, SAMPLES};
+use super::page::{Block, FULL, Page};
 use super::segment::{self, ABANDONED, Segment};
 use super::size_class::{NCLASSES, class_size, kind_of};
 use super::stats;
@@ -92,12 +92,6 @@ pub struct Heap {
     /// shim's heap profiler) wants to see an allocation; counted down by
     /// [`super::alloc_counted`] only, so it costs nothing unless asked.
     pub sample_left: Cell<i64>,
-    /// Pages of sampled blocks ([`alloc_sample`]), linked through the page
-    /// links like a class queue.
-    pub samples: Cell<*mut Page>,
-    /// The sample page the last sample came from (null: none), tried
-    /// first.
-    pub sample_page: Cell<*mut Page>,
     /// Per class, blocks this thread freed into one page of another heap
     /// and has not pushed yet (see [`free_remote`]).
     pub pend: [Pending; NCLASSES],
@@ -368,14 +362,6 @@ impl Heap {
         self.queue_push_back(page.class.get() as usize, page);
     }
 
-    fn samples_push(&self, page: &Page) {
-        list_push(&self.samples, page);
-    }
-
-    fn samples_remove(&self, page: &Page) {
-        list_remove(&self.samples, page);
-    }
-
     fn seg_push(&self, seg: &Segment) {
         let kind = seg.kind.get() as usize;
         let s = seg as *const Segment as *mut Segment;
@@ -575,14 +561,6 @@ fn free_local_slow(heap: &Heap, page: &Page) {
 #[cold]
 #[inline(never)]
 fn free_flagged(heap: &Heap, page: &Page) {
-    if page.flags.load(Ordering::Relaxed) & SAMPLES != 0 {
-        // A sample page left empty stays for the class's next sample (a
-        // program that samples one block of a class at a time would
-        // otherwise take and give back a page per sample); a purge pass
-        // gives it back once it stayed empty for the purge delay
-        // (`free_empty_samples`).
-        return;
-    }
     if page.flags.load(Ordering::Relaxed) & FULL != 0 {
         heap.unfull(page);
         heap.sync_class(page.class.get() as usize);
@@ -827,131 +805,6 @@ fn page_free(heap: &Heap, page: &Page) {
     maybe_purge(heap);
 }
 
-/// The largest block size with sample pages (see [`alloc_sample`]), and
-/// the block size of every sample page.
-pub(crate) const SAMPLE_BLOCK: usize = 1 << 10;
-
-/// A block for a sampled allocation of class `cls`, from a page that holds
-/// sampled blocks only (flag [`SAMPLES`], on the heap's sample list, not in
-/// the class queue); null for blocks above [`SAMPLE_BLOCK`] or when no
-/// memory is left (the caller then keeps its block). Larger blocks keep
-/// their samples in place: their pages hold fewer blocks (a sample hides
-/// fewer), and every sample page costs a page of its own (in a program
-/// that samples many classes, more pages means more fresh memory faulted
-/// in: above 1 KiB that outweighed what it saves).
-///
-/// Every sample page is of one class, [`SAMPLE_BLOCK`] bytes, whatever
-/// the class sampled: the block returned may be larger than a block of
-/// `cls` (never smaller, and as aligned as `malloc`'s). With a page per
-/// sampled class, a program sampling thirty small classes held thirty
-/// nearly empty pages per thread, which took the place of pages its
-/// ordinary classes would have reused resident: they took fresh pages
-/// instead (`workloads mixed`: 600 page faults more, a fifth of the
-/// run's). One page holds the samples of all classes; a sample is one
-/// block in 512 KiB allocated (at the default rate), so the bytes a
-/// small sample wastes are a few in 100,000 of the heap.
-///
-/// Why: the profiler hides a sampled block's page from the fast free
-/// check (`Page::mark_sampled`), so that the block's free is seen. In an
-/// ordinary page, every block above the sample would take the slower path
-/// with it, and a free that leaves the fast path also costs the processor
-/// a mispredicted branch. A page of samples only has nothing else to hide.
-/// It carves like any page, a few blocks at a time, so it costs little
-/// memory; an empty one waits for the class's next sample until it stayed
-/// empty for the purge delay and a purge pass gives it back to its segment
-/// (`la_smp_collect` at once), or the heap goes.
-pub fn alloc_sample(heap: &Heap, cls: usize) -> *mut u8 {
-    debug_assert!(cls > 0 && cls < NCLASSES);
-    if class_size(cls) > SAMPLE_BLOCK {
-        return ptr::null_mut();
-    }
-    let cls = super::size_class::class_of(SAMPLE_BLOCK);
-    debug_assert!(class_size(cls) == SAMPLE_BLOCK);
-    let take = |p: &Page| -> *mut u8 {
-        p.collect();
-        if p.free.get().is_null() {
-            p.extend();
-        }
-        let b = p.pop();
-        if !b.is_null() {
-            heap.count_alloc(cls);
-            heap.sample_page.set(p as *const Page as *mut Page);
-            // In use again: its next empty spell starts a new delay.
-            p.retire_time.set(0);
-        }
-        b
-    };
-    let hint = heap.sample_page.get();
-    if !hint.is_null() {
-        // SAFETY: a hint names a page on our sample list (cleared when
-        // the page leaves it).
-        let b = take(unsafe { &*hint });
-        if !b.is_null() {
-            return b;
-        }
-    }
-    let mut page = heap.samples.get();
-    while !page.is_null() {
-        // SAFETY: sample-list members are our in-use pages.
-        let p = unsafe { &*page };
-        let next = p.next.get();
-        debug_assert!(p.class.get() as usize == cls);
-        // A page with no room is left as it is (empty ones are left to the
-        // purge pass: freeing one here could run that pass, `page_free`,
-        // which edits this list under the walk).
-        if page != hint {
-            let b = take(p);
-            if !b.is_null() {
-                return b;
-            }
-        }
-        page = next;
-    }
-    let page = page_alloc(heap, cls);
-    if page.is_null() {
-        return ptr::null_mut();
-    }
-    // SAFETY: a fresh page of ours.
-    let p = unsafe { &*page };
-    p.set_flags(SAMPLES, Ordering::Relaxed);
-    heap.samples_push(p);
-    take(p)
-}
-
-/// Gives back the heap's sample pages that stayed empty for the purge
-/// delay (all empty ones when `force`; see [`alloc_sample`]). A page is
-/// stamped when a pass first sees it empty, and unstamped when it takes a
-/// sample: freeing each empty one at once made a program that samples a
-/// class now and then take (and fault in) a fresh page for nearly every
-/// sample.
-fn free_empty_samples(heap: &Heap, now: u32, force: bool) {
-    let delay = purge_delay();
-    let mut page = heap.samples.get();
-    while !page.is_null() {
-        // SAFETY: sample-list members are our in-use pages.
-        let p = unsafe { &*page };
-        let next = p.next.get();
-        p.collect();
-        if p.used() == 0 {
-            if !force && p.retire_time.get() == 0 {
-                p.retire_time.set(now);
-                page = next;
-                continue;
-            }
-            if !force && (now.wrapping_sub(p.retire_time.get()) as u64) < delay {
-                page = next;
-                continue;
-            }
-            if heap.sample_page.get() == page {
-                heap.sample_page.set(ptr::null_mut());
-            }
-            heap.samples_remove(p);
-            page_free_quiet(p, now);
-        }
-        page = next;
-    }
-}
-
 /// Takes a free page for class `cls` from one of our segments, an abandoned
 /// one, the cache or a fresh mapping.
 fn page_alloc(heap: &Heap, cls: usize) -> *mut Page {
@@ -1098,7 +951,6 @@ fn maybe_purge(heap: &Heap) {
 /// (when a pass is due, or at once when `force`).
 pub fn purge(heap: &Heap, now: u64, force: bool) {
     let delay = purge_delay();
-    free_empty_samples(heap, now as u32, force);
     free_kept_pages(heap, now, force);
     let now32 = now as u32;
     let expired = |t: u32| force || now32.wrapping_sub(t) as u64 >= delay;
@@ -1305,13 +1157,6 @@ pub fn abandon(heap: &Heap) {
             page = next;
         }
     }
-    // Sample pages still holding samples stay in their segments, which go
-    // to the abandoned stack; their adopter queues them as ordinary pages
-    // (flags cleared below), hidden from the fast free check until their
-    // samples are freed.
-    free_empty_samples(heap, sys::now_ms() as u32, true);
-    heap.samples.set(ptr::null_mut());
-    heap.sample_page.set(ptr::null_mut());
     // Nothing is decommitted here: empty segments go to the reserve still
     // resident, so the next thread reuses them without a system call.
     free_kept_pages(heap, sys::now_ms(), true);

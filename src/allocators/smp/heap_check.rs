@@ -15,7 +15,7 @@ use core::ptr;
 use core::sync::atomic::Ordering;
 
 use super::heap::Heap;
-use super::page::{Block, FULL, Page, SAMPLES, is_free};
+use super::page::{Block, FULL, Page, is_free};
 use super::segment;
 use super::size_class::{CLASS_SIZE, NCLASSES};
 use super::thread;
@@ -69,15 +69,8 @@ fn walk(
 }
 
 /// Checks page `p` found in a list of `heap`: its class queue for `cls`,
-/// the full list (`full`), or the sample list (`samples`).
-fn check_page(
-    heap: *mut Heap,
-    p: &Page,
-    cls: usize,
-    full: bool,
-    samples: bool,
-    errors: &mut usize,
-) {
+/// or the full list (`full`).
+fn check_page(heap: *mut Heap, p: &Page, cls: usize, full: bool, errors: &mut usize) {
     if !p.in_use() {
         report(errors, "page in a list is not in use");
         return;
@@ -95,9 +88,6 @@ fn check_page(
     }
     if (p.flags.load(Ordering::Relaxed) & FULL != 0) != full {
         report(errors, "page FULL flag does not match its list");
-    }
-    if (p.flags.load(Ordering::Relaxed) & SAMPLES != 0) != samples {
-        report(errors, "page SAMPLES flag does not match its list");
     }
     let (cap, res) = (p.capacity.get() as usize, p.reserved.get() as usize);
     if cap > res || cap > MAX_BLOCKS {
@@ -130,35 +120,17 @@ fn check_page(
     }
 }
 
-/// The page lists of a heap besides its class queues.
-#[derive(Clone, Copy, PartialEq)]
-enum List {
-    /// Pages with no free block (flag `FULL`).
-    Full,
-    /// Pages of sampled blocks (flag `SAMPLES`).
-    Samples,
-}
-
-/// Checks the pages of the list starting at `first` (doubly linked through
-/// the page links, no tail) and counts them into `listed`.
-fn check_list(
-    heap: *mut Heap,
-    first: *mut Page,
-    list: List,
-    listed: &mut usize,
-    errors: &mut usize,
-) {
-    let (broken, cycle) = match list {
-        List::Full => ("full list back link broken", "full list cycle"),
-        List::Samples => ("sample list back link broken", "sample list cycle"),
-    };
+/// Checks the pages of the full list starting at `first` (pages with no
+/// free block, flag `FULL`: doubly linked through the page links, no
+/// tail) and counts them into `listed`.
+fn check_full_list(heap: *mut Heap, first: *mut Page, listed: &mut usize, errors: &mut usize) {
     let mut prev: *mut Page = ptr::null_mut();
     let mut page = first;
     while !page.is_null() {
         // SAFETY: list members are pages of our segments.
         let p = unsafe { &*page };
         if p.prev.get() != prev {
-            report(errors, broken);
+            report(errors, "full list back link broken");
         }
         if p.sole() {
             report(
@@ -166,12 +138,10 @@ fn check_list(
                 "page outside the class queues marked as a queue's only page",
             );
         }
-        let full = list == List::Full;
-        let cls = if full { 0 } else { p.class.get() as usize };
-        check_page(heap, p, cls, full, !full, errors);
+        check_page(heap, p, 0, true, errors);
         *listed += 1;
         if *listed > 1 << 22 {
-            report(errors, cycle);
+            report(errors, "full list cycle");
             break;
         }
         prev = page;
@@ -206,7 +176,7 @@ pub fn check_heap() -> usize {
                     "page not marked as its queue's only page, or marked wrongly",
                 );
             }
-            check_page(heap, p, cls, false, false, &mut errors);
+            check_page(heap, p, cls, false, &mut errors);
             listed += 1;
             n += 1;
             if n > 1 << 20 {
@@ -220,14 +190,7 @@ pub fn check_heap() -> usize {
             report(&mut errors, "class queue last pointer wrong");
         }
     }
-    check_list(heap, h.full.get(), List::Full, &mut listed, &mut errors);
-    check_list(
-        heap,
-        h.samples.get(),
-        List::Samples,
-        &mut listed,
-        &mut errors,
-    );
+    check_full_list(heap, h.full.get(), &mut listed, &mut errors);
     let mut in_use = 0usize;
     for kind in 0..3u8 {
         let mut seg = h.segs[kind as usize].get();

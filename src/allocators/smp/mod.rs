@@ -66,9 +66,9 @@ pub use classify::{
     PtrCheck, alloc_zeroed, free_checked, free_fast, free_fast_marked, free_fast_or,
     free_fast_sized, free_gated_or, live_block_size,
 };
-pub use heap::set_purge_delay_ms;
 #[cfg(feature = "preload")]
-pub(crate) use heap::{PURGE_DELAY_MS, SAMPLE_BLOCK};
+pub(crate) use heap::PURGE_DELAY_MS;
+pub use heap::set_purge_delay_ms;
 pub use purger::set_enabled as set_purge_thread;
 pub use stats::{LA_SMP_CLASSES, huge_live_bytes, la_smp_class_stats, la_smp_stats};
 
@@ -316,43 +316,6 @@ pub unsafe fn mark_sampled(ptr: *const u8) -> bool {
     debug_assert!(off < page.capacity.get() as usize * page.block_size());
     page.mark_sampled(off as u32);
     true
-}
-
-/// Trades `ptr`, a block the calling thread just allocated and has not
-/// handed out, for a block on a page of sampled blocks only (see
-/// `heap::alloc_sample`), and frees `ptr`: for the heap profiler, before
-/// it marks the block, so that the mark hides no other block. Returns
-/// `ptr` itself, untouched, when its class gets no sample pages (a page of
-/// it holds few blocks, or it is huge), when it is on such a page already,
-/// when another thread owns its page, or when no memory is left. The
-/// block returned is of the sample pages' one class (`heap::SAMPLE_BLOCK`
-/// bytes): at least `ptr`'s usable size, aligned as `malloc`'s blocks are
-/// (not beyond: a block aligned more must not move); its contents are not
-/// `ptr`'s.
-///
-/// # Safety
-/// `ptr` is a live block of this allocator that the caller just allocated
-/// and owns; nothing else refers to it.
-pub unsafe fn move_to_sample_page(ptr: *mut u8) -> *mut u8 {
-    // SAFETY: caller's promise.
-    let Some(page) = (unsafe { page_of(ptr) }) else {
-        return ptr;
-    };
-    let h = thread::current_fast();
-    if h.is_null()
-        || page.heap.load(core::sync::atomic::Ordering::Relaxed) != h
-        || page.flags.load(core::sync::atomic::Ordering::Relaxed) & page::SAMPLES != 0
-    {
-        return ptr;
-    }
-    // SAFETY: the calling thread's own heap.
-    let q = heap::alloc_sample(unsafe { &*h }, page.class.get() as usize);
-    if q.is_null() {
-        return ptr;
-    }
-    // SAFETY: caller's promise: ptr is ours to free, and unused.
-    unsafe { free(ptr) };
-    q
 }
 
 /// Undoes [`mark_sampled`] for a sampled block about to be freed or moved

@@ -90,11 +90,6 @@ pub(crate) const NO_OWNER: *mut Heap = ptr::without_provenance_mut(64);
 
 /// Page flag: the page is on its heap's full list.
 pub(crate) const FULL: u8 = 1;
-/// Page flag: the page holds blocks the heap profiler sampled, and no
-/// others; it is on its heap's sample list, not in its class queue (see
-/// `heap::alloc_sample`). Its owner's frees take the slow path, which
-/// gives the page back once empty.
-pub(crate) const SAMPLES: u8 = 2;
 
 /// Subtracted from `Page::busy` while the page has flags: a multiple of
 /// 2^16 (the count reads back from the low bits) that makes the field
@@ -423,7 +418,7 @@ impl Page {
         (self.flags.load(Ordering::Relaxed) != 0) == (self.busy.get() < -1)
     }
 
-    /// Sets the flags (`FULL`, `SAMPLES`; 0 for none) with `order`, and
+    /// Sets the flags (`FULL`; 0 for none) with `order`, and
     /// the bias of `busy` that goes with them. Owner only.
     #[inline]
     pub fn set_flags(&self, flags: u8, order: Ordering) {
@@ -677,8 +672,6 @@ mod tests {
         // Flagged: every free needs attention, and the count still reads.
         assert!(push(b[1]));
         assert_eq!(page.used(), 2);
-        page.set_flags(SAMPLES, Ordering::Relaxed);
-        assert!(page.busy_agrees());
         page.set_flags(0, Ordering::Relaxed);
         assert!(page.busy_agrees());
         assert_eq!(page.used(), 2);

@@ -958,72 +958,46 @@ fn random_frees_keep_searches_short() {
     assert_eq!(heap_check::check_heap(), 0);
 }
 
+/// The heap profiler hands some samples out 16 bytes past their block's
+/// start (`profile::SHIFT`), counting on every fast path to take such an
+/// address for no block, in every class, while its page's other blocks
+/// stay fast (no mark).
 #[test]
-fn samples_move_to_pages_of_their_own() {
+fn an_address_16_bytes_into_a_block_is_no_block() {
     prepare();
-    let mut keep = [core::ptr::null_mut(); 32];
-    for k in keep.iter_mut() {
-        *k = alloc(48, 4);
-    }
-    let a = alloc(48, 4);
-    // SAFETY: a is a fresh block of ours, unused.
-    let s = unsafe { move_to_sample_page(a) };
-    assert_ne!(s, a, "a small class gets a sample page");
-    // SAFETY: live blocks of ours.
-    unsafe {
-        assert_eq!(check(a), PtrCheck::Free);
-        // Every class's samples share the pages of one class.
-        assert_eq!(usable_size(s), heap::SAMPLE_BLOCK);
-        assert_eq!(s as usize % 16, 0);
-        // A sample of another class shares the page; the first mark hides
-        // nothing but samples.
-        let s2 = move_to_sample_page(alloc(700, 4));
-        assert_eq!(usable_size(s2), heap::SAMPLE_BLOCK);
-        assert_eq!(
-            page_of(s2).map(|p| p as *const _),
-            page_of(s).map(|p| p as *const _)
-        );
-        assert!(mark_sampled(s));
-        assert!(mark_sampled(s2));
-        for &k in &keep {
+    for cls in 1..size_class::NCLASSES {
+        if size_class::class_size(cls) < 32 {
+            continue;
+        }
+        let b = alloc_in(cls);
+        let n = alloc_in(cls);
+        assert!(!b.is_null() && !n.is_null());
+        let q = b.wrapping_add(16);
+        let other = core::cell::Cell::new(None);
+        // SAFETY: b and n are live blocks of ours; the hooks free nothing.
+        unsafe {
+            assert_eq!(check(q), PtrCheck::Interior, "class {cls}");
+            assert_eq!(classify::live_block_size(q), None, "class {cls}");
+            classify::free_fast_or(q, |_| panic!("hidden"), |p| other.set(Some(p)));
+            assert_eq!(other.take(), Some(q), "class {cls}");
             assert_eq!(
-                classify::live_block_size(k),
-                Some(48),
-                "an ordinary block stays fast"
+                classify::live_block_size(n),
+                Some(size_class::class_size(cls))
             );
+            free(b);
+            free(n);
         }
-        assert_eq!(classify::live_block_size(s), None);
-        assert_eq!(heap_check::check_heap(), 0);
-        // A block already on a sample page stays.
-        assert_eq!(move_to_sample_page(s), s);
-        unmark_sampled(s);
-        free(s);
-        unmark_sampled(s2);
-        free(s2);
-        // The empty sample page waits for the next sample, until a purge.
-        assert!(!(*thread::current()).samples.get().is_null());
-        assert_eq!(heap_check::check_heap(), 0);
-        collect();
-        assert!((*thread::current()).samples.get().is_null());
-        assert_ne!(check(s2), PtrCheck::Live);
-        assert_eq!(heap_check::check_heap(), 0);
-        for k in keep {
-            free(k);
-        }
-        // A class whose pages hold few blocks keeps its block.
-        let big = alloc(3 << 20, 4);
-        assert_eq!(move_to_sample_page(big), big);
-        free(big);
     }
+    assert_eq!(heap_check::check_heap(), 0);
 }
 
-/// Sample pages through their whole life under threads: samples made by
+/// Marked samples through their whole life under threads: samples made by
 /// threads that exit (their pages abandoned with samples in them, adopted
-/// by others as ordinary pages), freed by other threads (through the
-/// hidden path, as the shim frees them), alongside ordinary blocks of the
-/// same classes; the heap checker runs in every thread.
+/// by others), freed by other threads (through the hidden path, as the
+/// shim frees them), alongside ordinary blocks of the same pages; the heap
+/// checker runs in every thread.
 #[test]
-fn sample_pages_outlive_their_thread_and_cross_threads() {
+fn marked_samples_outlive_their_thread_and_cross_threads() {
     prepare();
     const ROUNDS: usize = 4;
     const THREADS: usize = 3;
@@ -1038,14 +1012,12 @@ fn sample_pages_outlive_their_thread_and_cross_threads() {
                         let p = alloc(len, 4);
                         assert!(!p.is_null());
                         if i % 3 == 0 {
-                            // SAFETY: a fresh block of ours, unused.
-                            let s = unsafe { move_to_sample_page(p) };
-                            // SAFETY: s is live and ours.
-                            let marked = unsafe { mark_sampled(s) };
+                            // SAFETY: p is live and ours.
+                            let marked = unsafe { mark_sampled(p) };
                             assert!(marked);
-                            // SAFETY: s holds len bytes.
-                            unsafe { core::ptr::write_bytes(s, 0xa5, len) };
-                            v.push((s as usize, true));
+                            // SAFETY: p holds len bytes.
+                            unsafe { core::ptr::write_bytes(p, 0xa5, len) };
+                            v.push((p as usize, true));
                         } else {
                             v.push((p as usize, false));
                         }
