@@ -99,6 +99,15 @@ struct Walked {
 fn fp_walk(out: &mut [MaybeUninit<usize>; MAX_FRAMES]) -> Option<Walked> {
     let mut fp = trace::frame_pointer();
     let (lo, hi) = trace::stack_bounds(fp);
+    // This function's own record returns into the shim (its caller):
+    // start at the caller's record (one frame less to test).
+    if fp >= lo && fp.saturating_add(16) <= hi && fp.is_multiple_of(8) {
+        // SAFETY: [fp, fp + 8) lies within the current thread's stack.
+        let next = unsafe { *(fp as *const usize) };
+        if next > fp {
+            fp = next;
+        }
+    }
     let own = trace::own_code();
     let mut n = 0;
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
