@@ -950,7 +950,20 @@ const TABLES_FAILED: u8 = 3;
 /// tables, a thread preempted while it mapped them cost the others
 /// hundreds of samples). After the mapping failed (warned once), samples
 /// are lost.
+#[inline(always)]
 fn tables_ready() -> bool {
+    // Mapped: the one test on a sample's path (the rest out of line).
+    if HOT.tables.load(Acquire) == TABLES_READY {
+        return true;
+    }
+    tables_ready_slow()
+}
+
+/// [`tables_ready`] before the tables are mapped: waits for, or makes,
+/// the mapping.
+#[cold]
+#[inline(never)]
+fn tables_ready_slow() -> bool {
     loop {
         match HOT.tables.load(Acquire) {
             TABLES_READY => return true,
@@ -1059,14 +1072,16 @@ fn claim() -> Option<usize> {
         let c = CURSOR.0.fetch_add(1, Relaxed);
         let i = c & (RECORDS - 1);
         let r = rec(i);
-        // On the first pass the record is unused: no read before the
-        // write, so that a fresh page faults once (a read would map the
-        // zero page, and the write fault again to replace it).
-        let st = if c < RECORDS {
-            EMPTY
-        } else {
-            r.state.load(Relaxed)
-        };
+        if c < RECORDS {
+            // The first pass: the record is unused, and the cursor hands
+            // it to this thread alone, so a store claims it (no atomic
+            // read-modify-write, and no read before the write, so that a
+            // fresh page faults once: a read would map the zero page, and
+            // the write fault again to replace it).
+            r.state.store(WRITING, Relaxed);
+            return Some(i);
+        }
+        let st = r.state.load(Relaxed);
         if (st == EMPTY || st == FREED)
             && r.state
                 .compare_exchange(st, WRITING, Acquire, Relaxed)
