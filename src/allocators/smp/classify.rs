@@ -339,8 +339,9 @@ pub unsafe fn free_fast_marked(ptr: *mut u8) -> bool {
 /// a hiding page leaves the fast path where its test fails, with the page
 /// already found, so its free costs a few tests and `on_hidden` more than
 /// any other, not a second lookup. The fast path is [`free_fast`]'s
-/// instruction for instruction, and both ways out are tail calls, so a
-/// caller that returns what this returns keeps no frame.
+/// instruction for instruction; `other` is a tail call, and the hidden way
+/// out a call in a block of its own, so a caller that returns what this
+/// returns sets up no frame on its fast path.
 ///
 /// # Safety
 /// As for [`free_fast`]; `on_hidden` accepts any live block of a normal
@@ -389,6 +390,8 @@ pub unsafe fn free_gated_or(
 /// allocation of one block, again and again, take a third less time).
 /// Anything else takes the same path with the entry's shift, inline too
 /// (a call cost the frees of medium and large blocks more).
+/// Both probes end in one [`free_probed`], so that its hidden path, the
+/// one block with a call, is one block (see there).
 ///
 /// # Safety
 /// `entry` is the chunk-map entry of `ptr`'s chunk (or `CHUNK_NONE`); the
@@ -400,17 +403,17 @@ unsafe fn free_entry_or(
     on_hidden: impl FnOnce(*mut u8),
     other: impl FnOnce(*mut u8),
 ) {
-    if entry == CHUNK_NORMAL + SMALL_PAGE_SHIFT as u8 {
+    let probe = if entry == CHUNK_NORMAL + SMALL_PAGE_SHIFT as u8 {
         // SAFETY: a small page's segment: `probe_in` with the entry's
         // shift, as a constant.
-        let probe = unsafe { probe_page::<false>(ptr as usize, SMALL_PAGE_SHIFT) };
-        // SAFETY: what probe_page found at ptr; the rest is the caller's.
-        return unsafe { free_probed(ptr, probe, on_hidden, other) };
-    }
-    // Not ours, or a block of a medium or large page.
-    // SAFETY: caller's promise: the entry of ptr's chunk.
-    let probe = unsafe { probe_in::<false>(ptr as usize, entry) };
-    // SAFETY: what probe_in found at ptr; the rest is the caller's promise.
+        unsafe { probe_page::<false>(ptr as usize, SMALL_PAGE_SHIFT) }
+    } else {
+        // Not ours, or a block of a medium or large page.
+        // SAFETY: caller's promise: the entry of ptr's chunk.
+        unsafe { probe_in::<false>(ptr as usize, entry) }
+    };
+    // SAFETY: what probe_page or probe_in found at ptr; the rest is the
+    // caller's promise.
     unsafe { free_probed(ptr, probe, on_hidden, other) }
 }
 
@@ -434,8 +437,16 @@ unsafe fn free_probed(
             // (caller's promise).
             unsafe { free_in(page, ptr) };
         }
-        // SAFETY: caller's promise; page is the descriptor of ptr's page.
-        Probe::Hidden(page) => unsafe { free_hidden(ptr, page, on_hidden, other) },
+        Probe::Hidden(page) => {
+            // SAFETY: caller's promise; page is the descriptor of ptr's
+            // page.
+            unsafe { free_hidden(ptr, page, on_hidden, other) };
+            // Not a tail call: the frame the forced frame pointers call
+            // for is then set up in this (cold) block alone. With tail
+            // calls only, the compiler set it up on entry, on the fast
+            // path too: 3 of its instructions per `free`.
+            core::hint::black_box(());
+        }
         Probe::Not => other(ptr),
     }
 }
