@@ -784,8 +784,9 @@ impl Table {
         false
     }
 
-    /// Removes block `p`'s word; the word, when it was there.
-    fn take(self, p: usize) -> Option<u64> {
+    /// Block `p`'s word, when it is there: removed with `TAKE`, else left
+    /// in place.
+    fn lookup<const TAKE: bool>(self, p: usize) -> Option<u64> {
         let key = (p >> 4) as u64;
         let home = self.home(p);
         for k in 0..WINDOW {
@@ -796,24 +797,8 @@ impl Table {
             }
             if v != SLOT_GONE
                 && v >> INDEX_BITS == key
-                && s.compare_exchange(v, SLOT_GONE, AcqRel, Relaxed).is_ok()
+                && (!TAKE || s.compare_exchange(v, SLOT_GONE, AcqRel, Relaxed).is_ok())
             {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    /// Block `p`'s word, left in place; `None` when it is not there.
-    fn find(self, p: usize) -> Option<u64> {
-        let key = (p >> 4) as u64;
-        let home = self.home(p);
-        for k in 0..WINDOW {
-            let v = self.slot(home.wrapping_add(k)).load(Acquire);
-            if v == SLOT_EMPTY {
-                return None;
-            }
-            if v != SLOT_GONE && v >> INDEX_BITS == key {
                 return Some(v);
             }
         }
@@ -844,22 +829,12 @@ impl Index {
         self.overflow.insert(p, word)
     }
 
-    /// Removes block `p`; its record's index when it was a live sample.
-    fn take(self, p: usize) -> Option<usize> {
-        let v = match self.primary.take(p) {
+    /// Block `p`'s record index when it is a live sample: removed from the
+    /// index with `TAKE`, else left in it.
+    fn lookup<const TAKE: bool>(self, p: usize) -> Option<usize> {
+        let v = match self.primary.lookup::<TAKE>(p) {
             Some(v) => v,
-            None if self.spilled.load(Acquire) => self.overflow.take(p)?,
-            None => return None,
-        };
-        Some((v & ((1 << INDEX_BITS) - 1)) as usize - 1)
-    }
-
-    /// Block `p`'s record index, left in the index; `None` when `p` is
-    /// not a live sample.
-    fn find(self, p: usize) -> Option<usize> {
-        let v = match self.primary.find(p) {
-            Some(v) => v,
-            None if self.spilled.load(Acquire) => self.overflow.find(p)?,
+            None if self.spilled.load(Acquire) => self.overflow.lookup::<TAKE>(p)?,
             None => return None,
         };
         Some((v & ((1 << INDEX_BITS) - 1)) as usize - 1)
@@ -875,7 +850,7 @@ fn insert(p: usize, i: usize) -> bool {
 /// record's index when it was a live sample.
 #[inline(always)]
 fn take(p: usize) -> Option<usize> {
-    let i = index().take(p)?;
+    let i = index().lookup::<true>(p)?;
     count(p, false);
     Some(i)
 }
@@ -1197,7 +1172,7 @@ pub unsafe fn shifted_size(p: *mut u8) -> Option<usize> {
     if !HOT.on.load(Acquire) || !maybe_sampled(p as usize) || slots().is_null() {
         return None;
     }
-    let r = rec(index().find(p as usize)?);
+    let r = rec(index().lookup::<false>(p as usize)?);
     (r.shift.load(Relaxed) != 0).then(|| r.size.load(Relaxed))
 }
 
@@ -1694,7 +1669,7 @@ mod tests {
         };
         let block = |k: usize| 0x7f00_0010_0000usize + k * 48;
         // A lookup before anything spilled stops at the primary table.
-        assert_eq!(ix.take(block(0)), None);
+        assert_eq!(ix.lookup::<true>(block(0)), None);
         for k in 0..16 {
             assert!(ix.insert(block(k), k));
         }
@@ -1705,10 +1680,13 @@ mod tests {
         assert!(FLAG.load(Relaxed));
         assert_eq!(primary.iter().filter(|w| w.load(Relaxed) != 0).count(), 16);
         assert_eq!(overflow.iter().filter(|w| w.load(Relaxed) != 0).count(), 24);
-        // Every key is found once, in either table, with its record.
+        // Every key is found, in either table, with its record: left in
+        // place by a find, and taken once.
         for k in (0..40).rev() {
-            assert_eq!(ix.take(block(k)), Some(k), "block {k}");
-            assert_eq!(ix.take(block(k)), None, "block {k} again");
+            assert_eq!(ix.lookup::<false>(block(k)), Some(k), "block {k}");
+            assert_eq!(ix.lookup::<true>(block(k)), Some(k), "block {k}");
+            assert_eq!(ix.lookup::<true>(block(k)), None, "block {k} again");
+            assert_eq!(ix.lookup::<false>(block(k)), None, "block {k} taken");
         }
         // Freed primary words are used again before the overflow table.
         assert!(ix.insert(block(99), 99));
@@ -1719,7 +1697,7 @@ mod tests {
                 .count(),
             24
         );
-        assert_eq!(ix.take(block(99)), Some(99));
+        assert_eq!(ix.lookup::<true>(block(99)), Some(99));
     }
 
     #[test]
