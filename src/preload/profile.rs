@@ -767,6 +767,7 @@ impl Table {
 
     /// Stores `word` for block `p` in its window; false when the window
     /// holds only live words.
+    #[inline(always)]
     fn insert(self, p: usize, word: u64) -> bool {
         let home = self.home(p);
         for k in 0..WINDOW {
