@@ -628,7 +628,7 @@ unsafe fn free_cold(p: *mut u8, func: &str) {
 unsafe fn free_other(p: *mut u8, func: &str) {
     debug_assert!(!p.is_null());
     let f = FLAGS.load(Relaxed);
-    if f & PROFILE != 0 && profile::maybe_sample(p) {
+    if f & PROFILE != 0 && profile::maybe_sampled(p as usize) {
         // SAFETY: caller's promise.
         return unsafe { free_sampled(p, func, f) };
     }

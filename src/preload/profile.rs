@@ -887,9 +887,11 @@ fn bucket(p: usize) -> (&'static AtomicU64, u32) {
     (&COUNTS[b / 16], (b % 16) as u32 * 4)
 }
 
-/// Whether block `p` may be a live sample (no false negatives).
+/// Whether block `p` may be a live sample (no false negatives): the
+/// filter's test, which [`on_free`] makes first (and the shim's checked
+/// `free` before [`free_sampled`]); profiling is on when it is true.
 #[inline(always)]
-fn maybe_sampled(p: usize) -> bool {
+pub fn maybe_sampled(p: usize) -> bool {
     let (w, shift) = bucket(p);
     (w.load(Relaxed) >> shift) & 15 != 0
 }
@@ -1105,14 +1107,7 @@ unsafe fn on_free_slow(p: *mut u8) -> *mut u8 {
     unsafe { p.sub(shift) }
 }
 
-/// Whether `p` may be a live sample (the filter's test, which
-/// [`on_free`] makes first); profiling is on when it is true.
-#[inline(always)]
-pub fn maybe_sample(p: *mut u8) -> bool {
-    maybe_sampled(p as usize)
-}
-
-/// [`on_free`] once [`maybe_sample`] said true, for the shim's checked
+/// [`on_free`] once [`maybe_sampled`] said true, for the shim's checked
 /// `free`, into which it is inlined: a shifted sample's block is freed
 /// here (true), before its record is finished, so that the interval dump
 /// the record may call for comes last, with nothing left to do after it
@@ -1139,6 +1134,15 @@ pub unsafe fn free_sampled(p: *mut u8) -> bool {
     unsafe { smp::free(p.sub(shift)) };
     finish_free_inline(i);
     true
+}
+
+/// Whether `p` may be in the index, for a caller that has not tested
+/// anything yet: profiling is on, the filter counts a sample there, and
+/// the index exists (a filter counter is only raised after the first
+/// sample mapped it, but read without ordering).
+#[inline(always)]
+fn may_be_indexed(p: *mut u8) -> bool {
+    HOT.on.load(Acquire) && maybe_sampled(p as usize) && !slots().is_null()
 }
 
 /// The free of `p`, once the filter said it may be a sample: takes it out
@@ -1170,7 +1174,7 @@ unsafe fn take_for_free(p: *mut u8) -> Option<(usize, usize)> {
 /// # Safety
 /// `p` is any pointer: only the index is read.
 pub unsafe fn shifted_size(p: *mut u8) -> Option<usize> {
-    if !HOT.on.load(Acquire) || !maybe_sampled(p as usize) || slots().is_null() {
+    if !may_be_indexed(p) {
         return None;
     }
     let r = rec(index().lookup::<false>(p as usize)?);
@@ -1187,9 +1191,7 @@ pub unsafe fn shifted_size(p: *mut u8) -> Option<usize> {
 /// shifted sample, or not a block at all (only an indexed sample's page is
 /// touched).
 pub unsafe fn take_sample(p: *mut u8) -> Option<usize> {
-    // No index before the first sample mapped it (a filter counter is only
-    // raised after that, but read without ordering).
-    if !HOT.on.load(Acquire) || !maybe_sampled(p as usize) || slots().is_null() {
+    if !may_be_indexed(p) {
         return None;
     }
     let i = take(p as usize)?;
