@@ -3,7 +3,7 @@
  * out past its block's start (the profiler's shifted samples), one made by
  * realloc or memalign at its start with its page marked: both must behave
  * as any block does. The program checks sizes, alignment, contents,
- * zeroing and realloc's copies, frees everything but KEEP blocks through
+ * zeroing, realloc's copies and a realloc that stays, frees everything but KEEP blocks through
  * free, free_sized and realloc, and prints how many it kept; check_profile.py
  * then finds exactly those live in the dump (every other free was seen).
  */
@@ -67,6 +67,13 @@ int main(void) {
         /* All of it is the caller's: a wrong usable size corrupts a
          * neighbour or the block's start, which the frees below catch. */
         fill(p, u, v);
+        /* A block that holds the new size without wasting half of it
+         * stays, sampled or not. */
+        uintptr_t at = (uintptr_t)p;
+        p = realloc(p, s);
+        CHECK(s < u / 2 || (uintptr_t)p == at, "realloc(%zu -> the same size) moved the block",
+              s);
+        CHECK(p != NULL && all(p, s, v), "realloc(%zu -> the same size) changed the block", s);
 
         unsigned char *z = calloc(1, s);
         CHECK(z != NULL && all(z, s, 0), "calloc(%zu) not zeroed", s);
@@ -82,7 +89,7 @@ int main(void) {
 
         /* Grow, then shrink: the contents follow. */
         unsigned char *r = realloc(p, 2 * s + 1);
-        CHECK(r != NULL && all(r, u < 2 * s + 1 ? u : 2 * s + 1, v), "realloc(%zu -> %zu)", s,
+        CHECK(r != NULL && all(r, s, v), "realloc(%zu -> %zu)", s,
               2 * s + 1);
         fill(r, malloc_usable_size(r), v);
         unsigned char *r2 = realloc(r, s / 2 + 1);

@@ -803,7 +803,8 @@ pub unsafe fn realloc(p: *mut u8, size: usize, func: &str) -> *mut u8 {
 /// freed when the call succeeds; the result is counted as a fresh
 /// allocation of `size` bytes when the block moved or was sampled (a
 /// `realloc` that moves a block, or changes a sampled one, is a free and an
-/// allocation), and not when an unsampled block stayed.
+/// allocation), and not when an unsampled block stayed. A shifted sample
+/// (see `profile::SHIFT`) that stays keeps its sample.
 ///
 /// # Safety
 /// As for [`free`]; `p` is not NULL and `size` not 0; `live` as for
@@ -816,12 +817,20 @@ unsafe fn realloc_profiled(
     f: u8,
     live: Option<usize>,
 ) -> *mut u8 {
-    // A shifted sample (see `profile::SHIFT`): moved by hand, since smp
-    // sees no block at p; the sample ends once the new block is made.
+    // A shifted sample (see `profile::SHIFT`): it stays where it is when
+    // it holds the new size without wasting half of it (as `realloc`'s
+    // common case, above, keeps any block), else it is moved by hand,
+    // since smp sees no block at p; the sample ends once the new block is
+    // made.
     if live.is_none()
         // SAFETY: only the profiler's index is read.
         && let Some(old) = unsafe { profile::shifted_size(p) }
     {
+        if size <= old && size >= old / 2 {
+            // SAFETY: the caller's live shifted sample, `old` bytes long.
+            unsafe { profile::resize_shifted(p, size) };
+            return p;
+        }
         if size > MAX_SIZE {
             return out_of_memory();
         }

@@ -18,9 +18,11 @@
 //!
 //! A `realloc` that keeps an unsampled block where it is (the block still
 //! holds the new size) is no new allocation and is not counted; one that
-//! moves the block, or changes a sampled one, counts as a free and an
-//! allocation of the new size. So a buffer grown step by step is counted
-//! once per move, not once per step.
+//! moves the block, or changes a sampled one kept at its start, counts as
+//! a free and an allocation of the new size. So a buffer grown step by
+//! step is counted once per move, not once per step. A shifted sample
+//! (see [`SHIFT`]) that stays keeps its sample, with the new size
+//! ([`resize_shifted`]).
 //!
 //! Samples. A sample records the block's usable size, the requested size,
 //! its stack trace (up to [`MAX_FRAMES`] return addresses, see `unwind.rs`,
@@ -1179,6 +1181,29 @@ pub unsafe fn shifted_size(p: *mut u8) -> Option<usize> {
     }
     let r = rec(index().lookup::<false>(p as usize)?);
     (r.shift.load(Relaxed) != 0).then(|| r.size.load(Relaxed))
+}
+
+/// Records that shifted sample `p` (see [`shifted_size`]) now holds
+/// `size` requested bytes: a `realloc` that keeps it where it is. The
+/// sample goes on (a block that stays is no new allocation, as for an
+/// unsampled one), with its new size; it could not end here, since only
+/// the index lets `free` find the block's start.
+///
+/// # Safety
+/// `p` is a live shifted sample the caller owns, holding `size` bytes.
+pub unsafe fn resize_shifted(p: *mut u8, size: usize) {
+    let Some(i) = index().lookup::<false>(p as usize) else {
+        debug_assert!(false, "resize of a shifted sample not in the index");
+        return;
+    };
+    let r = rec(i);
+    debug_assert!(r.shift.load(Relaxed) != 0 && size <= r.size.load(Relaxed));
+    // The seqlock, as `record` writes: a dump skips the record meanwhile.
+    let s = r.seq.load(Relaxed);
+    r.seq.store(s.wrapping_add(1), Relaxed);
+    fence(Release);
+    r.requested.store(size, Relaxed);
+    r.seq.store(s.wrapping_add(2), Release);
 }
 
 /// A sampled block about to be moved (`realloc`): removed from the index;
